@@ -1,0 +1,107 @@
+"""Name -> factory registries, so the audit, the CLI and the tests parametrise over everything.
+
+``captum_cf.baselines.BASELINES`` and ``captum_cf.attr.METHODS`` are instances of
+:class:`Registry`. A factory receives an :class:`AuditContext` describing the model and data at
+hand and returns the object (a Baseline) or function (an explanation) the audit needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import torch
+from torch.utils.data import TensorDataset
+
+__all__ = ["AuditContext", "Registry"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class AuditContext:
+    """What a registered factory may use to build itself.
+
+    Attributes:
+        model (nn.Module): the classifier being explained, pixel-space input, (N, classes) logits.
+        data_name (str): ``"digits"``, ``"shapes"`` or a folder path.
+        train_data (TensorDataset or None): images (N, C, H, W) in [0, 1] and labels, for
+            baselines that need samples (nearest-sample) or fitted models.
+        num_classes (int): number of classes of ``model``.
+        image_shape (tuple): (C, H, W) of the inputs.
+        device (torch.device): where the model and inputs live.
+        seed (int): seed for anything random.
+        extras (dict): free-form extras (e.g. a zoo name of a matching generator).
+    """
+
+    model: Any
+    data_name: str
+    train_data: TensorDataset | None
+    num_classes: int
+    image_shape: tuple[int, int, int]
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    seed: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Entry(Generic[T]):
+    factory: Callable[..., T]
+    description: str
+    available: Callable[[AuditContext], bool]
+
+
+class Registry(Generic[T]):
+    """A named collection of factories.
+
+    Example:
+        >>> reg = Registry("thing")
+        >>> reg.register("one", lambda ctx: 1, "the number one")
+        >>> reg.names()
+        ['one']
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, _Entry[T]] = {}
+
+    def register(
+        self,
+        name: str,
+        factory: Callable[..., T],
+        description: str = "",
+        available: Callable[[AuditContext], bool] | None = None,
+    ) -> None:
+        """Add ``factory`` under ``name``; ``available(ctx)`` says whether it applies to a context."""
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = _Entry(factory, description, available or (lambda ctx: True))
+
+    def names(self, context: AuditContext | None = None) -> list[str]:
+        """Registered names, in registration order; only those available for ``context`` if given."""
+        return [n for n, e in self._entries.items() if context is None or e.available(context)]
+
+    def describe(self, name: str) -> str:
+        return self._get(name).description
+
+    def create(self, name: str, *args: Any, **kwargs: Any) -> T:
+        """Call the factory registered under ``name``."""
+        return self._get(name).factory(*args, **kwargs)
+
+    def is_available(self, name: str, context: AuditContext) -> bool:
+        return self._get(name).available(context)
+
+    def _get(self, name: str) -> _Entry[T]:
+        if name not in self._entries:
+            raise KeyError(f"unknown {self.kind} {name!r}; available: {', '.join(self._entries) or 'none'}")
+        return self._entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)

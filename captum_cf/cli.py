@@ -1,0 +1,66 @@
+"""The ``captum-cf`` command.
+
+``captum-cf train <what> ...`` trains (and reproduces) the reference models of ``captum_cf.zoo``.
+Each trainable thing registers a sub-command in :data:`TRAIN_COMMANDS`: a function that adds its
+arguments to a parser and a function that runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+import captum_cf
+
+__all__ = ["main", "build_parser", "TRAIN_COMMANDS", "CLIError"]
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+#: name -> (help, add_arguments(parser), run(args) -> exit code)
+TRAIN_COMMANDS: dict[
+    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+] = {}
+
+
+def _register_train_commands() -> None:
+    # Imported lazily so that ``captum-cf --version`` stays instant.
+    from captum_cf import _cli_train  # noqa: F401
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="captum-cf",
+        description="Realistic counterfactual baselines and explanation metrics for Captum.",
+    )
+    parser.add_argument("--version", action="version", version=f"captum-cf {captum_cf.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    train = sub.add_parser("train", help="train a reference model of captum_cf.zoo")
+    train_sub = train.add_subparsers(dest="what", metavar="WHAT", required=True)
+    _register_train_commands()
+    for name, (help_text, add_args, run) in TRAIN_COMMANDS.items():
+        p = train_sub.add_parser(name, help=help_text, description=help_text)
+        add_args(p)
+        p.set_defaults(_run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 success, 2 user error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args._run(args) or 0)
+    except CLIError as err:
+        print(f"captum-cf: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""captum_cf.robust"""
