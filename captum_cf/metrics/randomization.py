@@ -1,0 +1,207 @@
+"""Model-parameter randomisation test (Adebayo et al., "Sanity checks for saliency maps", 2018)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from captum_cf._model_state import preserve_model_state
+from captum_cf._validation import check_images
+from captum_cf.metrics._common import higher_is_better, saliency_map
+from captum_cf.metrics.ssim import ssim
+
+__all__ = ["RandomizationResult", "randomization_test", "map_similarity"]
+
+
+@dataclass(frozen=True)
+class RandomizationResult:
+    """Similarity between the original map and the maps of the randomised models.
+
+    Attributes:
+        layers (list of str): randomised layers, top (output) first, in the order applied.
+        similarity (Tensor): shape (N, L); column ``l`` compares the original map with the map
+            after randomising ``layers[:l + 1]`` (cascade) or only ``layers[l]`` (independent).
+        measure (str): ``"ssim"`` or ``"spearman"``.
+        cascade (bool): cascading or independent randomisation.
+        higher_is_better (bool): False: a method that passes the sanity check changes its map
+            when the model is randomised, so a low similarity is good.
+    """
+
+    layers: list[str]
+    similarity: Tensor
+    measure: str
+    cascade: bool
+    higher_is_better: bool = False
+
+    @property
+    def mean(self) -> Tensor:
+        """Similarity per layer averaged over examples, shape (L,)."""
+        return self.similarity.mean(dim=0)
+
+
+@higher_is_better(False)
+def randomization_test(
+    model: nn.Module,
+    explain: Callable[[Tensor, Tensor], Tensor],
+    inputs: Tensor,
+    target: Any,
+    cascade: bool = True,
+    similarity: str = "ssim",
+    layers: Sequence[str] | None = None,
+    absolute: bool = True,
+    seed: int = 0,
+) -> RandomizationResult:
+    """Randomise the model's layers from the top down and measure how much the explanation changes.
+
+    Cascading randomisation re-initialises the top layer, explains, then also the next layer
+    down, and so on; independent randomisation (``cascade=False``) re-initialises one layer at
+    a time with the others trained. A layer is re-initialised with its ``reset_parameters()``
+    (PyTorch's default initialisation) or, lacking one, a normal draw with the parameter's own
+    standard deviation, from a generator seeded with ``seed`` (the global RNG is untouched).
+    Afterwards the model is restored exactly: parameters and buffers (the same tensor objects,
+    same values), ``requires_grad`` flags and train/eval modes, also when ``explain`` raises.
+
+    Args:
+        model (nn.Module): the model that ``explain`` explains.
+        explain (callable): ``explain(inputs, target) -> attributions`` (N, C', H, W) or (N, H, W),
+            calling ``model``, e.g. ``lambda x, t: Saliency(model).attribute(x, target=t)``.
+        inputs (Tensor): images, shape (N, C, H, W), in [0, 1].
+        target (int, sequence or Tensor): passed to ``explain``.
+        cascade (bool): cascading (default) or independent randomisation.
+        similarity (str): ``"ssim"`` or ``"spearman"``, see :func:`map_similarity`.
+        layers (sequence of str, optional): names (as in ``model.named_modules()``) to randomise,
+            top first; default every module that owns parameters, last defined first.
+        absolute (bool): compare absolute values of the maps (Adebayo et al.'s main setting).
+        seed (int): seed of the re-initialisation.
+
+    Returns:
+        RandomizationResult: similarity (N, L); lower means the explanation depends on the model.
+
+    Example:
+        >>> from captum.attr import Saliency
+        >>> nn = torch.nn
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(256, 8), nn.ReLU(), nn.Linear(8, 3))
+        >>> explain = lambda x, t: Saliency(model).attribute(x, target=t)
+        >>> res = randomization_test(model, explain, torch.rand(2, 1, 16, 16), 0)
+        >>> res.layers, tuple(res.similarity.shape)
+        (['3', '1'], (2, 2))
+    """
+    check_images(inputs, "inputs")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if not callable(explain):
+        raise TypeError("explain must be callable as explain(inputs, target)")
+    if similarity not in ("ssim", "spearman"):
+        raise ValueError(f"similarity must be 'ssim' or 'spearman', got {similarity!r}")
+    names = _layers(model, layers)
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    scores = []
+    with preserve_model_state(model):
+        try:
+            original = _explain_map(explain, inputs, target)
+            for i, name in enumerate(names):
+                if not cascade:
+                    _restore(model, saved)
+                _randomize(model.get_submodule(name), seed + i)
+                randomized = _explain_map(explain, inputs, target)
+                scores.append(map_similarity(original, randomized, similarity, absolute))
+        finally:
+            _restore(model, saved)
+    return RandomizationResult(names, torch.stack(scores, dim=1), similarity, cascade)
+
+
+def _layers(model: nn.Module, layers: Sequence[str] | None) -> list[str]:
+    owners = [n for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))]
+    if layers is None:
+        if not owners:
+            raise ValueError("model has no parameters to randomise")
+        return owners[::-1]
+    if isinstance(layers, str) or not layers:
+        raise ValueError("layers must be a non-empty sequence of module names")
+    unknown = [n for n in layers if n not in owners]
+    if unknown:
+        raise ValueError(f"layers {unknown} are not modules with parameters; available: {owners}")
+    return list(layers)
+
+
+def _explain_map(explain: Callable[[Tensor, Any], Tensor], inputs: Tensor, target: Any) -> Tensor:
+    return saliency_map(
+        explain(inputs, target), tuple(inputs.shape), name="explain(inputs, target)"
+    ).detach()
+
+
+@torch.no_grad()
+def _randomize(module: nn.Module, seed: int) -> None:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+            return
+        for p in module.parameters(recurse=False):
+            std = float(p.std()) if p.numel() > 1 else 0.0
+            p.normal_(0.0, std if std > 0 else 1.0)
+
+
+@torch.no_grad()
+def _restore(model: nn.Module, saved: dict[str, Tensor]) -> None:
+    model.load_state_dict(saved)
+
+
+def map_similarity(a: Tensor, b: Tensor, measure: str = "ssim", absolute: bool = True) -> Tensor:
+    """Similarity of two batches of maps, per example.
+
+    ``"ssim"``: each map (optionally its absolute value) is min-max normalised to [0, 1], then
+    :func:`~captum_cf.metrics.ssim` with data range 1 (window shrunk to fit small maps).
+    ``"spearman"``: Spearman rank correlation over pixels (tied values share their mean rank).
+
+    Args:
+        a (Tensor): maps, shape (N, H, W) or (N, C, H, W) (summed over channels).
+        b (Tensor): same shape as ``a``.
+        measure (str): ``"ssim"`` or ``"spearman"``.
+        absolute (bool): compare absolute values.
+
+    Returns:
+        Tensor: shape (N,), in [-1, 1].
+    """
+    a, b = saliency_map(a, name="a"), saliency_map(b, name="b")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    if absolute:
+        a, b = a.abs(), b.abs()
+    if measure == "spearman":
+        return _pearson(_ranks(a.flatten(1)), _ranks(b.flatten(1)))
+    if measure != "ssim":
+        raise ValueError(f"measure must be 'ssim' or 'spearman', got {measure!r}")
+    side = min(a.shape[-2:])
+    window = min(11, side if side % 2 else side - 1)
+    return ssim(_minmax(a), _minmax(b), data_range=1.0, window_size=window)
+
+
+def _minmax(m: Tensor) -> Tensor:
+    flat = m.flatten(1)
+    lo, hi = flat.min(dim=1, keepdim=True).values, flat.max(dim=1, keepdim=True).values
+    return ((flat - lo) / (hi - lo).clamp(min=1e-12)).view_as(m)
+
+
+def _ranks(x: Tensor) -> Tensor:
+    """Average ranks per row (ties share their mean rank), float64."""
+    out = torch.empty_like(x, dtype=torch.float64)
+    for i, row in enumerate(x):
+        _, inverse, counts = torch.unique(row, sorted=True, return_inverse=True, return_counts=True)
+        first = torch.cumsum(counts, 0) - counts
+        out[i] = (first + (counts - 1) / 2.0).double()[inverse]
+    return out
+
+
+def _pearson(a: Tensor, b: Tensor) -> Tensor:
+    a = a - a.mean(dim=1, keepdim=True)
+    b = b - b.mean(dim=1, keepdim=True)
+    den = (a.norm(dim=1) * b.norm(dim=1)).clamp(min=1e-12)
+    return ((a * b).sum(dim=1) / den).float()

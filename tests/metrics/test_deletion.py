@@ -1,0 +1,191 @@
+"""deletion / insertion: hand-computed curves on a model that reads one pixel."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from captum_cf.baselines import Baseline, ConstantBaseline
+from captum_cf.metrics import Curve, deletion, insertion
+
+H = W = 8
+PIXEL = (2, 5)  # the only pixel the model reads
+A, B = 1 / (1 + math.exp(-5)), 1 / (1 + math.exp(5))  # p(class 0) with the pixel at 1 / at 0
+
+
+class OnePixel(nn.Module):
+    """logits = [10 * (x[PIXEL] - 0.5), 0]: p(class 0) = sigmoid(10 x_p - 5)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(10.0))
+        self.bn = nn.BatchNorm1d(1)  # would change its running stats if run in train mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.scale * (x[:, 0, PIXEL[0], PIXEL[1]] - 0.5)
+        z = z + 0 * self.bn(z[:, None])[:, 0]
+        return torch.stack([z, torch.zeros_like(z)], dim=1)
+
+
+def _images(n: int = 3) -> torch.Tensor:
+    x = torch.rand(n, 1, H, W) * 0.5 + 0.25
+    x[:, 0, PIXEL[0], PIXEL[1]] = 1.0
+    return x
+
+
+def _perfect(n: int = 3) -> torch.Tensor:
+    a = torch.rand(n, 1, H, W) * 0.1
+    a[:, 0, PIXEL[0], PIXEL[1]] = 1.0
+    return a
+
+
+def test_perfect_attribution_has_hand_computed_deletion_curve() -> None:
+    curve = deletion(
+        OnePixel(), _images(), _perfect(), target=0, baseline=ConstantBaseline(0.0), n_steps=64
+    )
+    assert isinstance(curve, Curve) and curve.kind == "deletion" and not curve.higher_is_better
+    torch.testing.assert_close(curve.fractions, torch.arange(65) / 64)
+    expected = torch.full((3, 65), B)
+    expected[:, 0] = A
+    torch.testing.assert_close(curve.scores, expected)
+    torch.testing.assert_close(curve.auc, torch.full((3,), ((A + B) / 2 + 63 * B) / 64))
+
+
+def test_perfect_attribution_beats_random_ones() -> None:
+    model, x = OnePixel(), _images(8)
+    best = deletion(model, x, _perfect(8), target=0, baseline=ConstantBaseline(0.0), n_steps=16)
+    rand = deletion(
+        model, x, torch.rand(8, 1, H, W), target=0, baseline=ConstantBaseline(0.0), n_steps=16
+    )
+    assert bool((best.auc <= rand.auc + 1e-6).all())
+    assert rand.mean_auc > best.mean_auc + 0.2  # the pixel goes on average half way through
+
+
+def test_insertion_mirrors_deletion() -> None:
+    model, x = OnePixel(), _images(8)
+    black = ConstantBaseline(0.0)
+    best = insertion(model, x, _perfect(8), target=0, baseline=black, n_steps=64)
+    assert best.kind == "insertion" and best.higher_is_better
+    expected = torch.full((8, 65), A)
+    expected[:, 0] = B
+    torch.testing.assert_close(best.scores, expected)
+    torch.testing.assert_close(best.auc, torch.full((8,), ((A + B) / 2 + 63 * A) / 64))
+    rand = insertion(model, x, torch.rand(8, 1, H, W), target=0, baseline=black, n_steps=64)
+    assert bool((best.auc >= rand.auc - 1e-6).all()) and best.mean_auc > rand.mean_auc + 0.2
+
+
+def test_ties_are_removed_in_raster_order() -> None:
+    # constant attribution: pixel j (raster index) goes at step j + 1
+    curve = deletion(
+        OnePixel(), _images(1), torch.zeros(1, 1, H, W), 0, ConstantBaseline(0.0), n_steps=64
+    )
+    j = PIXEL[0] * W + PIXEL[1]
+    assert bool((curve.scores[0, : j + 1] == curve.scores[0, 0]).all())
+    torch.testing.assert_close(curve.scores[0, j + 1 :], torch.full((64 - j,), B))
+
+
+def test_channels_are_summed_and_batching_does_not_change_scores() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 5))
+    x, attr = torch.rand(4, 3, H, W), torch.randn(4, 3, H, W)
+    a = deletion(model, x, attr, target=[0, 1, 2, 3], n_steps=10, batch_size=3)
+    b = deletion(
+        model, x, attr.sum(dim=1, keepdim=True), target=[0, 1, 2, 3], n_steps=10, batch_size=1000
+    )
+    c = deletion(model, x, attr.sum(dim=1), target=torch.tensor([0, 1, 2, 3]), n_steps=10)
+    torch.testing.assert_close(a.scores, b.scores)
+    torch.testing.assert_close(a.scores, c.scores)
+    # AUC is the trapezoidal mean of the curve
+    torch.testing.assert_close(a.auc, torch.trapezoid(a.scores, a.fractions, dim=1))
+    assert a.scores.shape == (4, 11) and bool(((a.auc >= 0) & (a.auc <= 1)).all())
+
+
+class _HalfGrey(Baseline):
+    """A mask-conditional baseline (own ``_fill``): removed pixels become 0.5; records its masks."""
+
+    def __init__(self) -> None:
+        self.masks: list[torch.Tensor] = []
+
+    def _reference(self, inputs, target):
+        return torch.full_like(inputs, 0.5)
+
+    def _fill(self, inputs, keep, target):
+        self.masks.append(keep.clone())
+        return torch.where(keep > 0, inputs, torch.full_like(inputs, 0.5))
+
+
+def test_removal_goes_through_any_baselines_fill() -> None:
+    fill = _HalfGrey()
+    curve = deletion(
+        OnePixel(), _images(2), _perfect(2), target=0, baseline=fill, n_steps=4, batch_size=4
+    )
+    assert len(fill.masks) == 3  # 2 images x 5 steps in batches of 4
+    keeps = torch.cat(fill.masks)
+    assert keeps.shape == (10, 1, H, W) and set(keeps.unique().tolist()) == {0.0, 1.0}
+    assert keeps[:5].sum(dim=(1, 2, 3)).tolist() == [64, 48, 32, 16, 0]
+    half = 0.5  # p at x_p = 0.5 is sigmoid(0)
+    torch.testing.assert_close(curve.scores[:, 1:], torch.full((2, 4), half))
+    # the composite path (reference evaluated once) gives what the default fill would
+    ref = deletion(
+        OnePixel(), _images(2), _perfect(2), target=0, baseline=ConstantBaseline(0.5), n_steps=4
+    )
+    torch.testing.assert_close(ref.scores, curve.scores)
+
+
+def test_score_options() -> None:
+    x, attr = _images(2), _perfect(2)
+    logit = deletion(
+        OnePixel(), x, attr, target=0, baseline=ConstantBaseline(0.0), n_steps=2, score="logit"
+    )
+    torch.testing.assert_close(logit.scores, torch.tensor([[5.0, -5.0, -5.0]] * 2))
+    custom = deletion(
+        OnePixel(), x, attr, 1, ConstantBaseline(0.0), n_steps=2, score=lambda o: o.softmax(1)
+    )
+    torch.testing.assert_close(custom.scores, torch.tensor([[B, A, A]] * 2))
+
+
+def test_target_none_uses_predicted_class() -> None:
+    x = _images(2)
+    x[1, 0, PIXEL[0], PIXEL[1]] = 0.0  # predicted class 1
+    curve = deletion(
+        OnePixel(), x, _perfect(2), target=None, baseline=ConstantBaseline(0.0), n_steps=2
+    )
+    torch.testing.assert_close(curve.scores[:, 0], torch.tensor([A, A]))
+
+
+def test_model_state_is_left_alone() -> None:
+    model = OnePixel().train()
+    model.scale.requires_grad_(True)
+    model.bn.weight.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = _images(2)
+    x0 = x.clone()
+    deletion(model, x, _perfect(2), target=0, n_steps=4)
+    insertion(model, x, _perfect(2), target=0, n_steps=4)
+    assert model.training and model.bn.training
+    assert model.scale.requires_grad and not model.bn.weight.requires_grad
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k  # BatchNorm stats untouched: evaluated in eval mode
+    assert torch.equal(x, x0)  # inputs not modified in place
+
+
+def test_bad_input() -> None:
+    model, x = OnePixel(), _images(2)
+    with pytest.raises(ValueError, match="attributions must match the inputs"):
+        deletion(model, x, torch.rand(2, 1, 4, 4), target=0)
+    with pytest.raises(ValueError, match="attributions contains NaN"):
+        deletion(model, x, torch.full((2, 1, H, W), float("nan")), target=0)
+    with pytest.raises(ValueError, match="n_steps"):
+        deletion(model, x, _perfect(2), target=0, n_steps=0)
+    with pytest.raises(TypeError, match="baseline must be"):
+        deletion(model, x, _perfect(2), target=0, baseline=0.0)
+    with pytest.raises(ValueError, match="target"):
+        deletion(model, x, _perfect(2), target=7)
+    with pytest.raises(ValueError, match=r"\(N, classes\) logits"):
+        deletion(lambda t: t.sum(dim=(1, 2, 3)), x, _perfect(2), target=0)
+    with pytest.raises(ValueError, match="score must be"):
+        insertion(model, x, _perfect(2), target=0, score="probit")
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        deletion(model, x * 3, _perfect(2), target=0)

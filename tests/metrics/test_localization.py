@@ -1,0 +1,125 @@
+"""pointing_game, localization_error, relevance_mass on synthetic maps with known boxes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from captum_cf.metrics import (
+    box_from_map,
+    box_iou,
+    localization_error,
+    pointing_game,
+    relevance_mass,
+)
+
+
+def _peak(y: int, x: int, size: int = 10) -> torch.Tensor:
+    m = torch.rand(1, size, size) * 0.1
+    m[0, y, x] = 1.0
+    return m
+
+
+def _mask(y0: int, y1: int, x0: int, x1: int, size: int = 10) -> torch.Tensor:
+    m = torch.zeros(1, 1, size, size, dtype=torch.bool)
+    m[..., y0:y1, x0:x1] = True
+    return m
+
+
+def test_pointing_game_hit_and_miss() -> None:
+    mask = _mask(2, 5, 2, 5)
+    assert pointing_game(_peak(3, 3), mask, tolerance=0).item() == 1.0
+    assert pointing_game(_peak(7, 3), mask, tolerance=0).item() == 0.0
+
+
+def test_pointing_game_tolerance_is_euclidean() -> None:
+    mask = _mask(2, 5, 2, 5)  # corner pixel (4, 4)
+    diagonal = _peak(5, 5)  # distance sqrt(2) from the corner
+    assert pointing_game(diagonal, mask, tolerance=1).item() == 0.0
+    assert pointing_game(diagonal, mask, tolerance=2).item() == 1.0
+    straight = _peak(7, 3)  # 3 rows below the mask
+    assert [pointing_game(straight, mask, tolerance=t).item() for t in (2, 3)] == [0.0, 1.0]
+
+
+def test_pointing_game_default_tolerance_scales_zhangs_15_pixels() -> None:
+    mask = _mask(0, 10, 0, 10, size=64)  # round(15 * 64 / 224) = 4
+    assert pointing_game(_peak(13, 5, 64), mask).item() == 1.0  # 4 rows below row 9
+    assert pointing_game(_peak(14, 5, 64), mask).item() == 0.0
+
+
+def test_pointing_game_batch_channels_and_constant_map() -> None:
+    maps = torch.stack([_peak(3, 3)[0], _peak(8, 8)[0], torch.zeros(10, 10)])[:, None].repeat(
+        1, 3, 1, 1
+    )
+    masks = _mask(0, 5, 0, 5).repeat(3, 1, 1, 1)
+    # the constant map's first maximum (0, 0) is inside the mask, but a flat map points nowhere
+    assert pointing_game(maps, masks, tolerance=0).tolist() == [1.0, 0.0, 0.0]
+    assert pointing_game.higher_is_better
+
+
+def test_pointing_game_bad_input() -> None:
+    with pytest.raises(ValueError, match="at least one pixel"):
+        pointing_game(_peak(1, 1), torch.zeros(1, 10, 10, dtype=torch.bool))
+    with pytest.raises(ValueError, match="masks must have shape"):
+        pointing_game(_peak(1, 1), torch.ones(1, 1, 5, 5))
+    with pytest.raises(ValueError, match="tolerance"):
+        pointing_game(_peak(1, 1), _mask(0, 2, 0, 2), tolerance=-1)
+
+
+def test_box_iou_hand_values() -> None:
+    a = torch.tensor([[0.0, 0, 2, 2], [0, 0, 2, 2], [0, 0, 2, 2]])
+    b = torch.tensor([[1.0, 1, 3, 3], [0, 0, 2, 2], [5, 5, 6, 6]])
+    torch.testing.assert_close(box_iou(a, b), torch.tensor([1 / 7, 1.0, 0.0]))
+
+
+def test_value_rule_box_and_error() -> None:
+    amap = torch.zeros(1, 12, 12)
+    amap[0, 2:6, 3:9] = 1.0  # the object, box (3, 2, 9, 6)
+    amap[0, 10, 0] = 0.4  # a weak spurious blob far away
+    truth = torch.tensor([[3, 2, 9, 6]])
+    torch.testing.assert_close(box_from_map(amap, "value", 0.5), truth.float())
+    assert localization_error(amap, truth, "value", 0.5).item() == 0.0
+    # alpha 0.3 lets the blob in: box (0, 2, 9, 11), IoU 24 / 81 < 0.5
+    torch.testing.assert_close(box_from_map(amap, "value", 0.3), torch.tensor([[0.0, 2, 9, 11]]))
+    assert localization_error(amap, truth, "value", 0.3).item() == 1.0
+    assert not localization_error.higher_is_better
+
+
+def test_energy_rule_takes_fewest_pixels_holding_alpha_of_the_energy() -> None:
+    amap = torch.zeros(1, 6, 6)
+    amap[0, 1, 1], amap[0, 4, 4], amap[0, 0, 5] = 6.0, 3.0, 1.0  # energy 10
+    torch.testing.assert_close(box_from_map(amap, "energy", 0.5), torch.tensor([[1.0, 1, 2, 2]]))
+    torch.testing.assert_close(box_from_map(amap, "energy", 0.7), torch.tensor([[1.0, 1, 5, 5]]))
+    torch.testing.assert_close(box_from_map(amap, "energy", 0.95), torch.tensor([[1.0, 0, 6, 5]]))
+
+
+def test_mean_rule_and_negative_values() -> None:
+    amap = -torch.ones(1, 8, 8)
+    amap[0, 0:2, 0:4] = 2.0  # clipped map: mean = 16 / 64 = 0.25
+    amap[0, 6, 6] = 0.3
+    torch.testing.assert_close(box_from_map(amap, "mean", 1.0), torch.tensor([[0.0, 0, 7, 7]]))
+    torch.testing.assert_close(box_from_map(amap, "mean", 2.0), torch.tensor([[0.0, 0, 4, 2]]))
+    empty = localization_error(-torch.ones(1, 8, 8), torch.tensor([[0, 0, 8, 8]]), "mean")
+    assert empty.item() == 1.0  # nothing positive, no box
+
+
+def test_localization_bad_input() -> None:
+    amap = torch.rand(2, 8, 8)
+    with pytest.raises(ValueError, match="rule must be one of"):
+        localization_error(amap, torch.zeros(2, 4), rule="max")
+    with pytest.raises(ValueError, match=r"boxes must have shape \(2, 4\)"):
+        localization_error(amap, torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="alpha"):
+        localization_error(amap, torch.zeros(2, 4), rule="energy", alpha=1.5)
+
+
+def test_relevance_mass_hand_value() -> None:
+    amap = torch.tensor([[[3.0, 1.0], [-2.0, 0.0]], [[-1.0, -1.0], [-1.0, -1.0]]])
+    masks = torch.tensor([[[1, 0], [1, 1]], [[1, 1], [1, 1]]])
+    torch.testing.assert_close(relevance_mass(amap, masks), torch.tensor([0.75, 0.0]))
+    rgb = amap[:, None].repeat(1, 3, 1, 1) / 3  # channels are summed first
+    torch.testing.assert_close(
+        relevance_mass(rgb, masks[:, None].bool()), torch.tensor([0.75, 0.0])
+    )
+    with pytest.raises(ValueError, match="boolean"):
+        relevance_mass(amap, masks * 2)

@@ -1,0 +1,53 @@
+"""ssim: identities, a hand value, and agreement with scikit-image."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from captum_cf.metrics import ssim
+
+
+def test_identity_and_symmetry() -> None:
+    a, b = torch.rand(3, 2, 16, 16), torch.rand(3, 2, 16, 16)
+    torch.testing.assert_close(ssim(a, a), torch.ones(3))
+    torch.testing.assert_close(ssim(a, b), ssim(b, a))
+    assert bool((ssim(a, b) < 0.5).all())
+    assert ssim.higher_is_better
+
+
+def test_constant_images_hand_value() -> None:
+    c1, c2 = 0.2, 0.6
+    a, b = torch.full((1, 12, 12), c1), torch.full((1, 12, 12), c2)
+    k = 0.01**2  # (k1 L)^2; the contrast term is C2 / C2 = 1
+    expected = (2 * c1 * c2 + k) / (c1**2 + c2**2 + k)
+    torch.testing.assert_close(ssim(a, b), torch.tensor([expected]))
+
+
+def test_matches_scikit_image() -> None:
+    skm = pytest.importorskip("skimage.metrics")
+    a = torch.rand(2, 3, 20, 24, dtype=torch.float64)
+    b = (a + 0.2 * torch.randn_like(a)).clamp(0, 1)
+    ours = ssim(a, b)
+    theirs = [
+        skm.structural_similarity(
+            a[i].numpy(),
+            b[i].numpy(),
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1.0,
+            channel_axis=0,
+        )
+        for i in range(2)
+    ]
+    torch.testing.assert_close(ours, torch.tensor(theirs, dtype=torch.float64))
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError, match="window_size=11"):
+        ssim(torch.rand(1, 8, 8), torch.rand(1, 8, 8))
+    with pytest.raises(ValueError, match="same shape"):
+        ssim(torch.rand(1, 16, 16), torch.rand(2, 16, 16))
+    with pytest.raises(ValueError, match="odd"):
+        ssim(torch.rand(1, 16, 16), torch.rand(1, 16, 16), window_size=4)
