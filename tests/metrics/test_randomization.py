@@ -1,0 +1,140 @@
+"""randomization_test: cascade order, similarity values, exact model restoration."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+from captum.attr import Saliency
+
+from captum_cf.metrics import map_similarity, randomization_test
+
+
+def _model() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 144, 8),
+        nn.ReLU(),
+        nn.Linear(8, 3),
+    )
+
+
+def _saliency(model: nn.Module):
+    return lambda x, t: Saliency(model).attribute(x, target=t)
+
+
+def test_cascade_goes_top_down_and_randomises_cumulatively() -> None:
+    model = _model()
+    original = [p.detach().clone() for p in model.parameters()]
+    seen: list[list[bool]] = []
+
+    def explain(x, t):
+        seen.append([not torch.equal(p, o) for p, o in zip(model.parameters(), original)])
+        return _saliency(model)(x, t)
+
+    res = randomization_test(model, explain, torch.rand(2, 1, 12, 12), 0)
+    assert res.layers == ["5", "3", "0"] and res.similarity.shape == (2, 3) and res.cascade
+    # parameters: conv w, b, linear3 w, b, linear5 w, b
+    assert seen == [
+        [False] * 6,
+        [False, False, False, False, True, True],
+        [False, False, True, True, True, True],
+        [True] * 6,
+    ]
+
+
+def test_independent_randomises_one_layer_at_a_time() -> None:
+    model = _model()
+    original = [p.detach().clone() for p in model.parameters()]
+    seen: list[list[bool]] = []
+
+    def explain(x, t):
+        seen.append([not torch.equal(p, o) for p, o in zip(model.parameters(), original)])
+        return _saliency(model)(x, t)
+
+    randomization_test(
+        model, explain, torch.rand(1, 1, 12, 12), 0, cascade=False, layers=["3", "0"]
+    )
+    assert seen == [
+        [False] * 6,
+        [False, False, True, True, False, False],
+        [True, True] + [False] * 4,
+    ]
+
+
+def test_similarity_separates_model_dependent_and_model_independent_maps() -> None:
+    model, x = _model(), torch.rand(3, 1, 12, 12)
+    edge = randomization_test(model, lambda xx, t: xx * 1.0, x, 0)  # ignores the model
+    torch.testing.assert_close(edge.similarity, torch.ones(3, 3))
+    grad = randomization_test(model, _saliency(model), x, 0, similarity="spearman")
+    assert bool((grad.similarity[:, -1] < 0.5).all())  # fully randomised: the map changed
+    assert not grad.higher_is_better and not randomization_test.higher_is_better
+    assert grad.mean.shape == (3,)
+
+
+def test_model_is_restored_exactly_also_after_an_exception() -> None:
+    model = _model()
+    model[3].train()  # mixed modes
+    model.eval()
+    model[3].train()
+    model[0].weight.requires_grad_(False)
+    params = list(model.parameters())
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(2, 1, 12, 12)
+    rng = torch.get_rng_state()
+    calls = {"n": 0}
+
+    def failing(x, t):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("boom")
+        return _saliency(model)(x, t)
+
+    for explain in (_saliency(model), failing):
+        try:
+            randomization_test(model, explain, x, 1)
+        except RuntimeError as err:
+            assert str(err) == "boom"
+        assert list(model.parameters()) == params  # same objects
+        for k, v in model.state_dict().items():
+            assert torch.equal(v, state[k]), k
+        assert [m.training for m in model.modules()] == [
+            False,
+            False,
+            False,
+            False,
+            True,
+            False,
+            False,
+        ]
+        assert [p.requires_grad for p in model.parameters()] == [False] + [True] * 5
+    assert calls["n"] == 3
+    assert torch.equal(torch.get_rng_state(), rng)  # seeded re-initialisation leaves the global RNG
+
+
+def test_spearman_with_ties_matches_scipy() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    a = torch.tensor([[[1.0, 2.0], [2.0, 4.0]]])
+    b = torch.tensor([[[0.0, 0.0], [3.0, 1.0]]])
+    expected = stats.spearmanr(a.flatten().numpy(), b.flatten().numpy()).statistic
+    torch.testing.assert_close(
+        map_similarity(a, b, "spearman", absolute=False), torch.tensor([expected]).float()
+    )
+    torch.testing.assert_close(
+        map_similarity(a, -a, "spearman", absolute=False), torch.tensor([-1.0])
+    )
+    torch.testing.assert_close(
+        map_similarity(a, -a, "spearman", absolute=True), torch.tensor([1.0])
+    )
+
+
+def test_bad_input() -> None:
+    model, x = _model(), torch.rand(1, 1, 12, 12)
+    with pytest.raises(ValueError, match="similarity must be"):
+        randomization_test(model, _saliency(model), x, 0, similarity="pearson")
+    with pytest.raises(ValueError, match="available"):
+        randomization_test(model, _saliency(model), x, 0, layers=["1"])
+    with pytest.raises(TypeError, match="nn.Module"):
+        randomization_test(lambda t: t, _saliency(model), x, 0)

@@ -1,0 +1,41 @@
+"""realism: the missing-backbone error names the file; the uncalibrated path runs and warns."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from captum_cf.metrics import lpips_backbone_path, realism
+
+
+def test_missing_backbone_names_the_exact_file(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    expected = os.path.join(str(tmp_path), "checkpoints", "alexnet-owt-7be5be79.pth")
+    assert lpips_backbone_path("alex") == expected
+    x = torch.rand(1, 3, 32, 32)
+    with pytest.raises(FileNotFoundError) as info:
+        realism(x, x)
+    assert expected in str(info.value) and "pretrained_backbone=False" in str(info.value)
+
+
+def test_uncalibrated_backbone_warns_and_measures() -> None:
+    pytest.importorskip("lpips")
+    x = torch.rand(2, 1, 32, 32)
+    with pytest.warns(UserWarning, match="uncalibrated"):
+        same = realism(x, x, net="squeeze", pretrained_backbone=False)
+    with pytest.warns(UserWarning, match="uncalibrated"):
+        other = realism(x, torch.rand(2, 1, 32, 32), net="squeeze", pretrained_backbone=False)
+    torch.testing.assert_close(same, torch.zeros(2))
+    assert bool((other > 0).all()) and not realism.higher_is_better
+
+
+def test_bad_input() -> None:
+    x = torch.rand(1, 3, 32, 32)
+    with pytest.raises(ValueError, match="same shape"):
+        realism(x, torch.rand(1, 3, 16, 16), pretrained_backbone=False)
+    with pytest.raises(ValueError, match="net must be"):
+        realism(x, x, net="resnet")
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        realism(torch.rand(1, 2, 32, 32), torch.rand(1, 2, 32, 32))
