@@ -1,5 +1,8 @@
 """The ``captum-cf`` command.
 
+``captum-cf audit ...`` explains a model with every registered method x baseline and writes a
+report (:mod:`captum_cf.audit`).
+
 ``captum-cf train <what> ...`` trains (and reproduces) the reference models of ``captum_cf.zoo``.
 Each trainable thing registers a sub-command in :data:`TRAIN_COMMANDS`: a function that adds its
 arguments to a parser and a function that runs it.
@@ -31,6 +34,21 @@ def _register_train_commands() -> None:
     from captum_cf import _cli_train  # noqa: F401
 
 
+def _add_audit_args(parser: argparse.ArgumentParser) -> None:
+    from captum_cf.audit import add_arguments
+
+    add_arguments(parser)
+
+
+def _run_audit(args: argparse.Namespace) -> int:
+    from captum_cf.audit import AuditInputError, run_cli
+
+    try:
+        return run_cli(args)
+    except AuditInputError as err:
+        raise CLIError(str(err)) from err
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="captum-cf",
@@ -38,6 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"captum-cf {captum_cf.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    audit = sub.add_parser(
+        "audit",
+        help="explain a model with every method x baseline, score the maps, write a report",
+        description="Explain a model with every registered attribution method x baseline, score "
+        "each explanation (deletion/insertion AUC, pointing game, randomisation sanity) and write "
+        "OUT/results.csv, OUT/results.json and OUT/report.html.",
+    )
+    _add_audit_args(audit)
+    audit.set_defaults(_run=_run_audit)
     train = sub.add_parser("train", help="train a reference model of captum_cf.zoo")
     train_sub = train.add_subparsers(dest="what", metavar="WHAT", required=True)
     _register_train_commands()

@@ -1,0 +1,566 @@
+"""Audit: explain a model with every method x baseline, score each explanation, report.
+
+This is what ``captum-cf audit`` runs. Methods come from :data:`captum_cf.attr.METHODS` and
+baselines from :data:`captum_cf.baselines.BASELINES` (everything registered and available for
+the model and data at hand, unless names are given). Each cell (method, baseline) explains the
+same images and is scored by:
+
+* ``deletion_auc`` (lower is better) and ``insertion_auc`` (higher is better): RISE curves of the
+  explained class's softmax, pixels removed/revealed most important first
+  (:func:`captum_cf.metrics.deletion`, :func:`~captum_cf.metrics.insertion`);
+* ``pointing_game`` (higher is better), when object masks exist;
+* ``sanity_ssim`` (lower is better): SSIM between the absolute map and the map after the top layer
+  of the model is re-initialised (the first step of Adebayo et al.'s cascading randomisation);
+  a map that does not change does not explain the model.
+
+Each metric is reported as the mean over images with a 95 % confidence interval (Student t).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+from torch.utils.data import TensorDataset
+
+from captum_cf._audit_io import AuditInputError
+from captum_cf._registry import AuditContext, Registry
+from captum_cf._validation import check_images, check_target
+from captum_cf.baselines import BASELINES, Baseline
+from captum_cf.metrics import deletion, insertion, pointing_game, randomization_test
+
+__all__ = ["AuditInputError", "AuditResult", "CellResult", "MetricSpec", "METRICS", "audit"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A column of the audit table."""
+
+    label: str
+    higher_is_better: bool
+    description: str
+
+
+#: every metric the audit can report, in column order
+METRICS: dict[str, MetricSpec] = {
+    "deletion_auc": MetricSpec(
+        "deletion AUC", deletion.higher_is_better, "area under the deletion curve (RISE)"
+    ),
+    "insertion_auc": MetricSpec(
+        "insertion AUC", insertion.higher_is_better, "area under the insertion curve (RISE)"
+    ),
+    "pointing_game": MetricSpec(
+        "pointing game", pointing_game.higher_is_better, "map maximum on the object (Zhang et al.)"
+    ),
+    "sanity_ssim": MetricSpec(
+        "sanity SSIM",
+        randomization_test.higher_is_better,
+        "SSIM of |map| to |map| after re-initialising the top layer (Adebayo et al.)",
+    ),
+}
+
+
+@dataclass
+class CellResult:
+    """Scores of one (method, baseline) cell: per-image values of each metric."""
+
+    method: str
+    baseline: str
+    values: dict[str, Tensor] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+
+    def stats(self, metric: str) -> tuple[float, float, float, int]:
+        """``(mean, ci_low, ci_high, n)`` with a 95 % Student-t interval (NaN when unknown)."""
+        v = self.values.get(metric)
+        if v is None or v.numel() == 0:
+            return (math.nan, math.nan, math.nan, 0)
+        return _mean_ci(v.double())
+
+
+def _mean_ci(v: Tensor) -> tuple[float, float, float, int]:
+    n, mean = v.numel(), float(v.mean())
+    if n < 2:
+        return (mean, math.nan, math.nan, n)
+    from scipy.stats import t
+
+    half = float(t.ppf(0.975, n - 1)) * float(v.std(unbiased=True)) / math.sqrt(n)
+    return (mean, mean - half, mean + half, n)
+
+
+@dataclass
+class AuditResult:
+    """Everything an audit measured; :meth:`table` prints it, :meth:`write` saves the report.
+
+    Attributes:
+        config (dict): what was audited and how (model, data, n, steps, seed, ...).
+        metrics (list of str): keys of :data:`METRICS` that were computed.
+        cells (list of CellResult): one per (method, baseline), methods outermost.
+        examples (Tensor): (E, C, H, W) the first images, for the figures.
+        example_maps (dict): ``(method, baseline) -> (E, H, W)`` their maps.
+        references (dict): ``baseline -> (E, C, H, W)`` each baseline's counterfactual.
+        seconds (float): wall time of the audit.
+    """
+
+    config: dict[str, Any]
+    metrics: list[str]
+    cells: list[CellResult]
+    examples: Tensor
+    example_maps: dict[tuple[str, str], Tensor]
+    references: dict[str, Tensor]
+    seconds: float = 0.0
+
+    def best(self) -> dict[str, tuple[str, str]]:
+        """metric -> (method, baseline) of the best mean (direction-aware; first among ties)."""
+        out = {}
+        for m in self.metrics:
+            sign = 1.0 if METRICS[m].higher_is_better else -1.0
+            scored = [(sign * c.stats(m)[0], i) for i, c in enumerate(self.cells)]
+            scored = [(s, i) for s, i in scored if not math.isnan(s)]
+            if scored:
+                best_i = max(scored, key=lambda si: (si[0], -si[1]))[1]
+                out[m] = (self.cells[best_i].method, self.cells[best_i].baseline)
+        return out
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict per cell (the rows of ``results.csv``)."""
+        rows = []
+        for c in self.cells:
+            row: dict[str, Any] = {"method": c.method, "baseline": c.baseline}
+            for m in self.metrics:
+                mean, lo, hi, n = c.stats(m)
+                row.update({f"{m}_mean": mean, f"{m}_ci_low": lo, f"{m}_ci_high": hi, f"{m}_n": n})
+            row.update({"explain_seconds": round(c.seconds, 3), "error": c.error or ""})
+            rows.append(row)
+        return rows
+
+    def table(self) -> str:
+        """The results as a plain-text table; ``*`` marks the best cell of each column."""
+        from captum_cf._audit_report import text_table
+
+        return text_table(self)
+
+    def write(self, out: str) -> list[str]:
+        """Write ``results.csv``, ``results.json``, ``report.html`` and the figures into ``out``.
+
+        Files are built in a temporary folder and moved into place, so ``out`` never holds a
+        half-written file. Returns the paths written.
+        """
+        from captum_cf._audit_report import write_report
+
+        return write_report(self, out)
+
+
+def audit(
+    model: nn.Module,
+    images: Tensor,
+    target: Any = None,
+    masks: Tensor | None = None,
+    methods: Sequence[str] | None = None,
+    baselines: Sequence[str] | None = None,
+    *,
+    data_name: str = "custom",
+    train_data: TensorDataset | None = None,
+    removal: str | None = None,
+    n_steps: int = 16,
+    batch_size: int = 256,
+    sanity_n: int = 16,
+    n_examples: int = 4,
+    seed: int = 0,
+    extras: dict[str, Any] | None = None,
+    show_progress: bool = False,
+) -> AuditResult:
+    """Explain ``images`` with every method x baseline and score every explanation.
+
+    Args:
+        model (nn.Module): classifier, (N, C, H, W) images in [0, 1] -> (N, classes) logits.
+        images (Tensor): shape (N, C, H, W), in [0, 1].
+        target (int, sequence or Tensor, optional): class to explain per image; None = predicted.
+        masks (Tensor, optional): object masks (N, 1, H, W) bool; adds the pointing game.
+        methods (sequence of str, optional): names in ``captum_cf.attr.METHODS``; default all
+            available for this model and data.
+        baselines (sequence of str, optional): names in ``captum_cf.baselines.BASELINES``;
+            default all available.
+        data_name (str): ``"digits"``, ``"shapes"`` or a description (passed to the registries).
+        train_data (TensorDataset, optional): training images, for baselines that need samples.
+        removal (str, optional): a baseline name used to remove pixels in both deletion and
+            insertion; default RISE's (black for deletion, blur for insertion).
+        n_steps (int): steps of the deletion and insertion curves.
+        batch_size (int): images per forward pass and per explanation call.
+        sanity_n (int): images used by the randomisation sanity check (0 skips it).
+        n_examples (int): images shown in the report's figures.
+        seed (int): seeds every cell (the same seed before each, so cells are order-independent).
+        extras (dict, optional): passed to the registries' :class:`AuditContext`.
+        show_progress (bool): tqdm progress bar over cells.
+
+    Returns:
+        AuditResult: ``.table()`` to print, ``.write(out)`` to save the report.
+
+    Raises:
+        AuditInputError: unknown or unavailable method/baseline names (the message lists the valid
+            ones), or a model that does not return (N, classes) logits.
+
+    Example:
+        >>> from captum_cf import zoo
+        >>> from captum_cf.datasets import load_digits
+        >>> x, _ = load_digits("test").tensors
+        >>> res = audit(zoo.load("digits-cnn"), x[:8], methods=["deeplift"], baselines=["zero"])
+        >>> print(res.table())  # doctest: +SKIP
+    """
+    start = time.perf_counter()
+    check_images(images, "images")
+    ctx, target = _context(model, images, target, data_name, train_data, seed, extras)
+    masks = _check_masks(masks, images)
+    method_names = _resolve(METHODS_REGISTRY(), methods, ctx, "--methods")
+    baseline_names = _resolve(BASELINES, baselines, ctx, "--baselines")
+    if removal is not None:
+        _resolve(BASELINES, [removal], ctx, "--removal")
+    metrics = ["deletion_auc", "insertion_auc"] + (["pointing_game"] if masks is not None else [])
+    metrics += ["sanity_ssim"] if sanity_n > 0 and _top_layer(model) else []
+    scorer = _Scorer(model, images, target, masks, ctx, removal, n_steps, batch_size, sanity_n)
+    e = min(n_examples, images.shape[0])
+    refs = {b: BASELINES.create(b, ctx) for b in baseline_names}
+    result = AuditResult(
+        config=_config(
+            ctx, images, method_names, baseline_names, removal, n_steps, sanity_n, masks
+        ),
+        metrics=metrics,
+        cells=[],
+        examples=images[:e].detach().cpu(),
+        example_maps={},
+        references={
+            b: ref.reference(images[:e], target[:e]).detach().cpu() for b, ref in refs.items()
+        },
+    )
+    for cell, maps in _run_cells(method_names, refs, ctx, scorer, seed, show_progress):
+        result.cells.append(cell)
+        if maps is not None:
+            result.example_maps[(cell.method, cell.baseline)] = maps[:e].detach().cpu()
+    result.seconds = time.perf_counter() - start
+    result.config["seconds"] = round(result.seconds, 2)
+    return result
+
+
+def METHODS_REGISTRY() -> Registry:  # noqa: N802 (late import: attr imports are heavy)
+    from captum_cf.attr import METHODS
+
+    return METHODS
+
+
+def _context(
+    model: Any,
+    images: Tensor,
+    target: Any,
+    data_name: str,
+    train_data: TensorDataset | None,
+    seed: int,
+    extras: dict[str, Any] | None,
+) -> tuple[AuditContext, Tensor]:
+    from captum_cf._audit_io import check_logits
+
+    num_classes = check_logits(model, images)
+    with torch.no_grad():
+        predicted = torch.cat(
+            [model(images[i : i + 256]).argmax(dim=1) for i in range(0, len(images), 256)]
+        )
+    tgt = (
+        predicted
+        if target is None
+        else check_target(target, images.shape[0], num_classes).to(images.device)
+    )
+    ctx = AuditContext(
+        model=model,
+        data_name=data_name,
+        train_data=train_data,
+        num_classes=num_classes,
+        image_shape=tuple(images.shape[1:]),
+        device=images.device,
+        seed=seed,
+        extras=dict(extras or {}),
+    )
+    return ctx, tgt
+
+
+def _check_masks(masks: Tensor | None, images: Tensor) -> Tensor | None:
+    if masks is None:
+        return None
+    n, _, h, w = images.shape
+    if not isinstance(masks, Tensor) or tuple(masks.shape) != (n, 1, h, w):
+        raise AuditInputError(f"masks must have shape ({n}, 1, {h}, {w})")
+    return masks.bool().to(images.device)
+
+
+def _resolve(
+    registry: Registry, names: Sequence[str] | None, ctx: AuditContext, option: str
+) -> list[str]:
+    available = registry.names(ctx)
+    if names is None:
+        if not available:
+            raise AuditInputError(f"no {registry.kind} is available for this model and data")
+        return available
+    names = list(names)
+    if not names:
+        raise AuditInputError(f"{option} is empty; available: {', '.join(available)}")
+    for n in names:
+        if n not in registry:
+            raise AuditInputError(
+                f"unknown {registry.kind} {n!r}; valid {option}: {', '.join(registry)}"
+            )
+        if n not in available:
+            raise AuditInputError(
+                f"{registry.kind} {n!r} is not available for this model and data; "
+                f"available: {', '.join(available)}"
+            )
+    return list(dict.fromkeys(names))
+
+
+def _config(
+    ctx: AuditContext,
+    images: Tensor,
+    methods: list[str],
+    baselines: list[str],
+    removal: str | None,
+    n_steps: int,
+    sanity_n: int,
+    masks: Tensor | None,
+) -> dict[str, Any]:
+    return {
+        "data": ctx.data_name,
+        "n": int(images.shape[0]),
+        "image_shape": list(ctx.image_shape),
+        "num_classes": ctx.num_classes,
+        "methods": methods,
+        "baselines": baselines,
+        "removal": removal or "RISE (deletion: zero, insertion: blur sigma 5)",
+        "n_steps": n_steps,
+        "sanity_n": min(sanity_n, int(images.shape[0])),
+        "masks": masks is not None,
+        "seed": ctx.seed,
+        "device": str(ctx.device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _top_layer(model: Any) -> str | None:
+    if not isinstance(model, nn.Module):
+        return None
+    owners = [n for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))]
+    return owners[-1] if owners else None
+
+
+def _run_cells(
+    method_names: list[str],
+    refs: dict[str, Baseline],
+    ctx: AuditContext,
+    scorer: _Scorer,
+    seed: int,
+    show_progress: bool,
+):
+    registry = METHODS_REGISTRY()
+    bar = None
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(method_names) * len(refs), desc="audit", unit="cell")
+    try:
+        for m in method_names:
+            explain = registry.create(m, ctx)
+            for b, baseline in refs.items():
+                if bar is not None:
+                    bar.set_postfix_str(f"{m} x {b}")
+                torch.manual_seed(seed)
+                yield scorer.score(m, b, explain, baseline)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+class _Scorer:
+    """Explains the images for one cell and computes its metrics."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        images: Tensor,
+        target: Tensor,
+        masks: Tensor | None,
+        ctx: AuditContext,
+        removal: str | None,
+        n_steps: int,
+        batch_size: int,
+        sanity_n: int,
+    ) -> None:
+        self.model, self.images, self.target, self.masks = model, images, target, masks
+        self.n_steps, self.batch_size = n_steps, batch_size
+        self.sanity_n, self.top = min(sanity_n, images.shape[0]), _top_layer(model)
+        kw: dict[str, Baseline] = {}
+        if removal is not None:
+            kw = {"baseline": BASELINES.create(removal, ctx)}
+        self.removal = kw
+
+    def explain(
+        self, explain: Callable[..., Tensor], baseline: Baseline, x: Tensor, t: Tensor
+    ) -> Tensor:
+        parts = [
+            explain(x[i : i + self.batch_size], t[i : i + self.batch_size], baseline).detach()
+            for i in range(0, x.shape[0], self.batch_size)
+        ]
+        return torch.cat(parts)
+
+    def score(self, method: str, name: str, explain: Callable[..., Tensor], baseline: Baseline):
+        cell = CellResult(method, name)
+        start = time.perf_counter()
+        try:
+            attr = self.explain(explain, baseline, self.images, self.target)
+        except Exception as err:  # noqa: BLE001 (one failing cell must not lose the others)
+            cell.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            return cell, None
+        cell.seconds = time.perf_counter() - start
+        x, t, kw = self.images, self.target, dict(n_steps=self.n_steps, batch_size=self.batch_size)
+        cell.values["deletion_auc"] = deletion(
+            self.model, x, attr, t, **self.removal, **kw
+        ).auc.cpu()
+        cell.values["insertion_auc"] = insertion(
+            self.model, x, attr, t, **self.removal, **kw
+        ).auc.cpu()
+        if self.masks is not None:
+            cell.values["pointing_game"] = pointing_game(attr, self.masks).cpu()
+        if self.sanity_n > 0 and self.top is not None:
+            k = self.sanity_n
+            res = randomization_test(
+                self.model,
+                lambda xx, tt: self.explain(explain, baseline, xx, tt),
+                x[:k],
+                t[:k],
+                layers=[self.top],
+            )
+            cell.values["sanity_ssim"] = res.similarity[:, 0].cpu()
+        return cell, attr.sum(dim=1)
+
+
+# --- the ``captum-cf audit`` command -------------------------------------------------------------
+
+DEFAULT_OUT = "audit-report"
+
+
+def add_arguments(parser: Any) -> None:
+    """Options of ``captum-cf audit``."""
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="zoo:NAME or module:factory (default: the zoo model of --data)",
+    )
+    parser.add_argument(
+        "--weights", default=None, help="weights file for --model (state dict, weights_only)"
+    )
+    parser.add_argument(
+        "--data",
+        default="shapes",
+        help="digits, shapes (default; has object masks) or an image folder DIR/<class>/<img>",
+    )
+    parser.add_argument(
+        "--methods", default=None, help="comma-separated method names (default: all available)"
+    )
+    parser.add_argument(
+        "--baselines", default=None, help="comma-separated baseline names (default: all available)"
+    )
+    parser.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument(
+        "--out", default=DEFAULT_OUT, help=f"report folder (default ./{DEFAULT_OUT})"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=256, help="images per forward pass (default 256)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=16, help="deletion/insertion steps (default 16)"
+    )
+    parser.add_argument(
+        "--removal",
+        default=None,
+        help="baseline that removes pixels in deletion/insertion (default: RISE's black/blur)",
+    )
+    parser.add_argument(
+        "--sanity-n", type=int, default=16, help="images for the randomisation check (0: skip)"
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="list the registered methods and baselines and exit"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _names(option: str | None) -> list[str] | None:
+    return None if option is None else [s.strip() for s in option.split(",") if s.strip()]
+
+
+def _list_registered() -> str:
+    lines = ["methods (--methods):"]
+    reg = METHODS_REGISTRY()
+    lines += [f"  {n:24s} {reg.describe(n)}" for n in reg]
+    lines += ["baselines (--baselines, --removal):"]
+    lines += [f"  {n:24s} {BASELINES.describe(n)}" for n in BASELINES]
+    return "\n".join(lines)
+
+
+def run_cli(args: Any) -> int:
+    """Run ``captum-cf audit``; raises ``AuditInputError`` for user errors."""
+    if args.list:
+        print(_list_registered())
+        return 0
+    for opt in ("n", "batch_size", "steps"):
+        if getattr(args, opt) < 1:
+            raise AuditInputError(
+                f"--{opt.replace('_', '-')} must be >= 1, got {getattr(args, opt)}"
+            )
+    if args.sanity_n < 0:
+        raise AuditInputError(f"--sanity-n must be >= 0, got {args.sanity_n}")
+    device = _device(args.device)
+    from captum_cf._audit_io import load_data, load_model
+
+    data = load_data(args.data, args.n, args.seed)
+    model, model_name = load_model(args.model, data.name, args.weights, str(device))
+    extras = {"zoo_name": model_name[4:]} if model_name.startswith("zoo:") else {}
+    result = audit(
+        model,
+        data.images.to(device),
+        masks=None if data.masks is None else data.masks.to(device),
+        methods=_names(args.methods),
+        baselines=_names(args.baselines),
+        data_name=data.name,
+        train_data=data.train,
+        removal=args.removal,
+        n_steps=args.steps,
+        batch_size=args.batch_size,
+        sanity_n=args.sanity_n,
+        seed=args.seed,
+        extras=extras,
+        show_progress=not args.no_progress,
+    )
+    result.config["model"] = model_name
+    print(result.table())
+    written = result.write(args.out)
+    print(
+        f"\n{len(result.cells)} cells on {data.images.shape[0]} images in "
+        f"{result.seconds:.1f} s; report: {written[2]}"
+    )
+    return 0
+
+
+def _device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise AuditInputError(f"--device: {err}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AuditInputError("--device cuda requested but CUDA is not available")
+    return device

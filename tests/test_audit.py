@@ -1,0 +1,287 @@
+"""captum-cf audit end to end (through captum_cf.cli.main) and the Python API, tiny configs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import textwrap
+
+import pytest
+import torch
+import torch.nn as nn
+
+from captum_cf.attr import METHODS
+from captum_cf.audit import METRICS, audit
+from captum_cf.baselines import BASELINES
+from captum_cf.cli import main
+from captum_cf.metrics import deletion, pointing_game
+
+TINY = ["--n", "4", "--steps", "4", "--sanity-n", "2", "--no-progress"]
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(["audit", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_digits_end_to_end(tmp_path, capsys) -> None:
+    out = tmp_path / "report"
+    rc, stdout, _ = _run(
+        capsys,
+        "--data",
+        "digits",
+        "--methods",
+        "deeplift",
+        "--baselines",
+        "zero,blur",
+        "--out",
+        str(out),
+        *TINY,
+    )
+    assert rc == 0
+    assert sorted(os.listdir(out)) == [
+        "counterfactuals.png",
+        "maps.png",
+        "report.html",
+        "results.csv",
+        "results.json",
+    ]
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["method"], r["baseline"]) for r in rows] == [
+        ("deeplift", "zero"),
+        ("deeplift", "blur"),
+    ]
+    for r in rows:
+        for m in ("deletion_auc", "insertion_auc", "sanity_ssim"):
+            lo, mean, hi = float(r[f"{m}_ci_low"]), float(r[f"{m}_mean"]), float(r[f"{m}_ci_high"])
+            assert lo <= mean <= hi
+        assert (
+            0 <= float(r["deletion_auc_mean"]) <= 1
+            and r["deletion_auc_n"] == "4"
+            and r["sanity_ssim_n"] == "2"
+        )
+        assert "pointing_game_mean" not in r  # digits have no masks
+    report = json.loads((out / "results.json").read_text())
+    assert report["config"]["n"] == 4 and report["config"]["model"] == "zoo:digits-cnn"
+    cells = report["cells"]
+    assert len(cells[0]["metrics"]["deletion_auc"]["values"]) == 4
+    means = [c["metrics"]["deletion_auc"]["mean"] for c in cells]
+    best = report["best"]["deletion_auc"]
+    assert (best["method"], best["baseline"]) == [("deeplift", "zero"), ("deeplift", "blur")][
+        means.index(min(means))
+    ]
+    assert report["metrics"]["insertion_auc"]["higher_is_better"] is True
+    html = (out / "report.html").read_text()
+    assert '<table id="results">' in html and "deeplift" in html and "★" in html
+    assert "data:image/png;base64," in html
+    assert "deletion AUC" in stdout and "deeplift" in stdout  # the table is printed
+
+
+def _write_model_file(tmp_path, body: str) -> str:
+    path = tmp_path / "user_model.py"
+    path.write_text(textwrap.dedent(body))
+    return f"{path}:make"
+
+
+_TINY_MODEL = """
+import torch.nn as nn
+
+def make():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                         nn.Flatten(), nn.Linear(16, 2))
+"""
+
+
+def _image_folder(tmp_path, with_masks: bool = True):
+    from PIL import Image
+
+    root = tmp_path / "images"
+    gen = torch.Generator().manual_seed(0)
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        for i in range(2):
+            arr = (torch.rand(16, 16, 3, generator=gen) * 255).byte().numpy()
+            Image.fromarray(arr).save(root / label / f"{i}.png")
+            if with_masks:
+                mask = torch.zeros(16, 16, dtype=torch.uint8)
+                mask[4:10, 4:10] = 255
+                Image.fromarray(mask.numpy()).save(root / label / f"{i}_mask.png")
+    return root
+
+
+def test_image_folder_with_masks_and_user_model(tmp_path, capsys) -> None:
+    root = _image_folder(tmp_path)
+    model = _write_model_file(tmp_path, _TINY_MODEL)
+    rc, _, err = _run(
+        capsys,
+        "--data",
+        str(root),
+        "--model",
+        model,
+        "--methods",
+        "integrated-gradients",
+        "--baselines",
+        "zero",
+        "--out",
+        str(tmp_path / "o"),
+        *TINY,
+    )
+    assert rc == 0, err
+    report = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert report["config"]["image_shape"] == [3, 16, 16] and report["config"]["masks"] is True
+    assert set(report["cells"][0]["metrics"]["pointing_game"]["values"]) <= {0.0, 1.0}
+
+
+def test_unknown_names_list_the_valid_ones(tmp_path, capsys) -> None:
+    rc, _, err = _run(
+        capsys, "--data", "digits", "--methods", "nope", "--out", str(tmp_path / "o"), *TINY
+    )
+    assert rc == 2 and "unknown method 'nope'" in err and "integrated-gradients" in err
+    assert len(err.strip().splitlines()) == 1
+    rc, _, err = _run(
+        capsys, "--data", "digits", "--baselines", "zero,nope", "--out", str(tmp_path / "o"), *TINY
+    )
+    assert rc == 2 and "unknown baseline 'nope'" in err and "blur" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_unreadable_image_and_bad_model_exit_2_and_leave_nothing(tmp_path, capsys) -> None:
+    root = _image_folder(tmp_path, with_masks=False)
+    (root / "cat" / "broken.png").write_bytes(b"not a png")
+    model = _write_model_file(tmp_path, _TINY_MODEL)
+    out = tmp_path / "o"
+    rc, _, err = _run(
+        capsys,
+        "--data",
+        str(root),
+        "--model",
+        model,
+        "--out",
+        str(out),
+        "--n",
+        "100",
+        "--no-progress",
+    )
+    assert (
+        rc == 2
+        and "cannot read image" in err
+        and "broken.png" in err
+        and len(err.strip().splitlines()) == 1
+    )
+    os.remove(root / "cat" / "broken.png")
+    flat = _write_model_file(
+        tmp_path, "import torch.nn as nn\n\ndef make():\n    return nn.Flatten(0)\n"
+    )
+    rc, _, err = _run(
+        capsys, "--data", str(root), "--model", flat, "--out", str(out), "--no-progress"
+    )
+    assert rc == 2 and "(N, classes) logits" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = _run(
+        capsys, "--data", "digits", "--model", "no_such_module:make", "--out", str(out)
+    )
+    assert rc == 2 and "cannot build the model" in err
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["images", "user_model.py"]
+
+
+def test_failure_while_writing_leaves_no_partial_report(tmp_path, monkeypatch, capsys) -> None:
+    import captum_cf._audit_report as report
+
+    def boom(result):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report, "_references_figure", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        main(
+            [
+                "audit",
+                "--data",
+                "digits",
+                "--methods",
+                "deeplift",
+                "--baselines",
+                "zero",
+                "--out",
+                str(tmp_path / "o"),
+                *TINY,
+            ]
+        )
+    assert os.listdir(tmp_path) == []  # neither the report folder nor the temporary one
+
+
+def test_python_api_scores_equal_the_metric_functions() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 144, 3)
+    )
+    x = torch.rand(5, 1, 12, 12)
+    masks = torch.zeros(5, 1, 12, 12, dtype=torch.bool)
+    masks[..., :6, :6] = True
+    res = audit(
+        model,
+        x,
+        target=[0, 1, 2, 0, 1],
+        masks=masks,
+        methods=["integrated-gradients"],
+        baselines=["zero"],
+        n_steps=6,
+        sanity_n=3,
+    )
+    assert res.metrics == ["deletion_auc", "insertion_auc", "pointing_game", "sanity_ssim"]
+    explain = METHODS.create("integrated-gradients", _ctx_for(model, x))
+    attr = explain(x, torch.tensor([0, 1, 2, 0, 1]), BASELINES.create("zero", _ctx_for(model, x)))
+    cell = res.cells[0]
+    torch.testing.assert_close(
+        cell.values["deletion_auc"], deletion(model, x, attr, [0, 1, 2, 0, 1], n_steps=6).auc
+    )
+    torch.testing.assert_close(cell.values["pointing_game"], pointing_game(attr, masks))
+    mean, lo, hi, n = cell.stats("deletion_auc")
+    assert (
+        n == 5 and lo < mean < hi and abs(mean - float(cell.values["deletion_auc"].mean())) < 1e-6
+    )
+    assert cell.values["sanity_ssim"].shape == (3,)
+    assert "integrated-gradients" in res.table() and METRICS["deletion_auc"].label in res.table()
+
+
+def _ctx_for(model, x):
+    from captum_cf._registry import AuditContext
+
+    return AuditContext(model, "custom", None, 3, tuple(x.shape[1:]))
+
+
+@pytest.mark.parametrize("baseline", BASELINES.names())
+def test_every_registered_baseline_audits(baseline) -> None:
+    from captum_cf.zoo import load
+
+    x = torch.rand(2, 1, 32, 32)
+    res = audit(
+        load("digits-cnn"),
+        x,
+        methods=["deeplift"],
+        baselines=[baseline],
+        n_steps=2,
+        sanity_n=1,
+        data_name="digits",
+        extras={"zoo_name": "digits-cnn"},
+    )
+    cell = res.cells[0]
+    assert cell.error is None and all(bool(torch.isfinite(v).all()) for v in cell.values.values())
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_every_registered_method_audits(method) -> None:
+    from captum_cf.zoo import load
+
+    x = torch.rand(2, 1, 32, 32)
+    res = audit(
+        load("digits-cnn"),
+        x,
+        methods=[method],
+        baselines=["zero"],
+        n_steps=2,
+        sanity_n=1,
+        data_name="digits",
+        extras={"zoo_name": "digits-cnn"},
+    )
+    assert res.cells[0].error is None and res.example_maps[(method, "zero")].shape == (2, 32, 32)
