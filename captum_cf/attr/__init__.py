@@ -1,22 +1,45 @@
 """Captum attribution methods that accept ``Baseline`` objects, and new methods."""
 
+import torch.nn as nn
+
 from captum_cf._registry import Registry
+from captum_cf.attr import deep_lift as _deep_lift
+from captum_cf.attr import integrated_gradients as _integrated_gradients
+from captum_cf.attr.deep_lift import DeepLift, DeepLiftShap
+from captum_cf.attr.feature_ablation import FeatureAblation
+from captum_cf.attr.gradient_shap import GradientShap
+from captum_cf.attr.integrated_gradients import IntegratedGradients
+from captum_cf.attr.kernel_shap import KernelShap
+from captum_cf.attr.lime import Lime
+from captum_cf.attr.noise_tunnel import NoiseTunnel
+from captum_cf.attr.occlusion import Occlusion
+from captum_cf.attr.shapley_value import ShapleyValueSampling
+from captum_cf.attr.superpixels import superpixels
 
 #: name -> factory(AuditContext) -> explain(inputs, target, baseline) -> Tensor; used by the audit.
 METHODS: Registry = Registry("method")
 
-from captum_cf.attr.feature_ablation import FeatureAblation  # noqa: E402
-from captum_cf.attr.kernel_shap import KernelShap  # noqa: E402
-from captum_cf.attr.lime import Lime  # noqa: E402
-from captum_cf.attr.noise_tunnel import NoiseTunnel  # noqa: E402
-from captum_cf.attr.occlusion import Occlusion  # noqa: E402
-from captum_cf.attr.shapley_value import ShapleyValueSampling  # noqa: E402
-from captum_cf.attr.superpixels import superpixels  # noqa: E402
-from captum_cf.attr import _perturbation_methods  # noqa: E402, F401  (registers METHODS)
+METHODS.register(
+    "integrated-gradients",
+    _integrated_gradients._explainer,
+    "Integrated Gradients from the baseline's reference (32 Gauss-Legendre steps)",
+)
+METHODS.register(
+    "deeplift",
+    _deep_lift._explainer,
+    "DeepLIFT (Rescale rule) from the baseline's reference",
+    available=lambda ctx: isinstance(ctx.model, nn.Module),
+)
+
+from captum_cf.attr import _perturbation_methods  # noqa: E402, F401, I001  (registers occlusion, feature-ablation, lime)
 
 __all__ = [
     "METHODS",
+    "DeepLift",
+    "DeepLiftShap",
     "FeatureAblation",
+    "GradientShap",
+    "IntegratedGradients",
     "KernelShap",
     "Lime",
     "NoiseTunnel",

@@ -32,6 +32,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from captum_cf._validation import check_images
+from captum_cf.attr._baselines import _check_type
 from captum_cf.baselines.base import Baseline
 
 __all__: list[str] = []
@@ -85,33 +87,35 @@ class _Plan:
 def _plan(inputs: Any, baselines: Any, target: Any) -> _Plan | None:
     """Validate a call whose ``baselines`` contain a ``Baseline``; None when they do not.
 
+    Inputs filled by a Baseline must be finite float images (N, C, H, W) in [0, 1]; only under
+    ``captum_cf.attr.NoiseTunnel`` (the Baseline arrives as a token) may they leave [0, 1], and
+    the fill then sees them clamped.
+
     Raises:
         TypeError, ValueError: naming ``baselines``, ``inputs`` or ``target``.
     """
     if not _contains_baseline(baselines):
-        _check_baseline_types(baselines)
+        _check_type(baselines, False, "baselines")
         return None
     formatted = inputs if isinstance(inputs, tuple) else (inputs,)
     if not formatted or not all(isinstance(x, Tensor) for x in formatted):
-        raise TypeError("inputs must be a Tensor or a tuple of Tensors")
-    if isinstance(baselines, tuple):
-        if len(baselines) != len(formatted):
-            raise ValueError(
-                f"baselines is a tuple of {len(baselines)} entries but inputs has {len(formatted)} tensors"
-            )
-        items = [_unwrap(b) for b in baselines]
-    else:
-        items = [_unwrap(baselines)] * len(formatted)
-    _check_baseline_types(tuple(items))
+        raise TypeError("inputs must be a Tensor or a non-empty tuple of Tensors")
+    raw = baselines if isinstance(baselines, tuple) else (baselines,) * len(formatted)
+    if len(raw) != len(formatted):
+        raise ValueError(
+            f"baselines is a tuple of {len(raw)} entries but inputs has {len(formatted)} tensors: "
+            "pass one baseline per input tensor"
+        )
+    items = [_unwrap(b) for b in raw]
+    _check_type(tuple(items), False, "baselines")
     fills = {i: b for i, b in enumerate(items) if isinstance(b, Baseline)}
     for i in fills:
-        _check_image_input(formatted[i], i, len(formatted))
+        _check_image_input(formatted[i], i, len(formatted), noisy=isinstance(raw[i], _BaselineToken))
     sentinel = _choose_sentinel([formatted[i] for i in fills])
     captum = tuple(sentinel if isinstance(b, Baseline) else b for b in items)
-    contexts = {i: formatted[i].detach().clamp(0.0, 1.0) for i in fills}
     return _Plan(
         inputs=formatted,
-        contexts=contexts,
+        contexts={i: formatted[i].detach().clamp(0.0, 1.0) for i in fills},
         fills=fills,
         captum_baselines=captum if isinstance(baselines, tuple) else captum[0],
         sentinel=sentinel,
@@ -119,17 +123,7 @@ def _plan(inputs: Any, baselines: Any, target: Any) -> _Plan | None:
     )
 
 
-def _check_baseline_types(baselines: Any) -> None:
-    items = baselines if isinstance(baselines, tuple) else (baselines,)
-    for b in items:
-        if b is not None and not isinstance(b, (Tensor, int, float, Baseline)):
-            raise TypeError(
-                "baselines must be None, a number, a Tensor, a captum_cf Baseline or a tuple of "
-                f"those (one per input tensor), got {type(b).__name__}"
-            )
-
-
-def _check_image_input(x: Tensor, index: int, count: int) -> None:
+def _check_image_input(x: Tensor, index: int, count: int, noisy: bool) -> None:
     where = "inputs" if count == 1 else f"inputs[{index}]"
     if x.dim() != 4 or not x.is_floating_point():
         raise ValueError(
@@ -137,10 +131,7 @@ def _check_image_input(x: Tensor, index: int, count: int) -> None:
             f"has shape {tuple(x.shape)} and dtype {x.dtype}. Use a number or a Tensor as the "
             "baseline of non-image inputs."
         )
-    if x.numel() == 0:
-        raise ValueError(f"{where} is empty: shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{where} contains NaN or infinite values")
+    check_images(x.detach(), where, unit_range=not noisy)
 
 
 def _choose_sentinel(images: list[Tensor]) -> float:

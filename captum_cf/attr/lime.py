@@ -7,6 +7,7 @@ from typing import Any
 import captum.attr
 from captum.log import log_usage
 
+from captum_cf.attr._guard import guarded
 from captum_cf.attr._perturbation import _plan, _with_lime_filler
 
 __all__ = ["Lime"]
@@ -49,6 +50,9 @@ class Lime(captum.attr.Lime):
         ...     baselines=BlurBaseline(3.0), n_samples=40, perturbations_per_eval=20)
     """
 
+    #: ``captum_cf.attr.NoiseTunnel`` hands this class the Baseline itself, not its reference
+    fills_baselines: bool = True
+
     @log_usage(part_of_slo=True)
     def attribute(  # type: ignore[override]
         self,
@@ -77,13 +81,14 @@ class Lime(captum.attr.Lime):
             interpretable coefficients when ``return_input_shape=False``).
         """
         plan = _plan(inputs, baselines, target)
-        if plan is None:
-            return super().attribute.__wrapped__(
-                self, inputs, baselines, target, additional_forward_args, feature_mask,
-                n_samples, perturbations_per_eval, return_input_shape, show_progress,
+        with guarded(self.forward_func, inputs):
+            if plan is None:
+                return super().attribute.__wrapped__(
+                    self, inputs, baselines, target, additional_forward_args, feature_mask,
+                    n_samples, perturbations_per_eval, return_input_shape, show_progress,
+                )  # fmt: skip
+            return captum.attr.Lime.attribute.__wrapped__(
+                _with_lime_filler(self, plan, n_samples, perturbations_per_eval), inputs,
+                plan.captum_baselines, target, additional_forward_args, feature_mask, n_samples,
+                perturbations_per_eval, return_input_shape, show_progress,
             )  # fmt: skip
-        return captum.attr.Lime.attribute.__wrapped__(
-            _with_lime_filler(self, plan, n_samples, perturbations_per_eval), inputs,
-            plan.captum_baselines, target, additional_forward_args, feature_mask, n_samples,
-            perturbations_per_eval, return_input_shape, show_progress,
-        )  # fmt: skip

@@ -1,4 +1,4 @@
-"""``NoiseTunnel`` that lets a captum_cf ``Baseline`` through to the wrapped method."""
+"""``NoiseTunnel`` that passes a counterfactual ``Baseline`` on to the method it wraps."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from typing import Any
 
 import captum.attr
 from captum.log import log_usage
+from torch import Tensor
 
+from captum_cf.attr._baselines import has_baseline, resolve_baselines
 from captum_cf.attr._perturbation import _BaselineToken
 from captum_cf.baselines.base import Baseline
 
@@ -14,31 +16,42 @@ __all__ = ["NoiseTunnel"]
 
 
 class NoiseTunnel(captum.attr.NoiseTunnel):
-    r"""Captum's ``NoiseTunnel`` whose ``baselines`` keyword may hold a captum_cf ``Baseline``.
+    r"""Captum's NoiseTunnel (SmoothGrad, SmoothGrad², VarGrad) that accepts ``baselines=Baseline``.
 
-    SmoothGrad (Smilkov et al., 2017) averages attributions over noisy copies of the input,
-    ``A = \frac{1}{n} \sum_i A(x + \epsilon_i)``, ``\epsilon_i \sim N(0, \sigma^2)``
-    (``smoothgrad_sq`` averages squares, ``vargrad`` takes the variance).
+    SmoothGrad (Smilkov et al., 2017) averages an attribution over noisy copies of the input:
+    :math:`\hat\phi(x) = \frac{1}{S} \sum_{s} \phi(x + \epsilon_s)`,
+    :math:`\epsilon_s \sim \mathcal{N}(0, \sigma^2)`. Captum's NoiseTunnel checks ``baselines``
+    itself (tensors or numbers only) before the wrapped method sees them, so a
+    :class:`~captum_cf.baselines.Baseline` must be resolved here: it becomes
+    ``baseline.reference(inputs, target)``, computed once from the *clean* inputs (noisy copies
+    leave [0, 1]) and repeated for each noisy copy of its example. The noise thus perturbs the
+    input, never the counterfactual reference. A per-example reference cannot be drawn from as a
+    distribution, so ``draw_baseline_from_distrib=True`` with a Baseline is refused.
 
-    Captum's ``NoiseTunnel`` only lets numbers and Tensors through as ``baselines``; this subclass
-    wraps each ``Baseline`` in a float token that the captum_cf methods unwrap, and otherwise is
-    Captum's class unchanged. The noisy inputs leave [0, 1]: the Baseline sees them clamped to
-    [0, 1] as context, while kept pixels keep their noisy values.
+    The perturbation methods of ``captum_cf.attr`` (Occlusion, FeatureAblation,
+    ShapleyValueSampling, Lime, KernelShap; ``fills_baselines = True``) instead receive the
+    Baseline itself (carried through Captum's checks by a float token) and fill every removed
+    feature of each noisy copy with ``baseline.fill``; the noisy copies are clamped to [0, 1] as
+    the fill's context, and kept pixels keep their noisy values.
+
+    Everything else goes to Captum untouched; wrapping a ``captum_cf.attr`` method in Captum's own
+    ``NoiseTunnel`` with tensor baselines works as well and returns the same numbers.
 
     Example:
         >>> import torch
-        >>> from captum_cf.attr import Occlusion
-        >>> from captum_cf.baselines import BlurBaseline
-        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
-        >>> nt = NoiseTunnel(Occlusion(model))
-        >>> attr = nt.attribute(torch.rand(1, 3, 8, 8), nt_samples=4, stdevs=0.05, target=0,
-        ...     sliding_window_shapes=(3, 4, 4), strides=(3, 4, 4), baselines=BlurBaseline(2.0))
+        >>> from captum_cf.attr import IntegratedGradients
+        >>> from captum_cf.baselines import ConstantBaseline
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        >>> nt = NoiseTunnel(IntegratedGradients(model))
+        >>> nt.attribute(torch.rand(2, 1, 8, 8), nt_samples=2, stdevs=0.1,
+        ...              baselines=ConstantBaseline(0.5), target=0).shape
+        torch.Size([2, 1, 8, 8])
     """
 
     @log_usage(part_of_slo=True)
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
-        inputs: Any,
+        inputs: Tensor | tuple[Tensor, ...],
         nt_type: str = "smoothgrad",
         nt_samples: int = 5,
         nt_samples_batch_size: int | None = None,
@@ -46,18 +59,43 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
         draw_baseline_from_distrib: bool = False,
         **kwargs: Any,
     ) -> Any:
-        """As ``captum.attr.NoiseTunnel.attribute``; ``baselines`` may contain a ``Baseline``."""
-        if "baselines" in kwargs:
-            kwargs["baselines"] = _tokenize(kwargs["baselines"])
-        return super().attribute.__wrapped__(
-            self, inputs, nt_type, nt_samples, nt_samples_batch_size, stdevs,
-            draw_baseline_from_distrib, **kwargs,
-        )  # fmt: skip
+        """Captum's ``NoiseTunnel.attribute``; ``baselines=`` in ``kwargs`` may hold Baselines.
+
+        Args:
+            inputs, nt_type, nt_samples, nt_samples_batch_size, stdevs, draw_baseline_from_distrib,
+            **kwargs: exactly as in :meth:`captum.attr.NoiseTunnel.attribute`; a Baseline in
+                ``kwargs["baselines"]`` is resolved with ``kwargs.get("target")``.
+
+        Returns:
+            What Captum's ``NoiseTunnel.attribute`` returns.
+        """
+        if has_baseline(kwargs.get("baselines")):
+            if draw_baseline_from_distrib:
+                raise ValueError(
+                    "draw_baseline_from_distrib=True draws references at random from a shared "
+                    "distribution, but a Baseline gives each example its own reference: pass "
+                    "draw_baseline_from_distrib=False"
+                )
+            if getattr(self.attribution_method, "fills_baselines", False):
+                # perturbation methods fill each removed feature themselves (mask-conditional)
+                kwargs["baselines"] = _tokenize(kwargs["baselines"])
+            else:
+                target = kwargs.get("target")
+                kwargs["baselines"] = resolve_baselines(kwargs["baselines"], inputs, target)
+        return super().attribute.__wrapped__(  # type: ignore[attr-defined]
+            self,
+            inputs,
+            nt_type=nt_type,
+            nt_samples=nt_samples,
+            nt_samples_batch_size=nt_samples_batch_size,
+            stdevs=stdevs,
+            draw_baseline_from_distrib=draw_baseline_from_distrib,
+            **kwargs,
+        )
 
 
 def _tokenize(baselines: Any) -> Any:
+    """Wrap each Baseline in a float token that Captum's type checks let through."""
     if isinstance(baselines, tuple):
         return tuple(_tokenize(b) for b in baselines)
-    if isinstance(baselines, Baseline):
-        return _BaselineToken(baselines)
-    return baselines
+    return _BaselineToken(baselines) if isinstance(baselines, Baseline) else baselines

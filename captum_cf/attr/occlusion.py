@@ -7,6 +7,7 @@ from typing import Any
 import captum.attr
 from captum.log import log_usage
 
+from captum_cf.attr._guard import guarded
 from captum_cf.attr._perturbation import _plan, _with_filling_forward
 
 __all__ = ["Occlusion"]
@@ -49,6 +50,9 @@ class Occlusion(captum.attr.Occlusion):
         torch.Size([2, 3, 16, 16])
     """
 
+    #: ``captum_cf.attr.NoiseTunnel`` hands this class the Baseline itself, not its reference
+    fills_baselines: bool = True
+
     @log_usage(part_of_slo=True)
     def attribute(  # type: ignore[override]
         self,
@@ -75,13 +79,14 @@ class Occlusion(captum.attr.Occlusion):
             Tensor or tuple[Tensor, ...]: attributions shaped like ``inputs``.
         """
         plan = _plan(inputs, baselines, target)
-        if plan is None:
-            return super().attribute.__wrapped__(
-                self, inputs, sliding_window_shapes, strides, baselines, target,
-                additional_forward_args, perturbations_per_eval, show_progress,
+        with guarded(self.forward_func, inputs):
+            if plan is None:
+                return super().attribute.__wrapped__(
+                    self, inputs, sliding_window_shapes, strides, baselines, target,
+                    additional_forward_args, perturbations_per_eval, show_progress,
+                )  # fmt: skip
+            return captum.attr.Occlusion.attribute.__wrapped__(
+                _with_filling_forward(self, plan), inputs, sliding_window_shapes, strides,
+                plan.captum_baselines, target, additional_forward_args, perturbations_per_eval,
+                show_progress,
             )  # fmt: skip
-        return captum.attr.Occlusion.attribute.__wrapped__(
-            _with_filling_forward(self, plan), inputs, sliding_window_shapes, strides,
-            plan.captum_baselines, target, additional_forward_args, perturbations_per_eval,
-            show_progress,
-        )  # fmt: skip

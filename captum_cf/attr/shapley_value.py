@@ -7,6 +7,7 @@ from typing import Any
 import captum.attr
 from captum.log import log_usage
 
+from captum_cf.attr._guard import guarded
 from captum_cf.attr._perturbation import _plan, _with_filling_forward
 
 __all__ = ["ShapleyValueSampling"]
@@ -45,6 +46,9 @@ class ShapleyValueSampling(captum.attr.ShapleyValueSampling):
         ...     x, target=2, feature_mask=mask, n_samples=5, baselines=BlurBaseline(2.0))
     """
 
+    #: ``captum_cf.attr.NoiseTunnel`` hands this class the Baseline itself, not its reference
+    fills_baselines: bool = True
+
     @log_usage(part_of_slo=True)
     def attribute(  # type: ignore[override]
         self,
@@ -71,13 +75,14 @@ class ShapleyValueSampling(captum.attr.ShapleyValueSampling):
             Tensor or tuple[Tensor, ...]: attributions shaped like ``inputs``.
         """
         plan = _plan(inputs, baselines, target)
-        if plan is None:
-            return super().attribute.__wrapped__(
-                self, inputs, baselines, target, additional_forward_args, feature_mask,
-                n_samples, perturbations_per_eval, show_progress,
+        with guarded(self.forward_func, inputs):
+            if plan is None:
+                return super().attribute.__wrapped__(
+                    self, inputs, baselines, target, additional_forward_args, feature_mask,
+                    n_samples, perturbations_per_eval, show_progress,
+                )  # fmt: skip
+            return captum.attr.ShapleyValueSampling.attribute.__wrapped__(
+                _with_filling_forward(self, plan), inputs, plan.captum_baselines, target,
+                additional_forward_args, feature_mask, n_samples, perturbations_per_eval,
+                show_progress,
             )  # fmt: skip
-        return captum.attr.ShapleyValueSampling.attribute.__wrapped__(
-            _with_filling_forward(self, plan), inputs, plan.captum_baselines, target,
-            additional_forward_args, feature_mask, n_samples, perturbations_per_eval,
-            show_progress,
-        )  # fmt: skip

@@ -147,3 +147,22 @@ def test_bad_inputs(x):
         occ.attribute(x, WINDOW, STRIDE, baselines="grey", target=0)
     with pytest.raises(ValueError, match="one entry per example"):
         occ.attribute(x, WINDOW, STRIDE, baselines=TargetNeeding(), target=[0, 1, 2])
+
+
+def test_inpainted_samples_are_finite_in_unit_range_and_keep_context(x):
+    from captum_cf.baselines import InpaintBaseline
+    from captum_cf.inpainters import PushPullInpainter
+
+    model = Recorder(TinyCNN())
+    Occlusion(model).attribute(
+        x, WINDOW, STRIDE, baselines=InpaintBaseline(PushPullInpainter()), target=0, perturbations_per_eval=16
+    )
+    (fed,) = model.batches[1:]  # all 16 windows x 2 images in one chunk
+    assert bool(torch.isfinite(fed).all()) and float(fed.min()) >= 0 and float(fed.max()) <= 1
+    changed = (fed != x.repeat(16, 1, 1, 1)).any(1)  # (32, 8, 8): where the model saw new values
+    assert int(changed.flatten(1).sum(1).max()) <= 9  # never outside one 3 x 3 window
+
+
+def test_inputs_outside_unit_range_are_refused(x):
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        Occlusion(TinyCNN()).attribute(x * 3, WINDOW, STRIDE, baselines=MeanFill(), target=0)
