@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import captum_cf  # noqa: F401  (first: makes torchvision importable next to the CPU torch)
 import captum.attr
 import torch
 
+import captum_cf  # noqa: F401  (first: makes torchvision importable next to the CPU torch)
 from captum_cf.attr import Occlusion
 from captum_cf.baselines import InpaintBaseline
 
@@ -49,16 +49,24 @@ def make_inpainter(name: str) -> Any:
         from captum_cf import zoo
 
         if "shapes-inpainter" not in zoo.available():
-            raise SystemExit("--inpainter learned needs the zoo model 'shapes-inpainter' (issue 3, i3b)")
+            raise SystemExit(
+                "--inpainter learned needs the zoo model 'shapes-inpainter' (issue 3, i3b)"
+            )
         return zoo.load("shapes-inpainter")
     raise SystemExit(f"unknown --inpainter {name!r}; choose pushpull or learned")
 
 
-def time_pair(model: Any, x: torch.Tensor, window: int, stride: int, baseline: Any, repeats: int) -> dict:
+def time_pair(
+    model: Any, x: torch.Tensor, window: int, stride: int, baseline: Any, repeats: int
+) -> dict:
     """Median seconds of Captum SP (zero) and captum_cf SP-G, interleaved so both share the load."""
     c = x.shape[1]
-    args = dict(sliding_window_shapes=(c, window, window), strides=(c, stride, stride), target=0,
-                perturbations_per_eval=32)  # fmt: skip
+    args = dict(
+        sliding_window_shapes=(c, window, window),
+        strides=(c, stride, stride),
+        target=0,
+        perturbations_per_eval=32,
+    )
     runs: dict[str, list[float]] = {"captum_zero": [], "captum_cf_inpaint": []}
     peer, ours = captum.attr.Occlusion(model), Occlusion(model)
     for _ in range(repeats):
@@ -72,10 +80,16 @@ def time_pair(model: Any, x: torch.Tensor, window: int, stride: int, baseline: A
     med = {k: statistics.median(v) for k, v in runs.items()}
     windows = ((x.shape[-1] - window) // stride + 1) ** 2
     return {
-        "images": x.shape[0], "size": x.shape[-1], "window": window, "stride": stride,
-        "windows": windows, "repeats": repeats, "seconds": runs, "median_seconds": med,
+        "images": x.shape[0],
+        "size": x.shape[-1],
+        "window": window,
+        "stride": stride,
+        "windows": windows,
+        "repeats": repeats,
+        "seconds": runs,
+        "median_seconds": med,
         "ratio": med["captum_cf_inpaint"] / med["captum_zero"],
-    }  # fmt: skip
+    }
 
 
 def shapes_case(baseline: Any, quick: bool) -> dict:
@@ -94,7 +108,9 @@ def resnet_case(baseline: Any, quick: bool) -> dict:
     model = torchvision.models.resnet18(weights=None).eval()
     x = torch.rand(1, 3, 224, 224)
     window, stride = (56, 28) if quick else (32, 16)
-    return time_pair(model, x, window=window, stride=stride, baseline=baseline, repeats=1 if quick else 2)
+    return time_pair(
+        model, x, window=window, stride=stride, baseline=baseline, repeats=1 if quick else 2
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -106,19 +122,25 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     baseline = InpaintBaseline(make_inpainter(args.inpainter))
     with torch.no_grad():
-        result = {"inpainter": args.inpainter, "quick": args.quick, "threads": 1,
-                  "target_ratio": TARGET_RATIO[args.inpainter], "shapes-cnn-64": shapes_case(baseline, args.quick)}  # fmt: skip
+        result = {
+            "inpainter": args.inpainter,
+            "quick": args.quick,
+            "threads": 1,
+            "target_ratio": TARGET_RATIO[args.inpainter],
+            "shapes-cnn-64": shapes_case(baseline, args.quick),
+        }
         if not args.skip_resnet:
             result["resnet18-224"] = resnet_case(baseline, args.quick)
     result["meets_target"] = result["shapes-cnn-64"]["ratio"] <= result["target_ratio"]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2))
     shapes = result["shapes-cnn-64"]
+    seconds = shapes["median_seconds"]
     line = (
-        f"occlusion_speed [{args.inpainter}{', quick' if args.quick else ''}]: shapes-cnn 64px SP-G/SP(zero) "
-        f"= {shapes['ratio']:.2f}x (target <= {result['target_ratio']}x: "
-        f"{'met' if result['meets_target'] else 'NOT met'}; {shapes['median_seconds']['captum_cf_inpaint']:.2f}s vs "
-        f"{shapes['median_seconds']['captum_zero']:.2f}s)"
+        f"occlusion_speed [{args.inpainter}{', quick' if args.quick else ''}]: "
+        f"shapes-cnn 64px SP-G/SP(zero) = {shapes['ratio']:.2f}x "
+        f"(target <= {result['target_ratio']}x: {'met' if result['meets_target'] else 'NOT met'}; "
+        f"{seconds['captum_cf_inpaint']:.2f}s vs {seconds['captum_zero']:.2f}s)"
     )
     if "resnet18-224" in result:
         r = result["resnet18-224"]

@@ -110,7 +110,9 @@ def _plan(inputs: Any, baselines: Any, target: Any) -> _Plan | None:
     _check_type(tuple(items), False, "baselines")
     fills = {i: b for i, b in enumerate(items) if isinstance(b, Baseline)}
     for i in fills:
-        _check_image_input(formatted[i], i, len(formatted), noisy=isinstance(raw[i], _BaselineToken))
+        _check_image_input(
+            formatted[i], i, len(formatted), noisy=isinstance(raw[i], _BaselineToken)
+        )
     sentinel = _choose_sentinel([formatted[i] for i in fills])
     captum = tuple(sentinel if isinstance(b, Baseline) else b for b in items)
     return _Plan(
@@ -138,7 +140,9 @@ def _choose_sentinel(images: list[Tensor]) -> float:
     for value in _SENTINEL_CANDIDATES:
         if not any(bool((x == value).any()) for x in images):
             return value
-    raise ValueError("inputs hold every sentinel value captum_cf can use; are they images in [0, 1]?")
+    raise ValueError(
+        "inputs hold every sentinel value captum_cf can use; are they images in [0, 1]?"
+    )
 
 
 def _rows_target(target: Any, n: int, fills: dict[int, Baseline]) -> Tensor | None:
@@ -146,7 +150,9 @@ def _rows_target(target: Any, n: int, fills: dict[int, Baseline]) -> Tensor | No
     needs = any(b.needs_target for b in fills.values())
     if target is None:
         if needs:
-            raise ValueError("target is required: the Baseline depends on the class being explained")
+            raise ValueError(
+                "target is required: the Baseline depends on the class being explained"
+            )
         return None
     try:
         if isinstance(target, bool):
@@ -171,7 +177,9 @@ def _rows_target(target: Any, n: int, fills: dict[int, Baseline]) -> Tensor | No
     return t
 
 
-def _fill_rows(plan: _Plan, index: int, batch: Tensor, context: Tensor, target: Tensor | None) -> Tensor:
+def _fill_rows(
+    plan: _Plan, index: int, batch: Tensor, context: Tensor, target: Tensor | None
+) -> Tensor:
     """Replace the sentinel entries of ``batch`` (rows = copies of ``context``) in ONE fill call.
 
     Args:
@@ -183,7 +191,9 @@ def _fill_rows(plan: _Plan, index: int, batch: Tensor, context: Tensor, target: 
     if not bool(removed.any()):
         return batch
     if torch.equal(removed.all(1), removed.any(1)):
-        keep = (~removed[:, :1]).to(batch.dtype)  # one mask for all channels: what inpainters expect
+        keep = (~removed[:, :1]).to(
+            batch.dtype
+        )  # one mask for all channels: what inpainters expect
     else:
         keep = (~removed).to(batch.dtype)
     filled = plan.fills[index].fill(context, keep, target)
@@ -218,7 +228,9 @@ class _FillingForward:
         original = plan.inputs[i]
         n, rows = original.shape[0], batch.shape[0]
         if rows % n or batch.shape[1:] != original.shape[1:]:
-            raise RuntimeError(_LAYOUT_ERROR.format(shape=tuple(batch.shape), orig=tuple(original.shape)))
+            raise RuntimeError(
+                _LAYOUT_ERROR.format(shape=tuple(batch.shape), orig=tuple(original.shape))
+            )
         reps = rows // n
         if i not in self.layout_checked:  # once per call: the layout is Captum's code
             removed = batch == plan.sentinel
@@ -227,7 +239,8 @@ class _FillingForward:
                 raise RuntimeError(
                     _LAYOUT_ERROR.format(shape=tuple(batch.shape), orig=tuple(original.shape))
                 )
-            self.layout_checked.add(i)
+            if not bool(removed.all()):  # an all-removed batch proves nothing about the layout
+                self.layout_checked.add(i)
         context = plan.contexts[i].repeat(reps, 1, 1, 1)
         return _fill_rows(plan, i, batch, context, _tile(plan.target, reps))
 
@@ -259,7 +272,9 @@ class _LimeFiller:
     and the model both see the filled sample.
     """
 
-    def __init__(self, method: Any, plan: _Plan, n_samples: int, perturbations_per_eval: int) -> None:
+    def __init__(
+        self, method: Any, plan: _Plan, n_samples: int, perturbations_per_eval: int
+    ) -> None:
         self.user_perturb = method.perturb_func
         self.user_transform = method.from_interp_rep_transform
         self.plan = plan
@@ -290,7 +305,9 @@ class _LimeFiller:
     def transform(self, curr_sample: Any, original_inputs: Any, **kwargs: Any) -> Any:
         sample, filled = self.pending.popleft()
         if sample is not curr_sample:
-            raise RuntimeError("captum_cf: Captum's LIME loop asked for samples out of order; please report it")
+            raise RuntimeError(
+                "captum_cf: Captum's LIME loop asked for samples out of order; please report it"
+            )
         return filled
 
     def _sampler(self, original_inp: Any, kwargs: dict[str, Any]) -> Callable[[], Any]:

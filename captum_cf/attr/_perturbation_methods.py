@@ -35,9 +35,13 @@ def _occlusion(ctx: AuditContext) -> Explain:
 
     def explain(inputs: Tensor, target: Any, baseline: Any = None) -> Tensor:
         return method.attribute(
-            inputs, sliding_window_shapes=(channels, window, window), strides=(channels, stride, stride),
-            baselines=baseline, target=target, perturbations_per_eval=32,
-        )  # fmt: skip
+            inputs,
+            sliding_window_shapes=(channels, window, window),
+            strides=(channels, stride, stride),
+            baselines=baseline,
+            target=target,
+            perturbations_per_eval=32,
+        )
 
     return explain
 
@@ -60,22 +64,30 @@ def _lime(ctx: AuditContext) -> Explain:
     def explain(inputs: Tensor, target: Any, baseline: Any = None) -> Tensor:
         mask = superpixels(inputs, n_segments=50)
         return method.attribute(
-            inputs, baselines=baseline, target=target, feature_mask=mask, n_samples=100,
+            inputs,
+            baselines=baseline,
+            target=target,
+            feature_mask=mask,
+            n_samples=100,
             perturbations_per_eval=50,
-        )  # fmt: skip
+        )
 
     return explain
 
 
 METHODS.register(
-    "occlusion", _occlusion,
-    "Sliding-Patch occlusion (window ~1/8 of the image, half-window stride); SP-G with an inpainting baseline",
-)  # fmt: skip
+    "occlusion",
+    _occlusion,
+    "Sliding-Patch occlusion (window ~1/8 of the image, half-window stride); "
+    "SP-G with an inpainting baseline",
+)
 METHODS.register(
-    "feature-ablation", _feature_ablation,
+    "feature-ablation",
+    _feature_ablation,
     "ablation of 50 SLIC superpixels, one at a time; filled by the baseline",
-)  # fmt: skip
+)
 METHODS.register(
-    "lime", _lime,
+    "lime",
+    _lime,
     "LIME on 50 SLIC superpixels, 100 samples; LIME-G with an inpainting baseline",
-)  # fmt: skip
+)

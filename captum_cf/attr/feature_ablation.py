@@ -28,9 +28,10 @@ class FeatureAblation(captum.attr.FeatureAblation):
     idea of Agarwal & Nguyen, ACCV 2020). One ``fill`` call per chunk of
     ``perturbations_per_eval`` groups.
 
-    With a number or a Tensor as ``baselines`` the call is Captum's, exactly; ``ConstantBaseline(c)``
-    gives exactly what ``baselines=c`` gives. A ``Baseline`` applies to image inputs (N, C, H, W)
-    only; values outside [0, 1] are clamped for the fill's context only.
+    With a number or a Tensor as ``baselines`` the call is Captum's, exactly;
+    ``ConstantBaseline(c)`` gives exactly what ``baselines=c`` gives. A ``Baseline`` applies to
+    image inputs (N, C, H, W) in [0, 1] only (under ``captum_cf.attr.NoiseTunnel`` the noisy
+    copies are clamped for the fill's context; kept pixels stay as given).
 
     Args:
         forward_func (Callable): the model or any function returning its outputs.
@@ -78,10 +79,24 @@ class FeatureAblation(captum.attr.FeatureAblation):
         with guarded(self.forward_func, inputs):
             if plan is None:
                 return super().attribute.__wrapped__(
-                    self, inputs, baselines, target, additional_forward_args, feature_mask,
-                    perturbations_per_eval, show_progress, **kwargs,
-                )  # fmt: skip
+                    self,
+                    inputs,
+                    baselines,
+                    target,
+                    additional_forward_args,
+                    feature_mask,
+                    perturbations_per_eval,
+                    show_progress,
+                    **kwargs,
+                )
             return captum.attr.FeatureAblation.attribute.__wrapped__(
-                _with_filling_forward(self, plan), inputs, plan.captum_baselines, target,
-                additional_forward_args, feature_mask, perturbations_per_eval, show_progress, **kwargs,
-            )  # fmt: skip
+                _with_filling_forward(self, plan),
+                inputs,
+                plan.captum_baselines,
+                target,
+                additional_forward_args,
+                feature_mask,
+                perturbations_per_eval,
+                show_progress,
+                **kwargs,
+            )

@@ -84,11 +84,26 @@ class Lime(captum.attr.Lime):
         with guarded(self.forward_func, inputs):
             if plan is None:
                 return super().attribute.__wrapped__(
-                    self, inputs, baselines, target, additional_forward_args, feature_mask,
-                    n_samples, perturbations_per_eval, return_input_shape, show_progress,
-                )  # fmt: skip
+                    self,
+                    inputs,
+                    baselines,
+                    target,
+                    additional_forward_args,
+                    feature_mask,
+                    n_samples,
+                    perturbations_per_eval,
+                    return_input_shape,
+                    show_progress,
+                )
             return captum.attr.Lime.attribute.__wrapped__(
-                _with_lime_filler(self, plan, n_samples, perturbations_per_eval), inputs,
-                plan.captum_baselines, target, additional_forward_args, feature_mask, n_samples,
-                perturbations_per_eval, return_input_shape, show_progress,
-            )  # fmt: skip
+                _with_lime_filler(self, plan, n_samples, perturbations_per_eval),
+                inputs,
+                plan.captum_baselines,
+                target,
+                additional_forward_args,
+                feature_mask,
+                n_samples,
+                perturbations_per_eval,
+                return_input_shape,
+                show_progress,
+            )

@@ -1,4 +1,4 @@
-"""``Occlusion`` (Sliding-Patch, SP / SP-G) whose occluded windows may be filled by a ``Baseline``."""
+"""``Occlusion`` (Sliding-Patch, SP / SP-G): occluded windows may be filled by a ``Baseline``."""
 
 from __future__ import annotations
 
@@ -29,11 +29,11 @@ class Occlusion(captum.attr.Occlusion):
     removing input features using generative models", ACCV 2020). Each chunk of
     ``perturbations_per_eval`` windows is filled by one ``fill`` call on the stacked chunk.
 
-    With a number or a Tensor as ``baselines`` the call is Captum's, exactly; ``ConstantBaseline(c)``
-    gives exactly (bit for bit) what ``baselines=c`` gives. A ``Baseline`` applies to image inputs
-    of shape (N, C, H, W) only; use numbers/Tensors for other inputs of a tuple. Input values
-    outside [0, 1] (e.g. NoiseTunnel's noise) are clamped for the fill's context only; kept
-    pixels stay exactly as given.
+    With a number or a Tensor as ``baselines`` the call is Captum's, exactly;
+    ``ConstantBaseline(c)`` gives exactly (bit for bit) what ``baselines=c`` gives. A ``Baseline``
+    applies to image inputs (N, C, H, W) in [0, 1] only; use numbers/Tensors for the other inputs
+    of a tuple. Under ``captum_cf.attr.NoiseTunnel`` the noisy copies leave [0, 1]: the fill sees
+    them clamped as context, and kept pixels stay exactly as given.
 
     Args:
         forward_func (Callable): the model or any function returning its outputs.
@@ -65,7 +65,7 @@ class Occlusion(captum.attr.Occlusion):
         perturbations_per_eval: int = 1,
         show_progress: bool = False,
     ) -> Any:
-        r"""Occlusion attributions; ``baselines`` may be a ``Baseline`` (or a tuple containing some).
+        r"""Occlusion attributions; ``baselines`` may be a ``Baseline`` (or a tuple with some).
 
         Args:
             inputs (Tensor or tuple[Tensor, ...]): as in Captum; inputs filled by a ``Baseline``
@@ -82,11 +82,24 @@ class Occlusion(captum.attr.Occlusion):
         with guarded(self.forward_func, inputs):
             if plan is None:
                 return super().attribute.__wrapped__(
-                    self, inputs, sliding_window_shapes, strides, baselines, target,
-                    additional_forward_args, perturbations_per_eval, show_progress,
-                )  # fmt: skip
+                    self,
+                    inputs,
+                    sliding_window_shapes,
+                    strides,
+                    baselines,
+                    target,
+                    additional_forward_args,
+                    perturbations_per_eval,
+                    show_progress,
+                )
             return captum.attr.Occlusion.attribute.__wrapped__(
-                _with_filling_forward(self, plan), inputs, sliding_window_shapes, strides,
-                plan.captum_baselines, target, additional_forward_args, perturbations_per_eval,
+                _with_filling_forward(self, plan),
+                inputs,
+                sliding_window_shapes,
+                strides,
+                plan.captum_baselines,
+                target,
+                additional_forward_args,
+                perturbations_per_eval,
                 show_progress,
-            )  # fmt: skip
+            )

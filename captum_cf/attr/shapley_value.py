@@ -78,11 +78,24 @@ class ShapleyValueSampling(captum.attr.ShapleyValueSampling):
         with guarded(self.forward_func, inputs):
             if plan is None:
                 return super().attribute.__wrapped__(
-                    self, inputs, baselines, target, additional_forward_args, feature_mask,
-                    n_samples, perturbations_per_eval, show_progress,
-                )  # fmt: skip
+                    self,
+                    inputs,
+                    baselines,
+                    target,
+                    additional_forward_args,
+                    feature_mask,
+                    n_samples,
+                    perturbations_per_eval,
+                    show_progress,
+                )
             return captum.attr.ShapleyValueSampling.attribute.__wrapped__(
-                _with_filling_forward(self, plan), inputs, plan.captum_baselines, target,
-                additional_forward_args, feature_mask, n_samples, perturbations_per_eval,
+                _with_filling_forward(self, plan),
+                inputs,
+                plan.captum_baselines,
+                target,
+                additional_forward_args,
+                feature_mask,
+                n_samples,
+                perturbations_per_eval,
                 show_progress,
-            )  # fmt: skip
+            )

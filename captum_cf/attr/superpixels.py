@@ -17,7 +17,7 @@ __all__ = ["superpixels"]
 def superpixels(
     images: Tensor, n_segments: int = 50, compactness: float = 30.0, sigma: float = 3.0
 ) -> Tensor:
-    """Superpixel feature masks for ``Lime``, ``KernelShap``, ``FeatureAblation``, ``ShapleyValueSampling``.
+    """Superpixel feature masks for Lime, KernelShap, FeatureAblation and ShapleyValueSampling.
 
     SLIC (Achanta et al., TPAMI 2012) clusters pixels by k-means in (colour, position) space,
     ``d = sqrt(d_colour^2 + (compactness * d_xy / S)^2)`` with grid step ``S = sqrt(HW / n)``,
@@ -64,7 +64,11 @@ def superpixels(
 def _check_args(n_segments: int, compactness: float, sigma: float) -> None:
     if isinstance(n_segments, bool) or not isinstance(n_segments, int) or n_segments < 1:
         raise ValueError(f"n_segments must be an int >= 1, got {n_segments!r}")
-    if not isinstance(compactness, (int, float)) or not math.isfinite(compactness) or compactness <= 0:
+    if (
+        not isinstance(compactness, (int, float))
+        or not math.isfinite(compactness)
+        or compactness <= 0
+    ):
         raise ValueError(f"compactness must be a finite number > 0, got {compactness!r}")
     if not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma < 0:
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")

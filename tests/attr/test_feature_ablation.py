@@ -58,7 +58,9 @@ def test_tensor_baselines_pass_straight_to_captum(x):
 def test_per_image_superpixel_masks_fill_only_the_ablated_superpixel(x):
     masks = superpixels(x, n_segments=6, sigma=0.5)
     model, fill = Recorder(TinyCNN()), MeanFill()
-    FeatureAblation(model).attribute(x, baselines=fill, target=0, feature_mask=masks, perturbations_per_eval=2)
+    FeatureAblation(model).attribute(
+        x, baselines=fill, target=0, feature_mask=masks, perturbations_per_eval=2
+    )
     keeps = torch.cat([keep for _, keep, _ in fill.calls])  # (rows, 3, 8, 8)
     features = int(masks.max()) + 1
     expected_keep = torch.cat([(masks != f) for f in range(features)]).to(keeps.dtype)
@@ -70,7 +72,9 @@ def test_per_image_superpixel_masks_fill_only_the_ablated_superpixel(x):
 
 def test_one_fill_call_per_chunk(x):
     fill = CountingConstant(0.5)
-    FeatureAblation(TinyCNN()).attribute(x, baselines=fill, target=0, feature_mask=MASK, perturbations_per_eval=3)
+    FeatureAblation(TinyCNN()).attribute(
+        x, baselines=fill, target=0, feature_mask=MASK, perturbations_per_eval=3
+    )
     assert fill.batch_sizes == [6, 6, 4]  # 8 groups in chunks of 3, 2 images each
 
 
@@ -99,7 +103,9 @@ def test_noise_tunnel_equals_captum(x):
     model = TinyCNN()
     kw = dict(nt_samples=2, stdevs=0.05, target=1, feature_mask=MASK, perturbations_per_eval=4)
     torch.manual_seed(5)
-    expected = captum.attr.NoiseTunnel(captum.attr.FeatureAblation(model)).attribute(x, baselines=0.5, **kw)
+    expected = captum.attr.NoiseTunnel(captum.attr.FeatureAblation(model)).attribute(
+        x, baselines=0.5, **kw
+    )
     torch.manual_seed(5)
     got = NoiseTunnel(FeatureAblation(model)).attribute(x, baselines=ConstantBaseline(0.5), **kw)
     assert torch.equal(got, expected)
@@ -117,4 +123,19 @@ def test_bad_inputs(x):
     with pytest.raises(ValueError, match=r"inputs\[1\] has shape \(3, 5\)"):
         FeatureAblation(TinyCNN()).attribute((x, torch.rand(3, 5)), baselines=MeanFill())
     with pytest.raises(ValueError, match="float"):
-        FeatureAblation(TinyCNN()).attribute(torch.ones(2, 3, 8, 8, dtype=torch.long), baselines=MeanFill())
+        FeatureAblation(TinyCNN()).attribute(
+            torch.ones(2, 3, 8, 8, dtype=torch.long), baselines=MeanFill()
+        )
+
+
+def test_a_batch_that_is_not_copies_of_the_inputs_is_refused(x):
+    """Guards against a future Captum that lays out perturbations differently."""
+    from captum_cf.attr._perturbation import _FillingForward, _plan
+
+    plan = _plan(x, MeanFill(), 0)
+    forward = _FillingForward(TinyCNN(), plan)
+    swapped = torch.cat([x.flip(0), x]).masked_fill(
+        MASK.bool().logical_not().expand(4, 3, 8, 8), plan.sentinel
+    )
+    with pytest.raises(RuntimeError, match="not a stack of copies"):
+        forward(swapped)

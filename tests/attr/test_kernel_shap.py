@@ -5,7 +5,14 @@ from __future__ import annotations
 import captum.attr
 import pytest
 import torch
-from perturbation_helpers import CountingConstant, LeftHalfLinear, MeanFill, TinyCNN, model_state, same_state
+from perturbation_helpers import (
+    CountingConstant,
+    LeftHalfLinear,
+    MeanFill,
+    TinyCNN,
+    model_state,
+    same_state,
+)
 
 from captum_cf.attr import KernelShap
 from captum_cf.baselines import BlurBaseline, ConstantBaseline
@@ -35,19 +42,27 @@ def test_tensor_baselines_pass_straight_to_captum(x):
     model = TinyCNN()
     for baselines in (None, 0.5, torch.rand(1, 3, 8, 8)):
         torch.manual_seed(1)
-        expected = captum.attr.KernelShap(model).attribute(x, baselines, 0, feature_mask=MASK, n_samples=10)
+        expected = captum.attr.KernelShap(model).attribute(
+            x, baselines, 0, feature_mask=MASK, n_samples=10
+        )
         torch.manual_seed(1)
-        assert torch.equal(KernelShap(model).attribute(x, baselines, 0, feature_mask=MASK, n_samples=10), expected)
+        assert torch.equal(
+            KernelShap(model).attribute(x, baselines, 0, feature_mask=MASK, n_samples=10), expected
+        )
 
 
 def test_one_fill_call_per_chunk_and_kept_pixels_original():
     x = torch.rand(1, 3, 8, 8)
     fill = CountingConstant(0.5)
-    KernelShap(TinyCNN()).attribute(x, baselines=fill, target=0, feature_mask=MASK, n_samples=11, perturbations_per_eval=5)
+    KernelShap(TinyCNN()).attribute(
+        x, baselines=fill, target=0, feature_mask=MASK, n_samples=11, perturbations_per_eval=5
+    )
     assert fill.batch_sizes == [5, 5, 1]
     mean_fill = MeanFill()
-    KernelShap(TinyCNN()).attribute(x, baselines=mean_fill, target=0, feature_mask=MASK, n_samples=6, perturbations_per_eval=6)
-    (inputs, keep, _), = mean_fill.calls
+    KernelShap(TinyCNN()).attribute(
+        x, baselines=mean_fill, target=0, feature_mask=MASK, n_samples=6, perturbations_per_eval=6
+    )
+    ((inputs, keep, _),) = mean_fill.calls
     assert torch.equal(inputs, x.expand(6, -1, -1, -1))
     # Captum's generator starts with all features present, then none
     assert bool((keep[0] == 1).all()) and bool((keep[1] == 0).all())
@@ -55,7 +70,12 @@ def test_one_fill_call_per_chunk_and_kept_pixels_original():
 
 def test_model_that_ignores_right_half_gets_zero_there(x):
     attr = KernelShap(LeftHalfLinear()).attribute(
-        x, baselines=BlurBaseline(1.0), target=1, feature_mask=MASK, n_samples=40, perturbations_per_eval=10
+        x,
+        baselines=BlurBaseline(1.0),
+        target=1,
+        feature_mask=MASK,
+        n_samples=40,
+        perturbations_per_eval=10,
     )
     assert attr[..., 4:].abs().max() < 1e-4
     assert attr[..., :4].abs().min() > 1e-2

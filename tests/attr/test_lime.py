@@ -7,7 +7,14 @@ import pytest
 import torch
 from captum._utils.models.linear_model import SkLearnLinearRegression
 from captum.attr._core.lime import get_exp_kernel_similarity_function
-from perturbation_helpers import CountingConstant, LeftHalfLinear, MeanFill, Recorder, model_state, same_state
+from perturbation_helpers import (
+    CountingConstant,
+    LeftHalfLinear,
+    MeanFill,
+    Recorder,
+    model_state,
+    same_state,
+)
 
 from captum_cf.attr import Lime, NoiseTunnel
 from captum_cf.baselines import ConstantBaseline
@@ -36,7 +43,9 @@ def test_constant_baseline_equals_captum_scalar_under_a_seed(x, ppe, value):
 def test_tensor_baselines_and_interpretable_output_pass_straight_to_captum(x):
     model = LeftHalfLinear()
     for baselines in (None, 0.5, torch.rand(2, 3, 8, 8)):
-        kw = dict(baselines=baselines, target=0, feature_mask=MASK, n_samples=10, return_input_shape=False)
+        kw = dict(
+            baselines=baselines, target=0, feature_mask=MASK, n_samples=10, return_input_shape=False
+        )
         torch.manual_seed(1)
         expected = captum.attr.Lime(model).attribute(x, **kw)
         torch.manual_seed(1)
@@ -75,7 +84,12 @@ def test_one_fill_call_per_chunk_and_per_example(x):
 def test_model_that_ignores_right_half_gets_zero_there(x):
     lime = Lime(LeftHalfLinear(), interpretable_model=SkLearnLinearRegression())
     attr = lime.attribute(
-        x, baselines=ConstantBaseline(0.5), target=0, feature_mask=MASK, n_samples=40, perturbations_per_eval=8
+        x,
+        baselines=ConstantBaseline(0.5),
+        target=0,
+        feature_mask=MASK,
+        n_samples=40,
+        perturbations_per_eval=8,
     )
     assert attr[..., 4:].abs().max() < 1e-4
     assert attr[..., :4].abs().min() > 1e-2
@@ -83,13 +97,22 @@ def test_model_that_ignores_right_half_gets_zero_there(x):
 
 def test_target_per_example_reaches_the_fill(x):
     fill = MeanFill()
-    Lime(LeftHalfLinear()).attribute(x, baselines=fill, target=[1, 0], feature_mask=MASK, n_samples=4, perturbations_per_eval=4)
+    Lime(LeftHalfLinear()).attribute(
+        x, baselines=fill, target=[1, 0], feature_mask=MASK, n_samples=4, perturbations_per_eval=4
+    )
     assert [t.tolist() for _, _, t in fill.calls] == [[1, 1, 1, 1], [0, 0, 0, 0]]
 
 
 def test_noise_tunnel_equals_captum(x):
     model = LeftHalfLinear()
-    kw = dict(nt_samples=2, stdevs=0.05, target=0, feature_mask=MASK, n_samples=6, perturbations_per_eval=3)
+    kw = dict(
+        nt_samples=2,
+        stdevs=0.05,
+        target=0,
+        feature_mask=MASK,
+        n_samples=6,
+        perturbations_per_eval=3,
+    )
     torch.manual_seed(2)
     expected = captum.attr.NoiseTunnel(captum.attr.Lime(model)).attribute(x, baselines=0.2, **kw)
     torch.manual_seed(2)
@@ -114,9 +137,13 @@ def test_lime_g_samples_are_inpainted_finite_and_in_unit_range():
     x = torch.rand(1, 3, 8, 8)
     model = Recorder(LeftHalfLinear())
     Lime(model).attribute(
-        x, baselines=InpaintBaseline(PushPullInpainter()), target=0, feature_mask=MASK,
-        n_samples=8, perturbations_per_eval=8,
-    )  # fmt: skip
+        x,
+        baselines=InpaintBaseline(PushPullInpainter()),
+        target=0,
+        feature_mask=MASK,
+        n_samples=8,
+        perturbations_per_eval=8,
+    )
     (fed,) = model.batches
     assert bool(torch.isfinite(fed).all()) and float(fed.min()) >= 0 and float(fed.max()) <= 1
     # removed superpixels are not one constant: inpainted content varies with the context

@@ -53,7 +53,9 @@ def test_tensor_baselines_pass_straight_to_captum(x):
 def test_fill_sees_exactly_captums_windows_and_kept_pixels_are_original(x):
     model = Recorder(TinyCNN())
     fill = MeanFill()
-    Occlusion(model).attribute(x, WINDOW, STRIDE, baselines=fill, target=0, perturbations_per_eval=4)
+    Occlusion(model).attribute(
+        x, WINDOW, STRIDE, baselines=fill, target=0, perturbations_per_eval=4
+    )
     # the same windows as Captum: Captum with a marker constant shows where it ablates
     marker = Recorder(TinyCNN())
     captum.attr.Occlusion(marker).attribute(
@@ -73,7 +75,9 @@ def test_fill_sees_exactly_captums_windows_and_kept_pixels_are_original(x):
 
 def test_one_fill_call_per_chunk(x):
     fill = CountingConstant(0.5)
-    Occlusion(TinyCNN()).attribute(x, WINDOW, STRIDE, baselines=fill, target=0, perturbations_per_eval=5)
+    Occlusion(TinyCNN()).attribute(
+        x, WINDOW, STRIDE, baselines=fill, target=0, perturbations_per_eval=5
+    )
     assert fill.batch_sizes == [10, 10, 10, 2]  # 16 windows in chunks of 5, 2 images each
 
 
@@ -93,9 +97,11 @@ def test_multiple_inputs_additional_args_and_target_list():
 
     img, vec = torch.rand(2, 1, 4, 4), torch.rand(2, 4)
     kwargs = dict(
-        sliding_window_shapes=((1, 2, 2), (1,)), additional_forward_args=(torch.tensor([[2.0], [3.0]]),),
-        target=[0, 1], perturbations_per_eval=2,
-    )  # fmt: skip
+        sliding_window_shapes=((1, 2, 2), (1,)),
+        additional_forward_args=(torch.tensor([[2.0], [3.0]]),),
+        target=[0, 1],
+        perturbations_per_eval=2,
+    )
     expected = captum.attr.Occlusion(Two()).attribute((img, vec), baselines=(0.5, 0.0), **kwargs)
     got = Occlusion(Two()).attribute((img, vec), baselines=(ConstantBaseline(0.5), 0.0), **kwargs)
     assert all(torch.equal(g, e) for g, e in zip(got, expected))
@@ -105,7 +111,9 @@ def test_noise_tunnel_with_constant_baseline_equals_captum(x):
     model = TinyCNN()
     kw = dict(nt_samples=3, stdevs=0.1, sliding_window_shapes=WINDOW, strides=STRIDE, target=0)
     torch.manual_seed(3)
-    expected = captum.attr.NoiseTunnel(captum.attr.Occlusion(model)).attribute(x, baselines=0.5, **kw)
+    expected = captum.attr.NoiseTunnel(captum.attr.Occlusion(model)).attribute(
+        x, baselines=0.5, **kw
+    )
     torch.manual_seed(3)
     got = NoiseTunnel(Occlusion(model)).attribute(x, baselines=ConstantBaseline(0.5), **kw)
     assert torch.equal(got, expected)
@@ -117,7 +125,13 @@ def test_noise_tunnel_with_constant_baseline_equals_captum(x):
 
 def test_show_progress(x, capsys):
     Occlusion(TinyCNN()).attribute(
-        x, WINDOW, STRIDE, baselines=MeanFill(), target=0, perturbations_per_eval=4, show_progress=True
+        x,
+        WINDOW,
+        STRIDE,
+        baselines=MeanFill(),
+        target=0,
+        perturbations_per_eval=4,
+        show_progress=True,
     )
     assert "Occlusion attribution" in capsys.readouterr().err
 
@@ -155,7 +169,12 @@ def test_inpainted_samples_are_finite_in_unit_range_and_keep_context(x):
 
     model = Recorder(TinyCNN())
     Occlusion(model).attribute(
-        x, WINDOW, STRIDE, baselines=InpaintBaseline(PushPullInpainter()), target=0, perturbations_per_eval=16
+        x,
+        WINDOW,
+        STRIDE,
+        baselines=InpaintBaseline(PushPullInpainter()),
+        target=0,
+        perturbations_per_eval=16,
     )
     (fed,) = model.batches[1:]  # all 16 windows x 2 images in one chunk
     assert bool(torch.isfinite(fed).all()) and float(fed.min()) >= 0 and float(fed.max()) <= 1
