@@ -6,9 +6,15 @@ from captum_cf._registry import Registry
 from captum_cf.attr import deep_lift as _deep_lift
 from captum_cf.attr import integrated_gradients as _integrated_gradients
 from captum_cf.attr.deep_lift import DeepLift, DeepLiftShap
+from captum_cf.attr.feature_ablation import FeatureAblation
 from captum_cf.attr.gradient_shap import GradientShap
 from captum_cf.attr.integrated_gradients import IntegratedGradients
+from captum_cf.attr.kernel_shap import KernelShap
+from captum_cf.attr.lime import Lime
 from captum_cf.attr.noise_tunnel import NoiseTunnel
+from captum_cf.attr.occlusion import Occlusion
+from captum_cf.attr.shapley_value import ShapleyValueSampling
+from captum_cf.attr.superpixels import superpixels
 
 #: name -> factory(AuditContext) -> explain(inputs, target, baseline) -> Tensor; used by the audit.
 METHODS: Registry = Registry("method")
@@ -25,11 +31,19 @@ METHODS.register(
     available=lambda ctx: isinstance(ctx.model, nn.Module),
 )
 
+from captum_cf.attr import _perturbation_methods  # noqa: E402, F401, I001  (registers occlusion, feature-ablation, lime)
+
 __all__ = [
     "METHODS",
     "DeepLift",
     "DeepLiftShap",
+    "FeatureAblation",
     "GradientShap",
     "IntegratedGradients",
+    "KernelShap",
+    "Lime",
     "NoiseTunnel",
+    "Occlusion",
+    "ShapleyValueSampling",
+    "superpixels",
 ]
