@@ -117,7 +117,7 @@ def _json(result: AuditResult) -> dict[str, Any]:
         metrics = {}
         for m in result.metrics:
             mean, lo, hi, n = c.stats(m)
-            values = c.values[m].tolist() if m in c.values else []
+            values = [_num(float(v)) for v in c.values[m].tolist()] if m in c.values else []
             metrics[m] = {
                 "mean": _num(mean),
                 "ci95": [_num(lo), _num(hi)],

@@ -217,7 +217,7 @@ def audit(
     check_images(images, "images")
     ctx, target = _context(model, images, target, data_name, train_data, seed, extras)
     masks = _check_masks(masks, images)
-    method_names = _resolve(METHODS_REGISTRY(), methods, ctx, "--methods")
+    method_names = _resolve(_methods(), methods, ctx, "--methods")
     baseline_names = _resolve(BASELINES, baselines, ctx, "--baselines")
     if removal is not None:
         _resolve(BASELINES, [removal], ctx, "--removal")
@@ -247,7 +247,8 @@ def audit(
     return result
 
 
-def METHODS_REGISTRY() -> Registry:  # noqa: N802 (late import: attr imports are heavy)
+def _methods() -> Registry:
+    # imported late: the method modules pull in Captum
     from captum_cf.attr import METHODS
 
     return METHODS
@@ -363,7 +364,7 @@ def _run_cells(
     seed: int,
     show_progress: bool,
 ):
-    registry = METHODS_REGISTRY()
+    registry = _methods()
     bar = None
     if show_progress:
         from tqdm.auto import tqdm
@@ -417,23 +418,29 @@ class _Scorer:
         return torch.cat(parts)
 
     def score(self, method: str, name: str, explain: Callable[..., Tensor], baseline: Baseline):
+        """``(CellResult, maps (N, H, W) or None)``; a failing cell is recorded, not raised."""
         cell = CellResult(method, name)
-        start = time.perf_counter()
         try:
+            start = time.perf_counter()
             attr = self.explain(explain, baseline, self.images, self.target)
+            cell.seconds = time.perf_counter() - start
+            cell.values = self._metrics(attr, explain, baseline)
         except Exception as err:  # noqa: BLE001 (one failing cell must not lose the others)
+            cell.values = {}
             cell.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
             return cell, None
-        cell.seconds = time.perf_counter() - start
+        return cell, attr.sum(dim=1)
+
+    def _metrics(
+        self, attr: Tensor, explain: Callable[..., Tensor], baseline: Baseline
+    ) -> dict[str, Tensor]:
         x, t, kw = self.images, self.target, dict(n_steps=self.n_steps, batch_size=self.batch_size)
-        cell.values["deletion_auc"] = deletion(
-            self.model, x, attr, t, **self.removal, **kw
-        ).auc.cpu()
-        cell.values["insertion_auc"] = insertion(
-            self.model, x, attr, t, **self.removal, **kw
-        ).auc.cpu()
+        values = {
+            "deletion_auc": deletion(self.model, x, attr, t, **self.removal, **kw).auc,
+            "insertion_auc": insertion(self.model, x, attr, t, **self.removal, **kw).auc,
+        }
         if self.masks is not None:
-            cell.values["pointing_game"] = pointing_game(attr, self.masks).cpu()
+            values["pointing_game"] = pointing_game(attr, self.masks)
         if self.sanity_n > 0 and self.top is not None:
             k = self.sanity_n
             res = randomization_test(
@@ -443,8 +450,8 @@ class _Scorer:
                 t[:k],
                 layers=[self.top],
             )
-            cell.values["sanity_ssim"] = res.similarity[:, 0].cpu()
-        return cell, attr.sum(dim=1)
+            values["sanity_ssim"] = res.similarity[:, 0]
+        return {m: v.detach().cpu() for m, v in values.items()}
 
 
 # --- the ``captum-cf audit`` command -------------------------------------------------------------
@@ -464,8 +471,9 @@ def add_arguments(parser: Any) -> None:
     )
     parser.add_argument(
         "--data",
-        default="shapes",
-        help="digits, shapes (default; has object masks) or an image folder DIR/<class>/<img>",
+        default="digits",
+        help="digits (default: test digits), shapes (has object masks: adds the pointing game) "
+        "or an image folder DIR/<class>/<image> (masks: <image>_mask.png beside each image)",
     )
     parser.add_argument(
         "--methods", default=None, help="comma-separated method names (default: all available)"
@@ -505,7 +513,7 @@ def _names(option: str | None) -> list[str] | None:
 
 def _list_registered() -> str:
     lines = ["methods (--methods):"]
-    reg = METHODS_REGISTRY()
+    reg = _methods()
     lines += [f"  {n:24s} {reg.describe(n)}" for n in reg]
     lines += ["baselines (--baselines, --removal):"]
     lines += [f"  {n:24s} {BASELINES.describe(n)}" for n in BASELINES]

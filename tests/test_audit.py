@@ -285,3 +285,37 @@ def test_every_registered_method_audits(method) -> None:
         extras={"zoo_name": "digits-cnn"},
     )
     assert res.cells[0].error is None and res.example_maps[(method, "zero")].shape == (2, 32, 32)
+
+
+def test_a_failing_cell_is_reported_and_the_others_still_run(monkeypatch) -> None:
+    from captum_cf._registry import _Entry
+
+    def broken(ctx):
+        def explain(inputs, target, baseline):
+            raise RuntimeError("cannot explain")
+
+        return explain
+
+    monkeypatch.setitem(
+        METHODS._entries, "broken", _Entry(broken, "always fails", lambda ctx: True)
+    )
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    res = audit(
+        model, torch.rand(3, 1, 8, 8), methods=["broken", "deeplift"], baselines=["zero"], n_steps=2
+    )
+    assert [c.error for c in res.cells] == ["RuntimeError: cannot explain", None]
+    assert res.best()["deletion_auc"] == ("deeplift", "zero")
+    assert "error: RuntimeError: cannot explain" in res.table()
+
+
+def test_python_api_rejects_unknown_and_unavailable_names() -> None:
+    from captum_cf.audit import AuditInputError
+
+    x = torch.rand(2, 1, 8, 8)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    with pytest.raises(AuditInputError, match="unknown baseline 'grey'; valid --baselines: zero"):
+        audit(model, x, baselines=["grey"])
+    with pytest.raises(AuditInputError, match=r"\(N, classes\) logits"):
+        audit(nn.Flatten(0), x)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        audit(model, x * 5)
