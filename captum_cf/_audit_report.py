@@ -251,12 +251,15 @@ def _html(result: AuditResult, pngs: dict[str, bytes]) -> str:
         for k, v in result.config.items()
     )
     imgs = {k: base64.b64encode(v).decode("ascii") for k, v in pngs.items()}
+    removal = esc(str(result.config.get("removal")))
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>captum-cf audit</title><style>{_CSS}</style></head><body>
 <h1>captum-cf audit</h1>
 <p>Every attribution method explained the same {result.config.get("n")} images with every baseline.
 Mean over images with the 95&nbsp;% confidence interval; ★ marks the best cell of each column
-(↑ higher is better, ↓ lower is better).</p>
+(↑ higher is better, ↓ lower is better). Pixels are removed by: {removal};
+a cell whose baseline is that same removal has an advantage on that column (compare with
+<code>--removal</code>).</p>
 <table id="results">
 <tr><th class=l>method</th><th class=l>baseline</th>{head}<th>explain s</th></tr>
 {"".join(body)}</table>

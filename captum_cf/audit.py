@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -377,7 +378,11 @@ def _run_cells(
                 if bar is not None:
                     bar.set_postfix_str(f"{m} x {b}")
                 torch.manual_seed(seed)
-                yield scorer.score(m, b, explain, baseline)
+                with warnings.catch_warnings():
+                    # Captum's advice (Lime on batches, DeepLift hooks) is noise in a report run
+                    warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\.")
+                    scored = scorer.score(m, b, explain, baseline)
+                yield scored
                 if bar is not None:
                     bar.update(1)
     finally:
