@@ -357,6 +357,14 @@ def _top_layer(model: Any) -> str | None:
     return owners[-1] if owners else None
 
 
+#: Captum's advisory warnings, repeated for every cell of an audit (not problems of the model)
+_ADVISORIES = (
+    r"(?s).*Setting forward, backward hooks and attributes on non-linear",
+    r"(?s).*You are providing multiple inputs for Lime",
+    r"(?s).*Input Tensor \d+ did not already require gradients",
+)
+
+
 def _run_cells(
     method_names: list[str],
     refs: dict[str, Baseline],
@@ -380,7 +388,8 @@ def _run_cells(
                 torch.manual_seed(seed)
                 with warnings.catch_warnings():
                     # Captum's advice (Lime on batches, DeepLift hooks) is noise in a report run
-                    warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\.")
+                    for message in _ADVISORIES:
+                        warnings.filterwarnings("ignore", message=message, category=UserWarning)
                     scored = scorer.score(m, b, explain, baseline)
                 yield scored
                 if bar is not None:

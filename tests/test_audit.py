@@ -115,12 +115,22 @@ def _image_folder(tmp_path, with_masks: bool = True):
 def test_image_folder_with_masks_and_user_model(tmp_path, capsys) -> None:
     root = _image_folder(tmp_path)
     model = _write_model_file(tmp_path, _TINY_MODEL)
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 2),
+    )
+    torch.save({"state_dict": net.state_dict()}, tmp_path / "w.pt")
     rc, _, err = _run(
         capsys,
         "--data",
         str(root),
         "--model",
         model,
+        "--weights",
+        str(tmp_path / "w.pt"),
         "--methods",
         "integrated-gradients",
         "--baselines",
@@ -133,6 +143,26 @@ def test_image_folder_with_masks_and_user_model(tmp_path, capsys) -> None:
     report = json.loads((tmp_path / "o" / "results.json").read_text())
     assert report["config"]["image_shape"] == [3, 16, 16] and report["config"]["masks"] is True
     assert set(report["cells"][0]["metrics"]["pointing_game"]["values"]) <= {0.0, 1.0}
+    from captum_cf._audit_io import load_model
+
+    loaded, _ = load_model(model, str(root), str(tmp_path / "w.pt"))
+    assert all(
+        torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), net.state_dict().values())
+    )
+    torch.save({"state_dict": {"0.weight": torch.zeros(1)}}, tmp_path / "bad.pt")
+    rc, _, err = _run(
+        capsys,
+        "--data",
+        str(root),
+        "--model",
+        model,
+        "--weights",
+        str(tmp_path / "bad.pt"),
+        "--out",
+        str(tmp_path / "o2"),
+        *TINY,
+    )
+    assert rc == 2 and "cannot load weights" in err and not (tmp_path / "o2").exists()
 
 
 def test_unknown_names_list_the_valid_ones(tmp_path, capsys) -> None:
