@@ -191,9 +191,8 @@ def _fill_rows(
     if not bool(removed.any()):
         return batch
     if torch.equal(removed.all(1), removed.any(1)):
-        keep = (~removed[:, :1]).to(
-            batch.dtype
-        )  # one mask for all channels: what inpainters expect
+        # the same mask for all channels: pass it as (R, 1, H, W), what inpainters expect
+        keep = (~removed[:, :1]).to(batch.dtype)
     else:
         keep = (~removed).to(batch.dtype)
     filled = plan.fills[index].fill(context, keep, target)
