@@ -1,0 +1,150 @@
+"""Frank-Wolfe (conditional gradient) perturbations of a classifier's input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from captum_cf._model_state import frozen
+from captum_cf._validation import check_images, check_keep, check_target
+from captum_cf.robust.lmo import lmo_l1, lmo_l2, lmo_linf
+
+__all__ = ["frank_wolfe"]
+
+_NAMED_LMOS: dict[str, Callable[..., Tensor]] = {"linf": lmo_linf, "l2": lmo_l2, "l1": lmo_l1}
+
+
+def frank_wolfe(
+    model: Callable[[Tensor], Tensor],
+    inputs: Tensor,
+    target: Any,
+    lmo: Callable[..., Tensor] | str,
+    eps: float,
+    n_steps: int = 20,
+    targeted: bool = True,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+    region: Tensor | None = None,
+    show_progress: bool = False,
+) -> Tensor:
+    r"""Perturb ``inputs`` towards (or away from) a class with Frank-Wolfe steps.
+
+    Maximises :math:`J(\delta) = \mp \ell(f(x + \delta), t)` (``-`` when ``targeted``: make
+    class t likely; ``+`` otherwise: make t unlikely) over the feasible set
+    :math:`C_x = \{\delta \in B_\epsilon : 0 \le x + \delta \le 1\}`:
+
+    .. math::
+
+        \delta_0 = 0, \quad s_k = \mathrm{LMO}_{C_x}(\nabla J(\delta_k)), \quad
+        \delta_{k+1} = \delta_k + \gamma_k (s_k - \delta_k), \quad \gamma_k = \frac{2}{k + 2}.
+
+    **The image box.** Every oracle is called with the bounds ``lower = -x`` and
+    ``upper = 1 - x`` and solves the linear problem over its norm ball *intersected* with that box
+    (see :mod:`captum_cf.robust.lmo`). Each vertex ``s_k`` is therefore feasible, and so is every
+    iterate, a convex combination of vertices and :math:`\delta_0 = 0`: ``x + delta`` stays in
+    [0, 1] without clipping (the reference code of the paper does not handle the box). A final
+    clamp only removes float rounding.
+
+    The model is used in eval mode with frozen parameters; its mode and ``requires_grad`` flags are
+    restored afterwards, also after an exception. Examples are independent (the loss is summed
+    over the batch, so each example gets its own gradient).
+
+    Args:
+        model (Callable): classifier, images (N, C, H, W) in [0, 1] -> logits (N, K).
+        inputs (Tensor): images, shape (N, C, H, W), in [0, 1]; not modified.
+        target (int, list or Tensor): class t per example, shape (N,) or a single int.
+        lmo (Callable or str): ``lmo(grad, eps, lower=..., upper=...) -> s`` (e.g.
+            ``functools.partial(lmo_topk, k=10, pixel_groups=True)``), or ``"linf"``, ``"l2"``, ``"l1"``.
+        eps (float): radius of the norm ball, > 0.
+        n_steps (int): number of Frank-Wolfe steps (gradient evaluations), >= 1.
+        targeted (bool): True: move towards class ``target``; False: away from it.
+        loss_fn (Callable, optional): ``loss_fn(logits, target) -> (N,)`` per-example loss;
+            default cross-entropy.
+        region (Tensor, optional): mask broadcastable to ``inputs`` (same number of dimensions),
+            values in {0, 1}; the perturbation is 0 wherever it is 0.
+        show_progress (bool): show a tqdm bar over the steps.
+
+    Returns:
+        Tensor: the perturbation ``delta``, shape (N, C, H, W), with ``inputs + delta`` in [0, 1].
+
+    Example:
+        >>> from functools import partial
+        >>> from captum_cf.robust import frank_wolfe, lmo_topk
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        >>> x = torch.rand(2, 1, 8, 8)
+        >>> delta = frank_wolfe(model, x, 1, partial(lmo_topk, k=4), eps=4.0, n_steps=10)
+        >>> bool(((x + delta) >= 0).all() and ((x + delta) <= 1).all())
+        True
+    """
+    if not callable(model):
+        raise TypeError(f"model must be callable (an nn.Module or a function), got {type(model).__name__}")
+    check_images(inputs, "inputs")
+    oracle = _resolve_lmo(lmo)
+    _check_positive(eps, "eps")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
+        raise ValueError(f"n_steps must be an int >= 1, got {n_steps!r}")
+    target_t = check_target(target, inputs.shape[0], None)
+    if target_t is None:
+        raise ValueError("target must be given: the class to move towards (targeted) or away from")
+    lower, upper = _box_bounds(inputs, region)
+    loss_fn = loss_fn or (lambda logits, t: F.cross_entropy(logits, t, reduction="none"))
+    sign = -1.0 if targeted else 1.0
+    with frozen(model), torch.enable_grad():
+        _check_target_range(model, inputs, target_t)
+        target_t = target_t.to(inputs.device)
+        delta = torch.zeros_like(inputs)
+        for step in tqdm(range(n_steps), desc="Frank-Wolfe", disable=not show_progress):
+            grad = _objective_grad(model, inputs, delta, target_t, loss_fn, sign)
+            vertex = oracle(grad, eps, lower=lower, upper=upper)
+            gamma = 2.0 / (step + 2.0)
+            delta = delta + gamma * (vertex - delta)
+    return (inputs + delta).clamp(0, 1) - inputs
+
+
+def _objective_grad(model: Callable[[Tensor], Tensor], inputs: Tensor, delta: Tensor, target: Tensor,
+                    loss_fn: Callable[[Tensor, Tensor], Tensor], sign: float) -> Tensor:
+    d = delta.detach().requires_grad_(True)
+    loss = loss_fn(model(inputs + d), target)
+    if loss.dim() != 1 or loss.shape[0] != inputs.shape[0]:
+        raise ValueError(f"loss_fn must return one loss per example, shape ({inputs.shape[0]},), "
+                         f"got {tuple(loss.shape)}")
+    (grad,) = torch.autograd.grad(sign * loss.sum(), d)
+    return grad
+
+
+def _box_bounds(inputs: Tensor, region: Tensor | None) -> tuple[Tensor, Tensor]:
+    lower, upper = -inputs, 1.0 - inputs
+    if region is None:
+        return lower, upper
+    mask = check_keep(region, inputs, "region")
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError("region must hold only 0 and 1 (1 = may be perturbed)")
+    return lower * mask, upper * mask
+
+
+def _resolve_lmo(lmo: Callable[..., Tensor] | str) -> Callable[..., Tensor]:
+    if isinstance(lmo, str):
+        if lmo not in _NAMED_LMOS:
+            raise ValueError(f"lmo must be a callable or one of {sorted(_NAMED_LMOS)} (use "
+                             f"functools.partial(lmo_topk, k=...) for top-k), got {lmo!r}")
+        return _NAMED_LMOS[lmo]
+    if not callable(lmo):
+        raise TypeError(f"lmo must be callable or a name, got {type(lmo).__name__}")
+    return lmo
+
+
+def _check_positive(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _check_target_range(model: Callable[[Tensor], Tensor], inputs: Tensor, target: Tensor) -> None:
+    with torch.no_grad():
+        logits = model(inputs[:1])
+    if logits.dim() != 2:
+        raise ValueError(f"model must return logits of shape (N, K), got {tuple(logits.shape)}")
+    check_target(target, inputs.shape[0], logits.shape[1])
