@@ -28,7 +28,8 @@ class SparsePerturbation(GradientAttribution):
     Explaining Predictions and Probing Learned Concepts" (MLVis 2021). Frank-Wolfe maximises
     :math:`J(\delta) = -\ell(f(x + \delta), t)` ("towards-target": what would make it a t?) or
     :math:`+\ell(f(x + \delta), \hat y)` ("away-from-prediction": what made it a :math:`\hat y`?)
-    over :math:`\{\|\delta\|_1 \le \epsilon, \|\delta\|_\infty \le \epsilon / k,\; x + \delta \in [0, 1]\}`
+    over :math:`\{\|\delta\|_1 \le \epsilon, \|\delta\|_\infty \le \epsilon / k,\;
+    x + \delta \in [0, 1]\}`
     with the top-k linear maximisation oracle (no projection: each step changes at most k pixels),
     step :math:`2 / (s + 2)`. With ``norm="l1-topk"`` the result changes at most ``k`` pixels
     (see :func:`captum_cf.robust.sparse_frank_wolfe`: explore, then refine on the k pixels that
@@ -94,21 +95,41 @@ class SparsePerturbation(GradientAttribution):
             counterfactual input.
         """
         check_images(inputs, "inputs")
-        k_eff, eps_eff = self._check_args(inputs, sparsity, k, eps, n_steps, norm, mode, pixel_groups)
+        k_eff, eps_eff = self._check_args(
+            inputs, sparsity, k, eps, n_steps, norm, mode, pixel_groups
+        )
         target_t = self._resolve_target(inputs, target, mode)
         targeted = mode == "towards-target"
         if norm == "l1-topk":
-            return sparse_frank_wolfe(self.forward_func, inputs, target_t, k_eff, eps_eff, n_steps,
-                                      targeted=targeted, pixel_groups=pixel_groups,
-                                      show_progress=show_progress)
-        return frank_wolfe(self.forward_func, inputs, target_t, norm, eps_eff, n_steps,
-                           targeted=targeted, show_progress=show_progress)
+            return sparse_frank_wolfe(
+                self.forward_func,
+                inputs,
+                target_t,
+                k_eff,
+                eps_eff,
+                n_steps,
+                targeted=targeted,
+                pixel_groups=pixel_groups,
+                show_progress=show_progress,
+            )
+        return frank_wolfe(
+            self.forward_func,
+            inputs,
+            target_t,
+            norm,
+            eps_eff,
+            n_steps,
+            targeted=targeted,
+            show_progress=show_progress,
+        )
 
     def _resolve_target(self, inputs: Tensor, target: Any, mode: str) -> Tensor:
         n = inputs.shape[0]
         if target is None and mode == "towards-target":
-            raise ValueError("target is required with mode='towards-target': the counterfactual "
-                             "class to move towards")
+            raise ValueError(
+                "target is required with mode='towards-target': the counterfactual "
+                "class to move towards"
+            )
         with frozen(self.forward_func), torch.no_grad():
             logits = self.forward_func(inputs)
         if logits.dim() != 2:
@@ -118,8 +139,16 @@ class SparsePerturbation(GradientAttribution):
         return check_target(target, n, logits.shape[1])
 
     @staticmethod
-    def _check_args(inputs: Tensor, sparsity: float | None, k: int | None, eps: float | None,
-                    n_steps: int, norm: str, mode: str, pixel_groups: bool) -> tuple[int, float]:
+    def _check_args(
+        inputs: Tensor,
+        sparsity: float | None,
+        k: int | None,
+        eps: float | None,
+        n_steps: int,
+        norm: str,
+        mode: str,
+        pixel_groups: bool,
+    ) -> tuple[int, float]:
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
         if mode not in _MODES:
@@ -136,6 +165,25 @@ class SparsePerturbation(GradientAttribution):
             k = max(1, round((1 - sparsity) * units))
         if eps is None:
             eps = _DEFAULT_EPS.get(norm, float(k))
-        elif isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < float("inf"):
+        elif (
+            isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < float("inf")
+        ):
             raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
         return k, float(eps)
+
+
+def _explainer(ctx: Any, sparsity: float = 0.9, n_steps: int = 10) -> Any:
+    """Audit factory: ``explain(inputs, target, baseline) -> |delta|`` (N, C, H, W).
+
+    The pixels that must change to move the model away from ``target`` (the fewest, the most
+    important); the baseline is not used. 10 Frank-Wolfe steps keep it as cheap as IG.
+    """
+    method = SparsePerturbation(ctx.model)
+
+    def explain(inputs: Tensor, target: Any, baseline: Any) -> Tensor:
+        delta = method.attribute(
+            inputs, target=target, sparsity=sparsity, n_steps=n_steps, mode="away-from-prediction"
+        )
+        return delta.abs()
+
+    return explain

@@ -30,9 +30,17 @@ logger = logging.getLogger(__name__)
 _NORMS = ("l2", "linf")
 
 
-def pgd_attack(model: nn.Module, inputs: Tensor, labels: Tensor, norm: str = "l2", eps: float = 1.5,
-               steps: int = 7, step_size: float | None = None, random_start: bool = True,
-               generator: torch.Generator | None = None) -> Tensor:
+def pgd_attack(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    norm: str = "l2",
+    eps: float = 1.5,
+    steps: int = 7,
+    step_size: float | None = None,
+    random_start: bool = True,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Untargeted PGD: perturbations that raise the cross-entropy of ``labels``.
 
     ``delta <- P(delta + a * g / |g|_2)`` (L2) or ``P(delta + a * sign(g))`` (L-inf), where ``P``
@@ -62,14 +70,18 @@ def pgd_attack(model: nn.Module, inputs: Tensor, labels: Tensor, norm: str = "l2
     """
     _check_attack(norm, eps, steps)
     alpha = step_size if step_size is not None else 2.5 * eps / steps
-    delta = _random_start(inputs, norm, eps, generator) if random_start else torch.zeros_like(inputs)
+    delta = (
+        _random_start(inputs, norm, eps, generator) if random_start else torch.zeros_like(inputs)
+    )
     delta = _project(inputs, delta, norm, eps)
     with preserve_model_state(model), torch.enable_grad():
         for p in model.parameters():
             p.requires_grad_(False)
         for _ in range(steps):
             d = delta.detach().requires_grad_(True)
-            (g,) = torch.autograd.grad(F.cross_entropy(model(inputs + d), labels, reduction="sum"), d)
+            (g,) = torch.autograd.grad(
+                F.cross_entropy(model(inputs + d), labels, reduction="sum"), d
+            )
             if norm == "l2":
                 g = g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
             else:
@@ -88,7 +100,9 @@ def _project(inputs: Tensor, delta: Tensor, norm: str, eps: float) -> Tensor:
     return (inputs + delta).clamp(0, 1) - inputs
 
 
-def _random_start(inputs: Tensor, norm: str, eps: float, generator: torch.Generator | None) -> Tensor:
+def _random_start(
+    inputs: Tensor, norm: str, eps: float, generator: torch.Generator | None
+) -> Tensor:
     def draw(fn: Any, shape: tuple[int, ...]) -> Tensor:
         return fn(shape, generator=generator, dtype=inputs.dtype).to(inputs.device)
 
@@ -99,8 +113,15 @@ def _random_start(inputs: Tensor, norm: str, eps: float, generator: torch.Genera
     return d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1) * radius
 
 
-def robust_accuracy(model: nn.Module, inputs: Tensor, labels: Tensor, norm: str = "l2",
-                    eps: float = 1.5, steps: int = 20, batch_size: int = 256) -> tuple[float, float]:
+def robust_accuracy(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    norm: str = "l2",
+    eps: float = 1.5,
+    steps: int = 20,
+    batch_size: int = 256,
+) -> tuple[float, float]:
     """Clean and PGD-robust accuracy of ``model`` (evaluated in eval mode, state restored).
 
     Returns:
@@ -111,7 +132,7 @@ def robust_accuracy(model: nn.Module, inputs: Tensor, labels: Tensor, norm: str 
     clean = robust = 0
     with frozen(model):
         for i in range(0, inputs.shape[0], batch_size):
-            x, y = inputs[i:i + batch_size], labels[i:i + batch_size]
+            x, y = inputs[i : i + batch_size], labels[i : i + batch_size]
             with torch.no_grad():
                 clean += int((model(x).argmax(1) == y).sum())
             adv = pgd_attack(model, x, y, norm, eps, steps)
@@ -139,14 +160,15 @@ def adversarial_train(
 ) -> list[dict[str, float]]:
     r"""Train ``model`` in place with PGD adversarial training.
 
-    Loss per batch: :math:`(1 - w)\,\ell(f(x_{adv}), y) + w\,\ell(f(x), y)` with ``w = clean_weight``
-    and :math:`x_{adv}` from :func:`pgd_attack` (``attack_steps`` steps, random start). Adam with a
-    cosine learning-rate decay over ``steps`` optimiser steps. Data order comes from one generator
-    seeded with ``seed``; with ``checkpoint`` the whole state (weights, optimiser, step, generator
-    and RNG states, loss history) is saved atomically every ``checkpoint_every`` steps and at the
-    end, and a run started with an existing checkpoint resumes exactly where it stopped. The global
-    RNG is not touched (data order and attack starts have their own generators). The
-    model's train/eval mode is restored at the end (its weights are, of course, trained).
+    Loss per batch: :math:`(1 - w)\,\ell(f(x_{adv}), y) + w\,\ell(f(x), y)` with
+    ``w = clean_weight`` and :math:`x_{adv}` from :func:`pgd_attack` (``attack_steps`` steps,
+    random start). Adam with a cosine learning-rate decay over ``steps`` optimiser steps.
+    Data order and attack starts come from two generators seeded from ``seed`` (the global RNG
+    is not touched). With ``checkpoint`` the whole state (weights, optimiser, scheduler, step,
+    generator states, current epoch order, loss history) is saved atomically every
+    ``checkpoint_every`` steps and at the end; a run started with an existing checkpoint resumes
+    exactly where it stopped. The model's train/eval mode and ``requires_grad`` flags are
+    restored at the end (its weights are, of course, trained).
 
     Args:
         model (nn.Module): classifier, images (N, C, H, W) in [0, 1] -> logits (N, K).
@@ -165,7 +187,8 @@ def adversarial_train(
         log_every (int): steps between entries of the returned history (and log lines).
 
     Returns:
-        list[dict]: history entries ``{"step", "loss", "adv_accuracy"}`` (means since the last entry).
+        list[dict]: history entries ``{"step", "loss", "adv_accuracy"}`` (means since the
+        previous entry).
 
     Example:
         >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
@@ -174,11 +197,27 @@ def adversarial_train(
         >>> [h["step"] for h in history]
         [2, 4]
     """
-    images, labels = _check_train_args(model, dataset, norm, eps, steps, attack_steps, batch_size,
-                                       lr, clean_weight, checkpoint_every, log_every)
+    images, labels = _check_train_args(
+        model,
+        dataset,
+        norm,
+        eps,
+        steps,
+        attack_steps,
+        batch_size,
+        lr,
+        clean_weight,
+        checkpoint_every,
+        log_every,
+    )
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-    gens = {"data": torch.Generator().manual_seed(seed), "attack": torch.Generator().manual_seed(seed + 1)}
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+    )
+    gens = {
+        "data": torch.Generator().manual_seed(seed),
+        "attack": torch.Generator().manual_seed(seed + 1),
+    }
     state: dict[str, Any] = {"step": 0, "history": []}
     if checkpoint is not None and os.path.isfile(checkpoint):
         state = _resume(checkpoint, model, opt, sched, gens)
@@ -187,13 +226,22 @@ def adversarial_train(
     run = {"loss": 0.0, "acc": 0.0, "n": 0}
     with preserve_model_state(model):
         model.train()
-        bar = tqdm(total=steps, initial=state["step"], desc="adversarial training", disable=not show_progress)
+        bar = tqdm(
+            total=steps,
+            initial=state["step"],
+            desc="adversarial training",
+            disable=not show_progress,
+        )
         while state["step"] < steps:
             step = state["step"]
             if step % per_epoch == 0:
                 state["perm"] = torch.randperm(images.shape[0], generator=gens["data"])
-            idx = state["perm"][(step % per_epoch) * batch_size:(step % per_epoch + 1) * batch_size]
-            adv = pgd_attack(model, images[idx], labels[idx], norm, eps, attack_steps, generator=gens["attack"])
+            idx = state["perm"][
+                (step % per_epoch) * batch_size : (step % per_epoch + 1) * batch_size
+            ]
+            adv = pgd_attack(
+                model, images[idx], labels[idx], norm, eps, attack_steps, generator=gens["attack"]
+            )
             loss, acc = _train_step(model, opt, images[idx], adv, labels[idx], clean_weight)
             sched.step()
             state["step"] = step + 1
@@ -203,18 +251,30 @@ def adversarial_train(
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", adv_acc=f"{acc:.2f}")
             if state["step"] % log_every == 0 or state["step"] == steps:
-                entry = {"step": state["step"], "loss": run["loss"] / run["n"], "adv_accuracy": run["acc"] / run["n"]}
+                entry = {
+                    "step": state["step"],
+                    "loss": run["loss"] / run["n"],
+                    "adv_accuracy": run["acc"] / run["n"],
+                }
                 state["history"].append(entry)
                 logger.info("step %(step)d loss %(loss).4f adv_accuracy %(adv_accuracy).3f", entry)
                 run = {"loss": 0.0, "acc": 0.0, "n": 0}
-            if checkpoint is not None and (state["step"] % checkpoint_every == 0 or state["step"] == steps):
+            if checkpoint is not None and (
+                state["step"] % checkpoint_every == 0 or state["step"] == steps
+            ):
                 _save(checkpoint, model, opt, sched, state, gens)
         bar.close()
     return list(state["history"])
 
 
-def _train_step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, adv: Tensor, y: Tensor,
-                clean_weight: float) -> tuple[float, float]:
+def _train_step(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    x: Tensor,
+    adv: Tensor,
+    y: Tensor,
+    clean_weight: float,
+) -> tuple[float, float]:
     logits = model(adv)
     loss = F.cross_entropy(logits, y)
     if clean_weight > 0:
@@ -225,17 +285,36 @@ def _train_step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, adv: Te
     return float(loss.detach()), float((logits.argmax(1) == y).float().mean())
 
 
-def _save(path: str | os.PathLike, model: nn.Module, opt: torch.optim.Optimizer, sched: Any,
-          state: dict[str, Any], gens: dict[str, torch.Generator]) -> None:
-    save_checkpoint(path, {
-        "kind": "adversarial_train", "step": state["step"], "history": state["history"],
-        "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-        "perm": state["perm"], "generators": {k: g.get_state() for k, g in gens.items()},
-    })
+def _save(
+    path: str | os.PathLike,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    state: dict[str, Any],
+    gens: dict[str, torch.Generator],
+) -> None:
+    save_checkpoint(
+        path,
+        {
+            "kind": "adversarial_train",
+            "step": state["step"],
+            "history": state["history"],
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "perm": state["perm"],
+            "generators": {k: g.get_state() for k, g in gens.items()},
+        },
+    )
 
 
-def _resume(path: str | os.PathLike, model: nn.Module, opt: torch.optim.Optimizer, sched: Any,
-            gens: dict[str, torch.Generator]) -> dict[str, Any]:
+def _resume(
+    path: str | os.PathLike,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    gens: dict[str, torch.Generator],
+) -> dict[str, Any]:
     ckpt = load_checkpoint(path)
     if ckpt.get("kind") != "adversarial_train":
         raise ValueError(f"{os.fspath(path)} is not an adversarial_train checkpoint")
@@ -256,9 +335,19 @@ def _check_attack(norm: str, eps: float, steps: int) -> None:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
 
 
-def _check_train_args(model: Any, dataset: Any, norm: str, eps: float, steps: int, attack_steps: int,
-                      batch_size: int, lr: float, clean_weight: float, checkpoint_every: int,
-                      log_every: int) -> tuple[Tensor, Tensor]:
+def _check_train_args(
+    model: Any,
+    dataset: Any,
+    norm: str,
+    eps: float,
+    steps: int,
+    attack_steps: int,
+    batch_size: int,
+    lr: float,
+    clean_weight: float,
+    checkpoint_every: int,
+    log_every: int,
+) -> tuple[Tensor, Tensor]:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     tensors = dataset.tensors if isinstance(dataset, TensorDataset) else dataset
@@ -266,15 +355,25 @@ def _check_train_args(model: Any, dataset: Any, norm: str, eps: float, steps: in
         raise TypeError("dataset must be a TensorDataset or a tuple (images, labels)")
     images, labels = tensors
     check_images(images, "dataset images")
-    if not isinstance(labels, Tensor) or labels.dtype != torch.long or labels.shape != (images.shape[0],):
+    if (
+        not isinstance(labels, Tensor)
+        or labels.dtype != torch.long
+        or labels.shape != (images.shape[0],)
+    ):
         raise ValueError(f"dataset labels must be a long tensor of shape ({images.shape[0]},)")
     _check_attack(norm, eps, steps)
     _check_attack(norm, 1.0, attack_steps)
-    for name, v in (("batch_size", batch_size), ("checkpoint_every", checkpoint_every), ("log_every", log_every)):
+    for name, v in (
+        ("batch_size", batch_size),
+        ("checkpoint_every", checkpoint_every),
+        ("log_every", log_every),
+    ):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be an int >= 1, got {v!r}")
     if batch_size > images.shape[0]:
-        raise ValueError(f"batch_size ({batch_size}) exceeds the number of images ({images.shape[0]})")
+        raise ValueError(
+            f"batch_size ({batch_size}) exceeds the number of images ({images.shape[0]})"
+        )
     if not 0 < lr < float("inf"):
         raise ValueError(f"lr must be > 0, got {lr!r}")
     if not 0 <= clean_weight <= 1:

@@ -58,7 +58,8 @@ def frank_wolfe(
         inputs (Tensor): images, shape (N, C, H, W), in [0, 1]; not modified.
         target (int, list or Tensor): class t per example, shape (N,) or a single int.
         lmo (Callable or str): ``lmo(grad, eps, lower=..., upper=...) -> s`` (e.g.
-            ``functools.partial(lmo_topk, k=10, pixel_groups=True)``), or ``"linf"``, ``"l2"``, ``"l1"``.
+            ``functools.partial(lmo_topk, k=10, pixel_groups=True)``), or ``"linf"``, ``"l2"``,
+            ``"l1"``.
         eps (float): radius of the norm ball, > 0.
         n_steps (int): number of Frank-Wolfe steps (gradient evaluations), >= 1.
         targeted (bool): True: move towards class ``target``; False: away from it.
@@ -81,7 +82,9 @@ def frank_wolfe(
         True
     """
     if not callable(model):
-        raise TypeError(f"model must be callable (an nn.Module or a function), got {type(model).__name__}")
+        raise TypeError(
+            f"model must be callable (an nn.Module or a function), got {type(model).__name__}"
+        )
     check_images(inputs, "inputs")
     oracle = _resolve_lmo(lmo)
     _check_positive(eps, "eps")
@@ -105,13 +108,21 @@ def frank_wolfe(
     return (inputs + delta).clamp(0, 1) - inputs
 
 
-def _objective_grad(model: Callable[[Tensor], Tensor], inputs: Tensor, delta: Tensor, target: Tensor,
-                    loss_fn: Callable[[Tensor, Tensor], Tensor], sign: float) -> Tensor:
+def _objective_grad(
+    model: Callable[[Tensor], Tensor],
+    inputs: Tensor,
+    delta: Tensor,
+    target: Tensor,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    sign: float,
+) -> Tensor:
     d = delta.detach().requires_grad_(True)
     loss = loss_fn(model(inputs + d), target)
     if loss.dim() != 1 or loss.shape[0] != inputs.shape[0]:
-        raise ValueError(f"loss_fn must return one loss per example, shape ({inputs.shape[0]},), "
-                         f"got {tuple(loss.shape)}")
+        raise ValueError(
+            f"loss_fn must return one loss per example, shape ({inputs.shape[0]},), "
+            f"got {tuple(loss.shape)}"
+        )
     (grad,) = torch.autograd.grad(sign * loss.sum(), d)
     return grad
 
@@ -129,8 +140,10 @@ def _box_bounds(inputs: Tensor, region: Tensor | None) -> tuple[Tensor, Tensor]:
 def _resolve_lmo(lmo: Callable[..., Tensor] | str) -> Callable[..., Tensor]:
     if isinstance(lmo, str):
         if lmo not in _NAMED_LMOS:
-            raise ValueError(f"lmo must be a callable or one of {sorted(_NAMED_LMOS)} (use "
-                             f"functools.partial(lmo_topk, k=...) for top-k), got {lmo!r}")
+            raise ValueError(
+                f"lmo must be a callable or one of {sorted(_NAMED_LMOS)} (use "
+                f"functools.partial(lmo_topk, k=...) for top-k), got {lmo!r}"
+            )
         return _NAMED_LMOS[lmo]
     if not callable(lmo):
         raise TypeError(f"lmo must be callable or a name, got {type(lmo).__name__}")
@@ -138,7 +151,11 @@ def _resolve_lmo(lmo: Callable[..., Tensor] | str) -> Callable[..., Tensor]:
 
 
 def _check_positive(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value < float("inf")
+    ):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
@@ -219,7 +236,9 @@ def sparse_frank_wolfe(
         return frank_wolfe(model, inputs, target, lmo, eps, n_steps, **common)
     explore = frank_wolfe(model, inputs, target, lmo, eps, n_steps // 2, **common)
     region = _top_support(explore, k, pixel_groups)
-    return frank_wolfe(model, inputs, target, lmo, eps, n_steps - n_steps // 2, region=region, **common)
+    return frank_wolfe(
+        model, inputs, target, lmo, eps, n_steps - n_steps // 2, region=region, **common
+    )
 
 
 def _top_support(delta: Tensor, k: int, pixel_groups: bool) -> Tensor:

@@ -12,16 +12,16 @@ ball of radius ``eps`` and the optional per-coordinate bounds ``lower <= 0 <= up
 the valid image box: for an image ``x`` in [0, 1], ``lower = -x`` and ``upper = 1 - x`` keep
 ``x + s`` in [0, 1]. Without bounds the oracles are the textbook closed forms:
 
-=============  ===============================================  ===================================
-oracle         set                                              solution
-=============  ===============================================  ===================================
-``lmo_linf``   :math:`\|s\|_\infty \le \epsilon`              :math:`\epsilon\,\mathrm{sign}(g)`
-``lmo_l2``     :math:`\|s\|_2 \le \epsilon`                    :math:`\epsilon\, g / \|g\|_2`
-``lmo_l1``     :math:`\|s\|_1 \le \epsilon`                    :math:`\epsilon\,\mathrm{sign}(g_i) e_i`,
-                                                                :math:`i = \arg\max |g_i|`
-``lmo_topk``   :math:`\|s\|_1 \le \epsilon,`                   the k largest :math:`|g_i|` set to
-               :math:`\|s\|_\infty \le \epsilon / k`          :math:`\mathrm{sign}(g_i)\,\epsilon/k`
-=============  ===============================================  ===================================
+============  ==================================  ================================================
+oracle        set                                 solution
+============  ==================================  ================================================
+``lmo_linf``  :math:`\|s\|_\infty \le \epsilon`  :math:`\epsilon\,\mathrm{sign}(g)`
+``lmo_l2``    :math:`\|s\|_2 \le \epsilon`        :math:`\epsilon\, g / \|g\|_2`
+``lmo_l1``    :math:`\|s\|_1 \le \epsilon`        :math:`\epsilon\,\mathrm{sign}(g_i) e_i`,
+                                                  :math:`i = \arg\max |g_i|`
+``lmo_topk``  :math:`\|s\|_1 \le \epsilon,`       the k largest :math:`|g_i|` set to
+              :math:`\|s\|_\infty \le \epsilon/k`  :math:`\mathrm{sign}(g_i)\,\epsilon/k`
+============  ==================================  ================================================
 
 The top-k polytope is the one of Roberts & Tsiligkaridis (2021, "Controllably Sparse
 Perturbations of Robust Classifiers"); its vertices are the k-sparse vectors with entries
@@ -37,8 +37,9 @@ from torch import Tensor
 __all__ = ["lmo_linf", "lmo_l2", "lmo_l1", "lmo_topk"]
 
 
-def lmo_linf(grad: Tensor, eps: float, lower: Tensor | None = None,
-             upper: Tensor | None = None) -> Tensor:
+def lmo_linf(
+    grad: Tensor, eps: float, lower: Tensor | None = None, upper: Tensor | None = None
+) -> Tensor:
     r"""Exact LMO of the L-infinity ball (intersected with the box when bounds are given).
 
     The set is a box, so each coordinate goes to the bound its gradient points at:
@@ -63,8 +64,9 @@ def lmo_linf(grad: Tensor, eps: float, lower: Tensor | None = None,
     return torch.where(grad > 0, up, torch.where(grad < 0, -dn, torch.zeros_like(grad)))
 
 
-def lmo_l2(grad: Tensor, eps: float, lower: Tensor | None = None,
-           upper: Tensor | None = None) -> Tensor:
+def lmo_l2(
+    grad: Tensor, eps: float, lower: Tensor | None = None, upper: Tensor | None = None
+) -> Tensor:
     r"""Exact LMO of the L2 ball (intersected with the box when bounds are given).
 
     Without bounds :math:`s = \epsilon g / \|g\|_2` (0 where ``g`` is 0). With bounds the KKT
@@ -103,7 +105,9 @@ def _l2_box(g: Tensor, up: Tensor, dn: Tensor, eps: float, iters: int = 100) -> 
     inside = corner.norm(dim=1, keepdim=True) <= eps
     gnorm = g.norm(dim=1, keepdim=True).clamp_min(1e-300)
     lo = eps / gnorm  # ||clip(lo * g)|| <= ||lo * g|| = eps
-    ratio = torch.where(g != 0, torch.maximum(up, dn) / g.abs().clamp_min(1e-300), torch.zeros_like(g))
+    ratio = torch.where(
+        g != 0, torch.maximum(up, dn) / g.abs().clamp_min(1e-300), torch.zeros_like(g)
+    )
     hi = torch.maximum(ratio.amax(dim=1, keepdim=True), lo)  # every coordinate at its bound
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
@@ -113,8 +117,9 @@ def _l2_box(g: Tensor, up: Tensor, dn: Tensor, eps: float, iters: int = 100) -> 
     return torch.where(inside, corner, s_of(lo))
 
 
-def lmo_l1(grad: Tensor, eps: float, lower: Tensor | None = None,
-           upper: Tensor | None = None) -> Tensor:
+def lmo_l1(
+    grad: Tensor, eps: float, lower: Tensor | None = None, upper: Tensor | None = None
+) -> Tensor:
     """Exact LMO of the L1 ball (intersected with the box when bounds are given).
 
     Without bounds: all of the budget on the largest :math:`|g_i|`. With bounds the problem is a
@@ -147,9 +152,15 @@ def lmo_l1(grad: Tensor, eps: float, lower: Tensor | None = None,
     return (sign * take).reshape(grad.shape)
 
 
-def lmo_topk(grad: Tensor, eps: float, k: int, pixel_groups: bool = False,
-             lower: Tensor | None = None, upper: Tensor | None = None) -> Tensor:
-    r"""Exact LMO of the top-k polytope :math:`\{\|s\|_1 \le \epsilon, \|s\|_\infty \le \epsilon/k\}`.
+def lmo_topk(
+    grad: Tensor,
+    eps: float,
+    k: int,
+    pixel_groups: bool = False,
+    lower: Tensor | None = None,
+    upper: Tensor | None = None,
+) -> Tensor:
+    r"""Exact LMO of the top-k polytope :math:`\{\|s\|_1\le\epsilon, \|s\|_\infty\le\epsilon/k\}`.
 
     Keeps the k coordinates with the largest :math:`|g_i|`, sets them to
     :math:`\mathrm{sign}(g_i)\,\epsilon/k` (a zero gradient counts as +), so the result has exactly
@@ -162,9 +173,9 @@ def lmo_topk(grad: Tensor, eps: float, k: int, pixel_groups: bool = False,
 
     With bounds (``lower <= 0 <= upper``, e.g. the image box) the oracle is exact over the
     convex hull of the *k-sparse* points of the polytope that respect the bounds: each coordinate
-    (pixel) gains :math:`v_i = \max(g_i \min(\epsilon/k, u_i), -g_i \min(\epsilon/k, -\ell_i))`, the k
-    coordinates (pixels, summing :math:`v` over channels) with the largest gain are moved to
-    their best bound. Every vertex therefore still has at most k non-zero coordinates (pixels),
+    (pixel) gains :math:`v_i = \max(g_i \min(\epsilon/k, u_i), -g_i \min(\epsilon/k, -\ell_i))`;
+    the k coordinates (pixels, summing :math:`v` over channels) with the largest gain are moved
+    to their best bound. Every vertex therefore still has at most k non-zero coordinates (pixels),
     which is what keeps sparsity a knob; a coordinate with no room towards its gradient is not
     wasted.
 
@@ -184,7 +195,9 @@ def lmo_topk(grad: Tensor, eps: float, k: int, pixel_groups: bool = False,
     """
     _check_lmo_args(grad, eps, lower, upper)
     if pixel_groups and grad.dim() != 4:
-        raise ValueError(f"pixel_groups=True needs grad of shape (N, C, H, W), got {tuple(grad.shape)}")
+        raise ValueError(
+            f"pixel_groups=True needs grad of shape (N, C, H, W), got {tuple(grad.shape)}"
+        )
     n_units = grad[0, 0].numel() if pixel_groups else grad[0].numel()
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n_units:
         unit = "pixels H * W" if pixel_groups else "coordinates per example"
@@ -203,8 +216,9 @@ def lmo_topk(grad: Tensor, eps: float, k: int, pixel_groups: bool = False,
     return torch.where(chosen, s, torch.zeros_like(s))
 
 
-def _caps(grad: Tensor, cap: float, lower: Tensor | None, upper: Tensor | None
-          ) -> tuple[Tensor, Tensor]:
+def _caps(
+    grad: Tensor, cap: float, lower: Tensor | None, upper: Tensor | None
+) -> tuple[Tensor, Tensor]:
     """Room upwards and downwards of every coordinate: ``min(cap, upper)``, ``min(cap, -lower)``."""
     full = torch.full_like(grad, float(cap))
     up = full if upper is None else torch.minimum(full, upper.to(grad.dtype).expand_as(grad))
@@ -216,20 +230,33 @@ def _check_lmo_args(grad: Tensor, eps: float, lower: Tensor | None, upper: Tenso
     if not isinstance(grad, Tensor) or not grad.is_floating_point():
         raise TypeError(f"grad must be a floating-point torch.Tensor, got {type(grad).__name__}")
     if grad.dim() < 2:
-        raise ValueError(f"grad must have shape (N, ...) with a batch dimension, got {tuple(grad.shape)}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0 or eps == float("inf"):
+        raise ValueError(
+            f"grad must have shape (N, ...) with a batch dimension, got {tuple(grad.shape)}"
+        )
+    if (
+        isinstance(eps, bool)
+        or not isinstance(eps, (int, float))
+        or not eps > 0
+        or eps == float("inf")
+    ):
         raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
     for name, bound, sign in (("lower", lower, -1), ("upper", upper, 1)):
         if bound is None:
             continue
         if not isinstance(bound, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor broadcastable to grad, got {type(bound).__name__}")
+            raise TypeError(
+                f"{name} must be a torch.Tensor broadcastable to grad, got {type(bound).__name__}"
+            )
         try:
             ok = torch.broadcast_shapes(bound.shape, grad.shape) == grad.shape
         except RuntimeError:
             ok = False
         if not ok:
-            raise ValueError(f"{name} of shape {tuple(bound.shape)} does not broadcast to grad "
-                             f"{tuple(grad.shape)}")
+            raise ValueError(
+                f"{name} of shape {tuple(bound.shape)} does not broadcast to grad "
+                f"{tuple(grad.shape)}"
+            )
         if bool((sign * bound < 0).any()):
-            raise ValueError(f"{name} must be {'>=' if sign > 0 else '<='} 0 everywhere (0 must be feasible)")
+            raise ValueError(
+                f"{name} must be {'>=' if sign > 0 else '<='} 0 everywhere (0 must be feasible)"
+            )

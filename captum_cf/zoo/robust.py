@@ -21,8 +21,16 @@ __all__ = ["ROBUST_SETUP", "train_robust_classifier", "train_digits_cnn_robust"]
 logger = logging.getLogger(__name__)
 
 #: defaults of ``captum-cf train robust --data digits`` (the shipped weights)
-ROBUST_SETUP = {"norm": "l2", "eps": 1.5, "steps": 600, "attack_steps": 7, "batch_size": 64,
-                "lr": 2e-3, "clean_weight": 0.0, "eval_attack_steps": 20}
+ROBUST_SETUP = {
+    "norm": "l2",
+    "eps": 1.5,
+    "steps": 600,
+    "attack_steps": 7,
+    "batch_size": 64,
+    "lr": 2e-3,
+    "clean_weight": 0.0,
+    "eval_attack_steps": 20,
+}
 
 
 def train_robust_classifier(
@@ -71,37 +79,63 @@ def train_robust_classifier(
     s = ROBUST_SETUP
     began = time.perf_counter()
     history = adversarial_train(
-        model, (x_tr, y_tr), norm=s["norm"], eps=eps, steps=steps, attack_steps=attack_steps,
-        batch_size=min(s["batch_size"], len(x_tr)), lr=s["lr"], clean_weight=s["clean_weight"],
-        checkpoint=checkpoint, checkpoint_every=50, seed=seed, show_progress=show_progress,
-        log_every=25)
+        model,
+        (x_tr, y_tr),
+        norm=s["norm"],
+        eps=eps,
+        steps=steps,
+        attack_steps=attack_steps,
+        batch_size=min(s["batch_size"], len(x_tr)),
+        lr=s["lr"],
+        clean_weight=s["clean_weight"],
+        checkpoint=checkpoint,
+        checkpoint_every=50,
+        seed=seed,
+        show_progress=show_progress,
+        log_every=25,
+    )
     seconds = round(time.perf_counter() - began, 1)
     model.eval()
     clean, robust = robust_accuracy(model, x_te, y_te, s["norm"], eps, s["eval_attack_steps"])
-    metrics = {"test_accuracy": clean, "robust_accuracy": robust, "threat": f"{s['norm']} eps={eps}",
-               "eval_attack": f"PGD {s['eval_attack_steps']} steps, step 2.5*eps/steps, random start",
-               "test_data": test_desc, "test_size": len(x_te), "train_size": len(x_tr),
-               "steps": steps, "attack_steps": attack_steps, "seed": seed,
-               "losses": [round(h["loss"], 4) for h in history], "train_seconds": seconds}
-    save_weights(out, name="digits-cnn-robust", arch="small-cnn", config=config, model=model,
-                 metrics=metrics)
+    metrics = {
+        "test_accuracy": clean,
+        "robust_accuracy": robust,
+        "threat": f"{s['norm']} eps={eps}",
+        "eval_attack": f"PGD {s['eval_attack_steps']} steps, step 2.5*eps/steps, random start",
+        "test_data": test_desc,
+        "test_size": len(x_te),
+        "train_size": len(x_tr),
+        "steps": steps,
+        "attack_steps": attack_steps,
+        "seed": seed,
+        "losses": [round(h["loss"], 4) for h in history],
+        "train_seconds": seconds,
+    }
+    save_weights(
+        out, name="digits-cnn-robust", arch="small-cnn", config=config, model=model, metrics=metrics
+    )
     logger.info("digits-cnn-robust clean %.4f robust %.4f -> %s", clean, robust, os.fspath(out))
     return clean, robust
 
 
-def train_digits_cnn_robust(out: str | os.PathLike, seed: int = 0, show_progress: bool = True) -> float:
+def train_digits_cnn_robust(
+    out: str | os.PathLike, seed: int = 0, show_progress: bool = True
+) -> float:
     """Reproduce ``digits-cnn-robust.pt``; returns its clean test accuracy."""
     return train_robust_classifier("digits", out=out, seed=seed, show_progress=show_progress)[0]
 
 
-register(ZooEntry(
-    name="digits-cnn-robust",
-    arch="small-cnn",
-    builder=build_classifier,
-    weights="digits-cnn-robust.pt",
-    train=train_digits_cnn_robust,
-    command="captum-cf train robust --data digits --out digits-cnn-robust.pt",
-    description="digits-cnn architecture, L2 PGD adversarial training (eps 1.5), 1x32x32 -> 10 logits",
-    metric="test_accuracy",
-    expected=0.95,
-))
+register(
+    ZooEntry(
+        name="digits-cnn-robust",
+        arch="small-cnn",
+        builder=build_classifier,
+        weights="digits-cnn-robust.pt",
+        train=train_digits_cnn_robust,
+        command="captum-cf train robust --data digits --out digits-cnn-robust.pt",
+        description="digits-cnn architecture, L2 PGD adversarial training (eps 1.5), "
+        "1x32x32 -> 10 logits",
+        metric="test_accuracy",
+        expected=0.95,
+    )
+)
