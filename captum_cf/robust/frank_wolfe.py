@@ -97,11 +97,10 @@ def frank_wolfe(
     loss_fn = loss_fn or (lambda logits, t: F.cross_entropy(logits, t, reduction="none"))
     sign = -1.0 if targeted else 1.0
     with frozen(model), torch.enable_grad():
-        _check_target_range(model, inputs, target_t)
         target_t = target_t.to(inputs.device)
         delta = torch.zeros_like(inputs)
         for step in tqdm(range(n_steps), desc="Frank-Wolfe", disable=not show_progress):
-            grad = _objective_grad(model, inputs, delta, target_t, loss_fn, sign)
+            grad = _objective_grad(model, inputs, delta, target_t, loss_fn, sign, step == 0)
             vertex = oracle(grad, eps, lower=lower, upper=upper)
             gamma = 2.0 / (step + 2.0)
             delta = delta + gamma * (vertex - delta)
@@ -115,9 +114,15 @@ def _objective_grad(
     target: Tensor,
     loss_fn: Callable[[Tensor, Tensor], Tensor],
     sign: float,
+    check: bool,
 ) -> Tensor:
     d = delta.detach().requires_grad_(True)
-    loss = loss_fn(model(inputs + d), target)
+    logits = model(inputs + d)
+    if check:  # the first forward pass doubles as the check of the model's output and the target
+        if logits.dim() != 2:
+            raise ValueError(f"model must return logits of shape (N, K), got {tuple(logits.shape)}")
+        check_target(target, inputs.shape[0], logits.shape[1])
+    loss = loss_fn(logits, target)
     if loss.dim() != 1 or loss.shape[0] != inputs.shape[0]:
         raise ValueError(
             f"loss_fn must return one loss per example, shape ({inputs.shape[0]},), "
@@ -157,14 +162,6 @@ def _check_positive(value: Any, name: str) -> None:
         or not 0 < value < float("inf")
     ):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _check_target_range(model: Callable[[Tensor], Tensor], inputs: Tensor, target: Tensor) -> None:
-    with torch.no_grad():
-        logits = model(inputs[:1])
-    if logits.dim() != 2:
-        raise ValueError(f"model must return logits of shape (N, K), got {tuple(logits.shape)}")
-    check_target(target, inputs.shape[0], logits.shape[1])
 
 
 def sparse_frank_wolfe(

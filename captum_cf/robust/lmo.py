@@ -256,7 +256,7 @@ def _check_lmo_args(grad: Tensor, eps: float, lower: Tensor | None, upper: Tenso
                 f"{name} of shape {tuple(bound.shape)} does not broadcast to grad "
                 f"{tuple(grad.shape)}"
             )
-        if bool((sign * bound < 0).any()):
+        if (float(bound.min()) < 0) if sign > 0 else (float(bound.max()) > 0):
             raise ValueError(
                 f"{name} must be {'>=' if sign > 0 else '<='} 0 everywhere (0 must be feasible)"
             )
