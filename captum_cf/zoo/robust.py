@@ -1,8 +1,9 @@
 """Zoo entry of the adversarially robust digits classifier ``"digits-cnn-robust"``.
 
-Same architecture family as ``"digits-cnn"`` (``Normalized(SmallCNN)``, 3 conv blocks), trained
-with L2 PGD adversarial training (:func:`captum_cf.robust.adversarial_train`). Its gradients are
-perceptually aligned, which is what :class:`captum_cf.attr.SparsePerturbation` needs.
+Same architecture family as ``"digits-cnn"`` (``Normalized(SmallCNN)``, 3 conv blocks of 16, 32,
+64 channels, 64 hidden units; max pooling), trained with L2 PGD adversarial training
+(:func:`captum_cf.robust.adversarial_train`). Its gradients are perceptually aligned, which is
+what :class:`captum_cf.attr.SparsePerturbation` needs.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ def train_robust_classifier(
     x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data)
     if limit is not None:
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
-    config = _config(CLASSIFIER_SETUPS[data], x_tr, 10)
+    # max pooling, as digits-cnn had when these weights were trained (it moved to average
+    # pooling for exact DeepLift later); the robust model is used for its gradients only
+    config = {**_config(CLASSIFIER_SETUPS[data], x_tr, 10), "pool": ROBUST_SETUP["pool"]}
     torch.manual_seed(seed)
     model = build_classifier(config)
     s = ROBUST_SETUP
