@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 #: defaults of ``captum-cf train robust --data digits`` (the shipped weights)
 ROBUST_SETUP = {
+    "pool": "max",
     "norm": "l2",
     "eps": 1.5,
     "steps": 600,

@@ -109,5 +109,6 @@ def test_cli_train_robust(tmp_path, capsys) -> None:
     assert model(torch.rand(2, 1, 32, 32)).shape == (2, 10)
     metrics = zoo.read_weights(out)["metrics"]
     assert metrics["steps"] == 2 and 0 <= metrics["robust_accuracy"] <= metrics["test_accuracy"]
+    assert zoo.read_weights(out)["config"]["pool"] == "max"  # as the shipped weights
     assert main(["train", "robust", "--data", "digits", "--out", str(out), "--steps", "0"]) == 2
     assert "--steps must be >= 1" in capsys.readouterr().err
