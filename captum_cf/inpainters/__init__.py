@@ -1,5 +1,6 @@
 """Inpainters: fill holes in images from their context."""
 
 from captum_cf.inpainters.base import Inpainter
+from captum_cf.inpainters.push_pull import PushPullInpainter
 
-__all__ = ["Inpainter"]
+__all__ = ["Inpainter", "PushPullInpainter"]
