@@ -64,14 +64,17 @@ class MeaningfulPerturbation(PerturbationAttribution):
 
     where the bars are **means** over the low-resolution mask, so one setting works at every
     resolution. The papers use sums over a 28x28 mask for 224x224 images; their values map onto
-    ours by multiplying by the number of mask cells, 784:
-    ``l1 = 1e-4 * 784 ~ 0.08`` and ``tv = 1e-2 * 784 ~ 7.8`` (the defaults), ``tv_beta = 3``,
-    300 Adam steps at ``lr = 0.1`` (the defaults), a mask of ``H / 8`` cells (the default
-    ``mask_size``), and a Gaussian blur of radius (sigma) 10 at 224 px, i.e. the default
-    baseline ``BlurBaseline(sigma=10 * H / 224)``. Jitter: the perturbed image is shifted by a
-    random offset of up to ``jitter`` pixels (paper: 4 at 224, default ``round(4 * H / 224)``,
-    at least 1) at each step, the same offset for the whole batch, so that results do not depend
-    on the batch composition.
+    ours by multiplying by the number of mask cells, 784: ``l1 = 1e-4 * 784 ~ 0.08`` and
+    ``tv = 1e-2 * 784 ~ 7.8``, ``tv_beta = 3``, 300 Adam steps at ``lr = 0.1`` (our defaults), a
+    mask of ``H / 8`` cells (our default ``mask_size``) and a Gaussian blur of radius (sigma) 10
+    at 224 px, i.e. ``BlurBaseline(sigma=10 * H / 224)`` (our default baseline). Our default
+    weights ``l1 = 0.3, tv = 1.0`` were chosen on SyntheticShapes with the zoo classifier, whose
+    confident softmax needs a stronger area term (pointing game 1.00 against 0.88 with the
+    papers' mapped weights on 16 tuning images, 100 steps); pass ``l1=0.0784, tv=7.84`` for the
+    papers' balance. Masks start at 0.5 everywhere (half perturbed), where the softmax reward of
+    a confident model is not saturated. Jitter: the perturbed image is shifted by a random offset
+    of up to ``jitter`` pixels (paper: 4 at 224, default ``max(1, round(4 * H / 224))``) at each
+    step, the same offset for the whole batch, so that results do not depend on the batch.
 
     MP-G (Agarwal & Nguyen, ACCV 2020) is MP with an inpainting baseline
     (``baselines=InpaintBaseline(...)``, usually with ``binarize=True`` so that the inpainter
@@ -127,7 +130,7 @@ class MeaningfulPerturbation(PerturbationAttribution):
         n_iters: int = 300,
         lr: float = 0.1,
         l1: float | None = None,
-        tv: float = 7.84,
+        tv: float = 1.0,
         tv_beta: float = 3.0,
         jitter: int | None = None,
         binarize: bool = False,
@@ -153,7 +156,7 @@ class MeaningfulPerturbation(PerturbationAttribution):
                 ``(ceil(H / 8), ceil(W / 8))`` (the papers' 28x28 for 224x224).
             n_iters (int): Adam steps (>= 1).
             lr (float): Adam learning rate (> 0).
-            l1 (float or None): weight of the mean mask area; None: 0.0784 for MP, 0 with
+            l1 (float or None): weight of the mean mask area; None: 0.3 for MP, 0 with
                 ``area``.
             tv (float): weight of the mean total variation ``TV_beta`` of the mask (>= 0).
             tv_beta (float): exponent of the total variation (>= 1).
@@ -233,7 +236,7 @@ def _check_settings(
     _check_number(tv, "tv", low=0.0)
     _check_number(tv_beta, "tv_beta", low=1.0)
     if l1 is None:
-        l1 = 0.0 if areas is not None else 0.0784
+        l1 = 0.0 if areas is not None else 0.3
     _check_number(l1, "l1", low=0.0)
     if jitter is None:
         jitter = max(1, round(4 * height / 224))
@@ -395,8 +398,9 @@ def _optimise(
     target = target.repeat(k)
     args = _repeat_args(args, inputs.shape[0], k)
     size = tuple(inputs.shape[2:])
-    init = 0.0 if cfg.deletion and cfg.areas is None else 1.0 if cfg.areas is None else 0.5
-    mask = torch.full((x.shape[0], 1, *cfg.mask_size), init, dtype=x.dtype, device=x.device)
+    # start half perturbed: the softmax reward saturates (no gradient) at an intact or a fully
+    # perturbed image of a confident model, and from 0.5 both games move either way
+    mask = torch.full((x.shape[0], 1, *cfg.mask_size), 0.5, dtype=x.dtype, device=x.device)
     mask.requires_grad_(True)
     optimiser = torch.optim.Adam([mask], lr=cfg.lr)
     shifts = _shifts(cfg)

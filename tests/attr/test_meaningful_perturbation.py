@@ -123,14 +123,14 @@ def test_binarize_forwards_binary_masks_and_still_learns() -> None:
     recorder = _RecordingBaseline()
     x = _square_images(1)
     sal = MeaningfulPerturbation(_square_model()).attribute(
-        x, target=0, baselines=recorder, mode="preservation", binarize=True, **FAST
+        x, target=0, baselines=recorder, mode="preservation", binarize=True, l1=0.08, **FAST
     )
     assert len(recorder.keeps) == FAST["n_iters"]
     for keep in recorder.keeps:
         assert bool(((keep == 0) | (keep == 1)).all())
-    # the continuous mask moved away from its start (all ones) onto the square
+    # the continuous mask moved from its start (0.5 everywhere) onto the square
     assert _iou(sal[0, 0] > 0.5, _square_mask()) > 0.5
-    assert not bool((sal == 1).all())
+    assert float((sal - 0.5).abs().mean()) > 0.3
 
 
 def test_straight_through_is_identity_backwards() -> None:
