@@ -26,18 +26,20 @@ def check_images(images: Any, name: str = "inputs", unit_range: bool = True) -> 
         Tensor: ``images`` itself, unchanged.
     """
     if not isinstance(images, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(images).__name__}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(images).__name__}"
+        )
     if images.dim() != 4:
         raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(images.shape)}")
     if not images.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {images.dtype}")
     if images.numel() == 0:
         raise ValueError(f"{name} is empty: shape {tuple(images.shape)}")
-    finite = torch.isfinite(images)
-    if not bool(finite.all()):
+    values = images.detach()
+    if not bool(torch.isfinite(values).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     if unit_range:
-        lo, hi = float(images.min()), float(images.max())
+        lo, hi = float(values.min()), float(values.max())
         if lo < 0.0 or hi > 1.0:
             raise ValueError(
                 f"{name} must be images in [0, 1] (normalisation belongs inside the model, see "
@@ -62,18 +64,21 @@ def check_keep(keep: Any, images: Tensor, name: str = "keep") -> Tensor:
         expanded = None
     if expanded is None:
         raise ValueError(
-            f"{name} must have shape broadcastable to the images {tuple(images.shape)} with the same "
-            f"number of dimensions (e.g. (N, 1, H, W)), got {tuple(keep.shape)}"
+            f"{name} must have shape broadcastable to the images {tuple(images.shape)} with "
+            f"the same number of dimensions (e.g. (N, 1, H, W)), got {tuple(keep.shape)}"
         )
     keep_f = keep.to(images.dtype) if keep.dtype == torch.bool else keep
-    if not torch.isfinite(keep_f).all():
+    values = keep_f.detach()
+    if not torch.isfinite(values).all():
         raise ValueError(f"{name} contains NaN or infinite values")
-    if float(keep_f.min()) < 0.0 or float(keep_f.max()) > 1.0:
+    if float(values.min()) < 0.0 or float(values.max()) > 1.0:
         raise ValueError(f"{name} must lie in [0, 1] (1 = keep the pixel, 0 = remove it)")
     return keep_f.expand_as(images)
 
 
-def check_target(target: Any, n: int, num_classes: int | None = None, name: str = "target") -> Tensor | None:
+def check_target(
+    target: Any, n: int, num_classes: int | None = None, name: str = "target"
+) -> Tensor | None:
     """Normalise a Captum-style target (None, int, list or tensor) to a long tensor of shape (N,).
 
     Args:

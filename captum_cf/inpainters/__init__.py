@@ -2,5 +2,6 @@
 
 from captum_cf.inpainters.base import Inpainter
 from captum_cf.inpainters.push_pull import PushPullInpainter
+from captum_cf.inpainters.torchscript import TorchScriptInpainter
 
-__all__ = ["Inpainter", "PushPullInpainter"]
+__all__ = ["Inpainter", "PushPullInpainter", "TorchScriptInpainter"]
