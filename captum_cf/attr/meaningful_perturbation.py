@@ -77,8 +77,27 @@ class MeaningfulPerturbation(PerturbationAttribution):
     step, the same offset for the whole batch, so that results do not depend on the batch.
 
     MP-G (Agarwal & Nguyen, ACCV 2020) is MP with an inpainting baseline
-    (``baselines=InpaintBaseline(...)``, usually with ``binarize=True`` so that the inpainter
-    sees a binary hole): the removed region is filled with plausible content instead of blur.
+    (``baselines=InpaintBaseline(...)``): the removed region is filled with plausible content
+    instead of blur. An inpainter needs a binary hole (handed a soft one, push-pull blends a
+    half-removed pixel with itself, and deleting gains nothing), so for every mask-conditional
+    baseline (one that overrides ``_fill``) the content is computed, without gradient, from the
+    hard hole :math:`h = [k < \tfrac12]` of the current keep mask :math:`k` and blended softly:
+
+    .. math::
+        \Phi_G(x; k) = k \odot x + (1 - k) \odot c, \qquad
+        c = h \odot \Phi(x;\ 1 - h) + (1 - h) \odot r(x),
+
+    where :math:`r(x)` is the baseline's mask-free ``reference`` (each pixel inpainted from its
+    surroundings, computed once), so that the gradient reaches cells outside the hole too. The
+    inpainter therefore only ever sees binary holes, whatever ``binarize``.
+
+    ``binarize=True`` forwards, besides the soft mask, the mask thresholded at 0.5 with a
+    straight-through gradient :math:`\hat s = s + \operatorname{sg}([s \ge \tfrac12] - s)`; the
+    reward is the mean of both, :math:`\tfrac12 (f_c(\Phi(x; \hat k)) + f_c(\Phi(x; k)))`, one
+    forward pass of 2N images. The soft term keeps the gradient informative where the hard
+    image saturates the softmax (which made a hard-only mask collapse to all-keep or
+    all-delete), and the masks start at 0.5 plus a seeded uniform offset in [-0.05, 0.05]
+    (one pattern for the batch) so that the cells do not cross the threshold together.
 
     Extremal Perturbation (Fong, Patrick & Vedaldi, ICCV 2019): with ``area=a`` the saliency is
     pushed towards a fixed area :math:`a` of the image by the sorted-mask penalty
@@ -162,8 +181,10 @@ class MeaningfulPerturbation(PerturbationAttribution):
             tv_beta (float): exponent of the total variation (>= 1).
             jitter (int or None): maximal random shift, in pixels, of the perturbed image at each
                 step (0 disables it); None: ``max(1, round(4 * H / 224))``.
-            binarize (bool): forward the mask thresholded at 0.5 and pass the gradient straight
-                through to the continuous mask (the returned map stays continuous).
+            binarize (bool): also forward the mask thresholded at 0.5, with the gradient
+                passed straight through to the continuous mask, and optimise the mean of the
+                hard and the soft rewards (the returned map stays continuous; threshold it at
+                0.5 for the binary region).
             reward (str): ``"probability"``, ``"logit"`` or ``"contrastive"``.
             additional_forward_args (Any): extra arguments for ``forward_func`` after the images;
                 tensors whose first dimension is N are repeated for several areas.
@@ -311,8 +332,7 @@ def _filler(baselines: Any, inputs: Tensor) -> Callable[[Tensor, Tensor, Tensor]
         baselines = _default_baseline(inputs)
     if isinstance(baselines, Baseline):
         if type(baselines)._fill is not Baseline._fill:
-            # mask-conditional (inpainting): the content depends on the mask, ask at every step
-            return baselines.fill
+            return _conditional_filler(baselines)
         reference = None
     elif isinstance(baselines, (int, float, Tensor)) and not isinstance(baselines, bool):
         reference = _constant_reference(baselines, inputs)
@@ -333,6 +353,29 @@ def _filler(baselines: Any, inputs: Tensor) -> Callable[[Tensor, Tensor, Tensor]
         return keep * x + (1 - keep) * reference
 
     return composite
+
+
+def _conditional_filler(baseline: Baseline) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """MP-G's rule for mask-conditional baselines (inpainting), see the class docstring.
+
+    The counterfactual content ``c`` is computed without gradient: inside the hard hole
+    ``keep < 0.5`` it is ``baseline.fill`` with that binary hole (inpainted from the context
+    that the current mask keeps), elsewhere the baseline's mask-free ``reference`` (each pixel
+    inferred from its surroundings). The soft keep then blends ``keep * x + (1 - keep) * c``, so
+    the gradient reaches every mask cell, and a soft hole never reaches the inpainter.
+    """
+    reference = None
+
+    def blend(x: Tensor, keep: Tensor, t: Tensor) -> Tensor:
+        nonlocal reference
+        with torch.no_grad():
+            if reference is None:  # images and targets are fixed during the optimisation
+                reference = baseline.reference(x, t)
+            hole = (keep.detach() < 0.5).to(x.dtype)
+            content = hole * baseline.fill(x, 1 - hole, t) + (1 - hole) * reference
+        return keep * x + (1 - keep) * content
+
+    return blend
 
 
 def _constant_reference(value: float | Tensor, inputs: Tensor) -> Tensor:
@@ -401,6 +444,8 @@ def _optimise(
     # start half perturbed: the softmax reward saturates (no gradient) at an intact or a fully
     # perturbed image of a confident model, and from 0.5 both games move either way
     mask = torch.full((x.shape[0], 1, *cfg.mask_size), 0.5, dtype=x.dtype, device=x.device)
+    if cfg.binarize:
+        mask = mask + _init_noise(cfg, mask)
     mask.requires_grad_(True)
     optimiser = torch.optim.Adam([mask], lr=cfg.lr)
     shifts = _shifts(cfg)
@@ -411,10 +456,7 @@ def _optimise(
         if ref_areas is not None:
             weight = _AREA_WEIGHT_START * _AREA_WEIGHT_GROWTH ** (step / max(1, cfg.n_iters - 1))
             loss = loss + weight * _area_penalty(sal, ref_areas)
-        shown = _straight_through(sal) if cfg.binarize else sal
-        keep = 1 - shown if cfg.deletion else shown
-        perturbed = _shift(fill(x, keep, target), *shifts[step], cfg.jitter)
-        score = _reward(model(perturbed, *args), target, cfg.reward)
+        score = _score(model, x, sal, target, fill, args, cfg, shifts[step])
         loss = loss + (score if cfg.deletion else -score)
         optimiser.zero_grad(set_to_none=True)
         loss.sum().backward()
@@ -423,6 +465,27 @@ def _optimise(
             mask.clamp_(0.0, 1.0)
     with torch.no_grad():
         return F.interpolate(mask, size=size, mode="bilinear", align_corners=False).detach()
+
+
+def _score(
+    model: Callable[..., Tensor],
+    x: Tensor,
+    sal: Tensor,
+    target: Tensor,
+    fill: Callable[[Tensor, Tensor, Tensor], Tensor],
+    args: tuple,
+    cfg: _Settings,
+    shift: tuple[int, int],
+) -> Tensor:
+    """Reward of the perturbed images, shape (B,); with ``binarize`` the mean of the hard
+    (straight-through) and the soft mask's rewards, from one forward pass of 2B images."""
+    shown = [_straight_through(sal), sal] if cfg.binarize else [sal]
+    keeps = [1 - s if cfg.deletion else s for s in shown]
+    perturbed = torch.cat([_shift(fill(x, k, target), *shift, cfg.jitter) for k in keeps])
+    many = len(keeps)
+    rows = _repeat_args(args, x.shape[0], many)
+    score = _reward(model(perturbed, *rows), target.repeat(many), cfg.reward)
+    return score.view(many, -1).mean(dim=0)
 
 
 def _progress(steps: range, show: bool) -> Any:
@@ -460,6 +523,17 @@ def _shift(images: Tensor, dy: int, dx: int, pad: int) -> Tensor:
     height, width = images.shape[2:]
     padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
     return padded[..., pad - dy : pad - dy + height, pad - dx : pad - dx + width]
+
+
+#: half-width of the seeded uniform offsets added to the 0.5 start when ``binarize=True``
+_NOISE = 0.05
+
+
+def _init_noise(cfg: _Settings, like: Tensor) -> Tensor:
+    """Seeded uniform offsets in [-_NOISE, _NOISE], one pattern shared by the batch."""
+    generator = torch.Generator().manual_seed(cfg.seed + 1)
+    noise = (torch.rand((1, 1, *cfg.mask_size), generator=generator) * 2 - 1) * _NOISE
+    return noise.to(device=like.device, dtype=like.dtype)
 
 
 def _total_variation(mask: Tensor, beta: float) -> Tensor:

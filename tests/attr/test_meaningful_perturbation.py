@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 from captum_cf.attr import METHODS
@@ -14,11 +15,14 @@ from captum_cf.attr.meaningful_perturbation import (
     MeaningfulPerturbation,
     _area_penalty,
     _area_references,
+    _filler,
     _reward,
     _straight_through,
     _total_variation,
 )
-from captum_cf.baselines import Baseline, ConstantBaseline
+from captum_cf.baselines import Baseline, ConstantBaseline, InpaintBaseline
+from captum_cf.datasets import SyntheticShapes
+from captum_cf.inpainters import PushPullInpainter
 
 SIZE = 32
 FAST = dict(n_iters=60, mask_size=16, jitter=0, tv=0.1)
@@ -125,12 +129,65 @@ def test_binarize_forwards_binary_masks_and_still_learns() -> None:
     sal = MeaningfulPerturbation(_square_model()).attribute(
         x, target=0, baselines=recorder, mode="preservation", binarize=True, l1=0.08, **FAST
     )
-    assert len(recorder.keeps) == FAST["n_iters"]
+    # binarize: the soft and the hard mask are scored together, so 2 fills per step; the
+    # mask-conditional baseline only ever receives the binary hole ``keep < 0.5``
+    assert len(recorder.keeps) == 2 * FAST["n_iters"]
     for keep in recorder.keeps:
         assert bool(((keep == 0) | (keep == 1)).all())
     # the continuous mask moved from its start (0.5 everywhere) onto the square
     assert _iou(sal[0, 0] > 0.5, _square_mask()) > 0.5
     assert float((sal - 0.5).abs().mean()) > 0.3
+
+
+def test_mp_g_deletes_the_square_with_push_pull_inpainting() -> None:
+    # the old rule handed the soft keep to push-pull, which blends a half-removed pixel with
+    # itself, so deleting gained nothing and the mask collapsed to "delete nothing"
+    x = _square_images(2)
+    model = _square_model()
+    baseline = InpaintBaseline(PushPullInpainter())
+    sal = MeaningfulPerturbation(model).attribute(x, target=0, baselines=baseline, **FAST)
+    for s in sal:
+        assert _iou(s[0] > 0.5, _square_mask()) > 0.5
+    hard_keep = (sal <= 0.5).float()
+    assert (model(baseline.fill(x, hard_keep)).argmax(dim=1) == 1).all()  # class 0 is gone
+
+
+def test_mp_g_content_is_inpainted_from_the_hard_context() -> None:
+    recorder = _RecordingBaseline()
+    fill = _filler(recorder, _square_images(1))
+    x = _square_images(1)
+    keep = torch.full((1, 1, SIZE, SIZE), 0.8)
+    keep[..., :16, :] = 0.3
+    keep.requires_grad_(True)
+    out = fill(x, keep, torch.tensor([0]))
+    # hole = keep < 0.5 (top half): recorder fills it with 0; elsewhere its reference, also 0
+    assert torch.equal(recorder.keeps[0][:, :1], (keep.detach() >= 0.5).float())
+    assert torch.allclose(out, keep.detach() * x)
+    out.sum().backward()
+    assert torch.allclose(keep.grad, x.sum(dim=1, keepdim=True))  # gradient reaches every cell
+
+
+def test_binarize_localises_on_the_zoo_shapes_model() -> None:
+    from captum_cf import zoo
+
+    if "shapes-cnn" not in zoo.available():
+        pytest.skip("zoo model shapes-cnn not available")
+    model = zoo.load("shapes-cnn")
+    data = SyntheticShapes(4, size=64, seed=5)
+    sal = MeaningfulPerturbation(model).attribute(
+        data.images, target=data.labels, binarize=True, n_iters=40, seed=0
+    )
+    deleted = (sal > 0.5).float().mean(dim=(1, 2, 3))
+    # the old 0.5 start flipped every cell together: all-keep or all-delete masks
+    assert bool((deleted > 0.0).all()) and bool((deleted < 0.75).all())
+    # pointing game with the benchmark's tolerance: the peak lies within 4 px of the object
+    near = F.max_pool2d(data.masks.float(), 9, stride=1, padding=4).flatten(1)
+    hits = near.gather(1, sal.flatten(1).argmax(dim=1)[:, None])
+    assert int(hits.sum()) >= 3
+    inside = data.masks.float()
+    mean_in = (sal * inside).sum(dim=(1, 2, 3)) / inside.sum(dim=(1, 2, 3))
+    mean_out = (sal * (1 - inside)).sum(dim=(1, 2, 3)) / (1 - inside).sum(dim=(1, 2, 3))
+    assert bool((mean_in > 1.5 * mean_out).all())
 
 
 def test_straight_through_is_identity_backwards() -> None:
