@@ -1,3 +1,44 @@
-"""Sub-commands of ``captum-cf train``; each registers itself in ``captum_cf.cli.TRAIN_COMMANDS``."""
+"""Sub-commands of ``captum-cf train``; each registers itself in ``cli.TRAIN_COMMANDS``."""
 
 from __future__ import annotations
+
+import argparse
+
+from captum_cf.cli import TRAIN_COMMANDS, CLIError
+
+# --- train classifier (zoo: digits-cnn, shapes-cnn) ---------------------------------------------
+
+
+def _classifier_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, choices=["digits", "shapes"],
+                        help="data set: digits (-> digits-cnn) or shapes (-> shapes-cnn)")
+    parser.add_argument("--out", required=True, help="weights file to write (.pt)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="passes over the training set (default: 30 digits, 12 shapes)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="per-epoch checkpoint file; an existing one is resumed")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    # For quick runs and tests: train and test on the first N images only.
+    parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def _classifier_run(args: argparse.Namespace) -> int:
+    from captum_cf.zoo.train import train_classifier
+
+    if args.epochs is not None and args.epochs < 1:
+        raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.limit is not None and args.limit < 1:
+        raise CLIError(f"--limit must be >= 1, got {args.limit}")
+    acc = train_classifier(args.data, out=args.out, epochs=args.epochs, seed=args.seed,
+                           limit=args.limit, checkpoint=args.checkpoint,
+                           show_progress=not args.no_progress)
+    print(f"test accuracy {acc:.4f}; weights written to {args.out}")
+    return 0
+
+
+TRAIN_COMMANDS["classifier"] = (
+    "train a zoo classifier (digits-cnn or shapes-cnn)",
+    _classifier_args,
+    _classifier_run,
+)

@@ -42,7 +42,7 @@ class Baseline(abc.ABC):
 
         Args:
             inputs (Tensor): images, shape (N, C, H, W), in [0, 1].
-            target (int, Tensor or None): the class being explained, for baselines that depend on it.
+            target (int, Tensor or None): the class being explained, for baselines that use it.
 
         Returns:
             Tensor: shape (N, C, H, W), same dtype and device as ``inputs``.

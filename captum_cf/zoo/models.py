@@ -1,0 +1,129 @@
+"""Classifier architectures of the zoo and the :class:`Normalized` wrapper.
+
+Every zoo classifier takes pixel-space images in [0, 1]; the data set's normalisation lives inside
+the model (``Normalized``), so a "zero", "blur" or "inpainted" baseline means the same thing for
+every model. The networks use separate ``nn.ReLU`` modules (each used once, never in place), no
+functional activations and no BatchNorm: Captum's DeepLift needs module non-linearities, and GAN
+training and randomisation tests need train and eval mode to compute the same function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Normalized", "SmallCNN", "build_classifier"]
+
+
+class Normalized(nn.Module):
+    """Wrap a model that expects normalised input so that it takes pixel-space images.
+
+    ``forward(x) = model((x - mean) / std)`` with per-channel ``mean`` and ``std`` held as buffers
+    (they follow ``.to(device)`` and are saved in the ``state_dict``).
+
+    Args:
+        model (nn.Module): the model expecting normalised input.
+        mean (Sequence[float] or Tensor): per-channel means, length C.
+        std (Sequence[float] or Tensor): per-channel standard deviations, length C, all > 0.
+
+    Example:
+        >>> net = Normalized(nn.Conv2d(3, 4, 3), mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25])
+        >>> net(torch.rand(2, 3, 8, 8)).shape
+        torch.Size([2, 4, 6, 6])
+    """
+
+    mean: Tensor
+    std: Tensor
+
+    def __init__(
+        self, model: nn.Module, mean: Sequence[float] | Tensor, std: Sequence[float] | Tensor
+    ) -> None:
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        mean_t = torch.as_tensor(mean, dtype=torch.float32).flatten()
+        std_t = torch.as_tensor(std, dtype=torch.float32).flatten()
+        if mean_t.numel() == 0 or mean_t.shape != std_t.shape:
+            raise ValueError(
+                f"mean and std must be non-empty with one value per channel, got {mean_t.numel()} "
+                f"means and {std_t.numel()} stds"
+            )
+        if not bool(torch.isfinite(mean_t).all()) or not bool((std_t > 0).all()):
+            raise ValueError(f"std must be positive and mean finite, got mean={mean_t.tolist()}, "
+                             f"std={std_t.tolist()}")
+        self.model = model
+        self.register_buffer("mean", mean_t.view(1, -1, 1, 1))
+        self.register_buffer("std", std_t.view(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
+            raise ValueError(
+                f"input must have shape (N, {self.mean.shape[1]}, H, W), got {tuple(x.shape)}"
+            )
+        return self.model((x - self.mean) / self.std)
+
+    def extra_repr(self) -> str:
+        return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
+
+
+class SmallCNN(nn.Module):
+    """Conv-ReLU-MaxPool blocks, then a two-layer MLP head; returns logits.
+
+    Args:
+        in_channels (int): input channels C.
+        num_classes (int): number of output logits.
+        image_size (int): input side S; must be divisible by ``2 ** len(channels)``.
+        channels (Sequence[int]): output channels of each 3x3 conv block (each halves the side).
+        hidden (int): width of the hidden fully-connected layer.
+
+    Shape:
+        input (N, C, S, S) (normalised), output (N, num_classes).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        image_size: int = 32,
+        channels: Sequence[int] = (16, 32, 64),
+        hidden: int = 64,
+    ) -> None:
+        super().__init__()
+        factor = 2 ** len(channels)
+        if image_size % factor:
+            raise ValueError(f"image_size must be divisible by {factor}, got {image_size}")
+        layers: list[nn.Module] = []
+        prev = in_channels
+        for width in channels:
+            layers += [nn.Conv2d(prev, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            prev = width
+        self.features = nn.Sequential(*layers)
+        side = image_size // factor
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(prev * side * side, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))
+
+
+def build_classifier(config: dict[str, Any]) -> Normalized:
+    """Build ``Normalized(SmallCNN(...), mean, std)`` from a zoo config dict.
+
+    ``config`` holds ``in_channels``, ``num_classes``, ``image_size``, ``channels``, ``hidden``,
+    ``mean`` and ``std`` (as written by :func:`captum_cf.zoo.train.train_classifier`).
+    """
+    net = SmallCNN(
+        in_channels=int(config["in_channels"]),
+        num_classes=int(config["num_classes"]),
+        image_size=int(config["image_size"]),
+        channels=tuple(int(c) for c in config["channels"]),
+        hidden=int(config["hidden"]),
+    )
+    return Normalized(net, config["mean"], config["std"])

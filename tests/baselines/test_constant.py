@@ -1,0 +1,104 @@
+"""ConstantBaseline: exact composite, per-channel values, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from captum_cf.baselines import Baseline, ConstantBaseline
+
+
+def test_reference_is_the_constant_with_input_dtype():
+    x = torch.rand(2, 3, 4, 5, dtype=torch.float64)
+    ref = ConstantBaseline(0.25)(x)
+    assert ref.dtype == torch.float64 and ref.shape == x.shape
+    assert torch.equal(ref, torch.full_like(x, 0.25))
+
+
+def test_per_channel_value():
+    x = torch.rand(1, 3, 2, 2)
+    ref = ConstantBaseline([0.1, 0.5, 0.9]).reference(x)
+    for c, v in enumerate([0.1, 0.5, 0.9]):
+        assert torch.equal(ref[:, c], torch.full((1, 2, 2), v))
+    ref_t = ConstantBaseline(torch.tensor([0.1, 0.5, 0.9]))(x)
+    assert torch.equal(ref, ref_t)
+
+
+def test_fill_is_bit_exact_with_binary_keep():
+    x = torch.rand(3, 2, 6, 6)
+    keep = (torch.rand(3, 1, 6, 6) > 0.5).float()
+    out = ConstantBaseline(0.7).fill(x, keep)
+    k = keep.expand_as(x).bool()
+    assert torch.equal(out[k], x[k])
+    assert torch.equal(out[~k], torch.full_like(out[~k], 0.7))
+
+
+def test_fill_with_soft_keep_interpolates():
+    x = torch.rand(1, 1, 3, 3)
+    keep = torch.full((1, 1, 3, 3), 0.25)
+    out = ConstantBaseline(1.0).fill(x, keep)
+    torch.testing.assert_close(out, 0.25 * x + 0.75)
+
+
+def test_fill_accepts_bool_keep():
+    x = torch.rand(1, 1, 4, 4)
+    keep = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    keep[..., :2] = True
+    out = ConstantBaseline(0.0).fill(x, keep)
+    assert torch.equal(out[..., :2], x[..., :2]) and bool((out[..., 2:] == 0).all())
+
+
+def test_is_a_callable_baseline():
+    b = ConstantBaseline(0.0)
+    assert isinstance(b, Baseline) and not b.needs_target
+    x = torch.rand(1, 1, 2, 2)
+    assert torch.equal(b(x), b.reference(x))
+    assert "0.0" in repr(b)
+
+
+@pytest.mark.parametrize(
+    "value, err, match",
+    [
+        (1.5, ValueError, "value must lie in"),
+        (-0.1, ValueError, "value must lie in"),
+        (float("nan"), ValueError, "value must lie in"),
+        ([[0.1, 0.2]], ValueError, "shape"),
+        ("grey", TypeError, "value must be"),
+        (True, TypeError, "value must be"),
+    ],
+)
+def test_bad_value(value, err, match):
+    with pytest.raises(err, match=match):
+        ConstantBaseline(value)
+
+
+def test_channel_count_mismatch():
+    with pytest.raises(ValueError, match="3 channel values but inputs have 1"):
+        ConstantBaseline([0.1, 0.2, 0.3])(torch.rand(1, 1, 2, 2))
+
+
+@pytest.mark.parametrize(
+    "inputs, match",
+    [
+        (torch.rand(3, 4, 4), "inputs must have shape"),
+        (torch.rand(1, 1, 4, 4) + 1.0, r"inputs must be images in \[0, 1\]"),
+        (torch.full((1, 1, 2, 2), float("nan")), "inputs contains NaN"),
+    ],
+)
+def test_bad_inputs(inputs, match):
+    with pytest.raises(ValueError, match=match):
+        ConstantBaseline(0.0)(inputs)
+
+
+@pytest.mark.parametrize(
+    "keep, match",
+    [
+        (torch.ones(1, 1, 3, 3), "keep must have shape broadcastable"),
+        (torch.ones(4, 4), "keep must have shape broadcastable"),
+        (torch.full((1, 1, 4, 4), 2.0), r"keep must lie in \[0, 1\]"),
+        (torch.full((1, 1, 4, 4), float("nan")), "keep contains NaN"),
+    ],
+)
+def test_bad_keep(keep, match):
+    with pytest.raises(ValueError, match=match):
+        ConstantBaseline(0.0).fill(torch.rand(1, 1, 4, 4), keep)
