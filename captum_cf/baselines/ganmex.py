@@ -84,12 +84,16 @@ class GANMEXBaseline(Baseline):
     def _reference(self, inputs: Tensor, target: Any) -> Tensor:
         self.generator.check_inputs(inputs, "inputs")
         classes = self.classes(inputs, target)
+        param = next(self.generator.parameters(), None)
+        dtype = param.dtype if param is not None else inputs.dtype
+        device = param.device if param is not None else inputs.device
         outs = []
         with torch.no_grad(), frozen(self.generator):
             for i in range(0, inputs.shape[0], self.batch_size):
-                chunk = inputs[i : i + self.batch_size]
-                outs.append(self.generator(chunk, classes[i : i + self.batch_size]))
-        return torch.cat(outs).to(inputs.dtype)
+                chunk = inputs[i : i + self.batch_size].to(device=device, dtype=dtype)
+                outs.append(self.generator(chunk, classes[i : i + self.batch_size].to(device)))
+        # the generator's dtype and device are its own; the reference follows the inputs
+        return torch.cat(outs).to(device=inputs.device, dtype=inputs.dtype)
 
 
 def _zoo_name(ctx: Any) -> str:

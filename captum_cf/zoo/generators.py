@@ -111,6 +111,7 @@ def train_ganmex(
     x_tr, y_tr, x_val, y_val = _split(x_tr, y_tr, setup["val_fraction"], seed)
     num_classes = int(y_tr.max()) + 1
     config = config or GANMEXConfig.for_images(x_tr.shape[-1], x_tr.shape[1], num_classes)
+    torch.manual_seed(seed)  # model initialisation (the trainer reseeds for training randomness)
     trainer = GANMEXTrainer(
         GANMEXGenerator(config), model, x_tr, y_tr, x_val, y_val,
         config=train_config or GANMEXTrainConfig(), seed=seed, checkpoint_path=checkpoint,
