@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
+from collections.abc import Callable
 
 import torch
 
@@ -56,12 +57,13 @@ def _declare_schemas() -> None:
             _LIBRARY.define(schema)
 
 
-def ensure_torchvision_importable(load_library=torch.ops.load_library) -> bool:
+def ensure_torchvision_importable(load_library: Callable[[str], None] | None = None) -> bool:
     """Prepare torch so that ``import torchvision`` succeeds.
 
     Args:
-        load_library (callable): loader of torchvision's compiled extension; a parameter so tests
-            can exercise the fallback branch.
+        load_library (callable, optional): loader of torchvision's compiled extension, called
+            with its path; default ``torch.ops.load_library``, looked up at call time so that
+            tests can replace it before the import-time call and exercise both branches.
 
     Returns:
         bool: True when the fallback had to step in (a warning is issued once), False when
@@ -73,8 +75,9 @@ def ensure_torchvision_importable(load_library=torch.ops.load_library) -> bool:
     path = _extension_path()
     if path is None:
         return False
+    loader = torch.ops.load_library if load_library is None else load_library
     try:
-        load_library(path)
+        loader(path)
         if all(_has_schema(op) for op in _SCHEMAS):
             return False
     except (OSError, RuntimeError, ImportError):

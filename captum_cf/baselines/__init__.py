@@ -1,15 +1,18 @@
 """Counterfactual references: what stands for a removed feature."""
 
 from captum_cf._registry import Registry
+from captum_cf.baselines import _builtin
 from captum_cf.baselines.base import Baseline
 from captum_cf.baselines.blur import BlurBaseline, gaussian_blur
 from captum_cf.baselines.constant import ConstantBaseline
 from captum_cf.baselines.ganmex import GANMEXBaseline
+from captum_cf.baselines.inpaint import InpaintBaseline
 from captum_cf.baselines.nearest_sample import NearestSampleBaseline
 from captum_cf.baselines.noise import NoiseBaseline
 
 #: name -> factory(AuditContext) -> Baseline; the audit and the tests iterate over it.
 BASELINES: Registry[Baseline] = Registry("baseline")
+_builtin.register(BASELINES)
 
 __all__ = [
     "Baseline",
@@ -17,6 +20,7 @@ __all__ = [
     "BlurBaseline",
     "ConstantBaseline",
     "GANMEXBaseline",
+    "InpaintBaseline",
     "NearestSampleBaseline",
     "NoiseBaseline",
     "gaussian_blur",

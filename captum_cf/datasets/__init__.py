@@ -1,8 +1,11 @@
 """Offline data sets: real handwritten digits (shipped by scikit-learn) and synthetic shapes.
 
 - :func:`load_digits`: scikit-learn's 1797 handwritten digits, upsampled, split 1437 / 360.
+- :class:`SyntheticShapes`: generated RGB shapes on textured backgrounds with ground-truth object
+  masks, boxes and the pixels of a small class-discriminative part.
 """
 
 from captum_cf.datasets.digits import load_digits
+from captum_cf.datasets.shapes import SyntheticShapes
 
-__all__ = ["load_digits"]
+__all__ = ["load_digits", "SyntheticShapes"]

@@ -1,5 +1,7 @@
 """Inpainters: fill holes in images from their context."""
 
 from captum_cf.inpainters.base import Inpainter
+from captum_cf.inpainters.push_pull import PushPullInpainter
+from captum_cf.inpainters.torchscript import TorchScriptInpainter
 
-__all__ = ["Inpainter"]
+__all__ = ["Inpainter", "PushPullInpainter", "TorchScriptInpainter"]

@@ -42,7 +42,8 @@ class _Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.modes.append(self.training)
-        return self.linear(torch.stack([x[:, :, :4].mean((1, 2, 3)), x[:, :, 4:].mean((1, 2, 3))], 1))
+        halves = [x[:, :, :4].mean((1, 2, 3)), x[:, :, 4:].mean((1, 2, 3))]
+        return self.linear(torch.stack(halves, 1))
 
 
 def _trainer(clf: nn.Module, **kwargs) -> GANMEXTrainer:

@@ -1,0 +1,184 @@
+"""Resolve Captum ``baselines`` arguments that hold :class:`~captum_cf.baselines.Baseline` objects.
+
+Every ``captum_cf.attr`` subclass of a Captum method calls :func:`resolve_baselines` first, then
+hands the result to Captum. The rules, shared by gradient and perturbation methods:
+
+- a single ``Baseline`` (for a single input tensor, or a 1-tuple of inputs) becomes the tensor
+  ``baseline.reference(inputs, target)`` of shape (N, C, H, W);
+- a tuple (one entry per input tensor of a multi-input model) has each ``Baseline`` entry replaced
+  by its reference for the matching input; the other entries (scalars, tensors) stay as they are;
+- anything else (None, scalars, tensors, tuples without a Baseline, callables where the method
+  accepts them) is returned untouched, the very same object, so Captum sees exactly what the user
+  passed and returns exactly what it would have returned.
+
+A ``Baseline`` needs image inputs ``(N, C, H, W)`` in ``[0, 1]``; for any other input a clear
+``ValueError`` names the argument. Types Captum would reject get a ``TypeError`` naming the
+argument, before any work is done.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from captum_cf._validation import check_images
+from captum_cf.baselines.base import Baseline
+
+__all__ = ["has_baseline", "resolve_baselines", "check_per_example"]
+
+_ACCEPTED = "None, a number, a Tensor, a Baseline or a tuple of these (one entry per input)"
+
+
+def has_baseline(baselines: Any) -> bool:
+    """Whether ``baselines`` is a :class:`Baseline` or a tuple holding at least one."""
+    if isinstance(baselines, Baseline):
+        return True
+    return isinstance(baselines, tuple) and any(isinstance(b, Baseline) for b in baselines)
+
+
+def resolve_baselines(
+    baselines: Any,
+    inputs: Tensor | tuple[Tensor, ...],
+    target: Any = None,
+    *,
+    allow_callable: bool = False,
+    name: str = "baselines",
+) -> Any:
+    """Replace every :class:`Baseline` in a Captum ``baselines`` argument by its reference.
+
+    Args:
+        baselines: what the user passed as ``baselines``: None, a number, a Tensor, a Baseline, a
+            tuple of these (one entry per input tensor), or a callable when ``allow_callable``.
+        inputs (Tensor or tuple of Tensors): the ``inputs`` of the same call; an entry that has a
+            Baseline must be images of shape (N, C, H, W) in [0, 1].
+        target: the call's ``target``, handed unchanged to ``Baseline.reference``.
+        allow_callable (bool): accept a callable ``baselines`` (Captum's GradientShap and
+            DeepLiftShap do); it is passed through untouched.
+        name (str): argument name used in error messages.
+
+    Returns:
+        ``baselines`` itself when it holds no Baseline; otherwise the same structure with each
+        Baseline replaced by a detached tensor of the shape, dtype and device of its input.
+
+    Raises:
+        TypeError: ``baselines`` has a type Captum does not accept, or is a Baseline class.
+        ValueError: a Baseline stands for an input that is not (N, C, H, W), the number of entries
+            does not match the inputs, a Baseline that ``needs_target`` gets no target, or a
+            Baseline returns a reference of the wrong shape.
+
+    Example:
+        >>> import torch
+        >>> x = torch.rand(2, 1, 8, 8)
+        >>> from captum_cf.baselines import ConstantBaseline
+        >>> float(resolve_baselines(ConstantBaseline(0.5), x).mean())
+        0.5
+    """
+    _check_type(baselines, allow_callable, name)
+    if not has_baseline(baselines):
+        return baselines
+    inputs_t = _input_tuple(inputs)
+    entries = baselines if isinstance(baselines, tuple) else (baselines,)
+    if len(entries) != len(inputs_t):
+        raise ValueError(
+            f"{name} has {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} but inputs has "
+            f"{len(inputs_t)} tensors: pass a tuple with one baseline per input tensor"
+        )
+    names = _entry_names(baselines, inputs, name)
+    for (b_name, x_name), b, x in zip(names, entries, inputs_t):
+        if isinstance(b, Baseline):
+            _check_baseline_input(b, x, target, b_name, x_name)
+    resolved = tuple(
+        _reference(b, x, target, b_name) if isinstance(b, Baseline) else b
+        for (b_name, _), b, x in zip(names, entries, inputs_t)
+    )
+    return resolved if isinstance(baselines, tuple) else resolved[0]
+
+
+def check_per_example(
+    baselines: Any, inputs: Tensor | tuple[Tensor, ...], name: str = "baselines"
+) -> None:
+    """Check that resolved ``baselines`` give one reference per example (not a distribution).
+
+    Once a Baseline resolved part of a tuple, the Shap methods pair every example with its own
+    reference, so a tensor entry must have 1 or N rows (N = number of examples), as for DeepLift.
+    """
+    inputs_t = _input_tuple(inputs)
+    entries = baselines if isinstance(baselines, tuple) else (baselines,)
+    for i, (b, x) in enumerate(zip(entries, inputs_t)):
+        if isinstance(b, Tensor) and b.dim() > 0 and b.shape[0] not in (1, x.shape[0]):
+            where = f"{name}[{i}]" if isinstance(baselines, tuple) else name
+            raise ValueError(
+                f"{where} has shape {tuple(b.shape)}: when a Baseline gives per-example "
+                f"references, "
+                f"the other entries must be scalars or tensors of shape (1, ...) or "
+                f"{tuple(x.shape)} (one reference per example), not a distribution of references"
+            )
+
+
+def _check_type(baselines: Any, allow_callable: bool, name: str) -> None:
+    """Mirror the types Captum accepts, so a wrong type fails early with a clear TypeError."""
+    if isinstance(baselines, type) and issubclass(baselines, Baseline):
+        raise TypeError(
+            f"{name} is the class {baselines.__name__}; pass an instance, "
+            f"e.g. {baselines.__name__}(...)"
+        )
+    if baselines is None or isinstance(baselines, (Tensor, int, float, Baseline)):
+        return
+    if isinstance(baselines, tuple):
+        for i, b in enumerate(baselines):
+            if isinstance(b, type) and issubclass(b, Baseline):
+                raise TypeError(f"{name}[{i}] is the class {b.__name__}; pass an instance")
+            if not isinstance(b, (Tensor, int, float, Baseline)):
+                raise TypeError(
+                    f"{name}[{i}] must be a number, a Tensor or a Baseline, got {type(b).__name__}"
+                )
+        return
+    if allow_callable and callable(baselines):
+        return
+    accepted = _ACCEPTED + (", or a callable" if allow_callable else "")
+    raise TypeError(f"{name} must be {accepted}; got {type(baselines).__name__}")
+
+
+def _input_tuple(inputs: Any) -> tuple[Tensor, ...]:
+    if isinstance(inputs, Tensor):
+        return (inputs,)
+    if isinstance(inputs, tuple) and inputs and all(isinstance(x, Tensor) for x in inputs):
+        return inputs
+    raise TypeError(
+        f"inputs must be a Tensor or a non-empty tuple of Tensors, got {type(inputs).__name__}"
+    )
+
+
+def _entry_names(baselines: Any, inputs: Any, name: str) -> list[tuple[str, str]]:
+    n = len(baselines) if isinstance(baselines, tuple) else 1
+    b_names = [f"{name}[{i}]" for i in range(n)] if isinstance(baselines, tuple) else [name]
+    x_names = [f"inputs[{i}]" for i in range(n)] if isinstance(inputs, tuple) else ["inputs"]
+    return list(zip(b_names, x_names))
+
+
+def _check_baseline_input(b: Baseline, x: Tensor, target: Any, b_name: str, x_name: str) -> None:
+    if x.dim() != 4:
+        raise ValueError(
+            f"{b_name} is a Baseline ({type(b).__name__}), which needs image inputs of shape "
+            f"(N, C, H, W) in [0, 1], but {x_name} has shape {tuple(x.shape)}; pass a number or a "
+            f"tensor as the baseline of a non-image input"
+        )
+    check_images(x.detach(), x_name)
+    if getattr(b, "needs_target", False) and target is None:
+        raise ValueError(
+            f"{b_name} ({type(b).__name__}) depends on the class being explained: pass target="
+        )
+
+
+def _reference(b: Baseline, x: Tensor, target: Any, b_name: str) -> Tensor:
+    # Detached: attributions differentiate the model along the path, never the baseline's generator.
+    ref = b.reference(x.detach(), target)
+    if not isinstance(ref, Tensor):
+        raise TypeError(f"{b_name}: {type(b).__name__}.reference returned {type(ref).__name__}")
+    if ref.shape != x.shape or ref.dtype != x.dtype or ref.device != x.device:
+        raise ValueError(
+            f"{b_name}: {type(b).__name__}.reference returned {tuple(ref.shape)} {ref.dtype} on "
+            f"{ref.device}, expected {tuple(x.shape)} {x.dtype} on {x.device}"
+        )
+    return ref.detach()

@@ -1,0 +1,52 @@
+"""Leave the user's model and inputs as they were after an attribution call, also after an error."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch.nn as nn
+from torch import Tensor
+
+from captum_cf._model_state import preserve_model_state
+
+__all__ = ["guarded", "model_of"]
+
+# Captum's DeepLift hooks store these on non-linear modules and delete them only in the backward
+# pass, so an error between forward and backward (e.g. a target out of range) leaves them behind.
+_HOOK_ATTRIBUTES = ("input", "output", "input_ref")
+
+
+def model_of(forward_func: Any) -> Any:
+    """The ``nn.Module`` behind ``forward_func``: itself, or the owner of a bound method."""
+    if isinstance(forward_func, nn.Module):
+        return forward_func
+    owner = getattr(forward_func, "__self__", None)
+    return owner if isinstance(owner, nn.Module) else forward_func
+
+
+@contextlib.contextmanager
+def guarded(forward_func: Any, inputs: Any) -> Iterator[None]:
+    """On exit, also when the body raises: restore the model's modes and ``requires_grad`` flags
+    and the inputs' ``requires_grad`` flags, and remove what Captum's hooks left on submodules.
+
+    Captum removes its hook handles itself (in ``finally`` blocks); what it misses after an
+    exception is restored here.
+    """
+    model = model_of(forward_func)
+    tensors = inputs if isinstance(inputs, tuple) else (inputs,)
+    flags = [(x, x.requires_grad) for x in tensors if isinstance(x, Tensor)]
+    modules = list(model.modules()) if isinstance(model, nn.Module) else []
+    present = [{a for a in _HOOK_ATTRIBUTES if a in vars(m)} for m in modules]
+    try:
+        with preserve_model_state(model):
+            yield
+    finally:
+        for x, flag in flags:
+            if x.is_leaf and x.requires_grad != flag:
+                x.requires_grad_(flag)
+        for m, before in zip(modules, present):
+            for a in _HOOK_ATTRIBUTES:
+                if a in vars(m) and a not in before:
+                    delattr(m, a)

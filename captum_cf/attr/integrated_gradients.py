@@ -1,0 +1,139 @@
+"""``IntegratedGradients`` whose ``baselines`` also accept a counterfactual ``Baseline``."""
+
+from __future__ import annotations
+
+import typing
+from typing import Any, Literal
+
+import captum.attr
+from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
+from captum.log import log_usage
+from torch import Tensor
+
+from captum_cf.attr._baselines import resolve_baselines
+from captum_cf.attr._guard import guarded
+
+__all__ = ["IntegratedGradients"]
+
+
+class IntegratedGradients(captum.attr.IntegratedGradients):
+    r"""Captum's Integrated Gradients (Sundararajan et al., 2017) with counterfactual Baselines.
+
+    For an input :math:`x`, a reference :math:`x'` and the model output :math:`F` for ``target``,
+
+    .. math::
+        \mathrm{IG}_i(x) = (x_i - x'_i) \int_0^1
+            \frac{\partial F(x' + \alpha (x - x'))}{\partial x_i} \, d\alpha,
+        \qquad \sum_i \mathrm{IG}_i(x) = F(x) - F(x')  \text{ (completeness)}.
+
+    The integral is approximated with ``n_steps`` points of ``method``. Completeness makes the
+    attributions explain the difference between the input and its reference, so a zero or blurred
+    reference that the model never saw explains the model's reaction to an artefact; a
+    counterfactual reference (``baselines=InpaintBaseline(...)``, ``GANMEXBaseline(...)``) explains
+    what the evidence changes.
+
+    Same constructor and ``attribute(...)`` as :class:`captum.attr.IntegratedGradients`; its
+    ``baselines`` additionally accepts a :class:`~captum_cf.baselines.Baseline`, resolved once per
+    call as ``x' = baseline.reference(inputs, target)`` (one reference per example, from the clean
+    inputs), or, for a tuple of inputs, a tuple whose entries may be Baselines (for the image
+    inputs) next to scalars and tensors. With None, scalars or tensors the call is handed to Captum
+    untouched and returns exactly Captum's result. The convergence delta
+    (``return_convergence_delta=True``) is computed against the resolved reference.
+
+    To wrap it in a noise tunnel with a ``Baseline``, use :class:`captum_cf.attr.NoiseTunnel`
+    (Captum's own ``NoiseTunnel`` rejects non-tensor baselines before this class sees them).
+
+    Example:
+        >>> import torch
+        >>> from captum_cf.baselines import ConstantBaseline
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        >>> x = torch.rand(2, 1, 8, 8)
+        >>> ig = IntegratedGradients(model)
+        >>> ig.attribute(x, baselines=ConstantBaseline(0.5), target=0).shape
+        torch.Size([2, 1, 8, 8])
+    """
+
+    @typing.overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: Any = None,
+        target: TargetType = None,
+        additional_forward_args: object | None = None,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        internal_batch_size: int | None = None,
+        *,
+        return_convergence_delta: Literal[True],
+    ) -> tuple[TensorOrTupleOfTensorsGeneric, Tensor]: ...
+
+    @typing.overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: Any = None,
+        target: TargetType = None,
+        additional_forward_args: object | None = None,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        internal_batch_size: int | None = None,
+        return_convergence_delta: Literal[False] = False,
+    ) -> TensorOrTupleOfTensorsGeneric: ...
+
+    @log_usage(part_of_slo=True)
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: Any = None,
+        target: TargetType = None,
+        additional_forward_args: object | None = None,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        internal_batch_size: int | None = None,
+        return_convergence_delta: bool = False,
+    ) -> TensorOrTupleOfTensorsGeneric | tuple[TensorOrTupleOfTensorsGeneric, Tensor]:
+        """Captum's ``IntegratedGradients.attribute``; ``baselines`` may also hold Baselines.
+
+        Args:
+            inputs (Tensor or tuple of Tensors): as in Captum; images (N, C, H, W) in [0, 1] where a
+                Baseline is given.
+            baselines: None, a number, a Tensor, a ``Baseline``, or a tuple of these (one per
+                input). A Baseline becomes ``baseline.reference(inputs, target)``.
+            target, additional_forward_args, n_steps, method, internal_batch_size,
+            return_convergence_delta: exactly as in Captum's
+                :meth:`captum.attr.IntegratedGradients.attribute`.
+
+        Returns:
+            Attributions shaped like ``inputs`` (and the per-example delta, shape (N,), when
+            ``return_convergence_delta``), as Captum returns them.
+        """
+        with guarded(self.forward_func, inputs):
+            baselines = resolve_baselines(baselines, inputs, target)
+            return super().attribute.__wrapped__(  # type: ignore[attr-defined]
+                self,
+                inputs,
+                baselines=baselines,
+                target=target,
+                additional_forward_args=additional_forward_args,
+                n_steps=n_steps,
+                method=method,
+                internal_batch_size=internal_batch_size,
+                return_convergence_delta=return_convergence_delta,
+            )
+
+
+def _explainer(ctx: Any, n_steps: int = 32) -> Any:
+    """Audit factory: ``explain(inputs, target, baseline) -> (N, C, H, W)`` IG attributions.
+
+    32 Gauss-Legendre steps keep the completeness gap small on the zoo models at a third less
+    cost than Captum's default 50; steps are batched 256 model evaluations at a time.
+    """
+    ig = IntegratedGradients(ctx.model)
+
+    def explain(inputs: Tensor, target: Any, baseline: Any) -> Tensor:
+        batch = max(256, inputs.shape[0])
+        return ig.attribute(
+            inputs, baselines=baseline, target=target, n_steps=n_steps, internal_batch_size=batch
+        )
+
+    return explain

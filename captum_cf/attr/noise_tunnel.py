@@ -1,0 +1,82 @@
+"""``NoiseTunnel`` that passes a counterfactual ``Baseline`` on to the method it wraps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import captum.attr
+from captum.log import log_usage
+from torch import Tensor
+
+from captum_cf.attr._baselines import has_baseline, resolve_baselines
+
+__all__ = ["NoiseTunnel"]
+
+
+class NoiseTunnel(captum.attr.NoiseTunnel):
+    r"""Captum's NoiseTunnel (SmoothGrad, SmoothGrad², VarGrad) that accepts ``baselines=Baseline``.
+
+    SmoothGrad (Smilkov et al., 2017) averages an attribution over noisy copies of the input:
+    :math:`\hat\phi(x) = \frac{1}{S} \sum_{s} \phi(x + \epsilon_s)`,
+    :math:`\epsilon_s \sim \mathcal{N}(0, \sigma^2)`. Captum's NoiseTunnel checks ``baselines``
+    itself (tensors or numbers only) before the wrapped method sees them, so a
+    :class:`~captum_cf.baselines.Baseline` must be resolved here: it becomes
+    ``baseline.reference(inputs, target)``, computed once from the *clean* inputs (noisy copies
+    leave [0, 1]) and repeated for each noisy copy of its example. The noise thus perturbs the
+    input, never the counterfactual reference. A per-example reference cannot be drawn from as a
+    distribution, so ``draw_baseline_from_distrib=True`` with a Baseline is refused.
+
+    Everything else goes to Captum untouched; wrapping a ``captum_cf.attr`` method in Captum's own
+    ``NoiseTunnel`` with tensor baselines works as well and returns the same numbers.
+
+    Example:
+        >>> import torch
+        >>> from captum_cf.attr import IntegratedGradients
+        >>> from captum_cf.baselines import ConstantBaseline
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        >>> nt = NoiseTunnel(IntegratedGradients(model))
+        >>> nt.attribute(torch.rand(2, 1, 8, 8), nt_samples=2, stdevs=0.1,
+        ...              baselines=ConstantBaseline(0.5), target=0).shape
+        torch.Size([2, 1, 8, 8])
+    """
+
+    @log_usage(part_of_slo=True)
+    def attribute(
+        self,
+        inputs: Tensor | tuple[Tensor, ...],
+        nt_type: str = "smoothgrad",
+        nt_samples: int = 5,
+        nt_samples_batch_size: int | None = None,
+        stdevs: float | tuple[float, ...] = 1.0,
+        draw_baseline_from_distrib: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Captum's ``NoiseTunnel.attribute``; ``baselines=`` in ``kwargs`` may hold Baselines.
+
+        Args:
+            inputs, nt_type, nt_samples, nt_samples_batch_size, stdevs, draw_baseline_from_distrib,
+            **kwargs: exactly as in :meth:`captum.attr.NoiseTunnel.attribute`; a Baseline in
+                ``kwargs["baselines"]`` is resolved with ``kwargs.get("target")``.
+
+        Returns:
+            What Captum's ``NoiseTunnel.attribute`` returns.
+        """
+        if has_baseline(kwargs.get("baselines")):
+            if draw_baseline_from_distrib:
+                raise ValueError(
+                    "draw_baseline_from_distrib=True draws references at random from a shared "
+                    "distribution, but a Baseline gives each example its own reference: pass "
+                    "draw_baseline_from_distrib=False"
+                )
+            target = kwargs.get("target")
+            kwargs["baselines"] = resolve_baselines(kwargs["baselines"], inputs, target)
+        return super().attribute.__wrapped__(  # type: ignore[attr-defined]
+            self,
+            inputs,
+            nt_type=nt_type,
+            nt_samples=nt_samples,
+            nt_samples_batch_size=nt_samples_batch_size,
+            stdevs=stdevs,
+            draw_baseline_from_distrib=draw_baseline_from_distrib,
+            **kwargs,
+        )

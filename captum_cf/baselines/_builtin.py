@@ -1,0 +1,44 @@
+"""Registrations of the classical baselines in ``captum_cf.baselines.BASELINES``."""
+
+from __future__ import annotations
+
+from captum_cf._registry import AuditContext, Registry
+from captum_cf.baselines.base import Baseline
+from captum_cf.baselines.blur import BlurBaseline
+from captum_cf.baselines.constant import ConstantBaseline
+from captum_cf.baselines.inpaint import InpaintBaseline
+from captum_cf.baselines.noise import NoiseBaseline
+from captum_cf.inpainters.push_pull import PushPullInpainter
+
+
+def blur_sigma(image_shape: tuple[int, int, int]) -> float:
+    """Blur width for an image size: a tenth of the shorter side, at least 1 pixel.
+
+    Wide enough to erase strokes and small parts (3.2 px on 32x32 digits, 6.4 px on 64x64
+    shapes) while keeping the coarse layout, as the blur of Meaningful Perturbation does.
+    """
+    return max(1.0, min(image_shape[1:]) / 10)
+
+
+def register(registry: Registry[Baseline]) -> None:
+    """Add ``zero``, ``blur``, ``noise`` and ``inpaint-pushpull`` to ``registry``."""
+    registry.register("zero", lambda ctx: ConstantBaseline(0.0), "constant 0 (black)")
+    registry.register(
+        "blur",
+        lambda ctx: BlurBaseline(blur_sigma(ctx.image_shape)),
+        "Gaussian blur, sigma = min(H, W) / 10",
+    )
+    registry.register(
+        "noise",
+        lambda ctx: NoiseBaseline(std=0.25, seed=ctx.seed),
+        "Gaussian noise around grey 0.5, std 0.25, clamped",
+    )
+    registry.register(
+        "inpaint-pushpull",
+        _inpaint_pushpull,
+        "every pixel inpainted from its surroundings by push-pull (4x4 checkerboard grid)",
+    )
+
+
+def _inpaint_pushpull(ctx: AuditContext) -> Baseline:
+    return InpaintBaseline(PushPullInpainter())

@@ -1,0 +1,156 @@
+"""InpaintBaseline: exact composite, the checkerboard reference, batching, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from captum_cf.baselines import ConstantBaseline, InpaintBaseline
+from captum_cf.inpainters import Inpainter, PushPullInpainter
+
+
+class _Constant(Inpainter):
+    def __init__(self, c: float) -> None:
+        super().__init__()
+        self.c = c
+
+    def _inpaint(self, images, hole):
+        return torch.full_like(images, self.c)
+
+
+class _Recorder:
+    """Identity inpainter (a plain callable) that records the holes it was given."""
+
+    def __init__(self) -> None:
+        self.holes: list[torch.Tensor] = []
+
+    def __call__(self, images, hole):
+        self.holes.append(hole.clone())
+        return images
+
+
+def test_keep_of_ones_returns_inputs_exactly():
+    x = torch.rand(2, 3, 16, 16)
+    out = InpaintBaseline(PushPullInpainter()).fill(x, torch.ones(2, 1, 16, 16))
+    assert torch.equal(out, x)
+
+
+def test_binary_keep_returns_kept_pixels_exactly():
+    x = torch.rand(2, 3, 16, 16)
+    keep = (torch.rand(2, 1, 16, 16) > 0.5).float()
+    out = InpaintBaseline(_Constant(0.9)).fill(x, keep)
+    k = keep.expand_as(x).bool()
+    assert torch.equal(out[k], x[k]) and bool((out[~k] == 0.9).all())
+
+
+@pytest.mark.parametrize("c", [0.0, 0.3, 1.0])
+def test_constant_inpainter_equals_constant_baseline(c):
+    x = torch.rand(3, 2, 8, 12)
+    keep = torch.rand(3, 1, 8, 12).round()
+    keep[0] = torch.rand(1, 8, 12)  # soft keep too
+    ours = InpaintBaseline(_Constant(c))
+    assert torch.equal(ours.fill(x, keep), ConstantBaseline(c).fill(x, keep))
+    assert torch.equal(ours.reference(x), ConstantBaseline(c).reference(x))
+
+
+def test_fill_passes_one_channel_hole_and_the_complement_of_keep():
+    rec = _Recorder()
+    keep = (torch.rand(2, 1, 6, 6) > 0.5).float()
+    InpaintBaseline(rec).fill(torch.rand(2, 3, 6, 6), keep)
+    assert len(rec.holes) == 1
+    assert torch.equal(rec.holes[0], 1 - keep)
+
+
+def test_fill_passes_per_channel_hole_when_keep_differs_per_channel():
+    rec = _Recorder()
+    keep = (torch.rand(1, 3, 6, 6) > 0.5).float()
+    InpaintBaseline(rec).fill(torch.rand(1, 3, 6, 6), keep)
+    assert torch.equal(rec.holes[0], 1 - keep)
+
+
+def test_reference_checkerboard_passes_are_one_batched_call():
+    rec = _Recorder()
+    x = torch.rand(2, 1, 8, 12)
+    ref = InpaintBaseline(rec, patch=2).reference(x)
+    assert torch.equal(ref, x)  # identity inpainter: each pixel taken from exactly one pass
+    (holes,) = rec.holes
+    assert holes.shape == (8, 1, 8, 12)  # 4 passes x 2 images
+    assert torch.equal(holes.sum(0), torch.full((1, 8, 12), 2.0))  # each pixel hole once per image
+    cell = holes[0, 0, ::2, ::2]  # pass 0 on the 4x6 grid of 2x2 cells: even rows, even cols
+    expected = torch.zeros(4, 6)
+    expected[::2, ::2] = 1
+    assert torch.equal(cell, expected)
+    assert torch.equal(holes[0], holes[1]) and torch.equal(holes[2], holes[3])
+
+
+def test_reference_batch_size_splits_the_calls():
+    rec = _Recorder()
+    x = torch.rand(3, 1, 8, 8)
+    InpaintBaseline(rec, batch_size=5).reference(x)
+    assert [h.shape[0] for h in rec.holes] == [5, 5, 2]
+
+
+def test_reference_with_push_pull_replaces_every_pixel_from_context():
+    x = torch.full((1, 1, 16, 16), 0.2)
+    x[0, 0, 5, 9] = 1.0  # a detail that context cannot predict
+    ref = InpaintBaseline(PushPullInpainter(), patch=4).reference(x)
+    assert abs(float(ref[0, 0, 5, 9]) - 0.2) < 1e-6
+    assert torch.isfinite(ref).all() and float(ref.max()) <= 1 and float(ref.min()) >= 0
+    smooth = torch.linspace(0, 1, 16).view(1, 1, 1, 16).expand(1, 3, 16, 16)
+    err = (InpaintBaseline(PushPullInpainter())(smooth) - smooth).abs()
+    # a smooth image is predicted by context; border cells are extrapolated (flat) from one side
+    assert float(err[..., 4:12].max()) < 0.05 and float(err.mean()) < 0.1  # measured 0.085
+
+
+def test_default_patch_is_a_quarter_of_the_shorter_side():
+    rec = _Recorder()
+    InpaintBaseline(rec).reference(torch.rand(1, 1, 16, 40))
+    row = rec.holes[0][0, 0, 0]  # pass 0, first row: cells of 4 pixels alternate
+    assert torch.equal(row[:8], torch.tensor([1.0, 1, 1, 1, 0, 0, 0, 0]))
+
+
+def test_patch_too_large_is_rejected():
+    with pytest.raises(ValueError, match="patch=8 leaves a single cell"):
+        InpaintBaseline(PushPullInpainter(), patch=8).reference(torch.rand(1, 1, 8, 8))
+
+
+def test_gradient_flows_to_keep_and_inputs():
+    x = torch.rand(1, 1, 8, 8, requires_grad=True)
+    keep = torch.rand(1, 1, 8, 8, requires_grad=True)
+    InpaintBaseline(PushPullInpainter()).fill(x, keep).sum().backward()
+    assert x.grad is not None and keep.grad is not None and float(keep.grad.abs().sum()) > 0
+
+
+def test_inpainter_with_wrong_output_shape():
+    bad = InpaintBaseline(lambda images, hole: images[:, :1])
+    with pytest.raises(ValueError, match="inpainter must return images of shape"):
+        bad.fill(torch.rand(1, 3, 4, 4), torch.ones(1, 1, 4, 4))
+
+
+@pytest.mark.parametrize(
+    "kwargs, err, match",
+    [
+        ({"inpainter": "lama"}, TypeError, "inpainter must be callable"),
+        ({"inpainter": _Constant(0.0), "patch": 0}, ValueError, "patch must be a positive int"),
+        ({"inpainter": _Constant(0.0), "batch_size": 2.0}, TypeError, "batch_size must be"),
+    ],
+)
+def test_bad_arguments(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        InpaintBaseline(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "inputs, keep, match",
+    [
+        (torch.rand(1, 8, 8), torch.ones(1, 8, 8), "inputs must have shape"),
+        (torch.rand(1, 1, 8, 8) - 1, torch.ones(1, 1, 8, 8), r"inputs must be images in \[0, 1\]"),
+        (torch.rand(1, 1, 8, 8), torch.ones(1, 1, 8, 7), "keep must have shape"),
+        (torch.rand(1, 1, 8, 8), torch.full((1, 1, 8, 8), 1.5), r"keep must lie in \[0, 1\]"),
+    ],
+)
+def test_bad_input(inputs, keep, match):
+    rec = _Recorder()
+    with pytest.raises(ValueError, match=match):
+        InpaintBaseline(rec).fill(inputs, keep)
+    assert rec.holes == []  # raised before any work
