@@ -14,7 +14,7 @@ def _classifier_args(parser: argparse.ArgumentParser) -> None:
                         help="data set: digits (-> digits-cnn) or shapes (-> shapes-cnn)")
     parser.add_argument("--out", required=True, help="weights file to write (.pt)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="passes over the training set (default: 30 digits, 12 shapes)")
+                        help="passes over the training set (default: 30 digits, 10 shapes)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--checkpoint", default=None,
                         help="per-epoch checkpoint file; an existing one is resumed")

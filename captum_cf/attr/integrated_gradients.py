@@ -29,7 +29,7 @@ class IntegratedGradients(captum.attr.IntegratedGradients):
     The integral is approximated with ``n_steps`` points of ``method``. Completeness makes the
     attributions explain the difference between the input and its reference, so a zero or blurred
     reference that the model never saw explains the model's reaction to an artefact; a
-    counterfactual reference (``baselines=InpaintBaseline(...)``, ``GANMEXBaseline(...)``) explains
+    counterfactual reference (e.g. ``baselines=InpaintBaseline(PushPullInpainter())``) explains
     what the evidence changes.
 
     Same constructor and ``attribute(...)`` as :class:`captum.attr.IntegratedGradients`; its

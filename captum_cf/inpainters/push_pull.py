@@ -70,6 +70,8 @@ class PushPullInpainter(Inpainter):
         return f"levels={self.levels}, fallback={self.fallback}"
 
     def _inpaint(self, images: Tensor, hole: Tensor) -> Tensor:
+        if hole.shape[1] > 1 and hole.stride(1) == 0:
+            hole = hole[:, :1]  # one mask for all channels: build its pyramid once
         h, w = images.shape[-2:]
         levels = self.levels if self.levels is not None else math.ceil(math.log2(max(h, w, 2)))
         weight = 1 - hole

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -14,8 +15,13 @@ from torch import Tensor
 
 from captum_cf.baselines import Baseline
 
-# Captum's DeepLift warns on every call that it sets hooks; the tests check that they are removed.
-warnings.filterwarnings("ignore", message="Setting forward, backward hooks", category=UserWarning)
+
+@pytest.fixture(autouse=True)
+def _quiet_captum() -> None:
+    """Captum's DeepLift warns on every call that it sets hooks (the tests check they are removed)
+    and that it set ``requires_grad`` on the inputs (the tests check it is undone)."""
+    warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
+    warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
 
 
 class FixedBaseline(Baseline):
@@ -158,3 +164,16 @@ def assert_same_state(model: nn.Module, before: dict[str, Any]) -> None:
 @pytest.fixture
 def model_state() -> tuple[Callable[..., Any], Callable[..., None]]:
     return snapshot, assert_same_state
+
+
+@pytest.fixture
+def same_signature() -> Callable[[type, type], bool]:
+    """Whether two classes' ``attribute`` methods have the same parameters and defaults."""
+
+    def same(ours: type, theirs: type) -> bool:
+        a, b = inspect.signature(ours.attribute), inspect.signature(theirs.attribute)
+        return [(p.name, p.kind, p.default) for p in a.parameters.values()] == [
+            (p.name, p.kind, p.default) for p in b.parameters.values()
+        ]
+
+    return same

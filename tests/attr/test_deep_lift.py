@@ -16,9 +16,11 @@ def _equal(a, b) -> bool:
     return torch.equal(a, b)
 
 
-def test_are_captum_classes(cnn):
+def test_are_captum_classes_with_the_same_signatures(cnn, same_signature):
     assert isinstance(DeepLift(cnn), captum.attr.DeepLift)
     assert isinstance(DeepLiftShap(cnn), captum.attr.DeepLiftShap)
+    assert same_signature(DeepLift, captum.attr.DeepLift)
+    assert same_signature(DeepLiftShap, captum.attr.DeepLiftShap)
 
 
 @pytest.mark.parametrize("kind", ["none", "scalar", "batch", "single"])

@@ -24,8 +24,9 @@ def _both(model, inputs, ours_baselines, their_baselines, seeded, **kw):
     return ours, theirs
 
 
-def test_is_a_captum_gradient_shap(cnn):
+def test_is_a_captum_gradient_shap_with_the_same_signature(cnn, same_signature):
     assert isinstance(GradientShap(cnn), captum.attr.GradientShap)
+    assert same_signature(GradientShap, captum.attr.GradientShap)
 
 
 @pytest.mark.parametrize("delta", [False, True])

@@ -24,8 +24,12 @@ def _equal(a, b) -> bool:
     return torch.equal(a, b)
 
 
-def test_is_a_captum_integrated_gradients(cnn):
+def test_is_a_captum_integrated_gradients_with_the_same_signature(cnn, same_signature):
     assert isinstance(IntegratedGradients(cnn), captum.attr.IntegratedGradients)
+    assert same_signature(IntegratedGradients, captum.attr.IntegratedGradients)
+    assert same_signature(NoiseTunnel, captum.attr.NoiseTunnel)
+    # NoiseTunnel calls attribute.__wrapped__: the override keeps Captum's decorator
+    assert hasattr(IntegratedGradients.attribute, "__wrapped__")
 
 
 @pytest.mark.parametrize("kind", ["none", "scalar", "batch", "single"])
