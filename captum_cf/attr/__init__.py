@@ -5,10 +5,12 @@ import torch.nn as nn
 from captum_cf._registry import Registry
 from captum_cf.attr import deep_lift as _deep_lift
 from captum_cf.attr import integrated_gradients as _integrated_gradients
+from captum_cf.attr import sparse_perturbation as _sparse_perturbation
 from captum_cf.attr.deep_lift import DeepLift, DeepLiftShap
 from captum_cf.attr.gradient_shap import GradientShap
 from captum_cf.attr.integrated_gradients import IntegratedGradients
 from captum_cf.attr.noise_tunnel import NoiseTunnel
+from captum_cf.attr.sparse_perturbation import SparsePerturbation
 
 #: name -> factory(AuditContext) -> explain(inputs, target, baseline) -> Tensor; used by the audit.
 METHODS: Registry = Registry("method")
@@ -24,6 +26,12 @@ METHODS.register(
     "DeepLIFT (Rescale rule) from the baseline's reference",
     available=lambda ctx: isinstance(ctx.model, nn.Module),
 )
+METHODS.register(
+    "sparse-perturbation",
+    _sparse_perturbation._explainer,
+    "|delta| of the 10 %-sparse Frank-Wolfe perturbation away from the target "
+    "(ignores the baseline)",
+)
 
 __all__ = [
     "METHODS",
@@ -32,4 +40,5 @@ __all__ = [
     "GradientShap",
     "IntegratedGradients",
     "NoiseTunnel",
+    "SparsePerturbation",
 ]
