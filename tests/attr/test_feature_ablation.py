@@ -139,3 +139,20 @@ def test_a_batch_that_is_not_copies_of_the_inputs_is_refused(x):
     )
     with pytest.raises(RuntimeError, match="not a stack of copies"):
         forward(swapped)
+
+
+@pytest.mark.parametrize("name", ["occlusion", "feature-ablation", "lime"])
+def test_registered_methods_explain_images(name):
+    from captum_cf._registry import AuditContext
+    from captum_cf.attr import METHODS
+
+    model = LeftHalfLinear(size=16)
+    ctx = AuditContext(
+        model=model, data_name="test", train_data=None, num_classes=2, image_shape=(3, 16, 16)
+    )
+    x = torch.rand(2, 3, 16, 16)
+    attr = METHODS.create(name, ctx)(x, torch.tensor([0, 1]), MeanFill())
+    assert attr.shape == x.shape
+    assert attr.abs().sum() > 0
+    if name == "occlusion":  # windows (2 x 2, stride 1) right of column 8 see only ignored pixels
+        assert attr[..., 9:].abs().max() < 1e-4 < attr[..., :8].abs().min()
