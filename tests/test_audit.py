@@ -282,9 +282,11 @@ def _ctx_for(model, x):
 
 @pytest.mark.parametrize("baseline", BASELINES.names())
 def test_every_registered_baseline_audits(baseline) -> None:
+    from captum_cf.datasets import load_digits
     from captum_cf.zoo import load
 
-    x = torch.rand(2, 1, 32, 32)
+    train = load_digits("train")  # for baselines that need samples (nearest-sample)
+    x = load_digits("test").tensors[0][:2]
     res = audit(
         load("digits-cnn"),
         x,
@@ -293,10 +295,12 @@ def test_every_registered_baseline_audits(baseline) -> None:
         n_steps=2,
         sanity_n=1,
         data_name="digits",
+        train_data=train,
         extras={"zoo_name": "digits-cnn"},
     )
     cell = res.cells[0]
     assert cell.error is None and all(bool(torch.isfinite(v).all()) for v in cell.values.values())
+    assert res.references[baseline].shape == (2, 1, 32, 32)
 
 
 @pytest.mark.parametrize("method", METHODS.names())
