@@ -36,7 +36,15 @@ from captum_cf._validation import check_images, check_target
 from captum_cf.baselines import BASELINES, Baseline
 from captum_cf.metrics import deletion, insertion, pointing_game, randomization_test
 
-__all__ = ["AuditInputError", "AuditResult", "CellResult", "MetricSpec", "METRICS", "audit"]
+__all__ = [
+    "AuditInputError",
+    "AuditResult",
+    "CellResult",
+    "DEFAULT_METHODS",
+    "MetricSpec",
+    "METRICS",
+    "audit",
+]
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,10 @@ class MetricSpec:
     higher_is_better: bool
     description: str
 
+
+#: methods audited when none are named: the core grid, so that the default audit stays short;
+#: ``methods=["all"]`` (``--methods all``) runs every registered method available
+DEFAULT_METHODS = ("integrated-gradients", "deeplift", "occlusion", "feature-ablation")
 
 #: every metric the audit can report, in column order
 METRICS: dict[str, MetricSpec] = {
@@ -184,10 +196,10 @@ def audit(
         images (Tensor): shape (N, C, H, W), in [0, 1].
         target (int, sequence or Tensor, optional): class to explain per image; None = predicted.
         masks (Tensor, optional): object masks (N, 1, H, W) bool; adds the pointing game.
-        methods (sequence of str, optional): names in ``captum_cf.attr.METHODS``; default all
-            available for this model and data.
+        methods (sequence of str, optional): names in ``captum_cf.attr.METHODS``; default
+            :data:`DEFAULT_METHODS` (those available); ``["all"]``: every available method.
         baselines (sequence of str, optional): names in ``captum_cf.baselines.BASELINES``;
-            default all available.
+            default (or ``["all"]``) every baseline available for this model and data.
         data_name (str): ``"digits"``, ``"shapes"`` or a description (passed to the registries).
         train_data (TensorDataset, optional): training images, for baselines that need samples.
         removal (str, optional): a baseline name used to remove pixels in both deletion and
@@ -218,7 +230,7 @@ def audit(
     check_images(images, "images")
     ctx, target = _context(model, images, target, data_name, train_data, seed, extras)
     masks = _check_masks(masks, images)
-    method_names = _resolve(_methods(), methods, ctx, "--methods")
+    method_names = _resolve(_methods(), methods, ctx, "--methods", DEFAULT_METHODS)
     baseline_names = _resolve(BASELINES, baselines, ctx, "--baselines")
     if removal is not None:
         _resolve(BASELINES, [removal], ctx, "--removal")
@@ -226,7 +238,7 @@ def audit(
     metrics += ["sanity_ssim"] if sanity_n > 0 and _top_layer(model) else []
     scorer = _Scorer(model, images, target, masks, ctx, removal, n_steps, batch_size, sanity_n)
     e = min(n_examples, images.shape[0])
-    refs = {b: BASELINES.create(b, ctx) for b in baseline_names}
+    refs = {b: _cached(BASELINES.create(b, ctx), images, target) for b in baseline_names}
     result = AuditResult(
         config=_config(
             ctx, images, method_names, baseline_names, removal, n_steps, sanity_n, masks
@@ -299,10 +311,16 @@ def _check_masks(masks: Tensor | None, images: Tensor) -> Tensor | None:
 
 
 def _resolve(
-    registry: Registry, names: Sequence[str] | None, ctx: AuditContext, option: str
+    registry: Registry,
+    names: Sequence[str] | None,
+    ctx: AuditContext,
+    option: str,
+    default: Sequence[str] | None = None,
 ) -> list[str]:
     available = registry.names(ctx)
-    if names is None:
+    if names is None and default is not None:
+        names = [n for n in default if n in available]
+    if names is None or list(names) == ["all"]:
         if not available:
             raise AuditInputError(f"no {registry.kind} is available for this model and data")
         return available
@@ -348,6 +366,48 @@ def _config(
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
+
+
+def _cached(baseline: Baseline, images: Tensor, target: Tensor) -> Baseline:
+    """Composite baselines (reference + default fill) get their reference computed once."""
+    from captum_cf.baselines import ConstantBaseline
+
+    if isinstance(baseline, ConstantBaseline) or type(baseline)._fill is not Baseline._fill:
+        return baseline
+    return _ReferenceCache(baseline, images, target)
+
+
+class _ReferenceCache(Baseline):
+    """A composite baseline whose references for the audited images are computed once.
+
+    Perturbation methods call ``fill`` once per chunk of perturbed copies of the images; an
+    expensive reference (a Frank-Wolfe counterfactual, a GAN translation) would be recomputed for
+    every chunk. Rows are recognised by their exact pixel values (and target when the baseline
+    needs it); any other input goes to the wrapped baseline.
+    """
+
+    def __init__(self, inner: Baseline, images: Tensor, target: Tensor) -> None:
+        self.inner = inner
+        self.needs_target = inner.needs_target
+        self._ref = inner.reference(images, target).detach()
+        self._rows = {self._key(x, t): i for i, (x, t) in enumerate(zip(images, target.tolist()))}
+
+    def _key(self, row: Tensor, t: Any) -> tuple[bytes, Any]:
+        return (row.detach().cpu().numpy().tobytes(), t if self.needs_target else None)
+
+    def _reference(self, inputs: Tensor, target: Any) -> Tensor:
+        n = len(inputs)
+        if isinstance(target, Tensor) and target.numel() == n:
+            tgt = target.tolist()
+        else:
+            tgt = [int(target) if isinstance(target, int) else None] * n
+        idx = [self._rows.get(self._key(x, tgt[i])) for i, x in enumerate(inputs)]
+        if all(i is not None for i in idx):
+            return self._ref[torch.tensor(idx, device=self._ref.device)].to(inputs)
+        return self.inner._reference(inputs, target)
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
 
 
 def _top_layer(model: Any) -> str | None:
@@ -490,10 +550,14 @@ def add_arguments(parser: Any) -> None:
         "or an image folder DIR/<class>/<image> (masks: <image>_mask.png beside each image)",
     )
     parser.add_argument(
-        "--methods", default=None, help="comma-separated method names (default: all available)"
+        "--methods",
+        default=None,
+        help="comma-separated method names, or all (default: " + ",".join(DEFAULT_METHODS) + ")",
     )
     parser.add_argument(
-        "--baselines", default=None, help="comma-separated baseline names (default: all available)"
+        "--baselines",
+        default=None,
+        help="comma-separated baseline names, or all (default: all available)",
     )
     parser.add_argument("--n", type=int, default=64, help="number of images (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -528,7 +592,9 @@ def _names(option: str | None) -> list[str] | None:
 def _list_registered() -> str:
     lines = ["methods (--methods):"]
     reg = _methods()
-    lines += [f"  {n:24s} {reg.describe(n)}" for n in reg]
+    lines += [
+        f"  {n:24s} {'(default) ' if n in DEFAULT_METHODS else ''}{reg.describe(n)}" for n in reg
+    ]
     lines += ["baselines (--baselines, --removal):"]
     lines += [f"  {n:24s} {BASELINES.describe(n)}" for n in BASELINES]
     return "\n".join(lines)

@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from captum_cf.attr import METHODS
 from captum_cf.audit import METRICS, audit
-from captum_cf.baselines import BASELINES
+from captum_cf.baselines import BASELINES, Baseline
 from captum_cf.cli import main
 from captum_cf.metrics import deletion, pointing_game
 
@@ -353,3 +353,44 @@ def test_python_api_rejects_unknown_and_unavailable_names() -> None:
         audit(nn.Flatten(0), x)
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         audit(model, x * 5)
+
+
+class _CountingTargetBaseline(Baseline):
+    """A composite, target-dependent baseline that counts how many rows it computes."""
+
+    needs_target = True
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def _reference(self, inputs, target):
+        self.rows += len(inputs)
+        return (inputs * 0 + target.view(-1, 1, 1, 1) / 10).clamp(0, 1)
+
+
+def test_reference_cache_computes_each_image_once_and_matches_the_baseline() -> None:
+    from captum_cf.audit import _cached
+
+    inner = _CountingTargetBaseline()
+    x, t = torch.rand(3, 1, 8, 8), torch.tensor([1, 2, 3])
+    cached = _cached(inner, x, t)
+    assert inner.rows == 3
+    keep = (torch.rand(6, 1, 8, 8) > 0.5).float()
+    tiled, tiled_t = x.repeat(2, 1, 1, 1), t.repeat(2)
+    torch.testing.assert_close(
+        cached.fill(tiled, keep, tiled_t), _CountingTargetBaseline().fill(tiled, keep, tiled_t)
+    )
+    assert inner.rows == 3  # served from the cache
+    cached.reference(x, torch.tensor([3, 2, 1]))  # other targets: computed
+    assert inner.rows == 6
+
+
+def test_default_methods_and_all() -> None:
+    from captum_cf.audit import DEFAULT_METHODS
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    x = torch.rand(2, 1, 8, 8)
+    res = audit(model, x, baselines=["zero"], n_steps=1, sanity_n=0, methods=None)
+    assert [c.method for c in res.cells] == [m for m in DEFAULT_METHODS if m in METHODS.names()]
+    res = audit(model, x, baselines=["zero"], n_steps=1, sanity_n=0, methods=["all"])
+    assert len(res.cells) == len(METHODS.names(_ctx_for(model, x)))
