@@ -1,9 +1,9 @@
 """Audit: explain a model with every method x baseline, score each explanation, report.
 
 This is what ``captum-cf audit`` runs. Methods come from :data:`captum_cf.attr.METHODS` and
-baselines from :data:`captum_cf.baselines.BASELINES` (everything registered and available for
-the model and data at hand, unless names are given). Each cell (method, baseline) explains the
-same images and is scored by:
+baselines from :data:`captum_cf.baselines.BASELINES` (by default the methods of
+:data:`DEFAULT_METHODS` and every baseline available for the model and data; ``"all"`` selects
+every available method). Each cell (method, baseline) explains the same images and is scored by:
 
 * ``deletion_auc`` (lower is better) and ``insertion_auc`` (higher is better): RISE curves of the
   explained class's softmax, pixels removed/revealed most important first
@@ -559,7 +559,7 @@ def add_arguments(parser: Any) -> None:
         default=None,
         help="comma-separated baseline names, or all (default: all available)",
     )
-    parser.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    parser.add_argument("--n", type=int, default=32, help="number of images (default 32)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument(
