@@ -30,13 +30,16 @@ _LOG_EVERY = 50
 
 
 def fit(model: LearnedInpainter, data: Any, *, steps: int, batch_size: int, lr: float,
-        holes: str, coverage: tuple[float, float], grad_weight: float,
+        holes: str, coverage: tuple[float, float], grad_weight: float, crop: int | None,
         checkpoint: str | os.PathLike | None, checkpoint_every: int, resume: bool,
         show_progress: bool, seed: int) -> list[float]:
     """See :meth:`LearnedInpainter.fit`."""
-    _check_args(steps, batch_size, lr, holes, coverage, grad_weight, checkpoint_every, seed)
+    _check_args(steps, batch_size, lr, holes, coverage, grad_weight, crop, checkpoint_every,
+                seed)
     images = training_images(data, model.config["channels"])
-    size = images.shape[-2:]
+    if crop is not None and crop > min(images.shape[-2:]):
+        raise ValueError(f"crop={crop} is larger than the images {tuple(images.shape[-2:])}")
+    size = images.shape[-2:] if crop is None else (crop, crop)
     batch_size = min(batch_size, len(images))
     data_gen = torch.Generator().manual_seed(seed)
     hole_gen = torch.Generator().manual_seed(seed + 1)
@@ -61,6 +64,8 @@ def fit(model: LearnedInpainter, data: Any, *, steps: int, batch_size: int, lr: 
                 epoch_start, epoch_rng = step, data_gen.get_state()
                 batches = cycle_batches(len(images), batch_size, data_gen)
             x = images[next(batches)]
+            if crop is not None:
+                x = _random_crops(x, crop, hole_gen)
             hole = _holes.random_holes(len(x), size[0], size[1], coverage, holes, hole_gen)
             loss = _loss(model.predict(x, hole), x, hole, grad_weight)
             optimizer.zero_grad(set_to_none=True)
@@ -105,6 +110,14 @@ def training_images(data: Any, channels: int) -> Tensor:
     if min(images.shape[-2:]) < 8:
         raise ValueError(f"data images must be at least 8x8, got {tuple(images.shape[-2:])}")
     return images.float()
+
+
+def _random_crops(x: Tensor, crop: int, gen: torch.Generator) -> Tensor:
+    """One random ``crop`` x ``crop`` window of each image (offsets drawn from ``gen``)."""
+    h, w = x.shape[-2:]
+    ys = torch.randint(0, h - crop + 1, (len(x),), generator=gen).tolist()
+    xs = torch.randint(0, w - crop + 1, (len(x),), generator=gen).tolist()
+    return torch.stack([img[:, y : y + crop, x0 : x0 + crop] for img, y, x0 in zip(x, ys, xs)])
 
 
 def _loss(pred: Tensor, x: Tensor, hole: Tensor, grad_weight: float) -> Tensor:
@@ -159,8 +172,10 @@ def _restore(path: str | os.PathLike, model: LearnedInpainter,
 
 
 def _check_args(steps: int, batch_size: int, lr: float, holes: str,
-                coverage: tuple[float, float], grad_weight: float, checkpoint_every: int,
-                seed: int) -> None:
+                coverage: tuple[float, float], grad_weight: float, crop: int | None,
+                checkpoint_every: int, seed: int) -> None:
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 8):
+        raise ValueError(f"crop must be an int >= 8 or None, got {crop!r}")
     for name, value in (("steps", steps), ("batch_size", batch_size),
                         ("checkpoint_every", checkpoint_every)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

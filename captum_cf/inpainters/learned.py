@@ -165,6 +165,7 @@ class LearnedInpainter(Inpainter):
         holes: str = "free-form+box",
         coverage: tuple[float, float] = (0.05, 0.4),
         grad_weight: float = 0.25,
+        crop: int | None = None,
         checkpoint: str | os.PathLike | None = None,
         checkpoint_every: int = 200,
         resume: bool = True,
@@ -183,6 +184,8 @@ class LearnedInpainter(Inpainter):
             holes (str): hole shapes, ``"free-form+box"``, ``"free-form"`` or ``"box"``.
             coverage (tuple[float, float]): range of the fraction of each image that is hole.
             grad_weight (float): weight of the L1 error of image differences inside the holes.
+            crop (int, optional): train on a random ``crop`` x ``crop`` window of each image
+                (cheaper steps on large images; the network is fully convolutional).
             checkpoint (path, optional): checkpoint file written every ``checkpoint_every``
                 steps and at the end.
             checkpoint_every (int): steps between checkpoints.
@@ -203,7 +206,7 @@ class LearnedInpainter(Inpainter):
         from captum_cf.inpainters._fit import fit
 
         return fit(self, data, steps=steps, batch_size=batch_size, lr=lr, holes=holes,
-                   coverage=coverage, grad_weight=grad_weight, checkpoint=checkpoint,
+                   coverage=coverage, grad_weight=grad_weight, crop=crop, checkpoint=checkpoint,
                    checkpoint_every=checkpoint_every, resume=resume,
                    show_progress=show_progress, seed=seed)
 

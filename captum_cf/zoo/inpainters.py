@@ -35,10 +35,11 @@ logger = logging.getLogger(__name__)
 
 #: per data set: zoo name, architecture config, training recipe, train/held-out data
 INPAINTER_SETUPS: dict[str, dict[str, Any]] = {
-    "digits": {"name": "digits-inpainter", "steps": 2000, "batch_size": 32, "lr": 2e-3,
+    "digits": {"name": "digits-inpainter", "steps": 600, "batch_size": 32, "lr": 2e-3,
                "config": {"channels": 1, "widths": [16, 32, 48], "dilations": [2, 4],
                           "prefill": "pushpull"}},
-    "shapes": {"name": "shapes-inpainter", "steps": 2000, "batch_size": 32, "lr": 2e-3,
+    "shapes": {"name": "shapes-inpainter", "steps": 700, "batch_size": 16, "lr": 2e-3,
+               "crop": 48,
                "config": {"channels": 3, "widths": [16, 32, 48], "dilations": [2, 4],
                           "prefill": "pushpull"},
                "n_train": 4000, "n_test": 500, "size": 64, "train_seed": 0, "test_seed": 1},
@@ -163,8 +164,8 @@ def train_inpainter(
     model = LearnedInpainter(setup["config"])
     began = time.perf_counter()
     losses = model.fit(train, steps=steps, batch_size=setup["batch_size"], lr=setup["lr"],
-                       checkpoint=checkpoint, resume=resume, show_progress=show_progress,
-                       seed=seed)
+                       crop=setup.get("crop"), checkpoint=checkpoint, resume=resume,
+                       show_progress=show_progress, seed=seed)
     model.eval()
     from captum_cf.inpainters import PushPullInpainter
 
