@@ -206,7 +206,7 @@ register(ZooEntry(
     command="captum-cf train inpainter --data digits --out digits-inpainter.pt",
     description="gated-conv U-Net inpainter on load_digits, 1x32x32 images + hole mask",
     metric="test_l1",
-    expected=0.0,
+    expected=0.08,  # held-out hole L1 bar: about 0.8 x push-pull's 0.101
     higher_is_better=False,
 ))
 
