@@ -7,10 +7,13 @@ from captum_cf.baselines.blur import BlurBaseline, gaussian_blur
 from captum_cf.baselines.constant import ConstantBaseline
 from captum_cf.baselines.inpaint import InpaintBaseline
 from captum_cf.baselines.noise import NoiseBaseline
+from captum_cf.baselines.sparse import SparseCounterfactualBaseline
+from captum_cf.baselines.sparse import register as _register_sparse
 
 #: name -> factory(AuditContext) -> Baseline; the audit and the tests iterate over it.
 BASELINES: Registry[Baseline] = Registry("baseline")
 _builtin.register(BASELINES)
+_register_sparse(BASELINES)
 
 __all__ = [
     "Baseline",
@@ -19,5 +22,6 @@ __all__ = [
     "ConstantBaseline",
     "InpaintBaseline",
     "NoiseBaseline",
+    "SparseCounterfactualBaseline",
     "gaussian_blur",
 ]

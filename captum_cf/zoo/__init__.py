@@ -56,4 +56,8 @@ __all__ = [
 ]
 
 # Families of entries register themselves on import.
-from captum_cf.zoo import classifiers, inpainters  # noqa: E402, F401
+from captum_cf.zoo import (
+    classifiers,  # noqa: E402, F401
+    inpainters,  # noqa: E402, F401
+    robust,  # noqa: E402, F401
+)
