@@ -64,8 +64,10 @@ class LearnedInpainter(Inpainter):
       push-pull (almost) exactly.
 
     The output composites ``(1 - hole) * x + hole * y``: known pixels come back unchanged and soft
-    holes blend. Any height and width: inputs are padded (bottom/right, as holes) to a multiple of
-    8 and the output is cropped. Computation is float32 on the parameters' device.
+    holes blend. It is differentiable in ``images`` and ``hole``; in eval mode no graph is built
+    unless one of them requires grad. Any height and width: inputs are padded (bottom/right, as
+    holes) to a multiple of 8 and the output is cropped. Computation is float32 on the
+    parameters' device.
 
     Training (:meth:`fit`) draws random holes covering 5-40 % of each image
     (:func:`captum_cf.inpainters.holes.random_holes`) and minimises the L1 error inside the holes
@@ -118,8 +120,12 @@ class LearnedInpainter(Inpainter):
         param = next(self.parameters())
         x = images.to(device=param.device, dtype=param.dtype)
         h = hole.to(device=param.device, dtype=param.dtype)
-        pred = self.predict(x, h.amax(1, keepdim=True))
-        return ((1 - h) * x + h * pred).to(images.dtype)
+        # In eval mode, build an autograd graph only when the caller differentiates through the
+        # images or the hole (MP-G), never just because the weights require grad.
+        graph = torch.is_grad_enabled() and (self.training or x.requires_grad or h.requires_grad)
+        with torch.set_grad_enabled(graph):
+            pred = self.predict(x, h.amax(1, keepdim=True))
+            return ((1 - h) * x + h * pred).to(images.dtype)
 
     def predict(self, images: Tensor, hole: Tensor) -> Tensor:
         """The network's raw output (every pixel predicted, known ones included), no checks.

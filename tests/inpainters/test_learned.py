@@ -67,6 +67,17 @@ def test_soft_and_per_channel_holes_blend_exactly():
     assert torch.equal(out[:, 1:], x[:, 1:])
 
 
+def test_gradients_flow_to_images_and_hole_but_no_graph_otherwise():
+    model = _tiny()
+    x = torch.rand(1, 3, 16, 16)
+    hole = torch.zeros(1, 1, 16, 16)
+    hole[..., 4:12, 4:12] = 1
+    assert not model(x, hole).requires_grad  # eval mode, plain inputs: no graph
+    soft = hole.clone().requires_grad_(True)
+    model(x, soft).sum().backward()
+    assert soft.grad is not None and float(soft.grad.abs().sum()) > 0
+
+
 def test_inpaint_baseline_returns_kept_pixels_exactly():
     x = torch.rand(2, 3, 32, 32)
     keep = torch.ones(2, 1, 32, 32)
