@@ -59,5 +59,6 @@ __all__ = [
 from captum_cf.zoo import (
     classifiers,  # noqa: E402, F401
     generators,  # noqa: E402, F401
+    inpainters,  # noqa: E402, F401
     robust,  # noqa: E402, F401
 )
