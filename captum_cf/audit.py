@@ -183,7 +183,7 @@ def audit(
     removal: str | None = None,
     n_steps: int = 16,
     batch_size: int = 256,
-    sanity_n: int = 16,
+    sanity_n: int = 8,
     n_examples: int = 4,
     seed: int = 0,
     extras: dict[str, Any] | None = None,
@@ -577,7 +577,10 @@ def add_arguments(parser: Any) -> None:
         help="baseline that removes pixels in deletion/insertion (default: RISE's black/blur)",
     )
     parser.add_argument(
-        "--sanity-n", type=int, default=16, help="images for the randomisation check (0: skip)"
+        "--sanity-n",
+        type=int,
+        default=8,
+        help="images for the randomisation check (default 8; 0: skip)",
     )
     parser.add_argument(
         "--list", action="store_true", help="list the registered methods and baselines and exit"
