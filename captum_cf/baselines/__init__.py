@@ -5,7 +5,9 @@ from captum_cf.baselines import _builtin
 from captum_cf.baselines.base import Baseline
 from captum_cf.baselines.blur import BlurBaseline, gaussian_blur
 from captum_cf.baselines.constant import ConstantBaseline
+from captum_cf.baselines.ganmex import GANMEXBaseline
 from captum_cf.baselines.inpaint import InpaintBaseline
+from captum_cf.baselines.nearest_sample import NearestSampleBaseline
 from captum_cf.baselines.noise import NoiseBaseline
 
 #: name -> factory(AuditContext) -> Baseline; the audit and the tests iterate over it.
@@ -17,7 +19,25 @@ __all__ = [
     "BASELINES",
     "BlurBaseline",
     "ConstantBaseline",
+    "GANMEXBaseline",
     "InpaintBaseline",
+    "NearestSampleBaseline",
     "NoiseBaseline",
     "gaussian_blur",
 ]
+
+from captum_cf.baselines import ganmex as _ganmex  # noqa: E402
+from captum_cf.baselines import nearest_sample as _nearest_sample  # noqa: E402
+
+BASELINES.register(
+    "ganmex",
+    _ganmex._from_context,
+    "GANMEX: the input translated to the runner-up class by the data's zoo generator",
+    available=_ganmex._available,
+)
+BASELINES.register(
+    "nearest-sample",
+    _nearest_sample._from_context,
+    "MDTS: the nearest training image (L2) of the runner-up class",
+    available=lambda ctx: ctx.train_data is not None,
+)

@@ -1,0 +1,120 @@
+"""``GANMEXBaseline``: the closest realistic image of another class, made by a generator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from captum_cf._model_state import frozen
+from captum_cf.baselines._classes import check_counterfactual_class, resolve_classes
+from captum_cf.baselines.base import Baseline
+
+__all__ = ["GANMEXBaseline"]
+
+
+class GANMEXBaseline(Baseline):
+    """One-vs-one baseline ``G(x, B)``: the input translated to class ``B`` by a GANMEX generator.
+
+    Shih, Tien & Karnin, "GANMEX: One-vs-One Attributions using GAN-based Model
+    Explainability", ICML 2021. A path method with baseline ``x' = G(x, B)`` answers "why class
+    ``A`` and not class ``B``": by completeness, IG sums to ``f_A(x) - f_A(G(x, B))``, and
+    because ``G`` changes only what separates ``A`` from ``B`` (its L1 term keeps the rest), the
+    attribution concentrates on those features. The generator must have been trained for the
+    data (and ideally with the classifier in the loop: :class:`captum_cf.generative.GANMEXTrainer`).
+
+    Args:
+        generator (GANMEXGenerator): ``G(images, classes) -> images``, e.g.
+            ``captum_cf.zoo.load("digits-ganmex")``. Used in eval mode without gradients; its
+            state is restored after every call.
+        counterfactual_class (int, Tensor or "runner-up"): ``B``. An int: the same class for
+            every example; a tensor of shape (N,): one class per example; ``"runner-up"``: the
+            classifier's most likely class other than ``target`` (other than its prediction
+            when ``target`` is None).
+        classifier (callable, optional): pixel-space classifier returning (N, K) logits; needed
+            for ``"runner-up"`` only.
+        batch_size (int): images per generator forward pass.
+
+    ``needs_target`` is False: ``reference(inputs, target)`` works without a target. When given,
+    ``target`` (the explained class ``A``) is excluded by ``"runner-up"``, and a fixed ``B`` equal
+    to ``A`` raises a ValueError (the "counterfactual" would be the input itself).
+
+    Example:
+        >>> from captum_cf import zoo
+        >>> from captum_cf.attr import IntegratedGradients
+        >>> model, gen = zoo.load("digits-cnn"), zoo.load("digits-ganmex")
+        >>> x = torch.rand(2, 1, 32, 32)
+        >>> base = GANMEXBaseline(gen, counterfactual_class=8)
+        >>> attr = IntegratedGradients(model).attribute(x, baselines=base, target=3)
+    """
+
+    needs_target = False
+
+    def __init__(
+        self,
+        generator: Any,
+        counterfactual_class: int | Tensor | str,
+        classifier: Callable[[Tensor], Tensor] | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        config = getattr(generator, "config", None)
+        if config is None or not callable(generator) or not hasattr(generator, "check_inputs"):
+            raise TypeError(
+                "generator must be a GANMEXGenerator (e.g. captum_cf.zoo.load('digits-ganmex')), "
+                f"got {type(generator).__name__}"
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.generator = generator
+        self.num_classes = int(config.num_classes)
+        self.counterfactual_class = check_counterfactual_class(
+            counterfactual_class, self.num_classes, classifier
+        )
+        self.classifier = classifier
+        self.batch_size = batch_size
+
+    def classes(self, inputs: Tensor, target: Any = None) -> Tensor:
+        """The counterfactual class ``B`` of each example, shape (N,)."""
+        return resolve_classes(
+            self.counterfactual_class, inputs, target, self.num_classes, self.classifier
+        )
+
+    def _reference(self, inputs: Tensor, target: Any) -> Tensor:
+        self.generator.check_inputs(inputs, "inputs")
+        classes = self.classes(inputs, target)
+        param = next(self.generator.parameters(), None)
+        dtype = param.dtype if param is not None else inputs.dtype
+        device = param.device if param is not None else inputs.device
+        outs = []
+        with torch.no_grad(), frozen(self.generator):
+            for i in range(0, inputs.shape[0], self.batch_size):
+                chunk = inputs[i : i + self.batch_size].to(device=device, dtype=dtype)
+                outs.append(self.generator(chunk, classes[i : i + self.batch_size].to(device)))
+        # the generator's dtype and device are its own; the reference follows the inputs
+        return torch.cat(outs).to(device=inputs.device, dtype=inputs.dtype)
+
+
+def _zoo_name(ctx: Any) -> str:
+    return str(ctx.extras.get("ganmex", f"{ctx.data_name}-ganmex"))
+
+
+def _available(ctx: Any) -> bool:
+    """A zoo generator exists for the context's data and fits its images and classes."""
+    from captum_cf import zoo
+
+    name = _zoo_name(ctx)
+    if name not in zoo.available() or not zoo.entry(name).path.is_file():
+        return False
+    config = zoo.read_weights(zoo.entry(name).path)["config"]
+    shape = (config["channels"], config["image_size"], config["image_size"])
+    return shape == tuple(ctx.image_shape) and config["num_classes"] == ctx.num_classes
+
+
+def _from_context(ctx: Any) -> GANMEXBaseline:
+    """Audit factory: the zoo generator of the data, towards the model's runner-up class."""
+    from captum_cf import zoo
+
+    generator = zoo.load(_zoo_name(ctx), device=ctx.device)
+    return GANMEXBaseline(generator, "runner-up", classifier=ctx.model)

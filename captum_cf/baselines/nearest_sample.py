@@ -1,0 +1,140 @@
+"""``NearestSampleBaseline``: the closest real training image of another class (MDTS)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from captum_cf._validation import check_images, check_target
+from captum_cf.baselines._classes import check_counterfactual_class, resolve_classes
+from captum_cf.baselines.base import Baseline
+
+__all__ = ["NearestSampleBaseline"]
+
+
+class NearestSampleBaseline(Baseline):
+    """Minimum-distance training sample of class ``B`` ("MDTS" in the GANMEX paper).
+
+    ``reference(x)_i = argmin_{s in D, label(s) = B_i} ||x_i - s||_p`` with ``p = 2`` (default)
+    or ``p = 1``. It is the non-generative one-vs-one baseline the GANMEX paper compares with:
+    always a real image of class ``B``, but usually farther from ``x`` than a generated
+    counterfactual, so its attributions also mark features unrelated to ``A`` vs ``B``.
+    Distances are computed batched (``torch.cdist``), in chunks of ``chunk_size`` samples.
+
+    Args:
+        dataset: the candidate images and their labels: a ``TensorDataset(images, labels)``, a
+            tuple ``(images, labels)`` or an object with ``.images`` and ``.labels``
+            (``SyntheticShapes``). Images (M, C, H, W) in [0, 1], labels (M,).
+        counterfactual_class (int, Tensor or "runner-up"): ``B``; see
+            :class:`~captum_cf.baselines.GANMEXBaseline` (same meaning and ``target`` rules).
+        classifier (callable, optional): needed for ``"runner-up"``.
+        metric (str): ``"l2"`` or ``"l1"``.
+        chunk_size (int): candidates per distance computation (bounds memory).
+
+    Example:
+        >>> images = torch.stack([torch.zeros(1, 4, 4), torch.ones(1, 4, 4)])
+        >>> base = NearestSampleBaseline((images, torch.tensor([0, 1])), counterfactual_class=1)
+        >>> bool((base(torch.rand(3, 1, 4, 4)) == 1).all())
+        True
+    """
+
+    needs_target = False
+
+    def __init__(
+        self,
+        dataset: Any,
+        counterfactual_class: int | Tensor | str,
+        classifier: Callable[[Tensor], Tensor] | None = None,
+        metric: str = "l2",
+        chunk_size: int = 4096,
+    ) -> None:
+        images, labels = _unpack(dataset)
+        check_images(images, "dataset images")
+        labels = check_target(labels, images.shape[0], name="dataset labels")
+        if metric not in ("l1", "l2"):
+            raise ValueError(f"metric must be 'l1' or 'l2', got {metric!r}")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        self.num_classes = int(labels.max()) + 1
+        self.counterfactual_class = check_counterfactual_class(
+            counterfactual_class, self.num_classes, classifier
+        )
+        self.classifier = classifier
+        self.metric = metric
+        self.chunk_size = chunk_size
+        self._images, self._labels = images, labels
+
+    def __repr__(self) -> str:
+        return (
+            f"NearestSampleBaseline({self._images.shape[0]} samples, "
+            f"counterfactual_class={self.counterfactual_class!r}, metric={self.metric!r})"
+        )
+
+    def classes(self, inputs: Tensor, target: Any = None) -> Tensor:
+        """The counterfactual class ``B`` of each example, shape (N,)."""
+        return resolve_classes(
+            self.counterfactual_class, inputs, target, self.num_classes, self.classifier
+        )
+
+    def nearest_index(self, inputs: Tensor, target: Any = None) -> Tensor:
+        """Dataset index of each example's nearest sample of its class ``B``, shape (N,)."""
+        check_images(inputs, "inputs")
+        if tuple(inputs.shape[1:]) != tuple(self._images.shape[1:]):
+            raise ValueError(
+                f"inputs have shape (C, H, W) = {tuple(inputs.shape[1:])}, but the dataset images "
+                f"are {tuple(self._images.shape[1:])}"
+            )
+        classes = self.classes(inputs, target).cpu()
+        out = torch.empty(inputs.shape[0], dtype=torch.long)
+        for b in classes.unique().tolist():
+            rows = (classes == b).nonzero().flatten()
+            candidates = (self._labels == b).nonzero().flatten()
+            if candidates.numel() == 0:
+                raise ValueError(f"the dataset holds no sample of counterfactual class {b}")
+            out[rows] = candidates[self._argmin(inputs[rows.to(inputs.device)], candidates)]
+        return out
+
+    def _argmin(self, queries: Tensor, candidates: Tensor) -> Tensor:
+        p = 2.0 if self.metric == "l2" else 1.0
+        flat = queries.flatten(1).float()
+        best = torch.full((flat.shape[0],), float("inf"), device=flat.device)
+        best_i = torch.zeros(flat.shape[0], dtype=torch.long, device=flat.device)
+        for start in range(0, candidates.numel(), self.chunk_size):
+            chunk = candidates[start : start + self.chunk_size]
+            refs = self._images[chunk].flatten(1).float().to(flat.device)
+            dist, idx = torch.cdist(flat, refs, p=p).min(1)
+            better = dist < best
+            best = torch.where(better, dist, best)
+            best_i = torch.where(better, idx + start, best_i)
+        return best_i.cpu()
+
+    def _reference(self, inputs: Tensor, target: Any) -> Tensor:
+        index = self.nearest_index(inputs, target)
+        return self._images[index].to(device=inputs.device, dtype=inputs.dtype)
+
+
+def _unpack(dataset: Any) -> tuple[Tensor, Tensor]:
+    if hasattr(dataset, "tensors"):
+        tensors = dataset.tensors
+    elif hasattr(dataset, "images") and hasattr(dataset, "labels"):
+        tensors = (dataset.images, dataset.labels)
+    elif isinstance(dataset, (tuple, list)):
+        tensors = tuple(dataset)
+    else:
+        raise TypeError(
+            "dataset must be a TensorDataset(images, labels), a tuple (images, labels) or have "
+            f".images and .labels, got {type(dataset).__name__}"
+        )
+    if len(tensors) != 2 or not all(isinstance(t, Tensor) for t in tensors):
+        raise TypeError(
+            "dataset must hold exactly two tensors: images (M, C, H, W) and labels (M,)"
+        )
+    return tensors[0], tensors[1]
+
+
+def _from_context(ctx: Any) -> NearestSampleBaseline:
+    """Audit factory: nearest training image of the model's runner-up class."""
+    return NearestSampleBaseline(ctx.train_data, "runner-up", classifier=ctx.model)

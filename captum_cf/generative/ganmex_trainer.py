@@ -1,0 +1,348 @@
+"""Training of a GANMEX generator against a frozen classifier (WGAN-GP, class-aware critic)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from captum_cf._model_state import frozen
+from captum_cf._training import load_checkpoint, save_checkpoint
+from captum_cf._validation import check_images, check_target
+from captum_cf.generative.ganmex import GANMEXConfig, GANMEXCritic, GANMEXGenerator
+from captum_cf.generative.layers import random_translate
+from captum_cf.generative.losses import gradient_penalty, wgan_critic_loss, wgan_generator_loss
+from captum_cf.generative.trainer import Trainer
+
+__all__ = [
+    "GANMEXTrainConfig",
+    "GANMEXTrainer",
+    "random_other_class",
+    "evaluate_counterfactuals",
+    "load_generator",
+]
+
+
+@dataclass
+class GANMEXTrainConfig:
+    """Loss weights and optimiser settings of :class:`GANMEXTrainer`.
+
+    The reference code (TensorFlow, 128 px) uses lambda_cls 1000, lambda_sim 100, lambda_rec 0,
+    Adam G 2e-5 / D 1e-4. At our scale (32 px digits, a few hundred CPU steps) the settings
+    below were measured to work (FEASIBILITY.md and this project's runs): with the identity-start
+    generator, a class weight of 1 and an L1 weight of 5 give strokes rather than noise, and the
+    10x larger learning rates make training fit in minutes.
+
+    Attributes:
+        batch_size (int): images per step.
+        lr_generator, lr_critic (float): Adam learning rates.
+        betas (tuple): Adam betas.
+        critic_steps (int): critic updates per generator update.
+        gradient_penalty (float): WGAN-GP weight.
+        lambda_adv, lambda_cls, lambda_sim, lambda_rec (float): generator loss weights of the
+            adversarial term, the classifier's cross-entropy towards the target, the L1
+            similarity to the input and the cycle reconstruction ``|x - G(G(x, t), c)|_1``.
+        max_shift (int): random translation (pixels) of real and fake images before the critic.
+        val_images (int): validation images used for keep-best (taken from the validation set).
+    """
+
+    batch_size: int = 64
+    lr_generator: float = 1e-4
+    lr_critic: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    critic_steps: int = 1
+    gradient_penalty: float = 10.0
+    lambda_adv: float = 1.0
+    lambda_cls: float = 1.0
+    lambda_sim: float = 5.0
+    lambda_rec: float = 0.0
+    max_shift: int = 2
+    val_images: int = 200
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def random_other_class(
+    labels: Tensor, num_classes: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """A uniformly random class different from each label: ``(c + U{1..K-1}) mod K``."""
+    shift = torch.randint(1, num_classes, labels.shape, generator=generator)
+    return (labels.cpu() + shift) % num_classes
+
+
+class GANMEXTrainer(Trainer):
+    """Trains :class:`GANMEXGenerator` so that ``f(G(x, t)) = t`` with small, realistic edits.
+
+    Per step, with a batch ``x`` of class ``c``, random targets ``t != c`` and real images ``r``
+    of class ``t``:
+
+    * critic (WGAN-GP): ``D(G(x, t), t) - D(r, t) + gp * GP`` (images randomly shifted by up to
+      ``max_shift`` px first);
+    * generator: ``- lambda_adv * D(G(x, t), t) + lambda_cls * CE(f(G(x, t)), t)
+      + lambda_sim * |x - G(x, t)|_1 + lambda_rec * |x - G(G(x, t), c)|_1``.
+
+    The classifier ``f`` is used frozen (eval mode, no parameter gradients) and restored exactly.
+    Validation measures on a fixed set of validation images and fixed random targets: ``flip``
+    (share classified as the target), ``l1`` (mean absolute pixel change), ``nn_flip`` (share
+    whose nearest training image has the target class: real strokes move it, adversarial noise
+    does not) and ``score = flip + nn_flip - l1``; the generator with the best score is kept
+    (:meth:`best_state`).
+
+    Args:
+        generator (GANMEXGenerator): the model being trained.
+        classifier (nn.Module): pixel-space classifier, (N, C, H, W) -> (N, K) logits.
+        images (Tensor): training images, shape (N, C, H, W), in [0, 1].
+        labels (Tensor): their classes, shape (N,).
+        val_images, val_labels (Tensor, optional): validation split for keep-best.
+        config (GANMEXTrainConfig, optional): loss weights and optimiser settings.
+        critic (GANMEXCritic, optional): built from ``generator.config`` when omitted.
+        **trainer_kwargs: ``seed``, ``checkpoint_path``, ``checkpoint_every``,
+            ``validate_every``, ``log_every``, ``log`` of :class:`Trainer`.
+
+    Example:
+        >>> cfg = GANMEXConfig(image_size=16, num_classes=2, base_channels=8, critic_layers=2)
+        >>> clf = nn.Sequential(nn.Flatten(), nn.Linear(256, 2))
+        >>> x, y = torch.rand(8, 1, 16, 16), torch.tensor([0, 1] * 4)
+        >>> train_cfg = GANMEXTrainConfig(batch_size=4)
+        >>> trainer = GANMEXTrainer(GANMEXGenerator(cfg), clf, x, y, config=train_cfg)
+        >>> len(trainer.fit(2)) >= 0
+        True
+    """
+
+    def __init__(
+        self,
+        generator: GANMEXGenerator,
+        classifier: nn.Module | Callable[[Tensor], Tensor],
+        images: Tensor,
+        labels: Tensor,
+        val_images: Tensor | None = None,
+        val_labels: Tensor | None = None,
+        config: GANMEXTrainConfig | None = None,
+        critic: GANMEXCritic | None = None,
+        **trainer_kwargs: Any,
+    ) -> None:
+        self.config = config or GANMEXTrainConfig()
+        gcfg = generator.config
+        generator.check_inputs(images, "images")
+        self.labels = check_target(labels, images.shape[0], gcfg.num_classes, name="labels")
+        missing = sorted(set(range(gcfg.num_classes)) - set(self.labels.tolist()))
+        if missing:
+            raise ValueError(
+                f"labels must contain every class (real samples per target); missing {missing}"
+            )
+        self.images = images
+        self.generator = generator
+        self.critic = critic or GANMEXCritic(gcfg)
+        self.classifier = classifier
+        cfg = self.config
+        optimizers = {
+            "generator": torch.optim.Adam(
+                generator.parameters(), lr=cfg.lr_generator, betas=cfg.betas
+            ),
+            "critic": torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_critic, betas=cfg.betas),
+        }
+        keep_best = ("generator",) if val_images is not None else ()
+        super().__init__(
+            {"generator": generator, "critic": self.critic},
+            optimizers,
+            keep_best=keep_best,
+            **trainer_kwargs,
+        )
+        order = torch.argsort(self.labels, stable=True)
+        self._by_class = order
+        counts = torch.bincount(self.labels, minlength=gcfg.num_classes)
+        self._counts = counts
+        self._offsets = torch.cumsum(counts, 0) - counts
+        self._val = self._validation_set(val_images, val_labels)
+
+    def _validation_set(
+        self, images: Tensor | None, labels: Tensor | None
+    ) -> tuple[Tensor, ...] | None:
+        if images is None:
+            return None
+        if labels is None:
+            raise ValueError("val_labels is required with val_images")
+        self.generator.check_inputs(images, "val_images")
+        labels = check_target(
+            labels, images.shape[0], self.generator.config.num_classes, "val_labels"
+        )
+        n = min(self.config.val_images, images.shape[0])
+        pick = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(self.seed))[
+            :n
+        ]
+        targets = random_other_class(
+            labels[pick],
+            self.generator.config.num_classes,
+            torch.Generator().manual_seed(self.seed + 1),
+        )
+        return images[pick], labels[pick], targets
+
+    def training_context(self) -> contextlib.AbstractContextManager:
+        return frozen(self.classifier)
+
+    def _batch(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        k, bs, device = (
+            self.generator.config.num_classes,
+            self.config.batch_size,
+            self.images.device,
+        )
+        idx = torch.randint(0, self.images.shape[0], (bs,), generator=self.rng)
+        source = self.labels[idx]
+        target = random_other_class(source, k, self.rng)
+        pos = (torch.rand(bs, generator=self.rng) * self._counts[target]).long()
+        real_idx = self._by_class[self._offsets[target] + pos]
+        return (self.images[idx], source.to(device), target.to(device), self.images[real_idx])
+
+    def train_step(self) -> dict[str, float]:
+        cfg = self.config
+        losses: dict[str, float] = {}
+        for _ in range(cfg.critic_steps):
+            x, _, t, real = self._batch()
+            losses.update(self._critic_step(x, t, real))
+        x, c, t, _ = self._batch()
+        losses.update(self._generator_step(x, c, t))
+        return losses
+
+    def _shift(self, images: Tensor) -> Tensor:
+        return random_translate(images, self.config.max_shift, self.rng)
+
+    def _critic_step(self, x: Tensor, t: Tensor, real: Tensor) -> dict[str, float]:
+        with torch.no_grad():
+            fake = self.generator(x, t)
+        real_s, fake_s = self._shift(real), self._shift(fake)
+        wgan = wgan_critic_loss(self.critic(real_s, t), self.critic(fake_s, t))
+        gp = gradient_penalty(lambda z: self.critic(z, t), real_s, fake_s, self.rng)
+        loss = wgan + self.config.gradient_penalty * gp
+        opt = self.optimizers["critic"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"d_wgan": float(wgan.detach()), "d_gp": float(gp.detach())}
+
+    def _generator_step(self, x: Tensor, c: Tensor, t: Tensor) -> dict[str, float]:
+        cfg = self.config
+        fake = self.generator(x, t)
+        adv = wgan_generator_loss(self.critic(self._shift(fake), t))
+        cls = F.cross_entropy(self.classifier(fake), t)
+        sim = (fake - x).abs().mean()
+        loss = cfg.lambda_adv * adv + cfg.lambda_cls * cls + cfg.lambda_sim * sim
+        out = {
+            "g_adv": float(adv.detach()),
+            "g_cls": float(cls.detach()),
+            "g_l1": float(sim.detach()),
+        }
+        if cfg.lambda_rec > 0:
+            rec = (self.generator(fake, c) - x).abs().mean()
+            loss = loss + cfg.lambda_rec * rec
+            out["g_rec"] = float(rec.detach())
+        opt = self.optimizers["generator"]
+        opt.zero_grad(set_to_none=True)
+        self.optimizers["critic"].zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return out
+
+    def validate(self) -> dict[str, float]:
+        if self._val is None:
+            return {}
+        images, _, targets = self._val
+        metrics = evaluate_counterfactuals(
+            self.generator, self.classifier, images, targets, reference=(self.images, self.labels)
+        )
+        metrics["score"] = metrics["flip"] + metrics["nn_flip"] - metrics["l1"]
+        return metrics
+
+    def extra_state(self) -> dict[str, Any]:
+        return {
+            "generator_config": self.generator.config.to_dict(),
+            "train_config": self.config.to_dict(),
+        }
+
+    def export(
+        self,
+        path: str | os.PathLike,
+        best: bool = True,
+        half: bool = True,
+        metrics: dict[str, Any] | None = None,
+        name: str = "ganmex",
+    ) -> dict[str, Any]:
+        """Write the generator alone as a zoo weights file (float16 by default).
+
+        Format: ``{"format", "name", "config", "train_config", "state_dict", "metrics"}``,
+        loadable with ``weights_only=True`` by :func:`load_generator`.
+        """
+        state = self.best_state("generator") if best else self.generator.state_dict()
+        if half:
+            state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        payload = {
+            "name": name,
+            "config": self.generator.config.to_dict(),
+            "train_config": self.config.to_dict(),
+            "state_dict": state,
+            "metrics": dict(metrics or {}),
+        }
+        save_checkpoint(path, payload)
+        return payload
+
+
+@torch.no_grad()
+def evaluate_counterfactuals(
+    generator: GANMEXGenerator,
+    classifier: nn.Module | Callable[[Tensor], Tensor],
+    images: Tensor,
+    targets: Tensor,
+    reference: tuple[Tensor, Tensor] | None = None,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Flip rate, L1 and (optionally) nearest-neighbour agreement of counterfactuals.
+
+    Args:
+        generator (GANMEXGenerator): the translator.
+        classifier (callable): pixel-space classifier, used frozen.
+        images (Tensor): shape (N, C, H, W), in [0, 1].
+        targets (Tensor): shape (N,), requested classes.
+        reference (tuple, optional): ``(images, labels)`` of real data; adds ``nn_flip``.
+
+    Returns:
+        dict: ``flip`` = share with ``argmax f(G(x, t)) == t``; ``l1`` = mean ``|G(x, t) - x|``
+        per pixel; ``nn_flip`` = share whose nearest (L2) reference image has class ``t``. An
+        edit that fools ``f`` with classifier-specific noise rarely moves the nearest real
+        neighbour, so ``nn_flip`` tells strokes from adversarial noise.
+    """
+    check_images(images, "images")
+    flips, dist, nn_flips = 0.0, 0.0, 0.0
+    with frozen(classifier):
+        for i in range(0, images.shape[0], batch_size):
+            x, t = images[i : i + batch_size], targets[i : i + batch_size].to(images.device)
+            cf = generator(x, t)
+            flips += float((classifier(cf).argmax(1) == t).sum())
+            dist += float((cf - x).abs().flatten(1).mean(1).sum())
+            if reference is not None:
+                nearest = torch.cdist(cf.flatten(1), reference[0].flatten(1)).argmin(1)
+                nn_flips += float((reference[1].to(t.device)[nearest] == t).sum())
+    n = images.shape[0]
+    out = {"flip": flips / n, "l1": dist / n}
+    if reference is not None:
+        out["nn_flip"] = nn_flips / n
+    return out
+
+
+def load_generator(path: str | os.PathLike, map_location: Any = "cpu") -> GANMEXGenerator:
+    """Rebuild a generator from a :meth:`GANMEXTrainer.export` file (eval mode, float32)."""
+
+    payload = load_checkpoint(path, map_location=map_location)
+    if "config" not in payload or "state_dict" not in payload:
+        raise ValueError(f"{path} is not a GANMEX generator file (needs 'config' and 'state_dict')")
+    generator = GANMEXGenerator(GANMEXConfig(**payload["config"]))
+    generator.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    )
+    return generator.eval()

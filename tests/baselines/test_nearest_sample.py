@@ -1,0 +1,76 @@
+"""NearestSampleBaseline (MDTS): hand-made data sets with known nearest samples."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from captum_cf.baselines import NearestSampleBaseline
+
+
+def _pixels(*rows: tuple[float, float]) -> torch.Tensor:
+    return torch.tensor(rows).view(len(rows), 1, 1, 2)
+
+
+def test_picks_the_nearest_sample_of_the_counterfactual_class():
+    images = _pixels((0.1, 0.1), (0.9, 0.9), (0.2, 0.8), (0.8, 0.2), (0.0, 0.0))
+    labels = torch.tensor([0, 0, 1, 1, 2])
+    base = NearestSampleBaseline(TensorDataset(images, labels), counterfactual_class=1)
+    x = _pixels((0.3, 0.9), (0.9, 0.1))
+    assert base.nearest_index(x).tolist() == [2, 3]
+    assert torch.equal(base(x), images[[2, 3]])
+    # per-example classes
+    per = NearestSampleBaseline((images, labels), counterfactual_class=torch.tensor([0, 2]))
+    assert per.nearest_index(x).tolist() == [1, 4]
+
+
+def test_l1_and_l2_pick_different_samples():
+    images = _pixels((0.5, 0.5), (0.9, 0.0))  # from (0, 0): L1 1.0 vs 0.9, L2 0.71 vs 0.9
+    labels = torch.tensor([1, 1])
+    x = _pixels((0.0, 0.0))
+    assert NearestSampleBaseline((images, labels), 1, metric="l2").nearest_index(x).item() == 0
+    assert NearestSampleBaseline((images, labels), 1, metric="l1").nearest_index(x).item() == 1
+
+
+def test_chunked_search_equals_one_pass_and_brute_force():
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.rand(50, 1, 4, 4, generator=g), torch.arange(50) % 3
+    x = torch.rand(7, 1, 4, 4, generator=g)
+    small = NearestSampleBaseline((images, labels), 2, chunk_size=3).nearest_index(x)
+    big = NearestSampleBaseline((images, labels), 2).nearest_index(x)
+    candidates = (labels == 2).nonzero().flatten()
+    brute = candidates[((x[:, None] - images[candidates][None]) ** 2).sum((2, 3, 4)).argmin(1)]
+    assert torch.equal(small, big) and torch.equal(big, brute)
+
+
+def test_runner_up_and_objects_with_images_and_labels():
+    class Data:
+        images = _pixels((0.0, 0.0), (1.0, 1.0), (0.5, 0.5))
+        labels = torch.tensor([0, 1, 2])
+
+    def clf(x):
+        return torch.tensor([[3.0, 1.0, 2.0]]).expand(x.shape[0], 3)
+
+    base = NearestSampleBaseline(Data(), "runner-up", classifier=clf)
+    x = _pixels((0.2, 0.2))
+    assert base.classes(x).tolist() == [2]
+    assert torch.equal(base(x), Data.images[[2]])
+    assert base.classes(x, target=2).tolist() == [0]
+
+
+def test_bad_input_raises_clear_errors():
+    images, labels = _pixels((0.1, 0.1), (0.9, 0.9)), torch.tensor([0, 1])
+    with pytest.raises(ValueError, match=r"counterfactual_class must be class indices in \[0, 2\)"):
+        NearestSampleBaseline((images, labels), 2)
+    with pytest.raises(ValueError, match="metric must be"):
+        NearestSampleBaseline((images, labels), 1, metric="cosine")
+    with pytest.raises(TypeError, match="dataset must be"):
+        NearestSampleBaseline(images, 1)
+    with pytest.raises(ValueError, match="dataset images must be images in \\[0, 1\\]"):
+        NearestSampleBaseline((images * 3, labels), 1)
+    base = NearestSampleBaseline((images, labels), 1)
+    with pytest.raises(ValueError, match="dataset images are \\(1, 1, 2\\)"):
+        base(torch.rand(1, 1, 2, 2))
+    with pytest.raises(ValueError, match="equals target"):
+        base(_pixels((0.5, 0.5)), target=1)

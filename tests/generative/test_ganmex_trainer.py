@@ -1,0 +1,148 @@
+"""GANMEXTrainer and the base Trainer: learning, exact resume, keep-best, classifier untouched."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from captum_cf.generative import (
+    GANMEXConfig,
+    GANMEXGenerator,
+    GANMEXTrainConfig,
+    GANMEXTrainer,
+)
+from captum_cf.generative.ganmex_trainer import random_other_class
+
+TINY = GANMEXConfig(image_size=8, channels=1, num_classes=3, base_channels=4, num_down=1,
+                    num_residual=1, critic_channels=4, critic_layers=2)
+FAST = GANMEXTrainConfig(batch_size=12, lr_generator=2e-3, lr_critic=2e-3, lambda_sim=0.5,
+                         val_images=12)
+
+
+def _data(n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+    labels = torch.arange(n) % 3
+    images = torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 0.3
+    images[labels == 1, :, :4] += 0.6  # class 1: bright top, class 2: bright bottom
+    images[labels == 2, :, 4:] += 0.6
+    return images.clamp(0, 1), labels
+
+
+class _Classifier(nn.Module):
+    """Top-half vs bottom-half brightness; records the mode it was called in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, 3)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.tensor([[-4.0, -4.0], [8.0, -4.0], [-4.0, 8.0]]))
+            self.linear.bias.copy_(torch.tensor([2.0, 0.0, 0.0]))
+        self.modes: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.modes.append(self.training)
+        halves = [x[:, :, :4].mean((1, 2, 3)), x[:, :, 4:].mean((1, 2, 3))]
+        return self.linear(torch.stack(halves, 1))
+
+
+def _trainer(clf: nn.Module, **kwargs) -> GANMEXTrainer:
+    x, y = _data()
+    torch.manual_seed(kwargs.get("seed", 0))  # model initialisation
+    return GANMEXTrainer(GANMEXGenerator(TINY), clf, x, y, config=FAST, **kwargs)
+
+
+def _class_loss(trainer: GANMEXTrainer, clf: nn.Module) -> float:
+    x, y = _data()
+    t = random_other_class(y, 3, torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        return float(F.cross_entropy(clf(trainer.generator(x, t)), t))
+
+
+def test_training_lowers_the_class_loss():
+    clf = _Classifier()
+    trainer = _trainer(clf, seed=0)
+    before = _class_loss(trainer, clf)
+    history = trainer.fit(15)
+    after = _class_loss(trainer, clf)
+    assert after < 0.5 * before, (before, after)
+    assert history[-1]["step"] == 10 and {"g_cls", "g_l1", "d_gp", "d_wgan"} <= set(history[-1])
+
+
+def test_classifier_is_used_frozen_and_left_untouched():
+    clf = _Classifier().train()
+    clf.linear.bias.requires_grad_(False)
+    before = {k: v.clone() for k, v in clf.state_dict().items()}
+    _trainer(clf, seed=0).fit(3)
+    assert clf.modes and not any(clf.modes)  # eval mode inside the loop
+    assert clf.training and clf.linear.weight.requires_grad and not clf.linear.bias.requires_grad
+    assert clf.linear.weight.grad is None
+    for k, v in clf.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_classifier_state_restored_after_an_exception(monkeypatch):
+    clf = _Classifier().train()
+    trainer = _trainer(clf, seed=0)
+
+    def boom() -> dict:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(trainer, "train_step", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        trainer.fit(2)
+    assert clf.training and all(p.requires_grad for p in clf.parameters())
+
+
+def test_resume_continues_exactly(tmp_path):
+    full = _trainer(_Classifier(), seed=3, validate_every=2)
+    full.fit(6)
+    ckpt = tmp_path / "g.ckpt"
+    first = _trainer(_Classifier(), seed=3, validate_every=2, checkpoint_path=ckpt,
+                     checkpoint_every=4)
+    first.fit(4)
+    resumed = _trainer(_Classifier(), seed=3, validate_every=2)
+    resumed.resume(ckpt)
+    assert resumed.step == 4
+    resumed.fit(6)
+    for name in ("generator", "critic"):
+        for (k, a), b in zip(full.modules[name].state_dict().items(),
+                             resumed.modules[name].state_dict().values()):
+            assert torch.equal(a, b), (name, k)
+    assert full.history == resumed.history
+
+
+def test_keep_best_holds_the_best_validation(tmp_path):
+    x, y = _data()
+    trainer = GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x, y, x[:12], y[:12],
+                            config=FAST, seed=0, validate_every=2)
+    trainer.fit(8)
+    scores = [(e["val_score"], e["step"]) for e in trainer.history if "val_score" in e]
+    assert len(scores) == 4
+    assert trainer.best["step"] == max(scores, key=lambda s: s[0])[1]
+    assert {"flip", "l1", "nn_flip", "score"} <= set(trainer.best["metrics"])
+    # the kept weights reproduce the best score
+    gen = GANMEXGenerator(TINY)
+    gen.load_state_dict(trainer.best_state("generator"))
+    assert trainer.best_state("generator") is not trainer.generator.state_dict()
+
+
+def test_bad_arguments_raise():
+    x, y = _data()
+    with pytest.raises(ValueError, match="built for"):
+        GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), torch.rand(4, 1, 16, 16), y[:4])
+    with pytest.raises(ValueError, match="missing \\[2\\]"):
+        GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x[:2], y[:2])
+    with pytest.raises(ValueError, match="labels must be class indices"):
+        GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x, y + 1)
+    trainer = _trainer(_Classifier())
+    trainer.fit(1)
+    with pytest.raises(ValueError, match="below the steps already done"):
+        trainer.fit(0)
+
+
+def test_random_other_class_never_returns_the_label():
+    labels = torch.arange(1000) % 4
+    other = random_other_class(labels, 4, torch.Generator().manual_seed(0))
+    assert bool((other != labels).all())
+    assert set(other[labels == 0].tolist()) == {1, 2, 3}

@@ -1,0 +1,77 @@
+"""Shared GAN pieces: layers, augmentation and losses."""
+
+from __future__ import annotations
+
+import torch
+
+from captum_cf.generative.layers import (
+    ConditionalBatchNorm2d,
+    ResidualBlock,
+    class_planes,
+    identity_logit_output,
+    random_translate,
+)
+from captum_cf.generative.losses import (
+    gradient_penalty,
+    hinge_critic_loss,
+    hinge_generator_loss,
+    wgan_critic_loss,
+)
+
+
+def test_residual_block_with_zero_body_is_identity():
+    block = ResidualBlock(4)
+    torch.nn.init.zeros_(block.body[-2].weight)  # last conv -> norm(0) = beta = 0
+    x = torch.rand(2, 4, 5, 5)
+    torch.testing.assert_close(block(x), x)
+
+
+def test_conditional_batchnorm_uses_per_condition_scale_and_shift():
+    cbn = ConditionalBatchNorm2d(2, num_conditions=3).eval()
+    with torch.no_grad():
+        cbn.gamma.weight[2] = torch.tensor([2.0, 3.0])
+        cbn.beta.weight[2] = torch.tensor([1.0, -1.0])
+    x = torch.rand(2, 2, 3, 3)
+    out = cbn(x, torch.tensor([0, 2]))
+    normed = x / (1 + 1e-5) ** 0.5  # eval mode: running mean 0, var 1
+    torch.testing.assert_close(out[0], normed[0])
+    torch.testing.assert_close(out[1], normed[1] * torch.tensor([2.0, 3.0])[:, None, None]
+                               + torch.tensor([1.0, -1.0])[:, None, None])
+
+
+def test_class_planes_are_one_hot():
+    planes = class_planes(torch.tensor([2, 0]), 3, 2, 4)
+    assert planes.shape == (2, 3, 2, 4)
+    assert torch.equal(planes[:, :, 1, 3], torch.tensor([[0.0, 0, 1], [1, 0, 0]]))
+
+
+def test_identity_logit_output_with_zero_residual_is_clamped_input():
+    x = torch.tensor([0.0, 0.3, 1.0]).view(1, 1, 1, 3)
+    out = identity_logit_output(torch.zeros_like(x), x)
+    torch.testing.assert_close(out, torch.tensor([0.01, 0.3, 0.99]).view(1, 1, 1, 3))
+
+
+def test_random_translate_shifts_whole_images_with_replicated_border():
+    x = torch.arange(25.0).view(1, 1, 5, 5).repeat(6, 1, 1, 1)
+    g = torch.Generator().manual_seed(0)
+    out = random_translate(x, 1, g)
+    offsets = torch.randint(-1, 2, (6, 2), generator=torch.Generator().manual_seed(0))
+    for i, (dy, dx) in enumerate(offsets.tolist()):
+        rows = (torch.arange(5) - dy).clamp(0, 4)
+        cols = (torch.arange(5) - dx).clamp(0, 4)
+        assert torch.equal(out[i, 0], x[i, 0][rows][:, cols])
+    assert random_translate(x, 0) is x
+
+
+def test_gradient_penalty_of_linear_critic_is_hand_computed():
+    w = torch.tensor([3.0, 4.0, 0.0, 0.0]).view(1, 1, 2, 2)  # ||grad|| = 5
+    gp = gradient_penalty(lambda z: (z * w).sum((1, 2, 3)), torch.rand(3, 1, 2, 2),
+                          torch.rand(3, 1, 2, 2))
+    assert float(gp) == 16.0
+
+
+def test_wgan_and_hinge_losses():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    assert float(wgan_critic_loss(real, fake)) == -2.25
+    assert float(hinge_critic_loss(real, fake)) == (0 + 0.5) / 2 + (0 + 1) / 2
+    assert float(hinge_generator_loss(fake)) == 1.0
