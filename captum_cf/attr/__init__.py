@@ -9,6 +9,7 @@ from captum_cf.attr.deep_lift import DeepLift, DeepLiftShap
 from captum_cf.attr.gradient_shap import GradientShap
 from captum_cf.attr.integrated_gradients import IntegratedGradients
 from captum_cf.attr.noise_tunnel import NoiseTunnel
+from captum_cf.attr.progressive_exaggeration import ExaggerationSeries, ProgressiveExaggeration
 
 #: name -> factory(AuditContext) -> explain(inputs, target, baseline) -> Tensor; used by the audit.
 METHODS: Registry = Registry("method")
@@ -32,4 +33,6 @@ __all__ = [
     "GradientShap",
     "IntegratedGradients",
     "NoiseTunnel",
+    "ExaggerationSeries",
+    "ProgressiveExaggeration",
 ]

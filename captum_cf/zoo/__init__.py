@@ -58,5 +58,6 @@ __all__ = [
 # Families of entries register themselves on import.
 from captum_cf.zoo import (
     classifiers,  # noqa: E402, F401
+    exaggeration,  # noqa: E402, F401
     generators,  # noqa: E402, F401
 )
