@@ -62,7 +62,8 @@ class ExaggerationBaseline(Baseline):
         elif isinstance(posterior, bool) or not isinstance(posterior, (int, float)) or not (
             0.0 <= float(posterior) <= 1.0
         ):
-            raise ValueError(f"posterior must be a float in [0, 1] or 'opposite', got {posterior!r}")
+            raise ValueError(f"posterior must be a float in [0, 1] or 'opposite', "
+                             f"got {posterior!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self.generator = generator
