@@ -14,7 +14,7 @@ def _classifier_args(parser: argparse.ArgumentParser) -> None:
                         help="data set: digits (-> digits-cnn) or shapes (-> shapes-cnn)")
     parser.add_argument("--out", required=True, help="weights file to write (.pt)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="passes over the training set (default: 30 digits, 12 shapes)")
+                        help="passes over the training set (default: 30 digits, 10 shapes)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--checkpoint", default=None,
                         help="per-epoch checkpoint file; an existing one is resumed")
@@ -67,6 +67,7 @@ def _ganmex_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lambda-rec", type=float, default=None, help="cycle loss weight (0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--test-images", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def _ganmex_run(args: argparse.Namespace) -> int:
@@ -75,7 +76,7 @@ def _ganmex_run(args: argparse.Namespace) -> int:
     from captum_cf.generative import GANMEXTrainConfig
     from captum_cf.zoo.generators import train_ganmex
 
-    for name in ("steps", "limit", "checkpoint_every"):
+    for name in ("steps", "limit", "checkpoint_every", "test_images"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -89,7 +90,8 @@ def _ganmex_run(args: argparse.Namespace) -> int:
         metrics = train_ganmex(args.data, out=args.out, classifier=args.classifier,
                                steps=args.steps, seed=args.seed, checkpoint=args.checkpoint,
                                checkpoint_every=args.checkpoint_every, train_config=train_config,
-                               limit=args.limit, show_progress=not args.no_progress)
+                               limit=args.limit, test_images=args.test_images,
+                               show_progress=not args.no_progress)
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise CLIError(str(err)) from err
     print(f"test flip rate {metrics['test_flip']:.4f} over {metrics['test_pairs']} ordered pairs, "

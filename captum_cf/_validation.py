@@ -33,11 +33,11 @@ def check_images(images: Any, name: str = "inputs", unit_range: bool = True) -> 
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {images.dtype}")
     if images.numel() == 0:
         raise ValueError(f"{name} is empty: shape {tuple(images.shape)}")
-    finite = torch.isfinite(images)
-    if not bool(finite.all()):
+    values = images.detach()
+    if not bool(torch.isfinite(values).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     if unit_range:
-        lo, hi = float(images.min()), float(images.max())
+        lo, hi = float(values.min()), float(values.max())
         if lo < 0.0 or hi > 1.0:
             raise ValueError(
                 f"{name} must be images in [0, 1] (normalisation belongs inside the model, see "
@@ -66,9 +66,10 @@ def check_keep(keep: Any, images: Tensor, name: str = "keep") -> Tensor:
             f"number of dimensions (e.g. (N, 1, H, W)), got {tuple(keep.shape)}"
         )
     keep_f = keep.to(images.dtype) if keep.dtype == torch.bool else keep
-    if not torch.isfinite(keep_f).all():
+    values = keep_f.detach()
+    if not torch.isfinite(values).all():
         raise ValueError(f"{name} contains NaN or infinite values")
-    if float(keep_f.min()) < 0.0 or float(keep_f.max()) > 1.0:
+    if float(values.min()) < 0.0 or float(values.max()) > 1.0:
         raise ValueError(f"{name} must lie in [0, 1] (1 = keep the pixel, 0 = remove it)")
     return keep_f.expand_as(images)
 

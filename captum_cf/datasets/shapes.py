@@ -61,7 +61,7 @@ class SyntheticShapes(Dataset):
         >>> data = SyntheticShapes(100, size=64, seed=0)
         >>> image, label = data[0]
         >>> image.shape, data.class_names[label]
-        (torch.Size([3, 64, 64]), 'triangle')
+        (torch.Size([3, 64, 64]), 'circle')
     """
 
     class_names: list[str]

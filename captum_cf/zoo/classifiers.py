@@ -31,7 +31,8 @@ register(ZooEntry(
     weights="digits-cnn.pt",
     train=train_digits_cnn,
     command="captum-cf train classifier --data digits --out digits-cnn.pt",
-    description="CNN (3 conv blocks, 89k params) on load_digits, 1x32x32 -> 10 logits",
+    description=("CNN (3 conv blocks, average pooling: exact DeepLift, 90k params) on "
+                 "load_digits, 1x32x32 -> 10 logits"),
     metric="test_accuracy",
     expected=0.97,
 ))
@@ -43,7 +44,8 @@ register(ZooEntry(
     weights="shapes-cnn.pt",
     train=train_shapes_cnn,
     command="captum-cf train classifier --data shapes --out shapes-cnn.pt",
-    description="CNN (4 conv blocks) on SyntheticShapes, 3x64x64 -> 4 logits",
+    description=("CNN (4 conv blocks, max pooling, 156k params) on SyntheticShapes, "
+                 "3x64x64 -> 4 logits"),
     metric="test_accuracy",
     expected=0.95,
 ))

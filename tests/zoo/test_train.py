@@ -1,0 +1,78 @@
+"""train_classifier: a loadable weights file, exact resume, augmentation, argument checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import captum_cf.zoo.train as train_module
+from captum_cf import zoo
+from captum_cf.datasets import load_digits
+from captum_cf.zoo.train import evaluate_accuracy, random_shift, train_classifier
+
+
+def test_tiny_training_writes_a_loadable_file(tmp_path: Path) -> None:
+    out = tmp_path / "tiny.pt"
+    acc = train_classifier("digits", out=out, epochs=2, limit=128, show_progress=False)
+    payload = zoo.read_weights(out)
+    assert payload["name"] == "digits-cnn" and payload["arch"] == "small-cnn"
+    assert payload["metrics"]["test_accuracy"] == acc and payload["metrics"]["test_size"] == 128
+    assert len(payload["metrics"]["losses"]) == 2
+    model = zoo.load_file(out)
+    x, y = load_digits("test").tensors
+    assert not model.training
+    assert evaluate_accuracy(model, x[:128], y[:128]) == acc
+    # mean/std of the training images live inside the model: it takes pixel-space input
+    torch.testing.assert_close(model.mean.flatten(), load_digits("train").tensors[0][:128].mean(
+        (0, 2, 3)), atol=1e-4, rtol=0)
+
+
+def test_resume_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kwargs = {"epochs": 2, "limit": 128, "show_progress": False}
+    train_classifier("digits", out=tmp_path / "straight.pt", **kwargs)
+    ckpt = tmp_path / "ckpt.pt"
+
+    def save_then_crash(path, state):  # the run dies right after its first checkpoint
+        real_save(path, state)
+        raise KeyboardInterrupt
+
+    real_save = train_module.save_checkpoint
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier("digits", out=tmp_path / "resumed.pt", checkpoint=ckpt, **kwargs)
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    assert not (tmp_path / "resumed.pt").exists()
+    train_classifier("digits", out=tmp_path / "resumed.pt", checkpoint=ckpt, **kwargs)
+    straight = zoo.read_weights(tmp_path / "straight.pt")
+    resumed = zoo.read_weights(tmp_path / "resumed.pt")
+    assert straight["metrics"]["losses"] == resumed["metrics"]["losses"]
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
+
+
+def test_random_shift_moves_each_image_by_its_offset() -> None:
+    x = torch.rand(5, 2, 7, 9)
+    assert random_shift(x, 0, torch.Generator(), "constant") is x
+    gen = torch.Generator().manual_seed(1)
+    shifted = random_shift(x, 2, gen, "constant")
+    replay = torch.Generator().manual_seed(1)
+    dy = torch.randint(0, 5, (5,), generator=replay)
+    dx = torch.randint(0, 5, (5,), generator=replay)
+    padded = torch.nn.functional.pad(x, [2, 2, 2, 2])
+    for i in range(5):
+        window = padded[i, :, dy[i] : dy[i] + 7, dx[i] : dx[i] + 9]
+        assert torch.equal(shifted[i], window)
+    assert (dy != 2).any() or (dx != 2).any()  # some image really moved
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"data": "mnist"}, "data"), ({"epochs": 0}, "epochs"), ({"lr": 0.0}, "lr"),
+     ({"limit": 0}, "limit"), ({"max_shift": -1}, "max_shift")],
+)
+def test_bad_arguments(kwargs: dict, match: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=match):
+        train_classifier(**{"data": "digits", "out": tmp_path / "x.pt", **kwargs})
+    assert not (tmp_path / "x.pt").exists()
