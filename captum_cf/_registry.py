@@ -73,13 +73,13 @@ class Registry(Generic[T]):
         description: str = "",
         available: Callable[[AuditContext], bool] | None = None,
     ) -> None:
-        """Add ``factory`` under ``name``; ``available(ctx)`` says whether it applies to a context."""
+        """Add ``factory`` under ``name``; ``available(ctx)`` says if it applies to a context."""
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._entries[name] = _Entry(factory, description, available or (lambda ctx: True))
 
     def names(self, context: AuditContext | None = None) -> list[str]:
-        """Registered names, in registration order; only those available for ``context`` if given."""
+        """Registered names in registration order; only those available for ``context`` if given."""
         return [n for n, e in self._entries.items() if context is None or e.available(context)]
 
     def describe(self, name: str) -> str:
@@ -94,7 +94,9 @@ class Registry(Generic[T]):
 
     def _get(self, name: str) -> _Entry[T]:
         if name not in self._entries:
-            raise KeyError(f"unknown {self.kind} {name!r}; available: {', '.join(self._entries) or 'none'}")
+            raise KeyError(
+                f"unknown {self.kind} {name!r}; available: {', '.join(self._entries) or 'none'}"
+            )
         return self._entries[name]
 
     def __contains__(self, name: object) -> bool:

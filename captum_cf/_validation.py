@@ -26,7 +26,9 @@ def check_images(images: Any, name: str = "inputs", unit_range: bool = True) -> 
         Tensor: ``images`` itself, unchanged.
     """
     if not isinstance(images, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(images).__name__}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(images).__name__}"
+        )
     if images.dim() != 4:
         raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(images.shape)}")
     if not images.is_floating_point():
@@ -62,8 +64,8 @@ def check_keep(keep: Any, images: Tensor, name: str = "keep") -> Tensor:
         expanded = None
     if expanded is None:
         raise ValueError(
-            f"{name} must have shape broadcastable to the images {tuple(images.shape)} with the same "
-            f"number of dimensions (e.g. (N, 1, H, W)), got {tuple(keep.shape)}"
+            f"{name} must have shape broadcastable to the images {tuple(images.shape)} with "
+            f"the same number of dimensions (e.g. (N, 1, H, W)), got {tuple(keep.shape)}"
         )
     keep_f = keep.to(images.dtype) if keep.dtype == torch.bool else keep
     values = keep_f.detach()
@@ -74,7 +76,9 @@ def check_keep(keep: Any, images: Tensor, name: str = "keep") -> Tensor:
     return keep_f.expand_as(images)
 
 
-def check_target(target: Any, n: int, num_classes: int | None = None, name: str = "target") -> Tensor | None:
+def check_target(
+    target: Any, n: int, num_classes: int | None = None, name: str = "target"
+) -> Tensor | None:
     """Normalise a Captum-style target (None, int, list or tensor) to a long tensor of shape (N,).
 
     Args:

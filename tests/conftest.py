@@ -8,7 +8,9 @@ import warnings
 import pytest
 import torch
 
-warnings.filterwarnings("ignore", message="torchvision's compiled extension", category=RuntimeWarning)
+warnings.filterwarnings(
+    "ignore", message="torchvision's compiled extension", category=RuntimeWarning
+)
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,10 @@ TUTORIALS = sorted((pathlib.Path(__file__).resolve().parent.parent / "tutorials"
 def test_tutorial_executes(path: pathlib.Path) -> None:
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
-        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()
     errors = [
