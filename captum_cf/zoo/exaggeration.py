@@ -103,11 +103,10 @@ def train_exaggeration(
 
 def export_exaggeration(trainer: ExaggerationTrainer, out: str | os.PathLike, name: str,
                         extra: dict[str, Any], test_images: torch.Tensor) -> dict[str, Any]:
-    """Write the trainer's best generator (float16) and its test metrics; returns the metrics."""
+    """Write the trainer's best generator, BN statistics re-estimated (float16), and its test
+    metrics; returns the metrics."""
     config = trainer.generator.config
-    generator = ExaggerationGenerator(config)
-    generator.load_state_dict(trainer.best_state("generator"))
-    generator.eval()
+    generator = trainer.recalibrated(trainer.best_state("generator"))
     # measure what is shipped: the float16-rounded weights
     state = {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()
              for k, v in generator.state_dict().items()}

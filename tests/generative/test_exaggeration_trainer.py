@@ -133,3 +133,18 @@ def test_trainer_bad_input() -> None:
                             config=ExaggerationTrainConfig(positive_share=1.5))
     with pytest.raises(ValueError, match="images"):
         ExaggerationTrainer(ExaggerationGenerator(TINY), _Classifier(), x * 3, y)
+
+
+def test_recalibrated_copy_is_deterministic_and_leaves_generator() -> None:
+    trainer = _trainer()
+    trainer.fit(2)
+    before = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    a, b = trainer.recalibrated(), trainer.recalibrated()
+    assert not a.training
+    for (name, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), name
+    assert all(torch.equal(before[k], v) for k, v in trainer.generator.state_dict().items())
+    # exact statistics: the mean of the first norm's input over the recalibration batches
+    mean = a.enc0.norm.bn.running_mean
+    assert not torch.allclose(mean, before["enc0.norm.bn.running_mean"])
+    assert int(a.enc0.norm.bn.num_batches_tracked) == FAST.recalibration_batches
