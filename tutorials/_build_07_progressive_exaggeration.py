@@ -16,7 +16,7 @@ classifier needs to see less of, or more of.
 The zoo ships `digits-exaggeration`, trained for "is it an 8" against `digits-cnn`
 (`captum-cf train exaggeration --classifier zoo:digits-cnn --data digits --positive 8
 --out FILE`)."""),
-    new_code_cell("""import captum_cf  # first: makes torchvision importable next to the CPU torch
+    new_code_cell("""import captum_cf  # noqa: F401, I001 (first: torchvision next to the CPU torch)
 import matplotlib.pyplot as plt
 import torch
 
@@ -99,7 +99,8 @@ for i in range(n):
 for row, name in enumerate(["input", "G(x,9) - G(x,0)", "baseline (p8 = 0)", "IG from it"]):
     axes[row, 0].set_ylabel(name, fontsize=8)
 for ax in axes.flat:
-    ax.set_xticks([]); ax.set_yticks([])
+    ax.set_xticks([])
+    ax.set_yticks([])
 plt.tight_layout()
 plt.show()"""),
     new_markdown_cell("""## What to keep in mind
