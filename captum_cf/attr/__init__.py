@@ -5,11 +5,21 @@ import torch.nn as nn
 from captum_cf._registry import Registry
 from captum_cf.attr import deep_lift as _deep_lift
 from captum_cf.attr import integrated_gradients as _integrated_gradients
+from captum_cf.attr import meaningful_perturbation as _meaningful_perturbation
+from captum_cf.attr import sparse_perturbation as _sparse_perturbation
 from captum_cf.attr.deep_lift import DeepLift, DeepLiftShap
+from captum_cf.attr.feature_ablation import FeatureAblation
 from captum_cf.attr.gradient_shap import GradientShap
 from captum_cf.attr.integrated_gradients import IntegratedGradients
+from captum_cf.attr.kernel_shap import KernelShap
+from captum_cf.attr.lime import Lime
+from captum_cf.attr.meaningful_perturbation import MeaningfulPerturbation
 from captum_cf.attr.noise_tunnel import NoiseTunnel
+from captum_cf.attr.occlusion import Occlusion
 from captum_cf.attr.progressive_exaggeration import ExaggerationSeries, ProgressiveExaggeration
+from captum_cf.attr.shapley_value import ShapleyValueSampling
+from captum_cf.attr.sparse_perturbation import SparsePerturbation
+from captum_cf.attr.superpixels import superpixels
 
 #: name -> factory(AuditContext) -> explain(inputs, target, baseline) -> Tensor; used by the audit.
 METHODS: Registry = Registry("method")
@@ -25,14 +35,36 @@ METHODS.register(
     "DeepLIFT (Rescale rule) from the baseline's reference",
     available=lambda ctx: isinstance(ctx.model, nn.Module),
 )
+METHODS.register(
+    "sparse-perturbation",
+    _sparse_perturbation._explainer,
+    "|delta| of the 10 %-sparse Frank-Wolfe perturbation away from the target "
+    "(ignores the baseline)",
+)
+
+from captum_cf.attr import _perturbation_methods  # noqa: E402, F401, I001  (registers occlusion, feature-ablation, lime)
+
+METHODS.register(
+    "meaningful-perturbation",
+    _meaningful_perturbation._explainer,
+    "Meaningful Perturbation, deletion game, mask filled by the baseline (100 Adam steps)",
+)
 
 __all__ = [
     "METHODS",
     "DeepLift",
     "DeepLiftShap",
+    "FeatureAblation",
     "GradientShap",
     "IntegratedGradients",
+    "KernelShap",
+    "Lime",
+    "MeaningfulPerturbation",
     "NoiseTunnel",
+    "Occlusion",
+    "ShapleyValueSampling",
+    "superpixels",
+    "SparsePerturbation",
     "ExaggerationSeries",
     "ProgressiveExaggeration",
 ]

@@ -9,6 +9,8 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_cf.attr._baselines import has_baseline, resolve_baselines
+from captum_cf.attr._perturbation import _BaselineToken
+from captum_cf.baselines.base import Baseline
 
 __all__ = ["NoiseTunnel"]
 
@@ -25,6 +27,12 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
     leave [0, 1]) and repeated for each noisy copy of its example. The noise thus perturbs the
     input, never the counterfactual reference. A per-example reference cannot be drawn from as a
     distribution, so ``draw_baseline_from_distrib=True`` with a Baseline is refused.
+
+    The perturbation methods of ``captum_cf.attr`` (Occlusion, FeatureAblation,
+    ShapleyValueSampling, Lime, KernelShap; ``fills_baselines = True``) instead receive the
+    Baseline itself (carried through Captum's checks by a float token) and fill every removed
+    feature of each noisy copy with ``baseline.fill``; the noisy copies are clamped to [0, 1] as
+    the fill's context, and kept pixels keep their noisy values.
 
     Everything else goes to Captum untouched; wrapping a ``captum_cf.attr`` method in Captum's own
     ``NoiseTunnel`` with tensor baselines works as well and returns the same numbers.
@@ -68,8 +76,12 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
                     "distribution, but a Baseline gives each example its own reference: pass "
                     "draw_baseline_from_distrib=False"
                 )
-            target = kwargs.get("target")
-            kwargs["baselines"] = resolve_baselines(kwargs["baselines"], inputs, target)
+            if getattr(self.attribution_method, "fills_baselines", False):
+                # perturbation methods fill each removed feature themselves (mask-conditional)
+                kwargs["baselines"] = _tokenize(kwargs["baselines"])
+            else:
+                target = kwargs.get("target")
+                kwargs["baselines"] = resolve_baselines(kwargs["baselines"], inputs, target)
         return super().attribute.__wrapped__(  # type: ignore[attr-defined]
             self,
             inputs,
@@ -80,3 +92,10 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
             draw_baseline_from_distrib=draw_baseline_from_distrib,
             **kwargs,
         )
+
+
+def _tokenize(baselines: Any) -> Any:
+    """Wrap each Baseline in a float token that Captum's type checks let through."""
+    if isinstance(baselines, tuple):
+        return tuple(_tokenize(b) for b in baselines)
+    return _BaselineToken(baselines) if isinstance(baselines, Baseline) else baselines

@@ -9,10 +9,13 @@ from captum_cf.baselines.ganmex import GANMEXBaseline
 from captum_cf.baselines.inpaint import InpaintBaseline
 from captum_cf.baselines.nearest_sample import NearestSampleBaseline
 from captum_cf.baselines.noise import NoiseBaseline
+from captum_cf.baselines.sparse import SparseCounterfactualBaseline
+from captum_cf.baselines.sparse import register as _register_sparse
 
 #: name -> factory(AuditContext) -> Baseline; the audit and the tests iterate over it.
 BASELINES: Registry[Baseline] = Registry("baseline")
 _builtin.register(BASELINES)
+_register_sparse(BASELINES)
 
 __all__ = [
     "Baseline",
@@ -23,6 +26,7 @@ __all__ = [
     "InpaintBaseline",
     "NearestSampleBaseline",
     "NoiseBaseline",
+    "SparseCounterfactualBaseline",
     "gaussian_blur",
 ]
 

@@ -154,3 +154,13 @@ def test_bad_input(inputs, keep, match):
     with pytest.raises(ValueError, match=match):
         InpaintBaseline(rec).fill(inputs, keep)
     assert rec.holes == []  # raised before any work
+
+
+def test_fill_skips_revalidation_but_matches_the_checked_inpainter_call():
+    from captum_cf.inpainters import PushPullInpainter
+
+    x = torch.rand(3, 3, 20, 20)
+    keep = (torch.rand(3, 1, 20, 20) > 0.3).float()
+    inpainter = PushPullInpainter()
+    expected = keep * x + (1 - keep) * inpainter(x, 1 - keep)
+    assert torch.equal(InpaintBaseline(inpainter).fill(x, keep), expected)

@@ -54,7 +54,8 @@ def test_registered_baselines_for_digits():
 def test_cli_trains_resumes_and_reports_errors(tmp_path, capsys):
     out, ckpt = tmp_path / "g.pt", tmp_path / "g.ckpt"
     common = ["train", "ganmex", "--data", "digits", "--out", str(out), "--limit", "60",
-              "--test-images", "3", "--no-progress", "--checkpoint", str(ckpt), "--checkpoint-every", "1"]
+              "--test-images", "3", "--no-progress", "--checkpoint", str(ckpt),
+              "--checkpoint-every", "1"]
     assert main(common + ["--steps", "1"]) == 0
     assert main(common + ["--steps", "2"]) == 2  # checkpoint exists: --resume required
     assert "pass --resume" in capsys.readouterr().err

@@ -1,0 +1,360 @@
+"""Shared machinery that lets Captum's perturbation methods remove features with a ``Baseline``.
+
+Captum builds every perturbed sample as ``x * (1 - m) + b * m`` (``m`` = 1 on the ablated
+features) and hands whole chunks of ``perturbations_per_eval`` samples to the forward function.
+We give Captum a *sentinel* scalar ``b`` that no image pixel can take (images live in [0, 1]),
+so in each chunk the ablated features are exactly the entries equal to the sentinel and the kept
+ones are the original values, bit for bit. Two hooks then replace the sentinel by
+``baseline.fill(x, keep)``, one fill call per chunk:
+
+* the ablation family (Occlusion, FeatureAblation, ShapleyValueSampling) runs Captum's own loop
+  with a forward function wrapped by :class:`_FillingForward`;
+* the LIME family (Lime, KernelShap) computes its similarity weights on the model input, so the
+  fill must happen before Captum sees a sample: :class:`_LimeFiller` draws a chunk of
+  interpretable samples ahead (with the user's own sampler, so the random numbers are consumed
+  in Captum's order), fills them in one call and hands Captum the filled samples through the
+  public ``perturb_func`` / ``from_interp_rep_transform`` constructor arguments.
+
+Neither hook overrides a private Captum method; each works on a shallow copy of the attribution
+object, so the user's object is never modified. Scalar and tensor baselines never come here:
+the public classes pass them straight to Captum.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from captum_cf._validation import check_images
+from captum_cf.attr._baselines import _check_type
+from captum_cf.baselines.base import Baseline
+
+__all__: list[str] = []
+
+# Exactly representable in float16/bfloat16/float32/float64 and far outside [0, 1].
+_SENTINEL_CANDIDATES = (-1000.0, -2000.0, -3000.0, -5000.0)
+
+
+class _BaselineToken(float):
+    """A ``float`` that carries a ``Baseline`` through Captum's type checks (used by NoiseTunnel).
+
+    Its numeric value is NaN so that any code that mistakes it for a number fails loudly.
+    """
+
+    baseline: Baseline
+
+    def __new__(cls, baseline: Baseline) -> _BaselineToken:
+        token = super().__new__(cls, float("nan"))
+        token.baseline = baseline
+        return token
+
+    def __repr__(self) -> str:
+        return f"_BaselineToken({self.baseline!r})"
+
+
+def _unwrap(value: Any) -> Any:
+    return value.baseline if isinstance(value, _BaselineToken) else value
+
+
+def _is_baseline(value: Any) -> bool:
+    return isinstance(_unwrap(value), Baseline)
+
+
+def _contains_baseline(baselines: Any) -> bool:
+    items = baselines if isinstance(baselines, tuple) else (baselines,)
+    return any(_is_baseline(b) for b in items)
+
+
+@dataclass
+class _Plan:
+    """What a Baseline-driven call needs: which inputs are filled, and how Captum is called."""
+
+    inputs: tuple[Tensor, ...]  # the formatted inputs, as given (kept values are these)
+    contexts: dict[int, Tensor]  # input index -> inputs clamped to [0, 1], seen by the fill
+    fills: dict[int, Baseline]  # input index -> Baseline that fills it
+    captum_baselines: Any  # what Captum receives: the sentinel where a Baseline stands
+    sentinel: float
+    target: Tensor | None  # (N,) long, or None
+    noisy: bool = False  # inputs may leave [0, 1] (NoiseTunnel): contexts differ from inputs
+
+
+def _plan(inputs: Any, baselines: Any, target: Any) -> _Plan | None:
+    """Validate a call whose ``baselines`` contain a ``Baseline``; None when they do not.
+
+    Inputs filled by a Baseline must be finite float images (N, C, H, W) in [0, 1]; only under
+    ``captum_cf.attr.NoiseTunnel`` (the Baseline arrives as a token) may they leave [0, 1], and
+    the fill then sees them clamped.
+
+    Raises:
+        TypeError, ValueError: naming ``baselines``, ``inputs`` or ``target``.
+    """
+    if not _contains_baseline(baselines):
+        _check_type(baselines, False, "baselines")
+        return None
+    formatted = inputs if isinstance(inputs, tuple) else (inputs,)
+    if not formatted or not all(isinstance(x, Tensor) for x in formatted):
+        raise TypeError("inputs must be a Tensor or a non-empty tuple of Tensors")
+    raw = baselines if isinstance(baselines, tuple) else (baselines,) * len(formatted)
+    if len(raw) != len(formatted):
+        raise ValueError(
+            f"baselines is a tuple of {len(raw)} entries but inputs has {len(formatted)} tensors: "
+            "pass one baseline per input tensor"
+        )
+    items = [_unwrap(b) for b in raw]
+    _check_type(tuple(items), False, "baselines")
+    fills = {i: b for i, b in enumerate(items) if isinstance(b, Baseline)}
+    noisy = any(isinstance(raw[i], _BaselineToken) for i in fills)
+    for i in fills:
+        _check_image_input(formatted[i], i, len(formatted), noisy=noisy)
+    sentinel = _choose_sentinel([formatted[i] for i in fills])
+    captum = tuple(sentinel if isinstance(b, Baseline) else b for b in items)
+    return _Plan(
+        inputs=formatted,
+        contexts={i: formatted[i].detach().clamp(0.0, 1.0) for i in fills},
+        fills=fills,
+        captum_baselines=captum if isinstance(baselines, tuple) else captum[0],
+        sentinel=sentinel,
+        target=_rows_target(target, formatted[0].shape[0], fills),
+        noisy=noisy,
+    )
+
+
+def _check_image_input(x: Tensor, index: int, count: int, noisy: bool) -> None:
+    where = "inputs" if count == 1 else f"inputs[{index}]"
+    if x.dim() != 4 or not x.is_floating_point():
+        raise ValueError(
+            f"baselines: a captum_cf Baseline fills images of shape (N, C, H, W) (float); {where} "
+            f"has shape {tuple(x.shape)} and dtype {x.dtype}. Use a number or a Tensor as the "
+            "baseline of non-image inputs."
+        )
+    check_images(x.detach(), where, unit_range=not noisy)
+
+
+def _choose_sentinel(images: list[Tensor]) -> float:
+    for value in _SENTINEL_CANDIDATES:
+        if not any(bool((x == value).any()) for x in images):
+            return value
+    raise ValueError(
+        "inputs hold every sentinel value captum_cf can use; are they images in [0, 1]?"
+    )
+
+
+def _rows_target(target: Any, n: int, fills: dict[int, Baseline]) -> Tensor | None:
+    """The call's target as a (N,) long tensor for the fills, or None when it has another form."""
+    needs = any(b.needs_target for b in fills.values())
+    if target is None:
+        if needs:
+            raise ValueError(
+                "target is required: the Baseline depends on the class being explained"
+            )
+        return None
+    try:
+        if isinstance(target, bool):
+            raise TypeError
+        t = torch.as_tensor(target)
+        if t.is_floating_point() or t.is_complex():
+            raise TypeError
+        t = t.long().reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        if needs:
+            raise ValueError(
+                "target must be an int, a list of ints or a tensor of class indices when the "
+                f"Baseline depends on the class; got {target!r}"
+            ) from None
+        return None
+    if t.numel() == 1:
+        return t.expand(n).clone()
+    if t.numel() != n:
+        if needs:
+            raise ValueError(f"target must have one entry per example ({n}), got {t.numel()}")
+        return None
+    return t
+
+
+def _fill_rows(
+    plan: _Plan, index: int, batch: Tensor, context: Tensor, target: Tensor | None
+) -> Tensor:
+    """Replace the sentinel entries of ``batch`` (rows = copies of ``context``) in ONE fill call.
+
+    Args:
+        batch (Tensor): (R, C, H, W), the perturbed samples Captum built, sentinel where ablated.
+        context (Tensor): (R, C, H, W), the matching original images clamped to [0, 1].
+        target (Tensor or None): (R,) class per row.
+    """
+    removed = batch == plan.sentinel
+    removed_any = removed.any(1, keepdim=True)
+    if not bool(removed_any.any()):
+        return batch
+    if torch.equal(removed.all(1, keepdim=True), removed_any):
+        # the same mask for all channels: (R, 1, H, W) expanded, what inpainters expect
+        keep = (~removed_any).to(batch.dtype).expand_as(context)
+    else:
+        keep = (~removed).to(batch.dtype)
+    # ``fill`` without its argument checks: the context was checked once per call (_plan) and
+    # the keep mask is built here, 0/1 and of the right shape; the checks would cost a pass over
+    # every chunk, a sizeable share of an inpainter's time
+    filled = plan.fills[index]._fill(context, keep, target).to(batch.dtype)
+    if plan.noisy:
+        # the context was clamped: kept pixels must keep the (noisy) values Captum built
+        return torch.where(removed, filled, batch)
+    return filled  # a Baseline's fill returns its input exactly where keep == 1
+
+
+def _tile(t: Tensor | None, reps: int) -> Tensor | None:
+    return None if t is None else t.repeat(reps)
+
+
+class _FillingForward:
+    """Forward function for the ablation family: fills each chunk, then calls the model.
+
+    Captum lays out a chunk of k perturbations of N examples as k copies of the batch
+    (row ``j * N + i`` is example ``i``); the layout is checked on every call so that a future
+    Captum that batches differently fails loudly instead of filling from the wrong image.
+    """
+
+    def __init__(self, forward_func: Callable[..., Any], plan: _Plan) -> None:
+        self.forward_func = forward_func
+        self.plan = plan
+        self.layout_checked: set[int] = set()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        args_list = list(args)
+        for i in self.plan.fills:
+            args_list[i] = self._fill(i, args_list[i])
+        return self.forward_func(*args_list, **kwargs)
+
+    def _fill(self, i: int, batch: Tensor) -> Tensor:
+        plan = self.plan
+        original = plan.inputs[i]
+        n, rows = original.shape[0], batch.shape[0]
+        if rows % n or batch.shape[1:] != original.shape[1:]:
+            raise RuntimeError(
+                _LAYOUT_ERROR.format(shape=tuple(batch.shape), orig=tuple(original.shape))
+            )
+        reps = rows // n
+        if i not in self.layout_checked:  # once per call: the layout is Captum's code
+            removed = batch == plan.sentinel
+            expected = original.repeat(reps, 1, 1, 1)
+            if not torch.equal(batch.masked_fill(removed, 0), expected.masked_fill(removed, 0)):
+                raise RuntimeError(
+                    _LAYOUT_ERROR.format(shape=tuple(batch.shape), orig=tuple(original.shape))
+                )
+            if not bool(removed.all()):  # an all-removed batch proves nothing about the layout
+                self.layout_checked.add(i)
+        context = plan.contexts[i].repeat(reps, 1, 1, 1)
+        return _fill_rows(plan, i, batch, context, _tile(plan.target, reps))
+
+
+_LAYOUT_ERROR = (
+    "captum_cf: Captum evaluated a perturbed batch of shape {shape} that is not a stack of copies "
+    "of the inputs {orig}; this Captum version batches perturbations differently, so the Baseline "
+    "cannot be applied. Please report it."
+)
+
+
+def _with_filling_forward(method: Any, plan: _Plan) -> Any:
+    """A shallow copy of ``method`` whose forward function fills the sentinel entries."""
+    clone = copy.copy(method)
+    clone.forward_func = _FillingForward(method.forward_func, plan)
+    return clone
+
+
+class _LimeFiller:
+    """``perturb_func`` / ``from_interp_rep_transform`` pair that fills a chunk at a time.
+
+    Captum's LIME loop draws one interpretable sample, turns it into a model input, weighs it
+    with ``similarity_func(original, model_input, sample)`` and evaluates the model on chunks of
+    ``perturbations_per_eval`` model inputs. :meth:`perturb` draws a whole chunk ahead with the
+    user's sampler (random numbers consumed in the same order as Captum, since neither the
+    transform nor the default similarity functions draw any), builds the sentinel model inputs
+    with the user's transform, fills them in one call per Baseline input, and yields the samples;
+    :meth:`transform` returns the filled model input of each sample, so the similarity weights
+    and the model both see the filled sample.
+    """
+
+    def __init__(
+        self, method: Any, plan: _Plan, n_samples: int, perturbations_per_eval: int
+    ) -> None:
+        self.user_perturb = method.perturb_func
+        self.user_transform = method.from_interp_rep_transform
+        self.plan = plan
+        self.n_samples = int(n_samples)
+        self.chunk = max(1, int(perturbations_per_eval))
+        self.pending: deque[tuple[Any, Any]] = deque()
+        self.examples_seen = 0
+
+    def perturb(self, original_inp: Any, **kwargs: Any) -> Iterator[Any]:
+        draw = self._sampler(original_inp, kwargs)
+        target = self._target_for(original_inp)
+        remaining = self.n_samples
+        while remaining > 0:
+            samples = []
+            for _ in range(min(self.chunk, remaining)):
+                try:
+                    samples.append(draw())
+                except StopIteration:
+                    break
+            if not samples:
+                return
+            models = [self.user_transform(s, original_inp, **kwargs) for s in samples]
+            for pair in zip(samples, self._fill_chunk(original_inp, models, target)):
+                self.pending.append(pair)
+                yield pair[0]
+            remaining -= len(samples)
+
+    def transform(self, curr_sample: Any, original_inputs: Any, **kwargs: Any) -> Any:
+        sample, filled = self.pending.popleft()
+        if sample is not curr_sample:
+            raise RuntimeError(
+                "captum_cf: Captum's LIME loop asked for samples out of order; please report it"
+            )
+        return filled
+
+    def _sampler(self, original_inp: Any, kwargs: dict[str, Any]) -> Callable[[], Any]:
+        if inspect.isgeneratorfunction(self.user_perturb):
+            generator = self.user_perturb(original_inp, **kwargs)
+            return lambda: next(generator)
+        return lambda: self.user_perturb(original_inp, **kwargs)
+
+    def _target_for(self, original_inp: Any) -> Tensor | None:
+        """Class of each row of ``original_inp``: Captum runs one example at a time when N > 1."""
+        first = original_inp if isinstance(original_inp, Tensor) else original_inp[0]
+        target, n = self.plan.target, self.plan.inputs[0].shape[0]
+        self.examples_seen += 1
+        if target is None or first.shape[0] == n:
+            return target
+        return target[self.examples_seen - 1 : self.examples_seen]
+
+    def _fill_chunk(self, original_inp: Any, models: list[Any], target: Tensor | None) -> list[Any]:
+        is_tuple = isinstance(original_inp, tuple)
+        originals = original_inp if is_tuple else (original_inp,)
+        columns = [list(m) if is_tuple else [m] for m in models]
+        k = len(models)
+        for i in self.plan.fills:
+            rows = originals[i].shape[0]
+            batch = torch.cat([c[i] for c in columns], dim=0)
+            context = originals[i].detach().clamp(0.0, 1.0).repeat(k, 1, 1, 1)
+            filled = _fill_rows(self.plan, i, batch, context, _tile(target, k))
+            for j, c in enumerate(columns):
+                c[i] = filled[j * rows : (j + 1) * rows]
+        return [tuple(c) if is_tuple else c[0] for c in columns]
+
+
+def _with_lime_filler(method: Any, plan: _Plan, n_samples: int, perturbations_per_eval: int) -> Any:
+    """A shallow copy of a Lime/KernelShap object whose sampler and transform fill by chunks."""
+    filler = _LimeFiller(method, plan, n_samples, perturbations_per_eval)
+    clone = copy.copy(method)
+
+    def perturb_func(original_inp: Any, **kwargs: Any) -> Iterator[Any]:
+        yield from filler.perturb(original_inp, **kwargs)
+
+    clone.perturb_func = perturb_func
+    clone.from_interp_rep_transform = filler.transform
+    return clone

@@ -1,0 +1,99 @@
+"""``KernelShap`` whose absent features may be filled by a ``Baseline``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import captum.attr
+from captum.log import log_usage
+
+from captum_cf.attr._guard import guarded
+from captum_cf.attr._perturbation import _plan, _with_lime_filler
+
+__all__ = ["KernelShap"]
+
+
+class KernelShap(captum.attr.KernelShap):
+    r"""Captum's ``KernelShap`` whose ``baselines`` also accept a captum_cf ``Baseline``.
+
+    Kernel SHAP (Lundberg & Lee, NeurIPS 2017) is LIME with the Shapley kernel: coalitions ``z``
+    with ``k`` of ``M`` features present are drawn with probability
+    ``p(k) \propto (M - 1) / (k (M - k))`` and a linear model is fitted by least squares to
+    ``f_t(\mathrm{fill}(x, k(z)))``; its coefficients estimate the Shapley values.
+
+    Captum makes absent features a constant; with a ``Baseline`` they are
+    ``baseline.fill(x, k(z))``, e.g. inpainted from the present ones. Coalitions are drawn by
+    Captum's own generator, a chunk of ``perturbations_per_eval`` at a time, and each chunk is
+    filled by one ``fill`` call; under a seed ``ConstantBaseline(c)`` gives exactly what
+    ``baselines=c`` gives. A ``Baseline`` applies to image inputs (N, C, H, W) only.
+
+    Args:
+        forward_func (Callable): the model or any function returning its outputs.
+
+    Example:
+        >>> import torch
+        >>> from captum_cf.attr import superpixels
+        >>> from captum_cf.baselines import BlurBaseline
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 4))
+        >>> x = torch.rand(1, 3, 32, 32)
+        >>> attr = KernelShap(model).attribute(x, target=0, feature_mask=superpixels(x, 16),
+        ...     baselines=BlurBaseline(3.0), n_samples=40, perturbations_per_eval=20)
+    """
+
+    #: ``captum_cf.attr.NoiseTunnel`` hands this class the Baseline itself, not its reference
+    fills_baselines: bool = True
+
+    @log_usage(part_of_slo=True)
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: Any,
+        baselines: Any = None,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        feature_mask: Any = None,
+        n_samples: int = 25,
+        perturbations_per_eval: int = 1,
+        return_input_shape: bool = True,
+        show_progress: bool = False,
+    ) -> Any:
+        r"""Kernel SHAP attributions; ``baselines`` may be a ``Baseline`` (or a tuple with some).
+
+        Args:
+            inputs (Tensor or tuple[Tensor, ...]): as in Captum; inputs filled by a ``Baseline``
+                must be images of shape (N, C, H, W), in [0, 1].
+            baselines (number, Tensor, Baseline or tuple of those): what stands for an absent
+                feature; a ``Baseline`` fills it with ``baseline.fill(x, keep)``.
+            target, additional_forward_args, feature_mask, n_samples, perturbations_per_eval,
+            return_input_shape, show_progress: as in ``captum.attr.KernelShap.attribute``.
+
+        Returns:
+            Tensor or tuple[Tensor, ...]: attributions shaped like ``inputs`` (or the
+            interpretable coefficients when ``return_input_shape=False``).
+        """
+        plan = _plan(inputs, baselines, target)
+        with guarded(self.forward_func, inputs):
+            if plan is None:
+                return super().attribute.__wrapped__(
+                    self,
+                    inputs,
+                    baselines,
+                    target,
+                    additional_forward_args,
+                    feature_mask,
+                    n_samples,
+                    perturbations_per_eval,
+                    return_input_shape,
+                    show_progress,
+                )
+            return captum.attr.KernelShap.attribute.__wrapped__(
+                _with_lime_filler(self, plan, n_samples, perturbations_per_eval),
+                inputs,
+                plan.captum_baselines,
+                target,
+                additional_forward_args,
+                feature_mask,
+                n_samples,
+                perturbations_per_eval,
+                return_input_shape,
+                show_progress,
+            )

@@ -1,0 +1,385 @@
+"""MeaningfulPerturbation: localisation on a toy model, area, binarisation, model safety."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from captum_cf.attr import METHODS
+from captum_cf.attr.meaningful_perturbation import (
+    MeaningfulPerturbation,
+    _area_penalty,
+    _area_references,
+    _filler,
+    _reward,
+    _straight_through,
+    _total_variation,
+)
+from captum_cf.baselines import Baseline, ConstantBaseline, InpaintBaseline
+from captum_cf.datasets import SyntheticShapes
+from captum_cf.inpainters import PushPullInpainter
+
+SIZE = 32
+FAST = dict(n_iters=60, mask_size=16, jitter=0, tv=0.1)
+
+
+def _square_model(top: int = 8, left: int = 8, side: int = 8) -> nn.Module:
+    """Logit 0 = 20 * mean brightness of one square - 10, logit 1 = 0: only the square matters."""
+    weight = torch.zeros(3, SIZE, SIZE)
+    weight[:, top : top + side, left : left + side] = 1.0
+    linear = nn.Linear(3 * SIZE * SIZE, 2)
+    with torch.no_grad():
+        linear.weight.zero_()
+        linear.weight[0] = (weight / weight.sum() * 20).flatten()
+        linear.bias.copy_(torch.tensor([-10.0, 0.0]))
+    return nn.Sequential(nn.Flatten(), linear)
+
+
+def _square_images(n: int, top: int = 8, left: int = 8, side: int = 8) -> Tensor:
+    x = torch.rand(n, 3, SIZE, SIZE) * 0.3
+    x[:, :, top : top + side, left : left + side] = 0.9
+    return x
+
+
+def _square_mask(top: int = 8, left: int = 8, side: int = 8) -> Tensor:
+    mask = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    mask[top : top + side, left : left + side] = True
+    return mask
+
+
+def _iou(a: Tensor, b: Tensor) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+class _RecordingBaseline(Baseline):
+    """Mask-conditional baseline (overrides ``_fill``) that records every keep mask it sees."""
+
+    def __init__(self) -> None:
+        self.keeps: list[Tensor] = []
+
+    def _reference(self, inputs: Tensor, target: Any) -> Tensor:
+        return torch.zeros_like(inputs)
+
+    def _fill(self, inputs: Tensor, keep: Tensor, target: Any) -> Tensor:
+        self.keeps.append(keep.detach().clone())
+        return keep * inputs
+
+
+# ---------------------------------------------------------------------------------------------
+# what the method finds
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["deletion", "preservation"])
+def test_mask_localises_the_only_relevant_square(mode: str) -> None:
+    x = _square_images(2)
+    sal = MeaningfulPerturbation(_square_model()).attribute(
+        x, target=0, baselines=ConstantBaseline(0.0), mode=mode, **FAST
+    )
+    assert sal.shape == (2, 1, SIZE, SIZE)
+    assert 0.0 <= float(sal.min()) and float(sal.max()) <= 1.0
+    for s in sal:
+        assert _iou(s[0] > 0.5, _square_mask()) > 0.5
+
+
+def test_area_constraint_gives_a_mask_of_that_area_on_the_evidence() -> None:
+    x = _square_images(2)
+    sal = MeaningfulPerturbation(_square_model()).attribute(
+        x, target=0, baselines=0.0, mode="preservation", area=0.1, reward="logit", **FAST
+    )
+    pixels = SIZE * SIZE
+    for s in sal[:, 0]:
+        # the sorted-mask penalty makes the mask close to binary with 10 % ones
+        assert abs(float((s > 0.5).float().mean()) - 0.1) < 0.03
+        assert abs(float(s.mean()) - 0.1) < 0.03
+        top = s.flatten() >= s.flatten().kthvalue(pixels - int(0.1 * pixels)).values
+        # the top-10 % region covers the square (6.25 % of the image) almost entirely
+        assert float((top.view(SIZE, SIZE) & _square_mask()).sum()) / 64 > 0.9
+
+
+def test_several_areas_give_one_channel_each() -> None:
+    x = _square_images(2)
+    sal = MeaningfulPerturbation(_square_model()).attribute(
+        x, target=0, baselines=0.0, mode="preservation", area=[0.05, 0.2], reward="logit", **FAST
+    )
+    assert sal.shape == (2, 2, SIZE, SIZE)
+    fractions = (sal > 0.5).float().mean(dim=(2, 3))
+    assert torch.allclose(fractions, torch.tensor([[0.05, 0.2]] * 2), atol=0.03)
+
+
+def test_deletion_game_with_area_removes_the_square() -> None:
+    x = _square_images(1)
+    model = _square_model()
+    sal = MeaningfulPerturbation(model).attribute(
+        x, target=0, baselines=0.0, area=0.0625, reward="contrastive", **FAST
+    )
+    assert _iou(sal[0, 0] > 0.5, _square_mask()) > 0.5
+    deleted = x * (1 - (sal > 0.5).float())
+    assert model(deleted).argmax(dim=1).item() == 1  # class 0 is gone
+
+
+def test_binarize_forwards_binary_masks_and_still_learns() -> None:
+    recorder = _RecordingBaseline()
+    x = _square_images(1)
+    sal = MeaningfulPerturbation(_square_model()).attribute(
+        x, target=0, baselines=recorder, mode="preservation", binarize=True, l1=0.08, **FAST
+    )
+    # binarize: the soft and the hard mask are scored together, so 2 fills per step; the
+    # mask-conditional baseline only ever receives the binary hole ``keep < 0.5``
+    assert len(recorder.keeps) == 2 * FAST["n_iters"]
+    for keep in recorder.keeps:
+        assert bool(((keep == 0) | (keep == 1)).all())
+    # the continuous mask moved from its start (0.5 everywhere) onto the square
+    assert _iou(sal[0, 0] > 0.5, _square_mask()) > 0.5
+    assert float((sal - 0.5).abs().mean()) > 0.3
+
+
+def test_mp_g_deletes_the_square_with_push_pull_inpainting() -> None:
+    # the old rule handed the soft keep to push-pull, which blends a half-removed pixel with
+    # itself, so deleting gained nothing and the mask collapsed to "delete nothing"
+    x = _square_images(2)
+    model = _square_model()
+    baseline = InpaintBaseline(PushPullInpainter())
+    sal = MeaningfulPerturbation(model).attribute(x, target=0, baselines=baseline, **FAST)
+    for s in sal:
+        assert _iou(s[0] > 0.5, _square_mask()) > 0.5
+    hard_keep = (sal <= 0.5).float()
+    assert (model(baseline.fill(x, hard_keep)).argmax(dim=1) == 1).all()  # class 0 is gone
+
+
+def test_mp_g_content_is_inpainted_from_the_hard_context() -> None:
+    recorder = _RecordingBaseline()
+    fill = _filler(recorder, _square_images(1))
+    x = _square_images(1)
+    keep = torch.full((1, 1, SIZE, SIZE), 0.8)
+    keep[..., :16, :] = 0.3
+    keep.requires_grad_(True)
+    out = fill(x, keep, torch.tensor([0]))
+    # hole = keep < 0.5 (top half): recorder fills it with 0; elsewhere its reference, also 0
+    assert torch.equal(recorder.keeps[0][:, :1], (keep.detach() >= 0.5).float())
+    assert torch.allclose(out, keep.detach() * x)
+    out.sum().backward()
+    assert torch.allclose(keep.grad, x.sum(dim=1, keepdim=True))  # gradient reaches every cell
+
+
+def test_binarize_localises_on_the_zoo_shapes_model() -> None:
+    from captum_cf import zoo
+
+    if "shapes-cnn" not in zoo.available():
+        pytest.skip("zoo model shapes-cnn not available")
+    model = zoo.load("shapes-cnn")
+    data = SyntheticShapes(4, size=64, seed=5)
+    sal = MeaningfulPerturbation(model).attribute(
+        data.images, target=data.labels, binarize=True, n_iters=40, seed=0
+    )
+    deleted = (sal > 0.5).float().mean(dim=(1, 2, 3))
+    # the old 0.5 start flipped every cell together: all-keep or all-delete masks
+    assert bool((deleted > 0.0).all()) and bool((deleted < 0.75).all())
+    # pointing game with the benchmark's tolerance: the peak lies within 4 px of the object
+    near = F.max_pool2d(data.masks.float(), 9, stride=1, padding=4).flatten(1)
+    hits = near.gather(1, sal.flatten(1).argmax(dim=1)[:, None])
+    assert int(hits.sum()) >= 3
+    inside = data.masks.float()
+    mean_in = (sal * inside).sum(dim=(1, 2, 3)) / inside.sum(dim=(1, 2, 3))
+    mean_out = (sal * (1 - inside)).sum(dim=(1, 2, 3)) / (1 - inside).sum(dim=(1, 2, 3))
+    assert bool((mean_in > 1.5 * mean_out).all())
+
+
+def test_straight_through_is_identity_backwards() -> None:
+    s = torch.tensor([0.2, 0.5, 0.7], requires_grad=True)
+    out = _straight_through(s)
+    assert torch.equal(out, torch.tensor([0.0, 1.0, 1.0]))
+    (out * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert torch.equal(s.grad, torch.tensor([1.0, 2.0, 3.0]))
+
+
+def test_rewards_by_hand() -> None:
+    logits = torch.tensor([[2.0, 0.0, 1.0], [0.0, 3.0, -1.0]])
+    target = torch.tensor([0, 2])
+    assert torch.allclose(_reward(logits, target, "logit"), torch.tensor([2.0, -1.0]))
+    assert torch.allclose(_reward(logits, target, "contrastive"), torch.tensor([1.0, -4.0]))
+    expected = torch.tensor([logits[0].softmax(0)[0], logits[1].softmax(0)[2]])
+    assert torch.allclose(_reward(logits, target, "probability"), expected)
+
+
+def test_regularisers_by_hand() -> None:
+    mask = torch.tensor([[[[0.0, 1.0], [0.5, 0.5]]]])
+    # vertical |0.5-0|^3, |0.5-1|^3 -> mean 0.125; horizontal 1, 0 -> mean 0.5
+    assert torch.allclose(_total_variation(mask, 3.0), torch.tensor([0.625]))
+    refs = _area_references((0.25,), 1, (2, 2), mask)
+    assert torch.equal(refs, torch.tensor([[0.0, 0.0, 0.0, 1.0]]))
+    # sorted (0, .5, .5, 1) against (0, 0, 0, 1): (0 + .25 + .25 + 0) / 4
+    assert torch.allclose(_area_penalty(mask, refs), torch.tensor([0.125]))
+
+
+# ---------------------------------------------------------------------------------------------
+# batching, seeding, arguments
+# ---------------------------------------------------------------------------------------------
+
+
+def test_batch_equals_one_image_at_a_time() -> None:
+    x = torch.cat([_square_images(1), _square_images(1, top=16, left=12)])
+    target = torch.tensor([0, 1])
+    mp = MeaningfulPerturbation(_square_model())
+    kwargs = dict(baselines=ConstantBaseline(0.2), n_iters=30, mask_size=8, jitter=2, seed=5)
+    batch = mp.attribute(x, target=target, area=[0.1, 0.3], **kwargs)
+    for i in range(2):
+        alone = mp.attribute(x[i : i + 1], target=target[i : i + 1], area=[0.1, 0.3], **kwargs)
+        assert torch.allclose(batch[i : i + 1], alone, atol=1e-5)
+
+
+def test_reproducible_under_torch_seed_and_seed_argument() -> None:
+    mp = MeaningfulPerturbation(_square_model())
+    x = _square_images(2)
+    kwargs = dict(target=0, baselines=0.0, n_iters=20, mask_size=8, jitter=3)
+    torch.manual_seed(11)
+    first = mp.attribute(x, **kwargs)
+    torch.manual_seed(11)
+    assert torch.equal(first, mp.attribute(x, **kwargs))
+    seeded = mp.attribute(x, seed=3, **kwargs)
+    assert torch.equal(seeded, mp.attribute(x, seed=3, **kwargs))
+    assert not torch.equal(seeded, mp.attribute(x, seed=4, **kwargs))
+
+
+def test_target_none_explains_the_predicted_class() -> None:
+    model = _square_model()
+    x = _square_images(2)
+    x[1, :, 8:16, 8:16] = 0.1  # square dark: class 1 predicted
+    mp = MeaningfulPerturbation(model)
+    auto = mp.attribute(x, baselines=0.0, n_iters=5, jitter=0)
+    explicit = mp.attribute(x, target=model(x).argmax(1), baselines=0.0, n_iters=5, jitter=0)
+    assert torch.equal(auto, explicit)
+
+
+def test_additional_forward_args_reach_the_model_for_every_area() -> None:
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = _square_model()
+
+        def forward(self, x: Tensor, scale: Tensor) -> Tensor:
+            return self.inner(x) * scale[:, None]
+
+    x = _square_images(2)
+    mp = MeaningfulPerturbation(Scaled())
+    sal = mp.attribute(
+        x,
+        target=0,
+        baselines=0.0,
+        area=[0.1, 0.2],
+        additional_forward_args=(torch.ones(2),),
+        **FAST,
+    )
+    assert sal.shape == (2, 2, SIZE, SIZE)
+    assert _iou(sal[0, 0] > 0.5, _square_mask()) > 0.5
+
+
+def test_inputs_untouched_and_default_blur_baseline_runs() -> None:
+    x = _square_images(2)
+    before = x.clone()
+    sal = MeaningfulPerturbation(_square_model()).attribute(x, target=0, n_iters=3)
+    assert torch.equal(x, before)
+    assert sal.shape == (2, 1, SIZE, SIZE) and sal.dtype == x.dtype
+
+
+def test_model_state_restored_after_success_and_after_exception() -> None:
+    model = nn.Sequential(_square_model(), nn.Dropout(0.0))
+    model[0][1].bias.requires_grad_(False)
+    model.train()
+    model[1].eval()
+    params = [p.detach().clone() for p in model.parameters()]
+
+    def snapshot() -> list[Any]:
+        return [m.training for m in model.modules()] + [p.requires_grad for p in model.parameters()]
+
+    state = snapshot()
+    MeaningfulPerturbation(model).attribute(_square_images(1), target=0, baselines=0.0, n_iters=3)
+    assert snapshot() == state
+    assert all(torch.equal(a, b) for a, b in zip(params, model.parameters()))
+
+    calls = {"n": 0}
+
+    def explode(module: nn.Module, args: Any, output: Tensor) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("boom")
+
+    handle = model.register_forward_hook(explode)
+    with pytest.raises(RuntimeError, match="boom"):
+        MeaningfulPerturbation(model).attribute(_square_images(1), target=0, baselines=0.0)
+    handle.remove()
+    assert snapshot() == state
+    assert all(torch.equal(a, b) for a, b in zip(params, model.parameters()))
+
+
+BAD = [
+    (dict(mode="delete"), ValueError, "mode must be one of"),
+    (dict(reward="prob"), ValueError, "reward must be one of"),
+    (dict(area=0.0), ValueError, r"area must .* in \(0, 1\)"),
+    (dict(area=[0.1, 1.5]), ValueError, r"area must .* in \(0, 1\)"),
+    (dict(area=[]), ValueError, "non-empty"),
+    (dict(area="big"), TypeError, "area must be"),
+    (dict(target=2), ValueError, r"target must be class indices in \[0, 2\)"),
+    (dict(target=[0, 1, 0]), ValueError, "one entry per example"),
+    (dict(n_iters=0), ValueError, "n_iters must be"),
+    (dict(n_iters=2.5), TypeError, "n_iters must be an int"),
+    (dict(lr=0.0), ValueError, "lr must be"),
+    (dict(l1=-1.0), ValueError, "l1 must be"),
+    (dict(tv_beta=0.5), ValueError, "tv_beta must be"),
+    (dict(jitter=-1), ValueError, "jitter must be"),
+    (dict(mask_size=0), ValueError, "mask_size must lie"),
+    (dict(mask_size=(4, 64)), ValueError, "mask_size must lie"),
+    (dict(mask_size="big"), TypeError, "mask_size must be"),
+    (dict(binarize=1), TypeError, "binarize must be a bool"),
+    (dict(baselines="blur"), TypeError, "baselines must be"),
+    (dict(baselines=torch.zeros(3, 3)), ValueError, "baselines tensor must be broadcastable"),
+]
+
+
+@pytest.mark.parametrize("kwargs, error, message", BAD, ids=[str(b[0])[:40] for b in BAD])
+def test_bad_arguments_are_rejected_before_optimising(
+    kwargs: dict, error: type, message: str
+) -> None:
+    calls = {"n": 0}
+    model = _square_model()
+    model.register_forward_hook(lambda *a: calls.__setitem__("n", calls["n"] + 1))
+    kwargs = {"target": 0, "baselines": 0.0, **kwargs}
+    with pytest.raises(error, match=message):
+        MeaningfulPerturbation(model).attribute(_square_images(2), **kwargs)
+    assert calls["n"] <= 1  # at most the clean pass that reads the number of classes
+
+
+@pytest.mark.parametrize(
+    "inputs, error, message",
+    [
+        (torch.rand(3, SIZE, SIZE), ValueError, r"shape \(N, C, H, W\)"),
+        (torch.ones(1, 3, SIZE, SIZE, dtype=torch.long), TypeError, "floating-point"),
+        (torch.full((1, 3, SIZE, SIZE), 2.0), ValueError, r"in \[0, 1\]"),
+        ([[0.0]], TypeError, "torch.Tensor"),
+    ],
+)
+def test_bad_inputs_are_rejected(inputs: Any, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        MeaningfulPerturbation(_square_model()).attribute(inputs, target=0, baselines=0.0)
+
+
+def test_model_must_return_class_scores() -> None:
+    mp = MeaningfulPerturbation(lambda x: x.sum(dim=(1, 2, 3)))
+    with pytest.raises(ValueError, match=r"logits of shape \(N, classes\)"):
+        mp.attribute(_square_images(1), target=0, baselines=0.0)
+
+
+def test_registered_for_the_audit() -> None:
+    from captum_cf._registry import AuditContext
+
+    assert "meaningful-perturbation" in METHODS
+    ctx = AuditContext(_square_model(), "toy", None, 2, (3, SIZE, SIZE))
+    explain = METHODS.create("meaningful-perturbation", ctx)
+    sal = explain(_square_images(2), torch.tensor([0, 0]), ConstantBaseline(0.0))
+    assert sal.shape == (2, 1, SIZE, SIZE)
+    assert float(sal[:, :, 8:16, 8:16].mean()) > float(sal.mean())

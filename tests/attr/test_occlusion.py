@@ -1,0 +1,187 @@
+"""captum_cf.attr.Occlusion: Captum's numbers for constants, fills only the occluded windows."""
+
+from __future__ import annotations
+
+import captum.attr
+import pytest
+import torch
+from perturbation_helpers import (
+    CountingConstant,
+    LeftHalfLinear,
+    MeanFill,
+    Recorder,
+    TargetNeeding,
+    TinyCNN,
+    model_state,
+    same_state,
+)
+
+from captum_cf.attr import NoiseTunnel, Occlusion
+from captum_cf.baselines import ConstantBaseline
+
+WINDOW, STRIDE = (3, 3, 3), (3, 2, 2)  # 4 x 4 = 16 windows on 8 x 8
+
+
+@pytest.fixture
+def x() -> torch.Tensor:
+    return torch.rand(2, 3, 8, 8)
+
+
+@pytest.mark.parametrize("ppe", [1, 2, 5])
+@pytest.mark.parametrize("value", [0.0, 0.3])
+def test_constant_baseline_equals_captum_scalar(x, ppe, value):
+    model = TinyCNN()
+    expected = captum.attr.Occlusion(model).attribute(
+        x, WINDOW, STRIDE, baselines=value, target=1, perturbations_per_eval=ppe
+    )
+    got = Occlusion(model).attribute(
+        x, WINDOW, STRIDE, baselines=ConstantBaseline(value), target=1, perturbations_per_eval=ppe
+    )
+    assert torch.equal(got, expected)
+    assert expected.abs().sum() > 0
+
+
+def test_tensor_baselines_pass_straight_to_captum(x):
+    model = TinyCNN()
+    ref = torch.rand(1, 3, 8, 8)
+    for baselines in (None, 0.25, ref):
+        expected = captum.attr.Occlusion(model).attribute(x, WINDOW, STRIDE, baselines, [0, 2])
+        got = Occlusion(model).attribute(x, WINDOW, STRIDE, baselines, [0, 2])
+        assert torch.equal(got, expected)
+
+
+def test_fill_sees_exactly_captums_windows_and_kept_pixels_are_original(x):
+    model = Recorder(TinyCNN())
+    fill = MeanFill()
+    Occlusion(model).attribute(
+        x, WINDOW, STRIDE, baselines=fill, target=0, perturbations_per_eval=4
+    )
+    # the same windows as Captum: Captum with a marker constant shows where it ablates
+    marker = Recorder(TinyCNN())
+    captum.attr.Occlusion(marker).attribute(
+        x, WINDOW, STRIDE, baselines=0.123, target=0, perturbations_per_eval=4
+    )
+    keeps = torch.cat([keep for _, keep, _ in fill.calls])
+    captum_removed = torch.cat(marker.batches[1:]) == 0.123
+    assert torch.equal(keeps.expand_as(captum_removed) == 0, captum_removed)
+    # the model saw the original pixels wherever keep == 1, and the fill's content elsewhere
+    seen = torch.cat(model.batches[1:])
+    originals = torch.cat([inputs for inputs, _, _ in fill.calls])
+    kept = keeps.expand_as(seen) == 1
+    assert torch.equal(seen[kept], originals[kept])
+    assert torch.equal(originals[:2], x)
+    assert not torch.equal(seen[~kept], originals[~kept])
+
+
+def test_one_fill_call_per_chunk(x):
+    fill = CountingConstant(0.5)
+    Occlusion(TinyCNN()).attribute(
+        x, WINDOW, STRIDE, baselines=fill, target=0, perturbations_per_eval=5
+    )
+    assert fill.batch_sizes == [10, 10, 10, 2]  # 16 windows in chunks of 5, 2 images each
+
+
+def test_model_that_ignores_right_half_gets_zero_there(x):
+    attr = Occlusion(LeftHalfLinear()).attribute(
+        x, (3, 2, 2), (3, 2, 2), baselines=MeanFill(), target=1, perturbations_per_eval=3
+    )
+    # zero up to float32 round-off of batched matmuls of different batch sizes
+    assert attr[..., 4:].abs().max() < 1e-5
+    assert attr[..., :4].abs().min() > 1e-3
+
+
+def test_multiple_inputs_additional_args_and_target_list():
+    class Two(torch.nn.Module):
+        def forward(self, img, vec, scale):
+            return (img.flatten(1)[:, :4] * vec).sum(1, keepdim=True) * scale + vec[:, :2] * 0
+
+    img, vec = torch.rand(2, 1, 4, 4), torch.rand(2, 4)
+    kwargs = dict(
+        sliding_window_shapes=((1, 2, 2), (1,)),
+        additional_forward_args=(torch.tensor([[2.0], [3.0]]),),
+        target=[0, 1],
+        perturbations_per_eval=2,
+    )
+    expected = captum.attr.Occlusion(Two()).attribute((img, vec), baselines=(0.5, 0.0), **kwargs)
+    got = Occlusion(Two()).attribute((img, vec), baselines=(ConstantBaseline(0.5), 0.0), **kwargs)
+    assert all(torch.equal(g, e) for g, e in zip(got, expected))
+
+
+def test_noise_tunnel_with_constant_baseline_equals_captum(x):
+    model = TinyCNN()
+    kw = dict(nt_samples=3, stdevs=0.1, sliding_window_shapes=WINDOW, strides=STRIDE, target=0)
+    torch.manual_seed(3)
+    expected = captum.attr.NoiseTunnel(captum.attr.Occlusion(model)).attribute(
+        x, baselines=0.5, **kw
+    )
+    torch.manual_seed(3)
+    got = NoiseTunnel(Occlusion(model)).attribute(x, baselines=ConstantBaseline(0.5), **kw)
+    assert torch.equal(got, expected)
+    # with a mask-conditional fill the noisy inputs are clamped for the fill's context only
+    fill = MeanFill()
+    NoiseTunnel(Occlusion(model)).attribute(x, baselines=fill, **kw)
+    assert all(float(inp.min()) >= 0 and float(inp.max()) <= 1 for inp, _, _ in fill.calls)
+
+
+def test_show_progress(x, capsys):
+    Occlusion(TinyCNN()).attribute(
+        x,
+        WINDOW,
+        STRIDE,
+        baselines=MeanFill(),
+        target=0,
+        perturbations_per_eval=4,
+        show_progress=True,
+    )
+    assert "Occlusion attribution" in capsys.readouterr().err
+
+
+def test_model_state_unchanged_also_after_an_error(x):
+    model = TinyCNN().train()
+    model.conv.weight.requires_grad_(False)
+    before = model_state(model)
+    Occlusion(model).attribute(x, WINDOW, STRIDE, baselines=MeanFill(), target=0)
+    assert same_state(before, model_state(model))
+    with pytest.raises(ValueError, match="target"):
+        Occlusion(model).attribute(x, WINDOW, STRIDE, baselines=TargetNeeding())
+    assert same_state(before, model_state(model))
+
+
+def test_bad_inputs(x):
+    occ = Occlusion(TinyCNN())
+    with pytest.raises(ValueError, match="baselines: a captum_cf Baseline fills images"):
+        Occlusion(torch.nn.Linear(5, 2)).attribute(torch.rand(3, 5), (1,), baselines=MeanFill())
+    with pytest.raises(ValueError, match="baselines is a tuple of 2 entries"):
+        occ.attribute(x, WINDOW, STRIDE, baselines=(MeanFill(), 0.0))
+    bad = x.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        occ.attribute(bad, WINDOW, STRIDE, baselines=MeanFill(), target=0)
+    with pytest.raises(TypeError, match="baselines must be"):
+        occ.attribute(x, WINDOW, STRIDE, baselines="grey", target=0)
+    with pytest.raises(ValueError, match="one entry per example"):
+        occ.attribute(x, WINDOW, STRIDE, baselines=TargetNeeding(), target=[0, 1, 2])
+
+
+def test_inpainted_samples_are_finite_in_unit_range_and_keep_context(x):
+    from captum_cf.baselines import InpaintBaseline
+    from captum_cf.inpainters import PushPullInpainter
+
+    model = Recorder(TinyCNN())
+    Occlusion(model).attribute(
+        x,
+        WINDOW,
+        STRIDE,
+        baselines=InpaintBaseline(PushPullInpainter()),
+        target=0,
+        perturbations_per_eval=16,
+    )
+    (fed,) = model.batches[1:]  # all 16 windows x 2 images in one chunk
+    assert bool(torch.isfinite(fed).all()) and float(fed.min()) >= 0 and float(fed.max()) <= 1
+    changed = (fed != x.repeat(16, 1, 1, 1)).any(1)  # (32, 8, 8): where the model saw new values
+    assert int(changed.flatten(1).sum(1).max()) <= 9  # never outside one 3 x 3 window
+
+
+def test_inputs_outside_unit_range_are_refused(x):
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        Occlusion(TinyCNN()).attribute(x * 3, WINDOW, STRIDE, baselines=MeanFill(), target=0)

@@ -1,0 +1,97 @@
+"""SparseCounterfactualBaseline: x + a sparse FW edit into class c, usable by captum_cf.attr."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from captum_cf import zoo
+from captum_cf._registry import AuditContext
+from captum_cf.attr import IntegratedGradients
+from captum_cf.baselines import BASELINES, SparseCounterfactualBaseline
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    with torch.no_grad():
+        model[1].weight.mul_(5)
+    return model.eval()
+
+
+def _x(n: int = 6) -> torch.Tensor:
+    return torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+
+
+def test_reference_is_sparse_edit_into_counterfactual_class() -> None:
+    model, x = _model(), _x()
+    base = SparseCounterfactualBaseline(model, counterfactual_class=2, sparsity=0.75, n_steps=20)
+    ref = base.reference(x)
+    changed = (ref != x).flatten(1).sum(1)
+    assert (changed <= 16).all() and (changed > 0).all()
+    assert (ref >= 0).all() and (ref <= 1).all()
+    assert (model(ref).argmax(1) == 2).all()
+    assert torch.equal(base(x), ref)  # callable as Captum wants, deterministic
+
+
+def test_runner_up_differs_from_explained_target() -> None:
+    model, x = _model(), _x()
+    logits = model(x)
+    base = SparseCounterfactualBaseline(model, "runner-up", k=20, n_steps=20)
+    target = logits.argmax(1)
+    expected = logits.scatter(1, target[:, None], float("-inf")).argmax(1)
+    ref = base.reference(x, target=target)
+    assert (model(ref).argmax(1) == expected).float().mean() >= 5 / 6
+    ref0 = base.reference(x, target=0)  # explaining class 0: c = best class other than 0
+    others = logits.clone()
+    others[:, 0] = float("-inf")
+    assert (model(ref0).argmax(1) == others.argmax(1)).float().mean() >= 5 / 6
+
+
+def test_usable_by_integrated_gradients_with_completeness() -> None:
+    model, x = _model(), _x(3)
+    base = SparseCounterfactualBaseline(model, 1, sparsity=0.75, n_steps=10)
+    attr, gap = IntegratedGradients(model).attribute(x, baselines=base, target=0,
+                                                     return_convergence_delta=True)
+    ref = base.reference(x)
+    assert torch.allclose(attr.flatten(1).sum(1), (model(x) - model(ref))[:, 0], atol=1e-4)
+    assert float(gap.abs().max()) < 1e-4
+    assert (attr[ref == x] == 0).all()  # linear model: unchanged pixels get no attribution
+
+
+def test_fill_keeps_pixels() -> None:
+    base = SparseCounterfactualBaseline(_model(), 1, k=8, n_steps=4)
+    x = _x(2)
+    keep = torch.ones(2, 1, 8, 8)
+    keep[..., :4] = 0
+    out = base.fill(x, keep)
+    assert torch.equal(out[..., 4:], x[..., 4:])
+
+
+def test_registry_entry() -> None:
+    digits = AuditContext(model=_model(), data_name="digits", train_data=None, num_classes=10,
+                          image_shape=(1, 32, 32))
+    shapes = AuditContext(model=_model(), data_name="shapes", train_data=None, num_classes=4,
+                          image_shape=(3, 64, 64))
+    assert zoo.entry("digits-cnn-robust").path.is_file()
+    assert "sparse-counterfactual" in BASELINES.names(digits)
+    assert "sparse-counterfactual" not in BASELINES.names(shapes)
+    base = BASELINES.create("sparse-counterfactual", digits)
+    assert isinstance(base, SparseCounterfactualBaseline) and base.sparsity == 0.95
+
+
+def test_bad_input() -> None:
+    model = _model()
+    with pytest.raises(TypeError, match="robust_model"):
+        SparseCounterfactualBaseline("model")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="counterfactual_class"):
+        SparseCounterfactualBaseline(model, "second")
+    with pytest.raises(ValueError, match="sparsity"):
+        SparseCounterfactualBaseline(model, 1, sparsity=1.5)
+    with pytest.raises(ValueError, match="n_steps"):
+        SparseCounterfactualBaseline(model, 1, n_steps=1)
+    with pytest.raises(ValueError, match="counterfactual_class must be class indices"):
+        SparseCounterfactualBaseline(model, 5).reference(_x(1))
+    with pytest.raises(ValueError, match="inputs must be images in"):
+        SparseCounterfactualBaseline(model, 1).reference(_x(1) + 2)

@@ -1,0 +1,114 @@
+"""PGD attack and adversarial training: the threat model, learning, exact resume, the CLI."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from captum_cf.cli import main
+from captum_cf.robust import adversarial_train, pgd_attack, robust_accuracy
+
+
+def _model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
+
+
+def _data(n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class 1 = bright left half, class 0 = bright right half, plus noise."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % 2
+    x = 0.2 * torch.rand(n, 1, 4, 4, generator=g)
+    x[y == 1, :, :, :2] += 0.7
+    x[y == 0, :, :, 2:] += 0.7
+    return x.clamp(0, 1), y
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_pgd_respects_threat_model_and_raises_loss(norm: str) -> None:
+    model, (x, y) = _model(), _data()
+    eps = 0.5 if norm == "l2" else 0.05
+    adv = pgd_attack(model, x, y, norm, eps, steps=10, generator=torch.Generator().manual_seed(0))
+    d = (adv - x).flatten(1)
+    size = d.norm(dim=1) if norm == "l2" else d.abs().amax(1)
+    assert (size <= eps + 1e-5).all() and (adv >= 0).all() and (adv <= 1).all()
+    ce = nn.functional.cross_entropy
+    assert float(ce(model(adv), y)) > float(ce(model(x), y))
+
+
+def test_adversarial_training_learns_and_is_robust() -> None:
+    model, data = _model(1), _data()
+    model.eval()
+    history = adversarial_train(model, data, eps=0.5, steps=60, attack_steps=3, batch_size=8,
+                                lr=1e-2, log_every=20)
+    assert [h["step"] for h in history] == [20, 40, 60]
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert not model.training  # mode restored
+    clean, robust = robust_accuracy(model, *data, eps=0.5, steps=10)
+    assert clean == 1.0 and robust >= 0.9
+
+
+class _Interrupted(nn.Module):
+    """The model, raising KeyboardInterrupt at forward call number ``stop_at`` (a crash)."""
+
+    def __init__(self, seed: int, stop_at: int | None = None) -> None:
+        super().__init__()
+        self.net, self.calls, self.stop_at = _model(seed), 0, stop_at
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == self.stop_at:
+            raise KeyboardInterrupt
+        return self.net(x)
+
+
+def test_checkpoint_resume_is_exact(tmp_path) -> None:
+    data = _data()
+    kw = {"eps": 0.5, "steps": 7, "attack_steps": 2, "batch_size": 8, "log_every": 1}
+    straight = _Interrupted(1)
+    h1 = adversarial_train(straight, data, **kw)
+    ckpt = tmp_path / "adv.ckpt"
+    crashing = _Interrupted(1, stop_at=3 * 5 + 1)  # 3 forward calls per step: dies in step 6
+    with pytest.raises(KeyboardInterrupt):
+        adversarial_train(crashing, data, checkpoint=ckpt, checkpoint_every=2, **kw)
+    assert crashing.training is True  # mode restored after the crash (it was train mode)
+    resumed = _Interrupted(5)  # other initial weights: everything must come from the checkpoint
+    h2 = adversarial_train(resumed, data, checkpoint=ckpt, **kw)  # resumes at step 4, mid-epoch
+    assert [h["loss"] for h in h2] == [h["loss"] for h in h1]
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_bad_input() -> None:
+    model, (x, y) = _model(), _data()
+    with pytest.raises(ValueError, match="norm"):
+        adversarial_train(model, (x, y), norm="l1")
+    with pytest.raises(ValueError, match="eps"):
+        adversarial_train(model, (x, y), eps=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        adversarial_train(model, (x, y), batch_size=100)
+    with pytest.raises(ValueError, match="labels"):
+        adversarial_train(model, (x, y.float()))
+    with pytest.raises(ValueError, match="dataset images must be images in"):
+        adversarial_train(model, (x + 1, y))
+    with pytest.raises(TypeError, match="model"):
+        adversarial_train(lambda v: v, (x, y))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="steps"):
+        pgd_attack(model, x, y, steps=0)
+
+
+def test_cli_train_robust(tmp_path, capsys) -> None:
+    from captum_cf import zoo
+
+    out = tmp_path / "robust.pt"
+    code = main(["train", "robust", "--data", "digits", "--out", str(out), "--steps", "2",
+                 "--attack-steps", "1", "--limit", "64", "--no-progress"])
+    assert code == 0 and "robust accuracy" in capsys.readouterr().out
+    model = zoo.load_file(out)
+    assert model(torch.rand(2, 1, 32, 32)).shape == (2, 10)
+    metrics = zoo.read_weights(out)["metrics"]
+    assert metrics["steps"] == 2 and 0 <= metrics["robust_accuracy"] <= metrics["test_accuracy"]
+    assert zoo.read_weights(out)["config"]["pool"] == "max"  # as the shipped weights
+    assert main(["train", "robust", "--data", "digits", "--out", str(out), "--steps", "0"]) == 2
+    assert "--steps must be >= 1" in capsys.readouterr().err
