@@ -21,7 +21,7 @@ def blur_sigma(image_shape: tuple[int, int, int]) -> float:
 
 
 def register(registry: Registry[Baseline]) -> None:
-    """Add ``zero``, ``blur``, ``noise`` and ``inpaint-pushpull`` to ``registry``."""
+    """Add ``zero``, ``blur``, ``noise``, ``inpaint-pushpull`` and ``inpaint-learned``."""
     registry.register("zero", lambda ctx: ConstantBaseline(0.0), "constant 0 (black)")
     registry.register(
         "blur",
@@ -38,7 +38,30 @@ def register(registry: Registry[Baseline]) -> None:
         _inpaint_pushpull,
         "every pixel inpainted from its surroundings by push-pull (4x4 checkerboard grid)",
     )
+    registry.register(
+        "inpaint-learned",
+        _inpaint_learned,
+        "inpainted by the zoo's learned inpainter of the data set (4x4 checkerboard grid)",
+        available=_has_zoo_inpainter,
+    )
 
 
 def _inpaint_pushpull(ctx: AuditContext) -> Baseline:
     return InpaintBaseline(PushPullInpainter())
+
+
+def _zoo_inpainter_name(ctx: AuditContext) -> str:
+    return f"{ctx.data_name}-inpainter"
+
+
+def _has_zoo_inpainter(ctx: AuditContext) -> bool:
+    from captum_cf import zoo  # lazy: the zoo is only imported when the audit asks
+
+    name = _zoo_inpainter_name(ctx)
+    return name in zoo.available() and zoo.entry(name).path.is_file()
+
+
+def _inpaint_learned(ctx: AuditContext) -> Baseline:
+    from captum_cf import zoo
+
+    return InpaintBaseline(zoo.load(_zoo_inpainter_name(ctx), device=ctx.device))

@@ -60,5 +60,6 @@ from captum_cf.zoo import (
     classifiers,  # noqa: E402, F401
     exaggeration,  # noqa: E402, F401
     generators,  # noqa: E402, F401
+    inpainters,  # noqa: E402, F401
     robust,  # noqa: E402, F401
 )

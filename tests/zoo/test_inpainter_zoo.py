@@ -1,0 +1,108 @@
+"""Zoo inpainters: shipped quality bar, ``inpaint-learned`` baseline, ``train inpainter`` CLI."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+from captum_cf import zoo
+from captum_cf._registry import AuditContext
+from captum_cf.baselines import BASELINES, InpaintBaseline
+from captum_cf.cli import main
+from captum_cf.datasets import SyntheticShapes, load_digits
+from captum_cf.inpainters import LearnedInpainter, PushPullInpainter
+from captum_cf.zoo.inpainters import inpainter_quality, mean_colour_fill
+
+NAMES = ["digits-inpainter", "shapes-inpainter"]
+
+
+def _held_out(name: str) -> torch.Tensor:
+    if name == "digits-inpainter":
+        return load_digits("test").tensors[0][:60]
+    return SyntheticShapes(60, size=64, seed=1).images  # seed 0 trains the inpainter
+
+
+@functools.cache
+def _quality(name: str) -> dict[str, float]:
+    model = zoo.load(name)
+    assert isinstance(model, LearnedInpainter) and not model.training
+    return inpainter_quality({"learned": model, "push-pull": PushPullInpainter()},
+                             _held_out(name), seed=11)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_inpainter_beats_push_pull_on_held_out_images(name):
+    q = _quality(name)
+    assert q["learned"] < 0.95 * q["push-pull"], q
+    assert q["push-pull"] <= 0.8 * q["mean-colour"], q
+    assert zoo.entry(name).path.stat().st_size <= 1_000_000
+    recorded = zoo.read_weights(zoo.entry(name).path)["metrics"]
+    assert recorded["test_l1"] < recorded["test_l1_pushpull"]
+    assert recorded["test_l1"] <= zoo.entry(name).expected
+
+
+@pytest.mark.parametrize("name", [
+    "digits-inpainter",
+    pytest.param("shapes-inpainter", marks=pytest.mark.xfail(
+        strict=True, reason="measured 0.92 x push-pull on held-out shapes (see RESULTS.md)")),
+])
+def test_shipped_inpainter_meets_the_quality_bar(name):
+    q = _quality(name)
+    assert q["learned"] <= 0.8 * q["push-pull"], q
+
+
+def test_mean_colour_fill_uses_known_pixels_only():
+    x = torch.zeros(1, 2, 4, 4)
+    x[:, 0, :2] = 1.0  # channel 0: top half white
+    hole = torch.zeros(1, 1, 4, 4)
+    hole[..., 3, :] = 1  # bottom row is the hole; known: 8 white + 4 black pixels
+    out = mean_colour_fill(x, hole)
+    torch.testing.assert_close(out[0, 0, 3], torch.full((4,), 8 / 12))
+    torch.testing.assert_close(out[0, 1, 3], torch.zeros(4))
+    assert torch.equal(out[..., :3, :], x[..., :3, :])
+
+
+def test_inpaint_learned_baseline_is_registered_for_zoo_data_only():
+    def ctx(data, shape):
+        return AuditContext(model=None, data_name=data, train_data=None, num_classes=10,
+                            image_shape=shape)
+
+    digits = ctx("digits", (1, 32, 32))
+    assert "inpaint-learned" in BASELINES.names(digits)
+    assert "inpaint-learned" in BASELINES.names(ctx("shapes", (3, 64, 64)))
+    assert "inpaint-learned" not in BASELINES.names(ctx("/some/folder", (3, 64, 64)))
+    baseline = BASELINES.create("inpaint-learned", digits)
+    assert isinstance(baseline, InpaintBaseline)
+    assert isinstance(baseline.inpainter, LearnedInpainter)
+    x = load_digits("test").tensors[0][:2]
+    keep = torch.ones(2, 1, 32, 32)
+    keep[..., 10:20, 8:24] = 0
+    with torch.no_grad():
+        out = baseline.fill(x, keep)
+    assert torch.equal(out * keep, x * keep)
+
+
+def test_cli_train_inpainter_writes_a_loadable_file(tmp_path, capsys):
+    out = tmp_path / "inp.pt"
+    args = ["train", "inpainter", "--data", "digits", "--out", str(out), "--steps", "2",
+            "--limit", "16", "--no-progress"]
+    assert main(args) == 0
+    assert "weights written" in capsys.readouterr().out
+    model = LearnedInpainter.load(out)
+    metrics = zoo.read_weights(out)["metrics"]
+    assert metrics["steps"] == 2 and metrics["train_size"] == 16 and metrics["test_size"] == 16
+    assert isinstance(zoo.load_file(out), LearnedInpainter) and model.config["channels"] == 1
+    # --resume finds the finished checkpoint (OUT.ckpt) and trains no further step
+    assert main(args + ["--resume"]) == 0
+    reloaded = LearnedInpainter.load(out)
+    for a, b in zip(model.state_dict().values(), reloaded.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_cli_bad_arguments(capsys):
+    assert main(["train", "inpainter", "--data", "digits", "--out", "x.pt", "--steps", "0"]) == 2
+    assert "--steps" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "inpainter", "--data", "cifar", "--out", "x.pt"])
