@@ -214,6 +214,7 @@ TRAIN_COMMANDS["exaggeration"] = (
     "(digits-exaggeration)",
     _exaggeration_args,
     _exaggeration_run,
+)
 
 
 # --- train inpainter (zoo: digits-inpainter, shapes-inpainter) ----------------------------------
