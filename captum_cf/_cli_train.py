@@ -154,6 +154,69 @@ TRAIN_COMMANDS["ganmex"] = (
 )
 
 
+# --- train exaggeration (zoo: digits-exaggeration) ----------------------------------------------
+
+
+def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, choices=["digits", "shapes"],
+                        help="training images: digits or shapes")
+    parser.add_argument("--classifier", default="zoo:digits-cnn",
+                        help="classifier to explain: zoo:<name> or a weights file "
+                             "(default zoo:digits-cnn)")
+    parser.add_argument("--positive", type=int, default=8,
+                        help="class whose posterior the generator walks (default 8)")
+    parser.add_argument("--out", required=True, help="generator weights file to write (.pt)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="generator steps in total (default 3000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint file (default: <out>.ckpt) written every "
+                             "--checkpoint-every steps")
+    parser.add_argument("--checkpoint-every", type=int, default=100, help="(default 100)")
+    parser.add_argument("--validate-every", type=int, default=100,
+                        help="steps between keep-best validations (default 100)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the checkpoint (must exist) instead of starting anew")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def _exaggeration_run(args: argparse.Namespace) -> int:
+    import os
+
+    from captum_cf.zoo.exaggeration import train_exaggeration
+
+    for name in ("steps", "limit", "checkpoint_every", "validate_every"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    checkpoint = args.checkpoint or f"{args.out}.ckpt"
+    if args.resume and not os.path.isfile(checkpoint):
+        raise CLIError(f"--resume needs an existing checkpoint file, {checkpoint!r} is missing")
+    if not args.resume and os.path.isfile(checkpoint):
+        raise CLIError(f"{checkpoint} exists: pass --resume to continue it or remove it")
+    try:
+        metrics = train_exaggeration(
+            args.data, out=args.out, classifier=args.classifier, positive=args.positive,
+            steps=args.steps, seed=args.seed, checkpoint=checkpoint,
+            checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
+            limit=args.limit, show_progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        raise CLIError(str(err)) from err
+    print(f"test compatibility r {metrics['test_r']:.3f}, MAE {metrics['test_mae']:.3f}, "
+          f"identity L1 {metrics['test_identity']:.4f}, monotone {metrics['test_monotone']:.2f} "
+          f"(best step {metrics['best_step']}); weights written to {args.out}")
+    return 0
+
+
+TRAIN_COMMANDS["exaggeration"] = (
+    "train a progressive-exaggeration generator for one class against a classifier "
+    "(digits-exaggeration)",
+    _exaggeration_args,
+    _exaggeration_run,
+)
+
+
 # --- train inpainter (zoo: digits-inpainter, shapes-inpainter) ----------------------------------
 
 

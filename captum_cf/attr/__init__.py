@@ -16,6 +16,7 @@ from captum_cf.attr.lime import Lime
 from captum_cf.attr.meaningful_perturbation import MeaningfulPerturbation
 from captum_cf.attr.noise_tunnel import NoiseTunnel
 from captum_cf.attr.occlusion import Occlusion
+from captum_cf.attr.progressive_exaggeration import ExaggerationSeries, ProgressiveExaggeration
 from captum_cf.attr.shapley_value import ShapleyValueSampling
 from captum_cf.attr.sparse_perturbation import SparsePerturbation
 from captum_cf.attr.superpixels import superpixels
@@ -64,4 +65,6 @@ __all__ = [
     "ShapleyValueSampling",
     "superpixels",
     "SparsePerturbation",
+    "ExaggerationSeries",
+    "ProgressiveExaggeration",
 ]

@@ -45,3 +45,15 @@ BASELINES.register(
     "MDTS: the nearest training image (L2) of the runner-up class",
     available=lambda ctx: ctx.train_data is not None,
 )
+
+from captum_cf.baselines import exaggeration as _exaggeration  # noqa: E402
+from captum_cf.baselines.exaggeration import ExaggerationBaseline  # noqa: E402
+
+BASELINES.register(
+    "exaggeration",
+    _exaggeration._from_context,
+    "Progressive exaggeration: the input walked to the opposite posterior of the zoo "
+    "generator's class (digits: 'is it an 8')",
+    available=_exaggeration._available,
+)
+__all__ += ["ExaggerationBaseline"]

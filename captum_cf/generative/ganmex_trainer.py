@@ -51,6 +51,11 @@ class GANMEXTrainConfig:
             similarity to the input and the cycle reconstruction ``|x - G(G(x, t), c)|_1``.
         max_shift (int): random translation (pixels) of real and fake images before the critic.
         val_images (int): validation images used for keep-best (taken from the validation set).
+        focus_pairs (tuple): class pairs ``(a, b)`` to over-sample (default none).
+        focus_share (float): share of each batch drawn from ``focus_pairs``: an image of ``a``
+            with target ``b`` or vice versa (both directions equally likely). The rest of the
+            batch stays uniform over every (class, other class), so the generator remains one
+            generator over all classes; only the pairs a one-vs-one study needs get more steps.
     """
 
     batch_size: int = 64
@@ -65,6 +70,18 @@ class GANMEXTrainConfig:
     lambda_rec: float = 0.0
     max_shift: int = 2
     val_images: int = 200
+    focus_pairs: tuple[tuple[int, int], ...] = ()
+    focus_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.focus_share <= 1.0:
+            raise ValueError(f"focus_share must be in [0, 1], got {self.focus_share}")
+        self.focus_pairs = tuple(tuple(int(c) for c in pair) for pair in self.focus_pairs)
+        if any(len(pair) != 2 or pair[0] == pair[1] for pair in self.focus_pairs):
+            raise ValueError(f"focus_pairs must be pairs of two different classes, got "
+                             f"{self.focus_pairs}")
+        if self.focus_share > 0 and not self.focus_pairs:
+            raise ValueError("focus_share > 0 needs focus_pairs")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,6 +155,9 @@ class GANMEXTrainer(Trainer):
             raise ValueError(
                 f"labels must contain every class (real samples per target); missing {missing}"
             )
+        bad = [p for p in self.config.focus_pairs if max(p) >= gcfg.num_classes or min(p) < 0]
+        if bad:
+            raise ValueError(f"focus_pairs {bad} name classes outside 0..{gcfg.num_classes - 1}")
         self.images = images
         self.generator = generator
         self.critic = critic or GANMEXCritic(gcfg)
@@ -197,9 +217,25 @@ class GANMEXTrainer(Trainer):
         idx = torch.randint(0, self.images.shape[0], (bs,), generator=self.rng)
         source = self.labels[idx]
         target = random_other_class(source, k, self.rng)
+        if self.config.focus_share > 0:
+            idx, source, target = self._focus(idx, source, target)
         pos = (torch.rand(bs, generator=self.rng) * self._counts[target]).long()
         real_idx = self._by_class[self._offsets[target] + pos]
         return (self.images[idx], source.to(device), target.to(device), self.images[real_idx])
+
+    def _focus(self, idx: Tensor, source: Tensor, target: Tensor) -> tuple[Tensor, ...]:
+        # replace a random share of the batch by (image of a, target b) / (image of b, target a)
+        chosen = torch.rand(idx.shape[0], generator=self.rng) < self.config.focus_share
+        n = int(chosen.sum())
+        pairs = torch.tensor(self.config.focus_pairs, dtype=torch.long)
+        which = torch.randint(0, pairs.shape[0], (n,), generator=self.rng)
+        side = torch.randint(0, 2, (n,), generator=self.rng)
+        src, tgt = pairs[which, side], pairs[which, 1 - side]
+        pos = (torch.rand(n, generator=self.rng) * self._counts[src]).long()
+        idx, source, target = idx.clone(), source.clone(), target.clone()
+        idx[chosen] = self._by_class[self._offsets[src] + pos]
+        source[chosen], target[chosen] = src, tgt
+        return idx, source, target
 
     def train_step(self) -> dict[str, float]:
         cfg = self.config

@@ -58,6 +58,7 @@ __all__ = [
 # Families of entries register themselves on import.
 from captum_cf.zoo import (
     classifiers,  # noqa: E402, F401
+    exaggeration,  # noqa: E402, F401
     generators,  # noqa: E402, F401
     inpainters,  # noqa: E402, F401
     robust,  # noqa: E402, F401

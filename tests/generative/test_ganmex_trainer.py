@@ -146,3 +146,33 @@ def test_random_other_class_never_returns_the_label():
     other = random_other_class(labels, 4, torch.Generator().manual_seed(0))
     assert bool((other != labels).all())
     assert set(other[labels == 0].tolist()) == {1, 2, 3}
+
+
+def test_focus_pairs_oversample_one_pair_and_keep_the_rest_uniform():
+    x, y = _data(300)
+    cfg = GANMEXTrainConfig(batch_size=300, focus_pairs=((1, 2),), focus_share=0.5)
+    trainer = GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x, y, config=cfg)
+    images, source, target, real = trainer._batch()
+    assert torch.equal(y[_match(images, x)], source)
+    assert bool((source != target).all()) and torch.equal(y[_match(real, x)], target)
+    in_pair = ((source == 1) & (target == 2)) | ((source == 2) & (target == 1))
+    # uniform draws hit (1 -> 2) or (2 -> 1) with probability 1/3; focused ones always
+    assert 0.55 < in_pair.float().mean().item() < 0.78, in_pair.float().mean()
+    assert (source == 0).any()  # the other classes still train
+    only = GANMEXTrainConfig(batch_size=64, focus_pairs=((0, 2),), focus_share=1.0)
+    _, source, target, _ = GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x, y,
+                                         config=only)._batch()
+    assert set(zip(source.tolist(), target.tolist())) == {(0, 2), (2, 0)}
+    with pytest.raises(ValueError, match="focus_share must be in"):
+        GANMEXTrainConfig(focus_pairs=((0, 1),), focus_share=1.5)
+    with pytest.raises(ValueError, match="needs focus_pairs"):
+        GANMEXTrainConfig(focus_share=0.5)
+    with pytest.raises(ValueError, match="two different classes"):
+        GANMEXTrainConfig(focus_pairs=((1, 1),), focus_share=0.5)
+    with pytest.raises(ValueError, match="outside 0..2"):
+        GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x, y,
+                      config=GANMEXTrainConfig(focus_pairs=((0, 3),), focus_share=0.5))
+
+
+def _match(images: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
+    return (images[:, None] == pool[None]).flatten(2).all(2).float().argmax(1)

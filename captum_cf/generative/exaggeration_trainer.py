@@ -1,0 +1,332 @@
+"""Training of a progressive-exaggeration generator against a frozen classifier."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from captum_cf._model_state import frozen
+from captum_cf._validation import check_target
+from captum_cf.generative.conditional import bin_centers, posterior_to_bin
+from captum_cf.generative.exaggeration import (
+    ExaggerationDiscriminator,
+    ExaggerationGenerator,
+)
+from captum_cf.generative.losses import hinge_critic_loss, hinge_generator_loss
+from captum_cf.generative.trainer import Trainer
+
+__all__ = [
+    "ExaggerationTrainConfig",
+    "ExaggerationTrainer",
+    "positive_posterior",
+    "binary_kl",
+    "evaluate_exaggeration",
+]
+
+
+@dataclass
+class ExaggerationTrainConfig:
+    """Loss weights and optimiser settings of :class:`ExaggerationTrainer`.
+
+    The paper uses lambda_GAN 1, lambda_cyc 100, lambda_cls 1 and 5 critic steps per generator
+    step. On 32 px digits with a CPU budget of ~1 hour the weights below were measured to work
+    (FEASIBILITY.md): gan 1, cls 10, rec 30, cyc 3, one critic step, Adam 2e-4, betas (0, 0.9).
+
+    Attributes:
+        batch_size (int): images per step (half positives, half negatives).
+        lr_generator, lr_critic (float): Adam learning rates.
+        betas (tuple): Adam betas.
+        critic_steps (int): discriminator updates per generator update.
+        lambda_gan, lambda_cls, lambda_cyc, lambda_rec (float): weights of the hinge GAN term,
+            ``KL(desired bin posterior || f(G(x, c_t)))``, the cycle ``|x - G(G(x, c_t), c_x)|_1``
+            and the self-reconstruction ``|x - G(x, c_x)|_1``.
+        positive_share (float): share of each batch drawn from images of the positive class.
+        val_images (int): validation images used for keep-best.
+        recalibration_batches (int): batches used to re-estimate the generator's batch-norm
+            statistics before validation and export (0 keeps the running averages).
+    """
+
+    batch_size: int = 32
+    lr_generator: float = 2e-4
+    lr_critic: float = 2e-4
+    betas: tuple[float, float] = (0.0, 0.9)
+    critic_steps: int = 1
+    lambda_gan: float = 1.0
+    lambda_cls: float = 10.0
+    lambda_cyc: float = 3.0
+    lambda_rec: float = 30.0
+    positive_share: float = 0.5
+    val_images: int = 100
+    recalibration_batches: int = 30
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def positive_posterior(logits: Tensor, positive_class: int) -> tuple[Tensor, Tensor]:
+    """``(log p, log (1 - p))`` of the one-vs-rest posterior ``p = softmax(logits)[positive]``.
+
+    Both are computed with log-sum-exp, so they stay finite for confident classifiers.
+    """
+    log_all = torch.logsumexp(logits, dim=1)
+    log_p = logits[:, positive_class] - log_all
+    others = torch.cat([logits[:, :positive_class], logits[:, positive_class + 1 :]], dim=1)
+    return log_p, torch.logsumexp(others, dim=1) - log_all
+
+
+def binary_kl(desired: Tensor, log_p: Tensor, log_q: Tensor) -> Tensor:
+    """``KL([d, 1-d] || [p, 1-p])`` per example from ``log p``, ``log (1-p)``; shape (N,)."""
+    d = desired.clamp(1e-6, 1 - 1e-6)
+    return d * (d.log() - log_p) + (1 - d) * ((1 - d).log() - log_q)
+
+
+class ExaggerationTrainer(Trainer):
+    """Trains :class:`ExaggerationGenerator` so that ``f``'s posterior of ``G(x, c)`` is in bin c.
+
+    Per step, with a batch ``x`` (re-balanced: ``positive_share`` of images of the positive
+    class), their own bins ``c_x = bin(p(x))`` and uniform random desired bins ``c_t``:
+
+    * discriminator (hinge): ``relu(1 - D(x, c_x)) + relu(1 + D(G(x, c_t), c_t))`` (the
+      last critic step reuses the generator step's ``G(x, c_t)``, detached);
+    * generator: ``- lambda_gan D(G(x, c_t), c_t) + lambda_cls KL(q_t || f(G(x, c_t)))
+      + lambda_cyc |x - G(G(x, c_t), c_x)|_1 + lambda_rec |x - G(x, c_x)|_1`` where ``q_t`` is
+      the centre of bin ``c_t``. Gradients flow through the frozen classifier ``f`` (its
+      parameters get none and it stays in eval mode; it is restored exactly afterwards).
+
+    Re-balancing matters: the classifier's own posteriors put almost every training image in the
+    first or the last bin, so the desired bins are drawn uniformly instead of from the data.
+    Validation (fixed images, all bins) measures ``r`` (Pearson of desired vs achieved
+    posterior), ``mae``, ``identity`` (mean ``|G(x, c_x) - x|``) and ``monotone`` (share of
+    images whose achieved posterior never decreases along the bins by more than 0.02);
+    ``score = r - mae - identity`` picks the generator kept by :meth:`best_state`.
+
+    Validation and export use :meth:`recalibrated`: a copy of the generator whose batch-norm
+    statistics are re-estimated as exact averages over batches composed as in training. The
+    running averages (momentum 0.1) lag behind the fast-moving weights; on digits at step 900
+    re-estimating them moved validation r from 0.67 to 0.74 and identity L1 from 0.040 to 0.030.
+
+    Args:
+        generator (ExaggerationGenerator): the model being trained.
+        classifier (nn.Module or callable): pixel-space classifier ``(N, C, H, W) -> (N, K)``.
+        images (Tensor): training images (N, C, H, W) in [0, 1].
+        labels (Tensor): their classes (N,), used for re-balancing only.
+        val_images (Tensor, optional): validation images for keep-best.
+        config (ExaggerationTrainConfig, optional): loss weights and optimiser settings.
+        discriminator (ExaggerationDiscriminator, optional): built from ``generator.config``.
+        **trainer_kwargs: ``seed``, ``checkpoint_path``, ``checkpoint_every``,
+            ``validate_every``, ``log_every``, ``log`` of :class:`Trainer`.
+
+    Example:
+        >>> cfg = ExaggerationConfig(image_size=8, base_channels=4, critic_channels=4,
+        ...                          positive_class=1, num_classes=2)
+        >>> clf = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+        >>> x, y = torch.rand(8, 1, 8, 8), torch.tensor([0, 1] * 4)
+        >>> t = ExaggerationTrainer(ExaggerationGenerator(cfg), clf, x, y,
+        ...                         config=ExaggerationTrainConfig(batch_size=4))
+        >>> len(t.fit(2)) >= 0
+        True
+    """
+
+    def __init__(
+        self,
+        generator: ExaggerationGenerator,
+        classifier: nn.Module | Callable[[Tensor], Tensor],
+        images: Tensor,
+        labels: Tensor,
+        val_images: Tensor | None = None,
+        config: ExaggerationTrainConfig | None = None,
+        discriminator: ExaggerationDiscriminator | None = None,
+        **trainer_kwargs: Any,
+    ) -> None:
+        self.config = cfg = config or ExaggerationTrainConfig()
+        gcfg = generator.config
+        generator.check_inputs(images, "images")
+        labels = check_target(labels, images.shape[0], gcfg.num_classes, name="labels")
+        if not 0.0 <= cfg.positive_share <= 1.0:
+            raise ValueError(f"positive_share must lie in [0, 1], got {cfg.positive_share}")
+        positive = labels == gcfg.positive_class
+        if not positive.any() or positive.all():
+            raise ValueError(f"labels must contain the positive class {gcfg.positive_class} "
+                             "and at least one other class")
+        self.generator, self.classifier, self.images = generator, classifier, images
+        self.discriminator = discriminator or ExaggerationDiscriminator(gcfg)
+        optimizers = {
+            "generator": torch.optim.Adam(generator.parameters(), lr=cfg.lr_generator,
+                                          betas=cfg.betas),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(),
+                                              lr=cfg.lr_critic, betas=cfg.betas),
+        }
+        super().__init__(
+            {"generator": generator, "discriminator": self.discriminator}, optimizers,
+            keep_best=("generator",) if val_images is not None else (), **trainer_kwargs,
+        )
+        self._pos_idx = positive.nonzero().squeeze(1)
+        self._neg_idx = (~positive).nonzero().squeeze(1)
+        self._bins = self._own_bins(images)
+        self._centers = bin_centers(gcfg.num_bins).to(images.device)
+        self._val = self._validation_set(val_images)
+
+    @torch.no_grad()
+    def _own_bins(self, images: Tensor) -> Tensor:
+        with frozen(self.classifier):
+            logits = torch.cat([self.classifier(images[i : i + 512])
+                                for i in range(0, images.shape[0], 512)])
+        log_p, _ = positive_posterior(logits, self.generator.config.positive_class)
+        return posterior_to_bin(log_p.exp(), self.generator.config.num_bins)
+
+    def _validation_set(self, images: Tensor | None) -> Tensor | None:
+        if images is None:
+            return None
+        self.generator.check_inputs(images, "val_images")
+        n = min(self.config.val_images, images.shape[0])
+        pick = torch.randperm(images.shape[0],
+                              generator=torch.Generator().manual_seed(self.seed))[:n]
+        return images[pick]
+
+    def training_context(self) -> contextlib.AbstractContextManager:
+        return frozen(self.classifier)
+
+    def _batch(self, rng: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        rng = rng or self.rng
+        bs, share = self.config.batch_size, self.config.positive_share
+        n_pos = int(round(bs * share))
+        pos = self._pos_idx[torch.randint(0, len(self._pos_idx), (n_pos,), generator=rng)]
+        neg = self._neg_idx[torch.randint(0, len(self._neg_idx), (bs - n_pos,), generator=rng)]
+        idx = torch.cat([pos, neg])
+        target = torch.randint(0, self.generator.config.num_bins, (bs,), generator=rng)
+        device = self.images.device
+        return self.images[idx], self._bins[idx], target.to(device)
+
+    def train_step(self) -> dict[str, float]:
+        losses: dict[str, float] = {}
+        for _ in range(self.config.critic_steps - 1):
+            x, c_x, c_t = self._batch()
+            with torch.no_grad():
+                fake = self.generator(x, c_t)
+            losses.update(self._critic_step(x, c_x, fake, c_t))
+        # the last critic step and the generator step share one generator pass
+        x, c_x, c_t = self._batch()
+        n = x.shape[0]
+        both = self.generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
+        fake, same = both[:n], both[n:]
+        losses.update(self._critic_step(x, c_x, fake.detach(), c_t))
+        losses.update(self._generator_step(x, c_x, c_t, fake, same))
+        return losses
+
+    def _critic_step(self, x: Tensor, c_x: Tensor, fake: Tensor, c_t: Tensor) -> dict[str, float]:
+        loss = hinge_critic_loss(self.discriminator(x, c_x), self.discriminator(fake, c_t))
+        opt = self.optimizers["discriminator"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"d_hinge": float(loss.detach())}
+
+    def _generator_step(self, x: Tensor, c_x: Tensor, c_t: Tensor, fake: Tensor,
+                        same: Tensor) -> dict[str, float]:
+        cfg = self.config
+        gan = hinge_generator_loss(self.discriminator(fake, c_t))
+        log_p, log_q = positive_posterior(self.classifier(fake),
+                                          self.generator.config.positive_class)
+        kl = binary_kl(self._centers[c_t], log_p, log_q).mean()
+        cyc = (self.generator(fake, c_x) - x).abs().mean()
+        rec = (same - x).abs().mean()
+        loss = (cfg.lambda_gan * gan + cfg.lambda_cls * kl + cfg.lambda_cyc * cyc
+                + cfg.lambda_rec * rec)
+        opt = self.optimizers["generator"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizers["discriminator"].zero_grad(set_to_none=True)
+        opt.step()
+        return {"g_gan": float(gan.detach()), "g_kl": float(kl.detach()),
+                "g_cyc": float(cyc.detach()), "g_rec": float(rec.detach())}
+
+    def validate(self) -> dict[str, float]:
+        if self._val is None:
+            return {}
+        metrics = evaluate_exaggeration(self.recalibrated(), self.classifier, self._val)
+        metrics["score"] = metrics["r"] - metrics["mae"] - metrics["identity"]
+        return metrics
+
+    @torch.no_grad()
+    def recalibrated(self, state: dict[str, Tensor] | None = None) -> ExaggerationGenerator:
+        """A copy of the generator (weights ``state``, default current) with exact BN statistics.
+
+        Runs ``recalibration_batches`` batches composed as in training (re-balanced images, each
+        twice: with uniform random bins and with their own bins) in train mode with cumulative
+        averaging, from a generator seeded with :attr:`seed`: deterministic, no global RNG used.
+
+        Returns:
+            ExaggerationGenerator: in eval mode; the trainer's generator is not touched.
+        """
+        generator = copy.deepcopy(self.generator)
+        if state is not None:
+            generator.load_state_dict(state)
+        if self.config.recalibration_batches <= 0:
+            return generator.eval()
+        norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        rng = torch.Generator().manual_seed(self.seed)
+        generator.train()
+        for _ in range(self.config.recalibration_batches):
+            x, c_x, c_t = self._batch(rng)
+            generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
+        for m in norms:
+            m.momentum = 0.1
+        return generator.eval()
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"generator_config": self.generator.config.to_dict(),
+                "train_config": self.config.to_dict()}
+
+
+@torch.no_grad()
+def evaluate_exaggeration(
+    generator: ExaggerationGenerator,
+    classifier: nn.Module | Callable[[Tensor], Tensor],
+    images: Tensor,
+    batch_size: int = 128,
+    tolerance: float = 0.02,
+) -> dict[str, float]:
+    """Compatibility of desired and achieved posteriors over all bins (the paper's main plot).
+
+    Args:
+        generator (ExaggerationGenerator): in the mode it should be measured in (eval).
+        classifier (callable): pixel-space classifier, used frozen.
+        images (Tensor): shape (N, C, H, W), in [0, 1].
+        tolerance (float): a series counts as monotone when no step lowers the achieved
+            posterior by more than this.
+
+    Returns:
+        dict: ``r`` (Pearson of desired bin centres vs achieved posteriors over all N x B
+        pairs), ``mae`` (mean absolute difference), ``identity`` (mean ``|G(x, c_x) - x|`` per
+        pixel, ``c_x`` the bin of the classifier's own posterior), ``monotone`` (share of
+        images with a monotone series).
+    """
+    cfg = generator.config
+    achieved, identity = [], 0.0
+    with frozen(classifier):
+        for i in range(0, images.shape[0], batch_size):
+            x = images[i : i + batch_size]
+            n = x.shape[0]
+            log_p, _ = positive_posterior(classifier(x), cfg.positive_class)
+            own = generator(x, posterior_to_bin(log_p.exp(), cfg.num_bins))
+            identity += float((own - x).abs().flatten(1).mean(1).sum())
+            bins = torch.arange(cfg.num_bins, device=x.device).repeat_interleave(n)
+            series = generator(x.repeat(cfg.num_bins, 1, 1, 1), bins)
+            log_p, _ = positive_posterior(classifier(series), cfg.positive_class)
+            achieved.append(log_p.exp().view(cfg.num_bins, n).T)  # (n, B)
+    achieved_t = torch.cat(achieved)  # (N, B)
+    desired = bin_centers(cfg.num_bins).to(achieved_t).expand_as(achieved_t)
+    r = torch.corrcoef(torch.stack([desired.flatten(), achieved_t.flatten()]))[0, 1]
+    monotone = (achieved_t.diff(dim=1) >= -tolerance).all(dim=1).float().mean()
+    return {"r": float(r), "mae": float((desired - achieved_t).abs().mean()),
+            "identity": identity / images.shape[0], "monotone": float(monotone)}

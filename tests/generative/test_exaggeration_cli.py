@@ -1,0 +1,52 @@
+"""``captum-cf train exaggeration`` in-process, and the shipped zoo generator's file."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from captum_cf import cli, zoo
+from captum_cf.generative.exaggeration import ExaggerationGenerator
+
+
+def test_cli_trains_resumes_and_writes_zoo_file(tmp_path, capsys) -> None:
+    out = tmp_path / "gen.pt"
+    args = ["train", "exaggeration", "--classifier", "zoo:digits-cnn", "--data", "digits",
+            "--positive", "8", "--out", str(out), "--steps", "1", "--limit", "40",
+            "--no-progress"]
+    assert cli.main(args) == 0
+    assert "test compatibility r" in capsys.readouterr().out
+    gen = zoo.load_file(out)
+    assert isinstance(gen, ExaggerationGenerator) and not gen.training
+    assert gen.config.positive_class == 8
+    payload = zoo.read_weights(out)
+    assert payload["arch"] == "exaggeration-generator" and payload["metrics"]["steps"] == 1
+    assert all(v.dtype == torch.float16 for v in payload["state_dict"].values()
+               if v.is_floating_point())
+    # the checkpoint next to --out exists: a second run must ask for --resume
+    assert cli.main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert cli.main([*args[:-5], "--steps", "2", "--limit", "40", "--no-progress",
+                     "--resume"]) == 0
+    assert zoo.read_weights(out)["metrics"]["steps"] == 2
+
+
+def test_cli_bad_arguments(tmp_path, capsys) -> None:
+    base = ["train", "exaggeration", "--data", "digits", "--out", str(tmp_path / "g.pt")]
+    assert cli.main([*base, "--steps", "0"]) == 2
+    assert "--steps must be >= 1" in capsys.readouterr().err
+    assert cli.main([*base, "--resume"]) == 2
+    assert "needs an existing checkpoint" in capsys.readouterr().err
+    assert cli.main([*base, "--positive", "12", "--steps", "1", "--limit", "20"]) == 2
+    assert "positive_class" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not zoo.entry("digits-exaggeration").path.is_file(),
+                    reason="digits-exaggeration weights not shipped")
+def test_shipped_weights_file() -> None:
+    payload = zoo.read_weights(zoo.entry("digits-exaggeration").path)
+    assert payload["config"]["positive_class"] == 8 and payload["config"]["num_bins"] == 10
+    assert payload["metrics"]["test_r"] >= zoo.entry("digits-exaggeration").expected
+    gen = zoo.load("digits-exaggeration")
+    x = torch.rand(2, 1, 32, 32)
+    assert gen(x, 9).shape == (2, 1, 32, 32)

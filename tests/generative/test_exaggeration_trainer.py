@@ -1,0 +1,150 @@
+"""ExaggerationTrainer: the KL term falls, resume is exact, the classifier is untouched."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from captum_cf.generative.conditional import bin_centers
+from captum_cf.generative.exaggeration import ExaggerationConfig, ExaggerationGenerator
+from captum_cf.generative.exaggeration_trainer import (
+    ExaggerationTrainConfig,
+    ExaggerationTrainer,
+    binary_kl,
+    evaluate_exaggeration,
+    positive_posterior,
+)
+
+TINY = ExaggerationConfig(image_size=8, base_channels=4, residual_blocks=1, critic_channels=4,
+                          num_bins=5, positive_class=1, num_classes=3)
+FAST = ExaggerationTrainConfig(batch_size=16, lr_generator=2e-3, lr_critic=2e-3, lambda_rec=1.0,
+                               lambda_cyc=0.5, val_images=12)
+
+
+def _data(n: int = 36) -> tuple[torch.Tensor, torch.Tensor]:
+    labels = torch.arange(n) % 3
+    images = torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 0.3
+    images[labels == 1, :, :4] += 0.6  # class 1 (positive): bright top
+    images[labels == 2, :, 4:] += 0.6  # class 2: bright bottom
+    return images.clamp(0, 1), labels
+
+
+class _Classifier(nn.Module):
+    """Logits from top- and bottom-half brightness; records the mode it was called in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, 3)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.tensor([[-4.0, -4.0], [8.0, -4.0], [-4.0, 8.0]]))
+            self.linear.bias.copy_(torch.tensor([2.0, 0.0, 0.0]))
+        self.modes: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.modes.append(self.training)
+        halves = torch.stack([x[:, :, :4].mean((1, 2, 3)), x[:, :, 4:].mean((1, 2, 3))], 1)
+        return self.linear(halves)
+
+
+def _trainer(**kwargs) -> ExaggerationTrainer:
+    torch.manual_seed(0)
+    x, y = _data()
+    clf = kwargs.pop("classifier", None) or _Classifier()
+    return ExaggerationTrainer(ExaggerationGenerator(TINY), clf, x, y, x[:12], config=FAST,
+                               **kwargs)
+
+
+def test_positive_posterior_and_binary_kl_by_hand() -> None:
+    logits = torch.tensor([[0.0, 0.0, 0.0], [1.0, 3.0, -2.0]])
+    log_p, log_q = positive_posterior(logits, 1)
+    p = torch.softmax(logits, 1)[:, 1]
+    assert torch.allclose(log_p.exp(), p) and torch.allclose(log_q.exp(), 1 - p)
+    d = torch.tensor([0.25, 0.95])
+    kl = binary_kl(d, log_p, log_q)
+    expected = d * torch.log(d / p) + (1 - d) * torch.log((1 - d) / (1 - p))
+    assert torch.allclose(kl, expected)
+    assert torch.allclose(binary_kl(p, log_p, log_q), torch.zeros(2), atol=1e-6)
+
+
+def _mean_kl(trainer: ExaggerationTrainer) -> float:
+    x = trainer.images[:24]
+    bins = torch.arange(TINY.num_bins).repeat_interleave(24)
+    with torch.no_grad():
+        out = trainer.generator(x.repeat(TINY.num_bins, 1, 1, 1), bins)
+        log_p, log_q = positive_posterior(trainer.classifier(out), TINY.positive_class)
+    return float(binary_kl(bin_centers(TINY.num_bins)[bins], log_p, log_q).mean())
+
+
+def test_training_reduces_kl_term() -> None:
+    trainer = _trainer()
+    before = _mean_kl(trainer)
+    trainer.fit(12)
+    after = _mean_kl(trainer)
+    assert after < 0.7 * before, (before, after)
+
+
+def test_resume_is_exact(tmp_path) -> None:
+    straight = _trainer(validate_every=2)
+    straight.fit(4)
+    first = _trainer(validate_every=2, checkpoint_path=tmp_path / "ck.pt", checkpoint_every=2)
+    first.fit(2)
+    torch.manual_seed(123)  # a fresh process would start from other global RNG states
+    resumed = _trainer(validate_every=2)
+    resumed.resume(tmp_path / "ck.pt")
+    assert resumed.step == 2
+    resumed.fit(4)
+    for (name, a), b in zip(straight.generator.state_dict().items(),
+                            resumed.generator.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert straight.history == resumed.history
+    assert straight.best["step"] == resumed.best["step"]
+
+
+def test_classifier_untouched_and_frozen_in_loop() -> None:
+    clf = _Classifier().train()
+    clf.linear.weight.requires_grad_(True)
+    clf.linear.bias.requires_grad_(False)
+    before = {k: v.clone() for k, v in clf.state_dict().items()}
+    trainer = _trainer(classifier=clf)
+    trainer.fit(3)
+    assert clf.training and clf.linear.weight.requires_grad and not clf.linear.bias.requires_grad
+    assert all(torch.equal(before[k], v) for k, v in clf.state_dict().items())
+    assert clf.linear.weight.grad is None
+    assert clf.modes and not any(clf.modes)  # every call in the loop saw eval mode
+
+
+def test_keep_best_and_evaluation_keys() -> None:
+    trainer = _trainer(validate_every=2)
+    trainer.fit(4)
+    assert trainer.best is not None and trainer.best["step"] in (2, 4)
+    metrics = evaluate_exaggeration(trainer.generator.eval(), trainer.classifier,
+                                    trainer.images[:8])
+    assert set(metrics) == {"r", "mae", "identity", "monotone"}
+    assert 0.0 <= metrics["monotone"] <= 1.0 and metrics["mae"] >= 0.0
+
+
+def test_trainer_bad_input() -> None:
+    x, y = _data()
+    with pytest.raises(ValueError, match="positive class 1"):
+        ExaggerationTrainer(ExaggerationGenerator(TINY), _Classifier(), x, torch.zeros_like(y))
+    with pytest.raises(ValueError, match="positive_share"):
+        ExaggerationTrainer(ExaggerationGenerator(TINY), _Classifier(), x, y,
+                            config=ExaggerationTrainConfig(positive_share=1.5))
+    with pytest.raises(ValueError, match="images"):
+        ExaggerationTrainer(ExaggerationGenerator(TINY), _Classifier(), x * 3, y)
+
+
+def test_recalibrated_copy_is_deterministic_and_leaves_generator() -> None:
+    trainer = _trainer()
+    trainer.fit(2)
+    before = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    a, b = trainer.recalibrated(), trainer.recalibrated()
+    assert not a.training
+    for (name, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), name
+    assert all(torch.equal(before[k], v) for k, v in trainer.generator.state_dict().items())
+    # exact statistics: the mean of the first norm's input over the recalibration batches
+    mean = a.enc0.norm.bn.running_mean
+    assert not torch.allclose(mean, before["enc0.norm.bn.running_mean"])
+    assert int(a.enc0.norm.bn.num_batches_tracked) == FAST.recalibration_batches
