@@ -26,7 +26,7 @@ import copy
 import inspect
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -83,6 +83,10 @@ class _Plan:
     sentinel: float
     target: Tensor | None  # (N,) long, or None
     noisy: bool = False  # inputs may leave [0, 1] (NoiseTunnel): contexts differ from inputs
+    # input index -> (context, reference): a composite Baseline's reference, computed once per
+    # context instead of once per chunk (a generator or a sparse attack is costly, and noise must
+    # be the same in every chunk)
+    references: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)
 
 
 def _plan(inputs: Any, baselines: Any, target: Any) -> _Plan | None:
@@ -178,16 +182,37 @@ def _rows_target(target: Any, n: int, fills: dict[int, Baseline]) -> Tensor | No
     return t
 
 
+def _composite_reference(
+    plan: _Plan, index: int, base: Tensor, target: Tensor | None
+) -> Tensor | None:
+    """The reference of a Baseline whose fill is the default composite, cached per context.
+
+    None for mask-conditional baselines (those overriding ``_fill``, e.g. inpainting), whose
+    content depends on each chunk's mask.
+    """
+    baseline = plan.fills[index]
+    if type(baseline)._fill is not Baseline._fill:
+        return None
+    cached = plan.references.get(index)
+    if cached is not None and cached[0].shape == base.shape and torch.equal(cached[0], base):
+        return cached[1]
+    reference = baseline._reference(base, target).detach()
+    plan.references[index] = (base, reference)
+    return reference
+
+
 def _fill_rows(
-    plan: _Plan, index: int, batch: Tensor, context: Tensor, target: Tensor | None
+    plan: _Plan, index: int, batch: Tensor, base: Tensor, reps: int, target: Tensor | None
 ) -> Tensor:
-    """Replace the sentinel entries of ``batch`` (rows = copies of ``context``) in ONE fill call.
+    """Replace the sentinel entries of ``batch`` (rows = copies of ``base``) in ONE fill call.
 
     Args:
         batch (Tensor): (R, C, H, W), the perturbed samples Captum built, sentinel where ablated.
-        context (Tensor): (R, C, H, W), the matching original images clamped to [0, 1].
-        target (Tensor or None): (R,) class per row.
+        base (Tensor): (R / reps, C, H, W), the original images clamped to [0, 1].
+        reps (int): how many copies of ``base`` the batch stacks.
+        target (Tensor or None): (R / reps,) class per image of ``base``.
     """
+    context = base.repeat(reps, 1, 1, 1)
     removed = batch == plan.sentinel
     removed_any = removed.any(1, keepdim=True)
     if not bool(removed_any.any()):
@@ -200,7 +225,14 @@ def _fill_rows(
     # ``fill`` without its argument checks: the context was checked once per call (_plan) and
     # the keep mask is built here, 0/1 and of the right shape; the checks would cost a pass over
     # every chunk, a sizeable share of an inpainter's time
-    filled = plan.fills[index]._fill(context, keep, target).to(batch.dtype)
+    reference = _composite_reference(plan, index, base, target)
+    if (
+        reference is not None
+    ):  # same arithmetic as Baseline._fill, without recomputing the reference
+        reference = reference.repeat(reps, 1, 1, 1)
+        filled = (keep * context + (1 - keep) * reference).to(batch.dtype)
+    else:
+        filled = plan.fills[index]._fill(context, keep, _tile(target, reps)).to(batch.dtype)
     if plan.noisy:
         # the context was clamped: kept pixels must keep the (noisy) values Captum built
         return torch.where(removed, filled, batch)
@@ -248,8 +280,7 @@ class _FillingForward:
                 )
             if not bool(removed.all()):  # an all-removed batch proves nothing about the layout
                 self.layout_checked.add(i)
-        context = plan.contexts[i].repeat(reps, 1, 1, 1)
-        return _fill_rows(plan, i, batch, context, _tile(plan.target, reps))
+        return _fill_rows(plan, i, batch, plan.contexts[i], reps, plan.target)
 
 
 _LAYOUT_ERROR = (
@@ -340,8 +371,8 @@ class _LimeFiller:
         for i in self.plan.fills:
             rows = originals[i].shape[0]
             batch = torch.cat([c[i] for c in columns], dim=0)
-            context = originals[i].detach().clamp(0.0, 1.0).repeat(k, 1, 1, 1)
-            filled = _fill_rows(self.plan, i, batch, context, _tile(target, k))
+            base = originals[i].detach().clamp(0.0, 1.0)
+            filled = _fill_rows(self.plan, i, batch, base, k, target)
             for j, c in enumerate(columns):
                 c[i] = filled[j * rows : (j + 1) * rows]
         return [tuple(c) if is_tuple else c[0] for c in columns]

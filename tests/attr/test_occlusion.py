@@ -185,3 +185,27 @@ def test_inpainted_samples_are_finite_in_unit_range_and_keep_context(x):
 def test_inputs_outside_unit_range_are_refused(x):
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         Occlusion(TinyCNN()).attribute(x * 3, WINDOW, STRIDE, baselines=MeanFill(), target=0)
+
+
+class _CountingReference(ConstantBaseline):
+    """A composite Baseline (no ``_fill`` override) that counts reference computations."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(value)
+        self.calls: list[int] = []
+
+    def _reference(self, inputs, target):
+        self.calls.append(inputs.shape[0])
+        return super()._reference(inputs, target)
+
+
+def test_composite_reference_is_computed_once_per_call_not_per_chunk(x):
+    baseline = _CountingReference(0.25)
+    ours = Occlusion(TinyCNN()).attribute(
+        x, WINDOW, STRIDE, baselines=baseline, target=0, perturbations_per_eval=5
+    )
+    assert baseline.calls == [x.shape[0]]  # once, on the N original images (4 chunks)
+    expected = captum.attr.Occlusion(TinyCNN()).attribute(
+        x, WINDOW, STRIDE, baselines=0.25, target=0, perturbations_per_eval=5
+    )
+    assert torch.equal(ours, expected)
