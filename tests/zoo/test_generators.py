@@ -1,4 +1,4 @@
-"""The shipped ``digits-ganmex`` generator and ``captum-cf train ganmex``."""
+"""The shipped ``digits-ganmex``/``shapes-ganmex`` generators and ``captum-cf train ganmex``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ from captum_cf import zoo
 from captum_cf._registry import AuditContext
 from captum_cf.baselines import BASELINES, GANMEXBaseline, NearestSampleBaseline
 from captum_cf.cli import main
-from captum_cf.datasets import load_digits
+from captum_cf.datasets import SyntheticShapes, load_digits
 from captum_cf.generative import GANMEXGenerator
+
+# measured on these 24 held-out pair images: flip 1.0, edit per pixel inside / outside the part 2.7
+PAIR_FLIP_BAR = 0.9
+EDIT_RATIO_BAR = 2.0
 
 
 def test_shipped_generator_flips_the_classifier_with_small_edits():
@@ -29,6 +33,25 @@ def test_shipped_generator_flips_the_classifier_with_small_edits():
     assert l1 < (mdts - x).abs().mean().item()  # closer than the nearest real image of class t
 
 
+def test_shipped_shapes_generator_flips_the_part_pair_by_editing_the_part():
+    generator, model = zoo.load("shapes-ganmex"), zoo.load("shapes-cnn")
+    entry = zoo.entry("shapes-ganmex")
+    assert zoo.read_weights(entry.path)["metrics"]["test_flip"] >= entry.expected
+    assert entry.path.stat().st_size < 3e6
+    test = SyntheticShapes(48, size=64, seed=8)  # held out from shapes-cnn and the generator
+    pair = (test.labels == 1) | (test.labels == 3)
+    x, y, parts = test.images[pair], test.labels[pair], test.parts[pair]
+    t = 4 - y  # square <-> square with dot
+    with torch.no_grad():
+        cf = generator(x, t)
+        flip = (model(cf).argmax(1) == t).float().mean().item()
+    assert flip >= PAIR_FLIP_BAR, flip
+    change = (cf - x).abs().sum(1, keepdim=True)
+    inside = (change * parts).sum() / parts.sum()
+    outside = (change * ~parts).sum() / (~parts).sum()
+    assert inside > EDIT_RATIO_BAR * outside, (inside, outside)  # the edit sits on the dot
+
+
 def test_registered_baselines_for_digits():
     x_tr, y_tr = load_digits("train").tensors
     model = zoo.load("digits-cnn")
@@ -37,7 +60,11 @@ def test_registered_baselines_for_digits():
     assert {"ganmex", "nearest-sample"} <= set(BASELINES.names(ctx))
     other = AuditContext(model=model, data_name="shapes", train_data=None, num_classes=4,
                          image_shape=(3, 64, 64))
-    assert not {"ganmex", "nearest-sample"} & set(BASELINES.names(other))
+    assert "ganmex" in BASELINES.names(other)  # shapes-ganmex fits 3x64x64, 4 classes
+    assert "nearest-sample" not in BASELINES.names(other)  # no training data given
+    wrong = AuditContext(model=model, data_name="shapes", train_data=None, num_classes=10,
+                         image_shape=(3, 64, 64))
+    assert "ganmex" not in BASELINES.names(wrong)
     base = BASELINES.create("ganmex", ctx)
     assert isinstance(base, GANMEXBaseline) and base.counterfactual_class == "runner-up"
     x = x_tr[:4]
