@@ -82,23 +82,17 @@ class Lime(captum.attr.Lime):
         """
         plan = _plan(inputs, baselines, target)
         with guarded(self.forward_func, inputs):
-            if plan is None:
-                return super().attribute.__wrapped__(
-                    self,
-                    inputs,
-                    baselines,
-                    target,
-                    additional_forward_args,
-                    feature_mask,
-                    n_samples,
-                    perturbations_per_eval,
-                    return_input_shape,
-                    show_progress,
-                )
+            # without a Baseline this is Captum's own call, untouched
+            method = (
+                self
+                if plan is None
+                else _with_lime_filler(self, plan, n_samples, perturbations_per_eval)
+            )
+            captum_baselines = baselines if plan is None else plan.captum_baselines
             return captum.attr.Lime.attribute.__wrapped__(
-                _with_lime_filler(self, plan, n_samples, perturbations_per_eval),
+                method,
                 inputs,
-                plan.captum_baselines,
+                captum_baselines,
                 target,
                 additional_forward_args,
                 feature_mask,

@@ -80,24 +80,15 @@ class Occlusion(captum.attr.Occlusion):
         """
         plan = _plan(inputs, baselines, target)
         with guarded(self.forward_func, inputs):
-            if plan is None:
-                return super().attribute.__wrapped__(
-                    self,
-                    inputs,
-                    sliding_window_shapes,
-                    strides,
-                    baselines,
-                    target,
-                    additional_forward_args,
-                    perturbations_per_eval,
-                    show_progress,
-                )
+            # without a Baseline this is Captum's own call, untouched
+            method = self if plan is None else _with_filling_forward(self, plan)
+            captum_baselines = baselines if plan is None else plan.captum_baselines
             return captum.attr.Occlusion.attribute.__wrapped__(
-                _with_filling_forward(self, plan),
+                method,
                 inputs,
                 sliding_window_shapes,
                 strides,
-                plan.captum_baselines,
+                captum_baselines,
                 target,
                 additional_forward_args,
                 perturbations_per_eval,

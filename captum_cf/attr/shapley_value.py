@@ -76,22 +76,13 @@ class ShapleyValueSampling(captum.attr.ShapleyValueSampling):
         """
         plan = _plan(inputs, baselines, target)
         with guarded(self.forward_func, inputs):
-            if plan is None:
-                return super().attribute.__wrapped__(
-                    self,
-                    inputs,
-                    baselines,
-                    target,
-                    additional_forward_args,
-                    feature_mask,
-                    n_samples,
-                    perturbations_per_eval,
-                    show_progress,
-                )
+            # without a Baseline this is Captum's own call, untouched
+            method = self if plan is None else _with_filling_forward(self, plan)
+            captum_baselines = baselines if plan is None else plan.captum_baselines
             return captum.attr.ShapleyValueSampling.attribute.__wrapped__(
-                _with_filling_forward(self, plan),
+                method,
                 inputs,
-                plan.captum_baselines,
+                captum_baselines,
                 target,
                 additional_forward_args,
                 feature_mask,
