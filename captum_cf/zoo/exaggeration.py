@@ -5,6 +5,11 @@ holds out a validation split of the training images for keep-best, trains
 :class:`~captum_cf.generative.exaggeration_trainer.ExaggerationTrainer` with checkpoints,
 measures compatibility on the test split and writes the best generator (float16) in the zoo
 format.
+
+The shipped ``digits-exaggeration.pt`` is not one run of that command: it was trained against an
+earlier digits-cnn, fine-tuned against the current one, then fine-tuned 3000 more steps from
+those weights with ``scripts/finetune_digits_exaggeration.py`` (its ``metrics["selection"]``
+and benchmarks/RESULTS.md record the history).
 """
 
 from __future__ import annotations
