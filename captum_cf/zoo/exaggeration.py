@@ -8,7 +8,7 @@ format.
 
 The shipped ``digits-exaggeration.pt`` is not one run of that command: it was trained against an
 earlier digits-cnn, fine-tuned against the current one, then fine-tuned 3000 more steps from
-those weights with ``scripts/finetune_digits_exaggeration.py`` (its ``metrics["selection"]``
+those weights with ``python -m captum_cf.zoo.finetune_exaggeration`` (its ``metrics["selection"]``
 and benchmarks/RESULTS.md record the history).
 """
 

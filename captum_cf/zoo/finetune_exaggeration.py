@@ -16,7 +16,7 @@ anew or resume a full trainer checkpoint, and the shipped file holds the generat
 The critic's initialisation was not seeded in the run that produced the shipped file, and the
 number of chunks depends on the machine's speed, so a rerun is not bit-identical.
 
-    OMP_NUM_THREADS=2 python scripts/finetune_digits_exaggeration.py --out FILE [--minutes 13]
+    OMP_NUM_THREADS=2 python -m captum_cf.zoo.finetune_exaggeration --out FILE [--minutes 13]
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def main() -> None:
         "test_data": desc, "classifier": "zoo:digits-cnn", "seed": 0,
         "bn_statistics": "recalibrated",
         "selection": f"{init['metrics'].get('selection', args.init)}; then {steps} more "
-                     f"fine-tuning steps (scripts/finetune_digits_exaggeration.py), best "
+                     f"fine-tuning steps (python -m captum_cf.zoo.finetune_exaggeration), best "
                      f"validation score among checkpoints every 100 steps"}, test_images=x_te)
     print({k: v for k, v in metrics.items() if k != "train_config"})
 
