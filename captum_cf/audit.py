@@ -380,10 +380,10 @@ def _cached(baseline: Baseline, images: Tensor, target: Tensor) -> Baseline:
 class _ReferenceCache(Baseline):
     """A composite baseline whose references for the audited images are computed once.
 
-    Perturbation methods call ``fill`` once per chunk of perturbed copies of the images; an
-    expensive reference (a Frank-Wolfe counterfactual, a GAN translation) would be recomputed for
-    every chunk. Rows are recognised by their exact pixel values (and target when the baseline
-    needs it); any other input goes to the wrapped baseline.
+    Every method of the audit (and the report's counterfactual grid) asks for the references of
+    the same images; an expensive reference (a Frank-Wolfe counterfactual, a GAN translation) is
+    computed once per audit instead of once per method. Rows are recognised by their exact pixel
+    values (and target when the baseline needs it); any other input goes to the wrapped baseline.
     """
 
     def __init__(self, inner: Baseline, images: Tensor, target: Tensor) -> None:

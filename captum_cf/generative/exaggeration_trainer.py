@@ -185,9 +185,7 @@ class ExaggerationTrainer(Trainer):
         if images is None:
             return None
         self.generator.check_inputs(images, "val_images")
-        n = min(self.config.val_images, images.shape[0])
-        pick = torch.randperm(images.shape[0],
-                              generator=torch.Generator().manual_seed(self.seed))[:n]
+        pick = self.validation_pick(images.shape[0], self.config.val_images)
         return images[pick]
 
     def training_context(self) -> contextlib.AbstractContextManager:

@@ -194,10 +194,7 @@ class GANMEXTrainer(Trainer):
         labels = check_target(
             labels, images.shape[0], self.generator.config.num_classes, "val_labels"
         )
-        n = min(self.config.val_images, images.shape[0])
-        pick = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(self.seed))[
-            :n
-        ]
+        pick = self.validation_pick(images.shape[0], self.config.val_images)
         targets = random_other_class(
             labels[pick],
             self.generator.config.num_classes,

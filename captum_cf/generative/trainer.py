@@ -101,6 +101,14 @@ class Trainer(abc.ABC):
         """Validation metrics; include ``"score"`` (higher is better) to enable keep-best."""
         return {}
 
+    def validation_pick(self, available: int, wanted: int) -> torch.Tensor:
+        """Indices of a fixed subset of ``available`` validation rows, seeded by ``seed``.
+
+        The same rows on every run and every resume, so validation scores stay comparable.
+        """
+        gen = torch.Generator().manual_seed(self.seed)
+        return torch.randperm(available, generator=gen)[: min(wanted, available)]
+
     def training_context(self) -> contextlib.AbstractContextManager:
         """Context entered around the whole loop (e.g. freezing a classifier in the loop)."""
         return contextlib.nullcontext()

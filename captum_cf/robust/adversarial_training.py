@@ -74,9 +74,7 @@ def pgd_attack(
         _random_start(inputs, norm, eps, generator) if random_start else torch.zeros_like(inputs)
     )
     delta = _project(inputs, delta, norm, eps)
-    with preserve_model_state(model), torch.enable_grad():
-        for p in model.parameters():
-            p.requires_grad_(False)
+    with frozen(model, eval_mode=False), torch.enable_grad():
         for _ in range(steps):
             d = delta.detach().requires_grad_(True)
             (g,) = torch.autograd.grad(
