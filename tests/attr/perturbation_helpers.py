@@ -10,6 +10,9 @@ from torch import Tensor
 
 from captum_cf.baselines import Baseline
 
+#: (1, 1, 8, 8) feature mask: 8 features of 2 rows x 4 columns, shared by the sampling tests
+MASK = (torch.arange(8).view(4, 2).repeat_interleave(2, 0).repeat_interleave(4, 1)).view(1, 1, 8, 8)
+
 
 class TinyCNN(nn.Module):
     """(N, 3, 8, 8) -> (N, 3) logits; deterministic weights."""

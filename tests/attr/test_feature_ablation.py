@@ -6,6 +6,7 @@ import captum.attr
 import pytest
 import torch
 from perturbation_helpers import (
+    MASK,
     CountingConstant,
     LeftHalfLinear,
     MeanFill,
@@ -19,7 +20,6 @@ from captum_cf.attr import FeatureAblation, NoiseTunnel, superpixels
 from captum_cf.baselines import ConstantBaseline
 
 # 8 groups: 4 x 2 blocks of 2 rows x 4 columns
-MASK = (torch.arange(8).view(4, 2).repeat_interleave(2, 0).repeat_interleave(4, 1)).view(1, 1, 8, 8)
 
 
 @pytest.fixture

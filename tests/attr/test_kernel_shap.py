@@ -6,6 +6,7 @@ import captum.attr
 import pytest
 import torch
 from perturbation_helpers import (
+    MASK,
     CountingConstant,
     LeftHalfLinear,
     MeanFill,
@@ -16,8 +17,6 @@ from perturbation_helpers import (
 
 from captum_cf.attr import KernelShap
 from captum_cf.baselines import BlurBaseline, ConstantBaseline
-
-MASK = (torch.arange(8).view(4, 2).repeat_interleave(2, 0).repeat_interleave(4, 1)).view(1, 1, 8, 8)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import torch
 from captum._utils.models.linear_model import SkLearnLinearRegression
 from captum.attr._core.lime import get_exp_kernel_similarity_function
 from perturbation_helpers import (
+    MASK,
     CountingConstant,
     LeftHalfLinear,
     MeanFill,
@@ -18,8 +19,6 @@ from perturbation_helpers import (
 
 from captum_cf.attr import Lime, NoiseTunnel
 from captum_cf.baselines import ConstantBaseline
-
-MASK = (torch.arange(8).view(4, 2).repeat_interleave(2, 0).repeat_interleave(4, 1)).view(1, 1, 8, 8)
 
 
 @pytest.fixture
