@@ -4,7 +4,8 @@ For digits (``load_digits('test')``, 360 images 1x32x32) and shapes (``Synthetic
 size=64, seed=1)``, never used in training), every image gets random holes covering 10-25 % of
 it (free-form strokes and boxes, ``random_holes`` with a fixed seed; ``--seeds`` repeats with other
 hole seeds). Reported: the mean absolute error inside the holes of the learned zoo inpainter,
-``PushPullInpainter`` and the mean-colour fill (mean colour of each image's known pixels), their
+``PushPullInpainter``, ``BiharmonicInpainter`` (the learned shapes inpainter's prefill) and the
+mean-colour fill (mean colour of each image's known pixels), their
 ratios (bar: learned <= 0.8 x push-pull <= 0.8 x mean-colour), scikit-image's biharmonic
 inpainting as a slow classical reference, and the CPU time on one thread of
 one batch of 32 images for each inpainter and for the data set's zoo classifier (median of
@@ -27,7 +28,7 @@ import torch
 from skimage.restoration import inpaint_biharmonic
 
 from captum_cf import zoo
-from captum_cf.inpainters import PushPullInpainter, random_holes
+from captum_cf.inpainters import BiharmonicInpainter, PushPullInpainter, random_holes
 from captum_cf.zoo.inpainters import inpainter_data, inpainter_quality
 
 BAR = 0.8
@@ -55,7 +56,8 @@ def _one(data: str, n: int | None, seeds: list[int], repeats: int) -> dict:
     _, test, desc = inpainter_data(data)
     test = test[:n] if n else test
     learned = zoo.load(f"{data}-inpainter")
-    fns = {"learned": learned, "push-pull": PushPullInpainter()}
+    fns = {"learned": learned, "push-pull": PushPullInpainter(),
+           "biharmonic (ours)": BiharmonicInpainter()}
     with_reference = {**fns, "biharmonic (skimage)": _biharmonic}
     per_seed = [inpainter_quality(with_reference, test, seed=s) for s in seeds]
     l1 = {k: statistics.mean(r[k] for r in per_seed) for k in per_seed[0]}
@@ -97,10 +99,12 @@ def main() -> None:
         l1, t = r["hole_l1"], r["cpu_ms_batch32"]
         parts.append(
             f"{data}: hole L1 learned {l1['learned']:.4f} / push-pull {l1['push-pull']:.4f} / "
-            f"mean-colour {l1['mean-colour']:.4f} (biharmonic {l1['biharmonic (skimage)']:.4f}; "
+            f"mean-colour {l1['mean-colour']:.4f} (biharmonic ours {l1['biharmonic (ours)']:.4f}, "
+            f"skimage {l1['biharmonic (skimage)']:.4f}; "
             f"ratios {r['ratio_learned_pushpull']:.2f}, "
             f"{r['ratio_pushpull_mean_colour']:.2f}; bar {'met' if r['bar_met'] else 'MISSED'}); "
-            f"batch-32 CPU ms learned {t['learned']:.0f}, push-pull {t['push-pull']:.0f}"
+            f"batch-32 CPU ms learned {t['learned']:.0f}, push-pull {t['push-pull']:.0f}, "
+            f"biharmonic {t['biharmonic (ours)']:.0f}"
             + (f", {data}-cnn {t[f'{data}-cnn']:.0f}" if f"{data}-cnn" in t else "")
         )
     print("inpainter_quality | " + " | ".join(parts) + f" -> {out}")

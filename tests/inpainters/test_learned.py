@@ -8,6 +8,7 @@ import torch
 from captum_cf import zoo
 from captum_cf.baselines import InpaintBaseline
 from captum_cf.inpainters import (
+    BiharmonicInpainter,
     Inpainter,
     LearnedInpainter,
     PushPullInpainter,
@@ -53,6 +54,37 @@ def test_untrained_network_is_push_pull():
     with torch.no_grad():
         ours = LearnedInpainter({**TINY})(x, hole)
     torch.testing.assert_close(ours, PushPullInpainter()(x, hole), atol=1e-5, rtol=0)
+
+
+def test_untrained_biharmonic_prefill_network_is_biharmonic():
+    x = 0.1 + 0.8 * torch.rand(3, 3, 24, 24)
+    hole = random_holes(3, 24, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours = LearnedInpainter({**TINY, "prefill": "biharmonic"})(x, hole)
+        ref = BiharmonicInpainter(context=None)(x, hole)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
+
+
+def test_small_holes_run_the_network_on_a_window(monkeypatch):
+    model = _tiny()
+    x = torch.rand(2, 3, 64, 64)
+    hole = torch.zeros(2, 1, 64, 64)
+    hole[0, :, 60:64, 0:8] = 1
+    hole[1, :, 20:28, 30:36] = 1
+    seen = []
+    predict = model.predict
+    monkeypatch.setattr(model, "predict", lambda i, h: seen.append(i.shape[-1]) or predict(i, h))
+    with torch.no_grad():
+        local = model(x, hole)
+        model.context = None
+        full = model(x, hole)
+    assert seen == [24, 64]  # 8 px + 2 x 8 px of context, then the whole image
+    outside = (hole == 0).expand_as(x)
+    assert torch.equal(local[outside], x[outside])
+    inside = ~outside
+    # the window changes the network's context, not what it does: both fills are close
+    assert float((local - full).abs()[inside].mean()) < 0.1
+    assert not torch.equal(local, full)
 
 
 def test_soft_and_per_channel_holes_blend_exactly():
@@ -204,6 +236,8 @@ def test_bad_input_errors(tmp_path):
         LearnedInpainter({"widths": [4, 8]})
     with pytest.raises(ValueError, match="prefill"):
         LearnedInpainter({"prefill": "grey"})
+    with pytest.raises(ValueError, match="context"):
+        LearnedInpainter(TINY, context=0)
     with pytest.raises(ValueError, match="steps"):
         model.fit(torch.rand(4, 3, 16, 16), steps=0)
     with pytest.raises(ValueError, match="channels"):

@@ -43,11 +43,7 @@ def test_shipped_inpainter_beats_push_pull_on_held_out_images(name):
     assert recorded["test_l1"] <= zoo.entry(name).expected
 
 
-@pytest.mark.parametrize("name", [
-    "digits-inpainter",
-    pytest.param("shapes-inpainter", marks=pytest.mark.xfail(
-        strict=True, reason="measured 0.92 x push-pull on held-out shapes (see RESULTS.md)")),
-])
+@pytest.mark.parametrize("name", NAMES)
 def test_shipped_inpainter_meets_the_quality_bar(name):
     q = _quality(name)
     assert q["learned"] <= 0.8 * q["push-pull"], q
