@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -61,7 +60,8 @@ class BiharmonicInpainter(Inpainter):
     def __init__(self, iterations: Sequence[int] = (5, 10, 20), context: int | None = 16) -> None:
         super().__init__()
         if isinstance(iterations, (str, bytes)) or not isinstance(iterations, Sequence):
-            raise TypeError(f"iterations must be a sequence of ints, got {type(iterations).__name__}")
+            raise TypeError(
+                f"iterations must be a sequence of ints, got {type(iterations).__name__}")
         if len(iterations) < 1 or not all(
             isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in iterations
         ):
