@@ -38,7 +38,7 @@ INPAINTER_SETUPS: dict[str, dict[str, Any]] = {
     "digits": {"name": "digits-inpainter", "steps": 600, "batch_size": 32, "lr": 2e-3,
                "config": {"channels": 1, "widths": [16, 32, 48], "dilations": [2, 4],
                           "prefill": "pushpull"}},
-    "shapes": {"name": "shapes-inpainter", "steps": 1800, "batch_size": 16, "lr": 2e-3,
+    "shapes": {"name": "shapes-inpainter", "steps": 3600, "batch_size": 16, "lr": 2e-3,
                "crop": 48,
                "config": {"channels": 3, "widths": [16, 32, 48], "dilations": [2, 4],
                           "prefill": "biharmonic"},
