@@ -37,8 +37,10 @@ GANMEX_SETUPS: dict[str, dict[str, Any]] = {
     # from the part pair (square <-> square with dot) that the one-vs-one benchmark explains.
     "shapes": {"name": "shapes-ganmex", "classifier": "zoo:shapes-cnn", "steps": 1000,
                "validate_every": 50, "val_seed": 7, "n_val": 400, "test_seed": 8,
-               "n_test": 400, "config": {"base_channels": 16, "critic_channels": 16},
-               "train_config": {"batch_size": 32, "focus_pairs": ((1, 3),), "focus_share": 0.5}},
+               "n_test": 400,
+               "config": {"base_channels": 16, "critic_channels": 16, "edit": "mask"},
+               "train_config": {"batch_size": 32, "focus_pairs": ((1, 3),), "focus_share": 0.5,
+                                "lambda_mask": 2.0}},
 }
 
 
@@ -91,6 +93,7 @@ def train_ganmex(
     test_images: int | None = None,
     show_progress: bool = True,
     log: Callable[[str], None] | None = print,
+    edit: str | None = None,
 ) -> dict[str, Any]:
     """Train a GANMEX generator against a classifier and write it in the zoo format.
 
@@ -109,6 +112,8 @@ def train_ganmex(
             images only (default: all).
         show_progress (bool): tqdm progress bar.
         log (callable, optional): receives the loss and validation lines.
+        edit (str, optional): ``"full"`` or ``"mask"`` (:class:`GANMEXConfig`; default per
+            data set: ``"full"`` digits, ``"mask"`` shapes); ignored when ``config`` is given.
 
     Returns:
         dict: the metrics stored in the file (``test_flip`` over all ordered class pairs,
@@ -124,8 +129,9 @@ def train_ganmex(
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
         x_val, y_val = x_val[:limit], y_val[:limit]
     num_classes = int(y_tr.max()) + 1
+    sizes = {**setup.get("config", {}), **({"edit": edit} if edit else {})}
     config = config or GANMEXConfig.for_images(x_tr.shape[-1], x_tr.shape[1], num_classes,
-                                               **setup.get("config", {}))
+                                               **sizes)
     train_config = train_config or GANMEXTrainConfig()
     if "train_config" in setup:  # data-set defaults for the fields the caller left at default
         default = GANMEXTrainConfig()
