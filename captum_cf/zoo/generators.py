@@ -40,7 +40,7 @@ GANMEX_SETUPS: dict[str, dict[str, Any]] = {
                "n_test": 400,
                "config": {"base_channels": 16, "critic_channels": 16, "edit": "mask"},
                "train_config": {"batch_size": 32, "focus_pairs": ((1, 3),), "focus_share": 0.5,
-                                "lambda_mask": 2.0}},
+                                "lambda_mask": 20.0, "mask_warmup": 400}},
 }
 
 

@@ -205,13 +205,17 @@ def test_mask_terms_enter_the_generator_loss():
     mask = torch.zeros(1, 1, 3, 3)
     mask[0, 0, 1, 1] = 1.0  # one on-pixel: 2 of 6 vertical and 2 of 6 horizontal diffs are 1
     assert float(_total_variation(mask)) == pytest.approx(2 / 6 + 2 / 6)
-    a, b = _masked_trainer(seed=1), _masked_trainer(seed=1)
-    b.config.lambda_mask = 100.0
+    a, b, ramped = _masked_trainer(seed=1), _masked_trainer(seed=1), _masked_trainer(seed=1)
+    b.config.lambda_mask = ramped.config.lambda_mask = 100.0
+    ramped.config.mask_warmup = 10_000  # step 0: the mask terms count 1 / 10000
     x, c, t, _ = a._batch()
     la, lb = a._generator_step(x, c, t), b._generator_step(x, c, t)
+    ramped._generator_step(x, c, t)
     assert la["g_mask"] == pytest.approx(lb["g_mask"])  # same generator, same mask
     with torch.no_grad():  # the heavier sparsity weight shrank b's mask more in that one step
-        assert b.generator.edit(x, t)[1].mean() < a.generator.edit(x, t)[1].mean()
+        area = {k: float(tr.generator.edit(x, t)[1].mean())
+                for k, tr in (("a", a), ("b", b), ("ramped", ramped))}
+    assert area["b"] < area["a"] and area["b"] < area["ramped"], area
 
 
 def test_masked_resume_continues_exactly(tmp_path):
