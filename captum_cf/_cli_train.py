@@ -102,7 +102,7 @@ def _ganmex_args(parser: argparse.ArgumentParser) -> None:
                              "(default zoo:digits-cnn resp. zoo:shapes-cnn)")
     parser.add_argument("--out", required=True, help="generator weights file to write (.pt)")
     parser.add_argument("--steps", type=int, default=None,
-                        help="generator steps in total (default 600 digits, 1000 shapes)")
+                        help="generator steps in total (default 600 digits, 1200 shapes)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file written every --checkpoint-every steps")

@@ -230,3 +230,23 @@ def test_masked_resume_continues_exactly(tmp_path):
                          resumed.generator.state_dict().values()):
         assert torch.equal(a, b), k
     assert full.history == resumed.history
+
+
+def test_generator_files_without_the_edit_key_still_load(tmp_path):
+    from captum_cf._training import load_checkpoint, save_checkpoint
+    from captum_cf.generative.ganmex_trainer import load_generator
+
+    trainer = _trainer(_Classifier())
+    payload = trainer.export(tmp_path / "new.pt", best=False)
+    assert payload["config"]["edit"] == "full"
+    old = load_checkpoint(tmp_path / "new.pt")
+    del old["config"]["edit"]  # the format written before the option existed
+    save_checkpoint(tmp_path / "old.pt", old)
+    g = load_generator(tmp_path / "old.pt")
+    assert g.config.edit == "full"
+    x = _data()[0][:4]
+    with torch.no_grad():
+        torch.testing.assert_close(g(x, 1), trainer.generator(x, 1), atol=2e-3, rtol=0)  # fp16
+    masked = _masked_trainer()
+    masked.export(tmp_path / "mask.pt", best=False)
+    assert load_generator(tmp_path / "mask.pt").config.edit == "mask"
