@@ -195,9 +195,10 @@ class GANMEXGenerator(nn.Module):
         if cfg.edit == "full":
             return content, None
         soft = (1 + 2 * MASK_STRETCH) * torch.sigmoid(head[:, cfg.channels :]) - MASK_STRETCH
-        # straight-through clamp: exact 0 / 1 forward, the stretched sigmoid's gradient backward,
-        # so a pixel whose mask reached 0 can still be switched on by the class loss
-        mask = soft + (soft.clamp(0, 1) - soft).detach()
+        # straight-through clamp: exactly 0 / 1 forward (soft - soft.detach() is exactly 0), the
+        # stretched sigmoid's gradient backward, so a pixel whose mask reached 0 can still be
+        # switched on by the class loss
+        mask = soft.clamp(0, 1) + (soft - soft.detach())
         return mask * content + (1 - mask) * images, mask
 
     def check_inputs(self, images: Tensor, name: str = "images") -> None:

@@ -119,3 +119,13 @@ def test_edit_option_defaults_to_full_for_old_configs():
     assert GANMEXGenerator(MASKED).head.out_channels == 2
     with pytest.raises(ValueError, match="edit must be one of"):
         GANMEXConfig(edit="sparse")
+
+
+def test_masked_generator_output_stays_in_the_unit_interval_with_a_saturated_mask():
+    g = GANMEXGenerator(MASKED)
+    torch.nn.init.normal_(g.head.weight, std=0.5)
+    with torch.no_grad():
+        g.head.bias[-1] = 6.0  # mask clamped to exactly 1: the output is the content y
+        out, mask = g.edit(torch.rand(3, 1, 8, 8), 0)
+    assert torch.equal(mask, torch.ones_like(mask))
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
