@@ -10,8 +10,9 @@ Measures, on held-out test data (``python benchmarks/ganmex.py [--quick]``):
    GANMEX, zero, blur and MDTS baselines (needs ``shapes-cnn`` and ``shapes-ganmex``; rows that
    cannot run are reported as not done; ``--shapes-only`` runs just these rows);
 3. cascading randomisation (Adebayo et al., 2018): SSIM between IG maps of the trained model
-   and of copies with the top k layers re-initialised, GANMEX vs zero baseline (lower = the map
-   depends more on the learned weights);
+   and of copies with the top k layers re-initialised, GANMEX (runner-up class, computed once
+   from the trained model) vs zero baseline (lower = the map depends more on the learned
+   weights), on digits and on the first SyntheticShapes test images;
 4. ms per image: one generator forward pass vs the MDTS search over the training set.
 
 Writes ``benchmarks/results/ganmex.json`` and prints one summary line.
@@ -102,8 +103,8 @@ def _ig_maps(model, x, target, baseline) -> np.ndarray:
     return maps.numpy()
 
 
-def randomisation(model, generator, n_images: int) -> dict:
-    x, _ = load_digits("test").tensors
+def randomisation(model, generator, n_images: int, images=None) -> dict:
+    x = load_digits("test").tensors[0] if images is None else images
     x = x[:n_images]
     with torch.no_grad():
         logits = model(x)
@@ -149,6 +150,8 @@ def shapes_relevance(generator, n_images: int) -> dict:
     pair = test.part_pairs[0]
     out = {"done": True, "test_data": f"SyntheticShapes({len(test.labels)}, size=64, seed=8)",
            "images_per_class": n_images, "pair": list(pair)}
+    if generator is not None:  # cascading randomisation on shapes too (all classes, runner-up)
+        out["randomisation"] = randomisation(model, generator, n_images, test.images)
     masses: dict[str, list] = {}
     for cls, other in (pair, pair[::-1]):
         sel = (test.labels == cls).nonzero().flatten()[:n_images]
@@ -231,8 +234,13 @@ def _shapes_line(s: dict) -> str:
     if not s.get("done"):
         return "not done (" + s["why"] + ")"
     names = ("ganmex", "zero", "blur", "mdts")
-    return ", ".join(f"{n} {s[f'{n}_relevance_mass']:.3f}" if s.get(f"{n}_relevance_mass")
+    line = ", ".join(f"{n} {s[f'{n}_relevance_mass']:.3f}" if s.get(f"{n}_relevance_mass")
                      is not None else f"{n} not done" for n in names)
+    if "randomisation" in s:
+        r = s["randomisation"]
+        line += (f"; shapes randomisation SSIM ganmex {r['ganmex_mean_ssim']:.3f} vs zero "
+                 f"{r['zero_mean_ssim']:.3f}")
+    return line
 
 
 if __name__ == "__main__":

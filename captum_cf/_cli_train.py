@@ -102,7 +102,7 @@ def _ganmex_args(parser: argparse.ArgumentParser) -> None:
                              "(default zoo:digits-cnn resp. zoo:shapes-cnn)")
     parser.add_argument("--out", required=True, help="generator weights file to write (.pt)")
     parser.add_argument("--steps", type=int, default=None,
-                        help="generator steps in total (default 600 digits, 1000 shapes)")
+                        help="generator steps in total (default 600 digits, 1200 shapes)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file written every --checkpoint-every steps")
@@ -112,6 +112,11 @@ def _ganmex_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lambda-cls", type=float, default=None, help="class loss weight (1)")
     parser.add_argument("--lambda-sim", type=float, default=None, help="L1 similarity weight (5)")
     parser.add_argument("--lambda-rec", type=float, default=None, help="cycle loss weight (0)")
+    parser.add_argument("--edit", choices=["full", "mask"], default=None,
+                        help="generator edit: full image or attention-masked "
+                             "(default full for digits, mask for shapes)")
+    parser.add_argument("--lambda-mask", type=float, default=None,
+                        help="mask sparsity weight, --edit mask only (default per data set)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--test-images", type=int, default=None, help=argparse.SUPPRESS)
@@ -131,14 +136,15 @@ def _ganmex_run(args: argparse.Namespace) -> int:
         raise CLIError(f"--resume needs an existing --checkpoint file, got {args.checkpoint!r}")
     if not args.resume and args.checkpoint and os.path.isfile(args.checkpoint):
         raise CLIError(f"{args.checkpoint} exists: pass --resume to continue it or remove it")
-    weights = {k: getattr(args, k) for k in ("lambda_cls", "lambda_sim", "lambda_rec")}
+    weights = {k: getattr(args, k)
+               for k in ("lambda_cls", "lambda_sim", "lambda_rec", "lambda_mask")}
     train_config = GANMEXTrainConfig(**{k: v for k, v in weights.items() if v is not None})
     try:
         metrics = train_ganmex(args.data, out=args.out, classifier=args.classifier,
                                steps=args.steps, seed=args.seed, checkpoint=args.checkpoint,
                                checkpoint_every=args.checkpoint_every, train_config=train_config,
                                limit=args.limit, test_images=args.test_images,
-                               show_progress=not args.no_progress)
+                               show_progress=not args.no_progress, edit=args.edit)
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise CLIError(str(err)) from err
     print(f"test flip rate {metrics['test_flip']:.4f} over {metrics['test_pairs']} ordered pairs, "

@@ -27,6 +27,13 @@ from captum_cf.generative.layers import (
 
 __all__ = ["GANMEXConfig", "GANMEXGenerator", "GANMEXCritic"]
 
+#: values of :attr:`GANMEXConfig.edit`
+EDIT_MODES = ("full", "mask")
+#: stretch of the hard-sigmoid mask: ``m = clamp((1 + 2 d) sigmoid(z) - d, 0, 1)``
+MASK_STRETCH = 0.1
+#: initial mask logit: sigmoid(-2) = 0.12, so m starts at 0.03 (still differentiable, not 0)
+MASK_INIT_LOGIT = -2.0
+
 
 @dataclass
 class GANMEXConfig:
@@ -43,6 +50,10 @@ class GANMEXConfig:
         critic_channels (int): channels of the critic's first layer; doubled per layer.
         critic_layers (int): stride-2 layers of the critic; its patches are
             ``image_size / 2 ** critic_layers`` wide.
+        edit (str): ``"full"`` (default): the generator may change every pixel;
+            ``"mask"``: attention-masked edit ``G(x, t) = m * y + (1 - m) * x`` with a
+            one-channel mask ``m`` that is exactly 0 outside the edited region (see
+            :class:`GANMEXGenerator`). Files saved before this option existed load as ``"full"``.
 
     The defaults (1.2M generator parameters) train on 32-64 px images on a CPU; use
     :meth:`for_images` to size one, e.g. ``base_channels=64, num_down=3, num_residual=6`` at
@@ -57,8 +68,11 @@ class GANMEXConfig:
     num_residual: int = 3
     critic_channels: int = 32
     critic_layers: int = 3
+    edit: str = "full"
 
     def __post_init__(self) -> None:
+        if self.edit not in EDIT_MODES:
+            raise ValueError(f"GANMEXConfig.edit must be one of {EDIT_MODES}, got {self.edit!r}")
         for name in ("image_size", "channels", "base_channels", "critic_channels", "critic_layers"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"GANMEXConfig.{name} must be positive, got {getattr(self, name)}")
@@ -90,7 +104,7 @@ class GANMEXConfig:
         sizes.update(overrides)
         return cls(image_size=image_size, channels=channels, num_classes=num_classes, **sizes)
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -99,11 +113,25 @@ class GANMEXGenerator(nn.Module):
 
     Architecture: concat(x, one_hot(t) planes) -> 7x7 conv -> ``num_down`` stride-2 convs ->
     ``num_residual`` residual blocks -> ``num_down`` upsample+conv -> 7x7 conv ``h`` (zero
-    initialised) -> ``sigmoid(h + logit(clamp(x, 0.01, 0.99)))``. The output lies in (0, 1) and
-    at initialisation equals the (clamped) input: training learns edits of ``x``.
+    initialised) -> ``y = sigmoid(h + logit(clamp(x, 0.01, 0.99)))``. The output lies in (0, 1)
+    and at initialisation equals the (clamped) input: training learns edits of ``x``.
+
+    With ``config.edit == "mask"`` (attention-guided translation as in GANimation, Pumarola et
+    al. 2018) the head has one more channel ``z`` and
+
+    ``m = clamp((1 + 2 delta) * sigmoid(z) - delta, 0, 1)`` and
+    ``G(x, t) = m * y + (1 - m) * x``,
+
+    with ``delta = 0.1`` (a hard, stretched sigmoid as in Louizos et al. 2018). The mask is
+    *exactly* 0 where ``z < -2.4`` (the backward pass uses the unclamped gradient, so such a
+    pixel can still be switched on), so there ``G(x, t) == x`` and an attribution
+    ``(x - x') * grad`` vanishes outside the edit; a plain sigmoid mask would leave a faint edit
+    everywhere. ``z`` starts at -2 (``m = 0.04``, still differentiable); since ``y`` starts at
+    ``x`` the untrained generator is the identity either way. :class:`GANMEXTrainer` adds a
+    sparsity term ``lambda_mask * mean(m)`` (and optionally total variation of ``m``).
 
     Args:
-        config (GANMEXConfig): sizes.
+        config (GANMEXConfig): sizes and edit mode.
 
     Example:
         >>> g = GANMEXGenerator(GANMEXConfig(image_size=16, num_classes=3, base_channels=8))
@@ -130,9 +158,13 @@ class GANMEXGenerator(nn.Module):
             layers.append(UpBlock(c, c // 2))
             c //= 2
         self.body = nn.Sequential(*layers)
-        self.head = nn.Conv2d(c, config.channels, 7, padding=3)
+        masked = config.edit == "mask"
+        self.head = nn.Conv2d(c, config.channels + int(masked), 7, padding=3)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        if masked:
+            with torch.no_grad():
+                self.head.bias[-1] = MASK_INIT_LOGIT
 
     def forward(self, images: Tensor, target: Any) -> Tensor:
         """Translate ``images`` to class ``target``.
@@ -143,14 +175,31 @@ class GANMEXGenerator(nn.Module):
             target (int, sequence or Tensor): class index per example, in ``[0, num_classes)``.
 
         Returns:
-            Tensor: shape (N, C, S, S), in (0, 1).
+            Tensor: shape (N, C, S, S), in [0, 1] ((0, 1) for ``edit="full"``).
+        """
+        return self.edit(images, target)[0]
+
+    def edit(self, images: Tensor, target: Any) -> tuple[Tensor, Tensor | None]:
+        """Counterfactual and its edit mask: ``(G(x, t), m)``.
+
+        Returns:
+            tuple: the counterfactual, shape (N, C, S, S), and the mask ``m``, shape
+            (N, 1, S, S) in [0, 1] for ``edit="mask"`` (``None`` for ``edit="full"``).
         """
         self.check_inputs(images)
         cfg = self.config
         t = check_target(target, images.shape[0], cfg.num_classes).to(images.device)
         planes = class_planes(t, cfg.num_classes, cfg.image_size, cfg.image_size).to(images)
-        residual = self.head(self.body(torch.cat([images, planes], dim=1)))
-        return identity_logit_output(residual, images)
+        head = self.head(self.body(torch.cat([images, planes], dim=1)))
+        content = identity_logit_output(head[:, : cfg.channels], images)
+        if cfg.edit == "full":
+            return content, None
+        soft = (1 + 2 * MASK_STRETCH) * torch.sigmoid(head[:, cfg.channels :]) - MASK_STRETCH
+        # straight-through clamp: exactly 0 / 1 forward (soft - soft.detach() is exactly 0), the
+        # stretched sigmoid's gradient backward, so a pixel whose mask reached 0 can still be
+        # switched on by the class loss
+        mask = soft.clamp(0, 1) + (soft - soft.detach())
+        return mask * content + (1 - mask) * images, mask
 
     def check_inputs(self, images: Tensor, name: str = "images") -> None:
         """Raise a ValueError unless ``images`` fit the channels and size of the model."""

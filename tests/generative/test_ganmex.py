@@ -61,3 +61,72 @@ def test_bad_inputs_raise_clear_errors():
         GANMEXConfig(image_size=10, num_down=2)
     with pytest.raises(ValueError, match="num_classes must be >= 2"):
         GANMEXConfig(num_classes=1)
+
+
+MASKED = GANMEXConfig(**{**TINY.to_dict(), "edit": "mask"})
+
+
+def test_masked_generator_shapes_range_and_identity_start():
+    g = GANMEXGenerator(MASKED)
+    x = torch.rand(3, 1, 8, 8)
+    out, mask = g.edit(x, torch.tensor([0, 1, 2]))
+    assert out.shape == x.shape and mask.shape == (3, 1, 8, 8)
+    # content starts at clamp(x) and the mask at 1.2 * sigmoid(-2) - 0.1 = 0.0430
+    torch.testing.assert_close(mask, torch.full_like(mask, 1.2 * torch.sigmoid(torch.tensor(-2.0))
+                                                     .item() - 0.1))
+    torch.testing.assert_close(out, x + mask * (x.clamp(0.01, 0.99) - x))
+    torch.nn.init.normal_(g.head.weight, std=3.0)
+    with torch.no_grad():
+        out, mask = g.edit(x, 1)
+    assert 0 <= float(out.min()) and float(out.max()) <= 1
+    assert 0 <= float(mask.min()) and float(mask.max()) <= 1
+    assert GANMEXGenerator(TINY).edit(x, 0)[1] is None  # full edit: no mask
+
+
+def test_masked_generator_leaves_pixels_outside_the_mask_exactly_unchanged():
+    g = GANMEXGenerator(MASKED)
+    torch.nn.init.normal_(g.head.weight, std=2.0)
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        out, mask = g.edit(x, 2)
+    off = mask == 0
+    assert off.any() and (~off).any()  # a partial mask: both kinds of pixel are present
+    assert torch.equal(out[off], x[off])  # bit-exact, not just close
+    assert not torch.allclose(out[~off], x[~off])
+    with torch.no_grad():
+        g.head.bias[-1] = -1e4  # mask 0 everywhere: G is exactly the identity
+    assert torch.equal(g(x, 0), x)
+
+
+def test_masked_generator_mask_gets_gradient_where_it_is_zero():
+    g = GANMEXGenerator(MASKED)
+    torch.nn.init.normal_(g.head.weight, std=0.5)  # content differs from x
+    with torch.no_grad():
+        g.head.weight[-1] *= 0.01
+        g.head.bias[-1] = -6.0  # every mask pixel clamped to 0
+    out, mask = g.edit(torch.rand(2, 1, 8, 8), 1)
+    assert float(mask.detach().max()) == 0
+    out.sum().backward()  # straight-through clamp: the mask logit still learns
+    assert float(g.head.bias.grad[-1].abs()) > 0
+
+
+def test_edit_option_defaults_to_full_for_old_configs():
+    old = {k: v for k, v in TINY.to_dict().items() if k != "edit"}  # a file from before 'edit'
+    assert GANMEXConfig(**old).edit == "full"
+    g = GANMEXGenerator(GANMEXConfig(**old))
+    assert g.head.out_channels == 1
+    g.load_state_dict(GANMEXGenerator(TINY).state_dict())
+    assert GANMEXGenerator(MASKED).head.out_channels == 2
+    with pytest.raises(ValueError, match="edit must be one of"):
+        GANMEXConfig(edit="sparse")
+
+
+def test_masked_generator_output_stays_in_the_unit_interval_with_a_saturated_mask():
+    g = GANMEXGenerator(MASKED)
+    torch.nn.init.normal_(g.head.weight, std=0.5)
+    with torch.no_grad():
+        g.head.weight[-1] *= 0.01
+        g.head.bias[-1] = 6.0  # mask clamped to exactly 1: the output is the content y
+        out, mask = g.edit(torch.rand(3, 1, 8, 8), 0)
+    assert torch.equal(mask, torch.ones_like(mask))
+    assert float(out.min()) >= 0 and float(out.max()) <= 1

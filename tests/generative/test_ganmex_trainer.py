@@ -176,3 +176,77 @@ def test_focus_pairs_oversample_one_pair_and_keep_the_rest_uniform():
 
 def _match(images: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
     return (images[:, None] == pool[None]).flatten(2).all(2).float().argmax(1)
+
+
+MASKED = GANMEXConfig(**{**TINY.to_dict(), "edit": "mask"})
+
+
+def _masked_trainer(**kwargs) -> GANMEXTrainer:
+    x, y = _data()
+    torch.manual_seed(kwargs.get("seed", 0))
+    cfg = GANMEXTrainConfig(**{**FAST.to_dict(), "lambda_mask": 0.5, "lambda_mask_tv": 0.1})
+    return GANMEXTrainer(GANMEXGenerator(MASKED), _Classifier(), x, y, config=cfg, **kwargs)
+
+
+def test_masked_training_lowers_the_class_loss_and_logs_the_mask():
+    clf = _Classifier()
+    trainer = _masked_trainer(seed=0)
+    before = _class_loss(trainer, clf)
+    history = trainer.fit(30)
+    after = _class_loss(trainer, clf)
+    assert after < 0.5 * before, (before, after)
+    assert {"g_mask", "g_mask_tv"} <= set(history[-1])
+    assert 0 < history[-1]["g_mask"] <= 1
+
+
+def test_mask_terms_enter_the_generator_loss():
+    from captum_cf.generative.ganmex_trainer import _total_variation
+
+    mask = torch.zeros(1, 1, 3, 3)
+    mask[0, 0, 1, 1] = 1.0  # one on-pixel: 2 of 6 vertical and 2 of 6 horizontal diffs are 1
+    assert float(_total_variation(mask)) == pytest.approx(2 / 6 + 2 / 6)
+    a, b, ramped = _masked_trainer(seed=1), _masked_trainer(seed=1), _masked_trainer(seed=1)
+    b.config.lambda_mask = ramped.config.lambda_mask = 100.0
+    ramped.config.mask_warmup = 10_000  # step 0: the mask terms count 1 / 10000
+    x, c, t, _ = a._batch()
+    la, lb = a._generator_step(x, c, t), b._generator_step(x, c, t)
+    ramped._generator_step(x, c, t)
+    assert la["g_mask"] == pytest.approx(lb["g_mask"])  # same generator, same mask
+    with torch.no_grad():  # the heavier sparsity weight shrank b's mask more in that one step
+        area = {k: float(tr.generator.edit(x, t)[1].mean())
+                for k, tr in (("a", a), ("b", b), ("ramped", ramped))}
+    assert area["b"] < area["a"] and area["b"] < area["ramped"], area
+
+
+def test_masked_resume_continues_exactly(tmp_path):
+    full = _masked_trainer(seed=3, validate_every=2)
+    full.fit(4)
+    ckpt = tmp_path / "m.ckpt"
+    _masked_trainer(seed=3, validate_every=2, checkpoint_path=ckpt, checkpoint_every=2).fit(2)
+    resumed = _masked_trainer(seed=3, validate_every=2)
+    resumed.resume(ckpt)
+    resumed.fit(4)
+    for (k, a), b in zip(full.generator.state_dict().items(),
+                         resumed.generator.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert full.history == resumed.history
+
+
+def test_generator_files_without_the_edit_key_still_load(tmp_path):
+    from captum_cf._training import load_checkpoint, save_checkpoint
+    from captum_cf.generative.ganmex_trainer import load_generator
+
+    trainer = _trainer(_Classifier())
+    payload = trainer.export(tmp_path / "new.pt", best=False)
+    assert payload["config"]["edit"] == "full"
+    old = load_checkpoint(tmp_path / "new.pt")
+    del old["config"]["edit"]  # the format written before the option existed
+    save_checkpoint(tmp_path / "old.pt", old)
+    g = load_generator(tmp_path / "old.pt")
+    assert g.config.edit == "full"
+    x = _data()[0][:4]
+    with torch.no_grad():
+        torch.testing.assert_close(g(x, 1), trainer.generator(x, 1), atol=2e-3, rtol=0)  # fp16
+    masked = _masked_trainer()
+    masked.export(tmp_path / "mask.pt", best=False)
+    assert load_generator(tmp_path / "mask.pt").config.edit == "mask"
