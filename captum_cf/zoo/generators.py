@@ -35,14 +35,15 @@ GANMEX_SETUPS: dict[str, dict[str, Any]] = {
     # shapes-cnn (train seed 0, test seed 1) and the generator (trained on the seed-0 images);
     # a CPU-sized generator (16 base channels, 0.29M parameters) and half of every batch drawn
     # from the part pair (square <-> square with dot) that the one-vs-one benchmark explains;
-    # a masked edit (GANMEXConfig.edit="mask", sparsity weight 10, see RESULTS.md "ganmex") so
-    # that the counterfactual equals the input outside the few pixels it edits.
+    # a masked edit (GANMEXConfig.edit="mask", sparsity weight 10, total variation 1, both
+    # ramped in over 200 steps; see RESULTS.md "ganmex") so that the counterfactual equals the
+    # input outside the few pixels it edits.
     "shapes": {"name": "shapes-ganmex", "classifier": "zoo:shapes-cnn", "steps": 1200,
                "validate_every": 50, "val_seed": 7, "n_val": 400, "test_seed": 8,
                "n_test": 400,
                "config": {"base_channels": 16, "critic_channels": 16, "edit": "mask"},
                "train_config": {"batch_size": 32, "focus_pairs": ((1, 3),), "focus_share": 0.5,
-                                "lambda_mask": 10.0}},
+                                "lambda_mask": 10.0, "lambda_mask_tv": 1.0, "mask_warmup": 200}},
 }
 
 
