@@ -37,8 +37,9 @@ from captum_cf.attr import Occlusion
 from captum_cf.baselines import InpaintBaseline
 
 RESULTS = Path(__file__).resolve().parent / "results" / "occlusion_speed_{}.json"
-# biharmonic has no target of its own: it is the learned shapes inpainter's prefill, timed alone
-TARGET_RATIO = {"pushpull": 1.5, "learned": 3.0, "biharmonic": 3.0}
+# biharmonic has no target of its own (None: the ratio is reported): it is the learned shapes
+# inpainter's prefill, timed alone
+TARGET_RATIO = {"pushpull": 1.5, "learned": 3.0, "biharmonic": None}
 
 
 def make_inpainter(name: str) -> Any:
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> dict:
         }
         if not args.skip_resnet:
             result["resnet18-224"] = resnet_case(baseline, args.quick)
-    result["meets_target"] = result["shapes-cnn-64"]["ratio"] <= result["target_ratio"]
+    target = result["target_ratio"]
+    result["meets_target"] = None if target is None else result["shapes-cnn-64"]["ratio"] <= target
     out = Path(str(RESULTS).format(args.inpainter))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
@@ -156,8 +158,9 @@ def main(argv: list[str] | None = None) -> dict:
     line = (
         f"occlusion_speed [{args.inpainter}{', quick' if args.quick else ''}]: "
         f"shapes-cnn 64px SP-G/SP(zero) CPU time = {shapes['ratio']:.2f}x "
-        f"(target <= {result['target_ratio']}x: {'met' if result['meets_target'] else 'NOT met'}; "
-        f"{seconds['captum_cf_inpaint']:.2f}s vs {seconds['captum_zero']:.2f}s; "
+        + (f"(target <= {target}x: {'met' if result['meets_target'] else 'NOT met'}; "
+           if target is not None else "(no target: reported; ")
+        + f"{seconds['captum_cf_inpaint']:.2f}s vs {seconds['captum_zero']:.2f}s; "
         f"wall {shapes['wall_ratio']:.2f}x)"
     )
     if "resnet18-224" in result:

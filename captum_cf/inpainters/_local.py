@@ -11,6 +11,14 @@ from torch import Tensor
 _MAX_SHARE = 0.5
 
 
+def check_context(context: int | None) -> int | None:
+    """``context`` of :func:`inpaint_locally`: a positive int or None, else a ValueError."""
+    if context is not None and (isinstance(context, bool) or not isinstance(context, int)
+                                or context < 1):
+        raise ValueError(f"context must be a positive int or None, got {context!r}")
+    return context
+
+
 def inpaint_locally(
     fn: Callable[[Tensor, Tensor], Tensor],
     images: Tensor,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_cf.inpainters._local import inpaint_locally
+from captum_cf.inpainters._local import check_context, inpaint_locally
 from captum_cf.inpainters.base import Inpainter
 from captum_cf.inpainters.push_pull import PushPullInpainter
 
@@ -66,11 +66,8 @@ class BiharmonicInpainter(Inpainter):
             isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in iterations
         ):
             raise ValueError(f"iterations must be one or more ints >= 0, got {list(iterations)}")
-        if context is not None and (isinstance(context, bool) or not isinstance(context, int)
-                                    or context < 1):
-            raise ValueError(f"context must be a positive int or None, got {context!r}")
         self.iterations = tuple(iterations)
-        self.context = context
+        self.context = check_context(context)
         self._pushpull = PushPullInpainter()
 
     def extra_repr(self) -> str:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from captum_cf.inpainters._local import inpaint_locally
+from captum_cf.inpainters._local import check_context, inpaint_locally
 from captum_cf.inpainters.base import Inpainter
 from captum_cf.inpainters.biharmonic import BiharmonicInpainter
 from captum_cf.inpainters.push_pull import PushPullInpainter
@@ -117,10 +117,7 @@ class LearnedInpainter(Inpainter):
         self.head = nn.Conv2d(w1 + cin, c, 3, padding=1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
-        if context is not None and (isinstance(context, bool) or not isinstance(context, int)
-                                    or context < 1):
-            raise ValueError(f"context must be a positive int or None, got {context!r}")
-        self.context = context
+        self.context = check_context(context)
         self._prefill: Inpainter | None = {
             "pushpull": PushPullInpainter(), "biharmonic": BiharmonicInpainter(context=None),
             "zero": None}[self.config["prefill"]]

@@ -48,7 +48,7 @@ GANMEX_SETUPS: dict[str, dict[str, Any]] = {
 
 
 #: steps of the shipped shapes-ganmex run and the flip rate bar its test checks (see RESULTS.md)
-SHAPES_GANMEX_STEPS = 1200
+SHAPES_GANMEX_STEPS = GANMEX_SETUPS["shapes"]["steps"]
 SHAPES_GANMEX_EXPECTED = 0.9
 
 
