@@ -10,6 +10,7 @@ from captum_cf.generative.ganmex import GANMEXConfig, GANMEXCritic, GANMEXGenera
 from captum_cf.generative.ganmex_trainer import (
     GANMEXTrainConfig,
     GANMEXTrainer,
+    adapt_ganmex,
     evaluate_counterfactuals,
     load_generator,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "GANMEXCritic",
     "GANMEXTrainConfig",
     "GANMEXTrainer",
+    "adapt_ganmex",
     "evaluate_counterfactuals",
     "load_generator",
 ]

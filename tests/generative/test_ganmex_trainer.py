@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn as nn
@@ -9,9 +11,11 @@ import torch.nn.functional as F
 
 from captum_cf.generative import (
     GANMEXConfig,
+    GANMEXCritic,
     GANMEXGenerator,
     GANMEXTrainConfig,
     GANMEXTrainer,
+    adapt_ganmex,
 )
 from captum_cf.generative.ganmex_trainer import random_other_class
 
@@ -250,3 +254,82 @@ def test_generator_files_without_the_edit_key_still_load(tmp_path):
     masked = _masked_trainer()
     masked.export(tmp_path / "mask.pt", best=False)
     assert load_generator(tmp_path / "mask.pt").config.edit == "mask"
+
+
+class _Swapped(_Classifier):
+    """The same features with classes 1 and 2 swapped: bright bottom is 1, bright top is 2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.no_grad():
+            self.linear.weight.copy_(self.linear.weight[[0, 2, 1]].clone())
+
+
+def test_adapt_ganmex_moves_the_edits_to_the_new_classifier_and_leaves_the_original():
+    trained = _trainer(_Classifier(), seed=0)
+    trained.fit(15)
+    generator = trained.generator.eval()
+    next(generator.parameters()).requires_grad_(False)  # a frozen part stays frozen
+    flags = {n: p.requires_grad for n, p in generator.named_parameters()}
+    before = {k: v.clone() for k, v in generator.state_dict().items()}
+    swapped = _Swapped().train()
+    x, y = _data()
+    t = random_other_class(y, 3, torch.Generator().manual_seed(5))
+
+    def loss(g: GANMEXGenerator) -> float:
+        with torch.no_grad():
+            return float(F.cross_entropy(swapped.eval()(g(x, t)), t))
+
+    old_loss = loss(generator)
+    swapped.train()
+    adapted = adapt_ganmex(generator, swapped, x, y, steps=15, config=FAST, seed=1,
+                           show_progress=False)
+    assert adapted is not generator and not adapted.training
+    assert loss(adapted) < 0.5 * old_loss, (old_loss, loss(adapted))
+    # the original generator and the classifier are exactly as before
+    assert not generator.training
+    assert {n: p.requires_grad for n, p in generator.named_parameters()} == flags
+    for k, v in generator.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert all(p.grad is None for p in swapped.parameters())
+
+
+def test_adapt_ganmex_is_seeded_and_returns_the_best_validated_copy():
+    generator = _trainer(_Classifier(), seed=0).generator
+    x, y = _data()
+
+    def adapt(**kwargs) -> GANMEXGenerator:
+        return adapt_ganmex(generator, _Swapped(), x, y, steps=6, config=FAST, seed=2,
+                            show_progress=False, **kwargs)
+
+    a, again = adapt(val_images=x, val_labels=y, validate_every=2), adapt(
+        val_images=x, val_labels=y, validate_every=2)
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, again.state_dict()[k])
+    # the same run by hand: a copy of the generator, a critic initialised from the seed
+    torch.manual_seed(2)
+    critic = GANMEXCritic(TINY)
+    manual = GANMEXTrainer(copy.deepcopy(generator), _Swapped(), x, y, x, y, config=FAST,
+                           critic=critic, seed=2, validate_every=2)
+    manual.fit(6)
+    assert manual.best is not None
+    for k, v in manual.best_state("generator").items():
+        assert torch.equal(v, a.state_dict()[k])
+    last = adapt()  # without validation: the last step's weights
+    for k, v in manual.generator.state_dict().items():
+        assert torch.equal(v, last.state_dict()[k])
+
+
+def test_adapt_ganmex_rejects_bad_arguments():
+    x, y = _data()
+    g = GANMEXGenerator(TINY)
+    with pytest.raises(TypeError, match="GANMEXGenerator"):
+        adapt_ganmex(nn.Linear(2, 2), _Classifier(), x, y)
+    for steps in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="steps"):
+            adapt_ganmex(g, _Classifier(), x, y, steps=steps)
+    with pytest.raises(ValueError, match="together"):
+        adapt_ganmex(g, _Classifier(), x, y, steps=2, val_images=x)
+    with pytest.raises(ValueError, match="every class"):
+        adapt_ganmex(g, _Classifier(), x[y < 2], y[y < 2], steps=2)
+
