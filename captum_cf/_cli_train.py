@@ -117,6 +117,9 @@ def _ganmex_args(parser: argparse.ArgumentParser) -> None:
                              "(default full for digits, mask for shapes)")
     parser.add_argument("--lambda-mask", type=float, default=None,
                         help="mask sparsity weight, --edit mask only (default per data set)")
+    parser.add_argument("--init", default=None,
+                        help="start from a trained generator (zoo:<name> or a weights file), "
+                             "e.g. to follow a fine-tuned classifier in a few hundred steps")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--test-images", type=int, default=None, help=argparse.SUPPRESS)
@@ -144,7 +147,8 @@ def _ganmex_run(args: argparse.Namespace) -> int:
                                steps=args.steps, seed=args.seed, checkpoint=args.checkpoint,
                                checkpoint_every=args.checkpoint_every, train_config=train_config,
                                limit=args.limit, test_images=args.test_images,
-                               show_progress=not args.no_progress, edit=args.edit)
+                               show_progress=not args.no_progress, edit=args.edit,
+                               init=args.init)
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise CLIError(str(err)) from err
     print(f"test flip rate {metrics['test_flip']:.4f} over {metrics['test_pairs']} ordered pairs, "

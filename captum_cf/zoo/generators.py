@@ -9,6 +9,7 @@ ordered class pairs on the test split and writes the best generator in the zoo f
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from typing import Any
@@ -65,14 +66,15 @@ def all_pairs(labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
     return index, (labels[index] + shifts) % num_classes
 
 
-def _load_classifier(spec: str) -> nn.Module:
+def _load_classifier(spec: str, what: str = "classifier") -> nn.Module:
+    """A zoo model from ``"zoo:<name>"`` or a zoo weights file."""
     from captum_cf import zoo
 
     if spec.startswith("zoo:"):
         return zoo.load(spec[4:])
     if os.path.isfile(spec):
         return zoo.load_file(spec)
-    raise ValueError(f"classifier must be 'zoo:<name>' or a weights file, got {spec!r}")
+    raise ValueError(f"{what} must be 'zoo:<name>' or a weights file, got {spec!r}")
 
 
 def _split(images: Tensor, labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, ...]:
@@ -97,6 +99,7 @@ def train_ganmex(
     show_progress: bool = True,
     log: Callable[[str], None] | None = print,
     edit: str | None = None,
+    init: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Train a GANMEX generator against a classifier and write it in the zoo format.
 
@@ -117,6 +120,11 @@ def train_ganmex(
         log (callable, optional): receives the loss and validation lines.
         edit (str, optional): ``"full"`` or ``"mask"`` (:class:`GANMEXConfig`; default per
             data set: ``"full"`` digits, ``"mask"`` shapes); ignored when ``config`` is given.
+        init (str or path, optional): start from this trained generator (``"zoo:<name>"`` or a
+            weights file) instead of the identity: the way to follow a changed classifier in a
+            few hundred steps (:func:`~captum_cf.generative.adapt_ganmex`). Its architecture is
+            kept (``config`` and ``edit`` must be left out) and the data set's mask warm-up is
+            dropped (it exists for the identity start); a fresh critic is trained.
 
     Returns:
         dict: the metrics stored in the file (``test_flip`` over all ordered class pairs,
@@ -132,6 +140,14 @@ def train_ganmex(
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
         x_val, y_val = x_val[:limit], y_val[:limit]
     num_classes = int(y_tr.max()) + 1
+    start = None
+    if init is not None:
+        if config is not None or edit is not None:
+            raise ValueError("init fixes the generator's architecture: leave config and edit out")
+        start = _load_classifier(str(init), what="init")
+        if not isinstance(start, GANMEXGenerator):
+            raise ValueError(f"init must be a GANMEX generator, got a {type(start).__name__}")
+        config = start.config
     sizes = {**setup.get("config", {}), **({"edit": edit} if edit else {})}
     config = config or GANMEXConfig.for_images(x_tr.shape[-1], x_tr.shape[1], num_classes,
                                                **sizes)
@@ -142,9 +158,14 @@ def train_ganmex(
             **setup["train_config"],
             **{k: v for k, v in train_config.to_dict().items() if v != getattr(default, k)},
         })
+    if start is not None:
+        train_config = dataclasses.replace(train_config, mask_warmup=0)
     torch.manual_seed(seed)  # model initialisation (the trainer reseeds for training randomness)
+    generator = GANMEXGenerator(config)
+    if start is not None:
+        generator.load_state_dict(start.state_dict())
     trainer = GANMEXTrainer(
-        GANMEXGenerator(config), model, x_tr, y_tr, x_val, y_val,
+        generator, model, x_tr, y_tr, x_val, y_val,
         config=train_config, seed=seed, checkpoint_path=checkpoint,
         checkpoint_every=checkpoint_every, validate_every=setup["validate_every"], log=log,
     )
@@ -167,6 +188,7 @@ def train_ganmex(
         "best_step": trainer.best["step"] if trainer.best else trainer.step,
         **{f"val_{k}": v for k, v in (trainer.best or {}).get("metrics", {}).items()},
         "classifier": classifier or setup["classifier"], "seed": seed,
+        **({"init": str(init)} if init is not None else {}),
     }
     _save_generator(out, setup["name"], generator, trainer.config.to_dict(), metrics)
     return metrics

@@ -9,7 +9,7 @@ from captum_cf._registry import AuditContext
 from captum_cf.baselines import BASELINES, GANMEXBaseline, NearestSampleBaseline
 from captum_cf.cli import main
 from captum_cf.datasets import SyntheticShapes, load_digits
-from captum_cf.generative import GANMEXGenerator
+from captum_cf.generative import GANMEXConfig, GANMEXGenerator
 
 # measured on these 24 held-out pair images: flip 1.0, edit per pixel inside / outside the part
 # 50 (2.7 for the previous full-edit generator), 97.8 % of the pixels exactly unchanged
@@ -113,3 +113,25 @@ def test_cli_edit_and_lambda_mask_options(tmp_path):
     assert payload["config"]["edit"] == "mask"
     assert payload["metrics"]["train_config"]["lambda_mask"] == 3.0
     assert zoo.load_file(out).head.out_channels == 2  # image channel + mask channel
+
+
+def test_cli_init_starts_from_a_trained_generator(tmp_path, capsys):
+    common = ["train", "ganmex", "--data", "digits", "--limit", "60", "--test-images", "5",
+              "--no-progress", "--steps", "1"]
+    warm, cold = tmp_path / "warm.pt", tmp_path / "cold.pt"
+    assert main(common + ["--out", str(warm), "--init", "zoo:digits-ganmex"]) == 0
+    assert main(common + ["--out", str(cold)]) == 0
+    warm_payload = zoo.read_weights(warm)
+    shipped = zoo.read_weights(zoo.entry("digits-ganmex").path)
+    assert GANMEXConfig(**warm_payload["config"]) == GANMEXConfig(**shipped["config"])
+    assert warm_payload["metrics"]["init"] == "zoo:digits-ganmex"
+    # one step from the shipped generator still flips digits-cnn; one step from identity does not
+    assert warm_payload["metrics"]["test_flip"] > 0.9
+    assert zoo.read_weights(cold)["metrics"]["test_flip"] < 0.2
+    capsys.readouterr()
+    assert main(common + ["--out", str(warm), "--init", "zoo:digits-ganmex", "--edit", "mask"]) == 2
+    assert main(common + ["--out", str(warm), "--init", "zoo:digits-cnn"]) == 2
+    assert main(common + ["--out", str(warm), "--init", str(tmp_path / "missing.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "leave config and edit out" in err and "must be a GANMEX generator" in err
+    assert "init must be 'zoo:<name>' or a weights file" in err
