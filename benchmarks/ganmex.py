@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(ratio {f['ganmex_l1'] / f['mdts_l1']:.2f}); randomisation SSIM "
         f"{_randomisation_line(r)}; "
         f"{t['ganmex_ms_per_image']:.2f} ms/img vs MDTS {t['mdts_ms_per_image']:.2f} "
-        f"(x{t['mdts_ms_per_image'] / t['ganmex_ms_per_image']:.1f}); "
+        f"(GANMEX/MDTS {t['ganmex_ms_per_image'] / t['mdts_ms_per_image']:.0f}x); "
         f"shapes: {_shapes_line(results['shapes'])}; -> {out.relative_to(ROOT)}"
     )
     return 0
