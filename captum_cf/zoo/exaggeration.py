@@ -80,10 +80,10 @@ def train_exaggeration(
         dict: metrics stored in the file: ``test_r``, ``test_mae``, ``test_identity``,
         ``test_monotone`` (on the test split, all bins), ``best_step``, validation metrics.
     """
-    from captum_cf.zoo.generators import _load_classifier, _split
+    from captum_cf.zoo.generators import _load_zoo_model, _split
     from captum_cf.zoo.train import classifier_data
 
-    model = _load_classifier(classifier)
+    model = _load_zoo_model(classifier)
     x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data)
     if limit is not None:
         x_tr, y_tr, x_te = x_tr[:limit], y_tr[:limit], x_te[:limit]

@@ -31,7 +31,7 @@ from captum_cf._training import load_checkpoint
 from captum_cf.generative.exaggeration import ExaggerationConfig, ExaggerationGenerator
 from captum_cf.generative.exaggeration_trainer import ExaggerationTrainConfig, ExaggerationTrainer
 from captum_cf.zoo.exaggeration import export_exaggeration
-from captum_cf.zoo.generators import _load_classifier, _split
+from captum_cf.zoo.generators import _load_zoo_model, _split
 from captum_cf.zoo.train import classifier_data
 
 
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="finetune_exaggeration.ckpt")
     args = parser.parse_args()
     t0 = time.time()
-    model = _load_classifier("zoo:digits-cnn")
+    model = _load_zoo_model("zoo:digits-cnn")
     x_tr, y_tr, x_te, _, desc = classifier_data("digits")
     x_tr, y_tr, x_val, _ = _split(x_tr, y_tr, 0.15, 0)
     init = load_checkpoint(args.init)

@@ -66,7 +66,7 @@ def all_pairs(labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
     return index, (labels[index] + shifts) % num_classes
 
 
-def _load_classifier(spec: str, what: str = "classifier") -> nn.Module:
+def _load_zoo_model(spec: str, what: str = "classifier") -> nn.Module:
     """A zoo model from ``"zoo:<name>"`` or a zoo weights file."""
     from captum_cf import zoo
 
@@ -134,7 +134,7 @@ def train_ganmex(
     setup = GANMEX_SETUPS.get(data)
     if setup is None:
         raise ValueError(f"data must be one of {sorted(GANMEX_SETUPS)}, got {data!r}")
-    model = _load_classifier(classifier or setup["classifier"])
+    model = _load_zoo_model(classifier or setup["classifier"])
     x_tr, y_tr, x_val, y_val, x_te, y_te, test_desc = _ganmex_data(data, setup, seed)
     if limit is not None:
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
@@ -144,7 +144,7 @@ def train_ganmex(
     if init is not None:
         if config is not None or edit is not None:
             raise ValueError("init fixes the generator's architecture: leave config and edit out")
-        start = _load_classifier(str(init), what="init")
+        start = _load_zoo_model(str(init), what="init")
         if not isinstance(start, GANMEXGenerator):
             raise ValueError(f"init must be a GANMEX generator, got a {type(start).__name__}")
         config = start.config
