@@ -171,6 +171,14 @@ class GANMEXTrainer(Trainer):
             raise ValueError(
                 f"labels must contain every class (real samples per target); missing {missing}"
             )
+        with frozen(classifier), torch.no_grad():
+            logits = classifier(images[:1])
+        if not isinstance(logits, Tensor) or tuple(logits.shape) != (1, gcfg.num_classes):
+            shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+            raise ValueError(
+                f"classifier must return (N, {gcfg.num_classes}) logits for the generator's "
+                f"{gcfg.num_classes} classes; it returned {shape} for one image"
+            )
         bad = [p for p in self.config.focus_pairs if max(p) >= gcfg.num_classes or min(p) < 0]
         if bad:
             raise ValueError(f"focus_pairs {bad} name classes outside 0..{gcfg.num_classes - 1}")

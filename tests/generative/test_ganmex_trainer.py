@@ -139,6 +139,10 @@ def test_bad_arguments_raise():
         GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x[:2], y[:2])
     with pytest.raises(ValueError, match="labels must be class indices"):
         GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x, y + 1)
+    two_classes = nn.Sequential(nn.Flatten(), nn.Linear(64, 2)).train()
+    with pytest.raises(ValueError, match=r"\(N, 3\) logits .* returned \(1, 2\)"):
+        GANMEXTrainer(GANMEXGenerator(TINY), two_classes, x, y)
+    assert two_classes.training and all(p.requires_grad for p in two_classes.parameters())
     trainer = _trainer(_Classifier())
     trainer.fit(1)
     with pytest.raises(ValueError, match="below the steps already done"):
