@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["check_images", "check_keep", "check_target", "check_same_device"]
+__all__ = ["check_images", "check_keep", "check_logits", "check_target", "check_same_device"]
 
 
 def check_images(images: Any, name: str = "inputs", unit_range: bool = True) -> Tensor:
@@ -74,6 +74,16 @@ def check_keep(keep: Any, images: Tensor, name: str = "keep") -> Tensor:
     if float(values.min()) < 0.0 or float(values.max()) > 1.0:
         raise ValueError(f"{name} must lie in [0, 1] (1 = keep the pixel, 0 = remove it)")
     return keep_f.expand_as(images)
+
+
+def check_logits(out: Any, batch: int, name: str = "forward_func") -> Tensor:
+    """``out`` must be (B, K) logits for a batch of ``batch`` inputs; returns it."""
+    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != batch:
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(
+            f"{name} must return (N, classes) logits for N={batch} inputs, got {shape}"
+        )
+    return out
 
 
 def check_target(

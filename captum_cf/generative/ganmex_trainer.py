@@ -16,7 +16,7 @@ from torch import Tensor
 
 from captum_cf._model_state import frozen
 from captum_cf._training import load_checkpoint, save_checkpoint
-from captum_cf._validation import check_images, check_target
+from captum_cf._validation import check_images, check_logits, check_target
 from captum_cf.generative.ganmex import GANMEXConfig, GANMEXCritic, GANMEXGenerator
 from captum_cf.generative.layers import random_translate
 from captum_cf.generative.losses import gradient_penalty, wgan_critic_loss, wgan_generator_loss
@@ -172,12 +172,11 @@ class GANMEXTrainer(Trainer):
                 f"labels must contain every class (real samples per target); missing {missing}"
             )
         with frozen(classifier), torch.no_grad():
-            logits = classifier(images[:1])
-        if not isinstance(logits, Tensor) or tuple(logits.shape) != (1, gcfg.num_classes):
-            shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+            logits = check_logits(classifier(images[:1]), 1, name="classifier")
+        if logits.shape[1] != gcfg.num_classes:
             raise ValueError(
                 f"classifier must return (N, {gcfg.num_classes}) logits for the generator's "
-                f"{gcfg.num_classes} classes; it returned {shape} for one image"
+                f"{gcfg.num_classes} classes; it returned {tuple(logits.shape)} for one image"
             )
         bad = [p for p in self.config.focus_pairs if max(p) >= gcfg.num_classes or min(p) < 0]
         if bad:

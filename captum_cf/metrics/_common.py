@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
+from captum_cf._validation import check_logits
+
 __all__ = ["higher_is_better", "saliency_map", "check_masks", "class_scores", "check_positive_int"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -100,16 +102,6 @@ def resolve_score(score: str | ScoreFn) -> ScoreFn:
     if score not in _SCORES:
         raise ValueError(f"score must be one of {sorted(_SCORES)} or a callable, got {score!r}")
     return _SCORES[score]
-
-
-def check_logits(out: Any, batch: int) -> Tensor:
-    """The model output must be (B, K) logits."""
-    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != batch:
-        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(
-            f"forward_func must return (N, classes) logits for N={batch} inputs, got {shape}"
-        )
-    return out
 
 
 def class_scores(
