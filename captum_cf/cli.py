@@ -35,13 +35,13 @@ def _register_train_commands() -> None:
 
 
 def _add_audit_args(parser: argparse.ArgumentParser) -> None:
-    from captum_cf.audit import add_arguments
+    from captum_cf.audit.cli import add_arguments
 
     add_arguments(parser)
 
 
 def _run_audit(args: argparse.Namespace) -> int:
-    from captum_cf.audit import AuditInputError, run_cli
+    from captum_cf.audit.cli import AuditInputError, run_cli
 
     try:
         return run_cli(args)

@@ -17,3 +17,13 @@ warnings.filterwarnings(
 def _seed() -> None:
     torch.manual_seed(0)
     random.seed(0)
+
+
+#: devices the computing tests run on: the CPU always, CUDA when this machine has it
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> torch.device:
+    """Parametrises a test over every available device (CI: CPU only)."""
+    return torch.device(request.param)

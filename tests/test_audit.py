@@ -143,7 +143,7 @@ def test_image_folder_with_masks_and_user_model(tmp_path, capsys) -> None:
     report = json.loads((tmp_path / "o" / "results.json").read_text())
     assert report["config"]["image_shape"] == [3, 16, 16] and report["config"]["masks"] is True
     assert set(report["cells"][0]["metrics"]["pointing_game"]["values"]) <= {0.0, 1.0}
-    from captum_cf._audit_io import load_model
+    from captum_cf.audit.model import load_model
 
     loaded, _ = load_model(model, str(root), str(tmp_path / "w.pt"))
     assert all(
@@ -217,7 +217,7 @@ def test_unreadable_image_and_bad_model_exit_2_and_leave_nothing(tmp_path, capsy
 
 
 def test_failure_while_writing_leaves_no_partial_report(tmp_path, monkeypatch, capsys) -> None:
-    import captum_cf._audit_report as report
+    import captum_cf.audit.report as report
 
     def boom(result):
         raise RuntimeError("disk full")
@@ -369,7 +369,7 @@ class _CountingTargetBaseline(Baseline):
 
 
 def test_reference_cache_computes_each_image_once_and_matches_the_baseline() -> None:
-    from captum_cf.audit import _cached
+    from captum_cf.audit.runner import _cached
 
     inner = _CountingTargetBaseline()
     x, t = torch.rand(3, 1, 8, 8), torch.tensor([1, 2, 3])

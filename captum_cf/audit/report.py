@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from captum_cf.audit import AuditResult
+    from captum_cf.audit.result import AuditResult
 
 __all__ = ["text_table", "write_report", "FILES"]
 
@@ -32,7 +32,7 @@ def _cell_text(result: AuditResult, metric: str, cell_index: int) -> str:
 
 
 def _header(result: AuditResult, metric: str) -> str:
-    from captum_cf.audit import METRICS
+    from captum_cf.audit.result import METRICS
 
     spec = METRICS[metric]
     return f"{spec.label} {'↑' if spec.higher_is_better else '↓'}"
@@ -110,7 +110,7 @@ def _num(v: float) -> float | None:
 
 
 def _json(result: AuditResult) -> dict[str, Any]:
-    from captum_cf.audit import METRICS
+    from captum_cf.audit.result import METRICS
 
     cells = []
     for c in result.cells:

@@ -18,11 +18,9 @@ Each metric is reported as the mean over images with a 95 % confidence interval 
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -30,144 +28,14 @@ import torch.nn as nn
 from torch import Tensor
 from torch.utils.data import TensorDataset
 
-from captum_cf._audit_io import AuditInputError
 from captum_cf._registry import AuditContext, Registry
 from captum_cf._validation import check_images, check_target
+from captum_cf.audit.errors import AuditInputError
+from captum_cf.audit.result import DEFAULT_METHODS, AuditResult, CellResult
 from captum_cf.baselines import BASELINES, Baseline
 from captum_cf.metrics import deletion, insertion, pointing_game, randomization_test
 
-__all__ = [
-    "AuditInputError",
-    "AuditResult",
-    "CellResult",
-    "DEFAULT_METHODS",
-    "MetricSpec",
-    "METRICS",
-    "audit",
-]
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """A column of the audit table."""
-
-    label: str
-    higher_is_better: bool
-    description: str
-
-
-#: methods audited when none are named: the core grid, so that the default audit stays short;
-#: ``methods=["all"]`` (``--methods all``) runs every registered method available
-DEFAULT_METHODS = ("integrated-gradients", "deeplift", "occlusion", "feature-ablation")
-
-#: every metric the audit can report, in column order
-METRICS: dict[str, MetricSpec] = {
-    "deletion_auc": MetricSpec(
-        "deletion AUC", deletion.higher_is_better, "area under the deletion curve (RISE)"
-    ),
-    "insertion_auc": MetricSpec(
-        "insertion AUC", insertion.higher_is_better, "area under the insertion curve (RISE)"
-    ),
-    "pointing_game": MetricSpec(
-        "pointing game", pointing_game.higher_is_better, "map maximum on the object (Zhang et al.)"
-    ),
-    "sanity_ssim": MetricSpec(
-        "sanity SSIM",
-        randomization_test.higher_is_better,
-        "SSIM of |map| to |map| after re-initialising the top layer (Adebayo et al.)",
-    ),
-}
-
-
-@dataclass
-class CellResult:
-    """Scores of one (method, baseline) cell: per-image values of each metric."""
-
-    method: str
-    baseline: str
-    values: dict[str, Tensor] = field(default_factory=dict)
-    seconds: float = 0.0
-    error: str | None = None
-
-    def stats(self, metric: str) -> tuple[float, float, float, int]:
-        """``(mean, ci_low, ci_high, n)`` with a 95 % Student-t interval (NaN when unknown)."""
-        v = self.values.get(metric)
-        if v is None or v.numel() == 0:
-            return (math.nan, math.nan, math.nan, 0)
-        return _mean_ci(v.double())
-
-
-def _mean_ci(v: Tensor) -> tuple[float, float, float, int]:
-    n, mean = v.numel(), float(v.mean())
-    if n < 2:
-        return (mean, math.nan, math.nan, n)
-    from scipy.stats import t
-
-    half = float(t.ppf(0.975, n - 1)) * float(v.std(unbiased=True)) / math.sqrt(n)
-    return (mean, mean - half, mean + half, n)
-
-
-@dataclass
-class AuditResult:
-    """Everything an audit measured; :meth:`table` prints it, :meth:`write` saves the report.
-
-    Attributes:
-        config (dict): what was audited and how (model, data, n, steps, seed, ...).
-        metrics (list of str): keys of :data:`METRICS` that were computed.
-        cells (list of CellResult): one per (method, baseline), methods outermost.
-        examples (Tensor): (E, C, H, W) the first images, for the figures.
-        example_maps (dict): ``(method, baseline) -> (E, H, W)`` their maps.
-        references (dict): ``baseline -> (E, C, H, W)`` each baseline's counterfactual.
-        seconds (float): wall time of the audit.
-    """
-
-    config: dict[str, Any]
-    metrics: list[str]
-    cells: list[CellResult]
-    examples: Tensor
-    example_maps: dict[tuple[str, str], Tensor]
-    references: dict[str, Tensor]
-    seconds: float = 0.0
-
-    def best(self) -> dict[str, tuple[str, str]]:
-        """metric -> (method, baseline) of the best mean (direction-aware; first among ties)."""
-        out = {}
-        for m in self.metrics:
-            sign = 1.0 if METRICS[m].higher_is_better else -1.0
-            scored = [(sign * c.stats(m)[0], i) for i, c in enumerate(self.cells)]
-            scored = [(s, i) for s, i in scored if not math.isnan(s)]
-            if scored:
-                best_i = max(scored, key=lambda si: (si[0], -si[1]))[1]
-                out[m] = (self.cells[best_i].method, self.cells[best_i].baseline)
-        return out
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One flat dict per cell (the rows of ``results.csv``)."""
-        rows = []
-        for c in self.cells:
-            row: dict[str, Any] = {"method": c.method, "baseline": c.baseline}
-            for m in self.metrics:
-                mean, lo, hi, n = c.stats(m)
-                row.update({f"{m}_mean": mean, f"{m}_ci_low": lo, f"{m}_ci_high": hi, f"{m}_n": n})
-            row.update({"explain_seconds": round(c.seconds, 3), "error": c.error or ""})
-            rows.append(row)
-        return rows
-
-    def table(self) -> str:
-        """The results as a plain-text table; ``*`` marks the best cell of each column."""
-        from captum_cf._audit_report import text_table
-
-        return text_table(self)
-
-    def write(self, out: str) -> list[str]:
-        """Write ``results.csv``, ``results.json``, ``report.html`` and the figures into ``out``.
-
-        Files are built in a temporary folder and moved into place, so ``out`` never holds a
-        half-written file. Returns the paths written.
-        """
-        from captum_cf._audit_report import write_report
-
-        return write_report(self, out)
+__all__ = ["audit"]
 
 
 def audit(
@@ -276,7 +144,7 @@ def _context(
     seed: int,
     extras: dict[str, Any] | None,
 ) -> tuple[AuditContext, Tensor]:
-    from captum_cf._audit_io import check_logits
+    from captum_cf.audit.model import check_logits
 
     num_classes = check_logits(model, images)
     with torch.no_grad():
@@ -527,131 +395,3 @@ class _Scorer:
             values["sanity_ssim"] = res.similarity[:, 0]
         return {m: v.detach().cpu() for m, v in values.items()}
 
-
-# --- the ``captum-cf audit`` command -------------------------------------------------------------
-
-DEFAULT_OUT = "audit-report"
-
-
-def add_arguments(parser: Any) -> None:
-    """Options of ``captum-cf audit``."""
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="zoo:NAME or module:factory (default: the zoo model of --data)",
-    )
-    parser.add_argument(
-        "--weights", default=None, help="weights file for --model (state dict, weights_only)"
-    )
-    parser.add_argument(
-        "--data",
-        default="digits",
-        help="digits (default: test digits), shapes (has object masks: adds the pointing game) "
-        "or an image folder DIR/<class>/<image> (masks: <image>_mask.png beside each image)",
-    )
-    parser.add_argument(
-        "--methods",
-        default=None,
-        help="comma-separated method names, or all (default: " + ",".join(DEFAULT_METHODS) + ")",
-    )
-    parser.add_argument(
-        "--baselines",
-        default=None,
-        help="comma-separated baseline names, or all (default: all available)",
-    )
-    parser.add_argument("--n", type=int, default=32, help="number of images (default 32)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument(
-        "--out", default=DEFAULT_OUT, help=f"report folder (default ./{DEFAULT_OUT})"
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=256, help="images per forward pass (default 256)"
-    )
-    parser.add_argument(
-        "--steps", type=int, default=16, help="deletion/insertion steps (default 16)"
-    )
-    parser.add_argument(
-        "--removal",
-        default=None,
-        help="baseline that removes pixels in deletion/insertion (default: RISE's black/blur)",
-    )
-    parser.add_argument(
-        "--sanity-n",
-        type=int,
-        default=8,
-        help="images for the randomisation check (default 8; 0: skip)",
-    )
-    parser.add_argument(
-        "--list", action="store_true", help="list the registered methods and baselines and exit"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
-def _names(option: str | None) -> list[str] | None:
-    return None if option is None else [s.strip() for s in option.split(",") if s.strip()]
-
-
-def _list_registered() -> str:
-    lines = ["methods (--methods):"]
-    reg = _methods()
-    lines += [
-        f"  {n:24s} {'(default) ' if n in DEFAULT_METHODS else ''}{reg.describe(n)}" for n in reg
-    ]
-    lines += ["baselines (--baselines, --removal):"]
-    lines += [f"  {n:24s} {BASELINES.describe(n)}" for n in BASELINES]
-    return "\n".join(lines)
-
-
-def run_cli(args: Any) -> int:
-    """Run ``captum-cf audit``; raises ``AuditInputError`` for user errors."""
-    if args.list:
-        print(_list_registered())
-        return 0
-    for opt in ("n", "batch_size", "steps"):
-        if getattr(args, opt) < 1:
-            raise AuditInputError(
-                f"--{opt.replace('_', '-')} must be >= 1, got {getattr(args, opt)}"
-            )
-    if args.sanity_n < 0:
-        raise AuditInputError(f"--sanity-n must be >= 0, got {args.sanity_n}")
-    device = _device(args.device)
-    from captum_cf._audit_io import load_data, load_model
-
-    data = load_data(args.data, args.n, args.seed)
-    model, model_name = load_model(args.model, data.name, args.weights, str(device))
-    extras = {"zoo_name": model_name[4:]} if model_name.startswith("zoo:") else {}
-    result = audit(
-        model,
-        data.images.to(device),
-        masks=None if data.masks is None else data.masks.to(device),
-        methods=_names(args.methods),
-        baselines=_names(args.baselines),
-        data_name=data.name,
-        train_data=data.train,
-        removal=args.removal,
-        n_steps=args.steps,
-        batch_size=args.batch_size,
-        sanity_n=args.sanity_n,
-        seed=args.seed,
-        extras=extras,
-        show_progress=not args.no_progress,
-    )
-    result.config["model"] = model_name
-    print(result.table())
-    written = result.write(args.out)
-    print(
-        f"\n{len(result.cells)} cells on {data.images.shape[0]} images in "
-        f"{result.seconds:.1f} s; report: {written[2]}"
-    )
-    return 0
-
-
-def _device(name: str) -> torch.device:
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise AuditInputError(f"--device: {err}") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise AuditInputError("--device cuda requested but CUDA is not available")
-    return device
