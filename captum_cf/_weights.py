@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,8 +66,19 @@ def load_weights_file(path: str | os.PathLike, what: str, map_location: Any = "c
         raise FileNotFoundError(f"{path} not found; it must be {what}")
     if not os.path.isfile(path):
         raise WeightsFileError(f"{path} is not a file; it must be {what}")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    # torch.save writes a zip archive ("PK"), or a pickle (protocol >= 2 starts with 0x80)
+    if head != b"PK" and head[:1] != b"\x80":
+        raise WeightsFileError(
+            f"{path} is not a file written by torch.save (it starts with {head!r}); it must be "
+            f"{what}"
+        )
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            # torch's advice on plain pickles; the error below says what the file must be
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         found = _GLOBAL.search(str(err))
         held = (
