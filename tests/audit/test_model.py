@@ -314,3 +314,17 @@ def test_model_help_names_the_file_form(capsys) -> None:
         main(["audit", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "path/file.py:factory" in out
+
+
+def test_the_probe_does_not_change_the_audit_numbers(monkeypatch) -> None:
+    import captum_cf.audit.model as audit_model
+
+    model, x = _net().eval(), torch.rand(3, 1, 8, 8)
+    kw = dict(methods=["integrated-gradients", "lime"], baselines=["noise"], n_steps=2,
+              sanity_n=0, seed=5)
+    probed = audit(model, x, **kw)
+    monkeypatch.setattr(audit_model, "applicable_methods", lambda names, *a: (list(names), {}))
+    unprobed = audit(model, x, **kw)
+    for a, b in zip(probed.cells, unprobed.cells, strict=True):
+        assert a.error is None and a.values.keys() == b.values.keys()
+        assert all(torch.equal(a.values[m], b.values[m]) for m in a.values)
