@@ -55,15 +55,19 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
 
     Raises:
         FileNotFoundError: naming the missing file.
-        ValueError: when the file is not a captum_cf checkpoint of a known format.
+        ValueError: (:class:`~captum_cf._weights.WeightsFileError`, one line naming the file)
+            when the file is not a captum_cf checkpoint of a known format: another pickle, a
+            whole pickled model, a text or damaged file. Nothing is ever unpickled.
     """
+    from captum_cf._weights import WeightsFileError, load_weights_file
+
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    state = load_weights_file(
+        path, "a captum_cf checkpoint written by a captum-cf trainer", map_location
+    )
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise ValueError(
+        raise WeightsFileError(
             f"{path} is not a captum_cf checkpoint of format {CHECKPOINT_FORMAT} (found {found!r})"
         )
     return state

@@ -21,10 +21,14 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="zoo:NAME or module:factory (default: the zoo model of --data)",
+        help="zoo:NAME, module:factory or path/file.py:factory (factory() returns the "
+        "nn.Module; default: the zoo model of --data)",
     )
     parser.add_argument(
-        "--weights", default=None, help="weights file for --model (state dict, weights_only)"
+        "--weights",
+        default=None,
+        help="weights for --model: a state dict saved with torch.save(model.state_dict(), "
+        "path), read with weights_only=True (not a whole pickled model)",
     )
     parser.add_argument(
         "--data",

@@ -85,7 +85,10 @@ def audit(
 
     Raises:
         AuditInputError: unknown or unavailable method/baseline names (the message lists the valid
-            ones), or a model that does not return (N, classes) logits.
+            ones), a model that does not return (N, classes) logits (an output's ``.logits`` is
+            taken), or a model to which no method applies. A method that fails on one image
+            (:func:`captum_cf.audit.model.probe_methods`) is left out: the reason goes to stderr
+            and to ``result.config["skipped_methods"]``.
 
     Example:
         >>> from captum_cf import zoo
@@ -94,11 +97,16 @@ def audit(
         >>> res = audit(zoo.load("digits-cnn"), x[:8], methods=["deeplift"], baselines=["zero"])
         >>> print(res.table())  # doctest: +SKIP
     """
+    from captum_cf.audit.model import applicable_methods, logits_model
+
     start = time.perf_counter()
     check_images(images, "images")
+    model = logits_model(model, images)  # a Hugging Face style output: its .logits
     ctx, target = _context(model, images, target, data_name, train_data, seed, extras)
     masks = _check_masks(masks, images)
     method_names = _resolve(_methods(), methods, ctx, "--methods", DEFAULT_METHODS)
+    # a method that fails on one image is left out, with its reason, before the grid runs
+    method_names, skipped = applicable_methods(method_names, ctx, images, target)
     baseline_names = _resolve(BASELINES, baselines, ctx, "--baselines")
     if removal is not None:
         _resolve(BASELINES, [removal], ctx, "--removal")
@@ -119,6 +127,7 @@ def audit(
             b: ref.reference(images[:e], target[:e]).detach().cpu() for b, ref in refs.items()
         },
     )
+    result.config["skipped_methods"] = skipped
     for cell, maps in _run_cells(method_names, refs, ctx, scorer, seed, show_progress):
         result.cells.append(cell)
         if maps is not None:

@@ -256,16 +256,20 @@ class LearnedInpainter(Inpainter):
 
         Raises:
             FileNotFoundError: ``path`` does not exist.
-            ValueError: the file is not a zoo weights file of a ``gated-unet``.
+            ValueError: (one line naming the file) the file is not a zoo weights file of a
+                ``gated-unet`` (a whole pickled model, another pickle, a text or damaged file,
+                another architecture) or its state dict does not fit the config.
         """
-        from captum_cf.zoo._registry import read_weights
+        from captum_cf._weights import load_state_checked
+        from captum_cf.zoo._registry import _float32, read_weights
 
+        source = os.fspath(path)
         payload = read_weights(path)
         if payload["arch"] != ARCH:
             raise ValueError(f"{os.fspath(path)} holds a {payload['arch']!r} model, "
                              f"expected {ARCH!r}")
         model = cls(payload["config"])
-        model.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
+        load_state_checked(model, _float32(payload["state_dict"], source), source)
         model.metrics = dict(payload["metrics"])
         return model.to(device or "cpu").eval()
 
