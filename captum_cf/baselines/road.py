@@ -14,9 +14,6 @@ from captum_cf.inpainters.biharmonic import _conjugate_gradients
 
 __all__ = ["NoisyLinearImputation"]
 
-# ROAD's neighbour weights (Rong et al. 2022, github:tleemann/road_evaluation): 1/6 for the four
-# edge neighbours, 1/12 for the four diagonal ones; they sum to 1.
-_WEIGHTS = ((1 / 12, 1 / 6, 1 / 12), (1 / 6, 0.0, 1 / 6), (1 / 12, 1 / 6, 1 / 12))
 
 
 class NoisyLinearImputation(Baseline):
@@ -108,12 +105,10 @@ class NoisyLinearImputation(Baseline):
 
         free = removed.to(inputs.dtype)
         h, w = inputs.shape[-2:]
-        kernel = torch.tensor(_WEIGHTS, dtype=inputs.dtype, device=inputs.device)
-        kernel = kernel.expand(inputs.shape[1], 1, 3, 3).contiguous()
-        total = F.conv2d(torch.ones_like(inputs[:1]), kernel, padding=1, groups=inputs.shape[1])
+        total = _neighbour_sum(torch.ones_like(inputs[:1, :1]))
 
         def laplacian(u: Tensor) -> Tensor:  # positive semi-definite: s_i u_i - sum_j w_ij u_j
-            return total * u - F.conv2d(u, kernel, padding=1, groups=u.shape[1])
+            return total * u - _neighbour_sum(u)
 
         start = PushPullInpainter()._inpaint(inputs, free)
         start = torch.where(removed, start, inputs)
@@ -128,6 +123,19 @@ class NoisyLinearImputation(Baseline):
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
         eps = torch.randn(inputs.shape, generator=gen, dtype=torch.float32)
         return self.noise * eps.to(device=inputs.device, dtype=inputs.dtype)
+
+
+def _neighbour_sum(u: Tensor) -> Tensor:
+    """``sum_j w_ij u_j`` over the 8 neighbours inside the image, (N, C, H, W).
+
+    ROAD's weights are separable: ``[1, 2, 1]^T [1, 2, 1] / 12`` minus the centre's ``4 / 12``;
+    two 3-tap passes on zero-padded views are much faster than a depthwise conv on a CPU.
+    """
+    v = F.pad(u, (0, 0, 1, 1))
+    v = v[..., :-2, :] + 2 * v[..., 1:-1, :] + v[..., 2:, :]
+    v = F.pad(v, (1, 1, 0, 0))
+    v = v[..., :-2] + 2 * v[..., 1:-1] + v[..., 2:]
+    return (v - 4 * u) / 12
 
 
 def _check_image_batch(inputs: Tensor) -> None:
