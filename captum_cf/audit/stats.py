@@ -41,6 +41,10 @@ __all__ = [
 ]
 
 
+#: paired samples up to this size get an exact p-value (see :func:`wilcoxon`)
+_EXACT_UP_TO = 50
+
+
 def _as_array(values: Any, name: str) -> np.ndarray:
     if isinstance(values, Tensor):
         values = values.detach().cpu().double().numpy()
@@ -61,25 +65,46 @@ def _paired(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def wilcoxon(x: Any, y: Any) -> tuple[float, float]:
-    """Two-sided Wilcoxon signed-rank test of paired samples (scipy; zero differences dropped).
+    """Two-sided Wilcoxon signed-rank test of paired samples (zero differences dropped).
+
+    Up to 50 non-zero differences the p-value is exact, also with tied differences: the null
+    distribution of the positive rank sum (averaged ranks) is enumerated by dynamic programming
+    over the :math:`2^n` sign flips. Beyond 50 it is scipy's normal approximation with tie
+    correction.
 
     Args:
         x, y (sequence or Tensor): paired values, shape (n,).
 
     Returns:
         tuple: ``(statistic, p_value)``; the statistic is the smaller of the positive and the
-        negative rank sums. When every difference is zero there is nothing to test:
-        ``(0.0, 1.0)``.
+        negative rank sums (as scipy reports it). When every difference is zero there is
+        nothing to test: ``(0.0, 1.0)``.
 
     Example:
         >>> wilcoxon([1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 12])
         (6.0, 0.4375)
     """
     a, b = _paired(x, y)
-    if not np.any(a != b):
+    d = a - b
+    d = d[d != 0]
+    if d.size == 0:
         return 0.0, 1.0
-    res = _scipy_stats.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided")
-    return float(res.statistic), float(res.pvalue)
+    ranks = _scipy_stats.rankdata(np.abs(d))
+    plus = float(ranks[d > 0].sum())
+    statistic = min(plus, float(ranks.sum()) - plus)
+    if d.size > _EXACT_UP_TO:
+        res = _scipy_stats.wilcoxon(d, zero_method="wilcox", method="asymptotic")
+        return statistic, float(res.pvalue)
+    doubled = np.rint(2 * ranks).astype(np.int64)  # averaged ranks are multiples of 1/2
+    prob = np.zeros(int(doubled.sum()) + 1)
+    prob[0] = 1.0
+    for r in doubled:  # each rank joins the positive sum with probability 1/2
+        shifted = np.zeros_like(prob)
+        shifted[r:] = prob[:-r]
+        prob = 0.5 * (prob + shifted)
+    observed = int(np.rint(2 * statistic))
+    p = 2 * prob[: observed + 1].sum()
+    return statistic, float(min(1.0, p))
 
 
 def rank_biserial(x: Any, y: Any) -> float:

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import stats as scipy_stats
 
 from captum_cf.audit.stats import (
     best_set,
@@ -23,21 +24,25 @@ from captum_cf.audit.stats import (
 )
 
 
+def _average_ranks(values: list[float]) -> list[float]:
+    ordered = sorted(values)
+    return [sum(i + 1 for i, o in enumerate(ordered) if o == v) / ordered.count(v)
+            for v in values]
+
+
 def _exact_wilcoxon_p(d: list[float]) -> float:
-    """Two-sided exact p by enumerating all sign flips (distinct |d|, no zeros)."""
-    ranks = {v: r for r, v in enumerate(sorted(abs(x) for x in d), start=1)}
-    r = [ranks[abs(x)] for x in d]
+    """Two-sided p by enumerating all 2^n sign flips of the (averaged) ranks; no zeros."""
+    r = _average_ranks([abs(x) for x in d])
     observed = sum(ri for ri, x in zip(r, d) if x > 0)
-    total = sum(r)
-    stat = min(observed, total - observed)
+    stat = min(observed, sum(r) - observed)
     count = sum(
         1 for signs in itertools.product([0, 1], repeat=len(r))
-        if sum(ri for ri, s in zip(r, signs) if s) <= stat
+        if sum(ri for ri, s in zip(r, signs) if s) <= stat + 1e-9
     )
     return min(1.0, 2 * count / 2 ** len(r))
 
 
-def test_wilcoxon_matches_exact_enumeration() -> None:
+def test_wilcoxon_matches_exact_enumeration_and_scipy() -> None:
     x = [1.5, 2.0, 3.25, 4.0, 5.0, 6.0, 0.5]
     y = [0.0, 0.1, 0.0, 0.3, 0.0, 12.0, 0.0]
     d = [a - b for a, b in zip(x, y)]
@@ -45,7 +50,18 @@ def test_wilcoxon_matches_exact_enumeration() -> None:
     ranks = sorted(abs(v) for v in d)
     assert stat == ranks.index(6.0) + 1  # the only negative difference has rank 7
     assert p == pytest.approx(_exact_wilcoxon_p(d), abs=1e-12)
+    assert p == pytest.approx(scipy_stats.wilcoxon(x, y, method="exact").pvalue, abs=1e-12)
     assert wilcoxon(torch.tensor(x), torch.tensor(y)) == (stat, p)
+
+
+def test_wilcoxon_is_exact_with_ties_and_zeros() -> None:
+    # d = 1, -1, 1, 2, -2, 3, 0 (dropped), 1: |d| ranks 2.5 (four 1s), 5.5 (two 2s), 7
+    x = [1.0, 0.0, 1.0, 2.0, 0.0, 3.0, 5.0, 1.0]
+    y = [0.0, 1.0, 0.0, 0.0, 2.0, 0.0, 5.0, 0.0]
+    d = [a - b for a, b in zip(x, y) if a != b]
+    stat, p = wilcoxon(x, y)
+    assert stat == 2.5 + 5.5  # the negative ranks: one of the 1s and one of the 2s
+    assert p == pytest.approx(_exact_wilcoxon_p(d), abs=1e-12)
 
 
 def test_wilcoxon_of_identical_samples_is_not_significant() -> None:

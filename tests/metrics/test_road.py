@@ -227,8 +227,9 @@ def test_r_oms_uses_the_same_random_cells_for_removal_and_reference() -> None:
     assert torch.equal(again.scores, res.scores)
 
 
-def test_r_oms_rejects_bad_arguments() -> None:
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+def test_r_oms_rejects_bad_arguments_and_keeps_the_model_state() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).train()
+    model[1].bias.requires_grad_(False)
     x, zero = torch.rand(2, 1, 8, 8), ConstantBaseline(0.0)
     with pytest.raises(TypeError, match="removal"):
         r_oms(model, x, 0.0, zero)
@@ -241,3 +242,4 @@ def test_r_oms_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="n_draws"):
         r_oms(model, x, zero, zero, n_draws=0)
     assert isinstance(r_oms(model, x, zero, zero), Curve)
+    assert model.training and model[1].weight.requires_grad and not model[1].bias.requires_grad
