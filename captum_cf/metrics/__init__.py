@@ -16,7 +16,7 @@ from captum_cf.metrics.localization import (
 from captum_cf.metrics.r_oms import r_oms
 from captum_cf.metrics.randomization import RandomizationResult, map_similarity, randomization_test
 from captum_cf.metrics.realism import lpips_backbone_path, realism
-from captum_cf.metrics.road import road, symmetric_relevance_gain
+from captum_cf.metrics.road import removal_curves, road, symmetric_relevance_gain
 from captum_cf.metrics.saliency_metric import saliency_metric
 from captum_cf.metrics.sensitivity import sensitivity
 from captum_cf.metrics.ssim import ssim
@@ -36,6 +36,7 @@ __all__ = [
     "randomization_test",
     "realism",
     "relevance_mass",
+    "removal_curves",
     "road",
     "saliency_metric",
     "sensitivity",

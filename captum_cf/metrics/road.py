@@ -16,7 +16,7 @@ removal; their difference ranks consistently across removals.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -29,6 +29,7 @@ from captum_cf.baselines.road import NoisyLinearImputation
 from captum_cf.metrics._common import (
     ScoreFn,
     check_positive_int,
+    class_scores,
     higher_is_better,
     predicted_or_checked_target,
     resolve_score,
@@ -36,7 +37,7 @@ from captum_cf.metrics._common import (
 )
 from captum_cf.metrics.deletion import Curve, _normalised_auc, _pixel_rank, _scores
 
-__all__ = ["road", "symmetric_relevance_gain"]
+__all__ = ["removal_curves", "road", "symmetric_relevance_gain"]
 
 #: ROAD's removal (Rong et al.'s default noise 0.01); stateless, safe to share
 _ROAD = NoisyLinearImputation(noise=0.01, seed=0)
@@ -132,6 +133,87 @@ def road(
     fractions = (counts.double() / hw).to(scores.dtype).to(scores.device)
     return Curve(f"road-{order}", fractions, scores, _normalised_auc(fractions, scores),
                  order == "lerf")
+
+
+def removal_curves(
+    forward_func: Callable[[Tensor], Tensor],
+    inputs: Tensor,
+    attributions: Tensor,
+    target: Any = None,
+    removals: Mapping[str, Baseline] | None = None,
+    percentages: Sequence[float] = tuple(range(0, 101, 10)),
+    batch_size: int = 256,
+    score: str | ScoreFn = "softmax",
+) -> dict[str, tuple[Curve, Curve]]:
+    """MoRF and LeRF curves of one map under several removals, sharing forward passes.
+
+    The same as ``(road(..., "morf", removal=r), road(..., "lerf", removal=r))`` for each
+    removal ``r``, but every forward pass carries the images of all removals and both orders
+    for the same (image, step) pairs, so a model sees full batches even for few images; pass
+    each pair to :func:`symmetric_relevance_gain` for the SRG per removal.
+
+    Args:
+        forward_func (callable): model mapping (B, C, H, W) images in [0, 1] to (B, K) logits.
+        inputs (Tensor): images, shape (N, C, H, W), in [0, 1].
+        attributions (Tensor): shape (N, C', H, W) or (N, H, W); summed over channels.
+        target (int, sequence or Tensor, optional): class per example; None = predicted class.
+        removals (mapping, optional): name -> :class:`~captum_cf.baselines.Baseline`; default
+            ``{"road": NoisyLinearImputation()}``.
+        percentages (sequence of float): as in :func:`road`.
+        batch_size (int): images per forward pass (at least one (image, step) pair per pass).
+        score (str or callable): as in :func:`road`.
+
+    Returns:
+        dict: name -> ``(morf, lerf)`` curves, as :func:`road` returns them. (A noisy removal
+        draws its noise per position in a batch, so with noise the values differ from separate
+        :func:`road` calls by the noise draw, not in distribution.)
+
+    Example:
+        >>> from captum_cf.baselines import ConstantBaseline
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        >>> x, a = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)
+        >>> curves = removal_curves(model, x, a, 0, {"zero": ConstantBaseline(0.0)}, [0, 50, 100])
+        >>> morf, lerf = curves["zero"]
+        >>> symmetric_relevance_gain(morf, lerf).shape
+        torch.Size([2])
+    """
+    check_images(inputs, "inputs")
+    amap = saliency_map(attributions, tuple(inputs.shape)).to(inputs.device)
+    n, _, h, w = inputs.shape
+    counts = _counts(percentages, h * w)
+    check_positive_int(batch_size, "batch_size")
+    score_fn = _accuracy if score == "accuracy" else resolve_score(score)
+    removals = {"road": _ROAD} if removals is None else dict(removals)
+    if not removals or not all(isinstance(r, Baseline) for r in removals.values()):
+        raise TypeError("removals must be a non-empty mapping of names to captum_cf Baselines")
+    if not callable(forward_func):
+        raise TypeError("forward_func must be callable")
+    ranks = (_pixel_rank(amap), _pixel_rank(-amap))
+    steps = counts.numel()
+    counts = counts.to(inputs.device)
+    per_pass = max(1, batch_size // (2 * len(removals)))
+    scores: list[list[Tensor]] = [[] for _ in range(2 * len(removals))]
+    with frozen(forward_func), torch.no_grad():
+        tgt = predicted_or_checked_target(forward_func, inputs, target)
+        for start in range(0, n * steps, per_pass):
+            flat = torch.arange(start, min(start + per_pass, n * steps), device=inputs.device)
+            img, step = flat // steps, flat % steps
+            x, t = inputs[img], tgt[img]
+            keeps = [(r[img] >= counts[step, None]).to(inputs.dtype).view(-1, 1, h, w)
+                     for r in ranks]
+            filled = torch.cat([rem.fill(x, k, t) for rem in removals.values() for k in keeps])
+            s = class_scores(forward_func, filled, t.repeat(len(scores)), score_fn, batch_size)
+            for i, part in enumerate(s.split(len(flat))):
+                scores[i].append(part)
+    out = {}
+    for i, name in enumerate(removals):
+        pair = []
+        for j, order in enumerate(_ORDERS):
+            sc = torch.cat(scores[2 * i + j]).view(n, steps)
+            fr = (counts.double().cpu() / (h * w)).to(sc.dtype).to(sc.device)
+            pair.append(Curve(f"road-{order}", fr, sc, _normalised_auc(fr, sc), order == "lerf"))
+        out[name] = (pair[0], pair[1])
+    return out
 
 
 def _counts(percentages: Any, hw: int) -> Tensor:

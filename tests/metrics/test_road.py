@@ -6,12 +6,13 @@ import pytest
 import torch
 import torch.nn as nn
 
-from captum_cf.baselines import Baseline, ConstantBaseline, NoisyLinearImputation
+from captum_cf.baselines import Baseline, BlurBaseline, ConstantBaseline, NoisyLinearImputation
 from captum_cf.metrics import (
     Curve,
     deletion,
     insertion,
     r_oms,
+    removal_curves,
     road,
     symmetric_relevance_gain,
 )
@@ -108,6 +109,36 @@ def test_zero_removal_morf_equals_deletion_and_srg_equals_deletion_insertion() -
     torch.testing.assert_close(lerf.scores, ins.scores.flip(1))  # LeRF(q) = insertion(1 - q)
     torch.testing.assert_close(symmetric_relevance_gain(morf, lerf),
                                symmetric_relevance_gain(dele, ins))
+
+
+def test_removal_curves_equal_separate_road_calls_in_fewer_passes(device) -> None:
+    calls = []
+
+    class Counted(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.Tanh(), nn.Flatten(),
+                                     nn.Linear(300, 4))
+
+        def forward(self, z):
+            calls.append(z.shape[0])
+            return self.net(z)
+
+    model = Counted().to(device).eval()
+    x, a = torch.rand(3, 1, 10, 10, device=device), torch.randn(3, 1, 10, 10, device=device)
+    removals = {"zero": ConstantBaseline(0.0), "blur": BlurBaseline(2.0),
+                "road": NoisyLinearImputation(noise=0.0)}
+    pct = [0, 20, 50, 90, 100]
+    together = removal_curves(model, x, a, 1, removals, pct, batch_size=240)
+    assert len(calls) == 2  # the target check, then 3 images x 5 steps x 3 removals x 2 orders
+    for name, removal in removals.items():
+        for curve, order in zip(together[name], ("morf", "lerf")):
+            alone = road(model, x, a, 1, order, pct, removal)
+            assert curve.kind == alone.kind and curve.higher_is_better == alone.higher_is_better
+            torch.testing.assert_close(curve.scores, alone.scores)
+            torch.testing.assert_close(curve.auc, alone.auc)
+    with pytest.raises(TypeError, match="removals"):
+        removal_curves(model, x, a, 1, {"zero": 0.0})
 
 
 def test_accuracy_score_counts_predictions_of_the_target() -> None:
