@@ -43,6 +43,8 @@ class NoisyLinearImputation(Baseline):
 
     Reproducible: the noise is drawn from a fresh CPU ``torch.Generator`` seeded with ``seed`` on
     every call (shape of the inputs, then moved to their device); the global RNG is untouched.
+    Image ``i`` of a batch gets the ``i``-th slice of that draw, so the same image at another
+    position of a batch gets other (equally distributed) noise.
 
     Args:
         noise (float): standard deviation of the Gaussian noise on imputed pixels, >= 0
@@ -87,11 +89,11 @@ class NoisyLinearImputation(Baseline):
     def _fill(self, inputs: Tensor, keep: Tensor, target: Any) -> Tensor:
         _check_image_batch(inputs)
         removed = (keep < 1).any(dim=1, keepdim=True)
-        solved = self.impute(inputs, removed)
+        solved = self._impute(inputs, removed)
         filled = solved + self._noise_like(inputs)
         return keep * inputs + (1 - keep) * filled.clamp(0.0, 1.0)
 
-    def impute(self, inputs: Tensor, removed: Tensor) -> Tensor:
+    def _impute(self, inputs: Tensor, removed: Tensor) -> Tensor:
         """The noiseless linear imputation: the solution of the system above, no noise, no clamp.
 
         Args:
