@@ -3,7 +3,7 @@
 The layer, neuron and Shapley subclasses of ``captum_cf.attr`` differ from their Captum parents
 only in what ``baselines`` may hold, so each one's ``attribute`` is made here from Captum's own:
 the same parameters, defaults and docstring (``inspect.signature`` shows Captum's, with
-``baselines`` widened to ``Any``), Captum's ``@log_usage`` on top (``NoiseTunnel`` calls
+``baselines`` widened to also take a Baseline), Captum's ``@log_usage`` on top (``NoiseTunnel`` calls
 ``attribute.__wrapped__``), and a body that
 
 1. binds the call to Captum's signature (so positional and keyword calls behave alike);
@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 from captum.log import log_usage
 
@@ -87,7 +87,9 @@ def baseline_attribute(
             return paired(self, arguments)
 
     params = [
-        p.replace(annotation=Any) if p.name == "baselines" else p
+        p.replace(annotation=Union[p.annotation, Baseline, tuple[Any, ...]])
+        if p.name == "baselines"
+        else p
         for p in signature.parameters.values()
     ]
     attribute.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
