@@ -2,8 +2,8 @@
 
 The layer, neuron and Shapley subclasses of ``captum_cf.attr`` differ from their Captum parents
 only in what ``baselines`` may hold, so each one's ``attribute`` is made here from Captum's own:
-the same parameters, defaults and docstring (``inspect.signature`` shows Captum's, with
-``baselines`` widened to also take a Baseline), Captum's ``@log_usage`` on top (``NoiseTunnel`` calls
+the same parameters and defaults (``inspect.signature`` shows Captum's, ``baselines`` widened
+to also take a Baseline), Captum's ``@log_usage`` on top (``NoiseTunnel`` calls
 ``attribute.__wrapped__``), and a body that
 
 1. binds the call to Captum's signature (so positional and keyword calls behave alike);

@@ -148,7 +148,8 @@ def test_wrong_baseline_types_are_type_errors_and_captums_assertion_errors(name,
             _run(captum_cf.attr, name, cnn, images, bad)
     with pytest.raises(TypeError, match="pass an instance"):
         _run(captum_cf.attr, name, cnn, images, ConstantBaseline)
-    assert issubclass(BaselineTypeError, TypeError) and issubclass(BaselineTypeError, AssertionError)
+    assert issubclass(BaselineTypeError, TypeError)
+    assert issubclass(BaselineTypeError, AssertionError)
 
 
 @pytest.mark.parametrize("name", NAMES)
