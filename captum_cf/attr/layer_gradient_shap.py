@@ -51,12 +51,12 @@ class LayerGradientShap(captum.attr.LayerGradientShap):
 
     Example:
         >>> import torch
-        >>> from captum_cf.baselines import ConstantBaseline
-        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 5),
-        ...                             torch.nn.ReLU(), torch.nn.Linear(5, 2))
-        >>> gs = LayerGradientShap(model, model[1])
-        >>> gs.attribute(torch.rand(3, 1, 4, 4), ConstantBaseline(0.5), target=0).shape
-        torch.Size([3, 5])
+        >>> from captum_cf.baselines import BlurBaseline
+        >>> conv = torch.nn.Conv2d(3, 4, 3)
+        >>> model = torch.nn.Sequential(conv, torch.nn.Flatten(), torch.nn.Linear(4 * 36, 2))
+        >>> images = torch.rand(3, 3, 8, 8)
+        >>> LayerGradientShap(model, conv).attribute(images, BlurBaseline(1.5), target=0).shape
+        torch.Size([3, 4, 6, 6])
     """
 
     attribute = baseline_attribute(

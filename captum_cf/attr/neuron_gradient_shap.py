@@ -52,12 +52,13 @@ class NeuronGradientShap(captum.attr.NeuronGradientShap):
 
     Example:
         >>> import torch
-        >>> from captum_cf.baselines import ConstantBaseline
-        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 5),
-        ...                             torch.nn.ReLU(), torch.nn.Linear(5, 2))
-        >>> gs = NeuronGradientShap(model, model[2])
-        >>> gs.attribute(torch.rand(3, 1, 4, 4), 1, ConstantBaseline(0.5)).shape
-        torch.Size([3, 1, 4, 4])
+        >>> from captum_cf.baselines import NoiseBaseline
+        >>> conv = torch.nn.Conv2d(1, 2, 3)
+        >>> model = torch.nn.Sequential(conv, torch.nn.Tanh(), torch.nn.Flatten())
+        >>> unit = (1, 2, 3)  # channel 1, row 2, column 3 of conv's output
+        >>> NeuronGradientShap(model, conv).attribute(
+        ...     torch.rand(3, 1, 8, 8), unit, NoiseBaseline(std=0.1), n_samples=4).shape
+        torch.Size([3, 1, 8, 8])
     """
 
     attribute = baseline_attribute(

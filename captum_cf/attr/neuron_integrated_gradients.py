@@ -27,12 +27,12 @@ class NeuronIntegratedGradients(captum.attr.NeuronIntegratedGradients):
 
     Example:
         >>> import torch
-        >>> from captum_cf.baselines import ConstantBaseline
-        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 5),
-        ...                             torch.nn.ReLU(), torch.nn.Linear(5, 2))
-        >>> nig = NeuronIntegratedGradients(model, model[2])
-        >>> nig.attribute(torch.rand(3, 1, 4, 4), 4, baselines=ConstantBaseline(0.5)).shape
-        torch.Size([3, 1, 4, 4])
+        >>> from captum_cf.baselines import BlurBaseline
+        >>> hidden = torch.nn.Linear(2 * 25, 8)
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), hidden, torch.nn.Softplus())
+        >>> x = torch.rand(4, 2, 5, 5)
+        >>> NeuronIntegratedGradients(model, hidden).attribute(x, 7, BlurBaseline(1.0)).shape
+        torch.Size([4, 2, 5, 5])
     """
 
     attribute = baseline_attribute(captum.attr.NeuronIntegratedGradients)
