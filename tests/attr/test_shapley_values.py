@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from perturbation_helpers import MeanFill
 
-from captum_cf.attr import ShapleyValues
+from captum_cf.attr import NoiseTunnel, ShapleyValues
+from captum_cf.baselines import ConstantBaseline
 
 MASK = (torch.arange(36).view(1, 1, 6, 6) >= 18).long()  # 2 groups: top and bottom half
 
@@ -25,3 +26,13 @@ def test_two_groups_by_hand_with_a_mask_conditional_fill(cnn, images):
     assert torch.allclose(attr[:, 1, 5, 5], want_bottom, atol=1e-6)
     # efficiency: the values add up to the gap between the input and the all-filled input
     assert torch.allclose(want_top + want_bottom, both - none, atol=1e-6)
+
+
+def test_noise_tunnel_fills_each_noisy_copy(cnn, images):
+    """Under our NoiseTunnel the Baseline fills each noisy copy (ConstantBaseline(c) = c)."""
+    kw = dict(nt_samples=2, stdevs=0.1, target=0, feature_mask=MASK)
+    results = []
+    for baselines in (ConstantBaseline(0.25), 0.25):
+        torch.manual_seed(0)
+        results.append(NoiseTunnel(ShapleyValues(cnn)).attribute(images, baselines=baselines, **kw))
+    assert torch.equal(*results)
