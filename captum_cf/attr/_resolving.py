@@ -75,7 +75,10 @@ def baseline_attribute(
             if strategy == "fill":
                 return _fill_call(inner, call)
             target = call.arguments.get("target")
-            resolved = resolve_baselines(baselines, inputs, target, allow_callable=True)
+            # callables are Captum's for the Shap family only (a pool of references)
+            resolved = resolve_baselines(
+                baselines, inputs, target, allow_callable=strategy == "paired"
+            )
             if not has_baseline(baselines):
                 return inner(*call.args, **call.kwargs)
             call.arguments["baselines"] = resolved

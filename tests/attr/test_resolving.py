@@ -141,7 +141,8 @@ def test_model_and_inputs_unchanged_also_after_errors(
 
 @pytest.mark.parametrize("name", NAMES)
 def test_wrong_baseline_types_are_type_errors_and_captums_assertion_errors(name, cnn, images):
-    for bad in ([0.0], (images, "zero")):
+    strategy = CASES[name][1]
+    for bad in [[0.0], (images, "zero")] + ([] if strategy == "paired" else [lambda x: x]):
         with pytest.raises(TypeError, match="baselines"):
             _run(captum_cf.attr, name, cnn, images, bad)
         with pytest.raises(AssertionError):
