@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from captum_cf._training import (
+from captum_cf.training.checkpoint import (
     cycle_batches,
     load_checkpoint,
     rng_state,

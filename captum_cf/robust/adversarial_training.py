@@ -21,7 +21,7 @@ from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 from captum_cf._model_state import frozen, preserve_model_state
-from captum_cf._training import load_checkpoint, save_checkpoint
+from captum_cf.training.checkpoint import load_checkpoint, save_checkpoint
 from captum_cf._validation import check_images
 
 __all__ = ["adversarial_train", "pgd_attack", "robust_accuracy"]

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from captum_cf._training import save_checkpoint
+from captum_cf.training.checkpoint import save_checkpoint
 from captum_cf.generative.exaggeration import ExaggerationConfig, ExaggerationGenerator
 from captum_cf.generative.exaggeration_trainer import (
     ExaggerationTrainConfig,

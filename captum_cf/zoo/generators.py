@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from captum_cf._training import save_checkpoint
+from captum_cf.training.checkpoint import save_checkpoint
 from captum_cf.generative.ganmex import GANMEXConfig, GANMEXGenerator
 from captum_cf.generative.ganmex_trainer import (
     GANMEXTrainConfig,

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from captum_cf._training import (
+from captum_cf.training.checkpoint import (
     cycle_batches,
     load_checkpoint,
     rng_state,
