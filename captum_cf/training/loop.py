@@ -207,11 +207,8 @@ class Trainer(abc.ABC):
         self.dist.broadcast_modules(modules.values())
         self.modules = modules
         self._wrapped: dict[str, nn.Module] = {}
-        if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self._wrapped = {k: DistributedDataParallel(modules[k], device_ids=ids) for k in ddp}
+        for name in ddp:
+            self.wrap_ddp(name, modules[name])
         self.optimizers = optimizers
         self.schedulers = dict(schedulers or {})
         self.seed = seed
@@ -272,6 +269,18 @@ class Trainer(abc.ABC):
     def forward_module(self, name: str) -> nn.Module:
         """The module to call for a training forward pass (its DDP wrapper under torchrun)."""
         return self._wrapped.get(name, self.modules[name])
+
+    def wrap_ddp(self, name: str, module: nn.Module) -> None:
+        """Train module ``name`` through ``DistributedDataParallel(module)`` under torchrun.
+
+        ``module`` holds ``self.modules[name]``'s parameters, e.g. an adapter whose ``forward``
+        calls the method the step needs; :meth:`forward_module` then returns the wrapper.
+        """
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._wrapped[name] = DistributedDataParallel(module, device_ids=ids)
 
     def reduce_gradients(self, *names: str) -> None:
         """Average the gradients of modules ``names`` over the processes (not DDP-wrapped ones).
