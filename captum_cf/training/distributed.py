@@ -9,6 +9,7 @@ it returns the single-process context and nothing is initialised.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from collections.abc import Iterable
@@ -104,6 +105,7 @@ def distributed_context(device: torch.device | None = None) -> DistributedContex
     if not dist.is_initialized():
         backend = "nccl" if device is not None and device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, init_method="env://")
+        atexit.register(shutdown)  # several commands of one process share the group
     return DistributedContext(
         rank=dist.get_rank(),
         world_size=dist.get_world_size(),
@@ -112,7 +114,7 @@ def distributed_context(device: torch.device | None = None) -> DistributedContex
 
 
 def shutdown() -> None:
-    """Leave the process group if this process joined one (end of a ``torchrun`` command)."""
+    """Leave the process group if this process joined one (runs at exit of a torchrun process)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
