@@ -15,12 +15,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_cf._model_state import frozen
-from captum_cf.training.checkpoint import load_checkpoint, save_checkpoint
 from captum_cf._validation import check_images, check_logits, check_target
 from captum_cf.generative.ganmex import GANMEXConfig, GANMEXCritic, GANMEXGenerator
 from captum_cf.generative.layers import random_translate
 from captum_cf.generative.losses import gradient_penalty, wgan_critic_loss, wgan_generator_loss
 from captum_cf.generative.trainer import Trainer
+from captum_cf.training.checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = [
     "GANMEXTrainConfig",
@@ -138,8 +138,9 @@ class GANMEXTrainer(Trainer):
         config (GANMEXTrainConfig, optional): loss weights and optimiser settings.
         critic (GANMEXCritic, optional): built from ``generator.config`` when omitted.
         **trainer_kwargs: ``seed``, ``checkpoint_path``, ``checkpoint_every``,
-            ``validate_every``, ``log_every``, ``log``, ``device`` (default: the images'; images and modules
-            move there, the classifier must be there), ``amp`` of :class:`Trainer`.
+            ``validate_every``, ``log_every``, ``log``, ``device`` (default: the images';
+            images and modules move there, the classifier must be there), ``amp`` of
+            :class:`Trainer`.
 
     Example:
         >>> cfg = GANMEXConfig(image_size=16, num_classes=2, base_channels=8, critic_layers=2)

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from captum_cf.training import IndexStream, Trainer
-from captum_cf.training.distributed import rank_seed
 from captum_cf._validation import check_images
 from captum_cf.inpainters import holes as _holes
+from captum_cf.training import IndexStream, Trainer
+from captum_cf.training.distributed import rank_seed
 
 if TYPE_CHECKING:
     from captum_cf.inpainters.learned import LearnedInpainter

@@ -21,9 +21,9 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from captum_cf._model_state import frozen, preserve_model_state
+from captum_cf._validation import check_images
 from captum_cf.training import IndexStream, Trainer
 from captum_cf.training.distributed import rank_seed
-from captum_cf._validation import check_images
 
 __all__ = ["adversarial_train", "AdversarialTrainer", "pgd_attack", "robust_accuracy"]
 

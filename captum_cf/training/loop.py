@@ -249,6 +249,7 @@ class Trainer(abc.ABC):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Subclass hook: restore what :meth:`extra_state` stored (default: nothing to do)."""
+        return None
 
     def rank_state(self) -> dict[str, Any]:
         """Subclass hook: per-process state (e.g. an :class:`IndexStream`'s position)."""
@@ -256,6 +257,7 @@ class Trainer(abc.ABC):
 
     def load_rank_state(self, state: dict[str, Any]) -> None:
         """Subclass hook: restore what :meth:`rank_state` stored."""
+        return None
 
     # --- helpers for train_step ----------------------------------------------------------------
 

@@ -21,13 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from captum_cf.training.checkpoint import save_checkpoint
 from captum_cf.generative.exaggeration import ExaggerationConfig, ExaggerationGenerator
 from captum_cf.generative.exaggeration_trainer import (
     ExaggerationTrainConfig,
     ExaggerationTrainer,
     evaluate_exaggeration,
 )
+from captum_cf.training.checkpoint import save_checkpoint
 from captum_cf.zoo._registry import WEIGHTS_FORMAT, ZooEntry, register
 
 __all__ = ["train_exaggeration", "build_exaggeration_generator", "EXAGGERATION_STEPS"]
@@ -91,13 +91,12 @@ def train_exaggeration(
         dict: metrics stored in the file: ``test_r``, ``test_mae``, ``test_identity``,
         ``test_monotone`` (on the test split, all bins), ``best_step``, validation metrics.
     """
-    from captum_cf.zoo.generators import _load_zoo_model, _split
-    from captum_cf.zoo.train import classifier_data
-
     import dataclasses
 
     from captum_cf.training.data import check_data, data_name
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
+    from captum_cf.zoo.generators import _load_zoo_model, _split
+    from captum_cf.zoo.train import classifier_data
 
     check_data(data, image_size)
     dev = resolve_device(device)

@@ -17,13 +17,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from captum_cf.training.checkpoint import save_checkpoint
 from captum_cf.generative.ganmex import GANMEXConfig, GANMEXGenerator
 from captum_cf.generative.ganmex_trainer import (
     GANMEXTrainConfig,
     GANMEXTrainer,
     evaluate_counterfactuals,
 )
+from captum_cf.training.checkpoint import save_checkpoint
 from captum_cf.zoo._registry import WEIGHTS_FORMAT, ZooEntry, register
 
 __all__ = ["train_ganmex", "build_ganmex_generator", "all_pairs", "GANMEX_SETUPS"]

@@ -81,10 +81,9 @@ def train_robust_classifier(
         >>> clean, robust = train_robust_classifier(out="robust.pt", steps=20, limit=128)
     """
     from captum_cf.robust import adversarial_train, robust_accuracy
-    from captum_cf.zoo.train import CLASSIFIER_SETUPS, _config, classifier_data
-
     from captum_cf.training.data import check_data, data_name, is_folder
     from captum_cf.training.distributed import check_amp, resolve_device
+    from captum_cf.zoo.train import CLASSIFIER_SETUPS, _config, classifier_data
 
     check_data(data, image_size)
     dev = resolve_device(device)
