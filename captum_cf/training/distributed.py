@@ -69,11 +69,16 @@ class DistributedContext:
         """
         if not self.enabled:
             return
-        for module in modules:
-            for p in module.parameters():
-                if p.grad is not None:
-                    dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-                    p.grad.div_(self.world_size)
+        grads = [p.grad for module in modules for p in module.parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])  # one collective, not one per tensor
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat.div_(self.world_size)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
 
     def broadcast_modules(self, modules: Iterable[nn.Module]) -> None:
         """Copy rank 0's parameters and buffers to every process."""

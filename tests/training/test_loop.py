@@ -116,3 +116,22 @@ def test_checkpoint_cadence_exact_resume_and_world_size_guard(tmp_path) -> None:
 def test_amp_on_cpu_is_refused_before_training() -> None:
     with pytest.raises(ValueError, match="needs a CUDA device"):
         _Counter(amp="bf16")
+
+
+def test_average_gradients_divides_the_all_reduced_sum_tensor_by_tensor(tmp_path) -> None:
+    # a real gloo group of one process: the all-reduced sum is each gradient itself, so a
+    # context claiming 4 processes must return every gradient divided by 4, in its own place
+    import torch.distributed as dist
+
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        net = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1, bias=False))
+        net(torch.rand(5, 3)).sum().backward()
+        net[0].bias.grad = None  # a parameter without a gradient is skipped
+        before = [None if p.grad is None else p.grad.clone() for p in net.parameters()]
+        DistributedContext(rank=0, world_size=4).average_gradients([net])
+        for p, g in zip(net.parameters(), before):
+            assert (p.grad is None) if g is None else torch.equal(p.grad, g / 4)
+    finally:
+        dist.destroy_process_group()
