@@ -193,7 +193,7 @@ class ExaggerationTrainer(Trainer):
             return None
         self.generator.check_inputs(images, "val_images")
         pick = self.validation_pick(images.shape[0], self.config.val_images)
-        return images[pick]
+        return images[pick].to(self.images.device)  # validation runs where training runs
 
     def training_context(self) -> contextlib.AbstractContextManager:
         return frozen(self.classifier)

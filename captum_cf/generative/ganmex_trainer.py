@@ -231,7 +231,8 @@ class GANMEXTrainer(Trainer):
             self.generator.config.num_classes,
             torch.Generator().manual_seed(self.seed + 1),
         )
-        return images[pick], labels[pick], targets
+        device = self.images.device  # validation runs where training runs
+        return images[pick].to(device), labels[pick].to(device), targets.to(device)
 
     def training_context(self) -> contextlib.AbstractContextManager:
         return frozen(self.classifier)

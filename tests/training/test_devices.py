@@ -56,7 +56,7 @@ def _finite(history: list[dict[str, float]]) -> bool:
 @pytest.mark.parametrize("focus", [0.0, 0.5])
 def test_ganmex_trainer_on_device(device: torch.device, focus: float) -> None:
     x, y = _data()
-    x, y = x.to(device), y.to(device)
+    x_dev, y_dev = x.to(device), y.to(device)
     clf = _classifier(device)
     before = _snapshot(clf)
     cfg = GANMEXConfig(image_size=8, channels=1, num_classes=3, base_channels=4, num_down=1,
@@ -66,8 +66,9 @@ def test_ganmex_trainer_on_device(device: torch.device, focus: float) -> None:
     start = _snapshot(generator)
     train = GANMEXTrainConfig(batch_size=6, focus_pairs=((1, 2),), focus_share=focus,
                               val_images=6)
-    trainer = GANMEXTrainer(generator, clf, x, y, x[:6], y[:6], config=train, log_every=1,
-                            validate_every=2)
+    # training data on the device, validation data left on the CPU: both must work
+    trainer = GANMEXTrainer(generator, clf, x_dev, y_dev, x[:6], y[:6], config=train,
+                            log_every=1, validate_every=2)
     assert _on(trainer.critic, device)  # the default critic follows the images
     history = trainer.fit(2)
     assert _finite(history) and trainer.best is not None
