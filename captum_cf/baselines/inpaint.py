@@ -35,9 +35,9 @@ class InpaintBaseline(Baseline):
     A single grid leaves seams: across a cell border, each side was inpainted from the other
     side's content, so the reference of a large image shows the grid as tiles. With ``blend``
     (the default) the reference is computed on 4 grids shifted by half a cell
-    (offsets ``(0, 0), (0, p/2), (p/2, 0), (p/2, p/2)``) and blended with the separable weights
-    ``a_i(y) b_j(x)``, ``a(y) = sin^2(pi (y + 1/2 - o_i) / p)``: each grid's weight is zero on its own
-    cell borders, so the result is continuous; the weights sum to about 1 and are normalised.
+    (offsets ``(0, 0), (0, p/2), (p/2, 0), (p/2, p/2)``) and blended with the separable
+    weights ``a_i(y) b_j(x)``, ``a_i(y) = sin^2(pi (y + 1/2 + o_i) / p)``: each grid's weight is
+    zero on its own cell borders, so the result is continuous; the weights sum to about 1 and are normalised.
     This costs 16 inpainter passes instead of 4; ``blend=False`` gives the single grid.
 
     Args:
