@@ -37,8 +37,8 @@ class InpaintBaseline(Baseline):
     (the default) the reference is computed on 4 grids shifted by half a cell
     (offsets ``(0, 0), (0, p/2), (p/2, 0), (p/2, p/2)``) and blended with the separable
     weights ``a_i(y) b_j(x)``, ``a_i(y) = sin^2(pi (y + 1/2 + o_i) / p)``: each grid's weight is
-    zero on its own cell borders, so the result is continuous; the weights sum to about 1 and are normalised.
-    This costs 16 inpainter passes instead of 4; ``blend=False`` gives the single grid.
+    zero on its own cell borders, so the result is continuous (the weights are normalised to
+    sum to 1). This costs 16 inpainter passes instead of 4; ``blend=False`` gives the single grid.
 
     Args:
         inpainter (callable): ``inpainter(images, hole) -> images``, e.g. an
