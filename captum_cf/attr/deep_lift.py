@@ -11,8 +11,9 @@ from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.log import log_usage
 from torch import Tensor
 
+from captum_cf._validation import check_attribute_arguments
 from captum_cf.attr._baselines import check_per_example, has_baseline, resolve_baselines
-from captum_cf.attr._guard import guarded
+from captum_cf.attr._guard import checking_target, guarded
 
 __all__ = ["DeepLift", "DeepLiftShap"]
 
@@ -93,10 +94,11 @@ class DeepLift(captum.attr.DeepLift):
         Returns:
             Attributions shaped like ``inputs`` (and the delta, shape (N,), when asked), as Captum.
         """
-        with guarded(self.model, inputs):
+        check_attribute_arguments(inputs, target, baselines)
+        with guarded(self.model, inputs), checking_target(self, target, "model") as dl:
             baselines = resolve_baselines(baselines, inputs, target)
-            return super().attribute.__wrapped__(  # type: ignore[attr-defined]
-                self,
+            return captum.attr.DeepLift.attribute.__wrapped__(
+                dl,
                 inputs,
                 baselines=baselines,
                 target=target,
@@ -188,13 +190,18 @@ class DeepLiftShap(captum.attr.DeepLiftShap):
             return_convergence_delta=return_convergence_delta,
             custom_attribution_func=custom_attribution_func,
         )
-        with guarded(self.model, inputs):
-            resolved = resolve_baselines(baselines, inputs, target, allow_callable=True)
+        check_attribute_arguments(inputs, target, None if callable(baselines) else baselines)
+        with guarded(self.model, inputs), checking_target(self, target, "model") as dls:
+            resolved = resolve_baselines(
+                baselines, inputs, target, allow_callable=True, native=False
+            )
             if not has_baseline(baselines):
-                return super().attribute.__wrapped__(self, inputs, baselines, **kwargs)  # type: ignore[attr-defined]
+                return captum.attr.DeepLiftShap.attribute.__wrapped__(
+                    dls, inputs, baselines, **kwargs
+                )
             check_per_example(resolved, inputs)
             # Per-example references: the distribution has one member, DeepLIFT itself.
-            return captum.attr.DeepLift.attribute.__wrapped__(self, inputs, resolved, **kwargs)  # type: ignore[attr-defined]
+            return captum.attr.DeepLift.attribute.__wrapped__(dls, inputs, resolved, **kwargs)
 
 
 def _explainer(ctx: Any) -> Any:
