@@ -205,16 +205,22 @@ def _rows_target(target: Any, n: int, fills: dict[int, Baseline]) -> Tensor | No
 
 
 def _composite_reference(
-    plan: _Plan, index: int, base: Tensor, target: Tensor | None
+    plan: _Plan, index: int, base: Tensor, target: Tensor | None, row: int | None = None
 ) -> Tensor | None:
     """The reference of a Baseline whose fill is the default composite, cached per context.
 
     None for mask-conditional baselines (those overriding ``_fill``, e.g. inpainting), whose
-    content depends on each chunk's mask.
+    content depends on each chunk's mask. ``row``: ``base`` is example ``row`` of the call's
+    inputs (Captum's LIME runs one example at a time); its reference is then that row of the
+    reference of the whole batch, as IntegratedGradients would see it (a noise baseline draws
+    once for the batch, not once per example).
     """
     baseline = plan.fills[index]
     if type(baseline)._fill is not Baseline._fill:
         return None
+    if row is not None:
+        full = _composite_reference(plan, index, plan.contexts[index], plan.target)
+        return None if full is None else full[row : row + 1]
     cached = plan.references.get(index)
     if cached is not None and cached[0].shape == base.shape and torch.equal(cached[0], base):
         return cached[1]
@@ -224,7 +230,13 @@ def _composite_reference(
 
 
 def _fill_rows(
-    plan: _Plan, index: int, batch: Tensor, base: Tensor, reps: int, target: Tensor | None
+    plan: _Plan,
+    index: int,
+    batch: Tensor,
+    base: Tensor,
+    reps: int,
+    target: Tensor | None,
+    row: int | None = None,
 ) -> Tensor:
     """Replace the sentinel entries of ``batch`` (rows = copies of ``base``) in ONE fill call.
 
@@ -247,7 +259,7 @@ def _fill_rows(
     # ``fill`` without its argument checks: the context was checked once per call (_plan) and
     # the keep mask is built here, 0/1 and of the right shape; the checks would cost a pass over
     # every chunk, a sizeable share of an inpainter's time
-    reference = _composite_reference(plan, index, base, target)
+    reference = _composite_reference(plan, index, base, target, row)
     if (
         reference is not None
     ):  # same arithmetic as Baseline._fill, without recomputing the reference
@@ -399,7 +411,9 @@ class _LimeFiller:
             rows = originals[i].shape[0]
             batch = torch.cat([c[i] for c in columns], dim=0)
             base = _context(self.plan.fills[i], originals[i])
-            filled = _fill_rows(self.plan, i, batch, base, k, target)
+            one = rows == 1 and self.plan.inputs[i].shape[0] > 1
+            row = self.examples_seen - 1 if one else None
+            filled = _fill_rows(self.plan, i, batch, base, k, target, row)
             for j, c in enumerate(columns):
                 c[i] = filled[j * rows : (j + 1) * rows]
         return [tuple(c) if is_tuple else c[0] for c in columns]
