@@ -324,9 +324,15 @@ def check_window(shapes: Any, strides: Any, inputs: Any) -> None:
 
 
 def _check_extent(value: Any, feature_shape: tuple[int, ...], name: str, allow_int: bool) -> None:
-    """A window or stride: ints >= 1, one per non-batch dimension, none larger than the input."""
+    """A window or stride: ints >= 1, one per non-batch dimension, none larger than the input.
+
+    An int stride (Captum repeats it over every dimension, the channels included) need only be
+    >= 1: a stride larger than a dimension the window covers whole just leaves one position.
+    """
     if allow_int and isinstance(value, int) and not isinstance(value, bool):
-        value = (value,) * len(feature_shape)
+        if value < 1:
+            raise ArgumentError(f"{name}={value} must be >= 1")
+        return
     if not isinstance(value, tuple) or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in value
     ):
