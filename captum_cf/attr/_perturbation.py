@@ -3,8 +3,9 @@
 Captum builds every perturbed sample as ``x * (1 - m) + b * m`` (``m`` = 1 on the ablated
 features) and hands whole chunks of ``perturbations_per_eval`` samples to the forward function.
 We give Captum a *sentinel* scalar ``b`` that no input value takes (chosen per call among a few
-numbers far outside [0, 1] that the inputs do not hold), so in each chunk the ablated features are exactly the entries equal to the sentinel and the kept
-ones are the original values, bit for bit. Two hooks then replace the sentinel by
+numbers far outside [0, 1] that the inputs do not hold), so in each chunk the ablated features
+are exactly the entries equal to the sentinel and the kept ones are the original values, bit for
+bit. Two hooks then replace the sentinel by
 ``baseline.fill(x, keep)``, one fill call per chunk:
 
 * the ablation family (Occlusion, FeatureAblation, ShapleyValueSampling) runs Captum's own loop

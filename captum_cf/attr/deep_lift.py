@@ -84,8 +84,8 @@ class DeepLift(captum.attr.DeepLift):
         """Captum's ``DeepLift.attribute``; ``baselines`` may also hold Baselines.
 
         Args:
-            inputs (Tensor or tuple of Tensors): as in Captum; images (N, C, H, W) in [0, 1] where a
-                Baseline is given.
+            inputs (Tensor or tuple of Tensors): as in Captum, each (N, ...); an input with a
+                Baseline must suit it (images for image baselines, [0, 1] in pixel space).
             baselines: None, a number, a Tensor, a ``Baseline``, or a tuple of these (one per
                 input).
             target, additional_forward_args, return_convergence_delta, custom_attribution_func:
@@ -174,8 +174,8 @@ class DeepLiftShap(captum.attr.DeepLiftShap):
         """Captum's ``DeepLiftShap.attribute``; ``baselines`` may also hold Baselines.
 
         Args:
-            inputs (Tensor or tuple of Tensors): as in Captum; images (N, C, H, W) in [0, 1] where a
-                Baseline is given.
+            inputs (Tensor or tuple of Tensors): as in Captum, each (N, ...); an input with a
+                Baseline must suit it (images for image baselines, [0, 1] in pixel space).
             baselines: a tensor distribution (B > 1 rows) or a callable returning one, as in
                 Captum; or a ``Baseline`` (one reference per example), or a tuple of these.
             target, additional_forward_args, return_convergence_delta, custom_attribution_func:

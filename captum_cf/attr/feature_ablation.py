@@ -30,9 +30,10 @@ class FeatureAblation(captum.attr.FeatureAblation):
     ``perturbations_per_eval`` groups.
 
     With a number or a Tensor as ``baselines`` the call is Captum's, exactly;
-    ``ConstantBaseline(c)`` gives exactly what ``baselines=c`` gives. A ``Baseline`` applies to
-    image inputs (N, C, H, W) in [0, 1] only (under ``captum_cf.attr.NoiseTunnel`` the noisy
-    copies are clamped for the fill's context; kept pixels stay as given).
+    ``ConstantBaseline(c)`` gives exactly what ``baselines=c`` gives. A ``Baseline`` works
+    on inputs of any shape (N, ...) (image baselines need (N, C, H, W), pixel-space ones [0, 1]);
+    under ``captum_cf.attr.NoiseTunnel`` a pixel-space fill sees the noisy copies clamped as
+    context, and kept values stay exactly as given.
 
     Args:
         forward_func (Callable): the model or any function returning its outputs.

@@ -91,8 +91,8 @@ class GradientShap(captum.attr.GradientShap):
         """Captum's ``GradientShap.attribute``; ``baselines`` may also hold Baselines.
 
         Args:
-            inputs (Tensor or tuple of Tensors): as in Captum; images (N, C, H, W) in [0, 1] where a
-                Baseline is given.
+            inputs (Tensor or tuple of Tensors): as in Captum, each (N, ...); an input with a
+                Baseline must suit it (images for image baselines, [0, 1] in pixel space).
             baselines: a tensor distribution or a callable returning one, as in Captum; or a
                 ``Baseline`` (one reference per example), or a tuple of these.
             n_samples, stdevs, target, additional_forward_args, return_convergence_delta: exactly

@@ -26,7 +26,8 @@ class KernelShap(captum.attr.KernelShap):
     ``baseline.fill(x, k(z))``, e.g. inpainted from the present ones. Coalitions are drawn by
     Captum's own generator, a chunk of ``perturbations_per_eval`` at a time, and each chunk is
     filled by one ``fill`` call; under a seed ``ConstantBaseline(c)`` gives exactly what
-    ``baselines=c`` gives. A ``Baseline`` applies to image inputs (N, C, H, W) only.
+    ``baselines=c`` gives. A ``Baseline`` works on inputs of
+    any shape (N, ...) (image baselines need (N, C, H, W)).
 
     Args:
         forward_func (Callable): the model or any function returning its outputs.

@@ -34,7 +34,8 @@ class Lime(captum.attr.Lime):
     exactly what ``baselines=c`` gives. (A custom ``similarity_func`` that draws random numbers
     would see them in a different order than in Captum.)
 
-    A ``Baseline`` applies to image inputs (N, C, H, W) only; with numbers or Tensors the call is
+    A ``Baseline`` works on inputs of any shape (N, ...) (image baselines need (N, C, H, W));
+    with numbers or Tensors the call is
     Captum's, exactly.
 
     Args:

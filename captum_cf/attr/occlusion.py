@@ -31,10 +31,10 @@ class Occlusion(captum.attr.Occlusion):
     ``perturbations_per_eval`` windows is filled by one ``fill`` call on the stacked chunk.
 
     With a number or a Tensor as ``baselines`` the call is Captum's, exactly;
-    ``ConstantBaseline(c)`` gives exactly (bit for bit) what ``baselines=c`` gives. A ``Baseline``
-    applies to image inputs (N, C, H, W) in [0, 1] only; use numbers/Tensors for the other inputs
-    of a tuple. Under ``captum_cf.attr.NoiseTunnel`` the noisy copies leave [0, 1]: the fill sees
-    them clamped as context, and kept pixels stay exactly as given.
+    ``ConstantBaseline(c)`` gives exactly (bit for bit) what ``baselines=c`` gives. A
+    ``Baseline`` works on inputs of any shape (N, ...) (image baselines need (N, C, H, W), pixel-space ones [0, 1]);
+    under ``captum_cf.attr.NoiseTunnel`` a pixel-space fill sees the noisy copies clamped as
+    context, and kept values stay exactly as given.
 
     Args:
         forward_func (Callable): the model or any function returning its outputs.

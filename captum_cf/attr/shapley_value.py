@@ -31,7 +31,8 @@ class ShapleyValueSampling(captum.attr.ShapleyValueSampling):
     chunk of ``perturbations_per_eval`` coalitions; the random orders are Captum's own, so under a
     seed ``ConstantBaseline(c)`` gives exactly what ``baselines=c`` gives.
 
-    A ``Baseline`` applies to image inputs (N, C, H, W) only; with numbers or Tensors the call is
+    A ``Baseline`` works on inputs of any shape (N, ...) (image baselines need (N, C, H, W));
+    with numbers or Tensors the call is
     Captum's, exactly.
 
     Args:

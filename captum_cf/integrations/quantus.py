@@ -1,4 +1,4 @@
-"""Quantus 0.6 bridge: a ``captum_cf.attr`` method as ``explain_func``, a Baseline as ``perturb_func``.
+"""Quantus 0.6 bridge: an attribution method as ``explain_func``, a Baseline as ``perturb_func``.
 
 Quantus hands its functions numpy arrays and expects numpy arrays back. These two factories do
 the round trip (numpy -> torch on the model's device -> numpy) so that nothing else changes:
@@ -165,7 +165,9 @@ def _method_class(method: str | type) -> type:
                 if isinstance(getattr(captum_cf.attr, n), type)
                 and hasattr(getattr(captum_cf.attr, n), "attribute")
             )
-            raise ValueError(f"method must name a class of captum_cf.attr ({names}), got {method!r}")
+            raise ValueError(
+                f"method must name a class of captum_cf.attr ({names}), got {method!r}"
+            )
         return cls
     if isinstance(method, type) and hasattr(method, "attribute"):
         return method

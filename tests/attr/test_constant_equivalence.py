@@ -17,7 +17,7 @@ from captum_cf.baselines import Baseline, ConstantBaseline, NearestSampleBaselin
 
 
 class Flat(nn.Module):
-    """Any number of inputs (N, ...) -> flattened, concatenated -> Linear, ReLU, Linear -> (N, 3)."""
+    """Any number of inputs (N, ...) -> flattened and concatenated -> Linear, ReLU, Linear."""
 
     def __init__(self, features: int) -> None:
         super().__init__()

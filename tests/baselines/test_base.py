@@ -20,7 +20,9 @@ from captum_cf.baselines import (
 )
 from captum_cf.inpainters import PushPullInpainter
 
-SHAPES = {"tabular": (3, 5), "sequence": (3, 4, 2), "image": (3, 2, 4, 4), "volume": (3, 1, 2, 4, 4)}
+SHAPES = {
+    "tabular": (3, 5), "sequence": (3, 4, 2), "image": (3, 2, 4, 4), "volume": (3, 1, 2, 4, 4)
+}
 
 
 class Doubled(Baseline):
