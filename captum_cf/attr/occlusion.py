@@ -32,9 +32,9 @@ class Occlusion(captum.attr.Occlusion):
 
     With a number or a Tensor as ``baselines`` the call is Captum's, exactly;
     ``ConstantBaseline(c)`` gives exactly (bit for bit) what ``baselines=c`` gives. A
-    ``Baseline`` works on inputs of any shape (N, ...) (image baselines need (N, C, H, W), pixel-space ones [0, 1]);
-    under ``captum_cf.attr.NoiseTunnel`` a pixel-space fill sees the noisy copies clamped as
-    context, and kept values stay exactly as given.
+    ``Baseline`` works on inputs of any shape (N, ...) (image baselines need (N, C, H, W),
+    pixel-space ones [0, 1]); under ``captum_cf.attr.NoiseTunnel`` a pixel-space fill sees the
+    noisy copies clamped as context, and kept values stay exactly as given.
 
     Args:
         forward_func (Callable): the model or any function returning its outputs.
