@@ -26,10 +26,15 @@ from typing import Any
 
 from torch import Tensor
 
+from captum_cf._validation import ArgumentTypeError
 from captum_cf.baselines.base import Baseline
 from captum_cf.baselines.constant import ConstantBaseline
 
 __all__ = ["has_baseline", "resolve_baselines", "check_per_example"]
+
+#: a ``baselines`` argument of a type Captum does not accept: a TypeError naming the argument,
+#: also an AssertionError (Captum asserts these types; its tests expect AssertionError)
+BaselineTypeError = ArgumentTypeError
 
 _ACCEPTED = "None, a number, a Tensor, a Baseline or a tuple of these (one entry per input)"
 
@@ -48,7 +53,7 @@ def resolve_baselines(
     *,
     allow_callable: bool = False,
     name: str = "baselines",
-    native: bool = True,
+    native: bool = False,
 ) -> Any:
     """Replace every :class:`Baseline` in a Captum ``baselines`` argument by its reference.
 
@@ -61,7 +66,8 @@ def resolve_baselines(
         allow_callable (bool): accept a callable ``baselines`` (Captum's GradientShap and
             DeepLiftShap do); it is passed through untouched.
         name (str): argument name used in error messages.
-        native (bool): hand a ``ConstantBaseline`` to Captum as its number (or (1, ...) tensor).
+        native (bool): hand a ``ConstantBaseline`` to Captum as its number (or (1, ...) tensor),
+            for methods whose Captum class takes a number there.
 
     Returns:
         ``baselines`` itself when it holds no Baseline; otherwise the same structure with each
@@ -125,7 +131,7 @@ def check_per_example(
 def _check_type(baselines: Any, allow_callable: bool, name: str) -> None:
     """Mirror the types Captum accepts, so a wrong type fails early with a clear TypeError."""
     if isinstance(baselines, type) and issubclass(baselines, Baseline):
-        raise TypeError(
+        raise BaselineTypeError(
             f"{name} is the class {baselines.__name__}; pass an instance, "
             f"e.g. {baselines.__name__}(...)"
         )
@@ -134,16 +140,16 @@ def _check_type(baselines: Any, allow_callable: bool, name: str) -> None:
     if isinstance(baselines, tuple):
         for i, b in enumerate(baselines):
             if isinstance(b, type) and issubclass(b, Baseline):
-                raise TypeError(f"{name}[{i}] is the class {b.__name__}; pass an instance")
+                raise BaselineTypeError(f"{name}[{i}] is the class {b.__name__}; pass an instance")
             if not isinstance(b, (Tensor, int, float, Baseline)):
-                raise TypeError(
+                raise BaselineTypeError(
                     f"{name}[{i}] must be a number, a Tensor or a Baseline, got {type(b).__name__}"
                 )
         return
     if allow_callable and callable(baselines):
         return
     accepted = _ACCEPTED + (", or a callable" if allow_callable else "")
-    raise TypeError(f"{name} must be {accepted}; got {type(baselines).__name__}")
+    raise BaselineTypeError(f"{name} must be {accepted}; got {type(baselines).__name__}")
 
 
 def _input_tuple(inputs: Any) -> tuple[Tensor, ...]:

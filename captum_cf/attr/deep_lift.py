@@ -96,7 +96,7 @@ class DeepLift(captum.attr.DeepLift):
         """
         check_attribute_arguments(inputs, target, baselines)
         with guarded(self.model, inputs), checking_target(self, target, "model") as dl:
-            baselines = resolve_baselines(baselines, inputs, target)
+            baselines = resolve_baselines(baselines, inputs, target, native=True)
             return captum.attr.DeepLift.attribute.__wrapped__(
                 dl,
                 inputs,

@@ -116,7 +116,7 @@ class IntegratedGradients(captum.attr.IntegratedGradients):
             optional_counts={"internal_batch_size": internal_batch_size},
         )
         with guarded(self.forward_func, inputs), checking_target(self, target) as ig:
-            baselines = resolve_baselines(baselines, inputs, target)
+            baselines = resolve_baselines(baselines, inputs, target, native=True)
             return captum.attr.IntegratedGradients.attribute.__wrapped__(
                 ig,
                 inputs,
