@@ -23,6 +23,7 @@ the public classes pass them straight to Captum.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 from collections import deque
@@ -34,7 +35,7 @@ import torch
 from torch import Tensor
 
 from captum_cf.attr._baselines import _check_type, native_value
-from captum_cf.baselines.base import Baseline, inputs_may_be_noisy
+from captum_cf.baselines.base import Baseline, inputs_may_be_noisy, noisy_inputs
 
 __all__: list[str] = []
 
@@ -122,12 +123,7 @@ def _plan(inputs: Any, baselines: Any, target: Any) -> _Plan | None:
     for i in fills:
         where = "inputs" if len(formatted) == 1 else f"inputs[{i}]"
         owner = "baselines" if len(formatted) == 1 else f"baselines[{i}]"
-        if noisy:
-            from captum_cf.baselines.base import noisy_inputs
-
-            with noisy_inputs():
-                fills[i].context(formatted[i].detach(), where, owner=owner)
-        else:
+        with noisy_inputs() if noisy else contextlib.nullcontext():
             fills[i].context(formatted[i].detach(), where, owner=owner)
     sentinel = _choose_sentinel([formatted[i] for i in fills])
     captum = tuple(sentinel if isinstance(b, Baseline) else b for b in items)

@@ -159,13 +159,14 @@ def test_generic_baselines_on_any_shape_equal_their_reference_tensor(method, kin
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
 
 
-def test_nearest_sample_on_tabular_rows_explains_against_the_nearest_row():
+def test_nearest_sample_on_tabular_rows_explains_against_the_nearest_row(device):
     rows = torch.tensor([[0.0, 0.0, 0.0], [4.0, 4.0, 4.0], [1.0, 2.0, 3.0], [9.0, 9.0, 9.0]])
     labels = torch.tensor([0, 1, 1, 1])
-    base = NearestSampleBaseline((rows, labels), counterfactual_class=1)
-    x = torch.tensor([[1.0, 2.0, 2.0], [8.0, 8.0, 9.0]])
+    base = NearestSampleBaseline((rows.to(device), labels), counterfactual_class=1)
+    x = torch.tensor([[1.0, 2.0, 2.0], [8.0, 8.0, 9.0]], device=device)
+    rows = rows.to(device)
     assert torch.equal(base(x), rows[[2, 3]])
-    model = Flat(3)
+    model = Flat(3).to(device)
     attr, delta = cf.IntegratedGradients(model).attribute(
         x, baselines=base, target=0, return_convergence_delta=True, n_steps=200
     )

@@ -32,9 +32,9 @@ class Doubled(Baseline):
         return 2 * inputs
 
 
-def _generic(shape):
+def _generic(shape, device="cpu"):
     labels = torch.tensor([0, 1, 1, 0])
-    data = torch.randn(4, *shape[1:]) * 3
+    data = torch.randn(4, *shape[1:], device=device) * 3
     return [
         ConstantBaseline(-2.0),
         NoiseBaseline(std=1.0, center=0.0, bounds=None),
@@ -45,12 +45,12 @@ def _generic(shape):
 
 
 @pytest.mark.parametrize("kind", list(SHAPES))
-def test_generic_baselines_take_any_shape_and_any_values(kind):
-    x = torch.randn(*SHAPES[kind]) * 4  # far outside [0, 1]
+def test_generic_baselines_take_any_shape_and_any_values(kind, device):
+    x = torch.randn(*SHAPES[kind], device=device) * 4  # far outside [0, 1]
     keep = (torch.rand_like(x) > 0.5).to(x.dtype)
-    for base in _generic(x.shape):
+    for base in _generic(x.shape, device):
         ref = base(x)
-        assert ref.shape == x.shape and ref.dtype == x.dtype
+        assert ref.shape == x.shape and ref.dtype == x.dtype and ref.device == x.device
         out = base.fill(x, keep)
         assert torch.equal(out[keep == 1], x[keep == 1])
         assert torch.equal(out[keep == 0], ref[keep == 0])
@@ -79,11 +79,11 @@ def test_only_pixel_space_baselines_check_the_unit_range():
             base(x)
 
 
-def test_noisy_inputs_clamps_the_context_and_keeps_the_given_values():
+def test_noisy_inputs_clamps_the_context_and_keeps_the_given_values(device):
     base = InpaintBaseline(PushPullInpainter())
-    x = torch.rand(2, 1, 8, 8)
+    x = torch.rand(2, 1, 8, 8, device=device)
     noisy = x + 0.4 * torch.randn_like(x)
-    keep = torch.ones(2, 1, 8, 8)
+    keep = torch.ones(2, 1, 8, 8, device=device)
     keep[..., 2:6, 2:6] = 0
     with noisy_inputs():
         ref = base(noisy)
