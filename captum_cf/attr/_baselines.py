@@ -26,17 +26,21 @@ from typing import Any
 
 from torch import Tensor
 
-from captum_cf._validation import ArgumentTypeError
 from captum_cf.baselines.base import Baseline
 from captum_cf.baselines.constant import ConstantBaseline
 
 __all__ = ["has_baseline", "resolve_baselines", "check_per_example"]
 
-#: a ``baselines`` argument of a type Captum does not accept: a TypeError naming the argument,
-#: also an AssertionError (Captum asserts these types; its tests expect AssertionError)
-BaselineTypeError = ArgumentTypeError
-
 _ACCEPTED = "None, a number, a Tensor, a Baseline or a tuple of these (one entry per input)"
+
+
+class BaselineTypeError(TypeError, AssertionError):
+    """A ``baselines`` argument of a type Captum does not accept.
+
+    A ``TypeError`` naming the argument; also an ``AssertionError``, because Captum asserts these
+    types and raises ``AssertionError``, so code (and Captum's own tests) written against Captum
+    catches it unchanged.
+    """
 
 
 def has_baseline(baselines: Any) -> bool:
