@@ -130,7 +130,8 @@ plt.show()"""),
     new_markdown_cell("""KernelShap's attributions sum (about) to the output gap between the row and its reference,
 so they distribute a different quantity for each baseline: against the mean wine they explain the
 whole prediction; against the nearest wine of the runner-up cultivar only what separates the two,
-and features on which the row and that real wine agree get (about) nothing.
+and features on which the row and that real wine are close get little (exactly nothing where they
+are equal: removing such a feature changes nothing).
 
 * Every generic baseline takes tabular rows: `ConstantBaseline` (also one value per feature),
   `NoiseBaseline(center=0.0, bounds=None)`, `NearestSampleBaseline`, `GANMEXBaseline` with any
