@@ -12,7 +12,25 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["check_images", "check_keep", "check_logits", "check_target", "check_same_device"]
+__all__ = [
+    "ArgumentError",
+    "ArgumentTypeError",
+    "batch_size_of",
+    "check_attribute_arguments",
+    "check_baseline_values",
+    "check_captum_target",
+    "check_count",
+    "check_feature_mask",
+    "check_images",
+    "check_keep",
+    "check_logits",
+    "check_same_device",
+    "check_target",
+    "check_target_in_output",
+    "check_tensor",
+    "check_window",
+    "unit_range",
+]
 
 
 def check_images(images: Any, name: str = "inputs", unit_range: bool = True) -> Tensor:
