@@ -6,12 +6,31 @@ before any work is done (never ``assert``: user input is not an invariant).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["check_images", "check_keep", "check_logits", "check_target", "check_same_device"]
+__all__ = [
+    "ArgumentError",
+    "ArgumentTypeError",
+    "batch_size_of",
+    "check_attribute_arguments",
+    "check_baseline_values",
+    "check_captum_target",
+    "check_count",
+    "check_feature_mask",
+    "check_images",
+    "check_keep",
+    "check_logits",
+    "check_same_device",
+    "check_target",
+    "check_target_in_output",
+    "check_tensor",
+    "check_window",
+    "unit_range",
+]
 
 
 def check_images(images: Any, name: str = "inputs", unit_range: bool = True) -> Tensor:
@@ -127,3 +146,295 @@ def check_same_device(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
     """Raise a ValueError when two tensors live on different devices."""
     if a.device != b.device:
         raise ValueError(f"{name_a} is on {a.device} but {name_b} is on {b.device}")
+
+
+# --- Baseline inputs of any shape ---------------------------------------------------------
+
+
+def check_tensor(x: Any, name: str = "inputs") -> Tensor:
+    """Check that ``x`` is a non-empty, finite float tensor of shape (N, ...); returns it.
+
+    The generic check of a :class:`~captum_cf.baselines.Baseline`'s inputs: tabular (N, F),
+    sequences (N, L, D), images (N, C, H, W) and anything else with a batch dimension.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (N, ...), got {type(x).__name__}")
+    if x.dim() == 0:
+        raise ValueError(f"{name} must have a batch dimension (N, ...), got a 0-d tensor")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x.detach()).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def unit_range(x: Tensor) -> tuple[float, float] | None:
+    """``(min, max)`` of ``x`` when it leaves [0, 1], else None."""
+    values = x.detach()
+    lo, hi = float(values.min()), float(values.max())
+    return (lo, hi) if lo < 0.0 or hi > 1.0 else None
+
+
+# --- Arguments of Captum's attribute() that Captum does not check --------------------------
+
+
+class ArgumentError(ValueError, AssertionError):
+    """A bad argument value. Also an ``AssertionError``: where Captum asserts on the same
+    argument, code (and Captum's own tests) written against Captum's assertion still catches it."""
+
+
+class ArgumentTypeError(TypeError, AssertionError):
+    """A bad argument type; also an ``AssertionError``, as :class:`ArgumentError`."""
+
+
+def check_count(value: Any, name: str, allow_none: bool = False) -> None:
+    """``value`` must be an int >= 1 (``n_steps``, ``n_samples``, ``perturbations_per_eval``...)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        expected = "a positive int" + (" or None" if allow_none else "")
+        raise ArgumentTypeError(f"{name} must be {expected}, got {type(value).__name__}")
+    if value < 1:
+        raise ArgumentError(f"{name} must be a positive int (>= 1), got {value}")
+
+
+def batch_size_of(inputs: Any) -> int | None:
+    """N of a Captum ``inputs`` argument (a tensor or a tuple of tensors), or None."""
+    first = inputs[0] if isinstance(inputs, tuple) and inputs else inputs
+    return int(first.shape[0]) if isinstance(first, Tensor) and first.dim() > 0 else None
+
+
+def check_captum_target(target: Any, n: int | None, name: str = "target") -> None:
+    """Check a Captum ``target`` before Captum runs: type, sign and length.
+
+    Captum accepts None, an int, a tuple of ints (an index into an output with more than two
+    dimensions), a tensor of one class or of one class per example, and a list of ints or of
+    tuples with one entry per example. It does not reject a negative class (``-1`` silently
+    selects the last class), a bool (``True`` selects class 1) or a float. The upper bound needs
+    the number of classes, so it is checked on the model's first output
+    (:func:`check_target_in_output`).
+
+    Raises:
+        ArgumentTypeError: bool, float or any other type (a TypeError).
+        ArgumentError: a negative class, or a list/tensor whose length is neither 1 nor N.
+    """
+    if target is None:
+        return
+    for index in _target_indices(target, n, name):
+        if index < 0:
+            raise ArgumentError(
+                f"{name} must hold class indices >= 0, got {index} (Captum would silently read "
+                f"a negative index from the end of the output)"
+            )
+
+
+def _target_indices(target: Any, n: int | None, name: str) -> list[int]:
+    """Every integer class index in ``target`` (validating its type and length)."""
+    kinds = "an int, a tuple of ints, a list with one int per example or a tensor of ints"
+    if isinstance(target, bool):
+        raise ArgumentTypeError(f"{name} must be {kinds}, got bool")
+    if isinstance(target, int):
+        return [target]
+    if isinstance(target, tuple):
+        return [_int_entry(t, name) for t in target if not isinstance(t, slice)]
+    if isinstance(target, Tensor):
+        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+            raise ArgumentTypeError(f"{name} must hold integer class indices, got {target.dtype}")
+        if target.numel() != 1 and (target.dim() != 1 or (n is not None and target.numel() != n)):
+            raise ArgumentError(
+                f"{name} must be a single class or have shape ({n},) (one class per example), "
+                f"got shape {tuple(target.shape)}"
+            )
+        return target.detach().reshape(-1).cpu().tolist()
+    if isinstance(target, list):
+        if n is not None and len(target) != n:
+            raise ArgumentError(
+                f"{name} is a list of {len(target)} entries but inputs have {n} examples: pass "
+                f"one class per example (or a single int for all)"
+            )
+        out: list[int] = []
+        for t in target:
+            if isinstance(t, tuple):
+                out.extend(_int_entry(v, name) for v in t if not isinstance(v, slice))
+            else:
+                out.append(_int_entry(t, name))
+        return out
+    raise ArgumentTypeError(f"{name} must be None, {kinds}; got {type(target).__name__}")
+
+
+def _int_entry(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentTypeError(
+            f"{name} must hold integer class indices, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def check_target_in_output(target: Any, output: Any, name: str = "target") -> None:
+    """Check that ``target`` indexes ``output`` (the model's output): class < number of classes.
+
+    Only the upper bound is left to check here (:func:`check_captum_target` did the rest); an
+    output that is not a tensor with more than one dimension is left to Captum.
+    """
+    if target is None or not isinstance(output, Tensor) or output.dim() < 2:
+        return
+    if isinstance(target, (int, Tensor)) or (
+        isinstance(target, list) and target and not isinstance(target[0], tuple)
+    ):
+        indices = _target_indices(target, None, name)
+        bounds = [(i, 0) for i in indices]
+    else:
+        rows = target if isinstance(target, list) else [target]
+        bounds = [
+            (v, j)
+            for row in rows
+            for j, v in enumerate(row)
+            if not isinstance(v, slice)
+        ]
+    for value, dim in bounds:
+        size = output.shape[1 + dim] if 1 + dim < output.dim() else None
+        if size is not None and value >= size:
+            what = "classes" if output.dim() == 2 else f"entries along output dimension {1 + dim}"
+            raise ArgumentError(
+                f"{name} must be < {size}: the model returns {size} {what} (output shape "
+                f"{tuple(output.shape)}), got {value}"
+            )
+
+
+def check_window(shapes: Any, strides: Any, inputs: Any) -> None:
+    """Occlusion's ``sliding_window_shapes`` and ``strides``: positive and inside each input.
+
+    Raises:
+        ArgumentTypeError / ArgumentError naming ``sliding_window_shapes`` or ``strides``.
+    """
+    tensors = inputs if isinstance(inputs, tuple) else (inputs,)
+    multi = isinstance(inputs, tuple)
+    # the same normalisation as Captum's Occlusion, so each input gets the entry Captum gives it
+    shape_list = shapes
+    if not isinstance(shapes, tuple) or not shapes or not isinstance(shapes[0], tuple):
+        shape_list = (shapes,)
+    if len(shape_list) != len(tensors):
+        raise ArgumentError(
+            f"sliding_window_shapes must hold one window per input tensor ({len(tensors)}), "
+            f"got {len(shape_list)}"
+        )
+    stride_list = strides
+    if strides is None:
+        stride_list = (1,) * len(tensors)
+    elif len(tensors) == 1 and not (
+        isinstance(strides, tuple) and len(strides) == 1 and isinstance(strides[0], tuple)
+    ):
+        stride_list = (strides,)
+    if not isinstance(stride_list, tuple) or len(stride_list) != len(tensors):
+        raise ArgumentError(
+            f"strides must be an int or a tuple, with one entry per input tensor "
+            f"({len(tensors)}) for several inputs; got {strides!r}"
+        )
+    for i, (window, stride, x) in enumerate(zip(shape_list, stride_list, tensors)):
+        if not isinstance(x, Tensor):
+            continue
+        where = f"[{i}]" if multi else ""
+        feature_shape = tuple(x.shape[1:])
+        _check_extent(window, feature_shape, f"sliding_window_shapes{where}", allow_int=False)
+        _check_extent(stride, feature_shape, f"strides{where}", allow_int=True)
+
+
+def _check_extent(value: Any, feature_shape: tuple[int, ...], name: str, allow_int: bool) -> None:
+    """A window or stride: ints >= 1, one per non-batch dimension, none larger than the input.
+
+    An int stride (Captum repeats it over every dimension, the channels included) need only be
+    >= 1: a stride larger than a dimension the window covers whole just leaves one position.
+    """
+    if allow_int and isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ArgumentError(f"{name}={value} must be >= 1")
+        return
+    if not isinstance(value, tuple) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise ArgumentTypeError(
+            f"{name} must be a tuple of ints, one per input dimension after the batch "
+            f"({len(feature_shape)}), got {value!r}"
+        )
+    if len(value) != len(feature_shape):
+        raise ArgumentError(
+            f"{name} has {len(value)} entries but the input has {len(feature_shape)} dimensions "
+            f"after the batch, shape (N, {', '.join(map(str, feature_shape))})"
+        )
+    for v, size in zip(value, feature_shape):
+        if v < 1 or v > size:
+            raise ArgumentError(
+                f"{name}={value} must be >= 1 and fit in the input's shape {feature_shape} "
+                f"(per example); e.g. a 1-channel image needs a window of shape (1, h, w)"
+            )
+
+
+def check_feature_mask(feature_mask: Any, inputs: Any, name: str = "feature_mask") -> None:
+    """Feature masks hold non-negative integer ids (Captum counts features from 0 to max)."""
+    if feature_mask is None:
+        return
+    masks = feature_mask if isinstance(feature_mask, tuple) else (feature_mask,)
+    for i, m in enumerate(masks):
+        where = f"{name}[{i}]" if isinstance(feature_mask, tuple) else name
+        if not isinstance(m, Tensor):
+            raise ArgumentTypeError(f"{where} must be a tensor of int ids, got {type(m).__name__}")
+        if m.is_floating_point() or m.is_complex() or m.dtype == torch.bool:
+            raise ArgumentTypeError(
+                f"{where} must hold integer feature ids (e.g. torch.long), got {m.dtype}"
+            )
+        if m.numel() and int(m.min()) < 0:
+            raise ArgumentError(f"{where} must hold feature ids >= 0, got {int(m.min())}")
+
+
+def check_baseline_values(baselines: Any, name: str = "baselines") -> None:
+    """Numbers and tensors in ``baselines`` must be finite (a NaN spreads through every sum)."""
+    items = baselines if isinstance(baselines, tuple) else (baselines,)
+    for i, b in enumerate(items):
+        where = f"{name}[{i}]" if isinstance(baselines, tuple) else name
+        if isinstance(b, Tensor) and b.is_floating_point() and not bool(
+            torch.isfinite(b.detach()).all()
+        ):
+            raise ArgumentError(f"{where} contains NaN or infinite values")
+        if type(b) is float and not math.isfinite(b):
+            raise ArgumentError(f"{where} must be finite, got {b}")
+
+
+_NOT_GIVEN: Any = object()
+
+
+def check_attribute_arguments(
+    inputs: Any,
+    target: Any = None,
+    baselines: Any = None,
+    feature_mask: Any = None,
+    counts: dict[str, Any] | None = None,
+    optional_counts: dict[str, Any] | None = None,
+    sliding_window_shapes: Any = _NOT_GIVEN,
+    strides: Any = None,
+) -> None:
+    """The checks every ``captum_cf.attr`` method runs before Captum, in one call.
+
+    Args:
+        inputs: the call's ``inputs`` (a tensor or a tuple of tensors).
+        target: checked by :func:`check_captum_target` (its range on the first output).
+        baselines: numbers and tensors must be finite (:func:`check_baseline_values`).
+        feature_mask: integer ids >= 0 (:func:`check_feature_mask`).
+        counts: ``{name: value}`` of ints that must be >= 1 (``n_steps``, ``n_samples``, ...).
+        optional_counts: the same, None allowed (``internal_batch_size``).
+        sliding_window_shapes, strides: Occlusion's windows (:func:`check_window`), when given.
+
+    Raises:
+        ArgumentError, ArgumentTypeError: a ValueError / TypeError (and AssertionError) naming
+            the argument.
+    """
+    for name, value in (counts or {}).items():
+        check_count(value, name)
+    for name, value in (optional_counts or {}).items():
+        check_count(value, name, allow_none=True)
+    check_captum_target(target, batch_size_of(inputs))
+    check_baseline_values(baselines)
+    check_feature_mask(feature_mask, inputs)
+    if sliding_window_shapes is not _NOT_GIVEN:
+        check_window(sliding_window_shapes, strides, inputs)

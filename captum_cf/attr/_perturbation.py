@@ -2,9 +2,10 @@
 
 Captum builds every perturbed sample as ``x * (1 - m) + b * m`` (``m`` = 1 on the ablated
 features) and hands whole chunks of ``perturbations_per_eval`` samples to the forward function.
-We give Captum a *sentinel* scalar ``b`` that no image pixel can take (images live in [0, 1]),
-so in each chunk the ablated features are exactly the entries equal to the sentinel and the kept
-ones are the original values, bit for bit. Two hooks then replace the sentinel by
+We give Captum a *sentinel* scalar ``b`` that no input value takes (chosen per call among a few
+numbers far outside [0, 1] that the inputs do not hold), so in each chunk the ablated features
+are exactly the entries equal to the sentinel and the kept ones are the original values, bit for
+bit. Two hooks then replace the sentinel by
 ``baseline.fill(x, keep)``, one fill call per chunk:
 
 * the ablation family (Occlusion, FeatureAblation, ShapleyValueSampling) runs Captum's own loop
@@ -22,6 +23,7 @@ the public classes pass them straight to Captum.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 from collections import deque
@@ -32,9 +34,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_cf._validation import check_images
-from captum_cf.attr._baselines import _check_type
-from captum_cf.baselines.base import Baseline
+from captum_cf.attr._baselines import _check_type, native_value
+from captum_cf.baselines.base import Baseline, inputs_may_be_noisy, noisy_inputs
 
 __all__: list[str] = []
 
@@ -77,12 +78,12 @@ class _Plan:
     """What a Baseline-driven call needs: which inputs are filled, and how Captum is called."""
 
     inputs: tuple[Tensor, ...]  # the formatted inputs, as given (kept values are these)
-    contexts: dict[int, Tensor]  # input index -> inputs clamped to [0, 1], seen by the fill
+    contexts: dict[int, Tensor]  # input index -> what the fill sees (see _context)
     fills: dict[int, Baseline]  # input index -> Baseline that fills it
     captum_baselines: Any  # what Captum receives: the sentinel where a Baseline stands
     sentinel: float
     target: Tensor | None  # (N,) long, or None
-    noisy: bool = False  # inputs may leave [0, 1] (NoiseTunnel): contexts differ from inputs
+    noisy: bool = False  # inputs may be noisy copies (NoiseTunnel, noisy_inputs()): see _context
     # input index -> (context, reference): a composite Baseline's reference, computed once per
     # context instead of once per chunk (a generator or a sparse attack is costly, and noise must
     # be the same in every chunk)
@@ -92,9 +93,10 @@ class _Plan:
 def _plan(inputs: Any, baselines: Any, target: Any) -> _Plan | None:
     """Validate a call whose ``baselines`` contain a ``Baseline``; None when they do not.
 
-    Inputs filled by a Baseline must be finite float images (N, C, H, W) in [0, 1]; only under
-    ``captum_cf.attr.NoiseTunnel`` (the Baseline arrives as a token) may they leave [0, 1], and
-    the fill then sees them clamped.
+    Inputs filled by a Baseline must suit it (``Baseline.context``: finite floats of any shape;
+    images for image baselines; [0, 1] for pixel-space baselines, except under
+    ``captum_cf.attr.NoiseTunnel`` or :func:`~captum_cf.baselines.noisy_inputs`, where a
+    pixel-space fill sees them clamped). A ``ConstantBaseline`` is handed to Captum as its number.
 
     Raises:
         TypeError, ValueError: naming ``baselines``, ``inputs`` or ``target``.
@@ -113,15 +115,21 @@ def _plan(inputs: Any, baselines: Any, target: Any) -> _Plan | None:
         )
     items = [_unwrap(b) for b in raw]
     _check_type(tuple(items), False, "baselines")
+    items = [_native(b, x) for b, x in zip(items, formatted)]
     fills = {i: b for i, b in enumerate(items) if isinstance(b, Baseline)}
-    noisy = any(isinstance(raw[i], _BaselineToken) for i in fills)
+    if not fills:  # only ConstantBaselines: Captum's own call with their numbers
+        return _Plan(formatted, {}, {}, _restore(baselines, items), 0.0, None)
+    noisy = inputs_may_be_noisy() or any(isinstance(raw[i], _BaselineToken) for i in fills)
     for i in fills:
-        _check_image_input(formatted[i], i, len(formatted), noisy=noisy)
+        where = "inputs" if len(formatted) == 1 else f"inputs[{i}]"
+        owner = "baselines" if len(formatted) == 1 else f"baselines[{i}]"
+        with noisy_inputs() if noisy else contextlib.nullcontext():
+            fills[i].context(formatted[i].detach(), where, owner=owner)
     sentinel = _choose_sentinel([formatted[i] for i in fills])
     captum = tuple(sentinel if isinstance(b, Baseline) else b for b in items)
     return _Plan(
         inputs=formatted,
-        contexts={i: formatted[i].detach().clamp(0.0, 1.0) for i in fills},
+        contexts={i: _context(fills[i], formatted[i]) for i in fills},
         fills=fills,
         captum_baselines=captum if isinstance(baselines, tuple) else captum[0],
         sentinel=sentinel,
@@ -130,23 +138,34 @@ def _plan(inputs: Any, baselines: Any, target: Any) -> _Plan | None:
     )
 
 
-def _check_image_input(x: Tensor, index: int, count: int, noisy: bool) -> None:
-    where = "inputs" if count == 1 else f"inputs[{index}]"
-    if x.dim() != 4 or not x.is_floating_point():
-        raise ValueError(
-            f"baselines: a captum_cf Baseline fills images of shape (N, C, H, W) (float); {where} "
-            f"has shape {tuple(x.shape)} and dtype {x.dtype}. Use a number or a Tensor as the "
-            "baseline of non-image inputs."
-        )
-    check_images(x.detach(), where, unit_range=not noisy)
+def _native(b: Any, x: Tensor) -> Any:
+    """A ConstantBaseline becomes Captum's own number (or (1, ...) tensor); others unchanged."""
+    if isinstance(b, Baseline):
+        value = native_value(b, x)
+        return b if value is None else value
+    return b
 
 
-def _choose_sentinel(images: list[Tensor]) -> float:
+def _restore(baselines: Any, items: list[Any]) -> Any:
+    return tuple(items) if isinstance(baselines, tuple) else items[0]
+
+
+def _context(baseline: Baseline, x: Tensor) -> Tensor:
+    """What a fill sees of ``x``: itself, clamped to [0, 1] for a pixel-space baseline.
+
+    The clamp changes nothing on inputs ``_plan`` accepted, except noisy copies.
+    """
+    x = x.detach()
+    return x.clamp(0.0, 1.0) if baseline.pixel_space else x
+
+
+def _choose_sentinel(inputs: list[Tensor]) -> float:
     for value in _SENTINEL_CANDIDATES:
-        if not any(bool((x == value).any()) for x in images):
+        if not any(bool((x == value).any()) for x in inputs):
             return value
     raise ValueError(
-        "inputs hold every sentinel value captum_cf can use; are they images in [0, 1]?"
+        f"inputs hold every sentinel value captum_cf can use ({_SENTINEL_CANDIDATES}) to mark "
+        "removed features; shift or rescale them"
     )
 
 
@@ -183,16 +202,22 @@ def _rows_target(target: Any, n: int, fills: dict[int, Baseline]) -> Tensor | No
 
 
 def _composite_reference(
-    plan: _Plan, index: int, base: Tensor, target: Tensor | None
+    plan: _Plan, index: int, base: Tensor, target: Tensor | None, row: int | None = None
 ) -> Tensor | None:
     """The reference of a Baseline whose fill is the default composite, cached per context.
 
     None for mask-conditional baselines (those overriding ``_fill``, e.g. inpainting), whose
-    content depends on each chunk's mask.
+    content depends on each chunk's mask. ``row``: ``base`` is example ``row`` of the call's
+    inputs (Captum's LIME runs one example at a time); its reference is then that row of the
+    reference of the whole batch, as IntegratedGradients would see it (a noise baseline draws
+    once for the batch, not once per example).
     """
     baseline = plan.fills[index]
     if type(baseline)._fill is not Baseline._fill:
         return None
+    if row is not None:
+        full = _composite_reference(plan, index, plan.contexts[index], plan.target)
+        return None if full is None else full[row : row + 1]
     cached = plan.references.get(index)
     if cached is not None and cached[0].shape == base.shape and torch.equal(cached[0], base):
         return cached[1]
@@ -202,34 +227,40 @@ def _composite_reference(
 
 
 def _fill_rows(
-    plan: _Plan, index: int, batch: Tensor, base: Tensor, reps: int, target: Tensor | None
+    plan: _Plan,
+    index: int,
+    batch: Tensor,
+    base: Tensor,
+    reps: int,
+    target: Tensor | None,
+    row: int | None = None,
 ) -> Tensor:
     """Replace the sentinel entries of ``batch`` (rows = copies of ``base``) in ONE fill call.
 
     Args:
-        batch (Tensor): (R, C, H, W), the perturbed samples Captum built, sentinel where ablated.
-        base (Tensor): (R / reps, C, H, W), the original images clamped to [0, 1].
+        batch (Tensor): (R, ...), the perturbed samples Captum built, sentinel where ablated.
+        base (Tensor): (R / reps, ...), the fill's context of the original inputs (_context).
         reps (int): how many copies of ``base`` the batch stacks.
         target (Tensor or None): (R / reps,) class per image of ``base``.
     """
-    context = base.repeat(reps, 1, 1, 1)
+    context = _tile_rows(base, reps)
     removed = batch == plan.sentinel
-    removed_any = removed.any(1, keepdim=True)
-    if not bool(removed_any.any()):
+    if not bool(removed.any()):
         return batch
-    if torch.equal(removed.all(1, keepdim=True), removed_any):
-        # the same mask for all channels: (R, 1, H, W) expanded, what inpainters expect
-        keep = (~removed_any).to(batch.dtype).expand_as(context)
-    else:
-        keep = (~removed).to(batch.dtype)
+    keep = (~removed).to(batch.dtype)
+    if batch.dim() == 4:
+        removed_any = removed.any(1, keepdim=True)
+        if torch.equal(removed.all(1, keepdim=True), removed_any):
+            # the same mask for all channels: (R, 1, H, W) expanded, what inpainters expect
+            keep = (~removed_any).to(batch.dtype).expand_as(context)
     # ``fill`` without its argument checks: the context was checked once per call (_plan) and
     # the keep mask is built here, 0/1 and of the right shape; the checks would cost a pass over
     # every chunk, a sizeable share of an inpainter's time
-    reference = _composite_reference(plan, index, base, target)
+    reference = _composite_reference(plan, index, base, target, row)
     if (
         reference is not None
     ):  # same arithmetic as Baseline._fill, without recomputing the reference
-        reference = reference.repeat(reps, 1, 1, 1)
+        reference = _tile_rows(reference, reps)
         filled = (keep * context + (1 - keep) * reference).to(batch.dtype)
     else:
         filled = plan.fills[index]._fill(context, keep, _tile(target, reps)).to(batch.dtype)
@@ -241,6 +272,11 @@ def _fill_rows(
 
 def _tile(t: Tensor | None, reps: int) -> Tensor | None:
     return None if t is None else t.repeat(reps)
+
+
+def _tile_rows(x: Tensor, reps: int) -> Tensor:
+    """``reps`` copies of ``x`` stacked along the batch: (reps * N, ...)."""
+    return x.repeat(reps, *([1] * (x.dim() - 1)))
 
 
 class _FillingForward:
@@ -273,7 +309,7 @@ class _FillingForward:
         reps = rows // n
         if i not in self.layout_checked:  # once per call: the layout is Captum's code
             removed = batch == plan.sentinel
-            expected = original.repeat(reps, 1, 1, 1)
+            expected = _tile_rows(original, reps)
             if not torch.equal(batch.masked_fill(removed, 0), expected.masked_fill(removed, 0)):
                 raise RuntimeError(
                     _LAYOUT_ERROR.format(shape=tuple(batch.shape), orig=tuple(original.shape))
@@ -371,8 +407,10 @@ class _LimeFiller:
         for i in self.plan.fills:
             rows = originals[i].shape[0]
             batch = torch.cat([c[i] for c in columns], dim=0)
-            base = originals[i].detach().clamp(0.0, 1.0)
-            filled = _fill_rows(self.plan, i, batch, base, k, target)
+            base = _context(self.plan.fills[i], originals[i])
+            one = rows == 1 and self.plan.inputs[i].shape[0] > 1
+            row = self.examples_seen - 1 if one else None
+            filled = _fill_rows(self.plan, i, batch, base, k, target, row)
             for j, c in enumerate(columns):
                 c[i] = filled[j * rows : (j + 1) * rows]
         return [tuple(c) if is_tuple else c[0] for c in columns]

@@ -11,8 +11,9 @@ from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.log import log_usage
 from torch import Tensor
 
+from captum_cf._validation import check_attribute_arguments
 from captum_cf.attr._baselines import check_per_example, has_baseline, resolve_baselines
-from captum_cf.attr._guard import guarded
+from captum_cf.attr._guard import checking_target, guarded
 from captum_cf.attr._untangle import untangled
 
 __all__ = ["DeepLift", "DeepLiftShap"]
@@ -91,8 +92,8 @@ class DeepLift(captum.attr.DeepLift):
         """Captum's ``DeepLift.attribute``; ``baselines`` may also hold Baselines.
 
         Args:
-            inputs (Tensor or tuple of Tensors): as in Captum; images (N, C, H, W) in [0, 1] where a
-                Baseline is given.
+            inputs (Tensor or tuple of Tensors): as in Captum, each (N, ...); an input with a
+                Baseline must suit it (images for image baselines, [0, 1] in pixel space).
             baselines: None, a number, a Tensor, a ``Baseline``, or a tuple of these (one per
                 input).
             target, additional_forward_args, return_convergence_delta, custom_attribution_func:
@@ -101,17 +102,20 @@ class DeepLift(captum.attr.DeepLift):
         Returns:
             Attributions shaped like ``inputs`` (and the delta, shape (N,), when asked), as Captum.
         """
+        check_attribute_arguments(inputs, target, baselines)
         with guarded(self.model, inputs):
-            baselines = resolve_baselines(baselines, inputs, target)
-            return captum.attr.DeepLift.attribute.__wrapped__(  # type: ignore[attr-defined]
-                _runner(self, inputs, additional_forward_args),
-                inputs,
-                baselines=baselines,
-                target=target,
-                additional_forward_args=additional_forward_args,
-                return_convergence_delta=return_convergence_delta,
-                custom_attribution_func=custom_attribution_func,
-            )
+            runner = _runner(self, inputs, additional_forward_args)
+            with checking_target(runner, target, "model") as dl:
+                baselines = resolve_baselines(baselines, inputs, target, native=True)
+                return captum.attr.DeepLift.attribute.__wrapped__(  # type: ignore[attr-defined]
+                    dl,
+                    inputs,
+                    baselines=baselines,
+                    target=target,
+                    additional_forward_args=additional_forward_args,
+                    return_convergence_delta=return_convergence_delta,
+                    custom_attribution_func=custom_attribution_func,
+                )
 
 
 class DeepLiftShap(captum.attr.DeepLiftShap):
@@ -181,8 +185,8 @@ class DeepLiftShap(captum.attr.DeepLiftShap):
         """Captum's ``DeepLiftShap.attribute``; ``baselines`` may also hold Baselines.
 
         Args:
-            inputs (Tensor or tuple of Tensors): as in Captum; images (N, C, H, W) in [0, 1] where a
-                Baseline is given.
+            inputs (Tensor or tuple of Tensors): as in Captum, each (N, ...); an input with a
+                Baseline must suit it (images for image baselines, [0, 1] in pixel space).
             baselines: a tensor distribution (B > 1 rows) or a callable returning one, as in
                 Captum; or a ``Baseline`` (one reference per example), or a tuple of these.
             target, additional_forward_args, return_convergence_delta, custom_attribution_func:
@@ -197,15 +201,20 @@ class DeepLiftShap(captum.attr.DeepLiftShap):
             return_convergence_delta=return_convergence_delta,
             custom_attribution_func=custom_attribution_func,
         )
+        check_attribute_arguments(inputs, target, None if callable(baselines) else baselines)
         with guarded(self.model, inputs):
-            resolved = resolve_baselines(baselines, inputs, target, allow_callable=True)
             runner = _runner(self, inputs, additional_forward_args)
-            if not has_baseline(baselines):
+            with checking_target(runner, target, "model") as dls:
+                resolved = resolve_baselines(
+                    baselines, inputs, target, allow_callable=True, native=False
+                )
                 shap = captum.attr.DeepLiftShap.attribute.__wrapped__  # type: ignore[attr-defined]
-                return shap(runner, inputs, baselines, **kwargs)
-            check_per_example(resolved, inputs)
-            # Per-example references: the distribution has one member, DeepLIFT itself.
-            return captum.attr.DeepLift.attribute.__wrapped__(runner, inputs, resolved, **kwargs)  # type: ignore[attr-defined]
+                if not has_baseline(baselines):
+                    return shap(dls, inputs, baselines, **kwargs)
+                check_per_example(resolved, inputs)
+                # Per-example references: the distribution has one member, DeepLIFT itself.
+                lift = captum.attr.DeepLift.attribute.__wrapped__  # type: ignore[attr-defined]
+                return lift(dls, inputs, resolved, **kwargs)
 
 
 def _runner(

@@ -7,7 +7,8 @@ from typing import Any
 import captum.attr
 from captum.log import log_usage
 
-from captum_cf.attr._guard import guarded
+from captum_cf._validation import check_attribute_arguments
+from captum_cf.attr._guard import checking_target, guarded
 from captum_cf.attr._perturbation import _plan, _with_filling_forward
 
 __all__ = ["FeatureAblation"]
@@ -29,9 +30,10 @@ class FeatureAblation(captum.attr.FeatureAblation):
     ``perturbations_per_eval`` groups.
 
     With a number or a Tensor as ``baselines`` the call is Captum's, exactly;
-    ``ConstantBaseline(c)`` gives exactly what ``baselines=c`` gives. A ``Baseline`` applies to
-    image inputs (N, C, H, W) in [0, 1] only (under ``captum_cf.attr.NoiseTunnel`` the noisy
-    copies are clamped for the fill's context; kept pixels stay as given).
+    ``ConstantBaseline(c)`` gives exactly what ``baselines=c`` gives. A ``Baseline`` works
+    on inputs of any shape (N, ...) (image baselines need (N, C, H, W), pixel-space ones [0, 1]);
+    under ``captum_cf.attr.NoiseTunnel`` a pixel-space fill sees the noisy copies clamped as
+    context, and kept values stay exactly as given.
 
     Args:
         forward_func (Callable): the model or any function returning its outputs.
@@ -65,8 +67,8 @@ class FeatureAblation(captum.attr.FeatureAblation):
         r"""Ablation attributions; ``baselines`` may be a ``Baseline`` (or a tuple containing some).
 
         Args:
-            inputs (Tensor or tuple[Tensor, ...]): as in Captum; inputs filled by a ``Baseline``
-                must be images of shape (N, C, H, W), in [0, 1].
+            inputs (Tensor or tuple[Tensor, ...]): as in Captum; each (N, ...); an input filled by
+                a ``Baseline`` must suit it (images for image baselines, [0, 1] in pixel space).
             baselines (number, Tensor, Baseline or tuple of those): what replaces an ablated
                 feature; a ``Baseline`` fills it with ``baseline.fill(x, keep)``.
             target, additional_forward_args, feature_mask, perturbations_per_eval,
@@ -75,10 +77,18 @@ class FeatureAblation(captum.attr.FeatureAblation):
         Returns:
             Tensor or tuple[Tensor, ...]: attributions shaped like ``inputs``.
         """
+        check_attribute_arguments(
+            inputs,
+            target,
+            baselines,
+            feature_mask,
+            counts={"perturbations_per_eval": perturbations_per_eval},
+        )
         plan = _plan(inputs, baselines, target)
-        with guarded(self.forward_func, inputs):
-            # without a Baseline this is Captum's own call, untouched
-            method = self if plan is None else _with_filling_forward(self, plan)
+        with guarded(self.forward_func, inputs), checking_target(self, target) as method:
+            # without a Baseline to fill this is Captum's own call, untouched
+            if plan is not None and plan.fills:
+                method = _with_filling_forward(method, plan)
             captum_baselines = baselines if plan is None else plan.captum_baselines
             return captum.attr.FeatureAblation.attribute.__wrapped__(
                 method,

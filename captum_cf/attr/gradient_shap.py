@@ -11,8 +11,9 @@ from captum.attr._core.gradient_shap import InputBaselineXGradient
 from captum.log import log_usage
 from torch import Tensor
 
+from captum_cf._validation import check_attribute_arguments
 from captum_cf.attr._baselines import check_per_example, has_baseline, resolve_baselines
-from captum_cf.attr._guard import guarded
+from captum_cf.attr._guard import checking_target, guarded
 
 __all__ = ["GradientShap"]
 
@@ -90,8 +91,8 @@ class GradientShap(captum.attr.GradientShap):
         """Captum's ``GradientShap.attribute``; ``baselines`` may also hold Baselines.
 
         Args:
-            inputs (Tensor or tuple of Tensors): as in Captum; images (N, C, H, W) in [0, 1] where a
-                Baseline is given.
+            inputs (Tensor or tuple of Tensors): as in Captum, each (N, ...); an input with a
+                Baseline must suit it (images for image baselines, [0, 1] in pixel space).
             baselines: a tensor distribution or a callable returning one, as in Captum; or a
                 ``Baseline`` (one reference per example), or a tuple of these.
             n_samples, stdevs, target, additional_forward_args, return_convergence_delta: exactly
@@ -106,14 +107,22 @@ class GradientShap(captum.attr.GradientShap):
             additional_forward_args=additional_forward_args,
             return_convergence_delta=return_convergence_delta,
         )
-        with guarded(self.forward_func, inputs):
-            resolved = resolve_baselines(baselines, inputs, target, allow_callable=True)
+        check_attribute_arguments(
+            inputs,
+            target,
+            None if callable(baselines) else baselines,
+            counts={"n_samples": n_samples},
+        )
+        with guarded(self.forward_func, inputs), checking_target(self, target) as gs:
+            resolved = resolve_baselines(
+                baselines, inputs, target, allow_callable=True, native=False
+            )
             if not has_baseline(baselines):
-                return super().attribute.__wrapped__(  # type: ignore[attr-defined]
-                    self, inputs, baselines, n_samples, stdevs, **kwargs
+                return captum.attr.GradientShap.attribute.__wrapped__(
+                    gs, inputs, baselines, n_samples, stdevs, **kwargs
                 )
             check_per_example(resolved, inputs)
-            return _paired_gradient_shap(self, inputs, resolved, n_samples, stdevs, kwargs)
+            return _paired_gradient_shap(gs, inputs, resolved, n_samples, stdevs, kwargs)
 
 
 def _paired_gradient_shap(

@@ -10,8 +10,9 @@ from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.log import log_usage
 from torch import Tensor
 
+from captum_cf._validation import check_attribute_arguments
 from captum_cf.attr._baselines import resolve_baselines
-from captum_cf.attr._guard import guarded
+from captum_cf.attr._guard import checking_target, guarded
 
 __all__ = ["IntegratedGradients"]
 
@@ -95,8 +96,8 @@ class IntegratedGradients(captum.attr.IntegratedGradients):
         """Captum's ``IntegratedGradients.attribute``; ``baselines`` may also hold Baselines.
 
         Args:
-            inputs (Tensor or tuple of Tensors): as in Captum; images (N, C, H, W) in [0, 1] where a
-                Baseline is given.
+            inputs (Tensor or tuple of Tensors): as in Captum, each (N, ...); an input with a
+                Baseline must suit it (images for image baselines, [0, 1] in pixel space).
             baselines: None, a number, a Tensor, a ``Baseline``, or a tuple of these (one per
                 input). A Baseline becomes ``baseline.reference(inputs, target)``.
             target, additional_forward_args, n_steps, method, internal_batch_size,
@@ -107,10 +108,17 @@ class IntegratedGradients(captum.attr.IntegratedGradients):
             Attributions shaped like ``inputs`` (and the per-example delta, shape (N,), when
             ``return_convergence_delta``), as Captum returns them.
         """
-        with guarded(self.forward_func, inputs):
-            baselines = resolve_baselines(baselines, inputs, target)
-            return super().attribute.__wrapped__(  # type: ignore[attr-defined]
-                self,
+        check_attribute_arguments(
+            inputs,
+            target,
+            baselines,
+            counts={"n_steps": n_steps},
+            optional_counts={"internal_batch_size": internal_batch_size},
+        )
+        with guarded(self.forward_func, inputs), checking_target(self, target) as ig:
+            baselines = resolve_baselines(baselines, inputs, target, native=True)
+            return captum.attr.IntegratedGradients.attribute.__wrapped__(
+                ig,
                 inputs,
                 baselines=baselines,
                 target=target,

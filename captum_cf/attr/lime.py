@@ -7,7 +7,8 @@ from typing import Any
 import captum.attr
 from captum.log import log_usage
 
-from captum_cf.attr._guard import guarded
+from captum_cf._validation import check_attribute_arguments
+from captum_cf.attr._guard import checking_target, guarded
 from captum_cf.attr._perturbation import _plan, _with_lime_filler
 
 __all__ = ["Lime"]
@@ -33,7 +34,8 @@ class Lime(captum.attr.Lime):
     exactly what ``baselines=c`` gives. (A custom ``similarity_func`` that draws random numbers
     would see them in a different order than in Captum.)
 
-    A ``Baseline`` applies to image inputs (N, C, H, W) only; with numbers or Tensors the call is
+    A ``Baseline`` works on inputs of any shape (N, ...) (image baselines need (N, C, H, W));
+    with numbers or Tensors the call is
     Captum's, exactly.
 
     Args:
@@ -69,8 +71,8 @@ class Lime(captum.attr.Lime):
         r"""LIME attributions; ``baselines`` may be a ``Baseline`` (or a tuple containing some).
 
         Args:
-            inputs (Tensor or tuple[Tensor, ...]): as in Captum; inputs filled by a ``Baseline``
-                must be images of shape (N, C, H, W), in [0, 1].
+            inputs (Tensor or tuple[Tensor, ...]): as in Captum; each (N, ...); an input filled by
+                a ``Baseline`` must suit it (images for image baselines, [0, 1] in pixel space).
             baselines (number, Tensor, Baseline or tuple of those): what replaces a
                 switched-off feature; a ``Baseline`` fills it with ``baseline.fill(x, keep)``.
             target, additional_forward_args, feature_mask, n_samples, perturbations_per_eval,
@@ -80,14 +82,18 @@ class Lime(captum.attr.Lime):
             Tensor or tuple[Tensor, ...]: attributions shaped like ``inputs`` (or the
             interpretable coefficients when ``return_input_shape=False``).
         """
+        check_attribute_arguments(
+            inputs,
+            target,
+            baselines,
+            feature_mask,
+            counts={"n_samples": n_samples, "perturbations_per_eval": perturbations_per_eval},
+        )
         plan = _plan(inputs, baselines, target)
-        with guarded(self.forward_func, inputs):
-            # without a Baseline this is Captum's own call, untouched
-            method = (
-                self
-                if plan is None
-                else _with_lime_filler(self, plan, n_samples, perturbations_per_eval)
-            )
+        with guarded(self.forward_func, inputs), checking_target(self, target) as method:
+            # without a Baseline to fill this is Captum's own call, untouched
+            if plan is not None and plan.fills:
+                method = _with_lime_filler(method, plan, n_samples, perturbations_per_eval)
             captum_baselines = baselines if plan is None else plan.captum_baselines
             return captum.attr.Lime.attribute.__wrapped__(
                 method,

@@ -8,9 +8,10 @@ import captum.attr
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_cf.attr._baselines import has_baseline, resolve_baselines
+from captum_cf._validation import check_attribute_arguments
+from captum_cf.attr._baselines import has_baseline, native_value, resolve_baselines
 from captum_cf.attr._perturbation import _BaselineToken
-from captum_cf.baselines.base import Baseline
+from captum_cf.baselines.base import Baseline, noisy_inputs
 
 __all__ = ["NoiseTunnel"]
 
@@ -33,6 +34,10 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
     Baseline itself (carried through Captum's checks by a float token) and fill every removed
     feature of each noisy copy with ``baseline.fill``; the noisy copies are clamped to [0, 1] as
     the fill's context, and kept pixels keep their noisy values.
+
+    The whole call runs inside :func:`captum_cf.baselines.noisy_inputs`: a pixel-space Baseline
+    the wrapped method meets sees the noisy copies clamped to [0, 1] instead of refusing them.
+    ``ConstantBaseline(c)`` is handed over as ``c``, exactly as ``baselines=c``.
 
     Everything else goes to Captum untouched; wrapping a ``captum_cf.attr`` method in Captum's own
     ``NoiseTunnel`` with tensor baselines works as well and returns the same numbers.
@@ -69,6 +74,13 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
         Returns:
             What Captum's ``NoiseTunnel.attribute`` returns.
         """
+        check_attribute_arguments(
+            inputs,
+            kwargs.get("target"),
+            kwargs.get("baselines"),
+            counts={"nt_samples": nt_samples},
+            optional_counts={"nt_samples_batch_size": nt_samples_batch_size},
+        )
         if has_baseline(kwargs.get("baselines")):
             if draw_baseline_from_distrib:
                 raise ValueError(
@@ -78,24 +90,38 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
                 )
             if getattr(self.attribution_method, "fills_baselines", False):
                 # perturbation methods fill each removed feature themselves (mask-conditional)
-                kwargs["baselines"] = _tokenize(kwargs["baselines"])
+                kwargs["baselines"] = _tokenize(kwargs["baselines"], inputs)
             else:
-                target = kwargs.get("target")
-                kwargs["baselines"] = resolve_baselines(kwargs["baselines"], inputs, target)
-        return super().attribute.__wrapped__(  # type: ignore[attr-defined]
-            self,
-            inputs,
-            nt_type=nt_type,
-            nt_samples=nt_samples,
-            nt_samples_batch_size=nt_samples_batch_size,
-            stdevs=stdevs,
-            draw_baseline_from_distrib=draw_baseline_from_distrib,
-            **kwargs,
-        )
+                shap = (captum.attr.GradientShap, captum.attr.DeepLiftShap)
+                kwargs["baselines"] = resolve_baselines(
+                    kwargs["baselines"],
+                    inputs,
+                    kwargs.get("target"),
+                    native=not isinstance(self.attribution_method, shap),
+                )
+        with noisy_inputs():
+            return super().attribute.__wrapped__(  # type: ignore[attr-defined]
+                self,
+                inputs,
+                nt_type=nt_type,
+                nt_samples=nt_samples,
+                nt_samples_batch_size=nt_samples_batch_size,
+                stdevs=stdevs,
+                draw_baseline_from_distrib=draw_baseline_from_distrib,
+                **kwargs,
+            )
 
 
-def _tokenize(baselines: Any) -> Any:
-    """Wrap each Baseline in a float token that Captum's type checks let through."""
+def _tokenize(baselines: Any, inputs: Any) -> Any:
+    """Wrap each Baseline in a float token that Captum's type checks let through.
+
+    A ConstantBaseline becomes its number (Captum's own baseline), never a token.
+    """
     if isinstance(baselines, tuple):
-        return tuple(_tokenize(b) for b in baselines)
-    return _BaselineToken(baselines) if isinstance(baselines, Baseline) else baselines
+        xs = inputs if isinstance(inputs, tuple) else (inputs,) * len(baselines)
+        return tuple(_tokenize(b, x) for b, x in zip(baselines, xs))
+    if not isinstance(baselines, Baseline):
+        return baselines
+    x = inputs[0] if isinstance(inputs, tuple) else inputs
+    value = native_value(baselines, x)
+    return _BaselineToken(baselines) if value is None else value

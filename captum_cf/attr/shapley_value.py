@@ -7,7 +7,8 @@ from typing import Any
 import captum.attr
 from captum.log import log_usage
 
-from captum_cf.attr._guard import guarded
+from captum_cf._validation import check_attribute_arguments
+from captum_cf.attr._guard import checking_target, guarded
 from captum_cf.attr._perturbation import _plan, _with_filling_forward
 
 __all__ = ["ShapleyValueSampling"]
@@ -30,7 +31,8 @@ class ShapleyValueSampling(captum.attr.ShapleyValueSampling):
     chunk of ``perturbations_per_eval`` coalitions; the random orders are Captum's own, so under a
     seed ``ConstantBaseline(c)`` gives exactly what ``baselines=c`` gives.
 
-    A ``Baseline`` applies to image inputs (N, C, H, W) only; with numbers or Tensors the call is
+    A ``Baseline`` works on inputs of any shape (N, ...) (image baselines need (N, C, H, W));
+    with numbers or Tensors the call is
     Captum's, exactly.
 
     Args:
@@ -64,8 +66,8 @@ class ShapleyValueSampling(captum.attr.ShapleyValueSampling):
         r"""Shapley value estimates; ``baselines`` may be a ``Baseline`` (or a tuple with some).
 
         Args:
-            inputs (Tensor or tuple[Tensor, ...]): as in Captum; inputs filled by a ``Baseline``
-                must be images of shape (N, C, H, W), in [0, 1].
+            inputs (Tensor or tuple[Tensor, ...]): as in Captum; each (N, ...); an input filled by
+                a ``Baseline`` must suit it (images for image baselines, [0, 1] in pixel space).
             baselines (number, Tensor, Baseline or tuple of those): what stands for an absent
                 feature; a ``Baseline`` fills it with ``baseline.fill(x, keep)``.
             target, additional_forward_args, feature_mask, n_samples, perturbations_per_eval,
@@ -74,10 +76,18 @@ class ShapleyValueSampling(captum.attr.ShapleyValueSampling):
         Returns:
             Tensor or tuple[Tensor, ...]: attributions shaped like ``inputs``.
         """
+        check_attribute_arguments(
+            inputs,
+            target,
+            baselines,
+            feature_mask,
+            counts={"n_samples": n_samples, "perturbations_per_eval": perturbations_per_eval},
+        )
         plan = _plan(inputs, baselines, target)
-        with guarded(self.forward_func, inputs):
-            # without a Baseline this is Captum's own call, untouched
-            method = self if plan is None else _with_filling_forward(self, plan)
+        with guarded(self.forward_func, inputs), checking_target(self, target) as method:
+            # without a Baseline to fill this is Captum's own call, untouched
+            if plan is not None and plan.fills:
+                method = _with_filling_forward(method, plan)
             captum_baselines = baselines if plan is None else plan.captum_baselines
             return captum.attr.ShapleyValueSampling.attribute.__wrapped__(
                 method,

@@ -2,7 +2,7 @@
 
 from captum_cf._registry import Registry
 from captum_cf.baselines import _builtin
-from captum_cf.baselines.base import Baseline
+from captum_cf.baselines.base import Baseline, noisy_inputs
 from captum_cf.baselines.blur import BlurBaseline, gaussian_blur
 from captum_cf.baselines.constant import ConstantBaseline
 from captum_cf.baselines.ganmex import GANMEXBaseline
@@ -30,6 +30,7 @@ __all__ = [
     "NoisyLinearImputation",
     "SparseCounterfactualBaseline",
     "gaussian_blur",
+    "noisy_inputs",
 ]
 
 from captum_cf.baselines import ganmex as _ganmex  # noqa: E402

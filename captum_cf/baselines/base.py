@@ -3,13 +3,55 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
+import torch
 from torch import Tensor
 
-from captum_cf._validation import check_images, check_keep
+from captum_cf._validation import check_keep, check_tensor, unit_range
 
-__all__ = ["Baseline"]
+__all__ = ["Baseline", "noisy_inputs"]
+
+_NOISY: contextvars.ContextVar[bool] = contextvars.ContextVar("captum_cf_noisy", default=False)
+
+
+@contextlib.contextmanager
+def noisy_inputs() -> Iterator[None]:
+    """Inputs may be noisy copies of images: pixel-space Baselines clamp them instead of refusing.
+
+    Sensitivity metrics (``captum.metrics.sensitivity_max``, Quantus's ``MaxSensitivity``) and
+    noise tunnels explain noisy copies of an image, which leave [0, 1]. A Baseline that works in
+    pixel space (``pixel_space = True``: inpainters, generators and robust models trained on
+    images in [0, 1]) refuses such inputs, since out-of-range values usually mean a normalised
+    image that the model was never given. Inside this context it instead computes its
+    counterfactual from the inputs clamped to [0, 1] (the "context"), and ``fill`` returns the
+    given, noisy values exactly where ``keep == 1``: the noise perturbs the input, the baseline
+    stays realistic. ``captum_cf.attr.NoiseTunnel`` and the bridges of
+    ``captum_cf.integrations`` enter it for you.
+
+    Example:
+        >>> import torch
+        >>> from captum.metrics import sensitivity_max
+        >>> from captum_cf.attr import IntegratedGradients
+        >>> from captum_cf.baselines import BlurBaseline, noisy_inputs
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        >>> ig, x = IntegratedGradients(model), torch.rand(2, 1, 8, 8)
+        >>> with noisy_inputs():
+        ...     s = sensitivity_max(ig.attribute, x, baselines=BlurBaseline(1.0), target=0)
+    """
+    token = _NOISY.set(True)
+    try:
+        yield
+    finally:
+        _NOISY.reset(token)
+
+
+def inputs_may_be_noisy() -> bool:
+    """Whether the current call runs inside :func:`noisy_inputs`."""
+    return _NOISY.get()
 
 
 class Baseline(abc.ABC):
@@ -18,8 +60,18 @@ class Baseline(abc.ABC):
     Subclasses implement :meth:`_reference`; mask-conditional baselines (inpainting) override
     :meth:`_fill` too. The public methods validate their arguments and delegate.
 
-    Conventions (see DESIGN.md): images are ``(N, C, H, W)`` in ``[0, 1]``; ``keep`` is in
-    ``[0, 1]`` and broadcastable to the images, 1 = original pixel kept, 0 = feature removed.
+    Inputs are any float tensor with a batch dimension, ``(N, ...)``: tabular ``(N, F)``,
+    sequences ``(N, L, D)``, images ``(N, C, H, W)``. Two class attributes say what a subclass
+    needs beyond that (a user subclass needs neither by default):
+
+    - ``input_kind = "images"``: the idea needs images ``(N, C, H, W)`` (blur, inpainting);
+      other shapes get a ValueError that says so.
+    - ``pixel_space = True``: the baseline's own model (an inpainter, a generator, a robust
+      classifier) was trained on values in [0, 1], so inputs must lie there; the error says
+      why, and :func:`noisy_inputs` turns the refusal into a clamp for noisy copies.
+
+    ``keep`` is in ``[0, 1]`` and broadcastable to the inputs (same number of dimensions),
+    1 = original value kept, 0 = feature removed.
 
     A Baseline is callable (``__call__ = reference``), so it can be passed wherever Captum
     accepts a callable baseline, and the ``captum_cf.attr`` classes accept it as ``baselines=``.
@@ -32,41 +84,88 @@ class Baseline(abc.ABC):
         >>> out = ConstantBaseline(0.0).fill(x, keep)
         >>> bool((out[..., :4] == 0).all() and (out[..., 4:] == x[..., 4:]).all())
         True
+        >>> ConstantBaseline(-1.0)(torch.randn(3, 5)).unique().tolist()  # tabular (N, F)
+        [-1.0]
     """
 
     #: whether ``reference`` depends on ``target`` (GANMEX-like baselines need it)
     needs_target: bool = False
+    #: ``"any"``: inputs of any shape (N, ...); ``"images"``: (N, C, H, W) only
+    input_kind: ClassVar[str] = "any"
+    #: inputs must lie in [0, 1] (a model of the baseline was trained on pixels)
+    pixel_space: bool = False
 
     def reference(self, inputs: Tensor, target: Any = None) -> Tensor:
         """The full counterfactual input.
 
         Args:
-            inputs (Tensor): images, shape (N, C, H, W), in [0, 1].
+            inputs (Tensor): shape (N, ...), float; (N, C, H, W) for image baselines, in [0, 1]
+                for pixel-space baselines.
             target (int, Tensor or None): the class being explained, for baselines that use it.
 
         Returns:
-            Tensor: shape (N, C, H, W), same dtype and device as ``inputs``.
+            Tensor: shape of ``inputs``, same dtype and device.
         """
-        check_images(inputs, "inputs")
-        return self._reference(inputs, target)
+        return self._reference(self.context(inputs), target)
 
     def fill(self, inputs: Tensor, keep: Tensor, target: Any = None) -> Tensor:
         """The input with its ``keep == 0`` part replaced by counterfactual content.
 
         Args:
-            inputs (Tensor): images, shape (N, C, H, W), in [0, 1].
+            inputs (Tensor): shape (N, ...), as for :meth:`reference`.
             keep (Tensor): mask in [0, 1] broadcastable to ``inputs`` (same number of dimensions),
-                1 = keep the original pixel, 0 = remove it.
+                1 = keep the original value, 0 = remove it.
             target (int, Tensor or None): passed on to :meth:`reference`.
 
         Returns:
-            Tensor: shape (N, C, H, W); equals ``inputs`` exactly where ``keep == 1``.
+            Tensor: shape of ``inputs``; equals ``inputs`` exactly where ``keep == 1``.
         """
-        check_images(inputs, "inputs")
+        context = self.context(inputs)
         keep = check_keep(keep, inputs)
-        return self._fill(inputs, keep, target)
+        out = self._fill(context, keep, target)
+        if context is not inputs:  # clamped noisy copy: kept values are the given ones
+            out = torch.where(keep == 1, inputs, out)
+        return out
 
     __call__ = reference
+
+    def context(self, inputs: Any, name: str = "inputs", owner: str | None = None) -> Tensor:
+        """Validate ``inputs`` for this baseline; returns what its model sees.
+
+        That is ``inputs`` itself, or, for a pixel-space baseline inside :func:`noisy_inputs`,
+        ``inputs`` clamped to [0, 1].
+
+        Args:
+            inputs (Tensor): the tensor to check.
+            name (str): its name in error messages.
+            owner (str, optional): the argument that holds this baseline (e.g. ``"baselines[0]"``),
+                named in error messages.
+
+        Raises:
+            TypeError, ValueError: naming ``name`` and, for shape and range, what this baseline
+                needs and why.
+        """
+        check_tensor(inputs, name)
+        who = f"{owner} ({type(self).__name__})" if owner else type(self).__name__
+        if self.input_kind == "images" and inputs.dim() != 4:
+            raise ValueError(
+                f"{who} works on images of shape (N, C, H, W), but {name} has shape "
+                f"{tuple(inputs.shape)}; for tabular or sequence inputs use a baseline of any "
+                f"shape (ConstantBaseline, NoiseBaseline, NearestSampleBaseline, ...) or a number"
+            )
+        if not self.pixel_space:
+            return inputs
+        outside = unit_range(inputs)
+        if outside is None:
+            return inputs
+        if inputs_may_be_noisy():
+            return inputs.detach().clamp(0.0, 1.0)
+        raise ValueError(
+            f"{who} works in pixel space (its model was trained on values in [0, 1]), but "
+            f"{name} has values in [{outside[0]:.4g}, {outside[1]:.4g}]. Keep images in [0, 1] "
+            f"and normalise inside the model (captum_cf.zoo.Normalized); for noisy copies of "
+            f"images (sensitivity metrics) call inside `with captum_cf.baselines.noisy_inputs():`"
+        )
 
     @abc.abstractmethod
     def _reference(self, inputs: Tensor, target: Any) -> Tensor:

@@ -28,19 +28,19 @@ def gaussian_blur(images: Tensor, sigma: float, kernel_size: int | None = None) 
     1-pixel-high image is not blurred vertically). Differentiable in ``images``.
 
     Args:
-        images (Tensor): shape (N, C, H, W), in [0, 1].
+        images (Tensor): shape (N, C, H, W), any finite values.
         sigma (float): standard deviation in pixels, > 0.
         kernel_size (int, optional): odd kernel size; default ``2 * ceil(3 sigma) + 1``.
 
     Returns:
-        Tensor: shape (N, C, H, W), same dtype and device, in [0, 1].
+        Tensor: shape (N, C, H, W), same dtype and device, within the range of ``images``.
 
     Example:
         >>> x = torch.full((1, 3, 5, 5), 0.3)
         >>> torch.allclose(gaussian_blur(x, sigma=4.0), x)
         True
     """
-    check_images(images, "images")
+    check_images(images, "images", unit_range=False)
     radius = _radius(sigma, kernel_size)
     n, c, h, w = images.shape
     ry, rx = min(radius, h - 1), min(radius, w - 1)
@@ -57,6 +57,9 @@ def gaussian_blur(images: Tensor, sigma: float, kernel_size: int | None = None) 
 class BlurBaseline(Baseline):
     """Reference = the input blurred by a Gaussian: removes fine detail, keeps coarse colour.
 
+    An image baseline: inputs must be (N, C, H, W) (any other shape gets a ValueError); values
+    need not lie in [0, 1] (a blur is linear, it needs no pixel-space model).
+
     Used as the "blur" perturbation of Meaningful Perturbation (Fong & Vedaldi, ICCV 2017).
     ``fill(x, keep) = keep * x + (1 - keep) * gaussian_blur(x, sigma)``. See
     :func:`gaussian_blur` for the padding and small-image behaviour.
@@ -71,6 +74,8 @@ class BlurBaseline(Baseline):
         >>> ref.shape
         torch.Size([2, 1, 32, 32])
     """
+
+    input_kind = "images"
 
     def __init__(self, sigma: float, kernel_size: int | None = None) -> None:
         _radius(sigma, kernel_size)  # validate now, not at the first call

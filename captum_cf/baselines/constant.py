@@ -1,4 +1,4 @@
-"""``ConstantBaseline``: a constant image (zero, grey or a per-channel colour)."""
+"""``ConstantBaseline``: a constant (zero, grey, a per-channel colour or a per-feature value)."""
 
 from __future__ import annotations
 
@@ -14,15 +14,22 @@ __all__ = ["ConstantBaseline"]
 
 
 class ConstantBaseline(Baseline):
-    """The classical reference: every removed pixel becomes the same constant.
+    """The classical reference: every removed value becomes the same constant.
 
-    ``reference(x)`` is the constant broadcast to ``x``; ``fill(x, keep)`` is
-    ``keep * x + (1 - keep) * value``, which equals ``x`` bit-exactly where ``keep == 1`` and the
-    constant bit-exactly where ``keep == 0`` (Captum's own occlusion gives the same numbers).
+    Works on any input ``(N, ...)``: tabular, sequences, images. ``reference(x)`` is the constant
+    broadcast to ``x``; ``fill(x, keep)`` is ``keep * x + (1 - keep) * value``, which equals ``x``
+    bit-exactly where ``keep == 1`` and the constant bit-exactly where ``keep == 0``.
+
+    In ``captum_cf.attr``, ``baselines=ConstantBaseline(c)`` is handed to Captum as the number
+    ``c`` wherever Captum accepts a number (every method but the Shap family, which pairs each
+    example with its own reference), so it gives bit for bit what ``baselines=c`` gives, on every
+    input Captum accepts (integer inputs and tuples included). A per-channel value is handed over
+    as the equivalent tensor of shape (1, ...).
 
     Args:
-        value (float, sequence of floats or Tensor): the constant, in [0, 1]; a scalar, or one value
-            per channel (shape (C,)) such as a dataset mean.
+        value (float, sequence of floats or Tensor): the constant, any finite number; a scalar, or
+            one value per entry of dimension 1 (shape (C,)): a channel of an image, such as a
+            dataset mean, or a feature of a tabular input (N, F).
 
     Example:
         >>> import torch
@@ -30,6 +37,8 @@ class ConstantBaseline(Baseline):
         >>> ref = ConstantBaseline([0.485, 0.456, 0.406])(x)
         >>> ref.shape, float(ref[0, 1, 0, 0])
         (torch.Size([2, 3, 8, 8]), 0.4560000002384186)
+        >>> ConstantBaseline([0.0, -1.0])(torch.randn(4, 2))[0].tolist()  # one value per feature
+        [0.0, -1.0]
     """
 
     def __init__(self, value: float | Sequence[float] | Tensor = 0.0) -> None:
@@ -38,13 +47,25 @@ class ConstantBaseline(Baseline):
     def _reference(self, inputs: Tensor, target: Any) -> Tensor:
         value = self.value.to(device=inputs.device, dtype=inputs.dtype)
         if value.numel() > 1:
-            if value.numel() != inputs.shape[1]:
+            if inputs.dim() < 2 or value.numel() != inputs.shape[1]:
+                got = inputs.shape[1] if inputs.dim() >= 2 else "no"
                 raise ValueError(
                     f"ConstantBaseline has {value.numel()} channel values but inputs have "
-                    f"{inputs.shape[1]} channels"
+                    f"{got} channels (entries along dimension 1, shape {tuple(inputs.shape)})"
                 )
-            value = value.view(1, -1, 1, 1)
+            value = value.view(1, -1, *([1] * (inputs.dim() - 2)))
         return value.expand_as(inputs).clone()
+
+    def captum_value(self, inputs: Tensor) -> float | Tensor | None:
+        """What Captum takes for this constant: the number, or a tensor of shape (1, ...).
+
+        None for a subclass that changes the reference (it is then resolved as a Baseline).
+        """
+        if type(self)._reference is not ConstantBaseline._reference:
+            return None
+        if self.value.dim() == 0:
+            return float(self.value)
+        return self._reference(inputs[:1].detach(), None)
 
     def __repr__(self) -> str:
         v = self.value
@@ -64,6 +85,6 @@ def _as_value(value: Any) -> Tensor:
         ) from err
     if t.dim() > 1 or t.numel() == 0:
         raise ValueError(f"value must be a scalar or have shape (C,), got shape {tuple(t.shape)}")
-    if not bool(torch.isfinite(t).all()) or float(t.min()) < 0.0 or float(t.max()) > 1.0:
-        raise ValueError(f"value must lie in [0, 1] (pixel space), got {t.tolist()}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"value must be finite, got {t.tolist()}")
     return t.reshape(-1) if t.dim() == 1 and t.numel() > 1 else t.reshape(())

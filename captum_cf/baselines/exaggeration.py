@@ -46,6 +46,8 @@ class ExaggerationBaseline(Baseline):
     """
 
     needs_target = False
+    input_kind = "images"
+    pixel_space = True
 
     def __init__(self, generator: Any, classifier: Callable[[Tensor], Tensor],
                  posterior: float | str = 0.0, batch_size: int = 64) -> None:

@@ -18,6 +18,9 @@ __all__ = ["InpaintBaseline"]
 class InpaintBaseline(Baseline):
     """Counterfactual content from an inpainter (Agarwal & Nguyen, ACCV 2020).
 
+    An image baseline in pixel space: inputs are images (N, C, H, W) in [0, 1], what inpainters
+    are built and trained for (see :func:`~captum_cf.baselines.noisy_inputs` for noisy copies).
+
     **fill**: ``fill(x, keep) = keep * x + (1 - keep) * inpainter(x, hole=1 - keep)``: the removed
     region is inpainted from the kept context, and kept pixels are returned exactly (the composite
     also discards whatever the inpainter did to known pixels).
@@ -58,6 +61,9 @@ class InpaintBaseline(Baseline):
         >>> torch.equal(out[..., 16:, :], x[..., 16:, :])
         True
     """
+
+    input_kind = "images"
+    pixel_space = True
 
     def __init__(
         self,

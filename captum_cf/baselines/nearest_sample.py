@@ -1,4 +1,4 @@
-"""``NearestSampleBaseline``: the closest real training image of another class (MDTS)."""
+"""``NearestSampleBaseline``: the closest real training sample of another class (MDTS)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_cf._validation import check_images, check_target
+from captum_cf._validation import check_target, check_tensor
 from captum_cf.baselines._classes import check_counterfactual_class, resolve_classes
 from captum_cf.baselines.base import Baseline
 
@@ -20,14 +20,17 @@ class NearestSampleBaseline(Baseline):
 
     ``reference(x)_i = argmin_{s in D, label(s) = B_i} ||x_i - s||_p`` with ``p = 2`` (default)
     or ``p = 1``. It is the non-generative one-vs-one baseline the GANMEX paper compares with:
-    always a real image of class ``B``, but usually farther from ``x`` than a generated
+    always a real sample of class ``B``, but usually farther from ``x`` than a generated
     counterfactual, so its attributions also mark features unrelated to ``A`` vs ``B``.
     Distances are computed batched (``torch.cdist``), in chunks of ``chunk_size`` samples.
 
+    Works on any input shape: images (N, C, H, W), tabular rows (N, F), sequences (N, L, D);
+    the candidates have the same shape per sample, and any finite values.
+
     Args:
-        dataset: the candidate images and their labels: a ``TensorDataset(images, labels)``, a
-            tuple ``(images, labels)`` or an object with ``.images`` and ``.labels``
-            (``SyntheticShapes``). Images (M, C, H, W) in [0, 1], labels (M,).
+        dataset: the candidate samples and their labels: a ``TensorDataset(samples, labels)``, a
+            tuple ``(samples, labels)`` or an object with ``.images`` and ``.labels``
+            (``SyntheticShapes``). Samples (M, ...), float; labels (M,).
         counterfactual_class (int, Tensor or "runner-up"): ``B``; see
             :class:`~captum_cf.baselines.GANMEXBaseline` (same meaning and ``target`` rules).
         classifier (callable, optional): needed for ``"runner-up"``.
@@ -39,6 +42,9 @@ class NearestSampleBaseline(Baseline):
         >>> base = NearestSampleBaseline((images, torch.tensor([0, 1])), counterfactual_class=1)
         >>> bool((base(torch.rand(3, 1, 4, 4)) == 1).all())
         True
+        >>> rows = torch.tensor([[0.0, 0.0], [5.0, 5.0], [9.0, 1.0]])  # tabular (M, F)
+        >>> NearestSampleBaseline((rows, torch.tensor([0, 1, 1])), 1)(torch.tensor([[8.0, 0.0]]))
+        tensor([[9., 1.]])
     """
 
     needs_target = False
@@ -52,7 +58,7 @@ class NearestSampleBaseline(Baseline):
         chunk_size: int = 4096,
     ) -> None:
         images, labels = _unpack(dataset)
-        check_images(images, "dataset images")
+        check_tensor(images, "dataset samples")
         labels = check_target(labels, images.shape[0], name="dataset labels")
         if metric not in ("l1", "l2"):
             raise ValueError(f"metric must be 'l1' or 'l2', got {metric!r}")
@@ -81,11 +87,11 @@ class NearestSampleBaseline(Baseline):
 
     def nearest_index(self, inputs: Tensor, target: Any = None) -> Tensor:
         """Dataset index of each example's nearest sample of its class ``B``, shape (N,)."""
-        check_images(inputs, "inputs")
+        check_tensor(inputs, "inputs")
         if tuple(inputs.shape[1:]) != tuple(self._images.shape[1:]):
             raise ValueError(
-                f"inputs have shape (C, H, W) = {tuple(inputs.shape[1:])}, but the dataset images "
-                f"are {tuple(self._images.shape[1:])}"
+                f"inputs have shape {tuple(inputs.shape[1:])} per example, but the dataset "
+                f"samples are {tuple(self._images.shape[1:])}"
             )
         classes = self.classes(inputs, target).cpu()
         out = torch.empty(inputs.shape[0], dtype=torch.long)
@@ -130,7 +136,7 @@ def _unpack(dataset: Any) -> tuple[Tensor, Tensor]:
         )
     if len(tensors) != 2 or not all(isinstance(t, Tensor) for t in tensors):
         raise TypeError(
-            "dataset must hold exactly two tensors: images (M, C, H, W) and labels (M,)"
+            "dataset must hold exactly two tensors: samples (M, ...) and labels (M,)"
         )
     return tensors[0], tensors[1]
 

@@ -28,8 +28,14 @@ class SparseCounterfactualBaseline(Baseline):
     ``(1 - sparsity) * H * W`` pixels; Integrated Gradients, DeepLift, Occlusion ... from this
     reference attribute the prediction to what distinguishes the class from c.
 
+    Any model and any input shape: on images the edit counts whole pixels (all channels), on
+    other inputs (tabular rows (N, F), sequences (N, L, D)) it counts single values, and
+    ``sparsity`` is the fraction of those left unchanged. Frank-Wolfe searches inside the box
+    [0, 1], so this is a pixel-space baseline: inputs must lie in [0, 1] (scale tabular features
+    to [0, 1] first).
+
     Args:
-        robust_model (Callable): robust classifier, images (N, C, H, W) in [0, 1] -> logits (N, K),
+        robust_model (Callable): robust classifier, inputs (N, ...) in [0, 1] -> logits (N, K),
             e.g. ``zoo.load("digits-cnn-robust")``; used frozen, its state is restored.
         counterfactual_class (int, Tensor or "runner-up"): class c per example; ``"runner-up"``
             takes the robust model's most likely class other than the explained ``target``
@@ -48,6 +54,7 @@ class SparseCounterfactualBaseline(Baseline):
     """
 
     needs_target = True
+    pixel_space = True
 
     def __init__(
         self,
@@ -83,15 +90,27 @@ class SparseCounterfactualBaseline(Baseline):
         self.n_steps = n_steps
 
     def _reference(self, inputs: Tensor, target: Any) -> Tensor:
-        n, _, h, w = inputs.shape
-        k = self.k if self.k is not None else max(1, round((1 - self.sparsity) * h * w))
-        if k > h * w:
-            raise ValueError(f"k ({k}) exceeds the number of pixels ({h * w})")
+        image = inputs.dim() == 4
+        # other shapes become (N, 1, 1, values): each value is one "pixel" of the top-k edit
+        units = inputs.shape[2] * inputs.shape[3] if image else inputs[0].numel()
+        k = self.k if self.k is not None else max(1, round((1 - self.sparsity) * units))
+        if k > units:
+            what = "pixels" if image else "values per example"
+            raise ValueError(f"k ({k}) exceeds the number of {what} ({units})")
         cf = self._classes(inputs, target)
-        delta = sparse_frank_wolfe(
-            self._model, inputs, cf, k, self.eps, self.n_steps, targeted=True
-        )
-        return inputs + delta
+        if image:
+            model, flat = self._model, inputs
+        else:
+            shape = inputs.shape
+            flat = inputs.reshape(shape[0], 1, 1, -1)
+
+            def model(z: Tensor) -> Tensor:
+                return self._model(z.reshape(z.shape[0], *shape[1:]))
+
+        # frozen here too: Frank-Wolfe freezes only what it is given (a wrapper when reshaped)
+        with frozen(self._model):
+            delta = sparse_frank_wolfe(model, flat, cf, k, self.eps, self.n_steps, targeted=True)
+        return inputs + delta.reshape(inputs.shape)
 
     def _classes(self, inputs: Tensor, target: Any) -> Tensor:
         with frozen(self._model), torch.no_grad():

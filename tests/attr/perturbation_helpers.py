@@ -61,7 +61,11 @@ class MeanFill(Baseline):
     """Mask-conditional like an inpainter: removed pixels get the mean colour of the kept ones.
 
     Records every ``fill`` call (inputs, keep, target) so tests can count and inspect them.
+    An image baseline in pixel space, as an inpainter is.
     """
+
+    input_kind = "images"
+    pixel_space = True
 
     def __init__(self) -> None:
         self.calls: list[tuple[Tensor, Tensor, Any]] = []

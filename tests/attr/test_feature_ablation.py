@@ -122,7 +122,7 @@ def test_model_state_unchanged_and_inputs_not_modified(x):
 def test_bad_inputs(x):
     with pytest.raises(ValueError, match=r"inputs\[1\] has shape \(3, 5\)"):
         FeatureAblation(TinyCNN()).attribute((x, torch.rand(3, 5)), baselines=MeanFill())
-    with pytest.raises(ValueError, match="float"):
+    with pytest.raises(TypeError, match="inputs must be a floating-point tensor"):
         FeatureAblation(TinyCNN()).attribute(
             torch.ones(2, 3, 8, 8, dtype=torch.long), baselines=MeanFill()
         )

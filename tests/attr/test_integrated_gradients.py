@@ -119,11 +119,21 @@ def test_noise_tunnel_with_baseline_equals_captum_with_reference(cnn, images, re
         captum.attr.NoiseTunnel(IntegratedGradients(cnn)).attribute(images, baselines=b, target=1)
 
 
-def test_baseline_for_a_non_image_input_is_a_clear_error(two_input_net, fixed):
+def test_image_baseline_for_a_non_image_input_is_a_clear_error(two_input_net, fixed):
+    from captum_cf.baselines import BlurBaseline
+
     img, vec = torch.rand(2, 1, 6, 6), torch.rand(2, 4)
     ig = IntegratedGradients(two_input_net)
-    with pytest.raises(ValueError, match=r"baselines\[1\].*inputs\[1\] has shape \(2, 4\)"):
-        ig.attribute((img, vec), (0.0, fixed(torch.zeros(1, 4))), target=0)
+    with pytest.raises(ValueError, match=r"baselines\[1\] \(BlurBaseline\) works on images of "
+                       r"shape \(N, C, H, W\), but inputs\[1\] has shape \(2, 4\)"):
+        ig.attribute((img, vec), (0.0, BlurBaseline(1.0)), target=0)
+    # a generic Baseline on the vector input is its reference, as a tensor would be
+    vref = torch.rand(1, 4)
+    ours = ig.attribute((img, vec), (0.0, fixed(vref)), target=0)
+    theirs = captum.attr.IntegratedGradients(two_input_net).attribute(
+        (img, vec), (0.0, vref.expand(2, 4)), target=0
+    )
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
     with pytest.raises(ValueError, match="one baseline per input"):
         ig.attribute((img, vec), fixed(img), target=0)
     with pytest.raises(ValueError, match="has 1 entry"):
@@ -147,8 +157,12 @@ def test_wrong_baseline_types_raise_type_error(cnn, images, baselines, match):
 
 def test_bad_inputs_and_bad_baselines_raise_value_error(cnn, images, refs, fixed, target_baseline):
     ig = IntegratedGradients(cnn)
-    with pytest.raises(ValueError, match=r"inputs must be images in \[0, 1\]"):
-        ig.attribute(images * 3, fixed(refs), target=0)
+    from captum_cf.baselines import InpaintBaseline
+    from captum_cf.inpainters import PushPullInpainter
+
+    with pytest.raises(ValueError, match=r"InpaintBaseline\) works in pixel space .*trained on "
+                       r"values in \[0, 1\].*noisy_inputs"):
+        ig.attribute(images * 3, InpaintBaseline(PushPullInpainter()), target=0)
     with pytest.raises(ValueError, match="contains NaN"):
         ig.attribute(images.masked_fill(images > 0.9, float("nan")), fixed(refs), target=0)
     with pytest.raises(ValueError, match=r"reference returned \(1, 2, 6, 6\)"):
@@ -166,7 +180,7 @@ def test_model_and_inputs_unchanged_after_errors(cnn, images, refs, fixed, raisi
     ig.attribute(images, fixed(refs), target=0, n_steps=3)
     with pytest.raises(RuntimeError, match="baseline failed"):
         ig.attribute(images, raising, target=0)
-    with pytest.raises(IndexError):
+    with pytest.raises(ValueError, match="target must be < 3"):
         ig.attribute(images, fixed(refs), target=7, n_steps=3)
     assert_same_state(cnn, before)
     assert torch.equal(images, x) and not images.requires_grad

@@ -149,7 +149,7 @@ def test_model_state_unchanged_also_after_an_error(x):
 
 def test_bad_inputs(x):
     occ = Occlusion(TinyCNN())
-    with pytest.raises(ValueError, match="baselines: a captum_cf Baseline fills images"):
+    with pytest.raises(ValueError, match=r"baselines \(MeanFill\) works on images"):
         Occlusion(torch.nn.Linear(5, 2)).attribute(torch.rand(3, 5), (1,), baselines=MeanFill())
     with pytest.raises(ValueError, match="baselines is a tuple of 2 entries"):
         occ.attribute(x, WINDOW, STRIDE, baselines=(MeanFill(), 0.0))
@@ -159,7 +159,7 @@ def test_bad_inputs(x):
         occ.attribute(bad, WINDOW, STRIDE, baselines=MeanFill(), target=0)
     with pytest.raises(TypeError, match="baselines must be"):
         occ.attribute(x, WINDOW, STRIDE, baselines="grey", target=0)
-    with pytest.raises(ValueError, match="one entry per example"):
+    with pytest.raises(ValueError, match="target is a list of 3 entries but inputs have 2"):
         occ.attribute(x, WINDOW, STRIDE, baselines=TargetNeeding(), target=[0, 1, 2])
 
 

@@ -113,5 +113,5 @@ def test_model_state_unchanged_and_bad_input(x):
         x, baselines=MeanFill(), target=0, feature_mask=MASK, n_samples=1
     )
     assert same_state(before, model_state(model))
-    with pytest.raises(ValueError, match="baselines: a captum_cf Baseline fills images"):
+    with pytest.raises(ValueError, match=r"baselines \(MeanFill\) works on images"):
         ShapleyValueSampling(model).attribute(torch.rand(2, 8, 8), baselines=MeanFill())

@@ -72,7 +72,13 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="or 'runner-up'"):
         GANMEXBaseline(g, "second")
     with pytest.raises(TypeError, match="GANMEXGenerator"):
-        GANMEXBaseline(nn.Identity(), 1)
+        GANMEXBaseline("generator", 1)
+    with pytest.raises(ValueError, match="num_classes is required"):
+        GANMEXBaseline(lambda x, c: x, 1)
+    with pytest.raises(ValueError, match=r"generator must return a tensor shaped like its inputs"):
+        GANMEXBaseline(lambda x, c: x[:, :1], 1, num_classes=3)(torch.rand(2, 4))
+    with pytest.raises(ValueError, match=r"works in pixel space"):
+        GANMEXBaseline(g, 1)(torch.rand(2, 1, 8, 8) + 1)
     with pytest.raises(ValueError, match=r"built for \(1, 8, 8\)"):
         GANMEXBaseline(g, 1)(torch.rand(2, 1, 16, 16))
     with pytest.raises(ValueError, match="equals target for examples \\[1\\]"):

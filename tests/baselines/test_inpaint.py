@@ -173,8 +173,8 @@ def test_bad_arguments(kwargs, err, match):
 @pytest.mark.parametrize(
     "inputs, keep, match",
     [
-        (torch.rand(1, 8, 8), torch.ones(1, 8, 8), "inputs must have shape"),
-        (torch.rand(1, 1, 8, 8) - 1, torch.ones(1, 1, 8, 8), r"inputs must be images in \[0, 1\]"),
+        (torch.rand(1, 8, 8), torch.ones(1, 8, 8), r"works on images of shape \(N, C, H, W\)"),
+        (torch.rand(1, 1, 8, 8) - 1, torch.ones(1, 1, 8, 8), r"works in pixel space .*\[0, 1\]"),
         (torch.rand(1, 1, 8, 8), torch.ones(1, 1, 8, 7), "keep must have shape"),
         (torch.rand(1, 1, 8, 8), torch.full((1, 1, 8, 8), 1.5), r"keep must lie in \[0, 1\]"),
     ],

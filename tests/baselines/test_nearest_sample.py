@@ -67,10 +67,10 @@ def test_bad_input_raises_clear_errors():
         NearestSampleBaseline((images, labels), 1, metric="cosine")
     with pytest.raises(TypeError, match="dataset must be"):
         NearestSampleBaseline(images, 1)
-    with pytest.raises(ValueError, match="dataset images must be images in \\[0, 1\\]"):
-        NearestSampleBaseline((images * 3, labels), 1)
+    with pytest.raises(ValueError, match="dataset samples contains NaN"):
+        NearestSampleBaseline((images * float("nan"), labels), 1)
     base = NearestSampleBaseline((images, labels), 1)
-    with pytest.raises(ValueError, match="dataset images are \\(1, 1, 2\\)"):
+    with pytest.raises(ValueError, match="dataset samples are \\(1, 1, 2\\)"):
         base(torch.rand(1, 1, 2, 2))
     with pytest.raises(ValueError, match="equals target"):
         base(_pixels((0.5, 0.5)), target=1)

@@ -93,5 +93,5 @@ def test_bad_input() -> None:
         SparseCounterfactualBaseline(model, 1, n_steps=1)
     with pytest.raises(ValueError, match="counterfactual_class must be class indices"):
         SparseCounterfactualBaseline(model, 5).reference(_x(1))
-    with pytest.raises(ValueError, match="inputs must be images in"):
+    with pytest.raises(ValueError, match=r"works in pixel space .*\[0, 1\]"):
         SparseCounterfactualBaseline(model, 1).reference(_x(1) + 2)

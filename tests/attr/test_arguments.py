@@ -1,0 +1,177 @@
+"""Arguments Captum does not check are checked before Captum runs, in every captum_cf.attr
+method, with a ValueError/TypeError naming the argument (also an AssertionError, as Captum's
+own checks of the same arguments are)."""
+
+from __future__ import annotations
+
+import captum.attr
+import pytest
+import torch
+import torch.nn as nn
+
+import captum_cf.attr as cf
+from captum_cf.baselines import ConstantBaseline
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 4), nn.ReLU(), nn.Linear(4, 3))
+
+
+X = torch.rand(2, 1, 4, 4)
+MASK = torch.arange(16).view(1, 1, 4, 4) // 4
+
+# name -> callable(model, **overrides) running the method with valid defaults
+CALLS = {
+    "IntegratedGradients": lambda m, **k: cf.IntegratedGradients(m).attribute(
+        X, **{"n_steps": 3, "target": 0, **k}),
+    "DeepLift": lambda m, **k: cf.DeepLift(m).attribute(X, **{"target": 0, **k}),
+    "DeepLiftShap": lambda m, **k: cf.DeepLiftShap(m).attribute(
+        X, **{"baselines": torch.zeros(2, 1, 4, 4), "target": 0, **k}),
+    "GradientShap": lambda m, **k: cf.GradientShap(m).attribute(
+        X, **{"baselines": torch.zeros(2, 1, 4, 4), "n_samples": 2, "target": 0, **k}),
+    "NoiseTunnel": lambda m, **k: cf.NoiseTunnel(cf.IntegratedGradients(m)).attribute(
+        X, **{"nt_samples": 2, "n_steps": 2, "target": 0, **k}),
+    "Occlusion": lambda m, **k: cf.Occlusion(m).attribute(
+        X, **{"sliding_window_shapes": (1, 2, 2), "target": 0, **k}),
+    "FeatureAblation": lambda m, **k: cf.FeatureAblation(m).attribute(
+        X, **{"feature_mask": MASK, "target": 0, **k}),
+    "ShapleyValueSampling": lambda m, **k: cf.ShapleyValueSampling(m).attribute(
+        X, **{"feature_mask": MASK, "n_samples": 1, "target": 0, **k}),
+    "Lime": lambda m, **k: cf.Lime(m).attribute(
+        X, **{"feature_mask": MASK, "n_samples": 5, "target": 0, **k}),
+    "KernelShap": lambda m, **k: cf.KernelShap(m).attribute(
+        X, **{"feature_mask": MASK, "n_samples": 5, "target": 0, **k}),
+}
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+@pytest.mark.parametrize(
+    "target, err, match",
+    [
+        (-1, ValueError, "target must hold class indices >= 0, got -1"),
+        (torch.tensor([0, -2]), ValueError, "target must hold class indices >= 0, got -2"),
+        (True, TypeError, "target must be an int.*got bool"),
+        (1.0, TypeError, "target must be None, an int.*got float"),
+        (torch.tensor([0.0, 1.0]), TypeError, "target must hold integer class indices"),
+        ([0, 1, 2], ValueError, "target is a list of 3 entries but inputs have 2 examples"),
+        (torch.tensor([0, 1, 2]), ValueError,
+         r"target must be a single class or have shape \(2,\)"),
+        (3, ValueError, r"target must be < 3: the model returns 3 classes"),
+        ([0, 7], ValueError, r"target must be < 3: the model returns 3 classes"),
+    ],
+)
+def test_bad_targets(name, target, err, match):
+    model = _model()
+    with pytest.raises(err, match=match) as info:
+        CALLS[name](model, target=target)
+    assert isinstance(info.value, AssertionError)  # what Captum's own checks raise
+    assert not model._forward_hooks  # the one-shot check left no hook behind
+
+
+def test_out_of_range_target_of_a_plain_function():
+    """A forward function that is no nn.Module: its first output is checked all the same."""
+    model = _model()
+    ig = cf.IntegratedGradients(lambda x: model(x))
+    with pytest.raises(ValueError, match="target must be < 3"):
+        ig.attribute(X, target=5)
+    # and valid targets give Captum's numbers exactly
+    expected = captum.attr.IntegratedGradients(lambda x: model(x)).attribute(X, target=2)
+    assert torch.equal(ig.attribute(X, target=2), expected)
+
+
+def test_negative_target_was_silently_the_last_class_in_captum():
+    model = _model()
+    last = captum.attr.IntegratedGradients(model).attribute(X, target=2, n_steps=4)
+    assert torch.equal(captum.attr.IntegratedGradients(model).attribute(X, target=-1, n_steps=4),
+                       last)
+    with pytest.raises(ValueError, match="negative index"):
+        cf.IntegratedGradients(model).attribute(X, target=-1, n_steps=4)
+
+
+def test_tuple_targets_of_multi_dimensional_outputs():
+    class Grid(nn.Module):
+        def forward(self, x):
+            return x.flatten(1)[:, :6].reshape(-1, 2, 3) * 2
+
+    fa = cf.FeatureAblation(Grid())
+    expected = captum.attr.FeatureAblation(Grid()).attribute(X, target=(1, 2))
+    assert torch.equal(fa.attribute(X, target=(1, 2)), expected)
+    with pytest.raises(ValueError, match=r"target must be < 2.*output dimension 1"):
+        fa.attribute(X, target=(2, 0))
+    with pytest.raises(ValueError, match=r"target must be < 3.*output dimension 2"):
+        fa.attribute(X, target=[(0, 3), (1, 1)])
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, err, match",
+    [
+        ("IntegratedGradients", {"n_steps": 0}, ValueError, r"n_steps must be a positive int"),
+        ("IntegratedGradients", {"n_steps": -3}, ValueError, r"n_steps must be a positive int"),
+        ("IntegratedGradients", {"n_steps": 2.5}, TypeError, r"n_steps must be a positive int"),
+        ("IntegratedGradients", {"internal_batch_size": 0}, ValueError, "internal_batch_size"),
+        ("GradientShap", {"n_samples": 0}, ValueError, "n_samples must be a positive int"),
+        ("NoiseTunnel", {"nt_samples": 0}, ValueError, "nt_samples must be a positive int"),
+        ("Occlusion", {"perturbations_per_eval": 0}, ValueError, "perturbations_per_eval"),
+        ("FeatureAblation", {"perturbations_per_eval": -1}, ValueError, "perturbations_per_eval"),
+        ("ShapleyValueSampling", {"n_samples": 0}, ValueError, "n_samples"),
+        ("Lime", {"n_samples": 0}, ValueError, "n_samples"),
+        ("KernelShap", {"perturbations_per_eval": True}, TypeError, "perturbations_per_eval"),
+        ("Occlusion", {"strides": 0}, ValueError, r"strides=0 must be >= 1"),
+        ("Occlusion", {"strides": (1, -1, 1)}, ValueError, r"strides=\(1, -1, 1\) must be >= 1"),
+        ("Occlusion", {"strides": (1, 5, 1)}, ValueError,
+         r"strides=\(1, 5, 1\) must be >= 1 and fit"),
+        ("Occlusion", {"sliding_window_shapes": (1, 0, 2)}, ValueError, "sliding_window_shapes"),
+        ("Occlusion", {"sliding_window_shapes": (1, 2)}, ValueError,
+         r"sliding_window_shapes has 2 entries but the input has 3 dimensions"),
+        ("Occlusion", {"sliding_window_shapes": (1, 8, 8)}, ValueError,
+         r"sliding_window_shapes=\(1, 8, 8\) must be >= 1 and fit in the input's shape "
+         r"\(1, 4, 4\)"),
+        ("FeatureAblation", {"feature_mask": MASK.float()}, TypeError,
+         "feature_mask must hold integer feature ids"),
+        ("Lime", {"feature_mask": MASK - 1}, ValueError, "feature_mask must hold feature ids >= 0"),
+        ("IntegratedGradients", {"baselines": torch.full((1, 1, 4, 4), float("nan"))}, ValueError,
+         "baselines contains NaN"),
+        ("Occlusion", {"baselines": float("nan")}, ValueError, "baselines must be finite"),
+        ("DeepLift", {"baselines": (torch.tensor(float("inf")),)}, ValueError,
+         r"baselines\[0\] contains NaN or infinite"),
+    ],
+)
+def test_bad_counts_windows_masks_and_baselines(name, kwargs, err, match):
+    calls = []
+    model = _model()
+    model.register_forward_hook(lambda *a: calls.append(1))
+    with pytest.raises(err, match=match):
+        CALLS[name](model, **kwargs)
+    assert calls == []  # raised before the model ran
+
+
+def test_readme_sp_g_window_on_one_channel_digits_is_a_clear_error():
+    """README's first SP-G snippet used a (3, 8, 8) window on 1-channel digits."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(32 * 32, 10))
+    x = torch.rand(2, 1, 32, 32)
+    with pytest.raises(ValueError, match=r"sliding_window_shapes=\(3, 8, 8\) .*a 1-channel image "
+                       r"needs a window of shape \(1, h, w\)"):
+        cf.Occlusion(model).attribute(x, sliding_window_shapes=(3, 8, 8), strides=(3, 4, 4),
+                                      baselines=ConstantBaseline(0.0), target=0)
+    # the corrected snippet runs
+    cf.Occlusion(model).attribute(x, sliding_window_shapes=(1, 8, 8), strides=(1, 4, 4),
+                                  baselines=ConstantBaseline(0.0), target=0)
+
+
+def test_multi_input_windows_and_strides_follow_captums_rules():
+    class Two(nn.Module):
+        def forward(self, a, b):
+            return torch.cat([a.flatten(1), b], 1)[:, :3]
+
+    a, b = torch.rand(2, 1, 4, 4), torch.rand(2, 5)
+    occ = cf.Occlusion(Two())
+    expected = captum.attr.Occlusion(Two()).attribute(
+        (a, b), ((1, 2, 2), (2,)), strides=(2, 1), target=0
+    )
+    got = occ.attribute((a, b), ((1, 2, 2), (2,)), strides=(2, 1), target=0)
+    assert all(torch.equal(g, e) for g, e in zip(got, expected))
+    with pytest.raises(ValueError, match=r"sliding_window_shapes\[1\]=\(6,\) must be >= 1 and fit"):
+        occ.attribute((a, b), ((1, 2, 2), (6,)), target=0)
+    with pytest.raises(ValueError, match="strides must be an int or a tuple, with one entry per"):
+        occ.attribute((a, b), ((1, 2, 2), (2,)), strides=(1, 1, 1), target=0)

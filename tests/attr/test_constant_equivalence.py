@@ -1,0 +1,176 @@
+"""``baselines=ConstantBaseline(c)`` gives bit for bit what ``baselines=c`` gives, for every
+``captum_cf.attr`` method whose Captum class takes a number, on tabular, sequence, image, integer
+and tuple inputs; and a generic Baseline works on every input shape."""
+
+from __future__ import annotations
+
+import random
+
+import captum.attr
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import captum_cf.attr as cf
+from captum_cf.baselines import Baseline, ConstantBaseline, NearestSampleBaseline, NoiseBaseline
+
+
+class Flat(nn.Module):
+    """Any number of inputs (N, ...) -> flattened and concatenated -> Linear, ReLU, Linear."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.act, self.fc2 = nn.Linear(features, 6), nn.ReLU(), nn.Linear(6, 3)
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        flat = torch.cat([x.float().flatten(1) for x in xs], dim=1)
+        return self.fc2(self.act(self.fc1(flat)))
+
+
+# name -> (inputs, window for Occlusion)
+INPUTS = {
+    "tabular": (lambda: torch.randn(3, 5), (2,)),
+    "sequence": (lambda: torch.randn(3, 4, 2), (1, 2)),
+    "image": (lambda: torch.rand(3, 2, 4, 4), (1, 2, 2)),
+    "tuple": (lambda: (torch.rand(3, 1, 4, 4), torch.randn(3, 5)), ((1, 2, 2), (2,))),
+}
+
+# name -> (captum_cf class, Captum class, extra kwargs)
+METHODS = {
+    "IntegratedGradients": (cf.IntegratedGradients, captum.attr.IntegratedGradients,
+                            {"n_steps": 5}),
+    "DeepLift": (cf.DeepLift, captum.attr.DeepLift, {}),
+    "FeatureAblation": (cf.FeatureAblation, captum.attr.FeatureAblation,
+                        {"perturbations_per_eval": 2}),
+    "ShapleyValueSampling": (cf.ShapleyValueSampling, captum.attr.ShapleyValueSampling,
+                             {"n_samples": 2, "perturbations_per_eval": 3}),
+    "Lime": (cf.Lime, captum.attr.Lime, {"n_samples": 12, "perturbations_per_eval": 4}),
+    "KernelShap": (cf.KernelShap, captum.attr.KernelShap, {"n_samples": 12}),
+    "Occlusion": (cf.Occlusion, captum.attr.Occlusion, {"perturbations_per_eval": 2}),
+}
+
+
+def _seed(s: int = 0) -> None:
+    torch.manual_seed(s)
+    np.random.seed(s)
+    random.seed(s)
+
+
+def _numel(x) -> int:
+    xs = x if isinstance(x, tuple) else (x,)
+    return sum(t[0].numel() for t in xs)
+
+
+def _kwargs(method: str, kind: str) -> dict:
+    kw = dict(METHODS[method][2])
+    if method == "Occlusion":
+        kw["sliding_window_shapes"] = INPUTS[kind][1]
+    return kw
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
+    return torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kind", list(INPUTS))
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("c", [0.0, -1.5])
+def test_constant_baseline_is_bit_for_bit_the_number(method, kind, c):
+    x = INPUTS[kind][0]()
+    model = Flat(_numel(ours_x := x))
+    ours_cls, captum_cls, _ = METHODS[method]
+    kw = _kwargs(method, kind)
+    base = (ConstantBaseline(c), c) if kind == "tuple" else ConstantBaseline(c)
+    number = (c, c) if kind == "tuple" else c
+    _seed()
+    expected = captum_cls(model).attribute(x, baselines=number, target=1, **kw)
+    _seed()
+    got = ours_cls(model).attribute(ours_x, baselines=base, target=1, **kw)
+    assert _same(got, expected)
+    # and differs from another constant (the comparison can fail)
+    _seed()
+    other = ours_cls(model).attribute(x, baselines=ConstantBaseline(c + 0.25) if kind != "tuple"
+                                      else (ConstantBaseline(c + 0.25), c), target=1, **kw)
+    assert not _same(other, expected)
+
+
+@pytest.mark.parametrize("method", ["FeatureAblation", "Occlusion"])
+def test_integer_inputs_as_captum_takes_them(method):
+    """Token ids (integers): Captum's perturbation methods take them with a number baseline."""
+    x = torch.randint(1, 9, (3, 5))
+    model = Flat(5)
+    ours_cls, captum_cls, _ = METHODS[method]
+    kw = _kwargs(method, "tabular")
+    expected = captum_cls(model).attribute(x, baselines=0, target=2, **kw)
+    got = ours_cls(model).attribute(x, baselines=ConstantBaseline(0.0), target=2, **kw)
+    assert torch.equal(got, expected) and bool(got.abs().sum() > 0)
+
+
+def test_noise_tunnel_constant_baseline_is_the_number():
+    x, model = torch.randn(2, 5), Flat(5)
+    kw = dict(nt_samples=3, stdevs=0.3, target=0, n_steps=4)
+    _seed(2)
+    expected = captum.attr.NoiseTunnel(captum.attr.IntegratedGradients(model)).attribute(
+        x, baselines=-1.0, **kw
+    )
+    _seed(2)
+    got = cf.NoiseTunnel(cf.IntegratedGradients(model)).attribute(
+        x, baselines=ConstantBaseline(-1.0), **kw
+    )
+    assert torch.equal(got, expected)
+
+
+def test_per_feature_constant_equals_the_tensor():
+    x, model = torch.randn(3, 4), Flat(4)
+    values = [0.5, -1.0, 2.0, 0.0]
+    ref = torch.tensor([values])
+    for ours_cls, captum_cls, kw in (METHODS["IntegratedGradients"], METHODS["FeatureAblation"]):
+        expected = captum_cls(model).attribute(x, baselines=ref, target=0, **kw)
+        got = ours_cls(model).attribute(x, baselines=ConstantBaseline(values), target=0, **kw)
+        assert torch.equal(got, expected)
+
+
+class Shifted(Baseline):
+    """A user subclass: reference = inputs - 1 (any shape, any values)."""
+
+    def _reference(self, inputs, target):
+        return inputs - 1.0
+
+
+@pytest.mark.parametrize("kind", ["tabular", "sequence", "image"])
+@pytest.mark.parametrize("method", ["IntegratedGradients", "DeepLift", "FeatureAblation",
+                                    "Occlusion", "Lime"])
+def test_generic_baselines_on_any_shape_equal_their_reference_tensor(method, kind):
+    """A composite Baseline removes features exactly as its reference tensor would."""
+    x = INPUTS[kind][0]()
+    model = Flat(x[0].numel())
+    ours_cls, captum_cls, _ = METHODS[method]
+    kw = _kwargs(method, kind)
+    for base in (Shifted(), NoiseBaseline(std=1.0, center=0.0, bounds=None)):
+        ref = base(x)
+        _seed()
+        expected = captum_cls(model).attribute(x, baselines=ref, target=0, **kw)
+        _seed()
+        got = ours_cls(model).attribute(x, baselines=base, target=0, **kw)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+
+
+def test_nearest_sample_on_tabular_rows_explains_against_the_nearest_row(device):
+    rows = torch.tensor([[0.0, 0.0, 0.0], [4.0, 4.0, 4.0], [1.0, 2.0, 3.0], [9.0, 9.0, 9.0]])
+    labels = torch.tensor([0, 1, 1, 1])
+    base = NearestSampleBaseline((rows.to(device), labels), counterfactual_class=1)
+    x = torch.tensor([[1.0, 2.0, 2.0], [8.0, 8.0, 9.0]], device=device)
+    rows = rows.to(device)
+    assert torch.equal(base(x), rows[[2, 3]])
+    model = Flat(3).to(device)
+    attr, delta = cf.IntegratedGradients(model).attribute(
+        x, baselines=base, target=0, return_convergence_delta=True, n_steps=200
+    )
+    expected = model(x)[:, 0] - model(rows[[2, 3]])[:, 0]
+    # Captum 0.7 returns float64 attributions for float32 inputs (CI runs it too)
+    torch.testing.assert_close(attr.sum(1).float(), expected.detach(), atol=2e-3, rtol=0)
+    assert attr[0, :2].abs().max() == 0  # features equal to the reference get nothing

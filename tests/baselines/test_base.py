@@ -1,0 +1,161 @@
+"""Baseline on any input (N, ...): what each baseline needs (images, pixel space) and says,
+and noisy_inputs() for noisy copies."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from captum_cf.baselines import (
+    Baseline,
+    BlurBaseline,
+    ConstantBaseline,
+    GANMEXBaseline,
+    InpaintBaseline,
+    NearestSampleBaseline,
+    NoiseBaseline,
+    SparseCounterfactualBaseline,
+    noisy_inputs,
+)
+from captum_cf.inpainters import PushPullInpainter
+
+SHAPES = {
+    "tabular": (3, 5), "sequence": (3, 4, 2), "image": (3, 2, 4, 4), "volume": (3, 1, 2, 4, 4)
+}
+
+
+class Doubled(Baseline):
+    """A user subclass with neither requirement."""
+
+    def _reference(self, inputs, target):
+        return 2 * inputs
+
+
+def _generic(shape, device="cpu"):
+    labels = torch.tensor([0, 1, 1, 0])
+    data = torch.randn(4, *shape[1:], device=device) * 3
+    return [
+        ConstantBaseline(-2.0),
+        NoiseBaseline(std=1.0, center=0.0, bounds=None),
+        NearestSampleBaseline((data, labels), counterfactual_class=1),
+        GANMEXBaseline(lambda x, c: x + c.view(-1, *[1] * (x.dim() - 1)), 1, num_classes=2),
+        Doubled(),
+    ]
+
+
+@pytest.mark.parametrize("kind", list(SHAPES))
+def test_generic_baselines_take_any_shape_and_any_values(kind, device):
+    x = torch.randn(*SHAPES[kind], device=device) * 4  # far outside [0, 1]
+    keep = (torch.rand_like(x) > 0.5).to(x.dtype)
+    for base in _generic(x.shape, device):
+        ref = base(x)
+        assert ref.shape == x.shape and ref.dtype == x.dtype and ref.device == x.device
+        out = base.fill(x, keep)
+        assert torch.equal(out[keep == 1], x[keep == 1])
+        assert torch.equal(out[keep == 0], ref[keep == 0])
+    # hand-checked references
+    assert bool((ConstantBaseline(-2.0)(x) == -2).all())
+    assert torch.equal(GANMEXBaseline(lambda x, c: x + c.view(-1, *[1] * (x.dim() - 1)), 1,
+                                      num_classes=2)(x), x + 1)
+
+
+@pytest.mark.parametrize("kind", ["tabular", "sequence", "volume"])
+def test_image_baselines_refuse_other_shapes_and_say_what_to_use(kind):
+    x = torch.rand(*SHAPES[kind])
+    for base in (BlurBaseline(1.0), InpaintBaseline(PushPullInpainter())):
+        with pytest.raises(ValueError, match=rf"{type(base).__name__} works on images of shape "
+                           r"\(N, C, H, W\).*ConstantBaseline, NoiseBaseline, NearestSample"):
+            base(x)
+
+
+def test_only_pixel_space_baselines_check_the_unit_range():
+    x = torch.rand(2, 1, 8, 8) * 3 - 1
+    assert torch.allclose(BlurBaseline(1.0)(torch.full_like(x, 3.0)), torch.full_like(x, 3.0))
+    ConstantBaseline(0.0)(x)
+    for base in (InpaintBaseline(PushPullInpainter()),):
+        with pytest.raises(ValueError, match=r"works in pixel space \(its model was trained on "
+                           r"values in \[0, 1\]\), but inputs has values in \[-0.99"):
+            base(x)
+
+
+def test_noisy_inputs_clamps_the_context_and_keeps_the_given_values(device):
+    base = InpaintBaseline(PushPullInpainter())
+    x = torch.rand(2, 1, 8, 8, device=device)
+    noisy = x + 0.4 * torch.randn_like(x)
+    keep = torch.ones(2, 1, 8, 8, device=device)
+    keep[..., 2:6, 2:6] = 0
+    with noisy_inputs():
+        ref = base(noisy)
+        out = base.fill(noisy, keep)
+    assert torch.equal(ref, base(noisy.clamp(0, 1)))
+    clamped_fill = base.fill(noisy.clamp(0, 1), keep)
+    assert torch.equal(out[keep.expand_as(x) == 1], noisy[keep.expand_as(x) == 1])
+    assert torch.equal(out[keep.expand_as(x) == 0], clamped_fill[keep.expand_as(x) == 0])
+    with pytest.raises(ValueError, match="pixel space"):  # the context ended
+        base(noisy)
+    # in-range inputs are not copied: the context is the input itself
+    assert base.context(x) is x
+
+
+def test_ganmex_with_any_generator_and_its_checks():
+    class Shift(nn.Module):  # a "generator" for tabular rows: adds a learned offset per class
+        def __init__(self):
+            super().__init__()
+            self.offset = nn.Parameter(torch.tensor([[0.0, 0.0, 0.0], [1.0, -1.0, 2.0]]))
+
+        def forward(self, x, classes):
+            return x + self.offset[classes]
+
+    g = Shift().train()
+    x = torch.randn(4, 3)
+    base = GANMEXBaseline(g, counterfactual_class=torch.tensor([1, 1, 0, 1]), num_classes=2)
+    expected = x + torch.tensor([[1.0, -1.0, 2.0]] * 2 + [[0.0, 0.0, 0.0]] + [[1.0, -1.0, 2.0]])
+    assert torch.equal(base(x), expected)
+    assert g.training and g.offset.requires_grad  # state restored
+    assert not base.pixel_space
+    assert GANMEXBaseline(g, 1, num_classes=2, pixel_space=True).pixel_space
+    with pytest.raises(ValueError, match="works in pixel space"):
+        GANMEXBaseline(g, 1, num_classes=2, pixel_space=True)(x + 5)
+
+
+def test_sparse_counterfactual_on_tabular_rows_edits_k_values():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 3))
+    with torch.no_grad():
+        model[0].weight.mul_(5)
+    x = torch.rand(4, 10)
+    base = SparseCounterfactualBaseline(model, counterfactual_class=2, k=3, n_steps=10)
+    ref = base(x, target=0)
+    assert ref.shape == x.shape
+    assert bool(((ref != x).sum(1) <= 3).all()) and bool(((ref != x).sum(1) >= 1).all())
+    assert float(ref.min()) >= 0 and float(ref.max()) <= 1
+    # the edit moves the model towards class 2
+    assert bool((model(ref)[:, 2] - model(x)[:, 2] > 0).all())
+    with pytest.raises(ValueError, match=r"k \(11\) exceeds the number of values per example"):
+        SparseCounterfactualBaseline(model, 2, k=11)(x, target=0)
+    with pytest.raises(ValueError, match="works in pixel space"):
+        base(x + 2, target=0)
+
+
+def test_noise_bounds():
+    x = torch.zeros(1000, 3)
+    free = NoiseBaseline(std=2.0, center=0.0, bounds=None)(x)
+    assert float(free.min()) < -3 and float(free.max()) > 3  # unclamped
+    assert abs(float(free.std()) - 2.0) < 0.1
+    boxed = NoiseBaseline(std=2.0, center=0.0, bounds=(-1.0, 1.0))(x)
+    assert float(boxed.min()) == -1.0 and float(boxed.max()) == 1.0
+    with pytest.raises(ValueError, match=r"center must lie in bounds \[-1.0, 1.0\]"):
+        NoiseBaseline(center=2.0, bounds=(-1.0, 1.0))
+    with pytest.raises(TypeError, match="bounds must be a pair"):
+        NoiseBaseline(bounds=(0.0,))
+    with pytest.raises(ValueError, match="lo <= hi"):
+        NoiseBaseline(center=None, bounds=(1.0, 0.0))
+
+
+def test_per_feature_constant_on_tabular_and_sequences():
+    x = torch.randn(2, 3, 4)
+    ref = ConstantBaseline([1.0, -2.0, 5.0])(x)
+    assert torch.equal(ref[:, 1], torch.full((2, 4), -2.0))
+    with pytest.raises(ValueError, match=r"3 channel values but inputs have 5 channels"):
+        ConstantBaseline([1.0, -2.0, 5.0])(torch.randn(2, 5))

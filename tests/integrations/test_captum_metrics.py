@@ -1,0 +1,90 @@
+"""Baselines inside captum.metrics: infidelity's perturb_func, sensitivity_max under noise."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+from captum.metrics import infidelity, sensitivity_max
+
+from captum_cf.attr import IntegratedGradients
+from captum_cf.baselines import ConstantBaseline, InpaintBaseline, noisy_inputs
+from captum_cf.inpainters import PushPullInpainter
+from captum_cf.integrations import captum_explanation_func, captum_perturb_func
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 5), nn.ReLU(), nn.Linear(5, 3)).eval()
+
+
+def test_infidelity_with_a_constant_baseline_equals_hand_written_removal(device):
+    model, x = _model().to(device), torch.rand(3, 1, 8, 8, device=device)
+    attr = IntegratedGradients(model).attribute(x, target=1, n_steps=8)
+
+    def by_hand(inputs):
+        u = torch.rand((inputs.shape[0], 1, 8, 8), generator=gen)
+        keep = (u >= 0.3).to(device=inputs.device, dtype=inputs.dtype)
+        removed = keep * inputs + (1 - keep) * 0.5
+        return inputs - removed, removed
+
+    gen = torch.Generator().manual_seed(7)
+    expected = infidelity(model, by_hand, x, attr, target=1, n_perturb_samples=6)
+    ours = infidelity(model, captum_perturb_func(ConstantBaseline(0.5), p_remove=0.3, seed=7),
+                      x, attr, target=1, n_perturb_samples=6)
+    assert torch.equal(ours, expected) and bool((ours > 0).all())
+
+
+def test_infidelity_perturbations_keep_unremoved_pixels_and_fill_the_rest(device):
+    base = InpaintBaseline(PushPullInpainter())
+    perturb = captum_perturb_func(base, p_remove=0.5, seed=0)
+    x = torch.rand(4, 3, 8, 8, device=device)
+    delta, filled = perturb(x)
+    kept = (delta == 0).all(1)  # one mask per pixel, shared by the channels
+    assert bool(kept.any()) and bool((~kept).any())
+    assert torch.equal(filled[kept.unsqueeze(1).expand_as(x)], x[kept.unsqueeze(1).expand_as(x)])
+    assert torch.equal(x - filled, delta)
+    # tuples of inputs: one entry each; tabular inputs: one mask per value
+    (d1, d2), (f1, f2) = captum_perturb_func(ConstantBaseline(0.0), seed=1)((x, torch.ones(4, 5)))
+    assert torch.equal(f2 + d2, torch.ones(4, 5)) and set(f2.unique().tolist()) <= {0.0, 1.0}
+    model = _model()
+    attr = IntegratedGradients(model).attribute(x[:, :1], target=0, n_steps=4)
+    score = infidelity(model, captum_perturb_func(base, seed=0), x[:, :1], attr, target=0,
+                       n_perturb_samples=3)
+    assert score.shape == (4,) and bool(torch.isfinite(score).all())
+
+
+def test_sensitivity_max_with_a_pixel_space_baseline_under_noisy_inputs():
+    model, x = _model(), torch.rand(2, 1, 8, 8)
+    base = InpaintBaseline(PushPullInpainter())
+    ig = IntegratedGradients(model)
+    kw = dict(perturb_radius=0.2, n_perturb_samples=4, target=0, n_steps=4)
+    with pytest.raises(ValueError, match="noisy_inputs"):
+        sensitivity_max(lambda inp, **k: ig.attribute(inp, baselines=base, **k), x, **kw)
+    torch.manual_seed(5)
+    ours = sensitivity_max(captum_explanation_func(ig.attribute, base), x, **kw)
+    torch.manual_seed(5)
+    with noisy_inputs():  # the same, by hand
+        again = sensitivity_max(lambda inp, **k: ig.attribute(inp, baselines=base, **k), x, **kw)
+    assert torch.equal(ours, again)
+
+    def by_hand(inputs, **k):  # the reference of the clamped noisy copy, as a tensor
+        (inp,) = inputs  # sensitivity_max hands over a tuple
+        return ig.attribute(inputs, baselines=(base(inp.clamp(0, 1)),), **k)
+
+    torch.manual_seed(5)
+    expected = sensitivity_max(by_hand, x, **kw)
+    assert torch.equal(ours, expected) and bool((ours > 0).any())
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="baseline must be a captum_cf Baseline"):
+        captum_perturb_func(lambda x: x)
+    with pytest.raises(ValueError, match="p_remove must be a number in"):
+        captum_perturb_func(ConstantBaseline(0.0), p_remove=0.0)
+
+    class NeedsClass(ConstantBaseline):
+        needs_target = True
+
+    with pytest.raises(ValueError, match="passes its perturbation function no class"):
+        captum_perturb_func(NeedsClass(0.0))
