@@ -58,7 +58,12 @@ def add_arguments(parser: Any) -> None:
         help="comma-separated baseline names, or all (default: all available)",
     )
     parser.add_argument(
-        "--n", default="32", help="number of images, or all (default 32; a seeded subset)"
+        "--n",
+        "--n-images",
+        dest="n",
+        default="32",
+        help="number of images, or all (default 32; a seeded subset). Under torchrun write "
+        "--n-images (torchrun reads --n as an abbreviation of its own options)",
     )
     parser.add_argument(
         "--image-size",

@@ -553,7 +553,18 @@ def run_audit(
     """
     comm = comm or _Local()
     start = time.perf_counter()
-    plan = make_plan(model, source, settings, dev, target)
+    if comm.world == 1:
+        plan = make_plan(model, source, settings, dev, target)
+    else:  # every rank learns whether any rank could not plan (else rank 0 would wait forever)
+        try:
+            plan, error = make_plan(model, source, settings, dev, target), None
+        except Exception as err:  # noqa: BLE001
+            plan, error = None, err
+        failed = [(r, e) for r, e in enumerate(comm.gather(error and _first_line(error))) if e]
+        if error is not None:
+            raise error
+        if failed:
+            raise AuditInputError(f"rank {failed[0][0]} failed: {failed[0][1]}")
     store: AuditStore | None = None
     setup: Any = None
     try:
@@ -629,6 +640,7 @@ def _compute(
                         bar.update(len(record["done"]))
                 continue
             merged, error = BatchRecord.empty(), None
+            local_error: BaseException | None = None
             try:
                 item = next(batches, None)
                 if item is not None:
@@ -641,9 +653,7 @@ def _compute(
                 error = "interrupted"
             except Exception as err:  # noqa: BLE001 (told to every rank, then raised)
                 error = f"{type(err).__name__}: {_first_line(err)}"
-                local_error: BaseException | None = err
-            else:
-                local_error = None
+                local_error = err
             gathered = comm.gather((merged, error))
             if store is not None:
                 for rec, _ in gathered:
@@ -796,7 +806,7 @@ class _Grid:
                     record["blobs"][f"ref/{b}"] = ref.reference(x[:e], t[:e])
             torch.manual_seed(self.s.seed + k)
             baseline = refs.get(bname)
-            start = time.perf_counter()
+            self.seconds = 0.0
             try:
                 with warnings.catch_warnings():
                     for message in _ADVISORIES:
@@ -806,7 +816,7 @@ class _Grid:
             except Exception as err:  # noqa: BLE001 (one failing cell must not lose the others)
                 error = f"{type(err).__name__}: {_first_line(err)}"
                 attr, values = None, {}
-            share = (time.perf_counter() - start) / len(x)
+            share = self.seconds / len(x)  # explanation time, shared by the batch's images
             record["done"] = [(i, method, bname, share, error) for i in idx]
             for metric, (rows, v) in values.items():
                 record["scores"] += [
@@ -834,7 +844,11 @@ class _Grid:
         masks: Tensor | None,
         idx: list[int],
     ) -> tuple[Tensor, dict[str, tuple[list[int], Tensor]]]:
+        start = time.perf_counter()
         attr = explain(x, t, baseline).detach()
+        if attr.is_cuda:
+            torch.cuda.synchronize(attr.device)  # the time of the work, not of its launch
+        self.seconds = time.perf_counter() - start
         kw = dict(n_steps=self.s.n_steps, batch_size=self.plan.batches["forward"], **self.removal)
         values = {
             "deletion_auc": (idx, deletion(self.model, x, attr, t, **kw).auc),
