@@ -151,7 +151,9 @@ def run_cli(args: Any) -> int:
             raise AuditInputError(f"--{opt.replace('_', '-')} must be >= 1, got {value}")
     for opt in ("sanity_n", "workers"):
         if getattr(args, opt) < 0:
-            raise AuditInputError(f"--{opt.replace('_', '-')} must be >= 0, got {getattr(args, opt)}")
+            raise AuditInputError(
+                f"--{opt.replace('_', '-')} must be >= 0, got {getattr(args, opt)}"
+            )
     from captum_cf.audit.report import check_out
 
     try:
@@ -198,9 +200,7 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
     if args.resume and rank == 0 and not os.path.isfile(path):
         print(f"nothing to resume in {path}: starting the audit", file=sys.stderr)
     try:
-        result = run_audit(
-            model, source, settings, path, device, resume=args.resume, comm=comm
-        )
+        result = run_audit(model, source, settings, path, device, resume=args.resume, comm=comm)
     except AuditInterrupted as stop:
         if rank == 0:
             print(f"\n{stop}", file=sys.stderr)

@@ -90,9 +90,7 @@ def _subset(total: int, n: int | None, seed: int) -> Tensor:
     return torch.randperm(total, generator=gen)[:n].sort().values
 
 
-def load_data(
-    spec: str, n: int | None, seed: int = 0, image_size: int | None = None
-) -> AuditData:
+def load_data(spec: str, n: int | None, seed: int = 0, image_size: int | None = None) -> AuditData:
     """``"digits"`` (digits test split), ``"shapes"`` (fresh test-generator shapes) or a folder.
 
     Args:
@@ -116,7 +114,9 @@ def load_data(
         idx = _subset(len(y), n, seed)
         names = [str(i) for i in range(10)]
         ids = [str(i) for i in idx.tolist()]
-        return AuditData("digits", TensorImages(x[idx], y[idx]), ids, False, load_digits("train"), names)
+        return AuditData(
+            "digits", TensorImages(x[idx], y[idx]), ids, False, load_digits("train"), names
+        )
     if spec == "shapes":
         from captum_cf.datasets import SyntheticShapes
 

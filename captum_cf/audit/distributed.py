@@ -75,9 +75,7 @@ class Communicator:
             raise AuditInputError(f"--device {device}: torchrun audits run on cpu or cuda")
         self._owns_group = not dist.is_initialized()
         if self._owns_group:
-            dist.init_process_group(
-                backend=backend, timeout=datetime.timedelta(seconds=timeout_s)
-            )
+            dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
 
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every rank."""

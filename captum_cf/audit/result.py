@@ -180,4 +180,3 @@ class AuditResult:
         from captum_cf.audit.report import write_report
 
         return write_report(self, out)
-

@@ -175,7 +175,7 @@ def audit(
 
 @dataclass
 class Settings:
-    """The settings of an audit other than the model and the images (checked by :meth:`validate`)."""
+    """An audit's settings other than the model and the images (checked by :meth:`validate`)."""
 
     methods: Sequence[str] | None = None
     baselines: Sequence[str] | None = None
@@ -253,8 +253,9 @@ def make_source(
     if isinstance(images, Tensor):
         check_images(images, "images")
         if images.shape[0] == 0:
-            raise ValueError("images must hold at least one image, got shape "
-                             f"{tuple(images.shape)}")
+            raise ValueError(
+                f"images must hold at least one image, got shape {tuple(images.shape)}"
+            )
         if masks is not None:
             masks = check_masks(masks, images.shape, "masks")
         dataset: Dataset = TensorImages(images, None, masks)
@@ -272,7 +273,9 @@ def make_source(
         try:
             n = len(loader.dataset)  # type: ignore[arg-type]
         except TypeError:
-            raise TypeError("images: a DataLoader over a dataset with a length is required")
+            raise TypeError(
+                "images: a DataLoader over a dataset with a length is required"
+            ) from None
         first = _unpack(next(iter(loader)), "images")
         ids = [str(i) for i in range(n)] if ids is None else list(ids)
         return Source(None, loader, ids, first[2] is not None, first)
@@ -319,8 +322,9 @@ def check_masks(masks: Any, shape: Sequence[int], name: str = "masks") -> Tensor
     """Object masks (N, 1, H, W): bool, or numbers that are all 0 or 1 -> bool."""
     n, _, h, w = shape
     if not isinstance(masks, Tensor):
-        raise TypeError(f"{name} must be a Tensor of shape ({n}, 1, {h}, {w}), got "
-                        f"{type(masks).__name__}")
+        raise TypeError(
+            f"{name} must be a Tensor of shape ({n}, 1, {h}, {w}), got {type(masks).__name__}"
+        )
     if tuple(masks.shape) != (n, 1, h, w):
         raise ValueError(f"{name} must have shape ({n}, 1, {h}, {w}), got {tuple(masks.shape)}")
     if masks.dtype != torch.bool:
@@ -731,7 +735,12 @@ def _chunks_of_loader(
         while sum(len(p[0]) for p in parts) >= b:
             xs, ls, ms = joined()
             if k in wanted:
-                yield k, xs[:b].to(dev), ls[:b], _batch_masks(None if ms is None else ms[:b], xs, dev)
+                yield (
+                    k,
+                    xs[:b].to(dev),
+                    ls[:b],
+                    _batch_masks(None if ms is None else ms[:b], xs, dev),
+                )
             parts = [(xs[b:], ls[b:], None if ms is None else ms[b:])]
             k += 1
     if parts and sum(len(p[0]) for p in parts) and k in wanted:
@@ -760,7 +769,9 @@ class _Grid:
         self.model, self.s, self.plan = model, s, plan
         self.ctx = plan.ctx
         self.top = _top_layer(model) if "sanity_ssim" in plan.metrics else None
-        self.removal = {} if s.removal is None else {"baseline": BASELINES.create(s.removal, self.ctx)}
+        self.removal = (
+            {} if s.removal is None else {"baseline": BASELINES.create(s.removal, self.ctx)}
+        )
         self._explainers: dict[str, Callable[..., Tensor]] = {}
         self._baselines: dict[str, Baseline] = {}
 

@@ -162,12 +162,16 @@ class AuditStore:
     def write(self, record: BatchRecord) -> None:
         """Write one batch's records in one transaction (all or nothing)."""
         with self._transaction():
-            self.db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?)", record["images"])
+            self.db.executemany(
+                "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?)", record["images"]
+            )
             self.db.executemany(
                 "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?)",
                 [(i, m, b, k, _real(v)) for i, m, b, k, v in record["scores"]],
             )
-            self.db.executemany("INSERT OR REPLACE INTO done VALUES (?, ?, ?, ?, ?)", record["done"])
+            self.db.executemany(
+                "INSERT OR REPLACE INTO done VALUES (?, ?, ?, ?, ?)", record["done"]
+            )
             self.db.executemany(
                 "INSERT OR REPLACE INTO blobs VALUES (?, ?)",
                 [(k, _tensor_bytes(v)) for k, v in record["blobs"].items()],
@@ -204,7 +208,8 @@ class AuditStore:
     def cell_summary(self, method: str, baseline: str) -> tuple[float, str | None, int]:
         """``(seconds, first error or None, images done)`` of one cell."""
         seconds, done = self.db.execute(
-            "SELECT COALESCE(SUM(seconds), 0), COUNT(*) FROM done WHERE method = ? AND baseline = ?",
+            "SELECT COALESCE(SUM(seconds), 0), COUNT(*) FROM done "
+            "WHERE method = ? AND baseline = ?",
             (method, baseline),
         ).fetchone()
         err = self.db.execute(

@@ -112,4 +112,8 @@ def report_values(out) -> dict:
     for c in report["cells"]:
         for m, v in c["metrics"].items():
             table[(c["method"], c["baseline"], m)] = (v["ids"], v["values"])
-    return {"images": report["images"], "values": table, "errors": [c["error"] for c in report["cells"]]}
+    return {
+        "images": report["images"],
+        "values": table,
+        "errors": [c["error"] for c in report["cells"]],
+    }

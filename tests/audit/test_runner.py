@@ -24,8 +24,13 @@ def test_tensor_dataset_and_loader_give_the_same_per_image_results(device) -> No
     masks = torch.zeros(7, 1, 8, 8, dtype=torch.bool, device=device)
     masks[..., 2:5, 2:5] = True
     labels = torch.tensor([0, 1, 2, 0, 1, 2, 0])
-    kw = dict(methods=["integrated-gradients", "occlusion"], baselines=["zero", "blur"],
-              n_steps=3, sanity_n=3, explain_batch=3)
+    kw = dict(
+        methods=["integrated-gradients", "occlusion"],
+        baselines=["zero", "blur"],
+        n_steps=3,
+        sanity_n=3,
+        explain_batch=3,
+    )
     ref = audit(model, x, masks=masks, **kw)
     ds = TensorImages(x, labels, masks)
     from_ds = audit(model, ds, **kw)
@@ -48,8 +53,9 @@ def test_tensor_dataset_and_loader_give_the_same_per_image_results(device) -> No
 def test_device_argument_copies_the_model_and_leaves_it_in_place(device) -> None:
     model, x = tiny_model(), torch.rand(3, 1, 8, 8)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    res = audit(model, x, methods=["deeplift"], baselines=["zero"], n_steps=2, sanity_n=2,
-                device=device)
+    res = audit(
+        model, x, methods=["deeplift"], baselines=["zero"], n_steps=2, sanity_n=2, device=device
+    )
     assert res.config["device"].startswith(device.type) and res.cells[0].error is None
     on_cpu = audit(model, x, methods=["deeplift"], baselines=["zero"], n_steps=2, sanity_n=2)
     for k, v in _values(on_cpu).items():
@@ -113,10 +119,18 @@ def test_sanity_check_reuses_the_grids_maps(monkeypatch) -> None:
 
 def test_a_method_that_ignores_baselines_runs_once() -> None:
     model, x = tiny_model(), torch.rand(2, 1, 8, 8)
-    res = audit(model, x, methods=["sparse-perturbation", "deeplift"], baselines=["zero", "blur"],
-                n_steps=2, sanity_n=0)
+    res = audit(
+        model,
+        x,
+        methods=["sparse-perturbation", "deeplift"],
+        baselines=["zero", "blur"],
+        n_steps=2,
+        sanity_n=0,
+    )
     assert [(c.method, c.baseline) for c in res.cells] == [
-        ("sparse-perturbation", "-"), ("deeplift", "zero"), ("deeplift", "blur")
+        ("sparse-perturbation", "-"),
+        ("deeplift", "zero"),
+        ("deeplift", "blur"),
     ]
     assert not METHODS.uses_baseline("sparse-perturbation") and METHODS.uses_baseline("deeplift")
     assert "sparse-perturbation  -" in res.table()
@@ -126,13 +140,22 @@ def test_memory_rule_sizes_batches_from_the_image_size() -> None:
     cpu = torch.device("cpu")
     # 2**21 // (224 * 224) = 41 images with gradients; 2**22 // 50176 = 83 without
     assert plan_batches((3, 224, 224), cpu) == {
-        "explain": 41, "internal": 41, "forward": 83, "forward_images": 83
+        "explain": 41,
+        "internal": 41,
+        "forward": 83,
+        "forward_images": 83,
     }
     assert plan_batches((1, 32, 32), cpu) == {
-        "explain": 256, "internal": 256, "forward": 256, "forward_images": 4096
+        "explain": 256,
+        "internal": 256,
+        "forward": 256,
+        "forward_images": 4096,
     }
     assert plan_batches((3, 224, 224), cpu, batch_size=10, explain_batch=3) == {
-        "explain": 3, "internal": 41, "forward": 10, "forward_images": 10
+        "explain": 3,
+        "internal": 41,
+        "forward": 10,
+        "forward_images": 10,
     }
 
 
@@ -141,6 +164,5 @@ def test_perturbation_methods_fit_their_passes_in_the_forward_budget() -> None:
     model = tiny_model()
     model.register_forward_hook(lambda m, i, o: seen.append(len(i[0])))
     x = torch.rand(4, 1, 8, 8)
-    audit(model, x, methods=["occlusion"], baselines=["zero"], n_steps=2, sanity_n=0,
-          batch_size=8)
+    audit(model, x, methods=["occlusion"], baselines=["zero"], n_steps=2, sanity_n=0, batch_size=8)
     assert max(seen) <= 8 and seen.count(8) > 0  # 2 perturbations x 4 images per pass

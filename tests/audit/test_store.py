@@ -32,8 +32,14 @@ def test_store_rows_and_result_round_trip(tmp_path) -> None:
     model, x = tiny_model(), torch.rand(5, 1, 8, 8)
     path = str(tmp_path / "s.sqlite")
     res = audit(
-        model, x, methods=["integrated-gradients"], baselines=["zero", "blur"],
-        n_steps=3, sanity_n=2, store=path, explain_batch=2,
+        model,
+        x,
+        methods=["integrated-gradients"],
+        baselines=["zero", "blur"],
+        n_steps=3,
+        sanity_n=2,
+        store=path,
+        explain_batch=2,
     )
     # one row per image x cell x metric: 5 images x 2 cells x (2 curves) + 2 sanity x 2 cells
     assert _rows(path, "SELECT COUNT(*) FROM scores")[0][0] == 5 * 2 * 2 + 2 * 2
@@ -74,8 +80,7 @@ def test_interrupt_keeps_work_and_resume_computes_only_the_missing_pairs(
     from captum_cf._registry import _Entry
 
     model, x = tiny_model(), torch.rand(6, 1, 8, 8)
-    kw = dict(methods=["stop"], baselines=["zero", "blur"], n_steps=3, sanity_n=0,
-              explain_batch=2)
+    kw = dict(methods=["stop"], baselines=["zero", "blur"], n_steps=3, sanity_n=0, explain_batch=2)
     ref = _Stop(None)
     monkeypatch.setitem(METHODS._entries, "stop", _Entry(ref.factory, "", lambda c: True))
     whole = audit(model, x, **kw)
@@ -99,11 +104,19 @@ def test_resume_refuses_another_configuration(tmp_path) -> None:
     audit(model, x, methods=["deeplift"], baselines=["zero"], n_steps=3, store=path)
     before = _rows(path, "SELECT * FROM scores ORDER BY idx, metric")
     with pytest.raises(AuditInputError, match=r"cannot resume .*n_steps: stored 3, now 4"):
-        audit(model, x, methods=["deeplift"], baselines=["zero"], n_steps=4, store=path,
-              resume=True)
+        audit(
+            model, x, methods=["deeplift"], baselines=["zero"], n_steps=4, store=path, resume=True
+        )
     with pytest.raises(AuditInputError, match=r"model_hash"):
-        audit(tiny_model(classes=3).requires_grad_(True).apply(_bump), x, methods=["deeplift"],
-              baselines=["zero"], n_steps=3, store=path, resume=True)
+        audit(
+            tiny_model(classes=3).requires_grad_(True).apply(_bump),
+            x,
+            methods=["deeplift"],
+            baselines=["zero"],
+            n_steps=3,
+            store=path,
+            resume=True,
+        )
     assert _rows(path, "SELECT * FROM scores ORDER BY idx, metric") == before
     # without --resume a store is started again
     audit(model, x, methods=["deeplift"], baselines=["zero"], n_steps=4, store=path)
@@ -118,9 +131,27 @@ def _bump(m):
 
 def _argv(model: str, root, out, *extra: str) -> list[str]:
     return [
-        "audit", "--model", model, "--data", str(root), "--n", "all", "--explain-batch", "1",
-        "--methods", "integrated-gradients", "--baselines", "zero,blur",
-        "--steps", "3", "--sanity-n", "2", "--no-progress", "--out", str(out), *extra,
+        "audit",
+        "--model",
+        model,
+        "--data",
+        str(root),
+        "--n",
+        "all",
+        "--explain-batch",
+        "1",
+        "--methods",
+        "integrated-gradients",
+        "--baselines",
+        "zero,blur",
+        "--steps",
+        "3",
+        "--sanity-n",
+        "2",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
     ]
 
 
@@ -149,8 +180,11 @@ def test_cli_interrupt_kill_and_resume_equal_an_uninterrupted_run(
     out, store = tmp_path / "report", tmp_path / "report.sqlite"
     # Ctrl-C: a clean one-line message, exit 130, the work kept
     proc = subprocess.Popen(
-        [PYTHON, "-m", "captum_cf", *_argv(slow, root, out)], env=subprocess_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [PYTHON, "-m", "captum_cf", *_argv(slow, root, out)],
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     _wait_rows(store, proc, 2)
     proc.send_signal(signal.SIGINT)
@@ -161,8 +195,10 @@ def test_cli_interrupt_kill_and_resume_equal_an_uninterrupted_run(
     assert line == f"interrupted; {done} of 12 done; resume with --resume" and 0 < done < 12
     # resume, killed by its PID part-way
     proc = subprocess.Popen(
-        [PYTHON, "-m", "captum_cf", *_argv(slow, root, out, "--resume")], env=subprocess_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [PYTHON, "-m", "captum_cf", *_argv(slow, root, out, "--resume")],
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     _wait_rows(store, proc, done + 2)
     proc.kill()
