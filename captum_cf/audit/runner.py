@@ -576,15 +576,24 @@ def run_audit(
             try:
                 store = AuditStore(store_path or ":memory:")
                 old = store.config() if resume else None
+                if old and settings.explain_batch is None and "batch" in old:
+                    # a batch sized by memory may differ on another machine or GPU: the stored
+                    # run's batches are kept, so that its remaining batches are the same images
+                    plan.batches["explain"] = plan.config["batch"] = old["batch"]
                 store.start(plan.config, resume)
                 plan.config["seconds"] = (old or {}).get("seconds", 0.0)
-                setup = ("ok", _pending(plan, len(source), store.done_pairs()))
+                setup = (
+                    "ok",
+                    _pending(plan, len(source), store.done_pairs()),
+                    plan.config["batch"],
+                )
             except AuditInputError as err:
                 setup = ("error", str(err))
         setup = comm.broadcast(setup)
         if setup[0] == "error":
             raise AuditInputError(setup[1])
         pending: dict[int, list[tuple[str, str]]] = setup[1]
+        plan.batches["explain"] = plan.config["batch"] = setup[2]
         total = len(source) * len(plan.cells)
         try:
             _compute(model, source, settings, plan, pending, store, comm, total)

@@ -91,7 +91,8 @@ def test_interrupt_keeps_work_and_resume_computes_only_the_missing_pairs(
         audit(model, x, store=path, **kw)
     again = _Stop(None)
     monkeypatch.setitem(METHODS._entries, "stop", _Entry(again.factory, "", lambda c: True))
-    resumed = audit(model, x, store=path, resume=True, **kw)
+    # explain_batch=None (sized by memory: 256 here) keeps the stored run's batches of 2
+    resumed = audit(model, x, store=path, resume=True, **{**kw, "explain_batch": None})
     assert again.calls == 3  # 3 (batch, cell) pairs were missing of 6
     for a, b in zip(whole.cells, resumed.cells):
         for m in whole.metrics:
