@@ -128,8 +128,9 @@ def _cli(args: list[str], procs: int = 1) -> tuple[dict, float]:
 def _grid_speed(work: str, model: str, size: int, n: int, procs: int) -> dict:
     folder = _folder(os.path.join(work, f"img{size}"), n, size)
     out = os.path.join(work, f"out{size}_{procs}")
+    # two batches at least, so that 2 processes have one each
     args = ["audit", "--model", model, "--data", folder, "--n-images", str(n),
-            "--explain-batch", "2", "--no-progress", "--out", out]
+            "--explain-batch", str(max(1, n // 2)), "--no-progress", "--out", out]
     report, _ = _cli(args, procs)
     seconds = report["seconds"]
     return {"size": size, "n": n, "processes": procs, "seconds": seconds,
@@ -193,6 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--n64", type=int, default=8, help="images of the 64 px grid runs")
     p.add_argument("--n224", type=int, default=2, help="images of the 224 px grid runs")
     p.add_argument("--skip", default="", help="comma list of parts to skip: speed,limit,rss,mem224")
+    p.add_argument("--sizes", default="64,224", help="image sizes of the speed runs")
     p.add_argument("--work", default=None, help="folder for generated images (default: temp)")
     p.add_argument("--json", default="audit_scale.json")
     a = p.parse_args(argv)
@@ -205,13 +207,15 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     res: dict = {"threads": 1, "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()}
     if "speed" not in skip:
-        runs = [_grid_speed(work, model, s, n, k) for s, n in ((64, a.n64), (224, a.n224))
+        sizes = [int(v) for v in a.sizes.split(",")]
+        counts = {64: a.n64, 224: a.n224}
+        runs = [_grid_speed(work, model, s, counts.get(s, a.n64), k) for s in sizes
                 for k in (1, 2)]
         res["speed"] = runs
         res["scaling"] = {
             str(s): next(r for r in runs if r["size"] == s and r["processes"] == 2)["images_per_s"]
             / (2 * next(r for r in runs if r["size"] == s and r["processes"] == 1)["images_per_s"])
-            for s in (64, 224)
+            for s in sizes
         }
     if "limit" not in skip:
         res["limit"] = [_limit(work, 64, a.n64)]
