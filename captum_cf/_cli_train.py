@@ -6,19 +6,68 @@ import argparse
 
 from captum_cf.cli import TRAIN_COMMANDS, CLIError
 
+_DATA_HELP = ("training images: digits, shapes or an image folder DIR/<class>/<image> "
+              "(DIR/train and DIR/test when both exist, else a held-out share of DIR is the test "
+              "split)")
+
+
+def _common_args(parser: argparse.ArgumentParser, batch_default: str,
+                 checkpoint_every: int | None, checkpoint_every_help: str) -> None:
+    """Options every ``captum-cf train`` command shares (data, device, precision, cadence)."""
+    parser.add_argument("--image-size", type=int, default=None, metavar="S",
+                        help="resize the shorter side to S and centre-crop S x S (folders; "
+                             "digits and shapes are generated at S); default: the data's own")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="where to train (default cpu; under torchrun cuda means "
+                             "cuda:LOCAL_RANK)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"images per step, per process under torchrun ({batch_default})")
+    parser.add_argument("--checkpoint-every", type=int, default=checkpoint_every,
+                        help=f"steps between checkpoints ({checkpoint_every_help})")
+    parser.add_argument("--amp", choices=["bf16"], default=None,
+                        help="mixed precision: bfloat16 autocast of the trained networks "
+                             "(CUDA only; a frozen classifier in the loop stays float32)")
+
+
+def _check_common(args: argparse.Namespace) -> None:
+    """Reject bad shared options before any data is read."""
+    from captum_cf.training.data import check_data
+    from captum_cf.training.distributed import check_amp, resolve_device
+
+    for name in ("image_size", "batch_size", "checkpoint_every"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    try:
+        check_data(args.data, args.image_size)
+        check_amp(args.amp, resolve_device(args.device))
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+
+
+def _say(message: str) -> None:
+    """Print the result line once (rank 0 under torchrun)."""
+    import os
+
+    if os.environ.get("RANK", "0") == "0":
+        print(message)
+
+
 # --- train classifier (zoo: digits-cnn, shapes-cnn) ---------------------------------------------
 
 
 def _classifier_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, choices=["digits", "shapes"],
-                        help="data set: digits (-> digits-cnn) or shapes (-> shapes-cnn)")
+    parser.add_argument("--data", required=True,
+                        help=_DATA_HELP + "; digits -> digits-cnn, shapes -> shapes-cnn")
     parser.add_argument("--out", required=True, help="weights file to write (.pt)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="passes over the training set (default: 30 digits, 10 shapes)")
+                        help="passes over the training set (default: 30 digits, 10 shapes and "
+                             "folders)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--checkpoint", default=None,
-                        help="per-epoch checkpoint file; an existing one is resumed")
+                        help="checkpoint file; an existing one is resumed exactly")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _common_args(parser, "default 64", None, "default: one epoch")
     # For quick runs and tests: train and test on the first N images only.
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -30,15 +79,21 @@ def _classifier_run(args: argparse.Namespace) -> int:
         raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
     if args.limit is not None and args.limit < 1:
         raise CLIError(f"--limit must be >= 1, got {args.limit}")
-    acc = train_classifier(args.data, out=args.out, epochs=args.epochs, seed=args.seed,
-                           limit=args.limit, checkpoint=args.checkpoint,
-                           show_progress=not args.no_progress)
-    print(f"test accuracy {acc:.4f}; weights written to {args.out}")
+    _check_common(args)
+    try:
+        acc = train_classifier(args.data, out=args.out, epochs=args.epochs, seed=args.seed,
+                               limit=args.limit, checkpoint=args.checkpoint,
+                               show_progress=not args.no_progress, image_size=args.image_size,
+                               batch_size=args.batch_size or 64, device=args.device,
+                               amp=args.amp, checkpoint_every=args.checkpoint_every)
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    _say(f"test accuracy {acc:.4f}; weights written to {args.out}")
     return 0
 
 
 TRAIN_COMMANDS["classifier"] = (
-    "train a zoo classifier (digits-cnn or shapes-cnn)",
+    "train a classifier (zoo: digits-cnn, shapes-cnn; or on an image folder)",
     _classifier_args,
     _classifier_run,
 )
@@ -50,8 +105,8 @@ TRAIN_COMMANDS["classifier"] = (
 def _robust_args(parser: argparse.ArgumentParser) -> None:
     from captum_cf.zoo.robust import ROBUST_SETUP
 
-    parser.add_argument("--data", required=True, choices=["digits"],
-                        help="data set (digits -> digits-cnn-robust)")
+    parser.add_argument("--data", required=True,
+                        help=_DATA_HELP + "; digits -> digits-cnn-robust")
     parser.add_argument("--out", required=True, help="weights file to write (.pt)")
     parser.add_argument("--eps", type=float, default=ROBUST_SETUP["eps"],
                         help=f"L2 radius of the PGD attack (default {ROBUST_SETUP['eps']})")
@@ -61,9 +116,10 @@ def _robust_args(parser: argparse.ArgumentParser) -> None:
                         help=f"PGD iterations per batch (default {ROBUST_SETUP['attack_steps']})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint file (every 50 steps); an existing one is resumed")
+                        help="checkpoint file; an existing one is resumed exactly")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
+    _common_args(parser, "default 64", 50, "default 50")
 
 
 def _robust_run(args: argparse.Namespace) -> int:
@@ -75,17 +131,23 @@ def _robust_run(args: argparse.Namespace) -> int:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if not args.eps > 0:
         raise CLIError(f"--eps must be > 0, got {args.eps}")
-    clean, robust = train_robust_classifier(
-        args.data, out=args.out, eps=args.eps, steps=args.steps, attack_steps=args.attack_steps,
-        seed=args.seed, limit=args.limit, checkpoint=args.checkpoint,
-        show_progress=not args.no_progress)
-    print(f"clean test accuracy {clean:.4f}, L2-PGD robust accuracy (eps {args.eps}) {robust:.4f}; "
+    _check_common(args)
+    try:
+        clean, robust = train_robust_classifier(
+            args.data, out=args.out, eps=args.eps, steps=args.steps,
+            attack_steps=args.attack_steps, seed=args.seed, limit=args.limit,
+            checkpoint=args.checkpoint, show_progress=not args.no_progress,
+            image_size=args.image_size, batch_size=args.batch_size or 64,
+            checkpoint_every=args.checkpoint_every, device=args.device, amp=args.amp)
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    _say(f"clean test accuracy {clean:.4f}, L2-PGD robust accuracy (eps {args.eps}) {robust:.4f}; "
           f"weights written to {args.out}")
     return 0
 
 
 TRAIN_COMMANDS["robust"] = (
-    "adversarially train a robust classifier (digits-cnn-robust), L2 PGD",
+    "adversarially train a robust classifier (zoo: digits-cnn-robust), L2 PGD",
     _robust_args,
     _robust_run,
 )
@@ -95,20 +157,19 @@ TRAIN_COMMANDS["robust"] = (
 
 
 def _ganmex_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, choices=["digits", "shapes"],
-                        help="training images: digits or shapes")
+    parser.add_argument("--data", required=True, help=_DATA_HELP)
     parser.add_argument("--classifier", default=None,
                         help="classifier to explain: zoo:<name> or a weights file "
-                             "(default zoo:digits-cnn resp. zoo:shapes-cnn)")
+                             "(default zoo:digits-cnn resp. zoo:shapes-cnn; required for DIR)")
     parser.add_argument("--out", required=True, help="generator weights file to write (.pt)")
     parser.add_argument("--steps", type=int, default=None,
                         help="generator steps in total (default 600 digits, 1200 shapes)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file written every --checkpoint-every steps")
-    parser.add_argument("--checkpoint-every", type=int, default=50, help="(default 50)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from --checkpoint (must exist) instead of starting anew")
+    _common_args(parser, "default 64, shapes 32", 50, "default 50")
     parser.add_argument("--lambda-cls", type=float, default=None, help="class loss weight (1)")
     parser.add_argument("--lambda-sim", type=float, default=None, help="L1 similarity weight (5)")
     parser.add_argument("--lambda-rec", type=float, default=None, help="cycle loss weight (0)")
@@ -139,6 +200,7 @@ def _ganmex_run(args: argparse.Namespace) -> int:
         raise CLIError(f"--resume needs an existing --checkpoint file, got {args.checkpoint!r}")
     if not args.resume and args.checkpoint and os.path.isfile(args.checkpoint):
         raise CLIError(f"{args.checkpoint} exists: pass --resume to continue it or remove it")
+    _check_common(args)
     weights = {k: getattr(args, k)
                for k in ("lambda_cls", "lambda_sim", "lambda_rec", "lambda_mask")}
     train_config = GANMEXTrainConfig(**{k: v for k, v in weights.items() if v is not None})
@@ -148,10 +210,12 @@ def _ganmex_run(args: argparse.Namespace) -> int:
                                checkpoint_every=args.checkpoint_every, train_config=train_config,
                                limit=args.limit, test_images=args.test_images,
                                show_progress=not args.no_progress, edit=args.edit,
-                               init=args.init)
+                               init=args.init, image_size=args.image_size,
+                               batch_size=args.batch_size, device=args.device, amp=args.amp,
+                               log=_say)
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise CLIError(str(err)) from err
-    print(f"test flip rate {metrics['test_flip']:.4f} over {metrics['test_pairs']} ordered pairs, "
+    _say(f"test flip rate {metrics['test_flip']:.4f} over {metrics['test_pairs']} ordered pairs, "
           f"mean L1 {metrics['test_l1']:.4f} (best step {metrics['best_step']}); "
           f"weights written to {args.out}")
     return 0
@@ -168,8 +232,7 @@ TRAIN_COMMANDS["ganmex"] = (
 
 
 def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, choices=["digits", "shapes"],
-                        help="training images: digits or shapes")
+    parser.add_argument("--data", required=True, help=_DATA_HELP)
     parser.add_argument("--classifier", default="zoo:digits-cnn",
                         help="classifier to explain: zoo:<name> or a weights file "
                              "(default zoo:digits-cnn)")
@@ -182,7 +245,7 @@ def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file (default: <out>.ckpt) written every "
                              "--checkpoint-every steps")
-    parser.add_argument("--checkpoint-every", type=int, default=100, help="(default 100)")
+    _common_args(parser, "default 32", 100, "default 100")
     parser.add_argument("--validate-every", type=int, default=100,
                         help="steps between keep-best validations (default 100)")
     parser.add_argument("--resume", action="store_true",
@@ -205,15 +268,17 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
         raise CLIError(f"--resume needs an existing checkpoint file, {checkpoint!r} is missing")
     if not args.resume and os.path.isfile(checkpoint):
         raise CLIError(f"{checkpoint} exists: pass --resume to continue it or remove it")
+    _check_common(args)
     try:
         metrics = train_exaggeration(
             args.data, out=args.out, classifier=args.classifier, positive=args.positive,
             steps=args.steps, seed=args.seed, checkpoint=checkpoint,
             checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
-            limit=args.limit, show_progress=not args.no_progress)
+            limit=args.limit, show_progress=not args.no_progress, image_size=args.image_size,
+            batch_size=args.batch_size, device=args.device, amp=args.amp, log=_say)
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise CLIError(str(err)) from err
-    print(f"test compatibility r {metrics['test_r']:.3f}, MAE {metrics['test_mae']:.3f}, "
+    _say(f"test compatibility r {metrics['test_r']:.3f}, MAE {metrics['test_mae']:.3f}, "
           f"identity L1 {metrics['test_identity']:.4f}, monotone {metrics['test_monotone']:.2f} "
           f"(best step {metrics['best_step']}); weights written to {args.out}")
     return 0
@@ -231,20 +296,22 @@ TRAIN_COMMANDS["exaggeration"] = (
 
 
 def _inpainter_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, choices=["digits", "shapes"],
-                        help="data set: digits (-> digits-inpainter) or shapes "
-                             "(-> shapes-inpainter)")
+    parser.add_argument("--data", required=True,
+                        help=_DATA_HELP + "; digits -> digits-inpainter, shapes -> "
+                             "shapes-inpainter (a folder's labels are not used)")
     parser.add_argument("--out", required=True, help="weights file to write (.pt)")
     parser.add_argument("--steps", type=int, default=None,
                         help="optimisation steps (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint file, written every 200 steps (default: OUT.ckpt)")
+                        help="checkpoint file, written every --checkpoint-every steps "
+                             "(default: OUT.ckpt)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint if it exists")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None,
                         help="use only the first N training and held-out images (quick runs)")
+    _common_args(parser, "default 32 digits, 16 shapes", 200, "default 200")
 
 
 def _inpainter_run(args: argparse.Namespace) -> int:
@@ -254,11 +321,17 @@ def _inpainter_run(args: argparse.Namespace) -> int:
         raise CLIError(f"--steps must be >= 1, got {args.steps}")
     if args.limit is not None and args.limit < 1:
         raise CLIError(f"--limit must be >= 1, got {args.limit}")
+    _check_common(args)
     checkpoint = args.checkpoint or f"{args.out}.ckpt"
-    l1 = train_inpainter(args.data, out=args.out, steps=args.steps, seed=args.seed,
-                         limit=args.limit, checkpoint=checkpoint, resume=args.resume,
-                         show_progress=not args.no_progress)
-    print(f"held-out hole L1 {l1:.4f}; weights written to {args.out}")
+    try:
+        l1 = train_inpainter(args.data, out=args.out, steps=args.steps, seed=args.seed,
+                             limit=args.limit, checkpoint=checkpoint, resume=args.resume,
+                             show_progress=not args.no_progress, image_size=args.image_size,
+                             batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
+                             device=args.device, amp=args.amp)
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    _say(f"held-out hole L1 {l1:.4f}; weights written to {args.out}")
     return 0
 
 

@@ -82,9 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 0
+    from captum_cf._weights import WeightsFileError
+
     try:
         return int(args._run(args) or 0)
-    except CLIError as err:
+    except (CLIError, WeightsFileError) as err:
+        # a bad --weights / --checkpoint / --init file is a user error too: one line, exit 2
         print(f"captum-cf: error: {err}", file=sys.stderr)
         return 2
 

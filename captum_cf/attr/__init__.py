@@ -1,4 +1,10 @@
-"""Captum attribution methods that accept ``Baseline`` objects, and new methods."""
+"""Captum attribution methods that accept ``Baseline`` objects, and new methods.
+
+Input, layer and neuron methods: wherever a Captum method takes input-space ``baselines``, the
+class of the same name here also takes a :class:`~captum_cf.baselines.Baseline`.
+``LayerFeatureAblation``'s ``layer_baselines`` live in the layer's activation space, where a
+Baseline (which produces inputs) has no meaning, so it has no subclass here.
+"""
 
 import torch.nn as nn
 
@@ -11,13 +17,24 @@ from captum_cf.attr.deep_lift import DeepLift, DeepLiftShap
 from captum_cf.attr.feature_ablation import FeatureAblation
 from captum_cf.attr.gradient_shap import GradientShap
 from captum_cf.attr.integrated_gradients import IntegratedGradients
+from captum_cf.attr.internal_influence import InternalInfluence
 from captum_cf.attr.kernel_shap import KernelShap
+from captum_cf.attr.layer_conductance import LayerConductance
+from captum_cf.attr.layer_deep_lift import LayerDeepLift, LayerDeepLiftShap
+from captum_cf.attr.layer_gradient_shap import LayerGradientShap
+from captum_cf.attr.layer_integrated_gradients import LayerIntegratedGradients
 from captum_cf.attr.lime import Lime
 from captum_cf.attr.meaningful_perturbation import MeaningfulPerturbation
+from captum_cf.attr.neuron_conductance import NeuronConductance
+from captum_cf.attr.neuron_deep_lift import NeuronDeepLift, NeuronDeepLiftShap
+from captum_cf.attr.neuron_feature_ablation import NeuronFeatureAblation
+from captum_cf.attr.neuron_gradient_shap import NeuronGradientShap
+from captum_cf.attr.neuron_integrated_gradients import NeuronIntegratedGradients
 from captum_cf.attr.noise_tunnel import NoiseTunnel
 from captum_cf.attr.occlusion import Occlusion
 from captum_cf.attr.progressive_exaggeration import ExaggerationSeries, ProgressiveExaggeration
 from captum_cf.attr.shapley_value import ShapleyValueSampling
+from captum_cf.attr.shapley_values import ShapleyValues
 from captum_cf.attr.sparse_perturbation import SparsePerturbation
 from captum_cf.attr.superpixels import superpixels
 
@@ -58,12 +75,25 @@ __all__ = [
     "FeatureAblation",
     "GradientShap",
     "IntegratedGradients",
+    "InternalInfluence",
     "KernelShap",
+    "LayerConductance",
+    "LayerDeepLift",
+    "LayerDeepLiftShap",
+    "LayerGradientShap",
+    "LayerIntegratedGradients",
     "Lime",
     "MeaningfulPerturbation",
+    "NeuronConductance",
+    "NeuronDeepLift",
+    "NeuronDeepLiftShap",
+    "NeuronFeatureAblation",
+    "NeuronGradientShap",
+    "NeuronIntegratedGradients",
     "NoiseTunnel",
     "Occlusion",
     "ShapleyValueSampling",
+    "ShapleyValues",
     "superpixels",
     "SparsePerturbation",
     "ExaggerationSeries",

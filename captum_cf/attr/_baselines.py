@@ -30,6 +30,15 @@ __all__ = ["has_baseline", "resolve_baselines", "check_per_example"]
 _ACCEPTED = "None, a number, a Tensor, a Baseline or a tuple of these (one entry per input)"
 
 
+class BaselineTypeError(TypeError, AssertionError):
+    """A ``baselines`` argument of a type Captum does not accept.
+
+    A ``TypeError`` naming the argument; also an ``AssertionError``, because Captum asserts these
+    types and raises ``AssertionError``, so code (and Captum's own tests) written against Captum
+    catches it unchanged.
+    """
+
+
 def has_baseline(baselines: Any) -> bool:
     """Whether ``baselines`` is a :class:`Baseline` or a tuple holding at least one."""
     if isinstance(baselines, Baseline):
@@ -119,7 +128,7 @@ def check_per_example(
 def _check_type(baselines: Any, allow_callable: bool, name: str) -> None:
     """Mirror the types Captum accepts, so a wrong type fails early with a clear TypeError."""
     if isinstance(baselines, type) and issubclass(baselines, Baseline):
-        raise TypeError(
+        raise BaselineTypeError(
             f"{name} is the class {baselines.__name__}; pass an instance, "
             f"e.g. {baselines.__name__}(...)"
         )
@@ -128,16 +137,16 @@ def _check_type(baselines: Any, allow_callable: bool, name: str) -> None:
     if isinstance(baselines, tuple):
         for i, b in enumerate(baselines):
             if isinstance(b, type) and issubclass(b, Baseline):
-                raise TypeError(f"{name}[{i}] is the class {b.__name__}; pass an instance")
+                raise BaselineTypeError(f"{name}[{i}] is the class {b.__name__}; pass an instance")
             if not isinstance(b, (Tensor, int, float, Baseline)):
-                raise TypeError(
+                raise BaselineTypeError(
                     f"{name}[{i}] must be a number, a Tensor or a Baseline, got {type(b).__name__}"
                 )
         return
     if allow_callable and callable(baselines):
         return
     accepted = _ACCEPTED + (", or a callable" if allow_callable else "")
-    raise TypeError(f"{name} must be {accepted}; got {type(baselines).__name__}")
+    raise BaselineTypeError(f"{name} must be {accepted}; got {type(baselines).__name__}")
 
 
 def _input_tuple(inputs: Any) -> tuple[Tensor, ...]:

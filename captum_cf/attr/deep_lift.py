@@ -13,6 +13,7 @@ from torch import Tensor
 
 from captum_cf.attr._baselines import check_per_example, has_baseline, resolve_baselines
 from captum_cf.attr._guard import guarded
+from captum_cf.attr._untangle import untangled
 
 __all__ = ["DeepLift", "DeepLiftShap"]
 
@@ -34,7 +35,14 @@ class DeepLift(captum.attr.DeepLift):
     entries may be Baselines. With None, scalars or tensors the call goes to Captum untouched and
     returns exactly Captum's result.
 
-    Unlike Captum's class, it also leaves the model and the inputs clean after an exception:
+    Unlike Captum's class, it also explains models that call one non-linearity module several
+    times per forward pass (torchvision's ResNets reuse each block's ``ReLU(inplace=True)``),
+    where Captum fails with "A Module ReLU(inplace=True) ... used more than once": one forward
+    pass of one example finds such modules, and the call runs on a twin of the model that shares
+    its parameters and buffers but has a separate non-inplace copy of the module per call site
+    (the model itself is not modified). Models without reuse go to Captum as they are.
+
+    It also leaves the model and the inputs clean after an exception:
     Captum sets ``requires_grad`` on the inputs and stores ``input``/``output`` on hooked
     non-linearities, and undoes both only when the call succeeds.
 
@@ -95,8 +103,8 @@ class DeepLift(captum.attr.DeepLift):
         """
         with guarded(self.model, inputs):
             baselines = resolve_baselines(baselines, inputs, target)
-            return super().attribute.__wrapped__(  # type: ignore[attr-defined]
-                self,
+            return captum.attr.DeepLift.attribute.__wrapped__(  # type: ignore[attr-defined]
+                _runner(self, inputs, additional_forward_args),
                 inputs,
                 baselines=baselines,
                 target=target,
@@ -125,7 +133,8 @@ class DeepLiftShap(captum.attr.DeepLiftShap):
     Baseline, the other entries must then be per-example too: scalars or tensors with 1 or N rows.
 
     With a tensor distribution, a callable, or scalars, the call goes to Captum untouched and
-    returns exactly Captum's result (Captum requires more than one reference there).
+    returns exactly Captum's result (Captum requires more than one reference there). Models that
+    reuse a non-linearity module are explained on an untangled twin, as in :class:`DeepLift`.
 
     Example:
         >>> import torch
@@ -190,11 +199,27 @@ class DeepLiftShap(captum.attr.DeepLiftShap):
         )
         with guarded(self.model, inputs):
             resolved = resolve_baselines(baselines, inputs, target, allow_callable=True)
+            runner = _runner(self, inputs, additional_forward_args)
             if not has_baseline(baselines):
-                return super().attribute.__wrapped__(self, inputs, baselines, **kwargs)  # type: ignore[attr-defined]
+                shap = captum.attr.DeepLiftShap.attribute.__wrapped__  # type: ignore[attr-defined]
+                return shap(runner, inputs, baselines, **kwargs)
             check_per_example(resolved, inputs)
             # Per-example references: the distribution has one member, DeepLIFT itself.
-            return captum.attr.DeepLift.attribute.__wrapped__(self, inputs, resolved, **kwargs)  # type: ignore[attr-defined]
+            return captum.attr.DeepLift.attribute.__wrapped__(runner, inputs, resolved, **kwargs)  # type: ignore[attr-defined]
+
+
+def _runner(
+    explainer: captum.attr.DeepLift, inputs: Any, additional_forward_args: Any
+) -> captum.attr.DeepLift:
+    """``explainer`` itself, or, when its model calls a non-linearity module more than once per
+    forward pass (Captum fails there), the same Captum class on an untangled twin of the model."""
+    twin = untangled(explainer.model, inputs, additional_forward_args)
+    if twin is None:
+        return explainer
+    cls = captum.attr.DeepLiftShap if isinstance(explainer, DeepLiftShap) else captum.attr.DeepLift
+    runner = cls(twin, multiply_by_inputs=explainer.multiplies_by_inputs)
+    runner.eps = explainer.eps
+    return runner
 
 
 def _explainer(ctx: Any) -> Any:

@@ -122,6 +122,14 @@ def _paired_gradient_shap(
     """Captum's GradientShap computation with reference n paired to example n (not drawn)."""
     ixg = InputBaselineXGradient(gs.forward_func, gs.multiplies_by_inputs)
     ixg.gradient_func = gs.gradient_func
+    return _paired_noise_tunnel(ixg, inputs, references, n_samples, stdevs, kwargs)
+
+
+def _paired_noise_tunnel(
+    ixg: Any, inputs: Any, references: Any, n_samples: int, stdevs: Any, kwargs: dict
+) -> Any:
+    """GradientShap's noise tunnel over ``ixg`` ((layer) input-minus-baseline x gradient), with
+    reference n paired to example n; shared by GradientShap and LayerGradientShap."""
     nt = captum.attr.NoiseTunnel(ixg)
     # draw_baseline_from_distrib=False: the noise tunnel repeats reference n for the samples of
     # example n (a single reference row broadcasts), exactly where Captum would draw at random.

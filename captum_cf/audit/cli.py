@@ -35,11 +35,14 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="zoo:NAME, module:factory or path/to/file.py:factory (a function returning the "
+        help="zoo:NAME, module:factory or path/file.py:factory (a function returning the "
         "nn.Module; default: the zoo model of --data)",
     )
     parser.add_argument(
-        "--weights", default=None, help="weights file for --model (state dict, weights_only)"
+        "--weights",
+        default=None,
+        help="weights for --model: a state dict saved with torch.save(model.state_dict(), "
+        "path), read with weights_only=True (not a whole pickled model)",
     )
     parser.add_argument(
         "--data",

@@ -1,18 +1,39 @@
 """The model an audit explains: from ``zoo:NAME`` or ``module:factory`` (or ``file.py:factory``),
-checked to return ``(N, classes)`` logits. Every user error is an :class:`AuditInputError`."""
+checked to return ``(N, classes)`` logits (a Hugging Face style output's ``.logits`` is taken),
+and the methods that apply to it (:func:`probe_methods`). Every user error is an
+:class:`AuditInputError`."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_cf._registry import AuditContext
+from captum_cf._weights import WeightsFileError, load_state_checked, load_weights_file
 from captum_cf.audit.errors import AuditInputError
+from captum_cf.zoo.models import LogitsOf, logits_of
 
-__all__ = ["check_logits", "load_model"]
+__all__ = [
+    "applicable_methods",
+    "check_logits",
+    "load_model",
+    "logits_model",
+    "probe_methods",
+]
+
+#: what ``--weights`` must hold, for the error messages
+_STATE_DICT = (
+    "a state dict saved with torch.save(model.state_dict(), path) (or a dict with a "
+    "'state_dict'), not a whole model"
+)
 
 
 def load_model(
@@ -81,16 +102,45 @@ def _factory_model(spec: str, weights: str | None) -> nn.Module:
 
 def _load_state(model: nn.Module, path: str) -> None:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights_file(path, _STATE_DICT)
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
-        model.load_state_dict(state)
-    except (OSError, RuntimeError, ValueError, TypeError, AttributeError) as err:
-        raise AuditInputError(f"cannot load weights {path}: {str(err).splitlines()[0]}") from err
+        load_state_checked(model, state, path)
+    except (OSError, WeightsFileError) as err:
+        raise AuditInputError(f"cannot load weights: {err}") from err
+
+
+def logits_model(model: Any, images: Tensor) -> Any:
+    """``model`` itself, or :class:`captum_cf.zoo.LogitsOf` around it when its output on two
+    images holds its logits (``.logits`` or ``["logits"]``, Hugging Face style).
+
+    A model that fails on the images is returned as it is (:func:`check_logits` then reports
+    the failure).
+    """
+    try:
+        with torch.no_grad():
+            out = model(images[:2])
+    except Exception:  # noqa: BLE001 (reported by check_logits)
+        return model
+    if isinstance(out, Tensor) or not isinstance(logits_of(out), Tensor):
+        return model
+    if isinstance(model, nn.Module):
+        return LogitsOf(model)
+    return lambda *args, **kwargs: logits_of(model(*args, **kwargs))
 
 
 def check_logits(model: nn.Module, images: Tensor) -> int:
-    """Run the model on two images; it must return (N, classes) logits. Returns the class count."""
+    """Run the model on two images; it must return (N, classes) logits. Returns the class count.
+
+    Raises:
+        AuditInputError: the model fails on the images or does not return (N, classes) float
+            logits with at least 2 classes.
+
+    Warns:
+        UserWarning: the rows are non-negative and sum to 1: the model returns probabilities
+            (a softmax last), which the audit's softmax squashes towards 1/classes; the fix is
+            to return the logits.
+    """
     probe = images[:2]
     try:
         with torch.no_grad():
@@ -107,10 +157,122 @@ def check_logits(model: nn.Module, images: Tensor) -> int:
         or out.shape[1] < 2
     ):
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        hint = (
+            " (its .logits: wrap the model in captum_cf.zoo.LogitsOf)"
+            if not isinstance(out, Tensor) and isinstance(logits_of(out), Tensor)
+            else ""
+        )
         raise AuditInputError(
             f"the model must return (N, classes) logits with at least 2 classes for "
-            f"N={probe.shape[0]} images, got {shape}"
+            f"N={probe.shape[0]} images, got {shape}{hint}"
         )
     if not out.is_floating_point() or not bool(torch.isfinite(out).all()):
         raise AuditInputError("the model returned non-finite or non-float logits")
+    if _probabilities(out):
+        warnings.warn(
+            "the model seems to return probabilities (every row is non-negative and sums to "
+            "1), not logits: the audit's deletion and insertion curves apply a softmax to the "
+            f"output, which squashes them towards 1/{out.shape[1]}; return the logits (drop "
+            "the final softmax)",
+            UserWarning,
+            stacklevel=2,
+        )
     return int(out.shape[1])
+
+
+def _probabilities(out: Tensor) -> bool:
+    rows = out.detach().double()
+    ones = torch.ones(rows.shape[0], dtype=rows.dtype, device=rows.device)
+    return bool((rows >= 0).all()) and torch.allclose(rows.sum(dim=1), ones, rtol=0, atol=1e-4)
+
+
+def probe_methods(
+    model: Any,
+    method_names: Sequence[str],
+    ctx: AuditContext,
+    images: Tensor,
+    target: Tensor | None = None,
+    n_images: int = 1,
+) -> tuple[list[str], dict[str, str]]:
+    """Find out cheaply which audit methods apply to ``model``: run each on ``n_images`` images.
+
+    Each method of :data:`captum_cf.attr.METHODS` is built for ``ctx`` and explains the first
+    ``n_images`` images with a constant (zero) baseline; a method that raises, or returns maps of
+    the wrong shape or with non-finite values, does not apply. The global random state is the
+    same afterwards, so the audit's numbers do not depend on the probe; the model is left as it
+    was by the methods themselves.
+
+    Args:
+        model (nn.Module or callable): the classifier, (N, C, H, W) in [0, 1] -> (N, classes).
+        method_names (sequence of str): names in ``captum_cf.attr.METHODS``.
+        ctx (AuditContext): the audit's context (its ``model`` is used to build the methods).
+        images (Tensor): (N, C, H, W) in [0, 1]; the first ``n_images`` are explained.
+        target (Tensor, optional): (N,) classes to explain; default the predicted classes.
+        n_images (int): images per probe (>= 1).
+
+    Returns:
+        tuple: the names that apply (in the given order) and ``{name: reason}`` (one line) for
+        those that do not.
+
+    Example:
+        >>> ok, skipped = probe_methods(model, ["deeplift", "occlusion"], ctx, x)  # doctest: +SKIP
+        >>> skipped  # doctest: +SKIP
+        {}
+    """
+    from captum_cf.attr import METHODS
+    from captum_cf.baselines import ConstantBaseline
+
+    if not isinstance(n_images, int) or isinstance(n_images, bool) or n_images < 1:
+        raise ValueError(f"n_images must be an int >= 1, got {n_images!r}")
+    x = images[:n_images]
+    with torch.no_grad():
+        t = logits_of(model(x)).argmax(dim=1) if target is None else target[:n_images]
+    ok: list[str] = []
+    skipped: dict[str, str] = {}
+    devices = [x.device] if x.device.type == "cuda" else []
+    for name in method_names:
+        with torch.random.fork_rng(devices=devices), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.manual_seed(ctx.seed)
+            try:
+                maps = METHODS.create(name, ctx)(x, t, ConstantBaseline(0.0))
+                reason = _bad_maps(maps, x)
+            except Exception as err:  # noqa: BLE001 (any failure means: does not apply)
+                reason = f"{type(err).__name__}: {_first_line(err)}"
+        if reason:
+            skipped[name] = reason
+        else:
+            ok.append(name)
+    return ok, skipped
+
+
+def _bad_maps(maps: Any, x: Tensor) -> str:
+    if not isinstance(maps, Tensor) or maps.shape != x.shape:
+        shape = tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__
+        return f"returned maps of shape {shape} for images of shape {tuple(x.shape)}"
+    if not bool(torch.isfinite(maps).all()):
+        return "returned non-finite attributions"
+    return ""
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def applicable_methods(
+    method_names: Sequence[str], ctx: AuditContext, images: Tensor, target: Tensor
+) -> tuple[list[str], dict[str, str]]:
+    """:func:`probe_methods` for the audit: prints one line per left-out method on stderr and
+    raises :class:`AuditInputError` when no method applies."""
+    ok, skipped = probe_methods(ctx.model, method_names, ctx, images, target)
+    for name, reason in skipped.items():
+        print(f"audit: method {name!r} left out, it fails on this model: {reason}",
+              file=sys.stderr)
+    if not ok:
+        raise AuditInputError(
+            "no method applies to this model: "
+            + "; ".join(f"{n}: {r}" for n, r in skipped.items())
+        )
+    return ok, skipped

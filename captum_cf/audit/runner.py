@@ -137,6 +137,11 @@ def audit(
         ValueError, TypeError: bad settings (the message names the argument), before any work.
         AuditInterrupted: Ctrl-C; everything computed so far is in ``store``.
 
+    A model whose output holds its logits (``.logits`` or ``["logits"]``, Hugging Face style) is
+    audited on those. A method that fails on one image
+    (:func:`captum_cf.audit.model.probe_methods`) is left out: the reason goes to stderr and to
+    ``result.config["skipped_methods"]``; no method left is an :class:`AuditInputError`.
+
     Example:
         >>> from captum_cf import zoo
         >>> from captum_cf.datasets import load_digits
@@ -420,7 +425,7 @@ def make_plan(
     model: Any, source: Source, s: Settings, dev: torch.device, target: Any = None
 ) -> _Plan:
     """Probe the model on the first image, resolve the names, size the batches (no heavy work)."""
-    from captum_cf.audit.model import check_logits
+    from captum_cf.audit.model import applicable_methods, check_logits
 
     x0 = source.first[0][:2].to(dev)
     check_images(x0, "images")
@@ -446,6 +451,9 @@ def make_plan(
     )
     registry = _methods()
     methods = _resolve(registry, s.methods, ctx, "--methods", DEFAULT_METHODS)
+    # a method that fails on one image is left out, with its reason, before the grid runs
+    t0 = None if targets is None else targets[:1].to(dev)
+    methods, skipped = applicable_methods(methods, ctx, x0[:1], t0)  # type: ignore[arg-type]
     baselines = _resolve(BASELINES, s.baselines, ctx, "--baselines")
     if s.removal is not None:
         _resolve(BASELINES, [s.removal], ctx, "--removal")
@@ -466,6 +474,7 @@ def make_plan(
         "model": s.model_name or type(model).__name__,
         "model_hash": _model_hash(model),
         "methods": methods,
+        "skipped_methods": skipped,
         "baselines": baselines,
         "cells": [list(c) for c in cells],
         "metrics": metrics,
@@ -555,8 +564,11 @@ def run_audit(
     been checked, so a user error leaves no file behind. With a distributed ``comm`` every rank
     calls this; rank 0 owns the store and returns the result, the other ranks return None.
     """
+    from captum_cf.audit.model import logits_model
+
     comm = comm or _Local()
     start = time.perf_counter()
+    model = logits_model(model, source.first[0][:2].to(dev))  # Hugging Face style: its .logits
     if comm.world == 1:
         plan = make_plan(model, source, settings, dev, target)
     else:  # every rank learns whether any rank could not plan (else rank 0 would wait forever)

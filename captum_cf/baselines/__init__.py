@@ -9,6 +9,7 @@ from captum_cf.baselines.ganmex import GANMEXBaseline
 from captum_cf.baselines.inpaint import InpaintBaseline
 from captum_cf.baselines.nearest_sample import NearestSampleBaseline
 from captum_cf.baselines.noise import NoiseBaseline
+from captum_cf.baselines.road import NoisyLinearImputation
 from captum_cf.baselines.sparse import SparseCounterfactualBaseline
 from captum_cf.baselines.sparse import register as _register_sparse
 
@@ -26,6 +27,7 @@ __all__ = [
     "InpaintBaseline",
     "NearestSampleBaseline",
     "NoiseBaseline",
+    "NoisyLinearImputation",
     "SparseCounterfactualBaseline",
     "gaussian_blur",
 ]

@@ -8,6 +8,7 @@ from captum_cf.baselines.blur import BlurBaseline
 from captum_cf.baselines.constant import ConstantBaseline
 from captum_cf.baselines.inpaint import InpaintBaseline
 from captum_cf.baselines.noise import NoiseBaseline
+from captum_cf.baselines.road import NoisyLinearImputation
 from captum_cf.inpainters.push_pull import PushPullInpainter
 
 
@@ -21,7 +22,7 @@ def blur_sigma(image_shape: tuple[int, int, int]) -> float:
 
 
 def register(registry: Registry[Baseline]) -> None:
-    """Add ``zero``, ``blur``, ``noise``, ``inpaint-pushpull`` and ``inpaint-learned``."""
+    """Add ``zero``, ``blur``, ``noise``, ``road``, ``inpaint-pushpull`` and ``inpaint-learned``."""
     registry.register("zero", lambda ctx: ConstantBaseline(0.0), "constant 0 (black)")
     registry.register(
         "blur",
@@ -32,6 +33,12 @@ def register(registry: Registry[Baseline]) -> None:
         "noise",
         lambda ctx: NoiseBaseline(std=0.25, seed=ctx.seed),
         "Gaussian noise around grey 0.5, std 0.25, clamped",
+    )
+    registry.register(
+        "road",
+        lambda ctx: NoisyLinearImputation(noise=0.01, seed=ctx.seed),
+        "ROAD's noisy linear imputation: each removed pixel the weighted mean of its "
+        "neighbours, plus noise of std 0.01",
     )
     registry.register(
         "inpaint-pushpull",

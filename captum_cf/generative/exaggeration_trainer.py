@@ -121,7 +121,9 @@ class ExaggerationTrainer(Trainer):
         config (ExaggerationTrainConfig, optional): loss weights and optimiser settings.
         discriminator (ExaggerationDiscriminator, optional): built from ``generator.config``.
         **trainer_kwargs: ``seed``, ``checkpoint_path``, ``checkpoint_every``,
-            ``validate_every``, ``log_every``, ``log`` of :class:`Trainer`.
+            ``validate_every``, ``log_every``, ``log``, ``device`` (default: the images';
+            images and modules move there, the classifier must be there), ``amp`` of
+            :class:`Trainer`.
 
     Example:
         >>> cfg = ExaggerationConfig(image_size=8, base_channels=4, critic_channels=4,
@@ -148,6 +150,8 @@ class ExaggerationTrainer(Trainer):
         self.config = cfg = config or ExaggerationTrainConfig()
         gcfg = generator.config
         generator.check_inputs(images, "images")
+        device = torch.device(trainer_kwargs.pop("device", None) or images.device)
+        images = images.to(device)
         labels = check_target(labels, images.shape[0], gcfg.num_classes, name="labels")
         if not 0.0 <= cfg.positive_share <= 1.0:
             raise ValueError(f"positive_share must lie in [0, 1], got {cfg.positive_share}")
@@ -165,8 +169,11 @@ class ExaggerationTrainer(Trainer):
         }
         super().__init__(
             {"generator": generator, "discriminator": self.discriminator}, optimizers,
-            keep_best=("generator",) if val_images is not None else (), **trainer_kwargs,
+            keep_best=("generator",) if val_images is not None else (), device=device,
+            **trainer_kwargs,
         )
+        # index bookkeeping on the CPU next to the CPU generator; indices move once per batch
+        positive = positive.cpu()
         self._pos_idx = positive.nonzero().squeeze(1)
         self._neg_idx = (~positive).nonzero().squeeze(1)
         self._bins = self._own_bins(images)
@@ -186,7 +193,7 @@ class ExaggerationTrainer(Trainer):
             return None
         self.generator.check_inputs(images, "val_images")
         pick = self.validation_pick(images.shape[0], self.config.val_images)
-        return images[pick]
+        return images[pick].to(self.images.device)  # validation runs where training runs
 
     def training_context(self) -> contextlib.AbstractContextManager:
         return frozen(self.classifier)
@@ -197,43 +204,51 @@ class ExaggerationTrainer(Trainer):
         n_pos = int(round(bs * share))
         pos = self._pos_idx[torch.randint(0, len(self._pos_idx), (n_pos,), generator=rng)]
         neg = self._neg_idx[torch.randint(0, len(self._neg_idx), (bs - n_pos,), generator=rng)]
-        idx = torch.cat([pos, neg])
         target = torch.randint(0, self.generator.config.num_bins, (bs,), generator=rng)
         device = self.images.device
+        idx = torch.cat([pos, neg]).to(device)
         return self.images[idx], self._bins[idx], target.to(device)
 
     def train_step(self) -> dict[str, float]:
         losses: dict[str, float] = {}
         for _ in range(self.config.critic_steps - 1):
             x, c_x, c_t = self._batch()
-            with torch.no_grad():
-                fake = self.generator(x, c_t)
+            with torch.no_grad(), self.autocast():
+                fake = self.generator(x, c_t).float()
             losses.update(self._critic_step(x, c_x, fake, c_t))
         # the last critic step and the generator step share one generator pass
         x, c_x, c_t = self._batch()
         n = x.shape[0]
-        both = self.generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
+        with self.autocast():
+            both = self.generator(torch.cat([x, x]), torch.cat([c_t, c_x])).float()
         fake, same = both[:n], both[n:]
         losses.update(self._critic_step(x, c_x, fake.detach(), c_t))
         losses.update(self._generator_step(x, c_x, c_t, fake, same))
         return losses
 
     def _critic_step(self, x: Tensor, c_x: Tensor, fake: Tensor, c_t: Tensor) -> dict[str, float]:
-        loss = hinge_critic_loss(self.discriminator(x, c_x), self.discriminator(fake, c_t))
+        with self.autocast():
+            loss = hinge_critic_loss(self.discriminator(x, c_x),
+                                     self.discriminator(fake, c_t)).float()
         opt = self.optimizers["discriminator"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        self.reduce_gradients("discriminator")
         opt.step()
         return {"d_hinge": float(loss.detach())}
 
     def _generator_step(self, x: Tensor, c_x: Tensor, c_t: Tensor, fake: Tensor,
                         same: Tensor) -> dict[str, float]:
         cfg = self.config
-        gan = hinge_generator_loss(self.discriminator(fake, c_t))
+        with self.autocast():
+            gan = hinge_generator_loss(self.discriminator(fake, c_t)).float()
+        # the frozen classifier, whose gradients steer the generator, runs in float32
         log_p, log_q = positive_posterior(self.classifier(fake),
                                           self.generator.config.positive_class)
         kl = binary_kl(self._centers[c_t], log_p, log_q).mean()
-        cyc = (self.generator(fake, c_x) - x).abs().mean()
+        with self.autocast():  # (after the classifier: the order of the original graph)
+            back = self.generator(fake, c_x).float()
+        cyc = (back - x).abs().mean()
         rec = (same - x).abs().mean()
         loss = (cfg.lambda_gan * gan + cfg.lambda_cls * kl + cfg.lambda_cyc * cyc
                 + cfg.lambda_rec * rec)
@@ -241,6 +256,7 @@ class ExaggerationTrainer(Trainer):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizers["discriminator"].zero_grad(set_to_none=True)
+        self.reduce_gradients("generator")
         opt.step()
         return {"g_gan": float(gan.detach()), "g_kl": float(kl.detach()),
                 "g_cyc": float(cyc.detach()), "g_rec": float(rec.detach())}

@@ -15,12 +15,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_cf._model_state import frozen
-from captum_cf._training import load_checkpoint, save_checkpoint
 from captum_cf._validation import check_images, check_logits, check_target
 from captum_cf.generative.ganmex import GANMEXConfig, GANMEXCritic, GANMEXGenerator
 from captum_cf.generative.layers import random_translate
 from captum_cf.generative.losses import gradient_penalty, wgan_critic_loss, wgan_generator_loss
 from captum_cf.generative.trainer import Trainer
+from captum_cf.training.checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = [
     "GANMEXTrainConfig",
@@ -138,7 +138,9 @@ class GANMEXTrainer(Trainer):
         config (GANMEXTrainConfig, optional): loss weights and optimiser settings.
         critic (GANMEXCritic, optional): built from ``generator.config`` when omitted.
         **trainer_kwargs: ``seed``, ``checkpoint_path``, ``checkpoint_every``,
-            ``validate_every``, ``log_every``, ``log`` of :class:`Trainer`.
+            ``validate_every``, ``log_every``, ``log``, ``device`` (default: the images';
+            images and modules move there, the classifier must be there), ``amp`` of
+            :class:`Trainer`.
 
     Example:
         >>> cfg = GANMEXConfig(image_size=16, num_classes=2, base_channels=8, critic_layers=2)
@@ -165,8 +167,13 @@ class GANMEXTrainer(Trainer):
         self.config = config or GANMEXTrainConfig()
         gcfg = generator.config
         generator.check_inputs(images, "images")
+        device = torch.device(trainer_kwargs.pop("device", None) or images.device)
+        images = images.to(device)
         self.labels = check_target(labels, images.shape[0], gcfg.num_classes, name="labels")
-        missing = sorted(set(range(gcfg.num_classes)) - set(self.labels.tolist()))
+        # batch bookkeeping lives on the CPU next to the CPU generator ``self.rng``; the drawn
+        # indices move to the images' device once per batch
+        self._labels_cpu = self.labels.cpu()
+        missing = sorted(set(range(gcfg.num_classes)) - set(self._labels_cpu.tolist()))
         if missing:
             raise ValueError(
                 f"labels must contain every class (real samples per target); missing {missing}"
@@ -197,11 +204,12 @@ class GANMEXTrainer(Trainer):
             {"generator": generator, "critic": self.critic},
             optimizers,
             keep_best=keep_best,
+            device=device,
             **trainer_kwargs,
         )
-        order = torch.argsort(self.labels, stable=True)
+        order = torch.argsort(self._labels_cpu, stable=True)
         self._by_class = order
-        counts = torch.bincount(self.labels, minlength=gcfg.num_classes)
+        counts = torch.bincount(self._labels_cpu, minlength=gcfg.num_classes)
         self._counts = counts
         self._offsets = torch.cumsum(counts, 0) - counts
         self._val = self._validation_set(val_images, val_labels)
@@ -223,7 +231,8 @@ class GANMEXTrainer(Trainer):
             self.generator.config.num_classes,
             torch.Generator().manual_seed(self.seed + 1),
         )
-        return images[pick], labels[pick], targets
+        device = self.images.device  # validation runs where training runs
+        return images[pick].to(device), labels[pick].to(device), targets.to(device)
 
     def training_context(self) -> contextlib.AbstractContextManager:
         return frozen(self.classifier)
@@ -234,14 +243,16 @@ class GANMEXTrainer(Trainer):
             self.config.batch_size,
             self.images.device,
         )
+        # every draw on the CPU (self.rng is a CPU generator), moved to the device once
         idx = torch.randint(0, self.images.shape[0], (bs,), generator=self.rng)
-        source = self.labels[idx]
+        source = self._labels_cpu[idx]
         target = random_other_class(source, k, self.rng)
         if self.config.focus_share > 0:
             idx, source, target = self._focus(idx, source, target)
         pos = (torch.rand(bs, generator=self.rng) * self._counts[target]).long()
         real_idx = self._by_class[self._offsets[target] + pos]
-        return (self.images[idx], source.to(device), target.to(device), self.images[real_idx])
+        return (self.images[idx.to(device)], source.to(device), target.to(device),
+                self.images[real_idx.to(device)])
 
     def _focus(self, idx: Tensor, source: Tensor, target: Tensor) -> tuple[Tensor, ...]:
         # replace a random share of the batch by (image of a, target b) / (image of b, target a)
@@ -271,22 +282,27 @@ class GANMEXTrainer(Trainer):
         return random_translate(images, self.config.max_shift, self.rng)
 
     def _critic_step(self, x: Tensor, t: Tensor, real: Tensor) -> dict[str, float]:
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             fake = self.generator(x, t)
-        real_s, fake_s = self._shift(real), self._shift(fake)
-        wgan = wgan_critic_loss(self.critic(real_s, t), self.critic(fake_s, t))
+        real_s, fake_s = self._shift(real), self._shift(fake.float())
+        with self.autocast():
+            wgan = wgan_critic_loss(self.critic(real_s, t), self.critic(fake_s, t)).float()
+        # the gradient penalty (a double backward) stays in float32
         gp = gradient_penalty(lambda z: self.critic(z, t), real_s, fake_s, self.rng)
         loss = wgan + self.config.gradient_penalty * gp
         opt = self.optimizers["critic"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        self.reduce_gradients("critic")
         opt.step()
         return {"d_wgan": float(wgan.detach()), "d_gp": float(gp.detach())}
 
     def _generator_step(self, x: Tensor, c: Tensor, t: Tensor) -> dict[str, float]:
         cfg = self.config
-        fake, mask = self.generator.edit(x, t)
-        adv = wgan_generator_loss(self.critic(self._shift(fake), t))
+        with self.autocast():
+            fake, mask = self.generator.edit(x, t)
+            adv = wgan_generator_loss(self.critic(self._shift(fake), t)).float()
+        fake = fake.float()  # a no-op in float32; under amp the frozen classifier runs in float32
         cls = F.cross_entropy(self.classifier(fake), t)
         sim = (fake - x).abs().mean()
         loss = cfg.lambda_adv * adv + cfg.lambda_cls * cls + cfg.lambda_sim * sim
@@ -296,18 +312,22 @@ class GANMEXTrainer(Trainer):
             "g_l1": float(sim.detach()),
         }
         if mask is not None:
+            mask = mask.float()
             area, tv = mask.mean(), _total_variation(mask)
             ramp = min(1.0, (self.step + 1) / cfg.mask_warmup) if cfg.mask_warmup > 0 else 1.0
             loss = loss + ramp * (cfg.lambda_mask * area + cfg.lambda_mask_tv * tv)
             out.update(g_mask=float(area.detach()), g_mask_tv=float(tv.detach()))
         if cfg.lambda_rec > 0:
-            rec = (self.generator(fake, c) - x).abs().mean()
+            with self.autocast():
+                back = self.generator(fake, c)
+            rec = (back.float() - x).abs().mean()
             loss = loss + cfg.lambda_rec * rec
             out["g_rec"] = float(rec.detach())
         opt = self.optimizers["generator"]
         opt.zero_grad(set_to_none=True)
         self.optimizers["critic"].zero_grad(set_to_none=True)
         loss.backward()
+        self.reduce_gradients("generator")
         opt.step()
         return out
 

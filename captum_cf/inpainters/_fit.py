@@ -1,4 +1,4 @@
-"""The training loop of :meth:`LearnedInpainter.fit` (checkpoints that resume exactly)."""
+"""Training of :meth:`LearnedInpainter.fit` on the shared loop (checkpoints resume exactly)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,12 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor
-from tqdm.auto import tqdm
+from torch import Tensor, nn
 
-from captum_cf._training import (
-    cycle_batches,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
 from captum_cf._validation import check_images
 from captum_cf.inpainters import holes as _holes
+from captum_cf.training import IndexStream, Trainer
+from captum_cf.training.distributed import rank_seed
 
 if TYPE_CHECKING:
     from captum_cf.inpainters.learned import LearnedInpainter
@@ -32,58 +26,104 @@ _LOG_EVERY = 50
 def fit(model: LearnedInpainter, data: Any, *, steps: int, batch_size: int, lr: float,
         holes: str, coverage: tuple[float, float], grad_weight: float, crop: int | None,
         checkpoint: str | os.PathLike | None, checkpoint_every: int, resume: bool,
-        show_progress: bool, seed: int) -> list[float]:
+        show_progress: bool, seed: int, device: str | torch.device | None = None,
+        amp: str | None = None) -> list[float]:
     """See :meth:`LearnedInpainter.fit`."""
     _check_args(steps, batch_size, lr, holes, coverage, grad_weight, crop, checkpoint_every,
                 seed)
     images = training_images(data, model.config["channels"])
     if crop is not None and crop > min(images.shape[-2:]):
         raise ValueError(f"crop={crop} is larger than the images {tuple(images.shape[-2:])}")
-    size = images.shape[-2:] if crop is None else (crop, crop)
-    batch_size = min(batch_size, len(images))
-    data_gen = torch.Generator().manual_seed(seed)
-    hole_gen = torch.Generator().manual_seed(seed + 1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-    state = {"step": 0, "losses": [], "epoch_start": 0, "epoch_rng": data_gen.get_state()}
-    if checkpoint is not None and resume and os.path.isfile(checkpoint):
-        state = _restore(checkpoint, model, optimizer, sched, data_gen, hole_gen)
-    per_epoch = max(1, len(images) // batch_size)
-    step, losses = int(state["step"]), list(state["losses"])
-    epoch_start, epoch_rng = int(state["epoch_start"]), state["epoch_rng"]
-    batches = _batches_from(epoch_rng, step - epoch_start, len(images), batch_size, data_gen)
-    was_training = model.training
-    model.train()
-    bar = tqdm(range(step, steps), initial=step, total=steps, desc="fit inpainter",
-               disable=not show_progress)
-    try:
-        for step in bar:
-            if step % per_epoch == 0 and step > 0:
-                # a new permutation: remember the generator state it is drawn from
-                epoch_start, epoch_rng = step, data_gen.get_state()
-                batches = cycle_batches(len(images), batch_size, data_gen)
-            x = images[next(batches)]
-            if crop is not None:
-                x = _random_crops(x, crop, hole_gen)
-            hole = _holes.random_holes(len(x), size[0], size[1], coverage, holes, hole_gen)
-            loss = _loss(model.predict(x, hole), x, hole, grad_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            sched.step()
-            losses.append(loss.item())
-            if (step + 1) % _LOG_EVERY == 0 or step + 1 == steps:
-                recent = sum(losses[-_LOG_EVERY:]) / len(losses[-_LOG_EVERY:])
-                bar.set_postfix(loss=f"{recent:.4f}")
-                logger.info("inpainter step %d/%d loss %.4f", step + 1, steps, recent)
-            done = step + 1
-            if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
-                _save(checkpoint, model, optimizer, sched, done, losses,
-                      (epoch_start, epoch_rng), hole_gen)
-    finally:
-        model.train(was_training)
-    return losses
+    trainer = InpainterTrainer(
+        model, images, steps=steps, batch_size=min(batch_size, len(images)), lr=lr, holes=holes,
+        coverage=coverage, grad_weight=grad_weight, crop=crop, checkpoint_path=checkpoint,
+        checkpoint_every=checkpoint_every, seed=seed, device=device, amp=amp)
+    if resume:
+        trainer.resume_if_exists()
+    trainer.fit(steps, show_progress=show_progress)
+    return list(trainer.losses)
+
+
+class _Predict(nn.Module):
+    """``forward = inpainter.predict``: what DistributedDataParallel wraps for training."""
+
+    def __init__(self, inpainter: nn.Module) -> None:
+        super().__init__()
+        self.inpainter = inpainter
+
+    def forward(self, images: Tensor, hole: Tensor) -> Tensor:
+        return self.inpainter.predict(images, hole)
+
+
+class InpainterTrainer(Trainer):
+    """Training of a :class:`LearnedInpainter` on random holes, on the shared loop.
+
+    Data order comes from ``self.rng`` (seeded ``seed``; a ``DistributedSampler`` under
+    torchrun), crops and holes from the generator ``"holes"`` (``seed + 1``); the global RNG
+    is not touched. Holes are drawn on the CPU and moved to the images' device once per step.
+    """
+
+    def __init__(self, model: LearnedInpainter, images: Tensor, *, steps: int, batch_size: int,
+                 lr: float, holes: str, coverage: tuple[float, float], grad_weight: float,
+                 crop: int | None, checkpoint_path: str | os.PathLike | None,
+                 checkpoint_every: int, seed: int, device: str | torch.device | None = None,
+                 amp: str | None = None) -> None:
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+        super().__init__(
+            {"model": model}, {"model": optimizer}, schedulers={"model": sched},
+            generators={"holes": torch.Generator().manual_seed(rank_seed(seed + 1))},
+            seed=seed, seed_global=False, checkpoint_path=checkpoint_path,
+            checkpoint_every=checkpoint_every, log_every=_LOG_EVERY, device=device, amp=amp,
+            desc="fit inpainter", log=lambda line: logger.info("inpainter %s", line))
+        if self.dist.enabled:
+            self.wrap_ddp("model", _Predict(model))
+        self.images = images.to(self.device)
+        self.stream = IndexStream(len(images), batch_size, self.rng, seed=seed,
+                                  context=self.dist)
+        self.size = images.shape[-2:] if crop is None else (crop, crop)
+        self.holes, self.coverage, self.grad_weight, self.crop = holes, coverage, grad_weight, crop
+        self.losses: list[float] = []
+
+    def train_step(self) -> dict[str, float]:
+        model, gen = self.modules["model"], self.generators["holes"]
+        x = self.images[next(self.stream).to(self.device)]
+        if self.crop is not None:
+            x = _random_crops(x, self.crop, gen)
+        hole = _holes.random_holes(len(x), self.size[0], self.size[1], self.coverage, self.holes,
+                                   gen).to(x.device)
+        predict = self._wrapped.get("model", model.predict)
+        with self.autocast():
+            pred = predict(x, hole)
+        loss = _loss(pred.float(), x, hole, self.grad_weight)
+        optimizer = self.optimizers["model"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.reduce_gradients("model")
+        optimizer.step()
+        self.schedulers["model"].step()
+        self.losses.append(loss.item())
+        return {"loss": self.losses[-1]}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"config": self.modules["model"].config, "losses": list(self.losses)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        config = state["extra"].get("config")
+        if config != self.modules["model"].config:
+            raise ValueError(f"the checkpoint is of config {config}, "
+                             f"but the inpainter has {self.modules['model'].config}")
+        super().load_state_dict(state)
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.losses = list(state["losses"])
+
+    def rank_state(self) -> dict[str, Any]:
+        return {"stream": self.stream.state_dict()}
+
+    def load_rank_state(self, state: dict[str, Any]) -> None:
+        self.stream.load_state_dict(state["stream"])
 
 
 def training_images(data: Any, channels: int) -> Tensor:
@@ -131,44 +171,6 @@ def _loss(pred: Tensor, x: Tensor, hole: Tensor, grad_weight: float) -> Tensor:
             mask = torch.maximum(hole.narrow(dim, 0, n), hole.narrow(dim, 1, n))
             loss = loss + grad_weight * ((dp - dx).abs() * mask).sum() / area
     return loss
-
-
-def _batches_from(epoch_rng: Tensor, skip: int, n: int, batch_size: int,
-                  data_gen: torch.Generator) -> Any:
-    """The current epoch's batch stream, rebuilt from the generator state it was drawn from.
-
-    ``skip`` batches are consumed; skipping a whole epoch leaves ``data_gen`` where an
-    uninterrupted run has it when the next epoch's permutation is drawn.
-    """
-    data_gen.set_state(epoch_rng)
-    batches = cycle_batches(n, batch_size, data_gen)
-    for _ in range(skip):
-        next(batches)
-    return batches
-
-
-def _save(path: str | os.PathLike, model: LearnedInpainter, optimizer: torch.optim.Optimizer,
-          sched: Any, step: int, losses: list[float], epoch: tuple[int, Tensor],
-          hole_gen: torch.Generator) -> None:
-    save_checkpoint(path, {"step": step, "config": model.config, "model": model.state_dict(),
-                           "optimizer": optimizer.state_dict(), "scheduler": sched.state_dict(),
-                           "losses": losses, "epoch_start": epoch[0], "epoch_rng": epoch[1],
-                           "rng": rng_state(hole_gen)})
-
-
-def _restore(path: str | os.PathLike, model: LearnedInpainter,
-             optimizer: torch.optim.Optimizer, sched: Any, data_gen: torch.Generator,
-             hole_gen: torch.Generator) -> dict[str, Any]:
-    state = load_checkpoint(path)
-    if state.get("config") != model.config:
-        raise ValueError(f"checkpoint {os.fspath(path)} is of config {state.get('config')}, "
-                         f"but the inpainter has {model.config}")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"], hole_gen)
-    logger.info("resumed %s at step %d", os.fspath(path), state["step"])
-    return state
 
 
 def _check_args(steps: int, batch_size: int, lr: float, holes: str,

@@ -196,6 +196,8 @@ class LearnedInpainter(Inpainter):
         resume: bool = True,
         show_progress: bool = True,
         seed: int = 0,
+        device: str | torch.device | None = None,
+        amp: str | None = None,
     ) -> list[float]:
         """Train on random holes of ``data``; resumes exactly from ``checkpoint`` if it exists.
 
@@ -218,6 +220,9 @@ class LearnedInpainter(Inpainter):
             show_progress (bool): tqdm bar with the running loss.
             seed (int): seeds the data order and the holes (not the initial weights: seed
                 ``torch.manual_seed`` before constructing the inpainter for that).
+            device (str or torch.device, optional): where to train (default: where the
+                inpainter's parameters are; the images move there).
+            amp (str, optional): ``"bf16"``: bfloat16 autocast of the network (CUDA only).
 
         Returns:
             list[float]: the loss of every step, from step 0 (resumed runs include the steps
@@ -233,7 +238,7 @@ class LearnedInpainter(Inpainter):
         return fit(self, data, steps=steps, batch_size=batch_size, lr=lr, holes=holes,
                    coverage=coverage, grad_weight=grad_weight, crop=crop, checkpoint=checkpoint,
                    checkpoint_every=checkpoint_every, resume=resume,
-                   show_progress=show_progress, seed=seed)
+                   show_progress=show_progress, seed=seed, device=device, amp=amp)
 
     # --- files -------------------------------------------------------------------------------
 
@@ -256,16 +261,20 @@ class LearnedInpainter(Inpainter):
 
         Raises:
             FileNotFoundError: ``path`` does not exist.
-            ValueError: the file is not a zoo weights file of a ``gated-unet``.
+            ValueError: (one line naming the file) the file is not a zoo weights file of a
+                ``gated-unet`` (a whole pickled model, another pickle, a text or damaged file,
+                another architecture) or its state dict does not fit the config.
         """
-        from captum_cf.zoo._registry import read_weights
+        from captum_cf._weights import load_state_checked
+        from captum_cf.zoo._registry import _float32, read_weights
 
+        source = os.fspath(path)
         payload = read_weights(path)
         if payload["arch"] != ARCH:
             raise ValueError(f"{os.fspath(path)} holds a {payload['arch']!r} model, "
                              f"expected {ARCH!r}")
         model = cls(payload["config"])
-        model.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
+        load_state_checked(model, _float32(payload["state_dict"], source), source)
         model.metrics = dict(payload["metrics"])
         return model.to(device or "cpu").eval()
 

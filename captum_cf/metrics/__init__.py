@@ -13,8 +13,10 @@ from captum_cf.metrics.localization import (
     pointing_game,
     relevance_mass,
 )
+from captum_cf.metrics.r_oms import r_oms
 from captum_cf.metrics.randomization import RandomizationResult, map_similarity, randomization_test
 from captum_cf.metrics.realism import lpips_backbone_path, realism
+from captum_cf.metrics.road import removal_curves, road, symmetric_relevance_gain
 from captum_cf.metrics.saliency_metric import saliency_metric
 from captum_cf.metrics.sensitivity import sensitivity
 from captum_cf.metrics.ssim import ssim
@@ -30,10 +32,14 @@ __all__ = [
     "lpips_backbone_path",
     "map_similarity",
     "pointing_game",
+    "r_oms",
     "randomization_test",
     "realism",
     "relevance_mass",
+    "removal_curves",
+    "road",
     "saliency_metric",
     "sensitivity",
     "ssim",
+    "symmetric_relevance_gain",
 ]

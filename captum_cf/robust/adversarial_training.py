@@ -9,6 +9,7 @@ like real edits (Roberts & Tsiligkaridis, 2021).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -18,13 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
-from tqdm.auto import tqdm
 
 from captum_cf._model_state import frozen, preserve_model_state
-from captum_cf._training import load_checkpoint, save_checkpoint
 from captum_cf._validation import check_images
+from captum_cf.training import IndexStream, Trainer
+from captum_cf.training.distributed import rank_seed
 
-__all__ = ["adversarial_train", "pgd_attack", "robust_accuracy"]
+__all__ = ["adversarial_train", "AdversarialTrainer", "pgd_attack", "robust_accuracy"]
 
 logger = logging.getLogger(__name__)
 _NORMS = ("l2", "linf")
@@ -155,6 +156,9 @@ def adversarial_train(
     seed: int = 0,
     show_progress: bool = False,
     log_every: int = 50,
+    *,
+    device: str | torch.device | None = None,
+    amp: str | None = None,
 ) -> list[dict[str, float]]:
     r"""Train ``model`` in place with PGD adversarial training.
 
@@ -183,6 +187,10 @@ def adversarial_train(
         seed (int): seed of the data order and the attack's random starts.
         show_progress (bool): tqdm bar with the running loss.
         log_every (int): steps between entries of the returned history (and log lines).
+        device (str or torch.device, optional): where to train (default: the model's device;
+            the images move there).
+        amp (str, optional): ``"bf16"``: bfloat16 autocast of the training forward passes
+            (CUDA only; the PGD attack stays in float32).
 
     Returns:
         list[dict]: history entries ``{"step", "loss", "adv_accuracy"}`` (means since the
@@ -208,120 +216,81 @@ def adversarial_train(
         checkpoint_every,
         log_every,
     )
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+    trainer = AdversarialTrainer(
+        model, images, labels, norm=norm, eps=eps, steps=steps, attack_steps=attack_steps,
+        batch_size=batch_size, lr=lr, clean_weight=clean_weight, seed=seed,
+        checkpoint_path=checkpoint, checkpoint_every=checkpoint_every, log_every=log_every,
+        device=device, amp=amp,
     )
-    gens = {
-        "data": torch.Generator().manual_seed(seed),
-        "attack": torch.Generator().manual_seed(seed + 1),
-    }
-    state: dict[str, Any] = {"step": 0, "history": []}
-    if checkpoint is not None and os.path.isfile(checkpoint):
-        state = _resume(checkpoint, model, opt, sched, gens)
-        logger.info("resumed adversarial training from %s at step %d", checkpoint, state["step"])
-    per_epoch = images.shape[0] // batch_size
-    run = {"loss": 0.0, "acc": 0.0, "n": 0}
-    with preserve_model_state(model):
-        model.train()
-        bar = tqdm(
-            total=steps,
-            initial=state["step"],
-            desc="adversarial training",
-            disable=not show_progress,
+    if trainer.resume_if_exists():
+        logger.info("resumed adversarial training from %s at step %d", checkpoint, trainer.step)
+    trainer.fit(steps, show_progress=show_progress)
+    return list(trainer.history)
+
+
+class AdversarialTrainer(Trainer):
+    """PGD adversarial training on the shared loop (see :func:`adversarial_train`).
+
+    Data order comes from ``self.rng`` (seeded ``seed``; under torchrun a
+    ``DistributedSampler``), the attacks' random starts from the generator ``"attack"``
+    (``seed + 1``); the global RNG is not touched. Gradients are averaged over the processes
+    under torchrun (:meth:`Trainer.reduce_gradients`).
+    """
+
+    def __init__(self, model: nn.Module, images: Tensor, labels: Tensor, *, norm: str,
+                 eps: float, steps: int, attack_steps: int, batch_size: int, lr: float,
+                 clean_weight: float, seed: int, checkpoint_path: str | os.PathLike | None,
+                 checkpoint_every: int, log_every: int, device: str | torch.device | None,
+                 amp: str | None) -> None:
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
         )
-        while state["step"] < steps:
-            step = state["step"]
-            if step % per_epoch == 0:
-                state["perm"] = torch.randperm(images.shape[0], generator=gens["data"])
-            idx = state["perm"][
-                (step % per_epoch) * batch_size : (step % per_epoch + 1) * batch_size
-            ]
-            adv = pgd_attack(
-                model, images[idx], labels[idx], norm, eps, attack_steps, generator=gens["attack"]
-            )
-            loss, acc = _train_step(model, opt, images[idx], adv, labels[idx], clean_weight)
-            sched.step()
-            state["step"] = step + 1
-            run["loss"] += loss
-            run["acc"] += acc
-            run["n"] += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", adv_acc=f"{acc:.2f}")
-            if state["step"] % log_every == 0 or state["step"] == steps:
-                entry = {
-                    "step": state["step"],
-                    "loss": run["loss"] / run["n"],
-                    "adv_accuracy": run["acc"] / run["n"],
-                }
-                state["history"].append(entry)
-                logger.info("step %(step)d loss %(loss).4f adv_accuracy %(adv_accuracy).3f", entry)
-                run = {"loss": 0.0, "acc": 0.0, "n": 0}
-            if checkpoint is not None and (
-                state["step"] % checkpoint_every == 0 or state["step"] == steps
-            ):
-                _save(checkpoint, model, opt, sched, state, gens)
-        bar.close()
-    return list(state["history"])
+        super().__init__(
+            {"model": model}, {"model": opt}, schedulers={"model": sched},
+            generators={"attack": torch.Generator().manual_seed(rank_seed(seed + 1))},
+            seed=seed, seed_global=False, checkpoint_path=checkpoint_path,
+            checkpoint_every=checkpoint_every, log_every=log_every, log_at_end=True,
+            device=device, amp=amp, desc="adversarial training",
+            log=lambda line: logger.info("%s", line),
+        )
+        self.images, self.labels = images.to(self.device), labels.to(self.device)
+        self.stream = IndexStream(images.shape[0], batch_size, self.rng, seed=seed,
+                                  context=self.dist)
+        self.norm, self.eps, self.attack_steps = norm, eps, attack_steps
+        self.clean_weight = clean_weight
 
+    def training_context(self) -> contextlib.AbstractContextManager:
+        return preserve_model_state(self.modules["model"])
 
-def _train_step(
-    model: nn.Module,
-    opt: torch.optim.Optimizer,
-    x: Tensor,
-    adv: Tensor,
-    y: Tensor,
-    clean_weight: float,
-) -> tuple[float, float]:
-    logits = model(adv)
-    loss = F.cross_entropy(logits, y)
-    if clean_weight > 0:
-        loss = (1 - clean_weight) * loss + clean_weight * F.cross_entropy(model(x), y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return float(loss.detach()), float((logits.argmax(1) == y).float().mean())
+    def train_step(self) -> dict[str, float]:
+        model = self.modules["model"]
+        idx = next(self.stream).to(self.device)
+        x, y = self.images[idx], self.labels[idx]
+        adv = pgd_attack(model, x, y, self.norm, self.eps, self.attack_steps,
+                         generator=self.generators["attack"])
+        with self.autocast():
+            logits = model(adv)
+        loss = F.cross_entropy(logits.float(), y)
+        if self.clean_weight > 0:
+            with self.autocast():
+                clean = model(x)
+            loss = (1 - self.clean_weight) * loss + self.clean_weight * F.cross_entropy(
+                clean.float(), y)
+        opt = self.optimizers["model"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.reduce_gradients("model")
+        opt.step()
+        self.schedulers["model"].step()
+        return {"loss": float(loss.detach()),
+                "adv_accuracy": float((logits.argmax(1) == y).float().mean())}
 
+    def rank_state(self) -> dict[str, Any]:
+        return {"stream": self.stream.state_dict()}
 
-def _save(
-    path: str | os.PathLike,
-    model: nn.Module,
-    opt: torch.optim.Optimizer,
-    sched: Any,
-    state: dict[str, Any],
-    gens: dict[str, torch.Generator],
-) -> None:
-    save_checkpoint(
-        path,
-        {
-            "kind": "adversarial_train",
-            "step": state["step"],
-            "history": state["history"],
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "perm": state["perm"],
-            "generators": {k: g.get_state() for k, g in gens.items()},
-        },
-    )
-
-
-def _resume(
-    path: str | os.PathLike,
-    model: nn.Module,
-    opt: torch.optim.Optimizer,
-    sched: Any,
-    gens: dict[str, torch.Generator],
-) -> dict[str, Any]:
-    ckpt = load_checkpoint(path)
-    if ckpt.get("kind") != "adversarial_train":
-        raise ValueError(f"{os.fspath(path)} is not an adversarial_train checkpoint")
-    model.load_state_dict(ckpt["model"])
-    opt.load_state_dict(ckpt["optimizer"])
-    sched.load_state_dict(ckpt["scheduler"])
-    for k, g in gens.items():
-        g.set_state(ckpt["generators"][k])
-    return {"step": int(ckpt["step"]), "history": list(ckpt["history"]), "perm": ckpt["perm"]}
+    def load_rank_state(self, state: dict[str, Any]) -> None:
+        self.stream.load_state_dict(state["stream"])
 
 
 def _check_attack(norm: str, eps: float, steps: int) -> None:

@@ -37,7 +37,7 @@ from captum_cf.zoo._registry import (
     register,
     save_weights,
 )
-from captum_cf.zoo.models import Normalized, SmallCNN, build_classifier
+from captum_cf.zoo.models import LogitsOf, Normalized, SmallCNN, build_classifier
 
 __all__ = [
     "WEIGHTS_DIR",
@@ -50,6 +50,7 @@ __all__ = [
     "read_weights",
     "register",
     "save_weights",
+    "LogitsOf",
     "Normalized",
     "SmallCNN",
     "build_classifier",

@@ -11,6 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from captum_cf._weights import WeightsFileError, load_state_checked, load_weights_file
+
 __all__ = [
     "WEIGHTS_DIR",
     "WEIGHTS_FORMAT",
@@ -126,13 +128,19 @@ def load(name: str, device: torch.device | str | None = None) -> nn.Module:
     payload = read_weights(path)
     if payload["arch"] != zoo_entry.arch:
         raise ValueError(f"{path} holds a {payload['arch']!r} model, expected {zoo_entry.arch!r}")
-    return _build(payload, zoo_entry.builder, device)
+    return _build(payload, zoo_entry.builder, device, str(path))
 
 
 def load_file(path: str | os.PathLike, device: torch.device | str | None = None) -> nn.Module:
     """Load a weights file written by a zoo trainer (e.g. ``captum-cf train classifier --out``).
 
     The architecture is looked up from the file's ``arch`` among the registered entries.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: one line naming the file: not a zoo weights file (a whole pickled model,
+            another pickle, a text or damaged file), an unknown architecture, or a state dict
+            whose keys or shapes do not fit it (the first few are named).
     """
     payload = read_weights(path)
     builder = _ARCHS.get(payload["arch"])
@@ -141,7 +149,7 @@ def load_file(path: str | os.PathLike, device: torch.device | str | None = None)
             f"{os.fspath(path)}: unknown architecture {payload['arch']!r}; known: "
             f"{', '.join(sorted(_ARCHS)) or 'none'}"
         )
-    return _build(payload, builder, device)
+    return _build(payload, builder, device, os.fspath(path))
 
 
 def read_weights(path: str | os.PathLike) -> dict[str, Any]:
@@ -149,18 +157,23 @@ def read_weights(path: str | os.PathLike) -> dict[str, Any]:
 
     Returns:
         dict: ``{"format", "name", "arch", "config", "state_dict", "metrics"}``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: (one line naming the file) ``path`` is not such a file: a whole pickled
+            model, another pickle, a text or damaged file, another format. Nothing is unpickled.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"zoo weights file not found: {path}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_weights_file(
+        path, "a captum_cf zoo weights file (written by a captum-cf trainer or save_weights)"
+    )
     if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f"{path} is not a zoo weights file of format {WEIGHTS_FORMAT} "
-                         f"(found {found!r})")
+        raise WeightsFileError(f"{path} is not a zoo weights file of format {WEIGHTS_FORMAT} "
+                               f"(found {found!r})")
     missing = [k for k in _KEYS if k not in payload]
     if missing:
-        raise ValueError(f"{path} lacks the keys {missing}")
+        raise WeightsFileError(f"{path} lacks the keys {missing}")
     return payload
 
 
@@ -187,8 +200,16 @@ def _build(
     payload: dict[str, Any],
     builder: Callable[[dict[str, Any]], nn.Module],
     device: torch.device | str | None,
+    source: str = "zoo weights",
 ) -> nn.Module:
     model = builder(payload["config"])
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                           for k, v in payload["state_dict"].items()})
+    load_state_checked(model, _float32(payload["state_dict"], source), source)
     return model.to(device or "cpu").eval()
+
+
+def _float32(state: Any, source: str) -> dict[str, Any]:
+    """The state dict with floating tensors in float32 (zoo files may store float16)."""
+    if not isinstance(state, dict):
+        raise WeightsFileError(f"{source}: 'state_dict' holds a {type(state).__name__}")
+    return {k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+            for k, v in state.items()}

@@ -21,13 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from captum_cf._training import save_checkpoint
 from captum_cf.generative.exaggeration import ExaggerationConfig, ExaggerationGenerator
 from captum_cf.generative.exaggeration_trainer import (
     ExaggerationTrainConfig,
     ExaggerationTrainer,
     evaluate_exaggeration,
 )
+from captum_cf.training.checkpoint import save_checkpoint
 from captum_cf.zoo._registry import WEIGHTS_FORMAT, ZooEntry, register
 
 __all__ = ["train_exaggeration", "build_exaggeration_generator", "EXAGGERATION_STEPS"]
@@ -57,11 +57,17 @@ def train_exaggeration(
     limit: int | None = None,
     show_progress: bool = True,
     log: Callable[[str], None] | None = print,
+    *,
+    image_size: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    amp: str | None = None,
 ) -> dict[str, Any]:
     """Train a progressive-exaggeration generator for "is it class ``positive``".
 
     Args:
-        data (str): ``"digits"`` (1x32x32) or ``"shapes"``.
+        data (str): ``"digits"`` (1x32x32), ``"shapes"`` or an image folder
+            ``DIR/<class>/<image>``.
         out (path): weights file ``{"format", "name", "arch", "config", "state_dict", "metrics"}``
             (float16), loadable by ``captum_cf.zoo.load_file``.
         classifier (str): ``"zoo:<name>"`` or a zoo weights file.
@@ -75,41 +81,61 @@ def train_exaggeration(
         limit (int, optional): only the first ``limit`` images of each split (quick runs).
         show_progress (bool): tqdm progress bar.
         log (callable, optional): receives loss and validation lines.
+        image_size (int, optional): image side (default: the data set's own).
+        batch_size (int, optional): images per step (default: ``train_config``'s; per process).
+        device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
+        amp (str, optional): ``"bf16"``: bfloat16 autocast of generator and discriminator
+            (CUDA only; the frozen classifier stays in float32).
 
     Returns:
         dict: metrics stored in the file: ``test_r``, ``test_mae``, ``test_identity``,
         ``test_monotone`` (on the test split, all bins), ``best_step``, validation metrics.
     """
+    import dataclasses
+
+    from captum_cf.training.data import check_data, data_name
+    from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
     from captum_cf.zoo.generators import _load_zoo_model, _split
     from captum_cf.zoo.train import classifier_data
 
-    model = _load_zoo_model(classifier)
-    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data)
+    check_data(data, image_size)
+    dev = resolve_device(device)
+    check_amp(amp, dev)
+    model = _load_zoo_model(classifier).to(dev)
+    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size)
     if limit is not None:
         x_tr, y_tr, x_te = x_tr[:limit], y_tr[:limit], x_te[:limit]
     x_tr, y_tr, x_val, _ = _split(x_tr, y_tr, val_fraction, seed)
     num_classes = int(y_tr.max()) + 1
     config = config or ExaggerationConfig(image_size=x_tr.shape[-1], channels=x_tr.shape[1],
                                           positive_class=positive, num_classes=num_classes)
+    train_config = train_config or ExaggerationTrainConfig()
+    if batch_size is not None:
+        train_config = dataclasses.replace(train_config, batch_size=batch_size)
     torch.manual_seed(seed)  # initialisation; the trainer reseeds for training randomness
     trainer = ExaggerationTrainer(
         ExaggerationGenerator(config), model, x_tr, y_tr, x_val,
-        config=train_config or ExaggerationTrainConfig(), seed=seed, checkpoint_path=checkpoint,
+        config=train_config, seed=seed, checkpoint_path=checkpoint,
         checkpoint_every=checkpoint_every, validate_every=validate_every, log=log,
+        device=dev, amp=amp,
     )
-    if checkpoint is not None and os.path.isfile(checkpoint):
-        trainer.resume(checkpoint)
-        if log:
-            log(f"resumed {checkpoint} at step {trainer.step}")
+    trainer.resume_if_exists()
     trainer.fit(steps or EXAGGERATION_STEPS.get(data, 3000), show_progress=show_progress)
-    return export_exaggeration(trainer, out, name=f"{data}-exaggeration", extra={
-        "test_data": test_desc, "classifier": classifier, "seed": seed}, test_images=x_te)
+    extra = {"test_data": test_desc, "classifier": classifier, "seed": seed,
+             **({"processes": trainer.dist.world_size} if trainer.dist.enabled else {})}
+    # every process measures (the batch-norm re-estimation uses the trainer's batches); rank 0
+    # writes the file
+    return export_exaggeration(trainer, out, name=f"{data_name(data)}-exaggeration",
+                               extra=extra, test_images=x_te.to(dev),
+                               write=distributed_context(dev).is_main)
 
 
 def export_exaggeration(trainer: ExaggerationTrainer, out: str | os.PathLike, name: str,
-                        extra: dict[str, Any], test_images: torch.Tensor) -> dict[str, Any]:
+                        extra: dict[str, Any], test_images: torch.Tensor,
+                        write: bool = True) -> dict[str, Any]:
     """Write the trainer's best generator, BN statistics re-estimated (float16), and its test
-    metrics; returns the metrics."""
+    metrics (``write=False``: measure only, as on ranks > 0 under torchrun); returns the
+    metrics."""
     config = trainer.generator.config
     generator = trainer.recalibrated(trainer.best_state("generator"))
     # measure what is shipped: the float16-rounded weights
@@ -122,9 +148,12 @@ def export_exaggeration(trainer: ExaggerationTrainer, out: str | os.PathLike, na
                "best_step": trainer.best["step"] if trainer.best else trainer.step,
                **{f"val_{k}": v for k, v in (trainer.best or {}).get("metrics", {}).items()},
                "train_config": trainer.config.to_dict(), **extra}
-    save_checkpoint(out, {"format": WEIGHTS_FORMAT, "name": name, "arch": "exaggeration-generator",
-                          "config": config.to_dict(), "state_dict": state, "metrics": metrics})
-    os.chmod(out, 0o644)
+    if write:
+        save_checkpoint(out, {"format": WEIGHTS_FORMAT, "name": name,
+                              "arch": "exaggeration-generator", "config": config.to_dict(),
+                              "state_dict": state, "metrics": metrics})
+        os.chmod(out, 0o644)
+    trainer.dist.barrier()
     return metrics
 
 

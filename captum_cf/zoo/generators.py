@@ -17,13 +17,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from captum_cf._training import save_checkpoint
 from captum_cf.generative.ganmex import GANMEXConfig, GANMEXGenerator
 from captum_cf.generative.ganmex_trainer import (
     GANMEXTrainConfig,
     GANMEXTrainer,
     evaluate_counterfactuals,
 )
+from captum_cf.training.checkpoint import save_checkpoint
 from captum_cf.zoo._registry import WEIGHTS_FORMAT, ZooEntry, register
 
 __all__ = ["train_ganmex", "build_ganmex_generator", "all_pairs", "GANMEX_SETUPS"]
@@ -100,14 +100,21 @@ def train_ganmex(
     log: Callable[[str], None] | None = print,
     edit: str | None = None,
     init: str | os.PathLike | None = None,
+    *,
+    image_size: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    amp: str | None = None,
 ) -> dict[str, Any]:
     """Train a GANMEX generator against a classifier and write it in the zoo format.
 
     Args:
-        data (str): ``"digits"`` or ``"shapes"``.
+        data (str): ``"digits"``, ``"shapes"`` or an image folder ``DIR/<class>/<image>``
+            (validation: 15 % of its training split; test: its held-out share).
         out (path): weights file (``{"format", "name", "arch", "config", "state_dict",
             "metrics"}``, float16), loadable by ``captum_cf.zoo.load_file``.
-        classifier (str, optional): ``"zoo:<name>"`` or a zoo weights file (default per data set).
+        classifier (str, optional): ``"zoo:<name>"`` or a zoo weights file (default per data set;
+            required for a folder).
         steps (int, optional): generator steps in total (default 600 digits, 1200 shapes).
         seed (int): seed of everything random.
         checkpoint (path, optional): checkpoint file; an existing one is resumed exactly.
@@ -125,17 +132,33 @@ def train_ganmex(
             few hundred steps (:func:`~captum_cf.generative.adapt_ganmex`). Its architecture is
             kept (``config`` and ``edit`` must be left out) and the data set's mask warm-up is
             dropped (it exists for the identity start); a fresh critic is trained.
+        image_size (int, optional): image side (default: the data set's own).
+        batch_size (int, optional): images per step (default: ``train_config``'s; per process).
+        device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
+        amp (str, optional): ``"bf16"``: bfloat16 autocast of generator and critic (CUDA only;
+            the frozen classifier and the gradient penalty stay in float32).
 
     Returns:
         dict: the metrics stored in the file (``test_flip`` over all ordered class pairs,
         ``test_l1``, ``best_step``, validation metrics of the kept generator).
     """
 
-    setup = GANMEX_SETUPS.get(data)
-    if setup is None:
-        raise ValueError(f"data must be one of {sorted(GANMEX_SETUPS)}, got {data!r}")
-    model = _load_zoo_model(classifier or setup["classifier"])
-    x_tr, y_tr, x_val, y_val, x_te, y_te, test_desc = _ganmex_data(data, setup, seed)
+    from captum_cf.training.data import check_data, data_name, is_folder
+    from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
+
+    check_data(data, image_size)
+    if is_folder(data):
+        setup = {"name": f"{data_name(data)}-ganmex", "classifier": None, "steps": 600,
+                 "val_fraction": 0.15, "validate_every": 25}
+        if classifier is None:
+            raise ValueError("classifier is required with an image folder: a weights file "
+                             "(e.g. from captum-cf train classifier --data DIR) or zoo:<name>")
+    else:
+        setup = GANMEX_SETUPS[data]
+    dev = resolve_device(device)
+    check_amp(amp, dev)
+    model = _load_zoo_model(classifier or setup["classifier"]).to(dev)
+    x_tr, y_tr, x_val, y_val, x_te, y_te, test_desc = _ganmex_data(data, setup, seed, image_size)
     if limit is not None:
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
         x_val, y_val = x_val[:limit], y_val[:limit]
@@ -160,6 +183,8 @@ def train_ganmex(
         })
     if start is not None:
         train_config = dataclasses.replace(train_config, mask_warmup=0)
+    if batch_size is not None:
+        train_config = dataclasses.replace(train_config, batch_size=batch_size)
     torch.manual_seed(seed)  # model initialisation (the trainer reseeds for training randomness)
     generator = GANMEXGenerator(config)
     if start is not None:
@@ -168,15 +193,15 @@ def train_ganmex(
         generator, model, x_tr, y_tr, x_val, y_val,
         config=train_config, seed=seed, checkpoint_path=checkpoint,
         checkpoint_every=checkpoint_every, validate_every=setup["validate_every"], log=log,
+        device=dev, amp=amp,
     )
-    if checkpoint is not None and os.path.isfile(checkpoint):
-        trainer.resume(checkpoint)
-        if log:
-            log(f"resumed {checkpoint} at step {trainer.step}")
+    trainer.resume_if_exists()
     trainer.fit(steps or setup["steps"], show_progress=show_progress)
+    # measured on the CPU, as shipped
     generator = GANMEXGenerator(config)
     generator.load_state_dict(trainer.best_state("generator"))
     generator.eval()
+    model = model.cpu()
     x_te, y_te = x_te[:test_images], y_te[:test_images]
     index, targets = all_pairs(y_te, num_classes)
     test = evaluate_counterfactuals(generator, model, x_te[index], targets)
@@ -190,15 +215,20 @@ def train_ganmex(
         "classifier": classifier or setup["classifier"], "seed": seed,
         **({"init": str(init)} if init is not None else {}),
     }
-    _save_generator(out, setup["name"], generator, trainer.config.to_dict(), metrics)
+    if trainer.dist.world_size > 1:
+        metrics["processes"] = trainer.dist.world_size
+    if distributed_context(dev).is_main:
+        _save_generator(out, setup["name"], generator, trainer.config.to_dict(), metrics)
+    trainer.dist.barrier()
     return metrics
 
 
-def _ganmex_data(data: str, setup: dict[str, Any], seed: int) -> tuple[Any, ...]:
+def _ganmex_data(data: str, setup: dict[str, Any], seed: int,
+                 image_size: int | None = None) -> tuple[Any, ...]:
     """(x_train, y_train, x_val, y_val, x_test, y_test, test description) of a data set."""
     from captum_cf.zoo.train import classifier_data
 
-    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data)
+    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size)
     if "val_seed" not in setup:  # validation: a share of the training split
         x_tr, y_tr, x_val, y_val = _split(x_tr, y_tr, setup["val_fraction"], seed)
         return x_tr, y_tr, x_val, y_val, x_te, y_te, test_desc

@@ -50,22 +50,46 @@ EVAL_COVERAGE = (0.10, 0.25)
 EVAL_SEED = 0
 
 
-def inpainter_data(data: str) -> tuple[Tensor, Tensor, str]:
-    """``(train_images, held_out_images, held_out_description)`` of a zoo data set."""
+def inpainter_data(data: str, image_size: int | None = None) -> tuple[Tensor, Tensor, str]:
+    """``(train_images, held_out_images, held_out_description)`` of a data set.
+
+    Args:
+        data (str): ``"digits"``, ``"shapes"`` or an image folder (its labels are ignored).
+        image_size (int, optional): image side (default: the data set's own).
+    """
+    from captum_cf.training.data import check_data, folder_split
+
+    check_data(data, image_size)
     if data == "digits":
         from captum_cf.datasets import load_digits
 
-        return (load_digits("train").tensors[0], load_digits("test").tensors[0],
-                "load_digits('test', size=32)")
+        size = image_size or 32
+        return (load_digits("train", size=size).tensors[0],
+                load_digits("test", size=size).tensors[0], f"load_digits('test', size={size})")
     if data == "shapes":
         from captum_cf.datasets import SyntheticShapes
 
         s = INPAINTER_SETUPS["shapes"]
-        train = SyntheticShapes(s["n_train"], size=s["size"], seed=s["train_seed"]).images
-        test = SyntheticShapes(s["n_test"], size=s["size"], seed=s["test_seed"]).images
-        return train, test, f"SyntheticShapes({s['n_test']}, size={s['size']}, " \
+        size = image_size or s["size"]
+        train = SyntheticShapes(s["n_train"], size=size, seed=s["train_seed"]).images
+        test = SyntheticShapes(s["n_test"], size=size, seed=s["test_seed"]).images
+        return train, test, f"SyntheticShapes({s['n_test']}, size={size}, " \
                             f"seed={s['test_seed']})"
-    raise ValueError(f"data must be one of {sorted(INPAINTER_SETUPS)}, got {data!r}")
+    x_tr, _, x_te, _, desc = folder_split(data, image_size)
+    return x_tr, x_te, desc
+
+
+def _setup(data: str, train: Tensor) -> dict[str, Any]:
+    """The recipe of a data set; a folder takes the digits recipe (1 channel) or the shapes one."""
+    from captum_cf.training.data import data_name, is_folder
+
+    if not is_folder(data):
+        return INPAINTER_SETUPS[data]
+    base = INPAINTER_SETUPS["digits" if train.shape[1] == 1 else "shapes"]
+    crop = base.get("crop")
+    return {**base, "name": f"{data_name(data)}-inpainter",
+            "crop": crop if crop is not None and min(train.shape[-2:]) > crop else None,
+            "config": {**base["config"], "channels": int(train.shape[1])}}
 
 
 def mean_colour_fill(images: Tensor, hole: Tensor) -> Tensor:
@@ -126,23 +150,35 @@ def train_inpainter(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     show_progress: bool = True,
+    *,
+    image_size: int | None = None,
+    batch_size: int | None = None,
+    checkpoint_every: int = 200,
+    device: str | torch.device | None = None,
+    amp: str | None = None,
 ) -> float:
     """Train the zoo inpainter of ``data`` and write it to ``out`` with its measured quality.
 
-    Trains :class:`LearnedInpainter` (config and recipe from :data:`INPAINTER_SETUPS`) on the
-    training split, then measures :func:`inpainter_quality` on the held-out split and stores it
-    in the file's ``metrics``: ``test_l1`` (learned), ``test_l1_pushpull``,
-    ``test_l1_mean_colour`` and their ratios.
+    Trains :class:`LearnedInpainter` (config and recipe from :data:`INPAINTER_SETUPS`; an image
+    folder takes the digits recipe for grey images, the shapes one for colour) on the training
+    split, then measures :func:`inpainter_quality` on the held-out split (on the CPU) and stores
+    it in the file's ``metrics``: ``test_l1`` (learned), ``test_l1_pushpull``,
+    ``test_l1_mean_colour`` and their ratios. Under torchrun rank 0 writes ``out``.
 
     Args:
-        data (str): ``"digits"`` or ``"shapes"``.
+        data (str): ``"digits"``, ``"shapes"`` or an image folder ``DIR/<class>/<image>``.
         out (path): weights file to write (zoo format, :func:`captum_cf.zoo.load_file`).
         steps (int, optional): optimisation steps (default per data set).
         seed (int): seeds the initial weights, data order and holes.
         limit (int, optional): use only the first ``limit`` training and held-out images.
-        checkpoint (path, optional): checkpoint file, written every 200 steps.
+        checkpoint (path, optional): checkpoint file, written every ``checkpoint_every`` steps.
         resume (bool): continue from ``checkpoint`` when it exists.
         show_progress (bool): tqdm progress bar.
+        image_size (int, optional): image side (default: the data set's own).
+        batch_size (int, optional): images per step (default per data set; per process).
+        checkpoint_every (int): steps between checkpoints.
+        device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
+        amp (str, optional): ``"bf16"``: bfloat16 autocast of the network (CUDA only).
 
     Returns:
         float: the held-out hole L1 of the trained inpainter.
@@ -151,22 +187,27 @@ def train_inpainter(
         >>> l1 = train_inpainter("digits", out="digits-inpainter.pt", steps=50, limit=128)
         >>> inpainter = LearnedInpainter.load("digits-inpainter.pt")
     """
-    if data not in INPAINTER_SETUPS:
-        raise ValueError(f"data must be one of {sorted(INPAINTER_SETUPS)}, got {data!r}")
+    from captum_cf.training.data import check_data
+    from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
+
+    check_data(data, image_size)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive int, got {limit!r}")
-    setup = INPAINTER_SETUPS[data]
+    dev = resolve_device(device)
+    check_amp(amp, dev)
+    train, test, test_desc = inpainter_data(data, image_size)
+    setup = _setup(data, train)
     steps = setup["steps"] if steps is None else steps
-    train, test, test_desc = inpainter_data(data)
     if limit is not None:
         train, test = train[:limit], test[:limit]
     torch.manual_seed(seed)
     model = LearnedInpainter(setup["config"])
     began = time.perf_counter()
-    losses = model.fit(train, steps=steps, batch_size=setup["batch_size"], lr=setup["lr"],
-                       crop=setup.get("crop"), checkpoint=checkpoint, resume=resume,
-                       show_progress=show_progress, seed=seed)
-    model.eval()
+    losses = model.fit(train, steps=steps, batch_size=batch_size or setup["batch_size"],
+                       lr=setup["lr"], crop=setup.get("crop"), checkpoint=checkpoint,
+                       checkpoint_every=checkpoint_every, resume=resume,
+                       show_progress=show_progress, seed=seed, device=dev, amp=amp)
+    model.cpu().eval()
     from captum_cf.inpainters import PushPullInpainter
 
     q = inpainter_quality({"learned": model, "push-pull": PushPullInpainter()}, test)
@@ -179,9 +220,13 @@ def train_inpainter(
                "loss_per_50_steps": [round(sum(losses[i : i + 50]) / len(losses[i : i + 50]), 5)
                                      for i in range(0, len(losses), 50)],
                "train_seconds": round(time.perf_counter() - began, 1)}
-    model.save(out, metrics=metrics, name=setup["name"])
-    logger.info("%s held-out hole L1 %.4f (push-pull %.4f, mean colour %.4f) -> %s",
-                setup["name"], q["learned"], q["push-pull"], q["mean-colour"], os.fspath(out))
+    context = distributed_context(dev)
+    if context.is_main:
+        model.save(out, metrics=metrics, name=setup["name"])
+        logger.info("%s held-out hole L1 %.4f (push-pull %.4f, mean colour %.4f) -> %s",
+                    setup["name"], q["learned"], q["push-pull"], q["mean-colour"],
+                    os.fspath(out))
+    context.barrier()
     return q["learned"]
 
 

@@ -1,4 +1,4 @@
-"""Classifier architectures of the zoo and the :class:`Normalized` wrapper.
+"""Classifier architectures of the zoo and the :class:`Normalized` and :class:`LogitsOf` wrappers.
 
 Every zoo classifier takes pixel-space images in [0, 1]; the data set's normalisation lives inside
 the model (``Normalized``), so a "zero", "blur" or "inpainted" baseline means the same thing for
@@ -9,20 +9,82 @@ training and randomisation tests need train and eval mode to compute the same fu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Normalized", "SmallCNN", "build_classifier"]
+__all__ = ["LogitsOf", "Normalized", "SmallCNN", "build_classifier", "logits_of"]
+
+
+def logits_of(output: Any) -> Any:
+    """The logits in a model's output: a tensor as it is, ``output["logits"]`` of a mapping that
+    has that key, ``output.logits`` of an object that has that attribute (a Hugging Face
+    ``ModelOutput``, a dataclass); anything else unchanged.
+
+    Example:
+        >>> logits_of({"logits": torch.zeros(2, 3), "hidden_states": None}).shape
+        torch.Size([2, 3])
+    """
+    if isinstance(output, Tensor):
+        return output
+    if isinstance(output, Mapping) and "logits" in output:
+        return output["logits"]
+    logits = getattr(output, "logits", None)
+    return output if logits is None else logits
+
+
+class LogitsOf(nn.Module):
+    """A model whose output holds its logits (``.logits`` or ``["logits"]``, as Hugging Face's
+    image classifiers return them), as a model that returns the logits tensor.
+
+    Captum's methods and captum_cf's metrics and audit need a tensor output;
+    ``LogitsOf(hf_model)`` gives it. A model that already returns a tensor passes through.
+    :class:`Normalized` and :func:`captum_cf.audit.audit` unwrap such outputs themselves.
+
+    Args:
+        model (nn.Module): returns a Tensor, a mapping with ``"logits"``, or an object with a
+            ``logits`` attribute; the logits have shape (N, classes).
+
+    Raises:
+        TypeError: (on call) the model's output is none of these.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class Out:
+        ...     logits: Tensor
+        >>> class HF(nn.Module):
+        ...     def forward(self, pixel_values):
+        ...         return Out(logits=pixel_values.flatten(1)[:, :3])
+        >>> LogitsOf(HF())(torch.rand(2, 1, 4, 4)).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        self.model = model
+
+    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
+        out = logits_of(self.model(*args, **kwargs))
+        if not isinstance(out, Tensor):
+            raise TypeError(
+                f"{type(self.model).__name__} returned a {type(out).__name__} without logits; "
+                "LogitsOf needs a Tensor, a mapping with 'logits' or an object with .logits"
+            )
+        return out
 
 
 class Normalized(nn.Module):
     """Wrap a model that expects normalised input so that it takes pixel-space images.
 
     ``forward(x) = model((x - mean) / std)`` with per-channel ``mean`` and ``std`` held as buffers
-    (they follow ``.to(device)`` and are saved in the ``state_dict``).
+    (they follow ``.to(device)`` and are saved in the ``state_dict``). A model whose output holds
+    its logits (a Hugging Face ``ModelOutput`` with ``.logits``, a dict with ``"logits"``) gives
+    the logits tensor, as :class:`LogitsOf` does, so the wrapped model goes straight to Captum.
 
     Args:
         model (nn.Module): the model expecting normalised input.
@@ -63,7 +125,7 @@ class Normalized(nn.Module):
             raise ValueError(
                 f"input must have shape (N, {self.mean.shape[1]}, H, W), got {tuple(x.shape)}"
             )
-        return self.model((x - self.mean) / self.std)
+        return logits_of(self.model((x - self.mean) / self.std))
 
     def extra_repr(self) -> str:
         return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"

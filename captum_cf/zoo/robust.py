@@ -45,11 +45,19 @@ def train_robust_classifier(
     limit: int | None = None,
     checkpoint: str | os.PathLike | None = None,
     show_progress: bool = True,
+    *,
+    image_size: int | None = None,
+    batch_size: int = ROBUST_SETUP["batch_size"],
+    checkpoint_every: int = 50,
+    device: str | torch.device | None = None,
+    amp: str | None = None,
 ) -> tuple[float, float]:
     """Train the robust zoo classifier of ``data`` and write it to ``out`` (zoo weights format).
 
     Args:
-        data (str): only ``"digits"`` (trains ``"digits-cnn-robust"``).
+        data (str): ``"digits"`` (trains ``"digits-cnn-robust"``), ``"shapes"`` or an image
+            folder ``DIR/<class>/<image>`` (``"<name>-cnn-robust"``, the architecture of
+            :func:`~captum_cf.zoo.train.train_classifier` for that data with max pooling).
         out (path): weights file to write.
         eps (float): L2 radius of the PGD attack used in training and evaluation.
         steps (int): optimiser steps (batch 64).
@@ -58,6 +66,11 @@ def train_robust_classifier(
         limit (int, optional): use only the first ``limit`` training and test images (quick runs).
         checkpoint (path, optional): checkpoint file; an existing one is resumed exactly.
         show_progress (bool): tqdm bar over the steps.
+        image_size (int, optional): image side (default: the data set's own).
+        batch_size (int): images per step (per process under torchrun).
+        checkpoint_every (int): steps between checkpoints.
+        device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
+        amp (str, optional): ``"bf16"``: bfloat16 autocast of the training forward (CUDA).
 
     Returns:
         tuple[float, float]: clean test accuracy and L2-PGD robust test accuracy at ``eps``
@@ -68,16 +81,22 @@ def train_robust_classifier(
         >>> clean, robust = train_robust_classifier(out="robust.pt", steps=20, limit=128)
     """
     from captum_cf.robust import adversarial_train, robust_accuracy
+    from captum_cf.training.data import check_data, data_name, is_folder
+    from captum_cf.training.distributed import check_amp, resolve_device
     from captum_cf.zoo.train import CLASSIFIER_SETUPS, _config, classifier_data
 
-    if data != "digits":
-        raise ValueError(f"data must be 'digits' (the only robust zoo model), got {data!r}")
-    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data)
+    check_data(data, image_size)
+    dev = resolve_device(device)
+    check_amp(amp, dev)
+    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size)
     if limit is not None:
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
     # max pooling, as digits-cnn had when these weights were trained (it moved to average
     # pooling for exact DeepLift later); the robust model is used for its gradients only
-    config = {**_config(CLASSIFIER_SETUPS[data], x_tr, 10), "pool": ROBUST_SETUP["pool"]}
+    setup = CLASSIFIER_SETUPS["folder" if is_folder(data) else data]
+    num_classes = 10 if data == "digits" else int(max(y_tr.max(), y_te.max())) + 1
+    config = {**_config(setup, x_tr, num_classes), "pool": ROBUST_SETUP["pool"]}
+    name = "digits-cnn-robust" if data == "digits" else f"{data_name(data)}-cnn-robust"
     torch.manual_seed(seed)
     model = build_classifier(config)
     s = ROBUST_SETUP
@@ -89,18 +108,21 @@ def train_robust_classifier(
         eps=eps,
         steps=steps,
         attack_steps=attack_steps,
-        batch_size=min(s["batch_size"], len(x_tr)),
+        batch_size=min(batch_size, len(x_tr)),
         lr=s["lr"],
         clean_weight=s["clean_weight"],
         checkpoint=checkpoint,
-        checkpoint_every=50,
+        checkpoint_every=checkpoint_every,
         seed=seed,
         show_progress=show_progress,
         log_every=25,
+        device=dev,
+        amp=amp,
     )
     seconds = round(time.perf_counter() - began, 1)
     model.eval()
-    clean, robust = robust_accuracy(model, x_te, y_te, s["norm"], eps, s["eval_attack_steps"])
+    clean, robust = robust_accuracy(model, x_te.to(dev), y_te.to(dev), s["norm"], eps,
+                                    s["eval_attack_steps"])
     metrics = {
         "test_accuracy": clean,
         "robust_accuracy": robust,
@@ -115,10 +137,14 @@ def train_robust_classifier(
         "losses": [round(h["loss"], 4) for h in history],
         "train_seconds": seconds,
     }
-    save_weights(
-        out, name="digits-cnn-robust", arch="small-cnn", config=config, model=model, metrics=metrics
-    )
-    logger.info("digits-cnn-robust clean %.4f robust %.4f -> %s", clean, robust, os.fspath(out))
+    from captum_cf.training.distributed import distributed_context
+
+    context = distributed_context(dev)
+    if context.is_main:
+        save_weights(out, name=name, arch="small-cnn", config=config, model=model.cpu(),
+                     metrics=metrics)
+        logger.info("%s clean %.4f robust %.4f -> %s", name, clean, robust, os.fspath(out))
+    context.barrier()
     return clean, robust
 
 

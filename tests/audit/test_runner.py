@@ -106,7 +106,8 @@ def test_sanity_check_reuses_the_grids_maps(monkeypatch) -> None:
     monkeypatch.setitem(METHODS._entries, "counted", _Entry(counted, "", lambda c: True))
     model, x = tiny_model(), torch.rand(4, 1, 8, 8)
     res = audit(model, x, methods=["counted"], baselines=["zero"], n_steps=2, sanity_n=2)
-    assert calls == [4, 2]  # the grid's maps once, the randomised model's maps of 2 images
+    # the applicability probe (1 image), the grid's maps once, the randomised model's maps of 2
+    assert calls == [1, 4, 2]
     t = model(x).argmax(1)
     ctx = AuditContext(model, "custom", None, 3, (1, 8, 8))
     ig, zero = METHODS.create("integrated-gradients", ctx), None

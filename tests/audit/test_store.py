@@ -85,7 +85,7 @@ def test_interrupt_keeps_work_and_resume_computes_only_the_missing_pairs(
     monkeypatch.setitem(METHODS._entries, "stop", _Entry(ref.factory, "", lambda c: True))
     whole = audit(model, x, **kw)
     path = str(tmp_path / "s.sqlite")
-    stop = _Stop(4)  # batch 0: 2 cells, batch 1: cell 1, then Ctrl-C
+    stop = _Stop(5)  # the probe, batch 0: 2 cells, batch 1: cell 1, then Ctrl-C
     monkeypatch.setitem(METHODS._entries, "stop", _Entry(stop.factory, "", lambda c: True))
     with pytest.raises(AuditInterrupted, match=r"interrupted; 6 of 12 done; resume with --resume"):
         audit(model, x, store=path, **kw)
@@ -93,7 +93,7 @@ def test_interrupt_keeps_work_and_resume_computes_only_the_missing_pairs(
     monkeypatch.setitem(METHODS._entries, "stop", _Entry(again.factory, "", lambda c: True))
     # explain_batch=None (sized by memory: 256 here) keeps the stored run's batches of 2
     resumed = audit(model, x, store=path, resume=True, **{**kw, "explain_batch": None})
-    assert again.calls == 3  # 3 (batch, cell) pairs were missing of 6
+    assert again.calls == 1 + 3  # the probe, then the 3 (batch, cell) pairs missing of 6
     for a, b in zip(whole.cells, resumed.cells):
         for m in whole.metrics:
             assert torch.equal(a.values[m], b.values[m])

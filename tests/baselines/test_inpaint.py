@@ -71,7 +71,7 @@ def test_fill_passes_per_channel_hole_when_keep_differs_per_channel():
 def test_reference_checkerboard_passes_are_one_batched_call():
     rec = _Recorder()
     x = torch.rand(2, 1, 8, 12)
-    ref = InpaintBaseline(rec, patch=2).reference(x)
+    ref = InpaintBaseline(rec, patch=2, blend=False).reference(x)
     assert torch.equal(ref, x)  # identity inpainter: each pixel taken from exactly one pass
     (holes,) = rec.holes
     assert holes.shape == (8, 1, 8, 12)  # 4 passes x 2 images
@@ -86,8 +86,38 @@ def test_reference_checkerboard_passes_are_one_batched_call():
 def test_reference_batch_size_splits_the_calls():
     rec = _Recorder()
     x = torch.rand(3, 1, 8, 8)
-    InpaintBaseline(rec, batch_size=5).reference(x)
+    InpaintBaseline(rec, batch_size=5, blend=False).reference(x)
     assert [h.shape[0] for h in rec.holes] == [5, 5, 2]
+    rec.holes.clear()
+    InpaintBaseline(rec, batch_size=20).reference(x)  # blended: 16 passes x 3 images
+    assert [h.shape[0] for h in rec.holes] == [20, 20, 8]
+
+
+def test_blended_reference_is_identity_for_an_identity_inpainter_and_every_grid_is_used():
+    rec = _Recorder()
+    x = torch.rand(2, 1, 8, 12)
+    assert torch.equal(InpaintBaseline(rec, patch=4).reference(x), x)
+    (holes,) = rec.holes
+    assert holes.shape == (32, 1, 8, 12)  # 4 grids x 4 passes x 2 images
+    # every grid covers each pixel exactly once; the shifted grid's cells start 2 pixels earlier
+    assert torch.equal(holes.sum(0), torch.full((1, 8, 12), 8.0))
+    assert torch.equal(holes[2 * 4, 0, 0, :6], torch.tensor([1.0, 1, 0, 0, 0, 0]))
+
+
+def test_blending_removes_the_seams_of_the_single_grid():
+    # a smooth ramp at 96 px: the single grid swaps content across every cell border (tiles);
+    # blending leaves the reference about as smooth as the input
+    ramp = torch.linspace(0, 1, 96)
+    x = (0.5 * ramp.view(1, 1, 1, 96) + 0.5 * ramp.view(1, 1, 96, 1)).expand(1, 3, 96, 96)
+    x = 0.9 * x + 0.05 * (1 + torch.sin(torch.arange(96.0) / 5).view(1, 1, 1, 96))
+
+    def max_jump(img):
+        return float(torch.diff(img, dim=-1).abs().max().max(torch.diff(img, dim=-2).abs().max()))
+
+    tiles = InpaintBaseline(PushPullInpainter(), blend=False).reference(x)
+    smooth = InpaintBaseline(PushPullInpainter()).reference(x)
+    assert max_jump(x) < 0.03
+    assert max_jump(tiles) > 2 * max_jump(smooth), (max_jump(tiles), max_jump(smooth))  # 3.3x
 
 
 def test_reference_with_push_pull_replaces_every_pixel_from_context():

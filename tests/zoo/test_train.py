@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import captum_cf.zoo.train as train_module
+import captum_cf.training.loop as loop_module
 from captum_cf import zoo
 from captum_cf.datasets import load_digits
 from captum_cf.zoo.train import evaluate_accuracy, random_shift, train_classifier
@@ -38,11 +38,11 @@ def test_resume_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         real_save(path, state)
         raise KeyboardInterrupt
 
-    real_save = train_module.save_checkpoint
-    monkeypatch.setattr(train_module, "save_checkpoint", save_then_crash)
+    real_save = loop_module.save_checkpoint
+    monkeypatch.setattr(loop_module, "save_checkpoint", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
         train_classifier("digits", out=tmp_path / "resumed.pt", checkpoint=ckpt, **kwargs)
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    monkeypatch.setattr(loop_module, "save_checkpoint", real_save)
     assert not (tmp_path / "resumed.pt").exists()
     train_classifier("digits", out=tmp_path / "resumed.pt", checkpoint=ckpt, **kwargs)
     straight = zoo.read_weights(tmp_path / "straight.pt")

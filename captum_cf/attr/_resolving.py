@@ -1,0 +1,142 @@
+"""Build the ``attribute`` of a Captum subclass whose input-space ``baselines`` accept Baselines.
+
+The layer, neuron and Shapley subclasses of ``captum_cf.attr`` differ from their Captum parents
+only in what ``baselines`` may hold, so each one's ``attribute`` is made here from Captum's own:
+the same parameters and defaults (``inspect.signature`` shows Captum's, ``baselines`` widened
+to also take a Baseline), Captum's ``@log_usage`` on top (``NoiseTunnel`` calls
+``attribute.__wrapped__``), and a body that
+
+1. binds the call to Captum's signature (so positional and keyword calls behave alike);
+2. without a Baseline in ``baselines``: calls Captum's undecorated ``attribute`` with exactly the
+   arguments given, so the numbers (and the exceptions) are Captum's;
+3. with a Baseline, one of three strategies:
+
+   - ``"reference"`` (path and DeepLIFT methods): each Baseline becomes
+     ``baseline.reference(inputs, target)`` (:func:`~captum_cf.attr._baselines.resolve_baselines`),
+     then Captum runs on that tensor;
+   - ``"paired"`` (the Shap family): the same references, one per example, are checked to be
+     per-example (:func:`~captum_cf.attr._baselines.check_per_example`) and handed to a
+     ``paired(self, arguments)`` function that pairs reference ``n`` with example ``n`` instead of
+     treating the rows as a distribution shared by all examples;
+   - ``"fill"`` (perturbation methods): removed features are filled by ``baseline.fill`` chunk by
+     chunk, through the sentinel machinery of :mod:`captum_cf.attr._perturbation`.
+
+The user's model and inputs are restored after every call, also after an exception
+(:func:`~captum_cf.attr._guard.guarded`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, Literal, Union
+
+from captum.log import log_usage
+
+from captum_cf.attr._baselines import check_per_example, has_baseline, resolve_baselines
+from captum_cf.attr._guard import guarded
+from captum_cf.attr._perturbation import _plan, _with_filling_forward
+from captum_cf.baselines.base import Baseline
+
+__all__: list[str] = []
+
+Strategy = Literal["reference", "paired", "fill"]
+Paired = Callable[[Any, dict[str, Any]], Any]
+
+
+def baseline_attribute(
+    captum_cls: type, strategy: Strategy = "reference", paired: Paired | None = None
+) -> Callable[..., Any]:
+    """Captum's ``captum_cls.attribute`` whose ``baselines`` also accept Baselines.
+
+    Args:
+        captum_cls (type): the Captum class (e.g. ``captum.attr.LayerIntegratedGradients``).
+        strategy (str): ``"reference"``, ``"paired"`` or ``"fill"`` (see the module docstring).
+        paired (Callable): with ``"paired"``, ``paired(self, arguments)`` computes the attribution
+            from the bound arguments, ``arguments["baselines"]`` holding one reference per example.
+
+    Returns:
+        The ``attribute`` function to assign in the subclass body.
+    """
+    if (strategy == "paired") != (paired is not None):
+        raise ValueError("paired is required with strategy='paired' and only there")
+    inner = captum_cls.attribute.__wrapped__  # type: ignore[attr-defined]
+    signature = inspect.signature(inner)
+    has_target = "target" in signature.parameters
+
+    @functools.wraps(inner)
+    def attribute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = signature.bind(self, *args, **kwargs)
+        inputs, baselines = call.arguments["inputs"], call.arguments.get("baselines")
+        if not has_target:
+            _check_no_target_needed(baselines, captum_cls.__name__)
+        with guarded(self.forward_func, inputs):
+            if strategy == "fill":
+                return _fill_call(inner, call)
+            target = call.arguments.get("target")
+            # callables are Captum's for the Shap family only (a pool of references)
+            resolved = resolve_baselines(
+                baselines, inputs, target, allow_callable=strategy == "paired"
+            )
+            if not has_baseline(baselines):
+                return inner(*call.args, **call.kwargs)
+            call.arguments["baselines"] = resolved
+            if paired is None:
+                return inner(*call.args, **call.kwargs)
+            check_per_example(resolved, inputs)
+            call.apply_defaults()
+            arguments = {k: v for k, v in call.arguments.items() if k != "self"}
+            return paired(self, arguments)
+
+    params = [
+        p.replace(annotation=Union[p.annotation, Baseline, tuple[Any, ...]])
+        if p.name == "baselines"
+        else p
+        for p in signature.parameters.values()
+    ]
+    attribute.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    attribute.__doc__ = _DOC.format(name=captum_cls.__name__, strategy=_STRATEGY_DOC[strategy])
+    return log_usage(part_of_slo=True)(attribute)
+
+
+def _fill_call(inner: Callable[..., Any], call: inspect.BoundArguments) -> Any:
+    """Perturbation methods: Captum's loop on a copy whose forward fills the sentinel entries."""
+    arguments = call.arguments
+    plan = _plan(arguments["inputs"], arguments.get("baselines"), arguments.get("target"))
+    if plan is not None:  # without a Baseline: Captum's own call, untouched
+        arguments["baselines"] = plan.captum_baselines
+        arguments["self"] = _with_filling_forward(arguments["self"], plan)
+    return inner(*call.args, **call.kwargs)
+
+
+def _check_no_target_needed(baselines: Any, name: str) -> None:
+    """A Baseline that needs the class cannot serve a method that has no ``target``."""
+    entries = baselines if isinstance(baselines, tuple) else (baselines,)
+    for b in entries:
+        if isinstance(b, Baseline) and getattr(b, "needs_target", False):
+            raise ValueError(
+                f"baselines: {type(b).__name__} depends on the class being explained, but "
+                f"{name}.attribute has no target; pass its reference as a tensor instead, "
+                "baselines=baseline.reference(inputs, target)"
+            )
+
+
+_DOC = """Captum's ``{name}.attribute``; its input-space ``baselines`` may also hold Baselines.
+
+Parameters, defaults and return values are exactly Captum's (see
+:meth:`captum.attr.{name}.attribute`). ``baselines`` additionally accepts a
+:class:`~captum_cf.baselines.Baseline`, or a tuple (one entry per input tensor) whose entries may
+be Baselines next to numbers and tensors. {strategy} Without a Baseline the call is Captum's,
+untouched.
+"""
+
+_STRATEGY_DOC = {
+    "reference": "A Baseline becomes ``baseline.reference(inputs, target)``, one reference per "
+    "example, computed once per call from the clean inputs.",
+    "paired": "A Baseline gives each example its own reference, "
+    "``baseline.reference(inputs, target)[n]`` for example ``n``, used as that example's only "
+    "reference (not drawn from a distribution shared by all examples).",
+    "fill": "A Baseline fills each removed feature with ``baseline.fill(inputs, keep)``, one "
+    "fill call per chunk of ``perturbations_per_eval`` perturbations.",
+}

@@ -1,0 +1,22 @@
+"""captum_cf.attr.InternalInfluence: the Baseline chooses the path of the averaged gradient."""
+
+from __future__ import annotations
+
+import captum.attr
+import torch
+
+from captum_cf.attr import InternalInfluence
+
+
+def test_a_baseline_equal_to_the_input_gives_the_layer_gradient_at_the_input(
+    smooth_cnn, images, fixed
+):
+    """The path from x to x is one point: the average gradient is the gradient at x."""
+    ours = InternalInfluence(smooth_cnn, smooth_cnn.conv).attribute(images, fixed(images), target=0)
+    grad = captum.attr.LayerGradientXActivation(
+        smooth_cnn, smooth_cnn.conv, multiply_by_inputs=False
+    ).attribute(images, target=0)
+    assert torch.allclose(ours, grad, atol=1e-6)
+    ii = InternalInfluence(smooth_cnn, smooth_cnn.conv)
+    other = ii.attribute(images, fixed(1 - images), target=0)
+    assert not torch.allclose(other, grad, atol=1e-3)

@@ -1,0 +1,33 @@
+"""captum_cf.attr.LayerIntegratedGradients: completeness from a Baseline, mixed tuples."""
+
+from __future__ import annotations
+
+import captum.attr
+import torch
+
+from captum_cf.attr import LayerIntegratedGradients
+
+
+def test_layer_attributions_sum_to_the_output_gap(smooth_cnn, images, refs, fixed):
+    lig = LayerIntegratedGradients(smooth_cnn, smooth_cnn.conv)
+    attr, delta = lig.attribute(
+        images, fixed(refs), target=2, n_steps=64, return_convergence_delta=True
+    )
+    with torch.no_grad():
+        gap = smooth_cnn(images)[:, 2] - smooth_cnn(refs)[:, 2]
+    assert attr.shape == (3, 4, 4, 4) and gap.abs().min() > 0.02
+    assert (attr.sum(dim=(1, 2, 3)) - gap).abs().max() < 1e-3
+    assert delta.abs().max() < 1e-3
+
+
+def test_tuple_with_a_baseline_and_a_number_equals_captum(two_input_net, fixed):
+    img, vec = torch.rand(2, 1, 6, 6), torch.randn(2, 4)
+    ref, scale = torch.rand(2, 1, 6, 6), torch.tensor([[1.0], [3.0]])
+    kw = dict(target=0, additional_forward_args=(scale,), n_steps=8, return_convergence_delta=True)
+    ours = LayerIntegratedGradients(two_input_net, two_input_net.conv).attribute(
+        (img, vec), (fixed(ref), 0.5), **kw
+    )
+    theirs = captum.attr.LayerIntegratedGradients(two_input_net, two_input_net.conv).attribute(
+        (img, vec), (ref, 0.5), **kw
+    )
+    assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])

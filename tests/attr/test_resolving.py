@@ -1,0 +1,187 @@
+"""Every Captum subclass built by ``baseline_attribute``: Captum's numbers, signatures and errors.
+
+One table (``CASES``) runs the ShapleyValues, layer and neuron classes through the same checks;
+the method-specific semantics (paired Shap, fills, completeness) sit in the per-module files.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import captum.attr
+import pytest
+import torch
+
+import captum_cf.attr
+from captum_cf.attr._baselines import BaselineTypeError
+from captum_cf.baselines import ConstantBaseline
+
+NEURON = (1, 0, 1)  # a unit of TinyCNN.act's (N, 4, 2, 2) output
+MASK = (torch.arange(36).view(1, 1, 6, 6) % 6 >= 3).long() + 2 * (
+    torch.arange(36).view(1, 1, 6, 6) >= 18
+).long()  # 4 quadrants
+
+#: name -> (layer attribute of TinyCNN or None, strategy, attribute kwargs besides the baselines)
+CASES: dict[str, tuple[str | None, str, dict[str, Any]]] = {
+    "ShapleyValues": (None, "fill", dict(target=1, feature_mask=MASK, perturbations_per_eval=5)),
+    "LayerIntegratedGradients": ("conv", "reference", dict(target=1, n_steps=6)),
+    "LayerConductance": ("act", "reference", dict(target=2, n_steps=6)),
+    "InternalInfluence": ("act", "reference", dict(target=0, n_steps=6)),
+    "LayerDeepLift": ("conv", "reference", dict(target=1)),
+    "LayerDeepLiftShap": ("conv", "paired", dict(target=1)),
+    "LayerGradientShap": ("conv", "paired", dict(target=1, n_samples=3, stdevs=0.1)),
+    "NeuronIntegratedGradients": ("act", "reference", dict(neuron_selector=NEURON, n_steps=6)),
+    "NeuronConductance": ("act", "reference", dict(neuron_selector=NEURON, target=2, n_steps=6)),
+    "NeuronDeepLift": ("act", "reference", dict(neuron_selector=NEURON)),
+    "NeuronDeepLiftShap": ("act", "paired", dict(neuron_selector=NEURON)),
+    "NeuronGradientShap": ("act", "paired", dict(neuron_selector=NEURON, n_samples=3, stdevs=0.1)),
+    "NeuronFeatureAblation": ("act", "fill", dict(neuron_selector=NEURON, feature_mask=MASK)),
+}
+NAMES = list(CASES)
+
+
+def _make(module: Any, name: str, model: torch.nn.Module) -> Any:
+    layer = CASES[name][0]
+    cls = getattr(module, name)
+    return cls(model) if layer is None else cls(model, getattr(model, layer))
+
+
+def _run(module: Any, name: str, model: torch.nn.Module, inputs: Any, baselines: Any) -> Any:
+    """One seeded call of ``module.name`` (captum.attr or captum_cf.attr) on ``model``."""
+    torch.manual_seed(3)
+    import numpy as np
+
+    np.random.seed(3)
+    return _make(module, name, model).attribute(inputs, baselines=baselines, **CASES[name][2])
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    return torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_subclass_with_captum_signature_exported_and_noise_tunnel_ready(name, cnn, same_signature):
+    ours, theirs = getattr(captum_cf.attr, name), getattr(captum.attr, name)
+    assert name in captum_cf.attr.__all__
+    assert issubclass(ours, theirs) and ours is not theirs
+    assert same_signature(ours, theirs)
+    assert "Baseline" in str(inspect.signature(ours.attribute).parameters["baselines"].annotation)
+    # Captum's NoiseTunnel calls attribute.__wrapped__(self, ...): it must be ours, not Captum's
+    assert ours.attribute.__wrapped__ is not theirs.attribute.__wrapped__
+    assert "Baseline" in ours.attribute.__doc__
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_numbers_and_tensors_give_exactly_captums_result(name, cnn, images, refs):
+    strategy = CASES[name][1]
+    if strategy == "paired":  # Captum needs a distribution (B > 1) or a callable returning one
+        choices = [refs[:2], lambda x: refs[:2]]
+    else:
+        choices = [None, 0.25, refs[:1]] + ([refs] if strategy == "reference" else [])
+    for baselines in choices:
+        ours = _run(captum_cf.attr, name, cnn, images, baselines)
+        theirs = _run(captum.attr, name, cnn, images, baselines)
+        assert _equal(ours, theirs)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if CASES[n][1] == "reference"])
+def test_baseline_gives_captums_result_for_its_reference(name, cnn, images, refs, fixed, device):
+    model, x, ref = cnn.to(device), images.to(device), refs.to(device)
+    baseline = fixed(ref)
+    ours = _run(captum_cf.attr, name, model, x, baseline)
+    theirs = _run(captum.attr, name, model, x, ref)
+    assert _equal(ours, theirs)
+    target = CASES[name][2].get("target")
+    assert baseline.targets == [target]  # resolved once, with the call's target
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if CASES[n][1] == "fill"])
+def test_constant_baseline_fills_exactly_as_the_number(name, cnn, images):
+    ours = _run(captum_cf.attr, name, cnn, images, ConstantBaseline(0.25))
+    theirs = _run(captum.attr, name, cnn, images, 0.25)
+    assert torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if CASES[n][1] == "paired"])
+def test_shap_single_example_baseline_is_captum_with_its_reference(name, cnn, images, refs, fixed):
+    """N = 1: a distribution of one reference (Captum's DeepLiftShap needs B > 1: twice)."""
+    x, ref = images[:1], refs[:1]
+    ours = _run(captum_cf.attr, name, cnn, x, fixed(ref))
+    theirs = _run(captum.attr, name, cnn, x, torch.cat([ref, ref]) if "Lift" in name else ref)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if CASES[n][1] == "paired"])
+def test_shap_each_example_uses_its_own_reference(name, cnn, images, refs, fixed):
+    """Moving the references of examples 1..N-1 leaves example 0's attribution unchanged."""
+    moved = refs.clone()
+    moved[1:] = 1 - moved[1:]
+    a = _run(captum_cf.attr, name, cnn, images, fixed(refs))
+    b = _run(captum_cf.attr, name, cnn, images, fixed(moved))
+    assert torch.equal(a[0], b[0]) and not torch.allclose(a[1:], b[1:])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_model_and_inputs_unchanged_also_after_errors(
+    name, cnn, images, refs, fixed, raising, model_state
+):
+    snapshot, assert_same_state = model_state
+    cnn.train()
+    cnn.fc.weight.requires_grad_(False)
+    before, x = snapshot(cnn), images.clone()
+    _run(captum_cf.attr, name, cnn, images, fixed(refs))
+    with pytest.raises(RuntimeError, match="baseline failed"):
+        _run(captum_cf.attr, name, cnn, images, raising)
+    assert_same_state(cnn, before)
+    assert torch.equal(images, x) and not images.requires_grad
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_wrong_baseline_types_are_type_errors_and_captums_assertion_errors(name, cnn, images):
+    strategy = CASES[name][1]
+    for bad in [[0.0], (images, "zero")] + ([] if strategy == "paired" else [lambda x: x]):
+        with pytest.raises(TypeError, match="baselines"):
+            _run(captum_cf.attr, name, cnn, images, bad)
+        with pytest.raises(AssertionError):
+            _run(captum_cf.attr, name, cnn, images, bad)
+    with pytest.raises(TypeError, match="pass an instance"):
+        _run(captum_cf.attr, name, cnn, images, ConstantBaseline)
+    assert issubclass(BaselineTypeError, TypeError)
+    assert issubclass(BaselineTypeError, AssertionError)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_baseline_that_needs_the_class(name, cnn, images, refs, target_baseline):
+    kwargs = CASES[name][2]
+    if "target" in kwargs:
+        baseline = target_baseline(refs)
+        _run(captum_cf.attr, name, cnn, images, baseline)
+        # the fill path hands it per row, (N,), the others as given
+        assert torch.as_tensor(baseline.targets[0]).unique().tolist() == [kwargs["target"]]
+    else:
+        with pytest.raises(ValueError, match=f"{name}.attribute has no target"):
+            _run(captum_cf.attr, name, cnn, images, target_baseline(refs))
+
+
+def test_captum_noise_tunnel_calls_our_attribute(cnn, images, refs):
+    """Captum's NoiseTunnel calls ``attribute.__wrapped__``: ours, with Captum's numbers."""
+    kw = dict(nt_samples=2, stdevs=0.1, baselines=refs, target=1, n_steps=4)
+    results = []
+    for module in (captum_cf.attr, captum.attr):
+        torch.manual_seed(0)
+        lig = module.LayerIntegratedGradients(cnn, cnn.conv)
+        results.append(captum.attr.NoiseTunnel(lig).attribute(images, **kw))
+    assert torch.equal(*results)
+
+
+def test_our_noise_tunnel_resolves_a_baseline_from_the_clean_inputs(cnn, images, refs, fixed):
+    kw = dict(nt_samples=2, stdevs=0.1, target=1, n_steps=4)
+    torch.manual_seed(0)
+    nt = captum_cf.attr.NoiseTunnel(captum_cf.attr.LayerConductance(cnn, cnn.act))
+    ours = nt.attribute(images, baselines=fixed(refs), **kw)
+    torch.manual_seed(0)
+    nt = captum.attr.NoiseTunnel(captum.attr.LayerConductance(cnn, cnn.act))
+    assert torch.equal(ours, nt.attribute(images, baselines=refs, **kw))

@@ -1,0 +1,330 @@
+"""The audited model: weights files, probability outputs, ``.logits`` outputs, method probes."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from captum_cf._registry import AuditContext, _Entry
+from captum_cf.attr import METHODS
+from captum_cf.audit import AuditInputError, audit
+from captum_cf.audit.model import check_logits, load_model, logits_model, probe_methods
+from captum_cf.cli import main
+from captum_cf.zoo import LogitsOf
+
+# --- models -------------------------------------------------------------------------------------
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 8 * 8, 3))
+
+
+class Detached(nn.Module):
+    """Its output does not depend on the input through autograd: gradient methods cannot run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = _net()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x.detach())
+
+
+@dataclass
+class Output:
+    """What a Hugging Face image classifier returns (a ``ModelOutput``), reduced to its core."""
+
+    logits: Tensor
+    hidden_states: Tensor | None = None
+
+
+class HFStyle(nn.Module):
+    """A Hugging Face style classifier: ``forward(pixel_values)`` -> an object with ``.logits``
+    (or, with ``as_dict=True``, an ordered dict with ``"logits"``)."""
+
+    def __init__(self, as_dict: bool = False) -> None:
+        super().__init__()
+        self.net, self.as_dict = _net(), as_dict
+
+    def forward(self, pixel_values: Tensor):
+        logits = self.net(pixel_values)
+        if self.as_dict:
+            return OrderedDict(logits=logits, hidden_states=pixel_values)
+        return Output(logits=logits, hidden_states=pixel_values)
+
+
+def _state(model: nn.Module) -> tuple:
+    return (
+        {k: v.clone() for k, v in model.state_dict().items()},
+        [(m.training, dict(m._forward_hooks), dict(m._forward_pre_hooks)) for m in model.modules()],
+        [p.requires_grad for p in model.parameters()],
+    )
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return all(torch.equal(a[0][k], b[0][k]) for k in a[0]) and a[1:] == b[1:]
+
+
+def _ctx(model, x: Tensor) -> AuditContext:
+    return AuditContext(model, "custom", None, 3, tuple(x.shape[1:]))
+
+
+# --- probabilities ------------------------------------------------------------------------------
+
+
+def test_probabilities_are_detected_and_the_warning_names_the_fix() -> None:
+    x = torch.rand(4, 1, 8, 8)
+    with pytest.warns(UserWarning, match=r"probabilities.*return the logits"):
+        assert check_logits(nn.Sequential(_net(), nn.Softmax(dim=1)), x) == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # logits and log-probabilities: no warning
+        assert check_logits(_net(), x) == 3
+        assert check_logits(nn.Sequential(_net(), nn.LogSoftmax(dim=1)), x) == 3
+        # non-negative rows that do not sum to 1 are not probabilities
+        assert check_logits(nn.Sequential(_net(), nn.Softmax(dim=1), _Times(2.0)), x) == 3
+
+
+class _Times(nn.Module):
+    def __init__(self, c: float) -> None:
+        super().__init__()
+        self.c = c
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.c
+
+
+def test_the_audit_warns_about_a_softmax_model() -> None:
+    with pytest.warns(UserWarning, match="probabilities"):
+        audit(nn.Sequential(_net(), nn.Softmax(dim=1)), torch.rand(2, 1, 8, 8),
+              methods=["integrated-gradients"], baselines=["zero"], n_steps=2, sanity_n=0)
+
+
+# --- .logits outputs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_logits_of_unwraps_hugging_face_style_outputs(as_dict: bool, device) -> None:
+    hf = HFStyle(as_dict).to(device)
+    x = torch.rand(3, 1, 8, 8, device=device)
+    assert torch.equal(LogitsOf(hf)(x), hf.net(x))
+    assert torch.equal(LogitsOf(hf.net)(x), hf.net(x))  # tensors pass through
+    assert logits_model(hf.net, x) is hf.net  # no wrapper where none is needed
+    wrapped = logits_model(hf, x)
+    assert isinstance(wrapped, LogitsOf) and wrapped.model is hf
+    from captum_cf.zoo import Normalized
+
+    norm = Normalized(hf, [0.5], [0.25])
+    assert torch.equal(norm(x), hf.net((x - 0.5) / 0.25))
+    with pytest.raises(TypeError, match="without logits"):
+        LogitsOf(nn.Sequential(_Tuple()))(x)
+
+
+class _Tuple(nn.Module):
+    def forward(self, x: Tensor):
+        return (x,)
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_audit_of_a_hugging_face_style_model_equals_the_audit_of_its_logits(as_dict) -> None:
+    hf = HFStyle(as_dict)
+    x = torch.rand(3, 1, 8, 8)
+    kw = dict(methods=["integrated-gradients", "occlusion"], baselines=["zero", "blur"],
+              n_steps=3, sanity_n=2, seed=3)
+    before = _state(hf)
+    ours, plain = audit(hf, x, **kw), audit(hf.net, x, **kw)
+    assert [c.error for c in ours.cells] == [None] * 4
+    for a, b in zip(ours.cells, plain.cells):
+        assert (a.method, a.baseline) == (b.method, b.baseline)
+        for m in b.values:
+            assert torch.allclose(a.values[m], b.values[m], atol=1e-6), m
+    assert _same(before, _state(hf))
+    with pytest.raises(AuditInputError, match=r"LogitsOf"):
+        check_logits(hf, x)  # check_logits alone names the wrapper
+
+
+def test_load_model_builds_a_factory_model_with_logits(tmp_path) -> None:
+    (tmp_path / "hfmodel.py").write_text(
+        "import torch.nn as nn\n"
+        "class Out:\n    def __init__(self, logits):\n        self.logits = logits\n"
+        "class M(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))\n"
+        "    def forward(self, x):\n        return Out(self.net(x))\n"
+        "def make():\n    return M()\n"
+    )
+    model, _ = load_model(f"{tmp_path / 'hfmodel.py'}:make", "folder")
+    res = audit(model, torch.rand(2, 1, 8, 8), methods=["deeplift"], baselines=["zero"],
+                n_steps=2, sanity_n=0)
+    assert res.cells[0].error is None and res.config["num_classes"] == 3
+
+
+# --- the applicability probe --------------------------------------------------------------------
+
+
+def test_probe_leaves_out_methods_that_fail_with_a_one_line_reason(device) -> None:
+    model = Detached().to(device).eval()
+    x = torch.rand(4, 1, 8, 8, device=device)
+    before, rng = _state(model), torch.get_rng_state()
+    ok, skipped = probe_methods(model, ["integrated-gradients", "occlusion", "deeplift"],
+                                _ctx(model, x), x)
+    assert ok == ["occlusion"]
+    assert set(skipped) == {"integrated-gradients", "deeplift"}
+    assert all(r.startswith("RuntimeError: ") and "\n" not in r for r in skipped.values())
+    assert "not have been used in the graph" in skipped["integrated-gradients"]
+    assert _same(before, _state(model)) and torch.equal(rng, torch.get_rng_state())
+
+
+def test_probe_catches_non_finite_and_misshapen_maps(monkeypatch) -> None:
+    def nan_maps(ctx):
+        return lambda inputs, target, baseline: inputs * float("nan")
+
+    def flat_maps(ctx):
+        return lambda inputs, target, baseline: inputs.flatten(1)
+
+    monkeypatch.setitem(METHODS._entries, "nan-maps", _Entry(nan_maps, "", lambda ctx: True))
+    monkeypatch.setitem(METHODS._entries, "flat-maps", _Entry(flat_maps, "", lambda ctx: True))
+    model, x = _net().eval(), torch.rand(2, 1, 8, 8)
+    ok, skipped = probe_methods(model, ["nan-maps", "flat-maps", "occlusion"], _ctx(model, x), x)
+    assert ok == ["occlusion"]
+    assert skipped == {
+        "nan-maps": "returned non-finite attributions",
+        "flat-maps": "returned maps of shape (1, 64) for images of shape (1, 1, 8, 8)",
+    }
+    with pytest.raises(ValueError, match="n_images"):
+        probe_methods(model, ["occlusion"], _ctx(model, x), x, n_images=0)
+
+
+def test_audit_records_and_prints_the_methods_it_leaves_out(capsys) -> None:
+    model = Detached().eval()
+    x = torch.rand(3, 1, 8, 8)
+    before = _state(model)
+    res = audit(model, x, methods=["integrated-gradients", "occlusion"], baselines=["zero"],
+                n_steps=2, sanity_n=0)
+    assert [c.method for c in res.cells] == ["occlusion"] and res.cells[0].error is None
+    assert res.config["methods"] == ["occlusion"]
+    reason = res.config["skipped_methods"]["integrated-gradients"]
+    assert reason.startswith("RuntimeError: ")
+    err = capsys.readouterr().err
+    assert f"method 'integrated-gradients' left out, it fails on this model: {reason}" in err
+    assert _same(before, _state(model))
+    with pytest.raises(AuditInputError, match="no method applies to this model: deeplift: "):
+        audit(model, x, methods=["deeplift"], baselines=["zero"], n_steps=2, sanity_n=0)
+
+
+def test_a_resnet_style_model_with_reused_relus_keeps_deeplift() -> None:
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.relu = nn.Conv2d(1, 1, 3, padding=1), nn.ReLU(inplace=True)
+            self.head = nn.Linear(64, 3)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.head(self.relu(self.conv(self.relu(x - 0.5)) + x).flatten(1))
+
+    model = Block().eval()
+    x = torch.rand(2, 1, 8, 8)
+    before = _state(model)
+    res = audit(model, x, methods=["deeplift"], baselines=["zero", "blur"], n_steps=2,
+                sanity_n=1)
+    assert res.config["skipped_methods"] == {} and [c.error for c in res.cells] == [None, None]
+    assert _same(before, _state(model)) and model.relu.inplace
+
+
+# --- weights files ------------------------------------------------------------------------------
+
+
+def _factory_file(tmp_path) -> str:
+    (tmp_path / "netfile.py").write_text(
+        "import torch.nn as nn\n"
+        "def make():\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(64, 3))\n"
+    )
+    return f"{tmp_path / 'netfile.py'}:make"
+
+
+class _Evil:
+    calls: list[str] = []
+
+    def __reduce__(self):
+        return (_Evil.calls.append, ("unpickled",))
+
+
+def _bad_files(tmp_path) -> dict[str, str]:
+    files = {
+        "model.pt": "a pickled torch.nn.modules.container.Sequential object",
+        "evil.pt": "which captum_cf does not unpickle",
+        "notes.txt": "not a file written by torch.save",
+        "empty.pt": "not a file written by torch.save",
+    }
+    torch.save(nn.Sequential(nn.Flatten(), nn.Linear(64, 3)), tmp_path / "model.pt")
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump({"state_dict": _Evil()}, f)
+    (tmp_path / "notes.txt").write_text("hello, these are not weights\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    return files
+
+
+def test_weights_that_are_not_a_state_dict_get_one_line(tmp_path) -> None:
+    spec = _factory_file(tmp_path)
+    for name, expected in _bad_files(tmp_path).items():
+        path = str(tmp_path / name)
+        with pytest.raises(AuditInputError) as info:
+            load_model(spec, "folder", path)
+        msg = str(info.value)
+        assert expected in msg and path in msg and "state dict" in msg, msg
+        assert "\n" not in msg
+    assert _Evil.calls == []  # nothing was unpickled
+
+
+def test_a_state_dict_with_other_keys_names_them(tmp_path) -> None:
+    spec = _factory_file(tmp_path)
+    good = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).state_dict()
+    torch.save({"module." + k: v for k, v in good.items()}, tmp_path / "dp.pt")
+    with pytest.raises(AuditInputError) as info:
+        load_model(spec, "folder", str(tmp_path / "dp.pt"))
+    msg = str(info.value)
+    assert "missing keys 1.weight, 1.bias" in msg and "unexpected keys module.1.weight" in msg
+    assert "'module.'" in msg and "\n" not in msg
+    torch.save({"1.weight": torch.zeros(2, 64), "1.bias": torch.zeros(3)}, tmp_path / "s.pt")
+    with pytest.raises(AuditInputError, match=r"mismatches.*1\.weight \(2, 64\) vs \(3, 64\)"):
+        load_model(spec, "folder", str(tmp_path / "s.pt"))
+
+
+def test_cli_exits_2_with_one_line_for_a_pickled_model(tmp_path, capsys) -> None:
+    torch.save(nn.Sequential(nn.Flatten(), nn.Linear(64, 3)), tmp_path / "model.pt")
+    rc = main(["audit", "--data", "digits", "--model", _factory_file(tmp_path), "--weights",
+               str(tmp_path / "model.pt"), "--out", str(tmp_path / "o"), "--n", "2",
+               "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "model.pt" in err
+    assert "not a whole model" in err and not (tmp_path / "o").exists()
+
+
+def test_model_help_names_the_file_form(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["audit", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "path/file.py:factory" in out
+
+
+def test_the_probe_does_not_change_the_audit_numbers(monkeypatch) -> None:
+    import captum_cf.audit.model as audit_model
+
+    model, x = _net().eval(), torch.rand(3, 1, 8, 8)
+    kw = dict(methods=["integrated-gradients", "lime"], baselines=["noise"], n_steps=2,
+              sanity_n=0, seed=5)
+    probed = audit(model, x, **kw)
+    monkeypatch.setattr(audit_model, "applicable_methods", lambda names, *a: (list(names), {}))
+    unprobed = audit(model, x, **kw)
+    for a, b in zip(probed.cells, unprobed.cells, strict=True):
+        assert a.error is None and a.values.keys() == b.values.keys()
+        assert all(torch.equal(a.values[m], b.values[m]) for m in a.values)

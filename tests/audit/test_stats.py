@@ -1,0 +1,211 @@
+"""captum_cf.audit.stats: hand-computed tests, intervals in range, ties, no signal, the verdict."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as scipy_stats
+
+from captum_cf.audit.stats import (
+    best_set,
+    bootstrap_ci,
+    holm,
+    kendall_tau,
+    no_signal,
+    rank_biserial,
+    ranking_consistency,
+    verdict,
+    wilcoxon,
+    wilson_ci,
+)
+
+
+def _average_ranks(values: list[float]) -> list[float]:
+    ordered = sorted(values)
+    return [sum(i + 1 for i, o in enumerate(ordered) if o == v) / ordered.count(v)
+            for v in values]
+
+
+def _exact_wilcoxon_p(d: list[float]) -> float:
+    """Two-sided p by enumerating all 2^n sign flips of the (averaged) ranks; no zeros."""
+    r = _average_ranks([abs(x) for x in d])
+    observed = sum(ri for ri, x in zip(r, d) if x > 0)
+    stat = min(observed, sum(r) - observed)
+    count = sum(
+        1 for signs in itertools.product([0, 1], repeat=len(r))
+        if sum(ri for ri, s in zip(r, signs) if s) <= stat + 1e-9
+    )
+    return min(1.0, 2 * count / 2 ** len(r))
+
+
+def test_wilcoxon_matches_exact_enumeration_and_scipy() -> None:
+    x = [1.5, 2.0, 3.25, 4.0, 5.0, 6.0, 0.5]
+    y = [0.0, 0.1, 0.0, 0.3, 0.0, 12.0, 0.0]
+    d = [a - b for a, b in zip(x, y)]
+    stat, p = wilcoxon(x, y)
+    ranks = sorted(abs(v) for v in d)
+    assert stat == ranks.index(6.0) + 1  # the only negative difference has rank 7
+    assert p == pytest.approx(_exact_wilcoxon_p(d), abs=1e-12)
+    assert p == pytest.approx(scipy_stats.wilcoxon(x, y, method="exact").pvalue, abs=1e-12)
+    assert wilcoxon(torch.tensor(x), torch.tensor(y)) == (stat, p)
+
+
+def test_wilcoxon_is_exact_with_ties_and_zeros() -> None:
+    # d = 1, -1, 1, 2, -2, 3, 0 (dropped), 1: |d| ranks 2.5 (four 1s), 5.5 (two 2s), 7
+    x = [1.0, 0.0, 1.0, 2.0, 0.0, 3.0, 5.0, 1.0]
+    y = [0.0, 1.0, 0.0, 0.0, 2.0, 0.0, 5.0, 0.0]
+    d = [a - b for a, b in zip(x, y) if a != b]
+    stat, p = wilcoxon(x, y)
+    assert stat == 2.5 + 5.5  # the negative ranks: one of the 1s and one of the 2s
+    assert p == pytest.approx(_exact_wilcoxon_p(d), abs=1e-12)
+
+
+def test_wilcoxon_of_identical_samples_is_not_significant() -> None:
+    assert wilcoxon([0.2, 0.4, 0.4], [0.2, 0.4, 0.4]) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="paired"):
+        wilcoxon([1, 2], [1, 2, 3])
+    with pytest.raises(ValueError, match="NaN"):
+        wilcoxon([1, float("nan")], [1, 2])
+
+
+def test_rank_biserial_hand_computed() -> None:
+    # differences 1, 2, 3, 4, 5, -6: R+ = 15, R- = 6
+    assert rank_biserial([1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 12]) == pytest.approx(9 / 21)
+    # zeros dropped, ties averaged: d = 0, 2, -2, 3 -> ranks 1.5, 1.5, 3
+    assert rank_biserial([5, 2, 0, 3], [5, 0, 2, 0]) == pytest.approx((1.5 + 3 - 1.5) / 6)
+    assert rank_biserial([1, 2], [0, 1]) == 1.0
+    assert rank_biserial([1, 2], [1, 2]) == 0.0
+
+
+def test_holm_hand_computed() -> None:
+    assert holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
+    assert holm([0.5, 0.001]) == [0.5, 0.002]
+    assert holm([0.6, 0.7]) == [1.0, 1.0]
+    assert holm([]) == []
+    with pytest.raises(ValueError, match="p_values"):
+        holm([1.5])
+
+
+def test_kendall_tau_and_ranking_consistency() -> None:
+    assert kendall_tau([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(4 / 6)
+    assert kendall_tau([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
+    c = ranking_consistency({
+        "zero": {"a": 0.1, "b": 0.2, "c": 0.3},
+        "blur": {"a": 0.1, "b": 0.2, "c": 0.3},
+        "road": {"c": 0.1, "b": 0.2, "a": 0.3},
+    })
+    assert c.pairs[("zero", "blur")] == pytest.approx(1.0)
+    assert c.pairs[("zero", "road")] == pytest.approx(-1.0)
+    assert c.mean_tau == pytest.approx(-1 / 3)
+
+
+def test_bootstrap_interval_stays_in_range_and_covers_the_mean() -> None:
+    hits = [1.0] * 47 + [0.0] * 3  # a pointing game of 0.94: mean +- 1.96 se would pass 1
+    low, high = bootstrap_ci(hits)
+    assert 0.85 < low < 0.94 < high <= 1.0
+    assert bootstrap_ci(hits) == (low, high)  # seeded
+    assert bootstrap_ci([1.0] * 10) == (1.0, 1.0)
+    ssim = np.clip(np.linspace(0.95, 1.0, 30), 0, 1)
+    lo, hi = bootstrap_ci(ssim)
+    assert lo <= ssim.mean() <= hi <= 1.0
+    with pytest.raises(ValueError, match="lie in"):
+        bootstrap_ci([0.5, 1.2])
+    low_u, high_u = bootstrap_ci([-3.0, 5.0, 2.0], bounds=None)
+    assert -3.0 <= low_u < high_u <= 5.0
+
+
+def test_wilson_interval_known_values() -> None:
+    assert wilson_ci(9, 10) == pytest.approx((0.5958, 0.9821), abs=1e-4)
+    assert wilson_ci(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert wilson_ci(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    with pytest.raises(ValueError, match="successes"):
+        wilson_ci(11, 10)
+    with pytest.raises(ValueError, match="n must"):
+        wilson_ci(0, 0)
+
+
+def test_ties_share_the_star() -> None:
+    pg = {f"b{i}": 1.0 for i in range(9)} | {"zero": 0.8}
+    assert best_set(pg, higher_is_better=True) == [f"b{i}" for i in range(9)]
+    assert best_set({"a": 0.2, "b": 0.1, "c": 0.1}, higher_is_better=False) == ["b", "c"]
+    assert best_set({}, True) == []
+
+
+def test_no_signal_flags_constant_and_non_finite_maps() -> None:
+    maps = torch.zeros(4, 3, 8, 8)
+    maps[1, 0, 2, 2] = 1e-3
+    maps[2] = 0.7
+    maps[3, 1, 1, 1] = float("nan")
+    assert no_signal(maps).tolist() == [True, False, True, True]
+    assert no_signal(maps, atol=1e-2).tolist() == [True, True, True, True]
+
+
+def _values() -> dict:
+    gen = torch.Generator().manual_seed(0)
+    base = torch.rand(12, generator=gen)
+    noise = 0.01 * torch.rand(12, generator=gen)
+    return {
+        # SRG (higher is better): road clearly best
+        ("ig", "road", "srg"): base + 0.3,
+        ("ig", "zero", "srg"): base + noise,
+        ("ig", "blur", "srg"): base,
+        # deletion (lower is better): zero is deletion's own removal and wins
+        ("ig", "road", "deletion"): base + 0.2,
+        ("ig", "zero", "deletion"): base,
+        ("ig", "blur", "deletion"): base + 0.1,
+        # pointing game: indistinguishable
+        ("ig", "road", "pointing"): torch.tensor([1.0, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1]),
+        ("ig", "zero", "pointing"): torch.tensor([1.0, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1]),
+        ("ig", "blur", "pointing"): torch.tensor([1.0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1]),
+        # lime: the zero cell is degenerate
+        ("lime", "zero", "srg"): torch.zeros(12),
+        ("lime", "road", "srg"): base,
+        ("lime", "blur", "srg"): base,
+    }
+
+
+def test_verdict_names_the_supported_best_and_says_no_difference() -> None:
+    v = verdict(_values(), {"srg": True, "deletion": False, "pointing": True},
+                own_removal={"deletion": "zero"}, no_signal_cells={("lime", "zero"): True})
+    srg = v["ig"].metrics["srg"]
+    assert srg.best == ["road"] and srg.significant and srg.n == 12
+    # road > others on all 12 images: exact two-sided p = 2 / 4096, Holm over 2 comparisons
+    for c in srg.comparisons:
+        assert c.best == "road" and c.p_value == pytest.approx(2 / 4096)
+        assert c.p_holm == pytest.approx(4 / 4096) and c.effect == 1.0 and c.significant
+    assert "best road" in srg.sentence and srg.caveat is None
+
+    dele = v["ig"].metrics["deletion"]
+    assert dele.best == ["zero"] and dele.own_removal == "zero"
+    assert dele.caveat is not None and "deletion itself uses" in dele.sentence
+    assert all(c.effect == 1.0 for c in dele.comparisons)  # oriented: lower is better
+
+    pg = v["ig"].metrics["pointing"]
+    assert not pg.significant and sorted(pg.best) == ["blur", "road", "zero"]
+    assert "no significant difference" in pg.sentence
+
+    lime = v["lime"]
+    assert lime.excluded == ["zero"] and "zero" not in lime.metrics["srg"].means
+    assert lime.metrics["srg"].top == ["road", "blur"]  # identical values: tied, both starred
+    assert not lime.metrics["srg"].comparisons
+    assert any("no signal" in s for s in lime.sentences)
+
+
+def test_verdict_drops_non_finite_images_pairwise_and_checks_inputs() -> None:
+    vals = {("m", "a", "x"): [1.0, 2.0, float("nan"), 4.0],
+            ("m", "b", "x"): [0.0, 1.0, 9.0, 3.0]}
+    mv = verdict(vals, {"x": True})["m"].metrics["x"]
+    assert mv.n == 3 and mv.means == pytest.approx({"a": 7 / 3, "b": 4 / 3})
+    with pytest.raises(ValueError, match="direction"):
+        verdict(vals, {"y": True})
+    with pytest.raises(ValueError, match="paired"):
+        verdict({("m", "a", "x"): [1.0], ("m", "b", "x"): [1.0, 2.0]}, {"x": True})
+    with pytest.raises(ValueError, match="alpha"):
+        verdict(vals, {"x": True}, alpha=1.5)
+    with pytest.raises(ValueError, match="method, baseline, metric"):
+        verdict({("m", "a"): [1.0]}, {"x": True})

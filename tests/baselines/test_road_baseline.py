@@ -1,0 +1,138 @@
+"""NoisyLinearImputation: ROAD's linear system, hand-computed values, Quantus parity, noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from captum_cf._registry import AuditContext
+from captum_cf.baselines import BASELINES, NoisyLinearImputation
+
+quantus_perturb = pytest.importorskip("quantus.functions.perturb_func")
+
+
+def _exact() -> NoisyLinearImputation:
+    return NoisyLinearImputation(noise=0.0, tol=1e-13, max_iter=5000)
+
+
+def test_centre_pixel_is_the_weighted_mean_of_its_eight_neighbours(device) -> None:
+    x = torch.arange(9, dtype=torch.float64, device=device).view(1, 1, 3, 3) / 10
+    keep = torch.ones(1, 1, 3, 3, dtype=torch.float64, device=device)
+    keep[..., 1, 1] = 0
+    out = _exact().fill(x, keep)
+    # edges (1, 3, 5, 7) weigh 1/6, corners (0, 2, 6, 8) 1/12
+    expected = ((1 + 3 + 5 + 7) / 6 + (0 + 2 + 6 + 8) / 12) / 10
+    assert out[0, 0, 1, 1].item() == pytest.approx(expected, abs=1e-12)
+    assert torch.equal(out * keep, x * keep)
+
+
+def test_corner_pixel_uses_only_its_neighbours_inside_the_image(device) -> None:
+    x = torch.tensor([[0.9, 0.2, 0.0], [0.4, 0.6, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    x = x.view(1, 1, 3, 3).to(device)
+    keep = torch.ones_like(x)
+    keep[..., 0, 0] = 0
+    out = _exact().fill(x, keep)
+    expected = (0.2 / 6 + 0.4 / 6 + 0.6 / 12) / (1 / 6 + 1 / 6 + 1 / 12)
+    assert out[0, 0, 0, 0].item() == pytest.approx(expected, abs=1e-12)
+
+
+def test_two_adjacent_removed_pixels_solve_the_coupled_system() -> None:
+    # 1 x 4 strip: pixels 1 and 2 removed; u1 = (x0 + u2) / 2, u2 = (u1 + x3) / 2 (edge weights
+    # only: the diagonal neighbours are outside the image)
+    x = torch.tensor([[[[0.0, 0.5, 0.5, 0.9]]]], dtype=torch.float64)
+    keep = torch.tensor([[[[1.0, 0.0, 0.0, 1.0]]]], dtype=torch.float64)
+    out = _exact().fill(x, keep)
+    torch.testing.assert_close(out[0, 0, 0, 1:3], torch.tensor([0.3, 0.6], dtype=torch.float64))
+
+
+def test_affine_image_is_continued_exactly_into_an_interior_hole(device) -> None:
+    ii, jj = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    x = (0.1 + 0.02 * ii + 0.03 * jj).expand(2, 3, 16, 16).to(device)
+    keep = torch.ones(2, 1, 16, 16, device=device)
+    keep[..., 4:12, 3:13] = 0
+    out = NoisyLinearImputation(noise=0.0).fill(x, keep)
+    torch.testing.assert_close(out, x, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("size", "fraction"), [(8, 0.3), (12, 0.8), (16, 0.95)])
+def test_equals_quantus_noisy_linear_imputation(size: int, fraction: float) -> None:
+    gen = torch.Generator().manual_seed(size)
+    x = torch.rand(3, 3, size, size, generator=gen, dtype=torch.float64)
+    keep = (torch.rand(3, 1, size, size, generator=gen) > fraction).double()
+    keep[:, :, 0, 0] = 1
+    ours = _exact().fill(x, keep)
+    for i in range(3):
+        removed = np.flatnonzero(keep[i, 0].numpy().ravel() == 0)
+        theirs = quantus_perturb.noisy_linear_imputation(x[i].numpy(), removed, noise=0.0)
+        np.testing.assert_allclose(ours[i].numpy(), theirs, atol=1e-9, rtol=0)
+
+
+def test_noise_has_the_requested_std_only_on_removed_pixels_and_is_reproducible() -> None:
+    x = torch.full((4, 3, 32, 32), 0.5)
+    keep = torch.ones(4, 1, 32, 32)
+    keep[..., :, 8:] = 0
+    road = NoisyLinearImputation(noise=0.05, seed=3)
+    out = road.fill(x, keep)
+    removed = (out - 0.5)[..., 8:]
+    assert removed.std().item() == pytest.approx(0.05, rel=0.05)
+    assert abs(removed.mean().item()) < 0.005
+    assert torch.equal(out[..., :8], x[..., :8])
+    assert torch.equal(road.fill(x, keep), out)
+    assert not torch.equal(NoisyLinearImputation(noise=0.05, seed=4).fill(x, keep), out)
+
+
+def test_soft_keep_blends_and_all_removed_gives_grey() -> None:
+    x = torch.rand(2, 1, 8, 8)
+    road = NoisyLinearImputation(noise=0.0)
+    everything = road.fill(x, torch.zeros(2, 1, 8, 8))
+    assert torch.equal(everything, torch.full_like(x, 0.5))
+    assert torch.equal(road.reference(x), torch.full_like(x, 0.5))
+    keep = torch.ones(2, 1, 8, 8)
+    keep[..., 2, 3] = 0.25
+    hard = keep.clone()
+    hard[..., 2, 3] = 0
+    soft, solved = road.fill(x, keep), road.fill(x, hard)
+    expected = 0.25 * x[..., 2, 3] + 0.75 * solved[..., 2, 3]
+    torch.testing.assert_close(soft[..., 2, 3], expected)
+
+
+def test_constant_image_is_unchanged_so_occlusion_attributions_vanish() -> None:
+    from captum_cf.attr import Occlusion
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).eval()
+    x = torch.full((2, 1, 8, 8), 0.3)
+    attr = Occlusion(model).attribute(
+        x, sliding_window_shapes=(1, 2, 2), strides=(1, 2, 2), target=1,
+        baselines=NoisyLinearImputation(noise=0.0),
+    )
+    assert torch.count_nonzero(attr) == 0
+    # a black baseline would not vanish: the test above does see the baseline's content
+    attr_zero = Occlusion(model).attribute(
+        x, sliding_window_shapes=(1, 2, 2), strides=(1, 2, 2), target=1, baselines=0.0
+    )
+    assert torch.count_nonzero(attr_zero) > 0
+
+
+def test_registered_as_road_with_the_audit_seed() -> None:
+    ctx = AuditContext(None, "digits", None, 10, (1, 32, 32), seed=7)
+    assert "road" in BASELINES.names(ctx)
+    road = BASELINES.create("road", ctx)
+    assert isinstance(road, NoisyLinearImputation)
+    assert (road.noise, road.seed) == (0.01, 7)
+
+
+def test_bad_arguments_are_rejected() -> None:
+    with pytest.raises(ValueError, match="noise"):
+        NoisyLinearImputation(noise=-0.1)
+    with pytest.raises(TypeError, match="seed"):
+        NoisyLinearImputation(seed=1.5)
+    with pytest.raises(ValueError, match="tol"):
+        NoisyLinearImputation(tol=0)
+    with pytest.raises(ValueError, match="max_iter"):
+        NoisyLinearImputation(max_iter=0)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        NoisyLinearImputation().fill(torch.rand(2, 8), torch.ones(2, 8))
+    with pytest.raises(ValueError, match="keep"):
+        NoisyLinearImputation().fill(torch.rand(1, 1, 4, 4), torch.full((1, 1, 4, 4), 2.0))

@@ -1,0 +1,137 @@
+"""captum_cf.training: batch streams, device and precision checks, per-rank seeds, resume guards."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from captum_cf.training import (
+    DistributedContext,
+    IndexStream,
+    Trainer,
+    check_amp,
+    cycle_batches,
+    rank_seed,
+    resolve_device,
+)
+
+
+@pytest.mark.parametrize(("n", "bs"), [(10, 3), (9, 3), (2, 5), (7, 7)])
+def test_single_process_stream_is_cycle_batches(n: int, bs: int) -> None:
+    stream = IndexStream(n, bs, torch.Generator().manual_seed(4))
+    reference = cycle_batches(n, bs, torch.Generator().manual_seed(4))
+    for _ in range(12):
+        assert torch.equal(next(stream), next(reference))
+    assert stream.batches_per_epoch == (n // bs if n >= bs else 1)
+
+
+def test_stream_resumes_exactly_mid_epoch() -> None:
+    gen = torch.Generator().manual_seed(1)
+    stream = IndexStream(11, 4, gen)
+    for _ in range(3):  # one epoch (2 batches) and one batch of the next
+        next(stream)
+    state, gen_state = stream.state_dict(), gen.get_state()
+    expected = [next(stream) for _ in range(5)]
+    gen2 = torch.Generator().manual_seed(99)
+    again = IndexStream(11, 4, gen2)
+    again.load_state_dict(state)
+    gen2.set_state(gen_state)
+    assert all(torch.equal(a, b) for a, b in zip(expected, [next(again) for _ in range(5)]))
+
+
+def test_distributed_streams_shard_each_epoch_like_distributed_sampler() -> None:
+    n, world = 10, 2
+    streams = [IndexStream(n, 5, torch.Generator(), seed=3,
+                           context=DistributedContext(rank=r, world_size=world))
+               for r in range(world)]
+    for _ in range(2):  # two epochs: disjoint shards covering range(n), a new order per epoch
+        shards = [next(s) for s in streams]
+        assert sorted(torch.cat(shards).tolist()) == list(range(n))
+    sampler = torch.utils.data.DistributedSampler(range(n), num_replicas=2, rank=1, seed=3)
+    sampler.set_epoch(1)
+    assert shards[1].tolist() == list(sampler)
+
+
+def test_rank_seeds_differ_and_rank_zero_keeps_the_seed() -> None:
+    assert rank_seed(7, DistributedContext()) == 7
+    seeds = {rank_seed(7, DistributedContext(rank=r, world_size=4)) for r in range(4)}
+    assert len(seeds) == 4 and 7 in seeds
+
+
+def test_amp_and_device_errors_name_the_argument() -> None:
+    assert check_amp(None, torch.device("cpu")) is None
+    with pytest.raises(ValueError, match=r"amp='bf16' \(--amp bf16\) needs a CUDA device"):
+        check_amp("bf16", torch.device("cpu"))
+    with pytest.raises(ValueError, match="amp must be None or 'bf16'"):
+        check_amp("fp16", torch.device("cpu"))
+    with pytest.raises(ValueError, match="device must be 'cpu' or 'cuda'"):
+        resolve_device("tpu")
+    assert resolve_device(None) == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            resolve_device("cuda")
+
+
+class _Counter(Trainer):
+    """Fits y = 2x with SGD; draws its batch from self.rng."""
+
+    def __init__(self, **kw) -> None:
+        torch.manual_seed(0)
+        self.net = nn.Linear(1, 1)
+        super().__init__({"net": self.net},
+                         {"net": torch.optim.SGD(self.net.parameters(), lr=0.1)}, **kw)
+
+    def train_step(self) -> dict[str, float]:
+        x = torch.rand(8, 1, generator=self.rng)
+        loss = ((self.net(x) - 2 * x) ** 2).mean()
+        self.optimizers["net"].zero_grad()
+        loss.backward()
+        self.reduce_gradients("net")
+        self.optimizers["net"].step()
+        return {"loss": loss.item()}
+
+
+def test_checkpoint_cadence_exact_resume_and_world_size_guard(tmp_path) -> None:
+    straight = _Counter(seed=2, log_every=1)
+    straight.fit(7)
+    saved: list[int] = []
+    first = _Counter(seed=2, log_every=1, checkpoint_path=tmp_path / "c.pt", checkpoint_every=3)
+    real_save = first.save
+    first.save = lambda path: (saved.append(first.step), real_save(path))  # type: ignore
+    first.fit(4)
+    assert saved == [3, 4]  # every 3 steps and at the end
+    resumed = _Counter(seed=2, log_every=1, checkpoint_path=tmp_path / "c.pt")
+    assert resumed.resume_if_exists() and resumed.step == 4
+    resumed.fit(7)
+    assert resumed.history == straight.history
+    assert torch.equal(resumed.net.weight, straight.net.weight)
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    state["trainer"]["world_size"] = 2
+    torch.save(state, tmp_path / "c2.pt")
+    with pytest.raises(ValueError, match="written by 2 process"):
+        _Counter().resume(tmp_path / "c2.pt")
+
+
+def test_amp_on_cpu_is_refused_before_training() -> None:
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        _Counter(amp="bf16")
+
+
+def test_average_gradients_divides_the_all_reduced_sum_tensor_by_tensor(tmp_path) -> None:
+    # a real gloo group of one process: the all-reduced sum is each gradient itself, so a
+    # context claiming 4 processes must return every gradient divided by 4, in its own place
+    import torch.distributed as dist
+
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        net = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1, bias=False))
+        net(torch.rand(5, 3)).sum().backward()
+        net[0].bias.grad = None  # a parameter without a gradient is skipped
+        before = [None if p.grad is None else p.grad.clone() for p in net.parameters()]
+        DistributedContext(rank=0, world_size=4).average_gradients([net])
+        for p, g in zip(net.parameters(), before):
+            assert (p.grad is None) if g is None else torch.equal(p.grad, g / 4)
+    finally:
+        dist.destroy_process_group()

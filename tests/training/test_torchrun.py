@@ -1,0 +1,87 @@
+"""``torchrun --nproc-per-node 2 -m captum_cf train ...`` on the CPU (gloo): every trainer.
+
+Two launches: ``-m captum_cf train classifier`` on an image folder (checkpoint after epoch 1),
+then a job running every trainer in one process group (tests/training/_torchrun_job.py): the
+classifier resumes the checkpoint the first launch wrote, GANMEX trained 1 step + resumed to 2
+equals 2 steps straight, each command leaves exactly its weights file (rank 0 writes) and finite
+losses in its checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+            "2"]
+
+
+def _folder(root: Path) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(["left", "right"]):
+        (root / name).mkdir(parents=True)
+        for i in range(12):
+            img = rng.uniform(0, 60, (20, 20))
+            img[:, :10] += 150 * (label == 0)
+            img[:, 10:] += 150 * (label == 1)
+            Image.fromarray(img.astype(np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def _run(args: list[str], timeout: int = 150) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(TORCHRUN + args, env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def _losses(path: Path) -> list[float]:
+    """Every training loss a checkpoint records: history entries and the open log window."""
+    state = torch.load(path, weights_only=True)["trainer"]
+    assert state["world_size"] == 2 and len(state["ranks"]) == 2
+    logged = [v for e in state["history"] if "val_score" not in e
+              for k, v in e.items() if k != "step"]
+    return logged + [v for values in state["window"].values() for v in values]
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
+def test_every_trainer_under_torchrun_with_two_cpu_processes(tmp_path: Path) -> None:
+    from captum_cf import zoo
+
+    folder, out = _folder(tmp_path / "images"), tmp_path / "out"
+    out.mkdir()
+    first = _run(["-m", "captum_cf", "train", "classifier", "--data", str(folder),
+                  "--image-size", "16", "--epochs", "1", "--batch-size", "4", "--no-progress",
+                  "--checkpoint", str(out / "cls.ckpt"), "--out", str(out / "cls.pt")])
+    assert first.stdout.count("weights written") == 1  # rank 0 alone reports and writes
+    epoch_one = zoo.read_weights(out / "cls.pt")["metrics"]
+    assert epoch_one["processes"] == 2 and epoch_one["train_size"] == 19  # 24 - 20 % held out
+
+    job = _run([str(ROOT / "tests" / "training" / "_torchrun_job.py"), str(folder), str(out)])
+    assert job.stdout.count("weights written") == 7
+    assert sorted(os.listdir(out)) == sorted([
+        "cls.pt", "cls.ckpt", "rob.pt", "rob.ckpt", "inp.pt", "inp.pt.ckpt", "g_straight.pt",
+        "g.pt", "g.ckpt", "ex.pt", "ex.pt.ckpt"])  # one weights file each, no stray files
+    for ckpt in ("cls.ckpt", "rob.ckpt", "inp.pt.ckpt", "g.ckpt", "ex.pt.ckpt"):
+        losses = _losses(out / ckpt)
+        assert losses and all(math.isfinite(v) for v in losses), ckpt
+    resumed = zoo.read_weights(out / "cls.pt")["metrics"]
+    assert resumed["epochs"] == 2 and resumed["losses"][0] == epoch_one["losses"][0]
+    assert zoo.read_weights(out / "rob.pt")["metrics"]["steps"] == 2
+    straight, again = zoo.read_weights(out / "g_straight.pt"), zoo.read_weights(out / "g.pt")
+    assert again["metrics"]["steps"] == 2
+    for key, value in straight["state_dict"].items():  # exact resume under torchrun
+        assert torch.equal(value, again["state_dict"][key]), key
+    ex = zoo.read_weights(out / "ex.pt")
+    assert ex["metrics"]["best_step"] in (1, 2) and ex["metrics"]["processes"] == 2
