@@ -1,5 +1,8 @@
-"""``python -m captum_cf``: the ``captum-cf`` command (also what ``torchrun -m captum_cf`` runs)."""
+"""``python -m captum_cf`` is the ``captum-cf`` command (what ``torchrun -m captum_cf`` runs)."""
+
+import sys
 
 from captum_cf.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -50,6 +50,7 @@ class _Entry(Generic[T]):
     factory: Callable[..., T]
     description: str
     available: Callable[[AuditContext], bool]
+    uses_baseline: bool = True
 
 
 class Registry(Generic[T]):
@@ -72,11 +73,18 @@ class Registry(Generic[T]):
         factory: Callable[..., T],
         description: str = "",
         available: Callable[[AuditContext], bool] | None = None,
+        uses_baseline: bool = True,
     ) -> None:
-        """Add ``factory`` under ``name``; ``available(ctx)`` says if it applies to a context."""
+        """Add ``factory`` under ``name``; ``available(ctx)`` says if it applies to a context.
+
+        ``uses_baseline=False`` marks a method that ignores its baseline: the audit runs it once
+        (one cell, baseline ``"-"``) instead of once per baseline.
+        """
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is already registered")
-        self._entries[name] = _Entry(factory, description, available or (lambda ctx: True))
+        self._entries[name] = _Entry(
+            factory, description, available or (lambda ctx: True), uses_baseline
+        )
 
     def names(self, context: AuditContext | None = None) -> list[str]:
         """Registered names in registration order; only those available for ``context`` if given."""
@@ -88,6 +96,10 @@ class Registry(Generic[T]):
     def create(self, name: str, *args: Any, **kwargs: Any) -> T:
         """Call the factory registered under ``name``."""
         return self._get(name).factory(*args, **kwargs)
+
+    def uses_baseline(self, name: str) -> bool:
+        """False for a method registered with ``uses_baseline=False`` (it ignores baselines)."""
+        return self._get(name).uses_baseline
 
     def is_available(self, name: str, context: AuditContext) -> bool:
         return self._get(name).available(context)

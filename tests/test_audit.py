@@ -238,15 +238,16 @@ def test_failure_while_writing_leaves_no_partial_report(tmp_path, monkeypatch, c
                 *TINY,
             ]
         )
-    assert os.listdir(tmp_path) == []  # neither the report folder nor the temporary one
+    # neither the report folder nor the temporary one; the results store stays (for --resume)
+    assert os.listdir(tmp_path) == ["o.sqlite"]
 
 
-def test_python_api_scores_equal_the_metric_functions() -> None:
+def test_python_api_scores_equal_the_metric_functions(device) -> None:
     model = nn.Sequential(
         nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 144, 3)
-    )
-    x = torch.rand(5, 1, 12, 12)
-    masks = torch.zeros(5, 1, 12, 12, dtype=torch.bool)
+    ).to(device)
+    x = torch.rand(5, 1, 12, 12, device=device)
+    masks = torch.zeros(5, 1, 12, 12, dtype=torch.bool, device=device)
     masks[..., :6, :6] = True
     res = audit(
         model,
@@ -260,12 +261,14 @@ def test_python_api_scores_equal_the_metric_functions() -> None:
     )
     assert res.metrics == ["deletion_auc", "insertion_auc", "pointing_game", "sanity_ssim"]
     explain = METHODS.create("integrated-gradients", _ctx_for(model, x))
-    attr = explain(x, torch.tensor([0, 1, 2, 0, 1]), BASELINES.create("zero", _ctx_for(model, x)))
+    t = torch.tensor([0, 1, 2, 0, 1], device=device)
+    attr = explain(x, t, BASELINES.create("zero", _ctx_for(model, x)))
     cell = res.cells[0]
     torch.testing.assert_close(
-        cell.values["deletion_auc"], deletion(model, x, attr, [0, 1, 2, 0, 1], n_steps=6).auc
+        cell.values["deletion_auc"], deletion(model, x, attr, [0, 1, 2, 0, 1], n_steps=6).auc.cpu()
     )
-    torch.testing.assert_close(cell.values["pointing_game"], pointing_game(attr, masks))
+    torch.testing.assert_close(cell.values["pointing_game"], pointing_game(attr, masks).cpu())
+    assert res.config["device"] == str(x.device)
     mean, lo, hi, n = cell.stats("deletion_auc")
     assert (
         n == 5 and lo < mean < hi and abs(mean - float(cell.values["deletion_auc"].mean())) < 1e-6
@@ -277,7 +280,7 @@ def test_python_api_scores_equal_the_metric_functions() -> None:
 def _ctx_for(model, x):
     from captum_cf._registry import AuditContext
 
-    return AuditContext(model, "custom", None, 3, tuple(x.shape[1:]))
+    return AuditContext(model, "custom", None, 3, tuple(x.shape[1:]), device=x.device)
 
 
 @pytest.mark.parametrize("baseline", BASELINES.names())
@@ -318,7 +321,9 @@ def test_every_registered_method_audits(method) -> None:
         data_name="digits",
         extras={"zoo_name": "digits-cnn"},
     )
-    assert res.cells[0].error is None and res.example_maps[(method, "zero")].shape == (2, 32, 32)
+    cell = res.cells[0]
+    assert cell.baseline == ("zero" if METHODS.uses_baseline(method) else "-")
+    assert cell.error is None and res.example_maps[(method, cell.baseline)].shape == (2, 32, 32)
 
 
 def test_a_failing_cell_is_reported_and_the_others_still_run(monkeypatch) -> None:

@@ -57,6 +57,7 @@ METHODS.register(
     _sparse_perturbation._explainer,
     "|delta| of the 10 %-sparse Frank-Wolfe perturbation away from the target "
     "(ignores the baseline)",
+    uses_baseline=False,
 )
 
 from captum_cf.attr import _perturbation_methods  # noqa: E402, F401, I001  (registers occlusion, feature-ablation, lime)

@@ -28,6 +28,17 @@ def occlusion_window(height: int, width: int) -> tuple[int, int]:
     return window, max(1, window // 2)
 
 
+def _per_eval(ctx: AuditContext, default: int, n: int) -> int:
+    """Perturbations per forward pass: ``default``, fewer when ``n`` images would not fit.
+
+    ``ctx.extras["forward_images"]`` (set by the audit from the image size) is how many images
+    one no-grad forward pass may hold; Captum's batched perturbation methods forward
+    ``perturbations_per_eval * n`` images at once.
+    """
+    limit = ctx.extras.get("forward_images")
+    return default if limit is None else max(1, min(default, int(limit) // max(n, 1)))
+
+
 def _occlusion(ctx: AuditContext) -> Explain:
     method = Occlusion(ctx.model)
     channels, height, width = ctx.image_shape
@@ -40,7 +51,7 @@ def _occlusion(ctx: AuditContext) -> Explain:
             strides=(channels, stride, stride),
             baselines=baseline,
             target=target,
-            perturbations_per_eval=32,
+            perturbations_per_eval=_per_eval(ctx, 32, len(inputs)),
         )
 
     return explain
@@ -52,7 +63,11 @@ def _feature_ablation(ctx: AuditContext) -> Explain:
     def explain(inputs: Tensor, target: Any, baseline: Any = None) -> Tensor:
         mask = superpixels(inputs, n_segments=50)
         return method.attribute(
-            inputs, baselines=baseline, target=target, feature_mask=mask, perturbations_per_eval=16
+            inputs,
+            baselines=baseline,
+            target=target,
+            feature_mask=mask,
+            perturbations_per_eval=_per_eval(ctx, 16, len(inputs)),
         )
 
     return explain
@@ -69,7 +84,7 @@ def _lime(ctx: AuditContext) -> Explain:
             target=target,
             feature_mask=mask,
             n_samples=100,
-            perturbations_per_eval=50,
+            perturbations_per_eval=_per_eval(ctx, 50, len(inputs)),
         )
 
     return explain

@@ -134,12 +134,14 @@ def _explainer(ctx: Any, n_steps: int = 32) -> Any:
     """Audit factory: ``explain(inputs, target, baseline) -> (N, C, H, W)`` IG attributions.
 
     32 Gauss-Legendre steps keep the completeness gap small on the zoo models at a third less
-    cost than Captum's default 50; steps are batched 256 model evaluations at a time.
+    cost than Captum's default 50; steps are batched ``ctx.extras["internal_batch_size"]``
+    (default 256; the audit sizes it by memory) model evaluations at a time.
     """
     ig = IntegratedGradients(ctx.model)
+    internal = int(ctx.extras.get("internal_batch_size", 256))
 
     def explain(inputs: Tensor, target: Any, baseline: Any) -> Tensor:
-        batch = max(256, inputs.shape[0])
+        batch = max(internal, inputs.shape[0])
         return ig.attribute(
             inputs, baselines=baseline, target=target, n_steps=n_steps, internal_batch_size=batch
         )

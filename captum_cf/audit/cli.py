@@ -1,19 +1,33 @@
-"""The ``captum-cf audit`` command: its options and what it runs."""
+"""The ``captum-cf audit`` command: its options and what it runs.
+
+Output: the report folder ``OUT`` (``results.csv``, ``results.json``, ``report.html``,
+``maps.png``, ``counterfactuals.png``), replaced atomically at the end of each run, and beside it
+the results store ``OUT.sqlite`` (every per-image score, kept across runs for ``--resume``).
+Under ``torchrun`` the images are sharded across the ranks (:mod:`captum_cf.audit.distributed`)
+and rank 0 writes both.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import torch
 
-from captum_cf.audit.errors import AuditInputError
+from captum_cf.audit.errors import AuditInputError, AuditInterrupted
 from captum_cf.audit.result import DEFAULT_METHODS
-from captum_cf.audit.runner import _methods, audit
+from captum_cf.audit.runner import Settings, _methods, make_source, run_audit
 from captum_cf.baselines import BASELINES
 
-__all__ = ["DEFAULT_OUT", "add_arguments", "run_cli"]
+__all__ = ["DEFAULT_OUT", "add_arguments", "run_cli", "store_path"]
 
 DEFAULT_OUT = "audit-report"
+
+
+def store_path(out: str) -> str:
+    """The results store of the report folder ``out``: ``OUT.sqlite`` beside it."""
+    return os.path.abspath(out).rstrip(os.sep) + ".sqlite"
 
 
 def add_arguments(parser: Any) -> None:
@@ -21,7 +35,7 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="zoo:NAME, module:factory or path/file.py:factory (factory() returns the "
+        help="zoo:NAME, module:factory or path/file.py:factory (a function returning the "
         "nn.Module; default: the zoo model of --data)",
     )
     parser.add_argument(
@@ -46,14 +60,50 @@ def add_arguments(parser: Any) -> None:
         default=None,
         help="comma-separated baseline names, or all (default: all available)",
     )
-    parser.add_argument("--n", type=int, default=32, help="number of images (default 32)")
+    parser.add_argument(
+        "--n",
+        "--n-images",
+        dest="n",
+        default="32",
+        help="number of images, or all (default 32; a seeded subset). Under torchrun write "
+        "--n-images (torchrun reads --n as an abbreviation of its own options)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="image folders: resize the shorter side to S and centre-crop S x S (masks follow); "
+        "default: keep the files' size (which must then be equal)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=0, help="DataLoader processes reading images (default 0)"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the audit recorded in OUT.sqlite (a killed run): only the missing "
+        "(image, cell) pairs are computed",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device (default cpu); under torchrun, cuda means cuda:LOCAL_RANK",
+    )
     parser.add_argument(
         "--out", default=DEFAULT_OUT, help=f"report folder (default ./{DEFAULT_OUT})"
     )
     parser.add_argument(
-        "--batch-size", type=int, default=256, help="images per forward pass (default 256)"
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per no-grad forward pass (default: sized by memory from the image size)",
+    )
+    parser.add_argument(
+        "--explain-batch",
+        type=int,
+        default=None,
+        help="images per explanation call and per streamed batch (default: sized by memory)",
     )
     parser.add_argument(
         "--steps", type=int, default=16, help="deletion/insertion steps (default 16)"
@@ -95,24 +145,44 @@ def run_cli(args: Any) -> int:
     if args.list:
         print(_list_registered())
         return 0
-    for opt in ("n", "batch_size", "steps"):
-        if getattr(args, opt) < 1:
+    from captum_cf.audit.data import parse_n
+
+    n = parse_n(args.n)
+    for opt in ("batch_size", "explain_batch", "steps", "image_size"):
+        value = getattr(args, opt)
+        if value is not None and value < 1:
+            raise AuditInputError(f"--{opt.replace('_', '-')} must be >= 1, got {value}")
+    for opt in ("sanity_n", "workers"):
+        if getattr(args, opt) < 0:
             raise AuditInputError(
-                f"--{opt.replace('_', '-')} must be >= 1, got {getattr(args, opt)}"
+                f"--{opt.replace('_', '-')} must be >= 0, got {getattr(args, opt)}"
             )
-    if args.sanity_n < 0:
-        raise AuditInputError(f"--sanity-n must be >= 0, got {args.sanity_n}")
-    device = _device(args.device)
+    from captum_cf.audit.report import check_out
+
+    try:
+        out = check_out(args.out)  # before any work
+    except NotADirectoryError as err:
+        raise AuditInputError(str(err)) from err
+    from captum_cf.audit import distributed
+
+    comm = distributed.from_environment(args.device)
+    try:
+        return _run(args, n, out, comm)
+    finally:
+        if comm is not None:
+            comm.close()
+
+
+def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
+    rank = 0 if comm is None else comm.rank
+    device = comm.device if comm is not None else _device(args.device)
     from captum_cf.audit.data import load_data
     from captum_cf.audit.model import load_model
 
-    data = load_data(args.data, args.n, args.seed)
+    data = load_data(args.data, n, args.seed, args.image_size)
     model, model_name = load_model(args.model, data.name, args.weights, str(device))
     extras = {"zoo_name": model_name[4:]} if model_name.startswith("zoo:") else {}
-    result = audit(
-        model,
-        data.images.to(device),
-        masks=None if data.masks is None else data.masks.to(device),
+    settings = Settings(
         methods=_names(args.methods),
         baselines=_names(args.baselines),
         data_name=data.name,
@@ -124,13 +194,27 @@ def run_cli(args: Any) -> int:
         seed=args.seed,
         extras=extras,
         show_progress=not args.no_progress,
+        workers=args.workers,
+        explain_batch=args.explain_batch,
+        model_name=model_name,
     )
-    result.config["model"] = model_name
+    source = make_source(data.dataset, ids=data.ids)
+    path = store_path(out)
+    if args.resume and rank == 0 and not os.path.isfile(path):
+        print(f"nothing to resume in {path}: starting the audit", file=sys.stderr)
+    try:
+        result = run_audit(model, source, settings, path, device, resume=args.resume, comm=comm)
+    except AuditInterrupted as stop:
+        if rank == 0:
+            print(f"\n{stop}", file=sys.stderr)
+        return 130
+    if result is None:  # not rank 0: rank 0 writes the report
+        return 0
     print(result.table())
-    written = result.write(args.out)
+    written = result.write(out)
     print(
-        f"\n{len(result.cells)} cells on {data.images.shape[0]} images in "
-        f"{result.seconds:.1f} s; report: {written[2]}"
+        f"\n{len(result.cells)} cells on {len(source)} images in {result.seconds:.1f} s; "
+        f"report: {written[2]}; results store: {path}"
     )
     return 0
 

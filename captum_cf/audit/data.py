@@ -1,137 +1,166 @@
-"""What an audit reads: images from ``digits``, ``shapes`` or an image folder, with labels and
-(when known) object masks. Every user error is an :class:`AuditInputError`."""
+"""What an audit reads: images from ``digits``, ``shapes`` or an image folder, as a ``Dataset``.
+
+Every source becomes a :class:`AuditData`: a ``Dataset`` whose items are ``(image, label)`` or
+``(image, label, mask)``, the id of each image (a folder's relative path, else the index) and its
+true label when known. The runner streams it through a ``DataLoader`` batch by batch, so memory does
+not grow with the number of images. Every user error is an :class:`AuditInputError`.
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from captum_cf.audit.errors import AuditInputError
+from captum_cf.datasets.folder import MASK_SUFFIX, ImageFolder
 
-__all__ = ["AuditData", "load_data", "MASK_SUFFIX"]
-
-#: a mask for ``DIR/<class>/<name>.<ext>`` is ``DIR/<class>/<name>_mask.png`` (non-zero = object)
-MASK_SUFFIX = "_mask"
-_IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+__all__ = ["AuditData", "load_data", "MASK_SUFFIX", "TensorImages", "parse_n"]
 
 
 @dataclass
 class AuditData:
-    """Images to audit, with labels and (when known) object masks.
+    """Images to audit, streamed from ``dataset``.
 
     Attributes:
         name (str): ``"digits"``, ``"shapes"`` or the folder path.
-        images (Tensor): (N, C, H, W) float in [0, 1].
-        labels (Tensor): (N,) int64 (class per subfolder, sorted, for a folder).
-        masks (Tensor or None): (N, 1, H, W) bool object masks.
+        dataset (Dataset): items ``(image (C, H, W) float in [0, 1], label int)`` or
+            ``(image, label, mask (1, H, W) bool)``; label -1 when unknown.
+        ids (list of str): one id per item (relative path for a folder, index otherwise).
+        has_masks (bool): items carry object masks (adds the pointing game).
         train (TensorDataset or None): training images and labels, for baselines that need samples.
         class_names (list of str): names of the classes, indexed by label.
     """
 
     name: str
-    images: Tensor
-    labels: Tensor
-    masks: Tensor | None
+    dataset: Dataset
+    ids: list[str]
+    has_masks: bool
     train: TensorDataset | None
     class_names: list[str]
 
 
-def _subset(total: int, n: int, seed: int) -> Tensor:
+class TensorImages(Dataset):
+    """Items ``(image, label[, mask])`` of an image tensor (labels -1 when not given).
+
+    Args:
+        images (Tensor): (N, C, H, W) in [0, 1].
+        labels (Tensor, optional): (N,) int64 true labels.
+        masks (Tensor, optional): (N, 1, H, W) bool object masks.
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor | None = None, masks: Tensor | None = None):
+        self.images, self.masks = images, masks
+        self.labels = labels if labels is not None else torch.full((len(images),), -1)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[Any, ...]:
+        item = (self.images[i], self.labels[i])
+        return item if self.masks is None else item + (self.masks[i],)
+
+    def __getitems__(self, idx: list[int]) -> list[tuple[Any, ...]]:
+        # one indexing per batch instead of one per image (DataLoader uses it when present)
+        t = torch.as_tensor(idx)
+        rows = [self.images[t], self.labels[t]] + ([] if self.masks is None else [self.masks[t]])
+        return [tuple(r[j] for r in rows) for j in range(len(idx))]
+
+
+def parse_n(value: str) -> int | None:
+    """``--n``: a positive int, or ``all`` (None)."""
+    if str(value).lower() == "all":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise AuditInputError(f"--n must be a positive int or 'all', got {value!r}") from None
     if n < 1:
-        raise AuditInputError(f"--n must be >= 1, got {n}")
+        raise AuditInputError(f"--n must be >= 1 or 'all', got {n}")
+    return n
+
+
+def _subset(total: int, n: int | None, seed: int) -> Tensor:
+    if n is None or n >= total:
+        return torch.arange(total)
     gen = torch.Generator().manual_seed(seed)
-    return torch.randperm(total, generator=gen)[: min(n, total)].sort().values
+    return torch.randperm(total, generator=gen)[:n].sort().values
 
 
-def load_data(spec: str, n: int, seed: int = 0) -> AuditData:
-    """``"digits"`` (digits test split), ``"shapes"`` (fresh test-generator shapes) or a folder."""
+def load_data(spec: str, n: int | None, seed: int = 0, image_size: int | None = None) -> AuditData:
+    """``"digits"`` (digits test split), ``"shapes"`` (fresh test-generator shapes) or a folder.
+
+    Args:
+        spec (str): ``digits``, ``shapes`` or an image folder ``DIR/<class>/<image>``.
+        n (int or None): number of images (a seeded random subset, kept in file order);
+            None: all of them (``digits``: the test split; ``shapes``: 32).
+        seed (int): seed of the subset.
+        image_size (int, optional): folders: resize the shorter side to S and centre-crop S x S
+            (masks follow, nearest); None keeps the files' size, which must then be equal.
+    """
+    import os
+
+    if n is not None and n < 1:
+        raise AuditInputError(f"--n must be >= 1, got {n}")
+    if image_size is not None and spec in ("digits", "shapes"):
+        raise AuditInputError("--image-size applies to an image folder, not to digits or shapes")
     if spec == "digits":
         from captum_cf.datasets import load_digits
 
         x, y = load_digits("test").tensors
         idx = _subset(len(y), n, seed)
         names = [str(i) for i in range(10)]
-        return AuditData("digits", x[idx], y[idx], None, load_digits("train"), names)
+        ids = [str(i) for i in idx.tolist()]
+        return AuditData(
+            "digits", TensorImages(x[idx], y[idx]), ids, False, load_digits("train"), names
+        )
     if spec == "shapes":
         from captum_cf.datasets import SyntheticShapes
 
-        if n < 1:
-            raise AuditInputError(f"--n must be >= 1, got {n}")
         # fresh images from the generator of shapes-cnn's test set (seed 1; training used seed 0)
-        test = SyntheticShapes(n, size=64, seed=1 + seed)
+        test = SyntheticShapes(32 if n is None else n, size=64, seed=1 + seed)
         train = SyntheticShapes(128, size=64, seed=0).to_tensor_dataset()
-        names = list(test.class_names)
-        return AuditData("shapes", test.images, test.labels, test.masks, train, names)
+        ds = TensorImages(test.images, test.labels, test.masks)
+        ids = [str(i) for i in range(len(ds))]
+        return AuditData("shapes", ds, ids, True, train, list(test.class_names))
     if os.path.isdir(spec):
-        return _load_folder(spec, n, seed)
+        return _load_folder(spec, n, seed, image_size)
     raise AuditInputError(
         f"--data must be 'digits', 'shapes' or an image folder; {spec!r} is none of these"
     )
 
 
-def _load_folder(root: str, n: int, seed: int) -> AuditData:
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    files = [
-        (os.path.join(root, c, f), label)
-        for label, c in enumerate(classes)
-        for f in sorted(os.listdir(os.path.join(root, c)))
-        if f.lower().endswith(_IMAGE_EXTS) and not os.path.splitext(f)[0].endswith(MASK_SUFFIX)
-    ]
-    if not files:
-        raise AuditInputError(
-            f"{root}: no images found (expected {root}/<class>/<image>.png, one folder per class)"
-        )
-    idx = _subset(len(files), n, seed).tolist()
-    chosen = [files[i] for i in idx]
-    images = [_read_image(path) for path, _ in chosen]
-    grey = all(im.mode in ("1", "L", "I", "I;16", "F") for im in images)
-    tensors = [_to_tensor(im.convert("L" if grey else "RGB")) for im in images]
-    if len({tuple(t.shape) for t in tensors}) != 1:
-        sizes = sorted({tuple(t.shape[1:]) for t in tensors})
-        raise AuditInputError(f"{root}: images must all have the same size, found {sizes[:4]}")
-    masks = _read_masks([p for p, _ in chosen], tuple(tensors[0].shape[1:]))
-    labels = torch.tensor([label for _, label in chosen], dtype=torch.long)
-    return AuditData(root, torch.stack(tensors), labels, masks, None, classes)
-
-
-def _read_image(path: str) -> Any:
-    from PIL import Image, UnidentifiedImageError
-
+def _load_folder(root: str, n: int | None, seed: int, image_size: int | None) -> AuditData:
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im.copy()
-    except (OSError, UnidentifiedImageError, ValueError) as err:
-        raise AuditInputError(f"cannot read image {path}: {err}") from err
+        everything = ImageFolder(root, image_size)
+        idx = _subset(len(everything), n, seed).tolist()
+        ds = ImageFolder(root, image_size, files=idx)
+    except ValueError as err:
+        raise AuditInputError(str(err)) from err
+    if image_size is None:
+        _check_same_size(ds)
+    return AuditData(root, ds, ds.paths, ds.has_masks, None, list(ds.classes))
 
 
-def _to_tensor(im: Any) -> Tensor:
-    import numpy as np
+def _check_same_size(ds: ImageFolder) -> None:
+    """Without --image-size every image must have the first one's size: checked from the file
+    headers before any work (Pillow reads the size without decoding the pixels)."""
+    from PIL import Image
 
-    arr = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()) / 255.0
-    return arr[None] if arr.dim() == 2 else arr.permute(2, 0, 1).contiguous()
-
-
-def _read_masks(paths: list[str], hw: tuple[int, int]) -> Tensor | None:
-    mask_paths = [os.path.splitext(p)[0] + MASK_SUFFIX + ".png" for p in paths]
-    present = [os.path.isfile(m) for m in mask_paths]
-    if not any(present):
-        return None
-    if not all(present):
-        missing = [m for m, ok in zip(mask_paths, present) if not ok]
-        raise AuditInputError(
-            f"masks are given for some images but not for {missing[0]} ({len(missing)} missing)"
-        )
-    masks = torch.stack([_to_tensor(_read_image(m).convert("L")) > 0 for m in mask_paths])
-    if tuple(masks.shape[-2:]) != hw:
-        raise AuditInputError(
-            f"masks must have the images' size {hw}, got {tuple(masks.shape[-2:])}"
-        )
-    return masks
-
-
+    first: tuple[int, int] | None = None
+    for path, _ in ds.samples:
+        try:
+            with Image.open(path) as im:
+                size = im.size
+        except (OSError, ValueError) as err:
+            raise AuditInputError(f"cannot read image {path}: {err}") from err
+        if first is None:
+            first = size
+        elif size != first:
+            raise AuditInputError(
+                f"{path} is {size[1]}x{size[0]} but earlier images are {first[1]}x{first[0]}: "
+                "pass --image-size S to resize and centre-crop every image to S x S"
+            )

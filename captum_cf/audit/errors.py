@@ -1,9 +1,17 @@
-"""The one error type of the audit: a user error, printed by the CLI as one line (exit code 2)."""
+"""The errors of the audit: a user error (one line, exit code 2) and an interrupt (exit 130)."""
 
 from __future__ import annotations
 
-__all__ = ["AuditInputError"]
+__all__ = ["AuditInputError", "AuditInterrupted"]
 
 
 class AuditInputError(ValueError):
     """Bad input to the audit: an unknown name, an unreadable file, a model of the wrong kind."""
+
+
+class AuditInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an audit: ``done`` of ``total`` (image, cell) pairs are in the store."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"interrupted; {done} of {total} done; resume with --resume")
+        self.done, self.total = done, total

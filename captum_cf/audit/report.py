@@ -57,26 +57,102 @@ def text_table(result: AuditResult) -> str:
 
 
 def write_report(result: AuditResult, out: str) -> list[str]:
-    """Write the report files into ``out`` (created if needed) without half-written files."""
-    out = os.path.abspath(out)
+    """Write the report files into ``out``, replacing an existing report atomically.
+
+    The files are built in a temporary folder ``.audit-tmp-<pid>-*`` beside ``out``, which then
+    takes the place of ``out`` in one rename (Linux ``renameat2(RENAME_EXCHANGE)``; elsewhere two
+    renames, between which ``out`` is briefly absent): a reader sees the old report or the new
+    one, never a mix. Temporary folders of a killed run are removed by the next run
+    (:func:`clean_stale`).
+
+    Raises:
+        NotADirectoryError: ``out`` exists and is not a folder (checked before anything is done).
+    """
+    out = check_out(out)
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".audit-tmp-", dir=parent)
+    clean_stale(parent)
+    tmp = tempfile.mkdtemp(prefix=f"{_TMP}{os.getpid()}-", dir=parent)
     try:
         _write_all(result, tmp)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp made it private
         if not os.path.exists(out):
-            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp made it private
             os.replace(tmp, out)  # one atomic step: out appears complete
-            tmp = ""
         else:
-            if not os.path.isdir(out):
-                raise NotADirectoryError(f"{out} exists and is not a folder")
-            for name in os.listdir(tmp):  # each file replaced atomically
-                os.replace(os.path.join(tmp, name), os.path.join(out, name))
+            _swap(tmp, out)  # tmp now holds the old report
     finally:
-        if tmp:
+        if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
     return [os.path.join(out, f) for f in FILES]
+
+
+#: prefix of the temporary folders beside a report (followed by the writer's process id)
+_TMP = ".audit-tmp-"
+
+
+def check_out(out: str) -> str:
+    """``out`` as an absolute path; ``NotADirectoryError`` if it exists and is not a folder."""
+    out = os.path.abspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise NotADirectoryError(f"--out {out} exists and is not a folder")
+    return out
+
+
+def clean_stale(parent: str) -> list[str]:
+    """Remove ``.audit-tmp-<pid>-*`` folders in ``parent`` whose process is gone."""
+    removed = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(parent, name)
+        if not name.startswith(_TMP) or not os.path.isdir(path):
+            continue
+        pid_text = name[len(_TMP) :].split("-", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and _alive(int(pid_text)):
+            continue  # another audit is writing its report right now
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _swap(new: str, out: str) -> None:
+    """Exchange the folders ``new`` and ``out`` (atomically where the OS allows it)."""
+    if _rename_exchange(new, out):
+        return
+    old = tempfile.mkdtemp(prefix=f"{_TMP}{os.getpid()}-old-", dir=os.path.dirname(out))
+    os.rmdir(old)
+    os.rename(out, old)
+    os.rename(new, out)
+    os.rename(old, new)  # so that the caller removes the old report
+
+
+def _rename_exchange(a: str, b: str) -> bool:
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def _umask() -> int:
@@ -112,6 +188,7 @@ def _num(v: float) -> float | None:
 def _json(result: AuditResult) -> dict[str, Any]:
     from captum_cf.audit.result import METRICS
 
+    ids = {im["index"]: im["id"] for im in result.images}
     cells = []
     for c in result.cells:
         metrics = {}
@@ -123,6 +200,7 @@ def _json(result: AuditResult) -> dict[str, Any]:
                 "ci95": [_num(lo), _num(hi)],
                 "n": n,
                 "values": values,
+                "ids": [ids[i] for i in c.index.get(m, [])] if ids else [],
             }
         cells.append(
             {
@@ -145,6 +223,9 @@ def _json(result: AuditResult) -> dict[str, Any]:
         },
         "cells": cells,
         "best": {m: {"method": mb[0], "baseline": mb[1]} for m, mb in result.best().items()},
+        "images": [
+            {"id": im["id"], "label": im["label"], "target": im["target"]} for im in result.images
+        ],
         "seconds": round(result.seconds, 2),
     }
 
@@ -180,9 +261,17 @@ def _figure(rows: int, cols: int) -> tuple[Any, Any]:
     return fig, axes
 
 
+def _empty_figure() -> bytes:
+    fig, axes = _figure(1, 1)
+    axes[0, 0].axis("off")
+    return _png(fig)
+
+
 def _references_figure(result: AuditResult) -> bytes:
     """Rows: example images; columns: the input and each baseline's counterfactual."""
     names = list(result.references)
+    if result.examples.shape[0] == 0:
+        return _empty_figure()
     fig, axes = _figure(result.examples.shape[0], 1 + len(names))
     for i, img in enumerate(result.examples):
         _show_image(axes[i, 0], img)
@@ -197,6 +286,8 @@ def _maps_figure(result: AuditResult) -> bytes:
     """Rows: the inputs, then one row per cell; columns: example images. Red +, blue -."""
     cells = list(result.example_maps)
     e = result.examples.shape[0]
+    if e == 0:
+        return _empty_figure()
     fig, axes = _figure(1 + max(len(cells), 1), e)
     for i in range(e):
         _show_image(axes[0, i], result.examples[i])

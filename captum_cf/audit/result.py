@@ -10,7 +10,10 @@ from torch import Tensor
 
 from captum_cf.metrics import deletion, insertion, pointing_game, randomization_test
 
-__all__ = ["AuditResult", "CellResult", "DEFAULT_METHODS", "METRICS", "MetricSpec"]
+__all__ = ["AuditResult", "CellResult", "DEFAULT_METHODS", "METRICS", "MetricSpec", "NO_BASELINE"]
+
+#: the baseline column of a method that ignores baselines (it is one cell, not one per baseline)
+NO_BASELINE = "-"
 
 
 @dataclass(frozen=True)
@@ -47,13 +50,18 @@ METRICS: dict[str, MetricSpec] = {
 
 @dataclass
 class CellResult:
-    """Scores of one (method, baseline) cell: per-image values of each metric."""
+    """Scores of one (method, baseline) cell: per-image values of each metric.
+
+    ``values[metric]`` is (K,) for the images ``index[metric]`` (positions in
+    :attr:`AuditResult.images`; the sanity check scores only the first ``sanity_n``).
+    """
 
     method: str
     baseline: str
     values: dict[str, Tensor] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
+    index: dict[str, list[int]] = field(default_factory=dict)
 
     def stats(self, metric: str) -> tuple[float, float, float, int]:
         """``(mean, ci_low, ci_high, n)`` with a 95 % Student-t interval (NaN when unknown)."""
@@ -84,7 +92,9 @@ class AuditResult:
         examples (Tensor): (E, C, H, W) the first images, for the figures.
         example_maps (dict): ``(method, baseline) -> (E, H, W)`` their maps.
         references (dict): ``baseline -> (E, C, H, W)`` each baseline's counterfactual.
-        seconds (float): wall time of the audit.
+        seconds (float): wall time of the audit (summed over resumed runs).
+        images (list of dict): ``{"id", "label", "target"}`` per audited image, in order: its
+            path (folder) or index, true label (None when unknown) and the explained class.
     """
 
     config: dict[str, Any]
@@ -94,6 +104,42 @@ class AuditResult:
     example_maps: dict[tuple[str, str], Tensor]
     references: dict[str, Tensor]
     seconds: float = 0.0
+    images: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_store(cls, store: Any) -> AuditResult:
+        """The result recorded in an :class:`~captum_cf.audit.store.AuditStore`."""
+        import torch
+
+        config = store.config() or {}
+        images = [
+            {"index": i, "id": iid, "label": label, "target": target}
+            for i, iid, label, target in store.images()
+        ]
+        cells = []
+        for method, baseline in config.get("cells", []):
+            seconds, error, _ = store.cell_summary(method, baseline)
+            cell = CellResult(method, baseline, seconds=seconds, error=error)
+            for metric, pairs in store.scores(method, baseline).items():
+                cell.index[metric] = [i for i, _ in pairs]
+                cell.values[metric] = torch.tensor([v for _, v in pairs])
+            cells.append(cell)
+        examples = store.blob("examples")
+        shape = config.get("image_shape", [1, 1, 1])
+        if examples is None:
+            examples = torch.zeros(0, *shape)
+        maps = {}
+        for name in store.blob_names("map/"):
+            _, method, baseline = name.split("/", 2)
+            maps[(method, baseline)] = store.blob(name)
+        order = {tuple(c): i for i, c in enumerate(config.get("cells", []))}
+        maps = dict(sorted(maps.items(), key=lambda kv: order.get(kv[0], len(order))))
+        refs = {b: store.blob(f"ref/{b}") for b in config.get("baselines", [])}
+        refs = {b: r for b, r in refs.items() if r is not None}
+        seconds = float(config.get("seconds", 0.0))
+        return cls(
+            config, list(config.get("metrics", [])), cells, examples, maps, refs, seconds, images
+        )
 
     def best(self) -> dict[str, tuple[str, str]]:
         """metric -> (method, baseline) of the best mean (direction-aware; first among ties)."""
@@ -134,4 +180,3 @@ class AuditResult:
         from captum_cf.audit.report import write_report
 
         return write_report(self, out)
-

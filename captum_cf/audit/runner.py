@@ -13,34 +13,65 @@ every available method). Each cell (method, baseline) explains the same images a
   of the model is re-initialised (the first step of Adebayo et al.'s cascading randomisation);
   a map that does not change does not explain the model.
 
-Each metric is reported as the mean over images with a 95 % confidence interval (Student t).
+A method that ignores baselines (registered with ``uses_baseline=False``) is one cell, its
+baseline shown as ``"-"``. Each metric is reported as the mean over images with a 95 % confidence
+interval (Student t).
+
+How the work flows (streaming): the images are read in batches (a ``DataLoader``); each batch goes
+through every cell, and its per-image scores are written to the results store
+(:class:`~captum_cf.audit.store.AuditStore`, one transaction per batch x cell) before the next batch
+is read, so memory does not grow with the number of images and a killed audit resumes where it
+stopped. Batch ``k`` is always the same images (``k * B ... (k+1) * B - 1``) and is seeded with
+``seed + k``, so a resumed or distributed audit computes exactly what a single uninterrupted one
+does.
+
+Memory rule (``batch_size=None``, ``explain_batch=None``): with P = H x W pixels per image,
+
+* explanation batch (images per explanation call, also the streaming batch) and the internal
+  batch of path methods (model evaluations with gradients per pass, e.g. Integrated Gradients'
+  steps): ``clamp(2**21 // P, 1, 256)``: 41 images at 224 px, 256 at 32 px;
+* forward batch (no-grad passes of the deletion/insertion curves): ``clamp(2**22 // P, 1, 256)``,
+  and perturbation methods evaluate at most ``2**22 // P`` images per pass;
+* on CUDA the pixel budgets are multiplied by (free GPU memory) / 4 GiB.
+
+This keeps the default grid at 224 px near 1.5 GB on the CPU whatever the number of images
+(``benchmarks/audit_scale.py``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn as nn
 from torch import Tensor
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from captum_cf._registry import AuditContext, Registry
 from captum_cf._validation import check_images, check_target
-from captum_cf.audit.errors import AuditInputError
-from captum_cf.audit.result import DEFAULT_METHODS, AuditResult, CellResult
+from captum_cf.audit.errors import AuditInputError, AuditInterrupted
+from captum_cf.audit.result import DEFAULT_METHODS, NO_BASELINE, AuditResult
+from captum_cf.audit.store import AuditStore, BatchRecord, ids_digest
 from captum_cf.baselines import BASELINES, Baseline
 from captum_cf.metrics import deletion, insertion, pointing_game, randomization_test
 
-__all__ = ["audit"]
+__all__ = ["audit", "plan_batches"]
+
+#: pixels per pass with gradients (explanation batch, path methods' internal batch) on the CPU
+GRAD_PIXELS = 2**21
+#: pixels per no-grad forward pass on the CPU
+FORWARD_PIXELS = 2**22
 
 
 def audit(
     model: nn.Module,
-    images: Tensor,
+    images: Tensor | Dataset | DataLoader,
     target: Any = None,
     masks: Tensor | None = None,
     methods: Sequence[str] | None = None,
@@ -50,20 +81,29 @@ def audit(
     train_data: TensorDataset | None = None,
     removal: str | None = None,
     n_steps: int = 16,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     sanity_n: int = 8,
     n_examples: int = 4,
     seed: int = 0,
     extras: dict[str, Any] | None = None,
     show_progress: bool = False,
+    device: str | torch.device | None = None,
+    store: str | None = None,
+    resume: bool = False,
+    workers: int = 0,
+    explain_batch: int | None = None,
 ) -> AuditResult:
-    """Explain ``images`` with every method x baseline and score every explanation.
+    """Explain images with every method x baseline and score every explanation.
 
     Args:
         model (nn.Module): classifier, (N, C, H, W) images in [0, 1] -> (N, classes) logits.
-        images (Tensor): shape (N, C, H, W), in [0, 1].
+        images (Tensor, Dataset or DataLoader): a tensor (N, C, H, W) in [0, 1]; a map-style
+            ``Dataset`` whose items are ``(image, label)`` or ``(image, label, mask)`` (label -1
+            when unknown; e.g. :class:`captum_cf.datasets.ImageFolder`, whose relative paths become
+            the image ids); or a ``DataLoader`` yielding such batches in a fixed order.
         target (int, sequence or Tensor, optional): class to explain per image; None = predicted.
-        masks (Tensor, optional): object masks (N, 1, H, W) bool; adds the pointing game.
+        masks (Tensor, optional): with a tensor ``images``: object masks (N, 1, H, W), bool or
+            0/1; adds the pointing game.
         methods (sequence of str, optional): names in ``captum_cf.attr.METHODS``; default
             :data:`DEFAULT_METHODS` (those available); ``["all"]``: every available method.
         baselines (sequence of str, optional): names in ``captum_cf.baselines.BASELINES``;
@@ -72,23 +112,35 @@ def audit(
         train_data (TensorDataset, optional): training images, for baselines that need samples.
         removal (str, optional): a baseline name used to remove pixels in both deletion and
             insertion; default RISE's (black for deletion, blur for insertion).
-        n_steps (int): steps of the deletion and insertion curves.
-        batch_size (int): images per forward pass and per explanation call.
-        sanity_n (int): images used by the randomisation sanity check (0 skips it).
-        n_examples (int): images shown in the report's figures.
-        seed (int): seeds every cell (the same seed before each, so cells are order-independent).
+        n_steps (int): steps of the deletion and insertion curves, >= 1.
+        batch_size (int, optional): images per no-grad forward pass; None: sized by memory.
+        sanity_n (int): images used by the randomisation sanity check, >= 0 (0 skips it).
+        n_examples (int): images shown in the report's figures, >= 0.
+        seed (int): seeds every batch x cell (batch ``k`` with ``seed + k``).
         extras (dict, optional): passed to the registries' :class:`AuditContext`.
-        show_progress (bool): tqdm progress bar over cells.
+        show_progress (bool): tqdm progress bar over (image, cell) pairs.
+        device (str or torch.device, optional): where to compute; default the model's device.
+            A model elsewhere is copied there (the given model is not moved).
+        store (str, optional): SQLite file that receives the per-image results as they are
+            computed; default in memory.
+        resume (bool): continue the audit recorded in ``store`` (same settings required).
+        workers (int): ``DataLoader`` worker processes reading the images (>= 0).
+        explain_batch (int, optional): images per explanation call; None: sized by memory.
 
     Returns:
         AuditResult: ``.table()`` to print, ``.write(out)`` to save the report.
 
     Raises:
         AuditInputError: unknown or unavailable method/baseline names (the message lists the valid
-            ones), a model that does not return (N, classes) logits (an output's ``.logits`` is
-            taken), or a model to which no method applies. A method that fails on one image
-            (:func:`captum_cf.audit.model.probe_methods`) is left out: the reason goes to stderr
-            and to ``result.config["skipped_methods"]``.
+            ones), a model that does not return (N, classes) logits, or resuming a store of
+            another audit.
+        ValueError, TypeError: bad settings (the message names the argument), before any work.
+        AuditInterrupted: Ctrl-C; everything computed so far is in ``store``.
+
+    A model whose output holds its logits (``.logits`` or ``["logits"]``, Hugging Face style) is
+    audited on those. A method that fails on one image
+    (:func:`captum_cf.audit.model.probe_methods`) is left out: the reason goes to stderr and to
+    ``result.config["skipped_methods"]``; no method left is an :class:`AuditInputError`.
 
     Example:
         >>> from captum_cf import zoo
@@ -97,44 +149,255 @@ def audit(
         >>> res = audit(zoo.load("digits-cnn"), x[:8], methods=["deeplift"], baselines=["zero"])
         >>> print(res.table())  # doctest: +SKIP
     """
-    from captum_cf.audit.model import applicable_methods, logits_model
-
-    start = time.perf_counter()
-    check_images(images, "images")
-    model = logits_model(model, images)  # a Hugging Face style output: its .logits
-    ctx, target = _context(model, images, target, data_name, train_data, seed, extras)
-    masks = _check_masks(masks, images)
-    method_names = _resolve(_methods(), methods, ctx, "--methods", DEFAULT_METHODS)
-    # a method that fails on one image is left out, with its reason, before the grid runs
-    method_names, skipped = applicable_methods(method_names, ctx, images, target)
-    baseline_names = _resolve(BASELINES, baselines, ctx, "--baselines")
-    if removal is not None:
-        _resolve(BASELINES, [removal], ctx, "--removal")
-    metrics = ["deletion_auc", "insertion_auc"] + (["pointing_game"] if masks is not None else [])
-    metrics += ["sanity_ssim"] if sanity_n > 0 and _top_layer(model) else []
-    scorer = _Scorer(model, images, target, masks, ctx, removal, n_steps, batch_size, sanity_n)
-    e = min(n_examples, images.shape[0])
-    refs = {b: _cached(BASELINES.create(b, ctx), images, target) for b in baseline_names}
-    result = AuditResult(
-        config=_config(
-            ctx, images, method_names, baseline_names, removal, n_steps, sanity_n, masks
-        ),
-        metrics=metrics,
-        cells=[],
-        examples=images[:e].detach().cpu(),
-        example_maps={},
-        references={
-            b: ref.reference(images[:e], target[:e]).detach().cpu() for b, ref in refs.items()
-        },
+    settings = Settings(
+        methods=methods,
+        baselines=baselines,
+        data_name=data_name,
+        train_data=train_data,
+        removal=removal,
+        n_steps=n_steps,
+        batch_size=batch_size,
+        sanity_n=sanity_n,
+        n_examples=n_examples,
+        seed=seed,
+        extras=dict(extras or {}) if extras is None or isinstance(extras, dict) else extras,
+        show_progress=show_progress,
+        workers=workers,
+        explain_batch=explain_batch,
     )
-    result.config["skipped_methods"] = skipped
-    for cell, maps in _run_cells(method_names, refs, ctx, scorer, seed, show_progress):
-        result.cells.append(cell)
-        if maps is not None:
-            result.example_maps[(cell.method, cell.baseline)] = maps[:e].detach().cpu()
-    result.seconds = time.perf_counter() - start
-    result.config["seconds"] = round(result.seconds, 2)
+    settings.validate()
+    if not isinstance(model, nn.Module) and not callable(model):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if not isinstance(resume, bool):
+        raise TypeError(f"resume must be a bool, got {type(resume).__name__}")
+    dev = _device(model, images, device)
+    model = _on_device(model, dev)
+    source = make_source(images, masks)
+    result = run_audit(model, source, settings, store, dev, target=target, resume=resume)
+    assert result is not None  # a single process is rank 0
     return result
+
+
+@dataclass
+class Settings:
+    """An audit's settings other than the model and the images (checked by :meth:`validate`)."""
+
+    methods: Sequence[str] | None = None
+    baselines: Sequence[str] | None = None
+    data_name: str = "custom"
+    train_data: TensorDataset | None = None
+    removal: str | None = None
+    n_steps: int = 16
+    batch_size: int | None = None
+    sanity_n: int = 8
+    n_examples: int = 4
+    seed: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)
+    show_progress: bool = False
+    workers: int = 0
+    explain_batch: int | None = None
+    model_name: str | None = None
+
+    def validate(self) -> None:
+        """``TypeError``/``ValueError`` naming the first bad setting."""
+        _int(self.n_steps, "n_steps", 1)
+        _int(self.sanity_n, "sanity_n", 0)
+        _int(self.n_examples, "n_examples", 0)
+        _int(self.seed, "seed", None)
+        _int(self.workers, "workers", 0)
+        if self.batch_size is not None:
+            _int(self.batch_size, "batch_size", 1)
+        if self.explain_batch is not None:
+            _int(self.explain_batch, "explain_batch", 1)
+        for name in ("methods", "baselines"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, str) or not all(isinstance(v, str) for v in value)
+            ):
+                raise TypeError(f"{name} must be a sequence of names (str), got {value!r}")
+        if self.removal is not None and not isinstance(self.removal, str):
+            raise TypeError(f"removal must be a baseline name (str), got {self.removal!r}")
+        if not isinstance(self.extras, dict):
+            raise TypeError(f"extras must be a dict, got {type(self.extras).__name__}")
+        if self.train_data is not None and not isinstance(self.train_data, TensorDataset):
+            raise TypeError(
+                f"train_data must be a TensorDataset, got {type(self.train_data).__name__}"
+            )
+
+
+def _int(value: Any, name: str, minimum: int | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+# -- the images ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Source:
+    """The images of an audit: a map-style ``dataset`` (or a fixed-order ``loader``) and ids."""
+
+    dataset: Dataset | None
+    loader: DataLoader | None
+    ids: list[str]
+    has_masks: bool
+    first: tuple[Tensor, Tensor, Tensor | None]  # a batch of the first images, for the probes
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def make_source(
+    images: Any, masks: Tensor | None = None, ids: Sequence[str] | None = None
+) -> Source:
+    """Wrap a tensor, a ``Dataset`` or a ``DataLoader`` (see :func:`audit`); checks it."""
+    from captum_cf.audit.data import TensorImages
+
+    if isinstance(images, Tensor):
+        check_images(images, "images")
+        if images.shape[0] == 0:
+            raise ValueError(
+                f"images must hold at least one image, got shape {tuple(images.shape)}"
+            )
+        if masks is not None:
+            masks = check_masks(masks, images.shape, "masks")
+        dataset: Dataset = TensorImages(images, None, masks)
+    elif masks is not None:
+        raise ValueError("masks is only for a tensor of images; a Dataset returns them per item")
+    elif isinstance(images, (Dataset, DataLoader)):
+        dataset = images
+    else:
+        raise TypeError(
+            f"images must be a Tensor (N, C, H, W), a Dataset or a DataLoader, "
+            f"got {type(images).__name__}"
+        )
+    if isinstance(dataset, DataLoader):
+        loader = dataset
+        try:
+            n = len(loader.dataset)  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError(
+                "images: a DataLoader over a dataset with a length is required"
+            ) from None
+        first = _unpack(next(iter(loader)), "images")
+        ids = [str(i) for i in range(n)] if ids is None else list(ids)
+        return Source(None, loader, ids, first[2] is not None, first)
+    try:
+        n = len(dataset)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError("images: a map-style Dataset (with __len__) is required") from None
+    if n == 0:
+        raise ValueError("images: the dataset is empty")
+    if ids is None:
+        paths = getattr(dataset, "paths", None)
+        ids = list(paths) if isinstance(paths, list) and len(paths) == n else None
+    ids = [str(i) for i in range(n)] if ids is None else list(ids)
+    first = _unpack(_collate([dataset[0]]), "images")
+    return Source(dataset, None, ids, first[2] is not None, first)
+
+
+def _collate(items: list[Any]) -> Any:
+    from torch.utils.data import default_collate
+
+    return default_collate(items)
+
+
+def _unpack(batch: Any, name: str) -> tuple[Tensor, Tensor, Tensor | None]:
+    """A collated batch -> (images (B, C, H, W), labels (B,) long, -1 unknown; masks or None)."""
+    if isinstance(batch, Tensor):
+        batch = (batch,)
+    if not isinstance(batch, (tuple, list)) or not 1 <= len(batch) <= 3:
+        raise TypeError(
+            f"{name}: items must be (image, label) or (image, label, mask), got "
+            f"{type(batch).__name__}"
+        )
+    x = batch[0]
+    if not isinstance(x, Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{name}: images must batch to (N, C, H, W), got {shape}")
+    labels = batch[1] if len(batch) > 1 else None
+    labels = torch.full((len(x),), -1) if labels is None else torch.as_tensor(labels).long()
+    masks = batch[2] if len(batch) > 2 else None
+    return x, labels.reshape(-1), masks
+
+
+def check_masks(masks: Any, shape: Sequence[int], name: str = "masks") -> Tensor:
+    """Object masks (N, 1, H, W): bool, or numbers that are all 0 or 1 -> bool."""
+    n, _, h, w = shape
+    if not isinstance(masks, Tensor):
+        raise TypeError(
+            f"{name} must be a Tensor of shape ({n}, 1, {h}, {w}), got {type(masks).__name__}"
+        )
+    if tuple(masks.shape) != (n, 1, h, w):
+        raise ValueError(f"{name} must have shape ({n}, 1, {h}, {w}), got {tuple(masks.shape)}")
+    if masks.dtype != torch.bool:
+        if masks.is_complex():
+            raise TypeError(f"{name} must be bool or real 0/1 values, got {masks.dtype}")
+        if not bool(((masks == 0) | (masks == 1)).all()):
+            raise ValueError(f"{name} must be binary (0/1 or bool) and finite, e.g. no NaN")
+    return masks.bool()
+
+
+# -- the plan -----------------------------------------------------------------------------------
+
+
+def plan_batches(
+    image_shape: Sequence[int],
+    device: torch.device,
+    batch_size: int | None = None,
+    explain_batch: int | None = None,
+) -> dict[str, int]:
+    """The memory rule (module docstring): explanation, internal, forward batch sizes.
+
+    Returns:
+        dict: ``explain`` (images per explanation call and per streamed batch), ``internal``
+        (model evaluations with gradients per pass of a path method), ``forward`` (images per
+        no-grad pass of the curves) and ``forward_images`` (images one perturbation pass may hold).
+    """
+    pixels = int(image_shape[-1]) * int(image_shape[-2])
+    scale = 1.0
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        scale = max(free / 2**32, 0.25)
+    grad = max(1, int(GRAD_PIXELS * scale) // pixels)
+    fwd = max(1, int(FORWARD_PIXELS * scale) // pixels)
+    explain = explain_batch or min(grad, 256)
+    return {
+        "explain": explain,
+        "internal": min(grad, 256),
+        "forward": batch_size or min(fwd, 256),
+        "forward_images": batch_size or fwd,
+    }
+
+
+def _device(model: Any, images: Any, device: Any) -> torch.device:
+    if device is not None:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"device: {err}") from err
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device: cuda requested but CUDA is not available")
+        return dev
+    if isinstance(model, nn.Module):
+        for p in model.parameters():
+            return p.device
+    if isinstance(images, Tensor):
+        return images.device
+    return torch.device("cpu")
+
+
+def _on_device(model: Any, dev: torch.device) -> Any:
+    if not isinstance(model, nn.Module):
+        return model
+    tensors = list(model.parameters()) + list(model.buffers())
+    if all(t.device == dev or (dev.index is None and t.device.type == dev.type) for t in tensors):
+        return model
+    import copy
+
+    return copy.deepcopy(model).to(dev)  # the user's model stays where it is
 
 
 def _methods() -> Registry:
@@ -144,47 +407,100 @@ def _methods() -> Registry:
     return METHODS
 
 
-def _context(
-    model: Any,
-    images: Tensor,
-    target: Any,
-    data_name: str,
-    train_data: TensorDataset | None,
-    seed: int,
-    extras: dict[str, Any] | None,
-) -> tuple[AuditContext, Tensor]:
-    from captum_cf.audit.model import check_logits
+@dataclass
+class _Plan:
+    """Everything decided before the first batch: context, cells, metrics, batches, targets."""
 
-    num_classes = check_logits(model, images)
-    with torch.no_grad():
-        predicted = torch.cat(
-            [model(images[i : i + 256]).argmax(dim=1) for i in range(0, len(images), 256)]
-        )
-    tgt = (
-        predicted
-        if target is None
-        else check_target(target, images.shape[0], num_classes).to(images.device)
-    )
+    ctx: AuditContext
+    cells: list[tuple[str, str]]
+    methods: list[str]
+    baselines: list[str]
+    metrics: list[str]
+    batches: dict[str, int]
+    targets: Tensor | None  # (N,) given targets, or None (predicted per batch)
+    config: dict[str, Any]
+
+
+def make_plan(
+    model: Any, source: Source, s: Settings, dev: torch.device, target: Any = None
+) -> _Plan:
+    """Probe the model on the first image, resolve the names, size the batches (no heavy work)."""
+    from captum_cf.audit.model import applicable_methods, check_logits
+
+    x0 = source.first[0][:2].to(dev)
+    check_images(x0, "images")
+    num_classes = check_logits(model, x0)
+    n = len(source)
+    targets = None if target is None else check_target(target, n, num_classes)
+    image_shape = tuple(int(v) for v in x0.shape[1:])
+    batches = plan_batches(image_shape, dev, s.batch_size, s.explain_batch)
+    extras = {
+        "internal_batch_size": batches["internal"],
+        "forward_images": batches["forward_images"],
+        **s.extras,
+    }
     ctx = AuditContext(
         model=model,
-        data_name=data_name,
-        train_data=train_data,
+        data_name=s.data_name,
+        train_data=s.train_data,
         num_classes=num_classes,
-        image_shape=tuple(images.shape[1:]),
-        device=images.device,
-        seed=seed,
-        extras=dict(extras or {}),
+        image_shape=image_shape,  # type: ignore[arg-type]
+        device=dev,
+        seed=s.seed,
+        extras=extras,
     )
-    return ctx, tgt
+    registry = _methods()
+    methods = _resolve(registry, s.methods, ctx, "--methods", DEFAULT_METHODS)
+    # a method that fails on one image is left out, with its reason, before the grid runs
+    t0 = None if targets is None else targets[:1].to(dev)
+    methods, skipped = applicable_methods(methods, ctx, x0[:1], t0)  # type: ignore[arg-type]
+    baselines = _resolve(BASELINES, s.baselines, ctx, "--baselines")
+    if s.removal is not None:
+        _resolve(BASELINES, [s.removal], ctx, "--removal")
+    cells = []
+    for m in methods:
+        if registry.uses_baseline(m):
+            cells += [(m, b) for b in baselines]
+        else:
+            cells.append((m, NO_BASELINE))
+    metrics = ["deletion_auc", "insertion_auc"] + (["pointing_game"] if source.has_masks else [])
+    metrics += ["sanity_ssim"] if s.sanity_n > 0 and _top_layer(model) else []
+    config = {
+        "data": s.data_name,
+        "n": n,
+        "image_ids": ids_digest(source.ids),
+        "image_shape": list(image_shape),
+        "num_classes": num_classes,
+        "model": s.model_name or type(model).__name__,
+        "model_hash": _model_hash(model),
+        "methods": methods,
+        "skipped_methods": skipped,
+        "baselines": baselines,
+        "cells": [list(c) for c in cells],
+        "metrics": metrics,
+        "removal": s.removal or "RISE (deletion: zero, insertion: blur sigma 5)",
+        "n_steps": s.n_steps,
+        "sanity_n": min(s.sanity_n, n),
+        "n_examples": s.n_examples,
+        "masks": source.has_masks,
+        "seed": s.seed,
+        "batch": batches["explain"],
+        "targets": "predicted" if targets is None else ids_digest(map(str, targets.tolist())),
+        "device": str(dev),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    return _Plan(ctx, cells, methods, baselines, metrics, batches, targets, config)
 
 
-def _check_masks(masks: Tensor | None, images: Tensor) -> Tensor | None:
-    if masks is None:
-        return None
-    n, _, h, w = images.shape
-    if not isinstance(masks, Tensor) or tuple(masks.shape) != (n, 1, h, w):
-        raise AuditInputError(f"masks must have shape ({n}, 1, {h}, {w})")
-    return masks.bool().to(images.device)
+def _model_hash(model: Any) -> str:
+    if not isinstance(model, nn.Module):
+        return ""
+    h = hashlib.sha1()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _resolve(
@@ -217,32 +533,374 @@ def _resolve(
     return list(dict.fromkeys(names))
 
 
-def _config(
-    ctx: AuditContext,
-    images: Tensor,
-    methods: list[str],
-    baselines: list[str],
-    removal: str | None,
-    n_steps: int,
-    sanity_n: int,
-    masks: Tensor | None,
-) -> dict[str, Any]:
-    return {
-        "data": ctx.data_name,
-        "n": int(images.shape[0]),
-        "image_shape": list(ctx.image_shape),
-        "num_classes": ctx.num_classes,
-        "methods": methods,
-        "baselines": baselines,
-        "removal": removal or "RISE (deletion: zero, insertion: blur sigma 5)",
-        "n_steps": n_steps,
-        "sanity_n": min(sanity_n, int(images.shape[0])),
-        "masks": masks is not None,
-        "seed": ctx.seed,
-        "device": str(ctx.device),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-    }
+# -- the run ------------------------------------------------------------------------------------
+
+
+class _Local:
+    """The communicator of a single process (see :mod:`captum_cf.audit.distributed`)."""
+
+    rank, world = 0, 1
+
+    def broadcast(self, obj: Any) -> Any:
+        return obj
+
+    def gather(self, obj: Any) -> list[Any]:
+        return [obj]
+
+
+def run_audit(
+    model: Any,
+    source: Source,
+    settings: Settings,
+    store_path: str | None,
+    dev: torch.device,
+    target: Any = None,
+    resume: bool = False,
+    comm: Any = None,
+) -> AuditResult | None:
+    """Plan, compute the missing (image, cell) pairs into the store, read the result back.
+
+    The store (``store_path``, or memory) is opened after the settings, names and model have
+    been checked, so a user error leaves no file behind. With a distributed ``comm`` every rank
+    calls this; rank 0 owns the store and returns the result, the other ranks return None.
+    """
+    from captum_cf.audit.model import logits_model
+
+    comm = comm or _Local()
+    start = time.perf_counter()
+    model = logits_model(model, source.first[0][:2].to(dev))  # Hugging Face style: its .logits
+    if comm.world == 1:
+        plan = make_plan(model, source, settings, dev, target)
+    else:  # every rank learns whether any rank could not plan (else rank 0 would wait forever)
+        try:
+            plan, error = make_plan(model, source, settings, dev, target), None
+        except Exception as err:  # noqa: BLE001
+            plan, error = None, err
+        failed = [(r, e) for r, e in enumerate(comm.gather(error and _first_line(error))) if e]
+        if error is not None:
+            raise error
+        if failed:
+            raise AuditInputError(f"rank {failed[0][0]} failed: {failed[0][1]}")
+    store: AuditStore | None = None
+    setup: Any = None
+    try:
+        if comm.rank == 0:
+            try:
+                store = AuditStore(store_path or ":memory:")
+                old = store.config() if resume else None
+                if old and settings.explain_batch is None and "batch" in old:
+                    # a batch sized by memory may differ on another machine or GPU: the stored
+                    # run's batches are kept, so that its remaining batches are the same images
+                    plan.batches["explain"] = plan.config["batch"] = old["batch"]
+                store.start(plan.config, resume)
+                plan.config["seconds"] = (old or {}).get("seconds", 0.0)
+                setup = (
+                    "ok",
+                    _pending(plan, len(source), store.done_pairs()),
+                    plan.config["batch"],
+                )
+            except AuditInputError as err:
+                setup = ("error", str(err))
+        setup = comm.broadcast(setup)
+        if setup[0] == "error":
+            raise AuditInputError(setup[1])
+        pending: dict[int, list[tuple[str, str]]] = setup[1]
+        plan.batches["explain"] = plan.config["batch"] = setup[2]
+        total = len(source) * len(plan.cells)
+        try:
+            _compute(model, source, settings, plan, pending, store, comm, total)
+        except KeyboardInterrupt:
+            done_n = store.count_done() if store is not None else 0
+            raise AuditInterrupted(done_n, total) from None
+        if store is None:
+            return None
+        seconds = time.perf_counter() - start + float(plan.config["seconds"] or 0.0)
+        store.update_config(seconds=round(seconds, 2))
+        return AuditResult.from_store(store)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _pending(plan: _Plan, n: int, done: set[tuple[int, str, str]]) -> dict[int, list]:
+    """batch index -> the cells that still miss some of its images (in cell order)."""
+    b = plan.batches["explain"]
+    out: dict[int, list] = {}
+    for k in range(math.ceil(n / b)):
+        rows = range(k * b, min(n, (k + 1) * b))
+        todo = [c for c in plan.cells if any((i, c[0], c[1]) not in done for i in rows)]
+        if todo:
+            out[k] = todo
+    return out
+
+
+def _compute(
+    model: Any,
+    source: Source,
+    s: Settings,
+    plan: _Plan,
+    pending: dict[int, list[tuple[str, str]]],
+    store: AuditStore | None,
+    comm: Any,
+    total: int,
+) -> None:
+    order = sorted(pending)
+    mine = order[comm.rank :: comm.world]
+    steps = math.ceil(len(order) / comm.world)
+    grid = _Grid(model, s, plan)
+    bar = None
+    if s.show_progress and comm.rank == 0:
+        from tqdm.auto import tqdm
+
+        done0 = store.count_done() if store is not None else 0
+        bar = tqdm(total=total, initial=done0, desc="audit", unit="pair")
+    batches = _batches(source, plan, mine, s.workers)
+    try:
+        for _step in range(steps):
+            if comm.world == 1:
+                k, x, labels, masks = next(batches)
+                for record in grid.run(k, x, labels, masks, pending[k], source.ids):
+                    store.write(record)  # type: ignore[union-attr]
+                    if bar is not None:
+                        bar.update(len(record["done"]))
+                continue
+            merged, error = BatchRecord.empty(), None
+            local_error: BaseException | None = None
+            try:
+                item = next(batches, None)
+                if item is not None:
+                    k, x, labels, masks = item
+                    for record in grid.run(k, x, labels, masks, pending[k], source.ids):
+                        for key in ("images", "done", "scores"):
+                            merged[key] += record[key]
+                        merged["blobs"].update(record["blobs"])
+            except KeyboardInterrupt:
+                error = "interrupted"
+            except Exception as err:  # noqa: BLE001 (told to every rank, then raised)
+                error = f"{type(err).__name__}: {_first_line(err)}"
+                local_error = err
+            gathered = comm.gather((merged, error))
+            if store is not None:
+                for rec, _ in gathered:
+                    store.write(rec)
+                if bar is not None:
+                    bar.update(sum(len(rec["done"]) for rec, _ in gathered))
+            failed = [(r, e) for r, (_, e) in enumerate(gathered) if e is not None]
+            if failed:
+                if local_error is not None:
+                    raise local_error
+                r, e = failed[0]
+                if e == "interrupted":
+                    raise KeyboardInterrupt
+                raise AuditInputError(f"rank {r} failed: {e}; resume with --resume")
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [ln for ln in str(err).splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    # a DataLoader worker's error carries the worker's traceback; its last line is the message
+    return lines[-1] if lines[0].startswith("Caught ") else lines[0]
+
+
+def _batches(
+    source: Source, plan: _Plan, mine: list[int], workers: int
+) -> Iterator[tuple[int, Tensor, Tensor, Tensor | None]]:
+    """``(k, images, labels, masks)`` for the batch indices ``mine``, in order, streamed."""
+    b, n = plan.batches["explain"], len(source)
+    dev = plan.ctx.device
+    if source.loader is not None:
+        yield from _chunks_of_loader(source, plan, set(mine))
+        return
+    rows = [i for k in mine for i in range(k * b, min(n, (k + 1) * b))]
+    if not rows:
+        return
+    loader = DataLoader(
+        Subset(source.dataset, rows),  # type: ignore[arg-type]
+        batch_size=b,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_collate,
+    )
+    it = iter(loader)
+    for k in mine:
+        try:
+            batch = next(it)
+        except ValueError as err:  # an unreadable or odd-sized image (datasets.ImageFolder)
+            raise AuditInputError(_first_line(err)) from err
+        x, labels, masks = _unpack(batch, "images")
+        yield k, x.to(dev, non_blocking=True), labels, _batch_masks(masks, x, dev)
+
+
+def _chunks_of_loader(
+    source: Source, plan: _Plan, wanted: set[int]
+) -> Iterator[tuple[int, Tensor, Tensor, Tensor | None]]:
+    """A user's DataLoader re-cut into batches of the explanation batch size (in its order)."""
+    b, dev = plan.batches["explain"], plan.ctx.device
+    parts: list[tuple[Tensor, Tensor, Tensor | None]] = []
+    k = 0
+
+    def joined() -> tuple[Tensor, Tensor, Tensor | None]:
+        ms = [p[2] for p in parts]
+        return (
+            torch.cat([p[0] for p in parts]),
+            torch.cat([p[1] for p in parts]),
+            None if ms[0] is None else torch.cat(ms),  # type: ignore[arg-type]
+        )
+
+    for batch in source.loader:  # type: ignore[union-attr]
+        parts.append(_unpack(batch, "images"))
+        while sum(len(p[0]) for p in parts) >= b:
+            xs, ls, ms = joined()
+            if k in wanted:
+                yield (
+                    k,
+                    xs[:b].to(dev),
+                    ls[:b],
+                    _batch_masks(None if ms is None else ms[:b], xs, dev),
+                )
+            parts = [(xs[b:], ls[b:], None if ms is None else ms[b:])]
+            k += 1
+    if parts and sum(len(p[0]) for p in parts) and k in wanted:
+        xs, ls, ms = joined()
+        yield k, xs.to(dev), ls, _batch_masks(ms, xs, dev)
+
+
+def _batch_masks(masks: Tensor | None, x: Tensor, dev: torch.device) -> Tensor | None:
+    if masks is None:
+        return None
+    return check_masks(torch.as_tensor(masks), (len(masks), 1, *x.shape[-2:]), "masks").to(dev)
+
+
+#: Captum's advisory warnings, repeated for every cell of an audit (not problems of the model)
+_ADVISORIES = (
+    r"(?s).*Setting forward, backward hooks and attributes on non-linear",
+    r"(?s).*You are providing multiple inputs for Lime",
+    r"(?s).*Input Tensor \d+ did not already require gradients",
+)
+
+
+class _Grid:
+    """Runs the cells of the grid on one batch of images and turns the scores into records."""
+
+    def __init__(self, model: Any, s: Settings, plan: _Plan) -> None:
+        self.model, self.s, self.plan = model, s, plan
+        self.ctx = plan.ctx
+        self.top = _top_layer(model) if "sanity_ssim" in plan.metrics else None
+        self.removal = (
+            {} if s.removal is None else {"baseline": BASELINES.create(s.removal, self.ctx)}
+        )
+        self._explainers: dict[str, Callable[..., Tensor]] = {}
+        self._baselines: dict[str, Baseline] = {}
+
+    def explainer(self, method: str) -> Callable[..., Tensor]:
+        if method not in self._explainers:
+            self._explainers[method] = _methods().create(method, self.ctx)
+        return self._explainers[method]
+
+    def baseline(self, name: str) -> Baseline:
+        if name not in self._baselines:
+            self._baselines[name] = BASELINES.create(name, self.ctx)
+        return self._baselines[name]
+
+    def run(
+        self,
+        k: int,
+        x: Tensor,
+        labels: Tensor,
+        masks: Tensor | None,
+        cells: list[tuple[str, str]],
+        ids: list[str],
+    ) -> Iterator[BatchRecord]:
+        """One record per cell of ``cells`` for batch ``k`` (images ``x``)."""
+        check_images(x, "images")
+        first = k * self.plan.batches["explain"]
+        idx = list(range(first, first + len(x)))
+        t = self._targets(x, idx)
+        t_list = t.tolist()
+        images = [
+            (i, ids[i], None if int(lab) < 0 else int(lab), tt)
+            for i, lab, tt in zip(idx, labels.tolist(), t_list)
+        ]
+        refs: dict[str, Baseline] = {}
+        e = min(self.s.n_examples, len(x)) if k == 0 else 0
+        for method, bname in cells:
+            if bname != NO_BASELINE and bname not in refs:
+                refs[bname] = _cached(self.baseline(bname), x, t)
+            record = BatchRecord.empty()
+            record["images"] = images
+            if e:
+                record["blobs"]["examples"] = x[:e]
+                for b, ref in refs.items():
+                    record["blobs"][f"ref/{b}"] = ref.reference(x[:e], t[:e])
+            torch.manual_seed(self.s.seed + k)
+            baseline = refs.get(bname)
+            self.seconds = 0.0
+            try:
+                with warnings.catch_warnings():
+                    for message in _ADVISORIES:
+                        warnings.filterwarnings("ignore", message=message, category=UserWarning)
+                    attr, values = self._score(self.explainer(method), baseline, x, t, masks, idx)
+                error = None
+            except Exception as err:  # noqa: BLE001 (one failing cell must not lose the others)
+                error = f"{type(err).__name__}: {_first_line(err)}"
+                attr, values = None, {}
+            share = self.seconds / len(x)  # explanation time, shared by the batch's images
+            record["done"] = [(i, method, bname, share, error) for i in idx]
+            for metric, (rows, v) in values.items():
+                record["scores"] += [
+                    (i, method, bname, metric, float(val)) for i, val in zip(rows, v.tolist())
+                ]
+            if e and attr is not None:
+                record["blobs"][f"map/{method}/{bname}"] = attr[:e].sum(dim=1)
+            yield record
+
+    def _targets(self, x: Tensor, idx: list[int]) -> Tensor:
+        if self.plan.targets is not None:
+            return self.plan.targets[idx].to(x.device)
+        with torch.no_grad():
+            fwd = self.plan.batches["forward"]
+            return torch.cat(
+                [self.model(x[i : i + fwd]).argmax(dim=1) for i in range(0, len(x), fwd)]
+            )
+
+    def _score(
+        self,
+        explain: Callable[..., Tensor],
+        baseline: Baseline | None,
+        x: Tensor,
+        t: Tensor,
+        masks: Tensor | None,
+        idx: list[int],
+    ) -> tuple[Tensor, dict[str, tuple[list[int], Tensor]]]:
+        start = time.perf_counter()
+        attr = explain(x, t, baseline).detach()
+        if attr.is_cuda:
+            torch.cuda.synchronize(attr.device)  # the time of the work, not of its launch
+        self.seconds = time.perf_counter() - start
+        kw = dict(n_steps=self.s.n_steps, batch_size=self.plan.batches["forward"], **self.removal)
+        values = {
+            "deletion_auc": (idx, deletion(self.model, x, attr, t, **kw).auc),
+            "insertion_auc": (idx, insertion(self.model, x, attr, t, **kw).auc),
+        }
+        if masks is not None:
+            values["pointing_game"] = (idx, pointing_game(attr, masks))
+        sanity = [j for j, i in enumerate(idx) if i < self.plan.config["sanity_n"]]
+        if sanity and self.top is not None:
+            rows = torch.tensor(sanity, device=x.device)
+            res = randomization_test(
+                self.model,
+                lambda xx, tt: explain(xx, tt, baseline),
+                x[rows],
+                t[rows],
+                layers=[self.top],
+                original=attr[rows],  # the grid's map of the trained model, not explained again
+            )
+            values["sanity_ssim"] = ([idx[j] for j in sanity], res.similarity[:, 0])
+        return attr, {m: (rows_, v.detach().cpu()) for m, (rows_, v) in values.items()}
 
 
 def _cached(baseline: Baseline, images: Tensor, target: Tensor) -> Baseline:
@@ -259,28 +917,53 @@ class _ReferenceCache(Baseline):
 
     Every method of the audit (and the report's counterfactual grid) asks for the references of
     the same images; an expensive reference (a Frank-Wolfe counterfactual, a GAN translation) is
-    computed once per audit instead of once per method. Rows are recognised by their exact pixel
-    values (and target when the baseline needs it); any other input goes to the wrapped baseline.
+    computed once per batch instead of once per method. Rows are recognised on the device: a
+    random projection of each row finds the candidate, exact equality of pixels (and of the
+    target when the baseline needs it) confirms it; one host sync per call, none per row. Any
+    other input goes to the wrapped baseline.
     """
 
     def __init__(self, inner: Baseline, images: Tensor, target: Tensor) -> None:
         self.inner = inner
         self.needs_target = inner.needs_target
+        self._images = images.detach()
+        self._target = target.detach()
         self._ref = inner.reference(images, target).detach()
-        self._rows = {self._key(x, t): i for i, (x, t) in enumerate(zip(images, target.tolist()))}
+        gen = torch.Generator().manual_seed(0)
+        self._w = torch.rand(images[0].numel(), generator=gen, dtype=torch.float64).to(
+            images.device
+        )
+        self._fp = self._fingerprint(self._images)
 
-    def _key(self, row: Tensor, t: Any) -> tuple[bytes, Any]:
-        return (row.detach().cpu().numpy().tobytes(), t if self.needs_target else None)
+    def _fingerprint(self, x: Tensor) -> Tensor:
+        return x.reshape(len(x), -1).to(torch.float64) @ self._w
+
+    def _lookup(self, inputs: Tensor, target: Any) -> Tensor | None:
+        """Row of the cache for each input row, or None when any row is not cached."""
+        n = len(inputs)
+        if n == 0 or inputs.shape[1:] != self._images.shape[1:]:
+            return None
+        x = inputs.detach().to(self._images.device)
+        fp = self._fingerprint(x)
+        # the projection is only a finder (its last bits depend on the batch shape): exact
+        # equality of the pixels decides
+        close = (fp[:, None] - self._fp[None, :]).abs() <= 1e-9 * (1 + self._fp.abs()[None, :])
+        j = close.to(torch.uint8).argmax(dim=1)
+        ok = close.any(dim=1).all() & (x == self._images[j]).flatten(1).all()
+        if self.needs_target:
+            if isinstance(target, Tensor) and target.numel() == n:
+                tgt = target.reshape(-1).to(self._target.device)
+            elif isinstance(target, int) and not isinstance(target, bool):
+                tgt = torch.full((n,), target, device=self._target.device)
+            else:
+                return None
+            ok = ok & (self._target[j] == tgt).all()
+        return j if bool(ok) else None
 
     def _reference(self, inputs: Tensor, target: Any) -> Tensor:
-        n = len(inputs)
-        if isinstance(target, Tensor) and target.numel() == n:
-            tgt = target.tolist()
-        else:
-            tgt = [int(target) if isinstance(target, int) else None] * n
-        idx = [self._rows.get(self._key(x, tgt[i])) for i, x in enumerate(inputs)]
-        if all(i is not None for i in idx):
-            return self._ref[torch.tensor(idx, device=self._ref.device)].to(inputs)
+        j = self._lookup(inputs, target)
+        if j is not None:
+            return self._ref[j].to(inputs)
         return self.inner._reference(inputs, target)
 
     def __repr__(self) -> str:
@@ -292,115 +975,3 @@ def _top_layer(model: Any) -> str | None:
         return None
     owners = [n for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))]
     return owners[-1] if owners else None
-
-
-#: Captum's advisory warnings, repeated for every cell of an audit (not problems of the model)
-_ADVISORIES = (
-    r"(?s).*Setting forward, backward hooks and attributes on non-linear",
-    r"(?s).*You are providing multiple inputs for Lime",
-    r"(?s).*Input Tensor \d+ did not already require gradients",
-)
-
-
-def _run_cells(
-    method_names: list[str],
-    refs: dict[str, Baseline],
-    ctx: AuditContext,
-    scorer: _Scorer,
-    seed: int,
-    show_progress: bool,
-):
-    registry = _methods()
-    bar = None
-    if show_progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(method_names) * len(refs), desc="audit", unit="cell")
-    try:
-        for m in method_names:
-            explain = registry.create(m, ctx)
-            for b, baseline in refs.items():
-                if bar is not None:
-                    bar.set_postfix_str(f"{m} x {b}")
-                torch.manual_seed(seed)
-                with warnings.catch_warnings():
-                    # Captum's advice (Lime on batches, DeepLift hooks) is noise in a report run
-                    for message in _ADVISORIES:
-                        warnings.filterwarnings("ignore", message=message, category=UserWarning)
-                    scored = scorer.score(m, b, explain, baseline)
-                yield scored
-                if bar is not None:
-                    bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-class _Scorer:
-    """Explains the images for one cell and computes its metrics."""
-
-    def __init__(
-        self,
-        model: nn.Module,
-        images: Tensor,
-        target: Tensor,
-        masks: Tensor | None,
-        ctx: AuditContext,
-        removal: str | None,
-        n_steps: int,
-        batch_size: int,
-        sanity_n: int,
-    ) -> None:
-        self.model, self.images, self.target, self.masks = model, images, target, masks
-        self.n_steps, self.batch_size = n_steps, batch_size
-        self.sanity_n, self.top = min(sanity_n, images.shape[0]), _top_layer(model)
-        kw: dict[str, Baseline] = {}
-        if removal is not None:
-            kw = {"baseline": BASELINES.create(removal, ctx)}
-        self.removal = kw
-
-    def explain(
-        self, explain: Callable[..., Tensor], baseline: Baseline, x: Tensor, t: Tensor
-    ) -> Tensor:
-        parts = [
-            explain(x[i : i + self.batch_size], t[i : i + self.batch_size], baseline).detach()
-            for i in range(0, x.shape[0], self.batch_size)
-        ]
-        return torch.cat(parts)
-
-    def score(self, method: str, name: str, explain: Callable[..., Tensor], baseline: Baseline):
-        """``(CellResult, maps (N, H, W) or None)``; a failing cell is recorded, not raised."""
-        cell = CellResult(method, name)
-        try:
-            start = time.perf_counter()
-            attr = self.explain(explain, baseline, self.images, self.target)
-            cell.seconds = time.perf_counter() - start
-            cell.values = self._metrics(attr, explain, baseline)
-        except Exception as err:  # noqa: BLE001 (one failing cell must not lose the others)
-            cell.values = {}
-            cell.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            return cell, None
-        return cell, attr.sum(dim=1)
-
-    def _metrics(
-        self, attr: Tensor, explain: Callable[..., Tensor], baseline: Baseline
-    ) -> dict[str, Tensor]:
-        x, t, kw = self.images, self.target, dict(n_steps=self.n_steps, batch_size=self.batch_size)
-        values = {
-            "deletion_auc": deletion(self.model, x, attr, t, **self.removal, **kw).auc,
-            "insertion_auc": insertion(self.model, x, attr, t, **self.removal, **kw).auc,
-        }
-        if self.masks is not None:
-            values["pointing_game"] = pointing_game(attr, self.masks)
-        if self.sanity_n > 0 and self.top is not None:
-            k = self.sanity_n
-            res = randomization_test(
-                self.model,
-                lambda xx, tt: self.explain(explain, baseline, xx, tt),
-                x[:k],
-                t[:k],
-                layers=[self.top],
-            )
-            values["sanity_ssim"] = res.similarity[:, 0]
-        return {m: v.detach().cpu() for m, v in values.items()}
-

@@ -55,6 +55,7 @@ def randomization_test(
     layers: Sequence[str] | None = None,
     absolute: bool = True,
     seed: int = 0,
+    original: Tensor | None = None,
 ) -> RandomizationResult:
     """Randomise the model's layers from the top down and measure how much the explanation changes.
 
@@ -78,6 +79,8 @@ def randomization_test(
             top first; default every module that owns parameters, last defined first.
         absolute (bool): compare absolute values of the maps (Adebayo et al.'s main setting).
         seed (int): seed of the re-initialisation.
+        original (Tensor, optional): ``explain(inputs, target)`` of the trained model when the
+            caller already has it (the audit does); it is then not computed again.
 
     Returns:
         RandomizationResult: similarity (N, L); lower means the explanation depends on the model.
@@ -103,7 +106,10 @@ def randomization_test(
     scores = []
     with preserve_model_state(model):
         try:
-            original = _explain_map(explain, inputs, target)
+            if original is None:
+                original = _explain_map(explain, inputs, target)
+            else:
+                original = saliency_map(original, tuple(inputs.shape), name="original").detach()
             for i, name in enumerate(names):
                 if not cascade:
                     _restore(model, saved)

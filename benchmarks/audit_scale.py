@@ -1,0 +1,249 @@
+"""The audit at scale on the CPU: images/s, 1 vs 2 processes, the "limit" ratio, peak memory.
+
+Measures, on a generated image folder and a small ResNet-like model (random weights, 3 classes):
+
+1. images/s of the default grid (DEFAULT_METHODS x every baseline available for a user model:
+   zero, blur, noise, inpaint-pushpull) at 64 and 224 px, for 1 process and for 2 processes
+   under torchrun (gloo), one thread each; the scaling efficiency is
+   (images/s of 2) / (2 x images/s of 1). Times are the audits' own (``results.json`` seconds:
+   planning, every cell, the store), without the interpreter's start.
+2. the "limit" ratio: audit time over the time of the same number of bare model passes. A
+   forward hook counts every image the model sees, with and without gradients; the bare time is
+   those counts times the per-image time of a batched forward (no grad) and forward+backward.
+3. peak RSS of ``--n 2000`` vs ``--n 100`` (32 px folder, integrated-gradients x zero, 4 steps):
+   streaming keeps memory flat (goal: within 1.3x).
+4. peak RSS of the 224 px audit on one full explanation batch (41 images, IG x zero: IG's
+   internal batch is the memory peak) with the small model and with torchvision's resnet18.
+
+Writes ``audit_scale.json`` (or ``--json``) and prints a one-line summary. Example::
+
+    OMP_NUM_THREADS=1 python benchmarks/audit_scale.py --n64 8 --n224 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+MODEL = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+COUNTS = {"fwd": 0, "grad": 0}
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.skip = nn.Conv2d(cin, cout, 1, stride, bias=False)
+        self.r1, self.r2 = nn.ReLU(), nn.ReLU()
+
+    def forward(self, x):
+        y = self.r1(self.b1(self.c1(x)))
+        return self.r2(self.b2(self.c2(y)) + self.skip(x))
+
+
+class SmallResNet(nn.Module):
+    """A resnet-like classifier: stem, 3 residual stages (16, 32, 64), global pool, 3 classes."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU())
+        self.blocks = nn.Sequential(Block(16, 16, 1), Block(16, 32, 2), Block(32, 64, 2))
+        self.fc = nn.Linear(64, 3)
+
+    def forward(self, x):
+        COUNTS["fwd"] += len(x)
+        if torch.is_grad_enabled() and x.requires_grad:
+            COUNTS["grad"] += len(x)
+        return self.fc(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1).flatten(1))
+
+
+def make():
+    return SmallResNet().eval()
+
+
+def resnet18():
+    import torchvision
+
+    return torchvision.models.resnet18(num_classes=3).eval()
+'''
+
+
+def _folder(root: str, n: int, size: int) -> str:
+    """``n`` smooth random RGB images of ``size`` px in 3 class folders (generated once)."""
+    from PIL import Image
+
+    if os.path.isdir(root) and sum(len(f) for _, _, f in os.walk(root)) >= n:
+        return root
+    gen = torch.Generator().manual_seed(0)
+    for i in range(n):
+        low = torch.rand(3, 1, 8, 8, generator=gen)
+        img = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear")[:, 0]
+        cls = os.path.join(root, f"c{i % 3}")
+        os.makedirs(cls, exist_ok=True)
+        arr = (img.permute(1, 2, 0).clamp(0, 1) * 255).byte().numpy()
+        Image.fromarray(arr).save(os.path.join(cls, f"{i:05d}.png"))
+    return root
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _cli(args: list[str], procs: int = 1) -> tuple[dict, float]:
+    """Run the audit CLI (1 process or torchrun); ``(results.json, peak RSS MB of children)``."""
+    if procs == 1:
+        cmd = [sys.executable, "-m", "captum_cf", *args]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={procs}", "-m", "captum_cf", *args]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    run = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{run.stderr[-3000:]}")
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = args[args.index("--out") + 1]
+    with open(os.path.join(out, "results.json")) as f:
+        return json.load(f), max(rss, before) / 1024
+
+
+def _grid_speed(work: str, model: str, size: int, n: int, procs: int) -> dict:
+    folder = _folder(os.path.join(work, f"img{size}"), n, size)
+    out = os.path.join(work, f"out{size}_{procs}")
+    # two batches at least, so that 2 processes have one each
+    args = ["audit", "--model", model, "--data", folder, "--n-images", str(n),
+            "--explain-batch", str(max(1, n // 2)), "--no-progress", "--out", out]
+    report, _ = _cli(args, procs)
+    seconds = report["seconds"]
+    return {"size": size, "n": n, "processes": procs, "seconds": seconds,
+            "images_per_s": n / seconds, "cells": len(report["cells"])}
+
+
+def _limit(work: str, size: int, n: int) -> dict:
+    """In-process audit with counted model passes, then the bare passes' time."""
+    sys.path.insert(0, work)
+    import bench_model  # noqa: E402  (written by main)
+
+    from captum_cf.audit import audit
+    from captum_cf.datasets import ImageFolder
+
+    folder = _folder(os.path.join(work, f"img{size}"), n, size)
+    ds = ImageFolder(folder, files=list(range(n)))
+    model = bench_model.make()
+    bench_model.COUNTS.update(fwd=0, grad=0)
+    res = audit(model, ds, explain_batch=2, data_name=folder)
+    fwd, grad = bench_model.COUNTS["fwd"], bench_model.COUNTS["grad"]
+    x = torch.rand(32, 3, size, size)
+    with torch.no_grad():
+        model(x)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            model(x)
+        t_fwd = (time.perf_counter() - t0) / (3 * len(x))
+    xg = x.clone().requires_grad_(True)
+    model(xg)[:, 0].sum().backward()
+    t0 = time.perf_counter()
+    for _ in range(3):
+        model(xg)[:, 0].sum().backward()
+    t_grad = (time.perf_counter() - t0) / (3 * len(x))
+    bare = (fwd - grad) * t_fwd + grad * t_grad
+    return {"size": size, "n": n, "audit_seconds": res.seconds, "images_forward": fwd,
+            "images_with_grad": grad, "bare_seconds": bare, "limit_ratio": res.seconds / bare}
+
+
+def _rss(work: str, model: str, n: int, size: int, extra: list[str]) -> float:
+    folder = _folder(os.path.join(work, f"img{size}"), n, size)
+    out = os.path.join(work, f"rss{size}_{n}")
+    args = ["audit", "--model", model, "--data", folder, "--n-images", str(n),
+            "--methods", "integrated-gradients", "--baselines", "zero", "--steps", "4",
+            "--sanity-n", "0", "--no-progress", "--out", out, *extra]
+    # each measurement in a fresh child: ru_maxrss of children is the largest child so far,
+    # so run the measurement through a small wrapper that reports its own child's peak
+    code = (
+        "import resource, subprocess, sys;"
+        "subprocess.run(sys.argv[1:], check=True, capture_output=True);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    run = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "captum_cf", *args],
+                         env=_env(), capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(run.stderr[-3000:])
+    return int(run.stdout.strip()) / 1024
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n64", type=int, default=8, help="images of the 64 px grid runs")
+    p.add_argument("--n224", type=int, default=2, help="images of the 224 px grid runs")
+    p.add_argument("--skip", default="", help="comma list of parts to skip: speed,limit,rss,mem224")
+    p.add_argument("--sizes", default="64,224", help="image sizes of the speed runs")
+    p.add_argument("--work", default=None, help="folder for generated images (default: temp)")
+    p.add_argument("--json", default="audit_scale.json")
+    a = p.parse_args(argv)
+    skip = set(filter(None, a.skip.split(",")))
+    work = a.work or tempfile.mkdtemp(prefix="audit-scale-")
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, "bench_model.py"), "w") as f:
+        f.write(textwrap.dedent(MODEL))
+    model = os.path.join(work, "bench_model.py") + ":make"
+    torch.set_num_threads(1)
+    res: dict = {"threads": 1, "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()}
+    if "speed" not in skip:
+        sizes = [int(v) for v in a.sizes.split(",")]
+        counts = {64: a.n64, 224: a.n224}
+        runs = [_grid_speed(work, model, s, counts.get(s, a.n64), k) for s in sizes
+                for k in (1, 2)]
+        res["speed"] = runs
+        res["scaling"] = {
+            str(s): next(r for r in runs if r["size"] == s and r["processes"] == 2)["images_per_s"]
+            / (2 * next(r for r in runs if r["size"] == s and r["processes"] == 1)["images_per_s"])
+            for s in sizes
+        }
+    if "limit" not in skip:
+        res["limit"] = [_limit(work, 64, a.n64)]
+    if "rss" not in skip:
+        res["rss_mb"] = {str(n): _rss(work, model, n, 32, []) for n in (100, 2000)}
+        res["rss_ratio_2000_vs_100"] = res["rss_mb"]["2000"] / res["rss_mb"]["100"]
+    if "mem224" not in skip:
+        res["rss_224_mb"] = {
+            name: _rss(work, os.path.join(work, "bench_model.py") + f":{fn}", 41, 224, [])
+            for name, fn in (("small-resnet", "make"), ("resnet18", "resnet18"))
+        }
+    res["load_avg_end"] = os.getloadavg()
+    with open(a.json, "w") as f:
+        json.dump(res, f, indent=2)
+    parts = []
+    if "speed" in res:
+        for r in res["speed"]:
+            parts.append(f"{r['size']}px x{r['processes']}: {r['images_per_s']:.2f} img/s")
+        parts.append("efficiency " + ", ".join(f"{k}px {v:.2f}" for k, v in res["scaling"].items()))
+    if "limit" in res:
+        parts.append(f"limit ratio {res['limit'][0]['limit_ratio']:.2f}")
+    if "rss_mb" in res:
+        parts.append(f"RSS n=2000/n=100 {res['rss_ratio_2000_vs_100']:.2f}")
+    if "rss_224_mb" in res:
+        parts.append(", ".join(f"224px {k} {v:.0f} MB" for k, v in res["rss_224_mb"].items()))
+    print("audit_scale: " + "; ".join(parts))
+    return res
+
+
+if __name__ == "__main__":
+    main()

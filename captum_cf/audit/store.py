@@ -1,0 +1,271 @@
+"""The results store: every per-image score of an audit, in one SQLite file, as it is computed.
+
+One row per image x cell x metric (``scores``), one row per image x cell that is finished
+(``done``, with the cell's error when it failed), the audited images (id, true label, explained
+class), the example images and maps of the report's figures, and the run's configuration. Each
+batch of images x cell is written in one transaction, so a killed audit loses at most the batch it
+was working on, and ``--resume`` computes only the (image, cell) pairs that are not ``done``.
+
+The report (text table, CSV, JSON, HTML, figures) is rendered from the store
+(:meth:`AuditStore.result`), so a resumed audit reports exactly what an uninterrupted one would.
+
+Where it lives: the CLI keeps it *beside* the report folder, ``OUT.sqlite`` for ``--out OUT``,
+because the report folder is replaced as a whole (atomically) at the end of each run; a store
+inside it would have to move with every swap. From Python, ``audit(..., store=PATH)``; without a
+path the store is in memory.
+
+Tables (a later metric is one more ``metric`` value, a later verdict one more table)::
+
+    config(key TEXT PRIMARY KEY, value TEXT)                 JSON values
+    images(idx INTEGER PRIMARY KEY, id TEXT, label INTEGER, target INTEGER)
+    done(idx INTEGER, method TEXT, baseline TEXT, seconds REAL, error TEXT)
+    scores(idx INTEGER, method TEXT, baseline TEXT, metric TEXT, value REAL)
+    blobs(name TEXT PRIMARY KEY, data BLOB)                  example tensors (torch.save)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from captum_cf.audit.errors import AuditInputError
+
+__all__ = ["AuditStore", "BatchRecord", "IDENTITY_KEYS"]
+
+#: configuration entries that must match for ``--resume`` (the rest, e.g. device, may change)
+IDENTITY_KEYS = (
+    "data",
+    "n",
+    "image_ids",
+    "image_shape",
+    "num_classes",
+    "model",
+    "model_hash",
+    "methods",
+    "baselines",
+    "cells",
+    "removal",
+    "n_steps",
+    "sanity_n",
+    "masks",
+    "seed",
+    "batch",
+    "targets",
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS config(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS images(
+    idx INTEGER PRIMARY KEY, id TEXT NOT NULL, label INTEGER, target INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS done(
+    idx INTEGER NOT NULL, method TEXT NOT NULL, baseline TEXT NOT NULL,
+    seconds REAL NOT NULL, error TEXT, PRIMARY KEY(idx, method, baseline));
+CREATE TABLE IF NOT EXISTS scores(
+    idx INTEGER NOT NULL, method TEXT NOT NULL, baseline TEXT NOT NULL, metric TEXT NOT NULL,
+    value REAL, PRIMARY KEY(idx, method, baseline, metric));
+CREATE TABLE IF NOT EXISTS blobs(name TEXT PRIMARY KEY, data BLOB NOT NULL);
+"""
+
+
+class BatchRecord(dict):
+    """What one batch of images produced, ready for one transaction (plain data, picklable).
+
+    Keys: ``images`` [(idx, id, label or None, target)], ``done`` [(idx, method, baseline,
+    seconds, error or None)], ``scores`` [(idx, method, baseline, metric, value)], ``blobs``
+    {name: Tensor}.
+    """
+
+    @classmethod
+    def empty(cls) -> BatchRecord:
+        return cls(images=[], done=[], scores=[], blobs={})
+
+
+class AuditStore:
+    """An audit's results in SQLite (``path`` or ``":memory:"``).
+
+    Example:
+        >>> store = AuditStore(":memory:")
+        >>> store.start({"n": 1}, resume=False)
+        >>> store.count_done()
+        0
+    """
+
+    def __init__(self, path: str = ":memory:") -> None:
+        self.path = path
+        if path != ":memory:":
+            parent = os.path.dirname(os.path.abspath(path))
+            if os.path.isdir(path):
+                raise AuditInputError(f"the results store {path} is a folder, expected a file")
+            os.makedirs(parent, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None)
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as err:
+            raise AuditInputError(f"{path} is not an audit results store: {err}") from err
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any] | None:
+        """The stored configuration, or None for a new store."""
+        rows = self.db.execute("SELECT key, value FROM config").fetchall()
+        return {k: json.loads(v) for k, v in rows} or None
+
+    def start(self, config: dict[str, Any], resume: bool) -> None:
+        """Begin a run: a fresh store (``resume=False``) or continue one with the same config.
+
+        Raises:
+            AuditInputError: ``resume`` and the stored run had another configuration (the message
+                names the entries that differ).
+        """
+        old = self.config()
+        if resume and old is not None:
+            diff = [k for k in IDENTITY_KEYS if old.get(k) != config.get(k)]
+            if diff:
+                shown = "; ".join(
+                    f"{k}: stored {_short(old.get(k))}, now {_short(config.get(k))}"
+                    for k in diff[:4]
+                )
+                raise AuditInputError(
+                    f"cannot resume {self.path}: the audit's settings differ ({shown}); "
+                    "run without --resume to start again"
+                )
+        elif old is not None:
+            self.db.executescript(
+                "BEGIN; DELETE FROM config; DELETE FROM images; DELETE FROM done; "
+                "DELETE FROM scores; DELETE FROM blobs; COMMIT;"
+            )
+        self._set_config(config)
+
+    def _set_config(self, config: dict[str, Any]) -> None:
+        with self._transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO config VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in config.items()],
+            )
+
+    def update_config(self, **entries: Any) -> None:
+        """Store extra configuration entries (e.g. the wall time) without a check."""
+        self._set_config(entries)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, record: BatchRecord) -> None:
+        """Write one batch's records in one transaction (all or nothing)."""
+        with self._transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?)", record["images"]
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?)",
+                [(i, m, b, k, _real(v)) for i, m, b, k, v in record["scores"]],
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO done VALUES (?, ?, ?, ?, ?)", record["done"]
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO blobs VALUES (?, ?)",
+                [(k, _tensor_bytes(v)) for k, v in record["blobs"].items()],
+            )
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def done_pairs(self) -> set[tuple[int, str, str]]:
+        """``{(image index, method, baseline)}`` already computed (with or without an error)."""
+        return set(self.db.execute("SELECT idx, method, baseline FROM done").fetchall())
+
+    def count_done(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM done").fetchone()[0])
+
+    def images(self) -> list[tuple[int, str, int | None, int]]:
+        """``[(idx, id, label or None, target)]`` in image order."""
+        return self.db.execute("SELECT idx, id, label, target FROM images ORDER BY idx").fetchall()
+
+    def scores(self, method: str, baseline: str) -> dict[str, list[tuple[int, float]]]:
+        """``metric -> [(idx, value)]`` of one cell, in image order (NaN for a missing value)."""
+        out: dict[str, list[tuple[int, float]]] = {}
+        rows = self.db.execute(
+            "SELECT metric, idx, value FROM scores WHERE method = ? AND baseline = ? "
+            "ORDER BY metric, idx",
+            (method, baseline),
+        )
+        for metric, idx, value in rows:
+            out.setdefault(metric, []).append((idx, float("nan") if value is None else value))
+        return out
+
+    def cell_summary(self, method: str, baseline: str) -> tuple[float, str | None, int]:
+        """``(seconds, first error or None, images done)`` of one cell."""
+        seconds, done = self.db.execute(
+            "SELECT COALESCE(SUM(seconds), 0), COUNT(*) FROM done "
+            "WHERE method = ? AND baseline = ?",
+            (method, baseline),
+        ).fetchone()
+        err = self.db.execute(
+            "SELECT error FROM done WHERE method = ? AND baseline = ? AND error IS NOT NULL "
+            "ORDER BY idx LIMIT 1",
+            (method, baseline),
+        ).fetchone()
+        return float(seconds), (err[0] if err else None), int(done)
+
+    def blob(self, name: str) -> Tensor | None:
+        row = self.db.execute("SELECT data FROM blobs WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        return torch.load(io.BytesIO(row[0]), weights_only=True)
+
+    def blob_names(self, prefix: str) -> list[str]:
+        rows = self.db.execute(
+            "SELECT name FROM blobs WHERE name LIKE ? ORDER BY name", (prefix + "%",)
+        )
+        return [r[0] for r in rows]
+
+
+class _Transaction:
+    """``BEGIN`` ... ``COMMIT``, or ``ROLLBACK`` on any exception (KeyboardInterrupt included)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN")
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self.db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+def _real(v: Any) -> float | None:
+    v = float(v)
+    return None if v != v else v  # SQLite has no NaN: NULL stands for it
+
+
+def _tensor_bytes(t: Tensor) -> bytes:
+    buf = io.BytesIO()
+    torch.save(t.detach().cpu().contiguous(), buf)
+    return buf.getvalue()
+
+
+def _short(v: Any) -> str:
+    s = json.dumps(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def ids_digest(ids: Iterable[str]) -> str:
+    """A short digest of the image ids (the store keeps the ids themselves in ``images``)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for i in ids:
+        h.update(i.encode("utf-8", "surrogateescape") + b"\0")
+    return h.hexdigest()[:16]

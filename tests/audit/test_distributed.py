@@ -1,0 +1,81 @@
+"""torchrun: 2 CPU processes (gloo) give the single-process report; a failing rank stops all."""
+
+from __future__ import annotations
+
+import subprocess
+
+from audit_helpers import PYTHON, report_values, subprocess_env
+
+from captum_cf.audit.distributed import in_torchrun
+from captum_cf.cli import main
+
+
+def _argv(model: str, root, out, *extra: str) -> list[str]:
+    # --n-images, not --n: torchrun would read --n as an abbreviation of its own options
+    return [
+        "audit",
+        "--model",
+        model,
+        "--data",
+        str(root),
+        "--n-images",
+        "all",
+        "--image-size",
+        "16",
+        "--explain-batch",
+        "2",
+        "--methods",
+        "integrated-gradients",
+        "--baselines",
+        "zero",
+        "--steps",
+        "3",
+        "--sanity-n",
+        "3",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def _torchrun(argv: list[str]) -> subprocess.CompletedProcess:
+    cmd = [
+        PYTHON,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "captum_cf",
+        *argv,
+    ]
+    return subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=150)
+
+
+def test_two_processes_equal_one_and_a_failing_rank_stops_all_then_resume(
+    tmp_path, image_folder, model_file, capsys
+) -> None:
+    assert not in_torchrun()
+    root = image_folder(n_per_class=10)  # 20 images, batches of 2: batch k on rank k % 2
+    model = model_file()
+    assert main(_argv(model, root, tmp_path / "single")) == 0
+    capsys.readouterr()
+    last = root / "b" / "09.png"  # image 19, batch 9: rank 1's fifth batch
+    good = last.read_bytes()
+    last.write_bytes(b"not an image")
+    out = tmp_path / "dist"
+    run = _torchrun(_argv(model, root, out))
+    assert run.returncode != 0
+    assert "rank 1 failed: AuditInputError: cannot read image" in run.stderr
+    assert "09.png" in run.stderr and "resume with --resume" in run.stderr
+    assert not out.exists() and (tmp_path / "dist.sqlite").exists()
+    last.write_bytes(good)
+    run = _torchrun(_argv(model, root, out, "--resume"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    dist, single = report_values(out), report_values(tmp_path / "single")
+    assert [im["id"] for im in dist["images"]] == [
+        f"{c}/{i:02d}.png" for c in "ab" for i in range(10)
+    ]
+    assert dist == single  # same batches, same seeds: equal, not only close

@@ -1,0 +1,109 @@
+"""The report folder: replaced atomically, stale temporary folders cleaned, --out a file refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from audit_helpers import tiny_model
+
+import captum_cf.audit.report as report
+from captum_cf.audit import audit
+from captum_cf.cli import main
+
+
+def _result():
+    return audit(
+        tiny_model(),
+        torch.rand(2, 1, 8, 8),
+        methods=["deeplift"],
+        baselines=["zero"],
+        n_steps=2,
+        sanity_n=0,
+    )
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_existing_report_is_replaced_whole_and_stale_folders_are_cleaned(
+    tmp_path, monkeypatch, exchange
+) -> None:
+    if not exchange:  # the fallback of two renames (platforms without renameat2)
+        monkeypatch.setattr(report, "_rename_exchange", lambda a, b: False)
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "results.json").write_text("old")
+    (out / "stale-extra.txt").write_text("from an older report")
+    stale = tmp_path / f".audit-tmp-{_dead_pid()}-abc"
+    stale.mkdir()
+    (stale / "results.csv").write_text("half")
+    alive = tmp_path / f".audit-tmp-{os.getppid()}-xyz"  # another audit writing right now
+    alive.mkdir()
+    written = _result().write(str(out))
+    assert sorted(os.listdir(out)) == sorted(report.FILES)  # the new report only, whole
+    assert (out / "results.json").read_text() != "old"
+    assert [os.path.basename(p) for p in written] == list(report.FILES)
+    assert sorted(os.listdir(tmp_path)) == [alive.name, "rep"]
+
+
+def test_out_naming_a_file_fails_before_any_work(tmp_path, capsys) -> None:
+    target = tmp_path / "report.txt"
+    target.write_text("keep me")
+    rc = main(["audit", "--out", str(target), "--n", "2", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "exists and is not a folder" in err and len(err.strip().splitlines()) == 1
+    assert target.read_text() == "keep me" and os.listdir(tmp_path) == ["report.txt"]
+    with pytest.raises(NotADirectoryError):
+        _result().write(str(target))
+
+
+def test_json_has_image_ids_labels_and_explained_classes(tmp_path, image_folder, capsys) -> None:
+    import json
+
+    from audit_helpers import FOLDER_MODEL
+
+    root = image_folder(n_per_class=2)
+    (tmp_path / "m.py").write_text(FOLDER_MODEL.format(c=3, s=8, sleep=0))
+    rc = main(
+        [
+            "audit",
+            "--model",
+            f"{tmp_path / 'm.py'}:make",
+            "--data",
+            str(root),
+            "--image-size",
+            "8",
+            "--n",
+            "all",
+            "--methods",
+            "sparse-perturbation,deeplift",
+            "--baselines",
+            "zero",
+            "--steps",
+            "2",
+            "--sanity-n",
+            "0",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    rep = json.loads((tmp_path / "o" / "results.json").read_text())
+    ids = ["a/00.png", "a/01.png", "b/00.png", "b/01.png"]
+    assert [im["id"] for im in rep["images"]] == ids
+    assert [im["label"] for im in rep["images"]] == [0, 0, 1, 1]
+    assert all(0 <= im["target"] < 3 for im in rep["images"])
+    assert [(c["method"], c["baseline"]) for c in rep["cells"]] == [
+        ("sparse-perturbation", "-"),
+        ("deeplift", "zero"),
+    ]
+    assert rep["cells"][1]["metrics"]["deletion_auc"]["ids"] == ids

@@ -1,0 +1,169 @@
+"""The grid runner: data sources, streaming batches, settings checks, duplicate work, memory."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from audit_helpers import CountingModel, tiny_model
+from torch.utils.data import DataLoader
+
+from captum_cf._registry import AuditContext, _Entry
+from captum_cf.attr import METHODS
+from captum_cf.audit import audit
+from captum_cf.audit.data import TensorImages
+from captum_cf.audit.runner import plan_batches
+from captum_cf.metrics import randomization_test
+
+
+def _values(res):
+    return {(c.method, c.baseline, m): c.values[m] for c in res.cells for m in c.values}
+
+
+def test_tensor_dataset_and_loader_give_the_same_per_image_results(device) -> None:
+    model, x = tiny_model().to(device), torch.rand(7, 1, 8, 8, device=device)
+    masks = torch.zeros(7, 1, 8, 8, dtype=torch.bool, device=device)
+    masks[..., 2:5, 2:5] = True
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    kw = dict(
+        methods=["integrated-gradients", "occlusion"],
+        baselines=["zero", "blur"],
+        n_steps=3,
+        sanity_n=3,
+        explain_batch=3,
+    )
+    ref = audit(model, x, masks=masks, **kw)
+    ds = TensorImages(x, labels, masks)
+    from_ds = audit(model, ds, **kw)
+    from_loader = audit(model, DataLoader(ds, batch_size=2), **kw)
+    for other in (from_ds, from_loader):
+        assert _values(other).keys() == _values(ref).keys()
+        for k, v in _values(ref).items():
+            assert torch.equal(v, _values(other)[k]), k
+    assert [im["label"] for im in from_ds.images] == labels.tolist()
+    assert [im["label"] for im in ref.images] == [None] * 7
+    assert [im["id"] for im in from_loader.images] == [str(i) for i in range(7)]
+    # the explanation batch changes which images share a batch, not the values (deterministic
+    # methods; float tolerance of batched arithmetic)
+    one_batch = audit(model, x, masks=masks, **{**kw, "explain_batch": 7})
+    for k, v in _values(ref).items():
+        torch.testing.assert_close(v, _values(one_batch)[k], rtol=1e-4, atol=1e-5)
+    assert ref.cells[0].index["sanity_ssim"] == [0, 1, 2]
+
+
+def test_device_argument_copies_the_model_and_leaves_it_in_place(device) -> None:
+    model, x = tiny_model(), torch.rand(3, 1, 8, 8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    res = audit(
+        model, x, methods=["deeplift"], baselines=["zero"], n_steps=2, sanity_n=2, device=device
+    )
+    assert res.config["device"].startswith(device.type) and res.cells[0].error is None
+    on_cpu = audit(model, x, methods=["deeplift"], baselines=["zero"], n_steps=2, sanity_n=2)
+    for k, v in _values(on_cpu).items():
+        torch.testing.assert_close(_values(res)[k], v, rtol=1e-4, atol=1e-5)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert next(model.parameters()).device.type == "cpu" and not model.training
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"n_steps": 0}, ValueError, "n_steps must be >= 1"),
+        ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
+        ({"explain_batch": 0}, ValueError, "explain_batch must be >= 1"),
+        ({"sanity_n": -1}, ValueError, "sanity_n must be >= 0"),
+        ({"n_examples": -1}, ValueError, "n_examples must be >= 0"),
+        ({"seed": "a"}, TypeError, "seed must be an int"),
+        ({"n_steps": 2.5}, TypeError, "n_steps must be an int"),
+        ({"workers": -1}, ValueError, "workers must be >= 0"),
+        ({"methods": "deeplift"}, TypeError, "methods must be a sequence of names"),
+        ({"masks": torch.full((2, 1, 8, 8), float("nan"))}, ValueError, "masks must be binary"),
+        ({"masks": torch.full((2, 1, 8, 8), 0.5)}, ValueError, "masks must be binary"),
+        ({"masks": torch.ones(2, 1, 4, 4)}, ValueError, r"masks must have shape \(2, 1, 8, 8\)"),
+        ({"resume": 1}, TypeError, "resume must be a bool"),
+    ],
+)
+def test_bad_settings_are_refused_before_any_work(kwargs, error, message) -> None:
+    model = CountingModel()
+    x = torch.rand(2, 1, 8, 8)
+    x0 = x.clone()
+    with pytest.raises(error, match=message):
+        audit(model, x, **{"methods": ["deeplift"], "baselines": ["zero"], **kwargs})
+    assert model.calls == 0 and torch.equal(x, x0)
+
+
+def test_sanity_check_reuses_the_grids_maps(monkeypatch) -> None:
+    calls = []
+
+    def counted(ctx):
+        ig = METHODS.create("integrated-gradients", ctx)
+
+        def explain(x, t, b):
+            calls.append(len(x))
+            return ig(x, t, b)
+
+        return explain
+
+    monkeypatch.setitem(METHODS._entries, "counted", _Entry(counted, "", lambda c: True))
+    model, x = tiny_model(), torch.rand(4, 1, 8, 8)
+    res = audit(model, x, methods=["counted"], baselines=["zero"], n_steps=2, sanity_n=2)
+    # the applicability probe (1 image), the grid's maps once, the randomised model's maps of 2
+    assert calls == [1, 4, 2]
+    t = model(x).argmax(1)
+    ctx = AuditContext(model, "custom", None, 3, (1, 8, 8))
+    ig, zero = METHODS.create("integrated-gradients", ctx), None
+    from captum_cf.baselines import BASELINES
+
+    zero = BASELINES.create("zero", ctx)
+    direct = randomization_test(model, lambda a, b: ig(a, b, zero), x[:2], t[:2], layers=["3"])
+    torch.testing.assert_close(res.cells[0].values["sanity_ssim"], direct.similarity[:, 0])
+
+
+def test_a_method_that_ignores_baselines_runs_once() -> None:
+    model, x = tiny_model(), torch.rand(2, 1, 8, 8)
+    res = audit(
+        model,
+        x,
+        methods=["sparse-perturbation", "deeplift"],
+        baselines=["zero", "blur"],
+        n_steps=2,
+        sanity_n=0,
+    )
+    assert [(c.method, c.baseline) for c in res.cells] == [
+        ("sparse-perturbation", "-"),
+        ("deeplift", "zero"),
+        ("deeplift", "blur"),
+    ]
+    assert not METHODS.uses_baseline("sparse-perturbation") and METHODS.uses_baseline("deeplift")
+    assert "sparse-perturbation  -" in res.table()
+
+
+def test_memory_rule_sizes_batches_from_the_image_size() -> None:
+    cpu = torch.device("cpu")
+    # 2**21 // (224 * 224) = 41 images with gradients; 2**22 // 50176 = 83 without
+    assert plan_batches((3, 224, 224), cpu) == {
+        "explain": 41,
+        "internal": 41,
+        "forward": 83,
+        "forward_images": 83,
+    }
+    assert plan_batches((1, 32, 32), cpu) == {
+        "explain": 256,
+        "internal": 256,
+        "forward": 256,
+        "forward_images": 4096,
+    }
+    assert plan_batches((3, 224, 224), cpu, batch_size=10, explain_batch=3) == {
+        "explain": 3,
+        "internal": 41,
+        "forward": 10,
+        "forward_images": 10,
+    }
+
+
+def test_perturbation_methods_fit_their_passes_in_the_forward_budget() -> None:
+    seen = []
+    model = tiny_model()
+    model.register_forward_hook(lambda m, i, o: seen.append(len(i[0])))
+    x = torch.rand(4, 1, 8, 8)
+    audit(model, x, methods=["occlusion"], baselines=["zero"], n_steps=2, sanity_n=0, batch_size=8)
+    assert max(seen) <= 8 and seen.count(8) > 0  # 2 perturbations x 4 images per pass

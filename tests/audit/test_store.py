@@ -1,0 +1,215 @@
+"""The results store: per-image rows, resume (in-process and after a kill), config check."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+import torch
+from audit_helpers import PYTHON, report_values, subprocess_env, tiny_model
+
+from captum_cf.attr import METHODS
+from captum_cf.audit import AuditInputError, audit
+from captum_cf.audit.errors import AuditInterrupted
+from captum_cf.audit.store import AuditStore
+from captum_cf.cli import main
+
+
+def _rows(path: str, sql: str) -> list:
+    for _ in range(200):  # the writer may hold the lock for a moment
+        try:
+            with sqlite3.connect(path, timeout=5) as db:
+                return db.execute(sql).fetchall()
+        except sqlite3.OperationalError:
+            time.sleep(0.05)
+    raise AssertionError(f"cannot read {path}")
+
+
+def test_store_rows_and_result_round_trip(tmp_path) -> None:
+    model, x = tiny_model(), torch.rand(5, 1, 8, 8)
+    path = str(tmp_path / "s.sqlite")
+    res = audit(
+        model,
+        x,
+        methods=["integrated-gradients"],
+        baselines=["zero", "blur"],
+        n_steps=3,
+        sanity_n=2,
+        store=path,
+        explain_batch=2,
+    )
+    # one row per image x cell x metric: 5 images x 2 cells x (2 curves) + 2 sanity x 2 cells
+    assert _rows(path, "SELECT COUNT(*) FROM scores")[0][0] == 5 * 2 * 2 + 2 * 2
+    assert _rows(path, "SELECT COUNT(*) FROM done")[0][0] == 5 * 2
+    stored = _rows(
+        path,
+        "SELECT idx, value FROM scores WHERE method='integrated-gradients' AND baseline='blur'"
+        " AND metric='deletion_auc' ORDER BY idx",
+    )
+    assert [v for _, v in stored] == res.cells[1].values["deletion_auc"].tolist()
+    predicted = model(x).argmax(1).tolist()
+    assert res.images == [
+        {"index": i, "id": str(i), "label": None, "target": predicted[i]} for i in range(5)
+    ]
+
+
+class _Stop:
+    """A registered method (IG inside) that raises KeyboardInterrupt on a chosen call."""
+
+    def __init__(self, stop_at: int | None) -> None:
+        self.calls, self.stop_at = 0, stop_at
+
+    def factory(self, ctx):
+        ig = METHODS.create("integrated-gradients", ctx)
+
+        def explain(x, t, b):
+            self.calls += 1
+            if self.calls == self.stop_at:
+                raise KeyboardInterrupt
+            return ig(x, t, b)
+
+        return explain
+
+
+def test_interrupt_keeps_work_and_resume_computes_only_the_missing_pairs(
+    tmp_path, monkeypatch
+) -> None:
+    from captum_cf._registry import _Entry
+
+    model, x = tiny_model(), torch.rand(6, 1, 8, 8)
+    kw = dict(methods=["stop"], baselines=["zero", "blur"], n_steps=3, sanity_n=0, explain_batch=2)
+    ref = _Stop(None)
+    monkeypatch.setitem(METHODS._entries, "stop", _Entry(ref.factory, "", lambda c: True))
+    whole = audit(model, x, **kw)
+    path = str(tmp_path / "s.sqlite")
+    stop = _Stop(5)  # the probe, batch 0: 2 cells, batch 1: cell 1, then Ctrl-C
+    monkeypatch.setitem(METHODS._entries, "stop", _Entry(stop.factory, "", lambda c: True))
+    with pytest.raises(AuditInterrupted, match=r"interrupted; 6 of 12 done; resume with --resume"):
+        audit(model, x, store=path, **kw)
+    again = _Stop(None)
+    monkeypatch.setitem(METHODS._entries, "stop", _Entry(again.factory, "", lambda c: True))
+    # explain_batch=None (sized by memory: 256 here) keeps the stored run's batches of 2
+    resumed = audit(model, x, store=path, resume=True, **{**kw, "explain_batch": None})
+    assert again.calls == 1 + 3  # the probe, then the 3 (batch, cell) pairs missing of 6
+    for a, b in zip(whole.cells, resumed.cells):
+        for m in whole.metrics:
+            assert torch.equal(a.values[m], b.values[m])
+
+
+def test_resume_refuses_another_configuration(tmp_path) -> None:
+    model, x = tiny_model(), torch.rand(3, 1, 8, 8)
+    path = str(tmp_path / "s.sqlite")
+    audit(model, x, methods=["deeplift"], baselines=["zero"], n_steps=3, store=path)
+    before = _rows(path, "SELECT * FROM scores ORDER BY idx, metric")
+    with pytest.raises(AuditInputError, match=r"cannot resume .*n_steps: stored 3, now 4"):
+        audit(
+            model, x, methods=["deeplift"], baselines=["zero"], n_steps=4, store=path, resume=True
+        )
+    with pytest.raises(AuditInputError, match=r"model_hash"):
+        audit(
+            tiny_model(classes=3).requires_grad_(True).apply(_bump),
+            x,
+            methods=["deeplift"],
+            baselines=["zero"],
+            n_steps=3,
+            store=path,
+            resume=True,
+        )
+    assert _rows(path, "SELECT * FROM scores ORDER BY idx, metric") == before
+    # without --resume a store is started again
+    audit(model, x, methods=["deeplift"], baselines=["zero"], n_steps=4, store=path)
+    assert AuditStore(path).config()["n_steps"] == 4
+
+
+def _bump(m):
+    if isinstance(m, torch.nn.Linear):
+        with torch.no_grad():
+            m.bias.add_(1.0)
+
+
+def _argv(model: str, root, out, *extra: str) -> list[str]:
+    return [
+        "audit",
+        "--model",
+        model,
+        "--data",
+        str(root),
+        "--n",
+        "all",
+        "--explain-batch",
+        "1",
+        "--methods",
+        "integrated-gradients",
+        "--baselines",
+        "zero,blur",
+        "--steps",
+        "3",
+        "--sanity-n",
+        "2",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def _wait_rows(path, proc, at_least: int) -> int:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the audit ended early: {proc.communicate()}")
+        try:
+            count = _rows(str(path), "SELECT COUNT(*) FROM done")[0][0]
+        except (AssertionError, sqlite3.DatabaseError):
+            count = 0
+        if count >= at_least:
+            return count
+        time.sleep(0.05)
+    raise AssertionError("the audit wrote nothing in 60 s")
+
+
+def test_cli_interrupt_kill_and_resume_equal_an_uninterrupted_run(
+    tmp_path, image_folder, model_file, capsys
+) -> None:
+    root = image_folder(n_per_class=3)  # 6 images x 2 cells = 12 (image, cell) pairs
+    slow = model_file(sleep=0.05)
+    assert main(_argv(model_file(), root, tmp_path / "whole")) == 0
+    capsys.readouterr()
+    out, store = tmp_path / "report", tmp_path / "report.sqlite"
+    # Ctrl-C: a clean one-line message, exit 130, the work kept
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "captum_cf", *_argv(slow, root, out)],
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_rows(store, proc, 2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    line = err.strip().splitlines()[-1]
+    done = _rows(str(store), "SELECT COUNT(*) FROM done")[0][0]
+    assert line == f"interrupted; {done} of 12 done; resume with --resume" and 0 < done < 12
+    # resume, killed by its PID part-way
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "captum_cf", *_argv(slow, root, out, "--resume")],
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _wait_rows(store, proc, done + 2)
+    proc.kill()
+    proc.wait(timeout=30)
+    killed_at = _rows(str(store), "SELECT COUNT(*) FROM done")[0][0]
+    assert killed_at < 12 and not out.exists()
+    # the last resume computes the rest; every value equals the uninterrupted run's
+    assert main(_argv(model_file(sleep=0.0), root, out, "--resume")) == 2  # another model file
+    assert "cannot resume" in capsys.readouterr().err
+    # (the same model, imported from the slow file: the weights are equal, sleep is not a weight)
+    assert main(_argv(slow, root, out, "--resume")) == 0
+    assert report_values(out) == report_values(tmp_path / "whole")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".audit-tmp")) == []
