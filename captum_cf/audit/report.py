@@ -340,6 +340,7 @@ def _html(result: AuditResult, pngs: dict[str, bytes]) -> str:
     cfg = "".join(
         f"<tr><td class=l>{esc(str(k))}</td><td class=l>{esc(str(v))}</td></tr>"
         for k, v in result.config.items()
+        if k not in ("cells", "metrics")  # the table above shows them
     )
     imgs = {k: base64.b64encode(v).decode("ascii") for k, v in pngs.items()}
     removal = esc(str(result.config.get("removal")))

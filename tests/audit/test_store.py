@@ -28,8 +28,8 @@ def _rows(path: str, sql: str) -> list:
     raise AssertionError(f"cannot read {path}")
 
 
-def test_store_rows_and_result_round_trip(tmp_path) -> None:
-    model, x = tiny_model(), torch.rand(5, 1, 8, 8)
+def test_store_rows_and_result_round_trip(tmp_path, device) -> None:
+    model, x = tiny_model().to(device), torch.rand(5, 1, 8, 8, device=device)
     path = str(tmp_path / "s.sqlite")
     res = audit(
         model,
