@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import captum.attr
+import torch
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.log import log_usage
 from torch import Tensor
@@ -36,12 +37,14 @@ class DeepLift(captum.attr.DeepLift):
     entries may be Baselines. With None, scalars or tensors the call goes to Captum untouched and
     returns exactly Captum's result.
 
-    Unlike Captum's class, it also explains models that call one non-linearity module several
-    times per forward pass (torchvision's ResNets reuse each block's ``ReLU(inplace=True)``),
-    where Captum fails with "A Module ReLU(inplace=True) ... used more than once": one forward
-    pass of one example finds such modules, and the call runs on a twin of the model that shares
-    its parameters and buffers but has a separate non-inplace copy of the module per call site
-    (the model itself is not modified). Models without reuse go to Captum as they are.
+    With ``untangle=True`` (keyword only; the audit sets it) it also explains models that call
+    one non-linearity module several times per forward pass (torchvision's ResNets reuse each
+    block's ``ReLU(inplace=True)``), where Captum fails with "A Module ReLU(inplace=True) ... used
+    more than once": one forward pass of one example finds such modules, and the call runs on a
+    twin of the model that shares its parameters and buffers but has a separate non-inplace copy
+    of the module per call site (the model itself is not modified). Models without reuse go to
+    Captum as they are. The default (False) keeps Captum's behaviour, error included, so that
+    Captum's own tests hold unchanged.
 
     It also leaves the model and the inputs clean after an exception:
     Captum sets ``requires_grad`` on the inputs and stores ``input``/``output`` on hooked
@@ -55,6 +58,17 @@ class DeepLift(captum.attr.DeepLift):
         >>> DeepLift(model).attribute(x, baselines=ConstantBaseline(0.5), target=0).shape
         torch.Size([2, 1, 8, 8])
     """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        multiply_by_inputs: bool = True,
+        eps: float = 1e-10,
+        *,
+        untangle: bool = False,
+    ) -> None:
+        super().__init__(model, multiply_by_inputs=multiply_by_inputs, eps=eps)
+        self.untangle = _check_untangle(untangle)
 
     @typing.overload
     def attribute(
@@ -137,8 +151,9 @@ class DeepLiftShap(captum.attr.DeepLiftShap):
     Baseline, the other entries must then be per-example too: scalars or tensors with 1 or N rows.
 
     With a tensor distribution, a callable, or scalars, the call goes to Captum untouched and
-    returns exactly Captum's result (Captum requires more than one reference there). Models that
-    reuse a non-linearity module are explained on an untangled twin, as in :class:`DeepLift`.
+    returns exactly Captum's result (Captum requires more than one reference there). With
+    ``untangle=True``, models that reuse a non-linearity module are explained on an untangled
+    twin, as in :class:`DeepLift`.
 
     Example:
         >>> import torch
@@ -148,6 +163,12 @@ class DeepLiftShap(captum.attr.DeepLiftShap):
         >>> DeepLiftShap(model).attribute(x, baselines=ConstantBaseline(0.5), target=0).shape
         torch.Size([2, 1, 8, 8])
     """
+
+    def __init__(
+        self, model: torch.nn.Module, multiply_by_inputs: bool = True, *, untangle: bool = False
+    ) -> None:
+        super().__init__(model, multiply_by_inputs=multiply_by_inputs)
+        self.untangle = _check_untangle(untangle)
 
     @typing.overload
     def attribute(
@@ -222,6 +243,8 @@ def _runner(
 ) -> captum.attr.DeepLift:
     """``explainer`` itself, or, when its model calls a non-linearity module more than once per
     forward pass (Captum fails there), the same Captum class on an untangled twin of the model."""
+    if not getattr(explainer, "untangle", False):
+        return explainer
     twin = untangled(explainer.model, inputs, additional_forward_args)
     if twin is None:
         return explainer
@@ -231,9 +254,15 @@ def _runner(
     return runner
 
 
+def _check_untangle(untangle: Any) -> bool:
+    if not isinstance(untangle, bool):
+        raise TypeError(f"untangle must be a bool, got {type(untangle).__name__}")
+    return untangle
+
+
 def _explainer(ctx: Any) -> Any:
     """Audit factory: ``explain(inputs, target, baseline) -> (N, C, H, W)`` DeepLift maps."""
-    dl = DeepLift(ctx.model)
+    dl = DeepLift(ctx.model, untangle=True)  # torchvision's ResNets reuse their ReLUs
 
     def explain(inputs: Tensor, target: Any, baseline: Any) -> Tensor:
         return dl.attribute(inputs, baselines=baseline, target=target)

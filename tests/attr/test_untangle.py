@@ -61,6 +61,8 @@ def test_captum_fails_on_the_reused_modules(device):
     reused, _ = _pair(device)
     with pytest.raises(RuntimeError, match="used more than once"):
         captum.attr.DeepLift(reused).attribute(torch.rand(2, 2, 6, 6, device=device), target=0)
+    with pytest.raises(RuntimeError, match="used more than once"):  # ours without untangle too
+        DeepLift(reused).attribute(torch.rand(2, 2, 6, 6, device=device), target=0)
     assert reused_nonlinearities(reused, torch.rand(5, 2, 6, 6, device=device)) == {
         "relu": 2,
         "pool": 2,
@@ -81,7 +83,9 @@ def test_deeplift_on_reused_modules_equals_the_model_with_separate_modules(devic
     separate.relu.register_forward_hook(hook("separate"))
     separate.relu2.register_forward_hook(hook("separate"))
     before = _snapshot(reused)
-    ours, delta = DeepLift(reused).attribute(x, ref, target, return_convergence_delta=True)
+    ours, delta = DeepLift(reused, untangle=True).attribute(
+        x, ref, target, return_convergence_delta=True
+    )
     theirs, their_delta = captum.attr.DeepLift(separate).attribute(
         x, ref, target, return_convergence_delta=True
     )
@@ -96,11 +100,11 @@ def test_deepliftshap_on_reused_modules(device):
     x = torch.rand(3, 2, 6, 6, device=device)
     dist = torch.rand(4, 2, 6, 6, device=device)
     before = _snapshot(reused)
-    ours = DeepLiftShap(reused).attribute(x, dist, target=1)
+    ours = DeepLiftShap(reused, untangle=True).attribute(x, dist, target=1)
     theirs = captum.attr.DeepLiftShap(separate).attribute(x, dist, target=1)
     assert torch.allclose(ours, theirs, atol=1e-6)
     base = ConstantBaseline(0.5)
-    ours = DeepLiftShap(reused).attribute(x, base, target=1)
+    ours = DeepLiftShap(reused, untangle=True).attribute(x, base, target=1)
     theirs = captum.attr.DeepLift(separate).attribute(x, torch.full_like(x, 0.5), target=1)
     assert torch.allclose(ours, theirs, atol=1e-6)
     assert _same(before, _snapshot(reused))
@@ -126,7 +130,7 @@ def test_models_without_reuse_go_to_captum_unchanged():
     x = torch.rand(3, 2, 2, 2)
     assert untangled(model, x) is None
     assert torch.equal(
-        DeepLift(model).attribute(x, 0.1, target=1),
+        DeepLift(model, untangle=True).attribute(x, 0.1, target=1),
         captum.attr.DeepLift(model).attribute(x, 0.1, target=1),
     )
 
@@ -154,7 +158,7 @@ def test_resnet18_from_torchvision():
     x, ref = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     assert torch.equal(model(x), separate(x))
     before = _snapshot(model)
-    ours = DeepLift(model).attribute(x, ref, target=0)
+    ours = DeepLift(model, untangle=True).attribute(x, ref, target=0)
     theirs = captum.attr.DeepLift(separate).attribute(x, ref, target=0)
     assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-7)
     assert _same(before, _snapshot(model))
