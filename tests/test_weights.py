@@ -10,10 +10,10 @@ import torch
 import torch.nn as nn
 
 from captum_cf import zoo
-from captum_cf._training import load_checkpoint, save_checkpoint
 from captum_cf._weights import WeightsFileError, load_state_checked, load_weights_file
 from captum_cf.cli import main
 from captum_cf.inpainters import LearnedInpainter
+from captum_cf.training.checkpoint import load_checkpoint, save_checkpoint
 
 _UNPICKLED: list[str] = []
 

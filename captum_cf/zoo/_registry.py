@@ -187,7 +187,7 @@ def save_weights(
     metrics: dict[str, Any],
 ) -> None:
     """Write ``model``'s weights in the zoo format (float32 tensors, atomically)."""
-    from captum_cf._training import save_checkpoint
+    from captum_cf.training.checkpoint import save_checkpoint
 
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     # save_checkpoint writes atomically; our "format" overrides the checkpoint version it adds.

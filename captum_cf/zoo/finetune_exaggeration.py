@@ -27,9 +27,9 @@ import time
 
 import torch
 
-from captum_cf._training import load_checkpoint
 from captum_cf.generative.exaggeration import ExaggerationConfig, ExaggerationGenerator
 from captum_cf.generative.exaggeration_trainer import ExaggerationTrainConfig, ExaggerationTrainer
+from captum_cf.training.checkpoint import load_checkpoint
 from captum_cf.zoo.exaggeration import export_exaggeration
 from captum_cf.zoo.generators import _load_zoo_model, _split
 from captum_cf.zoo.train import classifier_data

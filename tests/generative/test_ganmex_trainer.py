@@ -241,8 +241,8 @@ def test_masked_resume_continues_exactly(tmp_path):
 
 
 def test_generator_files_without_the_edit_key_still_load(tmp_path):
-    from captum_cf._training import load_checkpoint, save_checkpoint
     from captum_cf.generative.ganmex_trainer import load_generator
+    from captum_cf.training.checkpoint import load_checkpoint, save_checkpoint
 
     trainer = _trainer(_Classifier())
     payload = trainer.export(tmp_path / "new.pt", best=False)
