@@ -9,9 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["check_images", "check_keep", "check_logits", "check_target", "check_same_device"]
+__all__ = [
+    "check_images",
+    "check_keep",
+    "check_logits",
+    "check_model_dtype",
+    "check_target",
+    "check_same_device",
+    "model_dtype",
+]
 
 
 def check_images(images: Any, name: str = "inputs", unit_range: bool = True) -> Tensor:
@@ -127,3 +135,51 @@ def check_same_device(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
     """Raise a ValueError when two tensors live on different devices."""
     if a.device != b.device:
         raise ValueError(f"{name_a} is on {a.device} but {name_b} is on {b.device}")
+
+
+def model_dtype(model: Any) -> torch.dtype | None:
+    """The floating dtype a model computes in: that of its first floating parameter or buffer.
+
+    ``model`` may be an ``nn.Module`` or a bound method of one (``model.forward``); for anything
+    else (a plain function) the dtype is unknown and None is returned.
+    """
+    module = model if isinstance(model, nn.Module) else getattr(model, "__self__", None)
+    if not isinstance(module, nn.Module):
+        return None
+    for tensor in (*module.parameters(), *module.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
+
+
+def check_model_dtype(
+    inputs: Any, model: Any, name: str = "inputs", model_name: str = "the model"
+) -> None:
+    """The dtype rule of every entry point: a float tensor fed to a model has the model's dtype.
+
+    captum_cf never converts silently (Captum does not either, and a silent float64 -> float32
+    cast would change the numbers and the dtype of what comes back); a mismatch is a ``TypeError``
+    that names the argument and both dtypes, raised before any work. Models whose dtype is
+    unknown (plain functions, modules without floating parameters) are not checked.
+
+    Args:
+        inputs (Tensor or tuple of Tensors): what will be fed to ``model``.
+        model: an ``nn.Module``, a bound method of one, or any callable.
+        name (str): argument name used in the error message.
+        model_name (str): how the message calls the model.
+
+    Example:
+        >>> check_model_dtype(torch.rand(1, 2), nn.Linear(2, 1))  # float32 and float32: fine
+    """
+    dtype = model_dtype(model)
+    if dtype is None:
+        return
+    tensors = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    for i, x in enumerate(tensors):
+        if isinstance(x, Tensor) and x.is_floating_point() and x.dtype != dtype:
+            where = f"{name}[{i}]" if isinstance(inputs, (tuple, list)) else name
+            raise TypeError(
+                f"{where} has dtype {x.dtype} but {model_name} computes in {dtype}: convert "
+                f"them with .to({dtype}) (or the model with .to({x.dtype})); captum_cf does "
+                "not convert dtypes silently"
+            )

@@ -10,6 +10,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from captum_cf._model_state import preserve_model_state
+from captum_cf._validation import check_model_dtype
 
 __all__ = ["guarded", "model_of"]
 
@@ -32,8 +33,10 @@ def guarded(forward_func: Any, inputs: Any) -> Iterator[None]:
     and the inputs' ``requires_grad`` flags, and remove what Captum's hooks left on submodules.
 
     Captum removes its hook handles itself (in ``finally`` blocks); what it misses after an
-    exception is restored here.
+    exception is restored here. Before anything runs, float inputs must have the model's dtype
+    (:func:`captum_cf._validation.check_model_dtype`): a clear TypeError, not torch's.
     """
+    check_model_dtype(inputs, forward_func)
     model = model_of(forward_func)
     tensors = inputs if isinstance(inputs, tuple) else (inputs,)
     flags = [(x, x.requires_grad) for x in tensors if isinstance(x, Tensor)]

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from captum_cf._validation import check_images
 from captum_cf.attr._baselines import _check_type
-from captum_cf.baselines.base import Baseline
+from captum_cf.baselines.base import Baseline, check_baseline_output
 
 __all__: list[str] = []
 
@@ -117,6 +117,7 @@ def _plan(inputs: Any, baselines: Any, target: Any) -> _Plan | None:
     noisy = any(isinstance(raw[i], _BaselineToken) for i in fills)
     for i in fills:
         _check_image_input(formatted[i], i, len(formatted), noisy=noisy)
+        fills[i]._check_model_dtypes(formatted[i])
     sentinel = _choose_sentinel([formatted[i] for i in fills])
     captum = tuple(sentinel if isinstance(b, Baseline) else b for b in items)
     return _Plan(
@@ -139,6 +140,43 @@ def _check_image_input(x: Tensor, index: int, count: int, noisy: bool) -> None:
             "baseline of non-image inputs."
         )
     check_images(x.detach(), where, unit_range=not noisy)
+
+
+def check_feature_mask(feature_mask: Any, inputs: Any) -> None:
+    """``feature_mask`` (None, a Tensor, or a tuple with one per input) must broadcast to ``inputs``.
+
+    Captum's own error for a mask of N + 1 rows is a torch size error from deep inside its loop
+    (and, with a Baseline, from the fill); this one names the argument and both shapes.
+    """
+    if feature_mask is None:
+        return
+    xs = inputs if isinstance(inputs, tuple) else (inputs,)
+    masks = feature_mask if isinstance(feature_mask, tuple) else (feature_mask,)
+    if len(masks) != len(xs):
+        raise ValueError(
+            f"feature_mask has {len(masks)} entries but inputs has {len(xs)} tensors: pass one "
+            "mask per input tensor"
+        )
+    for i, (mask, x) in enumerate(zip(masks, xs)):
+        where = f"feature_mask[{i}]" if isinstance(feature_mask, tuple) else "feature_mask"
+        if not isinstance(mask, Tensor):
+            raise TypeError(f"{where} must be a Tensor of feature ids, got {type(mask).__name__}")
+        if mask.is_floating_point() or mask.is_complex() or mask.dtype == torch.bool:
+            raise TypeError(f"{where} must hold integer feature ids, got dtype {mask.dtype}")
+        if not isinstance(x, Tensor):
+            continue
+        try:
+            fits = torch.broadcast_shapes(mask.shape, x.shape) == x.shape
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"{where} has shape {tuple(mask.shape)}, which does not broadcast to the input's "
+                f"shape {tuple(x.shape)}: use the input's shape, with 1 (or the batch size N) "
+                "rows and 1 in any dimension the features share"
+            )
+        if mask.numel() and int(mask.min()) < 0:
+            raise ValueError(f"{where} must hold feature ids >= 0, got {int(mask.min())}")
 
 
 def _choose_sentinel(images: list[Tensor]) -> float:
@@ -196,7 +234,9 @@ def _composite_reference(
     cached = plan.references.get(index)
     if cached is not None and cached[0].shape == base.shape and torch.equal(cached[0], base):
         return cached[1]
-    reference = baseline._reference(base, target).detach()
+    reference = check_baseline_output(
+        baseline, baseline._reference(base, target), base, "reference"
+    ).detach()
     plan.references[index] = (base, reference)
     return reference
 
@@ -232,7 +272,10 @@ def _fill_rows(
         reference = reference.repeat(reps, 1, 1, 1)
         filled = (keep * context + (1 - keep) * reference).to(batch.dtype)
     else:
-        filled = plan.fills[index]._fill(context, keep, _tile(target, reps)).to(batch.dtype)
+        baseline = plan.fills[index]
+        filled = check_baseline_output(
+            baseline, baseline._fill(context, keep, _tile(target, reps)), context, "fill"
+        ).to(batch.dtype)
     if plan.noisy:
         # the context was clamped: kept pixels must keep the (noisy) values Captum built
         return torch.where(removed, filled, batch)

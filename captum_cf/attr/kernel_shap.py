@@ -8,7 +8,7 @@ import captum.attr
 from captum.log import log_usage
 
 from captum_cf.attr._guard import guarded
-from captum_cf.attr._perturbation import _plan, _with_lime_filler
+from captum_cf.attr._perturbation import _plan, _with_lime_filler, check_feature_mask
 
 __all__ = ["KernelShap"]
 
@@ -71,6 +71,7 @@ class KernelShap(captum.attr.KernelShap):
             interpretable coefficients when ``return_input_shape=False``).
         """
         plan = _plan(inputs, baselines, target)
+        check_feature_mask(feature_mask, inputs)
         with guarded(self.forward_func, inputs):
             # without a Baseline this is Captum's own call, untouched
             method = (

@@ -9,7 +9,7 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_cf.attr._baselines import has_baseline, resolve_baselines
-from captum_cf.attr._perturbation import _BaselineToken
+from captum_cf.attr._perturbation import _BaselineToken, _check_image_input
 from captum_cf.baselines.base import Baseline
 
 __all__ = ["NoiseTunnel"]
@@ -77,7 +77,9 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
                     "draw_baseline_from_distrib=False"
                 )
             if getattr(self.attribution_method, "fills_baselines", False):
-                # perturbation methods fill each removed feature themselves (mask-conditional)
+                # perturbation methods fill each removed feature themselves (mask-conditional);
+                # they see the noisy copies only, so the clean inputs are checked here
+                _check_clean_inputs(inputs, kwargs["baselines"])
                 kwargs["baselines"] = _tokenize(kwargs["baselines"])
             else:
                 target = kwargs.get("target")
@@ -92,6 +94,26 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
             draw_baseline_from_distrib=draw_baseline_from_distrib,
             **kwargs,
         )
+
+
+def _check_clean_inputs(inputs: Any, baselines: Any) -> None:
+    """Inputs filled by a Baseline must be float images (N, C, H, W) in [0, 1] before the noise.
+
+    The wrapped method only sees noisy float copies, which may leave [0, 1], so without this
+    check uint8 images (0..255) would pass.
+    """
+    xs = inputs if isinstance(inputs, tuple) else (inputs,)
+    entries = baselines if isinstance(baselines, tuple) else (baselines,) * len(xs)
+    if not xs or not all(isinstance(x, Tensor) for x in xs):
+        raise TypeError("inputs must be a Tensor or a non-empty tuple of Tensors")
+    if len(entries) != len(xs):
+        raise ValueError(
+            f"baselines is a tuple of {len(entries)} entries but inputs has {len(xs)} tensors: "
+            "pass one baseline per input tensor"
+        )
+    for i, (x, b) in enumerate(zip(xs, entries)):
+        if isinstance(b, Baseline):
+            _check_image_input(x, i, len(xs), noisy=False)
 
 
 def _tokenize(baselines: Any) -> Any:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
-from captum_cf._validation import check_images, check_keep
+from captum_cf._validation import check_images, check_keep, check_model_dtype
 
-__all__ = ["Baseline"]
+__all__ = ["Baseline", "check_baseline_output"]
 
 
 class Baseline(abc.ABC):
@@ -45,10 +46,15 @@ class Baseline(abc.ABC):
             target (int, Tensor or None): the class being explained, for baselines that use it.
 
         Returns:
-            Tensor: shape (N, C, H, W), same dtype and device as ``inputs``.
+            Tensor: shape (N, C, H, W), same dtype and device as ``inputs``, finite.
+
+        Raises:
+            TypeError: ``inputs`` do not have the dtype of a model the baseline runs.
+            ValueError: the baseline's own output is not a finite tensor shaped like ``inputs``.
         """
         check_images(inputs, "inputs")
-        return self._reference(inputs, target)
+        self._check_model_dtypes(inputs)
+        return check_baseline_output(self, self._reference(inputs, target), inputs, "reference")
 
     def fill(self, inputs: Tensor, keep: Tensor, target: Any = None) -> Tensor:
         """The input with its ``keep == 0`` part replaced by counterfactual content.
@@ -64,13 +70,29 @@ class Baseline(abc.ABC):
         """
         check_images(inputs, "inputs")
         keep = check_keep(keep, inputs)
-        return self._fill(inputs, keep, target)
+        self._check_model_dtypes(inputs)
+        return check_baseline_output(self, self._fill(inputs, keep, target), inputs, "fill")
 
     __call__ = reference
 
     @abc.abstractmethod
     def _reference(self, inputs: Tensor, target: Any) -> Tensor:
         """Counterfactual for validated ``inputs``."""
+
+    #: attributes holding classifiers that see the inputs as they are; the dtype rule
+    #: (:func:`captum_cf._validation.check_model_dtype`) applies to them. Generators and
+    #: inpainting networks are tools of the baseline: they run in their own dtype and their
+    #: output is converted to the inputs' dtype.
+    classifier_attributes: tuple[str, ...] = ("classifier", "model", "_model")
+
+    def _check_model_dtypes(self, inputs: Tensor) -> None:
+        """The dtype rule for every classifier this baseline feeds the inputs to."""
+        for attr in self.classifier_attributes:
+            value = getattr(self, attr, None)
+            if isinstance(getattr(value, "__self__", value), nn.Module):
+                check_model_dtype(
+                    inputs, value, model_name=f"{type(self).__name__}.{attr.lstrip('_')}"
+                )
 
     def _fill(self, inputs: Tensor, keep: Tensor, target: Any) -> Tensor:
         ref = self._reference(inputs, target)
@@ -80,3 +102,32 @@ class Baseline(abc.ABC):
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({fields})"
+
+
+def check_baseline_output(baseline: Any, out: Any, inputs: Tensor, method: str) -> Tensor:
+    """A Baseline's own output must be a finite tensor of the shape, dtype and device of its input.
+
+    A user subclass that returns NaN would otherwise give NaN attributions silently, and one
+    that returns the wrong shape a torch size error deep inside Captum.
+
+    Args:
+        baseline: the Baseline that produced ``out`` (named in the message).
+        out: what its ``reference``/``fill`` returned.
+        inputs (Tensor): the images it was given, shape (N, C, H, W).
+        method (str): ``"reference"`` or ``"fill"``.
+
+    Returns:
+        Tensor: ``out`` itself.
+    """
+    name = f"{type(baseline).__name__}.{method}"
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{name} must return a Tensor, got {type(out).__name__}")
+    if out.shape != inputs.shape or out.dtype != inputs.dtype or out.device != inputs.device:
+        raise ValueError(
+            f"{name} returned {tuple(out.shape)} {out.dtype} on {out.device}, expected the "
+            f"shape, dtype and device of its inputs: {tuple(inputs.shape)} {inputs.dtype} on "
+            f"{inputs.device}"
+        )
+    if not bool(torch.isfinite(out.detach()).all()):
+        raise ValueError(f"{name} returned NaN or infinite values (for finite inputs)")
+    return out
