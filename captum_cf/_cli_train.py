@@ -6,6 +6,11 @@ import argparse
 
 from captum_cf.cli import TRAIN_COMMANDS, CLIError
 
+def _check_every(args: argparse.Namespace) -> None:
+    if args.checkpoint_every < 1:
+        raise CLIError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+
+
 # --- train classifier (zoo: digits-cnn, shapes-cnn) ---------------------------------------------
 
 
@@ -17,7 +22,10 @@ def _classifier_args(parser: argparse.ArgumentParser) -> None:
                         help="passes over the training set (default: 30 digits, 10 shapes)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--checkpoint", default=None,
-                        help="per-epoch checkpoint file; an existing one is resumed")
+                        help="checkpoint file, written every --checkpoint-every epochs; an "
+                             "existing one is resumed")
+    parser.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
+                        help="epochs between checkpoints (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     # For quick runs and tests: train and test on the first N images only.
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
@@ -30,8 +38,10 @@ def _classifier_run(args: argparse.Namespace) -> int:
         raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
     if args.limit is not None and args.limit < 1:
         raise CLIError(f"--limit must be >= 1, got {args.limit}")
+    _check_every(args)
     acc = train_classifier(args.data, out=args.out, epochs=args.epochs, seed=args.seed,
                            limit=args.limit, checkpoint=args.checkpoint,
+                           checkpoint_every=args.checkpoint_every,
                            show_progress=not args.no_progress)
     print(f"test accuracy {acc:.4f}; weights written to {args.out}")
     return 0
@@ -61,7 +71,10 @@ def _robust_args(parser: argparse.ArgumentParser) -> None:
                         help=f"PGD iterations per batch (default {ROBUST_SETUP['attack_steps']})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint file (every 50 steps); an existing one is resumed")
+                        help="checkpoint file, written every --checkpoint-every steps; an "
+                             "existing one is resumed")
+    parser.add_argument("--checkpoint-every", type=int, default=50, metavar="N",
+                        help="optimiser steps between checkpoints (default 50)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -69,7 +82,7 @@ def _robust_args(parser: argparse.ArgumentParser) -> None:
 def _robust_run(args: argparse.Namespace) -> int:
     from captum_cf.zoo.robust import train_robust_classifier
 
-    for name in ("steps", "attack_steps", "limit"):
+    for name in ("steps", "attack_steps", "limit", "checkpoint_every"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -78,7 +91,7 @@ def _robust_run(args: argparse.Namespace) -> int:
     clean, robust = train_robust_classifier(
         args.data, out=args.out, eps=args.eps, steps=args.steps, attack_steps=args.attack_steps,
         seed=args.seed, limit=args.limit, checkpoint=args.checkpoint,
-        show_progress=not args.no_progress)
+        checkpoint_every=args.checkpoint_every, show_progress=not args.no_progress)
     print(f"clean test accuracy {clean:.4f}, L2-PGD robust accuracy (eps {args.eps}) {robust:.4f}; "
           f"weights written to {args.out}")
     return 0
@@ -239,7 +252,10 @@ def _inpainter_args(parser: argparse.ArgumentParser) -> None:
                         help="optimisation steps (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint file, written every 200 steps (default: OUT.ckpt)")
+                        help="checkpoint file, written every --checkpoint-every steps "
+                             "(default: OUT.ckpt)")
+    parser.add_argument("--checkpoint-every", type=int, default=200, metavar="N",
+                        help="optimisation steps between checkpoints (default 200)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint if it exists")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -254,9 +270,11 @@ def _inpainter_run(args: argparse.Namespace) -> int:
         raise CLIError(f"--steps must be >= 1, got {args.steps}")
     if args.limit is not None and args.limit < 1:
         raise CLIError(f"--limit must be >= 1, got {args.limit}")
+    _check_every(args)
     checkpoint = args.checkpoint or f"{args.out}.ckpt"
     l1 = train_inpainter(args.data, out=args.out, steps=args.steps, seed=args.seed,
                          limit=args.limit, checkpoint=checkpoint, resume=args.resume,
+                         checkpoint_every=args.checkpoint_every,
                          show_progress=not args.no_progress)
     print(f"held-out hole L1 {l1:.4f}; weights written to {args.out}")
     return 0

@@ -126,6 +126,7 @@ def train_inpainter(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     show_progress: bool = True,
+    checkpoint_every: int = 200,
 ) -> float:
     """Train the zoo inpainter of ``data`` and write it to ``out`` with its measured quality.
 
@@ -140,9 +141,10 @@ def train_inpainter(
         steps (int, optional): optimisation steps (default per data set).
         seed (int): seeds the initial weights, data order and holes.
         limit (int, optional): use only the first ``limit`` training and held-out images.
-        checkpoint (path, optional): checkpoint file, written every 200 steps.
+        checkpoint (path, optional): checkpoint file, written every ``checkpoint_every`` steps.
         resume (bool): continue from ``checkpoint`` when it exists.
         show_progress (bool): tqdm progress bar.
+        checkpoint_every (int): steps between checkpoints (>= 1; the last step is always saved).
 
     Returns:
         float: the held-out hole L1 of the trained inpainter.
@@ -165,6 +167,7 @@ def train_inpainter(
     began = time.perf_counter()
     losses = model.fit(train, steps=steps, batch_size=setup["batch_size"], lr=setup["lr"],
                        crop=setup.get("crop"), checkpoint=checkpoint, resume=resume,
+                       checkpoint_every=checkpoint_every,
                        show_progress=show_progress, seed=seed)
     model.eval()
     from captum_cf.inpainters import PushPullInpainter

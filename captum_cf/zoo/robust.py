@@ -45,6 +45,7 @@ def train_robust_classifier(
     limit: int | None = None,
     checkpoint: str | os.PathLike | None = None,
     show_progress: bool = True,
+    checkpoint_every: int = 50,
 ) -> tuple[float, float]:
     """Train the robust zoo classifier of ``data`` and write it to ``out`` (zoo weights format).
 
@@ -58,6 +59,7 @@ def train_robust_classifier(
         limit (int, optional): use only the first ``limit`` training and test images (quick runs).
         checkpoint (path, optional): checkpoint file; an existing one is resumed exactly.
         show_progress (bool): tqdm bar over the steps.
+        checkpoint_every (int): optimiser steps between checkpoints (>= 1).
 
     Returns:
         tuple[float, float]: clean test accuracy and L2-PGD robust test accuracy at ``eps``
@@ -93,7 +95,7 @@ def train_robust_classifier(
         lr=s["lr"],
         clean_weight=s["clean_weight"],
         checkpoint=checkpoint,
-        checkpoint_every=50,
+        checkpoint_every=checkpoint_every,
         seed=seed,
         show_progress=show_progress,
         log_every=25,

@@ -107,6 +107,7 @@ def train_classifier(
     limit: int | None = None,
     checkpoint: str | os.PathLike | None = None,
     show_progress: bool = True,
+    checkpoint_every: int = 1,
 ) -> float:
     """Train the zoo classifier of ``data`` and write it to ``out`` in the zoo weights format.
 
@@ -124,8 +125,10 @@ def train_classifier(
         lr (float): peak Adam learning rate.
         max_shift (int): random shifts of up to this many pixels (augmentation).
         limit (int, optional): use only the first ``limit`` training and test images (quick runs).
-        checkpoint (path, optional): per-epoch checkpoint; an existing one is resumed exactly.
+        checkpoint (path, optional): checkpoint file; an existing one is resumed exactly.
         show_progress (bool): show a tqdm bar over the epochs.
+        checkpoint_every (int): epochs between checkpoints (>= 1; the last epoch is always
+            saved).
 
     Returns:
         float: accuracy of the trained model on the test split (also stored in the file's
@@ -138,6 +141,10 @@ def train_classifier(
         >>> model = zoo.load_file("digits-cnn.pt")
     """
     setup, epochs = _check_args(data, epochs, batch_size, lr, max_shift, limit)
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or (
+        checkpoint_every < 1
+    ):
+        raise ValueError(f"checkpoint_every must be an int >= 1, got {checkpoint_every!r}")
     x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data)
     if limit is not None:
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
@@ -169,7 +176,9 @@ def train_classifier(
         losses.append(epoch_loss)
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
         logger.info("%s epoch %d/%d loss %.4f", setup["name"], epoch + 1, epochs, epoch_loss)
-        if checkpoint is not None:
+        if checkpoint is not None and (
+            (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs
+        ):
             save_checkpoint(checkpoint, {"epoch": epoch + 1, "model": model.state_dict(),
                                          "optimizer": optimizer.state_dict(),
                                          "scheduler": sched.state_dict(), "losses": losses,
