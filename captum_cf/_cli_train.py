@@ -6,6 +6,7 @@ import argparse
 
 from captum_cf.cli import TRAIN_COMMANDS, CLIError
 
+
 def _check_every(args: argparse.Namespace) -> None:
     if args.checkpoint_every < 1:
         raise CLIError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")

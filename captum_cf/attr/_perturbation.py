@@ -143,7 +143,7 @@ def _check_image_input(x: Tensor, index: int, count: int, noisy: bool) -> None:
 
 
 def check_feature_mask(feature_mask: Any, inputs: Any) -> None:
-    """``feature_mask`` (None, a Tensor, or a tuple with one per input) must broadcast to ``inputs``.
+    """``feature_mask`` (None, a Tensor, or one per input tensor) must broadcast to ``inputs``.
 
     Captum's own error for a mask of N + 1 rows is a torch size error from deep inside its loop
     (and, with a Baseline, from the fill); this one names the argument and both shapes.

@@ -95,7 +95,7 @@ class Baseline(abc.ABC):
                 )
 
     def _fill(self, inputs: Tensor, keep: Tensor, target: Any) -> Tensor:
-        ref = self._reference(inputs, target)
+        ref = check_baseline_output(self, self._reference(inputs, target), inputs, "reference")
         # not torch.lerp: ref + keep * (x - ref) is not exactly x where keep == 1
         return keep * inputs + (1 - keep) * ref
 

@@ -202,11 +202,13 @@ def box_iou(a: Tensor, b: Tensor) -> Tensor:
 def _check_boxes(boxes: Any, n: int | None, name: str = "boxes") -> Tensor:
     """Boxes (n, 4) (any n when None), finite and not inverted; returned as floats."""
     if not isinstance(boxes, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (N, 4), got {type(boxes).__name__}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (N, 4), got {type(boxes).__name__}"
+        )
     if boxes.dim() != 2 or boxes.shape[1] != 4 or (n is not None and boxes.shape[0] != n):
         raise ValueError(
-            f"{name} must have shape ({'N' if n is None else n}, 4) as (x_min, y_min, x_max, y_max), "
-            f"got {tuple(boxes.shape)}"
+            f"{name} must have shape ({'N' if n is None else n}, 4) as "
+            f"(x_min, y_min, x_max, y_max), got {tuple(boxes.shape)}"
         )
     if boxes.is_complex() or boxes.dtype == torch.bool:
         raise TypeError(f"{name} must hold real coordinates, got dtype {boxes.dtype}")

@@ -1,0 +1,47 @@
+"""captum_cf.attr.NoiseTunnel: the clean inputs of a Baseline-filled method are checked."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from captum_cf.attr import IntegratedGradients, NoiseTunnel, Occlusion
+from captum_cf.baselines import ConstantBaseline
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).eval()
+
+
+@pytest.mark.parametrize("method", [Occlusion, IntegratedGradients])
+def test_uint8_images_are_rejected_like_the_plain_method(method: type) -> None:
+    model = _model()
+    x = (torch.rand(2, 1, 8, 8) * 255).to(torch.uint8)
+    kwargs = {"sliding_window_shapes": (1, 4, 4)} if method is Occlusion else {}
+    with pytest.raises((TypeError, ValueError), match="inputs"):
+        method(model).attribute(x, baselines=ConstantBaseline(0.5), target=0, **kwargs)
+    with pytest.raises((TypeError, ValueError), match="inputs"):
+        NoiseTunnel(method(model)).attribute(
+            x, nt_samples=2, stdevs=0.1, baselines=ConstantBaseline(0.5), target=0, **kwargs
+        )
+
+
+def test_images_outside_unit_range_are_rejected_before_the_noise() -> None:
+    x = torch.rand(2, 1, 8, 8) * 255
+    with pytest.raises(ValueError, match=r"inputs must be images in \[0, 1\]"):
+        NoiseTunnel(Occlusion(_model())).attribute(
+            x, nt_samples=2, stdevs=0.1, baselines=ConstantBaseline(0.5), target=0,
+            sliding_window_shapes=(1, 4, 4),
+        )
+
+
+def test_clean_images_still_work_and_noise_leaves_unit_range() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 8, 8)
+    out = NoiseTunnel(Occlusion(_model())).attribute(
+        x, nt_samples=2, stdevs=0.5, baselines=ConstantBaseline(0.5), target=0,
+        sliding_window_shapes=(1, 4, 4),
+    )
+    assert out.shape == x.shape and bool(torch.isfinite(out).all())
