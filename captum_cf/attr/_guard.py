@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import torch
 import torch.nn as nn
 from torch import Tensor
 
@@ -36,6 +37,7 @@ def guarded(forward_func: Any, inputs: Any) -> Iterator[None]:
     exception is restored here. Before anything runs, float inputs must have the model's dtype
     (:func:`captum_cf._validation.check_model_dtype`): a clear TypeError, not torch's.
     """
+    _check_inputs(inputs)
     check_model_dtype(inputs, forward_func)
     model = model_of(forward_func)
     tensors = inputs if isinstance(inputs, tuple) else (inputs,)
@@ -45,6 +47,15 @@ def guarded(forward_func: Any, inputs: Any) -> Iterator[None]:
     try:
         with preserve_model_state(model):
             yield
+    except AssertionError as err:
+        # Captum checks user input with ``assert``: give the same message as a ValueError
+        raise ValueError(str(err)) from err
+    except IndexError as err:
+        # a class index out of the model's range fails in Captum's gather of the outputs
+        raise ValueError(
+            f"target does not index the model's output: {err} (are the target classes in "
+            "[0, number of classes)?)"
+        ) from err
     finally:
         for x, flag in flags:
             if x.is_leaf and x.requires_grad != flag:
@@ -53,3 +64,18 @@ def guarded(forward_func: Any, inputs: Any) -> Iterator[None]:
             for a in _HOOK_ATTRIBUTES:
                 if a in vars(m) and a not in before:
                     delattr(m, a)
+
+
+def _check_inputs(inputs: Any) -> None:
+    """Inputs Captum would trip over later: not tensors, empty batches, NaN or infinite values."""
+    tensors = inputs if isinstance(inputs, tuple) else (inputs,)
+    if not tensors or not all(isinstance(x, Tensor) for x in tensors):
+        raise TypeError(
+            f"inputs must be a Tensor or a non-empty tuple of Tensors, got {type(inputs).__name__}"
+        )
+    for i, x in enumerate(tensors):
+        where = f"inputs[{i}]" if isinstance(inputs, tuple) else "inputs"
+        if x.dim() == 0 or x.shape[0] == 0:
+            raise ValueError(f"{where} must have a non-empty batch dimension, got {tuple(x.shape)}")
+        if x.is_floating_point() and not bool(torch.isfinite(x.detach()).all()):
+            raise ValueError(f"{where} contains NaN or infinite values")

@@ -69,6 +69,7 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
         Returns:
             What Captum's ``NoiseTunnel.attribute`` returns.
         """
+        _check_settings(nt_samples, nt_samples_batch_size, stdevs)
         if has_baseline(kwargs.get("baselines")):
             if draw_baseline_from_distrib:
                 raise ValueError(
@@ -84,16 +85,37 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
             else:
                 target = kwargs.get("target")
                 kwargs["baselines"] = resolve_baselines(kwargs["baselines"], inputs, target)
-        return super().attribute.__wrapped__(  # type: ignore[attr-defined]
-            self,
-            inputs,
-            nt_type=nt_type,
-            nt_samples=nt_samples,
-            nt_samples_batch_size=nt_samples_batch_size,
-            stdevs=stdevs,
-            draw_baseline_from_distrib=draw_baseline_from_distrib,
-            **kwargs,
-        )
+        try:
+            return super().attribute.__wrapped__(  # type: ignore[attr-defined]
+                self,
+                inputs,
+                nt_type=nt_type,
+                nt_samples=nt_samples,
+                nt_samples_batch_size=nt_samples_batch_size,
+                stdevs=stdevs,
+                draw_baseline_from_distrib=draw_baseline_from_distrib,
+                **kwargs,
+            )
+        except AssertionError as err:  # Captum checks user input with ``assert``
+            raise ValueError(str(err)) from err
+
+
+def _check_settings(nt_samples: Any, nt_samples_batch_size: Any, stdevs: Any) -> None:
+    """NoiseTunnel's own numbers, checked before any noise is drawn."""
+    for name, value in (("nt_samples", nt_samples), ("nt_samples_batch_size",
+                                                     nt_samples_batch_size)):
+        if value is None and name == "nt_samples_batch_size":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    for value in stdevs if isinstance(stdevs, tuple) else (stdevs,):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            0 <= value < float("inf")
+        ):
+            raise ValueError(
+                f"stdevs must be a finite number >= 0 (or a tuple of them, one per input), "
+                f"got {stdevs!r}"
+            )
 
 
 def _check_clean_inputs(inputs: Any, baselines: Any) -> None:
