@@ -28,16 +28,24 @@ def model_of(forward_func: Any) -> Any:
     return owner if isinstance(owner, nn.Module) else forward_func
 
 
+class TargetIndexError(ValueError, IndexError):
+    """A target class out of the model's outputs: a ValueError (bad input), and still the
+    IndexError that Captum raised, for code that caught that."""
+
+
 @contextlib.contextmanager
-def guarded(forward_func: Any, inputs: Any) -> Iterator[None]:
+def guarded(forward_func: Any, inputs: Any, target: Any = None) -> Iterator[None]:
     """On exit, also when the body raises: restore the model's modes and ``requires_grad`` flags
     and the inputs' ``requires_grad`` flags, and remove what Captum's hooks left on submodules.
 
     Captum removes its hook handles itself (in ``finally`` blocks); what it misses after an
-    exception is restored here. Before anything runs, float inputs must have the model's dtype
-    (:func:`captum_cf._validation.check_model_dtype`): a clear TypeError, not torch's.
+    exception is restored here. Before anything runs, the inputs (tensors, a non-empty batch,
+    finite, not bool) and the form of Captum's ``target`` are checked, and float inputs must have
+    the model's dtype (:func:`captum_cf._validation.check_model_dtype`): a clear error, not
+    torch's.
     """
     _check_inputs(inputs)
+    _check_target(target, (inputs[0] if isinstance(inputs, tuple) else inputs).shape[0])
     check_model_dtype(inputs, forward_func)
     model = model_of(forward_func)
     tensors = inputs if isinstance(inputs, tuple) else (inputs,)
@@ -52,7 +60,7 @@ def guarded(forward_func: Any, inputs: Any) -> Iterator[None]:
         raise ValueError(str(err)) from err
     except IndexError as err:
         # a class index out of the model's range fails in Captum's gather of the outputs
-        raise ValueError(
+        raise TargetIndexError(
             f"target does not index the model's output: {err} (are the target classes in "
             "[0, number of classes)?)"
         ) from err
@@ -77,5 +85,37 @@ def _check_inputs(inputs: Any) -> None:
         where = f"inputs[{i}]" if isinstance(inputs, tuple) else "inputs"
         if x.dim() == 0 or x.shape[0] == 0:
             raise ValueError(f"{where} must have a non-empty batch dimension, got {tuple(x.shape)}")
+        if x.dtype == torch.bool:
+            raise TypeError(f"{where} must be a numeric tensor (float for images), got bool")
         if x.is_floating_point() and not bool(torch.isfinite(x.detach()).all()):
             raise ValueError(f"{where} contains NaN or infinite values")
+
+
+_TARGET_FORMS = "None, an int, a tuple (one index per output dimension), a list or a tensor"
+
+
+def _check_target(target: Any, n: int) -> None:
+    """The form of a Captum ``target`` for a batch of ``n``; classes too large are caught by the
+    IndexError of Captum's gather (the number of classes is known only from the outputs)."""
+    if target is None or isinstance(target, tuple):
+        return
+    if isinstance(target, bool) or not isinstance(target, (int, list, Tensor)):
+        raise TypeError(f"target must be {_TARGET_FORMS}, got {type(target).__name__}")
+    if isinstance(target, int):
+        values = [target]
+    elif isinstance(target, Tensor):
+        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+            raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
+        if target.numel() != 1 and tuple(target.shape) != (n,):
+            raise ValueError(
+                f"target must be a single index or have shape ({n},), got {tuple(target.shape)}"
+            )
+        values = target.flatten().tolist()
+    else:
+        if len(target) != n:
+            raise ValueError(f"target must have one entry per example ({n}), got {len(target)}")
+        if any(isinstance(t, bool) or not isinstance(t, (int, tuple)) for t in target):
+            raise TypeError("target entries must be ints (or tuples for multi-dimensional outputs)")
+        values = [t for t in target if isinstance(t, int)]
+    if any(v < 0 for v in values):
+        raise ValueError(f"target must be class indices >= 0, got {values}")

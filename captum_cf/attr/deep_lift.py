@@ -93,7 +93,7 @@ class DeepLift(captum.attr.DeepLift):
         Returns:
             Attributions shaped like ``inputs`` (and the delta, shape (N,), when asked), as Captum.
         """
-        with guarded(self.model, inputs):
+        with guarded(self.model, inputs, target):
             baselines = resolve_baselines(baselines, inputs, target)
             return super().attribute.__wrapped__(  # type: ignore[attr-defined]
                 self,
@@ -188,7 +188,7 @@ class DeepLiftShap(captum.attr.DeepLiftShap):
             return_convergence_delta=return_convergence_delta,
             custom_attribution_func=custom_attribution_func,
         )
-        with guarded(self.model, inputs):
+        with guarded(self.model, inputs, target):
             resolved = resolve_baselines(baselines, inputs, target, allow_callable=True)
             if not has_baseline(baselines):
                 return super().attribute.__wrapped__(self, inputs, baselines, **kwargs)  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ import captum.attr
 from captum.log import log_usage
 
 from captum_cf.attr._guard import guarded
-from captum_cf.attr._perturbation import _plan, _with_filling_forward
+from captum_cf.attr._perturbation import _plan, _with_filling_forward, check_feature_mask
 
 __all__ = ["FeatureAblation"]
 
@@ -76,7 +76,8 @@ class FeatureAblation(captum.attr.FeatureAblation):
             Tensor or tuple[Tensor, ...]: attributions shaped like ``inputs``.
         """
         plan = _plan(inputs, baselines, target)
-        with guarded(self.forward_func, inputs):
+        check_feature_mask(feature_mask, inputs)
+        with guarded(self.forward_func, inputs, target):
             # without a Baseline this is Captum's own call, untouched
             method = self if plan is None else _with_filling_forward(self, plan)
             captum_baselines = baselines if plan is None else plan.captum_baselines

@@ -106,7 +106,7 @@ class GradientShap(captum.attr.GradientShap):
             additional_forward_args=additional_forward_args,
             return_convergence_delta=return_convergence_delta,
         )
-        with guarded(self.forward_func, inputs):
+        with guarded(self.forward_func, inputs, target):
             resolved = resolve_baselines(baselines, inputs, target, allow_callable=True)
             if not has_baseline(baselines):
                 return super().attribute.__wrapped__(  # type: ignore[attr-defined]

@@ -107,7 +107,7 @@ class IntegratedGradients(captum.attr.IntegratedGradients):
             Attributions shaped like ``inputs`` (and the per-example delta, shape (N,), when
             ``return_convergence_delta``), as Captum returns them.
         """
-        with guarded(self.forward_func, inputs):
+        with guarded(self.forward_func, inputs, target):
             baselines = resolve_baselines(baselines, inputs, target)
             return super().attribute.__wrapped__(  # type: ignore[attr-defined]
                 self,

@@ -72,7 +72,7 @@ class KernelShap(captum.attr.KernelShap):
         """
         plan = _plan(inputs, baselines, target)
         check_feature_mask(feature_mask, inputs)
-        with guarded(self.forward_func, inputs):
+        with guarded(self.forward_func, inputs, target):
             # without a Baseline this is Captum's own call, untouched
             method = (
                 self

@@ -82,7 +82,7 @@ class Lime(captum.attr.Lime):
         """
         plan = _plan(inputs, baselines, target)
         check_feature_mask(feature_mask, inputs)
-        with guarded(self.forward_func, inputs):
+        with guarded(self.forward_func, inputs, target):
             # without a Baseline this is Captum's own call, untouched
             method = (
                 self

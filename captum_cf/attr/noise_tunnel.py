@@ -9,6 +9,7 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_cf.attr._baselines import has_baseline, resolve_baselines
+from captum_cf.attr._guard import _check_inputs
 from captum_cf.attr._perturbation import _BaselineToken, _check_image_input
 from captum_cf.baselines.base import Baseline
 
@@ -69,6 +70,7 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
         Returns:
             What Captum's ``NoiseTunnel.attribute`` returns.
         """
+        _check_inputs(inputs)  # before the noise: the wrapped method only sees noisy copies
         _check_settings(nt_samples, nt_samples_batch_size, stdevs)
         if has_baseline(kwargs.get("baselines")):
             if draw_baseline_from_distrib:

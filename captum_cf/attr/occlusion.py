@@ -79,7 +79,7 @@ class Occlusion(captum.attr.Occlusion):
             Tensor or tuple[Tensor, ...]: attributions shaped like ``inputs``.
         """
         plan = _plan(inputs, baselines, target)
-        with guarded(self.forward_func, inputs):
+        with guarded(self.forward_func, inputs, target):
             # without a Baseline this is Captum's own call, untouched
             method = self if plan is None else _with_filling_forward(self, plan)
             captum_baselines = baselines if plan is None else plan.captum_baselines
