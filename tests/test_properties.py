@@ -278,8 +278,8 @@ def _occlusion_extra(draw: Any) -> dict[str, Any]:
 
 
 def _lime_extra(draw: Any) -> dict[str, Any]:
-    return {"feature_mask": _feature_mask(draw), "n_samples": 6,
-            "perturbations_per_eval": draw(st.sampled_from((1, 3)), label="ppe")}
+    return {"feature_mask": _feature_mask(draw), "n_samples": draw_number(draw, 6, "n_samples"),
+            "perturbations_per_eval": draw(st.sampled_from((1, 3, 0)), label="ppe")}
 
 
 def _noise_tunnel(draw: Any, net: Net) -> Case:

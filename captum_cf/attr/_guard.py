@@ -59,6 +59,8 @@ def guarded(forward_func: Any, inputs: Any, target: Any = None) -> Iterator[None
         # Captum checks user input with ``assert``: give the same message as a ValueError
         raise ValueError(str(err)) from err
     except IndexError as err:
+        if target is None:
+            raise
         # a class index out of the model's range fails in Captum's gather of the outputs
         raise TargetIndexError(
             f"target does not index the model's output: {err} (are the target classes in "

@@ -179,6 +179,23 @@ def check_feature_mask(feature_mask: Any, inputs: Any) -> None:
             raise ValueError(f"{where} must hold feature ids >= 0, got {int(mask.min())}")
 
 
+def check_sampling_args(n_samples: Any, perturbations_per_eval: Any) -> None:
+    """``n_samples`` and ``perturbations_per_eval`` of the LIME family: ints >= 1."""
+    for name, value in (("n_samples", n_samples), ("perturbations_per_eval",
+                                                   perturbations_per_eval)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def count_features(feature_mask: Any, inputs: Any) -> int:
+    """Number of interpretable features: distinct ids of ``feature_mask`` (elements without)."""
+    if feature_mask is None:
+        xs = inputs if isinstance(inputs, tuple) else (inputs,)
+        return sum(x[0].numel() for x in xs)
+    masks = feature_mask if isinstance(feature_mask, tuple) else (feature_mask,)
+    return int(torch.unique(torch.cat([m.flatten() for m in masks])).numel())
+
+
 def _choose_sentinel(images: list[Tensor]) -> float:
     for value in _SENTINEL_CANDIDATES:
         if not any(bool((x == value).any()) for x in images):

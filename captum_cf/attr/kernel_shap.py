@@ -8,7 +8,13 @@ import captum.attr
 from captum.log import log_usage
 
 from captum_cf.attr._guard import guarded
-from captum_cf.attr._perturbation import _plan, _with_lime_filler, check_feature_mask
+from captum_cf.attr._perturbation import (
+    _plan,
+    _with_lime_filler,
+    check_feature_mask,
+    check_sampling_args,
+    count_features,
+)
 
 __all__ = ["KernelShap"]
 
@@ -72,7 +78,13 @@ class KernelShap(captum.attr.KernelShap):
         """
         plan = _plan(inputs, baselines, target)
         check_feature_mask(feature_mask, inputs)
+        check_sampling_args(n_samples, perturbations_per_eval)
         with guarded(self.forward_func, inputs, target):
+            if count_features(feature_mask, inputs) < 2:
+                raise ValueError(
+                    "feature_mask defines a single feature: Kernel SHAP's weights need at least 2 "
+                    "features (pass a mask with several ids, e.g. captum_cf.attr.superpixels)"
+                )
             # without a Baseline this is Captum's own call, untouched
             method = (
                 self

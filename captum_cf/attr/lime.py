@@ -8,7 +8,12 @@ import captum.attr
 from captum.log import log_usage
 
 from captum_cf.attr._guard import guarded
-from captum_cf.attr._perturbation import _plan, _with_lime_filler, check_feature_mask
+from captum_cf.attr._perturbation import (
+    _plan,
+    _with_lime_filler,
+    check_feature_mask,
+    check_sampling_args,
+)
 
 __all__ = ["Lime"]
 
@@ -82,6 +87,7 @@ class Lime(captum.attr.Lime):
         """
         plan = _plan(inputs, baselines, target)
         check_feature_mask(feature_mask, inputs)
+        check_sampling_args(n_samples, perturbations_per_eval)
         with guarded(self.forward_func, inputs, target):
             # without a Baseline this is Captum's own call, untouched
             method = (

@@ -175,3 +175,17 @@ def test_feature_mask_must_hold_integer_ids() -> None:
     with pytest.raises(TypeError, match="feature_mask must hold integer feature ids"):
         Lime(model).attribute(x, baselines=ConstantBaseline(0.5), target=0,
                               feature_mask=torch.zeros(1, 1, 8, 8), n_samples=4)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_samples": 0}, "n_samples must be an int >= 1"),
+    ({"perturbations_per_eval": 0}, "perturbations_per_eval must be an int >= 1"),
+])
+def test_bad_sampling_settings_are_clear_errors(kwargs, message) -> None:
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    x = torch.rand(2, 1, 8, 8)
+    mask = torch.arange(4).repeat_interleave(16).view(1, 1, 8, 8)
+    for baselines in (ConstantBaseline(0.5), 0.0):
+        with pytest.raises(ValueError, match=message):
+            Lime(model).attribute(x, baselines=baselines, target=0, feature_mask=mask,
+                                  **{"n_samples": 4, **kwargs})
