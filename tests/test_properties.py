@@ -144,7 +144,7 @@ def draw_images(draw: Any, name: str = "images") -> tuple[str, Any]:
     return kind, make_images(kind, seed=draw(st.integers(0, 3), label=f"{name} seed"))
 
 
-def draw_target(draw: Any, valid_none: bool = True) -> tuple[str, Any]:
+def draw_target(draw: Any) -> tuple[str, Any]:
     kind = draw(st.sampled_from(TARGET_KINDS), label="target kind")
     return kind, make_target(kind)
 
@@ -662,22 +662,18 @@ def _audit(draw: Any, net: Net) -> Case:
                 result=lambda out: tuple(v for c in out.cells for v in c.values.values()))
 
 
-def _attr(cls: type, extra: Callable[[Any], dict[str, Any]] | None = None) -> Callable:
-    return _attr_case(cls, extra)
-
-
 ENTRY_POINTS: dict[str, tuple[Callable[[Any, Net], Case], int]] = {
-    "attr.IntegratedGradients": (_attr(A.IntegratedGradients, lambda d: {"n_steps": 4}), 25),
-    "attr.DeepLift": (_attr(A.DeepLift), 20),
-    "attr.DeepLiftShap": (_attr(A.DeepLiftShap), 15),
-    "attr.GradientShap": (_attr(A.GradientShap, lambda d: {"n_samples": 2}), 15),
-    "attr.Occlusion": (_attr(A.Occlusion, _occlusion_extra), 25),
-    "attr.FeatureAblation": (_attr(A.FeatureAblation, lambda d: {
+    "attr.IntegratedGradients": (_attr_case(A.IntegratedGradients, lambda d: {"n_steps": 4}), 25),
+    "attr.DeepLift": (_attr_case(A.DeepLift), 20),
+    "attr.DeepLiftShap": (_attr_case(A.DeepLiftShap), 15),
+    "attr.GradientShap": (_attr_case(A.GradientShap, lambda d: {"n_samples": 2}), 15),
+    "attr.Occlusion": (_attr_case(A.Occlusion, _occlusion_extra), 25),
+    "attr.FeatureAblation": (_attr_case(A.FeatureAblation, lambda d: {
         "feature_mask": _feature_mask(d)}), 20),
-    "attr.ShapleyValueSampling": (_attr(A.ShapleyValueSampling, lambda d: {
+    "attr.ShapleyValueSampling": (_attr_case(A.ShapleyValueSampling, lambda d: {
         "feature_mask": _feature_mask(d), "n_samples": 1}), 15),
-    "attr.Lime": (_attr(A.Lime, _lime_extra), 20),
-    "attr.KernelShap": (_attr(A.KernelShap, _lime_extra), 20),
+    "attr.Lime": (_attr_case(A.Lime, _lime_extra), 20),
+    "attr.KernelShap": (_attr_case(A.KernelShap, _lime_extra), 20),
     "attr.NoiseTunnel": (_noise_tunnel, 20),
     "attr.MeaningfulPerturbation": (_meaningful, 15),
     "attr.SparsePerturbation": (_sparse_perturbation, 15),
