@@ -273,8 +273,9 @@ def _attr_case(cls: type, extra: Callable[[Any], dict[str, Any]] | None = None) 
 
 def _occlusion_extra(draw: Any) -> dict[str, Any]:
     return {"sliding_window_shapes": draw(st.sampled_from(((1, 4, 4), (1, 4, 4), (1, 9, 9),
-                                                           (4, 4))), label="window"),
-            "perturbations_per_eval": draw(st.sampled_from((1, 4)), label="ppe")}
+                                                           (4, 4), (1, -4, 4))), label="window"),
+            "strides": draw(st.sampled_from((None, 2, (1, 2, 2), 0, (1, 0, 2))), label="strides"),
+            "perturbations_per_eval": draw(st.sampled_from((1, 4, 0)), label="ppe")}
 
 
 def _lime_extra(draw: Any) -> dict[str, Any]:
@@ -376,19 +377,22 @@ def _baseline_case(name: str) -> Callable:
         _, target = draw_target(draw)
         base = BASELINE_MAKERS[name](net)
         models = [m for m in vars(base).values() if isinstance(m, nn.Module) and m is not net]
+        # a baseline works on any (N, C, H, W): its output is shaped like the inputs
+        shape = tuple(x.shape) if isinstance(x, Tensor) else None
         if draw(st.booleans(), label="fill"):
             mkind, keep = draw_mask_like(draw)
             return Case(lambda: base.fill(x, keep, target), _names(base.fill), [x, keep],
-                        (N, C, S, S), kind != GOOD or mkind != GOOD, models)
-        return Case(lambda: base.reference(x, target), _names(base.reference), [x],
-                    (N, C, S, S), kind != GOOD, models)
+                        shape, kind != GOOD or mkind != GOOD, models)
+        return Case(lambda: base.reference(x, target), _names(base.reference), [x], shape,
+                    kind != GOOD, models)
     return build
 
 
 def _gaussian_blur(draw: Any, net: Net) -> Case:
     kind, x = draw_images(draw)
     sigma = draw_number(draw, 1.0, "sigma")
-    return Case(lambda: B.gaussian_blur(x, sigma), _names(B.gaussian_blur), [x], (N, C, S, S),
+    shape = tuple(x.shape) if isinstance(x, Tensor) else None
+    return Case(lambda: B.gaussian_blur(x, sigma), _names(B.gaussian_blur), [x], shape,
                 kind != GOOD)
 
 
@@ -663,15 +667,20 @@ def _audit(draw: Any, net: Net) -> Case:
 
 
 ENTRY_POINTS: dict[str, tuple[Callable[[Any, Net], Case], int]] = {
-    "attr.IntegratedGradients": (_attr_case(A.IntegratedGradients, lambda d: {"n_steps": 4}), 25),
+    "attr.IntegratedGradients": (_attr_case(A.IntegratedGradients, lambda d: {
+        "n_steps": draw_number(d, 4, "n_steps"),
+        "internal_batch_size": d(st.sampled_from((None, 3, 0)), label="internal_batch_size")}),
+        25),
     "attr.DeepLift": (_attr_case(A.DeepLift), 20),
     "attr.DeepLiftShap": (_attr_case(A.DeepLiftShap), 15),
-    "attr.GradientShap": (_attr_case(A.GradientShap, lambda d: {"n_samples": 2}), 15),
+    "attr.GradientShap": (_attr_case(A.GradientShap, lambda d: {
+        "n_samples": draw_number(d, 2, "n_samples"),
+        "stdevs": d(st.sampled_from((0.0, 0.1, -1.0, float("nan"))), label="stdevs")}), 15),
     "attr.Occlusion": (_attr_case(A.Occlusion, _occlusion_extra), 25),
     "attr.FeatureAblation": (_attr_case(A.FeatureAblation, lambda d: {
         "feature_mask": _feature_mask(d)}), 20),
     "attr.ShapleyValueSampling": (_attr_case(A.ShapleyValueSampling, lambda d: {
-        "feature_mask": _feature_mask(d), "n_samples": 1}), 15),
+        "feature_mask": _feature_mask(d), "n_samples": draw_number(d, 1, "n_samples")}), 15),
     "attr.Lime": (_attr_case(A.Lime, _lime_extra), 20),
     "attr.KernelShap": (_attr_case(A.KernelShap, _lime_extra), 20),
     "attr.NoiseTunnel": (_noise_tunnel, 20),

@@ -121,3 +121,24 @@ def _check_target(target: Any, n: int) -> None:
         values = [t for t in target if isinstance(t, int)]
     if any(v < 0 for v in values):
         raise ValueError(f"target must be class indices >= 0, got {values}")
+
+
+def check_positive_ints(**values: Any) -> None:
+    """Each named value is an int >= 1; None passes only for the optional ``*batch_size``s."""
+    for name, value in values.items():
+        if value is None and name.endswith("batch_size"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def check_stdevs(stdevs: Any, name: str = "stdevs") -> None:
+    """A noise level: a finite number >= 0, or a tuple of them (one per input tensor)."""
+    for value in stdevs if isinstance(stdevs, tuple) else (stdevs,):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            0 <= value < float("inf")
+        ):
+            raise ValueError(
+                f"{name} must be a finite number >= 0 (or a tuple of them, one per input), "
+                f"got {stdevs!r}"
+            )

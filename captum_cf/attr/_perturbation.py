@@ -179,6 +179,42 @@ def check_feature_mask(feature_mask: Any, inputs: Any) -> None:
             raise ValueError(f"{where} must hold feature ids >= 0, got {int(mask.min())}")
 
 
+def check_windows(sliding_window_shapes: Any, strides: Any, inputs: Any) -> None:
+    """Occlusion's windows and strides: positive ints, one per non-batch dimension, windows no
+    larger than the input (Captum's own failures: a torch error, or NaN for a stride of 0)."""
+    xs = inputs if isinstance(inputs, tuple) else (inputs,)
+    windows = sliding_window_shapes if isinstance(inputs, tuple) else (sliding_window_shapes,)
+    steps = strides if isinstance(inputs, tuple) and isinstance(strides, tuple) else (
+        (strides,) * len(xs))
+    if not isinstance(windows, tuple) or len(windows) != len(xs):
+        raise ValueError(
+            f"sliding_window_shapes must give one window per input tensor ({len(xs)}), got "
+            f"{sliding_window_shapes!r}"
+        )
+    for i, (window, step, x) in enumerate(zip(windows, steps, xs)):
+        if not isinstance(x, Tensor):
+            continue
+        where = f"[{i}]" if isinstance(inputs, tuple) else ""
+        dims = tuple(x.shape[1:])
+        if (
+            not isinstance(window, tuple)
+            or len(window) != len(dims)
+            or any(isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= d
+                   for w, d in zip(window, dims))
+        ):
+            raise ValueError(
+                f"sliding_window_shapes{where} must be a tuple of {len(dims)} ints in [1, size] "
+                f"for inputs of shape {tuple(x.shape)}, got {window!r}"
+            )
+        for value in step if isinstance(step, tuple) else (step,):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(
+                    f"strides{where} must be None, an int >= 1 or a tuple of them, got {step!r}"
+                )
+
+
 def check_sampling_args(n_samples: Any, perturbations_per_eval: Any) -> None:
     """``n_samples`` and ``perturbations_per_eval`` of the LIME family: ints >= 1."""
     for name, value in (("n_samples", n_samples), ("perturbations_per_eval",

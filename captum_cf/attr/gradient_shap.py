@@ -12,7 +12,7 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_cf.attr._baselines import check_per_example, has_baseline, resolve_baselines
-from captum_cf.attr._guard import guarded
+from captum_cf.attr._guard import check_positive_ints, check_stdevs, guarded
 
 __all__ = ["GradientShap"]
 
@@ -106,6 +106,8 @@ class GradientShap(captum.attr.GradientShap):
             additional_forward_args=additional_forward_args,
             return_convergence_delta=return_convergence_delta,
         )
+        check_positive_ints(n_samples=n_samples)
+        check_stdevs(stdevs)
         with guarded(self.forward_func, inputs, target):
             resolved = resolve_baselines(baselines, inputs, target, allow_callable=True)
             if not has_baseline(baselines):

@@ -11,7 +11,7 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_cf.attr._baselines import resolve_baselines
-from captum_cf.attr._guard import guarded
+from captum_cf.attr._guard import check_positive_ints, guarded
 
 __all__ = ["IntegratedGradients"]
 
@@ -107,6 +107,7 @@ class IntegratedGradients(captum.attr.IntegratedGradients):
             Attributions shaped like ``inputs`` (and the per-example delta, shape (N,), when
             ``return_convergence_delta``), as Captum returns them.
         """
+        check_positive_ints(n_steps=n_steps, internal_batch_size=internal_batch_size)
         with guarded(self.forward_func, inputs, target):
             baselines = resolve_baselines(baselines, inputs, target)
             return super().attribute.__wrapped__(  # type: ignore[attr-defined]

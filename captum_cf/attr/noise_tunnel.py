@@ -9,7 +9,7 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_cf.attr._baselines import has_baseline, resolve_baselines
-from captum_cf.attr._guard import _check_inputs
+from captum_cf.attr._guard import _check_inputs, check_positive_ints, check_stdevs
 from captum_cf.attr._perturbation import _BaselineToken, _check_image_input
 from captum_cf.baselines.base import Baseline
 
@@ -104,20 +104,8 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
 
 def _check_settings(nt_samples: Any, nt_samples_batch_size: Any, stdevs: Any) -> None:
     """NoiseTunnel's own numbers, checked before any noise is drawn."""
-    for name, value in (("nt_samples", nt_samples), ("nt_samples_batch_size",
-                                                     nt_samples_batch_size)):
-        if value is None and name == "nt_samples_batch_size":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    for value in stdevs if isinstance(stdevs, tuple) else (stdevs,):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            0 <= value < float("inf")
-        ):
-            raise ValueError(
-                f"stdevs must be a finite number >= 0 (or a tuple of them, one per input), "
-                f"got {stdevs!r}"
-            )
+    check_positive_ints(nt_samples=nt_samples, nt_samples_batch_size=nt_samples_batch_size)
+    check_stdevs(stdevs)
 
 
 def _check_clean_inputs(inputs: Any, baselines: Any) -> None:

@@ -8,7 +8,7 @@ import captum.attr
 from captum.log import log_usage
 
 from captum_cf.attr._guard import guarded
-from captum_cf.attr._perturbation import _plan, _with_filling_forward
+from captum_cf.attr._perturbation import _plan, _with_filling_forward, check_windows
 
 __all__ = ["Occlusion"]
 
@@ -79,6 +79,7 @@ class Occlusion(captum.attr.Occlusion):
             Tensor or tuple[Tensor, ...]: attributions shaped like ``inputs``.
         """
         plan = _plan(inputs, baselines, target)
+        check_windows(sliding_window_shapes, strides, inputs)
         with guarded(self.forward_func, inputs, target):
             # without a Baseline this is Captum's own call, untouched
             method = self if plan is None else _with_filling_forward(self, plan)

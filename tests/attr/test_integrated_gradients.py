@@ -181,3 +181,26 @@ def test_registered_explainer(cnn, images, refs, fixed):
     want = captum.attr.IntegratedGradients(cnn).attribute(images, refs, target=target, n_steps=32)
     assert got.shape == images.shape
     assert torch.allclose(got, want, atol=1e-6, rtol=1e-5)  # internal batching reorders sums
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_steps": "x"}, "n_steps must be an int >= 1"),
+    ({"n_steps": 0}, "n_steps must be an int >= 1"),
+    ({"internal_batch_size": 0}, "internal_batch_size must be an int >= 1"),
+])
+def test_bad_step_settings_are_clear_errors(cnn, images, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        IntegratedGradients(cnn).attribute(images, target=0, **kwargs)
+
+
+@pytest.mark.parametrize("target, error, message", [
+    (True, TypeError, "target must be"),
+    (1.5, TypeError, "target must be"),
+    (-1, ValueError, "target must be class indices >= 0"),
+    ([0, 1], ValueError, r"target must have one entry per example \(3\)"),
+    (torch.zeros(3, 2, dtype=torch.long), ValueError, r"target must be a single index or have"),
+    (7, ValueError, "target does not index the model's output"),
+])
+def test_bad_targets_are_clear_errors(cnn, images, target, error, message):
+    with pytest.raises(error, match=message):
+        IntegratedGradients(cnn).attribute(images, target=target, n_steps=2)

@@ -45,3 +45,16 @@ def test_clean_images_still_work_and_noise_leaves_unit_range() -> None:
         sliding_window_shapes=(1, 4, 4),
     )
     assert out.shape == x.shape and bool(torch.isfinite(out).all())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"nt_samples": 0}, "nt_samples must be an int >= 1"),
+    ({"nt_samples_batch_size": 0}, "nt_samples_batch_size must be an int >= 1"),
+    ({"stdevs": -0.1}, "stdevs must be a finite number >= 0"),
+    ({"nt_type": "foo"}, "Noise types must be either"),
+])
+def test_bad_settings_are_clear_errors(kwargs: dict, message: str) -> None:
+    kwargs = {"nt_samples": 2, "stdevs": 0.1, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        NoiseTunnel(IntegratedGradients(_model())).attribute(torch.rand(2, 1, 8, 8), target=0,
+                                                             **kwargs)

@@ -234,3 +234,17 @@ def test_a_baselines_own_bad_output_is_a_clear_error(
         Occlusion(model).attribute(x, sliding_window_shapes=WINDOW, strides=STRIDE,
                                    baselines=baseline, target=0)
     assert same_state(model_state(model), before)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"strides": 0}, "strides must be None, an int >= 1"),
+    ({"strides": (1, 0, 2)}, "strides must be None, an int >= 1"),
+    ({"sliding_window_shapes": (1, -4, 4)}, "sliding_window_shapes must be a tuple of 3 ints"),
+    ({"sliding_window_shapes": (1, 9, 9)}, "sliding_window_shapes must be a tuple of 3 ints"),
+    ({"sliding_window_shapes": (4, 4)}, "sliding_window_shapes must be a tuple of 3 ints"),
+])
+def test_bad_windows_and_strides_are_clear_errors(x: torch.Tensor, kwargs, message) -> None:
+    kwargs = {"sliding_window_shapes": WINDOW, **kwargs}
+    for baselines in (0.0, ConstantBaseline(0.5)):
+        with pytest.raises(ValueError, match=message):
+            Occlusion(TinyCNN()).attribute(x, baselines=baselines, target=0, **kwargs)

@@ -115,3 +115,17 @@ def test_model_state_unchanged_and_bad_input(x):
     assert same_state(before, model_state(model))
     with pytest.raises(ValueError, match="baselines: a captum_cf Baseline fills images"):
         ShapleyValueSampling(model).attribute(torch.rand(2, 8, 8), baselines=MeanFill())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_samples": 0}, "n_samples must be an int >= 1"),
+    ({"perturbations_per_eval": 0}, "perturbations_per_eval must be an int >= 1"),
+])
+def test_bad_sampling_settings_are_clear_errors(kwargs, message) -> None:
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    x = torch.rand(2, 1, 8, 8)
+    mask = torch.arange(4).repeat_interleave(16).view(1, 1, 8, 8)
+    for baselines in (0.0, ConstantBaseline(0.5)):
+        with pytest.raises(ValueError, match=message):
+            ShapleyValueSampling(model).attribute(x, baselines=baselines, target=0,
+                                                  feature_mask=mask, **kwargs)
