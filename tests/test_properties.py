@@ -678,7 +678,8 @@ ENTRY_POINTS: dict[str, tuple[Callable[[Any, Net], Case], int]] = {
         "stdevs": d(st.sampled_from((0.0, 0.1, -1.0, float("nan"))), label="stdevs")}), 15),
     "attr.Occlusion": (_attr_case(A.Occlusion, _occlusion_extra), 25),
     "attr.FeatureAblation": (_attr_case(A.FeatureAblation, lambda d: {
-        "feature_mask": _feature_mask(d)}), 20),
+        "feature_mask": _feature_mask(d),
+        "perturbations_per_eval": d(st.sampled_from((1, 2, 0)), label="ppe")}), 20),
     "attr.ShapleyValueSampling": (_attr_case(A.ShapleyValueSampling, lambda d: {
         "feature_mask": _feature_mask(d), "n_samples": draw_number(d, 1, "n_samples")}), 15),
     "attr.Lime": (_attr_case(A.Lime, _lime_extra), 20),

@@ -213,6 +213,13 @@ def check_windows(sliding_window_shapes: Any, strides: Any, inputs: Any) -> None
                 raise ValueError(
                     f"strides{where} must be None, an int >= 1 or a tuple of them, got {step!r}"
                 )
+        if step is not None:
+            per_dim = step if isinstance(step, tuple) else (step,) * len(window)
+            if len(per_dim) != len(window) or any(t > w for t, w in zip(per_dim, window)):
+                raise ValueError(
+                    f"strides{where} ({step!r}) must give one stride per dimension of the window "
+                    f"{window}, none larger than the window (an int applies to every dimension)"
+                )
 
 
 def check_sampling_args(n_samples: Any, perturbations_per_eval: Any) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import captum.attr
 from captum.log import log_usage
 
-from captum_cf.attr._guard import guarded
+from captum_cf.attr._guard import check_positive_ints, guarded
 from captum_cf.attr._perturbation import _plan, _with_filling_forward, check_feature_mask
 
 __all__ = ["FeatureAblation"]
@@ -77,6 +77,7 @@ class FeatureAblation(captum.attr.FeatureAblation):
         """
         plan = _plan(inputs, baselines, target)
         check_feature_mask(feature_mask, inputs)
+        check_positive_ints(perturbations_per_eval=perturbations_per_eval)
         with guarded(self.forward_func, inputs, target):
             # without a Baseline this is Captum's own call, untouched
             method = self if plan is None else _with_filling_forward(self, plan)

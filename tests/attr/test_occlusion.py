@@ -242,6 +242,8 @@ def test_a_baselines_own_bad_output_is_a_clear_error(
     ({"sliding_window_shapes": (1, -4, 4)}, "sliding_window_shapes must be a tuple of 3 ints"),
     ({"sliding_window_shapes": (1, 9, 9)}, "sliding_window_shapes must be a tuple of 3 ints"),
     ({"sliding_window_shapes": (4, 4)}, "sliding_window_shapes must be a tuple of 3 ints"),
+    ({"perturbations_per_eval": 0}, "perturbations_per_eval must be an int >= 1"),
+    ({"strides": 4}, r"none larger than the window"),
 ])
 def test_bad_windows_and_strides_are_clear_errors(x: torch.Tensor, kwargs, message) -> None:
     kwargs = {"sliding_window_shapes": WINDOW, **kwargs}
