@@ -12,8 +12,9 @@ targets out of range or of the wrong type, bad settings) and asserts:
 * in every case the model's parameters, train/eval modes, ``requires_grad`` flags and hooks, and
   the input tensors (values and ``requires_grad``), are unchanged.
 
-The tiny model checks its own input like the zoo models do (shape (N, 1, 8, 8), floating point)
-and counts the forward passes that got past that check. Examples are drawn deterministically
+The tiny model checks its own input like the zoo models do (shape (N, 1, 8, 8), floating point),
+counts the forward passes that got past that check, and may be drawn to raise mid-call (its error
+then propagates, and the state must still be restored). Examples are drawn deterministically
 (``derandomize=True``) and bounded per entry point, so the module runs in well under a minute.
 """
 
@@ -61,6 +62,7 @@ class Net(nn.Module):
         self.flat = nn.Flatten()
         self.fc = nn.Linear(2 * (S // 2) ** 2, K)
         self.calls = 0
+        self.fail_after: int | None = None  # raise on the forward pass after this many
 
     def forward(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (C, S, S):
@@ -68,6 +70,8 @@ class Net(nn.Module):
             raise ValueError(f"input must have shape (N, {C}, {S}, {S}), got {shape}")
         if not x.is_floating_point():
             raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise RuntimeError("model failed mid-call")
         self.calls += 1
         return self.fc(self.flat(self.pool(self.act(self.conv(x)))))
 
@@ -727,9 +731,14 @@ def _check(name: str, draw: Any) -> None:
     train = draw(st.booleans(), label="train mode")
     net = _net(train, frozen=draw(st.booleans(), label="partly frozen"))
     case = ENTRY_POINTS[name][0](draw, net)
+    # a model that raises mid-call: its error propagates, and nothing it touched stays changed
+    net.fail_after = draw(st.sampled_from((None, None, None, None, 0, 1)), label="fail_after")
     before = snapshot([net, *case.extra_models], case.tensors)
     try:
         out = case.call()
+    except RuntimeError as err:
+        if "model failed mid-call" not in str(err) or net.fail_after is None:
+            raise
     except (ValueError, TypeError) as err:
         message = str(err)
         assert any(n.lower() in message.lower() for n in case.names), (
