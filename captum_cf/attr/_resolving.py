@@ -8,7 +8,7 @@ to also take a Baseline), Captum's ``@log_usage`` on top (``NoiseTunnel`` calls
 
 1. binds the call to Captum's signature (so positional and keyword calls behave alike);
 2. without a Baseline in ``baselines``: calls Captum's undecorated ``attribute`` with exactly the
-   arguments given, so the numbers (and the exceptions) are Captum's;
+   arguments given, so the numbers are Captum's (and its assertions still ``AssertionError``s);
 3. with a Baseline, one of three strategies:
 
    - ``"reference"`` (path and DeepLIFT methods): each Baseline becomes
