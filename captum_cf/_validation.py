@@ -10,13 +10,15 @@ import math
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 __all__ = [
     "ArgumentError",
     "ArgumentTypeError",
     "batch_size_of",
+    "broadcasts_to",
     "check_attribute_arguments",
+    "check_attribute_inputs",
     "check_baseline_values",
     "check_captum_target",
     "check_count",
@@ -24,11 +26,14 @@ __all__ = [
     "check_images",
     "check_keep",
     "check_logits",
+    "check_model_dtype",
     "check_same_device",
+    "check_stdevs",
     "check_target",
     "check_target_in_output",
     "check_tensor",
     "check_window",
+    "model_dtype",
     "unit_range",
 ]
 
@@ -146,6 +151,54 @@ def check_same_device(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
     """Raise a ValueError when two tensors live on different devices."""
     if a.device != b.device:
         raise ValueError(f"{name_a} is on {a.device} but {name_b} is on {b.device}")
+
+
+def model_dtype(model: Any) -> torch.dtype | None:
+    """The floating dtype a model computes in: that of its first floating parameter or buffer.
+
+    ``model`` may be an ``nn.Module`` or a bound method of one (``model.forward``); for anything
+    else (a plain function) the dtype is unknown and None is returned.
+    """
+    module = model if isinstance(model, nn.Module) else getattr(model, "__self__", None)
+    if not isinstance(module, nn.Module):
+        return None
+    for tensor in (*module.parameters(), *module.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
+
+
+def check_model_dtype(
+    inputs: Any, model: Any, name: str = "inputs", model_name: str = "the model"
+) -> None:
+    """The dtype rule of every entry point: a float tensor fed to a model has the model's dtype.
+
+    captum_cf never converts silently (Captum does not either, and a silent float64 -> float32
+    cast would change the numbers and the dtype of what comes back); a mismatch is a ``TypeError``
+    that names the argument and both dtypes, raised before any work. Models whose dtype is
+    unknown (plain functions, modules without floating parameters) are not checked.
+
+    Args:
+        inputs (Tensor or tuple of Tensors): what will be fed to ``model``.
+        model: an ``nn.Module``, a bound method of one, or any callable.
+        name (str): argument name used in the error message.
+        model_name (str): how the message calls the model.
+
+    Example:
+        >>> check_model_dtype(torch.rand(1, 2), nn.Linear(2, 1))  # float32 and float32: fine
+    """
+    dtype = model_dtype(model)
+    if dtype is None:
+        return
+    tensors = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    for i, x in enumerate(tensors):
+        if isinstance(x, Tensor) and x.is_floating_point() and x.dtype != dtype:
+            where = f"{name}[{i}]" if isinstance(inputs, (tuple, list)) else name
+            raise TypeError(
+                f"{where} has dtype {x.dtype} but {model_name} computes in {dtype}: convert "
+                f"them with .to({dtype}) (or the model with .to({x.dtype})); captum_cf does "
+                "not convert dtypes silently"
+            )
 
 
 # --- Baseline inputs of any shape ---------------------------------------------------------
@@ -372,11 +425,22 @@ def _check_extent(value: Any, feature_shape: tuple[int, ...], name: str, allow_i
 
 
 def check_feature_mask(feature_mask: Any, inputs: Any, name: str = "feature_mask") -> None:
-    """Feature masks hold non-negative integer ids (Captum counts features from 0 to max)."""
+    """Feature masks: one per input tensor, non-negative integer ids (Captum counts features
+    from 0 to max), each broadcastable to its input.
+
+    Captum's own error for a mask of N + 1 rows is a torch size error from deep inside its loop
+    (and, with a Baseline, from the fill); this one names the argument and both shapes.
+    """
     if feature_mask is None:
         return
     masks = feature_mask if isinstance(feature_mask, tuple) else (feature_mask,)
-    for i, m in enumerate(masks):
+    xs = inputs if isinstance(inputs, tuple) else (inputs,)
+    if len(masks) != len(xs):
+        raise ArgumentError(
+            f"{name} has {len(masks)} entries but inputs has {len(xs)} tensors: pass one "
+            "mask per input tensor"
+        )
+    for i, (m, x) in enumerate(zip(masks, xs)):
         where = f"{name}[{i}]" if isinstance(feature_mask, tuple) else name
         if not isinstance(m, Tensor):
             raise ArgumentTypeError(f"{where} must be a tensor of int ids, got {type(m).__name__}")
@@ -386,6 +450,14 @@ def check_feature_mask(feature_mask: Any, inputs: Any, name: str = "feature_mask
             )
         if m.numel() and int(m.min()) < 0:
             raise ArgumentError(f"{where} must hold feature ids >= 0, got {int(m.min())}")
+        if not isinstance(x, Tensor):
+            continue
+        if not broadcasts_to(m.shape, x.shape):
+            raise ArgumentError(
+                f"{where} has shape {tuple(m.shape)}, which does not broadcast to the input's "
+                f"shape {tuple(x.shape)}: use the input's shape, with 1 (or the batch size N) "
+                "rows and 1 in any dimension the features share"
+            )
 
 
 def check_baseline_values(baselines: Any, name: str = "baselines") -> None:
@@ -401,6 +473,50 @@ def check_baseline_values(baselines: Any, name: str = "baselines") -> None:
             raise ArgumentError(f"{where} must be finite, got {b}")
 
 
+def check_attribute_inputs(inputs: Any) -> None:
+    """Captum ``inputs`` it would trip over later: not tensors, an empty batch, NaN or inf.
+
+    The batch is that of the first tensor (Captum's; further inputs, e.g. sparse feature lists,
+    may have other lengths, even 0). Integer and bool tensors pass (token ids, boolean features:
+    Captum's perturbation methods take them); float tensors must be finite.
+    """
+    tensors = inputs if isinstance(inputs, tuple) else (inputs,)
+    if not tensors or not all(isinstance(x, Tensor) for x in tensors):
+        raise ArgumentTypeError(
+            f"inputs must be a Tensor or a non-empty tuple of Tensors, got {type(inputs).__name__}"
+        )
+    first = tensors[0]
+    if first.dim() == 0 or first.shape[0] == 0:
+        where = "inputs[0]" if isinstance(inputs, tuple) else "inputs"
+        raise ArgumentError(
+            f"{where} must have a non-empty batch dimension, got shape {tuple(first.shape)}"
+        )
+    for i, x in enumerate(tensors):
+        if x.is_floating_point() and not bool(torch.isfinite(x.detach()).all()):
+            where = f"inputs[{i}]" if isinstance(inputs, tuple) else "inputs"
+            raise ArgumentError(f"{where} contains NaN or infinite values")
+
+
+def broadcasts_to(shape: Any, target: Any) -> bool:
+    """Whether a tensor of ``shape`` broadcasts to ``target`` (without growing it)."""
+    try:
+        return torch.broadcast_shapes(shape, target) == target
+    except RuntimeError:
+        return False
+
+
+def check_stdevs(stdevs: Any, name: str = "stdevs") -> None:
+    """A noise level: a finite number >= 0, or a tuple of them (one per input tensor)."""
+    for value in stdevs if isinstance(stdevs, tuple) else (stdevs,):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            0 <= value < float("inf")
+        ):
+            raise ArgumentError(
+                f"{name} must be a finite number >= 0 (or a tuple of them, one per input), "
+                f"got {stdevs!r}"
+            )
+
+
 _NOT_GIVEN: Any = object()
 
 
@@ -413,22 +529,26 @@ def check_attribute_arguments(
     optional_counts: dict[str, Any] | None = None,
     sliding_window_shapes: Any = _NOT_GIVEN,
     strides: Any = None,
+    stdevs: Any = _NOT_GIVEN,
 ) -> None:
     """The checks every ``captum_cf.attr`` method runs before Captum, in one call.
 
     Args:
-        inputs: the call's ``inputs`` (a tensor or a tuple of tensors).
+        inputs: the call's ``inputs``: tensors, a non-empty batch, finite, not bool
+            (:func:`check_attribute_inputs`).
         target: checked by :func:`check_captum_target` (its range on the first output).
         baselines: numbers and tensors must be finite (:func:`check_baseline_values`).
         feature_mask: integer ids >= 0 (:func:`check_feature_mask`).
         counts: ``{name: value}`` of ints that must be >= 1 (``n_steps``, ``n_samples``, ...).
         optional_counts: the same, None allowed (``internal_batch_size``).
         sliding_window_shapes, strides: Occlusion's windows (:func:`check_window`), when given.
+        stdevs: a noise level >= 0 or one per input (:func:`check_stdevs`), when given.
 
     Raises:
         ArgumentError, ArgumentTypeError: a ValueError / TypeError (and AssertionError) naming
             the argument.
     """
+    check_attribute_inputs(inputs)
     for name, value in (counts or {}).items():
         check_count(value, name)
     for name, value in (optional_counts or {}).items():
@@ -438,3 +558,5 @@ def check_attribute_arguments(
     check_feature_mask(feature_mask, inputs)
     if sliding_window_shapes is not _NOT_GIVEN:
         check_window(sliding_window_shapes, strides, inputs)
+    if stdevs is not _NOT_GIVEN:
+        check_stdevs(stdevs)

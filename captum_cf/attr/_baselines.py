@@ -26,7 +26,7 @@ from typing import Any
 
 from torch import Tensor
 
-from captum_cf.baselines.base import Baseline
+from captum_cf.baselines.base import Baseline, check_baseline_output
 from captum_cf.baselines.constant import ConstantBaseline
 
 __all__ = ["has_baseline", "resolve_baselines", "check_per_example"]
@@ -196,12 +196,5 @@ def _check_baseline_input(b: Baseline, x: Tensor, target: Any, b_name: str, x_na
 
 def _reference(b: Baseline, x: Tensor, target: Any, b_name: str) -> Tensor:
     # Detached: attributions differentiate the model along the path, never the baseline's generator.
-    ref = b.reference(x.detach(), target)
-    if not isinstance(ref, Tensor):
-        raise TypeError(f"{b_name}: {type(b).__name__}.reference returned {type(ref).__name__}")
-    if ref.shape != x.shape or ref.dtype != x.dtype or ref.device != x.device:
-        raise ValueError(
-            f"{b_name}: {type(b).__name__}.reference returned {tuple(ref.shape)} {ref.dtype} on "
-            f"{ref.device}, expected {tuple(x.shape)} {x.dtype} on {x.device}"
-        )
-    return ref.detach()
+    # Baseline.reference checks its output; checked again for a subclass overriding reference
+    return check_baseline_output(b, b.reference(x.detach(), target), x, "reference").detach()

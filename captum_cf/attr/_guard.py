@@ -11,9 +11,9 @@ import torch.nn as nn
 from torch import Tensor
 
 from captum_cf._model_state import preserve_model_state
-from captum_cf._validation import check_target_in_output
+from captum_cf._validation import ArgumentError, check_model_dtype, check_target_in_output
 
-__all__ = ["checking_target", "guarded", "model_of"]
+__all__ = ["captum_assertions", "checking_target", "guarded", "model_of"]
 
 # Captum's DeepLift hooks store these on non-linear modules and delete them only in the backward
 # pass, so an error between forward and backward (e.g. a target out of range) leaves them behind.
@@ -34,15 +34,20 @@ def guarded(forward_func: Any, inputs: Any) -> Iterator[None]:
     and the inputs' ``requires_grad`` flags, and remove what Captum's hooks left on submodules.
 
     Captum removes its hook handles itself (in ``finally`` blocks); what it misses after an
-    exception is restored here.
+    exception is restored here. Before anything runs, float inputs must have the model's dtype
+    (:func:`captum_cf._validation.check_model_dtype`): a clear TypeError, not torch's. The other
+    arguments are checked by :func:`captum_cf._validation.check_attribute_arguments`, the
+    target's range by :func:`checking_target`; what Captum still asserts comes out as an
+    :class:`~captum_cf._validation.ArgumentError` (:func:`captum_assertions`).
     """
+    check_model_dtype(inputs, forward_func)
     model = model_of(forward_func)
     tensors = inputs if isinstance(inputs, tuple) else (inputs,)
     flags = [(x, x.requires_grad) for x in tensors if isinstance(x, Tensor)]
     modules = list(model.modules()) if isinstance(model, nn.Module) else []
     present = [{a for a in _HOOK_ATTRIBUTES if a in vars(m)} for m in modules]
     try:
-        with preserve_model_state(model):
+        with preserve_model_state(model), captum_assertions():
             yield
     finally:
         for x, flag in flags:
@@ -52,6 +57,20 @@ def guarded(forward_func: Any, inputs: Any) -> Iterator[None]:
             for a in _HOOK_ATTRIBUTES:
                 if a in vars(m) and a not in before:
                     delattr(m, a)
+
+
+@contextlib.contextmanager
+def captum_assertions() -> Iterator[None]:
+    """Captum checks much user input with ``assert``: re-raise such an ``AssertionError`` as an
+    :class:`~captum_cf._validation.ArgumentError` with the same message, a ``ValueError`` (bad
+    input) that is still the ``AssertionError`` Captum raised, so code (and Captum's own tests)
+    that catches ``AssertionError`` is unaffected."""
+    try:
+        yield
+    except AssertionError as err:
+        if isinstance(err, (ValueError, TypeError)):
+            raise
+        raise ArgumentError(str(err)) from err
 
 
 @contextlib.contextmanager

@@ -35,7 +35,12 @@ import torch
 from torch import Tensor
 
 from captum_cf.attr._baselines import _check_type, native_value
-from captum_cf.baselines.base import Baseline, inputs_may_be_noisy, noisy_inputs
+from captum_cf.baselines.base import (
+    Baseline,
+    check_baseline_output,
+    inputs_may_be_noisy,
+    noisy_inputs,
+)
 
 __all__: list[str] = []
 
@@ -125,6 +130,7 @@ def _plan(inputs: Any, baselines: Any, target: Any) -> _Plan | None:
         owner = "baselines" if len(formatted) == 1 else f"baselines[{i}]"
         with noisy_inputs() if noisy else contextlib.nullcontext():
             fills[i].context(formatted[i].detach(), where, owner=owner)
+        fills[i]._check_model_dtypes(formatted[i])
     sentinel = _choose_sentinel([formatted[i] for i in fills])
     captum = tuple(sentinel if isinstance(b, Baseline) else b for b in items)
     return _Plan(
@@ -157,6 +163,15 @@ def _context(baseline: Baseline, x: Tensor) -> Tensor:
     """
     x = x.detach()
     return x.clamp(0.0, 1.0) if baseline.pixel_space else x
+
+
+def count_features(feature_mask: Any, inputs: Any) -> int:
+    """Number of interpretable features: distinct ids of ``feature_mask`` (elements without)."""
+    if feature_mask is None:
+        xs = inputs if isinstance(inputs, tuple) else (inputs,)
+        return sum(x[0].numel() for x in xs)
+    masks = feature_mask if isinstance(feature_mask, tuple) else (feature_mask,)
+    return int(torch.unique(torch.cat([m.flatten() for m in masks])).numel())
 
 
 def _choose_sentinel(inputs: list[Tensor]) -> float:
@@ -221,7 +236,9 @@ def _composite_reference(
     cached = plan.references.get(index)
     if cached is not None and cached[0].shape == base.shape and torch.equal(cached[0], base):
         return cached[1]
-    reference = baseline._reference(base, target).detach()
+    reference = check_baseline_output(
+        baseline, baseline._reference(base, target), base, "reference"
+    ).detach()
     plan.references[index] = (base, reference)
     return reference
 
@@ -263,7 +280,10 @@ def _fill_rows(
         reference = _tile_rows(reference, reps)
         filled = (keep * context + (1 - keep) * reference).to(batch.dtype)
     else:
-        filled = plan.fills[index]._fill(context, keep, _tile(target, reps)).to(batch.dtype)
+        baseline = plan.fills[index]
+        filled = check_baseline_output(
+            baseline, baseline._fill(context, keep, _tile(target, reps)), context, "fill"
+        ).to(batch.dtype)
     if plan.noisy:
         # the context was clamped: kept pixels must keep the (noisy) values Captum built
         return torch.where(removed, filled, batch)

@@ -8,7 +8,7 @@ to also take a Baseline), Captum's ``@log_usage`` on top (``NoiseTunnel`` calls
 
 1. binds the call to Captum's signature (so positional and keyword calls behave alike);
 2. without a Baseline in ``baselines``: calls Captum's undecorated ``attribute`` with exactly the
-   arguments given, so the numbers (and the exceptions) are Captum's;
+   arguments given, so the numbers are Captum's (and its assertions still ``AssertionError``s);
 3. with a Baseline, one of three strategies:
 
    - ``"reference"`` (path and DeepLIFT methods): each Baseline becomes
@@ -21,7 +21,11 @@ to also take a Baseline), Captum's ``@log_usage`` on top (``NoiseTunnel`` calls
    - ``"fill"`` (perturbation methods): removed features are filled by ``baseline.fill`` chunk by
      chunk, through the sentinel machinery of :mod:`captum_cf.attr._perturbation`.
 
-The user's model and inputs are restored after every call, also after an exception
+Before any work the arguments are checked as in the input-level methods
+(:func:`~captum_cf._validation.check_attribute_arguments`: inputs, target, finite baselines,
+feature masks, sample counts, noise levels; float inputs in the model's dtype), and the target's
+upper bound on the model's first output (:func:`~captum_cf.attr._guard.checking_target`). The
+user's model and inputs are restored after every call, also after an exception
 (:func:`~captum_cf.attr._guard.guarded`).
 """
 
@@ -34,8 +38,9 @@ from typing import Any, Literal, Union
 
 from captum.log import log_usage
 
+from captum_cf._validation import check_attribute_arguments
 from captum_cf.attr._baselines import check_per_example, has_baseline, resolve_baselines
-from captum_cf.attr._guard import guarded
+from captum_cf.attr._guard import checking_target, guarded
 from captum_cf.attr._perturbation import _plan, _with_filling_forward
 from captum_cf.baselines.base import Baseline
 
@@ -69,12 +74,14 @@ def baseline_attribute(
     def attribute(self: Any, *args: Any, **kwargs: Any) -> Any:
         call = signature.bind(self, *args, **kwargs)
         inputs, baselines = call.arguments["inputs"], call.arguments.get("baselines")
+        target = call.arguments.get("target")
+        _check_arguments(call.arguments)
         if not has_target:
             _check_no_target_needed(baselines, captum_cls.__name__)
-        with guarded(self.forward_func, inputs):
+        with guarded(self.forward_func, inputs), checking_target(self, target) as method:
+            call.arguments["self"] = method
             if strategy == "fill":
                 return _fill_call(inner, call)
-            target = call.arguments.get("target")
             # callables are Captum's for the Shap family only (a pool of references)
             resolved = resolve_baselines(
                 baselines, inputs, target, allow_callable=strategy == "paired"
@@ -98,6 +105,25 @@ def baseline_attribute(
     attribute.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     attribute.__doc__ = _DOC.format(name=captum_cls.__name__, strategy=_STRATEGY_DOC[strategy])
     return log_usage(part_of_slo=True)(attribute)
+
+
+_COUNTS = ("n_steps", "n_samples", "perturbations_per_eval")
+_OPTIONAL_COUNTS = ("internal_batch_size",)
+
+
+def _check_arguments(arguments: dict[str, Any]) -> None:
+    """The argument checks of the input-level methods, on the arguments this call was given."""
+    baselines = arguments.get("baselines")
+    extra = {"stdevs": arguments["stdevs"]} if "stdevs" in arguments else {}
+    check_attribute_arguments(
+        arguments["inputs"],
+        arguments.get("target"),
+        None if callable(baselines) else baselines,
+        arguments.get("feature_mask"),
+        counts={k: arguments[k] for k in _COUNTS if k in arguments},
+        optional_counts={k: arguments[k] for k in _OPTIONAL_COUNTS if k in arguments},
+        **extra,
+    )
 
 
 def _fill_call(inner: Callable[..., Any], call: inspect.BoundArguments) -> Any:

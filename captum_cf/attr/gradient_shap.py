@@ -112,6 +112,7 @@ class GradientShap(captum.attr.GradientShap):
             target,
             None if callable(baselines) else baselines,
             counts={"n_samples": n_samples},
+            stdevs=stdevs,
         )
         with guarded(self.forward_func, inputs), checking_target(self, target) as gs:
             resolved = resolve_baselines(

@@ -7,9 +7,9 @@ from typing import Any
 import captum.attr
 from captum.log import log_usage
 
-from captum_cf._validation import check_attribute_arguments
+from captum_cf._validation import ArgumentError, check_attribute_arguments
 from captum_cf.attr._guard import checking_target, guarded
-from captum_cf.attr._perturbation import _plan, _with_lime_filler
+from captum_cf.attr._perturbation import _plan, _with_lime_filler, count_features
 
 __all__ = ["KernelShap"]
 
@@ -79,6 +79,11 @@ class KernelShap(captum.attr.KernelShap):
             feature_mask,
             counts={"n_samples": n_samples, "perturbations_per_eval": perturbations_per_eval},
         )
+        if count_features(feature_mask, inputs) < 2:
+            raise ArgumentError(
+                "feature_mask defines a single feature: Kernel SHAP's weights need at least 2 "
+                "features (pass a mask with several ids, e.g. captum_cf.attr.superpixels)"
+            )
         plan = _plan(inputs, baselines, target)
         with guarded(self.forward_func, inputs), checking_target(self, target) as method:
             # without a Baseline to fill this is Captum's own call, untouched

@@ -14,7 +14,7 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_cf._model_state import frozen
-from captum_cf._validation import check_images, check_target
+from captum_cf._validation import check_images, check_model_dtype, check_target
 from captum_cf.baselines.base import Baseline
 
 __all__ = ["MeaningfulPerturbation"]
@@ -125,7 +125,7 @@ class MeaningfulPerturbation(PerturbationAttribution):
         >>> from captum_cf.attr import MeaningfulPerturbation
         >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 4))
         >>> mp = MeaningfulPerturbation(model)
-        >>> sal = mp.attribute(torch.rand(2, 3, 16, 16), target=1, baselines=0.0, n_iters=5)
+        >>> sal = mp.attribute(torch.rand(2, 3, 16, 16), target=1, baselines=0.0, n_steps=5)
         >>> sal.shape
         torch.Size([2, 1, 16, 16])
     """
@@ -146,7 +146,7 @@ class MeaningfulPerturbation(PerturbationAttribution):
         mode: str = "deletion",
         area: float | Sequence[float] | None = None,
         mask_size: int | tuple[int, int] | None = None,
-        n_iters: int = 300,
+        n_steps: int | None = None,
         lr: float = 0.1,
         l1: float | None = None,
         tv: float = 1.0,
@@ -157,6 +157,7 @@ class MeaningfulPerturbation(PerturbationAttribution):
         additional_forward_args: Any = None,
         seed: int | None = None,
         show_progress: bool = False,
+        n_iters: int | None = None,
     ) -> Tensor:
         """Learn one mask per image (and per area), all images optimised together.
 
@@ -173,7 +174,8 @@ class MeaningfulPerturbation(PerturbationAttribution):
                 in (0, 1), as a fraction of the image. None: plain MP.
             mask_size (int, (int, int) or None): resolution of the optimised mask; None:
                 ``(ceil(H / 8), ceil(W / 8))`` (the papers' 28x28 for 224x224).
-            n_iters (int): Adam steps (>= 1).
+            n_steps (int or None): Adam steps (>= 1), Captum's name for the number of steps;
+                None: 300.
             lr (float): Adam learning rate (> 0).
             l1 (float or None): weight of the mean mask area; None: 0.3 for MP, 0 with
                 ``area``.
@@ -191,6 +193,8 @@ class MeaningfulPerturbation(PerturbationAttribution):
             seed (int or None): seed of the jitter generator; None draws it from torch's global
                 RNG, so ``torch.manual_seed`` makes results reproducible.
             show_progress (bool): show a tqdm progress bar over the steps.
+            n_iters (int or None): the former name of ``n_steps``, still accepted (give one of
+                the two, or both equal).
 
         Returns:
             Tensor: saliency in [0, 1] (higher = more important: the removed region in the
@@ -199,12 +203,13 @@ class MeaningfulPerturbation(PerturbationAttribution):
             over dim 1 for TorchRay's summary map). Same device and dtype as ``inputs``.
         """
         check_images(inputs, "inputs")
+        check_model_dtype(inputs, self.forward_func)
         settings = _check_settings(
             inputs,
             mode,
             area,
             mask_size,
-            n_iters,
+            _steps(n_steps, n_iters),
             lr,
             l1,
             tv,
@@ -231,12 +236,24 @@ class MeaningfulPerturbation(PerturbationAttribution):
 # --------------------------------------------------------------------------------------------
 
 
+def _steps(n_steps: Any, n_iters: Any) -> tuple[Any, str]:
+    """``n_steps`` (Captum's name), or ``n_iters`` (the former one); with the name used."""
+    if n_iters is None:
+        return (300 if n_steps is None else n_steps), "n_steps"
+    if n_steps is not None and n_steps != n_iters:
+        raise ValueError(
+            f"n_steps ({n_steps!r}) and n_iters ({n_iters!r}) name the same setting, the number "
+            "of Adam steps; pass n_steps only"
+        )
+    return n_iters, "n_iters"
+
+
 def _check_settings(
     inputs: Tensor,
     mode: Any,
     area: Any,
     mask_size: Any,
-    n_iters: Any,
+    n_iters: tuple[Any, str],
     lr: Any,
     l1: Any,
     tv: Any,
@@ -252,7 +269,8 @@ def _check_settings(
         raise ValueError(f"reward must be one of {_REWARDS}, got {reward!r}")
     areas = _check_areas(area)
     height, width = inputs.shape[2:]
-    _check_number(n_iters, "n_iters", integer=True, low=1)
+    n_iters, steps_name = n_iters
+    _check_number(n_iters, steps_name, integer=True, low=1)
     _check_number(lr, "lr", low=0.0, strict=True)
     _check_number(tv, "tv", low=0.0)
     _check_number(tv_beta, "tv_beta", low=1.0)
@@ -576,7 +594,7 @@ def _reward(logits: Tensor, target: Tensor, kind: str) -> Tensor:
     return chosen - others.max(dim=1).values
 
 
-def _explainer(ctx: Any, n_iters: int = 100) -> Callable[[Tensor, Any, Any], Tensor]:
+def _explainer(ctx: Any, n_steps: int = 100) -> Callable[[Tensor, Any, Any], Tensor]:
     """Audit factory: ``explain(inputs, target, baseline) -> (N, 1, H, W)`` deletion-game saliency.
 
     100 Adam steps instead of the papers' 300 keep the whole audit under two minutes; the masks
@@ -586,7 +604,7 @@ def _explainer(ctx: Any, n_iters: int = 100) -> Callable[[Tensor, Any, Any], Ten
 
     def explain(inputs: Tensor, target: Any, baseline: Any) -> Tensor:
         return method.attribute(
-            inputs, target=target, baselines=baseline, n_iters=n_iters, seed=ctx.seed
+            inputs, target=target, baselines=baseline, n_steps=n_steps, seed=ctx.seed
         )
 
     return explain

@@ -10,7 +10,8 @@ from torch import Tensor
 
 from captum_cf._validation import check_attribute_arguments
 from captum_cf.attr._baselines import has_baseline, native_value, resolve_baselines
-from captum_cf.attr._perturbation import _BaselineToken
+from captum_cf.attr._guard import captum_assertions
+from captum_cf.attr._perturbation import _BaselineToken, _plan
 from captum_cf.baselines.base import Baseline, noisy_inputs
 
 __all__ = ["NoiseTunnel"]
@@ -80,6 +81,7 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
             kwargs.get("baselines"),
             counts={"nt_samples": nt_samples},
             optional_counts={"nt_samples_batch_size": nt_samples_batch_size},
+            stdevs=stdevs,
         )
         if has_baseline(kwargs.get("baselines")):
             if draw_baseline_from_distrib:
@@ -89,7 +91,9 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
                     "draw_baseline_from_distrib=False"
                 )
             if getattr(self.attribution_method, "fills_baselines", False):
-                # perturbation methods fill each removed feature themselves (mask-conditional)
+                # perturbation methods fill each removed feature themselves (mask-conditional);
+                # they see the noisy copies only, so the clean inputs are checked here
+                _plan(inputs, kwargs["baselines"], kwargs.get("target"))
                 kwargs["baselines"] = _tokenize(kwargs["baselines"], inputs)
             else:
                 shap = (captum.attr.GradientShap, captum.attr.DeepLiftShap)
@@ -99,7 +103,7 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
                     kwargs.get("target"),
                     native=not isinstance(self.attribution_method, shap),
                 )
-        with noisy_inputs():
+        with noisy_inputs(), captum_assertions():
             return super().attribute.__wrapped__(  # type: ignore[attr-defined]
                 self,
                 inputs,

@@ -12,7 +12,7 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_cf._model_state import frozen
-from captum_cf._validation import check_images
+from captum_cf._validation import check_images, check_logits, check_model_dtype
 from captum_cf.attr._guard import guarded
 from captum_cf.generative.conditional import bin_centers
 from captum_cf.generative.exaggeration_trainer import positive_posterior
@@ -127,6 +127,7 @@ class ProgressiveExaggeration(Attribution):
             n, s = series.shape[:2]
             with torch.no_grad(), frozen(self.forward_func):
                 logits = self.forward_func(series.flatten(0, 1))
+            _check_classes(logits, n * s, self.positive_class, "forward_func")
             log_p, _ = positive_posterior(logits, self.positive_class)
         return ExaggerationSeries(
             series=series, desired=bin_centers(self.num_bins)[bins].to(inputs),
@@ -137,6 +138,7 @@ class ProgressiveExaggeration(Attribution):
     def _check(self, inputs: Tensor, target: Any, n_steps: int) -> None:
         check_images(inputs, "inputs")
         self.generator.check_inputs(inputs, "inputs")
+        check_model_dtype(inputs, self.forward_func, model_name="forward_func")
         if isinstance(n_steps, bool) or not isinstance(n_steps, int):
             raise TypeError(f"n_steps must be an int, got {type(n_steps).__name__}")
         if n_steps < 2:
@@ -148,10 +150,22 @@ class ProgressiveExaggeration(Attribution):
         n, s = inputs.shape[0], bins.numel()
         param = next(self.generator.parameters(), None)
         device = param.device if param is not None else inputs.device
-        x = inputs.to(device).repeat(s, 1, 1, 1)
+        # the generator is a tool: it runs in its own dtype, the series follows the inputs
+        dtype = param.dtype if param is not None else inputs.dtype
+        x = inputs.to(device=device, dtype=dtype).repeat(s, 1, 1, 1)
         with torch.no_grad(), frozen(self.generator):
             out = self.generator(x, bins.to(device).repeat_interleave(n))
         return out.view(s, n, *inputs.shape[1:]).transpose(0, 1).to(inputs)
+
+
+def _check_classes(logits: Any, n: int, positive_class: int, name: str) -> None:
+    """``logits`` must be (n, K) with the generator's positive class among the K classes."""
+    check_logits(logits, n, name)
+    if logits.shape[1] <= positive_class:
+        raise ValueError(
+            f"{name} returns {logits.shape[1]} classes but the generator walks the posterior of "
+            f"class {positive_class}: the classifier and the generator do not match"
+        )
 
 
 def _check_target(target: Any, positive_class: int, n: int) -> None:

@@ -11,7 +11,7 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_cf._model_state import frozen
-from captum_cf._validation import check_images, check_target
+from captum_cf._validation import check_images, check_model_dtype, check_target
 from captum_cf.robust.frank_wolfe import frank_wolfe, sparse_frank_wolfe
 
 __all__ = ["SparsePerturbation"]
@@ -95,6 +95,7 @@ class SparsePerturbation(GradientAttribution):
             counterfactual input.
         """
         check_images(inputs, "inputs")
+        check_model_dtype(inputs, self.forward_func)
         k_eff, eps_eff = self._check_args(
             inputs, sparsity, k, eps, n_steps, norm, mode, pixel_groups
         )

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from captum_cf._validation import check_keep, check_tensor, unit_range
+from captum_cf._validation import check_keep, check_model_dtype, check_tensor, unit_range
 
-__all__ = ["Baseline", "noisy_inputs"]
+__all__ = ["Baseline", "check_baseline_output", "noisy_inputs"]
 
 _NOISY: contextvars.ContextVar[bool] = contextvars.ContextVar("captum_cf_noisy", default=False)
 
@@ -104,9 +104,15 @@ class Baseline(abc.ABC):
             target (int, Tensor or None): the class being explained, for baselines that use it.
 
         Returns:
-            Tensor: shape of ``inputs``, same dtype and device.
+            Tensor: shape of ``inputs``, same dtype and device, finite.
+
+        Raises:
+            TypeError: ``inputs`` do not have the dtype of a classifier the baseline runs.
+            ValueError: the baseline's own output is not a finite tensor shaped like ``inputs``.
         """
-        return self._reference(self.context(inputs), target)
+        context = self.context(inputs)
+        self._check_model_dtypes(inputs)
+        return check_baseline_output(self, self._reference(context, target), inputs, "reference")
 
     def fill(self, inputs: Tensor, keep: Tensor, target: Any = None) -> Tensor:
         """The input with its ``keep == 0`` part replaced by counterfactual content.
@@ -122,7 +128,8 @@ class Baseline(abc.ABC):
         """
         context = self.context(inputs)
         keep = check_keep(keep, inputs)
-        out = self._fill(context, keep, target)
+        self._check_model_dtypes(inputs)
+        out = check_baseline_output(self, self._fill(context, keep, target), inputs, "fill")
         if context is not inputs:  # clamped noisy copy: kept values are the given ones
             out = torch.where(keep == 1, inputs, out)
         return out
@@ -171,11 +178,55 @@ class Baseline(abc.ABC):
     def _reference(self, inputs: Tensor, target: Any) -> Tensor:
         """Counterfactual for validated ``inputs``."""
 
+    #: attributes holding classifiers that see the inputs as they are; the dtype rule
+    #: (:func:`captum_cf._validation.check_model_dtype`) applies to them. Generators and
+    #: inpainting networks are tools of the baseline: they run in their own dtype and their
+    #: output is converted to the inputs' dtype.
+    classifier_attributes: tuple[str, ...] = ("classifier", "model", "_model")
+
+    def _check_model_dtypes(self, inputs: Tensor) -> None:
+        """The dtype rule for every classifier this baseline feeds the inputs to."""
+        for attr in self.classifier_attributes:
+            value = getattr(self, attr, None)
+            if isinstance(getattr(value, "__self__", value), nn.Module):
+                check_model_dtype(
+                    inputs, value, model_name=f"{type(self).__name__}.{attr.lstrip('_')}"
+                )
+
     def _fill(self, inputs: Tensor, keep: Tensor, target: Any) -> Tensor:
-        ref = self._reference(inputs, target)
+        ref = check_baseline_output(self, self._reference(inputs, target), inputs, "reference")
         # not torch.lerp: ref + keep * (x - ref) is not exactly x where keep == 1
         return keep * inputs + (1 - keep) * ref
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({fields})"
+
+
+def check_baseline_output(baseline: Any, out: Any, inputs: Tensor, method: str) -> Tensor:
+    """A Baseline's own output must be a finite tensor of the shape, dtype and device of its input.
+
+    A user subclass that returns NaN would otherwise give NaN attributions silently, and one
+    that returns the wrong shape a torch size error deep inside Captum.
+
+    Args:
+        baseline: the Baseline that produced ``out`` (named in the message).
+        out: what its ``reference``/``fill`` returned.
+        inputs (Tensor): the inputs it was given, shape (N, ...).
+        method (str): ``"reference"`` or ``"fill"``.
+
+    Returns:
+        Tensor: ``out`` itself.
+    """
+    name = f"{type(baseline).__name__}.{method}"
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{name} must return a Tensor, got {type(out).__name__}")
+    if out.shape != inputs.shape or out.dtype != inputs.dtype or out.device != inputs.device:
+        raise ValueError(
+            f"{name} returned {tuple(out.shape)} {out.dtype} on {out.device}, expected the "
+            f"shape, dtype and device of its inputs: {tuple(inputs.shape)} {inputs.dtype} on "
+            f"{inputs.device}"
+        )
+    if not bool(torch.isfinite(out.detach()).all()):
+        raise ValueError(f"{name} returned NaN or infinite values (for finite inputs)")
+    return out

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from captum_cf._model_state import frozen
+from captum_cf._validation import check_logits
 from captum_cf.baselines.base import Baseline
 from captum_cf.generative.conditional import posterior_to_bin
 from captum_cf.generative.exaggeration_trainer import positive_posterior
@@ -80,7 +81,13 @@ class ExaggerationBaseline(Baseline):
             value = torch.full((inputs.shape[0],), float(self.posterior))
             return posterior_to_bin(value, config.num_bins)
         with torch.no_grad(), frozen(self.classifier):
-            log_p, _ = positive_posterior(self.classifier(inputs), config.positive_class)
+            logits = check_logits(self.classifier(inputs), inputs.shape[0], "classifier")
+        if logits.shape[1] <= config.positive_class:
+            raise ValueError(
+                f"classifier returns {logits.shape[1]} classes but the generator walks the "
+                f"posterior of class {config.positive_class}: they do not match"
+            )
+        log_p, _ = positive_posterior(logits, config.positive_class)
         return posterior_to_bin(1 - log_p.exp().cpu(), config.num_bins)
 
     def _reference(self, inputs: Tensor, target: Any) -> Tensor:

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from captum_cf._model_state import frozen
 from captum_cf._registry import AuditContext, Registry
-from captum_cf._validation import check_target
+from captum_cf._validation import check_logits, check_target
 from captum_cf.baselines.base import Baseline
 from captum_cf.robust.frank_wolfe import sparse_frank_wolfe
 
@@ -114,7 +114,7 @@ class SparseCounterfactualBaseline(Baseline):
 
     def _classes(self, inputs: Tensor, target: Any) -> Tensor:
         with frozen(self._model), torch.no_grad():
-            logits = self._model(inputs)
+            logits = check_logits(self._model(inputs), inputs.shape[0], "robust_model")
         n, num_classes = logits.shape
         if not isinstance(self.counterfactual_class, str):
             cf = check_target(self.counterfactual_class, n, num_classes, "counterfactual_class")

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from captum_cf._model_state import frozen
-from captum_cf._validation import check_images
+from captum_cf._validation import check_images, check_model_dtype
 from captum_cf.baselines.base import Baseline
 from captum_cf.baselines.blur import BlurBaseline
 from captum_cf.baselines.constant import ConstantBaseline
@@ -167,6 +167,7 @@ def _curve(
     show_progress: bool,
 ) -> Curve:
     check_images(inputs, "inputs")
+    check_model_dtype(inputs, forward_func)
     amap = saliency_map(attributions, tuple(inputs.shape)).to(inputs.device)
     check_positive_int(n_steps, "n_steps")
     check_positive_int(batch_size, "batch_size")

@@ -174,7 +174,22 @@ def _tight_box(selected: Tensor) -> Tensor:
 
 
 def box_iou(a: Tensor, b: Tensor) -> Tensor:
-    """IoU of paired half-open boxes, (N, 4) each -> (N,); 0 when either box is empty."""
+    """IoU of paired half-open boxes, (N, 4) each -> (N,); 0 when either box is empty.
+
+    Args:
+        a (Tensor): boxes (N, 4) as (x_min, y_min, x_max, y_max), finite, ``x_max >= x_min`` and
+            ``y_max >= y_min``.
+        b (Tensor): boxes (N, 4), paired with ``a`` row by row.
+
+    Returns:
+        Tensor: shape (N,), float, in [0, 1].
+
+    Example:
+        >>> box_iou(torch.tensor([[0, 0, 2, 2]]), torch.tensor([[1, 0, 3, 2]]))
+        tensor([0.3333])
+    """
+    a = _check_boxes(a, None, "a")
+    b = _check_boxes(b, a.shape[0], "b")
     ix = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
     iy = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
     inter = ix * iy
@@ -184,17 +199,22 @@ def box_iou(a: Tensor, b: Tensor) -> Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(union))
 
 
-def _check_boxes(boxes: Any, n: int) -> Tensor:
+def _check_boxes(boxes: Any, n: int | None, name: str = "boxes") -> Tensor:
+    """Boxes (n, 4) (any n when None), finite and not inverted; returned as floats."""
     if not isinstance(boxes, Tensor):
-        raise TypeError("boxes must be a torch.Tensor of shape (N, 4)")
-    if tuple(boxes.shape) != (n, 4):
-        raise ValueError(
-            f"boxes must have shape ({n}, 4) as (x_min, y_min, x_max, y_max), "
-            f"got {tuple(boxes.shape)}"
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (N, 4), got {type(boxes).__name__}"
         )
-    b = boxes.float()
+    if boxes.dim() != 2 or boxes.shape[1] != 4 or (n is not None and boxes.shape[0] != n):
+        raise ValueError(
+            f"{name} must have shape ({'N' if n is None else n}, 4) as "
+            f"(x_min, y_min, x_max, y_max), got {tuple(boxes.shape)}"
+        )
+    if boxes.is_complex() or boxes.dtype == torch.bool:
+        raise TypeError(f"{name} must hold real coordinates, got dtype {boxes.dtype}")
+    b = boxes.float() if not boxes.is_floating_point() else boxes
     if not bool(torch.isfinite(b).all()) or bool((b[:, 2:] < b[:, :2]).any()):
-        raise ValueError("boxes must be finite with x_max >= x_min and y_max >= y_min")
+        raise ValueError(f"{name} must be finite with x_max >= x_min and y_max >= y_min")
     return b
 
 

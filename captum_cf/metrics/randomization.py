@@ -11,7 +11,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from captum_cf._model_state import preserve_model_state
-from captum_cf._validation import check_images
+from captum_cf._validation import check_images, check_model_dtype
 from captum_cf.metrics._common import higher_is_better, saliency_map
 from captum_cf.metrics.ssim import ssim
 
@@ -97,6 +97,7 @@ def randomization_test(
     check_images(inputs, "inputs")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_model_dtype(inputs, model)
     if not callable(explain):
         raise TypeError("explain must be callable as explain(inputs, target)")
     if similarity not in ("ssim", "spearman"):
@@ -166,7 +167,7 @@ def map_similarity(a: Tensor, b: Tensor, measure: str = "ssim", absolute: bool =
     ``"spearman"``: Spearman rank correlation over pixels (tied values share their mean rank).
 
     Args:
-        a (Tensor): maps, shape (N, H, W) or (N, C, H, W) (summed over channels).
+        a (Tensor): float maps, shape (N, H, W) or (N, C, H, W) (summed over channels), finite.
         b (Tensor): same shape as ``a``.
         measure (str): ``"ssim"`` or ``"spearman"``.
         absolute (bool): compare absolute values.
@@ -174,6 +175,9 @@ def map_similarity(a: Tensor, b: Tensor, measure: str = "ssim", absolute: bool =
     Returns:
         Tensor: shape (N,), in [-1, 1].
     """
+    for name, t in (("a", a), ("b", b)):
+        if isinstance(t, Tensor) and not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point map, got dtype {t.dtype}")
     a, b = saliency_map(a, name="a"), saliency_map(b, name="b")
     if a.shape != b.shape:
         raise ValueError(

@@ -13,7 +13,7 @@ import warnings
 import torch
 from torch import Tensor
 
-from captum_cf._validation import check_images
+from captum_cf._validation import check_images, check_model_dtype
 from captum_cf.metrics._common import check_positive_int, higher_is_better
 
 __all__ = ["realism", "lpips_backbone_path"]
@@ -61,7 +61,9 @@ def realism(
     gives an *uncalibrated* distance, with a warning saying so.
 
     Args:
-        images (Tensor): shape (N, C, H, W), C in {1, 3}, in [0, 1]; >= 32 x 32 for ``"alex"``.
+        images (Tensor): shape (N, C, H, W), C in {1, 3}, float32 (the dtype of the LPIPS
+            network), in [0, 1]; H and W >= 31 for ``"alex"``, 17 for ``"squeeze"``, 16 for
+            ``"vgg"``.
         references (Tensor): same shape as ``images``.
         net (str): LPIPS backbone, ``"alex"`` (default, LPIPS's recommendation), ``"vgg"``
             or ``"squeeze"``.
@@ -88,6 +90,11 @@ def realism(
         raise ValueError(f"images must have 1 or 3 channels, got {images.shape[1]}")
     check_positive_int(batch_size, "batch_size")
     path = lpips_backbone_path(net)
+    if min(images.shape[-2:]) < _MIN_SIDE[net]:
+        raise ValueError(
+            f"images of size {tuple(images.shape[-2:])} are too small for the LPIPS {net} "
+            f"backbone: use at least {_MIN_SIDE[net]} x {_MIN_SIDE[net]} (e.g. by upsampling)"
+        )
     if pretrained_backbone and not os.path.isfile(path):
         raise FileNotFoundError(
             f"LPIPS ({net}) needs torchvision's ImageNet backbone weights at {path}; download "
@@ -103,21 +110,20 @@ def realism(
             stacklevel=2,
         )
     metric = _lpips(net, pretrained_backbone).to(images.device)
+    check_model_dtype(images, metric, "images", "the LPIPS network")
     out = []
     with torch.no_grad():
         for start in range(0, images.shape[0], batch_size):
             a, b = images[start : start + batch_size], references[start : start + batch_size]
             if a.shape[1] == 1:
                 a, b = a.expand(-1, 3, -1, -1), b.expand(-1, 3, -1, -1)
-            try:
-                out.append(metric(a, b, normalize=True).flatten())
-            except RuntimeError as err:
-                raise ValueError(
-                    f"images of size {tuple(images.shape[-2:])} are too small for the LPIPS "
-                    f"{net} backbone "
-                    "(use at least 32 x 32, e.g. by upsampling)"
-                ) from err
+            # any other failure is torch's own error, not relabelled as "too small"
+            out.append(metric(a, b, normalize=True).flatten())
     return torch.cat(out)
+
+
+#: smallest image side each LPIPS backbone takes (measured: one pixel less fails in a pooling)
+_MIN_SIDE = {"alex": 31, "squeeze": 17, "vgg": 16}
 
 
 @functools.lru_cache(maxsize=4)

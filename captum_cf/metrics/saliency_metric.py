@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_cf._model_state import frozen
-from captum_cf._validation import check_images
+from captum_cf._validation import check_images, check_model_dtype
 from captum_cf.metrics._common import (
     check_positive_int,
     class_scores,
@@ -68,6 +68,7 @@ def saliency_metric(
         torch.Size([2])
     """
     check_images(inputs, "inputs")
+    check_model_dtype(inputs, forward_func)
     amap = saliency_map(attributions, tuple(inputs.shape)).to(inputs.device)
     check_positive_int(batch_size, "batch_size")
     if not 0.0 < min_area <= 1.0:

@@ -35,13 +35,13 @@ def ssim(
     use_sample_covariance=False, data_range=L)``.
 
     Args:
-        a (Tensor): shape (N, C, H, W) or (N, H, W), finite.
+        a (Tensor): shape (N, C, H, W) or (N, H, W), N >= 1, floating point, finite.
         b (Tensor): same shape as ``a``.
-        data_range (float): L, the dynamic range of the values (1 for images in [0, 1]).
+        data_range (float): L > 0, the dynamic range of the values (1 for images in [0, 1]).
         window_size (int): odd side of the Gaussian window; H and W must be at least this.
-        sigma (float): standard deviation of the window.
-        k1 (float): stabiliser of the luminance term.
-        k2 (float): stabiliser of the contrast-structure term.
+        sigma (float): standard deviation of the window, > 0.
+        k1 (float): stabiliser of the luminance term, > 0.
+        k2 (float): stabiliser of the contrast-structure term, > 0.
 
     Returns:
         Tensor: shape (N,), float32 (float64 for float64 inputs), at most 1, 1 when ``a == b``.
@@ -52,8 +52,11 @@ def ssim(
         tensor([1., 1.])
     """
     a4, b4 = _check_pair(a, b, window_size)
-    if data_range <= 0 or sigma <= 0:
-        raise ValueError(f"data_range and sigma must be positive, got {data_range} and {sigma}")
+    for name, value in (("data_range", data_range), ("sigma", sigma), ("k1", k1), ("k2", k2)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        if not 0 < value < float("inf"):
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     # float64 inside: var = E[x^2] - E[x]^2 cancels badly in float32 on flat regions
     out_dtype = torch.promote_types(a4.dtype, torch.float32)
     dtype = torch.float64 if a4.device.type != "mps" else torch.float32
@@ -89,6 +92,14 @@ def _check_pair(a: Any, b: Any, window_size: int) -> tuple[Tensor, Tensor]:
             raise ValueError(
                 f"{name} must have shape (N, C, H, W) or (N, H, W), got {tuple(t.shape)}"
             )
+        if not t.is_floating_point():
+            # integer images (0..255) are not in the [0, 1] of data_range=1: convert explicitly
+            raise TypeError(
+                f"{name} must be a floating-point tensor, got dtype {t.dtype} (for 8-bit images "
+                f"pass {name}.float() / 255)"
+            )
+        if t.numel() == 0:
+            raise ValueError(f"{name} is empty: shape {tuple(t.shape)}")
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} contains NaN or infinite values")
     if a.shape != b.shape:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from captum_cf._model_state import frozen, preserve_model_state
-from captum_cf._validation import check_images
+from captum_cf._validation import check_images, check_logits, check_model_dtype, check_target
 from captum_cf.training import IndexStream, Trainer
 from captum_cf.training.distributed import rank_seed
 
@@ -51,11 +51,12 @@ def pgd_attack(
     Args:
         model (nn.Module): classifier, (N, C, H, W) in [0, 1] -> logits (N, K).
         inputs (Tensor): images (N, C, H, W) in [0, 1].
-        labels (Tensor): true classes, shape (N,).
+        labels (int, sequence or Tensor): true classes, shape (N,) (an int: the same for all),
+            in ``[0, K)``.
         norm (str): ``"l2"`` or ``"linf"``.
         eps (float): radius, > 0.
         steps (int): PGD iterations, >= 1.
-        step_size (float, optional): ascent step ``a``.
+        step_size (float, optional): ascent step ``a``, finite and > 0.
         random_start (bool): start from a random point of the ball (radius uniform in [0, eps]
             for L2, uniform in the box for L-inf).
         generator (torch.Generator, optional): CPU generator of the random start.
@@ -69,18 +70,39 @@ def pgd_attack(
         >>> bool(((adv - adv.clamp(0, 1)) == 0).all())
         True
     """
+    labels = _check_attack_inputs(model, inputs, labels)
     _check_attack(norm, eps, steps)
+    _check_step_size(step_size)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    return _pgd(model, inputs, labels, norm, eps, steps, step_size, random_start, generator)
+
+
+def _pgd(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    norm: str,
+    eps: float,
+    steps: int,
+    step_size: float | None,
+    random_start: bool,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """:func:`pgd_attack` on checked arguments (``labels`` a long tensor (N,) on any device)."""
+    labels = labels.to(inputs.device)
     alpha = step_size if step_size is not None else 2.5 * eps / steps
     delta = (
         _random_start(inputs, norm, eps, generator) if random_start else torch.zeros_like(inputs)
     )
     delta = _project(inputs, delta, norm, eps)
     with frozen(model, eval_mode=False), torch.enable_grad():
-        for _ in range(steps):
+        for step in range(steps):
             d = delta.detach().requires_grad_(True)
-            (g,) = torch.autograd.grad(
-                F.cross_entropy(model(inputs + d), labels, reduction="sum"), d
-            )
+            logits = model(inputs + d)
+            if step == 0:  # the first forward pass doubles as the check of the logits and labels
+                _check_labels_range(logits, labels)
+            (g,) = torch.autograd.grad(F.cross_entropy(logits, labels, reduction="sum"), d)
             if norm == "l2":
                 g = g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
             else:
@@ -123,18 +145,36 @@ def robust_accuracy(
 ) -> tuple[float, float]:
     """Clean and PGD-robust accuracy of ``model`` (evaluated in eval mode, state restored).
 
+    Args:
+        model (nn.Module): classifier, (N, C, H, W) in [0, 1] -> logits (N, K).
+        inputs (Tensor): images (N, C, H, W) in [0, 1].
+        labels (int, sequence or Tensor): true classes, shape (N,), in ``[0, K)``.
+        norm, eps, steps: the attack, as in :func:`pgd_attack`.
+        batch_size (int): images per forward pass, >= 1.
+
     Returns:
         tuple[float, float]: (clean accuracy, accuracy under a ``steps``-step PGD attack of radius
         ``eps``), both in [0, 1].
+
+    Example:
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+        >>> clean, robust = robust_accuracy(model, torch.rand(4, 1, 4, 4), [0, 1, 0, 1], eps=0.1)
+        >>> robust <= clean
+        True
     """
-    check_images(inputs, "inputs")
+    labels = _check_attack_inputs(model, inputs, labels).to(inputs.device)
+    _check_attack(norm, eps, steps)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     clean = robust = 0
     with frozen(model):
         for i in range(0, inputs.shape[0], batch_size):
             x, y = inputs[i : i + batch_size], labels[i : i + batch_size]
             with torch.no_grad():
-                clean += int((model(x).argmax(1) == y).sum())
-            adv = pgd_attack(model, x, y, norm, eps, steps)
+                logits = model(x)
+            _check_labels_range(logits, y)
+            clean += int((logits.argmax(1) == y).sum())
+            adv = _pgd(model, x, y, norm, eps, steps, None, True, None)
             with torch.no_grad():
                 robust += int((model(adv).argmax(1) == y).sum())
     n = inputs.shape[0]
@@ -267,8 +307,8 @@ class AdversarialTrainer(Trainer):
         model = self.modules["model"]
         idx = next(self.stream).to(self.device)
         x, y = self.images[idx], self.labels[idx]
-        adv = pgd_attack(model, x, y, self.norm, self.eps, self.attack_steps,
-                         generator=self.generators["attack"])
+        adv = _pgd(model, x, y, self.norm, self.eps, self.attack_steps, None, True,
+                   self.generators["attack"])
         with self.autocast():
             logits = model(adv)
         loss = F.cross_entropy(logits.float(), y)
@@ -293,13 +333,45 @@ class AdversarialTrainer(Trainer):
         self.stream.load_state_dict(state["stream"])
 
 
-def _check_attack(norm: str, eps: float, steps: int) -> None:
-    if norm not in _NORMS:
+def _check_attack(norm: str, eps: float, steps: int, steps_name: str = "steps") -> None:
+    if not isinstance(norm, str) or norm not in _NORMS:
         raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < float("inf"):
         raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+        raise ValueError(f"{steps_name} must be an int >= 1, got {steps!r}")
+
+
+def _check_step_size(step_size: Any) -> None:
+    if step_size is None:
+        return
+    if (
+        isinstance(step_size, bool)
+        or not isinstance(step_size, (int, float))
+        or not 0 < step_size < float("inf")
+    ):
+        raise ValueError(f"step_size must be None or a finite number > 0, got {step_size!r}")
+
+
+def _check_attack_inputs(model: Any, inputs: Any, labels: Any) -> Tensor:
+    """Model, images and labels of an attack; returns the labels as a long tensor (N,)."""
+    if not isinstance(model, nn.Module) and not callable(model):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    # the attack clips x + delta to [0, 1]: images outside it would be changed silently
+    check_images(inputs, "inputs")
+    check_model_dtype(inputs, model)
+    t = check_target(labels, inputs.shape[0], None, "labels")
+    if t is None:
+        raise ValueError("labels must be given: the true class of each image")
+    return t
+
+
+def _check_labels_range(logits: Any, labels: Tensor) -> None:
+    check_logits(logits, labels.shape[0], "model")
+    if bool((labels >= logits.shape[1]).any()):
+        raise ValueError(
+            f"labels must be class indices in [0, {logits.shape[1]}), got {labels.tolist()}"
+        )
 
 
 def _check_train_args(
@@ -328,8 +400,11 @@ def _check_train_args(
         or labels.shape != (images.shape[0],)
     ):
         raise ValueError(f"dataset labels must be a long tensor of shape ({images.shape[0]},)")
+    if bool((labels < 0).any()):
+        raise ValueError("dataset labels must be class indices >= 0")
+    check_model_dtype(images, model, "dataset images")
     _check_attack(norm, eps, steps)
-    _check_attack(norm, 1.0, attack_steps)
+    _check_attack(norm, 1.0, attack_steps, "attack_steps")
     for name, v in (
         ("batch_size", batch_size),
         ("checkpoint_every", checkpoint_every),
@@ -341,8 +416,12 @@ def _check_train_args(
         raise ValueError(
             f"batch_size ({batch_size}) exceeds the number of images ({images.shape[0]})"
         )
-    if not 0 < lr < float("inf"):
-        raise ValueError(f"lr must be > 0, got {lr!r}")
-    if not 0 <= clean_weight <= 1:
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if (
+        isinstance(clean_weight, bool)
+        or not isinstance(clean_weight, (int, float))
+        or not 0 <= clean_weight <= 1
+    ):
         raise ValueError(f"clean_weight must be in [0, 1], got {clean_weight!r}")
     return images, labels

@@ -11,7 +11,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from captum_cf._model_state import frozen
-from captum_cf._validation import check_images, check_keep, check_target
+from captum_cf._validation import check_images, check_keep, check_model_dtype, check_target
 from captum_cf.robust.lmo import lmo_l1, lmo_l2, lmo_linf
 
 __all__ = ["frank_wolfe", "sparse_frank_wolfe"]
@@ -86,6 +86,7 @@ def frank_wolfe(
             f"model must be callable (an nn.Module or a function), got {type(model).__name__}"
         )
     check_images(inputs, "inputs")
+    check_model_dtype(inputs, model)
     oracle = _resolve_lmo(lmo)
     _check_positive(eps, "eps")
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
@@ -221,6 +222,7 @@ def sparse_frank_wolfe(
     from captum_cf.robust.lmo import lmo_topk
 
     check_images(inputs, "inputs")
+    check_model_dtype(inputs, model)
     units = inputs[0, 0].numel() if pixel_groups else inputs[0].numel()
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= units:
         raise ValueError(f"k must be an int in [1, {units}], got {k!r}")

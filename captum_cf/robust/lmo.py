@@ -34,6 +34,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from captum_cf._validation import broadcasts_to
+
 __all__ = ["lmo_linf", "lmo_l2", "lmo_l1", "lmo_topk"]
 
 
@@ -233,6 +235,11 @@ def _check_lmo_args(grad: Tensor, eps: float, lower: Tensor | None, upper: Tenso
         raise ValueError(
             f"grad must have shape (N, ...) with a batch dimension, got {tuple(grad.shape)}"
         )
+    if grad.numel() == 0:
+        raise ValueError(f"grad is empty: shape {tuple(grad.shape)}")
+    if not bool(torch.isfinite(grad).all()):
+        # a NaN gradient would otherwise give a finite (zero or arbitrary) step silently
+        raise ValueError("grad contains NaN or infinite values")
     if (
         isinstance(eps, bool)
         or not isinstance(eps, (int, float))
@@ -247,15 +254,13 @@ def _check_lmo_args(grad: Tensor, eps: float, lower: Tensor | None, upper: Tenso
             raise TypeError(
                 f"{name} must be a torch.Tensor broadcastable to grad, got {type(bound).__name__}"
             )
-        try:
-            ok = torch.broadcast_shapes(bound.shape, grad.shape) == grad.shape
-        except RuntimeError:
-            ok = False
-        if not ok:
+        if not broadcasts_to(bound.shape, grad.shape):
             raise ValueError(
                 f"{name} of shape {tuple(bound.shape)} does not broadcast to grad "
                 f"{tuple(grad.shape)}"
             )
+        if bound.is_complex() or not bool(torch.isfinite(bound).all()):
+            raise ValueError(f"{name} must hold finite real numbers")
         if (float(bound.min()) < 0) if sign > 0 else (float(bound.max()) > 0):
             raise ValueError(
                 f"{name} must be {'>=' if sign > 0 else '<='} 0 everywhere (0 must be feasible)"

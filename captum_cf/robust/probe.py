@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_cf._validation import check_images, check_target
+from captum_cf._validation import check_images, check_model_dtype, check_target
 from captum_cf.robust.frank_wolfe import sparse_frank_wolfe
 
 __all__ = ["probe_concept"]
@@ -64,6 +64,7 @@ def probe_concept(
         torch.Size([2, 1, 32, 32])
     """
     x0 = _start_images(start, image_shape, n, seed)
+    check_model_dtype(x0, model, "start" if isinstance(start, Tensor) else "the start images")
     t = check_target(target, x0.shape[0])
     _, _, h, w = x0.shape
     if k is None:

@@ -94,6 +94,11 @@ def available() -> list[str]:
 
 def entry(name: str) -> ZooEntry:
     """The :class:`ZooEntry` registered under ``name`` (``KeyError`` listing the known names)."""
+    if not isinstance(name, str):
+        raise TypeError(
+            f"name must be the str name of a zoo model (one of {', '.join(available())}), "
+            f"got {type(name).__name__}"
+        )
     if name not in _ENTRIES:
         raise KeyError(f"unknown zoo model {name!r}; available: {', '.join(available()) or 'none'}")
     return _ENTRIES[name]
@@ -110,6 +115,7 @@ def load(name: str, device: torch.device | str | None = None) -> nn.Module:
         nn.Module: in eval mode; classifiers take images (N, C, H, W) in [0, 1] and return logits.
 
     Raises:
+        TypeError: ``name`` is not a str.
         KeyError: unknown ``name`` (the message lists the available names).
         FileNotFoundError: the weights file is missing (the message names it and the command
             that reproduces it).

@@ -115,6 +115,8 @@ def test_tuple_targets_of_multi_dimensional_outputs():
         ("Occlusion", {"perturbations_per_eval": 0}, ValueError, "perturbations_per_eval"),
         ("FeatureAblation", {"perturbations_per_eval": -1}, ValueError, "perturbations_per_eval"),
         ("ShapleyValueSampling", {"n_samples": 0}, ValueError, "n_samples"),
+        ("ShapleyValueSampling", {"perturbations_per_eval": 0}, ValueError,
+         "perturbations_per_eval must be a positive int"),
         ("Lime", {"n_samples": 0}, ValueError, "n_samples"),
         ("KernelShap", {"perturbations_per_eval": True}, TypeError, "perturbations_per_eval"),
         ("Occlusion", {"strides": 0}, ValueError, r"strides=0 must be >= 1"),

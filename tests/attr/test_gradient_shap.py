@@ -119,3 +119,13 @@ def test_model_and_inputs_unchanged_after_errors(cnn, images, refs, fixed, raisi
         GradientShap(cnn).attribute(images, fixed(refs), target=9)
     assert_same_state(cnn, before)
     assert torch.equal(images, x) and not images.requires_grad
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_samples": 0}, "n_samples must be a positive int"),
+    ({"stdevs": -1.0}, "stdevs must be a finite number >= 0"),
+    ({"stdevs": float("nan")}, "stdevs must be a finite number >= 0"),
+])
+def test_bad_sampling_settings_are_clear_errors(cnn, images, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GradientShap(cnn).attribute(images, torch.zeros_like(images), target=0, **kwargs)

@@ -195,3 +195,26 @@ def test_registered_explainer(cnn, images, refs, fixed):
     want = captum.attr.IntegratedGradients(cnn).attribute(images, refs, target=target, n_steps=32)
     assert got.shape == images.shape
     assert torch.allclose(got, want, atol=1e-6, rtol=1e-5)  # internal batching reorders sums
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"n_steps": "x"}, TypeError, "n_steps must be a positive int, got str"),
+    ({"n_steps": 0}, ValueError, r"n_steps must be a positive int \(>= 1\), got 0"),
+    ({"internal_batch_size": 0}, ValueError, "internal_batch_size must be a positive int"),
+])
+def test_bad_step_settings_are_clear_errors(cnn, images, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        IntegratedGradients(cnn).attribute(images, target=0, **kwargs)
+
+
+@pytest.mark.parametrize("target, error, message", [
+    (True, TypeError, "target must be"),
+    (1.5, TypeError, "target must be"),
+    (-1, ValueError, "target must hold class indices >= 0, got -1"),
+    ([0, 1], ValueError, r"target is a list of 2 entries but inputs have 3 examples"),
+    (torch.zeros(3, 2, dtype=torch.long), ValueError, r"target must be a single class or have"),
+    (7, ValueError, "target must be < 3: the model returns 3 classes"),
+])
+def test_bad_targets_are_clear_errors(cnn, images, target, error, message):
+    with pytest.raises(error, match=message):
+        IntegratedGradients(cnn).attribute(images, target=target, n_steps=2)

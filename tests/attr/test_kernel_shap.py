@@ -87,3 +87,30 @@ def test_model_state_unchanged_and_bad_input(x):
     assert same_state(before, model_state(model))
     with pytest.raises(TypeError, match="baselines must be"):
         KernelShap(model).attribute(x, baselines=[0.0], target=0)
+
+
+def test_feature_mask_of_n_plus_one_rows_is_a_clear_error() -> None:
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    x = torch.rand(2, 1, 8, 8)
+    mask = torch.arange(4).repeat_interleave(16).view(1, 1, 8, 8).expand(3, 1, 8, 8)
+    for baselines in (ConstantBaseline(0.5), 0.0):
+        with pytest.raises(ValueError, match=r"feature_mask has shape \(3, 1, 8, 8\)"):
+            KernelShap(model).attribute(x, baselines=baselines, target=0, feature_mask=mask,
+                                        n_samples=4)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_samples": 0}, "n_samples must be a positive int"),
+    ({"n_samples": -1}, "n_samples must be a positive int"),
+    ({"perturbations_per_eval": 0}, "perturbations_per_eval must be a positive int"),
+    ({"feature_mask": torch.zeros(1, 1, 8, 8, dtype=torch.long)},
+     "feature_mask defines a single feature"),
+])
+def test_bad_sampling_settings_are_clear_errors(kwargs, message) -> None:
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    x = torch.rand(2, 1, 8, 8)
+    kwargs = {"feature_mask": torch.arange(4).repeat_interleave(16).view(1, 1, 8, 8),
+              "n_samples": 4, **kwargs}
+    for baselines in (ConstantBaseline(0.5), 0.0):
+        with pytest.raises(ValueError, match=message):
+            KernelShap(model).attribute(x, baselines=baselines, target=0, **kwargs)

@@ -156,3 +156,36 @@ def test_show_progress(capsys):
         perturbations_per_eval=3, show_progress=True,
     )  # fmt: skip
     assert "Lime attribution" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rows", [3])  # N + 1 rows for N = 2
+def test_feature_mask_of_wrong_rows_is_a_clear_error(rows: int) -> None:
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    x = torch.rand(2, 1, 8, 8)
+    mask = torch.arange(4).repeat_interleave(16).view(1, 1, 8, 8).expand(rows, 1, 8, 8)
+    for baselines in (ConstantBaseline(0.5), 0.0):
+        with pytest.raises(ValueError, match=r"feature_mask has shape \(3, 1, 8, 8\)"):
+            Lime(model).attribute(x, baselines=baselines, target=0, feature_mask=mask,
+                                  n_samples=4)
+
+
+def test_feature_mask_must_hold_integer_ids() -> None:
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    x = torch.rand(2, 1, 8, 8)
+    with pytest.raises(TypeError, match="feature_mask must hold integer feature ids"):
+        Lime(model).attribute(x, baselines=ConstantBaseline(0.5), target=0,
+                              feature_mask=torch.zeros(1, 1, 8, 8), n_samples=4)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_samples": 0}, "n_samples must be a positive int"),
+    ({"perturbations_per_eval": 0}, "perturbations_per_eval must be a positive int"),
+])
+def test_bad_sampling_settings_are_clear_errors(kwargs, message) -> None:
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    x = torch.rand(2, 1, 8, 8)
+    mask = torch.arange(4).repeat_interleave(16).view(1, 1, 8, 8)
+    for baselines in (ConstantBaseline(0.5), 0.0):
+        with pytest.raises(ValueError, match=message):
+            Lime(model).attribute(x, baselines=baselines, target=0, feature_mask=mask,
+                                  **{"n_samples": 4, **kwargs})

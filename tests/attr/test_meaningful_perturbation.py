@@ -383,3 +383,23 @@ def test_registered_for_the_audit() -> None:
     sal = explain(_square_images(2), torch.tensor([0, 0]), ConstantBaseline(0.0))
     assert sal.shape == (2, 1, SIZE, SIZE)
     assert float(sal[:, :, 8:16, 8:16].mean()) > float(sal.mean())
+
+
+def test_n_steps_is_captums_name_and_n_iters_still_works() -> None:
+    model, x = _square_model(), _square_images(1)
+    recorder_steps = []
+    for kwargs in ({"n_steps": 4}, {"n_iters": 4}, {"n_steps": 4, "n_iters": 4}):
+        torch.manual_seed(0)
+        recorder_steps.append(
+            MeaningfulPerturbation(model).attribute(x, target=0, baselines=0.0, seed=1,
+                                                    mask_size=4, **kwargs)
+        )
+    assert torch.equal(recorder_steps[0], recorder_steps[1])
+    assert torch.equal(recorder_steps[0], recorder_steps[2])
+    other = MeaningfulPerturbation(model).attribute(x, target=0, baselines=0.0, seed=1,
+                                                    mask_size=4, n_steps=1)
+    assert not torch.equal(other, recorder_steps[0])  # n_steps is honoured
+    with pytest.raises(ValueError, match="n_steps .* and n_iters .* name the same setting"):
+        MeaningfulPerturbation(model).attribute(x, target=0, n_steps=3, n_iters=4)
+    with pytest.raises(ValueError, match="n_steps must be"):
+        MeaningfulPerturbation(model).attribute(x, target=0, n_steps=0)

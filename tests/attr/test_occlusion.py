@@ -209,3 +209,43 @@ def test_composite_reference_is_computed_once_per_call_not_per_chunk(x):
         x, WINDOW, STRIDE, baselines=0.25, target=0, perturbations_per_eval=5
     )
     assert torch.equal(ours, expected)
+
+
+class _WrongShape(ConstantBaseline):
+    def _reference(self, inputs: torch.Tensor, target: object) -> torch.Tensor:
+        return super()._reference(inputs, target)[:, :, :4]
+
+
+class _NaNBaseline(ConstantBaseline):
+    def _reference(self, inputs: torch.Tensor, target: object) -> torch.Tensor:
+        return torch.full_like(inputs, float("nan"))
+
+
+@pytest.mark.parametrize("baseline, message", [
+    (_WrongShape(0.5), r"_WrongShape.reference returned \(2, 3, 4, 8\)"),
+    (_NaNBaseline(0.5), "_NaNBaseline.reference returned NaN"),
+])
+def test_a_baselines_own_bad_output_is_a_clear_error(
+    x: torch.Tensor, baseline: ConstantBaseline, message: str
+) -> None:
+    model = TinyCNN()
+    before = model_state(model)
+    with pytest.raises(ValueError, match=message):
+        Occlusion(model).attribute(x, sliding_window_shapes=WINDOW, strides=STRIDE,
+                                   baselines=baseline, target=0)
+    assert same_state(model_state(model), before)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"strides": 0}, "strides=0 must be >= 1"),
+    ({"strides": (1, 0, 2)}, r"strides=\(1, 0, 2\) must be >= 1"),
+    ({"sliding_window_shapes": (1, -4, 4)}, r"sliding_window_shapes=\(1, -4, 4\) must be >= 1"),
+    ({"sliding_window_shapes": (1, 9, 9)}, r"must be >= 1 and fit in the input's shape"),
+    ({"sliding_window_shapes": (4, 4)}, "sliding_window_shapes has 2 entries but the input has 3"),
+    ({"perturbations_per_eval": 0}, "perturbations_per_eval must be a positive int"),
+])
+def test_bad_windows_and_strides_are_clear_errors(x: torch.Tensor, kwargs, message) -> None:
+    kwargs = {"sliding_window_shapes": WINDOW, **kwargs}
+    for baselines in (0.0, ConstantBaseline(0.5)):
+        with pytest.raises(ValueError, match=message):
+            Occlusion(TinyCNN()).attribute(x, baselines=baselines, target=0, **kwargs)

@@ -108,3 +108,28 @@ def test_shipped_series_monotone_for_most_test_images() -> None:
 
 #: share of monotone series on the first 100 test images, measured on the shipped weights (0.97)
 MONOTONE_SHARE = 0.97
+
+
+def test_1d_classifier_output_is_a_clear_error() -> None:
+    clf = nn.Sequential(nn.Flatten(), nn.Linear(64, 1), nn.Flatten(0))  # (N,) scores
+    with pytest.raises(ValueError, match=r"forward_func must return \(N, classes\) logits"):
+        ProgressiveExaggeration(clf, _generator()).explain(torch.rand(2, 1, 8, 8), n_steps=2)
+
+
+def test_classifier_without_the_positive_class_is_a_clear_error() -> None:
+    clf = nn.Sequential(nn.Flatten(), nn.Linear(64, 1))
+    with pytest.raises(ValueError, match="forward_func returns 1 classes but the generator"):
+        ProgressiveExaggeration(clf, _generator()).explain(torch.rand(2, 1, 8, 8), n_steps=2)
+
+
+def test_float64_follows_the_dtype_rule() -> None:
+    g, x = _generator(), torch.rand(2, 1, 8, 8)
+    with pytest.raises(TypeError, match=r"inputs has dtype torch.float64 but forward_func "
+                                        r"computes in torch.float32"):
+        ProgressiveExaggeration(_classifier(), g).attribute(x.double(), target=1)
+    # a float64 classifier: the generator runs in its own dtype, the series follows the inputs
+    clf64 = _classifier().double()
+    out64 = ProgressiveExaggeration(clf64, g).explain(x.double(), target=1, n_steps=3)
+    out32 = ProgressiveExaggeration(clf64.float(), g).explain(x, target=1, n_steps=3)
+    assert out64.series.dtype == torch.float64
+    torch.testing.assert_close(out64.series.float(), out32.series)

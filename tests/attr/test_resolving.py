@@ -185,3 +185,63 @@ def test_our_noise_tunnel_resolves_a_baseline_from_the_clean_inputs(cnn, images,
     torch.manual_seed(0)
     nt = captum.attr.NoiseTunnel(captum.attr.LayerConductance(cnn, cnn.act))
     assert torch.equal(ours, nt.attribute(images, baselines=refs, **kw))
+
+
+def _forward_counter(model: torch.nn.Module) -> list[int]:
+    """Count forward passes without a hook (the state checks require none)."""
+    calls: list[int] = []
+    forward = model.forward
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return forward(*args, **kwargs)
+
+    model.forward = counting  # type: ignore[method-assign]
+    return calls
+
+
+def _plain_baselines(name: str) -> Any:
+    """Captum's own baselines for ``name``: a distribution of 2 for the Shap family."""
+    return torch.zeros(2, 2, 6, 6) if CASES[name][1] == "paired" else 0.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_argument_checks_run_before_any_work(name, cnn, images, model_state):
+    """The input-level checks (check_attribute_arguments and the dtype rule) before the model
+    runs; each error is a ValueError/TypeError that is also Captum's AssertionError."""
+    snapshot, assert_same_state = model_state
+    kwargs = CASES[name][2]
+    bad: list[tuple[dict[str, Any], Any, type, str]] = [
+        ({}, images.double(), TypeError, r"inputs has dtype torch.float64 but the model computes"),
+        ({}, images[:0], ValueError, "inputs must have a non-empty batch dimension"),
+        ({}, images.masked_fill(images > 0.5, float("nan")), ValueError, "inputs contains NaN"),
+    ]
+    if "target" in kwargs:
+        bad += [({"target": -1}, images, ValueError, "target must hold class indices >= 0"),
+                ({"target": 1.5}, images, TypeError, r"target must be None, an int, .* got float")]
+    for count in ("n_steps", "n_samples", "perturbations_per_eval"):
+        if count in kwargs:
+            bad.append(({count: 0}, images, ValueError, rf"{count} must be a positive int"))
+    if "stdevs" in kwargs:
+        bad.append(({"stdevs": -1.0}, images, ValueError, "stdevs must be a finite number >= 0"))
+    if "feature_mask" in kwargs:
+        bad.append(({"feature_mask": MASK.expand(4, 1, 6, 6)}, images, ValueError,
+                    r"feature_mask has shape \(4, 1, 6, 6\), which does not broadcast"))
+    calls = _forward_counter(cnn)
+    before = snapshot(cnn)
+    for change, x, error, message in bad:
+        method = _make(captum_cf.attr, name, cnn)
+        with pytest.raises(error, match=message) as raised:
+            method.attribute(x, baselines=_plain_baselines(name), **{**kwargs, **change})
+        if error is not TypeError or "dtype" not in message:  # the dtype rule is a plain TypeError
+            assert isinstance(raised.value, AssertionError)
+    assert calls == []
+    assert_same_state(cnn, before)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if "target" in CASES[n][2]])
+def test_target_beyond_the_outputs_is_checked_on_the_first_output(name, cnn, images):
+    method = _make(captum_cf.attr, name, cnn)
+    with pytest.raises(ValueError, match=r"target must be < 3: the model returns 3 classes"):
+        method.attribute(images, baselines=_plain_baselines(name),
+                         **{**CASES[name][2], "target": 3})

@@ -86,3 +86,38 @@ def test_registered_for_digits_only() -> None:
     if shipped:
         base = BASELINES.create("exaggeration", digits)
         assert isinstance(base, ExaggerationBaseline) and base.posterior == "opposite"
+
+
+def test_opposite_posterior_with_a_1d_classifier_is_a_clear_error() -> None:
+    class OneD(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(64, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x.flatten(1))[:, 0]  # (N,): one score, not (N, K) logits
+
+    base = ExaggerationBaseline(_generator(), OneD(), posterior="opposite")
+    with pytest.raises(ValueError, match=r"classifier must return \(N, classes\) logits"):
+        base.reference(torch.rand(2, 1, 8, 8))
+
+
+def test_opposite_posterior_with_too_few_classes_is_a_clear_error() -> None:
+    base = ExaggerationBaseline(_generator(), nn.Sequential(nn.Flatten(), nn.Linear(64, 1)),
+                                posterior="opposite")
+    with pytest.raises(ValueError, match="classifier returns 1 classes but the generator"):
+        base.reference(torch.rand(2, 1, 8, 8))
+
+
+def test_float64_inputs_follow_the_dtype_rule() -> None:
+    """The classifier sees the inputs as they are (same dtype required); the generator is a tool
+    that runs in its own dtype."""
+    g, x = _generator(), torch.rand(2, 1, 8, 8)
+    clf = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    message = r"torch.float64 but ExaggerationBaseline.classifier computes in torch.float32"
+    with pytest.raises(TypeError, match=message):
+        ExaggerationBaseline(g, clf, posterior="opposite").reference(x.double())
+    ref64 = ExaggerationBaseline(g, clf.double(), posterior=0.0).reference(x.double())
+    ref32 = ExaggerationBaseline(g, clf.float(), posterior=0.0).reference(x)
+    assert ref64.dtype == torch.float64
+    torch.testing.assert_close(ref64.float(), ref32)

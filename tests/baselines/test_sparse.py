@@ -95,3 +95,17 @@ def test_bad_input() -> None:
         SparseCounterfactualBaseline(model, 5).reference(_x(1))
     with pytest.raises(ValueError, match=r"works in pixel space .*\[0, 1\]"):
         SparseCounterfactualBaseline(model, 1).reference(_x(1) + 2)
+
+
+def test_1d_robust_model_output_is_a_clear_error() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 1), nn.Flatten(0))  # (N,) scores
+    base = SparseCounterfactualBaseline(model, "runner-up", n_steps=2)
+    with pytest.raises(ValueError, match=r"robust_model must return \(N, classes\) logits"):
+        base.reference(_x(2), target=0)
+
+
+def test_float64_inputs_with_a_float32_model_name_the_dtype() -> None:
+    base = SparseCounterfactualBaseline(_model(), 1, n_steps=2)
+    with pytest.raises(TypeError, match=r"torch.float64 but SparseCounterfactualBaseline.model "
+                                        r"computes in torch.float32"):
+        base.reference(_x(2).double())

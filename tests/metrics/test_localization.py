@@ -123,3 +123,31 @@ def test_relevance_mass_hand_value() -> None:
     )
     with pytest.raises(ValueError, match="boolean"):
         relevance_mass(amap, masks * 2)
+
+
+@pytest.mark.parametrize("a, b, error, message", [
+    (torch.zeros(2, 3), torch.zeros(2, 3), ValueError, r"a must have shape \(N, 4\)"),
+    (torch.tensor([[0.0, 0, 2, 2]]), torch.tensor([[0.0, 0, 2]]), ValueError,
+     r"b must have shape \(1, 4\)"),
+    (torch.tensor([[0.0, 0, 2, 2]]), torch.tensor([[0.0, 0, 2, 2]] * 2), ValueError,
+     r"b must have shape \(1, 4\)"),
+    (torch.tensor([[float("nan"), 0, 2, 2]]), torch.tensor([[0.0, 0, 2, 2]]), ValueError,
+     "a must be finite"),
+    (torch.tensor([[3.0, 0, 2, 2]]), torch.tensor([[0.0, 0, 2, 2]]), ValueError,
+     "x_max >= x_min"),
+    (torch.tensor([[0.0, 0, 2, 2]]).numpy(), torch.tensor([[0.0, 0, 2, 2]]), TypeError,
+     "a must be a torch.Tensor"),
+])
+def test_box_iou_rejects_bad_boxes(a, b, error, message) -> None:
+    from captum_cf.metrics import box_iou
+
+    with pytest.raises(error, match=message):
+        box_iou(a, b)
+
+
+def test_box_iou_value() -> None:
+    from captum_cf.metrics import box_iou
+
+    out = box_iou(torch.tensor([[0, 0, 2, 2], [0, 0, 1, 1]]),
+                  torch.tensor([[1, 0, 3, 2], [2, 2, 3, 3]]))
+    torch.testing.assert_close(out, torch.tensor([2 / 6, 0.0]))

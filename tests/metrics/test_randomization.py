@@ -138,3 +138,18 @@ def test_bad_input() -> None:
         randomization_test(model, _saliency(model), x, 0, layers=["1"])
     with pytest.raises(TypeError, match="nn.Module"):
         randomization_test(lambda t: t, _saliency(model), x, 0)
+
+
+def test_map_similarity_rejects_integer_maps() -> None:
+    a = (torch.rand(2, 8, 8) * 255).to(torch.uint8)
+    with pytest.raises(TypeError, match="a must be a floating-point map"):
+        map_similarity(a, a.float())
+    with pytest.raises(TypeError, match="b must be a floating-point map"):
+        map_similarity(a.float(), a)
+
+
+def test_randomization_test_names_a_dtype_mismatch() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    with pytest.raises(TypeError, match="inputs has dtype torch.float64 but the model"):
+        randomization_test(model, lambda i, t: Saliency(model).attribute(i, target=t), x, 0)

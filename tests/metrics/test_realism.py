@@ -39,3 +39,19 @@ def test_bad_input() -> None:
         realism(x, x, net="resnet")
     with pytest.raises(ValueError, match="1 or 3 channels"):
         realism(torch.rand(1, 2, 32, 32), torch.rand(1, 2, 32, 32))
+
+
+def test_too_small_is_reported_only_for_small_images() -> None:
+    with pytest.raises(ValueError, match="too small for the LPIPS alex backbone"):
+        realism(torch.rand(1, 3, 30, 30), torch.rand(1, 3, 30, 30), pretrained_backbone=False)
+    # squeeze takes 17 x 17: not "too small"
+    with pytest.warns(UserWarning, match="uncalibrated"):
+        d = realism(torch.rand(1, 3, 17, 17), torch.rand(1, 3, 17, 17), net="squeeze",
+                    pretrained_backbone=False)
+    assert d.shape == (1,) and bool((d >= 0).all())
+
+
+def test_float64_images_name_the_dtype_not_the_size() -> None:
+    x = torch.rand(1, 3, 64, 64, dtype=torch.float64)
+    with pytest.warns(UserWarning), pytest.raises(TypeError, match="images has dtype .*float64"):
+        realism(x, x, pretrained_backbone=False)

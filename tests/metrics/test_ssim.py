@@ -51,3 +51,23 @@ def test_bad_input() -> None:
         ssim(torch.rand(1, 16, 16), torch.rand(2, 16, 16))
     with pytest.raises(ValueError, match="odd"):
         ssim(torch.rand(1, 16, 16), torch.rand(1, 16, 16), window_size=4)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"k1": -1.0}, ValueError, "k1 must be a finite number > 0"),
+    ({"k2": 0.0}, ValueError, "k2 must be a finite number > 0"),
+    ({"data_range": float("nan")}, ValueError, "data_range must be a finite number > 0"),
+    ({"sigma": "1"}, TypeError, "sigma must be a number"),
+])
+def test_bad_settings_are_rejected(kwargs, error, message) -> None:
+    x = torch.rand(1, 1, 16, 16)
+    with pytest.raises(error, match=message):
+        ssim(x, x, **kwargs)
+
+
+def test_integer_and_empty_images_are_rejected() -> None:
+    x = (torch.rand(1, 1, 16, 16) * 255).to(torch.uint8)
+    with pytest.raises(TypeError, match=r"a must be a floating-point tensor.*\.float\(\) / 255"):
+        ssim(x, x)
+    with pytest.raises(ValueError, match="a is empty"):
+        ssim(torch.rand(0, 1, 16, 16), torch.rand(0, 1, 16, 16))

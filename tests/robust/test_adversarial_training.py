@@ -112,3 +112,49 @@ def test_cli_train_robust(tmp_path, capsys) -> None:
     assert zoo.read_weights(out)["config"]["pool"] == "max"  # as the shipped weights
     assert main(["train", "robust", "--data", "digits", "--out", str(out), "--steps", "0"]) == 2
     assert "--steps must be >= 1" in capsys.readouterr().err
+
+
+def _lin() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
+
+
+@pytest.mark.parametrize("inputs, labels, kwargs, error, message", [
+    (torch.full((2, 1, 4, 4), float("nan")), [0, 1], {}, ValueError, "inputs contains NaN"),
+    (torch.rand(2, 1, 4, 4) * 3, [0, 1], {}, ValueError, r"inputs must be images in \[0, 1\]"),
+    (torch.rand(0, 1, 4, 4), [], {}, ValueError, "inputs is empty"),
+    (torch.rand(2, 1, 4, 4), [0, 1], {"step_size": -0.1}, ValueError, "step_size must be"),
+    ((torch.rand(2, 1, 4, 4) * 255).to(torch.uint8), [0, 1], {}, TypeError,
+     "inputs must be a floating-point tensor"),
+    (torch.rand(2, 1, 4, 4).double(), [0, 1], {}, TypeError, "inputs has dtype torch.float64"),
+    (torch.rand(2, 1, 4, 4), [0, 3], {}, ValueError, r"labels must be class indices in \[0, 3\)"),
+    (torch.rand(2, 1, 4, 4), [0, -1], {}, ValueError, "labels must be class indices"),
+    (torch.rand(2, 1, 4, 4), [0, 1, 2], {}, ValueError, "labels must have one entry per example"),
+])
+def test_pgd_attack_rejects_bad_input(
+    inputs: torch.Tensor, labels: list, kwargs: dict, error: type, message: str
+) -> None:
+    model = _lin()
+    with pytest.raises(error, match=message):
+        pgd_attack(model, inputs, torch.tensor(labels, dtype=torch.long), steps=2, **kwargs)
+
+
+def test_pgd_attack_accepts_an_int_label_like_a_tensor_of_it() -> None:
+    model, x = _lin(), torch.rand(2, 1, 4, 4)
+    a = pgd_attack(model, x, 1, steps=2, random_start=False, eps=0.3)
+    b = pgd_attack(model, x, torch.tensor([1, 1]), steps=2, random_start=False, eps=0.3)
+    assert torch.equal(a, b) and not torch.equal(a, x)
+
+
+def test_robust_accuracy_rejects_bad_batch_size_and_labels() -> None:
+    model, x = _lin(), torch.rand(2, 1, 4, 4)
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+        robust_accuracy(model, x, torch.tensor([0, 1]), batch_size=0)
+    with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 3\)"):
+        robust_accuracy(model, x, torch.tensor([0, 7]), steps=1)
+
+
+def test_adversarial_train_names_attack_steps() -> None:
+    data = (torch.rand(8, 1, 4, 4), torch.zeros(8, dtype=torch.long))
+    with pytest.raises(ValueError, match="attack_steps must be an int >= 1"):
+        adversarial_train(_lin(), data, attack_steps=0, steps=1, batch_size=4)

@@ -196,3 +196,12 @@ def test_bad_input() -> None:
         lmo_linf(g, 1.0, upper=-torch.ones(2, 4))
     with pytest.raises(ValueError, match="lower of shape"):
         lmo_linf(g, 1.0, lower=-torch.ones(3, 4))
+
+
+@pytest.mark.parametrize("lmo", [lmo_l2, lmo_linf, lmo_l1, lambda g, eps: lmo_topk(g, eps, k=1)])
+def test_empty_and_nan_gradients_are_rejected(lmo) -> None:
+    with pytest.raises(ValueError, match="grad is empty"):
+        lmo(torch.zeros(0, 4), 1.0)
+    g = torch.tensor([[1.0, float("nan"), 0.5]])
+    with pytest.raises(ValueError, match="grad contains NaN"):
+        lmo(g, 1.0)

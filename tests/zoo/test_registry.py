@@ -118,3 +118,9 @@ def test_file_format_is_checked(tmp_path: Path) -> None:
     torch.save(payload, tmp_path / "arch.pt")
     with pytest.raises(ValueError, match="unknown architecture 'unknown-arch'"):
         zoo.load_file(tmp_path / "arch.pt")
+
+
+@pytest.mark.parametrize("name", [None, 3, ["digits-cnn"]])
+def test_load_with_a_non_string_name_is_a_type_error(name) -> None:
+    with pytest.raises(TypeError, match="name must be the str name of a zoo model"):
+        zoo.load(name)

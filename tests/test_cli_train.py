@@ -1,0 +1,100 @@
+"""``captum-cf train``: every sub-command takes ``--checkpoint-every`` and honours it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from captum_cf import cli
+from captum_cf.cli import main
+
+# sub-command -> (module of its training function, function name)
+_FUNCTIONS = {
+    "classifier": ("captum_cf.zoo.train", "train_classifier"),
+    "robust": ("captum_cf.zoo.robust", "train_robust_classifier"),
+    "ganmex": ("captum_cf.zoo.generators", "train_ganmex"),
+    "exaggeration": ("captum_cf.zoo.exaggeration", "train_exaggeration"),
+    "inpainter": ("captum_cf.zoo.inpainters", "train_inpainter"),
+}
+
+
+class _Called(BaseException):  # BaseException: the commands catch ValueError & co. only
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        super().__init__()
+        self.kwargs = kwargs
+
+
+def test_every_train_command_is_covered() -> None:
+    import captum_cf._cli_train  # noqa: F401  (the sub-commands register on import)
+
+    assert set(cli.TRAIN_COMMANDS) == set(_FUNCTIONS)
+
+
+@pytest.mark.parametrize("command", sorted(_FUNCTIONS))
+def test_checkpoint_every_reaches_the_trainer(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    module, name = _FUNCTIONS[command]
+
+    def fake(*args: Any, **kwargs: Any) -> None:
+        raise _Called(kwargs)
+
+    monkeypatch.setattr(importlib.import_module(module), name, fake)
+    with pytest.raises(_Called) as called:
+        main(["train", command, "--data", "digits", "--out", str(tmp_path / "w.pt"),
+              "--checkpoint-every", "7", "--no-progress"])
+    assert called.value.kwargs["checkpoint_every"] == 7
+
+
+@pytest.mark.parametrize("command", sorted(_FUNCTIONS))
+def test_checkpoint_every_must_be_positive(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["train", command, "--data", "digits", "--out", str(tmp_path / "w.pt"),
+                 "--checkpoint-every", "0", "--no-progress"])
+    assert code == 2
+    assert "--checkpoint-every must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "w.pt").exists()
+
+
+def _record_saves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Steps at which the shared training loop writes a checkpoint."""
+    from captum_cf.training import loop
+
+    saved: list[int] = []
+    real = loop.Trainer.save
+
+    def record(self: Any, path: Any) -> None:
+        saved.append(self.step)
+        real(self, path)
+
+    monkeypatch.setattr(loop.Trainer, "save", record)
+    return saved
+
+
+def test_inpainter_checkpoints_at_the_asked_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved = _record_saves(monkeypatch)
+    args = ["train", "inpainter", "--data", "digits", "--out", str(tmp_path / "inp.pt"),
+            "--steps", "5", "--limit", "16", "--checkpoint-every", "2", "--no-progress"]
+    assert main(args) == 0
+    assert saved == [2, 4, 5]  # every 2 steps, and the last one
+
+
+def test_classifier_checkpoints_at_the_asked_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the classifier's --checkpoint-every counts optimiser steps, as every trainer's does
+    saved = _record_saves(monkeypatch)
+    args = ["train", "classifier", "--data", "digits", "--out", str(tmp_path / "c.pt"),
+            "--epochs", "1", "--limit", "64", "--batch-size", "16",
+            "--checkpoint", str(tmp_path / "c.ckpt"), "--checkpoint-every", "2", "--no-progress"]
+    assert main(args) == 0
+    assert saved and saved[-1] >= 3
+    total = saved[-1]
+    assert saved == [s for s in range(1, total + 1) if s % 2 == 0 or s == total]

@@ -1,0 +1,94 @@
+"""The one dtype rule: a float tensor fed to a model must have the model's dtype.
+
+Every entry point that runs the user's model on the inputs raises the same ``TypeError``, naming
+the argument and both dtypes, before any work (no torch error from inside a layer, no silent
+conversion). Generators and inpainting networks, tools of a baseline, follow the inputs instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from captum_cf import attr as A
+from captum_cf import metrics as M
+from captum_cf import robust as R
+from captum_cf._validation import check_model_dtype, model_dtype
+from captum_cf.baselines import ConstantBaseline, SparseCounterfactualBaseline
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(128, 3)).eval()
+
+
+MASK = torch.arange(4).repeat_interleave(16).view(1, 1, 8, 8)
+WIN = {"sliding_window_shapes": (1, 4, 4), "strides": (1, 4, 4)}
+B = ConstantBaseline(0.5)
+_ENTRY: dict[str, Callable[[nn.Module, Tensor], Any]] = {
+    "IntegratedGradients": lambda m, x: A.IntegratedGradients(m).attribute(x, target=0),
+    "DeepLift": lambda m, x: A.DeepLift(m).attribute(x, target=0),
+    "DeepLiftShap": lambda m, x: A.DeepLiftShap(m).attribute(x, baselines=B, target=0),
+    "GradientShap": lambda m, x: A.GradientShap(m).attribute(x, baselines=B, target=0),
+    "Occlusion": lambda m, x: A.Occlusion(m).attribute(x, baselines=B, target=0, **WIN),
+    "FeatureAblation": lambda m, x: A.FeatureAblation(m).attribute(x, target=0),
+    "ShapleyValueSampling": lambda m, x: A.ShapleyValueSampling(m).attribute(
+        x, target=0, feature_mask=MASK, n_samples=1),
+    "Lime": lambda m, x: A.Lime(m).attribute(x, target=0, feature_mask=MASK, n_samples=4),
+    "KernelShap": lambda m, x: A.KernelShap(m).attribute(x, target=0, feature_mask=MASK,
+                                                         n_samples=4),
+    "NoiseTunnel": lambda m, x: A.NoiseTunnel(A.Occlusion(m)).attribute(
+        x, nt_samples=2, stdevs=0.1, baselines=B, target=0, **WIN),
+    "MeaningfulPerturbation": lambda m, x: A.MeaningfulPerturbation(m).attribute(
+        x, target=0, n_steps=2),
+    "SparsePerturbation": lambda m, x: A.SparsePerturbation(m).attribute(x, target=0),
+    "SparseCounterfactualBaseline": lambda m, x: SparseCounterfactualBaseline(
+        m, 1, n_steps=2).reference(x),
+    "deletion": lambda m, x: M.deletion(m, x, torch.rand_like(x), target=0, n_steps=2),
+    "insertion": lambda m, x: M.insertion(m, x, torch.rand_like(x), target=0, n_steps=2),
+    "saliency_metric": lambda m, x: M.saliency_metric(m, x, torch.rand_like(x), target=0),
+    "pgd_attack": lambda m, x: R.pgd_attack(m, x, 0, steps=1),
+    "robust_accuracy": lambda m, x: R.robust_accuracy(m, x, [0, 1], steps=1),
+    "frank_wolfe": lambda m, x: R.frank_wolfe(m, x, 0, "l2", 1.0, n_steps=1),
+    "sparse_frank_wolfe": lambda m, x: R.sparse_frank_wolfe(m, x, 0, k=2, n_steps=2),
+    "probe_concept": lambda m, x: R.probe_concept(m, 0, start=x, n_steps=2),
+    "adversarial_train": lambda m, x: R.adversarial_train(m, (x, torch.tensor([0, 1])),
+                                                          steps=1, batch_size=2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_ENTRY))
+def test_float64_inputs_to_a_float32_model_name_the_dtype(name: str) -> None:
+    model = _model()
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(TypeError, match=r"has dtype torch.float64 but .* computes in "
+                                        r"torch.float32"):
+        _ENTRY[name](model, x)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert not model.training
+
+
+@pytest.mark.parametrize("name", ["IntegratedGradients", "deletion", "pgd_attack"])
+def test_float64_model_and_inputs_work(name: str) -> None:
+    model = _model().double()
+    out = _ENTRY[name](model, torch.rand(2, 1, 8, 8, dtype=torch.float64))
+    values = out.scores if hasattr(out, "scores") else out
+    assert values.dtype == torch.float64 and bool(torch.isfinite(values).all())
+
+
+def test_model_dtype_of_modules_methods_and_functions() -> None:
+    model = nn.Linear(2, 1).double()
+    assert model_dtype(model) == torch.float64
+    assert model_dtype(model.forward) == torch.float64
+    assert model_dtype(lambda x: x) is None
+    assert model_dtype(nn.ReLU()) is None
+    check_model_dtype(torch.rand(1, 2), lambda x: x)  # unknown dtype: not checked
+    check_model_dtype(torch.zeros(1, 2, dtype=torch.long), nn.Linear(2, 1))  # not float
+    with pytest.raises(TypeError, match=r"inputs\[1\] has dtype torch.float64"):
+        check_model_dtype((torch.rand(1, 2), torch.rand(1, 2).double()), nn.Linear(2, 1))
