@@ -398,14 +398,26 @@ def _example_figure(result: AuditResult, i: int) -> bytes:
                 ax.axis("off")
                 continue
             _show_image(ax, result.examples[i])
-            amap = amap[i].float()
-            lim = float(amap.abs().max()) or 1.0
-            ax.imshow(amap.numpy(), cmap="bwr", vmin=-lim, vmax=lim, alpha=0.6)
+            ax.imshow(_overlay(amap[i].float()))
             if r == 0 or (m, baselines[0]) not in result.example_maps:
                 ax.set_title(b, fontsize=8)
         axes[r, 0].set_ylabel(m, fontsize=8, rotation=0, ha="right", va="center")
     fig.suptitle(_example_title(result, i), fontsize=9)
     return _png(fig)
+
+
+def _overlay(amap: Tensor) -> Any:
+    """(H, W) map -> RGBA: red positive, blue negative, opacity growing with |map| (the input
+    shows through where the map is near 0)."""
+    import numpy as np
+
+    lim = float(amap.abs().max()) or 1.0
+    a = (amap / lim).clamp(-1, 1).numpy()
+    rgba = np.zeros((*a.shape, 4))
+    rgba[..., 0] = a > 0
+    rgba[..., 2] = a < 0
+    rgba[..., 3] = 0.85 * np.abs(a)
+    return rgba
 
 
 def _curves_figure(result: AuditResult) -> bytes:
@@ -414,7 +426,7 @@ def _curves_figure(result: AuditResult) -> bytes:
     removals = result.removals
     cols = min(4, len(cells))
     rows = math.ceil(len(cells) / cols)
-    fig, axes = _figure(rows, cols, size=2.6)
+    fig, axes = _figure(rows, cols, size=3.0)
     fractions = result.config.get("fractions")
     colours = ["k", "tab:blue", "tab:green", "tab:red", "tab:purple", "tab:orange", "tab:brown"]
     for p, c in enumerate(cells):
@@ -435,7 +447,9 @@ def _curves_figure(result: AuditResult) -> bytes:
         ax.tick_params(labelsize=6)
     for q in range(len(cells), rows * cols):
         axes[q // cols, q % cols].axis("off")
-    axes[0, 0].legend(fontsize=5, loc="best")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="upper center", ncol=min(4, len(labels) or 1),
+               bbox_to_anchor=(0.5, 1.0 + 0.12 / rows))
     fig.supxlabel("fraction of pixels removed", fontsize=8)
     fig.supylabel("softmax of the explained class", fontsize=8)
     return _png(fig)

@@ -76,8 +76,9 @@ def metric_spec(name: str) -> MetricSpec:
     prefix, _, removal = name.partition("_")
     if prefix in _PER_REMOVAL and removal:
         higher, bounds, text = _PER_REMOVAL[prefix]
-        return MetricSpec(f"{prefix.upper() if prefix == 'srg' else prefix.capitalize()} "
-                          f"{removal}", higher, f"{text}; removal: {removal}", bounds, removal)
+        label = {"srg": "SRG", "morf": "MoRF", "lerf": "LeRF"}[prefix]
+        return MetricSpec(f"{label} {removal}", higher, f"{text}; removal: {removal}", bounds,
+                          removal)
     raise KeyError(f"unknown audit metric {name!r}")
 
 

@@ -502,7 +502,7 @@ def make_plan(
         "removals": removals,
         "roms_reference": ROMS_REFERENCE if ROMS_REFERENCE in BASELINES.names(ctx) else None,
         "n_steps": s.n_steps,
-        "fractions": [i / min(s.n_steps, pixels) for i in range(min(s.n_steps, pixels) + 1)],
+        "fractions": _fractions(s.n_steps, pixels),
         "sanity_n": min(s.sanity_n, n),
         "n_examples": s.n_examples,
         "masks": source.has_masks,
@@ -514,6 +514,13 @@ def make_plan(
         "threads": torch.get_num_threads(),
     }
     return _Plan(ctx, cells, methods, baselines, metrics, batches, targets, config)
+
+
+def _fractions(n_steps: int, pixels: int) -> list[float]:
+    """Fractions removed at each step: ``round(i * P / n) / P`` (RISE's deletion counts),
+    with ``n = min(n_steps, P)`` so that every step removes at least one pixel."""
+    n = min(n_steps, pixels)
+    return [round(i * pixels / n) / pixels for i in range(n + 1)]
 
 
 def _model_hash(model: Any) -> str:
@@ -814,7 +821,12 @@ class _Grid:
         self.ctx = plan.ctx
         self.top = _top_layer(model) if "sanity_ssim" in plan.metrics else None
         self.removals = {r: BASELINES.create(r, self.ctx) for r in plan.config["removals"]}
-        self.percentages = [100.0 * f for f in plan.config["fractions"]]
+        # removal_curves counts floor(P * p / 100) pixels: half a pixel above each count keeps
+        # float rounding from losing one (RISE's counts round(i * P / n_steps), as deletion's)
+        fr, pixels = plan.config["fractions"], math.prod(plan.config["image_shape"][-2:])
+        self.percentages = [0.0] + [
+            100.0 * (round(f * pixels) + 0.5) / pixels for f in fr[1:-1]
+        ] + [100.0]
         self._explainers: dict[str, Callable[..., Tensor]] = {}
         self._baselines: dict[str, Baseline] = {}
 
@@ -893,7 +905,8 @@ class _Grid:
         torch.manual_seed(self.s.seed)
         return {
             f"roms/{r}": r_oms(
-                self.model, x, rem, reference, batch_size=self.plan.batches["forward"],
+                # a pass holds the removal's and the reference's images: half the budget each
+                self.model, x, rem, reference, batch_size=max(1, self.plan.batches["forward"] // 2),
                 seed=self.s.seed,
             ).auc.detach().cpu()
             for r, rem in self.removals.items()
