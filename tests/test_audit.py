@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from captum_cf.attr import METHODS
-from captum_cf.audit import METRICS, audit
+from captum_cf.audit import audit
 from captum_cf.audit.stats import wilson_ci
 from captum_cf.baselines import BASELINES, Baseline
 from captum_cf.cli import main
@@ -289,8 +289,9 @@ def test_python_api_scores_equal_the_metric_functions(device) -> None:
         cell.values["morf_zero"], deletion(model, x, attr, [0, 1, 2, 0, 1], n_steps=6).auc.cpu()
     )
     blur = BASELINES.create("blur", _ctx_for(model, x))
-    morf = road(model, x, attr, [0, 1, 2, 0, 1], "morf", [0, *(100 * (24 * i + 0.5) / 144 for i in range(1, 6)), 100], blur)
-    lerf = road(model, x, attr, [0, 1, 2, 0, 1], "lerf", [0, *(100 * (24 * i + 0.5) / 144 for i in range(1, 6)), 100], blur)
+    pcs = [0, *(100 * (24 * i + 0.5) / 144 for i in range(1, 6)), 100]  # 24 pixels a step
+    morf = road(model, x, attr, [0, 1, 2, 0, 1], "morf", pcs, blur)
+    lerf = road(model, x, attr, [0, 1, 2, 0, 1], "lerf", pcs, blur)
     torch.testing.assert_close(cell.values["morf_blur"], morf.auc.cpu())
     torch.testing.assert_close(cell.values["srg_blur"], (lerf.auc - morf.auc).cpu())
     torch.testing.assert_close(cell.values["pointing_game"], pointing_game(attr, masks).cpu())
