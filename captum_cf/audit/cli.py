@@ -106,7 +106,10 @@ def add_arguments(parser: Any) -> None:
         help="images per explanation call and per streamed batch (default: sized by memory)",
     )
     parser.add_argument(
-        "--steps", type=int, default=16, help="MoRF/LeRF curve steps (default 16)"
+        "--steps",
+        type=int,
+        default=10,
+        help="MoRF/LeRF curve steps (default 10: 10 %% of the pixels each)",
     )
     parser.add_argument(
         "--removals",
