@@ -529,7 +529,9 @@ def _heat_maps(result: AuditResult, verdicts: dict) -> str:
                 ranks[c.baseline] = next(i for i, d in enumerate(scored)
                                          if abs(d.stats(m)[0] - c.stats(m)[0]) <= 1e-9)
             mv = verdicts.get(method)
-            best = mv.metrics[m].best if mv is not None and m in mv.metrics else []
+            # a star only where the verdict has support: "no significant difference" stars none
+            best = (mv.metrics[m].best if mv is not None and m in mv.metrics
+                    and mv.metrics[m].significant else [])
             tds = []
             for b in baselines:
                 c = by_key.get((method, b))
@@ -629,11 +631,13 @@ def _html(result: AuditResult, pngs: list[str]) -> str:
 
     esc = html.escape
     verdicts = result.verdict()
-    sentences = [s for v in verdicts.values() for s in v.sentences]
-    sentences += [f"{c.method}: the maps carry no signal (constant); left out."
-                  for c in result.cells if c.baseline == "-" and c.no_signal]
-    verdict = "".join(f"<li>{esc(s)}</li>" for s in sentences) or \
-        "<li>No method with baselines to compare.</li>"
+    items = [
+        f"<li><b>{esc(method)}</b><ul>{''.join(f'<li>{esc(s)}</li>' for s in v.sentences)}</ul>"
+        "</li>" for method, v in verdicts.items()
+    ]
+    items += [f"<li>{esc(c.method)}: the maps carry no signal (constant); left out.</li>"
+              for c in result.cells if c.baseline == "-" and c.no_signal]
+    verdict = "".join(items) or "<li>No method with baselines to compare.</li>"
     cfg = "".join(
         f"<tr><td class=l>{esc(str(k))}</td><td class=l>{esc(str(v))}</td></tr>"
         for k, v in result.config.items()
@@ -660,8 +664,8 @@ signed-rank, Holm-corrected, rank-biserial effect size, n images).</p>
 <ul id="verdict">{verdict}</ul>
 <h2>SRG heat map</h2>
 <p>Colour = rank of the baseline within its method (green best); value and 95&nbsp;% interval in
-the cell, details on hover. ★ best with statistical support (ties share it); {OWN} the baseline is
-the removal itself.</p>
+the cell, details on hover. ★ best with statistical support (ties share it; none where the verdict
+finds no significant difference); {OWN} the baseline is the removal itself.</p>
 {_heat_maps(result, verdicts)}
 <h2>Removals</h2>
 {_roms_table(result)}

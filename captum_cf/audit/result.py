@@ -181,6 +181,8 @@ class AuditResult:
         seconds (float): wall time of the audit (summed over resumed runs).
         images (list of dict): ``{"id", "label", "target"}`` per audited image, in order: its
             path (folder) or index, true label (None when unknown) and the explained class.
+        roms (dict): ``removal -> (K,)`` R-OMS per image of the first batch (:meth:`r_oms`).
+        command (str): the command that ran the audit (shown in the report).
     """
 
     config: dict[str, Any]
