@@ -342,14 +342,14 @@ def _show_image(ax: Any, img: Tensor, alpha: float = 1.0) -> None:
     ax.set_yticks([])
 
 
-def _figure(rows: int, cols: int, size: float = 1.3) -> tuple[Any, Any]:
+def _figure(rows: int, cols: int, size: float = 1.3, **kw: Any) -> tuple[Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(
-        rows, cols, figsize=(size * cols + 1.2, size * rows + 0.4), squeeze=False
+        rows, cols, figsize=(size * cols + 1.2, size * rows + 0.4), squeeze=False, **kw
     )
     return fig, axes
 
@@ -459,7 +459,10 @@ def _curves_figure(result: AuditResult) -> bytes:
     removals = result.removals
     cols = min(4, len(cells))
     rows = math.ceil(len(cells) / cols)
-    fig, axes = _figure(rows, cols, size=3.0)
+    fig, axes = _figure(rows, cols, size=2.6, sharex=True, sharey=True)
+    height = fig.get_size_inches()[1]
+    fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.3 / height, bottom=0.5 / height,
+                        hspace=0.25, wspace=0.08)
     fractions = result.config.get("fractions")
     colours = ["k", "tab:blue", "tab:green", "tab:red", "tab:purple", "tab:orange", "tab:brown"]
     for p, c in enumerate(cells):
@@ -477,14 +480,14 @@ def _curves_figure(result: AuditResult) -> bytes:
                 ax.fill_between(xs, lo, hi, color=col, alpha=0.15, lw=0)
         ax.set_title(f"{c.method} / {c.baseline}", fontsize=8)
         ax.set_ylim(0, 1)
-        ax.tick_params(labelsize=6)
+        ax.tick_params(labelsize=7)
     for q in range(len(cells), rows * cols):
         axes[q // cols, q % cols].axis("off")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="upper center", ncol=min(4, len(labels) or 1),
-               bbox_to_anchor=(0.5, 1.0 + 0.12 / rows))
-    fig.supxlabel("fraction of pixels removed", fontsize=8)
-    fig.supylabel("softmax of the explained class", fontsize=8)
+    fig.legend(handles, labels, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+               ncol=min(4, len(labels) or 1))
+    fig.supxlabel("fraction of pixels removed", fontsize=8, y=0.1 / height)
+    fig.supylabel("softmax of the explained class", fontsize=8, x=0.01)
     return _png(fig)
 
 

@@ -66,6 +66,7 @@ import torch.nn as nn
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from captum_cf._model_state import frozen
 from captum_cf._registry import AuditContext, Registry
 from captum_cf._validation import check_images, check_target
 from captum_cf.audit.errors import AuditInputError, AuditInterrupted
@@ -74,6 +75,8 @@ from captum_cf.audit.stats import no_signal
 from captum_cf.audit.store import AuditStore, BatchRecord, ids_digest
 from captum_cf.baselines import BASELINES, Baseline
 from captum_cf.metrics import pointing_game, r_oms, randomization_test, removal_curves
+from captum_cf.metrics._common import class_scores, resolve_score
+from captum_cf.metrics.deletion import Curve, _normalised_auc
 
 __all__ = ["DEFAULT_REMOVALS", "audit", "plan_batches"]
 
@@ -831,6 +834,7 @@ class _Grid:
         ] + [100.0]
         self._explainers: dict[str, Callable[..., Tensor]] = {}
         self._baselines: dict[str, Baseline] = {}
+        self._first: tuple[Tensor, Tensor] | None = None  # (batch, its unperturbed scores)
 
     def explainer(self, method: str) -> Callable[..., Tensor]:
         if method not in self._explainers:
@@ -898,6 +902,28 @@ class _Grid:
                 record["blobs"][f"curve/{method}/{bname}/{k}"] = self.curves
             yield record
 
+    def _curves(self, x: Tensor, attr: Tensor, t: Tensor) -> dict[str, tuple[Curve, Curve]]:
+        """MoRF and LeRF of every removal (:func:`removal_curves`); the first point (nothing
+        removed: the same image for every removal, order and cell) is scored once per batch."""
+        pcs, fwd = self.percentages, self.plan.batches["forward"]
+        if len(pcs) < 3:
+            return removal_curves(self.model, x, attr, t, self.removals, pcs, batch_size=fwd)
+        if self._first is None or self._first[0] is not x:
+            with frozen(self.model), torch.no_grad():
+                self._first = (x, class_scores(self.model, x, t, resolve_score("softmax"), fwd))
+        rest = removal_curves(self.model, x, attr, t, self.removals, pcs[1:], batch_size=fwd)
+        first = self._first[1].to(rest[next(iter(rest))][0].scores)
+        out = {}
+        for r, pair in rest.items():
+            full = []
+            for c in pair:
+                scores = torch.cat([first[:, None], c.scores], dim=1)
+                fr = torch.cat([c.fractions.new_zeros(1), c.fractions])
+                full.append(Curve(c.kind, fr, scores, _normalised_auc(fr, scores),
+                                  c.higher_is_better))
+            out[r] = (full[0], full[1])
+        return out
+
     def _roms(self, x: Tensor) -> dict[str, Tensor]:
         """``roms/<removal>``: R-OMS per image of each removal against the reference occlusion."""
         ref = self.plan.config.get("roms_reference")
@@ -937,10 +963,7 @@ class _Grid:
         if attr.is_cuda:
             torch.cuda.synchronize(attr.device)  # the time of the work, not of its launch
         self.seconds = time.perf_counter() - start
-        curves = removal_curves(
-            self.model, x, attr, t, self.removals, self.percentages,
-            batch_size=self.plan.batches["forward"],
-        )
+        curves = self._curves(x, attr, t)
         values = {"no_signal": (idx, no_signal(attr).double())}
         self.curves = torch.stack([
             torch.stack([c.scores.double().sum(0), (c.scores.double() ** 2).sum(0)])
