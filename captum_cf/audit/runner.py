@@ -834,7 +834,8 @@ class _Grid:
         ] + [100.0]
         self._explainers: dict[str, Callable[..., Tensor]] = {}
         self._baselines: dict[str, Baseline] = {}
-        self._first: tuple[Tensor, Tensor] | None = None  # (batch, its unperturbed scores)
+        #: (batch, (scores with nothing removed, removal -> scores with everything removed))
+        self._ends: tuple[Tensor, tuple[Tensor, dict[str, Tensor]]] | None = None
 
     def explainer(self, method: str) -> Callable[..., Tensor]:
         if method not in self._explainers:
@@ -903,26 +904,41 @@ class _Grid:
             yield record
 
     def _curves(self, x: Tensor, attr: Tensor, t: Tensor) -> dict[str, tuple[Curve, Curve]]:
-        """MoRF and LeRF of every removal (:func:`removal_curves`); the first point (nothing
-        removed: the same image for every removal, order and cell) is scored once per batch."""
+        """MoRF and LeRF of every removal (:func:`removal_curves`). The end points do not depend
+        on the map: the first (nothing removed) is the same image for every removal, order and
+        cell, the last (everything removed) the same for both orders and every cell; both are
+        scored once per batch."""
         pcs, fwd = self.percentages, self.plan.batches["forward"]
-        if len(pcs) < 3:
+        if len(pcs) < 4:
             return removal_curves(self.model, x, attr, t, self.removals, pcs, batch_size=fwd)
-        if self._first is None or self._first[0] is not x:
-            with frozen(self.model), torch.no_grad():
-                self._first = (x, class_scores(self.model, x, t, resolve_score("softmax"), fwd))
-        rest = removal_curves(self.model, x, attr, t, self.removals, pcs[1:], batch_size=fwd)
-        first = self._first[1].to(rest[next(iter(rest))][0].scores)
+        if self._ends is None or self._ends[0] is not x:
+            self._ends = (x, self._end_scores(x, t))
+        first, last = self._ends[1]
+        inner = removal_curves(self.model, x, attr, t, self.removals, pcs[1:-1], batch_size=fwd)
         out = {}
-        for r, pair in rest.items():
+        for r, pair in inner.items():
             full = []
             for c in pair:
-                scores = torch.cat([first[:, None], c.scores], dim=1)
-                fr = torch.cat([c.fractions.new_zeros(1), c.fractions])
+                scores = torch.cat(
+                    [first[:, None].to(c.scores), c.scores, last[r][:, None].to(c.scores)], dim=1
+                )
+                fr = torch.cat([c.fractions.new_zeros(1), c.fractions, c.fractions.new_ones(1)])
                 full.append(Curve(c.kind, fr, scores, _normalised_auc(fr, scores),
                                   c.higher_is_better))
             out[r] = (full[0], full[1])
         return out
+
+    def _end_scores(self, x: Tensor, t: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Softmax of the explained class on ``x`` and on ``x`` with every pixel removed."""
+        fwd, score = self.plan.batches["forward"], resolve_score("softmax")
+        none_kept = torch.zeros(len(x), 1, *x.shape[-2:], dtype=x.dtype, device=x.device)
+        with frozen(self.model), torch.no_grad():
+            first = class_scores(self.model, x, t, score, fwd)
+            last = {
+                r: class_scores(self.model, rem.fill(x, none_kept, t), t, score, fwd)
+                for r, rem in self.removals.items()
+            }
+        return first, last
 
     def _roms(self, x: Tensor) -> dict[str, Tensor]:
         """``roms/<removal>``: R-OMS per image of each removal against the reference occlusion."""
