@@ -459,7 +459,7 @@ def _curves_figure(result: AuditResult) -> bytes:
     removals = result.removals
     cols = min(4, len(cells))
     rows = math.ceil(len(cells) / cols)
-    fig, axes = _figure(rows, cols, size=2.6, sharex=True, sharey=True)
+    fig, axes = _figure(rows, cols, size=2.6)  # not shared axes: their limit sync is quadratic
     height = fig.get_size_inches()[1]
     fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.3 / height, bottom=0.5 / height,
                         hspace=0.25, wspace=0.08)
@@ -467,19 +467,26 @@ def _curves_figure(result: AuditResult) -> bytes:
     colours = ["k", "tab:blue", "tab:green", "tab:red", "tab:purple", "tab:orange", "tab:brown"]
     for p, c in enumerate(cells):
         ax = axes[p // cols, p % cols]
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_autoscale_on(False)
+        if p % cols:
+            ax.set_yticklabels([])
+        if p // cols < rows - 1 and p + cols < len(cells):
+            ax.set_xticklabels([])
         for r, name in enumerate(removals):
             for order in (0, 1):
                 got = c.curve(2 * r + order)
                 if got is None:
                     continue
                 mean, lo, hi = (t.numpy() for t in got)
-                xs = fractions if fractions and len(fractions) == len(mean) else range(len(mean))
+                xs = (fractions if fractions and len(fractions) == len(mean)
+                      else [i / max(len(mean) - 1, 1) for i in range(len(mean))])
                 col = colours[r % len(colours)]
                 ax.plot(xs, mean, color=col, ls="-" if order == 0 else "--", lw=1,
                         label=f"{name} {'MoRF' if order == 0 else 'LeRF'}")
                 ax.fill_between(xs, lo, hi, color=col, alpha=0.15, lw=0)
         ax.set_title(f"{c.method} / {c.baseline}", fontsize=8)
-        ax.set_ylim(0, 1)
         ax.tick_params(labelsize=7)
     for q in range(len(cells), rows * cols):
         axes[q // cols, q % cols].axis("off")
