@@ -79,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 success, 2 user error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # the command, for reports
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 0

@@ -12,10 +12,11 @@ import torch
 import torch.nn as nn
 
 from captum_cf.attr import METHODS
-from captum_cf.audit import METRICS, audit
+from captum_cf.audit import audit
+from captum_cf.audit.stats import wilson_ci
 from captum_cf.baselines import BASELINES, Baseline
 from captum_cf.cli import main
-from captum_cf.metrics import deletion, pointing_game
+from captum_cf.metrics import deletion, pointing_game, road
 
 TINY = ["--n", "4", "--steps", "4", "--sanity-n", "2", "--no-progress"]
 
@@ -43,41 +44,57 @@ def test_digits_end_to_end(tmp_path, capsys) -> None:
     assert rc == 0
     assert sorted(os.listdir(out)) == [
         "counterfactuals.png",
-        "maps.png",
+        "curves.png",
+        "example_0.png",
+        "example_1.png",
+        "example_2.png",
+        "example_3.png",
         "report.html",
         "results.csv",
         "results.json",
     ]
+    removals = ["zero", "blur", "inpaint-pushpull", "road"]
+    metrics = [f"{k}_{r}" for r in removals for k in ("srg", "morf", "lerf")] + ["sanity_ssim"]
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["method"], r["baseline"]) for r in rows] == [
-        ("deeplift", "zero"),
-        ("deeplift", "blur"),
+    # one row per cell and metric
+    assert [(r["method"], r["baseline"], r["metric"]) for r in rows] == [
+        ("deeplift", b, m) for b in ("zero", "blur") for m in metrics
     ]
     for r in rows:
-        for m in ("deletion_auc", "insertion_auc", "sanity_ssim"):
-            lo, mean, hi = float(r[f"{m}_ci_low"]), float(r[f"{m}_mean"]), float(r[f"{m}_ci_high"])
-            assert lo <= mean <= hi
-        assert (
-            0 <= float(r["deletion_auc_mean"]) <= 1
-            and r["deletion_auc_n"] == "4"
-            and r["sanity_ssim_n"] == "2"
-        )
-        assert "pointing_game_mean" not in r  # digits have no masks
+        lo, mean, hi = float(r["ci_low"]), float(r["mean"]), float(r["ci_high"])
+        assert lo <= mean <= hi
+        low_bound = -1 if r["metric"].startswith(("srg", "sanity")) else 0
+        assert low_bound <= lo and hi <= 1  # bootstrap intervals stay in the metric's range
+        assert r["n"] == ("2" if r["metric"] == "sanity_ssim" else "4")
     report = json.loads((out / "results.json").read_text())
     assert report["config"]["n"] == 4 and report["config"]["model"] == "zoo:digits-cnn"
+    assert report["config"]["removals"] == removals
     cells = report["cells"]
-    assert len(cells[0]["metrics"]["deletion_auc"]["values"]) == 4
-    means = [c["metrics"]["deletion_auc"]["mean"] for c in cells]
-    best = report["best"]["deletion_auc"]
-    assert (best["method"], best["baseline"]) == [("deeplift", "zero"), ("deeplift", "blur")][
-        means.index(min(means))
+    for c in cells:
+        v = c["metrics"]
+        assert len(v["srg_road"]["values"]) == 4 and len(v["srg_road"]["ids"]) == 4
+        for r in removals:  # SRG = LeRF - MoRF, image by image
+            srg = [lerf - morf for lerf, morf in zip(v[f"lerf_{r}"]["values"],
+                                                      v[f"morf_{r}"]["values"])]
+            assert srg == pytest.approx(v[f"srg_{r}"]["values"], abs=1e-6)
+    means = [c["metrics"]["morf_zero"]["mean"] for c in cells]
+    best = report["best"]["morf_zero"]
+    assert [(b["method"], b["baseline"]) for b in best] == [
+        [("deeplift", "zero"), ("deeplift", "blur")][means.index(min(means))]
     ]
-    assert report["metrics"]["insertion_auc"]["higher_is_better"] is True
+    assert report["metrics"]["lerf_road"]["higher_is_better"] is True
+    assert report["metrics"]["morf_road"]["higher_is_better"] is False
+    assert set(report["r_oms"]) == set(removals)
+    assert report["r_oms"]["inpaint-pushpull"]["mean"] == pytest.approx(1.0)  # the reference
+    assert set(report["verdict"]["deeplift"]["metrics"]) == {f"srg_{r}" for r in removals}
+    assert set(report["consistency"]["deeplift"]) == {"srg", "morf", "lerf"}
+    assert [im["label"] is not None for im in report["images"]] == [True] * 4
+    assert report["command"].startswith("captum-cf audit --data digits")
     html = (out / "report.html").read_text()
     assert '<table id="results">' in html and "deeplift" in html and "★" in html
-    assert "data:image/png;base64," in html
-    assert "deletion AUC" in stdout and "deeplift" in stdout  # the table is printed
+    assert '<ul id="verdict">' in html and 'src="curves.png"' in html
+    assert "SRG road" in stdout and "deeplift" in stdout  # the table is printed
 
 
 def _write_model_file(tmp_path, body: str) -> str:
@@ -259,22 +276,38 @@ def test_python_api_scores_equal_the_metric_functions(device) -> None:
         n_steps=6,
         sanity_n=3,
     )
-    assert res.metrics == ["deletion_auc", "insertion_auc", "pointing_game", "sanity_ssim"]
+    assert res.metrics == [
+        f"{k}_{r}" for r in ("zero", "blur", "inpaint-pushpull", "road")
+        for k in ("srg", "morf", "lerf")
+    ] + ["pointing_game", "sanity_ssim"]
     explain = METHODS.create("integrated-gradients", _ctx_for(model, x))
     t = torch.tensor([0, 1, 2, 0, 1], device=device)
     attr = explain(x, t, BASELINES.create("zero", _ctx_for(model, x)))
     cell = res.cells[0]
+    # MoRF under the black removal is RISE's deletion (same counts: 144 pixels / 6 steps)
     torch.testing.assert_close(
-        cell.values["deletion_auc"], deletion(model, x, attr, [0, 1, 2, 0, 1], n_steps=6).auc.cpu()
+        cell.values["morf_zero"], deletion(model, x, attr, [0, 1, 2, 0, 1], n_steps=6).auc.cpu()
     )
+    blur = BASELINES.create("blur", _ctx_for(model, x))
+    pcs = [0, *(100 * (24 * i + 0.5) / 144 for i in range(1, 6)), 100]  # 24 pixels a step
+    morf = road(model, x, attr, [0, 1, 2, 0, 1], "morf", pcs, blur)
+    lerf = road(model, x, attr, [0, 1, 2, 0, 1], "lerf", pcs, blur)
+    torch.testing.assert_close(cell.values["morf_blur"], morf.auc.cpu())
+    torch.testing.assert_close(cell.values["srg_blur"], (lerf.auc - morf.auc).cpu())
     torch.testing.assert_close(cell.values["pointing_game"], pointing_game(attr, masks).cpu())
     assert res.config["device"] == str(x.device)
-    mean, lo, hi, n = cell.stats("deletion_auc")
+    mean, lo, hi, n = cell.stats("morf_zero")
     assert (
-        n == 5 and lo < mean < hi and abs(mean - float(cell.values["deletion_auc"].mean())) < 1e-6
+        n == 5 and lo < mean < hi and abs(mean - float(cell.values["morf_zero"].mean())) < 1e-6
+    )
+    assert 0 <= lo and hi <= 1
+    pg = cell.stats("pointing_game")  # Wilson's interval of the hits
+    assert (pg[1], pg[2]) == pytest.approx(
+        wilson_ci(int(cell.values["pointing_game"].sum()), 5)
     )
     assert cell.values["sanity_ssim"].shape == (3,)
-    assert "integrated-gradients" in res.table() and METRICS["deletion_auc"].label in res.table()
+    assert cell.values["no_signal"].tolist() == [0.0] * 5 and not cell.no_signal
+    assert "integrated-gradients" in res.table() and "SRG road" in res.table()
 
 
 def _ctx_for(model, x):
@@ -345,7 +378,7 @@ def test_a_failing_cell_is_reported_and_the_others_still_run(monkeypatch) -> Non
         model, torch.rand(3, 1, 8, 8), methods=["broken", "deeplift"], baselines=["zero"], n_steps=2
     )
     assert [c.error for c in res.cells] == ["RuntimeError: cannot explain", None]
-    assert res.best()["deletion_auc"] == ("deeplift", "zero")
+    assert res.best()["morf_zero"] == [("deeplift", "zero")]
     assert "error: RuntimeError: cannot explain" in res.table()
 
 

@@ -7,7 +7,9 @@ This is what ``captum-cf audit`` runs. The modules follow the flow of an audit:
 * :mod:`~captum_cf.audit.runner`: the grid of methods x baselines, streamed batch by batch;
 * :mod:`~captum_cf.audit.store`: the results store (SQLite), what ``--resume`` continues;
 * :mod:`~captum_cf.audit.distributed`: sharding across torchrun processes, gathering to rank 0;
-* :mod:`~captum_cf.audit.result`: the metric columns and the per-image values of every cell;
+* :mod:`~captum_cf.audit.result`: the metric columns, the per-image values of every cell, the
+  verdict, consistency and R-OMS;
+* :mod:`~captum_cf.audit.stats`: paired tests, effect sizes, bounded intervals, the verdict;
 * :mod:`~captum_cf.audit.report`: text table, CSV, JSON, HTML and figures (swapped in atomically);
 * :mod:`~captum_cf.audit.cli`: the ``captum-cf audit`` command.
 """
@@ -20,8 +22,9 @@ from captum_cf.audit.result import (
     AuditResult,
     CellResult,
     MetricSpec,
+    metric_spec,
 )
-from captum_cf.audit.runner import audit
+from captum_cf.audit.runner import DEFAULT_REMOVALS, audit
 
 __all__ = [
     "AuditInputError",
@@ -29,8 +32,10 @@ __all__ = [
     "AuditResult",
     "CellResult",
     "DEFAULT_METHODS",
+    "DEFAULT_REMOVALS",
     "MetricSpec",
     "METRICS",
     "NO_BASELINE",
     "audit",
+    "metric_spec",
 ]

@@ -106,12 +106,18 @@ def add_arguments(parser: Any) -> None:
         help="images per explanation call and per streamed batch (default: sized by memory)",
     )
     parser.add_argument(
-        "--steps", type=int, default=16, help="deletion/insertion steps (default 16)"
+        "--steps",
+        type=int,
+        default=10,
+        help="MoRF/LeRF curve steps (default 10: 10 %% of the pixels each)",
     )
     parser.add_argument(
+        "--removals",
         "--removal",
+        dest="removals",
         default=None,
-        help="baseline that removes pixels in deletion/insertion (default: RISE's black/blur)",
+        help="comma-separated baselines that remove pixels in the MoRF/LeRF curves, each scored "
+        "separately (default: zero,blur,inpaint-pushpull,road; all: every baseline)",
     )
     parser.add_argument(
         "--sanity-n",
@@ -135,7 +141,7 @@ def _list_registered() -> str:
     lines += [
         f"  {n:24s} {'(default) ' if n in DEFAULT_METHODS else ''}{reg.describe(n)}" for n in reg
     ]
-    lines += ["baselines (--baselines, --removal):"]
+    lines += ["baselines (--baselines, --removals):"]
     lines += [f"  {n:24s} {BASELINES.describe(n)}" for n in BASELINES]
     return "\n".join(lines)
 
@@ -187,7 +193,7 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
         baselines=_names(args.baselines),
         data_name=data.name,
         train_data=data.train,
-        removal=args.removal,
+        removals=_names(args.removals),
         n_steps=args.steps,
         batch_size=args.batch_size,
         sanity_n=args.sanity_n,
@@ -210,6 +216,9 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
         return 130
     if result is None:  # not rank 0: rank 0 writes the report
         return 0
+    import shlex
+
+    result.command = "captum-cf " + shlex.join(getattr(args, "_argv", ["audit"]))
     print(result.table())
     written = result.write(out)
     print(

@@ -5,17 +5,30 @@ baselines from :data:`captum_cf.baselines.BASELINES` (by default the methods of
 :data:`DEFAULT_METHODS` and every baseline available for the model and data; ``"all"`` selects
 every available method). Each cell (method, baseline) explains the same images and is scored by:
 
-* ``deletion_auc`` (lower is better) and ``insertion_auc`` (higher is better): RISE curves of the
-  explained class's softmax, pixels removed/revealed most important first
-  (:func:`captum_cf.metrics.deletion`, :func:`~captum_cf.metrics.insertion`);
+* for each removal ``r`` of ``removals`` (default :data:`DEFAULT_REMOVALS`: black, blur,
+  push-pull inpainting and ROAD's noisy linear imputation, those available): ``morf_r`` (lower
+  is better), the area under the explained class's softmax as pixels are removed most relevant
+  first; ``lerf_r`` (higher is better), least relevant first; ``srg_r`` (higher is better), the
+  symmetric relevance gain ``lerf_r - morf_r`` (Blücher et al., TMLR 2024), which cancels much
+  of the removal's bias (:func:`captum_cf.metrics.removal_curves`: every removal and both
+  orders of one step in one forward pass). ``morf_zero`` is RISE's deletion AUC, and
+  ``lerf_blur`` is RISE's insertion AUC up to the blur's sigma (revealing the top fraction into
+  a blurred image is removing the rest with blur), so the former ``deletion_auc`` and
+  ``insertion_auc`` columns are not computed again;
 * ``pointing_game`` (higher is better), when object masks exist;
 * ``sanity_ssim`` (lower is better): SSIM between the absolute map and the map after the top layer
   of the model is re-initialised (the first step of Adebayo et al.'s cascading randomisation);
   a map that does not change does not explain the model.
 
+A cell whose maps are constant (all zero included) for an image carries ``no_signal`` = 1 for
+it (:func:`captum_cf.audit.stats.no_signal`); a cell with no signal on most images is flagged
+and left out of the verdict. The R-OMS of each removal (Blücher et al.: how close the model's
+output under the removal stays to its output under a reference occlusion, push-pull inpainting)
+is computed once per audit on the first batch, not per cell.
+
 A method that ignores baselines (registered with ``uses_baseline=False``) is one cell, its
 baseline shown as ``"-"``. Each metric is reported as the mean over images with a 95 % confidence
-interval (Student t).
+interval (percentile bootstrap, inside the metric's range; Wilson for the pointing game).
 
 How the work flows (streaming): the images are read in batches (a ``DataLoader``); each batch goes
 through every cell, and its per-image scores are written to the results store
@@ -30,7 +43,7 @@ Memory rule (``batch_size=None``, ``explain_batch=None``): with P = H x W pixels
 * explanation batch (images per explanation call, also the streaming batch) and the internal
   batch of path methods (model evaluations with gradients per pass, e.g. Integrated Gradients'
   steps): ``clamp(2**21 // P, 1, 256)``: 41 images at 224 px, 256 at 32 px;
-* forward batch (no-grad passes of the deletion/insertion curves): ``clamp(2**22 // P, 1, 256)``,
+* forward batch (no-grad passes of the MoRF/LeRF curves): ``clamp(2**22 // P, 1, 256)``,
   and perturbation methods evaluate at most ``2**22 // P`` images per pass;
 * on CUDA the pixel budgets are multiplied by (free GPU memory) / 4 GiB.
 
@@ -53,15 +66,26 @@ import torch.nn as nn
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from captum_cf._model_state import frozen
 from captum_cf._registry import AuditContext, Registry
 from captum_cf._validation import check_images, check_target
 from captum_cf.audit.errors import AuditInputError, AuditInterrupted
 from captum_cf.audit.result import DEFAULT_METHODS, NO_BASELINE, AuditResult
+from captum_cf.audit.stats import no_signal
 from captum_cf.audit.store import AuditStore, BatchRecord, ids_digest
 from captum_cf.baselines import BASELINES, Baseline
-from captum_cf.metrics import deletion, insertion, pointing_game, randomization_test
+from captum_cf.metrics import pointing_game, r_oms, randomization_test, removal_curves
+from captum_cf.metrics._common import class_scores, resolve_score
+from captum_cf.metrics.deletion import Curve, _normalised_auc
 
-__all__ = ["audit", "plan_batches"]
+__all__ = ["DEFAULT_REMOVALS", "audit", "plan_batches"]
+
+#: removals every cell is scored under when none are named (those available for the data)
+DEFAULT_REMOVALS = ("zero", "blur", "inpaint-pushpull", "road")
+#: the reference occlusion of R-OMS (the removal that leaves the model's scope least, in theory)
+ROMS_REFERENCE = "inpaint-pushpull"
+#: images of the first batch used for R-OMS
+ROMS_N = 32
 
 #: pixels per pass with gradients (explanation batch, path methods' internal batch) on the CPU
 GRAD_PIXELS = 2**21
@@ -79,8 +103,8 @@ def audit(
     *,
     data_name: str = "custom",
     train_data: TensorDataset | None = None,
-    removal: str | None = None,
-    n_steps: int = 16,
+    removals: Sequence[str] | None = None,
+    n_steps: int = 10,
     batch_size: int | None = None,
     sanity_n: int = 8,
     n_examples: int = 4,
@@ -110,9 +134,10 @@ def audit(
             default (or ``["all"]``) every baseline available for this model and data.
         data_name (str): ``"digits"``, ``"shapes"`` or a description (passed to the registries).
         train_data (TensorDataset, optional): training images, for baselines that need samples.
-        removal (str, optional): a baseline name used to remove pixels in both deletion and
-            insertion; default RISE's (black for deletion, blur for insertion).
-        n_steps (int): steps of the deletion and insertion curves, >= 1.
+        removals (sequence of str, optional): baseline names that remove pixels in the MoRF and
+            LeRF curves; default :data:`DEFAULT_REMOVALS` (those available); ``["all"]``: every
+            available baseline.
+        n_steps (int): steps of the MoRF and LeRF curves, >= 1 (10: ROAD's 10 % steps).
         batch_size (int, optional): images per no-grad forward pass; None: sized by memory.
         sanity_n (int): images used by the randomisation sanity check, >= 0 (0 skips it).
         n_examples (int): images shown in the report's figures, >= 0.
@@ -154,7 +179,7 @@ def audit(
         baselines=baselines,
         data_name=data_name,
         train_data=train_data,
-        removal=removal,
+        removals=removals,
         n_steps=n_steps,
         batch_size=batch_size,
         sanity_n=sanity_n,
@@ -186,8 +211,8 @@ class Settings:
     baselines: Sequence[str] | None = None
     data_name: str = "custom"
     train_data: TensorDataset | None = None
-    removal: str | None = None
-    n_steps: int = 16
+    removals: Sequence[str] | None = None
+    n_steps: int = 10
     batch_size: int | None = None
     sanity_n: int = 8
     n_examples: int = 4
@@ -209,14 +234,12 @@ class Settings:
             _int(self.batch_size, "batch_size", 1)
         if self.explain_batch is not None:
             _int(self.explain_batch, "explain_batch", 1)
-        for name in ("methods", "baselines"):
+        for name in ("methods", "baselines", "removals"):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, str) or not all(isinstance(v, str) for v in value)
             ):
                 raise TypeError(f"{name} must be a sequence of names (str), got {value!r}")
-        if self.removal is not None and not isinstance(self.removal, str):
-            raise TypeError(f"removal must be a baseline name (str), got {self.removal!r}")
         if not isinstance(self.extras, dict):
             raise TypeError(f"extras must be a dict, got {type(self.extras).__name__}")
         if self.train_data is not None and not isinstance(self.train_data, TensorDataset):
@@ -455,15 +478,16 @@ def make_plan(
     t0 = None if targets is None else targets[:1].to(dev)
     methods, skipped = applicable_methods(methods, ctx, x0[:1], t0)  # type: ignore[arg-type]
     baselines = _resolve(BASELINES, s.baselines, ctx, "--baselines")
-    if s.removal is not None:
-        _resolve(BASELINES, [s.removal], ctx, "--removal")
+    removals = _resolve(BASELINES, s.removals, ctx, "--removals", DEFAULT_REMOVALS)
+    pixels = image_shape[-1] * image_shape[-2]
     cells = []
     for m in methods:
         if registry.uses_baseline(m):
             cells += [(m, b) for b in baselines]
         else:
             cells.append((m, NO_BASELINE))
-    metrics = ["deletion_auc", "insertion_auc"] + (["pointing_game"] if source.has_masks else [])
+    metrics = [f"{kind}_{r}" for r in removals for kind in ("srg", "morf", "lerf")]
+    metrics += ["pointing_game"] if source.has_masks else []
     metrics += ["sanity_ssim"] if s.sanity_n > 0 and _top_layer(model) else []
     config = {
         "data": s.data_name,
@@ -478,8 +502,10 @@ def make_plan(
         "baselines": baselines,
         "cells": [list(c) for c in cells],
         "metrics": metrics,
-        "removal": s.removal or "RISE (deletion: zero, insertion: blur sigma 5)",
+        "removals": removals,
+        "roms_reference": ROMS_REFERENCE if ROMS_REFERENCE in BASELINES.names(ctx) else None,
         "n_steps": s.n_steps,
+        "fractions": _fractions(s.n_steps, pixels),
         "sanity_n": min(s.sanity_n, n),
         "n_examples": s.n_examples,
         "masks": source.has_masks,
@@ -491,6 +517,13 @@ def make_plan(
         "threads": torch.get_num_threads(),
     }
     return _Plan(ctx, cells, methods, baselines, metrics, batches, targets, config)
+
+
+def _fractions(n_steps: int, pixels: int) -> list[float]:
+    """Fractions removed at each step: ``round(i * P / n) / P`` (RISE's deletion counts),
+    with ``n = min(n_steps, P)`` so that every step removes at least one pixel."""
+    n = min(n_steps, pixels)
+    return [round(i * pixels / n) / pixels for i in range(n + 1)]
 
 
 def _model_hash(model: Any) -> str:
@@ -790,11 +823,19 @@ class _Grid:
         self.model, self.s, self.plan = model, s, plan
         self.ctx = plan.ctx
         self.top = _top_layer(model) if "sanity_ssim" in plan.metrics else None
-        self.removal = (
-            {} if s.removal is None else {"baseline": BASELINES.create(s.removal, self.ctx)}
-        )
+        self.removals = {
+            r: _removal(BASELINES.create(r, self.ctx)) for r in plan.config["removals"]
+        }
+        # removal_curves counts floor(P * p / 100) pixels: half a pixel above each count keeps
+        # float rounding from losing one (RISE's counts round(i * P / n_steps), as deletion's)
+        fr, pixels = plan.config["fractions"], math.prod(plan.config["image_shape"][-2:])
+        self.percentages = [0.0] + [
+            100.0 * (round(f * pixels) + 0.5) / pixels for f in fr[1:-1]
+        ] + [100.0]
         self._explainers: dict[str, Callable[..., Tensor]] = {}
         self._baselines: dict[str, Baseline] = {}
+        #: (batch, (scores with nothing removed, removal -> scores with everything removed))
+        self._ends: tuple[Tensor, tuple[Tensor, dict[str, Tensor]]] | None = None
 
     def explainer(self, method: str) -> Callable[..., Tensor]:
         if method not in self._explainers:
@@ -832,6 +873,8 @@ class _Grid:
                 refs[bname] = _cached(self.baseline(bname), x, t)
             record = BatchRecord.empty()
             record["images"] = images
+            if k == 0 and (method, bname) == cells[0]:
+                record["blobs"].update(self._roms(x[:ROMS_N]))
             if e:
                 record["blobs"]["examples"] = x[:e]
                 for b, ref in refs.items():
@@ -856,7 +899,62 @@ class _Grid:
                 ]
             if e and attr is not None:
                 record["blobs"][f"map/{method}/{bname}"] = attr[:e].sum(dim=1)
+            if attr is not None:
+                record["blobs"][f"curve/{method}/{bname}/{k}"] = self.curves
             yield record
+
+    def _curves(self, x: Tensor, attr: Tensor, t: Tensor) -> dict[str, tuple[Curve, Curve]]:
+        """MoRF and LeRF of every removal (:func:`removal_curves`). The end points do not depend
+        on the map: the first (nothing removed) is the same image for every removal, order and
+        cell, the last (everything removed) the same for both orders and every cell; both are
+        scored once per batch."""
+        pcs, fwd = self.percentages, self.plan.batches["forward"]
+        if len(pcs) < 4:
+            return removal_curves(self.model, x, attr, t, self.removals, pcs, batch_size=fwd)
+        if self._ends is None or self._ends[0] is not x:
+            self._ends = (x, self._end_scores(x, t))
+        first, last = self._ends[1]
+        inner = removal_curves(self.model, x, attr, t, self.removals, pcs[1:-1], batch_size=fwd)
+        out = {}
+        for r, pair in inner.items():
+            full = []
+            for c in pair:
+                scores = torch.cat(
+                    [first[:, None].to(c.scores), c.scores, last[r][:, None].to(c.scores)], dim=1
+                )
+                fr = torch.cat([c.fractions.new_zeros(1), c.fractions, c.fractions.new_ones(1)])
+                full.append(Curve(c.kind, fr, scores, _normalised_auc(fr, scores),
+                                  c.higher_is_better))
+            out[r] = (full[0], full[1])
+        return out
+
+    def _end_scores(self, x: Tensor, t: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Softmax of the explained class on ``x`` and on ``x`` with every pixel removed."""
+        fwd, score = self.plan.batches["forward"], resolve_score("softmax")
+        none_kept = torch.zeros(len(x), 1, *x.shape[-2:], dtype=x.dtype, device=x.device)
+        with frozen(self.model), torch.no_grad():
+            first = class_scores(self.model, x, t, score, fwd)
+            last = {
+                r: class_scores(self.model, rem.fill(x, none_kept, t), t, score, fwd)
+                for r, rem in self.removals.items()
+            }
+        return first, last
+
+    def _roms(self, x: Tensor) -> dict[str, Tensor]:
+        """``roms/<removal>``: R-OMS per image of each removal against the reference occlusion."""
+        ref = self.plan.config.get("roms_reference")
+        if ref is None:
+            return {}
+        reference = self.baseline(ref)
+        torch.manual_seed(self.s.seed)
+        return {
+            f"roms/{r}": r_oms(
+                # a pass holds the removal's and the reference's images: half the budget each
+                self.model, x, rem, reference, batch_size=max(1, self.plan.batches["forward"] // 2),
+                seed=self.s.seed,
+            ).auc.detach().cpu()
+            for r, rem in self.removals.items()
+        }
 
     def _targets(self, x: Tensor, idx: list[int]) -> Tensor:
         if self.plan.targets is not None:
@@ -881,11 +979,16 @@ class _Grid:
         if attr.is_cuda:
             torch.cuda.synchronize(attr.device)  # the time of the work, not of its launch
         self.seconds = time.perf_counter() - start
-        kw = dict(n_steps=self.s.n_steps, batch_size=self.plan.batches["forward"], **self.removal)
-        values = {
-            "deletion_auc": (idx, deletion(self.model, x, attr, t, **kw).auc),
-            "insertion_auc": (idx, insertion(self.model, x, attr, t, **kw).auc),
-        }
+        curves = self._curves(x, attr, t)
+        values = {"no_signal": (idx, no_signal(attr).double())}
+        self.curves = torch.stack([
+            torch.stack([c.scores.double().sum(0), (c.scores.double() ** 2).sum(0)])
+            for pair in curves.values() for c in pair
+        ]).cpu()  # (2 R, 2, S): per removal and order, sum and sum of squares over the images
+        for r, (morf, lerf) in curves.items():
+            values[f"srg_{r}"] = (idx, lerf.auc - morf.auc)
+            values[f"morf_{r}"] = (idx, morf.auc)
+            values[f"lerf_{r}"] = (idx, lerf.auc)
         if masks is not None:
             values["pointing_game"] = (idx, pointing_game(attr, masks))
         sanity = [j for j, i in enumerate(idx) if i < self.plan.config["sanity_n"]]
@@ -901,6 +1004,21 @@ class _Grid:
             )
             values["sanity_ssim"] = ([idx[j] for j in sanity], res.similarity[:, 0])
         return attr, {m: (rows_, v.detach().cpu()) for m, (rows_, v) in values.items()}
+
+
+#: residual (RMS) at which the audit's ROAD removal stops its linear solve: 100x below ROAD's
+#: noise std 0.01, so the imputed pixels equal the 1e-6 solution up to 1e-4 (AUCs agree to 1e-4
+#: on the digits) at about 60 % of its CPU time
+ROAD_TOL = 1e-4
+
+
+def _removal(baseline: Baseline) -> Baseline:
+    """The baseline as the audit's removal (ROAD's linear solve to :data:`ROAD_TOL`)."""
+    from captum_cf.baselines import NoisyLinearImputation
+
+    if isinstance(baseline, NoisyLinearImputation) and baseline.tol < ROAD_TOL:
+        return NoisyLinearImputation(baseline.noise, baseline.seed, ROAD_TOL, baseline.max_iter)
+    return baseline
 
 
 def _cached(baseline: Baseline, images: Tensor, target: Tensor) -> Baseline:

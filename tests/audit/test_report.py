@@ -48,9 +48,11 @@ def test_existing_report_is_replaced_whole_and_stale_folders_are_cleaned(
     alive = tmp_path / f".audit-tmp-{os.getppid()}-xyz"  # another audit writing right now
     alive.mkdir()
     written = _result().write(str(out))
-    assert sorted(os.listdir(out)) == sorted(report.FILES)  # the new report only, whole
+    names = [os.path.basename(p) for p in written]
+    assert sorted(os.listdir(out)) == sorted(names)  # the new report only, whole
     assert (out / "results.json").read_text() != "old"
-    assert [os.path.basename(p) for p in written] == list(report.FILES)
+    assert names[: len(report.FILES)] == list(report.FILES)
+    assert {"curves.png", "example_0.png", "example_1.png"} <= set(names)
     assert sorted(os.listdir(tmp_path)) == [alive.name, "rep"]
 
 
@@ -106,4 +108,5 @@ def test_json_has_image_ids_labels_and_explained_classes(tmp_path, image_folder,
         ("sparse-perturbation", "-"),
         ("deeplift", "zero"),
     ]
-    assert rep["cells"][1]["metrics"]["deletion_auc"]["ids"] == ids
+    assert rep["cells"][1]["metrics"]["srg_road"]["ids"] == ids
+    assert len(rep["cells"][1]["metrics"]["morf_zero"]["values"]) == 4

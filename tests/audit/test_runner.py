@@ -27,6 +27,7 @@ def test_tensor_dataset_and_loader_give_the_same_per_image_results(device) -> No
     kw = dict(
         methods=["integrated-gradients", "occlusion"],
         baselines=["zero", "blur"],
+        removals=["zero", "blur"],  # noise-free (ROAD's noise is drawn per batch position)
         n_steps=3,
         sanity_n=3,
         explain_batch=3,

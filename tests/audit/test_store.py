@@ -36,20 +36,22 @@ def test_store_rows_and_result_round_trip(tmp_path, device) -> None:
         x,
         methods=["integrated-gradients"],
         baselines=["zero", "blur"],
+        removals=["zero", "blur"],
         n_steps=3,
         sanity_n=2,
         store=path,
         explain_batch=2,
     )
-    # one row per image x cell x metric: 5 images x 2 cells x (2 curves) + 2 sanity x 2 cells
-    assert _rows(path, "SELECT COUNT(*) FROM scores")[0][0] == 5 * 2 * 2 + 2 * 2
+    # one row per image x cell x metric: 5 images x 2 cells x (no_signal + SRG, MoRF, LeRF of
+    # 2 removals) + 2 sanity x 2 cells
+    assert _rows(path, "SELECT COUNT(*) FROM scores")[0][0] == 5 * 2 * (1 + 3 * 2) + 2 * 2
     assert _rows(path, "SELECT COUNT(*) FROM done")[0][0] == 5 * 2
     stored = _rows(
         path,
         "SELECT idx, value FROM scores WHERE method='integrated-gradients' AND baseline='blur'"
-        " AND metric='deletion_auc' ORDER BY idx",
+        " AND metric='morf_blur' ORDER BY idx",
     )
-    assert [v for _, v in stored] == res.cells[1].values["deletion_auc"].tolist()
+    assert [v for _, v in stored] == res.cells[1].values["morf_blur"].tolist()
     predicted = model(x).argmax(1).tolist()
     assert res.images == [
         {"index": i, "id": str(i), "label": None, "target": predicted[i]} for i in range(5)

@@ -1,0 +1,156 @@
+"""The audit's judgement: no-signal cells, the verdict over SRG, ties sharing the star, R-OMS and
+consistency once per audit, the report rendered in a real browser (headless chromium)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import torch
+from audit_helpers import tiny_model
+
+from captum_cf._registry import _Entry
+from captum_cf.attr import METHODS
+from captum_cf.audit import audit
+from captum_cf.audit.result import AuditResult, CellResult
+from captum_cf.audit.stats import verdict as stats_verdict
+
+
+def _flat(ctx):
+    def explain(inputs, target, baseline):
+        return inputs * 0  # LIME on a model it cannot explain: exactly 0 everywhere
+
+    return explain
+
+
+@pytest.fixture(scope="module")
+def small_audit():
+    METHODS._entries["flat"] = _Entry(_flat, "all-zero maps", lambda c: True)
+    try:
+        torch.manual_seed(1)
+        return audit(
+            tiny_model(),
+            torch.rand(6, 1, 8, 8),
+            methods=["deeplift", "flat"],
+            baselines=["zero", "blur"],
+            removals=["zero", "blur", "road"],
+            n_steps=4,
+            sanity_n=2,
+            n_examples=2,
+        )
+    finally:
+        del METHODS._entries["flat"]
+
+
+def test_constant_maps_are_flagged_and_kept_out_of_the_verdict(small_audit) -> None:
+    res = small_audit
+    flat = [c for c in res.cells if c.method == "flat"]
+    assert [c.no_signal for c in flat] == [True, True]
+    assert all(c.values["no_signal"].tolist() == [1.0] * 6 for c in flat)
+    assert not any(c.no_signal for c in res.cells if c.method == "deeplift")
+    v = res.verdict()
+    assert v["flat"].excluded == ["blur", "zero"] and v["deeplift"].excluded == []
+    assert all(not m.means for m in v["flat"].metrics.values())  # nothing left to compare
+    assert all(("flat", b) not in cells for cells in res.best().values() for b in ("zero", "blur"))
+    assert "flat with zero: the maps carry no signal" in " ".join(v["flat"].sentences)
+    assert "(no signal)" in res.table()
+
+
+def test_verdict_is_stats_verdict_on_the_per_image_srg(small_audit) -> None:
+    res = small_audit
+    cells = {c.baseline: c for c in res.cells if c.method == "deeplift"}
+    expected = stats_verdict(
+        {("deeplift", b, f"srg_{r}"): cells[b].values[f"srg_{r}"]
+         for b in cells for r in ("zero", "blur", "road")},
+        {f"srg_{r}": True for r in ("zero", "blur", "road")},
+        {f"srg_{r}": r for r in ("zero", "blur", "road")},
+    )["deeplift"]
+    got = res.verdict()["deeplift"]
+    assert got.sentences == expected.sentences
+    assert {m: v.best for m, v in got.metrics.items()} == {
+        m: v.best for m, v in expected.metrics.items()
+    }
+    assert got.metrics["srg_road"].n == 6 and got.metrics["srg_road"].own_removal == "road"
+
+
+def test_r_oms_once_per_audit_and_consistency_per_method_and_kind(small_audit) -> None:
+    res = small_audit
+    assert set(res.roms) == {"zero", "blur", "road"} and res.roms["zero"].shape == (6,)
+    assert all(0 <= lo <= mean <= hi <= 1 for mean, lo, hi, _ in res.r_oms().values())
+    cons = res.consistency()
+    assert set(cons) == {"deeplift"}  # flat has no baseline with signal
+    srg = {r: {b: res.cells[i].stats(f"srg_{r}")[0] for i, b in ((0, "zero"), (1, "blur"))}
+           for r in ("zero", "blur", "road")}
+    # two baselines: tau is +1 when two removals order them alike, -1 otherwise
+    for pair, tau in cons["deeplift"]["srg"]["pairs"].items():
+        a, b = pair.split("/")
+        same = (srg[a]["zero"] > srg[a]["blur"]) == (srg[b]["zero"] > srg[b]["blur"])
+        assert tau == (1.0 if same else -1.0)
+
+
+def _result_with_tie() -> AuditResult:
+    values = {"pointing_game": torch.tensor([1.0, 1.0, 1.0, 0.0])}
+    cells = [
+        CellResult("ig", "zero", values=dict(values), done=4),
+        CellResult("ig", "blur", values=dict(values), done=4),
+        CellResult("ig", "road", values={"pointing_game": torch.tensor([0.0, 1.0, 0.0, 0.0])},
+                   done=4),
+    ]
+    for c in cells:
+        c.index = {"pointing_game": [0, 1, 2, 3]}
+    config = {"n": 4, "cells": [[c.method, c.baseline] for c in cells], "removals": []}
+    return AuditResult(config, ["pointing_game"], cells, torch.zeros(0, 1, 4, 4), {}, {})
+
+
+def test_ties_share_the_star_and_bounded_intervals_stay_in_range() -> None:
+    res = _result_with_tie()
+    assert res.best()["pointing_game"] == [("ig", "zero"), ("ig", "blur")]
+    rows = res.table().splitlines()[2:5]
+    assert [r.rstrip().split()[-2] == "*" for r in rows] == [True, True, False]
+    mean, lo, hi, n = res.cells[0].stats("pointing_game")
+    assert (mean, n) == (0.75, 4) and 0 <= lo < mean < hi <= 1
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _browser(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", *args],
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (.ci/run installs it)")
+def test_report_renders_in_headless_chromium(small_audit, tmp_path) -> None:
+    res = small_audit
+    out = tmp_path / "report"
+    res.write(str(out))
+    url = (out / "report.html").as_uri()
+    dom = _browser("--dump-dom", url).stdout
+    assert '<ul id="verdict">' in dom and "deeplift, srg_road:" in dom
+    for c in res.cells:  # every cell has its row in the full table
+        assert f'data-method="{c.method}" data-baseline="{c.baseline}"' in dom
+    for r in ("zero", "blur", "road"):  # a heat map per removal, one entry per cell of it
+        assert len(re.findall(rf'class="heat"[^>]*data-removal="{r}"', dom)) == 4
+    srcs = re.findall(r'<img[^>]*src="([^"]+)"', dom)
+    assert {"curves.png", "counterfactuals.png", "example_0.png", "example_1.png"} <= set(srcs)
+    for src in srcs:  # every image resolves
+        assert src.startswith("data:image/") or (out / src).is_file(), src
+    assert 'id="consistency"' in dom and 'id="roms"' in dom and "explained class" in dom
+    shot = tmp_path / "shot.png"
+    _browser(f"--screenshot={shot}", "--window-size=1280,900", url)
+    from PIL import Image
+
+    img = Image.open(shot)
+    assert img.size == (1280, 900)
+    lo, hi = img.convert("L").getextrema()
+    assert hi - lo > 100  # not blank: text and figures drawn
+    assert os.path.getsize(shot) > 10_000
+    # the page fits a 1280 px window: it is at most 1240 px wide, wide tables scroll in a box
+    assert "max-width:1240px" in dom and ".box{overflow-x:auto" in dom
+    assert dom.count('<div class="box">') >= 5
