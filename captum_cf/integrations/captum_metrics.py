@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from captum_cf.baselines.base import Baseline, noisy_inputs
+from captum_cf.integrations._common import check_perturbation_baseline
 
 __all__ = ["captum_explanation_func", "captum_perturb_func"]
 
@@ -52,13 +53,9 @@ def captum_perturb_func(
         >>> infid = infidelity(model, captum_perturb_func(ConstantBaseline(0.0), seed=0), x,
         ...                    attr, target=0, n_perturb_samples=4)
     """
-    if not isinstance(baseline, Baseline):
-        raise TypeError(f"baseline must be a captum_cf Baseline, got {type(baseline).__name__}")
-    if baseline.needs_target:
-        raise ValueError(
-            f"baseline ({type(baseline).__name__}) depends on the class being explained, but "
-            "captum.metrics.infidelity passes its perturbation function no class"
-        )
+    check_perturbation_baseline(
+        baseline, "captum.metrics.infidelity passes its perturbation function no class"
+    )
     if isinstance(p_remove, bool) or not isinstance(p_remove, (int, float)) or not (
         0 < p_remove <= 1
     ):

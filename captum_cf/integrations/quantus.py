@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from captum_cf.baselines.base import Baseline, noisy_inputs
+from captum_cf.integrations._common import check_perturbation_baseline
 
 __all__ = ["explain_func", "perturb_func"]
 
@@ -124,13 +125,10 @@ def perturb_func(
         >>> f(arr=np.zeros((1, 4), dtype="float32"), indices=np.array([[1, 3]])).tolist()
         [[0.0, 0.5, 0.0, 0.5]]
     """
-    if not isinstance(baseline, Baseline):
-        raise TypeError(f"baseline must be a captum_cf Baseline, got {type(baseline).__name__}")
-    if baseline.needs_target:
-        raise ValueError(
-            f"baseline ({type(baseline).__name__}) depends on the class being explained, but "
-            "Quantus passes a perturbation function no class; use it through explain_func"
-        )
+    check_perturbation_baseline(
+        baseline,
+        "Quantus passes a perturbation function no class; use it through explain_func",
+    )
     shape = _check_shape(input_shape)
     where = torch.device(device) if device is not None else torch.device("cpu")
 
