@@ -75,6 +75,7 @@ from captum_cf.audit.stats import no_signal
 from captum_cf.audit.store import AuditStore, BatchRecord, ids_digest
 from captum_cf.baselines import BASELINES, Baseline
 from captum_cf.metrics import pointing_game, r_oms, randomization_test, removal_curves
+from captum_cf.metrics._common import check_masks as check_mask_values
 from captum_cf.metrics._common import class_scores, resolve_score
 from captum_cf.metrics.deletion import Curve, _normalised_auc
 
@@ -355,12 +356,8 @@ def check_masks(masks: Any, shape: Sequence[int], name: str = "masks") -> Tensor
         )
     if tuple(masks.shape) != (n, 1, h, w):
         raise ValueError(f"{name} must have shape ({n}, 1, {h}, {w}), got {tuple(masks.shape)}")
-    if masks.dtype != torch.bool:
-        if masks.is_complex():
-            raise TypeError(f"{name} must be bool or real 0/1 values, got {masks.dtype}")
-        if not bool(((masks == 0) | (masks == 1)).all()):
-            raise ValueError(f"{name} must be binary (0/1 or bool) and finite, e.g. no NaN")
-    return masks.bool()
+    # the metrics' check of the values (bool, or real 0/1 with no NaN), then the (N, 1, H, W) view
+    return check_mask_values(masks, n, (h, w), name)[:, None]
 
 
 # -- the plan -----------------------------------------------------------------------------------

@@ -76,8 +76,10 @@ def check_masks(masks: Any, n: int, hw: tuple[int, int], name: str = "masks") ->
             f"{name} must have shape ({n}, 1, {hw[0]}, {hw[1]}), got {tuple(masks.shape)}"
         )
     if m.dtype != torch.bool:
+        if m.is_complex():
+            raise TypeError(f"{name} must be bool or real 0/1 values, got {m.dtype}")
         if not bool(((m == 0) | (m == 1)).all()):
-            raise ValueError(f"{name} must be boolean (or hold only 0 and 1)")
+            raise ValueError(f"{name} must be binary: boolean, or only 0 and 1 (no NaN)")
         m = m != 0
     return m
 
