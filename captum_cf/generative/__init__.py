@@ -14,7 +14,7 @@ from captum_cf.generative.ganmex_trainer import (
     evaluate_counterfactuals,
     load_generator,
 )
-from captum_cf.generative.trainer import Trainer
+from captum_cf.training import Trainer
 
 __all__ = [
     "Trainer",

@@ -20,7 +20,7 @@ from captum_cf.generative.exaggeration import (
     ExaggerationGenerator,
 )
 from captum_cf.generative.losses import hinge_critic_loss, hinge_generator_loss
-from captum_cf.generative.trainer import Trainer
+from captum_cf.training import Trainer
 
 __all__ = [
     "ExaggerationTrainConfig",

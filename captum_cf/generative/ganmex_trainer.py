@@ -19,7 +19,7 @@ from captum_cf._validation import check_images, check_logits, check_target
 from captum_cf.generative.ganmex import GANMEXConfig, GANMEXCritic, GANMEXGenerator
 from captum_cf.generative.layers import random_translate
 from captum_cf.generative.losses import gradient_penalty, wgan_critic_loss, wgan_generator_loss
-from captum_cf.generative.trainer import Trainer
+from captum_cf.training import Trainer
 from captum_cf.training.checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = [
