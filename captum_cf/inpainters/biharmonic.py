@@ -128,12 +128,61 @@ def _conjugate_gradients(
 
     ``operator`` applies a symmetric positive semi-definite ``A`` to (N, C, H, W) tensors
     (default the biharmonic ``Delta^2``); the pixels where ``free == 0`` stay fixed at ``u``, so
-    the free pixels solve ``P A P u = -P A (1 - P) u``. With ``tol`` set, the iterations stop
-    early once every image's root-mean-square residual is below ``tol`` (checked every
-    ``check_every`` steps, one host sync each).
+    the free pixels solve ``P A P u = -P A (1 - P) u``. With ``tol`` set, an image stops once its
+    root-mean-square residual (every channel) is below ``tol`` (checked every ``check_every``
+    steps, one host sync each), and the images still iterating go on as a smaller batch: a batch
+    costs what its images need, not what its slowest image needs. ``operator`` must then accept
+    any batch size.
     """
     if steps == 0:
         return u
+    residual = -free * operator(u)
+    direction = residual
+    rs = (residual * residual).sum((-2, -1), keepdim=True)
+    if tol is None:
+        for _ in range(steps):
+            u, residual, direction, rs = _cg_step(u, residual, direction, rs, free, operator)
+        return u
+    limit = tol * tol * u.shape[-2] * u.shape[-1]
+    out, active = u, None  # active: indices into ``out`` of the images still iterating
+    for step in range(steps):
+        if step % check_every == 0:
+            going = rs.flatten(1).amax(dim=1) > limit
+            n_going = int(going.sum())
+            if n_going < len(going):
+                out = out.clone() if active is None else out
+                done = ~going
+                rows = done.nonzero().squeeze(1) if active is None else active[done]
+                out[rows] = u[done]
+                if n_going == 0:
+                    return out
+                keep = going.nonzero().squeeze(1)
+                active = keep if active is None else active[keep]
+                u, residual, direction = u[keep], residual[keep], direction[keep]
+                rs, free = rs[keep], free[keep] if free.shape[0] > 1 else free
+        u, residual, direction, rs = _cg_step(u, residual, direction, rs, free, operator)
+    if active is None:
+        return u
+    out[active] = u
+    return out
+
+
+def _cg_step(
+    u: Tensor,
+    residual: Tensor,
+    direction: Tensor,
+    rs: Tensor,
+    free: Tensor,
+    operator: Callable[[Tensor], Tensor],
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One conjugate-gradient step: new ``(u, residual, direction, rs)``."""
+    a_dir = free * operator(direction)
+    alpha = rs / (direction * a_dir).sum((-2, -1), keepdim=True).clamp_min(_TINY)
+    u = u + alpha * direction
+    residual = residual - alpha * a_dir
+    rs_next = (residual * residual).sum((-2, -1), keepdim=True)
+    direction = residual + rs_next / rs.clamp_min(_TINY) * direction
+    return u, residual, direction, rs_next
     residual = -free * operator(u)
     direction = residual
     rs = (residual * residual).sum((-2, -1), keepdim=True)

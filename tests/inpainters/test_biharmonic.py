@@ -111,3 +111,35 @@ def test_bad_arguments():
         BiharmonicInpainter(context=0)
     with pytest.raises(ValueError, match="hole"):
         BiharmonicInpainter()(torch.rand(1, 1, 8, 8), torch.full((1, 1, 8, 8), 2.0))
+
+
+def test_cg_with_tol_stops_each_image_on_its_own(device):
+    # a tiny hole converges at once, a large one needs many steps: with ``tol`` the converged
+    # image leaves the batch, so the operator sees fewer images, and both images reach the same
+    # solution as when each is solved alone
+    from captum_cf.inpainters.biharmonic import _conjugate_gradients, _laplacian
+
+    def minus_laplacian(u):  # positive semi-definite
+        return -_laplacian(u)
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 2, 24, 24, device=device)
+    free = torch.zeros(2, 1, 24, 24, device=device)
+    free[0, :, 11:13, 11:13] = 1
+    free[1, :, 2:22, 2:22] = 1
+    start = x * (1 - free)
+    seen = []
+
+    def counting(u):
+        seen.append(u.shape[0])
+        return minus_laplacian(u)
+
+    out = _conjugate_gradients(start, free, 400, operator=counting, tol=1e-5)
+    assert 1 in seen and seen[0] == 2  # the easy image dropped out, the hard one went on
+    for i in range(2):
+        alone = _conjugate_gradients(start[i : i + 1], free[i : i + 1], 400,
+                                     operator=minus_laplacian, tol=1e-5)
+        torch.testing.assert_close(out[i : i + 1], alone, atol=1e-6, rtol=0)
+        residual = free[i : i + 1] * minus_laplacian(out[i : i + 1])
+        assert float(residual.pow(2).mean((-2, -1)).sqrt().max()) <= 1e-5
+    assert torch.equal(out * (1 - free), x * (1 - free))  # fixed pixels are untouched
