@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from captum_cf.baselines.base import Baseline
@@ -131,13 +130,16 @@ def _neighbour_sum(u: Tensor) -> Tensor:
     """``sum_j w_ij u_j`` over the 8 neighbours inside the image, (N, C, H, W).
 
     ROAD's weights are separable: ``[1, 2, 1]^T [1, 2, 1] / 12`` minus the centre's ``4 / 12``;
-    two 3-tap passes on zero-padded views are much faster than a depthwise conv on a CPU.
+    two 3-tap passes of shifted in-place adds (the border rows/columns get no neighbour from
+    outside) are much faster than a depthwise conv, and than padded copies, on a CPU.
     """
-    v = F.pad(u, (0, 0, 1, 1))
-    v = v[..., :-2, :] + 2 * v[..., 1:-1, :] + v[..., 2:, :]
-    v = F.pad(v, (1, 1, 0, 0))
-    v = v[..., :-2] + 2 * v[..., 1:-1] + v[..., 2:]
-    return (v - 4 * u) / 12
+    v = 2 * u
+    v[..., 1:, :] += u[..., :-1, :]
+    v[..., :-1, :] += u[..., 1:, :]
+    out = 2 * v
+    out[..., 1:] += v[..., :-1]
+    out[..., :-1] += v[..., 1:]
+    return out.sub_(u, alpha=4).div_(12)
 
 
 def _check_image_batch(inputs: Tensor) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -178,23 +179,8 @@ def _cg_step(
     """One conjugate-gradient step: new ``(u, residual, direction, rs)``."""
     a_dir = free * operator(direction)
     alpha = rs / (direction * a_dir).sum((-2, -1), keepdim=True).clamp_min(_TINY)
-    u = u + alpha * direction
-    residual = residual - alpha * a_dir
+    u = torch.addcmul(u, alpha, direction)
+    residual = torch.addcmul(residual, alpha, a_dir, value=-1)
     rs_next = (residual * residual).sum((-2, -1), keepdim=True)
-    direction = residual + rs_next / rs.clamp_min(_TINY) * direction
+    direction = torch.addcmul(residual, rs_next / rs.clamp_min(_TINY), direction)
     return u, residual, direction, rs_next
-    residual = -free * operator(u)
-    direction = residual
-    rs = (residual * residual).sum((-2, -1), keepdim=True)
-    limit = None if tol is None else tol * tol * u.shape[-2] * u.shape[-1]
-    for step in range(steps):
-        if limit is not None and step % check_every == 0 and float(rs.max()) <= limit:
-            break
-        a_dir = free * operator(direction)
-        alpha = rs / (direction * a_dir).sum((-2, -1), keepdim=True).clamp_min(_TINY)
-        u = u + alpha * direction
-        residual = residual - alpha * a_dir
-        rs_next = (residual * residual).sum((-2, -1), keepdim=True)
-        direction = residual + rs_next / rs.clamp_min(_TINY) * direction
-        rs = rs_next
-    return u
