@@ -6,12 +6,14 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from captum_cf.baselines.base import Baseline
-from captum_cf.inpainters.biharmonic import _conjugate_gradients
 
 __all__ = ["NoisyLinearImputation"]
+
+_TINY = 1e-30
 
 
 
@@ -32,9 +34,14 @@ class NoisyLinearImputation(Baseline):
 
     The system matrix is a weighted graph Laplacian restricted to the removed pixels: symmetric
     and positive definite whenever the image keeps at least one pixel (the pixel grid is
-    connected). It is solved in torch for the whole batch at once, by conjugate gradients on
-    the input's device, started from a push-pull fill, until the root-mean-square residual
-    falls below ``tol`` (or ``max_iter`` steps). An image with every pixel removed has no
+    connected). It is solved in torch for the whole batch at once, on the input's device, by
+    conjugate gradients preconditioned with a multigrid V-cycle (damped Jacobi on grids of
+    half, quarter, ... the size), started from a push-pull fill, until the root-mean-square
+    residual falls below ``tol`` (or ``max_iter`` steps); each image stops on its own. The
+    preconditioner makes the number of steps almost independent of the image size (10-17 to
+    a 1e-6 residual from 32 to 224 px), where plain conjugate gradients need steps in
+    proportion to the width of the removed region, and stopping early on the residual left
+    smooth errors of up to 0.2 in large holes. An image with every pixel removed has no
     information left and becomes grey 0.5 (plus noise); that is :meth:`reference`.
 
     ``keep`` may be soft: pixels with ``keep < 1`` (in any channel) are imputed, and the output
@@ -50,7 +57,7 @@ class NoisyLinearImputation(Baseline):
             (ROAD: 0.01).
         seed (int): seed of the noise generator.
         tol (float): stop when every image's root-mean-square residual is below this, > 0.
-        max_iter (int, optional): at most this many CG steps; default ``4 * (H + W)``.
+        max_iter (int, optional): at most this many CG steps; default 200.
 
     Example:
         >>> x = torch.rand(2, 3, 16, 16)
@@ -105,16 +112,9 @@ class NoisyLinearImputation(Baseline):
         from captum_cf.inpainters.push_pull import PushPullInpainter
 
         free = removed.to(inputs.dtype)
-        h, w = inputs.shape[-2:]
-        total = _neighbour_sum(torch.ones_like(inputs[:1, :1]))
-
-        def laplacian(u: Tensor) -> Tensor:  # positive semi-definite: s_i u_i - sum_j w_ij u_j
-            return total * u - _neighbour_sum(u)
-
-        start = PushPullInpainter()._inpaint(inputs, free)
-        start = torch.where(removed, start, inputs)
-        steps = self.max_iter if self.max_iter is not None else 4 * (h + w)
-        solved = _conjugate_gradients(start, free, steps, operator=laplacian, tol=self.tol)
+        start = torch.where(removed, PushPullInpainter()._inpaint(inputs, free), inputs)
+        steps = self.max_iter if self.max_iter is not None else _MAX_ITER
+        solved = _multigrid_cg(start, free, steps, self.tol)
         nothing_kept = removed.flatten(1).all(dim=1).view(-1, 1, 1, 1)
         return torch.where(nothing_kept, torch.full_like(solved, 0.5), solved)
 
@@ -133,13 +133,138 @@ def _neighbour_sum(u: Tensor) -> Tensor:
     two 3-tap passes of shifted in-place adds (the border rows/columns get no neighbour from
     outside) are much faster than a depthwise conv, and than padded copies, on a CPU.
     """
+    return _binomial_sum(u).sub_(u, alpha=4).div_(12)
+
+
+#: default cap on preconditioned CG steps; the multigrid preconditioner makes the count almost
+#: independent of the image size (measured: 10-17 steps to a 1e-6 residual at 32-224 px)
+_MAX_ITER = 200
+#: damping of the Jacobi smoother (the operator's Jacobi-scaled spectrum lies in (0, 4/3])
+_OMEGA = 0.8
+
+
+class _Level:
+    """One grid of the multigrid hierarchy: the removed pixels and the operator's diagonal.
+
+    With ``S`` the separable ``[1, 2, 1]^T [1, 2, 1]`` sum (zero outside the image), the
+    neighbour sum is ``(S u - 4 u) / 12``, so ``A u = free * (d u - S u / 12)`` with
+    ``d = s + 1/3``: a few fused element-wise passes per application.
+    """
+
+    def __init__(self, free: Tensor) -> None:
+        self.free = free
+        diag = _neighbour_sum(torch.ones_like(free[:1, :1]))  # s_i: 1 inside, less at edges
+        self.d = diag + 1 / 3
+        self.smooth = _OMEGA * free / diag
+
+    def _rest(self, u: Tensor) -> Tensor:
+        """``S u / 12 - d u`` (= ``-A u`` on the removed pixels), a fresh tensor."""
+        return _binomial_sum(u).div_(12).addcmul_(self.d, u, value=-1)
+
+    def apply(self, u: Tensor) -> Tensor:
+        """``A u`` on the removed pixels (0 elsewhere): ``s_i u_i - sum_j w_ij u_j``."""
+        return self._rest(u).mul_(self.free).neg_()
+
+    def sweep(self, z: Tensor, r: Tensor) -> Tensor:
+        """One damped-Jacobi sweep on ``A z = r``: ``z + omega D^-1 (r - A z)``."""
+        return torch.addcmul(z, self.smooth, self._rest(z).add_(r))
+
+    def subset(self, rows: Tensor) -> _Level:
+        level = _Level.__new__(_Level)
+        level.d = self.d
+        level.free = self.free[rows] if self.free.shape[0] > 1 else self.free
+        level.smooth = self.smooth[rows] if self.smooth.shape[0] > 1 else self.smooth
+        return level
+
+
+def _hierarchy(free: Tensor, min_side: int = 4) -> list[_Level]:
+    """Grids of half the size down to ``min_side``; a coarse pixel is removed when any of its
+    (up to) four children is."""
+    levels = [_Level(free)]
+    while min(free.shape[-2:]) > min_side:
+        free = F.max_pool2d(free, 2, ceil_mode=True)
+        levels.append(_Level(free))
+    return levels
+
+
+def _v_cycle(levels: list[_Level], r: Tensor, i: int = 0, sweeps: int = 2) -> Tensor:
+    """An approximate solve of ``A z = r`` on level ``i``: a symmetric V-cycle.
+
+    ``sweeps`` damped-Jacobi sweeps, the residual summed over 2x2 blocks and corrected on the
+    coarser grid (piecewise-constant prolongation, its transpose as restriction), then
+    ``sweeps`` Jacobi sweeps again; the coarsest grid gets 10 sweeps. The same number of sweeps
+    on both sides and restriction = prolongation^T make it a symmetric positive-definite
+    preconditioner for conjugate gradients.
+    """
+    level = levels[i]
+    n = 10 if i == len(levels) - 1 else sweeps
+    z = level.smooth * r
+    for _ in range(n - 1):
+        z = level.sweep(z, r)
+    if i == len(levels) - 1:
+        return z
+    h, w = r.shape[-2:]
+    res = level._rest(z).mul_(level.free).add_(r)  # r - A z
+    coarse = F.avg_pool2d(F.pad(res, (0, w % 2, 0, h % 2)), 2).mul_(4) * levels[i + 1].free
+    e = _v_cycle(levels, coarse, i + 1, sweeps)
+    up = F.interpolate(e, scale_factor=2.0, mode="nearest")[..., :h, :w]
+    z = torch.addcmul(z, level.free, up)
+    for _ in range(n):
+        z = level.sweep(z, r)
+    return z
+
+
+def _multigrid_cg(u: Tensor, free: Tensor, steps: int, tol: float) -> Tensor:
+    """Solve the imputation system by conjugate gradients preconditioned with a V-cycle.
+
+    ``u`` (N, C, H, W) holds the kept pixels and a start on the removed ones (``free`` = 1,
+    shape (N, 1, H, W)). An image stops once its root-mean-square residual (every channel) is
+    below ``tol`` and leaves the batch, so a batch costs what its images need.
+    """
+    levels = _hierarchy(free)
+    r = -levels[0].apply(u)
+    z = _v_cycle(levels, r)
+    p, rz = z, (r * z).sum((-2, -1), keepdim=True)
+    limit = tol * tol * u.shape[-2] * u.shape[-1]
+    out, active = u, None  # active: rows of ``out`` still iterating
+    for _ in range(steps + 1):
+        going = (r * r).sum((-2, -1)).amax(dim=1) > limit
+        n_going = int(going.sum())
+        if n_going < len(going):
+            out = out.clone() if active is None else out
+            rows = going.logical_not().nonzero().squeeze(1)
+            out[rows if active is None else active[rows]] = u[rows]
+            if n_going == 0:
+                return out
+            keep = going.nonzero().squeeze(1)
+            active = keep if active is None else active[keep]
+            u, r, p, rz = u[keep], r[keep], p[keep], rz[keep]
+            levels = [level.subset(keep) for level in levels]
+        if _ == steps:
+            break
+        ap = levels[0].apply(p)
+        alpha = rz / (p * ap).sum((-2, -1), keepdim=True).clamp_min(_TINY)
+        u = torch.addcmul(u, alpha, p)
+        r = torch.addcmul(r, alpha, ap, value=-1)
+        z = _v_cycle(levels, r)
+        rz_next = (r * z).sum((-2, -1), keepdim=True)
+        p = torch.addcmul(z, rz_next / rz.clamp_min(_TINY), p)
+        rz = rz_next
+    if active is None:
+        return u
+    out[active] = u
+    return out
+
+
+def _binomial_sum(u: Tensor) -> Tensor:
+    """``[1, 2, 1]^T [1, 2, 1]`` weighted sum of each pixel's 3x3 box (zero outside), fresh."""
     v = 2 * u
     v[..., 1:, :] += u[..., :-1, :]
     v[..., :-1, :] += u[..., 1:, :]
     out = 2 * v
     out[..., 1:] += v[..., :-1]
     out[..., :-1] += v[..., 1:]
-    return out.sub_(u, alpha=4).div_(12)
+    return out
 
 
 def _check_image_batch(inputs: Tensor) -> None:

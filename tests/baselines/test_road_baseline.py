@@ -136,3 +136,61 @@ def test_bad_arguments_are_rejected() -> None:
         NoisyLinearImputation().fill(torch.rand(2, 8), torch.ones(2, 8))
     with pytest.raises(ValueError, match="keep"):
         NoisyLinearImputation().fill(torch.rand(1, 1, 4, 4), torch.full((1, 1, 4, 4), 2.0))
+
+
+def _smooth_image_and_large_hole(size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(size)
+    low = torch.rand(2, 3, 6, 6, generator=gen, dtype=torch.float64)
+    x = nn.functional.interpolate(low, size=(size, size), mode="bicubic", align_corners=True)
+    keep = torch.ones(2, 1, size, size, dtype=torch.float64)
+    keep[0, :, size // 8 : -size // 8, size // 8 : -size // 8] = 0  # one hole of 3/4 the side
+    keep[1, :, :, size // 3 :] = 0  # two thirds of the image
+    return x.clamp(0, 1).to(device), keep.to(device)
+
+
+def test_large_holes_converge_in_few_steps_at_any_size(device) -> None:
+    # plain conjugate gradients need steps in proportion to the hole's width (hundreds at 128 px,
+    # and stopping on the residual left errors of 0.2); the multigrid preconditioner keeps the
+    # count small and the error far below ROAD's noise
+    from scipy.sparse import lil_matrix
+    from scipy.sparse.linalg import spsolve
+
+    for size in (32, 128):
+        x, keep = _smooth_image_and_large_hole(size, device)
+        ours = NoisyLinearImputation(noise=0.0, tol=1e-9, max_iter=25).fill(x, keep)
+        for i in range(2):
+            img, kept = x[i].cpu().numpy(), keep[i, 0].cpu().numpy() > 0
+            removed = np.flatnonzero(~kept.ravel())
+            index = {p: k for k, p in enumerate(removed)}
+            a = lil_matrix((len(removed), len(removed)))
+            b = np.zeros((len(removed), 3))
+            for k, p in enumerate(removed):
+                r, c = divmod(int(p), size)
+                for dr in (-1, 0, 1):
+                    for dc in (-1, 0, 1):
+                        rr, cc = r + dr, c + dc
+                        if (dr, dc) == (0, 0) or not (0 <= rr < size and 0 <= cc < size):
+                            continue
+                        wgt = 1 / 12 if dr and dc else 1 / 6
+                        a[k, k] += wgt
+                        q = rr * size + cc
+                        if q in index:
+                            a[k, index[q]] -= wgt
+                        else:
+                            b[k] += wgt * img[:, rr, cc]
+            solution = spsolve(a.tocsc(), b)  # (removed, 3)
+            got = ours[i].cpu().numpy().reshape(3, -1)[:, removed].T
+            assert np.abs(got - solution).max() < 1e-4, size
+
+
+def test_each_image_of_a_batch_stops_on_its_own(device) -> None:
+    # a one-pixel hole converges at once, a large hole later: the batch's values equal each
+    # image solved alone (the early image is not iterated further with the batch)
+    x, keep = _smooth_image_and_large_hole(48, device)
+    keep[1] = 1
+    keep[1, :, 20, 20] = 0
+    fill = NoisyLinearImputation(noise=0.0, tol=1e-7)
+    both = fill.fill(x, keep)
+    for i in range(2):
+        alone = fill.fill(x[i : i + 1], keep[i : i + 1])
+        torch.testing.assert_close(both[i : i + 1], alone, atol=1e-12, rtol=0)
