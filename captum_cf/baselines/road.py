@@ -141,6 +141,8 @@ def _neighbour_sum(u: Tensor) -> Tensor:
 _MAX_ITER = 200
 #: damping of the Jacobi smoother (the operator's Jacobi-scaled spectrum lies in (0, 4/3])
 _OMEGA = 0.8
+_COARSE_SWEEPS = 4
+_MIN_SIDE = 4
 
 
 class _Level:
@@ -177,9 +179,10 @@ class _Level:
         return level
 
 
-def _hierarchy(free: Tensor, min_side: int = 4) -> list[_Level]:
+def _hierarchy(free: Tensor, min_side: int | None = None) -> list[_Level]:
     """Grids of half the size down to ``min_side``; a coarse pixel is removed when any of its
     (up to) four children is."""
+    min_side = _MIN_SIDE if min_side is None else min_side
     levels = [_Level(free)]
     while min(free.shape[-2:]) > min_side:
         free = F.max_pool2d(free, 2, ceil_mode=True)
@@ -192,12 +195,13 @@ def _v_cycle(levels: list[_Level], r: Tensor, i: int = 0, sweeps: int = 2) -> Te
 
     ``sweeps`` damped-Jacobi sweeps, the residual summed over 2x2 blocks and corrected on the
     coarser grid (piecewise-constant prolongation, its transpose as restriction), then
-    ``sweeps`` Jacobi sweeps again; the coarsest grid gets 10 sweeps. The same number of sweeps
+    ``sweeps`` Jacobi sweeps again; the coarsest grid (4 px or less) gets
+    :data:`_COARSE_SWEEPS`.
     on both sides and restriction = prolongation^T make it a symmetric positive-definite
     preconditioner for conjugate gradients.
     """
     level = levels[i]
-    n = 10 if i == len(levels) - 1 else sweeps
+    n = _COARSE_SWEEPS if i == len(levels) - 1 else sweeps
     z = level.smooth * r
     for _ in range(n - 1):
         z = level.sweep(z, r)

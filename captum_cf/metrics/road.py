@@ -199,9 +199,11 @@ def removal_curves(
             flat = torch.arange(start, min(start + per_pass, n * steps), device=inputs.device)
             img, step = flat // steps, flat % steps
             x, t = inputs[img], tgt[img]
-            keeps = [(r[img] >= counts[step, None]).to(inputs.dtype).view(-1, 1, h, w)
-                     for r in ranks]
-            filled = torch.cat([rem.fill(x, k, t) for rem in removals.values() for k in keeps])
+            # both orders in one call per removal: bigger batches for the removals' own work
+            keep = torch.cat([(r[img] >= counts[step, None]) for r in ranks])
+            keep = keep.to(inputs.dtype).view(-1, 1, h, w)
+            x2, t2 = x.repeat(2, 1, 1, 1), t.repeat(2)
+            filled = torch.cat([rem.fill(x2, keep, t2) for rem in removals.values()])
             s = class_scores(forward_func, filled, t.repeat(len(scores)), score_fn, batch_size)
             for i, part in enumerate(s.split(len(flat))):
                 scores[i].append(part)
