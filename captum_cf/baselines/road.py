@@ -196,8 +196,7 @@ def _v_cycle(levels: list[_Level], r: Tensor, i: int = 0, sweeps: int = 2) -> Te
     ``sweeps`` damped-Jacobi sweeps, the residual summed over 2x2 blocks and corrected on the
     coarser grid (piecewise-constant prolongation, its transpose as restriction), then
     ``sweeps`` Jacobi sweeps again; the coarsest grid (4 px or less) gets
-    :data:`_COARSE_SWEEPS`.
-    on both sides and restriction = prolongation^T make it a symmetric positive-definite
+    :data:`_COARSE_SWEEPS`. The same number of sweeps on both sides and restriction = prolongation^T make it a symmetric positive-definite
     preconditioner for conjugate gradients.
     """
     level = levels[i]
