@@ -168,3 +168,25 @@ def test_perturbation_methods_fit_their_passes_in_the_forward_budget() -> None:
     x = torch.rand(4, 1, 8, 8)
     audit(model, x, methods=["occlusion"], baselines=["zero"], n_steps=2, sanity_n=0, batch_size=8)
     assert max(seen) <= 8 and seen.count(8) > 0  # 2 perturbations x 4 images per pass
+
+
+def test_the_audits_road_solve_is_as_accurate_at_224_px_as_at_32(device):
+    # the error a residual tolerance leaves grows with the square of the hole's width: the audit
+    # scales its tolerance with the image side, so large images are not imputed less faithfully
+    from captum_cf.audit.runner import _removal
+    from captum_cf.baselines import NoisyLinearImputation
+
+    errors = {}
+    for side in (32, 224):
+        gen = torch.Generator().manual_seed(side)
+        low = torch.rand(2, 3, 5, 5, generator=gen)
+        x = torch.nn.functional.interpolate(low, size=(side, side), mode="bicubic",
+                                            align_corners=True).clamp(0, 1).to(device)
+        keep = torch.ones(2, 1, side, side, device=device)
+        keep[0, :, side // 8 : -side // 8, side // 8 : -side // 8] = 0
+        keep[1, :, :, side // 3 :] = 0
+        removal = _removal(NoisyLinearImputation(noise=0.0), side)
+        exact = NoisyLinearImputation(noise=0.0, tol=1e-9).fill(x.double(), keep.double())
+        errors[side] = float((removal.fill(x, keep).double() - exact).pow(2).mean().sqrt())
+    assert errors[224] < 1e-3 and errors[32] < 5e-3
+    assert errors[224] < 2 * errors[32]
