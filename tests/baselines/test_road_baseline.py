@@ -194,3 +194,29 @@ def test_each_image_of_a_batch_stops_on_its_own(device) -> None:
     for i in range(2):
         alone = fill.fill(x[i : i + 1], keep[i : i + 1])
         torch.testing.assert_close(both[i : i + 1], alone, atol=1e-12, rtol=0)
+
+
+def test_small_holes_are_solved_on_a_window_with_the_same_solution(device) -> None:
+    # the system couples removed pixels and their kept neighbours only, so the one-pixel-margin
+    # window the solve runs on for small holes (Occlusion patches) gives the full image's values,
+    # also for patches touching the image border
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 3, 40, 40, generator=gen, dtype=torch.float64).to(device)
+    removed = torch.zeros(4, 1, 40, 40, dtype=torch.bool, device=device)
+    removed[0, :, 10:16, 12:18] = True  # interior
+    removed[1, :, 0:6, 0:6] = True  # corner
+    removed[2, :, 34:40, 20:23] = True  # bottom edge
+    removed[3, :, 5:7, 30:40] = True  # right edge, flat
+    fill = NoisyLinearImputation(noise=0.0, tol=1e-12, max_iter=2000)
+    seen = []
+    solve = fill._solve
+
+    def spy(images, free):
+        seen.append(tuple(images.shape[-2:]))
+        return solve(images, free)
+
+    fill._solve = spy
+    local = fill._impute(x, removed)
+    assert seen and seen[0][0] < 40  # solved on a window
+    whole = solve(x, removed.to(x.dtype))
+    torch.testing.assert_close(local, whole, atol=1e-10, rtol=0)
