@@ -234,8 +234,8 @@ def _v_cycle(levels: list[_Level], r: Tensor, i: int = 0, sweeps: int = 2) -> Te
     res = level._rest(z).mul_(level.free).add_(r)  # r - A z
     coarse = F.avg_pool2d(F.pad(res, (0, w % 2, 0, h % 2)), 2).mul_(4) * levels[i + 1].free
     e = _v_cycle(levels, coarse, i + 1, sweeps)
-    n, c, hc, wc = e.shape  # nearest 2x upsampling by a broadcast copy (2.7x F.interpolate's speed)
-    up = e[:, :, :, None, :, None].expand(n, c, hc, 2, wc, 2).reshape(n, c, 2 * hc, 2 * wc)
+    b, c, hc, wc = e.shape  # nearest 2x upsampling by a broadcast copy (2.7x F.interpolate's speed)
+    up = e[:, :, :, None, :, None].expand(b, c, hc, 2, wc, 2).reshape(b, c, 2 * hc, 2 * wc)
     up = up[..., :h, :w]
     z = torch.addcmul(z, level.free, up)
     for _ in range(n):
