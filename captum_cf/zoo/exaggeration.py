@@ -62,6 +62,7 @@ def train_exaggeration(
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     amp: str | None = None,
+    aux_classifier: str | None = None,
 ) -> dict[str, Any]:
     """Train a progressive-exaggeration generator for "is it class ``positive``".
 
@@ -86,6 +87,9 @@ def train_exaggeration(
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"``: bfloat16 autocast of generator and discriminator
             (CUDA only; the frozen classifier stays in float32).
+        aux_classifier (str, optional): ``"zoo:<name>"`` or a weights file of a second frozen
+            classifier whose posterior must also follow the walk (weight
+            ``train_config.lambda_aux``, 1 when left at 0), e.g. ``"zoo:digits-cnn-robust"``.
 
     Returns:
         dict: metrics stored in the file: ``test_r``, ``test_mae``, ``test_identity``,
@@ -112,16 +116,24 @@ def train_exaggeration(
     train_config = train_config or ExaggerationTrainConfig()
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
+    aux = None
+    if aux_classifier is not None:
+        aux = _load_zoo_model(aux_classifier, what="aux_classifier").to(dev)
+        if train_config.lambda_aux == 0:
+            train_config = dataclasses.replace(train_config, lambda_aux=1.0)
+    elif train_config.lambda_aux > 0:
+        raise ValueError("lambda_aux > 0 needs aux_classifier ('zoo:<name>' or a weights file)")
     torch.manual_seed(seed)  # initialisation; the trainer reseeds for training randomness
     trainer = ExaggerationTrainer(
         ExaggerationGenerator(config), model, x_tr, y_tr, x_val,
         config=train_config, seed=seed, checkpoint_path=checkpoint,
         checkpoint_every=checkpoint_every, validate_every=validate_every, log=log,
-        device=dev, amp=amp,
+        device=dev, amp=amp, aux_classifier=aux,
     )
     trainer.resume_if_exists()
     trainer.fit(steps or EXAGGERATION_STEPS.get(data, 3000), show_progress=show_progress)
     extra = {"test_data": test_desc, "classifier": classifier, "seed": seed,
+             **({"aux_classifier": aux_classifier} if aux_classifier is not None else {}),
              **({"processes": trainer.dist.world_size} if trainer.dist.enabled else {})}
     # every process measures (the batch-norm re-estimation uses the trainer's batches); rank 0
     # writes the file

@@ -101,6 +101,7 @@ def train_ganmex(
     edit: str | None = None,
     init: str | os.PathLike | None = None,
     *,
+    aux_classifier: str | None = None,
     image_size: int | None = None,
     batch_size: int | None = None,
     device: str | torch.device | None = None,
@@ -132,6 +133,11 @@ def train_ganmex(
             few hundred steps (:func:`~captum_cf.generative.adapt_ganmex`). Its architecture is
             kept (``config`` and ``edit`` must be left out) and the data set's mask warm-up is
             dropped (it exists for the identity start); a fresh critic is trained.
+        aux_classifier (str, optional): ``"zoo:<name>"`` or a weights file of a second frozen
+            classifier the counterfactuals must also move to the target (weight
+            ``train_config.lambda_aux``, 1 when left at 0), e.g. ``"zoo:digits-cnn-robust"``:
+            an adversarially trained classifier is moved by strokes, not by small
+            classifier-specific edits. Validation (keep-best) then adds its flip rate.
         image_size (int, optional): image side (default: the data set's own).
         batch_size (int, optional): images per step (default: ``train_config``'s; per process).
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
@@ -185,6 +191,13 @@ def train_ganmex(
         train_config = dataclasses.replace(train_config, mask_warmup=0)
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
+    aux = None
+    if aux_classifier is not None:
+        aux = _load_zoo_model(aux_classifier, what="aux_classifier").to(dev)
+        if train_config.lambda_aux == 0:
+            train_config = dataclasses.replace(train_config, lambda_aux=1.0)
+    elif train_config.lambda_aux > 0:
+        raise ValueError("lambda_aux > 0 needs aux_classifier ('zoo:<name>' or a weights file)")
     torch.manual_seed(seed)  # model initialisation (the trainer reseeds for training randomness)
     generator = GANMEXGenerator(config)
     if start is not None:
@@ -193,7 +206,7 @@ def train_ganmex(
         generator, model, x_tr, y_tr, x_val, y_val,
         config=train_config, seed=seed, checkpoint_path=checkpoint,
         checkpoint_every=checkpoint_every, validate_every=setup["validate_every"], log=log,
-        device=dev, amp=amp,
+        device=dev, amp=amp, aux_classifier=aux,
     )
     trainer.resume_if_exists()
     trainer.fit(steps or setup["steps"], show_progress=show_progress)
@@ -214,6 +227,7 @@ def train_ganmex(
         **{f"val_{k}": v for k, v in (trainer.best or {}).get("metrics", {}).items()},
         "classifier": classifier or setup["classifier"], "seed": seed,
         **({"init": str(init)} if init is not None else {}),
+        **({"aux_classifier": aux_classifier} if aux_classifier is not None else {}),
     }
     if trainer.dist.world_size > 1:
         metrics["processes"] = trainer.dist.world_size
