@@ -221,7 +221,6 @@ def _ganmex_run(args: argparse.Namespace) -> int:
     _check_aux(args)
     weights = {k: getattr(args, k)
                for k in ("lambda_cls", "lambda_sim", "lambda_rec", "lambda_mask")}
-    weights["lambda_aux"] = args.aux_weight
     train_config = GANMEXTrainConfig(**{k: v for k, v in weights.items() if v is not None})
     try:
         metrics = train_ganmex(args.data, out=args.out, classifier=args.classifier,
@@ -230,6 +229,7 @@ def _ganmex_run(args: argparse.Namespace) -> int:
                                limit=args.limit, test_images=args.test_images,
                                show_progress=not args.no_progress, edit=args.edit,
                                init=args.init, aux_classifier=args.aux_classifier,
+                               aux_weight=args.aux_weight,
                                image_size=args.image_size,
                                batch_size=args.batch_size, device=args.device, amp=args.amp,
                                log=_say)
@@ -291,11 +291,6 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
         raise CLIError(f"{checkpoint} exists: pass --resume to continue it or remove it")
     _check_common(args)
     _check_aux(args)
-    train_config = None
-    if args.aux_weight is not None:
-        from captum_cf.generative.exaggeration_trainer import ExaggerationTrainConfig
-
-        train_config = ExaggerationTrainConfig(lambda_aux=args.aux_weight)
     try:
         metrics = train_exaggeration(
             args.data, out=args.out, classifier=args.classifier, positive=args.positive,
@@ -303,7 +298,7 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
             limit=args.limit, show_progress=not args.no_progress, image_size=args.image_size,
             batch_size=args.batch_size, device=args.device, amp=args.amp, log=_say,
-            aux_classifier=args.aux_classifier, train_config=train_config)
+            aux_classifier=args.aux_classifier, aux_weight=args.aux_weight)
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise CLIError(str(err)) from err
     _say(f"test compatibility r {metrics['test_r']:.3f}, MAE {metrics['test_mae']:.3f}, "

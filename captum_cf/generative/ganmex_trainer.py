@@ -130,7 +130,8 @@ class GANMEXTrainer(Trainer):
       (``edit="mask"``, mask ``m``): the edit is pushed into as few pixels as the class needs,
       plus ``lambda_aux * CE(f_aux(G(x, t)), t)`` with an auxiliary classifier ``f_aux``.
 
-    The classifier ``f`` (and ``f_aux``) is used frozen (eval mode, no parameter gradients) and restored exactly.
+    The classifier ``f`` (and ``f_aux``) is used frozen (eval mode, no parameter gradients) and
+    restored exactly.
     Validation measures on a fixed set of validation images and fixed random targets: ``flip``
     (share classified as the target), ``l1`` (mean absolute pixel change), ``nn_flip`` (share
     whose nearest training image has the target class: real strokes move it, adversarial noise

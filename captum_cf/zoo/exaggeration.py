@@ -29,11 +29,20 @@ from captum_cf.generative.exaggeration_trainer import (
 )
 from captum_cf.training.checkpoint import save_checkpoint
 from captum_cf.zoo._registry import WEIGHTS_FORMAT, ZooEntry, register
+from captum_cf.zoo.generators import recipe_command
 
-__all__ = ["train_exaggeration", "build_exaggeration_generator", "EXAGGERATION_STEPS"]
+__all__ = ["train_exaggeration", "build_exaggeration_generator", "EXAGGERATION_STEPS",
+           "DIGITS_EXAGGERATION_RECIPE"]
 
 #: default generator steps per data set
 EXAGGERATION_STEPS = {"digits": 3000}
+
+#: the shipped digits-exaggeration run: ``train_exaggeration("digits", **DIGITS_EXAGGERATION_
+#: RECIPE)``, i.e. its zoo command, from scratch (seed 0)
+DIGITS_EXAGGERATION_RECIPE: dict[str, Any] = {
+    "classifier": "zoo:digits-cnn", "positive": 8, "aux_classifier": "zoo:digits-cnn-robust",
+    "aux_weight": 10.0, "steps": 4000,
+}
 
 
 def build_exaggeration_generator(config: dict[str, Any]) -> nn.Module:
@@ -63,6 +72,7 @@ def train_exaggeration(
     device: str | torch.device | None = None,
     amp: str | None = None,
     aux_classifier: str | None = None,
+    aux_weight: float | None = None,
 ) -> dict[str, Any]:
     """Train a progressive-exaggeration generator for "is it class ``positive``".
 
@@ -88,8 +98,8 @@ def train_exaggeration(
         amp (str, optional): ``"bf16"``: bfloat16 autocast of generator and discriminator
             (CUDA only; the frozen classifier stays in float32).
         aux_classifier (str, optional): ``"zoo:<name>"`` or a weights file of a second frozen
-            classifier whose posterior must also follow the walk (weight
-            ``train_config.lambda_aux``, 1 when left at 0), e.g. ``"zoo:digits-cnn-robust"``.
+            classifier whose posterior must also follow the walk (weight ``aux_weight``, else
+            ``train_config.lambda_aux``, else 1), e.g. ``"zoo:digits-cnn-robust"``.
 
     Returns:
         dict: metrics stored in the file: ``test_r``, ``test_mae``, ``test_identity``,
@@ -117,10 +127,12 @@ def train_exaggeration(
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
     aux = None
+    if aux_weight is not None and aux_classifier is None:
+        raise ValueError("aux_weight needs aux_classifier")
     if aux_classifier is not None:
         aux = _load_zoo_model(aux_classifier, what="aux_classifier").to(dev)
-        if train_config.lambda_aux == 0:
-            train_config = dataclasses.replace(train_config, lambda_aux=1.0)
+        weight = aux_weight if aux_weight is not None else train_config.lambda_aux or 1.0
+        train_config = dataclasses.replace(train_config, lambda_aux=float(weight))
     elif train_config.lambda_aux > 0:
         raise ValueError("lambda_aux > 0 needs aux_classifier ('zoo:<name>' or a weights file)")
     torch.manual_seed(seed)  # initialisation; the trainer reseeds for training randomness
@@ -172,8 +184,8 @@ def export_exaggeration(trainer: ExaggerationTrainer, out: str | os.PathLike, na
 def train_digits_exaggeration(out: str | os.PathLike, seed: int = 0,
                               show_progress: bool = True) -> float:
     """Reproduce ``digits-exaggeration.pt``; returns its test Pearson r."""
-    return float(train_exaggeration("digits", out=out, seed=seed,
-                                    show_progress=show_progress)["test_r"])
+    return float(train_exaggeration("digits", out=out, seed=seed, show_progress=show_progress,
+                                    **DIGITS_EXAGGERATION_RECIPE)["test_r"])
 
 
 register(ZooEntry(
@@ -182,8 +194,8 @@ register(ZooEntry(
     builder=build_exaggeration_generator,
     weights="digits-exaggeration.pt",
     train=train_digits_exaggeration,
-    command="captum-cf train exaggeration --classifier zoo:digits-cnn --data digits --positive 8 "
-    "--out digits-exaggeration.pt",
+    command=recipe_command("exaggeration", "digits", DIGITS_EXAGGERATION_RECIPE,
+                           "digits-exaggeration.pt"),
     description="progressive-exaggeration generator G(x, bin) for 'is it an 8' against "
     "digits-cnn, 1x32x32, 10 posterior bins",
     metric="test_r",
