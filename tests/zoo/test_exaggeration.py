@@ -10,7 +10,6 @@ from captum_cf.training.checkpoint import load_checkpoint
 from captum_cf.zoo.exaggeration import DIGITS_EXAGGERATION_RECIPE, train_exaggeration
 from captum_cf.zoo.generators import recipe_command
 
-
 # the recipe's training settings, with fewer batch-norm re-estimation batches (speed only: the
 # re-estimation is seeded by the trainer's seed and uses no global random state)
 FAST = ExaggerationTrainConfig(recalibration_batches=2)
