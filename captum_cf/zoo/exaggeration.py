@@ -100,6 +100,7 @@ def train_exaggeration(
         aux_classifier (str, optional): ``"zoo:<name>"`` or a weights file of a second frozen
             classifier whose posterior must also follow the walk (weight ``aux_weight``, else
             ``train_config.lambda_aux``, else 1), e.g. ``"zoo:digits-cnn-robust"``.
+        aux_weight (float, optional): weight of the auxiliary classifier's loss (> 0).
 
     Returns:
         dict: metrics stored in the file: ``test_r``, ``test_mae``, ``test_identity``,
@@ -113,6 +114,9 @@ def train_exaggeration(
     from captum_cf.zoo.train import classifier_data
 
     check_data(data, image_size)
+    if aux_weight is not None and (aux_classifier is None or not aux_weight > 0):
+        raise ValueError(f"aux_weight must be > 0 and needs aux_classifier, got aux_weight "
+                         f"{aux_weight!r} with aux_classifier {aux_classifier!r}")
     dev = resolve_device(device)
     check_amp(amp, dev)
     model = _load_zoo_model(classifier).to(dev)
@@ -127,8 +131,6 @@ def train_exaggeration(
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
     aux = None
-    if aux_weight is not None and aux_classifier is None:
-        raise ValueError("aux_weight needs aux_classifier")
     if aux_classifier is not None:
         aux = _load_zoo_model(aux_classifier, what="aux_classifier").to(dev)
         weight = aux_weight if aux_weight is not None else train_config.lambda_aux or 1.0

@@ -156,6 +156,7 @@ def train_ganmex(
             ``aux_weight``, else ``train_config.lambda_aux``, else 1), e.g.
             ``"zoo:digits-cnn-robust"``: an adversarially trained classifier is moved by strokes,
             not by small classifier-specific edits. Validation (keep-best) then adds its flip rate.
+        aux_weight (float, optional): weight of the auxiliary classifier's loss (> 0).
         image_size (int, optional): image side (default: the data set's own).
         batch_size (int, optional): images per step (default: ``train_config``'s; per process).
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
@@ -171,6 +172,9 @@ def train_ganmex(
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
 
     check_data(data, image_size)
+    if aux_weight is not None and (aux_classifier is None or not aux_weight > 0):
+        raise ValueError(f"aux_weight must be > 0 and needs aux_classifier, got aux_weight "
+                         f"{aux_weight!r} with aux_classifier {aux_classifier!r}")
     if is_folder(data):
         setup = {"name": f"{data_name(data)}-ganmex", "classifier": None, "steps": 600,
                  "val_fraction": 0.15, "validate_every": 25}
@@ -210,8 +214,6 @@ def train_ganmex(
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
     aux = None
-    if aux_weight is not None and aux_classifier is None:
-        raise ValueError("aux_weight needs aux_classifier")
     if aux_classifier is not None:
         aux = _load_zoo_model(aux_classifier, what="aux_classifier").to(dev)
         weight = aux_weight if aux_weight is not None else train_config.lambda_aux or 1.0

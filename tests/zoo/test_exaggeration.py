@@ -53,3 +53,18 @@ def test_the_zoo_command_is_the_recipe() -> None:
         flag = f"--{key.replace('_', '-')} {value:g}" if isinstance(value, float) else \
             f"--{key.replace('_', '-')} {value}"
         assert flag in entry.command
+
+
+def test_aux_weight_is_checked_before_any_work(tmp_path) -> None:
+    import pytest
+
+    from captum_cf.zoo.generators import train_ganmex
+
+    out = tmp_path / "never.pt"
+    for train in (train_exaggeration, train_ganmex):
+        with pytest.raises(ValueError, match="aux_weight must be > 0 and needs aux_classifier"):
+            train("digits", out=out, aux_weight=2.0, steps=1, log=None)
+        with pytest.raises(ValueError, match="aux_weight must be > 0"):
+            train("digits", out=out, aux_classifier="zoo:digits-cnn-robust", aux_weight=0.0,
+                  steps=1, log=None)
+    assert not out.exists()
