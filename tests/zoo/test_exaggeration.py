@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from captum_cf import zoo
@@ -56,8 +57,6 @@ def test_the_zoo_command_is_the_recipe() -> None:
 
 
 def test_aux_weight_is_checked_before_any_work(tmp_path) -> None:
-    import pytest
-
     from captum_cf.zoo.generators import train_ganmex
 
     out = tmp_path / "never.pt"
