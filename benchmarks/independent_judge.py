@@ -46,8 +46,9 @@ def _judge() -> tuple[object, float]:
 
 
 @torch.no_grad()
-def _ganmex(svm: object) -> dict[str, float]:
-    generator, model = zoo.load("digits-ganmex"), zoo.load("digits-cnn")
+def _ganmex(svm: object, weights: str | None = None) -> dict[str, float]:
+    generator = zoo.load_file(weights) if weights else zoo.load("digits-ganmex")
+    model = zoo.load("digits-cnn")
     x, y = load_digits("test").tensors
     index, targets = all_pairs(y, 10)
     cf = torch.cat([generator(x[index[i : i + 256]], targets[i : i + 256])
@@ -61,8 +62,9 @@ def _ganmex(svm: object) -> dict[str, float]:
 
 
 @torch.no_grad()
-def _exaggeration(svm: object) -> dict[str, float]:
-    generator, model = zoo.load("digits-exaggeration"), zoo.load("digits-cnn")
+def _exaggeration(svm: object, weights: str | None = None) -> dict[str, float]:
+    generator = zoo.load_file(weights) if weights else zoo.load("digits-exaggeration")
+    model = zoo.load("digits-cnn")
     x, _ = load_digits("test").tensors
     bins = generator.config.num_bins
     positive = generator.config.positive_class
@@ -82,6 +84,10 @@ def _exaggeration(svm: object) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="independent_judge.json")
+    parser.add_argument("--ganmex", default=None,
+                        help="generator weights file to judge instead of zoo digits-ganmex")
+    parser.add_argument("--exaggeration", default=None,
+                        help="weights file to judge instead of zoo digits-exaggeration")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     np.random.seed(0)
@@ -89,8 +95,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     svm, accuracy = _judge()
     result = {"judge": ("CalibratedClassifierCV(SVC(C=10, gamma='scale'), ensemble=False) on raw "
                         "32x32 pixels"),
-              "judge_test_accuracy": accuracy, "ganmex": _ganmex(svm),
-              "exaggeration": _exaggeration(svm),
+              "judge_test_accuracy": accuracy, "ganmex": _ganmex(svm, args.ganmex),
+              "exaggeration": _exaggeration(svm, args.exaggeration),
               "cpu_seconds": round(time.process_time() - began, 1)}
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)

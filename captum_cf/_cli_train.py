@@ -156,6 +156,22 @@ TRAIN_COMMANDS["robust"] = (
 # --- train ganmex (zoo: digits-ganmex) ----------------------------------------------------------
 
 
+def _aux_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--aux-classifier", default=None, metavar="MODEL",
+                        help="second frozen classifier (zoo:<name> or a weights file) the "
+                             "generator must also move, e.g. zoo:digits-cnn-robust")
+    parser.add_argument("--aux-weight", type=float, default=None, metavar="W",
+                        help="weight of the auxiliary classifier's loss (default 1 with "
+                             "--aux-classifier)")
+
+
+def _check_aux(args: argparse.Namespace) -> None:
+    if args.aux_weight is not None and args.aux_classifier is None:
+        raise CLIError("--aux-weight needs --aux-classifier")
+    if args.aux_weight is not None and not args.aux_weight > 0:
+        raise CLIError(f"--aux-weight must be > 0, got {args.aux_weight}")
+
+
 def _ganmex_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help=_DATA_HELP)
     parser.add_argument("--classifier", default=None,
@@ -181,6 +197,7 @@ def _ganmex_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", default=None,
                         help="start from a trained generator (zoo:<name> or a weights file), "
                              "e.g. to follow a fine-tuned classifier in a few hundred steps")
+    _aux_args(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--test-images", type=int, default=None, help=argparse.SUPPRESS)
@@ -201,6 +218,7 @@ def _ganmex_run(args: argparse.Namespace) -> int:
     if not args.resume and args.checkpoint and os.path.isfile(args.checkpoint):
         raise CLIError(f"{args.checkpoint} exists: pass --resume to continue it or remove it")
     _check_common(args)
+    _check_aux(args)
     weights = {k: getattr(args, k)
                for k in ("lambda_cls", "lambda_sim", "lambda_rec", "lambda_mask")}
     train_config = GANMEXTrainConfig(**{k: v for k, v in weights.items() if v is not None})
@@ -210,7 +228,9 @@ def _ganmex_run(args: argparse.Namespace) -> int:
                                checkpoint_every=args.checkpoint_every, train_config=train_config,
                                limit=args.limit, test_images=args.test_images,
                                show_progress=not args.no_progress, edit=args.edit,
-                               init=args.init, image_size=args.image_size,
+                               init=args.init, aux_classifier=args.aux_classifier,
+                               aux_weight=args.aux_weight,
+                               image_size=args.image_size,
                                batch_size=args.batch_size, device=args.device, amp=args.amp,
                                log=_say)
     except (ValueError, FileNotFoundError, KeyError) as err:
@@ -250,6 +270,7 @@ def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
                         help="steps between keep-best validations (default 100)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint (must exist) instead of starting anew")
+    _aux_args(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -269,13 +290,15 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
     if not args.resume and os.path.isfile(checkpoint):
         raise CLIError(f"{checkpoint} exists: pass --resume to continue it or remove it")
     _check_common(args)
+    _check_aux(args)
     try:
         metrics = train_exaggeration(
             args.data, out=args.out, classifier=args.classifier, positive=args.positive,
             steps=args.steps, seed=args.seed, checkpoint=checkpoint,
             checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
             limit=args.limit, show_progress=not args.no_progress, image_size=args.image_size,
-            batch_size=args.batch_size, device=args.device, amp=args.amp, log=_say)
+            batch_size=args.batch_size, device=args.device, amp=args.amp, log=_say,
+            aux_classifier=args.aux_classifier, aux_weight=args.aux_weight)
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise CLIError(str(err)) from err
     _say(f"test compatibility r {metrics['test_r']:.3f}, MAE {metrics['test_mae']:.3f}, "

@@ -14,8 +14,9 @@ of the positive class of `G(x, c)` lies in bin `c` of 10 bins over [0, 1], while
 classifier needs to see less of, or more of.
 
 The zoo ships `digits-exaggeration`, trained for "is it an 8" against `digits-cnn`
-(`captum-cf train exaggeration --classifier zoo:digits-cnn --data digits --positive 8
---out FILE`)."""),
+(`captum-cf train exaggeration --data digits --classifier zoo:digits-cnn --positive 8
+--aux-classifier zoo:digits-cnn-robust --aux-weight 10 --steps 4000 --out FILE`: the
+adversarially trained `digits-cnn-robust` is a second classifier in the loop)."""),
     new_code_cell("""import captum_cf  # noqa: F401, I001 (first: torchvision next to the CPU torch)
 import matplotlib.pyplot as plt
 import torch

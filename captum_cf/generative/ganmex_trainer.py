@@ -67,6 +67,10 @@ class GANMEXTrainConfig:
             with target ``b`` or vice versa (both directions equally likely). The rest of the
             batch stays uniform over every (class, other class), so the generator remains one
             generator over all classes; only the pairs a one-vs-one study needs get more steps.
+        lambda_aux (float): weight of ``CE(f_aux(G(x, t)), t)`` for the trainer's frozen
+            auxiliary classifier ``f_aux`` (0: no auxiliary term). With an adversarially trained
+            ``f_aux`` (perceptually aligned gradients) an edit must move both classifiers, which
+            small classifier-specific changes do not (digits: see RESULTS.md "independent_judge").
     """
 
     batch_size: int = 64
@@ -86,8 +90,11 @@ class GANMEXTrainConfig:
     val_images: int = 200
     focus_pairs: tuple[tuple[int, int], ...] = ()
     focus_share: float = 0.0
+    lambda_aux: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.lambda_aux < 0:
+            raise ValueError(f"lambda_aux must be >= 0, got {self.lambda_aux}")
         if not 0.0 <= self.focus_share <= 1.0:
             raise ValueError(f"focus_share must be in [0, 1], got {self.focus_share}")
         self.focus_pairs = tuple(tuple(int(c) for c in pair) for pair in self.focus_pairs)
@@ -120,14 +127,16 @@ class GANMEXTrainer(Trainer):
     * generator: ``- lambda_adv * D(G(x, t), t) + lambda_cls * CE(f(G(x, t)), t)
       + lambda_sim * |x - G(x, t)|_1 + lambda_rec * |x - G(G(x, t), c)|_1``, plus
       ``lambda_mask * mean(m) + lambda_mask_tv * TV(m)`` for a masked generator
-      (``edit="mask"``, mask ``m``): the edit is pushed into as few pixels as the class needs.
+      (``edit="mask"``, mask ``m``): the edit is pushed into as few pixels as the class needs,
+      plus ``lambda_aux * CE(f_aux(G(x, t)), t)`` with an auxiliary classifier ``f_aux``.
 
-    The classifier ``f`` is used frozen (eval mode, no parameter gradients) and restored exactly.
+    The classifier ``f`` (and ``f_aux``) is used frozen (eval mode, no parameter gradients) and
+    restored exactly.
     Validation measures on a fixed set of validation images and fixed random targets: ``flip``
     (share classified as the target), ``l1`` (mean absolute pixel change), ``nn_flip`` (share
     whose nearest training image has the target class: real strokes move it, adversarial noise
-    does not) and ``score = flip + nn_flip - l1``; the generator with the best score is kept
-    (:meth:`best_state`).
+    does not) and ``score = flip + nn_flip - l1`` (with ``f_aux``: plus ``aux_flip``, its flip
+    rate); the generator with the best score is kept (:meth:`best_state`).
 
     Args:
         generator (GANMEXGenerator): the model being trained.
@@ -137,6 +146,9 @@ class GANMEXTrainer(Trainer):
         val_images, val_labels (Tensor, optional): validation split for keep-best.
         config (GANMEXTrainConfig, optional): loss weights and optimiser settings.
         critic (GANMEXCritic, optional): built from ``generator.config`` when omitted.
+        aux_classifier (nn.Module, optional): a second frozen pixel-space classifier with the
+            same classes, required when ``config.lambda_aux > 0`` (e.g. zoo
+            ``digits-cnn-robust``); it must be on the training device.
         **trainer_kwargs: ``seed``, ``checkpoint_path``, ``checkpoint_every``,
             ``validate_every``, ``log_every``, ``log``, ``device`` (default: the images';
             images and modules move there, the classifier must be there), ``amp`` of
@@ -162,10 +174,13 @@ class GANMEXTrainer(Trainer):
         val_labels: Tensor | None = None,
         config: GANMEXTrainConfig | None = None,
         critic: GANMEXCritic | None = None,
+        aux_classifier: nn.Module | Callable[[Tensor], Tensor] | None = None,
         **trainer_kwargs: Any,
     ) -> None:
         self.config = config or GANMEXTrainConfig()
         gcfg = generator.config
+        if self.config.lambda_aux > 0 and aux_classifier is None:
+            raise ValueError("config.lambda_aux > 0 needs an aux_classifier")
         generator.check_inputs(images, "images")
         device = torch.device(trainer_kwargs.pop("device", None) or images.device)
         images = images.to(device)
@@ -178,13 +193,16 @@ class GANMEXTrainer(Trainer):
             raise ValueError(
                 f"labels must contain every class (real samples per target); missing {missing}"
             )
-        with frozen(classifier), torch.no_grad():
-            logits = check_logits(classifier(images[:1]), 1, name="classifier")
-        if logits.shape[1] != gcfg.num_classes:
-            raise ValueError(
-                f"classifier must return (N, {gcfg.num_classes}) logits for the generator's "
-                f"{gcfg.num_classes} classes; it returned {tuple(logits.shape)} for one image"
-            )
+        for name, model in (("classifier", classifier), ("aux_classifier", aux_classifier)):
+            if model is None:
+                continue
+            with frozen(model), torch.no_grad():
+                logits = check_logits(model(images[:1]), 1, name=name)
+            if logits.shape[1] != gcfg.num_classes:
+                raise ValueError(
+                    f"{name} must return (N, {gcfg.num_classes}) logits for the generator's "
+                    f"{gcfg.num_classes} classes; it returned {tuple(logits.shape)} for one image"
+                )
         bad = [p for p in self.config.focus_pairs if max(p) >= gcfg.num_classes or min(p) < 0]
         if bad:
             raise ValueError(f"focus_pairs {bad} name classes outside 0..{gcfg.num_classes - 1}")
@@ -192,6 +210,7 @@ class GANMEXTrainer(Trainer):
         self.generator = generator
         self.critic = critic or GANMEXCritic(gcfg)
         self.classifier = classifier
+        self.aux_classifier = aux_classifier
         cfg = self.config
         optimizers = {
             "generator": torch.optim.Adam(
@@ -235,7 +254,11 @@ class GANMEXTrainer(Trainer):
         return images[pick].to(device), labels[pick].to(device), targets.to(device)
 
     def training_context(self) -> contextlib.AbstractContextManager:
-        return frozen(self.classifier)
+        stack = contextlib.ExitStack()
+        stack.enter_context(frozen(self.classifier))
+        if self.aux_classifier is not None:
+            stack.enter_context(frozen(self.aux_classifier))
+        return stack
 
     def _batch(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         k, bs, device = (
@@ -311,6 +334,10 @@ class GANMEXTrainer(Trainer):
             "g_cls": float(cls.detach()),
             "g_l1": float(sim.detach()),
         }
+        if self.aux_classifier is not None and cfg.lambda_aux > 0:
+            aux = F.cross_entropy(self.aux_classifier(fake), t)
+            loss = loss + cfg.lambda_aux * aux
+            out["g_aux"] = float(aux.detach())
         if mask is not None:
             mask = mask.float()
             area, tv = mask.mean(), _total_variation(mask)
@@ -339,6 +366,10 @@ class GANMEXTrainer(Trainer):
             self.generator, self.classifier, images, targets, reference=(self.images, self.labels)
         )
         metrics["score"] = metrics["flip"] + metrics["nn_flip"] - metrics["l1"]
+        if self.aux_classifier is not None:
+            aux = evaluate_counterfactuals(self.generator, self.aux_classifier, images, targets)
+            metrics["aux_flip"] = aux["flip"]
+            metrics["score"] += aux["flip"]
         return metrics
 
     def extra_state(self) -> dict[str, Any]:

@@ -33,16 +33,18 @@ CHECKPOINT_FORMAT = 1
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
     """Write ``state`` atomically: a temporary file in the same folder, then a rename.
 
-    An interrupted save never leaves a truncated checkpoint behind.
+    An interrupted save never leaves a truncated checkpoint behind. The same ``state`` gives the
+    same bytes whatever the file name (``torch.save`` into an open file names the archive's
+    folder ``archive``; given a path it would use the temporary file's random name).
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     payload = {"format": CHECKPOINT_FORMAT, **state}
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(payload, tmp)
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -6,10 +6,10 @@ holds out a validation split of the training images for keep-best, trains
 measures compatibility on the test split and writes the best generator (float16) in the zoo
 format.
 
-The shipped ``digits-exaggeration.pt`` is not one run of that command: it was trained against an
-earlier digits-cnn, fine-tuned against the current one, then fine-tuned 3000 more steps from
-those weights with ``python -m captum_cf.zoo.finetune_exaggeration`` (its ``metrics["selection"]``
-and benchmarks/RESULTS.md record the history).
+The shipped ``digits-exaggeration.pt`` is one run of its zoo command from scratch
+(:data:`DIGITS_EXAGGERATION_RECIPE`: ``digits-cnn`` in the loop, the adversarially trained
+``digits-cnn-robust`` as auxiliary classifier, 4000 steps, seed 0); a rerun on one CPU thread
+writes the same tensors bit for bit.
 """
 
 from __future__ import annotations
@@ -29,11 +29,20 @@ from captum_cf.generative.exaggeration_trainer import (
 )
 from captum_cf.training.checkpoint import save_checkpoint
 from captum_cf.zoo._registry import WEIGHTS_FORMAT, ZooEntry, register
+from captum_cf.zoo.generators import recipe_command
 
-__all__ = ["train_exaggeration", "build_exaggeration_generator", "EXAGGERATION_STEPS"]
+__all__ = ["train_exaggeration", "build_exaggeration_generator", "EXAGGERATION_STEPS",
+           "DIGITS_EXAGGERATION_RECIPE"]
 
 #: default generator steps per data set
 EXAGGERATION_STEPS = {"digits": 3000}
+
+#: the shipped digits-exaggeration run: ``train_exaggeration("digits", **DIGITS_EXAGGERATION_
+#: RECIPE)``, i.e. its zoo command, from scratch (seed 0)
+DIGITS_EXAGGERATION_RECIPE: dict[str, Any] = {
+    "classifier": "zoo:digits-cnn", "positive": 8, "aux_classifier": "zoo:digits-cnn-robust",
+    "aux_weight": 10.0, "steps": 4000,
+}
 
 
 def build_exaggeration_generator(config: dict[str, Any]) -> nn.Module:
@@ -62,6 +71,8 @@ def train_exaggeration(
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     amp: str | None = None,
+    aux_classifier: str | None = None,
+    aux_weight: float | None = None,
 ) -> dict[str, Any]:
     """Train a progressive-exaggeration generator for "is it class ``positive``".
 
@@ -86,6 +97,10 @@ def train_exaggeration(
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"``: bfloat16 autocast of generator and discriminator
             (CUDA only; the frozen classifier stays in float32).
+        aux_classifier (str, optional): ``"zoo:<name>"`` or a weights file of a second frozen
+            classifier whose posterior must also follow the walk (weight ``aux_weight``, else
+            ``train_config.lambda_aux``, else 1), e.g. ``"zoo:digits-cnn-robust"``.
+        aux_weight (float, optional): weight of the auxiliary classifier's loss (> 0).
 
     Returns:
         dict: metrics stored in the file: ``test_r``, ``test_mae``, ``test_identity``,
@@ -99,6 +114,9 @@ def train_exaggeration(
     from captum_cf.zoo.train import classifier_data
 
     check_data(data, image_size)
+    if aux_weight is not None and (aux_classifier is None or not aux_weight > 0):
+        raise ValueError(f"aux_weight must be > 0 and needs aux_classifier, got aux_weight "
+                         f"{aux_weight!r} with aux_classifier {aux_classifier!r}")
     dev = resolve_device(device)
     check_amp(amp, dev)
     model = _load_zoo_model(classifier).to(dev)
@@ -112,16 +130,24 @@ def train_exaggeration(
     train_config = train_config or ExaggerationTrainConfig()
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
+    aux = None
+    if aux_classifier is not None:
+        aux = _load_zoo_model(aux_classifier, what="aux_classifier").to(dev)
+        weight = aux_weight if aux_weight is not None else train_config.lambda_aux or 1.0
+        train_config = dataclasses.replace(train_config, lambda_aux=float(weight))
+    elif train_config.lambda_aux > 0:
+        raise ValueError("lambda_aux > 0 needs aux_classifier ('zoo:<name>' or a weights file)")
     torch.manual_seed(seed)  # initialisation; the trainer reseeds for training randomness
     trainer = ExaggerationTrainer(
         ExaggerationGenerator(config), model, x_tr, y_tr, x_val,
         config=train_config, seed=seed, checkpoint_path=checkpoint,
         checkpoint_every=checkpoint_every, validate_every=validate_every, log=log,
-        device=dev, amp=amp,
+        device=dev, amp=amp, aux_classifier=aux,
     )
     trainer.resume_if_exists()
     trainer.fit(steps or EXAGGERATION_STEPS.get(data, 3000), show_progress=show_progress)
     extra = {"test_data": test_desc, "classifier": classifier, "seed": seed,
+             **({"aux_classifier": aux_classifier} if aux_classifier is not None else {}),
              **({"processes": trainer.dist.world_size} if trainer.dist.enabled else {})}
     # every process measures (the batch-norm re-estimation uses the trainer's batches); rank 0
     # writes the file
@@ -160,8 +186,8 @@ def export_exaggeration(trainer: ExaggerationTrainer, out: str | os.PathLike, na
 def train_digits_exaggeration(out: str | os.PathLike, seed: int = 0,
                               show_progress: bool = True) -> float:
     """Reproduce ``digits-exaggeration.pt``; returns its test Pearson r."""
-    return float(train_exaggeration("digits", out=out, seed=seed,
-                                    show_progress=show_progress)["test_r"])
+    return float(train_exaggeration("digits", out=out, seed=seed, show_progress=show_progress,
+                                    **DIGITS_EXAGGERATION_RECIPE)["test_r"])
 
 
 register(ZooEntry(
@@ -170,8 +196,8 @@ register(ZooEntry(
     builder=build_exaggeration_generator,
     weights="digits-exaggeration.pt",
     train=train_digits_exaggeration,
-    command="captum-cf train exaggeration --classifier zoo:digits-cnn --data digits --positive 8 "
-    "--out digits-exaggeration.pt",
+    command=recipe_command("exaggeration", "digits", DIGITS_EXAGGERATION_RECIPE,
+                           "digits-exaggeration.pt"),
     description="progressive-exaggeration generator G(x, bin) for 'is it an 8' against "
     "digits-cnn, 1x32x32, 10 posterior bins",
     metric="test_r",

@@ -26,7 +26,8 @@ from captum_cf.generative.ganmex_trainer import (
 from captum_cf.training.checkpoint import save_checkpoint
 from captum_cf.zoo._registry import WEIGHTS_FORMAT, ZooEntry, register
 
-__all__ = ["train_ganmex", "build_ganmex_generator", "all_pairs", "GANMEX_SETUPS"]
+__all__ = ["train_ganmex", "build_ganmex_generator", "all_pairs", "GANMEX_SETUPS",
+           "DIGITS_GANMEX_RECIPE", "recipe_command"]
 
 #: per data set: default classifier, steps and validation share
 GANMEX_SETUPS: dict[str, dict[str, Any]] = {
@@ -46,6 +47,22 @@ GANMEX_SETUPS: dict[str, dict[str, Any]] = {
                "train_config": {"batch_size": 32, "focus_pairs": ((1, 3),), "focus_share": 0.5,
                                 "lambda_mask": 10.0, "lambda_mask_tv": 1.0, "mask_warmup": 200}},
 }
+
+
+#: the shipped digits-ganmex run: ``train_ganmex("digits", **DIGITS_GANMEX_RECIPE)``, i.e. its zoo
+#: command; the auxiliary adversarially trained classifier makes the edits strokes that an
+#: independent judge also reads as the target (benchmarks/RESULTS.md "independent_judge")
+DIGITS_GANMEX_RECIPE: dict[str, Any] = {
+    "classifier": "zoo:digits-cnn", "aux_classifier": "zoo:digits-cnn-robust", "aux_weight": 1.0,
+    "steps": 400,
+}
+
+
+def recipe_command(kind: str, data: str, recipe: dict[str, Any], out: str) -> str:
+    """The ``captum-cf train <kind>`` command line of a zoo recipe (keyword arguments)."""
+    flags = " ".join(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float)
+                     else f"--{k.replace('_', '-')} {v}" for k, v in recipe.items())
+    return f"captum-cf train {kind} --data {data} {flags} --out {out}"
 
 
 #: steps of the shipped shapes-ganmex run and the flip rate bar its test checks (see RESULTS.md)
@@ -101,6 +118,8 @@ def train_ganmex(
     edit: str | None = None,
     init: str | os.PathLike | None = None,
     *,
+    aux_classifier: str | None = None,
+    aux_weight: float | None = None,
     image_size: int | None = None,
     batch_size: int | None = None,
     device: str | torch.device | None = None,
@@ -132,6 +151,12 @@ def train_ganmex(
             few hundred steps (:func:`~captum_cf.generative.adapt_ganmex`). Its architecture is
             kept (``config`` and ``edit`` must be left out) and the data set's mask warm-up is
             dropped (it exists for the identity start); a fresh critic is trained.
+        aux_classifier (str, optional): ``"zoo:<name>"`` or a weights file of a second frozen
+            classifier the counterfactuals must also move to the target (weight
+            ``aux_weight``, else ``train_config.lambda_aux``, else 1), e.g.
+            ``"zoo:digits-cnn-robust"``: an adversarially trained classifier is moved by strokes,
+            not by small classifier-specific edits. Validation (keep-best) then adds its flip rate.
+        aux_weight (float, optional): weight of the auxiliary classifier's loss (> 0).
         image_size (int, optional): image side (default: the data set's own).
         batch_size (int, optional): images per step (default: ``train_config``'s; per process).
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
@@ -147,6 +172,9 @@ def train_ganmex(
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
 
     check_data(data, image_size)
+    if aux_weight is not None and (aux_classifier is None or not aux_weight > 0):
+        raise ValueError(f"aux_weight must be > 0 and needs aux_classifier, got aux_weight "
+                         f"{aux_weight!r} with aux_classifier {aux_classifier!r}")
     if is_folder(data):
         setup = {"name": f"{data_name(data)}-ganmex", "classifier": None, "steps": 600,
                  "val_fraction": 0.15, "validate_every": 25}
@@ -185,6 +213,13 @@ def train_ganmex(
         train_config = dataclasses.replace(train_config, mask_warmup=0)
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
+    aux = None
+    if aux_classifier is not None:
+        aux = _load_zoo_model(aux_classifier, what="aux_classifier").to(dev)
+        weight = aux_weight if aux_weight is not None else train_config.lambda_aux or 1.0
+        train_config = dataclasses.replace(train_config, lambda_aux=float(weight))
+    elif train_config.lambda_aux > 0:
+        raise ValueError("lambda_aux > 0 needs aux_classifier ('zoo:<name>' or a weights file)")
     torch.manual_seed(seed)  # model initialisation (the trainer reseeds for training randomness)
     generator = GANMEXGenerator(config)
     if start is not None:
@@ -193,7 +228,7 @@ def train_ganmex(
         generator, model, x_tr, y_tr, x_val, y_val,
         config=train_config, seed=seed, checkpoint_path=checkpoint,
         checkpoint_every=checkpoint_every, validate_every=setup["validate_every"], log=log,
-        device=dev, amp=amp,
+        device=dev, amp=amp, aux_classifier=aux,
     )
     trainer.resume_if_exists()
     trainer.fit(steps or setup["steps"], show_progress=show_progress)
@@ -214,6 +249,7 @@ def train_ganmex(
         **{f"val_{k}": v for k, v in (trainer.best or {}).get("metrics", {}).items()},
         "classifier": classifier or setup["classifier"], "seed": seed,
         **({"init": str(init)} if init is not None else {}),
+        **({"aux_classifier": aux_classifier} if aux_classifier is not None else {}),
     }
     if trainer.dist.world_size > 1:
         metrics["processes"] = trainer.dist.world_size
@@ -265,7 +301,8 @@ def _save_generator(path: str | os.PathLike, name: str, generator: GANMEXGenerat
 
 def train_digits_ganmex(out: str | os.PathLike, seed: int = 0, show_progress: bool = True) -> float:
     """Reproduce ``digits-ganmex.pt``; returns its test flip rate over all class pairs."""
-    metrics = train_ganmex("digits", out=out, seed=seed, show_progress=show_progress)
+    metrics = train_ganmex("digits", out=out, seed=seed, show_progress=show_progress,
+                           **DIGITS_GANMEX_RECIPE)
     return float(metrics["test_flip"])
 
 
@@ -275,8 +312,7 @@ register(ZooEntry(
     builder=build_ganmex_generator,
     weights="digits-ganmex.pt",
     train=train_digits_ganmex,
-    command="captum-cf train ganmex --classifier zoo:digits-cnn --data digits "
-    "--out digits-ganmex.pt",
+    command=recipe_command("ganmex", "digits", DIGITS_GANMEX_RECIPE, "digits-ganmex.pt"),
     description="GANMEX generator G(x, t) trained against digits-cnn, 1x32x32, 10 classes",
     metric="test_flip",
     expected=0.9,

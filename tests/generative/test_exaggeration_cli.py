@@ -41,6 +41,19 @@ def test_cli_bad_arguments(tmp_path, capsys) -> None:
     assert "positive_class" in capsys.readouterr().err
 
 
+def test_cli_aux_classifier(tmp_path, capsys) -> None:
+    out = tmp_path / "aux.pt"
+    base = ["train", "exaggeration", "--data", "digits", "--out", str(out), "--steps", "1",
+            "--limit", "40", "--no-progress"]
+    assert cli.main([*base, "--aux-weight", "3"]) == 2
+    assert "--aux-weight needs --aux-classifier" in capsys.readouterr().err
+    assert cli.main([*base, "--aux-classifier", "zoo:digits-cnn-robust", "--aux-weight",
+                     "3"]) == 0
+    metrics = zoo.read_weights(out)["metrics"]
+    assert metrics["aux_classifier"] == "zoo:digits-cnn-robust"
+    assert metrics["train_config"]["lambda_aux"] == 3.0
+
+
 @pytest.mark.skipif(not zoo.entry("digits-exaggeration").path.is_file(),
                     reason="digits-exaggeration weights not shipped")
 def test_shipped_weights_file() -> None:

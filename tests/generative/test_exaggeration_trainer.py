@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn as nn
@@ -51,7 +53,8 @@ def _trainer(**kwargs) -> ExaggerationTrainer:
     torch.manual_seed(0)
     x, y = _data()
     clf = kwargs.pop("classifier", None) or _Classifier()
-    return ExaggerationTrainer(ExaggerationGenerator(TINY), clf, x, y, x[:12], config=FAST,
+    config = kwargs.pop("config", FAST)
+    return ExaggerationTrainer(ExaggerationGenerator(TINY), clf, x, y, x[:12], config=config,
                                **kwargs)
 
 
@@ -148,3 +151,51 @@ def test_recalibrated_copy_is_deterministic_and_leaves_generator() -> None:
     mean = a.enc0.norm.bn.running_mean
     assert not torch.allclose(mean, before["enc0.norm.bn.running_mean"])
     assert int(a.enc0.norm.bn.num_batches_tracked) == FAST.recalibration_batches
+
+
+def _aux_pair(aux: nn.Module, weight: float) -> tuple[ExaggerationTrainer, ExaggerationTrainer]:
+    """Twin trainers (same initialisation and seed): with and without the auxiliary term."""
+    with_aux = _trainer(config=dataclasses.replace(FAST, lambda_aux=weight), aux_classifier=aux)
+    return with_aux, _trainer()
+
+
+def test_aux_classifier_term_enters_the_loss_and_the_validation_score() -> None:
+    aux = _Classifier().train()
+    with torch.no_grad():  # a second classifier: the positive class needs the bottom half
+        aux.linear.weight.copy_(aux.linear.weight[[0, 2, 1]])
+    with_aux, without = _aux_pair(aux, 2.0)
+    x, c_x, c_t = with_aux._batch()
+    without._batch()
+    n = x.shape[0]
+    both = with_aux.generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
+    with torch.no_grad():
+        log_p, log_q = positive_posterior(aux(both[:n]), 1)
+        expected = float(binary_kl(bin_centers(5)[c_t], log_p, log_q).mean())
+    a = with_aux._generator_step(x, c_x, c_t, both[:n], both[n:])
+    both = without.generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
+    b = without._generator_step(x, c_x, c_t, both[:n], both[n:])
+    assert a["g_aux"] == pytest.approx(expected, rel=1e-5) and "g_aux" not in b
+    assert a["g_kl"] == pytest.approx(b["g_kl"], rel=1e-6)
+    assert any(not torch.equal(p, q) for p, q in zip(with_aux.generator.parameters(),
+                                                    without.generator.parameters()))
+    metrics = with_aux.validate()
+    assert metrics["score"] == pytest.approx(metrics["r"] - metrics["mae"] - metrics["identity"]
+                                             + metrics["aux_r"] - metrics["aux_mae"])
+    assert "aux_r" not in without.validate()
+
+
+def test_aux_classifier_untouched_and_bad_arguments() -> None:
+    aux = _Classifier().train()
+    aux.linear.bias.requires_grad_(False)
+    before = {k: v.clone() for k, v in aux.state_dict().items()}
+    with_aux, _ = _aux_pair(aux, 1.0)
+    aux.modes.clear()
+    with_aux.fit(2)
+    assert aux.modes and not any(aux.modes)
+    assert aux.training and aux.linear.weight.requires_grad and not aux.linear.bias.requires_grad
+    assert aux.linear.weight.grad is None
+    assert all(torch.equal(v, before[k]) for k, v in aux.state_dict().items())
+    with pytest.raises(ValueError, match="lambda_aux must be >= 0"):
+        ExaggerationTrainConfig(lambda_aux=-0.5)
+    with pytest.raises(ValueError, match="needs an aux_classifier"):
+        _trainer(config=dataclasses.replace(FAST, lambda_aux=1.0))

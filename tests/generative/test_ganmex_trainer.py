@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -337,3 +338,62 @@ def test_adapt_ganmex_rejects_bad_arguments():
     with pytest.raises(ValueError, match="every class"):
         adapt_ganmex(g, _Classifier(), x[y < 2], y[y < 2], steps=2)
 
+
+
+def _aux_pair(aux: nn.Module, weight: float) -> tuple[GANMEXTrainer, GANMEXTrainer]:
+    """Twin trainers (same initialisation and seed): with and without the auxiliary term."""
+    x, y = _data()
+    twins = []
+    for cfg, extra in ((dataclasses.replace(FAST, lambda_aux=weight), {"aux_classifier": aux}),
+                       (FAST, {})):
+        torch.manual_seed(0)
+        twins.append(GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x, y, x[:12], y[:12],
+                                   config=cfg, seed=0, **extra))
+    return twins[0], twins[1]
+
+
+def test_aux_classifier_term_enters_the_loss_and_the_validation_score():
+    aux = _Classifier().train()
+    with torch.no_grad():  # a second classifier that disagrees with the first
+        aux.linear.weight.copy_(aux.linear.weight.flip(0))
+    with_aux, without = _aux_pair(aux, 2.0)
+    x, c, t, _ = with_aux._batch()
+    without._batch()  # keep both trainers' random streams aligned
+    with torch.no_grad():
+        expected = float(F.cross_entropy(aux(with_aux.generator(x, t)), t))
+    a, b = with_aux._generator_step(x, c, t), without._generator_step(x, c, t)
+    assert a["g_aux"] == pytest.approx(expected, rel=1e-5) and "g_aux" not in b
+    assert a["g_cls"] == pytest.approx(b["g_cls"], rel=1e-6)  # same generator before the step
+    moved = [not torch.equal(p, q) for p, q in zip(with_aux.generator.parameters(),
+                                                  without.generator.parameters())]
+    assert any(moved)  # the auxiliary gradient changed the update
+    metrics = with_aux.validate()
+    assert metrics["score"] == pytest.approx(
+        metrics["flip"] + metrics["nn_flip"] - metrics["l1"] + metrics["aux_flip"])
+    assert "aux_flip" not in without.validate()
+
+
+def test_aux_classifier_is_used_frozen_and_left_untouched():
+    aux = _Classifier().train()
+    aux.linear.bias.requires_grad_(False)
+    before = {k: v.clone() for k, v in aux.state_dict().items()}
+    with_aux, _ = _aux_pair(aux, 1.0)
+    aux.modes.clear()
+    with_aux.fit(3)
+    assert aux.modes and not any(aux.modes)
+    assert aux.training and aux.linear.weight.requires_grad and not aux.linear.bias.requires_grad
+    assert aux.linear.weight.grad is None
+    assert all(torch.equal(v, before[k]) for k, v in aux.state_dict().items())
+
+
+def test_aux_classifier_bad_arguments():
+    x, y = _data()
+    with pytest.raises(ValueError, match="lambda_aux must be >= 0"):
+        GANMEXTrainConfig(lambda_aux=-1.0)
+    with pytest.raises(ValueError, match="needs an aux_classifier"):
+        GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x, y,
+                      config=dataclasses.replace(FAST, lambda_aux=1.0))
+    wrong = nn.Sequential(nn.Flatten(), nn.Linear(64, 5))
+    with pytest.raises(ValueError, match=r"aux_classifier must return \(N, 3\) logits"):
+        GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x, y,
+                      config=dataclasses.replace(FAST, lambda_aux=1.0), aux_classifier=wrong)

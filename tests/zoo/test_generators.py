@@ -135,3 +135,44 @@ def test_cli_init_starts_from_a_trained_generator(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "leave config and edit out" in err and "must be a GANMEX generator" in err
     assert "init must be 'zoo:<name>' or a weights file" in err
+
+
+def test_digits_ganmex_recipe_is_its_command_and_bit_for_bit_reproducible(tmp_path):
+    from captum_cf.training.checkpoint import load_checkpoint
+    from captum_cf.zoo.generators import DIGITS_GANMEX_RECIPE, recipe_command, train_ganmex
+
+    entry = zoo.entry("digits-ganmex")
+    assert entry.command == recipe_command("ganmex", "digits", DIGITS_GANMEX_RECIPE,
+                                           "digits-ganmex.pt")
+    assert "--aux-classifier zoo:digits-cnn-robust" in entry.command
+    runs = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        out, ckpt = tmp_path / f"{name}.pt", tmp_path / f"{name}.ckpt"
+        metrics = train_ganmex("digits", out=out, seed=seed, checkpoint=ckpt, checkpoint_every=2,
+                               limit=60, test_images=2, show_progress=False, log=None,
+                               **{**DIGITS_GANMEX_RECIPE, "steps": 2})
+        runs.append((load_checkpoint(ckpt)["trainer"]["modules"], zoo.read_weights(out), metrics))
+    (mods_a, file_a, met_a), (mods_b, file_b, met_b), (_, file_c, _) = runs
+    for name in ("generator", "critic"):  # float32 training state, every tensor
+        assert all(torch.equal(v, mods_b[name][k]) for k, v in mods_a[name].items()), name
+    a, b, c = file_a["state_dict"], file_b["state_dict"], file_c["state_dict"]
+    assert all(torch.equal(v, b[k]) for k, v in a.items()) and met_a == met_b
+    assert not all(torch.equal(v, c[k]) for k, v in a.items())  # the seed matters
+    assert met_a["aux_classifier"] == "zoo:digits-cnn-robust"
+    assert file_a["metrics"]["train_config"]["lambda_aux"] == DIGITS_GANMEX_RECIPE["aux_weight"]
+
+
+def test_cli_aux_classifier_options(tmp_path, capsys):
+    out = tmp_path / "x.pt"
+    base = ["train", "ganmex", "--data", "digits", "--out", str(out), "--limit", "40",
+            "--test-images", "2", "--no-progress", "--steps", "1"]
+    assert main(base + ["--aux-weight", "2"]) == 2
+    assert main(base + ["--aux-classifier", "zoo:digits-cnn-robust", "--aux-weight", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--aux-weight needs --aux-classifier" in err and "--aux-weight must be > 0" in err
+    assert main(base + ["--aux-classifier", "zoo:digits-cnn-robust", "--aux-weight", "2"]) == 0
+    payload = zoo.read_weights(out)
+    assert payload["metrics"]["train_config"]["lambda_aux"] == 2.0
+    assert payload["metrics"]["aux_classifier"] == "zoo:digits-cnn-robust"
+    assert main(base + ["--aux-classifier", "zoo:shapes-cnn"]) == 2  # RGB 64 px, 4 classes
+    assert "must have shape (N, 3, H, W)" in capsys.readouterr().err
