@@ -60,7 +60,9 @@ class NoisyLinearImputation(Baseline):
             (ROAD: 0.01).
         seed (int): seed of the noise generator.
         tol (float): stop when every image's root-mean-square residual is below this, > 0.
-        max_iter (int, optional): at most this many CG steps; default 200.
+        max_iter (int, optional): at most this many CG steps; default 200 with the multigrid
+            preconditioner, ``4 * (H + W)`` without (images, or small holes' windows, under
+            64 px).
 
     Example:
         >>> x = torch.rand(2, 3, 16, 16)
@@ -125,9 +127,10 @@ class NoisyLinearImputation(Baseline):
         from captum_cf.inpainters.push_pull import PushPullInpainter
 
         start = torch.where(free > 0, PushPullInpainter()._inpaint(inputs, free), inputs)
-        steps = self.max_iter if self.max_iter is not None else _MAX_ITER
         if min(inputs.shape[-2:]) >= _MULTIGRID_FROM:
+            steps = self.max_iter if self.max_iter is not None else _MAX_ITER
             return _multigrid_cg(start, free, steps, self.tol)
+        steps = self.max_iter if self.max_iter is not None else 4 * sum(inputs.shape[-2:])
         # narrow holes: plain CG needs few steps, each much cheaper than a V-cycle
         level = _Level(free[:1])  # the unmasked operator: CG masks by ``free`` itself
 
