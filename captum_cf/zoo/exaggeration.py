@@ -110,7 +110,7 @@ def train_exaggeration(
 
     from captum_cf.training.data import check_data, data_name
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
-    from captum_cf.zoo.generators import _load_zoo_model, _split
+    from captum_cf.zoo.generators import _aux_setup, _load_zoo_model, _split
     from captum_cf.zoo.train import classifier_data
 
     check_data(data, image_size)
@@ -130,13 +130,7 @@ def train_exaggeration(
     train_config = train_config or ExaggerationTrainConfig()
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
-    aux = None
-    if aux_classifier is not None:
-        aux = _load_zoo_model(aux_classifier, what="aux_classifier").to(dev)
-        weight = aux_weight if aux_weight is not None else train_config.lambda_aux or 1.0
-        train_config = dataclasses.replace(train_config, lambda_aux=float(weight))
-    elif train_config.lambda_aux > 0:
-        raise ValueError("lambda_aux > 0 needs aux_classifier ('zoo:<name>' or a weights file)")
+    aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev)
     torch.manual_seed(seed)  # initialisation; the trainer reseeds for training randomness
     trainer = ExaggerationTrainer(
         ExaggerationGenerator(config), model, x_tr, y_tr, x_val,

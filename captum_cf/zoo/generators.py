@@ -83,6 +83,21 @@ def all_pairs(labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
     return index, (labels[index] + shifts) % num_classes
 
 
+def _aux_setup(aux_classifier: str | None, aux_weight: float | None, train_config: Any,
+               dev: Any) -> tuple[nn.Module | None, Any]:
+    """The auxiliary classifier on ``dev`` (or None) and the train config with its weight
+    (``aux_weight``, else the config's ``lambda_aux``, else 1); ``lambda_aux > 0`` without a
+    classifier is a ValueError."""
+    if aux_classifier is None:
+        if train_config.lambda_aux > 0:
+            raise ValueError(
+                "lambda_aux > 0 needs aux_classifier ('zoo:<name>' or a weights file)")
+        return None, train_config
+    aux = _load_zoo_model(aux_classifier, what="aux_classifier").to(dev)
+    weight = aux_weight if aux_weight is not None else train_config.lambda_aux or 1.0
+    return aux, dataclasses.replace(train_config, lambda_aux=float(weight))
+
+
 def _load_zoo_model(spec: str, what: str = "classifier") -> nn.Module:
     """A zoo model from ``"zoo:<name>"`` or a zoo weights file."""
     from captum_cf import zoo
@@ -213,13 +228,7 @@ def train_ganmex(
         train_config = dataclasses.replace(train_config, mask_warmup=0)
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
-    aux = None
-    if aux_classifier is not None:
-        aux = _load_zoo_model(aux_classifier, what="aux_classifier").to(dev)
-        weight = aux_weight if aux_weight is not None else train_config.lambda_aux or 1.0
-        train_config = dataclasses.replace(train_config, lambda_aux=float(weight))
-    elif train_config.lambda_aux > 0:
-        raise ValueError("lambda_aux > 0 needs aux_classifier ('zoo:<name>' or a weights file)")
+    aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev)
     torch.manual_seed(seed)  # model initialisation (the trainer reseeds for training randomness)
     generator = GANMEXGenerator(config)
     if start is not None:
