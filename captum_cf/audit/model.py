@@ -17,6 +17,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from captum_cf._registry import AuditContext
+from captum_cf._validation import all_finite
 from captum_cf._weights import WeightsFileError, load_state_checked, load_weights_file
 from captum_cf.audit.errors import AuditInputError
 from captum_cf.zoo.models import LogitsOf, logits_of
@@ -250,7 +251,7 @@ def _bad_maps(maps: Any, x: Tensor) -> str:
     if not isinstance(maps, Tensor) or maps.shape != x.shape:
         shape = tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__
         return f"returned maps of shape {shape} for images of shape {tuple(x.shape)}"
-    if not bool(torch.isfinite(maps).all()):
+    if not all_finite(maps):
         return "returned non-finite attributions"
     return ""
 

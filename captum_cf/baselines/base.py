@@ -11,7 +11,13 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from captum_cf._validation import check_keep, check_model_dtype, check_tensor, unit_range
+from captum_cf._validation import (
+    all_finite,
+    check_keep,
+    check_model_dtype,
+    check_tensor,
+    unit_range,
+)
 
 __all__ = ["Baseline", "check_baseline_output", "noisy_inputs"]
 
@@ -227,6 +233,6 @@ def check_baseline_output(baseline: Any, out: Any, inputs: Tensor, method: str) 
             f"shape, dtype and device of its inputs: {tuple(inputs.shape)} {inputs.dtype} on "
             f"{inputs.device}"
         )
-    if not bool(torch.isfinite(out.detach()).all()):
+    if not all_finite(out):
         raise ValueError(f"{name} returned NaN or infinite values (for finite inputs)")
     return out

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from captum_cf._validation import check_logits
+from captum_cf._validation import all_finite, check_logits
 
 __all__ = ["higher_is_better", "saliency_map", "check_masks", "class_scores", "check_positive_int"]
 
@@ -50,7 +50,7 @@ def saliency_map(
         raise ValueError(f"{name} is empty: shape {tuple(attributions.shape)}")
     amap = attributions.sum(dim=1) if attributions.dim() == 4 else attributions
     amap = amap.float() if not amap.is_floating_point() else amap
-    if not bool(torch.isfinite(amap).all()):
+    if not all_finite(amap):
         raise ValueError(f"{name} contains NaN or infinite values")
     if shape is not None:
         n, _, h, w = shape

@@ -185,9 +185,9 @@ def _assert_direct_solution(x: torch.Tensor, keep: torch.Tensor, ours: torch.Ten
 
 
 def test_large_holes_converge_in_few_steps_at_any_size(device) -> None:
-    # from 64 px on: plain conjugate gradients need steps in proportion to the hole's width (hundreds at 128 px,
-    # and stopping on the residual left errors of 0.2); the multigrid preconditioner keeps the
-    # count small and the error far below ROAD's noise
+    # from 64 px on: plain conjugate gradients need steps in proportion to the hole's width
+    # (hundreds at 128 px, and stopping on the residual left errors of 0.2); the multigrid
+    # preconditioner keeps the count small and the error far below ROAD's noise
     for size in (64, 128):
         x, keep = _smooth_image_and_large_hole(size, device)
         ours = NoisyLinearImputation(noise=0.0, tol=1e-9, max_iter=25).fill(x, keep)
