@@ -11,7 +11,7 @@ from torch import Tensor
 
 from captum_cf.baselines.base import Baseline
 from captum_cf.inpainters._local import inpaint_locally
-from captum_cf.inpainters.biharmonic import _conjugate_gradients
+from captum_cf.inpainters.biharmonic import _ActiveRows, _conjugate_gradients
 
 __all__ = ["NoisyLinearImputation"]
 
@@ -267,21 +267,15 @@ def _multigrid_cg(u: Tensor, free: Tensor, steps: int, tol: float) -> Tensor:
     z = _v_cycle(levels, r)
     p, rz = z, (r * z).sum((-2, -1), keepdim=True)
     limit = tol * tol * u.shape[-2] * u.shape[-1]
-    out, active = u, None  # active: rows of ``out`` still iterating
-    for _ in range(steps + 1):
-        going = (r * r).sum((-2, -1)).amax(dim=1) > limit
-        n_going = int(going.sum())
-        if n_going < len(going):
-            out = out.clone() if active is None else out
-            rows = going.logical_not().nonzero().squeeze(1)
-            out[rows if active is None else active[rows]] = u[rows]
-            if n_going == 0:
-                return out
-            keep = going.nonzero().squeeze(1)
-            active = keep if active is None else active[keep]
+    rows = _ActiveRows(u)
+    for step in range(steps + 1):
+        keep = rows.retire((r * r).sum((-2, -1)).amax(dim=1) > limit, u)
+        if keep is not None:
+            if len(keep) == 0:
+                return rows.out
             u, r, p, rz = u[keep], r[keep], p[keep], rz[keep]
             levels = [level.subset(keep) for level in levels]
-        if _ == steps:
+        if step == steps:
             break
         ap = levels[0].apply(p)
         alpha = rz / (p * ap).sum((-2, -1), keepdim=True).clamp_min(_TINY)
@@ -291,10 +285,7 @@ def _multigrid_cg(u: Tensor, free: Tensor, steps: int, tol: float) -> Tensor:
         rz_next = (r * z).sum((-2, -1), keepdim=True)
         p = torch.addcmul(z, rz_next / rz.clamp_min(_TINY), p)
         rz = rz_next
-    if active is None:
-        return u
-    out[active] = u
-    return out
+    return rows.result(u)
 
 
 def _binomial_sum(u: Tensor) -> Tensor:

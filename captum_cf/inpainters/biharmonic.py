@@ -145,27 +145,49 @@ def _conjugate_gradients(
             u, residual, direction, rs = _cg_step(u, residual, direction, rs, free, operator)
         return u
     limit = tol * tol * u.shape[-2] * u.shape[-1]
-    out, active = u, None  # active: indices into ``out`` of the images still iterating
+    rows = _ActiveRows(u)
     for step in range(steps):
         if step % check_every == 0:
-            going = rs.flatten(1).amax(dim=1) > limit
-            n_going = int(going.sum())
-            if n_going < len(going):
-                out = out.clone() if active is None else out
-                done = ~going
-                rows = done.nonzero().squeeze(1) if active is None else active[done]
-                out[rows] = u[done]
-                if n_going == 0:
-                    return out
-                keep = going.nonzero().squeeze(1)
-                active = keep if active is None else active[keep]
+            keep = rows.retire(rs.flatten(1).amax(dim=1) > limit, u)
+            if keep is not None:
+                if len(keep) == 0:
+                    return rows.out
                 u, residual, direction = u[keep], residual[keep], direction[keep]
                 rs, free = rs[keep], free[keep] if free.shape[0] > 1 else free
         u, residual, direction, rs = _cg_step(u, residual, direction, rs, free, operator)
-    if active is None:
-        return u
-    out[active] = u
-    return out
+    return rows.result(u)
+
+
+class _ActiveRows:
+    """Bookkeeping of a batched iteration whose images stop on their own.
+
+    ``retire(going, u)`` writes the rows of the current batch ``u`` that stopped (``going``
+    False) into the output and returns the indices of the rows that go on (None when all go
+    on), by which the caller shrinks its tensors; ``result(u)`` writes the last batch back.
+    The output is a copy as soon as any row stops, so the caller's start tensor is never
+    written.
+    """
+
+    def __init__(self, u: Tensor) -> None:
+        self.out = u
+        self.active: Tensor | None = None  # indices into ``out`` of the rows still iterating
+
+    def retire(self, going: Tensor, u: Tensor) -> Tensor | None:
+        if int(going.sum()) == len(going):
+            return None
+        if self.active is None:
+            self.out = self.out.clone()
+        done = going.logical_not()
+        self.out[done.nonzero().squeeze(1) if self.active is None else self.active[done]] = u[done]
+        keep = going.nonzero().squeeze(1)
+        self.active = keep if self.active is None else self.active[keep]
+        return keep
+
+    def result(self, u: Tensor) -> Tensor:
+        if self.active is None:
+            return u
+        self.out[self.active] = u
+        return self.out
 
 
 def _cg_step(
