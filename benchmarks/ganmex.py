@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                         "randomisation protocol (default 150, --quick 40; 0 skips it)")
     parser.add_argument("--shapes-only", action="store_true",
                         help="only the SyntheticShapes one-vs-one rows")
+    parser.add_argument("--digits-only", action="store_true",
+                        help="only the digits rows (flip, timing, randomisation)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -234,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     adapt_steps = args.adapt_steps if args.adapt_steps is not None else (40 if args.quick else 150)
     if adapt_steps < 0:
         parser.error(f"--adapt-steps must be >= 0, got {adapt_steps}")
+    if args.shapes_only and args.digits_only:
+        parser.error("--shapes-only and --digits-only exclude each other")
     if args.shapes_only:
         shapes = shapes_relevance(_load_generator(args.shapes_generator, "shapes-ganmex"),
                                   n_shapes, adapt_steps)
@@ -252,8 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         "flip": flip_rates(model, generator, n_flip),
         "timing": timing(generator),
         "randomisation": randomisation(model, generator, n_rand, adapt_steps=adapt_steps),
-        "shapes": shapes_relevance(_load_generator(args.shapes_generator, "shapes-ganmex"),
-                                   n_shapes, adapt_steps),
+        "shapes": {"done": False, "why": "--digits-only"} if args.digits_only else
+        shapes_relevance(_load_generator(args.shapes_generator, "shapes-ganmex"), n_shapes,
+                         adapt_steps),
     }
     out = ROOT / "benchmarks" / "results" / "ganmex.json"
     out.parent.mkdir(parents=True, exist_ok=True)
