@@ -168,7 +168,8 @@ TRAIN_COMMANDS["robust"] = (
 def _aux_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aux-classifier", default=None, metavar="MODEL",
                         help="second frozen classifier (zoo:<name> or a weights file) the "
-                             "generator must also move, e.g. zoo:digits-cnn-robust")
+                             "generator must also move, e.g. zoo:digits-cnn-robust (ganmex "
+                             "--data shapes: default zoo:shapes-cnn-strict, 'none' drops it)")
     parser.add_argument("--aux-weight", type=float, default=None, metavar="W",
                         help="weight of the auxiliary classifier's loss (default 1 with "
                              "--aux-classifier)")
