@@ -91,6 +91,7 @@ def train_robust_classifier(
     from captum_cf.zoo.train import CLASSIFIER_SETUPS, _config, classifier_data
 
     check_data(data, image_size)
+    stored = _read_init(init) if init is not None else None  # a bad spec fails before any work
     dev = resolve_device(device)
     check_amp(amp, dev)
     x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size)
@@ -103,8 +104,8 @@ def train_robust_classifier(
     config = {**_config(setup, x_tr, num_classes), "pool": ROBUST_SETUP["pool"]}
     name = "digits-cnn-robust" if data == "digits" else f"{data_name(data)}-cnn-robust"
     torch.manual_seed(seed)
-    if init is not None:
-        config, state = _init_weights(config, init)
+    if stored is not None:
+        config, state = _init_weights(config, stored)
         model = build_classifier(config)
         model.load_state_dict(state)
     else:
@@ -159,18 +160,21 @@ def train_robust_classifier(
     return clean, robust
 
 
-def _init_weights(config: dict, init: str | os.PathLike) -> tuple[dict, dict]:
-    """Config and float32 state of the zoo classifier ``init``, of ``config``'s architecture
-    (its own input normalisation is kept)."""
+def _read_init(init: str | os.PathLike) -> dict:
+    """The stored zoo classifier ``init`` (``"zoo:<name>"`` or a weights file)."""
     from captum_cf import zoo
 
     spec = os.fspath(init)
     if spec.startswith("zoo:"):
-        stored = zoo.read_weights(zoo.entry(spec[4:]).path)
-    elif os.path.isfile(spec):
-        stored = zoo.read_weights(spec)
-    else:
-        raise ValueError(f"init must be 'zoo:<name>' or a weights file, got {spec!r}")
+        return zoo.read_weights(zoo.entry(spec[4:]).path)
+    if os.path.isfile(spec):
+        return zoo.read_weights(spec)
+    raise ValueError(f"init must be 'zoo:<name>' or a weights file, got {spec!r}")
+
+
+def _init_weights(config: dict, stored: dict) -> tuple[dict, dict]:
+    """Config and float32 state of the stored classifier, which must have ``config``'s
+    architecture (its own input normalisation is kept)."""
     arch = {k: v for k, v in config.items() if k not in ("mean", "std")}
     theirs = {k: v for k, v in stored["config"].items() if k not in ("mean", "std")}
     if stored["arch"] != "small-cnn" or theirs != arch:

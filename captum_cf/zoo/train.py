@@ -282,13 +282,15 @@ def train_classifier(
                          f"got {misplaced_dots!r} with data {data!r}")
     dev = resolve_device(device)
     check_amp(amp, dev)
-    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size)
-    if limit is not None:
-        x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
     name = setup["name"] or f"{data_name(data)}-cnn"
     if misplaced_dots > 0:
-        x_tr, y_tr = _with_misplaced_dots(x_tr, y_tr, image_size, limit, misplaced_dots, seed)
+        x_tr, y_tr, x_te, y_te, test_desc = _with_misplaced_dots(image_size, limit,
+                                                                 misplaced_dots, seed)
         name = "shapes-cnn-strict"
+    else:
+        x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size)
+        if limit is not None:
+            x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
     config = _config(setup, x_tr, int(max(y_tr.max(), y_te.max())) + 1)
     seed_everything(seed)  # initial weights
     model = build_classifier(config)
@@ -318,20 +320,25 @@ def train_classifier(
     return acc
 
 
-def _with_misplaced_dots(x_tr: Tensor, y_tr: Tensor, image_size: int | None, limit: int | None,
-                         copies: int, seed: int) -> tuple[Tensor, Tensor]:
-    """The shapes training split plus ``copies`` misplaced-dot copies of its squares."""
+def _with_misplaced_dots(image_size: int | None, limit: int | None, copies: int,
+                         seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
+    """:func:`classifier_data` of shapes (first ``limit`` images), the training split plus
+    ``copies`` misplaced-dot copies of its squares labelled square."""
     from captum_cf.datasets import SyntheticShapes
 
     s = CLASSIFIER_SETUPS["shapes"]
-    train = SyntheticShapes(s["n_train"], size=image_size or s["size"], seed=s["train_seed"])
+    size = image_size or s["size"]
+    train = SyntheticShapes(s["n_train"], size=size, seed=s["train_seed"])
+    test = SyntheticShapes(s["n_test"], size=size, seed=s["test_seed"])
+    desc = f"SyntheticShapes({s['n_test']}, size={size}, seed={s['test_seed']})"
     if limit is not None:
         train.images, train.labels = train.images[:limit], train.labels[:limit]
         train.masks, train.parts = train.masks[:limit], train.parts[:limit]
         train._geometry = {k: v[:limit] for k, v in train._geometry.items()}
     negatives = torch.cat([train.misplaced_dots(seed + k) for k in range(copies)])
-    labels = torch.ones(negatives.shape[0], dtype=y_tr.dtype)
-    return torch.cat([x_tr, negatives]), torch.cat([y_tr, labels])
+    labels = torch.ones(negatives.shape[0], dtype=train.labels.dtype)
+    return (torch.cat([train.images, negatives]), torch.cat([train.labels, labels]),
+            test.images[:limit], test.labels[:limit], desc)
 
 
 def _check_args(

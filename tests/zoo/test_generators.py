@@ -199,7 +199,7 @@ def test_shapes_setup_trains_with_the_strict_aux_classifier_bit_for_bit(tmp_path
         out, ckpt = tmp_path / f"{name}.pt", tmp_path / f"{name}.ckpt"
         metrics = train_ganmex("shapes", out=out, steps=2, checkpoint=ckpt, checkpoint_every=2,
                                limit=24, test_images=2, show_progress=False, log=None,
-                               aux_classifier=aux)
+                               aux_classifier=aux, batch_size=8)
         runs.append((load_checkpoint(ckpt)["trainer"]["modules"], zoo.read_weights(out), metrics))
     (mods_a, file_a, met_a), (mods_b, file_b, met_b), (_, file_c, met_c) = runs
     for name in ("generator", "critic"):
