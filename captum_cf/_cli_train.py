@@ -66,6 +66,9 @@ def _classifier_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file; an existing one is resumed exactly")
+    parser.add_argument("--misplaced-dots", type=int, default=0, metavar="K",
+                        help="shapes only: add K copies of every square with a dot painted away "
+                             "from its place, labelled square (-> shapes-cnn-strict; default 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _common_args(parser, "default 64", None, "default: one epoch")
     # For quick runs and tests: train and test on the first N images only.
@@ -85,7 +88,8 @@ def _classifier_run(args: argparse.Namespace) -> int:
                                limit=args.limit, checkpoint=args.checkpoint,
                                show_progress=not args.no_progress, image_size=args.image_size,
                                batch_size=args.batch_size or 64, device=args.device,
-                               amp=args.amp, checkpoint_every=args.checkpoint_every)
+                               amp=args.amp, checkpoint_every=args.checkpoint_every,
+                               misplaced_dots=args.misplaced_dots)
     except ValueError as err:
         raise CLIError(str(err)) from err
     _say(f"test accuracy {acc:.4f}; weights written to {args.out}")
@@ -117,6 +121,10 @@ def _robust_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file; an existing one is resumed exactly")
+    parser.add_argument("--init", default=None, metavar="MODEL",
+                        help="start from a trained classifier of the same architecture "
+                             "(zoo:<name> or a weights file): adversarial fine-tuning, "
+                             "e.g. zoo:shapes-cnn -> shapes-cnn-robust")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
     _common_args(parser, "default 64", 50, "default 50")
@@ -138,7 +146,8 @@ def _robust_run(args: argparse.Namespace) -> int:
             attack_steps=args.attack_steps, seed=args.seed, limit=args.limit,
             checkpoint=args.checkpoint, show_progress=not args.no_progress,
             image_size=args.image_size, batch_size=args.batch_size or 64,
-            checkpoint_every=args.checkpoint_every, device=args.device, amp=args.amp)
+            checkpoint_every=args.checkpoint_every, device=args.device, amp=args.amp,
+            init=args.init)
     except ValueError as err:
         raise CLIError(str(err)) from err
     _say(f"clean test accuracy {clean:.4f}, L2-PGD robust accuracy (eps {args.eps}) {robust:.4f}; "
@@ -159,7 +168,8 @@ TRAIN_COMMANDS["robust"] = (
 def _aux_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aux-classifier", default=None, metavar="MODEL",
                         help="second frozen classifier (zoo:<name> or a weights file) the "
-                             "generator must also move, e.g. zoo:digits-cnn-robust")
+                             "generator must also move, e.g. zoo:digits-cnn-robust (ganmex "
+                             "--data shapes: default zoo:shapes-cnn-strict, 'none' drops it)")
     parser.add_argument("--aux-weight", type=float, default=None, metavar="W",
                         help="weight of the auxiliary classifier's loss (default 1 with "
                              "--aux-classifier)")

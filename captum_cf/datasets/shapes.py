@@ -87,6 +87,7 @@ class SyntheticShapes(Dataset):
         self.parts = torch.cat([c[2] for c in chunks])
         self.labels = params["label"]
         self.boxes = _tight_boxes(self.masks)
+        self._geometry = {k: params[k] for k in ("cx", "cy", "extent")}
 
     @property
     def num_classes(self) -> int:
@@ -100,6 +101,69 @@ class SyntheticShapes(Dataset):
     def to_tensor_dataset(self) -> TensorDataset:
         """A ``TensorDataset(images, labels)`` (shares the tensors)."""
         return TensorDataset(self.images, self.labels)
+
+    def misplaced_dots(self, seed: int = 0) -> Tensor:
+        """Every "square" (class 1) image with a dot painted away from the place of the dot.
+
+        The dot has the data set's size and colour rule (radius 0.26 of the square's half-side;
+        dark ``0.25 * colour`` on a light square, light ``colour + 0.75 (1 - colour)`` on a dark
+        one; anti-aliased edge). Half of the images (at random) get it inside the square at a
+        random place at least 2.5 dot radii from the dot's place (:attr:`parts`), the others on
+        the background, 1.3-1.9 half-sides from the centre in a random direction (clipped to
+        the image). No such image is in the data set (only a dot at its place makes a "square
+        with dot"): they are negatives for a classifier that must judge where the dot is.
+
+        Args:
+            seed (int): seed of the places (and of the choice inside / outside).
+
+        Returns:
+            Tensor: (m, 3, size, size) float32 in [0, 1], ``m = (labels == 1).sum()``, in the
+            order of the class-1 images.
+
+        Example:
+            >>> data = SyntheticShapes(8, size=64, seed=0)
+            >>> data.misplaced_dots().shape[0] == int((data.labels == 1).sum())
+            True
+        """
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        sq = (self.labels == 1).nonzero().flatten()
+        m, size = sq.numel(), self.size
+        x = self.images[sq]
+        if m == 0:
+            return x.clone()
+        gen = torch.Generator().manual_seed(seed)
+        g = {k: v[sq] for k, v in self._geometry.items()}
+        half = 0.886 * g["extent"]
+        radius = _DOT_RADIUS * half
+        mask = self.masks[sq] & ~self.parts[sq]
+        colour = (x * mask).sum((2, 3)) / mask.sum((2, 3)).clamp_min(1)
+        dark = colour.mean(1, keepdim=True) > 0.5
+        dot_colour = torch.where(dark, 0.25 * colour, colour + 0.75 * (1 - colour))
+        # inside: a uniform place in the square (dot fully inside) far from the dot's place
+        true_x, true_y = _DOT_OFFSET * half, -_DOT_OFFSET * half
+        room = half - radius - 1
+        ix, iy = torch.zeros(m), torch.zeros(m)
+        todo = torch.ones(m, dtype=torch.bool)
+        while bool(todo.any()):
+            px = (2 * torch.rand(m, generator=gen) - 1) * room
+            py = (2 * torch.rand(m, generator=gen) - 1) * room
+            far = torch.sqrt((px - true_x) ** 2 + (py - true_y) ** 2) >= 2.5 * radius
+            take = todo & far
+            ix[take], iy[take] = px[take], py[take]
+            todo &= ~far
+        angle = 2 * math.pi * torch.rand(m, generator=gen)
+        dist = half * (1.3 + 0.6 * torch.rand(m, generator=gen))
+        ox = (g["cx"] + dist * torch.cos(angle)).clamp(radius, size - radius)
+        oy = (g["cy"] + dist * torch.sin(angle)).clamp(radius, size - radius)
+        inside = torch.rand(m, generator=gen) < 0.5
+        px = torch.where(inside, g["cx"] + ix, ox).view(m, 1, 1)
+        py = torch.where(inside, g["cy"] + iy, oy).view(m, 1, 1)
+        ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5,
+                                indexing="ij")
+        sdf = torch.sqrt((xs - px) ** 2 + (ys - py) ** 2) - radius.view(m, 1, 1)
+        alpha = (0.5 - sdf).clamp(0, 1).unsqueeze(1)
+        return (alpha * dot_colour.view(m, 3, 1, 1) + (1 - alpha) * x).clamp(0, 1)
 
     def __len__(self) -> int:
         return self.n

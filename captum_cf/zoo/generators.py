@@ -39,10 +39,13 @@ GANMEX_SETUPS: dict[str, dict[str, Any]] = {
     # from the part pair (square <-> square with dot) that the one-vs-one benchmark explains;
     # a masked edit (GANMEXConfig.edit="mask", sparsity weight 10, total variation 1, both
     # ramped in over 200 steps; see RESULTS.md "ganmex") so that the counterfactual equals the
-    # input outside the few pixels it edits.
+    # input outside the few pixels it edits; the frozen shapes-cnn-strict (trained with
+    # misplaced-dot negatives) as auxiliary classifier (weight aux_weight) so that the dot is
+    # painted where a square with dot has it, not anywhere shapes-cnn accepts a spot
+    # (RESULTS.md "shapes-ganmex round 4"; aux_classifier="none" trains without it)
     "shapes": {"name": "shapes-ganmex", "classifier": "zoo:shapes-cnn", "steps": 1200,
                "validate_every": 50, "val_seed": 7, "n_val": 400, "test_seed": 8,
-               "n_test": 400,
+               "n_test": 400, "aux_classifier": "zoo:shapes-cnn-strict", "aux_weight": 1.0,
                "config": {"base_channels": 16, "critic_channels": 16, "edit": "mask"},
                "train_config": {"batch_size": 32, "focus_pairs": ((1, 3),), "focus_share": 0.5,
                                 "lambda_mask": 10.0, "lambda_mask_tv": 1.0, "mask_warmup": 200}},
@@ -171,6 +174,8 @@ def train_ganmex(
             ``aux_weight``, else ``train_config.lambda_aux``, else 1), e.g.
             ``"zoo:digits-cnn-robust"``: an adversarially trained classifier is moved by strokes,
             not by small classifier-specific edits. Validation (keep-best) then adds its flip rate.
+            Default per data set: ``"zoo:shapes-cnn-strict"`` for shapes (weight 1), none
+            otherwise; ``"none"`` trains without one.
         aux_weight (float, optional): weight of the auxiliary classifier's loss (> 0).
         image_size (int, optional): image side (default: the data set's own).
         batch_size (int, optional): images per step (default: ``train_config``'s; per process).
@@ -187,6 +192,12 @@ def train_ganmex(
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
 
     check_data(data, image_size)
+    if aux_classifier is None and not is_folder(data) and "aux_classifier" in GANMEX_SETUPS[data]:
+        aux_classifier = GANMEX_SETUPS[data]["aux_classifier"]
+        if aux_weight is None and (train_config is None or train_config.lambda_aux == 0):
+            aux_weight = GANMEX_SETUPS[data]["aux_weight"]
+    elif aux_classifier == "none":
+        aux_classifier = None
     if aux_weight is not None and (aux_classifier is None or not aux_weight > 0):
         raise ValueError(f"aux_weight must be > 0 and needs aux_classifier, got aux_weight "
                          f"{aux_weight!r} with aux_classifier {aux_classifier!r}")

@@ -51,6 +51,7 @@ def train_robust_classifier(
     checkpoint_every: int = 50,
     device: str | torch.device | None = None,
     amp: str | None = None,
+    init: str | os.PathLike | None = None,
 ) -> tuple[float, float]:
     """Train the robust zoo classifier of ``data`` and write it to ``out`` (zoo weights format).
 
@@ -71,6 +72,10 @@ def train_robust_classifier(
         checkpoint_every (int): steps between checkpoints.
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"``: bfloat16 autocast of the training forward (CUDA).
+        init (str or path, optional): start from this trained classifier (``"zoo:<name>"`` or a
+            zoo weights file) of the same architecture instead of a random initialisation, i.e.
+            adversarial fine-tuning (on shapes, training from scratch at L2 eps 1.0 stayed at
+            chance for 130+ steps; from ``"zoo:shapes-cnn"`` at eps 0.5 it trains).
 
     Returns:
         tuple[float, float]: clean test accuracy and L2-PGD robust test accuracy at ``eps``
@@ -86,6 +91,7 @@ def train_robust_classifier(
     from captum_cf.zoo.train import CLASSIFIER_SETUPS, _config, classifier_data
 
     check_data(data, image_size)
+    stored = _read_init(init) if init is not None else None  # a bad spec fails before any work
     dev = resolve_device(device)
     check_amp(amp, dev)
     x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size)
@@ -98,7 +104,12 @@ def train_robust_classifier(
     config = {**_config(setup, x_tr, num_classes), "pool": ROBUST_SETUP["pool"]}
     name = "digits-cnn-robust" if data == "digits" else f"{data_name(data)}-cnn-robust"
     torch.manual_seed(seed)
-    model = build_classifier(config)
+    if stored is not None:
+        config, state = _init_weights(config, stored)
+        model = build_classifier(config)
+        model.load_state_dict(state)
+    else:
+        model = build_classifier(config)
     s = ROBUST_SETUP
     began = time.perf_counter()
     history = adversarial_train(
@@ -134,6 +145,7 @@ def train_robust_classifier(
         "steps": steps,
         "attack_steps": attack_steps,
         "seed": seed,
+        **({"init": os.fspath(init)} if init is not None else {}),
         "losses": [round(h["loss"], 4) for h in history],
         "train_seconds": seconds,
     }
@@ -146,6 +158,29 @@ def train_robust_classifier(
         logger.info("%s clean %.4f robust %.4f -> %s", name, clean, robust, os.fspath(out))
     context.barrier()
     return clean, robust
+
+
+def _read_init(init: str | os.PathLike) -> dict:
+    """The stored zoo classifier ``init`` (``"zoo:<name>"`` or a weights file)."""
+    from captum_cf import zoo
+
+    spec = os.fspath(init)
+    if spec.startswith("zoo:"):
+        return zoo.read_weights(zoo.entry(spec[4:]).path)
+    if os.path.isfile(spec):
+        return zoo.read_weights(spec)
+    raise ValueError(f"init must be 'zoo:<name>' or a weights file, got {spec!r}")
+
+
+def _init_weights(config: dict, stored: dict) -> tuple[dict, dict]:
+    """Config and float32 state of the stored classifier, which must have ``config``'s
+    architecture (its own input normalisation is kept)."""
+    arch = {k: v for k, v in config.items() if k not in ("mean", "std")}
+    theirs = {k: v for k, v in stored["config"].items() if k not in ("mean", "std")}
+    if stored["arch"] != "small-cnn" or theirs != arch:
+        raise ValueError(f"init must be a classifier of this data's architecture {arch}, got "
+                         f"{stored['arch']} {theirs}")
+    return stored["config"], {k: v.float() for k, v in stored["state_dict"].items()}
 
 
 def train_digits_cnn_robust(

@@ -231,6 +231,7 @@ def train_classifier(
     device: str | torch.device | None = None,
     amp: str | None = None,
     checkpoint_every: int | None = None,
+    misplaced_dots: int = 0,
 ) -> float:
     """Train the zoo classifier of ``data`` and write it to ``out`` in the zoo weights format.
 
@@ -257,6 +258,12 @@ def train_classifier(
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"`` for bfloat16 autocast on CUDA.
         checkpoint_every (int, optional): steps between checkpoints (default: one epoch).
+        misplaced_dots (int): shapes only: add this many copies of every "square" training image
+            with a dot painted away from its place, labelled "square"
+            (:meth:`~captum_cf.datasets.SyntheticShapes.misplaced_dots`, copy ``k`` seeded
+            ``seed + k``), so that only a dot at its place makes a "square with dot"; the model
+            is then named ``"shapes-cnn-strict"`` (the auxiliary classifier of
+            ``"shapes-ganmex"``).
 
     Returns:
         float: accuracy of the trained model on the test split (also stored in the file's
@@ -269,12 +276,21 @@ def train_classifier(
         >>> model = zoo.load_file("digits-cnn.pt")
     """
     setup, epochs = _check_args(data, epochs, batch_size, lr, max_shift, limit)
+    if isinstance(misplaced_dots, bool) or not isinstance(misplaced_dots, int) or (
+            misplaced_dots < 0 or (misplaced_dots > 0 and data != "shapes")):
+        raise ValueError(f"misplaced_dots must be an int >= 0, and > 0 only with data 'shapes', "
+                         f"got {misplaced_dots!r} with data {data!r}")
     dev = resolve_device(device)
     check_amp(amp, dev)
-    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size)
-    if limit is not None:
-        x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
     name = setup["name"] or f"{data_name(data)}-cnn"
+    if misplaced_dots > 0:
+        x_tr, y_tr, x_te, y_te, test_desc = _with_misplaced_dots(image_size, limit,
+                                                                 misplaced_dots, seed)
+        name = "shapes-cnn-strict"
+    else:
+        x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size)
+        if limit is not None:
+            x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
     config = _config(setup, x_tr, int(max(y_tr.max(), y_te.max())) + 1)
     seed_everything(seed)  # initial weights
     model = build_classifier(config)
@@ -290,6 +306,7 @@ def train_classifier(
     acc = evaluate_accuracy(model, x_te, y_te)
     metrics = {"test_accuracy": acc, "test_data": test_desc, "test_size": len(x_te),
                "train_size": len(x_tr), "epochs": epochs, "seed": seed,
+               **({"misplaced_dots": misplaced_dots} if misplaced_dots else {}),
                "losses": trainer.epoch_losses,
                "train_seconds": round(time.perf_counter() - began, 1),
                "train_cpu_seconds": round(time.process_time() - began_cpu, 1)}
@@ -301,6 +318,27 @@ def train_classifier(
         logger.info("%s test accuracy %.4f on %s -> %s", name, acc, test_desc, os.fspath(out))
     trainer.dist.barrier()
     return acc
+
+
+def _with_misplaced_dots(image_size: int | None, limit: int | None, copies: int,
+                         seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
+    """:func:`classifier_data` of shapes (first ``limit`` images), the training split plus
+    ``copies`` misplaced-dot copies of its squares labelled square."""
+    from captum_cf.datasets import SyntheticShapes
+
+    s = CLASSIFIER_SETUPS["shapes"]
+    size = image_size or s["size"]
+    train = SyntheticShapes(s["n_train"], size=size, seed=s["train_seed"])
+    test = SyntheticShapes(s["n_test"], size=size, seed=s["test_seed"])
+    desc = f"SyntheticShapes({s['n_test']}, size={size}, seed={s['test_seed']})"
+    if limit is not None:
+        train.images, train.labels = train.images[:limit], train.labels[:limit]
+        train.masks, train.parts = train.masks[:limit], train.parts[:limit]
+        train._geometry = {k: v[:limit] for k, v in train._geometry.items()}
+    negatives = torch.cat([train.misplaced_dots(seed + k) for k in range(copies)])
+    labels = torch.ones(negatives.shape[0], dtype=train.labels.dtype)
+    return (torch.cat([train.images, negatives]), torch.cat([train.labels, labels]),
+            test.images[:limit], test.labels[:limit], desc)
 
 
 def _check_args(

@@ -109,3 +109,29 @@ def test_background_is_textured_and_objects_contrast(shapes: SyntheticShapes) ->
 def test_bad_arguments(kwargs: dict, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         SyntheticShapes(**kwargs)
+
+
+def test_misplaced_dots_paint_one_dot_away_from_its_place(shapes: SyntheticShapes) -> None:
+    neg = shapes.misplaced_dots(seed=0)
+    sq = shapes.labels == 1
+    x, parts, masks = shapes.images[sq], shapes.parts[sq], shapes.masks[sq]
+    assert neg.shape == x.shape and neg.dtype == torch.float32
+    assert float(neg.min()) >= 0 and float(neg.max()) <= 1
+    changed = (neg != x).any(1, keepdim=True)
+    assert not bool((changed & parts).any())  # never where the dot belongs
+    area = changed.sum((1, 2, 3)).float()
+    # a dot of the data set's size: about as many pixels as the part, in every image
+    assert bool((area > 0.5 * parts.sum((1, 2, 3))).all()), area
+    assert bool((area < 3 * parts.sum((1, 2, 3))).all()), area
+    inside = (changed & masks).sum((1, 2, 3)) > 0.5 * area
+    assert 0.25 < inside.float().mean() < 0.75  # about half inside the square, half outside
+    # the dot's colour follows the data set's rule: darker on light squares and vice versa
+    real = shapes.images[shapes.labels == 3]
+    dot = (neg - x).sum(1, keepdim=True)
+    light = _mean_in(x, masks & ~parts).mean(1) > 0.5
+    sign = ((dot * changed).sum((1, 2, 3)) < 0)
+    assert bool((sign[inside] == light[inside]).all()) and real.shape[0] > 0
+    assert torch.equal(neg, shapes.misplaced_dots(seed=0))
+    assert not torch.equal(neg, shapes.misplaced_dots(seed=1))
+    with pytest.raises(TypeError, match="seed"):
+        shapes.misplaced_dots(seed=1.0)  # type: ignore[arg-type]

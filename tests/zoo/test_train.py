@@ -70,9 +70,23 @@ def test_random_shift_moves_each_image_by_its_offset() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"data": "mnist"}, "data"), ({"epochs": 0}, "epochs"), ({"lr": 0.0}, "lr"),
-     ({"limit": 0}, "limit"), ({"max_shift": -1}, "max_shift")],
+     ({"limit": 0}, "limit"), ({"max_shift": -1}, "max_shift"),
+     ({"misplaced_dots": 1}, "misplaced_dots"), ({"misplaced_dots": -1}, "misplaced_dots")],
 )
 def test_bad_arguments(kwargs: dict, match: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=match):
         train_classifier(**{"data": "digits", "out": tmp_path / "x.pt", **kwargs})
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_misplaced_dots_adds_labelled_negatives(tmp_path: Path) -> None:
+    from captum_cf.datasets.shapes import _draw_params
+
+    out = tmp_path / "strict.pt"
+    train_classifier("shapes", out=out, epochs=1, limit=40, misplaced_dots=2,
+                     show_progress=False)
+    stored = zoo.read_weights(out)
+    labels = _draw_params(4000, 64, torch.Generator().manual_seed(0))["label"]  # the train split
+    squares = int((labels[:40] == 1).sum())
+    assert stored["name"] == "shapes-cnn-strict" and stored["metrics"]["misplaced_dots"] == 2
+    assert stored["metrics"]["train_size"] == 40 + 2 * squares and squares > 0
