@@ -177,7 +177,9 @@ def test_cli_interrupt_kill_and_resume_equal_an_uninterrupted_run(
     tmp_path, image_folder, model_file, capsys
 ) -> None:
     root = image_folder(n_per_class=3)  # 6 images x 2 cells = 12 (image, cell) pairs
-    slow = model_file(sleep=0.05)
+    # each forward sleeps, so that the audit is still running when the signal lands (with 0.05 s
+    # one run under a loaded machine finished before its SIGINT arrived)
+    slow = model_file(sleep=0.1)
     assert main(_argv(model_file(), root, tmp_path / "whole")) == 0
     capsys.readouterr()
     out, store = tmp_path / "report", tmp_path / "report.sqlite"
