@@ -50,8 +50,14 @@ def finite_bounds(x: Tensor) -> tuple[float, float] | None:
     """
     if x.numel() == 0:
         return (0.0, 0.0)
-    lo, hi = torch.stack(list(torch.aminmax(x.detach()))).tolist()
+    lo, hi = _min_max(x)
     return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
+
+
+def _min_max(x: Tensor) -> tuple[float, float]:
+    """``(min, max)`` of a non-empty real tensor: one ``aminmax`` pass, one host sync."""
+    lo, hi = torch.stack(list(torch.aminmax(x.detach()))).tolist()
+    return lo, hi
 
 
 def all_finite(x: Tensor) -> bool:
@@ -246,7 +252,7 @@ def check_tensor(x: Any, name: str = "inputs") -> Tensor:
 
 def unit_range(x: Tensor) -> tuple[float, float] | None:
     """``(min, max)`` of ``x`` when it leaves [0, 1], else None."""
-    lo, hi = torch.stack(list(torch.aminmax(x.detach()))).tolist()
+    lo, hi = _min_max(x)
     return (lo, hi) if lo < 0.0 or hi > 1.0 else None
 
 

@@ -138,8 +138,7 @@ class SyntheticShapes(Dataset):
         radius = _DOT_RADIUS * half
         mask = self.masks[sq] & ~self.parts[sq]
         colour = (x * mask).sum((2, 3)) / mask.sum((2, 3)).clamp_min(1)
-        dark = colour.mean(1, keepdim=True) > 0.5
-        dot_colour = torch.where(dark, 0.25 * colour, colour + 0.75 * (1 - colour))
+        dot_colour = _dot_colour(colour)
         # inside: a uniform place in the square (dot fully inside) far from the dot's place
         true_x, true_y = _DOT_OFFSET * half, -_DOT_OFFSET * half
         room = half - radius - 1
@@ -219,8 +218,7 @@ def _render(p: dict[str, Tensor], size: int) -> tuple[Tensor, Tensor, Tensor]:
     in_pair = (p["label"] == 1) | (p["label"] == 3)
     parts = (dot_sdf <= 0) & in_pair.view(m, 1, 1, 1)
     has_dot = (p["label"] == 3).view(m, 1, 1, 1)
-    dark = colour.mean(1, keepdim=True) > 0.5
-    dot_colour = torch.where(dark, 0.25 * colour, colour + 0.75 * (1 - colour)).view(m, 3, 1, 1)
+    dot_colour = _dot_colour(colour).view(m, 3, 1, 1)
     dot_alpha = (0.5 - dot_sdf).clamp(0, 1) * has_dot
     images = dot_alpha * dot_colour + (1 - dot_alpha) * images
     images = images + 0.015 * torch.randn(images.shape, generator=gen)
@@ -267,6 +265,13 @@ def _dot_sdf(extent: Tensor, dx: Tensor, dy: Tensor) -> Tensor:
     ddx = dx - _DOT_OFFSET * half
     ddy = dy + _DOT_OFFSET * half
     return torch.sqrt(ddx**2 + ddy**2) - _DOT_RADIUS * half
+
+
+def _dot_colour(colour: Tensor) -> Tensor:
+    """The dot's colour for squares of ``colour`` (m, 3): darker on a light square, lighter on
+    a dark one, (m, 3)."""
+    dark = colour.mean(1, keepdim=True) > 0.5
+    return torch.where(dark, 0.25 * colour, colour + 0.75 * (1 - colour))
 
 
 def _object_colour(candidates: Tensor, background: Tensor, masks: Tensor) -> Tensor:

@@ -66,15 +66,20 @@ def classifier_data(
         x_te, y_te = load_digits("test", size=size).tensors
         return x_tr, y_tr, x_te, y_te, f"load_digits('test', size={size})"
     if data == "shapes":
-        from captum_cf.datasets import SyntheticShapes
-
-        s = CLASSIFIER_SETUPS["shapes"]
-        size = image_size or s["size"]
-        train = SyntheticShapes(s["n_train"], size=size, seed=s["train_seed"])
-        test = SyntheticShapes(s["n_test"], size=size, seed=s["test_seed"])
-        desc = f"SyntheticShapes({s['n_test']}, size={size}, seed={s['test_seed']})"
+        train, test, desc = _shapes_splits(image_size)
         return train.images, train.labels, test.images, test.labels, desc
     return folder_split(data, image_size)
+
+
+def _shapes_splits(image_size: int | None) -> tuple[Any, Any, str]:
+    """The shapes classifiers' training and test ``SyntheticShapes`` and the test's description."""
+    from captum_cf.datasets import SyntheticShapes
+
+    s = CLASSIFIER_SETUPS["shapes"]
+    size = image_size or s["size"]
+    train = SyntheticShapes(s["n_train"], size=size, seed=s["train_seed"])
+    test = SyntheticShapes(s["n_test"], size=size, seed=s["test_seed"])
+    return train, test, f"SyntheticShapes({s['n_test']}, size={size}, seed={s['test_seed']})"
 
 
 def random_shift(x: Tensor, max_shift: int, generator: torch.Generator, mode: str) -> Tensor:
@@ -324,13 +329,7 @@ def _with_misplaced_dots(image_size: int | None, limit: int | None, copies: int,
                          seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
     """:func:`classifier_data` of shapes (first ``limit`` images), the training split plus
     ``copies`` misplaced-dot copies of its squares labelled square."""
-    from captum_cf.datasets import SyntheticShapes
-
-    s = CLASSIFIER_SETUPS["shapes"]
-    size = image_size or s["size"]
-    train = SyntheticShapes(s["n_train"], size=size, seed=s["train_seed"])
-    test = SyntheticShapes(s["n_test"], size=size, seed=s["test_seed"])
-    desc = f"SyntheticShapes({s['n_test']}, size={size}, seed={s['test_seed']})"
+    train, test, desc = _shapes_splits(image_size)
     if limit is not None:
         train.images, train.labels = train.images[:limit], train.labels[:limit]
         train.masks, train.parts = train.masks[:limit], train.parts[:limit]
