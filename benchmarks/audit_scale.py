@@ -10,6 +10,8 @@ Measures, on a generated image folder and a small ResNet-like model (random weig
 2. the "limit" ratio: audit time over the time of the same number of bare model passes. A
    forward hook counts every image the model sees, with and without gradients; the bare time is
    those counts times the per-image time of a batched forward (no grad) and forward+backward.
+   Measured with the small model at 64 px (default and without ROAD's removal) and with
+   torchvision's resnet18 (random weights) at 224 px, the issue's "new user" setting.
 3. peak RSS of ``--n 2000`` vs ``--n 100`` (32 px folder, integrated-gradients x zero, 4 steps):
    streaming keeps memory flat (goal: within 1.3x).
 4. peak RSS of the 224 px audit on one full explanation batch (41 images, IG x zero: IG's
@@ -84,6 +86,32 @@ def resnet18():
     import torchvision
 
     return torchvision.models.resnet18(num_classes=3).eval()
+
+
+class Counted(nn.Module):
+    """``net`` with the image counts of SmallResNet's forward."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        COUNTS["fwd"] += len(x)
+        if torch.is_grad_enabled() and x.requires_grad:
+            COUNTS["grad"] += len(x)
+        return self.net(x)
+
+
+def resnet18_counted():
+    torch.manual_seed(0)
+    return Counted(resnet18()).eval()
+
+
+def resnet50_counted():
+    import torchvision
+
+    torch.manual_seed(0)
+    return Counted(torchvision.models.resnet50(num_classes=3)).eval()
 '''
 
 
@@ -137,43 +165,57 @@ def _grid_speed(work: str, model: str, size: int, n: int, procs: int) -> dict:
             "images_per_s": n / seconds, "cells": len(report["cells"])}
 
 
-def _limit(work: str, size: int, n: int, removals: list[str] | None = None) -> dict:
+def _limit(work: str, size: int, n: int, removals: list[str] | None = None,
+           factory: str = "make", device: str = "cpu", batch: int = 32) -> dict:
     """In-process audit with counted model passes, then the bare passes' time.
 
     A 2-image audit runs first, uncounted, so that one-off costs (first imports of the method
     modules, first calls) do not count: at users' scale (thousands of images) they vanish. The
-    counted audit explains all ``n`` images in one batch."""
+    counted audit explains all ``n`` images in one batch. ``factory``: ``make`` (the small
+    ResNet-like model), ``resnet18_counted`` or ``resnet50_counted`` (torchvision's, random
+    weights). The bare per-image times are the fastest of 5 batched passes (``batch`` images; on
+    CUDA synchronised), so noise on the machine makes the ratio larger, not smaller."""
     sys.path.insert(0, work)
     import bench_model  # noqa: E402  (written by main)
 
     from captum_cf.audit import audit
     from captum_cf.datasets import ImageFolder
 
-    folder = _folder(os.path.join(work, f"img{size}"), n, size)
+    folder = _folder(os.path.join(work, f"img{size}"), max(n, 2), size)
     ds = ImageFolder(folder, files=list(range(n)))
-    model = bench_model.make()
+    model = getattr(bench_model, factory)()
     kw = {} if removals is None else {"removals": removals}
-    audit(model, ImageFolder(folder, files=[0, 1]), explain_batch=2, data_name=folder, **kw)
+    audit(model, ImageFolder(folder, files=[0, 1]), explain_batch=2, data_name=folder,
+          show_progress=False, device=device, **kw)
     bench_model.COUNTS.update(fwd=0, grad=0)
-    res = audit(model, ds, explain_batch=n, data_name=folder, **kw)
+    res = audit(model, ds, explain_batch=n, data_name=folder, show_progress=False,
+                device=device, **kw)
     fwd, grad = bench_model.COUNTS["fwd"], bench_model.COUNTS["grad"]
-    x = torch.rand(32, 3, size, size)
+    model = model.to(device)
+    x = torch.rand(batch, 3, size, size, device=device)
     with torch.no_grad():
         model(x)
-        t0 = time.perf_counter()
-        for _ in range(3):
-            model(x)
-        t_fwd = (time.perf_counter() - t0) / (3 * len(x))
+        t_fwd = min(_seconds(lambda: model(x), device) for _ in range(5)) / len(x)
     xg = x.clone().requires_grad_(True)
     model(xg)[:, 0].sum().backward()
-    t0 = time.perf_counter()
-    for _ in range(3):
-        model(xg)[:, 0].sum().backward()
-    t_grad = (time.perf_counter() - t0) / (3 * len(x))
+    t_grad = min(_seconds(lambda: model(xg)[:, 0].sum().backward(), device)
+                 for _ in range(5)) / len(x)
     bare = (fwd - grad) * t_fwd + grad * t_grad
-    return {"size": size, "n": n, "removals": removals or "default",
+    return {"size": size, "n": n, "model": factory, "device": device, "batch": batch,
+            "removals": removals or "default",
             "audit_seconds": res.seconds, "images_forward": fwd,
-            "images_with_grad": grad, "bare_seconds": bare, "limit_ratio": res.seconds / bare}
+            "images_with_grad": grad, "forward_ms_per_image": 1e3 * t_fwd,
+            "grad_ms_per_image": 1e3 * t_grad, "bare_seconds": bare,
+            "limit_ratio": res.seconds / bare}
+
+
+def _seconds(fn, device: str = "cpu") -> float:
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t0
 
 
 def _rss(work: str, model: str, n: int, size: int, extra: list[str]) -> float:
@@ -200,7 +242,10 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n64", type=int, default=8, help="images of the 64 px grid runs")
     p.add_argument("--n224", type=int, default=2, help="images of the 224 px grid runs")
-    p.add_argument("--skip", default="", help="comma list of parts to skip: speed,limit,rss,mem224")
+    p.add_argument("--skip", default="",
+                   help="comma list of parts to skip: speed,limit,limit224,rss,mem224")
+    p.add_argument("--n-limit224", type=int, default=2,
+                   help="images of the resnet18 224 px limit run")
     p.add_argument("--sizes", default="64,224", help="image sizes of the speed runs")
     p.add_argument("--work", default=None, help="folder for generated images (default: temp)")
     p.add_argument("--json", default="audit_scale.json")
@@ -227,6 +272,8 @@ def main(argv: list[str] | None = None) -> dict:
     if "limit" not in skip:
         res["limit"] = [_limit(work, 64, a.n64),
                         _limit(work, 64, a.n64, ["zero", "blur", "inpaint-pushpull"])]
+    if "limit224" not in skip:
+        res["limit224"] = _limit(work, 224, a.n_limit224, factory="resnet18_counted")
     if "rss" not in skip:
         res["rss_mb"] = {str(n): _rss(work, model, n, 32, []) for n in (100, 2000)}
         res["rss_ratio_2000_vs_100"] = res["rss_mb"]["2000"] / res["rss_mb"]["100"]
@@ -246,6 +293,8 @@ def main(argv: list[str] | None = None) -> dict:
     if "limit" in res:
         parts.append(f"limit ratio {res['limit'][0]['limit_ratio']:.2f} "
                      f"({res['limit'][1]['limit_ratio']:.2f} without ROAD's removal)")
+    if "limit224" in res:
+        parts.append(f"limit ratio resnet18 224px {res['limit224']['limit_ratio']:.2f}")
     if "rss_mb" in res:
         parts.append(f"RSS n=2000/n=100 {res['rss_ratio_2000_vs_100']:.2f}")
     if "rss_224_mb" in res:
