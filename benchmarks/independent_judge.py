@@ -28,7 +28,8 @@ Measured for each judge:
   ``digits-cnn``'s r, MAE and identity L1 (bars: r >= 0.9, MAE <= 0.15, identity <= 0.05); for
   the two judges and ``digits-cnn``: the first bin each walk is read as an 8 (p(8) > 0.5; counts
   per bin 0..9 and "never"), per bin the share of walks undecided (0.1 < p(8) < 0.9), below
-  0.1 and above 0.9;
+  0.1 and above 0.9; per bin the share of walk images the two judges put on the same side of
+  p(8) = 0.5, and the Pearson r between the two judges' p(8);
 * calibration on real digits: share of the 360 test digits with p(8) in (0.1, 0.9), and with a
   largest posterior below 0.9, for each judge and ``digits-cnn``.
 
@@ -177,6 +178,12 @@ def _exaggeration(svm: object, cnn: nn.Module, weights: str | None = None) -> di
             "cnn_judge_mean_per_bin": [round(float(v), 3) for v in cnn_judged.mean(0)],
             "classifier_mean_per_bin": [round(float(v), 3) for v in own.mean(0)],
             "sharp_judge_ceiling_r": float(sharp),
+            # Do the two judges read the same walk image on the same side of p(8) = 0.5?
+            "judges_same_side_per_bin": [
+                round(float(v), 3) for v in ((judged > 0.5) == (cnn_judged > 0.5)).float().mean(0)
+            ],
+            "judges_p8_r": float(torch.corrcoef(torch.stack([judged.flatten(),
+                                                             cnn_judged.flatten()]))[0, 1]),
             "walks": {"judge": _walk_shape(judged), "cnn_judge": _walk_shape(cnn_judged),
                       "classifier": _walk_shape(own)}}
 
