@@ -9,6 +9,7 @@ square: the ground truth that localisation and one-vs-one counterfactual tests n
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -101,6 +102,32 @@ class SyntheticShapes(Dataset):
     def to_tensor_dataset(self) -> TensorDataset:
         """A ``TensorDataset(images, labels)`` (shares the tensors)."""
         return TensorDataset(self.images, self.labels)
+
+    def subset(self, n: int) -> SyntheticShapes:
+        """The first ``n`` images as a data set of their own (every per-image field sliced).
+
+        Args:
+            n (int): 1 <= n <= ``len(self)``.
+
+        Returns:
+            SyntheticShapes: shares the tensors' storage with ``self`` (slices, no copies).
+
+        Example:
+            >>> data = SyntheticShapes(8, size=64, seed=0)
+            >>> small = data.subset(3)
+            >>> len(small), bool(small.images.equal(data.images[:3]))
+            (3, True)
+        """
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"n must be an int, got {type(n).__name__}")
+        if not 1 <= n <= self.n:
+            raise ValueError(f"n must lie in [1, {self.n}], got {n}")
+        out = copy.copy(self)
+        out.n = n
+        for name in ("images", "masks", "parts", "labels", "boxes"):
+            setattr(out, name, getattr(self, name)[:n])
+        out._geometry = {k: v[:n] for k, v in self._geometry.items()}
+        return out
 
     def misplaced_dots(self, seed: int = 0) -> Tensor:
         """Every "square" (class 1) image with a dot painted away from the place of the dot.

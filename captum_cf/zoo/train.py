@@ -331,9 +331,7 @@ def _with_misplaced_dots(image_size: int | None, limit: int | None, copies: int,
     ``copies`` misplaced-dot copies of its squares labelled square."""
     train, test, desc = _shapes_splits(image_size)
     if limit is not None:
-        train.images, train.labels = train.images[:limit], train.labels[:limit]
-        train.masks, train.parts = train.masks[:limit], train.parts[:limit]
-        train._geometry = {k: v[:limit] for k, v in train._geometry.items()}
+        train = train.subset(min(limit, len(train)))
     negatives = torch.cat([train.misplaced_dots(seed + k) for k in range(copies)])
     labels = torch.ones(negatives.shape[0], dtype=train.labels.dtype)
     return (torch.cat([train.images, negatives]), torch.cat([train.labels, labels]),

@@ -135,3 +135,23 @@ def test_misplaced_dots_paint_one_dot_away_from_its_place(shapes: SyntheticShape
     assert not torch.equal(neg, shapes.misplaced_dots(seed=1))
     with pytest.raises(TypeError, match="seed"):
         shapes.misplaced_dots(seed=1.0)  # type: ignore[arg-type]
+
+
+def test_subset_is_the_first_images_with_every_field(shapes: SyntheticShapes) -> None:
+    small = shapes.subset(20)
+    assert len(small) == 20 and small.n == 20 and len(shapes) == 200  # the original is untouched
+    for name in ("images", "masks", "parts", "labels", "boxes"):
+        assert torch.equal(getattr(small, name), getattr(shapes, name)[:20]), name
+    image, label = small[19]
+    assert torch.equal(image, shapes.images[19]) and int(label) == int(shapes.labels[19])
+    # the geometry follows: misplaced dots of the subset are painted on its own squares, never
+    # where their dot belongs
+    neg = small.misplaced_dots(seed=0)
+    sq = small.labels == 1
+    assert neg.shape[0] == int(sq.sum()) > 0
+    changed = (neg != small.images[sq]).any(1, keepdim=True)
+    assert bool(changed.flatten(1).any(1).all()) and not bool((changed & small.parts[sq]).any())
+    assert len(shapes.subset(200)) == 200
+    for bad, error in ((0, ValueError), (201, ValueError), (2.0, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="n must"):
+            shapes.subset(bad)  # type: ignore[arg-type]
