@@ -155,10 +155,10 @@ def test_gradient_flows_to_keep_and_inputs(device):
     assert x.grad is not None and keep.grad is not None and float(keep.grad.abs().sum()) > 0
 
 
-def test_inpainter_with_wrong_output_shape():
+def test_inpainter_with_wrong_output_shape(device):
     bad = InpaintBaseline(lambda images, hole: images[:, :1])
     with pytest.raises(ValueError, match="inpainter must return images of shape"):
-        bad.fill(torch.rand(1, 3, 4, 4), torch.ones(1, 1, 4, 4))
+        bad.fill(torch.rand(1, 3, 4, 4).to(device), torch.ones(1, 1, 4, 4, device=device))
 
 
 @pytest.mark.parametrize(

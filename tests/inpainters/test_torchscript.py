@@ -143,9 +143,9 @@ def test_wrong_signature(tmp_path, module):
         TorchScriptInpainter(_save(module, tmp_path))
 
 
-def test_wrong_output_shape_fails_the_dry_run(tmp_path):
+def test_wrong_output_shape_fails_the_dry_run(tmp_path, device):
     with pytest.raises(ValueError, match=r"failed a dry run.*returned \(1, 1, 32, 32\)"):
-        TorchScriptInpainter(_save(_WrongShape(), tmp_path))
+        TorchScriptInpainter(_save(_WrongShape(), tmp_path), device=device)
 
 
 @pytest.mark.parametrize(
