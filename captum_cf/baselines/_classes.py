@@ -60,9 +60,10 @@ def resolve_classes(
                 f"{tuple(logits.shape)}"
             )
         exclude = explained.to(logits.device) if explained is not None else logits.argmax(1)
-        logits[torch.arange(n), exclude] = -float("inf")
+        logits[torch.arange(n, device=logits.device), exclude] = -float("inf")
         return logits.argmax(1).to(inputs.device)
-    classes = check_target(value, n, num_classes, name="counterfactual_class")
+    classes = check_target(value, n, num_classes, name="counterfactual_class").cpu()
+    explained = explained.cpu() if explained is not None else None
     if explained is not None and bool((classes == explained).any()):
         same = (classes == explained).nonzero().flatten().tolist()
         raise ValueError(

@@ -97,7 +97,7 @@ class NearestSampleBaseline(Baseline):
         out = torch.empty(inputs.shape[0], dtype=torch.long)
         for b in classes.unique().tolist():
             rows = (classes == b).nonzero().flatten()
-            candidates = (self._labels == b).nonzero().flatten()
+            candidates = (self._labels == b).nonzero().flatten().cpu()
             if candidates.numel() == 0:
                 raise ValueError(f"the dataset holds no sample of counterfactual class {b}")
             out[rows] = candidates[self._argmin(inputs[rows.to(inputs.device)], candidates)]

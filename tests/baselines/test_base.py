@@ -74,10 +74,11 @@ def test_image_baselines_refuse_other_shapes_and_say_what_to_use(kind):
             base(x)
 
 
-def test_only_pixel_space_baselines_check_the_unit_range():
-    x = torch.rand(2, 1, 8, 8) * 3 - 1
-    assert torch.allclose(BlurBaseline(1.0)(torch.full_like(x, 3.0)), torch.full_like(x, 3.0))
-    ConstantBaseline(0.0)(x)
+def test_only_pixel_space_baselines_check_the_unit_range(device):
+    x = (torch.rand(2, 1, 8, 8) * 3 - 1).to(device)
+    blurred = BlurBaseline(1.0)(torch.full_like(x, 3.0))
+    assert blurred.device == device and torch.allclose(blurred, torch.full_like(x, 3.0))
+    assert ConstantBaseline(0.0)(x).device == device
     for base in (InpaintBaseline(PushPullInpainter()),):
         with pytest.raises(ValueError, match=r"works in pixel space \(its model was trained on "
                            r"values in \[0, 1\]\), but inputs has values in \[-0.99"):
@@ -103,7 +104,7 @@ def test_noisy_inputs_clamps_the_context_and_keeps_the_given_values(device):
     assert base.context(x) is x
 
 
-def test_ganmex_with_any_generator_and_its_checks():
+def test_ganmex_with_any_generator_and_its_checks(device):
     class Shift(nn.Module):  # a "generator" for tabular rows: adds a learned offset per class
         def __init__(self):
             super().__init__()
@@ -112,11 +113,15 @@ def test_ganmex_with_any_generator_and_its_checks():
         def forward(self, x, classes):
             return x + self.offset[classes]
 
-    g = Shift().train()
-    x = torch.randn(4, 3)
+    g = Shift().train().to(device)
+    x = torch.randn(4, 3).to(device)
     base = GANMEXBaseline(g, counterfactual_class=torch.tensor([1, 1, 0, 1]), num_classes=2)
-    expected = x + torch.tensor([[1.0, -1.0, 2.0]] * 2 + [[0.0, 0.0, 0.0]] + [[1.0, -1.0, 2.0]])
-    assert torch.equal(base(x), expected)
+    offsets = torch.tensor([[1.0, -1.0, 2.0]] * 2 + [[0.0, 0.0, 0.0]] + [[1.0, -1.0, 2.0]])
+    expected = x + offsets.to(device)
+    ref = base(x)
+    assert ref.device == device and torch.equal(ref, expected)
+    # a target on the inputs' device is compared with the classes without mixing devices
+    assert torch.equal(base(x, target=torch.tensor([0, 0, 1, 0], device=device)), expected)
     assert g.training and g.offset.requires_grad  # state restored
     assert not base.pixel_space
     assert GANMEXBaseline(g, 1, num_classes=2, pixel_space=True).pixel_space
@@ -124,15 +129,16 @@ def test_ganmex_with_any_generator_and_its_checks():
         GANMEXBaseline(g, 1, num_classes=2, pixel_space=True)(x + 5)
 
 
-def test_sparse_counterfactual_on_tabular_rows_edits_k_values():
+def test_sparse_counterfactual_on_tabular_rows_edits_k_values(device):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(10, 3))
     with torch.no_grad():
         model[0].weight.mul_(5)
-    x = torch.rand(4, 10)
+    model = model.to(device)
+    x = torch.rand(4, 10).to(device)
     base = SparseCounterfactualBaseline(model, counterfactual_class=2, k=3, n_steps=10)
     ref = base(x, target=0)
-    assert ref.shape == x.shape
+    assert ref.shape == x.shape and ref.device == device
     assert bool(((ref != x).sum(1) <= 3).all()) and bool(((ref != x).sum(1) >= 1).all())
     assert float(ref.min()) >= 0 and float(ref.max()) <= 1
     # the edit moves the model towards class 2
@@ -143,9 +149,10 @@ def test_sparse_counterfactual_on_tabular_rows_edits_k_values():
         base(x + 2, target=0)
 
 
-def test_noise_bounds():
-    x = torch.zeros(1000, 3)
+def test_noise_bounds(device):
+    x = torch.zeros(1000, 3, device=device)
     free = NoiseBaseline(std=2.0, center=0.0, bounds=None)(x)
+    assert free.device == device
     assert float(free.min()) < -3 and float(free.max()) > 3  # unclamped
     assert abs(float(free.std()) - 2.0) < 0.1
     boxed = NoiseBaseline(std=2.0, center=0.0, bounds=(-1.0, 1.0))(x)
@@ -158,12 +165,13 @@ def test_noise_bounds():
         NoiseBaseline(center=None, bounds=(1.0, 0.0))
 
 
-def test_per_feature_constant_on_tabular_and_sequences():
-    x = torch.randn(2, 3, 4)
+def test_per_feature_constant_on_tabular_and_sequences(device):
+    x = torch.randn(2, 3, 4).to(device)
     ref = ConstantBaseline([1.0, -2.0, 5.0])(x)
-    assert torch.equal(ref[:, 1], torch.full((2, 4), -2.0))
+    assert ref.device == device
+    assert torch.equal(ref[:, 1], torch.full((2, 4), -2.0, device=device))
     with pytest.raises(ValueError, match=r"3 channel values but inputs have 5 channels"):
-        ConstantBaseline([1.0, -2.0, 5.0])(torch.randn(2, 5))
+        ConstantBaseline([1.0, -2.0, 5.0])(torch.randn(2, 5).to(device))
 
 
 class _Returns(Baseline):
@@ -179,28 +187,34 @@ BAD = [
     (lambda x: torch.full_like(x, float("inf")), ValueError, "reference returned NaN or inf"),
     (lambda x: x[:, :, :4], ValueError, r"reference returned \(2, 1, 4, 8\)"),
     (lambda x: x.double(), ValueError, "torch.float64"),
-    (lambda x: x.numpy(), TypeError, "reference must return a Tensor, got ndarray"),
+    (lambda x: x.cpu().numpy(), TypeError, "reference must return a Tensor, got ndarray"),
 ]
 
 
 @pytest.mark.parametrize("make, error, message", BAD)
-def test_reference_output_is_checked(make: Any, error: type, message: str) -> None:
+def test_reference_output_is_checked(
+    make: Any, error: type, message: str, device: torch.device
+) -> None:
     with pytest.raises(error, match=message):
-        _Returns(make).reference(torch.rand(2, 1, 8, 8))
+        _Returns(make).reference(torch.rand(2, 1, 8, 8).to(device))
 
 
 @pytest.mark.parametrize("make, error, message", BAD[:4])
-def test_fill_output_is_checked(make: Any, error: type, message: str) -> None:
-    keep = torch.ones(2, 1, 8, 8)
+def test_fill_output_is_checked(
+    make: Any, error: type, message: str, device: torch.device
+) -> None:
+    keep = torch.ones(2, 1, 8, 8, device=device)
     keep[..., :4] = 0
     with pytest.raises(error, match=message.replace("reference", "(reference|fill)")):
-        _Returns(make).fill(torch.rand(2, 1, 8, 8), keep)
+        _Returns(make).fill(torch.rand(2, 1, 8, 8).to(device), keep)
 
 
 @pytest.mark.parametrize("method", ["ig", "occlusion"])
-def test_every_method_reports_a_nan_or_misshaped_baseline(method: str) -> None:
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).eval()
-    x = torch.rand(2, 1, 8, 8)
+def test_every_method_reports_a_nan_or_misshaped_baseline(
+    method: str, device: torch.device
+) -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).eval().to(device)
+    x = torch.rand(2, 1, 8, 8).to(device)
     for make, message in ((lambda t: torch.full_like(t, float("nan")), "NaN"),
                           (lambda t: t[:, :, :4], r"\(2, 1, 4, 8\)")):
         with pytest.raises(ValueError, match=message):
@@ -211,6 +225,7 @@ def test_every_method_reports_a_nan_or_misshaped_baseline(method: str) -> None:
                                            baselines=_Returns(make), target=0)
 
 
-def test_good_output_passes_unchanged() -> None:
-    x = torch.rand(2, 1, 8, 8)
-    assert torch.equal(ConstantBaseline(0.25).reference(x), torch.full_like(x, 0.25))
+def test_good_output_passes_unchanged(device: torch.device) -> None:
+    x = torch.rand(2, 1, 8, 8).to(device)
+    ref = ConstantBaseline(0.25).reference(x)
+    assert ref.device == device and torch.equal(ref, torch.full_like(x, 0.25))

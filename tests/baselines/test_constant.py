@@ -8,50 +8,53 @@ import torch
 from captum_cf.baselines import Baseline, ConstantBaseline
 
 
-def test_reference_is_the_constant_with_input_dtype():
-    x = torch.rand(2, 3, 4, 5, dtype=torch.float64)
+def test_reference_is_the_constant_with_input_dtype(device):
+    x = torch.rand(2, 3, 4, 5, dtype=torch.float64).to(device)
     ref = ConstantBaseline(0.25)(x)
-    assert ref.dtype == torch.float64 and ref.shape == x.shape
+    assert ref.dtype == torch.float64 and ref.shape == x.shape and ref.device == device
     assert torch.equal(ref, torch.full_like(x, 0.25))
 
 
-def test_per_channel_value():
-    x = torch.rand(1, 3, 2, 2)
+def test_per_channel_value(device):
+    x = torch.rand(1, 3, 2, 2).to(device)
     ref = ConstantBaseline([0.1, 0.5, 0.9]).reference(x)
+    assert ref.device == device
     for c, v in enumerate([0.1, 0.5, 0.9]):
-        assert torch.equal(ref[:, c], torch.full((1, 2, 2), v))
+        assert torch.equal(ref[:, c], torch.full((1, 2, 2), v, device=device))
     ref_t = ConstantBaseline(torch.tensor([0.1, 0.5, 0.9]))(x)
     assert torch.equal(ref, ref_t)
 
 
-def test_fill_is_bit_exact_with_binary_keep():
-    x = torch.rand(3, 2, 6, 6)
-    keep = (torch.rand(3, 1, 6, 6) > 0.5).float()
+def test_fill_is_bit_exact_with_binary_keep(device):
+    x = torch.rand(3, 2, 6, 6).to(device)
+    keep = (torch.rand(3, 1, 6, 6) > 0.5).float().to(device)
     out = ConstantBaseline(0.7).fill(x, keep)
+    assert out.device == device
     k = keep.expand_as(x).bool()
     assert torch.equal(out[k], x[k])
     assert torch.equal(out[~k], torch.full_like(out[~k], 0.7))
 
 
-def test_fill_with_soft_keep_interpolates():
-    x = torch.rand(1, 1, 3, 3)
-    keep = torch.full((1, 1, 3, 3), 0.25)
+def test_fill_with_soft_keep_interpolates(device):
+    x = torch.rand(1, 1, 3, 3).to(device)
+    keep = torch.full((1, 1, 3, 3), 0.25, device=device)
     out = ConstantBaseline(1.0).fill(x, keep)
     torch.testing.assert_close(out, 0.25 * x + 0.75)
 
 
-def test_fill_accepts_bool_keep():
-    x = torch.rand(1, 1, 4, 4)
-    keep = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+def test_fill_accepts_bool_keep(device):
+    x = torch.rand(1, 1, 4, 4).to(device)
+    keep = torch.zeros(1, 1, 4, 4, dtype=torch.bool, device=device)
     keep[..., :2] = True
     out = ConstantBaseline(0.0).fill(x, keep)
+    assert out.device == device
     assert torch.equal(out[..., :2], x[..., :2]) and bool((out[..., 2:] == 0).all())
 
 
-def test_is_a_callable_baseline():
+def test_is_a_callable_baseline(device):
     b = ConstantBaseline(0.0)
     assert isinstance(b, Baseline) and not b.needs_target
-    x = torch.rand(1, 1, 2, 2)
+    x = torch.rand(1, 1, 2, 2).to(device)
     assert torch.equal(b(x), b.reference(x))
     assert "0.0" in repr(b)
 

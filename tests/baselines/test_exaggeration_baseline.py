@@ -35,28 +35,30 @@ class _Fixed(nn.Module):
         return torch.stack([(1 - p) / 2, p, (1 - p) / 2], 1).log()
 
 
-def test_reference_is_generator_at_requested_bin() -> None:
-    g = _generator()
-    x = torch.rand(3, 1, 8, 8)
-    clf = _Fixed(torch.tensor([0.05, 0.5, 0.97]))
+def test_reference_is_generator_at_requested_bin(device: torch.device) -> None:
+    g = _generator().to(device)
+    x = torch.rand(3, 1, 8, 8).to(device)
+    clf = _Fixed(torch.tensor([0.05, 0.5, 0.97], device=device))
     with torch.no_grad():
-        assert torch.allclose(ExaggerationBaseline(g, clf, posterior=0.0)(x), g(x, 0))
+        ref = ExaggerationBaseline(g, clf, posterior=0.0)(x)
+        assert ref.device == device and torch.allclose(ref, g(x, 0))
         assert torch.allclose(ExaggerationBaseline(g, clf, posterior=1.0)(x), g(x, 4))
         assert torch.allclose(ExaggerationBaseline(g, clf, posterior=0.45)(x), g(x, 2))
     opposite = ExaggerationBaseline(g, clf, posterior="opposite")
     # 1 - p = 0.95, 0.5, 0.03 -> bins 4, 2, 0 of 5
     assert opposite.bins(x).tolist() == [4, 2, 0]
     with torch.no_grad():
-        expected = g(x, torch.tensor([4, 2, 0]))
+        expected = g(x, torch.tensor([4, 2, 0], device=device))
     assert torch.allclose(opposite(x, target=0), expected)
-    fill = opposite.fill(x, torch.ones(3, 1, 8, 8))
+    fill = opposite.fill(x, torch.ones(3, 1, 8, 8, device=device))
     assert torch.equal(fill, x)
 
 
-def test_generator_state_restored() -> None:
-    g = _generator().train()
+def test_generator_state_restored(device: torch.device) -> None:
+    g = _generator().train().to(device)
     buffers = [b.clone() for b in g.buffers()]
-    ExaggerationBaseline(g, _Fixed(torch.full((2,), 0.3)))(torch.rand(2, 1, 8, 8))
+    clf = _Fixed(torch.full((2,), 0.3, device=device))
+    ExaggerationBaseline(g, clf)(torch.rand(2, 1, 8, 8).to(device))
     assert g.training and all(torch.equal(a, b) for a, b in zip(buffers, g.buffers()))
 
 
@@ -88,7 +90,7 @@ def test_registered_for_digits_only() -> None:
         assert isinstance(base, ExaggerationBaseline) and base.posterior == "opposite"
 
 
-def test_opposite_posterior_with_a_1d_classifier_is_a_clear_error() -> None:
+def test_opposite_posterior_with_a_1d_classifier_is_a_clear_error(device: torch.device) -> None:
     class OneD(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -97,27 +99,27 @@ def test_opposite_posterior_with_a_1d_classifier_is_a_clear_error() -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.fc(x.flatten(1))[:, 0]  # (N,): one score, not (N, K) logits
 
-    base = ExaggerationBaseline(_generator(), OneD(), posterior="opposite")
+    base = ExaggerationBaseline(_generator().to(device), OneD().to(device), posterior="opposite")
     with pytest.raises(ValueError, match=r"classifier must return \(N, classes\) logits"):
-        base.reference(torch.rand(2, 1, 8, 8))
+        base.reference(torch.rand(2, 1, 8, 8).to(device))
 
 
-def test_opposite_posterior_with_too_few_classes_is_a_clear_error() -> None:
-    base = ExaggerationBaseline(_generator(), nn.Sequential(nn.Flatten(), nn.Linear(64, 1)),
-                                posterior="opposite")
+def test_opposite_posterior_with_too_few_classes_is_a_clear_error(device: torch.device) -> None:
+    clf = nn.Sequential(nn.Flatten(), nn.Linear(64, 1)).to(device)
+    base = ExaggerationBaseline(_generator().to(device), clf, posterior="opposite")
     with pytest.raises(ValueError, match="classifier returns 1 classes but the generator"):
-        base.reference(torch.rand(2, 1, 8, 8))
+        base.reference(torch.rand(2, 1, 8, 8).to(device))
 
 
-def test_float64_inputs_follow_the_dtype_rule() -> None:
+def test_float64_inputs_follow_the_dtype_rule(device: torch.device) -> None:
     """The classifier sees the inputs as they are (same dtype required); the generator is a tool
     that runs in its own dtype."""
-    g, x = _generator(), torch.rand(2, 1, 8, 8)
-    clf = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    g, x = _generator().to(device), torch.rand(2, 1, 8, 8).to(device)
+    clf = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).to(device)
     message = r"torch.float64 but ExaggerationBaseline.classifier computes in torch.float32"
     with pytest.raises(TypeError, match=message):
         ExaggerationBaseline(g, clf, posterior="opposite").reference(x.double())
     ref64 = ExaggerationBaseline(g, clf.double(), posterior=0.0).reference(x.double())
     ref32 = ExaggerationBaseline(g, clf.float(), posterior=0.0).reference(x)
-    assert ref64.dtype == torch.float64
+    assert ref64.dtype == torch.float64 and ref64.device == device
     torch.testing.assert_close(ref64.float(), ref32)

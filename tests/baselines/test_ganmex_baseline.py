@@ -33,32 +33,38 @@ class _Fixed(nn.Module):
         return self.logits[: x.shape[0]] * self.scale + 0 * x.sum((1, 2, 3))[:, None]
 
 
-def test_reference_is_generator_output_for_fixed_and_per_example_classes():
-    g = _generator()
-    x = torch.rand(4, 1, 8, 8)
+def test_reference_is_generator_output_for_fixed_and_per_example_classes(device):
+    g = _generator().to(device)
+    x = torch.rand(4, 1, 8, 8).to(device)
     with torch.no_grad():
         expected = g(x, 2)
-        per_example = g(x, torch.tensor([0, 1, 2, 0]))
-    torch.testing.assert_close(GANMEXBaseline(g, 2)(x), expected)
+        per_example = g(x, torch.tensor([0, 1, 2, 0], device=device))
+    ref = GANMEXBaseline(g, 2)(x)
+    assert ref.device == device
+    torch.testing.assert_close(ref, expected)
     torch.testing.assert_close(GANMEXBaseline(g, torch.tensor([0, 1, 2, 0]))(x), per_example)
     torch.testing.assert_close(GANMEXBaseline(g, 2, batch_size=3)(x), expected)
 
 
-def test_runner_up_is_second_class_or_best_other_than_target():
-    logits = torch.tensor([[5.0, 3.0, 1.0], [0.0, 1.0, 2.0]])
-    base = GANMEXBaseline(_generator(), "runner-up", classifier=_Fixed(logits))
-    x = torch.rand(2, 1, 8, 8)
+def test_runner_up_is_second_class_or_best_other_than_target(device):
+    logits = torch.tensor([[5.0, 3.0, 1.0], [0.0, 1.0, 2.0]], device=device)
+    clf = _Fixed(logits).to(device)
+    base = GANMEXBaseline(_generator().to(device), "runner-up", classifier=clf)
+    x = torch.rand(2, 1, 8, 8).to(device)
     assert base.classes(x).tolist() == [1, 1]  # second most likely
-    assert base.classes(x, target=torch.tensor([1, 0])).tolist() == [0, 2]  # best other than target
+    target = torch.tensor([1, 0], device=device)
+    assert base.classes(x, target=target).tolist() == [0, 2]  # best other than target
     with torch.no_grad():
-        expected = base.generator(x, torch.tensor([0, 2]))
-    torch.testing.assert_close(base(x, torch.tensor([1, 0])), expected)
+        expected = base.generator(x, torch.tensor([0, 2], device=device))
+    ref = base(x, target)
+    assert ref.device == device
+    torch.testing.assert_close(ref, expected)
 
 
-def test_generator_and_classifier_state_untouched():
-    g = _generator().train()
-    clf = _Fixed(torch.tensor([[5.0, 3.0, 1.0]])).train()
-    GANMEXBaseline(g, "runner-up", classifier=clf)(torch.rand(1, 1, 8, 8))
+def test_generator_and_classifier_state_untouched(device):
+    g = _generator().train().to(device)
+    clf = _Fixed(torch.tensor([[5.0, 3.0, 1.0]], device=device)).train().to(device)
+    GANMEXBaseline(g, "runner-up", classifier=clf)(torch.rand(1, 1, 8, 8).to(device))
     assert g.training and clf.training
     assert all(p.requires_grad for p in g.parameters()) and clf.scale.requires_grad
 
@@ -87,13 +93,13 @@ def test_bad_input_raises_clear_errors():
         GANMEXBaseline(g, torch.tensor([0, 1, 2]))(torch.rand(2, 1, 8, 8))
 
 
-def test_integrated_gradients_completeness_with_ganmex_baseline():
+def test_integrated_gradients_completeness_with_ganmex_baseline(device):
     from captum.attr import IntegratedGradients
 
     torch.manual_seed(1)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).double()
-    base = GANMEXBaseline(_generator(), 2)
-    x = torch.rand(3, 1, 8, 8, dtype=torch.float64)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).double().to(device)
+    base = GANMEXBaseline(_generator().to(device), 2)
+    x = torch.rand(3, 1, 8, 8, dtype=torch.float64).to(device)
     ref = base(x)
     attr, delta = IntegratedGradients(model).attribute(
         x, baselines=ref, target=0, return_convergence_delta=True
@@ -102,14 +108,15 @@ def test_integrated_gradients_completeness_with_ganmex_baseline():
     torch.testing.assert_close(attr.sum((1, 2, 3)), expected.detach())
 
 
-def test_works_as_baselines_of_captum_cf_attr_methods():
+def test_works_as_baselines_of_captum_cf_attr_methods(device):
     if not hasattr(captum_cf.attr, "IntegratedGradients"):
         pytest.skip("captum_cf.attr.IntegratedGradients has not landed in this branch")
     torch.manual_seed(1)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
-    base = GANMEXBaseline(_generator(), 2)
-    x = torch.rand(2, 1, 8, 8)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).to(device)
+    base = GANMEXBaseline(_generator().to(device), 2)
+    x = torch.rand(2, 1, 8, 8).to(device)
     ours = captum_cf.attr.IntegratedGradients(model).attribute(x, baselines=base, target=0)
+    assert ours.device == device
     from captum.attr import IntegratedGradients
 
     theirs = IntegratedGradients(model).attribute(x, baselines=base(x), target=0)

@@ -13,49 +13,54 @@ def _pixels(*rows: tuple[float, float]) -> torch.Tensor:
     return torch.tensor(rows).view(len(rows), 1, 1, 2)
 
 
-def test_picks_the_nearest_sample_of_the_counterfactual_class():
-    images = _pixels((0.1, 0.1), (0.9, 0.9), (0.2, 0.8), (0.8, 0.2), (0.0, 0.0))
-    labels = torch.tensor([0, 0, 1, 1, 2])
+def test_picks_the_nearest_sample_of_the_counterfactual_class(device):
+    images = _pixels((0.1, 0.1), (0.9, 0.9), (0.2, 0.8), (0.8, 0.2), (0.0, 0.0)).to(device)
+    labels = torch.tensor([0, 0, 1, 1, 2], device=device)  # the data set on the device too
     base = NearestSampleBaseline(TensorDataset(images, labels), counterfactual_class=1)
-    x = _pixels((0.3, 0.9), (0.9, 0.1))
+    x = _pixels((0.3, 0.9), (0.9, 0.1)).to(device)
     assert base.nearest_index(x).tolist() == [2, 3]
-    assert torch.equal(base(x), images[[2, 3]])
-    # per-example classes
-    per = NearestSampleBaseline((images, labels), counterfactual_class=torch.tensor([0, 2]))
+    ref = base(x)
+    assert ref.device == device and torch.equal(ref, images[[2, 3]])
+    # per-example classes, given on the device, with a target on the device
+    classes = torch.tensor([0, 2], device=device)
+    per = NearestSampleBaseline((images, labels), counterfactual_class=classes)
     assert per.nearest_index(x).tolist() == [1, 4]
+    assert per.nearest_index(x, target=torch.tensor([1, 1], device=device)).tolist() == [1, 4]
 
 
-def test_l1_and_l2_pick_different_samples():
+def test_l1_and_l2_pick_different_samples(device):
     images = _pixels((0.5, 0.5), (0.9, 0.0))  # from (0, 0): L1 1.0 vs 0.9, L2 0.71 vs 0.9
     labels = torch.tensor([1, 1])
-    x = _pixels((0.0, 0.0))
+    x = _pixels((0.0, 0.0)).to(device)  # the data set stays on the CPU
     assert NearestSampleBaseline((images, labels), 1, metric="l2").nearest_index(x).item() == 0
     assert NearestSampleBaseline((images, labels), 1, metric="l1").nearest_index(x).item() == 1
 
 
-def test_chunked_search_equals_one_pass_and_brute_force():
+def test_chunked_search_equals_one_pass_and_brute_force(device):
     g = torch.Generator().manual_seed(0)
     images, labels = torch.rand(50, 1, 4, 4, generator=g), torch.arange(50) % 3
     x = torch.rand(7, 1, 4, 4, generator=g)
-    small = NearestSampleBaseline((images, labels), 2, chunk_size=3).nearest_index(x)
-    big = NearestSampleBaseline((images, labels), 2).nearest_index(x)
+    data = (images.to(device), labels.to(device))
+    small = NearestSampleBaseline(data, 2, chunk_size=3).nearest_index(x.to(device))
+    big = NearestSampleBaseline(data, 2).nearest_index(x.to(device))
     candidates = (labels == 2).nonzero().flatten()
     brute = candidates[((x[:, None] - images[candidates][None]) ** 2).sum((2, 3, 4)).argmin(1)]
     assert torch.equal(small, big) and torch.equal(big, brute)
 
 
-def test_runner_up_and_objects_with_images_and_labels():
+def test_runner_up_and_objects_with_images_and_labels(device):
     class Data:
-        images = _pixels((0.0, 0.0), (1.0, 1.0), (0.5, 0.5))
+        images = _pixels((0.0, 0.0), (1.0, 1.0), (0.5, 0.5)).to(device)
         labels = torch.tensor([0, 1, 2])
 
     def clf(x):
-        return torch.tensor([[3.0, 1.0, 2.0]]).expand(x.shape[0], 3)
+        return torch.tensor([[3.0, 1.0, 2.0]], device=x.device).expand(x.shape[0], 3)
 
     base = NearestSampleBaseline(Data(), "runner-up", classifier=clf)
-    x = _pixels((0.2, 0.2))
+    x = _pixels((0.2, 0.2)).to(device)
     assert base.classes(x).tolist() == [2]
-    assert torch.equal(base(x), Data.images[[2]])
+    ref = base(x)
+    assert ref.device == device and torch.equal(ref, Data.images[[2]])
     assert base.classes(x, target=2).tolist() == [0]
 
 

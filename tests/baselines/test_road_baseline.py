@@ -38,13 +38,15 @@ def test_corner_pixel_uses_only_its_neighbours_inside_the_image(device) -> None:
     assert out[0, 0, 0, 0].item() == pytest.approx(expected, abs=1e-12)
 
 
-def test_two_adjacent_removed_pixels_solve_the_coupled_system() -> None:
+def test_two_adjacent_removed_pixels_solve_the_coupled_system(device) -> None:
     # 1 x 4 strip: pixels 1 and 2 removed; u1 = (x0 + u2) / 2, u2 = (u1 + x3) / 2 (edge weights
     # only: the diagonal neighbours are outside the image)
-    x = torch.tensor([[[[0.0, 0.5, 0.5, 0.9]]]], dtype=torch.float64)
-    keep = torch.tensor([[[[1.0, 0.0, 0.0, 1.0]]]], dtype=torch.float64)
+    x = torch.tensor([[[[0.0, 0.5, 0.5, 0.9]]]], dtype=torch.float64, device=device)
+    keep = torch.tensor([[[[1.0, 0.0, 0.0, 1.0]]]], dtype=torch.float64, device=device)
     out = _exact().fill(x, keep)
-    torch.testing.assert_close(out[0, 0, 0, 1:3], torch.tensor([0.3, 0.6], dtype=torch.float64))
+    assert out.device == device
+    expected = torch.tensor([0.3, 0.6], dtype=torch.float64)
+    torch.testing.assert_close(out[0, 0, 0, 1:3].cpu(), expected)
 
 
 def test_affine_image_is_continued_exactly_into_an_interior_hole(device) -> None:
@@ -57,24 +59,31 @@ def test_affine_image_is_continued_exactly_into_an_interior_hole(device) -> None
 
 
 @pytest.mark.parametrize(("size", "fraction"), [(8, 0.3), (12, 0.8), (16, 0.95)])
-def test_equals_quantus_noisy_linear_imputation(size: int, fraction: float) -> None:
+def test_equals_quantus_noisy_linear_imputation(
+    size: int, fraction: float, device: torch.device
+) -> None:
     gen = torch.Generator().manual_seed(size)
     x = torch.rand(3, 3, size, size, generator=gen, dtype=torch.float64)
     keep = (torch.rand(3, 1, size, size, generator=gen) > fraction).double()
     keep[:, :, 0, 0] = 1
-    ours = _exact().fill(x, keep)
+    ours = _exact().fill(x.to(device), keep.to(device))
+    assert ours.device == device
+    ours = ours.cpu()
     for i in range(3):
         removed = np.flatnonzero(keep[i, 0].numpy().ravel() == 0)
         theirs = quantus_perturb.noisy_linear_imputation(x[i].numpy(), removed, noise=0.0)
         np.testing.assert_allclose(ours[i].numpy(), theirs, atol=1e-9, rtol=0)
 
 
-def test_noise_has_the_requested_std_only_on_removed_pixels_and_is_reproducible() -> None:
-    x = torch.full((4, 3, 32, 32), 0.5)
-    keep = torch.ones(4, 1, 32, 32)
+def test_noise_has_the_requested_std_only_on_removed_pixels_and_is_reproducible(
+    device: torch.device,
+) -> None:
+    x = torch.full((4, 3, 32, 32), 0.5, device=device)
+    keep = torch.ones(4, 1, 32, 32, device=device)
     keep[..., :, 8:] = 0
     road = NoisyLinearImputation(noise=0.05, seed=3)
     out = road.fill(x, keep)
+    assert out.device == device
     removed = (out - 0.5)[..., 8:]
     assert removed.std().item() == pytest.approx(0.05, rel=0.05)
     assert abs(removed.mean().item()) < 0.005
@@ -83,13 +92,13 @@ def test_noise_has_the_requested_std_only_on_removed_pixels_and_is_reproducible(
     assert not torch.equal(NoisyLinearImputation(noise=0.05, seed=4).fill(x, keep), out)
 
 
-def test_soft_keep_blends_and_all_removed_gives_grey() -> None:
-    x = torch.rand(2, 1, 8, 8)
+def test_soft_keep_blends_and_all_removed_gives_grey(device: torch.device) -> None:
+    x = torch.rand(2, 1, 8, 8).to(device)
     road = NoisyLinearImputation(noise=0.0)
-    everything = road.fill(x, torch.zeros(2, 1, 8, 8))
-    assert torch.equal(everything, torch.full_like(x, 0.5))
+    everything = road.fill(x, torch.zeros(2, 1, 8, 8, device=device))
+    assert everything.device == device and torch.equal(everything, torch.full_like(x, 0.5))
     assert torch.equal(road.reference(x), torch.full_like(x, 0.5))
-    keep = torch.ones(2, 1, 8, 8)
+    keep = torch.ones(2, 1, 8, 8, device=device)
     keep[..., 2, 3] = 0.25
     hard = keep.clone()
     hard[..., 2, 3] = 0
@@ -98,11 +107,13 @@ def test_soft_keep_blends_and_all_removed_gives_grey() -> None:
     torch.testing.assert_close(soft[..., 2, 3], expected)
 
 
-def test_constant_image_is_unchanged_so_occlusion_attributions_vanish() -> None:
+def test_constant_image_is_unchanged_so_occlusion_attributions_vanish(
+    device: torch.device,
+) -> None:
     from captum_cf.attr import Occlusion
 
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).eval()
-    x = torch.full((2, 1, 8, 8), 0.3)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).eval().to(device)
+    x = torch.full((2, 1, 8, 8), 0.3, device=device)
     attr = Occlusion(model).attribute(
         x, sliding_window_shapes=(1, 2, 2), strides=(1, 2, 2), target=1,
         baselines=NoisyLinearImputation(noise=0.0),

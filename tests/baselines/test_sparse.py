@@ -12,22 +12,23 @@ from captum_cf.attr import IntegratedGradients
 from captum_cf.baselines import BASELINES, SparseCounterfactualBaseline
 
 
-def _model() -> nn.Module:
+def _model(device: torch.device | str = "cpu") -> nn.Module:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
     with torch.no_grad():
         model[1].weight.mul_(5)
-    return model.eval()
+    return model.eval().to(device)
 
 
-def _x(n: int = 6) -> torch.Tensor:
-    return torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+def _x(n: int = 6, device: torch.device | str = "cpu") -> torch.Tensor:
+    return torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(1)).to(device)
 
 
-def test_reference_is_sparse_edit_into_counterfactual_class() -> None:
-    model, x = _model(), _x()
+def test_reference_is_sparse_edit_into_counterfactual_class(device: torch.device) -> None:
+    model, x = _model(device), _x(device=device)
     base = SparseCounterfactualBaseline(model, counterfactual_class=2, sparsity=0.75, n_steps=20)
     ref = base.reference(x)
+    assert ref.device == device
     changed = (ref != x).flatten(1).sum(1)
     assert (changed <= 16).all() and (changed > 0).all()
     assert (ref >= 0).all() and (ref <= 1).all()
@@ -35,8 +36,8 @@ def test_reference_is_sparse_edit_into_counterfactual_class() -> None:
     assert torch.equal(base(x), ref)  # callable as Captum wants, deterministic
 
 
-def test_runner_up_differs_from_explained_target() -> None:
-    model, x = _model(), _x()
+def test_runner_up_differs_from_explained_target(device: torch.device) -> None:
+    model, x = _model(device), _x(device=device)
     logits = model(x)
     base = SparseCounterfactualBaseline(model, "runner-up", k=20, n_steps=20)
     target = logits.argmax(1)
@@ -49,21 +50,22 @@ def test_runner_up_differs_from_explained_target() -> None:
     assert (model(ref0).argmax(1) == others.argmax(1)).float().mean() >= 5 / 6
 
 
-def test_usable_by_integrated_gradients_with_completeness() -> None:
-    model, x = _model(), _x(3)
+def test_usable_by_integrated_gradients_with_completeness(device: torch.device) -> None:
+    model, x = _model(device), _x(3, device)
     base = SparseCounterfactualBaseline(model, 1, sparsity=0.75, n_steps=10)
     attr, gap = IntegratedGradients(model).attribute(x, baselines=base, target=0,
                                                      return_convergence_delta=True)
     ref = base.reference(x)
+    assert attr.device == device
     assert torch.allclose(attr.flatten(1).sum(1), (model(x) - model(ref))[:, 0], atol=1e-4)
     assert float(gap.abs().max()) < 1e-4
     assert (attr[ref == x] == 0).all()  # linear model: unchanged pixels get no attribution
 
 
-def test_fill_keeps_pixels() -> None:
-    base = SparseCounterfactualBaseline(_model(), 1, k=8, n_steps=4)
-    x = _x(2)
-    keep = torch.ones(2, 1, 8, 8)
+def test_fill_keeps_pixels(device: torch.device) -> None:
+    base = SparseCounterfactualBaseline(_model(device), 1, k=8, n_steps=4)
+    x = _x(2, device)
+    keep = torch.ones(2, 1, 8, 8, device=device)
     keep[..., :4] = 0
     out = base.fill(x, keep)
     assert torch.equal(out[..., 4:], x[..., 4:])
@@ -97,11 +99,11 @@ def test_bad_input() -> None:
         SparseCounterfactualBaseline(model, 1).reference(_x(1) + 2)
 
 
-def test_1d_robust_model_output_is_a_clear_error() -> None:
+def test_1d_robust_model_output_is_a_clear_error(device: torch.device) -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 1), nn.Flatten(0))  # (N,) scores
-    base = SparseCounterfactualBaseline(model, "runner-up", n_steps=2)
+    base = SparseCounterfactualBaseline(model.to(device), "runner-up", n_steps=2)
     with pytest.raises(ValueError, match=r"robust_model must return \(N, classes\) logits"):
-        base.reference(_x(2), target=0)
+        base.reference(_x(2, device), target=0)
 
 
 def test_float64_inputs_with_a_float32_model_name_the_dtype() -> None:

@@ -18,10 +18,10 @@ def _fill(calls: list):
     return fn
 
 
-def test_windows_contain_every_hole_and_results_scatter_back():
+def test_windows_contain_every_hole_and_results_scatter_back(device):
     gen = torch.Generator().manual_seed(0)
-    x = torch.rand(4, 3, 64, 48, generator=gen)
-    hole = torch.zeros(4, 1, 64, 48)
+    x = torch.rand(4, 3, 64, 48, generator=gen).to(device)
+    hole = torch.zeros(4, 1, 64, 48, device=device)
     hole[0, :, 0:5, 0:8] = 1  # top-left corner
     hole[1, :, 58:64, 40:48] = 1  # bottom-right corner
     hole[2, :, 30:38, 20:27] = 1
@@ -29,6 +29,7 @@ def test_windows_contain_every_hole_and_results_scatter_back():
     calls: list = []
     out = inpaint_locally(_fill(calls), x, hole, context=4, multiple=8)
     assert calls == [(4, 3, 16, 16)]  # extent 8 + 2 * 4 = 16, a multiple of 8
+    assert out.device == device
     outside = (hole == 0).expand_as(x)
     assert torch.equal(out[outside], x[outside])
     for i, (r, c) in enumerate([(0, 0), (58, 40), (30, 20), (10, 44)]):
@@ -39,9 +40,9 @@ def test_windows_contain_every_hole_and_results_scatter_back():
         assert bool(((filled >= 0) & (filled <= 1)).all())
 
 
-def test_window_equals_full_image_for_a_pixelwise_rule():
-    x = torch.rand(3, 2, 40, 40)
-    hole = torch.zeros(3, 1, 40, 40)
+def test_window_equals_full_image_for_a_pixelwise_rule(device):
+    x = torch.rand(3, 2, 40, 40).to(device)
+    hole = torch.zeros(3, 1, 40, 40, device=device)
     hole[0, :, 3:9, 30:37] = 1
     hole[2, :, 33:40, 0:6] = 1  # image 1 has no hole at all
 
@@ -58,22 +59,22 @@ def test_window_equals_full_image_for_a_pixelwise_rule():
     assert calls == [13] and torch.equal(out, rule(x, hole))
 
 
-def test_large_or_missing_holes_and_no_context_use_the_whole_image():
-    x = torch.rand(2, 1, 32, 32)
+def test_large_or_missing_holes_and_no_context_use_the_whole_image(device):
+    x = torch.rand(2, 1, 32, 32).to(device)
     calls: list = []
-    big = torch.zeros(2, 1, 32, 32)
+    big = torch.zeros(2, 1, 32, 32, device=device)
     big[..., 2:22, 2:22] = 1
     inpaint_locally(_fill(calls), x, big, context=4)
-    inpaint_locally(_fill(calls), x, torch.zeros(2, 1, 32, 32), context=4)
-    small = torch.zeros(2, 1, 32, 32)
+    inpaint_locally(_fill(calls), x, torch.zeros(2, 1, 32, 32, device=device), context=4)
+    small = torch.zeros(2, 1, 32, 32, device=device)
     small[..., 5:7, 5:7] = 1
     inpaint_locally(_fill(calls), x, small, context=None)
     assert calls == [(2, 1, 32, 32)] * 3
 
 
-def test_gradients_reach_images_and_hole_through_the_window():
-    x = torch.rand(2, 3, 32, 32, requires_grad=True)
-    hole = torch.zeros(2, 1, 32, 32)
+def test_gradients_reach_images_and_hole_through_the_window(device):
+    x = torch.rand(2, 3, 32, 32).to(device).requires_grad_(True)
+    hole = torch.zeros(2, 1, 32, 32, device=device)
     hole[..., 4:8, 20:26] = 0.7
     hole.requires_grad_(True)
     inpaint_locally(_fill([]), x, hole, context=2).pow(2).sum().backward()
