@@ -31,6 +31,7 @@ __all__ = [
     "best_set",
     "bootstrap_ci",
     "holm",
+    "images_needed",
     "kendall_tau",
     "no_signal",
     "rank_biserial",
@@ -105,6 +106,35 @@ def wilcoxon(x: Any, y: Any) -> tuple[float, float]:
     observed = int(np.rint(2 * statistic))
     p = 2 * prob[: observed + 1].sum()
     return statistic, float(min(1.0, p))
+
+
+def images_needed(comparisons: int, alpha: float = 0.05) -> int:
+    """The fewest paired images with which :func:`verdict` can find a difference at all.
+
+    With ``n`` images, the smallest two-sided p-value of the exact signed-rank test is
+    ``2 / 2**n`` (every difference of one sign); Holm's correction over ``comparisons`` tests
+    multiplies the smallest one by ``comparisons``. Below the returned ``n`` no data, however
+    clear, can be significant at ``alpha``.
+
+    Args:
+        comparisons (int): tests of the leader against the other baselines, >= 1.
+        alpha (float): significance level, in (0, 1).
+
+    Returns:
+        int: the smallest ``n`` with ``comparisons * 2 / 2**n < alpha``.
+
+    Example:
+        >>> images_needed(1), images_needed(4)
+        (6, 8)
+    """
+    if isinstance(comparisons, bool) or not isinstance(comparisons, int) or comparisons < 1:
+        raise ValueError(f"comparisons must be an int >= 1, got {comparisons!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    n = 1
+    while comparisons * 2.0 ** (1 - n) >= alpha:
+        n += 1
+    return n
 
 
 def rank_biserial(x: Any, y: Any) -> float:
@@ -487,10 +517,14 @@ def _metric_verdict(
     best = top + [c.other for c in comparisons if not c.significant]
     significant = any(c.significant for c in comparisons)
     caveat = None
-    if own is not None and own in best:
+    # without a significant difference every baseline is "best": warn only when the metric's
+    # own removal leads by its mean
+    if own is not None and own in (best if significant else top):
         caveat = (f"{own} is the removal that {metric} itself uses, so {metric} favours it by "
                   f"construction")
-    sentence = _sentence(method, metric, names, best, significant, comparisons, n, caveat)
+    needed = images_needed(len(names) - len(top), alpha) if len(names) > len(top) else 0
+    sentence = _sentence(method, metric, names, best, significant, comparisons, n, caveat,
+                         needed)
     return MetricVerdict(metric, higher, n, means, top, best, significant, comparisons, own,
                          caveat, sentence)
 
@@ -504,9 +538,15 @@ def _sentence(
     comparisons: list[Comparison],
     n: int,
     caveat: str | None,
+    needed: int = 0,
 ) -> str:
     if len(names) < 2:
         text = f"{method}, {metric}: only {', '.join(names) or 'no baseline'} to compare."
+    elif not significant and n < needed:
+        text = (f"{method}, {metric}: too few images to tell {', '.join(names)} apart: with n = "
+                f"{n} not even a baseline that is better on every image would be significant "
+                f"(Wilcoxon signed-rank, Holm over {len(comparisons)} comparisons: n >= "
+                f"{needed} needed); audit more images.")
     elif not significant:
         text = (f"{method}, {metric}: no significant difference between "
                 f"{', '.join(names)} (Wilcoxon signed-rank, Holm-corrected, n = {n}).")

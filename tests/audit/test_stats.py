@@ -14,6 +14,7 @@ from captum_cf.audit.stats import (
     best_set,
     bootstrap_ci,
     holm,
+    images_needed,
     kendall_tau,
     no_signal,
     rank_biserial,
@@ -209,3 +210,37 @@ def test_verdict_drops_non_finite_images_pairwise_and_checks_inputs() -> None:
         verdict(vals, {"x": True}, alpha=1.5)
     with pytest.raises(ValueError, match="method, baseline, metric"):
         verdict({("m", "a"): [1.0]}, {"x": True})
+
+
+@pytest.mark.parametrize("others", [1, 2, 4])
+def test_too_few_images_are_named_and_the_threshold_is_exact(others: int) -> None:
+    """A baseline better on every image: significant from images_needed(k) on, never below."""
+    needed = images_needed(others)
+    for n in (needed - 1, needed):
+        vals = {("m", "best", "srg"): torch.arange(1.0, n + 1) + 10}
+        vals.update({("m", f"o{i}", "srg"): torch.arange(1.0, n + 1) * (0.5 + 0.1 * i)
+                     for i in range(others)})
+        mv = verdict(vals, {"srg": True}, own_removal={"srg": "o0"})["m"].metrics["srg"]
+        assert mv.top == ["best"] and len(mv.comparisons) == others
+        assert mv.significant == (n == needed), (n, needed)
+        assert ("too few images" in mv.sentence) == (n < needed)
+        assert mv.caveat is None  # the own removal o0 does not lead
+    assert f"n >= {needed} needed" in verdict(
+        {("m", "a", "x"): [2.0, 3.0], **{("m", f"b{i}", "x"): [1.0, 1.0] for i in range(others)}},
+        {"x": True})["m"].metrics["x"].sentence
+    # 2 / 2**n * others < 0.05, by hand
+    assert needed == {1: 6, 2: 7, 4: 8}[others]
+
+
+def test_own_removal_caveat_only_when_it_leads() -> None:
+    tied = {("m", "zero", "deletion"): [0.1, 0.5, 0.2], ("m", "road", "deletion"): [0.2, 0.4, 0.3]}
+    mv = verdict(tied, {"deletion": False}, own_removal={"deletion": "zero"})["m"].metrics
+    assert not mv["deletion"].significant and mv["deletion"].top == ["zero"]
+    assert mv["deletion"].caveat is not None  # zero leads by its mean
+    other = verdict(tied, {"deletion": False}, own_removal={"deletion": "road"})["m"].metrics
+    assert other["deletion"].caveat is None  # road is among the "best" only for lack of power
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="comparisons"):
+            images_needed(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="alpha"):
+        images_needed(2, alpha=0.0)
