@@ -144,8 +144,13 @@ def _explain_map(explain: Callable[[Tensor, Any], Tensor], inputs: Tensor, targe
 
 @torch.no_grad()
 def _randomize(module: nn.Module, seed: int) -> None:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    # the CPU generator and those of the CUDA devices holding the layer: seeded, then restored
+    cuda = sorted({p.device.index if p.device.index is not None else torch.cuda.current_device()
+                   for p in module.parameters(recurse=False) if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
         if hasattr(module, "reset_parameters"):
             module.reset_parameters()
             return

@@ -132,7 +132,7 @@ def _lpips(net: str, pretrained_backbone: bool) -> torch.nn.Module:
 
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")
-        torch.manual_seed(0)
+        torch.random.default_generator.manual_seed(0)  # built on the CPU; CUDA RNGs untouched
         model = lpips.LPIPS(net=net, pnet_rand=not pretrained_backbone, verbose=False)
     model.eval()
     for p in model.parameters():

@@ -64,6 +64,8 @@ def probe_concept(
         torch.Size([2, 1, 32, 32])
     """
     x0 = _start_images(start, image_shape, n, seed)
+    if not isinstance(start, Tensor):  # drawn on the CPU (the same numbers on every device)
+        x0 = x0.to(_model_device(model))
     check_model_dtype(x0, model, "start" if isinstance(start, Tensor) else "the start images")
     t = check_target(target, x0.shape[0])
     _, _, h, w = x0.shape
@@ -79,6 +81,12 @@ def probe_concept(
         model, x0, t, k, eps, n_steps, targeted=True, show_progress=show_progress
     )
     return (x0 + delta).clamp(0, 1)
+
+
+def _model_device(model: Any) -> torch.device:
+    params = getattr(model, "parameters", None)
+    param = next(params(), None) if callable(params) else None
+    return param.device if param is not None else torch.device("cpu")
 
 
 def _start_images(

@@ -19,7 +19,7 @@ def _model() -> nn.Module:
 
 
 def test_infidelity_with_a_constant_baseline_equals_hand_written_removal(device):
-    model, x = _model().to(device), torch.rand(3, 1, 8, 8, device=device)
+    model, x = _model().to(device), torch.rand(3, 1, 8, 8).to(device)
     attr = IntegratedGradients(model).attribute(x, target=1, n_steps=8)
 
     def by_hand(inputs):
@@ -32,30 +32,35 @@ def test_infidelity_with_a_constant_baseline_equals_hand_written_removal(device)
     expected = infidelity(model, by_hand, x, attr, target=1, n_perturb_samples=6)
     ours = infidelity(model, captum_perturb_func(ConstantBaseline(0.5), p_remove=0.3, seed=7),
                       x, attr, target=1, n_perturb_samples=6)
+    assert ours.device == device
     assert torch.equal(ours, expected) and bool((ours > 0).all())
 
 
 def test_infidelity_perturbations_keep_unremoved_pixels_and_fill_the_rest(device):
     base = InpaintBaseline(PushPullInpainter())
     perturb = captum_perturb_func(base, p_remove=0.5, seed=0)
-    x = torch.rand(4, 3, 8, 8, device=device)
+    x = torch.rand(4, 3, 8, 8).to(device)
     delta, filled = perturb(x)
+    assert delta.device == device and filled.device == device
     kept = (delta == 0).all(1)  # one mask per pixel, shared by the channels
     assert bool(kept.any()) and bool((~kept).any())
     assert torch.equal(filled[kept.unsqueeze(1).expand_as(x)], x[kept.unsqueeze(1).expand_as(x)])
     assert torch.equal(x - filled, delta)
     # tuples of inputs: one entry each; tabular inputs: one mask per value
-    (d1, d2), (f1, f2) = captum_perturb_func(ConstantBaseline(0.0), seed=1)((x, torch.ones(4, 5)))
-    assert torch.equal(f2 + d2, torch.ones(4, 5)) and set(f2.unique().tolist()) <= {0.0, 1.0}
-    model = _model()
+    ones = torch.ones(4, 5, device=device)
+    (d1, d2), (f1, f2) = captum_perturb_func(ConstantBaseline(0.0), seed=1)((x, ones))
+    assert f1.device == device and f2.device == device
+    assert torch.equal(f2 + d2, ones) and set(f2.unique().tolist()) <= {0.0, 1.0}
+    model = _model().to(device)
     attr = IntegratedGradients(model).attribute(x[:, :1], target=0, n_steps=4)
     score = infidelity(model, captum_perturb_func(base, seed=0), x[:, :1], attr, target=0,
                        n_perturb_samples=3)
+    assert score.device == device
     assert score.shape == (4,) and bool(torch.isfinite(score).all())
 
 
-def test_sensitivity_max_with_a_pixel_space_baseline_under_noisy_inputs():
-    model, x = _model(), torch.rand(2, 1, 8, 8)
+def test_sensitivity_max_with_a_pixel_space_baseline_under_noisy_inputs(device):
+    model, x = _model().to(device), torch.rand(2, 1, 8, 8).to(device)
     base = InpaintBaseline(PushPullInpainter())
     ig = IntegratedGradients(model)
     kw = dict(perturb_radius=0.2, n_perturb_samples=4, target=0, n_steps=4)
@@ -74,6 +79,7 @@ def test_sensitivity_max_with_a_pixel_space_baseline_under_noisy_inputs():
 
     torch.manual_seed(5)
     expected = sensitivity_max(by_hand, x, **kw)
+    assert ours.device == device
     assert torch.equal(ours, expected) and bool((ours > 0).any())
 
 

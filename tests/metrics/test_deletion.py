@@ -42,59 +42,79 @@ def _perfect(n: int = 3) -> torch.Tensor:
     return a
 
 
-def test_perfect_attribution_has_hand_computed_deletion_curve() -> None:
+def _on(device: torch.device, curve: Curve) -> None:
+    """Every tensor of the curve lies on ``device``."""
+    assert {curve.fractions.device, curve.scores.device, curve.auc.device} == {device}
+
+
+def test_perfect_attribution_has_hand_computed_deletion_curve(device) -> None:
     curve = deletion(
-        OnePixel(), _images(), _perfect(), target=0, baseline=ConstantBaseline(0.0), n_steps=64
+        OnePixel().to(device), _images().to(device), _perfect().to(device), target=0,
+        baseline=ConstantBaseline(0.0), n_steps=64,
     )
     assert isinstance(curve, Curve) and curve.kind == "deletion" and not curve.higher_is_better
-    torch.testing.assert_close(curve.fractions, torch.arange(65) / 64)
+    _on(device, curve)
+    torch.testing.assert_close(curve.fractions.cpu(), torch.arange(65) / 64)
     expected = torch.full((3, 65), B)
     expected[:, 0] = A
-    torch.testing.assert_close(curve.scores, expected)
-    torch.testing.assert_close(curve.auc, torch.full((3,), ((A + B) / 2 + 63 * B) / 64))
+    torch.testing.assert_close(curve.scores.cpu(), expected)
+    torch.testing.assert_close(curve.auc.cpu(), torch.full((3,), ((A + B) / 2 + 63 * B) / 64))
 
 
-def test_perfect_attribution_beats_random_ones() -> None:
-    model, x = OnePixel(), _images(8)
-    best = deletion(model, x, _perfect(8), target=0, baseline=ConstantBaseline(0.0), n_steps=16)
-    rand = deletion(
-        model, x, torch.rand(8, 1, H, W), target=0, baseline=ConstantBaseline(0.0), n_steps=16
+def test_perfect_attribution_beats_random_ones(device) -> None:
+    model, x = OnePixel().to(device), _images(8).to(device)
+    best = deletion(
+        model, x, _perfect(8).to(device), target=0, baseline=ConstantBaseline(0.0), n_steps=16
     )
+    rand = deletion(
+        model, x, torch.rand(8, 1, H, W).to(device), target=0, baseline=ConstantBaseline(0.0),
+        n_steps=16,
+    )
+    _on(device, best)
     assert bool((best.auc <= rand.auc + 1e-6).all())
     assert rand.mean_auc > best.mean_auc + 0.2  # the pixel goes on average half way through
 
 
-def test_insertion_mirrors_deletion() -> None:
-    model, x = OnePixel(), _images(8)
+def test_insertion_mirrors_deletion(device) -> None:
+    model, x = OnePixel().to(device), _images(8).to(device)
     black = ConstantBaseline(0.0)
-    best = insertion(model, x, _perfect(8), target=0, baseline=black, n_steps=64)
+    best = insertion(model, x, _perfect(8).to(device), target=0, baseline=black, n_steps=64)
     assert best.kind == "insertion" and best.higher_is_better
+    _on(device, best)
     expected = torch.full((8, 65), A)
     expected[:, 0] = B
-    torch.testing.assert_close(best.scores, expected)
-    torch.testing.assert_close(best.auc, torch.full((8,), ((A + B) / 2 + 63 * A) / 64))
-    rand = insertion(model, x, torch.rand(8, 1, H, W), target=0, baseline=black, n_steps=64)
+    torch.testing.assert_close(best.scores.cpu(), expected)
+    torch.testing.assert_close(best.auc.cpu(), torch.full((8,), ((A + B) / 2 + 63 * A) / 64))
+    rand = insertion(
+        model, x, torch.rand(8, 1, H, W).to(device), target=0, baseline=black, n_steps=64
+    )
     assert bool((best.auc >= rand.auc - 1e-6).all()) and best.mean_auc > rand.mean_auc + 0.2
 
 
-def test_ties_are_removed_in_raster_order() -> None:
+def test_ties_are_removed_in_raster_order(device) -> None:
     # constant attribution: pixel j (raster index) goes at step j + 1
     curve = deletion(
-        OnePixel(), _images(1), torch.zeros(1, 1, H, W), 0, ConstantBaseline(0.0), n_steps=64
+        OnePixel().to(device), _images(1).to(device), torch.zeros(1, 1, H, W, device=device), 0,
+        ConstantBaseline(0.0), n_steps=64,
     )
+    _on(device, curve)
     j = PIXEL[0] * W + PIXEL[1]
     assert bool((curve.scores[0, : j + 1] == curve.scores[0, 0]).all())
-    torch.testing.assert_close(curve.scores[0, j + 1 :], torch.full((64 - j,), B))
+    torch.testing.assert_close(curve.scores[0, j + 1 :].cpu(), torch.full((64 - j,), B))
 
 
-def test_channels_are_summed_and_batching_does_not_change_scores() -> None:
+def test_channels_are_summed_and_batching_does_not_change_scores(device) -> None:
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 5))
-    x, attr = torch.rand(4, 3, H, W), torch.randn(4, 3, H, W)
+    model = model.to(device)
+    x, attr = torch.rand(4, 3, H, W).to(device), torch.randn(4, 3, H, W).to(device)
     a = deletion(model, x, attr, target=[0, 1, 2, 3], n_steps=10, batch_size=3)
     b = deletion(
         model, x, attr.sum(dim=1, keepdim=True), target=[0, 1, 2, 3], n_steps=10, batch_size=1000
     )
-    c = deletion(model, x, attr.sum(dim=1), target=torch.tensor([0, 1, 2, 3]), n_steps=10)
+    c = deletion(
+        model, x, attr.sum(dim=1), target=torch.tensor([0, 1, 2, 3], device=device), n_steps=10
+    )
+    _on(device, a)
     torch.testing.assert_close(a.scores, b.scores)
     torch.testing.assert_close(a.scores, c.scores)
     # AUC is the trapezoidal mean of the curve
@@ -116,54 +136,56 @@ class _HalfGrey(Baseline):
         return torch.where(keep > 0, inputs, torch.full_like(inputs, 0.5))
 
 
-def test_removal_goes_through_any_baselines_fill() -> None:
-    fill = _HalfGrey()
-    curve = deletion(
-        OnePixel(), _images(2), _perfect(2), target=0, baseline=fill, n_steps=4, batch_size=4
-    )
+def test_removal_goes_through_any_baselines_fill(device) -> None:
+    fill, model = _HalfGrey(), OnePixel().to(device)
+    x, attr = _images(2).to(device), _perfect(2).to(device)
+    curve = deletion(model, x, attr, target=0, baseline=fill, n_steps=4, batch_size=4)
     assert len(fill.masks) == 3  # 2 images x 5 steps in batches of 4
     keeps = torch.cat(fill.masks)
+    assert keeps.device == device and curve.scores.device == device
     assert keeps.shape == (10, 1, H, W) and set(keeps.unique().tolist()) == {0.0, 1.0}
     assert keeps[:5].sum(dim=(1, 2, 3)).tolist() == [64, 48, 32, 16, 0]
     half = 0.5  # p at x_p = 0.5 is sigmoid(0)
-    torch.testing.assert_close(curve.scores[:, 1:], torch.full((2, 4), half))
+    torch.testing.assert_close(curve.scores[:, 1:].cpu(), torch.full((2, 4), half))
     # the composite path (reference evaluated once) gives what the default fill would
-    ref = deletion(
-        OnePixel(), _images(2), _perfect(2), target=0, baseline=ConstantBaseline(0.5), n_steps=4
-    )
+    ref = deletion(model, x, attr, target=0, baseline=ConstantBaseline(0.5), n_steps=4)
     torch.testing.assert_close(ref.scores, curve.scores)
 
 
-def test_score_options() -> None:
-    x, attr = _images(2), _perfect(2)
+def test_score_options(device) -> None:
+    x, attr, model = _images(2).to(device), _perfect(2).to(device), OnePixel().to(device)
     logit = deletion(
-        OnePixel(), x, attr, target=0, baseline=ConstantBaseline(0.0), n_steps=2, score="logit"
+        model, x, attr, target=0, baseline=ConstantBaseline(0.0), n_steps=2, score="logit"
     )
-    torch.testing.assert_close(logit.scores, torch.tensor([[5.0, -5.0, -5.0]] * 2))
+    _on(device, logit)
+    torch.testing.assert_close(logit.scores.cpu(), torch.tensor([[5.0, -5.0, -5.0]] * 2))
     custom = deletion(
-        OnePixel(), x, attr, 1, ConstantBaseline(0.0), n_steps=2, score=lambda o: o.softmax(1)
+        model, x, attr, 1, ConstantBaseline(0.0), n_steps=2, score=lambda o: o.softmax(1)
     )
-    torch.testing.assert_close(custom.scores, torch.tensor([[B, A, A]] * 2))
+    _on(device, custom)
+    torch.testing.assert_close(custom.scores.cpu(), torch.tensor([[B, A, A]] * 2))
 
 
-def test_target_none_uses_predicted_class() -> None:
+def test_target_none_uses_predicted_class(device) -> None:
     x = _images(2)
     x[1, 0, PIXEL[0], PIXEL[1]] = 0.0  # predicted class 1
     curve = deletion(
-        OnePixel(), x, _perfect(2), target=None, baseline=ConstantBaseline(0.0), n_steps=2
+        OnePixel().to(device), x.to(device), _perfect(2).to(device), target=None,
+        baseline=ConstantBaseline(0.0), n_steps=2,
     )
-    torch.testing.assert_close(curve.scores[:, 0], torch.tensor([A, A]))
+    _on(device, curve)
+    torch.testing.assert_close(curve.scores[:, 0].cpu(), torch.tensor([A, A]))
 
 
-def test_model_state_is_left_alone() -> None:
-    model = OnePixel().train()
+def test_model_state_is_left_alone(device) -> None:
+    model = OnePixel().to(device).train()
     model.scale.requires_grad_(True)
     model.bn.weight.requires_grad_(False)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    x = _images(2)
+    x, attr = _images(2).to(device), _perfect(2).to(device)
     x0 = x.clone()
-    deletion(model, x, _perfect(2), target=0, n_steps=4)
-    insertion(model, x, _perfect(2), target=0, n_steps=4)
+    deletion(model, x, attr, target=0, n_steps=4)
+    insertion(model, x, attr, target=0, n_steps=4)
     assert model.training and model.bn.training
     assert model.scale.requires_grad and not model.bn.weight.requires_grad
     for k, v in model.state_dict().items():

@@ -39,16 +39,18 @@ def _quantus(metric_cls, x, a, masks) -> np.ndarray:
     return np.asarray(scores, dtype=np.float64)
 
 
-def test_pointing_game_equals_quantus() -> None:
+def test_pointing_game_equals_quantus(device) -> None:
     x, a, masks = _batch()
-    ours = pointing_game(a, masks, tolerance=0)
+    ours = pointing_game(a.to(device), masks.to(device), tolerance=0)
+    assert ours.device == device
     theirs = _quantus(quantus.PointingGame, x, a, masks)
     assert 0 < ours.sum() < len(ours)  # both hits and misses occur: the test can tell
-    np.testing.assert_array_equal(ours.numpy().astype(np.float64), theirs)
+    np.testing.assert_array_equal(ours.cpu().numpy().astype(np.float64), theirs)
 
 
-def test_relevance_mass_equals_quantus_relevance_mass_accuracy() -> None:
+def test_relevance_mass_equals_quantus_relevance_mass_accuracy(device) -> None:
     x, a, masks = _batch()
-    ours = relevance_mass(a, masks)
+    ours = relevance_mass(a.to(device), masks.to(device))
+    assert ours.device == device
     theirs = _quantus(quantus.RelevanceMassAccuracy, x, a, masks)
-    np.testing.assert_allclose(ours.numpy(), theirs, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ours.cpu().numpy(), theirs, rtol=1e-5, atol=1e-7)

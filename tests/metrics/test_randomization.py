@@ -25,8 +25,8 @@ def _saliency(model: nn.Module):
     return lambda x, t: Saliency(model).attribute(x, target=t)
 
 
-def test_cascade_goes_top_down_and_randomises_cumulatively() -> None:
-    model = _model()
+def test_cascade_goes_top_down_and_randomises_cumulatively(device) -> None:
+    model = _model().to(device)
     original = [p.detach().clone() for p in model.parameters()]
     seen: list[list[bool]] = []
 
@@ -34,8 +34,9 @@ def test_cascade_goes_top_down_and_randomises_cumulatively() -> None:
         seen.append([not torch.equal(p, o) for p, o in zip(model.parameters(), original)])
         return _saliency(model)(x, t)
 
-    res = randomization_test(model, explain, torch.rand(2, 1, 12, 12), 0)
+    res = randomization_test(model, explain, torch.rand(2, 1, 12, 12).to(device), 0)
     assert res.layers == ["5", "3", "0"] and res.similarity.shape == (2, 3) and res.cascade
+    assert res.similarity.device == device
     # parameters: conv w, b, linear3 w, b, linear5 w, b
     assert seen == [
         [False] * 6,
@@ -45,8 +46,8 @@ def test_cascade_goes_top_down_and_randomises_cumulatively() -> None:
     ]
 
 
-def test_independent_randomises_one_layer_at_a_time() -> None:
-    model = _model()
+def test_independent_randomises_one_layer_at_a_time(device) -> None:
+    model = _model().to(device)
     original = [p.detach().clone() for p in model.parameters()]
     seen: list[list[bool]] = []
 
@@ -55,7 +56,7 @@ def test_independent_randomises_one_layer_at_a_time() -> None:
         return _saliency(model)(x, t)
 
     randomization_test(
-        model, explain, torch.rand(1, 1, 12, 12), 0, cascade=False, layers=["3", "0"]
+        model, explain, torch.rand(1, 1, 12, 12).to(device), 0, cascade=False, layers=["3", "0"]
     )
     assert seen == [
         [False] * 6,
@@ -64,26 +65,29 @@ def test_independent_randomises_one_layer_at_a_time() -> None:
     ]
 
 
-def test_similarity_separates_model_dependent_and_model_independent_maps() -> None:
-    model, x = _model(), torch.rand(3, 1, 12, 12)
+def test_similarity_separates_model_dependent_and_model_independent_maps(device) -> None:
+    model, x = _model().to(device), torch.rand(3, 1, 12, 12).to(device)
     edge = randomization_test(model, lambda xx, t: xx * 1.0, x, 0)  # ignores the model
-    torch.testing.assert_close(edge.similarity, torch.ones(3, 3))
+    assert edge.similarity.device == device
+    torch.testing.assert_close(edge.similarity.cpu(), torch.ones(3, 3))
     grad = randomization_test(model, _saliency(model), x, 0, similarity="spearman")
+    assert grad.similarity.device == device
     assert bool((grad.similarity[:, -1] < 0.5).all())  # fully randomised: the map changed
     assert not grad.higher_is_better and not randomization_test.higher_is_better
     assert grad.mean.shape == (3,)
 
 
-def test_model_is_restored_exactly_also_after_an_exception() -> None:
-    model = _model()
+def test_model_is_restored_exactly_also_after_an_exception(device) -> None:
+    model = _model().to(device)
     model[3].train()  # mixed modes
     model.eval()
     model[3].train()
     model[0].weight.requires_grad_(False)
     params = list(model.parameters())
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    x = torch.rand(2, 1, 12, 12)
+    x = torch.rand(2, 1, 12, 12).to(device)
     rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     calls = {"n": 0}
 
     def failing(x, t):
@@ -112,21 +116,24 @@ def test_model_is_restored_exactly_also_after_an_exception() -> None:
         assert [p.requires_grad for p in model.parameters()] == [False] + [True] * 5
     assert calls["n"] == 3
     assert torch.equal(torch.get_rng_state(), rng)  # seeded re-initialisation leaves the global RNG
+    if cuda_rng is not None:  # the CUDA generator too (the layers are re-initialised there)
+        assert torch.equal(torch.cuda.get_rng_state(device), cuda_rng)
 
 
-def test_spearman_with_ties_matches_scipy() -> None:
+def test_spearman_with_ties_matches_scipy(device) -> None:
     stats = pytest.importorskip("scipy.stats")
     a = torch.tensor([[[1.0, 2.0], [2.0, 4.0]]])
     b = torch.tensor([[[0.0, 0.0], [3.0, 1.0]]])
     expected = stats.spearmanr(a.flatten().numpy(), b.flatten().numpy()).statistic
+    a, b = a.to(device), b.to(device)
+    ours = map_similarity(a, b, "spearman", absolute=False)
+    assert ours.device == device
+    torch.testing.assert_close(ours.cpu(), torch.tensor([expected]).float())
     torch.testing.assert_close(
-        map_similarity(a, b, "spearman", absolute=False), torch.tensor([expected]).float()
+        map_similarity(a, -a, "spearman", absolute=False).cpu(), torch.tensor([-1.0])
     )
     torch.testing.assert_close(
-        map_similarity(a, -a, "spearman", absolute=False), torch.tensor([-1.0])
-    )
-    torch.testing.assert_close(
-        map_similarity(a, -a, "spearman", absolute=True), torch.tensor([1.0])
+        map_similarity(a, -a, "spearman", absolute=True).cpu(), torch.tensor([1.0])
     )
 
 

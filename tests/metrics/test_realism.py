@@ -20,14 +20,17 @@ def test_missing_backbone_names_the_exact_file(tmp_path, monkeypatch) -> None:
     assert expected in str(info.value) and "pretrained_backbone=False" in str(info.value)
 
 
-def test_uncalibrated_backbone_warns_and_measures() -> None:
+def test_uncalibrated_backbone_warns_and_measures(device) -> None:
     pytest.importorskip("lpips")
-    x = torch.rand(2, 1, 32, 32)
+    x = torch.rand(2, 1, 32, 32).to(device)
     with pytest.warns(UserWarning, match="uncalibrated"):
         same = realism(x, x, net="squeeze", pretrained_backbone=False)
     with pytest.warns(UserWarning, match="uncalibrated"):
-        other = realism(x, torch.rand(2, 1, 32, 32), net="squeeze", pretrained_backbone=False)
-    torch.testing.assert_close(same, torch.zeros(2))
+        other = realism(
+            x, torch.rand(2, 1, 32, 32).to(device), net="squeeze", pretrained_backbone=False
+        )
+    assert same.device == device and other.device == device
+    torch.testing.assert_close(same.cpu(), torch.zeros(2))
     assert bool((other > 0).all()) and not realism.higher_is_better
 
 

@@ -71,7 +71,7 @@ def test_lerf_with_the_true_map_keeps_the_score_until_the_spots_go(device) -> No
     assert curve.kind == "road-lerf" and curve.higher_is_better is True
 
 
-def test_true_map_beats_random_maps_and_srg_separates_them() -> None:
+def test_true_map_beats_random_maps_and_srg_separates_them(device) -> None:
     gen = torch.Generator().manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(100, 3))
     with torch.no_grad():
@@ -85,9 +85,11 @@ def test_true_map_beats_random_maps_and_srg_separates_them() -> None:
     removal = NoisyLinearImputation(noise=0.0)
     true = _true_map(48)
     rand = torch.rand(48, 1, 10, 10, generator=gen)
+    model, x, true, rand = model.to(device), x.to(device), true.to(device), rand.to(device)
     curves = {name: (road(model, x, amap, 0, "morf", pct, removal),
                      road(model, x, amap, 0, "lerf", pct, removal))
               for name, amap in (("true", true), ("random", rand), ("reverse", -true))}
+    assert symmetric_relevance_gain(*curves["true"]).device == device
     srg = {k: symmetric_relevance_gain(*v).mean().item() for k, v in curves.items()}
     assert curves["true"][0].mean_auc < curves["random"][0].mean_auc  # MoRF falls fastest
     assert srg["true"] > 0.15
@@ -95,16 +97,17 @@ def test_true_map_beats_random_maps_and_srg_separates_them() -> None:
     assert srg["reverse"] < -0.15
 
 
-def test_zero_removal_morf_equals_deletion_and_srg_equals_deletion_insertion() -> None:
+def test_zero_removal_morf_equals_deletion_and_srg_equals_deletion_insertion(device) -> None:
     model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.Tanh(), nn.Flatten(),
-                          nn.Linear(300, 4)).eval()
-    x, a = torch.rand(5, 1, 10, 10), torch.randn(5, 1, 10, 10)
+                          nn.Linear(300, 4)).to(device).eval()
+    x, a = torch.rand(5, 1, 10, 10).to(device), torch.randn(5, 1, 10, 10).to(device)
     zero = ConstantBaseline(0.0)
     pct = list(range(0, 101, 10))
     morf = road(model, x, a, 2, "morf", pct, zero)
     lerf = road(model, x, a, 2, "lerf", pct, zero)
     dele = deletion(model, x, a, 2, zero, n_steps=10)
     ins = insertion(model, x, a, 2, zero, n_steps=10)
+    assert morf.scores.device == device and lerf.auc.device == device
     torch.testing.assert_close(morf.scores, dele.scores)
     torch.testing.assert_close(lerf.scores, ins.scores.flip(1))  # LeRF(q) = insertion(1 - q)
     torch.testing.assert_close(symmetric_relevance_gain(morf, lerf),
@@ -125,7 +128,7 @@ def test_removal_curves_equal_separate_road_calls_in_fewer_passes(device) -> Non
             return self.net(z)
 
     model = Counted().to(device).eval()
-    x, a = torch.rand(3, 1, 10, 10, device=device), torch.randn(3, 1, 10, 10, device=device)
+    x, a = torch.rand(3, 1, 10, 10).to(device), torch.randn(3, 1, 10, 10).to(device)
     removals = {"zero": ConstantBaseline(0.0), "blur": BlurBaseline(2.0),
                 "road": NoisyLinearImputation(noise=0.0)}
     pct = [0, 20, 50, 90, 100]
@@ -135,31 +138,34 @@ def test_removal_curves_equal_separate_road_calls_in_fewer_passes(device) -> Non
         for curve, order in zip(together[name], ("morf", "lerf")):
             alone = road(model, x, a, 1, order, pct, removal)
             assert curve.kind == alone.kind and curve.higher_is_better == alone.higher_is_better
+            assert curve.scores.device == device and curve.fractions.device == device
             torch.testing.assert_close(curve.scores, alone.scores)
             torch.testing.assert_close(curve.auc, alone.auc)
     with pytest.raises(TypeError, match="removals"):
         removal_curves(model, x, a, 1, {"zero": 0.0})
 
 
-def test_accuracy_score_counts_predictions_of_the_target() -> None:
-    x, a = _spot_images(2), _true_map(2)
+def test_accuracy_score_counts_predictions_of_the_target(device) -> None:
+    x, a = _spot_images(2).to(device), _true_map(2).to(device)
     curve = road(SpotModel(), x, a, target=0, percentages=[0, 3, 4], score="accuracy",
                  removal=NoisyLinearImputation(noise=0.0))
     # logit0 = 4, 1 > 0 -> class 0; at 4 % removed logit0 = 0 = logit1 -> argmax 0 (first)
+    assert curve.scores.device == device
     assert curve.scores.tolist() == [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
     curve1 = road(SpotModel(), x, a, target=1, percentages=[0, 3], score="accuracy",
                   removal=NoisyLinearImputation(noise=0.0))
     assert curve1.scores.tolist() == [[0.0, 0.0], [0.0, 0.0]]
 
 
-def test_default_removal_is_roads_noisy_imputation_and_model_state_is_kept() -> None:
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).train()
+def test_default_removal_is_roads_noisy_imputation_and_model_state_is_kept(device) -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).to(device).train()
     model[1].weight.requires_grad_(False)
-    x, a = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)
+    x, a = torch.rand(2, 1, 8, 8).to(device), torch.rand(2, 1, 8, 8).to(device)
     x_before = x.clone()
     curve = road(model, x, a, 1, percentages=[0, 50, 100])
     explicit = road(model, x, a, 1, percentages=[0, 50, 100],
                     removal=NoisyLinearImputation(noise=0.01, seed=0))
+    assert curve.scores.device == device
     assert torch.equal(curve.scores, explicit.scores)
     assert model.training and not model[1].weight.requires_grad and model[1].bias.requires_grad
     assert torch.equal(x, x_before)
@@ -212,7 +218,7 @@ class _Recorder(Baseline):
 
 def test_r_oms_is_one_for_the_reference_itself_and_hand_computed_otherwise(device) -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3)).to(device)
-    x = torch.rand(3, 1, 2, 2, device=device)
+    x = torch.rand(3, 1, 2, 2).to(device)
     same = r_oms(model, x, ConstantBaseline(0.2), ConstantBaseline(0.2), fractions=[0.25, 0.5],
                  cell=1, n_draws=2)
     torch.testing.assert_close(same.auc, torch.ones(3, device=device))
@@ -237,9 +243,9 @@ def test_r_oms_is_one_for_the_reference_itself_and_hand_computed_otherwise(devic
     assert res.kind == "r-oms" and res.higher_is_better and r_oms.higher_is_better
 
 
-def test_r_oms_uses_the_same_random_cells_for_removal_and_reference() -> None:
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
-    x = torch.rand(2, 1, 8, 8)
+def test_r_oms_uses_the_same_random_cells_for_removal_and_reference(device) -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).to(device)
+    x = torch.rand(2, 1, 8, 8).to(device)
     mine, seen = _Recorder(), []
 
     def reference(inputs, keep):
@@ -249,19 +255,20 @@ def test_r_oms_uses_the_same_random_cells_for_removal_and_reference() -> None:
     res = r_oms(model, x, mine, reference, fractions=[0.25, 0.75], cell=2, n_draws=2,
                 batch_size=3)
     keeps, ref_keeps = torch.cat(mine.keeps), torch.cat(seen)
+    assert keeps.device == device and res.auc.device == device
     assert torch.equal(keeps, ref_keeps)
     removed_cells = (keeps[:, 0, ::2, ::2] == 0).flatten(1).sum(1)
     # order: image-major, then fraction, then draw; 16 cells of 2 x 2 pixels
     assert removed_cells.tolist() == [4, 4, 12, 12] * 2
-    torch.testing.assert_close(res.auc, torch.ones(2))  # same fill and same model
+    torch.testing.assert_close(res.auc.cpu(), torch.ones(2))  # same fill and same model
     again = r_oms(model, x, _Recorder(), reference, fractions=[0.25, 0.75], cell=2, n_draws=2)
     assert torch.equal(again.scores, res.scores)
 
 
-def test_r_oms_rejects_bad_arguments_and_keeps_the_model_state() -> None:
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).train()
+def test_r_oms_rejects_bad_arguments_and_keeps_the_model_state(device) -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).to(device).train()
     model[1].bias.requires_grad_(False)
-    x, zero = torch.rand(2, 1, 8, 8), ConstantBaseline(0.0)
+    x, zero = torch.rand(2, 1, 8, 8).to(device), ConstantBaseline(0.0)
     with pytest.raises(TypeError, match="removal"):
         r_oms(model, x, 0.0, zero)
     with pytest.raises(TypeError, match="reference"):
@@ -272,5 +279,6 @@ def test_r_oms_rejects_bad_arguments_and_keeps_the_model_state() -> None:
         r_oms(model, x, zero, zero, cell=9)
     with pytest.raises(ValueError, match="n_draws"):
         r_oms(model, x, zero, zero, n_draws=0)
-    assert isinstance(r_oms(model, x, zero, zero), Curve)
+    curve = r_oms(model, x, zero, zero)
+    assert isinstance(curve, Curve) and curve.scores.device == device
     assert model.training and model[1].weight.requires_grad and not model[1].bias.requires_grad

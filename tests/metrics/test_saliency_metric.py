@@ -23,21 +23,24 @@ def _log_p1(mean: float) -> float:
     return 4 * mean - math.log(1 + math.exp(4 * mean))
 
 
-def test_crop_is_resized_and_scored() -> None:
+def test_crop_is_resized_and_scored(device) -> None:
     x = torch.zeros(2, 1, 8, 8)
     x[:, :, 2:6, 2:6] = 1.0  # a bright 4x4 square, area 1/4
     amap = x[:, 0].clone()
-    s = saliency_metric(Brightness(), x, amap, target=1)
+    s = saliency_metric(Brightness(), x.to(device), amap.to(device), target=1)
+    assert s.device == device
     expected = math.log(0.25) - _log_p1(1.0)  # the crop is the square: all ones
-    torch.testing.assert_close(s, torch.full((2,), expected))
+    torch.testing.assert_close(s.cpu(), torch.full((2,), expected))
     assert not saliency_metric.higher_is_better
 
 
-def test_small_area_is_clamped_and_empty_map_crops_everything() -> None:
+def test_small_area_is_clamped_and_empty_map_crops_everything(device) -> None:
     x = torch.full((2, 1, 8, 8), 0.5)
     amap = torch.zeros(2, 8, 8)
     amap[0, 3, 3] = 1.0  # 1 pixel: area 1/64 < 0.05
-    s = saliency_metric(Brightness(), x, amap, target=1)
+    s = saliency_metric(Brightness(), x.to(device), amap.to(device), target=1)
+    assert s.device == device
+    s = s.cpu()
     torch.testing.assert_close(s[0], torch.tensor(math.log(0.05) - _log_p1(0.5)))
     torch.testing.assert_close(s[1], torch.tensor(0.0 - _log_p1(0.5)))  # whole image, area 1
 

@@ -8,18 +8,20 @@ import torch
 from captum_cf.metrics import map_similarity, sensitivity
 
 
-def test_maps_that_ignore_the_knob_are_fully_robust() -> None:
-    x = torch.rand(2, 1, 16, 16)
+def test_maps_that_ignore_the_knob_are_fully_robust(device) -> None:
+    x = torch.rand(2, 1, 16, 16).to(device)
     scaled = sensitivity(
         lambda xx, t, scale: xx * scale, x, 0, [{"scale": 1.0}, {"scale": 3.0}, {"scale": 0.5}]
     )
-    torch.testing.assert_close(scaled, torch.ones(2))  # min-max normalisation removes the scale
+    assert scaled.device == device
+    # min-max normalisation removes the scale
+    torch.testing.assert_close(scaled.cpu(), torch.ones(2))
     assert sensitivity.higher_is_better
 
 
-def test_value_is_the_mean_over_pairs() -> None:
-    x = torch.rand(2, 1, 16, 16)
-    noise = torch.rand(3, 2, 1, 16, 16)
+def test_value_is_the_mean_over_pairs(device) -> None:
+    x = torch.rand(2, 1, 16, 16).to(device)
+    noise = torch.rand(3, 2, 1, 16, 16).to(device)
     settings = [{"k": 0}, {"k": 1}, {"k": 2}]
 
     def explain(xx, t, k):
@@ -27,7 +29,9 @@ def test_value_is_the_mean_over_pairs() -> None:
 
     maps = [x + noise[k] for k in range(3)]
     pairs = [map_similarity(maps[i], maps[j], "ssim", False) for i, j in ((0, 1), (0, 2), (1, 2))]
-    torch.testing.assert_close(sensitivity(explain, x, 0, settings), torch.stack(pairs).mean(dim=0))
+    ours = sensitivity(explain, x, 0, settings)
+    assert ours.device == device
+    torch.testing.assert_close(ours, torch.stack(pairs).mean(dim=0))
     assert bool((sensitivity(explain, x, 0, settings) < 0.9).all())
 
 

@@ -8,27 +8,33 @@ import torch
 from captum_cf.metrics import ssim
 
 
-def test_identity_and_symmetry() -> None:
-    a, b = torch.rand(3, 2, 16, 16), torch.rand(3, 2, 16, 16)
-    torch.testing.assert_close(ssim(a, a), torch.ones(3))
+def test_identity_and_symmetry(device) -> None:
+    a, b = torch.rand(3, 2, 16, 16).to(device), torch.rand(3, 2, 16, 16).to(device)
+    same = ssim(a, a)
+    assert same.device == device
+    torch.testing.assert_close(same.cpu(), torch.ones(3))
     torch.testing.assert_close(ssim(a, b), ssim(b, a))
     assert bool((ssim(a, b) < 0.5).all())
     assert ssim.higher_is_better
 
 
-def test_constant_images_hand_value() -> None:
+def test_constant_images_hand_value(device) -> None:
     c1, c2 = 0.2, 0.6
-    a, b = torch.full((1, 12, 12), c1), torch.full((1, 12, 12), c2)
+    a, b = torch.full((1, 12, 12), c1, device=device), torch.full((1, 12, 12), c2, device=device)
     k = 0.01**2  # (k1 L)^2; the contrast term is C2 / C2 = 1
     expected = (2 * c1 * c2 + k) / (c1**2 + c2**2 + k)
-    torch.testing.assert_close(ssim(a, b), torch.tensor([expected]))
+    out = ssim(a, b)
+    assert out.device == device
+    torch.testing.assert_close(out.cpu(), torch.tensor([expected]))
 
 
-def test_matches_scikit_image() -> None:
+def test_matches_scikit_image(device) -> None:
     skm = pytest.importorskip("skimage.metrics")
     a = torch.rand(2, 3, 20, 24, dtype=torch.float64)
     b = (a + 0.2 * torch.randn_like(a)).clamp(0, 1)
-    ours = ssim(a, b)
+    ours = ssim(a.to(device), b.to(device))
+    assert ours.device == device
+    ours = ours.cpu()
     theirs = [
         skm.structural_similarity(
             a[i].numpy(),

@@ -26,10 +26,12 @@ def _data(n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize("norm", ["l2", "linf"])
-def test_pgd_respects_threat_model_and_raises_loss(norm: str) -> None:
-    model, (x, y) = _model(), _data()
+def test_pgd_respects_threat_model_and_raises_loss(norm: str, device) -> None:
+    model, (x, y) = _model().to(device), _data()
+    x, y = x.to(device), y.to(device)
     eps = 0.5 if norm == "l2" else 0.05
     adv = pgd_attack(model, x, y, norm, eps, steps=10, generator=torch.Generator().manual_seed(0))
+    assert adv.device == device
     d = (adv - x).flatten(1)
     size = d.norm(dim=1) if norm == "l2" else d.abs().amax(1)
     assert (size <= eps + 1e-5).all() and (adv >= 0).all() and (adv <= 1).all()
@@ -37,14 +39,15 @@ def test_pgd_respects_threat_model_and_raises_loss(norm: str) -> None:
     assert float(ce(model(adv), y)) > float(ce(model(x), y))
 
 
-def test_adversarial_training_learns_and_is_robust() -> None:
-    model, data = _model(1), _data()
+def test_adversarial_training_learns_and_is_robust(device) -> None:
+    model, data = _model(1).to(device), tuple(t.to(device) for t in _data())
     model.eval()
     history = adversarial_train(model, data, eps=0.5, steps=60, attack_steps=3, batch_size=8,
                                 lr=1e-2, log_every=20)
     assert [h["step"] for h in history] == [20, 40, 60]
     assert history[-1]["loss"] < history[0]["loss"]
     assert not model.training  # mode restored
+    assert all(p.device == device for p in model.parameters())  # trained where it lies
     clean, robust = robust_accuracy(model, *data, eps=0.5, steps=10)
     assert clean == 1.0 and robust >= 0.9
 
@@ -63,21 +66,23 @@ class _Interrupted(nn.Module):
         return self.net(x)
 
 
-def test_checkpoint_resume_is_exact(tmp_path) -> None:
+def test_checkpoint_resume_is_exact(tmp_path, device) -> None:
     data = _data()
     kw = {"eps": 0.5, "steps": 7, "attack_steps": 2, "batch_size": 8, "log_every": 1}
-    straight = _Interrupted(1)
+    straight = _Interrupted(1).to(device)
     h1 = adversarial_train(straight, data, **kw)
     ckpt = tmp_path / "adv.ckpt"
-    crashing = _Interrupted(1, stop_at=3 * 5 + 1)  # 3 forward calls per step: dies in step 6
+    # 3 forward calls per step: dies in step 6
+    crashing = _Interrupted(1, stop_at=3 * 5 + 1).to(device)
     with pytest.raises(KeyboardInterrupt):
         adversarial_train(crashing, data, checkpoint=ckpt, checkpoint_every=2, **kw)
     assert crashing.training is True  # mode restored after the crash (it was train mode)
-    resumed = _Interrupted(5)  # other initial weights: everything must come from the checkpoint
+    # other initial weights: everything must come from the checkpoint
+    resumed = _Interrupted(5).to(device)
     h2 = adversarial_train(resumed, data, checkpoint=ckpt, **kw)  # resumes at step 4, mid-epoch
     assert [h["loss"] for h in h2] == [h["loss"] for h in h1]
     for a, b in zip(straight.parameters(), resumed.parameters()):
-        assert torch.equal(a, b)
+        assert a.device == device and torch.equal(a, b)
 
 
 def test_bad_input() -> None:
@@ -98,12 +103,13 @@ def test_bad_input() -> None:
         pgd_attack(model, x, y, steps=0)
 
 
-def test_cli_train_robust(tmp_path, capsys) -> None:
+def test_cli_train_robust(tmp_path, capsys, device) -> None:
     from captum_cf import zoo
 
     out = tmp_path / "robust.pt"
     code = main(["train", "robust", "--data", "digits", "--out", str(out), "--steps", "2",
-                 "--attack-steps", "1", "--limit", "64", "--no-progress"])
+                 "--attack-steps", "1", "--limit", "64", "--no-progress",
+                 "--device", device.type])
     assert code == 0 and "robust accuracy" in capsys.readouterr().out
     model = zoo.load_file(out)
     assert model(torch.rand(2, 1, 32, 32)).shape == (2, 10)
@@ -139,10 +145,11 @@ def test_pgd_attack_rejects_bad_input(
         pgd_attack(model, inputs, torch.tensor(labels, dtype=torch.long), steps=2, **kwargs)
 
 
-def test_pgd_attack_accepts_an_int_label_like_a_tensor_of_it() -> None:
-    model, x = _lin(), torch.rand(2, 1, 4, 4)
+def test_pgd_attack_accepts_an_int_label_like_a_tensor_of_it(device) -> None:
+    model, x = _lin().to(device), torch.rand(2, 1, 4, 4).to(device)
     a = pgd_attack(model, x, 1, steps=2, random_start=False, eps=0.3)
     b = pgd_attack(model, x, torch.tensor([1, 1]), steps=2, random_start=False, eps=0.3)
+    assert a.device == device and b.device == device
     assert torch.equal(a, b) and not torch.equal(a, x)
 
 

@@ -35,23 +35,25 @@ LMOS = {
 
 
 @pytest.mark.parametrize("name", list(LMOS))
-def test_iterates_feasible_and_in_box(name: str) -> None:
+def test_iterates_feasible_and_in_box(name: str, device) -> None:
     lmo, eps, norm = LMOS[name]
-    model, x = _linear(), _x()
+    model, x = _linear().to(device), _x()
     x[:, :, 0] = 0.0
     x[:, :, 1] = 1.0  # saturated rows: the box binds
+    x = x.to(device)
     for steps in (1, 2, 3, 5, 8):  # delta after `steps` steps is the steps-th iterate
         delta = frank_wolfe(model, x, 2, lmo, eps, steps)
+        assert delta.device == device
         assert (norm(delta) <= eps + 1e-5).all()
         assert ((x + delta) >= 0).all() and ((x + delta) <= 1).all()
     if name == "topk":
         assert (delta.abs().flatten(1).amax(1) <= eps / 5 + 1e-6).all()
 
 
-def test_first_step_is_the_vertex_and_step_rule() -> None:
+def test_first_step_is_the_vertex_and_step_rule(device) -> None:
     """gamma_0 = 1: delta_1 = s_0; delta_2 = delta_1 + 2/3 (s_1 - delta_1)."""
-    model, x = _linear(), _x()
-    t = torch.full((4,), 2)
+    model, x = _linear().to(device), _x().to(device)
+    t = torch.full((4,), 2, device=device)
 
     def grad_at(delta: torch.Tensor) -> torch.Tensor:
         d = delta.clone().requires_grad_(True)
@@ -61,15 +63,16 @@ def test_first_step_is_the_vertex_and_step_rule() -> None:
     box = {"lower": -x, "upper": 1 - x}
     s0 = lmo_l2(grad_at(torch.zeros_like(x)), 1.0, **box)
     d1 = frank_wolfe(model, x, t, "l2", 1.0, 1)
+    assert d1.device == device
     assert torch.allclose(d1, s0, atol=1e-6)
     s1 = lmo_l2(grad_at(d1), 1.0, **box)
     assert torch.allclose(frank_wolfe(model, x, t, "l2", 1.0, 2), d1 + 2 / 3 * (s1 - d1), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", list(LMOS))
-def test_targeted_reaches_target_on_linear_model(name: str) -> None:
+def test_targeted_reaches_target_on_linear_model(name: str, device) -> None:
     lmo, _, _ = LMOS[name]
-    model, x = _linear(), _x(6)
+    model, x = _linear().to(device), _x(6).to(device)
     with torch.no_grad():
         model[1].weight.mul_(3.0)
         pred = model(x).argmax(1)
@@ -81,18 +84,19 @@ def test_targeted_reaches_target_on_linear_model(name: str) -> None:
     assert not (model(x + untargeted).argmax(1) == pred).any()
 
 
-def test_sparse_frank_wolfe_changes_at_most_k_pixels() -> None:
-    model, x = _cnn(), _x(4, 2)
+def test_sparse_frank_wolfe_changes_at_most_k_pixels(device) -> None:
+    model, x = _cnn().to(device), _x(4, 2).to(device)
     for k in (1, 3, 7):
         delta = sparse_frank_wolfe(model, x, 1, k, n_steps=10)
+        assert delta.device == device
         changed = (delta != 0).any(1).sum((1, 2))
         assert (changed <= k).all() and (changed >= 1).all()
     plain = sparse_frank_wolfe(model, x, 1, 3, n_steps=10, refine=False)
     assert ((plain != 0).any(1).sum((1, 2)) > 3).any()  # what the refine phase is for
 
 
-def test_sparsity_knob_is_monotone() -> None:
-    model, x = _cnn(), _x(4, 2)
+def test_sparsity_knob_is_monotone(device) -> None:
+    model, x = _cnn().to(device), _x(4, 2).to(device)
     dens = []
     for k in (1, 2, 4, 8, 16):
         delta = sparse_frank_wolfe(model, x, 0, k, n_steps=8)
@@ -100,16 +104,17 @@ def test_sparsity_knob_is_monotone() -> None:
     assert dens == sorted(dens) and dens[-1] > dens[0]
 
 
-def test_region_restricts_the_perturbation() -> None:
-    model, x = _linear(), _x()
+def test_region_restricts_the_perturbation(device) -> None:
+    model, x = _linear().to(device), _x().to(device)
     region = torch.zeros(1, 1, 6, 6)
     region[..., :2, :] = 1
-    delta = frank_wolfe(model, x, 0, "l2", 1.0, 5, region=region)
+    delta = frank_wolfe(model, x, 0, "l2", 1.0, 5, region=region.to(device))
+    assert delta.device == device
     assert (delta[..., 2:, :] == 0).all() and (delta[..., :2, :] != 0).any()
 
 
-def test_model_and_inputs_unchanged() -> None:
-    model, x = _cnn(), _x(2, 2)
+def test_model_and_inputs_unchanged(device) -> None:
+    model, x = _cnn().to(device), _x(2, 2).to(device)
     model[0].weight.requires_grad_(False)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x0 = x.clone()
@@ -120,15 +125,15 @@ def test_model_and_inputs_unchanged() -> None:
     assert torch.equal(x, x0)
 
 
-def test_model_state_restored_after_exception() -> None:
-    model = _cnn()
+def test_model_state_restored_after_exception(device) -> None:
+    model = _cnn().to(device)
 
     def bad_loss(logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         assert not model.training  # the model runs in eval mode
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        frank_wolfe(model, _x(2, 2), 0, "linf", 0.1, 3, loss_fn=bad_loss)
+        frank_wolfe(model, _x(2, 2).to(device), 0, "linf", 0.1, 3, loss_fn=bad_loss)
     assert model.training and all(p.requires_grad for p in model.parameters())
 
 

@@ -19,6 +19,14 @@ def _reseed() -> None:
     G.manual_seed(3)  # every test draws the same numbers, whatever ran before
 
 
+def _on(device: torch.device, lmo, grad: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    """``lmo`` run on ``device`` (every tensor argument moved there), its result on the CPU."""
+    kwargs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+    s = lmo(grad.to(device), *args, **kwargs)
+    assert s.device == device
+    return s.cpu()
+
+
 def _grads(n: int = 4, d: int = 6) -> torch.Tensor:
     return torch.randn(n, d, generator=G, dtype=torch.float64)
 
@@ -44,19 +52,20 @@ def _lp_max(g: np.ndarray, eps: float, linf: float, lo: np.ndarray, hi: np.ndarr
 
 
 @pytest.mark.parametrize("bounded", [False, True])
-def test_linf_matches_linprog(bounded: bool) -> None:
+def test_linf_matches_linprog(bounded: bool, device) -> None:
     g = _grads()
     lo, hi = _box() if bounded else (torch.full_like(g, -9.0), torch.full_like(g, 9.0))
-    s = lmo_linf(g, 0.3, lower=lo if bounded else None, upper=hi if bounded else None)
+    s = _on(device, lmo_linf, g, 0.3, lower=lo if bounded else None,
+            upper=hi if bounded else None)
     for i in range(g.shape[0]):
         best = _lp_max(g[i].numpy(), 0.0, 0.3, lo[i].numpy(), hi[i].numpy(), l1=False)
         assert float(g[i] @ s[i]) == pytest.approx(best, abs=1e-9)
     assert s.abs().max() <= 0.3 + 1e-12 and (s >= lo - 1e-12).all() and (s <= hi + 1e-12).all()
 
 
-def test_linf_vertices_brute_force() -> None:
+def test_linf_vertices_brute_force(device) -> None:
     g = _grads(2, 5)
-    s = lmo_linf(g, 0.5)
+    s = _on(device, lmo_linf, g, 0.5)
     for i in range(2):
         best = max(float(g[i] @ torch.tensor(v, dtype=torch.float64))
                    for v in itertools.product([-0.5, 0.5], repeat=5))
@@ -64,11 +73,12 @@ def test_linf_vertices_brute_force() -> None:
 
 
 @pytest.mark.parametrize("bounded", [False, True])
-def test_l1_matches_linprog(bounded: bool) -> None:
+def test_l1_matches_linprog(bounded: bool, device) -> None:
     g = _grads()
     lo, hi = _box() if bounded else (torch.full_like(g, -9.0), torch.full_like(g, 9.0))
     eps = 0.8
-    s = lmo_l1(g, eps, lower=lo if bounded else None, upper=hi if bounded else None)
+    s = _on(device, lmo_l1, g, eps, lower=lo if bounded else None,
+            upper=hi if bounded else None)
     for i in range(g.shape[0]):
         best = _lp_max(g[i].numpy(), eps, 9.0, lo[i].numpy(), hi[i].numpy(), l1=True)
         assert float(g[i] @ s[i]) == pytest.approx(best, abs=1e-9)
@@ -79,11 +89,12 @@ def test_l1_matches_linprog(bounded: bool) -> None:
 
 
 @pytest.mark.parametrize("bounded", [False, True])
-def test_l2_matches_scipy(bounded: bool) -> None:
+def test_l2_matches_scipy(bounded: bool, device) -> None:
     g = _grads()
     lo, hi = _box() if bounded else (torch.full_like(g, -9.0), torch.full_like(g, 9.0))
     eps = 0.9
-    s = lmo_l2(g, eps, lower=lo if bounded else None, upper=hi if bounded else None)
+    s = _on(device, lmo_l2, g, eps, lower=lo if bounded else None,
+            upper=hi if bounded else None)
     assert (s.norm(dim=1) <= eps + 1e-9).all()
     for i in range(g.shape[0]):
         gi = g[i].numpy()
@@ -100,20 +111,20 @@ def test_l2_matches_scipy(bounded: bool) -> None:
         assert torch.allclose(s, eps * g / g.norm(dim=1, keepdim=True))
 
 
-def test_l2_box_corner_inside_ball() -> None:
+def test_l2_box_corner_inside_ball(device) -> None:
     g = torch.tensor([[1.0, -1.0, 0.0]], dtype=torch.float64)
     lo = torch.tensor([[-0.1, -0.2, -0.3]], dtype=torch.float64)
     hi = torch.tensor([[0.1, 0.2, 0.3]], dtype=torch.float64)
     expected = torch.tensor([[0.1, -0.2, 0.0]], dtype=torch.float64)  # the corner is inside
-    assert torch.allclose(lmo_l2(g, 5.0, lower=lo, upper=hi), expected)
+    assert torch.allclose(_on(device, lmo_l2, g, 5.0, lower=lo, upper=hi), expected)
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
-def test_topk_is_exact_lmo_of_polytope(k: int) -> None:
+def test_topk_is_exact_lmo_of_polytope(k: int, device) -> None:
     """Unbounded: matches linprog over {|s|_1 <= eps, |s|_inf <= eps/k}; exactly k non-zeros."""
     g = _grads()
     eps = 1.5
-    s = lmo_topk(g, eps, k)
+    s = _on(device, lmo_topk, g, eps, k)
     assert ((s != 0).sum(1) == k).all()
     assert torch.allclose(s.abs().sum(1), torch.full((4,), eps, dtype=s.dtype))
     for i in range(g.shape[0]):
@@ -123,17 +134,17 @@ def test_topk_is_exact_lmo_of_polytope(k: int) -> None:
     assert torch.equal(s.gather(1, keep), g.gather(1, keep).sign() * eps / k)
 
 
-def test_topk_zero_gradient_still_k_nonzeros() -> None:
-    s = lmo_topk(torch.zeros(1, 5), 2.0, 3)
+def test_topk_zero_gradient_still_k_nonzeros(device) -> None:
+    s = _on(device, lmo_topk, torch.zeros(1, 5), 2.0, 3)
     assert int((s != 0).sum()) == 3 and float(s.abs().sum()) == pytest.approx(2.0)
 
 
-def test_topk_bounded_brute_force_over_k_sparse_points() -> None:
+def test_topk_bounded_brute_force_over_k_sparse_points(device) -> None:
     """With bounds: optimal over every k-sparse point with entries in {-dn, 0, up}."""
     g = _grads(3, 5)
     lo, hi = _box(3, 5)
     eps, k = 1.0, 2
-    s = lmo_topk(g, eps, k, lower=lo, upper=hi)
+    s = _on(device, lmo_topk, g, eps, k, lower=lo, upper=hi)
     assert ((s != 0).sum(1) <= k).all() and (s >= lo - 1e-12).all() and (s <= hi + 1e-12).all()
     assert (s.abs() <= eps / k + 1e-12).all()
     for i in range(3):
@@ -148,10 +159,10 @@ def test_topk_bounded_brute_force_over_k_sparse_points() -> None:
         assert float(g[i] @ s[i]) == pytest.approx(best, abs=1e-12)
 
 
-def test_topk_pixel_groups_selects_whole_pixels_by_channel_sum() -> None:
+def test_topk_pixel_groups_selects_whole_pixels_by_channel_sum(device) -> None:
     g = torch.randn(2, 3, 4, 4, generator=G, dtype=torch.float64)
     k, eps = 3, 1.2
-    s = lmo_topk(g, eps, k, pixel_groups=True)
+    s = _on(device, lmo_topk, g, eps, k, pixel_groups=True)
     changed = (s != 0).any(1)
     assert (changed.sum((1, 2)) == k).all()
     assert torch.equal((s != 0).all(1), changed)  # every channel of a chosen pixel moves
@@ -164,16 +175,18 @@ def test_topk_pixel_groups_selects_whole_pixels_by_channel_sum() -> None:
     assert torch.allclose((g * s).flatten(1).sum(1), best)
 
 
-def test_topk_pixel_groups_equals_plain_topk_for_one_channel() -> None:
+def test_topk_pixel_groups_equals_plain_topk_for_one_channel(device) -> None:
     g = torch.randn(2, 1, 4, 4, generator=G)
-    assert torch.equal(lmo_topk(g, 1.0, 4, pixel_groups=True), lmo_topk(g, 1.0, 4))
+    assert torch.equal(
+        _on(device, lmo_topk, g, 1.0, 4, pixel_groups=True), _on(device, lmo_topk, g, 1.0, 4)
+    )
 
 
-def test_lmos_are_batched_independently() -> None:
+def test_lmos_are_batched_independently(device) -> None:
     g = _grads()
     for fn in (lmo_linf, lmo_l2, lmo_l1):
-        assert torch.allclose(fn(g, 0.5)[1:2], fn(g[1:2], 0.5))
-    assert torch.equal(lmo_topk(g, 0.5, 2)[2:3], lmo_topk(g[2:3], 0.5, 2))
+        assert torch.allclose(_on(device, fn, g, 0.5)[1:2], _on(device, fn, g[1:2], 0.5))
+    assert torch.equal(_on(device, lmo_topk, g, 0.5, 2)[2:3], _on(device, lmo_topk, g[2:3], 0.5, 2))
 
 
 def test_bad_input() -> None:

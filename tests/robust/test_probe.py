@@ -17,11 +17,13 @@ def _linear() -> nn.Module:
     return model.eval()
 
 
-def test_probe_reaches_class_within_budget() -> None:
-    model = _linear()
+def test_probe_reaches_class_within_budget(device) -> None:
+    model = _linear().to(device)
     start = probe_concept(model, [0, 1, 2], image_shape=(1, 8, 8), n=3, k=1, n_steps=2)
     probes = probe_concept(model, [0, 1, 2], image_shape=(1, 8, 8), n=3, k=16, n_steps=20)
-    assert torch.equal(model(probes).argmax(1), torch.tensor([0, 1, 2]))
+    assert start.device == device and probes.device == device  # drawn on the CPU, then moved
+    assert torch.equal(model(probes).argmax(1).cpu(), torch.tensor([0, 1, 2]))
+    start, probes = start.cpu(), probes.cpu()
     noise = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     x0 = (0.5 + 0.1 * noise).clamp(0, 1)
     changed = (probes != x0).flatten(1).sum(1)
@@ -30,16 +32,17 @@ def test_probe_reaches_class_within_budget() -> None:
     assert (probes >= 0).all() and (probes <= 1).all()
 
 
-def test_probe_starts() -> None:
-    model = _linear()
+def test_probe_starts(device) -> None:
+    model = _linear().to(device)
     grey = probe_concept(model, 2, start="grey", image_shape=(1, 8, 8), sparsity=0.95, n_steps=4)
-    assert int((grey != 0.5).sum()) <= round(0.05 * 64)
-    given = torch.full((2, 1, 8, 8), 0.25)
+    assert grey.device == device and int((grey != 0.5).sum()) <= round(0.05 * 64)
+    given = torch.full((2, 1, 8, 8), 0.25, device=device)
     out = probe_concept(model, 1, start=given, k=4, n_steps=4)
+    assert out.device == device
     assert out.shape == (2, 1, 8, 8) and int((out != 0.25).flatten(1).sum(1).max()) <= 4
     a = probe_concept(model, 0, start="uniform-noise", image_shape=(1, 8, 8), seed=3, n_steps=2)
     b = probe_concept(model, 0, start="uniform-noise", image_shape=(1, 8, 8), seed=3, n_steps=2)
-    assert torch.equal(a, b)
+    assert a.device == device and torch.equal(a, b)
 
 
 def test_bad_input() -> None:
