@@ -27,3 +27,14 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 def device(request: pytest.FixtureRequest) -> torch.device:
     """Parametrises a test over every available device (CI: CPU only)."""
     return torch.device(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _ieee_float32():
+    """IEEE float32 on CUDA: cuDNN convolutions and matmuls default to TF32 (10-bit mantissa),
+    which would break the comparisons with CPU references (hand values, Captum, Quantus,
+    scipy). Restored after each test."""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
