@@ -199,7 +199,10 @@ def audit(
     dev = _device(model, images, device)
     model = _on_device(model, dev)
     source = make_source(images, masks)
-    result = run_audit(model, source, settings, store, dev, target=target, resume=resume)
+    # the audit seeds every batch (seed + k): the caller's random state is restored afterwards
+    cuda = [torch.device(dev)] if torch.device(dev).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        result = run_audit(model, source, settings, store, dev, target=target, resume=resume)
     assert result is not None  # a single process is rank 0
     return result
 

@@ -470,7 +470,7 @@ def adapt_ganmex(
         raise ValueError("val_images and val_labels go together: pass both or neither")
     adapted = copy.deepcopy(generator).requires_grad_(True)
     with torch.random.fork_rng(devices=[]):  # the critic's initialisation follows ``seed``
-        torch.manual_seed(seed)
+        torch.random.default_generator.manual_seed(seed)  # built on the CPU; CUDA RNGs untouched
         critic = GANMEXCritic(adapted.config).to(next(adapted.parameters()).device)
     trainer = GANMEXTrainer(
         adapted, classifier, images, labels, val_images, val_labels, config=config,

@@ -190,3 +190,18 @@ def test_the_audits_road_solve_is_as_accurate_at_224_px_as_at_32(device):
         errors[side] = float((removal.fill(x, keep).double() - exact).pow(2).mean().sqrt())
     assert errors[224] < 1e-3 and errors[32] < 5e-3
     assert errors[224] < 2 * errors[32]
+
+
+def test_the_callers_random_state_is_restored(device) -> None:
+    """The audit seeds every batch; the caller's generators are as they were afterwards."""
+    model, x = tiny_model(), torch.rand(3, 1, 8, 8)
+    torch.manual_seed(1234)
+    cpu = torch.get_rng_state()
+    gpu = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    audit(model, x, methods=["integrated-gradients"], baselines=["noise"], n_steps=2, sanity_n=2,
+          device=device)
+    assert torch.equal(torch.get_rng_state(), cpu)
+    if gpu is not None:
+        assert torch.equal(torch.cuda.get_rng_state(device), gpu)
+    # and the next draw is the one the caller expects
+    assert torch.equal(torch.rand(4), torch.rand(4, generator=torch.Generator().manual_seed(1234)))
