@@ -15,7 +15,6 @@ from torch import Tensor
 
 from captum_cf.baselines import Baseline
 
-
 # On CUDA, full float32: cuDNN convolutions default to TF32 (a 10-bit mantissa), which would
 # turn the identities these tests check to 1e-6 into 1e-3 ones; deterministic cuDNN kernels keep
 # the exact comparisons with Captum (same call, same device) exact. No effect on the CPU.

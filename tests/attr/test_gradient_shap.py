@@ -31,7 +31,9 @@ def test_is_a_captum_gradient_shap_with_the_same_signature(cnn, same_signature):
 
 
 @pytest.mark.parametrize("delta", [False, True])
-def test_distribution_and_callable_equal_captum(cnn, images, refs, seeded, delta, device, on_device):
+def test_distribution_and_callable_equal_captum(
+    cnn, images, refs, seeded, delta, device, on_device
+):
     target = torch.tensor([0, 1, 2], device=device)
     kw = dict(n_samples=4, stdevs=0.1, target=target, return_convergence_delta=delta)
     for baselines in (refs[:2], lambda x: refs[:2]):
