@@ -157,9 +157,10 @@ def test_lime_g_samples_are_inpainted_finite_and_in_unit_range(device, on_device
     assert fed[removed].unique().numel() > 10
 
 
-def test_show_progress(capsys):
-    Lime(LeftHalfLinear()).attribute(
-        torch.rand(1, 3, 8, 8), baselines=MeanFill(), target=0, feature_mask=MASK, n_samples=6,
+def test_show_progress(capsys, device):
+    Lime(LeftHalfLinear().to(device)).attribute(
+        torch.rand(1, 3, 8, 8).to(device), baselines=MeanFill(), target=0,
+        feature_mask=MASK.to(device), n_samples=6,
         perturbations_per_eval=3, show_progress=True,
     )  # fmt: skip
     assert "Lime attribution" in capsys.readouterr().err
