@@ -53,10 +53,15 @@ def _run(module: Any, name: str, model: torch.nn.Module, inputs: Any, baselines:
     import numpy as np
 
     np.random.seed(3)
-    device = (inputs[0] if isinstance(inputs, tuple) else inputs).device
-    kwargs = {k: v.to(device) if isinstance(v, torch.Tensor) else v
-              for k, v in CASES[name][2].items()}  # the feature mask on the inputs' device
+    kwargs = _kwargs(name, inputs)
     return _make(module, name, model).attribute(inputs, baselines=baselines, **kwargs)
+
+
+def _kwargs(name: str, inputs: Any) -> dict[str, Any]:
+    """``CASES[name]``'s attribute kwargs with the feature mask on the inputs' device."""
+    device = (inputs[0] if isinstance(inputs, tuple) else inputs).device
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v
+            for k, v in CASES[name][2].items()}
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -253,4 +258,4 @@ def test_target_beyond_the_outputs_is_checked_on_the_first_output(name, cnn, ima
     method = _make(captum_cf.attr, name, cnn)
     with pytest.raises(ValueError, match=r"target must be < 3: the model returns 3 classes"):
         method.attribute(images, baselines=_plain_baselines(name, images.device),
-                         **{**CASES[name][2], "target": 3})
+                         **{**_kwargs(name, images), "target": 3})
