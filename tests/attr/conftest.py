@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,23 @@ import torch.nn as nn
 from torch import Tensor
 
 from captum_cf.baselines import Baseline
+
+
+@pytest.fixture(autouse=True)
+def _full_float32_on_cuda() -> Iterator[None]:
+    """On CUDA, full float32 and deterministic cuDNN for each test here (restored after it).
+
+    cuDNN convolutions default to TF32 (a 10-bit mantissa), which would turn the identities these
+    tests check to 1e-6 into 1e-3 ones; deterministic kernels keep the exact comparisons with
+    Captum (same call, same device) exact. No effect on the CPU.
+    """
+    flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+             torch.backends.cudnn.deterministic)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    yield
+    (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+     torch.backends.cudnn.deterministic) = flags
 
 
 @pytest.fixture(autouse=True)
@@ -85,29 +102,51 @@ def _eval(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
-@pytest.fixture
-def cnn() -> nn.Module:
-    return _eval(TinyCNN())
+# The model and input fixtures take the ``device`` fixture (tests/conftest.py): weights and
+# inputs are drawn on the CPU with the same seeds as ever, then moved, so every device sees the
+# same numbers, and every test that uses them runs on each available device.
 
 
 @pytest.fixture
-def smooth_cnn() -> nn.Module:
-    return _eval(TinyCNN(smooth=True))
+def cnn(device: torch.device) -> nn.Module:
+    return _eval(TinyCNN()).to(device)
 
 
 @pytest.fixture
-def two_input_net() -> nn.Module:
-    return _eval(TwoInputNet())
+def smooth_cnn(device: torch.device) -> nn.Module:
+    return _eval(TinyCNN(smooth=True)).to(device)
 
 
 @pytest.fixture
-def images() -> Tensor:
-    return torch.rand(3, 2, 6, 6, generator=torch.Generator().manual_seed(1))
+def two_input_net(device: torch.device) -> nn.Module:
+    return _eval(TwoInputNet()).to(device)
 
 
 @pytest.fixture
-def refs() -> Tensor:
-    return torch.rand(3, 2, 6, 6, generator=torch.Generator().manual_seed(2))
+def images(device: torch.device) -> Tensor:
+    return torch.rand(3, 2, 6, 6, generator=torch.Generator().manual_seed(1)).to(device)
+
+
+@pytest.fixture
+def refs(device: torch.device) -> Tensor:
+    return torch.rand(3, 2, 6, 6, generator=torch.Generator().manual_seed(2)).to(device)
+
+
+def on(device: torch.device, *tensors: Any) -> bool:
+    """Whether every tensor in ``tensors`` (tuples are searched) lies on ``device``."""
+    for t in tensors:
+        if isinstance(t, (tuple, list)):
+            if not on(device, *t):
+                return False
+        elif isinstance(t, Tensor) and t.device.type != torch.device(device).type:
+            return False
+    return True
+
+
+@pytest.fixture
+def on_device(device: torch.device) -> Callable[..., bool]:
+    """``on_device(*tensors)``: whether every (possibly nested) tensor lies on ``device``."""
+    return lambda *tensors: on(device, *tensors)
 
 
 @pytest.fixture

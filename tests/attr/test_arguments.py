@@ -21,27 +21,29 @@ def _model() -> nn.Module:
 X = torch.rand(2, 1, 4, 4)
 MASK = torch.arange(16).view(1, 1, 4, 4) // 4
 
-# name -> callable(model, **overrides) running the method with valid defaults
+# name -> callable(model, device, **overrides) running the method with valid defaults, on X
+# (and MASK) moved to the device
 CALLS = {
-    "IntegratedGradients": lambda m, **k: cf.IntegratedGradients(m).attribute(
-        X, **{"n_steps": 3, "target": 0, **k}),
-    "DeepLift": lambda m, **k: cf.DeepLift(m).attribute(X, **{"target": 0, **k}),
-    "DeepLiftShap": lambda m, **k: cf.DeepLiftShap(m).attribute(
-        X, **{"baselines": torch.zeros(2, 1, 4, 4), "target": 0, **k}),
-    "GradientShap": lambda m, **k: cf.GradientShap(m).attribute(
-        X, **{"baselines": torch.zeros(2, 1, 4, 4), "n_samples": 2, "target": 0, **k}),
-    "NoiseTunnel": lambda m, **k: cf.NoiseTunnel(cf.IntegratedGradients(m)).attribute(
-        X, **{"nt_samples": 2, "n_steps": 2, "target": 0, **k}),
-    "Occlusion": lambda m, **k: cf.Occlusion(m).attribute(
-        X, **{"sliding_window_shapes": (1, 2, 2), "target": 0, **k}),
-    "FeatureAblation": lambda m, **k: cf.FeatureAblation(m).attribute(
-        X, **{"feature_mask": MASK, "target": 0, **k}),
-    "ShapleyValueSampling": lambda m, **k: cf.ShapleyValueSampling(m).attribute(
-        X, **{"feature_mask": MASK, "n_samples": 1, "target": 0, **k}),
-    "Lime": lambda m, **k: cf.Lime(m).attribute(
-        X, **{"feature_mask": MASK, "n_samples": 5, "target": 0, **k}),
-    "KernelShap": lambda m, **k: cf.KernelShap(m).attribute(
-        X, **{"feature_mask": MASK, "n_samples": 5, "target": 0, **k}),
+    "IntegratedGradients": lambda m, d, **k: cf.IntegratedGradients(m).attribute(
+        X.to(d), **{"n_steps": 3, "target": 0, **k}),
+    "DeepLift": lambda m, d, **k: cf.DeepLift(m).attribute(X.to(d), **{"target": 0, **k}),
+    "DeepLiftShap": lambda m, d, **k: cf.DeepLiftShap(m).attribute(
+        X.to(d), **{"baselines": torch.zeros(2, 1, 4, 4, device=d), "target": 0, **k}),
+    "GradientShap": lambda m, d, **k: cf.GradientShap(m).attribute(
+        X.to(d),
+        **{"baselines": torch.zeros(2, 1, 4, 4, device=d), "n_samples": 2, "target": 0, **k}),
+    "NoiseTunnel": lambda m, d, **k: cf.NoiseTunnel(cf.IntegratedGradients(m)).attribute(
+        X.to(d), **{"nt_samples": 2, "n_steps": 2, "target": 0, **k}),
+    "Occlusion": lambda m, d, **k: cf.Occlusion(m).attribute(
+        X.to(d), **{"sliding_window_shapes": (1, 2, 2), "target": 0, **k}),
+    "FeatureAblation": lambda m, d, **k: cf.FeatureAblation(m).attribute(
+        X.to(d), **{"feature_mask": MASK.to(d), "target": 0, **k}),
+    "ShapleyValueSampling": lambda m, d, **k: cf.ShapleyValueSampling(m).attribute(
+        X.to(d), **{"feature_mask": MASK.to(d), "n_samples": 1, "target": 0, **k}),
+    "Lime": lambda m, d, **k: cf.Lime(m).attribute(
+        X.to(d), **{"feature_mask": MASK.to(d), "n_samples": 5, "target": 0, **k}),
+    "KernelShap": lambda m, d, **k: cf.KernelShap(m).attribute(
+        X.to(d), **{"feature_mask": MASK.to(d), "n_samples": 5, "target": 0, **k}),
 }
 
 
@@ -61,46 +63,52 @@ CALLS = {
         ([0, 7], ValueError, r"target must be < 3: the model returns 3 classes"),
     ],
 )
-def test_bad_targets(name, target, err, match):
-    model = _model()
+def test_bad_targets(name, target, err, match, device):
+    """The range check runs the model once (on the device); the others raise before."""
+    model = _model().to(device)
+    if isinstance(target, torch.Tensor):
+        target = target.to(device)
     with pytest.raises(err, match=match) as info:
-        CALLS[name](model, target=target)
+        CALLS[name](model, device, target=target)
     assert isinstance(info.value, AssertionError)  # what Captum's own checks raise
     assert not model._forward_hooks  # the one-shot check left no hook behind
 
 
-def test_out_of_range_target_of_a_plain_function():
+def test_out_of_range_target_of_a_plain_function(device, on_device):
     """A forward function that is no nn.Module: its first output is checked all the same."""
-    model = _model()
+    model, x = _model().to(device), X.to(device)
     ig = cf.IntegratedGradients(lambda x: model(x))
     with pytest.raises(ValueError, match="target must be < 3"):
-        ig.attribute(X, target=5)
+        ig.attribute(x, target=5)
     # and valid targets give Captum's numbers exactly
-    expected = captum.attr.IntegratedGradients(lambda x: model(x)).attribute(X, target=2)
-    assert torch.equal(ig.attribute(X, target=2), expected)
+    expected = captum.attr.IntegratedGradients(lambda x: model(x)).attribute(x, target=2)
+    got = ig.attribute(x, target=2)
+    assert torch.equal(got, expected) and on_device(got)
 
 
-def test_negative_target_was_silently_the_last_class_in_captum():
-    model = _model()
-    last = captum.attr.IntegratedGradients(model).attribute(X, target=2, n_steps=4)
-    assert torch.equal(captum.attr.IntegratedGradients(model).attribute(X, target=-1, n_steps=4),
+def test_negative_target_was_silently_the_last_class_in_captum(device):
+    model, x = _model().to(device), X.to(device)
+    last = captum.attr.IntegratedGradients(model).attribute(x, target=2, n_steps=4)
+    assert torch.equal(captum.attr.IntegratedGradients(model).attribute(x, target=-1, n_steps=4),
                        last)
     with pytest.raises(ValueError, match="negative index"):
-        cf.IntegratedGradients(model).attribute(X, target=-1, n_steps=4)
+        cf.IntegratedGradients(model).attribute(x, target=-1, n_steps=4)
 
 
-def test_tuple_targets_of_multi_dimensional_outputs():
+def test_tuple_targets_of_multi_dimensional_outputs(device, on_device):
     class Grid(nn.Module):
         def forward(self, x):
             return x.flatten(1)[:, :6].reshape(-1, 2, 3) * 2
 
+    x = X.to(device)
     fa = cf.FeatureAblation(Grid())
-    expected = captum.attr.FeatureAblation(Grid()).attribute(X, target=(1, 2))
-    assert torch.equal(fa.attribute(X, target=(1, 2)), expected)
+    expected = captum.attr.FeatureAblation(Grid()).attribute(x, target=(1, 2))
+    got = fa.attribute(x, target=(1, 2))
+    assert torch.equal(got, expected) and on_device(got)
     with pytest.raises(ValueError, match=r"target must be < 2.*output dimension 1"):
-        fa.attribute(X, target=(2, 0))
+        fa.attribute(x, target=(2, 0))
     with pytest.raises(ValueError, match=r"target must be < 3.*output dimension 2"):
-        fa.attribute(X, target=[(0, 3), (1, 1)])
+        fa.attribute(x, target=[(0, 3), (1, 1)])
 
 
 @pytest.mark.parametrize(
@@ -140,39 +148,44 @@ def test_tuple_targets_of_multi_dimensional_outputs():
     ],
 )
 def test_bad_counts_windows_masks_and_baselines(name, kwargs, err, match):
+    """Pure argument checks before any computation: on the CPU only."""
     calls = []
     model = _model()
     model.register_forward_hook(lambda *a: calls.append(1))
     with pytest.raises(err, match=match):
-        CALLS[name](model, **kwargs)
+        CALLS[name](model, torch.device("cpu"), **kwargs)
     assert calls == []  # raised before the model ran
 
 
-def test_readme_sp_g_window_on_one_channel_digits_is_a_clear_error():
+def test_readme_sp_g_window_on_one_channel_digits_is_a_clear_error(device, on_device):
     """README's first SP-G snippet used a (3, 8, 8) window on 1-channel digits."""
-    model = nn.Sequential(nn.Flatten(), nn.Linear(32 * 32, 10))
-    x = torch.rand(2, 1, 32, 32)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(32 * 32, 10)).to(device)
+    x = torch.rand(2, 1, 32, 32).to(device)
     with pytest.raises(ValueError, match=r"sliding_window_shapes=\(3, 8, 8\) .*a 1-channel image "
                        r"needs a window of shape \(1, h, w\)"):
         cf.Occlusion(model).attribute(x, sliding_window_shapes=(3, 8, 8), strides=(3, 4, 4),
                                       baselines=ConstantBaseline(0.0), target=0)
-    # the corrected snippet runs
-    cf.Occlusion(model).attribute(x, sliding_window_shapes=(1, 8, 8), strides=(1, 4, 4),
-                                  baselines=ConstantBaseline(0.0), target=0)
+    # the corrected snippet runs, and gives Captum's numbers
+    got = cf.Occlusion(model).attribute(x, sliding_window_shapes=(1, 8, 8), strides=(1, 4, 4),
+                                        baselines=ConstantBaseline(0.0), target=0)
+    expected = captum.attr.Occlusion(model).attribute(
+        x, sliding_window_shapes=(1, 8, 8), strides=(1, 4, 4), baselines=0.0, target=0
+    )
+    assert torch.equal(got, expected) and on_device(got)
 
 
-def test_multi_input_windows_and_strides_follow_captums_rules():
+def test_multi_input_windows_and_strides_follow_captums_rules(device, on_device):
     class Two(nn.Module):
         def forward(self, a, b):
             return torch.cat([a.flatten(1), b], 1)[:, :3]
 
-    a, b = torch.rand(2, 1, 4, 4), torch.rand(2, 5)
+    a, b = torch.rand(2, 1, 4, 4).to(device), torch.rand(2, 5).to(device)
     occ = cf.Occlusion(Two())
     expected = captum.attr.Occlusion(Two()).attribute(
         (a, b), ((1, 2, 2), (2,)), strides=(2, 1), target=0
     )
     got = occ.attribute((a, b), ((1, 2, 2), (2,)), strides=(2, 1), target=0)
-    assert all(torch.equal(g, e) for g, e in zip(got, expected))
+    assert all(torch.equal(g, e) for g, e in zip(got, expected)) and on_device(got)
     with pytest.raises(ValueError, match=r"sliding_window_shapes\[1\]=\(6,\) must be >= 1 and fit"):
         occ.attribute((a, b), ((1, 2, 2), (6,)), target=0)
     with pytest.raises(ValueError, match="strides must be an int or a tuple, with one entry per"):

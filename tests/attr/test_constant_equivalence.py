@@ -58,6 +58,12 @@ def _seed(s: int = 0) -> None:
     random.seed(s)
 
 
+def _inputs(kind: str, device: torch.device):
+    """``INPUTS[kind]``, drawn on the CPU (the same numbers as ever), then moved to ``device``."""
+    x = INPUTS[kind][0]()
+    return tuple(t.to(device) for t in x) if isinstance(x, tuple) else x.to(device)
+
+
 def _numel(x) -> int:
     xs = x if isinstance(x, tuple) else (x,)
     return sum(t[0].numel() for t in xs)
@@ -79,9 +85,9 @@ def _same(a, b) -> bool:
 @pytest.mark.parametrize("kind", list(INPUTS))
 @pytest.mark.parametrize("method", list(METHODS))
 @pytest.mark.parametrize("c", [0.0, -1.5])
-def test_constant_baseline_is_bit_for_bit_the_number(method, kind, c):
-    x = INPUTS[kind][0]()
-    model = Flat(_numel(ours_x := x))
+def test_constant_baseline_is_bit_for_bit_the_number(method, kind, c, device, on_device):
+    x = _inputs(kind, device)
+    model = Flat(_numel(ours_x := x)).to(device)
     ours_cls, captum_cls, _ = METHODS[method]
     kw = _kwargs(method, kind)
     base = (ConstantBaseline(c), c) if kind == "tuple" else ConstantBaseline(c)
@@ -90,7 +96,7 @@ def test_constant_baseline_is_bit_for_bit_the_number(method, kind, c):
     expected = captum_cls(model).attribute(x, baselines=number, target=1, **kw)
     _seed()
     got = ours_cls(model).attribute(ours_x, baselines=base, target=1, **kw)
-    assert _same(got, expected)
+    assert _same(got, expected) and on_device(got)
     # and differs from another constant (the comparison can fail)
     _seed()
     other = ours_cls(model).attribute(x, baselines=ConstantBaseline(c + 0.25) if kind != "tuple"
@@ -99,19 +105,19 @@ def test_constant_baseline_is_bit_for_bit_the_number(method, kind, c):
 
 
 @pytest.mark.parametrize("method", ["FeatureAblation", "Occlusion"])
-def test_integer_inputs_as_captum_takes_them(method):
+def test_integer_inputs_as_captum_takes_them(method, device, on_device):
     """Token ids (integers): Captum's perturbation methods take them with a number baseline."""
-    x = torch.randint(1, 9, (3, 5))
-    model = Flat(5)
+    x = torch.randint(1, 9, (3, 5)).to(device)
+    model = Flat(5).to(device)
     ours_cls, captum_cls, _ = METHODS[method]
     kw = _kwargs(method, "tabular")
     expected = captum_cls(model).attribute(x, baselines=0, target=2, **kw)
     got = ours_cls(model).attribute(x, baselines=ConstantBaseline(0.0), target=2, **kw)
-    assert torch.equal(got, expected) and bool(got.abs().sum() > 0)
+    assert torch.equal(got, expected) and bool(got.abs().sum() > 0) and on_device(got)
 
 
-def test_noise_tunnel_constant_baseline_is_the_number():
-    x, model = torch.randn(2, 5), Flat(5)
+def test_noise_tunnel_constant_baseline_is_the_number(device, on_device):
+    x, model = torch.randn(2, 5).to(device), Flat(5).to(device)
     kw = dict(nt_samples=3, stdevs=0.3, target=0, n_steps=4)
     _seed(2)
     expected = captum.attr.NoiseTunnel(captum.attr.IntegratedGradients(model)).attribute(
@@ -121,17 +127,17 @@ def test_noise_tunnel_constant_baseline_is_the_number():
     got = cf.NoiseTunnel(cf.IntegratedGradients(model)).attribute(
         x, baselines=ConstantBaseline(-1.0), **kw
     )
-    assert torch.equal(got, expected)
+    assert torch.equal(got, expected) and on_device(got)
 
 
-def test_per_feature_constant_equals_the_tensor():
-    x, model = torch.randn(3, 4), Flat(4)
+def test_per_feature_constant_equals_the_tensor(device, on_device):
+    x, model = torch.randn(3, 4).to(device), Flat(4).to(device)
     values = [0.5, -1.0, 2.0, 0.0]
-    ref = torch.tensor([values])
+    ref = torch.tensor([values], device=device)
     for ours_cls, captum_cls, kw in (METHODS["IntegratedGradients"], METHODS["FeatureAblation"]):
         expected = captum_cls(model).attribute(x, baselines=ref, target=0, **kw)
         got = ours_cls(model).attribute(x, baselines=ConstantBaseline(values), target=0, **kw)
-        assert torch.equal(got, expected)
+        assert torch.equal(got, expected) and on_device(got)
 
 
 class Shifted(Baseline):
@@ -144,22 +150,26 @@ class Shifted(Baseline):
 @pytest.mark.parametrize("kind", ["tabular", "sequence", "image"])
 @pytest.mark.parametrize("method", ["IntegratedGradients", "DeepLift", "FeatureAblation",
                                     "Occlusion", "Lime"])
-def test_generic_baselines_on_any_shape_equal_their_reference_tensor(method, kind):
+def test_generic_baselines_on_any_shape_equal_their_reference_tensor(
+    method, kind, device, on_device
+):
     """A composite Baseline removes features exactly as its reference tensor would."""
-    x = INPUTS[kind][0]()
-    model = Flat(x[0].numel())
+    x = _inputs(kind, device)
+    model = Flat(x[0].numel()).to(device)
     ours_cls, captum_cls, _ = METHODS[method]
     kw = _kwargs(method, kind)
     for base in (Shifted(), NoiseBaseline(std=1.0, center=0.0, bounds=None)):
         ref = base(x)
+        assert on_device(ref)
         _seed()
         expected = captum_cls(model).attribute(x, baselines=ref, target=0, **kw)
         _seed()
         got = ours_cls(model).attribute(x, baselines=base, target=0, **kw)
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+        assert on_device(got)
 
 
-def test_nearest_sample_on_tabular_rows_explains_against_the_nearest_row(device):
+def test_nearest_sample_on_tabular_rows_explains_against_the_nearest_row(device, on_device):
     rows = torch.tensor([[0.0, 0.0, 0.0], [4.0, 4.0, 4.0], [1.0, 2.0, 3.0], [9.0, 9.0, 9.0]])
     labels = torch.tensor([0, 1, 1, 1])
     base = NearestSampleBaseline((rows.to(device), labels), counterfactual_class=1)
@@ -173,4 +183,5 @@ def test_nearest_sample_on_tabular_rows_explains_against_the_nearest_row(device)
     expected = model(x)[:, 0] - model(rows[[2, 3]])[:, 0]
     # Captum 0.7 returns float64 attributions for float32 inputs (CI runs it too)
     torch.testing.assert_close(attr.sum(1).float(), expected.detach(), atol=2e-3, rtol=0)
+    assert on_device(attr, delta)
     assert attr[0, :2].abs().max() == 0  # features equal to the reference get nothing

@@ -26,22 +26,22 @@ def test_are_captum_classes_with_the_same_signatures(cnn, same_signature):
 
 @pytest.mark.parametrize("kind", ["none", "scalar", "batch", "single"])
 @pytest.mark.parametrize("delta", [False, True])
-def test_deeplift_tensor_baselines_equal_captum(cnn, images, refs, kind, delta):
+def test_deeplift_tensor_baselines_equal_captum(cnn, images, refs, kind, delta, device, on_device):
     baselines = {"none": None, "scalar": 0.25, "batch": refs, "single": refs[:1]}[kind]
-    kw = dict(target=torch.tensor([0, 1, 2]), return_convergence_delta=delta)
+    kw = dict(target=torch.tensor([0, 1, 2], device=device), return_convergence_delta=delta)
     ours = DeepLift(cnn).attribute(images, baselines, **kw)
     theirs = captum.attr.DeepLift(cnn).attribute(images, baselines, **kw)
-    assert _equal(ours, theirs)
+    assert _equal(ours, theirs) and on_device(ours)
 
 
-def test_deeplift_baseline_equals_captum_and_sums_to_delta(cnn, images, refs, fixed):
+def test_deeplift_baseline_equals_captum_and_sums_to_delta(cnn, images, refs, fixed, on_device):
     def custom(multipliers, inputs, baselines):
         return tuple(m * 2 for m in multipliers)
 
     for extra in ({}, {"custom_attribution_func": custom}):
         theirs = captum.attr.DeepLift(cnn).attribute(images, refs, target=1, **extra)
         ours = DeepLift(cnn).attribute(images, fixed(refs), target=1, **extra)
-        assert torch.equal(ours, theirs)
+        assert torch.equal(ours, theirs) and on_device(ours)
     # summation to delta: sum_i phi_i = F(x) - F(x') for the Baseline's reference
     attr = DeepLift(cnn).attribute(images, fixed(refs), target=1)
     with torch.no_grad():
@@ -50,25 +50,25 @@ def test_deeplift_baseline_equals_captum_and_sums_to_delta(cnn, images, refs, fi
     assert (attr.sum(dim=(1, 2, 3)) - gap).abs().max() < 1e-4
 
 
-def test_deeplift_multi_input_with_additional_args(two_input_net, fixed):
-    img, vec = torch.rand(2, 1, 6, 6), torch.randn(2, 4)
-    ref, scale = torch.rand(2, 1, 6, 6), torch.tensor([[1.0], [3.0]])
+def test_deeplift_multi_input_with_additional_args(two_input_net, fixed, device, on_device):
+    img, vec = torch.rand(2, 1, 6, 6).to(device), torch.randn(2, 4).to(device)
+    ref, scale = torch.rand(2, 1, 6, 6).to(device), torch.tensor([[1.0], [3.0]], device=device)
     kw = dict(target=2, additional_forward_args=(scale,), return_convergence_delta=True)
     theirs = captum.attr.DeepLift(two_input_net).attribute((img, vec), (ref, 0.5), **kw)
     ours = DeepLift(two_input_net).attribute((img, vec), (fixed(ref), 0.5), **kw)
-    assert _equal(ours, theirs)
+    assert _equal(ours, theirs) and on_device(ours)
 
 
-def test_deeplift_shap_distribution_and_callable_equal_captum(cnn, images, refs):
+def test_deeplift_shap_distribution_and_callable_equal_captum(cnn, images, refs, on_device):
     dist = refs[:2]
     for baselines in (dist, lambda x: dist):
         kw = dict(target=2, return_convergence_delta=True)
         ours = DeepLiftShap(cnn).attribute(images, baselines, **kw)
         theirs = captum.attr.DeepLiftShap(cnn).attribute(images, baselines, **kw)
-        assert _equal(ours, theirs)
+        assert _equal(ours, theirs) and on_device(ours)
 
 
-def test_deeplift_shap_baseline_single_example_equals_captum(cnn, images, refs, fixed):
+def test_deeplift_shap_baseline_single_example_equals_captum(cnn, images, refs, fixed, on_device):
     x, ref = images[:1], refs[:1]
     ours, delta = DeepLiftShap(cnn).attribute(
         x, fixed(ref), target=0, return_convergence_delta=True
@@ -78,6 +78,7 @@ def test_deeplift_shap_baseline_single_example_equals_captum(cnn, images, refs, 
         x, ref, target=0, return_convergence_delta=True
     )
     assert torch.equal(ours, theirs) and torch.equal(delta, their_delta)
+    assert on_device(ours, delta)
     # ... and Captum's DeepLiftShap over two copies of that reference gives the same average
     two = captum.attr.DeepLiftShap(cnn).attribute(x, ref.repeat(2, 1, 1, 1), target=0)
     assert torch.allclose(ours, two, atol=1e-7, rtol=1e-6)
@@ -97,22 +98,25 @@ def test_deeplift_shap_baseline_is_per_example(cnn, images, refs, fixed):
         assert torch.allclose(a[n : n + 1], alone, atol=1e-6, rtol=1e-5)
 
 
-def test_deeplift_shap_mixed_tuple_rejects_a_distribution(two_input_net, fixed):
-    img, vec = torch.rand(3, 1, 6, 6), torch.rand(3, 4)
+def test_deeplift_shap_mixed_tuple_rejects_a_distribution(two_input_net, fixed, device, on_device):
+    img, vec = torch.rand(3, 1, 6, 6).to(device), torch.rand(3, 4).to(device)
     with pytest.raises(ValueError, match=r"baselines\[1\] has shape \(2, 4\).*per example"):
-        DeepLiftShap(two_input_net).attribute((img, vec), (fixed(img), torch.rand(2, 4)), target=0)
+        DeepLiftShap(two_input_net).attribute(
+            (img, vec), (fixed(img), torch.rand(2, 4).to(device)), target=0
+        )
     # per-example entries are fine, and equal DeepLift with the same references
-    ref, vref = torch.rand(3, 1, 6, 6), torch.rand(3, 4)
+    ref, vref = torch.rand(3, 1, 6, 6).to(device), torch.rand(3, 4).to(device)
     ours = DeepLiftShap(two_input_net).attribute((img, vec), (fixed(ref), vref), target=0)
     theirs = captum.attr.DeepLift(two_input_net).attribute((img, vec), (ref, vref), target=0)
-    assert _equal(ours, theirs)
+    assert _equal(ours, theirs) and on_device(ours)
 
 
-def test_bad_baselines(cnn, images, two_input_net, fixed):
+def test_bad_baselines(cnn, images, two_input_net, fixed, device):
     with pytest.raises(ValueError, match=r"baselines\[1\] \(BlurBaseline\) works on images.*"
                        r"inputs\[1\] has shape \(2, 4\)"):
         DeepLift(two_input_net).attribute(
-            (torch.rand(2, 1, 6, 6), torch.rand(2, 4)), (0.0, BlurBaseline(1.0)), target=0
+            (torch.rand(2, 1, 6, 6).to(device), torch.rand(2, 4).to(device)),
+            (0.0, BlurBaseline(1.0)), target=0,
         )
     with pytest.raises(TypeError, match="pass an instance"):
         DeepLiftShap(cnn).attribute(images, type(fixed(images)), target=0)
@@ -139,7 +143,7 @@ def test_model_and_inputs_clean_after_errors(cls, cnn, images, refs, fixed, rais
     assert torch.equal(images, x) and not images.requires_grad
 
 
-def test_registered_explainer(cnn, images, refs, fixed):
+def test_registered_explainer(cnn, images, refs, fixed, on_device):
     ctx = AuditContext(model=cnn, data_name="toy", train_data=None, num_classes=3,
                        image_shape=(2, 6, 6))
     assert METHODS.is_available("deeplift", ctx)
@@ -147,3 +151,4 @@ def test_registered_explainer(cnn, images, refs, fixed):
         model=lambda x: x, data_name="toy", train_data=None, num_classes=3, image_shape=(2, 6, 6)))
     got = METHODS.create("deeplift", ctx)(images, 2, fixed(refs))
     assert torch.equal(got, captum.attr.DeepLift(cnn).attribute(images, refs, target=2))
+    assert on_device(got)

@@ -34,16 +34,17 @@ def test_is_a_captum_integrated_gradients_with_the_same_signature(cnn, same_sign
 
 @pytest.mark.parametrize("kind", ["none", "scalar", "batch", "single"])
 @pytest.mark.parametrize("delta", [False, True])
-def test_tensor_and_scalar_baselines_equal_captum(cnn, images, refs, kind, delta):
+def test_tensor_and_scalar_baselines_equal_captum(cnn, images, refs, kind, delta, on_device):
     baselines = {"none": None, "scalar": 0.25, "batch": refs, "single": refs[:1]}[kind]
     kw = dict(target=1, n_steps=8, return_convergence_delta=delta)
     ours = IntegratedGradients(cnn).attribute(images, baselines, **kw)
     theirs = captum.attr.IntegratedGradients(cnn).attribute(images, baselines, **kw)
-    assert _equal(ours, theirs)
+    assert _equal(ours, theirs) and on_device(ours)
 
 
-def test_baseline_resolved_to_tensor_equals_captum(cnn, images, refs, fixed):
-    kw = dict(target=torch.tensor([0, 2, 1]), n_steps=10, method="riemann_trapezoid")
+def test_baseline_resolved_to_tensor_equals_captum(cnn, images, refs, fixed, device, on_device):
+    kw = dict(target=torch.tensor([0, 2, 1], device=device), n_steps=10,
+              method="riemann_trapezoid")
     theirs = captum.attr.IntegratedGradients(cnn).attribute(images, refs, **kw)
     ours = IntegratedGradients(cnn).attribute(images, fixed(refs), **kw)
     assert torch.equal(ours, theirs)
@@ -51,17 +52,17 @@ def test_baseline_resolved_to_tensor_equals_captum(cnn, images, refs, fixed):
     kw.update(internal_batch_size=7, return_convergence_delta=True)
     theirs = captum.attr.IntegratedGradients(cnn).attribute(images, refs, **kw)
     ours = IntegratedGradients(cnn).attribute(images, fixed(refs), **kw)
-    assert _equal(ours, theirs)
+    assert _equal(ours, theirs) and on_device(ours)
 
 
-def test_baseline_gets_the_call_target_and_clean_inputs(cnn, images, refs, fixed):
+def test_baseline_gets_the_call_target_and_clean_inputs(cnn, images, refs, fixed, device):
     b = fixed(refs)
-    target = torch.tensor([2, 0, 1])
+    target = torch.tensor([2, 0, 1], device=device)
     IntegratedGradients(cnn).attribute(images.requires_grad_(), b, target=target, n_steps=2)
     assert len(b.targets) == 1 and b.targets[0] is target
 
 
-def test_completeness_with_a_baseline(smooth_cnn, images):
+def test_completeness_with_a_baseline(smooth_cnn, images, on_device):
     """sum_i IG_i = F(x) - F(x') for the Baseline's reference x' (Gauss-Legendre, 64 steps)."""
     baseline = ConstantBaseline(0.5)
     attr, delta = IntegratedGradients(smooth_cnn).attribute(
@@ -72,33 +73,36 @@ def test_completeness_with_a_baseline(smooth_cnn, images):
     assert gap.abs().min() > 0.05  # the check is not vacuous
     assert (attr.sum(dim=(1, 2, 3)) - gap).abs().max() < 1e-4
     assert delta.abs().max() < 1e-4
+    assert on_device(attr, delta)
 
 
-def test_multi_input_with_additional_args(two_input_net, fixed):
-    img = torch.rand(2, 1, 6, 6)
-    vec = torch.randn(2, 4)
-    scale = torch.tensor([[1.0], [2.0]])
-    ref = torch.rand(2, 1, 6, 6)
+def test_multi_input_with_additional_args(two_input_net, fixed, device, on_device):
+    img = torch.rand(2, 1, 6, 6).to(device)
+    vec = torch.randn(2, 4).to(device)
+    scale = torch.tensor([[1.0], [2.0]], device=device)
+    ref = torch.rand(2, 1, 6, 6).to(device)
     kw = dict(target=0, additional_forward_args=(scale,), n_steps=6, internal_batch_size=5)
     theirs = captum.attr.IntegratedGradients(two_input_net).attribute((img, vec), (ref, 0.1), **kw)
     ours = IntegratedGradients(two_input_net).attribute((img, vec), (fixed(ref), 0.1), **kw)
-    assert isinstance(ours, tuple) and _equal(ours, theirs)
+    assert isinstance(ours, tuple) and _equal(ours, theirs) and on_device(ours)
     # a single input given as a 1-tuple with a bare Baseline
     theirs = captum.attr.IntegratedGradients(lambda x: x.sum((1, 2, 3))).attribute((img,), ref)
     ours = IntegratedGradients(lambda x: x.sum((1, 2, 3))).attribute((img,), fixed(ref))
     assert _equal(ours, theirs)
 
 
-def test_noise_tunnel_with_tensor_equals_captum(cnn, images, refs, seeded):
+def test_noise_tunnel_with_tensor_equals_captum(cnn, images, refs, seeded, on_device):
     kw = dict(nt_type="vargrad", nt_samples=3, stdevs=0.1, baselines=refs, target=1, n_steps=4)
     seeded(0)
     theirs = captum.attr.NoiseTunnel(captum.attr.IntegratedGradients(cnn)).attribute(images, **kw)
     seeded(0)
     ours = captum.attr.NoiseTunnel(IntegratedGradients(cnn)).attribute(images, **kw)
-    assert torch.equal(ours, theirs)
+    assert torch.equal(ours, theirs) and on_device(ours)
 
 
-def test_noise_tunnel_with_baseline_equals_captum_with_reference(cnn, images, refs, fixed, seeded):
+def test_noise_tunnel_with_baseline_equals_captum_with_reference(
+    cnn, images, refs, fixed, seeded, on_device
+):
     kw = dict(nt_samples=3, nt_samples_batch_size=2, stdevs=0.2, target=1, n_steps=4,
               return_convergence_delta=True)
     seeded(0)
@@ -108,7 +112,7 @@ def test_noise_tunnel_with_baseline_equals_captum_with_reference(cnn, images, re
     b = fixed(refs)
     seeded(0)
     ours = NoiseTunnel(IntegratedGradients(cnn)).attribute(images, baselines=b, **kw)
-    assert _equal(ours, theirs)
+    assert _equal(ours, theirs) and on_device(ours)
     assert len(b.targets) == 1  # resolved once, from the clean inputs
     with pytest.raises(ValueError, match="draw_baseline_from_distrib"):
         NoiseTunnel(IntegratedGradients(cnn)).attribute(
@@ -119,21 +123,23 @@ def test_noise_tunnel_with_baseline_equals_captum_with_reference(cnn, images, re
         captum.attr.NoiseTunnel(IntegratedGradients(cnn)).attribute(images, baselines=b, target=1)
 
 
-def test_image_baseline_for_a_non_image_input_is_a_clear_error(two_input_net, fixed):
+def test_image_baseline_for_a_non_image_input_is_a_clear_error(
+    two_input_net, fixed, device, on_device
+):
     from captum_cf.baselines import BlurBaseline
 
-    img, vec = torch.rand(2, 1, 6, 6), torch.rand(2, 4)
+    img, vec = torch.rand(2, 1, 6, 6).to(device), torch.rand(2, 4).to(device)
     ig = IntegratedGradients(two_input_net)
     with pytest.raises(ValueError, match=r"baselines\[1\] \(BlurBaseline\) works on images of "
                        r"shape \(N, C, H, W\), but inputs\[1\] has shape \(2, 4\)"):
         ig.attribute((img, vec), (0.0, BlurBaseline(1.0)), target=0)
     # a generic Baseline on the vector input is its reference, as a tensor would be
-    vref = torch.rand(1, 4)
+    vref = torch.rand(1, 4).to(device)
     ours = ig.attribute((img, vec), (0.0, fixed(vref)), target=0)
     theirs = captum.attr.IntegratedGradients(two_input_net).attribute(
         (img, vec), (0.0, vref.expand(2, 4)), target=0
     )
-    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs)) and on_device(ours)
     with pytest.raises(ValueError, match="one baseline per input"):
         ig.attribute((img, vec), fixed(img), target=0)
     with pytest.raises(ValueError, match="has 1 entry"):
@@ -186,14 +192,14 @@ def test_model_and_inputs_unchanged_after_errors(cnn, images, refs, fixed, raisi
     assert torch.equal(images, x) and not images.requires_grad
 
 
-def test_registered_explainer(cnn, images, refs, fixed):
+def test_registered_explainer(cnn, images, refs, fixed, device, on_device):
     ctx = AuditContext(model=cnn, data_name="toy", train_data=None, num_classes=3,
                        image_shape=(2, 6, 6))
     explain = METHODS.create("integrated-gradients", ctx)
-    target = torch.tensor([0, 1, 2])
+    target = torch.tensor([0, 1, 2], device=device)
     got = explain(images, target, fixed(refs))
     want = captum.attr.IntegratedGradients(cnn).attribute(images, refs, target=target, n_steps=32)
-    assert got.shape == images.shape
+    assert got.shape == images.shape and on_device(got)
     assert torch.allclose(got, want, atol=1e-6, rtol=1e-5)  # internal batching reorders sums
 
 

@@ -9,17 +9,17 @@ import torch.nn as nn
 from captum_cf.attr import LayerGradientShap
 
 
-def test_each_example_is_explained_from_its_own_reference(fixed):
+def test_each_example_is_explained_from_its_own_reference(fixed, device, on_device):
     """Linear layers, stdevs = 0: every sample gives (g(x_n) - g(x'_n)) * dF/dg exactly."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(8, 3), nn.Linear(3, 2))
-    x, ref = torch.rand(4, 2, 2, 2), torch.rand(4, 2, 2, 2)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(8, 3), nn.Linear(3, 2)).to(device)
+    x, ref = torch.rand(4, 2, 2, 2).to(device), torch.rand(4, 2, 2, 2).to(device)
     attr, delta = LayerGradientShap(model, model[1]).attribute(
         x, fixed(ref), n_samples=5, target=1, return_convergence_delta=True
     )
     with torch.no_grad():
         want = (model[1](x.flatten(1)) - model[1](ref.flatten(1))) * model[2].weight[1]
     assert (attr - want).abs().max() < 1e-6
-    assert delta.shape == (4 * 5,) and delta.abs().max() < 1e-5
+    assert delta.shape == (4 * 5,) and delta.abs().max() < 1e-5 and on_device(attr, delta)
     pooled = captum.attr.LayerGradientShap(model, model[1]).attribute(x, ref, n_samples=5, target=1)
     assert (pooled - want).abs().max() > 1e-2  # Captum draws references from the batch

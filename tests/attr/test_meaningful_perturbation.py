@@ -28,7 +28,7 @@ SIZE = 32
 FAST = dict(n_iters=60, mask_size=16, jitter=0, tv=0.1)
 
 
-def _square_model(top: int = 8, left: int = 8, side: int = 8) -> nn.Module:
+def _square_model(top: int = 8, left: int = 8, side: int = 8, device: Any = "cpu") -> nn.Module:
     """Logit 0 = 20 * mean brightness of one square - 10, logit 1 = 0: only the square matters."""
     weight = torch.zeros(3, SIZE, SIZE)
     weight[:, top : top + side, left : left + side] = 1.0
@@ -37,19 +37,22 @@ def _square_model(top: int = 8, left: int = 8, side: int = 8) -> nn.Module:
         linear.weight.zero_()
         linear.weight[0] = (weight / weight.sum() * 20).flatten()
         linear.bias.copy_(torch.tensor([-10.0, 0.0]))
-    return nn.Sequential(nn.Flatten(), linear)
+    return nn.Sequential(nn.Flatten(), linear).to(device)
 
 
-def _square_images(n: int, top: int = 8, left: int = 8, side: int = 8) -> Tensor:
+def _square_images(
+    n: int, top: int = 8, left: int = 8, side: int = 8, device: Any = "cpu"
+) -> Tensor:
+    """Drawn on the CPU (the seeded global generator), then moved to ``device``."""
     x = torch.rand(n, 3, SIZE, SIZE) * 0.3
     x[:, :, top : top + side, left : left + side] = 0.9
-    return x
+    return x.to(device)
 
 
-def _square_mask(top: int = 8, left: int = 8, side: int = 8) -> Tensor:
+def _square_mask(top: int = 8, left: int = 8, side: int = 8, device: Any = "cpu") -> Tensor:
     mask = torch.zeros(SIZE, SIZE, dtype=torch.bool)
     mask[top : top + side, left : left + side] = True
-    return mask
+    return mask.to(device)
 
 
 def _iou(a: Tensor, b: Tensor) -> float:
@@ -76,90 +79,94 @@ class _RecordingBaseline(Baseline):
 
 
 @pytest.mark.parametrize("mode", ["deletion", "preservation"])
-def test_mask_localises_the_only_relevant_square(mode: str) -> None:
-    x = _square_images(2)
-    sal = MeaningfulPerturbation(_square_model()).attribute(
+def test_mask_localises_the_only_relevant_square(mode: str, device, on_device) -> None:
+    x = _square_images(2, device=device)
+    sal = MeaningfulPerturbation(_square_model(device=device)).attribute(
         x, target=0, baselines=ConstantBaseline(0.0), mode=mode, **FAST
     )
-    assert sal.shape == (2, 1, SIZE, SIZE)
+    assert sal.shape == (2, 1, SIZE, SIZE) and on_device(sal)
     assert 0.0 <= float(sal.min()) and float(sal.max()) <= 1.0
     for s in sal:
-        assert _iou(s[0] > 0.5, _square_mask()) > 0.5
+        assert _iou(s[0] > 0.5, _square_mask(device=device)) > 0.5
 
 
-def test_area_constraint_gives_a_mask_of_that_area_on_the_evidence() -> None:
-    x = _square_images(2)
-    sal = MeaningfulPerturbation(_square_model()).attribute(
+def test_area_constraint_gives_a_mask_of_that_area_on_the_evidence(device, on_device) -> None:
+    x = _square_images(2, device=device)
+    sal = MeaningfulPerturbation(_square_model(device=device)).attribute(
         x, target=0, baselines=0.0, mode="preservation", area=0.1, reward="logit", **FAST
     )
     pixels = SIZE * SIZE
+    assert on_device(sal)
     for s in sal[:, 0]:
         # the sorted-mask penalty makes the mask close to binary with 10 % ones
         assert abs(float((s > 0.5).float().mean()) - 0.1) < 0.03
         assert abs(float(s.mean()) - 0.1) < 0.03
         top = s.flatten() >= s.flatten().kthvalue(pixels - int(0.1 * pixels)).values
         # the top-10 % region covers the square (6.25 % of the image) almost entirely
-        assert float((top.view(SIZE, SIZE) & _square_mask()).sum()) / 64 > 0.9
+        assert float((top.view(SIZE, SIZE) & _square_mask(device=device)).sum()) / 64 > 0.9
 
 
-def test_several_areas_give_one_channel_each() -> None:
-    x = _square_images(2)
-    sal = MeaningfulPerturbation(_square_model()).attribute(
+def test_several_areas_give_one_channel_each(device, on_device) -> None:
+    x = _square_images(2, device=device)
+    sal = MeaningfulPerturbation(_square_model(device=device)).attribute(
         x, target=0, baselines=0.0, mode="preservation", area=[0.05, 0.2], reward="logit", **FAST
     )
-    assert sal.shape == (2, 2, SIZE, SIZE)
+    assert sal.shape == (2, 2, SIZE, SIZE) and on_device(sal)
     fractions = (sal > 0.5).float().mean(dim=(2, 3))
-    assert torch.allclose(fractions, torch.tensor([[0.05, 0.2]] * 2), atol=0.03)
+    assert torch.allclose(fractions.cpu(), torch.tensor([[0.05, 0.2]] * 2), atol=0.03)
 
 
-def test_deletion_game_with_area_removes_the_square() -> None:
-    x = _square_images(1)
-    model = _square_model()
+def test_deletion_game_with_area_removes_the_square(device, on_device) -> None:
+    x = _square_images(1, device=device)
+    model = _square_model(device=device)
     sal = MeaningfulPerturbation(model).attribute(
         x, target=0, baselines=0.0, area=0.0625, reward="contrastive", **FAST
     )
-    assert _iou(sal[0, 0] > 0.5, _square_mask()) > 0.5
+    assert on_device(sal)
+    assert _iou(sal[0, 0] > 0.5, _square_mask(device=device)) > 0.5
     deleted = x * (1 - (sal > 0.5).float())
     assert model(deleted).argmax(dim=1).item() == 1  # class 0 is gone
 
 
-def test_binarize_forwards_binary_masks_and_still_learns() -> None:
+def test_binarize_forwards_binary_masks_and_still_learns(device, on_device) -> None:
     recorder = _RecordingBaseline()
-    x = _square_images(1)
-    sal = MeaningfulPerturbation(_square_model()).attribute(
+    x = _square_images(1, device=device)
+    sal = MeaningfulPerturbation(_square_model(device=device)).attribute(
         x, target=0, baselines=recorder, mode="preservation", binarize=True, l1=0.08, **FAST
     )
     # binarize: the soft and the hard mask are scored together, so 2 fills per step; the
     # mask-conditional baseline only ever receives the binary hole ``keep < 0.5``
-    assert len(recorder.keeps) == 2 * FAST["n_iters"]
+    assert len(recorder.keeps) == 2 * FAST["n_iters"] and on_device(sal, recorder.keeps)
     for keep in recorder.keeps:
         assert bool(((keep == 0) | (keep == 1)).all())
     # the continuous mask moved from its start (0.5 everywhere) onto the square
-    assert _iou(sal[0, 0] > 0.5, _square_mask()) > 0.5
+    assert _iou(sal[0, 0] > 0.5, _square_mask(device=device)) > 0.5
     assert float((sal - 0.5).abs().mean()) > 0.3
 
 
-def test_mp_g_deletes_the_square_with_push_pull_inpainting() -> None:
+def test_mp_g_deletes_the_square_with_push_pull_inpainting(device, on_device) -> None:
     # the old rule handed the soft keep to push-pull, which blends a half-removed pixel with
     # itself, so deleting gained nothing and the mask collapsed to "delete nothing"
-    x = _square_images(2)
-    model = _square_model()
+    x = _square_images(2, device=device)
+    model = _square_model(device=device)
     baseline = InpaintBaseline(PushPullInpainter())
     sal = MeaningfulPerturbation(model).attribute(x, target=0, baselines=baseline, **FAST)
+    assert on_device(sal)
     for s in sal:
-        assert _iou(s[0] > 0.5, _square_mask()) > 0.5
+        assert _iou(s[0] > 0.5, _square_mask(device=device)) > 0.5
     hard_keep = (sal <= 0.5).float()
     assert (model(baseline.fill(x, hard_keep)).argmax(dim=1) == 1).all()  # class 0 is gone
 
 
-def test_mp_g_content_is_inpainted_from_the_hard_context() -> None:
+def test_mp_g_content_is_inpainted_from_the_hard_context(device, on_device) -> None:
     recorder = _RecordingBaseline()
-    fill = _filler(recorder, _square_images(1))
-    x = _square_images(1)
+    fill = _filler(recorder, _square_images(1, device=device))
+    x = _square_images(1, device=device)
     keep = torch.full((1, 1, SIZE, SIZE), 0.8)
     keep[..., :16, :] = 0.3
-    keep.requires_grad_(True)
-    out = fill(x, keep, torch.tensor([0]))
+    keep = keep.to(device).requires_grad_(True)
+    out = fill(x, keep, torch.tensor([0], device=device))
+    assert on_device(out, recorder.keeps)
     # hole = keep < 0.5 (top half): recorder fills it with 0; elsewhere its reference, also 0
     assert torch.equal(recorder.keeps[0][:, :1], (keep.detach() >= 0.5).float())
     assert torch.allclose(out, keep.detach() * x)
@@ -167,54 +174,64 @@ def test_mp_g_content_is_inpainted_from_the_hard_context() -> None:
     assert torch.allclose(keep.grad, x.sum(dim=1, keepdim=True))  # gradient reaches every cell
 
 
-def test_binarize_localises_on_the_zoo_shapes_model() -> None:
+def test_binarize_localises_on_the_zoo_shapes_model(device, on_device) -> None:
     from captum_cf import zoo
 
     if "shapes-cnn" not in zoo.available():
         pytest.skip("zoo model shapes-cnn not available")
-    model = zoo.load("shapes-cnn")
+    model = zoo.load("shapes-cnn").to(device)
     data = SyntheticShapes(4, size=64, seed=5)
+    images, labels, masks = data.images.to(device), data.labels.to(device), data.masks.to(device)
     sal = MeaningfulPerturbation(model).attribute(
-        data.images, target=data.labels, binarize=True, n_iters=40, seed=0
+        images, target=labels, binarize=True, n_iters=40, seed=0
     )
+    assert on_device(sal)
     deleted = (sal > 0.5).float().mean(dim=(1, 2, 3))
     # the old 0.5 start flipped every cell together: all-keep or all-delete masks
     assert bool((deleted > 0.0).all()) and bool((deleted < 0.75).all())
     # pointing game with the benchmark's tolerance: the peak lies within 4 px of the object
-    near = F.max_pool2d(data.masks.float(), 9, stride=1, padding=4).flatten(1)
+    near = F.max_pool2d(masks.float(), 9, stride=1, padding=4).flatten(1)
     hits = near.gather(1, sal.flatten(1).argmax(dim=1)[:, None])
     assert int(hits.sum()) >= 3
-    inside = data.masks.float()
+    inside = masks.float()
     mean_in = (sal * inside).sum(dim=(1, 2, 3)) / inside.sum(dim=(1, 2, 3))
     mean_out = (sal * (1 - inside)).sum(dim=(1, 2, 3)) / (1 - inside).sum(dim=(1, 2, 3))
     assert bool((mean_in > 1.5 * mean_out).all())
 
 
-def test_straight_through_is_identity_backwards() -> None:
-    s = torch.tensor([0.2, 0.5, 0.7], requires_grad=True)
+def test_straight_through_is_identity_backwards(device) -> None:
+    s = torch.tensor([0.2, 0.5, 0.7], device=device, requires_grad=True)
     out = _straight_through(s)
-    assert torch.equal(out, torch.tensor([0.0, 1.0, 1.0]))
-    (out * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
-    assert torch.equal(s.grad, torch.tensor([1.0, 2.0, 3.0]))
+    assert torch.equal(out, torch.tensor([0.0, 1.0, 1.0], device=device))
+    (out * torch.tensor([1.0, 2.0, 3.0], device=device)).sum().backward()
+    assert torch.equal(s.grad, torch.tensor([1.0, 2.0, 3.0], device=device))
 
 
-def test_rewards_by_hand() -> None:
-    logits = torch.tensor([[2.0, 0.0, 1.0], [0.0, 3.0, -1.0]])
-    target = torch.tensor([0, 2])
-    assert torch.allclose(_reward(logits, target, "logit"), torch.tensor([2.0, -1.0]))
-    assert torch.allclose(_reward(logits, target, "contrastive"), torch.tensor([1.0, -4.0]))
-    expected = torch.tensor([logits[0].softmax(0)[0], logits[1].softmax(0)[2]])
-    assert torch.allclose(_reward(logits, target, "probability"), expected)
+def test_rewards_by_hand(device) -> None:
+    cpu_logits = torch.tensor([[2.0, 0.0, 1.0], [0.0, 3.0, -1.0]])
+    logits, target = cpu_logits.to(device), torch.tensor([0, 2], device=device)
+
+    def reward(kind: str) -> Tensor:
+        out = _reward(logits, target, kind)
+        assert out.device == logits.device
+        return out.cpu()
+
+    assert torch.allclose(reward("logit"), torch.tensor([2.0, -1.0]))
+    assert torch.allclose(reward("contrastive"), torch.tensor([1.0, -4.0]))
+    expected = torch.tensor([cpu_logits[0].softmax(0)[0], cpu_logits[1].softmax(0)[2]])
+    assert torch.allclose(reward("probability"), expected)
 
 
-def test_regularisers_by_hand() -> None:
-    mask = torch.tensor([[[[0.0, 1.0], [0.5, 0.5]]]])
+def test_regularisers_by_hand(device, on_device) -> None:
+    mask = torch.tensor([[[[0.0, 1.0], [0.5, 0.5]]]], device=device)
     # vertical |0.5-0|^3, |0.5-1|^3 -> mean 0.125; horizontal 1, 0 -> mean 0.5
-    assert torch.allclose(_total_variation(mask, 3.0), torch.tensor([0.625]))
+    tv = _total_variation(mask, 3.0)
+    assert torch.allclose(tv.cpu(), torch.tensor([0.625])) and on_device(tv)
     refs = _area_references((0.25,), 1, (2, 2), mask)
-    assert torch.equal(refs, torch.tensor([[0.0, 0.0, 0.0, 1.0]]))
+    assert torch.equal(refs.cpu(), torch.tensor([[0.0, 0.0, 0.0, 1.0]])) and on_device(refs)
     # sorted (0, .5, .5, 1) against (0, 0, 0, 1): (0 + .25 + .25 + 0) / 4
-    assert torch.allclose(_area_penalty(mask, refs), torch.tensor([0.125]))
+    penalty = _area_penalty(mask, refs)
+    assert torch.allclose(penalty.cpu(), torch.tensor([0.125])) and on_device(penalty)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,23 +239,25 @@ def test_regularisers_by_hand() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_batch_equals_one_image_at_a_time() -> None:
-    x = torch.cat([_square_images(1), _square_images(1, top=16, left=12)])
-    target = torch.tensor([0, 1])
-    mp = MeaningfulPerturbation(_square_model())
+def test_batch_equals_one_image_at_a_time(device, on_device) -> None:
+    x = torch.cat([_square_images(1), _square_images(1, top=16, left=12)]).to(device)
+    target = torch.tensor([0, 1], device=device)
+    mp = MeaningfulPerturbation(_square_model(device=device))
     kwargs = dict(baselines=ConstantBaseline(0.2), n_iters=30, mask_size=8, jitter=2, seed=5)
     batch = mp.attribute(x, target=target, area=[0.1, 0.3], **kwargs)
+    assert on_device(batch)
     for i in range(2):
         alone = mp.attribute(x[i : i + 1], target=target[i : i + 1], area=[0.1, 0.3], **kwargs)
         assert torch.allclose(batch[i : i + 1], alone, atol=1e-5)
 
 
-def test_reproducible_under_torch_seed_and_seed_argument() -> None:
-    mp = MeaningfulPerturbation(_square_model())
-    x = _square_images(2)
+def test_reproducible_under_torch_seed_and_seed_argument(device, on_device) -> None:
+    mp = MeaningfulPerturbation(_square_model(device=device))
+    x = _square_images(2, device=device)
     kwargs = dict(target=0, baselines=0.0, n_iters=20, mask_size=8, jitter=3)
     torch.manual_seed(11)
     first = mp.attribute(x, **kwargs)
+    assert on_device(first)
     torch.manual_seed(11)
     assert torch.equal(first, mp.attribute(x, **kwargs))
     seeded = mp.attribute(x, seed=3, **kwargs)
@@ -246,9 +265,9 @@ def test_reproducible_under_torch_seed_and_seed_argument() -> None:
     assert not torch.equal(seeded, mp.attribute(x, seed=4, **kwargs))
 
 
-def test_target_none_explains_the_predicted_class() -> None:
-    model = _square_model()
-    x = _square_images(2)
+def test_target_none_explains_the_predicted_class(device) -> None:
+    model = _square_model(device=device)
+    x = _square_images(2, device=device)
     x[1, :, 8:16, 8:16] = 0.1  # square dark: class 1 predicted
     mp = MeaningfulPerturbation(model)
     auto = mp.attribute(x, baselines=0.0, n_iters=5, jitter=0)
@@ -256,7 +275,7 @@ def test_target_none_explains_the_predicted_class() -> None:
     assert torch.equal(auto, explicit)
 
 
-def test_additional_forward_args_reach_the_model_for_every_area() -> None:
+def test_additional_forward_args_reach_the_model_for_every_area(device, on_device) -> None:
     class Scaled(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -265,30 +284,30 @@ def test_additional_forward_args_reach_the_model_for_every_area() -> None:
         def forward(self, x: Tensor, scale: Tensor) -> Tensor:
             return self.inner(x) * scale[:, None]
 
-    x = _square_images(2)
-    mp = MeaningfulPerturbation(Scaled())
+    x = _square_images(2, device=device)
+    mp = MeaningfulPerturbation(Scaled().to(device))
     sal = mp.attribute(
         x,
         target=0,
         baselines=0.0,
         area=[0.1, 0.2],
-        additional_forward_args=(torch.ones(2),),
+        additional_forward_args=(torch.ones(2, device=device),),
         **FAST,
     )
-    assert sal.shape == (2, 2, SIZE, SIZE)
-    assert _iou(sal[0, 0] > 0.5, _square_mask()) > 0.5
+    assert sal.shape == (2, 2, SIZE, SIZE) and on_device(sal)
+    assert _iou(sal[0, 0] > 0.5, _square_mask(device=device)) > 0.5
 
 
-def test_inputs_untouched_and_default_blur_baseline_runs() -> None:
-    x = _square_images(2)
+def test_inputs_untouched_and_default_blur_baseline_runs(device, on_device) -> None:
+    x = _square_images(2, device=device)
     before = x.clone()
-    sal = MeaningfulPerturbation(_square_model()).attribute(x, target=0, n_iters=3)
+    sal = MeaningfulPerturbation(_square_model(device=device)).attribute(x, target=0, n_iters=3)
     assert torch.equal(x, before)
-    assert sal.shape == (2, 1, SIZE, SIZE) and sal.dtype == x.dtype
+    assert sal.shape == (2, 1, SIZE, SIZE) and sal.dtype == x.dtype and on_device(sal)
 
 
-def test_model_state_restored_after_success_and_after_exception() -> None:
-    model = nn.Sequential(_square_model(), nn.Dropout(0.0))
+def test_model_state_restored_after_success_and_after_exception(device) -> None:
+    model = nn.Sequential(_square_model(device=device), nn.Dropout(0.0))
     model[0][1].bias.requires_grad_(False)
     model.train()
     model[1].eval()
@@ -298,7 +317,9 @@ def test_model_state_restored_after_success_and_after_exception() -> None:
         return [m.training for m in model.modules()] + [p.requires_grad for p in model.parameters()]
 
     state = snapshot()
-    MeaningfulPerturbation(model).attribute(_square_images(1), target=0, baselines=0.0, n_iters=3)
+    MeaningfulPerturbation(model).attribute(
+        _square_images(1, device=device), target=0, baselines=0.0, n_iters=3
+    )
     assert snapshot() == state
     assert all(torch.equal(a, b) for a, b in zip(params, model.parameters()))
 
@@ -311,7 +332,9 @@ def test_model_state_restored_after_success_and_after_exception() -> None:
 
     handle = model.register_forward_hook(explode)
     with pytest.raises(RuntimeError, match="boom"):
-        MeaningfulPerturbation(model).attribute(_square_images(1), target=0, baselines=0.0)
+        MeaningfulPerturbation(model).attribute(
+            _square_images(1, device=device), target=0, baselines=0.0
+        )
     handle.remove()
     assert snapshot() == state
     assert all(torch.equal(a, b) for a, b in zip(params, model.parameters()))
@@ -374,19 +397,22 @@ def test_model_must_return_class_scores() -> None:
         mp.attribute(_square_images(1), target=0, baselines=0.0)
 
 
-def test_registered_for_the_audit() -> None:
+def test_registered_for_the_audit(device, on_device) -> None:
     from captum_cf._registry import AuditContext
 
     assert "meaningful-perturbation" in METHODS
-    ctx = AuditContext(_square_model(), "toy", None, 2, (3, SIZE, SIZE))
+    ctx = AuditContext(_square_model(device=device), "toy", None, 2, (3, SIZE, SIZE))
     explain = METHODS.create("meaningful-perturbation", ctx)
-    sal = explain(_square_images(2), torch.tensor([0, 0]), ConstantBaseline(0.0))
-    assert sal.shape == (2, 1, SIZE, SIZE)
+    sal = explain(
+        _square_images(2, device=device), torch.tensor([0, 0], device=device),
+        ConstantBaseline(0.0),
+    )
+    assert sal.shape == (2, 1, SIZE, SIZE) and on_device(sal)
     assert float(sal[:, :, 8:16, 8:16].mean()) > float(sal.mean())
 
 
-def test_n_steps_is_captums_name_and_n_iters_still_works() -> None:
-    model, x = _square_model(), _square_images(1)
+def test_n_steps_is_captums_name_and_n_iters_still_works(device, on_device) -> None:
+    model, x = _square_model(device=device), _square_images(1, device=device)
     recorder_steps = []
     for kwargs in ({"n_steps": 4}, {"n_iters": 4}, {"n_steps": 4, "n_iters": 4}):
         torch.manual_seed(0)
@@ -394,7 +420,7 @@ def test_n_steps_is_captums_name_and_n_iters_still_works() -> None:
             MeaningfulPerturbation(model).attribute(x, target=0, baselines=0.0, seed=1,
                                                     mask_size=4, **kwargs)
         )
-    assert torch.equal(recorder_steps[0], recorder_steps[1])
+    assert torch.equal(recorder_steps[0], recorder_steps[1]) and on_device(recorder_steps)
     assert torch.equal(recorder_steps[0], recorder_steps[2])
     other = MeaningfulPerturbation(model).attribute(x, target=0, baselines=0.0, seed=1,
                                                     mask_size=4, n_steps=1)

@@ -41,14 +41,14 @@ def test_images_outside_unit_range_are_rejected_before_the_noise() -> None:
         )
 
 
-def test_clean_images_still_work_and_noise_leaves_unit_range() -> None:
+def test_clean_images_still_work_and_noise_leaves_unit_range(device, on_device) -> None:
     torch.manual_seed(0)
-    x = torch.rand(2, 1, 8, 8)
-    out = NoiseTunnel(Occlusion(_model())).attribute(
+    x = torch.rand(2, 1, 8, 8).to(device)
+    out = NoiseTunnel(Occlusion(_model().to(device))).attribute(
         x, nt_samples=2, stdevs=0.5, baselines=InpaintBaseline(PushPullInpainter()),
         target=0, sliding_window_shapes=(1, 4, 4),
     )
-    assert out.shape == x.shape and bool(torch.isfinite(out).all())
+    assert out.shape == x.shape and bool(torch.isfinite(out).all()) and on_device(out)
 
 
 @pytest.mark.parametrize("kwargs, message", [

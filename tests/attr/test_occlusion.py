@@ -23,45 +23,47 @@ WINDOW, STRIDE = (3, 3, 3), (3, 2, 2)  # 4 x 4 = 16 windows on 8 x 8
 
 
 @pytest.fixture
-def x() -> torch.Tensor:
-    return torch.rand(2, 3, 8, 8)
+def x(device: torch.device) -> torch.Tensor:
+    """Drawn on the CPU (the seeded global generator), then moved: the same numbers everywhere."""
+    return torch.rand(2, 3, 8, 8).to(device)
 
 
 @pytest.mark.parametrize("ppe", [1, 2, 5])
 @pytest.mark.parametrize("value", [0.0, 0.3])
-def test_constant_baseline_equals_captum_scalar(x, ppe, value):
-    model = TinyCNN()
+def test_constant_baseline_equals_captum_scalar(x, ppe, value, on_device):
+    model = TinyCNN().to(x.device)
     expected = captum.attr.Occlusion(model).attribute(
         x, WINDOW, STRIDE, baselines=value, target=1, perturbations_per_eval=ppe
     )
     got = Occlusion(model).attribute(
         x, WINDOW, STRIDE, baselines=ConstantBaseline(value), target=1, perturbations_per_eval=ppe
     )
-    assert torch.equal(got, expected)
+    assert torch.equal(got, expected) and on_device(got)
     assert expected.abs().sum() > 0
 
 
-def test_tensor_baselines_pass_straight_to_captum(x):
-    model = TinyCNN()
-    ref = torch.rand(1, 3, 8, 8)
+def test_tensor_baselines_pass_straight_to_captum(x, on_device):
+    model = TinyCNN().to(x.device)
+    ref = torch.rand(1, 3, 8, 8).to(x.device)
     for baselines in (None, 0.25, ref):
         expected = captum.attr.Occlusion(model).attribute(x, WINDOW, STRIDE, baselines, [0, 2])
         got = Occlusion(model).attribute(x, WINDOW, STRIDE, baselines, [0, 2])
-        assert torch.equal(got, expected)
+        assert torch.equal(got, expected) and on_device(got)
 
 
-def test_fill_sees_exactly_captums_windows_and_kept_pixels_are_original(x):
-    model = Recorder(TinyCNN())
+def test_fill_sees_exactly_captums_windows_and_kept_pixels_are_original(x, on_device):
+    model = Recorder(TinyCNN().to(x.device))
     fill = MeanFill()
     Occlusion(model).attribute(
         x, WINDOW, STRIDE, baselines=fill, target=0, perturbations_per_eval=4
     )
     # the same windows as Captum: Captum with a marker constant shows where it ablates
-    marker = Recorder(TinyCNN())
+    marker = Recorder(TinyCNN().to(x.device))
     captum.attr.Occlusion(marker).attribute(
         x, WINDOW, STRIDE, baselines=0.123, target=0, perturbations_per_eval=4
     )
     keeps = torch.cat([keep for _, keep, _ in fill.calls])
+    assert on_device(keeps, model.batches)
     captum_removed = torch.cat(marker.batches[1:]) == 0.123
     assert torch.equal(keeps.expand_as(captum_removed) == 0, captum_removed)
     # the model saw the original pixels wherever keep == 1, and the fill's content elsewhere
@@ -75,40 +77,40 @@ def test_fill_sees_exactly_captums_windows_and_kept_pixels_are_original(x):
 
 def test_one_fill_call_per_chunk(x):
     fill = CountingConstant(0.5)
-    Occlusion(TinyCNN()).attribute(
+    Occlusion(TinyCNN().to(x.device)).attribute(
         x, WINDOW, STRIDE, baselines=fill, target=0, perturbations_per_eval=5
     )
     assert fill.batch_sizes == [10, 10, 10, 2]  # 16 windows in chunks of 5, 2 images each
 
 
-def test_model_that_ignores_right_half_gets_zero_there(x):
-    attr = Occlusion(LeftHalfLinear()).attribute(
+def test_model_that_ignores_right_half_gets_zero_there(x, on_device):
+    attr = Occlusion(LeftHalfLinear().to(x.device)).attribute(
         x, (3, 2, 2), (3, 2, 2), baselines=MeanFill(), target=1, perturbations_per_eval=3
     )
     # zero up to float32 round-off of batched matmuls of different batch sizes
     assert attr[..., 4:].abs().max() < 1e-5
-    assert attr[..., :4].abs().min() > 1e-3
+    assert attr[..., :4].abs().min() > 1e-3 and on_device(attr)
 
 
-def test_multiple_inputs_additional_args_and_target_list():
+def test_multiple_inputs_additional_args_and_target_list(device, on_device):
     class Two(torch.nn.Module):
         def forward(self, img, vec, scale):
             return (img.flatten(1)[:, :4] * vec).sum(1, keepdim=True) * scale + vec[:, :2] * 0
 
-    img, vec = torch.rand(2, 1, 4, 4), torch.rand(2, 4)
+    img, vec = torch.rand(2, 1, 4, 4).to(device), torch.rand(2, 4).to(device)
     kwargs = dict(
         sliding_window_shapes=((1, 2, 2), (1,)),
-        additional_forward_args=(torch.tensor([[2.0], [3.0]]),),
+        additional_forward_args=(torch.tensor([[2.0], [3.0]], device=device),),
         target=[0, 1],
         perturbations_per_eval=2,
     )
     expected = captum.attr.Occlusion(Two()).attribute((img, vec), baselines=(0.5, 0.0), **kwargs)
     got = Occlusion(Two()).attribute((img, vec), baselines=(ConstantBaseline(0.5), 0.0), **kwargs)
-    assert all(torch.equal(g, e) for g, e in zip(got, expected))
+    assert all(torch.equal(g, e) for g, e in zip(got, expected)) and on_device(got)
 
 
-def test_noise_tunnel_with_constant_baseline_equals_captum(x):
-    model = TinyCNN()
+def test_noise_tunnel_with_constant_baseline_equals_captum(x, on_device):
+    model = TinyCNN().to(x.device)
     kw = dict(nt_samples=3, stdevs=0.1, sliding_window_shapes=WINDOW, strides=STRIDE, target=0)
     torch.manual_seed(3)
     expected = captum.attr.NoiseTunnel(captum.attr.Occlusion(model)).attribute(
@@ -116,15 +118,16 @@ def test_noise_tunnel_with_constant_baseline_equals_captum(x):
     )
     torch.manual_seed(3)
     got = NoiseTunnel(Occlusion(model)).attribute(x, baselines=ConstantBaseline(0.5), **kw)
-    assert torch.equal(got, expected)
+    assert torch.equal(got, expected) and on_device(got)
     # with a mask-conditional fill the noisy inputs are clamped for the fill's context only
     fill = MeanFill()
     NoiseTunnel(Occlusion(model)).attribute(x, baselines=fill, **kw)
     assert all(float(inp.min()) >= 0 and float(inp.max()) <= 1 for inp, _, _ in fill.calls)
+    assert on_device([inp for inp, _, _ in fill.calls])
 
 
 def test_show_progress(x, capsys):
-    Occlusion(TinyCNN()).attribute(
+    Occlusion(TinyCNN().to(x.device)).attribute(
         x,
         WINDOW,
         STRIDE,
@@ -137,7 +140,7 @@ def test_show_progress(x, capsys):
 
 
 def test_model_state_unchanged_also_after_an_error(x):
-    model = TinyCNN().train()
+    model = TinyCNN().to(x.device).train()
     model.conv.weight.requires_grad_(False)
     before = model_state(model)
     Occlusion(model).attribute(x, WINDOW, STRIDE, baselines=MeanFill(), target=0)
@@ -148,7 +151,7 @@ def test_model_state_unchanged_also_after_an_error(x):
 
 
 def test_bad_inputs(x):
-    occ = Occlusion(TinyCNN())
+    occ = Occlusion(TinyCNN().to(x.device))
     with pytest.raises(ValueError, match=r"baselines \(MeanFill\) works on images"):
         Occlusion(torch.nn.Linear(5, 2)).attribute(torch.rand(3, 5), (1,), baselines=MeanFill())
     with pytest.raises(ValueError, match="baselines is a tuple of 2 entries"):
@@ -163,11 +166,11 @@ def test_bad_inputs(x):
         occ.attribute(x, WINDOW, STRIDE, baselines=TargetNeeding(), target=[0, 1, 2])
 
 
-def test_inpainted_samples_are_finite_in_unit_range_and_keep_context(x):
+def test_inpainted_samples_are_finite_in_unit_range_and_keep_context(x, on_device):
     from captum_cf.baselines import InpaintBaseline
     from captum_cf.inpainters import PushPullInpainter
 
-    model = Recorder(TinyCNN())
+    model = Recorder(TinyCNN().to(x.device))
     Occlusion(model).attribute(
         x,
         WINDOW,
@@ -177,6 +180,7 @@ def test_inpainted_samples_are_finite_in_unit_range_and_keep_context(x):
         perturbations_per_eval=16,
     )
     (fed,) = model.batches[1:]  # all 16 windows x 2 images in one chunk
+    assert on_device(fed)
     assert bool(torch.isfinite(fed).all()) and float(fed.min()) >= 0 and float(fed.max()) <= 1
     changed = (fed != x.repeat(16, 1, 1, 1)).any(1)  # (32, 8, 8): where the model saw new values
     assert int(changed.flatten(1).sum(1).max()) <= 9  # never outside one 3 x 3 window
@@ -184,7 +188,9 @@ def test_inpainted_samples_are_finite_in_unit_range_and_keep_context(x):
 
 def test_inputs_outside_unit_range_are_refused(x):
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
-        Occlusion(TinyCNN()).attribute(x * 3, WINDOW, STRIDE, baselines=MeanFill(), target=0)
+        Occlusion(TinyCNN().to(x.device)).attribute(
+            x * 3, WINDOW, STRIDE, baselines=MeanFill(), target=0
+        )
 
 
 class _CountingReference(ConstantBaseline):
@@ -199,16 +205,16 @@ class _CountingReference(ConstantBaseline):
         return super()._reference(inputs, target)
 
 
-def test_composite_reference_is_computed_once_per_call_not_per_chunk(x):
+def test_composite_reference_is_computed_once_per_call_not_per_chunk(x, on_device):
     baseline = _CountingReference(0.25)
-    ours = Occlusion(TinyCNN()).attribute(
+    ours = Occlusion(TinyCNN().to(x.device)).attribute(
         x, WINDOW, STRIDE, baselines=baseline, target=0, perturbations_per_eval=5
     )
     assert baseline.calls == [x.shape[0]]  # once, on the N original images (4 chunks)
-    expected = captum.attr.Occlusion(TinyCNN()).attribute(
+    expected = captum.attr.Occlusion(TinyCNN().to(x.device)).attribute(
         x, WINDOW, STRIDE, baselines=0.25, target=0, perturbations_per_eval=5
     )
-    assert torch.equal(ours, expected)
+    assert torch.equal(ours, expected) and on_device(ours)
 
 
 class _WrongShape(ConstantBaseline):
@@ -228,7 +234,7 @@ class _NaNBaseline(ConstantBaseline):
 def test_a_baselines_own_bad_output_is_a_clear_error(
     x: torch.Tensor, baseline: ConstantBaseline, message: str
 ) -> None:
-    model = TinyCNN()
+    model = TinyCNN().to(x.device)
     before = model_state(model)
     with pytest.raises(ValueError, match=message):
         Occlusion(model).attribute(x, sliding_window_shapes=WINDOW, strides=STRIDE,
@@ -248,4 +254,6 @@ def test_bad_windows_and_strides_are_clear_errors(x: torch.Tensor, kwargs, messa
     kwargs = {"sliding_window_shapes": WINDOW, **kwargs}
     for baselines in (0.0, ConstantBaseline(0.5)):
         with pytest.raises(ValueError, match=message):
-            Occlusion(TinyCNN()).attribute(x, baselines=baselines, target=0, **kwargs)
+            Occlusion(TinyCNN().to(x.device)).attribute(
+                x, baselines=baselines, target=0, **kwargs
+            )

@@ -26,14 +26,15 @@ def _classifier() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
 
 
-def test_explain_series_desired_and_achieved() -> None:
-    g, clf = _generator(), _classifier()
-    x = torch.rand(2, 1, 8, 8)
+def test_explain_series_desired_and_achieved(device, on_device) -> None:
+    g, clf = _generator().to(device), _classifier().to(device)
+    x = torch.rand(2, 1, 8, 8).to(device)
     out = ProgressiveExaggeration(clf, g).explain(x, target=1, n_steps=3)
     assert isinstance(out, ExaggerationSeries)
     assert out.series.shape == (2, 3, 1, 8, 8) and out.achieved.shape == (2, 3)
+    assert on_device(out.series, out.desired, out.achieved)
     assert out.bins.tolist() == [0, 2, 4]
-    assert torch.allclose(out.desired, torch.tensor([0.1, 0.5, 0.9]))
+    assert torch.allclose(out.desired.cpu(), torch.tensor([0.1, 0.5, 0.9]))
     with torch.no_grad():
         for s, b in enumerate([0, 2, 4]):
             assert torch.allclose(out.series[:, s], g(x, b), atol=1e-6)
@@ -41,21 +42,21 @@ def test_explain_series_desired_and_achieved() -> None:
                                   atol=1e-6)
 
 
-def test_attribute_is_change_between_ends() -> None:
-    g, clf = _generator(), _classifier()
-    x = torch.rand(3, 1, 8, 8)
+def test_attribute_is_change_between_ends(device, on_device) -> None:
+    g, clf = _generator().to(device), _classifier().to(device)
+    x = torch.rand(3, 1, 8, 8).to(device)
     pe = ProgressiveExaggeration(clf, g)
-    attr = pe.attribute(x, target=torch.tensor([1, 1, 1]))
-    assert attr.shape == x.shape
+    attr = pe.attribute(x, target=torch.tensor([1, 1, 1], device=device))
+    assert attr.shape == x.shape and on_device(attr)
     series = pe.explain(x, target=None, n_steps=5).series
     assert torch.allclose(attr, series[:, -1] - series[:, 0], atol=1e-6)
 
 
-def test_models_untouched_also_after_errors() -> None:
-    g, clf = _generator(), _classifier().train()
+def test_models_untouched_also_after_errors(device) -> None:
+    g, clf = _generator().to(device), _classifier().to(device).train()
     g.train()
     clf[1].bias.requires_grad_(False)
-    x = torch.rand(2, 1, 8, 8)
+    x = torch.rand(2, 1, 8, 8).to(device)
     before = [p.clone() for p in list(g.parameters()) + list(clf.parameters())]
     buffers = [b.clone() for b in g.buffers()]
     pe = ProgressiveExaggeration(clf, g)
@@ -93,12 +94,14 @@ def test_bad_input() -> None:
 
 @pytest.mark.skipif(not zoo.entry("digits-exaggeration").path.is_file(),
                     reason="digits-exaggeration weights not shipped")
-def test_shipped_series_monotone_for_most_test_images() -> None:
+def test_shipped_series_monotone_for_most_test_images(device, on_device) -> None:
     from captum_cf.datasets import load_digits
 
     x, _ = load_digits("test").tensors
-    pe = ProgressiveExaggeration(zoo.load("digits-cnn"), zoo.load("digits-exaggeration"))
-    out = pe.explain(x[:100], target=8, n_steps=10)
+    pe = ProgressiveExaggeration(zoo.load("digits-cnn").to(device),
+                                 zoo.load("digits-exaggeration").to(device))
+    out = pe.explain(x[:100].to(device), target=8, n_steps=10)
+    assert on_device(out.series, out.achieved)
     monotone = (out.achieved.diff(dim=1) >= -0.02).all(dim=1).float().mean()
     assert monotone >= MONOTONE_SHARE - 0.1, float(monotone)
     # the ends of the walk sit on both sides of the decision for most images
@@ -122,14 +125,14 @@ def test_classifier_without_the_positive_class_is_a_clear_error() -> None:
         ProgressiveExaggeration(clf, _generator()).explain(torch.rand(2, 1, 8, 8), n_steps=2)
 
 
-def test_float64_follows_the_dtype_rule() -> None:
-    g, x = _generator(), torch.rand(2, 1, 8, 8)
+def test_float64_follows_the_dtype_rule(device, on_device) -> None:
+    g, x = _generator().to(device), torch.rand(2, 1, 8, 8).to(device)
     with pytest.raises(TypeError, match=r"inputs has dtype torch.float64 but forward_func "
                                         r"computes in torch.float32"):
         ProgressiveExaggeration(_classifier(), g).attribute(x.double(), target=1)
     # a float64 classifier: the generator runs in its own dtype, the series follows the inputs
-    clf64 = _classifier().double()
+    clf64 = _classifier().to(device).double()
     out64 = ProgressiveExaggeration(clf64, g).explain(x.double(), target=1, n_steps=3)
     out32 = ProgressiveExaggeration(clf64.float(), g).explain(x, target=1, n_steps=3)
-    assert out64.series.dtype == torch.float64
+    assert out64.series.dtype == torch.float64 and on_device(out64.series, out32.series)
     torch.testing.assert_close(out64.series.float(), out32.series)

@@ -53,7 +53,15 @@ def _run(module: Any, name: str, model: torch.nn.Module, inputs: Any, baselines:
     import numpy as np
 
     np.random.seed(3)
-    return _make(module, name, model).attribute(inputs, baselines=baselines, **CASES[name][2])
+    kwargs = _kwargs(name, inputs)
+    return _make(module, name, model).attribute(inputs, baselines=baselines, **kwargs)
+
+
+def _kwargs(name: str, inputs: Any) -> dict[str, Any]:
+    """``CASES[name]``'s attribute kwargs with the feature mask on the inputs' device."""
+    device = (inputs[0] if isinstance(inputs, tuple) else inputs).device
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v
+            for k, v in CASES[name][2].items()}
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -75,7 +83,7 @@ def test_subclass_with_captum_signature_exported_and_noise_tunnel_ready(name, cn
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_numbers_and_tensors_give_exactly_captums_result(name, cnn, images, refs):
+def test_numbers_and_tensors_give_exactly_captums_result(name, cnn, images, refs, on_device):
     strategy = CASES[name][1]
     if strategy == "paired":  # Captum needs a distribution (B > 1) or a callable returning one
         choices = [refs[:2], lambda x: refs[:2]]
@@ -84,34 +92,37 @@ def test_numbers_and_tensors_give_exactly_captums_result(name, cnn, images, refs
     for baselines in choices:
         ours = _run(captum_cf.attr, name, cnn, images, baselines)
         theirs = _run(captum.attr, name, cnn, images, baselines)
-        assert _equal(ours, theirs)
+        assert _equal(ours, theirs) and on_device(ours)
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if CASES[n][1] == "reference"])
-def test_baseline_gives_captums_result_for_its_reference(name, cnn, images, refs, fixed, device):
-    model, x, ref = cnn.to(device), images.to(device), refs.to(device)
-    baseline = fixed(ref)
-    ours = _run(captum_cf.attr, name, model, x, baseline)
-    theirs = _run(captum.attr, name, model, x, ref)
-    assert _equal(ours, theirs)
+def test_baseline_gives_captums_result_for_its_reference(
+    name, cnn, images, refs, fixed, on_device
+):
+    baseline = fixed(refs)
+    ours = _run(captum_cf.attr, name, cnn, images, baseline)
+    theirs = _run(captum.attr, name, cnn, images, refs)
+    assert _equal(ours, theirs) and on_device(ours)
     target = CASES[name][2].get("target")
     assert baseline.targets == [target]  # resolved once, with the call's target
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if CASES[n][1] == "fill"])
-def test_constant_baseline_fills_exactly_as_the_number(name, cnn, images):
+def test_constant_baseline_fills_exactly_as_the_number(name, cnn, images, on_device):
     ours = _run(captum_cf.attr, name, cnn, images, ConstantBaseline(0.25))
     theirs = _run(captum.attr, name, cnn, images, 0.25)
-    assert torch.equal(ours, theirs)
+    assert torch.equal(ours, theirs) and on_device(ours)
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if CASES[n][1] == "paired"])
-def test_shap_single_example_baseline_is_captum_with_its_reference(name, cnn, images, refs, fixed):
+def test_shap_single_example_baseline_is_captum_with_its_reference(
+    name, cnn, images, refs, fixed, on_device
+):
     """N = 1: a distribution of one reference (Captum's DeepLiftShap needs B > 1: twice)."""
     x, ref = images[:1], refs[:1]
     ours = _run(captum_cf.attr, name, cnn, x, fixed(ref))
     theirs = _run(captum.attr, name, cnn, x, torch.cat([ref, ref]) if "Lift" in name else ref)
-    assert torch.allclose(ours, theirs, atol=1e-6)
+    assert torch.allclose(ours, theirs, atol=1e-6) and on_device(ours)
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if CASES[n][1] == "paired"])
@@ -166,7 +177,7 @@ def test_baseline_that_needs_the_class(name, cnn, images, refs, target_baseline)
             _run(captum_cf.attr, name, cnn, images, target_baseline(refs))
 
 
-def test_captum_noise_tunnel_calls_our_attribute(cnn, images, refs):
+def test_captum_noise_tunnel_calls_our_attribute(cnn, images, refs, on_device):
     """Captum's NoiseTunnel calls ``attribute.__wrapped__``: ours, with Captum's numbers."""
     kw = dict(nt_samples=2, stdevs=0.1, baselines=refs, target=1, n_steps=4)
     results = []
@@ -174,17 +185,19 @@ def test_captum_noise_tunnel_calls_our_attribute(cnn, images, refs):
         torch.manual_seed(0)
         lig = module.LayerIntegratedGradients(cnn, cnn.conv)
         results.append(captum.attr.NoiseTunnel(lig).attribute(images, **kw))
-    assert torch.equal(*results)
+    assert torch.equal(*results) and on_device(results[0])
 
 
-def test_our_noise_tunnel_resolves_a_baseline_from_the_clean_inputs(cnn, images, refs, fixed):
+def test_our_noise_tunnel_resolves_a_baseline_from_the_clean_inputs(
+    cnn, images, refs, fixed, on_device
+):
     kw = dict(nt_samples=2, stdevs=0.1, target=1, n_steps=4)
     torch.manual_seed(0)
     nt = captum_cf.attr.NoiseTunnel(captum_cf.attr.LayerConductance(cnn, cnn.act))
     ours = nt.attribute(images, baselines=fixed(refs), **kw)
     torch.manual_seed(0)
     nt = captum.attr.NoiseTunnel(captum.attr.LayerConductance(cnn, cnn.act))
-    assert torch.equal(ours, nt.attribute(images, baselines=refs, **kw))
+    assert torch.equal(ours, nt.attribute(images, baselines=refs, **kw)) and on_device(ours)
 
 
 def _forward_counter(model: torch.nn.Module) -> list[int]:
@@ -200,9 +213,9 @@ def _forward_counter(model: torch.nn.Module) -> list[int]:
     return calls
 
 
-def _plain_baselines(name: str) -> Any:
+def _plain_baselines(name: str, device: torch.device) -> Any:
     """Captum's own baselines for ``name``: a distribution of 2 for the Shap family."""
-    return torch.zeros(2, 2, 6, 6) if CASES[name][1] == "paired" else 0.0
+    return torch.zeros(2, 2, 6, 6, device=device) if CASES[name][1] == "paired" else 0.0
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -232,7 +245,8 @@ def test_argument_checks_run_before_any_work(name, cnn, images, model_state):
     for change, x, error, message in bad:
         method = _make(captum_cf.attr, name, cnn)
         with pytest.raises(error, match=message) as raised:
-            method.attribute(x, baselines=_plain_baselines(name), **{**kwargs, **change})
+            method.attribute(x, baselines=_plain_baselines(name, images.device),
+                             **{**kwargs, **change})
         if error is not TypeError or "dtype" not in message:  # the dtype rule is a plain TypeError
             assert isinstance(raised.value, AssertionError)
     assert calls == []
@@ -243,5 +257,5 @@ def test_argument_checks_run_before_any_work(name, cnn, images, model_state):
 def test_target_beyond_the_outputs_is_checked_on_the_first_output(name, cnn, images):
     method = _make(captum_cf.attr, name, cnn)
     with pytest.raises(ValueError, match=r"target must be < 3: the model returns 3 classes"):
-        method.attribute(images, baselines=_plain_baselines(name),
-                         **{**CASES[name][2], "target": 3})
+        method.attribute(images, baselines=_plain_baselines(name, images.device),
+                         **{**_kwargs(name, images), "target": 3})

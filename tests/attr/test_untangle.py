@@ -69,7 +69,7 @@ def test_captum_fails_on_the_reused_modules(device):
     }
 
 
-def test_deeplift_on_reused_modules_equals_the_model_with_separate_modules(device):
+def test_deeplift_on_reused_modules_equals_the_model_with_separate_modules(device, on_device):
     reused, separate = _pair(device)
     x = torch.rand(4, 2, 6, 6, device=device)
     ref = torch.rand(4, 2, 6, 6, device=device)
@@ -90,19 +90,20 @@ def test_deeplift_on_reused_modules_equals_the_model_with_separate_modules(devic
         x, ref, target, return_convergence_delta=True
     )
     assert torch.allclose(ours, theirs, atol=1e-6) and torch.allclose(delta, their_delta)
+    assert on_device(ours, delta)
     assert _same(before, _snapshot(reused))  # modules, modes, hooks, weights, flags: as before
     # the user's hook ran as often as on the separate model: never for the probe pass
     assert hook_calls["reused"] == hook_calls["separate"] > 0
 
 
-def test_deepliftshap_on_reused_modules(device):
+def test_deepliftshap_on_reused_modules(device, on_device):
     reused, separate = _pair(device)
     x = torch.rand(3, 2, 6, 6, device=device)
     dist = torch.rand(4, 2, 6, 6, device=device)
     before = _snapshot(reused)
     ours = DeepLiftShap(reused, untangle=True).attribute(x, dist, target=1)
     theirs = captum.attr.DeepLiftShap(separate).attribute(x, dist, target=1)
-    assert torch.allclose(ours, theirs, atol=1e-6)
+    assert torch.allclose(ours, theirs, atol=1e-6) and on_device(ours)
     base = ConstantBaseline(0.5)
     ours = DeepLiftShap(reused, untangle=True).attribute(x, base, target=1)
     theirs = captum.attr.DeepLift(separate).attribute(x, torch.full_like(x, 0.5), target=1)
@@ -110,14 +111,14 @@ def test_deepliftshap_on_reused_modules(device):
     assert _same(before, _snapshot(reused))
 
 
-def test_train_mode_and_batchnorm_buffers_are_untouched_by_the_probe():
+def test_train_mode_and_batchnorm_buffers_are_untouched_by_the_probe(device):
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
     relu = nn.ReLU()
     model.append(relu).append(nn.Conv2d(2, 2, 1)).append(relu)
     model.append(nn.Flatten()).append(nn.Linear(2 * 4 * 4, 2))
-    model.train()
+    model.to(device).train()
     stats = model[1].running_mean.clone()
-    twin = untangled(model, torch.rand(3, 1, 6, 6))
+    twin = untangled(model, torch.rand(3, 1, 6, 6).to(device))
     assert twin is not None and twin.training and all(m.training for m in twin.modules())
     assert torch.equal(model[1].running_mean, stats)  # the probe ran in eval mode
     assert twin[1].running_mean is model[1].running_mean  # shared, not copied
@@ -125,14 +126,13 @@ def test_train_mode_and_batchnorm_buffers_are_untouched_by_the_probe():
     assert model[2] is relu and model[4] is relu
 
 
-def test_models_without_reuse_go_to_captum_unchanged():
+def test_models_without_reuse_go_to_captum_unchanged(device, on_device):
     model = nn.Sequential(nn.Flatten(), nn.Linear(8, 4), nn.ReLU(inplace=True), nn.Linear(4, 2))
-    x = torch.rand(3, 2, 2, 2)
+    model, x = model.to(device), torch.rand(3, 2, 2, 2).to(device)
     assert untangled(model, x) is None
-    assert torch.equal(
-        DeepLift(model, untangle=True).attribute(x, 0.1, target=1),
-        captum.attr.DeepLift(model).attribute(x, 0.1, target=1),
-    )
+    got = DeepLift(model, untangle=True).attribute(x, 0.1, target=1)
+    assert torch.equal(got, captum.attr.DeepLift(model).attribute(x, 0.1, target=1))
+    assert on_device(got)
 
 
 def _basic_block_forward(self, x):
@@ -143,22 +143,22 @@ def _basic_block_forward(self, x):
     return self.relu2(out + identity)
 
 
-def test_resnet18_from_torchvision():
+def test_resnet18_from_torchvision(device, on_device):
     import copy
     import types
 
     import torchvision
 
-    model = torchvision.models.resnet18(weights=None, num_classes=3).eval()
+    model = torchvision.models.resnet18(weights=None, num_classes=3).to(device).eval()
     separate = copy.deepcopy(model)
     for block in separate.modules():
         if isinstance(block, torchvision.models.resnet.BasicBlock):
             block.relu, block.relu2 = nn.ReLU(), nn.ReLU()
             block.forward = types.MethodType(_basic_block_forward, block)
-    x, ref = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    x, ref = torch.rand(2, 3, 32, 32).to(device), torch.rand(2, 3, 32, 32).to(device)
     assert torch.equal(model(x), separate(x))
     before = _snapshot(model)
     ours = DeepLift(model, untangle=True).attribute(x, ref, target=0)
     theirs = captum.attr.DeepLift(separate).attribute(x, ref, target=0)
-    assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-7)
+    assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-7) and on_device(ours)
     assert _same(before, _snapshot(model))
