@@ -31,10 +31,17 @@ def device(request: pytest.FixtureRequest) -> torch.device:
 
 @pytest.fixture(autouse=True)
 def _ieee_float32():
-    """IEEE float32 on CUDA: cuDNN convolutions and matmuls default to TF32 (10-bit mantissa),
-    which would break the comparisons with CPU references (hand values, Captum, Quantus,
-    scipy). Restored after each test."""
-    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    """On CUDA, full float32 and deterministic cuDNN for each test (restored after it).
+
+    cuDNN convolutions and matmuls default to TF32 (a 10-bit mantissa), which would turn the
+    1e-6 comparisons with CPU references (hand values, Captum, Quantus, scipy) into 1e-3 ones;
+    deterministic kernels keep exact comparisons with Captum (same call, same device) exact.
+    No effect on the CPU.
+    """
+    flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+             torch.backends.cudnn.deterministic)
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
     yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+    (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+     torch.backends.cudnn.deterministic) = flags

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,23 +14,6 @@ import torch.nn as nn
 from torch import Tensor
 
 from captum_cf.baselines import Baseline
-
-
-@pytest.fixture(autouse=True)
-def _full_float32_on_cuda() -> Iterator[None]:
-    """On CUDA, full float32 and deterministic cuDNN for each test here (restored after it).
-
-    cuDNN convolutions default to TF32 (a 10-bit mantissa), which would turn the identities these
-    tests check to 1e-6 into 1e-3 ones; deterministic kernels keep the exact comparisons with
-    Captum (same call, same device) exact. No effect on the CPU.
-    """
-    flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
-             torch.backends.cudnn.deterministic)
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.deterministic = True
-    yield
-    (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
-     torch.backends.cudnn.deterministic) = flags
 
 
 @pytest.fixture(autouse=True)
