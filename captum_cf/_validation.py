@@ -474,6 +474,11 @@ def check_feature_mask(feature_mask: Any, inputs: Any, name: str = "feature_mask
             raise ArgumentTypeError(
                 f"{where} must hold integer feature ids (e.g. torch.long), got {m.dtype}"
             )
+        if isinstance(x, Tensor) and m.device != x.device:
+            raise ArgumentError(
+                f"{where} is on {m.device} but the input is on {x.device}: create it there or "
+                f"move it with {name}.to(inputs.device)"
+            )
         if m.numel() and int(m.min()) < 0:
             raise ArgumentError(f"{where} must hold feature ids >= 0, got {int(m.min())}")
         if not isinstance(x, Tensor):

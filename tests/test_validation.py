@@ -45,3 +45,21 @@ def test_image_and_keep_checks_still_name_the_problem(device) -> None:
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         check_keep(torch.full((2, 1, 4, 4), 1.5, device=device), x)
     assert check_keep(torch.ones(2, 1, 4, 4, dtype=torch.bool, device=device), x).dtype == x.dtype
+
+
+def test_a_feature_mask_on_another_device_is_named_before_captum_runs() -> None:
+    """A mask on another device than its input fails with both devices named (the meta device
+    stands in for a GPU on a CPU-only machine), through the public attribute call too."""
+    from captum_cf._validation import check_feature_mask
+    from captum_cf.attr import FeatureAblation
+
+    x = torch.rand(2, 1, 4, 4)
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.long, device="meta")
+    with pytest.raises(ValueError, match=r"feature_mask is on meta but the input is on cpu"):
+        check_feature_mask(mask, x)
+    with pytest.raises(ValueError, match=r"feature_mask\[1\] is on meta"):
+        check_feature_mask((torch.zeros_like(x, dtype=torch.long), mask), (x, x))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+    with pytest.raises(ValueError, match="move it with feature_mask.to"):
+        FeatureAblation(model).attribute(x, target=0, feature_mask=mask)
+    check_feature_mask(torch.zeros(1, 1, 4, 4, dtype=torch.long), x)  # same device: fine
