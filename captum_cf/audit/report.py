@@ -77,9 +77,30 @@ def text_table(result: AuditResult) -> str:
     if roms:
         lines.append("R-OMS (1 = the removal keeps the model where the reference does): "
                      + ", ".join(f"{r} {v[0]:.3f}" for r, v in roms.items()))
-    for v in result.verdict().values():
-        lines += v.sentences
+    lines += _verdict_lines(result.verdict())
     return "\n".join(lines)
+
+
+def _too_few(verdicts: dict) -> str | None:
+    """One sentence when no metric of any method has enough images for a test, else None."""
+    metrics = [mv for v in verdicts.values() for mv in v.metrics.values() if mv.needed]
+    if not metrics or not all(mv.too_few for mv in metrics):
+        return None
+    n = max(mv.n for mv in metrics)
+    needed = max(mv.needed for mv in metrics)
+    return (f"Too few images for a verdict: with n = {n} not even a baseline that is better on "
+            f"every image would be significant (Wilcoxon signed-rank, Holm-corrected: n >= "
+            f"{needed} needed); the tables show means and intervals only. Audit more images "
+            f"(--n).")
+
+
+def _verdict_lines(verdicts: dict) -> list[str]:
+    """The verdict's sentences, or the one "too few images" sentence when it covers them all."""
+    few = _too_few(verdicts)
+    if few is None:
+        return [line for v in verdicts.values() for line in v.sentences]
+    return [few] + [line for v in verdicts.values() for line in v.sentences
+                    if line.endswith("left out.")]
 
 
 def write_report(result: AuditResult, out: str) -> list[str]:
@@ -643,7 +664,8 @@ def _html(result: AuditResult, pngs: list[str]) -> str:
 
     esc = html.escape
     verdicts = result.verdict()
-    items = [
+    items = [f"<li>{esc(line)}</li>" for line in _verdict_lines(verdicts)] if _too_few(
+        verdicts) is not None else [
         f"<li><b>{esc(method)}</b><ul>{''.join(f'<li>{esc(s)}</li>' for s in v.sentences)}</ul>"
         "</li>" for method, v in verdicts.items()
     ]

@@ -382,6 +382,8 @@ class MetricVerdict:
         own_removal (str or None): the baseline that is the metric's own removal, if any.
         caveat (str or None): a warning when ``own_removal`` is among the best.
         sentence (str): the verdict in words.
+        needed (int): the fewest images with which any comparison made here could be
+            significant (:func:`images_needed`; 0 when there is nothing to compare).
     """
 
     metric: str
@@ -395,6 +397,12 @@ class MetricVerdict:
     own_removal: str | None
     caveat: str | None
     sentence: str
+    needed: int = 0
+
+    @property
+    def too_few(self) -> bool:
+        """True when ``n`` is below :attr:`needed`: no data could be significant."""
+        return self.n < self.needed
 
 
 @dataclass(frozen=True)
@@ -526,7 +534,7 @@ def _metric_verdict(
     sentence = _sentence(method, metric, names, best, significant, comparisons, n, caveat,
                          needed)
     return MetricVerdict(metric, higher, n, means, top, best, significant, comparisons, own,
-                         caveat, sentence)
+                         caveat, sentence, needed)
 
 
 def _sentence(

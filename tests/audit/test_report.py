@@ -110,3 +110,38 @@ def test_json_has_image_ids_labels_and_explained_classes(tmp_path, image_folder,
     ]
     assert rep["cells"][1]["metrics"]["srg_road"]["ids"] == ids
     assert len(rep["cells"][1]["metrics"]["morf_zero"]["values"]) == 4
+
+
+def test_too_few_images_is_one_sentence_for_the_whole_verdict() -> None:
+    from captum_cf.audit.report import _verdict_lines
+    from captum_cf.audit.stats import verdict
+
+    def values(n: int) -> dict:
+        base = torch.arange(1.0, n + 1)
+        out = {}
+        for m in ("ig", "occlusion"):
+            out[(m, "road", "srg")] = base + 10
+            out[(m, "zero", "srg")] = base
+            out[(m, "blur", "srg")] = base * 0.5
+        out[("ig", "noise", "srg")] = torch.zeros(n)
+        return out
+
+    few = _verdict_lines(verdict(values(3), {"srg": True},
+                                 no_signal_cells={("ig", "noise"): True}))
+    assert few[0].startswith("Too few images for a verdict: with n = 3")
+    assert "n >= 7 needed" in few[0]  # 2 other baselines: 2 * 2 / 2**n < 0.05 from n = 7
+    assert few[1:] == ["ig with noise: the maps carry no signal (constant); left out."]
+    enough = _verdict_lines(verdict(values(7), {"srg": True}))
+    assert not any("Too few" in line for line in enough)
+    assert sum("best road" in line for line in enough) == 2
+
+
+def test_two_image_audit_says_too_few_in_table_and_report(tmp_path) -> None:
+    res = audit(tiny_model(), torch.rand(2, 1, 8, 8), methods=["deeplift"],
+                baselines=["zero", "blur"], n_steps=2, sanity_n=0)
+    assert "Too few images for a verdict: with n = 2" in res.table()
+    res.write(str(tmp_path / "rep"))
+    page = (tmp_path / "rep" / "report.html").read_text()
+    verdict_list = page.split('<ul id="verdict">', 1)[1].split("</ul>", 1)[0]
+    assert "Too few images for a verdict" in verdict_list
+    assert "no significant difference" not in verdict_list and "srg_" not in verdict_list
