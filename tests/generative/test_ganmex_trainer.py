@@ -156,6 +156,37 @@ def test_bad_arguments_raise():
         trainer.fit(0)
 
 
+class _SetsPixel(nn.Module):
+    """A hand-made "generator": pixel (0, 0) becomes min(t / 2, 0.5), the rest is kept."""
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        y[:, 0, 0, 0] = (t.float() / 2).clamp(max=0.5)
+        return y
+
+
+class _ReadsPixel(nn.Module):
+    """A hand-made classifier: class round(2 * pixel (0, 0)) of 3."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.one_hot((x[:, 0, 0, 0] * 2).round().long(), 3).float()
+
+
+def test_evaluate_counterfactuals_by_hand_with_a_cpu_reference(device):
+    from captum_cf.generative.ganmex_trainer import evaluate_counterfactuals
+
+    x = torch.tensor([[0.0, 0.2], [0.5, 0.4], [1.0, 0.6], [0.0, 0.8]]).view(4, 1, 1, 2)
+    t = torch.tensor([1, 2, 0, 0])  # target 2 cannot be reached: pixel (0, 0) stops at 0.5
+    # real data left on the CPU (nearest of the 4 edits: classes 1, 1, 0, 0)
+    ref = torch.tensor([[0.0, 0.3], [0.5, 0.5], [1.0, 0.5]]).view(3, 1, 1, 2)
+    out = evaluate_counterfactuals(_SetsPixel(), _ReadsPixel(), x.to(device), t,
+                                   reference=(ref, torch.tensor([0, 1, 2])))
+    # edits [0.5, 0.2], [0.5, 0.4], [0, 0.6], [0, 0.8]: read as 1, 1, 0, 0
+    assert out["flip"] == pytest.approx(3 / 4)
+    assert out["l1"] == pytest.approx((0.25 + 0.0 + 0.5 + 0.0) / 4)
+    assert out["nn_flip"] == pytest.approx(3 / 4)
+
+
 def test_random_other_class_never_returns_the_label():
     labels = torch.arange(1000) % 4
     other = random_other_class(labels, 4, torch.Generator().manual_seed(0))
