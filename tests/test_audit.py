@@ -27,7 +27,7 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
     return rc, out, err
 
 
-def test_digits_end_to_end(tmp_path, capsys) -> None:
+def test_digits_end_to_end(tmp_path, capsys, device) -> None:
     out = tmp_path / "report"
     rc, stdout, _ = _run(
         capsys,
@@ -39,6 +39,8 @@ def test_digits_end_to_end(tmp_path, capsys) -> None:
         "zero,blur",
         "--out",
         str(out),
+        "--device",
+        str(device),
         *TINY,
     )
     assert rc == 0
@@ -69,6 +71,7 @@ def test_digits_end_to_end(tmp_path, capsys) -> None:
         assert r["n"] == ("2" if r["metric"] == "sanity_ssim" else "4")
     report = json.loads((out / "results.json").read_text())
     assert report["config"]["n"] == 4 and report["config"]["model"] == "zoo:digits-cnn"
+    assert report["config"]["device"].startswith(device.type)
     assert report["config"]["removals"] == removals
     cells = report["cells"]
     for c in cells:
@@ -129,7 +132,7 @@ def _image_folder(tmp_path, with_masks: bool = True):
     return root
 
 
-def test_image_folder_with_masks_and_user_model(tmp_path, capsys) -> None:
+def test_image_folder_with_masks_and_user_model(tmp_path, capsys, device) -> None:
     root = _image_folder(tmp_path)
     model = _write_model_file(tmp_path, _TINY_MODEL)
     net = nn.Sequential(
@@ -154,6 +157,8 @@ def test_image_folder_with_masks_and_user_model(tmp_path, capsys) -> None:
         "zero",
         "--out",
         str(tmp_path / "o"),
+        "--device",
+        str(device),
         *TINY,
     )
     assert rc == 0, err
@@ -162,9 +167,10 @@ def test_image_folder_with_masks_and_user_model(tmp_path, capsys) -> None:
     assert set(report["cells"][0]["metrics"]["pointing_game"]["values"]) <= {0.0, 1.0}
     from captum_cf.audit.model import load_model
 
-    loaded, _ = load_model(model, str(root), str(tmp_path / "w.pt"))
+    loaded, _ = load_model(model, str(root), str(tmp_path / "w.pt"), str(device))
     assert all(
-        torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), net.state_dict().values())
+        a.device.type == device.type and torch.equal(a.cpu(), b)
+        for a, b in zip(loaded.state_dict().values(), net.state_dict().values())
     )
     torch.save({"state_dict": {"0.weight": torch.zeros(1)}}, tmp_path / "bad.pt")
     rc, _, err = _run(
@@ -233,7 +239,9 @@ def test_unreadable_image_and_bad_model_exit_2_and_leave_nothing(tmp_path, capsy
     assert not out.exists() and sorted(os.listdir(tmp_path)) == ["images", "user_model.py"]
 
 
-def test_failure_while_writing_leaves_no_partial_report(tmp_path, monkeypatch, capsys) -> None:
+def test_failure_while_writing_leaves_no_partial_report(
+    tmp_path, monkeypatch, capsys, device
+) -> None:
     import captum_cf.audit.report as report
 
     def boom(result):
@@ -252,6 +260,8 @@ def test_failure_while_writing_leaves_no_partial_report(tmp_path, monkeypatch, c
                 "zero",
                 "--out",
                 str(tmp_path / "o"),
+                "--device",
+                str(device),
                 *TINY,
             ]
         )
@@ -317,14 +327,14 @@ def _ctx_for(model, x):
 
 
 @pytest.mark.parametrize("baseline", BASELINES.names())
-def test_every_registered_baseline_audits(baseline) -> None:
+def test_every_registered_baseline_audits(baseline, device) -> None:
     from captum_cf.datasets import load_digits
     from captum_cf.zoo import load
 
     train = load_digits("train")  # for baselines that need samples (nearest-sample)
-    x = load_digits("test").tensors[0][:2]
+    x = load_digits("test").tensors[0][:2].to(device)
     res = audit(
-        load("digits-cnn"),
+        load("digits-cnn").to(device),
         x,
         methods=["deeplift"],
         baselines=[baseline],
@@ -337,15 +347,16 @@ def test_every_registered_baseline_audits(baseline) -> None:
     cell = res.cells[0]
     assert cell.error is None and all(bool(torch.isfinite(v).all()) for v in cell.values.values())
     assert res.references[baseline].shape == (2, 1, 32, 32)
+    assert res.config["device"] == str(x.device)
 
 
 @pytest.mark.parametrize("method", METHODS.names())
-def test_every_registered_method_audits(method) -> None:
+def test_every_registered_method_audits(method, device) -> None:
     from captum_cf.zoo import load
 
-    x = torch.rand(2, 1, 32, 32)
+    x = torch.rand(2, 1, 32, 32).to(device)
     res = audit(
-        load("digits-cnn"),
+        load("digits-cnn").to(device),
         x,
         methods=[method],
         baselines=["zero"],
@@ -359,7 +370,7 @@ def test_every_registered_method_audits(method) -> None:
     assert cell.error is None and res.example_maps[(method, cell.baseline)].shape == (2, 32, 32)
 
 
-def test_a_failing_cell_is_reported_and_the_others_still_run(monkeypatch) -> None:
+def test_a_failing_cell_is_reported_and_the_others_still_run(monkeypatch, device) -> None:
     from captum_cf._registry import _Entry
 
     def broken(ctx):
@@ -373,10 +384,9 @@ def test_a_failing_cell_is_reported_and_the_others_still_run(monkeypatch) -> Non
     monkeypatch.setitem(
         METHODS._entries, "broken", _Entry(broken, "always fails", lambda ctx: True)
     )
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
-    res = audit(
-        model, torch.rand(3, 1, 8, 8), methods=["broken", "deeplift"], baselines=["zero"], n_steps=2
-    )
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).to(device)
+    x = torch.rand(3, 1, 8, 8).to(device)
+    res = audit(model, x, methods=["broken", "deeplift"], baselines=["zero"], n_steps=2)
     assert [c.error for c in res.cells] == ["RuntimeError: cannot explain", None]
     assert res.best()["morf_zero"] == [("deeplift", "zero")]
     assert "error: RuntimeError: cannot explain" in res.table()
@@ -408,28 +418,28 @@ class _CountingTargetBaseline(Baseline):
         return (inputs * 0 + target.view(-1, 1, 1, 1) / 10).clamp(0, 1)
 
 
-def test_reference_cache_computes_each_image_once_and_matches_the_baseline() -> None:
+def test_reference_cache_computes_each_image_once_and_matches_the_baseline(device) -> None:
     from captum_cf.audit.runner import _cached
 
     inner = _CountingTargetBaseline()
-    x, t = torch.rand(3, 1, 8, 8), torch.tensor([1, 2, 3])
+    x, t = torch.rand(3, 1, 8, 8).to(device), torch.tensor([1, 2, 3]).to(device)
     cached = _cached(inner, x, t)
     assert inner.rows == 3
-    keep = (torch.rand(6, 1, 8, 8) > 0.5).float()
+    keep = (torch.rand(6, 1, 8, 8) > 0.5).float().to(device)
     tiled, tiled_t = x.repeat(2, 1, 1, 1), t.repeat(2)
-    torch.testing.assert_close(
-        cached.fill(tiled, keep, tiled_t), _CountingTargetBaseline().fill(tiled, keep, tiled_t)
-    )
+    filled = cached.fill(tiled, keep, tiled_t)
+    assert filled.device == x.device
+    torch.testing.assert_close(filled, _CountingTargetBaseline().fill(tiled, keep, tiled_t))
     assert inner.rows == 3  # served from the cache
-    cached.reference(x, torch.tensor([3, 2, 1]))  # other targets: computed
+    cached.reference(x, torch.tensor([3, 2, 1]).to(device))  # other targets: computed
     assert inner.rows == 6
 
 
-def test_default_methods_and_all() -> None:
+def test_default_methods_and_all(device) -> None:
     from captum_cf.audit import DEFAULT_METHODS
 
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
-    x = torch.rand(2, 1, 8, 8)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).to(device)
+    x = torch.rand(2, 1, 8, 8).to(device)
     res = audit(model, x, baselines=["zero"], n_steps=1, sanity_n=0, methods=None)
     assert [c.method for c in res.cells] == [m for m in DEFAULT_METHODS if m in METHODS.names()]
     res = audit(model, x, baselines=["zero"], n_steps=1, sanity_n=0, methods=["all"])

@@ -506,7 +506,8 @@ def evaluate_counterfactuals(
         classifier (callable): pixel-space classifier, used frozen.
         images (Tensor): shape (N, C, H, W), in [0, 1].
         targets (Tensor): shape (N,), requested classes.
-        reference (tuple, optional): ``(images, labels)`` of real data; adds ``nn_flip``.
+        reference (tuple, optional): ``(images, labels)`` of real data (any device); adds
+            ``nn_flip``.
 
     Returns:
         dict: ``flip`` = share with ``argmax f(G(x, t)) == t``; ``l1`` = mean ``|G(x, t) - x|``
@@ -523,7 +524,8 @@ def evaluate_counterfactuals(
             flips += float((classifier(cf).argmax(1) == t).sum())
             dist += float((cf - x).abs().flatten(1).mean(1).sum())
             if reference is not None:
-                nearest = torch.cdist(cf.flatten(1), reference[0].flatten(1)).argmin(1)
+                refs = reference[0].flatten(1).to(cf.device)  # as the labels below
+                nearest = torch.cdist(cf.flatten(1), refs).argmin(1)
                 nn_flips += float((reference[1].to(t.device)[nearest] == t).sum())
     n = images.shape[0]
     out = {"flip": flips / n, "l1": dist / n}

@@ -131,7 +131,7 @@ def inpainter_quality(
         dict[str, float]: name -> mean L1 error inside the holes.
     """
     hole = random_holes(len(images), images.shape[-2], images.shape[-1], coverage,
-                        generator=torch.Generator().manual_seed(seed))
+                        generator=torch.Generator().manual_seed(seed)).to(images.device)
     fns = {**inpainters, "mean-colour": mean_colour_fill}
     result = {}
     for name, fn in fns.items():

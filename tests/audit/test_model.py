@@ -75,22 +75,23 @@ def _same(a: tuple, b: tuple) -> bool:
 
 
 def _ctx(model, x: Tensor) -> AuditContext:
-    return AuditContext(model, "custom", None, 3, tuple(x.shape[1:]))
+    return AuditContext(model, "custom", None, 3, tuple(x.shape[1:]), device=x.device)
 
 
 # --- probabilities ------------------------------------------------------------------------------
 
 
-def test_probabilities_are_detected_and_the_warning_names_the_fix() -> None:
-    x = torch.rand(4, 1, 8, 8)
+def test_probabilities_are_detected_and_the_warning_names_the_fix(device) -> None:
+    x = torch.rand(4, 1, 8, 8).to(device)
     with pytest.warns(UserWarning, match=r"probabilities.*return the logits"):
-        assert check_logits(nn.Sequential(_net(), nn.Softmax(dim=1)), x) == 3
+        assert check_logits(nn.Sequential(_net(), nn.Softmax(dim=1)).to(device), x) == 3
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # logits and log-probabilities: no warning
-        assert check_logits(_net(), x) == 3
-        assert check_logits(nn.Sequential(_net(), nn.LogSoftmax(dim=1)), x) == 3
+        assert check_logits(_net().to(device), x) == 3
+        assert check_logits(nn.Sequential(_net(), nn.LogSoftmax(dim=1)).to(device), x) == 3
         # non-negative rows that do not sum to 1 are not probabilities
-        assert check_logits(nn.Sequential(_net(), nn.Softmax(dim=1), _Times(2.0)), x) == 3
+        times2 = nn.Sequential(_net(), nn.Softmax(dim=1), _Times(2.0)).to(device)
+        assert check_logits(times2, x) == 3
 
 
 class _Times(nn.Module):
@@ -102,10 +103,11 @@ class _Times(nn.Module):
         return x * self.c
 
 
-def test_the_audit_warns_about_a_softmax_model() -> None:
+def test_the_audit_warns_about_a_softmax_model(device) -> None:
     with pytest.warns(UserWarning, match="probabilities"):
-        audit(nn.Sequential(_net(), nn.Softmax(dim=1)), torch.rand(2, 1, 8, 8),
-              methods=["integrated-gradients"], baselines=["zero"], n_steps=2, sanity_n=0)
+        audit(nn.Sequential(_net(), nn.Softmax(dim=1)).to(device),
+              torch.rand(2, 1, 8, 8).to(device), methods=["integrated-gradients"],
+              baselines=["zero"], n_steps=2, sanity_n=0)
 
 
 # --- .logits outputs ----------------------------------------------------------------------------
@@ -134,9 +136,11 @@ class _Tuple(nn.Module):
 
 
 @pytest.mark.parametrize("as_dict", [False, True])
-def test_audit_of_a_hugging_face_style_model_equals_the_audit_of_its_logits(as_dict) -> None:
-    hf = HFStyle(as_dict)
-    x = torch.rand(3, 1, 8, 8)
+def test_audit_of_a_hugging_face_style_model_equals_the_audit_of_its_logits(
+    as_dict, device
+) -> None:
+    hf = HFStyle(as_dict).to(device)
+    x = torch.rand(3, 1, 8, 8).to(device)
     kw = dict(methods=["integrated-gradients", "occlusion"], baselines=["zero", "blur"],
               n_steps=3, sanity_n=2, seed=3)
     before = _state(hf)
@@ -151,7 +155,7 @@ def test_audit_of_a_hugging_face_style_model_equals_the_audit_of_its_logits(as_d
         check_logits(hf, x)  # check_logits alone names the wrapper
 
 
-def test_load_model_builds_a_factory_model_with_logits(tmp_path) -> None:
+def test_load_model_builds_a_factory_model_with_logits(tmp_path, device) -> None:
     (tmp_path / "hfmodel.py").write_text(
         "import torch.nn as nn\n"
         "class Out:\n    def __init__(self, logits):\n        self.logits = logits\n"
@@ -161,10 +165,12 @@ def test_load_model_builds_a_factory_model_with_logits(tmp_path) -> None:
         "    def forward(self, x):\n        return Out(self.net(x))\n"
         "def make():\n    return M()\n"
     )
-    model, _ = load_model(f"{tmp_path / 'hfmodel.py'}:make", "folder")
-    res = audit(model, torch.rand(2, 1, 8, 8), methods=["deeplift"], baselines=["zero"],
-                n_steps=2, sanity_n=0)
+    model, _ = load_model(f"{tmp_path / 'hfmodel.py'}:make", "folder", device=str(device))
+    assert all(p.device.type == device.type for p in model.parameters())
+    res = audit(model, torch.rand(2, 1, 8, 8).to(device), methods=["deeplift"],
+                baselines=["zero"], n_steps=2, sanity_n=0)
     assert res.cells[0].error is None and res.config["num_classes"] == 3
+    assert res.config["device"].startswith(device.type)
 
 
 # --- the applicability probe --------------------------------------------------------------------
@@ -183,7 +189,7 @@ def test_probe_leaves_out_methods_that_fail_with_a_one_line_reason(device) -> No
     assert _same(before, _state(model)) and torch.equal(rng, torch.get_rng_state())
 
 
-def test_probe_catches_non_finite_and_misshapen_maps(monkeypatch) -> None:
+def test_probe_catches_non_finite_and_misshapen_maps(monkeypatch, device) -> None:
     def nan_maps(ctx):
         return lambda inputs, target, baseline: inputs * float("nan")
 
@@ -192,7 +198,7 @@ def test_probe_catches_non_finite_and_misshapen_maps(monkeypatch) -> None:
 
     monkeypatch.setitem(METHODS._entries, "nan-maps", _Entry(nan_maps, "", lambda ctx: True))
     monkeypatch.setitem(METHODS._entries, "flat-maps", _Entry(flat_maps, "", lambda ctx: True))
-    model, x = _net().eval(), torch.rand(2, 1, 8, 8)
+    model, x = _net().to(device).eval(), torch.rand(2, 1, 8, 8).to(device)
     ok, skipped = probe_methods(model, ["nan-maps", "flat-maps", "occlusion"], _ctx(model, x), x)
     assert ok == ["occlusion"]
     assert skipped == {
@@ -203,9 +209,9 @@ def test_probe_catches_non_finite_and_misshapen_maps(monkeypatch) -> None:
         probe_methods(model, ["occlusion"], _ctx(model, x), x, n_images=0)
 
 
-def test_audit_records_and_prints_the_methods_it_leaves_out(capsys) -> None:
-    model = Detached().eval()
-    x = torch.rand(3, 1, 8, 8)
+def test_audit_records_and_prints_the_methods_it_leaves_out(capsys, device) -> None:
+    model = Detached().to(device).eval()
+    x = torch.rand(3, 1, 8, 8).to(device)
     before = _state(model)
     res = audit(model, x, methods=["integrated-gradients", "occlusion"], baselines=["zero"],
                 n_steps=2, sanity_n=0)
@@ -220,7 +226,7 @@ def test_audit_records_and_prints_the_methods_it_leaves_out(capsys) -> None:
         audit(model, x, methods=["deeplift"], baselines=["zero"], n_steps=2, sanity_n=0)
 
 
-def test_a_resnet_style_model_with_reused_relus_keeps_deeplift() -> None:
+def test_a_resnet_style_model_with_reused_relus_keeps_deeplift(device) -> None:
     class Block(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -230,8 +236,8 @@ def test_a_resnet_style_model_with_reused_relus_keeps_deeplift() -> None:
         def forward(self, x: Tensor) -> Tensor:
             return self.head(self.relu(self.conv(self.relu(x - 0.5)) + x).flatten(1))
 
-    model = Block().eval()
-    x = torch.rand(2, 1, 8, 8)
+    model = Block().to(device).eval()
+    x = torch.rand(2, 1, 8, 8).to(device)
     before = _state(model)
     res = audit(model, x, methods=["deeplift"], baselines=["zero", "blur"], n_steps=2,
                 sanity_n=1)
@@ -316,10 +322,10 @@ def test_model_help_names_the_file_form(capsys) -> None:
     assert "path/file.py:factory" in out
 
 
-def test_the_probe_does_not_change_the_audit_numbers(monkeypatch) -> None:
+def test_the_probe_does_not_change_the_audit_numbers(monkeypatch, device) -> None:
     import captum_cf.audit.model as audit_model
 
-    model, x = _net().eval(), torch.rand(3, 1, 8, 8)
+    model, x = _net().to(device).eval(), torch.rand(3, 1, 8, 8).to(device)
     kw = dict(methods=["integrated-gradients", "lime"], baselines=["noise"], n_steps=2,
               sanity_n=0, seed=5)
     probed = audit(model, x, **kw)

@@ -15,10 +15,10 @@ from captum_cf.audit import audit
 from captum_cf.cli import main
 
 
-def _result():
+def _result(device: torch.device | str = "cpu"):
     return audit(
-        tiny_model(),
-        torch.rand(2, 1, 8, 8),
+        tiny_model().to(device),
+        torch.rand(2, 1, 8, 8).to(device),
         methods=["deeplift"],
         baselines=["zero"],
         n_steps=2,
@@ -34,7 +34,7 @@ def _dead_pid() -> int:
 
 @pytest.mark.parametrize("exchange", [True, False])
 def test_existing_report_is_replaced_whole_and_stale_folders_are_cleaned(
-    tmp_path, monkeypatch, exchange
+    tmp_path, monkeypatch, exchange, device
 ) -> None:
     if not exchange:  # the fallback of two renames (platforms without renameat2)
         monkeypatch.setattr(report, "_rename_exchange", lambda a, b: False)
@@ -47,7 +47,7 @@ def test_existing_report_is_replaced_whole_and_stale_folders_are_cleaned(
     (stale / "results.csv").write_text("half")
     alive = tmp_path / f".audit-tmp-{os.getppid()}-xyz"  # another audit writing right now
     alive.mkdir()
-    written = _result().write(str(out))
+    written = _result(device).write(str(out))
     names = [os.path.basename(p) for p in written]
     assert sorted(os.listdir(out)) == sorted(names)  # the new report only, whole
     assert (out / "results.json").read_text() != "old"
@@ -67,7 +67,9 @@ def test_out_naming_a_file_fails_before_any_work(tmp_path, capsys) -> None:
         _result().write(str(target))
 
 
-def test_json_has_image_ids_labels_and_explained_classes(tmp_path, image_folder, capsys) -> None:
+def test_json_has_image_ids_labels_and_explained_classes(
+    tmp_path, image_folder, capsys, device
+) -> None:
     import json
 
     from audit_helpers import FOLDER_MODEL
@@ -96,6 +98,8 @@ def test_json_has_image_ids_labels_and_explained_classes(tmp_path, image_folder,
             "--no-progress",
             "--out",
             str(tmp_path / "o"),
+            "--device",
+            str(device),
         ]
     )
     assert rc == 0, capsys.readouterr().err
@@ -110,6 +114,7 @@ def test_json_has_image_ids_labels_and_explained_classes(tmp_path, image_folder,
     ]
     assert rep["cells"][1]["metrics"]["srg_road"]["ids"] == ids
     assert len(rep["cells"][1]["metrics"]["morf_zero"]["values"]) == 4
+    assert rep["config"]["device"].startswith(device.type)
 
 
 def test_too_few_images_is_one_sentence_for_the_whole_verdict() -> None:

@@ -92,7 +92,7 @@ def test_bad_settings_are_refused_before_any_work(kwargs, error, message) -> Non
     assert model.calls == 0 and torch.equal(x, x0)
 
 
-def test_sanity_check_reuses_the_grids_maps(monkeypatch) -> None:
+def test_sanity_check_reuses_the_grids_maps(monkeypatch, device) -> None:
     calls = []
 
     def counted(ctx):
@@ -105,22 +105,24 @@ def test_sanity_check_reuses_the_grids_maps(monkeypatch) -> None:
         return explain
 
     monkeypatch.setitem(METHODS._entries, "counted", _Entry(counted, "", lambda c: True))
-    model, x = tiny_model(), torch.rand(4, 1, 8, 8)
+    model, x = tiny_model().to(device), torch.rand(4, 1, 8, 8).to(device)
     res = audit(model, x, methods=["counted"], baselines=["zero"], n_steps=2, sanity_n=2)
     # the applicability probe (1 image), the grid's maps once, the randomised model's maps of 2
     assert calls == [1, 4, 2]
     t = model(x).argmax(1)
-    ctx = AuditContext(model, "custom", None, 3, (1, 8, 8))
+    ctx = AuditContext(model, "custom", None, 3, (1, 8, 8), device=device)
     ig, zero = METHODS.create("integrated-gradients", ctx), None
     from captum_cf.baselines import BASELINES
 
     zero = BASELINES.create("zero", ctx)
     direct = randomization_test(model, lambda a, b: ig(a, b, zero), x[:2], t[:2], layers=["3"])
-    torch.testing.assert_close(res.cells[0].values["sanity_ssim"], direct.similarity[:, 0])
+    torch.testing.assert_close(
+        res.cells[0].values["sanity_ssim"], direct.similarity[:, 0].cpu()
+    )
 
 
-def test_a_method_that_ignores_baselines_runs_once() -> None:
-    model, x = tiny_model(), torch.rand(2, 1, 8, 8)
+def test_a_method_that_ignores_baselines_runs_once(device) -> None:
+    model, x = tiny_model().to(device), torch.rand(2, 1, 8, 8).to(device)
     res = audit(
         model,
         x,
@@ -161,13 +163,15 @@ def test_memory_rule_sizes_batches_from_the_image_size() -> None:
     }
 
 
-def test_perturbation_methods_fit_their_passes_in_the_forward_budget() -> None:
+def test_perturbation_methods_fit_their_passes_in_the_forward_budget(device) -> None:
     seen = []
-    model = tiny_model()
-    model.register_forward_hook(lambda m, i, o: seen.append(len(i[0])))
-    x = torch.rand(4, 1, 8, 8)
+    model = tiny_model().to(device)
+    model.register_forward_hook(lambda m, i, o: seen.append((len(i[0]), i[0].device)))
+    x = torch.rand(4, 1, 8, 8).to(device)
     audit(model, x, methods=["occlusion"], baselines=["zero"], n_steps=2, sanity_n=0, batch_size=8)
-    assert max(seen) <= 8 and seen.count(8) > 0  # 2 perturbations x 4 images per pass
+    sizes = [n for n, _ in seen]
+    assert max(sizes) <= 8 and sizes.count(8) > 0  # 2 perturbations x 4 images per pass
+    assert all(d == x.device for _, d in seen)
 
 
 def test_the_audits_road_solve_is_as_accurate_at_224_px_as_at_32(device):

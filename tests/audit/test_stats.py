@@ -43,7 +43,7 @@ def _exact_wilcoxon_p(d: list[float]) -> float:
     return min(1.0, 2 * count / 2 ** len(r))
 
 
-def test_wilcoxon_matches_exact_enumeration_and_scipy() -> None:
+def test_wilcoxon_matches_exact_enumeration_and_scipy(device) -> None:
     x = [1.5, 2.0, 3.25, 4.0, 5.0, 6.0, 0.5]
     y = [0.0, 0.1, 0.0, 0.3, 0.0, 12.0, 0.0]
     d = [a - b for a, b in zip(x, y)]
@@ -52,7 +52,7 @@ def test_wilcoxon_matches_exact_enumeration_and_scipy() -> None:
     assert stat == ranks.index(6.0) + 1  # the only negative difference has rank 7
     assert p == pytest.approx(_exact_wilcoxon_p(d), abs=1e-12)
     assert p == pytest.approx(scipy_stats.wilcoxon(x, y, method="exact").pvalue, abs=1e-12)
-    assert wilcoxon(torch.tensor(x), torch.tensor(y)) == (stat, p)
+    assert wilcoxon(torch.tensor(x).to(device), torch.tensor(y).to(device)) == (stat, p)
 
 
 def test_wilcoxon_is_exact_with_ties_and_zeros() -> None:
@@ -137,20 +137,22 @@ def test_ties_share_the_star() -> None:
     assert best_set({}, True) == []
 
 
-def test_no_signal_flags_constant_and_non_finite_maps() -> None:
+def test_no_signal_flags_constant_and_non_finite_maps(device) -> None:
     maps = torch.zeros(4, 3, 8, 8)
     maps[1, 0, 2, 2] = 1e-3
     maps[2] = 0.7
     maps[3, 1, 1, 1] = float("nan")
+    maps = maps.to(device)
+    assert no_signal(maps).device == maps.device
     assert no_signal(maps).tolist() == [True, False, True, True]
     assert no_signal(maps, atol=1e-2).tolist() == [True, True, True, True]
 
 
-def _values() -> dict:
+def _values(device: torch.device | str = "cpu") -> dict:
     gen = torch.Generator().manual_seed(0)
     base = torch.rand(12, generator=gen)
     noise = 0.01 * torch.rand(12, generator=gen)
-    return {
+    values = {
         # SRG (higher is better): road clearly best
         ("ig", "road", "srg"): base + 0.3,
         ("ig", "zero", "srg"): base + noise,
@@ -168,10 +170,11 @@ def _values() -> dict:
         ("lime", "road", "srg"): base,
         ("lime", "blur", "srg"): base,
     }
+    return {k: v.to(device) for k, v in values.items()}
 
 
-def test_verdict_names_the_supported_best_and_says_no_difference() -> None:
-    v = verdict(_values(), {"srg": True, "deletion": False, "pointing": True},
+def test_verdict_names_the_supported_best_and_says_no_difference(device) -> None:
+    v = verdict(_values(device), {"srg": True, "deletion": False, "pointing": True},
                 own_removal={"deletion": "zero"}, no_signal_cells={("lime", "zero"): True})
     srg = v["ig"].metrics["srg"]
     assert srg.best == ["road"] and srg.significant and srg.n == 12

@@ -77,11 +77,11 @@ class _Stop:
 
 
 def test_interrupt_keeps_work_and_resume_computes_only_the_missing_pairs(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, device
 ) -> None:
     from captum_cf._registry import _Entry
 
-    model, x = tiny_model(), torch.rand(6, 1, 8, 8)
+    model, x = tiny_model().to(device), torch.rand(6, 1, 8, 8).to(device)
     kw = dict(methods=["stop"], baselines=["zero", "blur"], n_steps=3, sanity_n=0, explain_batch=2)
     ref = _Stop(None)
     monkeypatch.setitem(METHODS._entries, "stop", _Entry(ref.factory, "", lambda c: True))
@@ -101,8 +101,8 @@ def test_interrupt_keeps_work_and_resume_computes_only_the_missing_pairs(
             assert torch.equal(a.values[m], b.values[m])
 
 
-def test_resume_refuses_another_configuration(tmp_path) -> None:
-    model, x = tiny_model(), torch.rand(3, 1, 8, 8)
+def test_resume_refuses_another_configuration(tmp_path, device) -> None:
+    model, x = tiny_model().to(device), torch.rand(3, 1, 8, 8).to(device)
     path = str(tmp_path / "s.sqlite")
     audit(model, x, methods=["deeplift"], baselines=["zero"], n_steps=3, store=path)
     before = _rows(path, "SELECT * FROM scores ORDER BY idx, metric")
@@ -112,7 +112,7 @@ def test_resume_refuses_another_configuration(tmp_path) -> None:
         )
     with pytest.raises(AuditInputError, match=r"model_hash"):
         audit(
-            tiny_model(classes=3).requires_grad_(True).apply(_bump),
+            tiny_model(classes=3).requires_grad_(True).apply(_bump).to(device),
             x,
             methods=["deeplift"],
             baselines=["zero"],

@@ -26,14 +26,16 @@ def _flat(ctx):
     return explain
 
 
-@pytest.fixture(scope="module")
-def small_audit():
+@pytest.fixture(scope="module", params=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def small_audit(request):
+    """One audit per device (the ``device`` fixture's devices; module scope: computed once)."""
     METHODS._entries["flat"] = _Entry(_flat, "all-zero maps", lambda c: True)
     try:
         torch.manual_seed(1)
+        x = torch.rand(6, 1, 8, 8)
         return audit(
-            tiny_model(),
-            torch.rand(6, 1, 8, 8),
+            tiny_model().to(request.param),
+            x.to(request.param),
             methods=["deeplift", "flat"],
             baselines=["zero", "blur"],
             removals=["zero", "blur", "road"],

@@ -9,11 +9,11 @@ from captum_cf import cli, zoo
 from captum_cf.generative.exaggeration import ExaggerationGenerator
 
 
-def test_cli_trains_resumes_and_writes_zoo_file(tmp_path, capsys) -> None:
+def test_cli_trains_resumes_and_writes_zoo_file(tmp_path, capsys, device) -> None:
     out = tmp_path / "gen.pt"
     args = ["train", "exaggeration", "--classifier", "zoo:digits-cnn", "--data", "digits",
-            "--positive", "8", "--out", str(out), "--steps", "1", "--limit", "40",
-            "--no-progress"]
+            "--positive", "8", "--device", device.type, "--out", str(out), "--steps", "1",
+            "--limit", "40", "--no-progress"]
     assert cli.main(args) == 0
     assert "test compatibility r" in capsys.readouterr().out
     gen = zoo.load_file(out)
@@ -41,10 +41,10 @@ def test_cli_bad_arguments(tmp_path, capsys) -> None:
     assert "positive_class" in capsys.readouterr().err
 
 
-def test_cli_aux_classifier(tmp_path, capsys) -> None:
+def test_cli_aux_classifier(tmp_path, capsys, device) -> None:
     out = tmp_path / "aux.pt"
     base = ["train", "exaggeration", "--data", "digits", "--out", str(out), "--steps", "1",
-            "--limit", "40", "--no-progress"]
+            "--limit", "40", "--device", device.type, "--no-progress"]
     assert cli.main([*base, "--aux-weight", "3"]) == 2
     assert "--aux-weight needs --aux-classifier" in capsys.readouterr().err
     assert cli.main([*base, "--aux-classifier", "zoo:digits-cnn-robust", "--aux-weight",
@@ -56,10 +56,11 @@ def test_cli_aux_classifier(tmp_path, capsys) -> None:
 
 @pytest.mark.skipif(not zoo.entry("digits-exaggeration").path.is_file(),
                     reason="digits-exaggeration weights not shipped")
-def test_shipped_weights_file() -> None:
+def test_shipped_weights_file(device) -> None:
     payload = zoo.read_weights(zoo.entry("digits-exaggeration").path)
     assert payload["config"]["positive_class"] == 8 and payload["config"]["num_bins"] == 10
     assert payload["metrics"]["test_r"] >= zoo.entry("digits-exaggeration").expected
-    gen = zoo.load("digits-exaggeration")
-    x = torch.rand(2, 1, 32, 32)
-    assert gen(x, 9).shape == (2, 1, 32, 32)
+    gen = zoo.load("digits-exaggeration").to(device)
+    x = torch.rand(2, 1, 32, 32).to(device)
+    out = gen(x, 9)
+    assert out.shape == (2, 1, 32, 32) and out.device == x.device

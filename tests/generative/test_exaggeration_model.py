@@ -21,8 +21,9 @@ TINY = ExaggerationConfig(image_size=8, base_channels=4, residual_blocks=1, crit
                           num_bins=5, positive_class=1, num_classes=3)
 
 
-def test_posterior_to_bin_edges() -> None:
-    p = torch.tensor([0.0, 0.0999, 0.1, 0.55, 0.8999, 0.9, 1.0])
+def test_posterior_to_bin_edges(device) -> None:
+    p = torch.tensor([0.0, 0.0999, 0.1, 0.55, 0.8999, 0.9, 1.0]).to(device)
+    assert posterior_to_bin(p, 10).device == device
     assert posterior_to_bin(p, 10).tolist() == [0, 0, 1, 5, 8, 9, 9]
     assert posterior_to_bin(torch.tensor([0.49, 0.5]), 2).tolist() == [0, 1]
 
@@ -32,8 +33,10 @@ def test_bin_centers() -> None:
     assert torch.equal(posterior_to_bin(bin_centers(10), 10), torch.arange(10))
 
 
-def test_thermometer_is_ordinal() -> None:
-    code = thermometer(torch.arange(4), 4)
+def test_thermometer_is_ordinal(device) -> None:
+    code = thermometer(torch.arange(4).to(device), 4)
+    assert code.device == device
+    code = code.cpu()
     expected = torch.tensor([[0, 0, 0], [1, 0, 0], [1, 1, 0], [1, 1, 1]], dtype=torch.float32)
     assert torch.equal(code, expected)
     # neighbouring bins differ in exactly one bit, distant bins in |a - b| bits
@@ -50,13 +53,16 @@ def test_thermometer_bad_input() -> None:
         posterior_to_bin(torch.tensor([0.5]), 1)
 
 
-def test_thermometer_batchnorm_accumulates_bits() -> None:
+def test_thermometer_batchnorm_accumulates_bits(device) -> None:
     norm = ThermometerBatchNorm2d(2, num_bins=3).eval()
     with torch.no_grad():
         norm.gamma.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
         norm.beta.copy_(torch.tensor([[0.5, 0.0], [0.0, -1.0]]))
-    x = torch.ones(3, 2, 1, 1)  # eval BN with running mean 0 / var 1: normalised x ~= 1
-    out = norm(x, torch.tensor([0, 1, 2])).flatten(1)
+    norm = norm.to(device)
+    x = torch.ones(3, 2, 1, 1).to(device)  # eval BN, running mean 0 / var 1: normalised x ~= 1
+    out = norm(x, torch.tensor([0, 1, 2]).to(device)).flatten(1)
+    assert out.device == device
+    out = out.cpu()
     scale = 1 / (1 + norm.bn.eps) ** 0.5
     expected = torch.tensor([[1.0 * scale, 1.0 * scale],
                              [2.0 * scale + 0.5, 3.0 * scale],
@@ -64,33 +70,34 @@ def test_thermometer_batchnorm_accumulates_bits() -> None:
     assert torch.allclose(out, expected)
 
 
-def test_generator_shape_and_identity_start() -> None:
-    g = ExaggerationGenerator(TINY)
-    x = torch.rand(3, 1, 8, 8)
-    out = g(x, torch.tensor([0, 2, 4]))
-    assert out.shape == (3, 1, 8, 8)
+def test_generator_shape_and_identity_start(device) -> None:
+    g = ExaggerationGenerator(TINY).to(device)
+    x = torch.rand(3, 1, 8, 8).to(device)
+    out = g(x, torch.tensor([0, 2, 4]).to(device))
+    assert out.shape == (3, 1, 8, 8) and out.device == device
     # zero-initialised last layer: output = clamp(x, 0.01, 0.99) for every bin
     assert torch.allclose(out, x.clamp(0.01, 0.99), atol=1e-6)
     assert torch.allclose(g(x, 3), out, atol=1e-6)  # an int bin broadcasts
 
 
-def test_generator_output_depends_on_bin() -> None:
+def test_generator_output_depends_on_bin(device) -> None:
     g = ExaggerationGenerator(TINY)
     torch.nn.init.normal_(g.out.weight, std=0.5)
     torch.nn.init.normal_(g.enc0.norm.beta, std=0.5)  # bin offsets start at zero
-    x = torch.rand(2, 1, 8, 8)
+    g = g.to(device)
+    x = torch.rand(2, 1, 8, 8).to(device)
     g.eval()
     assert not torch.allclose(g(x, 0), g(x, 4))
 
 
-def test_discriminator_shape_and_bit_projection() -> None:
-    d = ExaggerationDiscriminator(TINY)
-    x = torch.rand(4, 1, 8, 8)
-    scores = d(x, torch.tensor([0, 1, 3, 4]))
-    assert scores.shape == (4,)
+def test_discriminator_shape_and_bit_projection(device) -> None:
+    d = ExaggerationDiscriminator(TINY).to(device)
+    x = torch.rand(4, 1, 8, 8).to(device)
+    scores = d(x, torch.tensor([0, 1, 3, 4]).to(device))
+    assert scores.shape == (4,) and scores.device == device
     # one projection per bit: same image, bins differing by one bit differ in score
     same = x[:1].expand(5, -1, -1, -1)
-    s = d(same, torch.arange(5))
+    s = d(same, torch.arange(5).to(device))
     assert len(set(torch.round(s, decimals=6).tolist())) > 1
 
 

@@ -49,51 +49,58 @@ class _Classifier(nn.Module):
         return self.linear(halves)
 
 
-def _trainer(**kwargs) -> ExaggerationTrainer:
+def _trainer(device: torch.device | str = "cpu", **kwargs) -> ExaggerationTrainer:
+    """Images and validation images on the CPU, moved by the trainer to ``device``."""
     torch.manual_seed(0)
     x, y = _data()
-    clf = kwargs.pop("classifier", None) or _Classifier()
+    clf = kwargs.pop("classifier", None) or _Classifier().to(device)
     config = kwargs.pop("config", FAST)
-    return ExaggerationTrainer(ExaggerationGenerator(TINY), clf, x, y, x[:12], config=config,
-                               **kwargs)
+    trainer = ExaggerationTrainer(ExaggerationGenerator(TINY), clf, x, y, x[:12], config=config,
+                                  device=device, **kwargs)
+    assert trainer.images.device.type == torch.device(device).type
+    assert all(p.device == trainer.images.device for p in trainer.generator.parameters())
+    return trainer
 
 
-def test_positive_posterior_and_binary_kl_by_hand() -> None:
-    logits = torch.tensor([[0.0, 0.0, 0.0], [1.0, 3.0, -2.0]])
+def test_positive_posterior_and_binary_kl_by_hand(device) -> None:
+    logits = torch.tensor([[0.0, 0.0, 0.0], [1.0, 3.0, -2.0]]).to(device)
     log_p, log_q = positive_posterior(logits, 1)
+    assert log_p.device == device and log_q.device == device
     p = torch.softmax(logits, 1)[:, 1]
     assert torch.allclose(log_p.exp(), p) and torch.allclose(log_q.exp(), 1 - p)
-    d = torch.tensor([0.25, 0.95])
+    d = torch.tensor([0.25, 0.95]).to(device)
     kl = binary_kl(d, log_p, log_q)
     expected = d * torch.log(d / p) + (1 - d) * torch.log((1 - d) / (1 - p))
-    assert torch.allclose(kl, expected)
-    assert torch.allclose(binary_kl(p, log_p, log_q), torch.zeros(2), atol=1e-6)
+    assert kl.device == device and torch.allclose(kl, expected)
+    assert torch.allclose(binary_kl(p, log_p, log_q), torch.zeros(2, device=device), atol=1e-6)
 
 
 def _mean_kl(trainer: ExaggerationTrainer) -> float:
     x = trainer.images[:24]
-    bins = torch.arange(TINY.num_bins).repeat_interleave(24)
+    bins = torch.arange(TINY.num_bins).repeat_interleave(24).to(x.device)
     with torch.no_grad():
         out = trainer.generator(x.repeat(TINY.num_bins, 1, 1, 1), bins)
         log_p, log_q = positive_posterior(trainer.classifier(out), TINY.positive_class)
-    return float(binary_kl(bin_centers(TINY.num_bins)[bins], log_p, log_q).mean())
+    centers = bin_centers(TINY.num_bins).to(x.device)
+    return float(binary_kl(centers[bins], log_p, log_q).mean())
 
 
-def test_training_reduces_kl_term() -> None:
-    trainer = _trainer()
+def test_training_reduces_kl_term(device) -> None:
+    trainer = _trainer(device)
     before = _mean_kl(trainer)
     trainer.fit(12)
     after = _mean_kl(trainer)
     assert after < 0.7 * before, (before, after)
 
 
-def test_resume_is_exact(tmp_path) -> None:
-    straight = _trainer(validate_every=2)
+def test_resume_is_exact(tmp_path, device) -> None:
+    straight = _trainer(device, validate_every=2)
     straight.fit(4)
-    first = _trainer(validate_every=2, checkpoint_path=tmp_path / "ck.pt", checkpoint_every=2)
+    first = _trainer(device, validate_every=2, checkpoint_path=tmp_path / "ck.pt",
+                     checkpoint_every=2)
     first.fit(2)
     torch.manual_seed(123)  # a fresh process would start from other global RNG states
-    resumed = _trainer(validate_every=2)
+    resumed = _trainer(device, validate_every=2)
     resumed.resume(tmp_path / "ck.pt")
     assert resumed.step == 2
     resumed.fit(4)
@@ -104,12 +111,12 @@ def test_resume_is_exact(tmp_path) -> None:
     assert straight.best["step"] == resumed.best["step"]
 
 
-def test_classifier_untouched_and_frozen_in_loop() -> None:
-    clf = _Classifier().train()
+def test_classifier_untouched_and_frozen_in_loop(device) -> None:
+    clf = _Classifier().to(device).train()
     clf.linear.weight.requires_grad_(True)
     clf.linear.bias.requires_grad_(False)
     before = {k: v.clone() for k, v in clf.state_dict().items()}
-    trainer = _trainer(classifier=clf)
+    trainer = _trainer(device, classifier=clf)
     trainer.fit(3)
     assert clf.training and clf.linear.weight.requires_grad and not clf.linear.bias.requires_grad
     assert all(torch.equal(before[k], v) for k, v in clf.state_dict().items())
@@ -117,8 +124,8 @@ def test_classifier_untouched_and_frozen_in_loop() -> None:
     assert clf.modes and not any(clf.modes)  # every call in the loop saw eval mode
 
 
-def test_keep_best_and_evaluation_keys() -> None:
-    trainer = _trainer(validate_every=2)
+def test_keep_best_and_evaluation_keys(device) -> None:
+    trainer = _trainer(device, validate_every=2)
     trainer.fit(4)
     assert trainer.best is not None and trainer.best["step"] in (2, 4)
     metrics = evaluate_exaggeration(trainer.generator.eval(), trainer.classifier,
@@ -138,12 +145,12 @@ def test_trainer_bad_input() -> None:
         ExaggerationTrainer(ExaggerationGenerator(TINY), _Classifier(), x * 3, y)
 
 
-def test_recalibrated_copy_is_deterministic_and_leaves_generator() -> None:
-    trainer = _trainer()
+def test_recalibrated_copy_is_deterministic_and_leaves_generator(device) -> None:
+    trainer = _trainer(device)
     trainer.fit(2)
     before = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
     a, b = trainer.recalibrated(), trainer.recalibrated()
-    assert not a.training
+    assert not a.training and all(p.device == trainer.images.device for p in a.parameters())
     for (name, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(va, vb), name
     assert all(torch.equal(before[k], v) for k, v in trainer.generator.state_dict().items())
@@ -153,24 +160,27 @@ def test_recalibrated_copy_is_deterministic_and_leaves_generator() -> None:
     assert int(a.enc0.norm.bn.num_batches_tracked) == FAST.recalibration_batches
 
 
-def _aux_pair(aux: nn.Module, weight: float) -> tuple[ExaggerationTrainer, ExaggerationTrainer]:
+def _aux_pair(
+    aux: nn.Module, weight: float, device: torch.device | str = "cpu"
+) -> tuple[ExaggerationTrainer, ExaggerationTrainer]:
     """Twin trainers (same initialisation and seed): with and without the auxiliary term."""
-    with_aux = _trainer(config=dataclasses.replace(FAST, lambda_aux=weight), aux_classifier=aux)
-    return with_aux, _trainer()
+    with_aux = _trainer(device, config=dataclasses.replace(FAST, lambda_aux=weight),
+                        aux_classifier=aux)
+    return with_aux, _trainer(device)
 
 
-def test_aux_classifier_term_enters_the_loss_and_the_validation_score() -> None:
-    aux = _Classifier().train()
+def test_aux_classifier_term_enters_the_loss_and_the_validation_score(device) -> None:
+    aux = _Classifier().to(device).train()
     with torch.no_grad():  # a second classifier: the positive class needs the bottom half
         aux.linear.weight.copy_(aux.linear.weight[[0, 2, 1]])
-    with_aux, without = _aux_pair(aux, 2.0)
+    with_aux, without = _aux_pair(aux, 2.0, device)
     x, c_x, c_t = with_aux._batch()
     without._batch()
     n = x.shape[0]
     both = with_aux.generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
     with torch.no_grad():
         log_p, log_q = positive_posterior(aux(both[:n]), 1)
-        expected = float(binary_kl(bin_centers(5)[c_t], log_p, log_q).mean())
+        expected = float(binary_kl(bin_centers(5).to(device)[c_t], log_p, log_q).mean())
     a = with_aux._generator_step(x, c_x, c_t, both[:n], both[n:])
     both = without.generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
     b = without._generator_step(x, c_x, c_t, both[:n], both[n:])
@@ -184,11 +194,11 @@ def test_aux_classifier_term_enters_the_loss_and_the_validation_score() -> None:
     assert "aux_r" not in without.validate()
 
 
-def test_aux_classifier_untouched_and_bad_arguments() -> None:
-    aux = _Classifier().train()
+def test_aux_classifier_untouched_and_bad_arguments(device) -> None:
+    aux = _Classifier().to(device).train()
     aux.linear.bias.requires_grad_(False)
     before = {k: v.clone() for k, v in aux.state_dict().items()}
-    with_aux, _ = _aux_pair(aux, 1.0)
+    with_aux, _ = _aux_pair(aux, 1.0, device)
     aux.modes.clear()
     with_aux.fit(2)
     assert aux.modes and not any(aux.modes)

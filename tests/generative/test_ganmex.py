@@ -11,21 +11,22 @@ TINY = GANMEXConfig(image_size=8, channels=1, num_classes=3, base_channels=4, nu
                     num_residual=1, critic_channels=4, critic_layers=2)
 
 
-def test_generator_starts_as_identity_for_every_target():
-    g = GANMEXGenerator(TINY)
-    x = torch.rand(4, 1, 8, 8)
+def test_generator_starts_as_identity_for_every_target(device):
+    g = GANMEXGenerator(TINY).to(device)
+    x = torch.rand(4, 1, 8, 8).to(device)
     for t in range(3):
         torch.testing.assert_close(g(x, t), x.clamp(0.01, 0.99), atol=1e-6, rtol=0)
 
 
-def test_generator_output_shape_range_and_class_dependence():
+def test_generator_output_shape_range_and_class_dependence(device):
     g = GANMEXGenerator(TINY)
     torch.nn.init.normal_(g.head.weight, std=3.0)
-    x = torch.rand(5, 1, 8, 8)
+    g = g.to(device)
+    x = torch.rand(5, 1, 8, 8).to(device)
     with torch.no_grad():
-        out0, out2 = g(x, 0), g(x, torch.tensor([2] * 5))
-        mixed = g(x, torch.tensor([0, 2, 0, 2, 0]))
-    assert out0.shape == x.shape
+        out0, out2 = g(x, 0), g(x, torch.tensor([2] * 5).to(device))
+        mixed = g(x, torch.tensor([0, 2, 0, 2, 0]).to(device))
+    assert out0.shape == x.shape and out0.device == device
     assert float(out0.min()) >= 0 and float(out0.max()) <= 1  # sigmoid: (0, 1) up to rounding
     assert not torch.allclose(out0, out2)  # the class planes reach the output
     # per-example targets: row i uses its own class
@@ -33,11 +34,11 @@ def test_generator_output_shape_range_and_class_dependence():
     torch.testing.assert_close(mixed[0], out0[0])
 
 
-def test_critic_patch_scores_depend_on_class():
-    d = GANMEXCritic(TINY)
-    x = torch.rand(2, 1, 8, 8)
-    s0, s1 = d(x, torch.tensor([0, 0])), d(x, torch.tensor([1, 1]))
-    assert s0.shape == (2, 1, 2, 2)
+def test_critic_patch_scores_depend_on_class(device):
+    d = GANMEXCritic(TINY).to(device)
+    x = torch.rand(2, 1, 8, 8).to(device)
+    s0, s1 = d(x, torch.tensor([0, 0]).to(device)), d(x, torch.tensor([1, 1]).to(device))
+    assert s0.shape == (2, 1, 2, 2) and s0.device == device
     assert not torch.allclose(s0, s1)
 
 
@@ -66,27 +67,32 @@ def test_bad_inputs_raise_clear_errors():
 MASKED = GANMEXConfig(**{**TINY.to_dict(), "edit": "mask"})
 
 
-def test_masked_generator_shapes_range_and_identity_start():
+def test_masked_generator_shapes_range_and_identity_start(device):
     g = GANMEXGenerator(MASKED)
     x = torch.rand(3, 1, 8, 8)
-    out, mask = g.edit(x, torch.tensor([0, 1, 2]))
+    head = g.head.weight.detach().clone()
+    torch.nn.init.normal_(head, std=3.0)  # drawn on the CPU: the same numbers on every device
+    g, x = g.to(device), x.to(device)
+    out, mask = g.edit(x, torch.tensor([0, 1, 2]).to(device))
     assert out.shape == x.shape and mask.shape == (3, 1, 8, 8)
+    assert out.device == device and mask.device == device
     # content starts at clamp(x) and the mask at 1.2 * sigmoid(-2) - 0.1 = 0.0430
     torch.testing.assert_close(mask, torch.full_like(mask, 1.2 * torch.sigmoid(torch.tensor(-2.0))
                                                      .item() - 0.1))
     torch.testing.assert_close(out, x + mask * (x.clamp(0.01, 0.99) - x))
-    torch.nn.init.normal_(g.head.weight, std=3.0)
     with torch.no_grad():
+        g.head.weight.copy_(head)
         out, mask = g.edit(x, 1)
     assert 0 <= float(out.min()) and float(out.max()) <= 1
     assert 0 <= float(mask.min()) and float(mask.max()) <= 1
     assert GANMEXGenerator(TINY).edit(x, 0)[1] is None  # full edit: no mask
 
 
-def test_masked_generator_leaves_pixels_outside_the_mask_exactly_unchanged():
+def test_masked_generator_leaves_pixels_outside_the_mask_exactly_unchanged(device):
     g = GANMEXGenerator(MASKED)
     torch.nn.init.normal_(g.head.weight, std=2.0)
-    x = torch.rand(4, 1, 8, 8)
+    g = g.to(device)
+    x = torch.rand(4, 1, 8, 8).to(device)
     with torch.no_grad():
         out, mask = g.edit(x, 2)
     off = mask == 0
@@ -98,13 +104,14 @@ def test_masked_generator_leaves_pixels_outside_the_mask_exactly_unchanged():
     assert torch.equal(g(x, 0), x)
 
 
-def test_masked_generator_mask_gets_gradient_where_it_is_zero():
+def test_masked_generator_mask_gets_gradient_where_it_is_zero(device):
     g = GANMEXGenerator(MASKED)
     torch.nn.init.normal_(g.head.weight, std=0.5)  # content differs from x
     with torch.no_grad():
         g.head.weight[-1] *= 0.01
         g.head.bias[-1] = -6.0  # every mask pixel clamped to 0
-    out, mask = g.edit(torch.rand(2, 1, 8, 8), 1)
+    g = g.to(device)
+    out, mask = g.edit(torch.rand(2, 1, 8, 8).to(device), 1)
     assert float(mask.detach().max()) == 0
     out.sum().backward()  # straight-through clamp: the mask logit still learns
     assert float(g.head.bias.grad[-1].abs()) > 0
@@ -121,12 +128,12 @@ def test_edit_option_defaults_to_full_for_old_configs():
         GANMEXConfig(edit="sparse")
 
 
-def test_masked_generator_output_stays_in_the_unit_interval_with_a_saturated_mask():
+def test_masked_generator_output_stays_in_the_unit_interval_with_a_saturated_mask(device):
     g = GANMEXGenerator(MASKED)
     torch.nn.init.normal_(g.head.weight, std=0.5)
     with torch.no_grad():
         g.head.weight[-1] *= 0.01
         g.head.bias[-1] = 6.0  # mask clamped to exactly 1: the output is the content y
-        out, mask = g.edit(torch.rand(3, 1, 8, 8), 0)
+        out, mask = g.to(device).edit(torch.rand(3, 1, 8, 8).to(device), 0)
     assert torch.equal(mask, torch.ones_like(mask))
     assert float(out.min()) >= 0 and float(out.max()) <= 1

@@ -51,22 +51,28 @@ class _Classifier(nn.Module):
         return self.linear(torch.stack(halves, 1))
 
 
-def _trainer(clf: nn.Module, **kwargs) -> GANMEXTrainer:
+def _trainer(clf: nn.Module, device: torch.device | str = "cpu", **kwargs) -> GANMEXTrainer:
+    """Images on the CPU, moved by the trainer to ``device`` (where ``clf`` must be)."""
     x, y = _data()
     torch.manual_seed(kwargs.get("seed", 0))  # model initialisation
-    return GANMEXTrainer(GANMEXGenerator(TINY), clf, x, y, config=FAST, **kwargs)
+    trainer = GANMEXTrainer(GANMEXGenerator(TINY), clf, x, y, config=FAST, device=device,
+                            **kwargs)
+    assert trainer.images.device.type == torch.device(device).type
+    assert all(p.device == trainer.images.device for p in trainer.critic.parameters())
+    return trainer
 
 
 def _class_loss(trainer: GANMEXTrainer, clf: nn.Module) -> float:
     x, y = _data()
     t = random_other_class(y, 3, torch.Generator().manual_seed(5))
+    x, t = x.to(trainer.images.device), t.to(trainer.images.device)
     with torch.no_grad():
         return float(F.cross_entropy(clf(trainer.generator(x, t)), t))
 
 
-def test_training_lowers_the_class_loss():
-    clf = _Classifier()
-    trainer = _trainer(clf, seed=0)
+def test_training_lowers_the_class_loss(device):
+    clf = _Classifier().to(device)
+    trainer = _trainer(clf, device, seed=0)
     before = _class_loss(trainer, clf)
     history = trainer.fit(15)
     after = _class_loss(trainer, clf)
@@ -74,11 +80,11 @@ def test_training_lowers_the_class_loss():
     assert history[-1]["step"] == 10 and {"g_cls", "g_l1", "d_gp", "d_wgan"} <= set(history[-1])
 
 
-def test_classifier_is_used_frozen_and_left_untouched():
-    clf = _Classifier().train()
+def test_classifier_is_used_frozen_and_left_untouched(device):
+    clf = _Classifier().to(device).train()
     clf.linear.bias.requires_grad_(False)
     before = {k: v.clone() for k, v in clf.state_dict().items()}
-    _trainer(clf, seed=0).fit(3)
+    _trainer(clf, device, seed=0).fit(3)
     assert clf.modes and not any(clf.modes)  # eval mode inside the loop
     assert clf.training and clf.linear.weight.requires_grad and not clf.linear.bias.requires_grad
     assert clf.linear.weight.grad is None
@@ -86,9 +92,9 @@ def test_classifier_is_used_frozen_and_left_untouched():
         assert torch.equal(v, before[k])
 
 
-def test_classifier_state_restored_after_an_exception(monkeypatch):
-    clf = _Classifier().train()
-    trainer = _trainer(clf, seed=0)
+def test_classifier_state_restored_after_an_exception(monkeypatch, device):
+    clf = _Classifier().to(device).train()
+    trainer = _trainer(clf, device, seed=0)
 
     def boom() -> dict:
         raise RuntimeError("boom")
@@ -99,14 +105,14 @@ def test_classifier_state_restored_after_an_exception(monkeypatch):
     assert clf.training and all(p.requires_grad for p in clf.parameters())
 
 
-def test_resume_continues_exactly(tmp_path):
-    full = _trainer(_Classifier(), seed=3, validate_every=2)
+def test_resume_continues_exactly(tmp_path, device):
+    full = _trainer(_Classifier().to(device), device, seed=3, validate_every=2)
     full.fit(6)
     ckpt = tmp_path / "g.ckpt"
-    first = _trainer(_Classifier(), seed=3, validate_every=2, checkpoint_path=ckpt,
-                     checkpoint_every=4)
+    first = _trainer(_Classifier().to(device), device, seed=3, validate_every=2,
+                     checkpoint_path=ckpt, checkpoint_every=4)
     first.fit(4)
-    resumed = _trainer(_Classifier(), seed=3, validate_every=2)
+    resumed = _trainer(_Classifier().to(device), device, seed=3, validate_every=2)
     resumed.resume(ckpt)
     assert resumed.step == 4
     resumed.fit(6)
@@ -117,10 +123,10 @@ def test_resume_continues_exactly(tmp_path):
     assert full.history == resumed.history
 
 
-def test_keep_best_holds_the_best_validation(tmp_path):
+def test_keep_best_holds_the_best_validation(tmp_path, device):
     x, y = _data()
-    trainer = GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x, y, x[:12], y[:12],
-                            config=FAST, seed=0, validate_every=2)
+    trainer = GANMEXTrainer(GANMEXGenerator(TINY), _Classifier().to(device), x, y, x[:12],
+                            y[:12], config=FAST, seed=0, validate_every=2, device=device)
     trainer.fit(8)
     scores = [(e["val_score"], e["step"]) for e in trainer.history if "val_score" in e]
     assert len(scores) == 4
@@ -150,6 +156,37 @@ def test_bad_arguments_raise():
         trainer.fit(0)
 
 
+class _SetsPixel(nn.Module):
+    """A hand-made "generator": pixel (0, 0) becomes min(t / 2, 0.5), the rest is kept."""
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        y[:, 0, 0, 0] = (t.float() / 2).clamp(max=0.5)
+        return y
+
+
+class _ReadsPixel(nn.Module):
+    """A hand-made classifier: class round(2 * pixel (0, 0)) of 3."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.one_hot((x[:, 0, 0, 0] * 2).round().long(), 3).float()
+
+
+def test_evaluate_counterfactuals_by_hand_with_a_cpu_reference(device):
+    from captum_cf.generative.ganmex_trainer import evaluate_counterfactuals
+
+    x = torch.tensor([[0.0, 0.2], [0.5, 0.4], [1.0, 0.6], [0.0, 0.8]]).view(4, 1, 1, 2)
+    t = torch.tensor([1, 2, 0, 0])  # target 2 cannot be reached: pixel (0, 0) stops at 0.5
+    # real data left on the CPU (nearest of the 4 edits: classes 1, 1, 0, 0)
+    ref = torch.tensor([[0.0, 0.3], [0.5, 0.5], [1.0, 0.5]]).view(3, 1, 1, 2)
+    out = evaluate_counterfactuals(_SetsPixel(), _ReadsPixel(), x.to(device), t,
+                                   reference=(ref, torch.tensor([0, 1, 2])))
+    # edits [0.5, 0.2], [0.5, 0.4], [0, 0.6], [0, 0.8]: read as 1, 1, 0, 0
+    assert out["flip"] == pytest.approx(3 / 4)
+    assert out["l1"] == pytest.approx((0.25 + 0.0 + 0.5 + 0.0) / 4)
+    assert out["nn_flip"] == pytest.approx(3 / 4)
+
+
 def test_random_other_class_never_returns_the_label():
     labels = torch.arange(1000) % 4
     other = random_other_class(labels, 4, torch.Generator().manual_seed(0))
@@ -157,11 +194,14 @@ def test_random_other_class_never_returns_the_label():
     assert set(other[labels == 0].tolist()) == {1, 2, 3}
 
 
-def test_focus_pairs_oversample_one_pair_and_keep_the_rest_uniform():
+def test_focus_pairs_oversample_one_pair_and_keep_the_rest_uniform(device):
     x, y = _data(300)
     cfg = GANMEXTrainConfig(batch_size=300, focus_pairs=((1, 2),), focus_share=0.5)
-    trainer = GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x, y, config=cfg)
-    images, source, target, real = trainer._batch()
+    trainer = GANMEXTrainer(GANMEXGenerator(TINY), _Classifier().to(device), x, y, config=cfg,
+                            device=device)
+    batch = trainer._batch()
+    assert all(b.device == trainer.images.device for b in batch)
+    images, source, target, real = (b.cpu() for b in batch)
     assert torch.equal(y[_match(images, x)], source)
     assert bool((source != target).all()) and torch.equal(y[_match(real, x)], target)
     in_pair = ((source == 1) & (target == 2)) | ((source == 2) & (target == 1))
@@ -190,16 +230,17 @@ def _match(images: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
 MASKED = GANMEXConfig(**{**TINY.to_dict(), "edit": "mask"})
 
 
-def _masked_trainer(**kwargs) -> GANMEXTrainer:
+def _masked_trainer(device: torch.device | str = "cpu", **kwargs) -> GANMEXTrainer:
     x, y = _data()
     torch.manual_seed(kwargs.get("seed", 0))
     cfg = GANMEXTrainConfig(**{**FAST.to_dict(), "lambda_mask": 0.5, "lambda_mask_tv": 0.1})
-    return GANMEXTrainer(GANMEXGenerator(MASKED), _Classifier(), x, y, config=cfg, **kwargs)
+    return GANMEXTrainer(GANMEXGenerator(MASKED), _Classifier().to(device), x, y, config=cfg,
+                         device=device, **kwargs)
 
 
-def test_masked_training_lowers_the_class_loss_and_logs_the_mask():
-    clf = _Classifier()
-    trainer = _masked_trainer(seed=0)
+def test_masked_training_lowers_the_class_loss_and_logs_the_mask(device):
+    clf = _Classifier().to(device)
+    trainer = _masked_trainer(device, seed=0)
     before = _class_loss(trainer, clf)
     history = trainer.fit(30)
     after = _class_loss(trainer, clf)
@@ -208,13 +249,13 @@ def test_masked_training_lowers_the_class_loss_and_logs_the_mask():
     assert 0 < history[-1]["g_mask"] <= 1
 
 
-def test_mask_terms_enter_the_generator_loss():
+def test_mask_terms_enter_the_generator_loss(device):
     from captum_cf.generative.ganmex_trainer import _total_variation
 
     mask = torch.zeros(1, 1, 3, 3)
     mask[0, 0, 1, 1] = 1.0  # one on-pixel: 2 of 6 vertical and 2 of 6 horizontal diffs are 1
-    assert float(_total_variation(mask)) == pytest.approx(2 / 6 + 2 / 6)
-    a, b, ramped = _masked_trainer(seed=1), _masked_trainer(seed=1), _masked_trainer(seed=1)
+    assert float(_total_variation(mask.to(device))) == pytest.approx(2 / 6 + 2 / 6)
+    a, b, ramped = (_masked_trainer(device, seed=1) for _ in range(3))
     b.config.lambda_mask = ramped.config.lambda_mask = 100.0
     ramped.config.mask_warmup = 10_000  # step 0: the mask terms count 1 / 10000
     x, c, t, _ = a._batch()
@@ -227,12 +268,13 @@ def test_mask_terms_enter_the_generator_loss():
     assert area["b"] < area["a"] and area["b"] < area["ramped"], area
 
 
-def test_masked_resume_continues_exactly(tmp_path):
-    full = _masked_trainer(seed=3, validate_every=2)
+def test_masked_resume_continues_exactly(tmp_path, device):
+    full = _masked_trainer(device, seed=3, validate_every=2)
     full.fit(4)
     ckpt = tmp_path / "m.ckpt"
-    _masked_trainer(seed=3, validate_every=2, checkpoint_path=ckpt, checkpoint_every=2).fit(2)
-    resumed = _masked_trainer(seed=3, validate_every=2)
+    _masked_trainer(device, seed=3, validate_every=2, checkpoint_path=ckpt,
+                    checkpoint_every=2).fit(2)
+    resumed = _masked_trainer(device, seed=3, validate_every=2)
     resumed.resume(ckpt)
     resumed.fit(4)
     for (k, a), b in zip(full.generator.state_dict().items(),
@@ -241,11 +283,11 @@ def test_masked_resume_continues_exactly(tmp_path):
     assert full.history == resumed.history
 
 
-def test_generator_files_without_the_edit_key_still_load(tmp_path):
+def test_generator_files_without_the_edit_key_still_load(tmp_path, device):
     from captum_cf.generative.ganmex_trainer import load_generator
     from captum_cf.training.checkpoint import load_checkpoint, save_checkpoint
 
-    trainer = _trainer(_Classifier())
+    trainer = _trainer(_Classifier().to(device), device)
     payload = trainer.export(tmp_path / "new.pt", best=False)
     assert payload["config"]["edit"] == "full"
     old = load_checkpoint(tmp_path / "new.pt")
@@ -253,10 +295,11 @@ def test_generator_files_without_the_edit_key_still_load(tmp_path):
     save_checkpoint(tmp_path / "old.pt", old)
     g = load_generator(tmp_path / "old.pt")
     assert g.config.edit == "full"
-    x = _data()[0][:4]
+    x = _data()[0][:4].to(device)
     with torch.no_grad():
-        torch.testing.assert_close(g(x, 1), trainer.generator(x, 1), atol=2e-3, rtol=0)  # fp16
-    masked = _masked_trainer()
+        torch.testing.assert_close(g.to(device)(x, 1), trainer.generator(x, 1), atol=2e-3,
+                                   rtol=0)  # fp16
+    masked = _masked_trainer(device)
     masked.export(tmp_path / "mask.pt", best=False)
     assert load_generator(tmp_path / "mask.pt").config.edit == "mask"
 
@@ -270,16 +313,17 @@ class _Swapped(_Classifier):
             self.linear.weight.copy_(self.linear.weight[[0, 2, 1]].clone())
 
 
-def test_adapt_ganmex_moves_the_edits_to_the_new_classifier_and_leaves_the_original():
-    trained = _trainer(_Classifier(), seed=0)
+def test_adapt_ganmex_moves_the_edits_to_the_new_classifier_and_leaves_the_original(device):
+    trained = _trainer(_Classifier().to(device), device, seed=0)
     trained.fit(15)
     generator = trained.generator.eval()
     next(generator.parameters()).requires_grad_(False)  # a frozen part stays frozen
     flags = {n: p.requires_grad for n, p in generator.named_parameters()}
     before = {k: v.clone() for k, v in generator.state_dict().items()}
-    swapped = _Swapped().train()
+    swapped = _Swapped().to(device).train()
     x, y = _data()
-    t = random_other_class(y, 3, torch.Generator().manual_seed(5))
+    t = random_other_class(y, 3, torch.Generator().manual_seed(5)).to(device)
+    x, y = x.to(device), y.to(device)
 
     def loss(g: GANMEXGenerator) -> float:
         with torch.no_grad():
@@ -290,6 +334,7 @@ def test_adapt_ganmex_moves_the_edits_to_the_new_classifier_and_leaves_the_origi
     adapted = adapt_ganmex(generator, swapped, x, y, steps=15, config=FAST, seed=1,
                            show_progress=False)
     assert adapted is not generator and not adapted.training
+    assert all(p.device == x.device for p in adapted.parameters())
     assert loss(adapted) < 0.5 * old_loss, (old_loss, loss(adapted))
     # the original generator and the classifier are exactly as before
     assert not generator.training
@@ -299,13 +344,13 @@ def test_adapt_ganmex_moves_the_edits_to_the_new_classifier_and_leaves_the_origi
     assert all(p.grad is None for p in swapped.parameters())
 
 
-def test_adapt_ganmex_is_seeded_and_returns_the_best_validated_copy():
-    generator = _trainer(_Classifier(), seed=0).generator
-    x, y = _data()
+def test_adapt_ganmex_is_seeded_and_returns_the_best_validated_copy(device):
+    generator = _trainer(_Classifier().to(device), device, seed=0).generator
+    x, y = (t.to(device) for t in _data())
 
     def adapt(**kwargs) -> GANMEXGenerator:
-        return adapt_ganmex(generator, _Swapped(), x, y, steps=6, config=FAST, seed=2,
-                            show_progress=False, **kwargs)
+        return adapt_ganmex(generator, _Swapped().to(device), x, y, steps=6, config=FAST,
+                            seed=2, show_progress=False, **kwargs)
 
     a, again = adapt(val_images=x, val_labels=y, validate_every=2), adapt(
         val_images=x, val_labels=y, validate_every=2)
@@ -314,8 +359,8 @@ def test_adapt_ganmex_is_seeded_and_returns_the_best_validated_copy():
     # the same run by hand: a copy of the generator, a critic initialised from the seed
     torch.manual_seed(2)
     critic = GANMEXCritic(TINY)
-    manual = GANMEXTrainer(copy.deepcopy(generator), _Swapped(), x, y, x, y, config=FAST,
-                           critic=critic, seed=2, validate_every=2)
+    manual = GANMEXTrainer(copy.deepcopy(generator), _Swapped().to(device), x, y, x, y,
+                           config=FAST, critic=critic, seed=2, validate_every=2)
     manual.fit(6)
     assert manual.best is not None
     for k, v in manual.best_state("generator").items():
@@ -340,23 +385,25 @@ def test_adapt_ganmex_rejects_bad_arguments():
 
 
 
-def _aux_pair(aux: nn.Module, weight: float) -> tuple[GANMEXTrainer, GANMEXTrainer]:
+def _aux_pair(
+    aux: nn.Module, weight: float, device: torch.device | str = "cpu"
+) -> tuple[GANMEXTrainer, GANMEXTrainer]:
     """Twin trainers (same initialisation and seed): with and without the auxiliary term."""
     x, y = _data()
     twins = []
     for cfg, extra in ((dataclasses.replace(FAST, lambda_aux=weight), {"aux_classifier": aux}),
                        (FAST, {})):
         torch.manual_seed(0)
-        twins.append(GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x, y, x[:12], y[:12],
-                                   config=cfg, seed=0, **extra))
+        twins.append(GANMEXTrainer(GANMEXGenerator(TINY), _Classifier().to(device), x, y,
+                                   x[:12], y[:12], config=cfg, seed=0, device=device, **extra))
     return twins[0], twins[1]
 
 
-def test_aux_classifier_term_enters_the_loss_and_the_validation_score():
-    aux = _Classifier().train()
+def test_aux_classifier_term_enters_the_loss_and_the_validation_score(device):
+    aux = _Classifier().to(device).train()
     with torch.no_grad():  # a second classifier that disagrees with the first
         aux.linear.weight.copy_(aux.linear.weight.flip(0))
-    with_aux, without = _aux_pair(aux, 2.0)
+    with_aux, without = _aux_pair(aux, 2.0, device)
     x, c, t, _ = with_aux._batch()
     without._batch()  # keep both trainers' random streams aligned
     with torch.no_grad():
@@ -373,11 +420,11 @@ def test_aux_classifier_term_enters_the_loss_and_the_validation_score():
     assert "aux_flip" not in without.validate()
 
 
-def test_aux_classifier_is_used_frozen_and_left_untouched():
-    aux = _Classifier().train()
+def test_aux_classifier_is_used_frozen_and_left_untouched(device):
+    aux = _Classifier().to(device).train()
     aux.linear.bias.requires_grad_(False)
     before = {k: v.clone() for k, v in aux.state_dict().items()}
-    with_aux, _ = _aux_pair(aux, 1.0)
+    with_aux, _ = _aux_pair(aux, 1.0, device)
     aux.modes.clear()
     with_aux.fit(3)
     assert aux.modes and not any(aux.modes)

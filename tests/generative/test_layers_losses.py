@@ -19,42 +19,51 @@ from captum_cf.generative.losses import (
 )
 
 
-def test_residual_block_with_zero_body_is_identity():
+def test_residual_block_with_zero_body_is_identity(device):
     block = ResidualBlock(4)
     torch.nn.init.zeros_(block.body[-2].weight)  # last conv -> norm(0) = beta = 0
-    x = torch.rand(2, 4, 5, 5)
-    torch.testing.assert_close(block(x), x)
+    block = block.to(device)
+    x = torch.rand(2, 4, 5, 5).to(device)
+    out = block(x)
+    assert out.device == x.device
+    torch.testing.assert_close(out, x)
 
 
-def test_conditional_batchnorm_uses_per_condition_scale_and_shift():
+def test_conditional_batchnorm_uses_per_condition_scale_and_shift(device):
     cbn = ConditionalBatchNorm2d(2, num_conditions=3).eval()
     with torch.no_grad():
         cbn.gamma.weight[2] = torch.tensor([2.0, 3.0])
         cbn.beta.weight[2] = torch.tensor([1.0, -1.0])
-    x = torch.rand(2, 2, 3, 3)
-    out = cbn(x, torch.tensor([0, 2]))
+    cbn = cbn.to(device)
+    x = torch.rand(2, 2, 3, 3).to(device)
+    out = cbn(x, torch.tensor([0, 2]).to(device))
+    assert out.device == x.device
+    out, x = out.cpu(), x.cpu()
     normed = x / (1 + 1e-5) ** 0.5  # eval mode: running mean 0, var 1
     torch.testing.assert_close(out[0], normed[0])
     torch.testing.assert_close(out[1], normed[1] * torch.tensor([2.0, 3.0])[:, None, None]
                                + torch.tensor([1.0, -1.0])[:, None, None])
 
 
-def test_class_planes_are_one_hot():
-    planes = class_planes(torch.tensor([2, 0]), 3, 2, 4)
-    assert planes.shape == (2, 3, 2, 4)
-    assert torch.equal(planes[:, :, 1, 3], torch.tensor([[0.0, 0, 1], [1, 0, 0]]))
+def test_class_planes_are_one_hot(device):
+    planes = class_planes(torch.tensor([2, 0]).to(device), 3, 2, 4)
+    assert planes.shape == (2, 3, 2, 4) and planes.device == device
+    assert torch.equal(planes[:, :, 1, 3].cpu(), torch.tensor([[0.0, 0, 1], [1, 0, 0]]))
 
 
-def test_identity_logit_output_with_zero_residual_is_clamped_input():
-    x = torch.tensor([0.0, 0.3, 1.0]).view(1, 1, 1, 3)
+def test_identity_logit_output_with_zero_residual_is_clamped_input(device):
+    x = torch.tensor([0.0, 0.3, 1.0]).view(1, 1, 1, 3).to(device)
     out = identity_logit_output(torch.zeros_like(x), x)
-    torch.testing.assert_close(out, torch.tensor([0.01, 0.3, 0.99]).view(1, 1, 1, 3))
+    assert out.device == device
+    torch.testing.assert_close(out.cpu(), torch.tensor([0.01, 0.3, 0.99]).view(1, 1, 1, 3))
 
 
-def test_random_translate_shifts_whole_images_with_replicated_border():
+def test_random_translate_shifts_whole_images_with_replicated_border(device):
     x = torch.arange(25.0).view(1, 1, 5, 5).repeat(6, 1, 1, 1)
     g = torch.Generator().manual_seed(0)
-    out = random_translate(x, 1, g)
+    out = random_translate(x.to(device), 1, g)
+    assert out.device == device
+    out = out.cpu()
     offsets = torch.randint(-1, 2, (6, 2), generator=torch.Generator().manual_seed(0))
     for i, (dy, dx) in enumerate(offsets.tolist()):
         rows = (torch.arange(5) - dy).clamp(0, 4)
@@ -63,15 +72,15 @@ def test_random_translate_shifts_whole_images_with_replicated_border():
     assert random_translate(x, 0) is x
 
 
-def test_gradient_penalty_of_linear_critic_is_hand_computed():
-    w = torch.tensor([3.0, 4.0, 0.0, 0.0]).view(1, 1, 2, 2)  # ||grad|| = 5
-    gp = gradient_penalty(lambda z: (z * w).sum((1, 2, 3)), torch.rand(3, 1, 2, 2),
-                          torch.rand(3, 1, 2, 2))
-    assert float(gp) == 16.0
+def test_gradient_penalty_of_linear_critic_is_hand_computed(device):
+    w = torch.tensor([3.0, 4.0, 0.0, 0.0]).view(1, 1, 2, 2).to(device)  # ||grad|| = 5
+    gp = gradient_penalty(lambda z: (z * w).sum((1, 2, 3)), torch.rand(3, 1, 2, 2).to(device),
+                          torch.rand(3, 1, 2, 2).to(device))
+    assert gp.device == device and float(gp) == 16.0
 
 
-def test_wgan_and_hinge_losses():
-    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+def test_wgan_and_hinge_losses(device):
+    real, fake = torch.tensor([2.0, 0.5]).to(device), torch.tensor([-2.0, 0.0]).to(device)
     assert float(wgan_critic_loss(real, fake)) == -2.25
     assert float(hinge_critic_loss(real, fake)) == (0 + 0.5) / 2 + (0 + 1) / 2
     assert float(hinge_generator_loss(fake)) == 1.0

@@ -83,7 +83,7 @@ class _Counter(Trainer):
                          {"net": torch.optim.SGD(self.net.parameters(), lr=0.1)}, **kw)
 
     def train_step(self) -> dict[str, float]:
-        x = torch.rand(8, 1, generator=self.rng)
+        x = torch.rand(8, 1, generator=self.rng).to(self.device)  # drawn on the CPU, as trainers do
         loss = ((self.net(x) - 2 * x) ** 2).mean()
         self.optimizers["net"].zero_grad()
         loss.backward()
@@ -92,16 +92,18 @@ class _Counter(Trainer):
         return {"loss": loss.item()}
 
 
-def test_checkpoint_cadence_exact_resume_and_world_size_guard(tmp_path) -> None:
-    straight = _Counter(seed=2, log_every=1)
+def test_checkpoint_cadence_exact_resume_and_world_size_guard(tmp_path, device) -> None:
+    straight = _Counter(seed=2, log_every=1, device=device)
     straight.fit(7)
+    assert straight.net.weight.device.type == device.type
     saved: list[int] = []
-    first = _Counter(seed=2, log_every=1, checkpoint_path=tmp_path / "c.pt", checkpoint_every=3)
+    first = _Counter(seed=2, log_every=1, checkpoint_path=tmp_path / "c.pt", checkpoint_every=3,
+                     device=device)
     real_save = first.save
     first.save = lambda path: (saved.append(first.step), real_save(path))  # type: ignore
     first.fit(4)
     assert saved == [3, 4]  # every 3 steps and at the end
-    resumed = _Counter(seed=2, log_every=1, checkpoint_path=tmp_path / "c.pt")
+    resumed = _Counter(seed=2, log_every=1, checkpoint_path=tmp_path / "c.pt", device=device)
     assert resumed.resume_if_exists() and resumed.step == 4
     resumed.fit(7)
     assert resumed.history == straight.history

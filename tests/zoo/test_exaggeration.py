@@ -16,17 +16,17 @@ from captum_cf.zoo.generators import recipe_command
 FAST = ExaggerationTrainConfig(recalibration_batches=2)
 
 
-def _run(tmp_path, name: str) -> tuple[dict, dict]:
+def _run(tmp_path, name: str, device: torch.device) -> tuple[dict, dict]:
     out, ckpt = tmp_path / f"{name}.pt", tmp_path / f"{name}.ckpt"
     recipe = {**DIGITS_EXAGGERATION_RECIPE, "steps": 3}
     train_exaggeration("digits", out=out, seed=0, checkpoint=ckpt, checkpoint_every=3,
                        validate_every=2, limit=60, show_progress=False, log=None,
-                       train_config=FAST, **recipe)
+                       train_config=FAST, device=device, **recipe)
     return load_checkpoint(ckpt)["trainer"], zoo.read_weights(out)
 
 
-def test_the_zoo_recipe_is_bit_for_bit_reproducible(tmp_path) -> None:
-    (ckpt_a, file_a), (ckpt_b, file_b) = _run(tmp_path, "a"), _run(tmp_path, "b")
+def test_the_zoo_recipe_is_bit_for_bit_reproducible(tmp_path, device) -> None:
+    (ckpt_a, file_a), (ckpt_b, file_b) = _run(tmp_path, "a", device), _run(tmp_path, "b", device)
     assert ckpt_a["step"] == 3
     for name in ("generator", "discriminator"):  # float32 training state, every tensor
         a, b = ckpt_a["modules"][name], ckpt_b["modules"][name]
@@ -41,7 +41,7 @@ def test_the_zoo_recipe_is_bit_for_bit_reproducible(tmp_path) -> None:
     # a different seed gives different weights: the comparison above can fail
     other = tmp_path / "c.pt"
     train_exaggeration("digits", out=other, seed=1, limit=60, show_progress=False, log=None,
-                       **{**DIGITS_EXAGGERATION_RECIPE, "steps": 1})
+                       device=device, **{**DIGITS_EXAGGERATION_RECIPE, "steps": 1})
     c = zoo.read_weights(other)["state_dict"]
     assert not all(torch.equal(a[k], c[k]) for k in a)
 

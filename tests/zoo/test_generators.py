@@ -19,15 +19,19 @@ EDIT_RATIO_BAR = 10.0
 UNCHANGED_BAR = 0.7
 
 
-def test_shipped_generator_flips_the_classifier_with_small_edits():
-    generator, model = zoo.load("digits-ganmex"), zoo.load("digits-cnn")
+def test_shipped_generator_flips_the_classifier_with_small_edits(device):
+    generator = zoo.load("digits-ganmex", device=device)
+    model = zoo.load("digits-cnn", device=device)
     assert isinstance(generator, GANMEXGenerator) and not generator.training
     assert zoo.read_weights(zoo.entry("digits-ganmex").path)["metrics"]["test_flip"] >= 0.9
     x, y = load_digits("test").tensors
     x, y = x[:50].repeat(3, 1, 1, 1), y[:50].repeat(3)
     t = (y + torch.tensor([1, 4, 7]).repeat_interleave(50)) % 10
+    x, t = x.to(device), t.to(device)
     with torch.no_grad():
         cf = generator(x, t)
+    assert cf.device == x.device
+    with torch.no_grad():
         flip = (model(cf).argmax(1) == t).float().mean().item()
     assert flip >= 0.9, flip
     l1 = (cf - x).abs().mean().item()
@@ -36,14 +40,16 @@ def test_shipped_generator_flips_the_classifier_with_small_edits():
     assert l1 < (mdts - x).abs().mean().item()  # closer than the nearest real image of class t
 
 
-def test_shipped_shapes_generator_flips_the_part_pair_by_editing_the_part():
-    generator, model = zoo.load("shapes-ganmex"), zoo.load("shapes-cnn")
+def test_shipped_shapes_generator_flips_the_part_pair_by_editing_the_part(device):
+    generator = zoo.load("shapes-ganmex", device=device)
+    model = zoo.load("shapes-cnn", device=device)
     entry = zoo.entry("shapes-ganmex")
     assert zoo.read_weights(entry.path)["metrics"]["test_flip"] >= entry.expected
     assert entry.path.stat().st_size < 3e6
     test = SyntheticShapes(48, size=64, seed=8)  # held out from shapes-cnn and the generator
     pair = (test.labels == 1) | (test.labels == 3)
     x, y, parts = test.images[pair], test.labels[pair], test.parts[pair]
+    x, y, parts = x.to(device), y.to(device), parts.to(device)
     t = 4 - y  # square <-> square with dot
     with torch.no_grad():
         cf = generator(x, t)
@@ -58,11 +64,11 @@ def test_shipped_shapes_generator_flips_the_part_pair_by_editing_the_part():
     assert unchanged > UNCHANGED_BAR, unchanged
 
 
-def test_registered_baselines_for_digits():
-    x_tr, y_tr = load_digits("train").tensors
-    model = zoo.load("digits-cnn")
+def test_registered_baselines_for_digits(device):
+    x_tr, y_tr = load_digits("train").tensors  # the samples stay on the CPU
+    model = zoo.load("digits-cnn", device=device)
     ctx = AuditContext(model=model, data_name="digits", train_data=load_digits("train"),
-                       num_classes=10, image_shape=(1, 32, 32))
+                       num_classes=10, image_shape=(1, 32, 32), device=device)
     assert {"ganmex", "nearest-sample"} <= set(BASELINES.names(ctx))
     other = AuditContext(model=model, data_name="shapes", train_data=None, num_classes=4,
                          image_shape=(3, 64, 64))
@@ -73,22 +79,24 @@ def test_registered_baselines_for_digits():
     assert "ganmex" not in BASELINES.names(wrong)
     base = BASELINES.create("ganmex", ctx)
     assert isinstance(base, GANMEXBaseline) and base.counterfactual_class == "runner-up"
-    x = x_tr[:4]
+    assert all(p.device.type == device.type for p in base.generator.parameters())
+    x = x_tr[:4].to(device)
     with torch.no_grad():
         logits = model(x)
-    logits[torch.arange(4), logits.argmax(1)] = -float("inf")
+    logits[torch.arange(4, device=device), logits.argmax(1)] = -float("inf")
     assert torch.equal(base.classes(x), logits.argmax(1))
     mdts = BASELINES.create("nearest-sample", ctx)
     ref = mdts(x)
-    for r, c in zip(ref, base.classes(x)):
+    assert ref.device == x.device
+    for r, c in zip(ref.cpu(), base.classes(x).cpu()):
         assert any(torch.equal(r, s) for s in x_tr[y_tr == c])
 
 
-def test_cli_trains_resumes_and_reports_errors(tmp_path, capsys):
+def test_cli_trains_resumes_and_reports_errors(tmp_path, capsys, device):
     out, ckpt = tmp_path / "g.pt", tmp_path / "g.ckpt"
     common = ["train", "ganmex", "--data", "digits", "--out", str(out), "--limit", "60",
               "--test-images", "3", "--no-progress", "--checkpoint", str(ckpt),
-              "--checkpoint-every", "1"]
+              "--checkpoint-every", "1", "--device", device.type]
     assert main(common + ["--steps", "1"]) == 0
     assert main(common + ["--steps", "2"]) == 2  # checkpoint exists: --resume required
     assert "pass --resume" in capsys.readouterr().err
@@ -104,11 +112,11 @@ def test_cli_trains_resumes_and_reports_errors(tmp_path, capsys):
     assert "--steps must be >= 1" in err and "--resume needs an existing --checkpoint" in err
 
 
-def test_cli_edit_and_lambda_mask_options(tmp_path):
+def test_cli_edit_and_lambda_mask_options(tmp_path, device):
     out = tmp_path / "m.pt"
     args = ["train", "ganmex", "--data", "digits", "--out", str(out), "--limit", "40",
             "--test-images", "2", "--no-progress", "--steps", "1", "--edit", "mask",
-            "--lambda-mask", "3"]
+            "--lambda-mask", "3", "--device", device.type]
     assert main(args) == 0
     payload = zoo.read_weights(out)
     assert payload["config"]["edit"] == "mask"
@@ -116,9 +124,9 @@ def test_cli_edit_and_lambda_mask_options(tmp_path):
     assert zoo.load_file(out).head.out_channels == 2  # image channel + mask channel
 
 
-def test_cli_init_starts_from_a_trained_generator(tmp_path, capsys):
+def test_cli_init_starts_from_a_trained_generator(tmp_path, capsys, device):
     common = ["train", "ganmex", "--data", "digits", "--limit", "60", "--test-images", "5",
-              "--no-progress", "--steps", "1"]
+              "--no-progress", "--steps", "1", "--device", device.type]
     warm, cold = tmp_path / "warm.pt", tmp_path / "cold.pt"
     assert main(common + ["--out", str(warm), "--init", "zoo:digits-ganmex"]) == 0
     assert main(common + ["--out", str(cold)]) == 0
@@ -138,7 +146,7 @@ def test_cli_init_starts_from_a_trained_generator(tmp_path, capsys):
     assert "init must be 'zoo:<name>' or a weights file" in err
 
 
-def test_digits_ganmex_recipe_is_its_command_and_bit_for_bit_reproducible(tmp_path):
+def test_digits_ganmex_recipe_is_its_command_and_bit_for_bit_reproducible(tmp_path, device):
     from captum_cf.training.checkpoint import load_checkpoint
     from captum_cf.zoo.generators import DIGITS_GANMEX_RECIPE, recipe_command, train_ganmex
 
@@ -151,7 +159,7 @@ def test_digits_ganmex_recipe_is_its_command_and_bit_for_bit_reproducible(tmp_pa
         out, ckpt = tmp_path / f"{name}.pt", tmp_path / f"{name}.ckpt"
         metrics = train_ganmex("digits", out=out, seed=seed, checkpoint=ckpt, checkpoint_every=2,
                                limit=60, test_images=2, show_progress=False, log=None,
-                               **{**DIGITS_GANMEX_RECIPE, "steps": 2})
+                               device=device, **{**DIGITS_GANMEX_RECIPE, "steps": 2})
         runs.append((load_checkpoint(ckpt)["trainer"]["modules"], zoo.read_weights(out), metrics))
     (mods_a, file_a, met_a), (mods_b, file_b, met_b), (_, file_c, _) = runs
     for name in ("generator", "critic"):  # float32 training state, every tensor
@@ -163,10 +171,10 @@ def test_digits_ganmex_recipe_is_its_command_and_bit_for_bit_reproducible(tmp_pa
     assert file_a["metrics"]["train_config"]["lambda_aux"] == DIGITS_GANMEX_RECIPE["aux_weight"]
 
 
-def test_cli_aux_classifier_options(tmp_path, capsys):
+def test_cli_aux_classifier_options(tmp_path, capsys, device):
     out = tmp_path / "x.pt"
     base = ["train", "ganmex", "--data", "digits", "--out", str(out), "--limit", "40",
-            "--test-images", "2", "--no-progress", "--steps", "1"]
+            "--test-images", "2", "--no-progress", "--steps", "1", "--device", device.type]
     assert main(base + ["--aux-weight", "2"]) == 2
     assert main(base + ["--aux-classifier", "zoo:digits-cnn-robust", "--aux-weight", "0"]) == 2
     err = capsys.readouterr().err
@@ -179,7 +187,9 @@ def test_cli_aux_classifier_options(tmp_path, capsys):
     assert "must have shape (N, 3, H, W)" in capsys.readouterr().err
 
 
-def test_shapes_setup_trains_with_the_strict_aux_classifier_bit_for_bit(tmp_path, monkeypatch):
+def test_shapes_setup_trains_with_the_strict_aux_classifier_bit_for_bit(
+    tmp_path, monkeypatch, device
+):
     import functools
 
     import captum_cf.zoo.train as zoo_train
@@ -199,7 +209,7 @@ def test_shapes_setup_trains_with_the_strict_aux_classifier_bit_for_bit(tmp_path
         out, ckpt = tmp_path / f"{name}.pt", tmp_path / f"{name}.ckpt"
         metrics = train_ganmex("shapes", out=out, steps=2, checkpoint=ckpt, checkpoint_every=2,
                                limit=24, test_images=2, show_progress=False, log=None,
-                               aux_classifier=aux, batch_size=8)
+                               aux_classifier=aux, batch_size=8, device=device)
         runs.append((load_checkpoint(ckpt)["trainer"]["modules"], zoo.read_weights(out), metrics))
     (mods_a, file_a, met_a), (mods_b, file_b, met_b), (_, file_c, met_c) = runs
     for name in ("generator", "critic"):

@@ -25,16 +25,16 @@ def _held_out(name: str) -> torch.Tensor:
 
 
 @functools.cache
-def _quality(name: str) -> dict[str, float]:
-    model = zoo.load(name)
+def _quality(name: str, device: torch.device) -> dict[str, float]:
+    model = zoo.load(name, device=device)
     assert isinstance(model, LearnedInpainter) and not model.training
     return inpainter_quality({"learned": model, "push-pull": PushPullInpainter()},
-                             _held_out(name), seed=11)
+                             _held_out(name).to(device), seed=11)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_shipped_inpainter_beats_push_pull_on_held_out_images(name):
-    q = _quality(name)
+def test_shipped_inpainter_beats_push_pull_on_held_out_images(name, device):
+    q = _quality(name, device)
     assert q["learned"] < 0.95 * q["push-pull"], q
     assert q["push-pull"] <= 0.8 * q["mean-colour"], q
     assert zoo.entry(name).path.stat().st_size <= 1_000_000
@@ -44,26 +44,28 @@ def test_shipped_inpainter_beats_push_pull_on_held_out_images(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_shipped_inpainter_meets_the_quality_bar(name):
-    q = _quality(name)
+def test_shipped_inpainter_meets_the_quality_bar(name, device):
+    q = _quality(name, device)
     assert q["learned"] <= 0.8 * q["push-pull"], q
 
 
-def test_mean_colour_fill_uses_known_pixels_only():
+def test_mean_colour_fill_uses_known_pixels_only(device):
     x = torch.zeros(1, 2, 4, 4)
     x[:, 0, :2] = 1.0  # channel 0: top half white
     hole = torch.zeros(1, 1, 4, 4)
     hole[..., 3, :] = 1  # bottom row is the hole; known: 8 white + 4 black pixels
-    out = mean_colour_fill(x, hole)
+    out = mean_colour_fill(x.to(device), hole.to(device))
+    assert out.device == device
+    out = out.cpu()
     torch.testing.assert_close(out[0, 0, 3], torch.full((4,), 8 / 12))
     torch.testing.assert_close(out[0, 1, 3], torch.zeros(4))
     assert torch.equal(out[..., :3, :], x[..., :3, :])
 
 
-def test_inpaint_learned_baseline_is_registered_for_zoo_data_only():
+def test_inpaint_learned_baseline_is_registered_for_zoo_data_only(device):
     def ctx(data, shape):
         return AuditContext(model=None, data_name=data, train_data=None, num_classes=10,
-                            image_shape=shape)
+                            image_shape=shape, device=device)
 
     digits = ctx("digits", (1, 32, 32))
     assert "inpaint-learned" in BASELINES.names(digits)
@@ -72,35 +74,39 @@ def test_inpaint_learned_baseline_is_registered_for_zoo_data_only():
     baseline = BASELINES.create("inpaint-learned", digits)
     assert isinstance(baseline, InpaintBaseline)
     assert isinstance(baseline.inpainter, LearnedInpainter)
-    x = load_digits("test").tensors[0][:2]
+    assert all(p.device.type == device.type for p in baseline.inpainter.parameters())
+    x = load_digits("test").tensors[0][:2].to(device)
     keep = torch.ones(2, 1, 32, 32)
     keep[..., 10:20, 8:24] = 0
+    keep = keep.to(device)
     with torch.no_grad():
         out = baseline.fill(x, keep)
-    assert torch.equal(out * keep, x * keep)
+    assert out.device == x.device and torch.equal(out * keep, x * keep)
 
 
-def test_inpaint_learned_reference_removes_the_shapes_objects():
+def test_inpaint_learned_reference_removes_the_shapes_objects(device):
     """The audit's learned-inpainting reference leaves shapes-cnn at chance on the true class
     (with the default quarter cells the inpainter restored parts of each object: 0.287)."""
     from captum_cf.datasets import SyntheticShapes
 
     shapes = SyntheticShapes(64, size=64, seed=1)
+    images, labels = shapes.images.to(device), shapes.labels.to(device)
     ctx = AuditContext(model=None, data_name="shapes", train_data=None, num_classes=4,
-                       image_shape=(3, 64, 64))
-    model = zoo.load("shapes-cnn")
+                       image_shape=(3, 64, 64), device=device)
+    model = zoo.load("shapes-cnn", device=device)
     with torch.no_grad():
-        ref = BASELINES.create("inpaint-learned", ctx).reference(shapes.images)
-        p_ref = model(ref).softmax(1).gather(1, shapes.labels[:, None]).mean()
-        quarter = InpaintBaseline(zoo.load("shapes-inpainter")).reference(shapes.images)
-        p_quarter = model(quarter).softmax(1).gather(1, shapes.labels[:, None]).mean()
+        ref = BASELINES.create("inpaint-learned", ctx).reference(images)
+        assert ref.device == images.device
+        p_ref = model(ref).softmax(1).gather(1, labels[:, None]).mean()
+        quarter = InpaintBaseline(zoo.load("shapes-inpainter", device=device)).reference(images)
+        p_quarter = model(quarter).softmax(1).gather(1, labels[:, None]).mean()
     assert float(p_ref) < 0.26 < float(p_quarter)
 
 
-def test_cli_train_inpainter_writes_a_loadable_file(tmp_path, capsys):
+def test_cli_train_inpainter_writes_a_loadable_file(tmp_path, capsys, device):
     out = tmp_path / "inp.pt"
     args = ["train", "inpainter", "--data", "digits", "--out", str(out), "--steps", "2",
-            "--limit", "16", "--no-progress"]
+            "--limit", "16", "--device", device.type, "--no-progress"]
     assert main(args) == 0
     assert "weights written" in capsys.readouterr().out
     model = LearnedInpainter.load(out)

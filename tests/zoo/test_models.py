@@ -10,20 +10,21 @@ from torch import nn
 from captum_cf.zoo import Normalized, SmallCNN, build_classifier
 
 
-def test_normalized_computes_per_channel_standardisation() -> None:
-    model = Normalized(nn.Identity(), mean=[0.1, 0.5, 0.9], std=[0.5, 0.25, 2.0])
-    x = torch.rand(2, 3, 4, 5)
+def test_normalized_computes_per_channel_standardisation(device) -> None:
+    model = Normalized(nn.Identity(), mean=[0.1, 0.5, 0.9], std=[0.5, 0.25, 2.0]).to(device)
+    x = torch.rand(2, 3, 4, 5).to(device)
     expected = torch.stack(
         [(x[:, 0] - 0.1) / 0.5, (x[:, 1] - 0.5) / 0.25, (x[:, 2] - 0.9) / 2.0], 1)
     torch.testing.assert_close(model(x), expected)
     assert set(model.state_dict()) == {"mean", "std"}  # buffers: saved and moved with .to()
+    assert model.mean.device == x.device and model.std.device == x.device
     assert model.to(torch.float64)(x.double()).dtype == torch.float64
 
 
-def test_normalized_wraps_the_model_and_checks_arguments() -> None:
+def test_normalized_wraps_the_model_and_checks_arguments(device) -> None:
     conv = nn.Conv2d(1, 2, 3)
-    model = Normalized(conv, mean=torch.tensor([0.3]), std=[0.2])
-    x = torch.rand(2, 1, 8, 8)
+    model = Normalized(conv, mean=torch.tensor([0.3]), std=[0.2]).to(device)
+    x = torch.rand(2, 1, 8, 8).to(device)
     torch.testing.assert_close(model(x), conv((x - 0.3) / 0.2))
     with pytest.raises(ValueError, match="std"):
         Normalized(conv, [0.5], [0.0])
@@ -35,11 +36,12 @@ def test_normalized_wraps_the_model_and_checks_arguments() -> None:
         model(torch.rand(2, 3, 8, 8))
 
 
-def test_small_cnn_layers_suit_captum() -> None:
+def test_small_cnn_layers_suit_captum(device) -> None:
     model = build_classifier({"in_channels": 3, "num_classes": 4, "image_size": 32,
                               "channels": [4, 8], "hidden": 16, "mean": [0.5] * 3,
-                              "std": [0.2] * 3}).eval()
-    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 4)
+                              "std": [0.2] * 3}).eval().to(device)
+    out = model(torch.rand(2, 3, 32, 32).to(device))
+    assert out.shape == (2, 4) and out.device == device
     modules = list(model.modules())
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules)
     relus = [m for m in modules if isinstance(m, nn.ReLU)]
@@ -47,16 +49,16 @@ def test_small_cnn_layers_suit_captum() -> None:
     calls = {id(r): 0 for r in relus}
     hooks = [r.register_forward_hook(lambda m, i, o: calls.__setitem__(id(m), calls[id(m)] + 1))
              for r in relus]
-    model(torch.rand(1, 3, 32, 32))
+    model(torch.rand(1, 3, 32, 32).to(device))
     for h in hooks:
         h.remove()
     assert set(calls.values()) == {1}  # each ReLU module used exactly once
 
 
-def test_deeplift_is_complete_on_small_cnn() -> None:
+def test_deeplift_is_complete_on_small_cnn(device) -> None:
     # Only linear layers, ReLU modules and average pooling: DeepLift's rescale rule is exact.
-    model = SmallCNN(1, 10, 32).eval()
-    x = torch.rand(3, 1, 32, 32)
+    model = SmallCNN(1, 10, 32).eval().to(device)
+    x = torch.rand(3, 1, 32, 32).to(device)
     _, delta = DeepLift(model).attribute(x, baselines=torch.zeros_like(x), target=2,
                                          return_convergence_delta=True)
     assert float(delta.abs().max()) < 1e-4

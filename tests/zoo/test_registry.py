@@ -19,10 +19,10 @@ def test_available_lists_the_classifiers() -> None:
     assert zoo.available() == sorted(zoo.available())
 
 
-def test_digits_cnn_accuracy_and_recorded_metric() -> None:
-    model = zoo.load("digits-cnn")
-    assert not model.training
-    x, y = load_digits("test").tensors
+def test_digits_cnn_accuracy_and_recorded_metric(device) -> None:
+    model = zoo.load("digits-cnn", device=device)
+    assert not model.training and all(p.device.type == device.type for p in model.parameters())
+    x, y = (t.to(device) for t in load_digits("test").tensors)
     acc = evaluate_accuracy(model, x, y)
     assert acc >= zoo.entry("digits-cnn").expected == 0.97
     metrics = zoo.read_weights(zoo.entry("digits-cnn").path)["metrics"]
@@ -30,9 +30,9 @@ def test_digits_cnn_accuracy_and_recorded_metric() -> None:
     assert metrics["test_size"] == 360
 
 
-def test_shapes_cnn_accuracy_on_held_out_seed() -> None:
-    model = zoo.load("shapes-cnn")
-    data = SyntheticShapes(1000, size=64, seed=1)
+def test_shapes_cnn_accuracy_on_held_out_seed(device) -> None:
+    model = zoo.load("shapes-cnn", device=device)
+    data = SyntheticShapes(1000, size=64, seed=1)  # images stay on the CPU: batches move
     acc = evaluate_accuracy(model, data.images, data.labels)
     assert acc >= zoo.entry("shapes-cnn").expected == 0.95
     assert zoo.read_weights(zoo.entry("shapes-cnn").path)["metrics"]["test_accuracy"] == (
@@ -42,8 +42,8 @@ def test_shapes_cnn_accuracy_on_held_out_seed() -> None:
     assert evaluate_accuracy(model, data.images[pair], data.labels[pair]) >= 0.95
 
 
-def test_shapes_cnn_strict_accuracy_and_it_wants_the_dot_at_its_place() -> None:
-    strict, entry = zoo.load("shapes-cnn-strict"), zoo.entry("shapes-cnn-strict")
+def test_shapes_cnn_strict_accuracy_and_it_wants_the_dot_at_its_place(device) -> None:
+    strict, entry = zoo.load("shapes-cnn-strict", device=device), zoo.entry("shapes-cnn-strict")
     data = SyntheticShapes(1000, size=64, seed=1)
     acc = evaluate_accuracy(strict, data.images, data.labels)
     assert acc >= entry.expected == 0.95
@@ -53,20 +53,22 @@ def test_shapes_cnn_strict_accuracy_and_it_wants_the_dot_at_its_place() -> None:
     # held-out squares (seed 8) with a dot away from its place: shapes-cnn often says "square
     # with dot" (measured 49 %), shapes-cnn-strict almost never (measured 1 %)
     held_out = SyntheticShapes(400, size=64, seed=8)
-    negatives = held_out.misplaced_dots(seed=5)
+    negatives = held_out.misplaced_dots(seed=5).to(device)
     with torch.no_grad():
         strict_says = (strict(negatives).argmax(1) == 3).float().mean().item()
-        cnn_says = (zoo.load("shapes-cnn")(negatives).argmax(1) == 3).float().mean().item()
+        cnn = zoo.load("shapes-cnn", device=device)
+        cnn_says = (cnn(negatives).argmax(1) == 3).float().mean().item()
     assert strict_says <= 0.05 and cnn_says >= 0.3, (strict_says, cnn_says)
 
 
-def test_loaded_models_are_independent_eval_mode_and_pixel_space() -> None:
-    a, b = zoo.load("digits-cnn"), zoo.load("digits-cnn", device="cpu")
+def test_loaded_models_are_independent_eval_mode_and_pixel_space(device) -> None:
+    a, b = zoo.load("digits-cnn", device=device), zoo.load("digits-cnn", device=device)
     assert not a.training and isinstance(a, zoo.Normalized)
+    assert all(t.device.type == device.type for t in b.state_dict().values())
     with torch.no_grad():
         next(a.parameters()).add_(1.0)
     assert not torch.equal(next(a.parameters()), next(b.parameters()))
-    x = load_digits("test").tensors[0][:4]
+    x = load_digits("test").tensors[0][:4].to(device)
     before = {k: v.clone() for k, v in b.state_dict().items()}
     _, delta = DeepLift(b).attribute(x, baselines=torch.zeros_like(x), target=0,
                                      return_convergence_delta=True)

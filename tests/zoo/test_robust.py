@@ -10,9 +10,9 @@ from captum_cf.robust import robust_accuracy
 from captum_cf.zoo.train import evaluate_accuracy
 
 
-def test_robust_model_bars_and_recorded_metrics() -> None:
-    model = zoo.load("digits-cnn-robust")
-    x, y = load_digits("test").tensors
+def test_robust_model_bars_and_recorded_metrics(device) -> None:
+    model = zoo.load("digits-cnn-robust", device=device)
+    x, y = (t.to(device) for t in load_digits("test").tensors)
     clean = evaluate_accuracy(model, x, y)
     assert clean >= zoo.entry("digits-cnn-robust").expected == 0.95
     metrics = zoo.read_weights(zoo.entry("digits-cnn-robust").path)["metrics"]
@@ -20,11 +20,12 @@ def test_robust_model_bars_and_recorded_metrics() -> None:
     assert metrics["threat"] == "l2 eps=1.5" and metrics["robust_accuracy"] >= 0.7
     # re-measured on 50 test images (5-step PGD, L2 eps 1.5): robust here, not the standard one
     _, robust = robust_accuracy(model, x[:50], y[:50], "l2", 1.5, steps=5)
-    _, standard = robust_accuracy(zoo.load("digits-cnn"), x[:50], y[:50], "l2", 1.5, steps=5)
+    standard_model = zoo.load("digits-cnn", device=device)
+    _, standard = robust_accuracy(standard_model, x[:50], y[:50], "l2", 1.5, steps=5)
     assert robust >= 0.7 and standard < robust - 0.3
 
 
-def test_init_fine_tunes_a_trained_classifier(tmp_path, monkeypatch) -> None:
+def test_init_fine_tunes_a_trained_classifier(tmp_path, monkeypatch, device) -> None:
     import functools
 
     import captum_cf.zoo.train as zoo_train
@@ -38,7 +39,7 @@ def test_init_fine_tunes_a_trained_classifier(tmp_path, monkeypatch) -> None:
     # one step at a tiny radius from shapes-cnn keeps most of its accuracy (measured 0.81 on
     # these 32 images; an untrained model of 4 classes is near 0.25)
     clean, _ = train_robust_classifier("shapes", out=out, init="zoo:shapes-cnn", eps=0.01,
-                                       steps=1, limit=32, show_progress=False)
+                                       steps=1, limit=32, show_progress=False, device=device)
     assert clean >= 0.6
     assert zoo.read_weights(out)["metrics"]["init"] == "zoo:shapes-cnn"
     with pytest.raises(ValueError, match="init must be a classifier of this data's"):

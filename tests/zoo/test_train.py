@@ -13,24 +13,27 @@ from captum_cf.datasets import load_digits
 from captum_cf.zoo.train import evaluate_accuracy, random_shift, train_classifier
 
 
-def test_tiny_training_writes_a_loadable_file(tmp_path: Path) -> None:
+def test_tiny_training_writes_a_loadable_file(tmp_path: Path, device: torch.device) -> None:
     out = tmp_path / "tiny.pt"
-    acc = train_classifier("digits", out=out, epochs=2, limit=128, show_progress=False)
+    acc = train_classifier("digits", out=out, epochs=2, limit=128, show_progress=False,
+                           device=device)
     payload = zoo.read_weights(out)
     assert payload["name"] == "digits-cnn" and payload["arch"] == "small-cnn"
     assert payload["metrics"]["test_accuracy"] == acc and payload["metrics"]["test_size"] == 128
     assert len(payload["metrics"]["losses"]) == 2
-    model = zoo.load_file(out)
+    model = zoo.load_file(out, device=device)
     x, y = load_digits("test").tensors
-    assert not model.training
+    assert not model.training and model.mean.device.type == device.type
     assert evaluate_accuracy(model, x[:128], y[:128]) == acc
     # mean/std of the training images live inside the model: it takes pixel-space input
-    torch.testing.assert_close(model.mean.flatten(), load_digits("train").tensors[0][:128].mean(
-        (0, 2, 3)), atol=1e-4, rtol=0)
+    torch.testing.assert_close(model.mean.flatten().cpu(), load_digits("train").tensors[0][
+        :128].mean((0, 2, 3)), atol=1e-4, rtol=0)
 
 
-def test_resume_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    kwargs = {"epochs": 2, "limit": 128, "show_progress": False}
+def test_resume_is_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, device: torch.device
+) -> None:
+    kwargs = {"epochs": 2, "limit": 128, "show_progress": False, "device": device}
     train_classifier("digits", out=tmp_path / "straight.pt", **kwargs)
     ckpt = tmp_path / "ckpt.pt"
 
@@ -52,11 +55,13 @@ def test_resume_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         assert torch.equal(value, resumed["state_dict"][key]), key
 
 
-def test_random_shift_moves_each_image_by_its_offset() -> None:
-    x = torch.rand(5, 2, 7, 9)
+def test_random_shift_moves_each_image_by_its_offset(device: torch.device) -> None:
+    x = torch.rand(5, 2, 7, 9).to(device)
     assert random_shift(x, 0, torch.Generator(), "constant") is x
     gen = torch.Generator().manual_seed(1)
     shifted = random_shift(x, 2, gen, "constant")
+    assert shifted.device == x.device
+    x, shifted = x.cpu(), shifted.cpu()
     replay = torch.Generator().manual_seed(1)
     dy = torch.randint(0, 5, (5,), generator=replay)
     dx = torch.randint(0, 5, (5,), generator=replay)
@@ -79,12 +84,12 @@ def test_bad_arguments(kwargs: dict, match: str, tmp_path: Path) -> None:
     assert not (tmp_path / "x.pt").exists()
 
 
-def test_misplaced_dots_adds_labelled_negatives(tmp_path: Path) -> None:
+def test_misplaced_dots_adds_labelled_negatives(tmp_path: Path, device: torch.device) -> None:
     from captum_cf.datasets.shapes import _draw_params
 
     out = tmp_path / "strict.pt"
     train_classifier("shapes", out=out, epochs=1, limit=40, misplaced_dots=2,
-                     show_progress=False)
+                     show_progress=False, device=device)
     stored = zoo.read_weights(out)
     labels = _draw_params(4000, 64, torch.Generator().manual_seed(0))["label"]  # the train split
     squares = int((labels[:40] == 1).sum())
