@@ -1,5 +1,6 @@
-"""The audit and SP-G on a GPU: images/s and the "limit" ratio of the default grid, and Sliding-Patch
-occlusion with push-pull inpainted patches (SP-G) against Captum's Occlusion with a zero baseline.
+"""The audit and SP-G on a GPU: images/s and the "limit" ratio of the default grid, and
+Sliding-Patch occlusion with push-pull inpainted patches (SP-G) against Captum's Occlusion with a
+zero baseline.
 
 Issue 14's GPU benchmark. Two parts, on ``--device`` (default ``cuda``):
 
@@ -113,9 +114,9 @@ def main(argv: list[str] | None = None) -> dict:
         spg = spg_vs_sp(a.device, 1 if a.quick else a.spg_images, 1 if a.quick else a.repeats,
                         a.per_eval, a.quick)
         res["spg"] = spg
-        parts.append(f"SP-G/SP {spg['ratio']:.2f}x ({spg['median_wall_seconds']['captum_cf_spg']:.2f}"
-                     f" s vs {spg['median_wall_seconds']['captum_zero']:.2f} s, "
-                     f"{spg['images']} images)")
+        med = spg["median_wall_seconds"]
+        parts.append(f"SP-G/SP {spg['ratio']:.2f}x ({med['captum_cf_spg']:.2f} s vs "
+                     f"{med['captum_zero']:.2f} s, {spg['images']} images)")
     with open(a.json, "w") as f:
         json.dump(res, f, indent=2)
     print(f"audit_gpu ({a.device}): " + "; ".join(parts))

@@ -166,7 +166,8 @@ def _grid_speed(work: str, model: str, size: int, n: int, procs: int) -> dict:
 
 
 def _limit(work: str, size: int, n: int, removals: list[str] | None = None,
-           factory: str = "make", device: str = "cpu", batch: int = 32) -> dict:
+           factory: str = "make", device: str = "cpu", batch: int = 32,
+           warm_size: int | None = None) -> dict:
     """In-process audit with counted model passes, then the bare passes' time.
 
     A 2-image audit runs first, uncounted, so that one-off costs (first imports of the method
@@ -174,7 +175,9 @@ def _limit(work: str, size: int, n: int, removals: list[str] | None = None,
     counted audit explains all ``n`` images in one batch. ``factory``: ``make`` (the small
     ResNet-like model), ``resnet18_counted`` or ``resnet50_counted`` (torchvision's, random
     weights). The bare per-image times are the fastest of 5 batched passes (``batch`` images; on
-    CUDA synchronised), so noise on the machine makes the ratio larger, not smaller."""
+    CUDA synchronised), so noise on the machine makes the ratio larger, not smaller.
+    ``warm_size``: image size of the warm-up audit (default ``size``; a small one keeps the
+    warm-up of a slow 224 px model short: it only has to import and call everything once)."""
     sys.path.insert(0, work)
     import bench_model  # noqa: E402  (written by main)
 
@@ -185,7 +188,9 @@ def _limit(work: str, size: int, n: int, removals: list[str] | None = None,
     ds = ImageFolder(folder, files=list(range(n)))
     model = getattr(bench_model, factory)()
     kw = {} if removals is None else {"removals": removals}
-    audit(model, ImageFolder(folder, files=[0, 1]), explain_batch=2, data_name=folder,
+    warm = folder if warm_size in (None, size) else _folder(
+        os.path.join(work, f"img{warm_size}"), 2, warm_size)
+    audit(model, ImageFolder(warm, files=[0, 1]), explain_batch=2, data_name=warm,
           show_progress=False, device=device, **kw)
     bench_model.COUNTS.update(fwd=0, grad=0)
     res = audit(model, ds, explain_batch=n, data_name=folder, show_progress=False,
@@ -273,7 +278,8 @@ def main(argv: list[str] | None = None) -> dict:
         res["limit"] = [_limit(work, 64, a.n64),
                         _limit(work, 64, a.n64, ["zero", "blur", "inpaint-pushpull"])]
     if "limit224" not in skip:
-        res["limit224"] = _limit(work, 224, a.n_limit224, factory="resnet18_counted")
+        res["limit224"] = _limit(work, 224, a.n_limit224, factory="resnet18_counted",
+                                 warm_size=32)
     if "rss" not in skip:
         res["rss_mb"] = {str(n): _rss(work, model, n, 32, []) for n in (100, 2000)}
         res["rss_ratio_2000_vs_100"] = res["rss_mb"]["2000"] / res["rss_mb"]["100"]
