@@ -126,9 +126,9 @@ class ExaggerationTrainer(Trainer):
       the centre of bin ``c_t``, plus ``lambda_aux KL(q_t || f_aux(G(x, c_t)))`` with an
       auxiliary classifier ``f_aux``, ``lambda_l1 |G(x, c_t) - x|_1`` and ``- lambda_real
       u(G(x, c_t))`` (with ``lambda_real > 0`` the critic loss adds
-      ``relu(1 - u(x)) + relu(1 + u(G(x, c_t)))``, ``u`` its unconditional score). Gradients flow through the frozen classifier ``f`` (and
-      ``f_aux``; their parameters get none and they stay in eval mode; they are restored
-      exactly afterwards).
+      ``relu(1 - u(x)) + relu(1 + u(G(x, c_t)))``, ``u`` its unconditional score). Gradients
+      flow through the frozen classifier ``f`` (and ``f_aux``; their parameters get none and
+      they stay in eval mode; they are restored exactly afterwards).
 
     Re-balancing matters: the classifier's own posteriors put almost every training image in the
     first or the last bin, so the desired bins are drawn uniformly instead of from the data.
