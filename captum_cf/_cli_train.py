@@ -281,6 +281,11 @@ def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint (must exist) instead of starting anew")
     _aux_args(parser)
+    parser.add_argument("--lambda-l1", type=float, default=None, metavar="W",
+                        help="weight of the proximity |G(x, c) - x|_1 of every bin (default 0)")
+    parser.add_argument("--lambda-real", type=float, default=None, metavar="W",
+                        help="weight of the critic's unconditional realism score, which sees "
+                             "real images of all bins (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -301,6 +306,10 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
         raise CLIError(f"{checkpoint} exists: pass --resume to continue it or remove it")
     _check_common(args)
     _check_aux(args)
+    for name in ("lambda_l1", "lambda_real"):
+        value = getattr(args, name)
+        if value is not None and not 0 <= value < float("inf"):
+            raise CLIError(f"--{name.replace('_', '-')} must be >= 0 and finite, got {value}")
     try:
         metrics = train_exaggeration(
             args.data, out=args.out, classifier=args.classifier, positive=args.positive,
@@ -308,7 +317,8 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
             limit=args.limit, show_progress=not args.no_progress, image_size=args.image_size,
             batch_size=args.batch_size, device=args.device, amp=args.amp, log=_say,
-            aux_classifier=args.aux_classifier, aux_weight=args.aux_weight)
+            aux_classifier=args.aux_classifier, aux_weight=args.aux_weight,
+            lambda_l1=args.lambda_l1, lambda_real=args.lambda_real)
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise CLIError(str(err)) from err
     _say(f"test compatibility r {metrics['test_r']:.3f}, MAE {metrics['test_mae']:.3f}, "

@@ -201,6 +201,14 @@ class ExaggerationDiscriminator(nn.Module):
         self.embed = spectral_norm(nn.Linear(self.config.num_bins - 1, c_in, bias=False))
 
     def forward(self, images: Tensor, bins: Tensor) -> Tensor:
+        return self.scores(images, bins)[0]
+
+    def scores(self, images: Tensor, bins: Tensor) -> tuple[Tensor, Tensor]:
+        """``(D(x, c), u(x))``: the conditional score and its unconditional part ``w . phi(x)``.
+
+        Both (N,), from one pass of the features; ``D(x, c) = u(x) + sum_k t_k(c) <e_k, phi(x)>``.
+        """
         phi = self.features(images).sum(dim=(2, 3))  # (N, F)
         code = thermometer(bins, self.config.num_bins).to(phi)  # (N, B-1)
-        return self.linear(phi).squeeze(1) + (self.embed(code) * phi).sum(1)
+        unconditional = self.linear(phi).squeeze(1)
+        return unconditional + (self.embed(code) * phi).sum(1), unconditional

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -55,6 +56,16 @@ class ExaggerationTrainConfig:
             auxiliary classifier ``f_aux`` (0: no auxiliary term). With an adversarially
             trained ``f_aux`` the walk must move a classifier that small, classifier-specific
             edits do not move (digits: see RESULTS.md "independent_judge").
+        lambda_l1 (float): weight of the proximity ``|G(x, c_t) - x|_1`` (mean per pixel) of
+            every requested bin, as GANMEX's ``lambda_sim`` (0: off, the default). Without it
+            nothing but the cycle keeps a walk's middle bins near the input.
+        lambda_real (float): weight of an unconditional realism term (0: off, the default):
+            the critic also scores ``u(x) = w . phi(x)`` (its projection-free part, see
+            :meth:`ExaggerationDiscriminator.scores`) with a hinge loss of *all* real images
+            against generated images of *all* bins, and the generator adds
+            ``- lambda_real * u(G(x, c_t))``. The conditional critic sees real images of the
+            extreme bins only (a sharp classifier puts almost no real image in a middle bin), so
+            it does not constrain the middle of a walk; this term does.
     """
 
     batch_size: int = 32
@@ -70,10 +81,16 @@ class ExaggerationTrainConfig:
     val_images: int = 100
     recalibration_batches: int = 30
     lambda_aux: float = 0.0
+    lambda_l1: float = 0.0
+    lambda_real: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.lambda_aux < 0:
-            raise ValueError(f"lambda_aux must be >= 0, got {self.lambda_aux}")
+        for name in ("lambda_aux", "lambda_l1", "lambda_real"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a float >= 0, got {type(value).__name__}")
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be >= 0 and finite, got {value}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,9 +124,11 @@ class ExaggerationTrainer(Trainer):
     * generator: ``- lambda_gan D(G(x, c_t), c_t) + lambda_cls KL(q_t || f(G(x, c_t)))
       + lambda_cyc |x - G(G(x, c_t), c_x)|_1 + lambda_rec |x - G(x, c_x)|_1`` where ``q_t`` is
       the centre of bin ``c_t``, plus ``lambda_aux KL(q_t || f_aux(G(x, c_t)))`` with an
-      auxiliary classifier ``f_aux``. Gradients flow through the frozen classifier ``f`` (and
-      ``f_aux``; their parameters get none and they stay in eval mode; they are restored
-      exactly afterwards).
+      auxiliary classifier ``f_aux``, ``lambda_l1 |G(x, c_t) - x|_1`` and ``- lambda_real
+      u(G(x, c_t))`` (with ``lambda_real > 0`` the critic loss adds
+      ``relu(1 - u(x)) + relu(1 + u(G(x, c_t)))``, ``u`` its unconditional score). Gradients
+      flow through the frozen classifier ``f`` (and ``f_aux``; their parameters get none and
+      they stay in eval mode; they are restored exactly afterwards).
 
     Re-balancing matters: the classifier's own posteriors put almost every training image in the
     first or the last bin, so the desired bins are drawn uniformly instead of from the data.
@@ -251,8 +270,14 @@ class ExaggerationTrainer(Trainer):
 
     def _critic_step(self, x: Tensor, c_x: Tensor, fake: Tensor, c_t: Tensor) -> dict[str, float]:
         with self.autocast():
-            loss = hinge_critic_loss(self.discriminator(x, c_x),
-                                     self.discriminator(fake, c_t)).float()
+            if self.config.lambda_real > 0:
+                real_c, real_u = self.discriminator.scores(x, c_x)
+                fake_c, fake_u = self.discriminator.scores(fake, c_t)
+                loss = (hinge_critic_loss(real_c, fake_c)
+                        + hinge_critic_loss(real_u, fake_u)).float()
+            else:
+                loss = hinge_critic_loss(self.discriminator(x, c_x),
+                                         self.discriminator(fake, c_t)).float()
         opt = self.optimizers["discriminator"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -263,8 +288,14 @@ class ExaggerationTrainer(Trainer):
     def _generator_step(self, x: Tensor, c_x: Tensor, c_t: Tensor, fake: Tensor,
                         same: Tensor) -> dict[str, float]:
         cfg = self.config
+        real = None
         with self.autocast():
-            gan = hinge_generator_loss(self.discriminator(fake, c_t)).float()
+            if cfg.lambda_real > 0:
+                score, unconditional = self.discriminator.scores(fake, c_t)
+                real = hinge_generator_loss(unconditional).float()
+            else:
+                score = self.discriminator(fake, c_t)
+            gan = hinge_generator_loss(score).float()
         # the frozen classifier, whose gradients steer the generator, runs in float32
         log_p, log_q = positive_posterior(self.classifier(fake),
                                           self.generator.config.positive_class)
@@ -282,6 +313,11 @@ class ExaggerationTrainer(Trainer):
                 + cfg.lambda_rec * rec)
         if aux is not None:
             loss = loss + cfg.lambda_aux * aux
+        l1 = (fake - x).abs().mean() if cfg.lambda_l1 > 0 else None
+        if l1 is not None:
+            loss = loss + cfg.lambda_l1 * l1
+        if real is not None:
+            loss = loss + cfg.lambda_real * real
         opt = self.optimizers["generator"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -292,6 +328,10 @@ class ExaggerationTrainer(Trainer):
                "g_cyc": float(cyc.detach()), "g_rec": float(rec.detach())}
         if aux is not None:
             out["g_aux"] = float(aux.detach())
+        if l1 is not None:
+            out["g_l1"] = float(l1.detach())
+        if real is not None:
+            out["g_real"] = float(real.detach())
         return out
 
     def validate(self) -> dict[str, float]:

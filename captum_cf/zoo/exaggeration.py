@@ -73,6 +73,8 @@ def train_exaggeration(
     amp: str | None = None,
     aux_classifier: str | None = None,
     aux_weight: float | None = None,
+    lambda_l1: float | None = None,
+    lambda_real: float | None = None,
 ) -> dict[str, Any]:
     """Train a progressive-exaggeration generator for "is it class ``positive``".
 
@@ -101,6 +103,10 @@ def train_exaggeration(
             classifier whose posterior must also follow the walk (weight ``aux_weight``, else
             ``train_config.lambda_aux``, else 1), e.g. ``"zoo:digits-cnn-robust"``.
         aux_weight (float, optional): weight of the auxiliary classifier's loss (> 0).
+        lambda_l1 (float, optional): overrides ``train_config.lambda_l1``, the weight of the
+            proximity ``|G(x, c_t) - x|_1`` (>= 0).
+        lambda_real (float, optional): overrides ``train_config.lambda_real``, the weight of the
+            critic's unconditional realism score (>= 0).
 
     Returns:
         dict: metrics stored in the file: ``test_r``, ``test_mae``, ``test_identity``,
@@ -130,6 +136,9 @@ def train_exaggeration(
     train_config = train_config or ExaggerationTrainConfig()
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
+    for name, value in (("lambda_l1", lambda_l1), ("lambda_real", lambda_real)):
+        if value is not None:  # validated by ExaggerationTrainConfig
+            train_config = dataclasses.replace(train_config, **{name: value})
     aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev)
     torch.manual_seed(seed)  # initialisation; the trainer reseeds for training randomness
     trainer = ExaggerationTrainer(

@@ -64,3 +64,17 @@ def test_shipped_weights_file(device) -> None:
     x = torch.rand(2, 1, 32, 32).to(device)
     out = gen(x, 9)
     assert out.shape == (2, 1, 32, 32) and out.device == x.device
+
+
+def test_cli_l1_and_realism_weights(tmp_path, capsys) -> None:
+    out = tmp_path / "l1.pt"
+    base = ["train", "exaggeration", "--data", "digits", "--out", str(out), "--steps", "1",
+            "--limit", "40", "--no-progress"]
+    assert cli.main([*base, "--lambda-l1", "-1"]) == 2
+    assert "--lambda-l1 must be >= 0" in capsys.readouterr().err
+    assert cli.main([*base, "--lambda-real", "nan"]) == 2
+    assert "--lambda-real must be >= 0" in capsys.readouterr().err
+    assert not out.exists()
+    assert cli.main([*base, "--lambda-l1", "4", "--lambda-real", "0.5"]) == 0
+    train_config = zoo.read_weights(out)["metrics"]["train_config"]
+    assert train_config["lambda_l1"] == 4.0 and train_config["lambda_real"] == 0.5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import pytest
@@ -209,3 +210,103 @@ def test_aux_classifier_untouched_and_bad_arguments(device) -> None:
         ExaggerationTrainConfig(lambda_aux=-0.5)
     with pytest.raises(ValueError, match="needs an aux_classifier"):
         _trainer(config=dataclasses.replace(FAST, lambda_aux=1.0))
+
+
+def _generator_grads(trainer: ExaggerationTrainer, batch) -> tuple[dict[str, float], list]:
+    """One generator step on ``batch``; returns its losses and the gradients it applied."""
+    x, c_x, c_t = batch
+    n = x.shape[0]
+    both = trainer.generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
+    losses = trainer._generator_step(x, c_x, c_t, both[:n], both[n:])
+    return losses, [p.grad.clone() for p in trainer.generator.parameters()]
+
+
+def _term_grads(trainer: ExaggerationTrainer, batch, term) -> list:
+    """Gradients of ``term(fake, x)`` alone at the trainer's current generator weights."""
+    x, c_x, c_t = batch
+    n = x.shape[0]
+    both = trainer.generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
+    params = list(trainer.generator.parameters())
+    grads = torch.autograd.grad(term(both[:n], x), params, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+
+
+@pytest.mark.parametrize("name", ["lambda_l1", "lambda_real"])
+def test_l1_and_realism_terms_add_exactly_their_gradient(name: str) -> None:
+    weight = 30.0
+    with_term = _trainer(config=dataclasses.replace(FAST, **{name: weight}))
+    without = _trainer()
+    batch = with_term._batch()
+    without._batch()
+    # a copy: its spectral norms take the same power iteration as the step's critic call
+    disc = copy.deepcopy(with_term.discriminator)
+    if name == "lambda_l1":
+        def term(fake, x):
+            return weight * (fake - x).abs().mean()
+    else:
+        def term(fake, x):  # the critic's unconditional score w . phi, by hand
+            phi = disc.features(fake).sum(dim=(2, 3))
+            return -weight * disc.linear(phi).mean()
+    expected = _term_grads(with_term, batch, term)
+    for p in with_term.generator.parameters():
+        p.grad = None
+    a, grads_a = _generator_grads(with_term, batch)
+    b, grads_b = _generator_grads(without, batch)
+    assert a["g_kl"] == pytest.approx(b["g_kl"], rel=1e-6)
+    key = "g_l1" if name == "lambda_l1" else "g_real"
+    assert key in a and key not in b
+    differ = [ga - gb for ga, gb in zip(grads_a, grads_b)]
+    assert max(float(e.abs().max()) for e in expected) > 0.1  # far above the tolerance
+    scale = max(float(g.abs().max()) for g in grads_a)  # float32 rounding of the other terms
+    for d, e in zip(differ, expected):
+        torch.testing.assert_close(d, e, rtol=1e-3, atol=1e-5 * scale)
+
+
+def test_realism_term_in_the_critic_loss() -> None:
+    with_term = _trainer(config=dataclasses.replace(FAST, lambda_real=0.5))
+    without = _trainer()
+    x, c_x, c_t = with_term._batch()
+    for trainer in (with_term, without):  # eval: spectral norms without power iterations
+        trainer.discriminator.eval()
+    with torch.no_grad():
+        fake = with_term.generator(x, c_t)
+        disc = with_term.discriminator
+        u_real = disc.linear(disc.features(x).sum(dim=(2, 3))).squeeze(1)
+        u_fake = disc.linear(disc.features(fake).sum(dim=(2, 3))).squeeze(1)
+        d_real, d_fake = disc(x, c_x), disc(fake, c_t)
+
+        def hinge(r, f):
+            return float(torch.relu(1 - r).mean() + torch.relu(1 + f).mean())
+
+        expected_with = hinge(d_real, d_fake) + hinge(u_real, u_fake)
+        expected_without = hinge(d_real, d_fake)
+    # the critic's weight does not scale its own loss; lambda_real only switches the term on
+    assert with_term._critic_step(x, c_x, fake, c_t)["d_hinge"] == pytest.approx(
+        expected_with, rel=1e-5)
+    assert without._critic_step(x, c_x, fake, c_t)["d_hinge"] == pytest.approx(
+        expected_without, rel=1e-5)
+    assert expected_with > expected_without
+
+
+def test_discriminator_scores_split_conditional_and_unconditional() -> None:
+    torch.manual_seed(0)
+    from captum_cf.generative.exaggeration import ExaggerationDiscriminator
+
+    disc = ExaggerationDiscriminator(TINY).eval()  # no power iterations between calls
+    x = torch.rand(6, 1, 8, 8)
+    bins = torch.tensor([0, 1, 2, 3, 4, 0])
+    score, unconditional = disc.scores(x, bins)
+    torch.testing.assert_close(score, disc(x, bins))
+    # bin 0 has an all-zero thermometer code: its score is the unconditional part alone
+    torch.testing.assert_close(unconditional, disc(x, torch.zeros(6, dtype=torch.long)))
+    assert not torch.allclose(score[1:5], unconditional[1:5])
+
+
+@pytest.mark.parametrize("name", ["lambda_l1", "lambda_real", "lambda_aux"])
+def test_new_weights_validated(name: str) -> None:
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=f"{name} must be >= 0"):
+            ExaggerationTrainConfig(**{name: bad})
+    with pytest.raises(TypeError, match=name):
+        ExaggerationTrainConfig(**{name: "1"})
+    assert getattr(ExaggerationTrainConfig(), name) == 0.0
