@@ -530,9 +530,10 @@ def _metric_verdict(
     if own is not None and own in (best if significant else top):
         caveat = (f"{own} is the removal that {metric} itself uses, so {metric} favours it by "
                   f"construction")
-    needed = images_needed(len(names) - len(top), alpha) if len(names) > len(top) else 0
+    others = len(names) - len(top)
+    needed = images_needed(others, alpha) if others and n else 0
     sentence = _sentence(method, metric, names, best, significant, comparisons, n, caveat,
-                         needed)
+                         needed, others)
     return MetricVerdict(metric, higher, n, means, top, best, significant, comparisons, own,
                          caveat, sentence, needed)
 
@@ -547,13 +548,17 @@ def _sentence(
     n: int,
     caveat: str | None,
     needed: int = 0,
+    others: int = 0,
 ) -> str:
     if len(names) < 2:
         text = f"{method}, {metric}: only {', '.join(names) or 'no baseline'} to compare."
+    elif n == 0:
+        text = (f"{method}, {metric}: no image has a finite value under every one of "
+                f"{', '.join(names)}; nothing to compare.")
     elif not significant and n < needed:
         text = (f"{method}, {metric}: too few images to tell {', '.join(names)} apart: with n = "
                 f"{n} not even a baseline that is better on every image would be significant "
-                f"(Wilcoxon signed-rank, Holm over {len(comparisons)} comparisons: n >= "
+                f"(Wilcoxon signed-rank, Holm over {others} comparisons: n >= "
                 f"{needed} needed); audit more images.")
     elif not significant:
         text = (f"{method}, {metric}: no significant difference between "

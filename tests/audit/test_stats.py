@@ -231,6 +231,10 @@ def test_too_few_images_are_named_and_the_threshold_is_exact(others: int) -> Non
     assert f"n >= {needed} needed" in verdict(
         {("m", "a", "x"): [2.0, 3.0], **{("m", f"b{i}", "x"): [1.0, 1.0] for i in range(others)}},
         {"x": True})["m"].metrics["x"].sentence
+    # no finite pair at all: said as such, not as "too few"
+    nan = verdict({("m", "a", "x"): [float("nan")], ("m", "b", "x"): [1.0]}, {"x": True})
+    assert "no image has a finite value" in nan["m"].metrics["x"].sentence
+    assert not nan["m"].metrics["x"].too_few
     # 2 / 2**n * others < 0.05, by hand
     assert needed == {1: 6, 2: 7, 4: 8}[others]
 
