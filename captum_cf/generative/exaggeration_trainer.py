@@ -270,14 +270,12 @@ class ExaggerationTrainer(Trainer):
 
     def _critic_step(self, x: Tensor, c_x: Tensor, fake: Tensor, c_t: Tensor) -> dict[str, float]:
         with self.autocast():
+            real_c, real_u = self.discriminator.scores(x, c_x)
+            fake_c, fake_u = self.discriminator.scores(fake, c_t)
+            loss = hinge_critic_loss(real_c, fake_c)
             if self.config.lambda_real > 0:
-                real_c, real_u = self.discriminator.scores(x, c_x)
-                fake_c, fake_u = self.discriminator.scores(fake, c_t)
-                loss = (hinge_critic_loss(real_c, fake_c)
-                        + hinge_critic_loss(real_u, fake_u)).float()
-            else:
-                loss = hinge_critic_loss(self.discriminator(x, c_x),
-                                         self.discriminator(fake, c_t)).float()
+                loss = loss + hinge_critic_loss(real_u, fake_u)
+            loss = loss.float()
         opt = self.optimizers["discriminator"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -288,14 +286,10 @@ class ExaggerationTrainer(Trainer):
     def _generator_step(self, x: Tensor, c_x: Tensor, c_t: Tensor, fake: Tensor,
                         same: Tensor) -> dict[str, float]:
         cfg = self.config
-        real = None
         with self.autocast():
-            if cfg.lambda_real > 0:
-                score, unconditional = self.discriminator.scores(fake, c_t)
-                real = hinge_generator_loss(unconditional).float()
-            else:
-                score = self.discriminator(fake, c_t)
+            score, unconditional = self.discriminator.scores(fake, c_t)
             gan = hinge_generator_loss(score).float()
+            real = hinge_generator_loss(unconditional).float() if cfg.lambda_real > 0 else None
         # the frozen classifier, whose gradients steer the generator, runs in float32
         log_p, log_q = positive_posterior(self.classifier(fake),
                                           self.generator.config.positive_class)
