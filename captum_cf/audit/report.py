@@ -99,8 +99,8 @@ def _verdict_lines(verdicts: dict) -> list[str]:
     few = _too_few(verdicts)
     if few is None:
         return [line for v in verdicts.values() for line in v.sentences]
-    return [few] + [line for v in verdicts.values() for line in v.sentences
-                    if line.endswith("left out.")]
+    # a method's sentences: one per metric, then one per baseline left out for no signal
+    return [few] + [line for v in verdicts.values() for line in v.sentences[len(v.metrics):]]
 
 
 def write_report(result: AuditResult, out: str) -> list[str]:
