@@ -219,3 +219,18 @@ def _float32(state: Any, source: str) -> dict[str, Any]:
         raise WeightsFileError(f"{source}: 'state_dict' holds a {type(state).__name__}")
     return {k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
             for k, v in state.items()}
+
+
+def spec_path(spec: str, what: str = "classifier") -> Path:
+    """The weights file that a model spec names: ``"zoo:<name>"`` (a registered zoo model) or
+    the path of a zoo weights file.
+
+    Raises:
+        KeyError: unknown zoo name (the message lists the available names).
+        ValueError: ``spec`` is neither (the message names ``what``).
+    """
+    if spec.startswith("zoo:"):
+        return entry(spec[4:]).path
+    if os.path.isfile(spec):
+        return Path(spec)
+    raise ValueError(f"{what} must be 'zoo:<name>' or a weights file, got {spec!r}")

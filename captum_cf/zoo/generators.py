@@ -104,12 +104,11 @@ def _aux_setup(aux_classifier: str | None, aux_weight: float | None, train_confi
 def _load_zoo_model(spec: str, what: str = "classifier") -> nn.Module:
     """A zoo model from ``"zoo:<name>"`` or a zoo weights file."""
     from captum_cf import zoo
+    from captum_cf.zoo._registry import spec_path
 
-    if spec.startswith("zoo:"):
-        return zoo.load(spec[4:])
-    if os.path.isfile(spec):
-        return zoo.load_file(spec)
-    raise ValueError(f"{what} must be 'zoo:<name>' or a weights file, got {spec!r}")
+    path = spec_path(spec, what)  # checks the spec
+    # a zoo name goes through zoo.load: its error for missing weights names their command
+    return zoo.load(spec[4:]) if spec.startswith("zoo:") else zoo.load_file(path)
 
 
 def _split(images: Tensor, labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, ...]:

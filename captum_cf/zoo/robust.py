@@ -163,13 +163,9 @@ def train_robust_classifier(
 def _read_init(init: str | os.PathLike) -> dict:
     """The stored zoo classifier ``init`` (``"zoo:<name>"`` or a weights file)."""
     from captum_cf import zoo
+    from captum_cf.zoo._registry import spec_path
 
-    spec = os.fspath(init)
-    if spec.startswith("zoo:"):
-        return zoo.read_weights(zoo.entry(spec[4:]).path)
-    if os.path.isfile(spec):
-        return zoo.read_weights(spec)
-    raise ValueError(f"init must be 'zoo:<name>' or a weights file, got {spec!r}")
+    return zoo.read_weights(spec_path(os.fspath(init), what="init"))
 
 
 def _init_weights(config: dict, stored: dict) -> tuple[dict, dict]:
