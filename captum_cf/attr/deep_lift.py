@@ -261,10 +261,33 @@ def _check_untangle(untangle: Any) -> bool:
 
 
 def _explainer(ctx: Any) -> Any:
-    """Audit factory: ``explain(inputs, target, baseline) -> (N, C, H, W)`` DeepLift maps."""
+    """Audit factory: ``explain(inputs, target, baseline) -> (N, C, H, W)`` DeepLift maps.
+
+    Captum's DeepLift sends the inputs and their references through the model in one pass with
+    gradients: twice the images of the call. So that it holds no more than a path method's
+    internal batch (``ctx.extras["internal_batch_size"]``, default 256; the audit sizes it by
+    memory), a call of more than half of it is split into chunks of that many inputs; the
+    references are drawn once for the whole call and split alike, so the maps are those of one
+    call (each example's map depends on its own input and reference only).
+    """
     dl = DeepLift(ctx.model, untangle=True)  # torchvision's ResNets reuse their ReLUs
+    per_pass = max(1, int(ctx.extras.get("internal_batch_size", 256)) // 2)
 
     def explain(inputs: Tensor, target: Any, baseline: Any) -> Tensor:
-        return dl.attribute(inputs, baselines=baseline, target=target)
+        n = inputs.shape[0]
+        if n <= per_pass:
+            return dl.attribute(inputs, baselines=baseline, target=target)
+        refs = resolve_baselines(baseline, inputs, target)
+        per_example = isinstance(target, Tensor) and target.dim() > 0 and target.shape[0] == n
+        refs_split = isinstance(refs, Tensor) and refs.dim() > 0 and refs.shape[0] == n
+        maps = []
+        for lo in range(0, n, per_pass):
+            hi = min(lo + per_pass, n)
+            maps.append(dl.attribute(
+                inputs[lo:hi],
+                baselines=refs[lo:hi] if refs_split else refs,
+                target=target[lo:hi] if per_example else target,
+            ))
+        return torch.cat(maps)
 
     return explain

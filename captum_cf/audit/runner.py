@@ -42,7 +42,8 @@ Memory rule (``batch_size=None``, ``explain_batch=None``): with P = H x W pixels
 
 * explanation batch (images per explanation call, also the streaming batch) and the internal
   batch of path methods (model evaluations with gradients per pass, e.g. Integrated Gradients'
-  steps): ``clamp(2**21 // P, 1, 256)``: 41 images at 224 px, 256 at 32 px;
+  steps; DeepLift, whose passes carry inputs and references together, explains half as many
+  per pass): ``clamp(2**21 // P, 1, 256)``: 41 images at 224 px, 256 at 32 px;
 * forward batch (no-grad passes of the MoRF/LeRF curves): ``clamp(2**22 // P, 1, 256)``,
   and perturbation methods evaluate at most ``2**22 // P`` images per pass;
 * on CUDA the pixel budgets are multiplied by (free GPU memory) / 4 GiB.
