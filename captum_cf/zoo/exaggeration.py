@@ -116,7 +116,7 @@ def train_exaggeration(
 
     from captum_cf.training.data import check_data, data_name
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
-    from captum_cf.zoo.generators import _aux_setup, _load_zoo_model, _split
+    from captum_cf.zoo.generators import _aux_setup, _check_fits, _load_zoo_model, _split
     from captum_cf.zoo.train import classifier_data
 
     check_data(data, image_size)
@@ -140,6 +140,8 @@ def train_exaggeration(
         if value is not None:  # validated by ExaggerationTrainConfig
             train_config = dataclasses.replace(train_config, **{name: value})
     aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev)
+    _check_fits(model, x_tr.to(dev), "classifier", classifier)
+    _check_fits(aux, x_tr.to(dev), "aux_classifier", aux_classifier)
     torch.manual_seed(seed)  # initialisation; the trainer reseeds for training randomness
     trainer = ExaggerationTrainer(
         ExaggerationGenerator(config), model, x_tr, y_tr, x_val,

@@ -111,6 +111,35 @@ def _load_zoo_model(spec: str, what: str = "classifier") -> nn.Module:
     return zoo.load(spec[4:]) if spec.startswith("zoo:") else zoo.load_file(path)
 
 
+def _check_fits(model: nn.Module | None, images: Tensor, what: str, spec: str | None) -> None:
+    """``model`` (loaded from ``spec``) must take the training images: one image, no gradients.
+
+    Raises:
+        ValueError: naming ``what`` (``--classifier``, ``--aux-classifier``), the spec, the
+            images' shape and the model's own error, with the fix (a classifier takes the size
+            it was trained at).
+    """
+    if model is None:
+        return
+    x = images[:1]
+    was_training = model.training
+    try:
+        model.eval()  # no batch-norm statistics move
+        with torch.no_grad():
+            model(x)
+    except Exception as err:  # noqa: BLE001 (any failure: the model does not take these images)
+        line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ValueError(
+            f"{what} {spec!r} fails on the training images of shape {tuple(x.shape)} "
+            f"({type(err).__name__}: {line}); a classifier takes the image size it was trained "
+            "at (zoo digits models 32 px, shapes models 64 px): leave --image-size out, or "
+            "train a classifier at this size first (captum-cf train classifier --data ... "
+            "--image-size S)"
+        ) from err
+    finally:
+        model.train(was_training)
+
+
 def _split(images: Tensor, labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, ...]:
     order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(seed))
     n_val = int(round(fraction * images.shape[0]))
@@ -239,6 +268,8 @@ def train_ganmex(
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
     aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev)
+    _check_fits(model, x_tr.to(dev), "classifier", classifier or setup["classifier"])
+    _check_fits(aux, x_tr.to(dev), "aux_classifier", aux_classifier)
     torch.manual_seed(seed)  # model initialisation (the trainer reseeds for training randomness)
     generator = GANMEXGenerator(config)
     if start is not None:

@@ -67,3 +67,30 @@ def test_aux_weight_is_checked_before_any_work(tmp_path) -> None:
             train("digits", out=out, aux_classifier="zoo:digits-cnn-robust", aux_weight=0.0,
                   steps=1, log=None)
     assert not out.exists()
+
+
+def test_a_classifier_of_another_image_size_is_refused_before_training(tmp_path) -> None:
+    # zoo:digits-cnn takes 32 px: at 48 px the trainers name the classifier, the shape and the fix
+    # instead of the model's own matrix-size error deep inside the trainer
+    from captum_cf.zoo.generators import train_ganmex
+
+    out = tmp_path / "never.pt"
+    classifier = zoo.load("digits-cnn")
+    before = {k: v.clone() for k, v in classifier.state_dict().items()}
+    for train in (train_exaggeration, train_ganmex):
+        with pytest.raises(ValueError, match=r"classifier 'zoo:digits-cnn' fails on the training "
+                           r"images of shape \(1, 1, 48, 48\) \(RuntimeError: .*leave "
+                           r"--image-size out"):
+            train("digits", out=out, classifier="zoo:digits-cnn", image_size=48, steps=1,
+                  log=None, aux_classifier=None if train is train_exaggeration else "none")
+    assert not out.exists()
+    # the check leaves a model in training mode as it was (eval for the probe only)
+    from captum_cf.zoo.generators import _check_fits
+
+    classifier.train()
+    with pytest.raises(ValueError, match="aux_classifier 'x.pt' fails"):
+        _check_fits(classifier, torch.rand(2, 1, 48, 48), "aux_classifier", "x.pt")
+    assert classifier.training
+    _check_fits(classifier, torch.rand(2, 1, 32, 32), "classifier", "zoo:digits-cnn")
+    assert classifier.training and all(
+        torch.equal(v, before[k]) for k, v in classifier.state_dict().items())
