@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -164,7 +165,7 @@ def _grid_speed(work: str, model: str, size: int, n: int, procs: int) -> dict:
 
 
 def _limit(work: str, size: int, n: int, removals: list[str] | None = None,
-           factory: str = "make", device: str = "cpu", batch: int = 32,
+           factory: str = "make", device: str = "cpu", batch=(16, 32),
            warm_size: int | None = None) -> dict:
     """In-process audit with counted model passes, then the bare passes' time.
 
@@ -172,9 +173,10 @@ def _limit(work: str, size: int, n: int, removals: list[str] | None = None,
     modules, first calls) do not count: at users' scale (thousands of images) they vanish. The
     counted audit explains all ``n`` images in one batch. ``factory``: ``make`` (the small
     ResNet-like model), ``resnet18_counted`` or ``resnet50_counted`` (torchvision's, random
-    weights). The bare per-image times are the fastest of 5 batched passes (``batch`` images; on
-    CUDA synchronised), measured before and after the audit, the faster of the two kept, so
-    noise on the machine makes the ratio larger, not smaller.
+    weights). The bare per-image times are the fastest of 5 batched passes at each batch size of
+    ``batch`` (an int or a tuple; on CUDA synchronised), the fastest batch size kept, measured
+    before and after the audit, the faster of the two kept: noise on the machine and the batch
+    sizes the audit uses make the ratio larger, not smaller.
     ``warm_size``: image size of the warm-up audit (default ``size``; a small one keeps the
     warm-up of a slow 224 px model short: it only has to import and call everything once)."""
     sys.path.insert(0, work)
@@ -210,18 +212,21 @@ def _limit(work: str, size: int, n: int, removals: list[str] | None = None,
             "limit_ratio": res.seconds / bare}
 
 
-def _bare_times(model, size: int, batch: int, device: str) -> tuple[float, float]:
-    """Seconds per image of a batched no-grad forward and of a forward+backward (fastest of 5;
-    the counting wrapper's own cost is included, as in the audit)."""
+def _bare_times(model, size: int, batch, device: str) -> tuple[float, float]:
+    """Seconds per image of a batched no-grad forward and of a forward+backward: the fastest of
+    5 passes at each batch size in ``batch`` (an int or a tuple), the fastest batch size kept
+    (the counting wrapper's own cost is included, as in the audit)."""
     model = model.to(device)
-    x = torch.rand(batch, 3, size, size, device=device)
-    with torch.no_grad():
-        model(x)
-        t_fwd = min(_seconds(lambda: model(x), device) for _ in range(5)) / len(x)
-    xg = x.clone().requires_grad_(True)
-    model(xg)[:, 0].sum().backward()
-    t_grad = min(_seconds(lambda: model(xg)[:, 0].sum().backward(), device)
-                 for _ in range(5)) / len(x)
+    t_fwd = t_grad = math.inf
+    for b in (batch,) if isinstance(batch, int) else batch:
+        x = torch.rand(b, 3, size, size, device=device)
+        with torch.no_grad():
+            model(x)
+            t_fwd = min(t_fwd, min(_seconds(lambda x=x: model(x), device) for _ in range(5)) / b)
+        xg = x.clone().requires_grad_(True)
+        model(xg)[:, 0].sum().backward()
+        t_grad = min(t_grad, min(_seconds(lambda xg=xg: model(xg)[:, 0].sum().backward(), device)
+                                 for _ in range(5)) / b)
     return t_fwd, t_grad
 
 

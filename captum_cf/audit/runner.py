@@ -44,9 +44,10 @@ Memory rule (``batch_size=None``, ``explain_batch=None``): with P = H x W pixels
   batch of path methods (model evaluations with gradients per pass, e.g. Integrated Gradients'
   steps; DeepLift, whose passes carry inputs and references together, explains half as many
   per pass): ``clamp(2**21 // P, 1, 256)``: 41 images at 224 px, 256 at 32 px;
-* forward batch (no-grad passes of the MoRF/LeRF curves): ``clamp(2**22 // P, 1, 256)``,
-  and perturbation methods evaluate at most ``2**22 // P`` images per pass;
-* on CUDA the pixel budgets are multiplied by (free GPU memory) / 4 GiB.
+* forward batch (no-grad passes of the MoRF/LeRF curves): ``clamp(1.5 * 2**20 // P, 1, 256)``
+  (31 images at 224 px), and perturbation methods evaluate at most ``1.5 * 2**20 // P`` images
+  per pass: on the CPU larger passes run slower per image;
+* on CUDA the budgets are ``2**21`` and ``2**22`` pixels times (free GPU memory) / 4 GiB.
 
 This keeps the default grid at 224 px near 1.5 GB on the CPU whatever the number of images
 (``benchmarks/audit_scale.py``).
@@ -91,8 +92,12 @@ ROMS_N = 32
 
 #: pixels per pass with gradients (explanation batch, path methods' internal batch) on the CPU
 GRAD_PIXELS = 2**21
-#: pixels per no-grad forward pass on the CPU
+#: pixels per no-grad forward pass per 4 GiB of free GPU memory
 FORWARD_PIXELS = 2**22
+#: pixels per no-grad forward pass on the CPU: fewer than memory allows, since larger passes run
+#: slower per image there (resnet18 at 224 px, one thread: 40-43 ms per image in passes of 16-32
+#: images, 50-52 ms in passes of 48-83; benchmarks/RESULTS.md, audit_scale)
+CPU_FORWARD_PIXELS = 3 * 2**19
 
 
 def audit(
@@ -381,12 +386,12 @@ def plan_batches(
         no-grad pass of the curves) and ``forward_images`` (images one perturbation pass may hold).
     """
     pixels = int(image_shape[-1]) * int(image_shape[-2])
-    scale = 1.0
+    scale, fwd_pixels = 1.0, CPU_FORWARD_PIXELS
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        scale = max(free / 2**32, 0.25)
+        scale, fwd_pixels = max(free / 2**32, 0.25), FORWARD_PIXELS
     grad = max(1, int(GRAD_PIXELS * scale) // pixels)
-    fwd = max(1, int(FORWARD_PIXELS * scale) // pixels)
+    fwd = max(1, int(fwd_pixels * scale) // pixels)
     explain = explain_batch or min(grad, 256)
     return {
         "explain": explain,
