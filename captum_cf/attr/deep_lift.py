@@ -264,14 +264,16 @@ def _explainer(ctx: Any) -> Any:
     """Audit factory: ``explain(inputs, target, baseline) -> (N, C, H, W)`` DeepLift maps.
 
     Captum's DeepLift sends the inputs and their references through the model in one pass with
-    gradients: twice the images of the call. So that it holds no more than a path method's
-    internal batch (``ctx.extras["internal_batch_size"]``, default 256; the audit sizes it by
-    memory), a call of more than half of it is split into chunks of that many inputs; the
-    references are drawn once for the whole call and split alike, so the maps are those of one
-    call (each example's map depends on its own input and reference only).
+    gradients, and its hooks keep every non-linearity's input and output: measured with
+    torchvision's resnet18 at 224 px, about 80 MB per input against 13 MB per image of a path
+    method's pass. So that a call holds about what a path method's internal batch
+    (``ctx.extras["internal_batch_size"]``, default 256; the audit sizes it by memory) holds, a
+    call of more than a sixth of it is split into chunks of that many inputs; the references are
+    drawn once for the whole call and split alike, so the maps are those of one call (each
+    example's map depends on its own input and reference only).
     """
     dl = DeepLift(ctx.model, untangle=True)  # torchvision's ResNets reuse their ReLUs
-    per_pass = max(1, int(ctx.extras.get("internal_batch_size", 256)) // 2)
+    per_pass = max(1, int(ctx.extras.get("internal_batch_size", 256)) // 6)
 
     def explain(inputs: Tensor, target: Any, baseline: Any) -> Tensor:
         n = inputs.shape[0]

@@ -42,8 +42,8 @@ Memory rule (``batch_size=None``, ``explain_batch=None``): with P = H x W pixels
 
 * explanation batch (images per explanation call, also the streaming batch) and the internal
   batch of path methods (model evaluations with gradients per pass, e.g. Integrated Gradients'
-  steps; DeepLift, whose passes carry inputs and references together, explains half as many
-  per pass): ``clamp(2**21 // P, 1, 256)``: 41 images at 224 px, 256 at 32 px;
+  steps; DeepLift, whose passes carry inputs and references together and whose hooks keep every
+  activation, explains a sixth as many per pass): ``clamp(2**21 // P, 1, 256)``: 41 images at 224 px, 256 at 32 px;
 * forward batch (no-grad passes of the MoRF/LeRF curves): ``clamp(1.5 * 2**20 // P, 1, 256)``
   (31 images at 224 px), and perturbation methods evaluate at most ``1.5 * 2**20 // P`` images
   per pass: on the CPU larger passes run slower per image;

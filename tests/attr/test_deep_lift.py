@@ -155,16 +155,17 @@ def test_registered_explainer(cnn, images, refs, fixed, on_device):
 
 
 def test_registered_explainer_splits_large_calls(cnn, device, on_device):
-    # the audit's DeepLift holds at most half the internal batch of inputs per pass (inputs and
-    # references go through the model together); the maps equal one DeepLift call on the whole
-    # batch with the references drawn once (a noisy reference differs per batch size)
+    # the audit's DeepLift holds at most a sixth of the internal batch of inputs per pass (inputs
+    # and references go through the model together, hooks keep every activation); the maps equal
+    # one DeepLift call on the whole batch with the references drawn once (a noisy reference
+    # differs per batch size)
     from captum_cf.baselines import NoisyLinearImputation
 
     x = torch.rand(5, 2, 6, 6, generator=torch.Generator().manual_seed(3)).to(device)
     target = torch.tensor([0, 1, 2, 1, 0], device=device)
     baseline = NoisyLinearImputation(noise=0.2, seed=4)
     ctx = AuditContext(model=cnn, data_name="toy", train_data=None, num_classes=3,
-                       image_shape=(2, 6, 6), extras={"internal_batch_size": 4})
+                       image_shape=(2, 6, 6), extras={"internal_batch_size": 12})
     seen: list[int] = []
     handle = cnn.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
     try:
