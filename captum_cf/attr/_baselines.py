@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from captum_cf.baselines.base import Baseline, check_baseline_output
@@ -109,6 +110,43 @@ def resolve_baselines(
         for (b_name, _), b, x in zip(names, entries, inputs_t)
     )
     return resolved if isinstance(baselines, tuple) else resolved[0]
+
+
+def explain_in_chunks(
+    attribute: Any, inputs: Tensor, target: Any, baseline: Any, per_call: int
+) -> Tensor:
+    """``attribute(inputs, refs, target)`` over chunks of at most ``per_call`` examples.
+
+    For the audit's explainers of methods whose map of an example depends on its own input and
+    reference only (DeepLift, Integrated Gradients): the references are drawn once for the whole
+    batch (a random reference, e.g. noise, depends on the batch it is drawn for) and split like
+    the inputs, so the maps are those of one call on the whole batch, up to float rounding.
+
+    Args:
+        attribute (callable): ``attribute(inputs, baselines, target) -> Tensor`` of shape
+            (n, ...) for n inputs.
+        inputs (Tensor): (N, ...) examples.
+        target: None, an int or a per-example (N,) tensor (split like the inputs).
+        baseline: a :class:`~captum_cf.baselines.Baseline`, a tensor or a number.
+        per_call (int): at most this many examples per call (>= 1).
+
+    Returns:
+        Tensor: the maps of the chunks, concatenated, (N, ...).
+    """
+    n = inputs.shape[0]
+    if n <= per_call:
+        return attribute(inputs, baseline, target)
+    refs = resolve_baselines(baseline, inputs, target)
+    split_target = isinstance(target, Tensor) and target.dim() > 0 and target.shape[0] == n
+    split_refs = isinstance(refs, Tensor) and refs.dim() > 0 and refs.shape[0] == n
+    return torch.cat([
+        attribute(
+            inputs[lo:lo + per_call],
+            refs[lo:lo + per_call] if split_refs else refs,
+            target[lo:lo + per_call] if split_target else target,
+        )
+        for lo in range(0, n, per_call)
+    ])
 
 
 def check_per_example(

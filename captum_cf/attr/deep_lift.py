@@ -13,7 +13,12 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_cf._validation import check_attribute_arguments
-from captum_cf.attr._baselines import check_per_example, has_baseline, resolve_baselines
+from captum_cf.attr._baselines import (
+    check_per_example,
+    explain_in_chunks,
+    has_baseline,
+    resolve_baselines,
+)
 from captum_cf.attr._guard import checking_target, guarded
 from captum_cf.attr._untangle import untangled
 
@@ -265,31 +270,19 @@ def _explainer(ctx: Any) -> Any:
 
     Captum's DeepLift sends the inputs and their references through the model in one pass with
     gradients, and its hooks keep every non-linearity's input and output: measured with
-    torchvision's resnet18 at 224 px, about 80 MB per input against 13 MB per image of a path
+    torchvision's resnet18 at 224 px, about 80 MB per input against 13-16 MB per image of a path
     method's pass. So that a call holds about what a path method's internal batch
     (``ctx.extras["internal_batch_size"]``, default 256; the audit sizes it by memory) holds, a
-    call of more than a sixth of it is split into chunks of that many inputs; the references are
-    drawn once for the whole call and split alike, so the maps are those of one call (each
-    example's map depends on its own input and reference only).
+    call of more than a sixth of it is split into chunks of that many inputs, the references
+    drawn once for the whole call (:func:`~captum_cf.attr._baselines.explain_in_chunks`).
     """
     dl = DeepLift(ctx.model, untangle=True)  # torchvision's ResNets reuse their ReLUs
     per_pass = max(1, int(ctx.extras.get("internal_batch_size", 256)) // 6)
 
+    def attribute(x: Tensor, baselines: Any, target: Any) -> Tensor:
+        return dl.attribute(x, baselines=baselines, target=target)
+
     def explain(inputs: Tensor, target: Any, baseline: Any) -> Tensor:
-        n = inputs.shape[0]
-        if n <= per_pass:
-            return dl.attribute(inputs, baselines=baseline, target=target)
-        refs = resolve_baselines(baseline, inputs, target)
-        per_example = isinstance(target, Tensor) and target.dim() > 0 and target.shape[0] == n
-        refs_split = isinstance(refs, Tensor) and refs.dim() > 0 and refs.shape[0] == n
-        maps = []
-        for lo in range(0, n, per_pass):
-            hi = min(lo + per_pass, n)
-            maps.append(dl.attribute(
-                inputs[lo:hi],
-                baselines=refs[lo:hi] if refs_split else refs,
-                target=target[lo:hi] if per_example else target,
-            ))
-        return torch.cat(maps)
+        return explain_in_chunks(attribute, inputs, target, baseline, per_pass)
 
     return explain

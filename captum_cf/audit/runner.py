@@ -40,10 +40,12 @@ does.
 
 Memory rule (``batch_size=None``, ``explain_batch=None``): with P = H x W pixels per image,
 
-* explanation batch (images per explanation call, also the streaming batch) and the internal
-  batch of path methods (model evaluations with gradients per pass, e.g. Integrated Gradients'
-  steps; DeepLift, whose passes carry inputs and references together and whose hooks keep every
-  activation, explains a sixth as many per pass): ``clamp(2**21 // P, 1, 256)``: 41 images at 224 px, 256 at 32 px;
+* explanation batch (images per explanation call, also the streaming batch):
+  ``clamp(2**21 // P, 1, 256)``: 41 images at 224 px, 256 at 32 px;
+* internal batch of path methods (model evaluations with gradients per pass, e.g. Integrated
+  Gradients' steps): ``clamp(2**20 // P, 1, 256)``: 20 images at 224 px, 256 at 32 and 64 px;
+  DeepLift, whose passes carry inputs and references together and whose hooks keep every
+  activation, explains a sixth as many inputs per pass;
 * forward batch (no-grad passes of the MoRF/LeRF curves): ``clamp(1.5 * 2**20 // P, 1, 256)``
   (31 images at 224 px), and perturbation methods evaluate at most ``1.5 * 2**20 // P`` images
   per pass: on the CPU larger passes run slower per image;
@@ -90,8 +92,12 @@ ROMS_REFERENCE = "inpaint-pushpull"
 #: images of the first batch used for R-OMS
 ROMS_N = 32
 
-#: pixels per pass with gradients (explanation batch, path methods' internal batch) on the CPU
+#: pixels per explanation batch on the CPU, and per pass with gradients per 4 GiB of free GPU
+#: memory (explanation batch, path methods' internal batch)
 GRAD_PIXELS = 2**21
+#: pixels per pass with gradients of a path method on the CPU (about 16 MB per resnet18 image at
+#: 224 px: 20 images keep the default grid's peak near 1.7 GB; benchmarks/RESULTS.md)
+CPU_GRAD_PIXELS = 2**20
 #: pixels per no-grad forward pass per 4 GiB of free GPU memory
 FORWARD_PIXELS = 2**22
 #: pixels per no-grad forward pass on the CPU: fewer than memory allows, since larger passes run
@@ -386,16 +392,17 @@ def plan_batches(
         no-grad pass of the curves) and ``forward_images`` (images one perturbation pass may hold).
     """
     pixels = int(image_shape[-1]) * int(image_shape[-2])
-    scale, fwd_pixels = 1.0, CPU_FORWARD_PIXELS
+    scale, fwd_pixels, internal_pixels = 1.0, CPU_FORWARD_PIXELS, CPU_GRAD_PIXELS
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        scale, fwd_pixels = max(free / 2**32, 0.25), FORWARD_PIXELS
+        scale, fwd_pixels, internal_pixels = max(free / 2**32, 0.25), FORWARD_PIXELS, GRAD_PIXELS
     grad = max(1, int(GRAD_PIXELS * scale) // pixels)
+    internal = max(1, int(internal_pixels * scale) // pixels)
     fwd = max(1, int(fwd_pixels * scale) // pixels)
     explain = explain_batch or min(grad, 256)
     return {
         "explain": explain,
-        "internal": min(grad, 256),
+        "internal": min(internal, 256),
         "forward": batch_size or min(fwd, 256),
         "forward_images": batch_size or fwd,
     }

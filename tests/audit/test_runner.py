@@ -142,11 +142,12 @@ def test_a_method_that_ignores_baselines_runs_once(device) -> None:
 
 def test_memory_rule_sizes_batches_from_the_image_size() -> None:
     cpu = torch.device("cpu")
-    # 2**21 // (224 * 224) = 41 images with gradients; 1.5 * 2**20 // 50176 = 31 without (the
-    # CPU's no-grad budget is smaller than memory allows: larger passes run slower per image)
+    # 2**21 // (224 * 224) = 41 images per explanation call, 2**20 // 50176 = 20 per pass with
+    # gradients; 1.5 * 2**20 // 50176 = 31 without (the CPU's no-grad budget is smaller than
+    # memory allows: larger passes run slower per image)
     assert plan_batches((3, 224, 224), cpu) == {
         "explain": 41,
-        "internal": 41,
+        "internal": 20,
         "forward": 31,
         "forward_images": 31,
     }
@@ -158,7 +159,7 @@ def test_memory_rule_sizes_batches_from_the_image_size() -> None:
     }
     assert plan_batches((3, 224, 224), cpu, batch_size=10, explain_batch=3) == {
         "explain": 3,
-        "internal": 41,
+        "internal": 20,
         "forward": 10,
         "forward_images": 10,
     }
