@@ -5,10 +5,11 @@ from __future__ import annotations
 import captum.attr
 import pytest
 import torch
+from chunking_helpers import run_split_explainer
 
 from captum_cf._registry import AuditContext
 from captum_cf.attr import METHODS, DeepLift, DeepLiftShap
-from captum_cf.baselines import BlurBaseline
+from captum_cf.baselines import BlurBaseline, NoisyLinearImputation
 
 
 def _equal(a, b) -> bool:
@@ -157,27 +158,15 @@ def test_registered_explainer(cnn, images, refs, fixed, on_device):
 def test_registered_explainer_splits_large_calls(cnn, device, on_device):
     # the audit's DeepLift holds at most a sixth of the internal batch of inputs per pass (inputs
     # and references go through the model together, hooks keep every activation); the maps equal
-    # one DeepLift call on the whole batch with the references drawn once (a noisy reference
-    # differs per batch size)
-    from captum_cf.baselines import NoisyLinearImputation
-
-    x = torch.rand(5, 2, 6, 6, generator=torch.Generator().manual_seed(3)).to(device)
-    target = torch.tensor([0, 1, 2, 1, 0], device=device)
-    baseline = NoisyLinearImputation(noise=0.2, seed=4)
-    ctx = AuditContext(model=cnn, data_name="toy", train_data=None, num_classes=3,
-                       image_shape=(2, 6, 6), extras={"internal_batch_size": 12})
-    seen: list[int] = []
-    handle = cnn.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
-    try:
-        got = METHODS.create("deeplift", ctx)(x, target, baseline)
-    finally:
-        handle.remove()
+    # one DeepLift call on the whole batch with the references drawn once
+    got, seen, refs, x, target = run_split_explainer(cnn, "deeplift", 12, device)
     assert seen and max(seen) <= 4 and sum(seen) == 2 * 5
-    refs = baseline.reference(x, target)
-    assert not torch.equal(refs[2:4], baseline.reference(x[2:4], target[2:4]))
     whole = captum.attr.DeepLift(cnn).attribute(x, refs, target=target)
     torch.testing.assert_close(got, whole, rtol=1e-5, atol=1e-6)
     assert on_device(got)
+    baseline = NoisyLinearImputation(noise=0.2, seed=4)
+    ctx = AuditContext(model=cnn, data_name="toy", train_data=None, num_classes=3,
+                       image_shape=(2, 6, 6), extras={"internal_batch_size": 12})
     # an int target and a call within the limit are passed as they are
     small = METHODS.create("deeplift", ctx)(x[:2], 1, baseline)
     assert torch.equal(small, DeepLift(cnn).attribute(x[:2], baseline, target=1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import captum.attr
 import pytest
 import torch
+from chunking_helpers import run_split_explainer
 
 from captum_cf._registry import AuditContext
 from captum_cf.attr import METHODS, IntegratedGradients, NoiseTunnel
@@ -206,21 +207,8 @@ def test_registered_explainer(cnn, images, refs, fixed, device, on_device):
 def test_registered_explainer_splits_calls_larger_than_the_internal_batch(cnn, device, on_device):
     # Captum evaluates one step of every input per pass at least: the audit's IG splits a call
     # of more inputs than its internal batch, references drawn once for the whole call
-    from captum_cf.baselines import NoisyLinearImputation
-
-    x = torch.rand(5, 2, 6, 6, generator=torch.Generator().manual_seed(3)).to(device)
-    target = torch.tensor([0, 1, 2, 1, 0], device=device)
-    baseline = NoisyLinearImputation(noise=0.2, seed=4)
-    ctx = AuditContext(model=cnn, data_name="toy", train_data=None, num_classes=3,
-                       image_shape=(2, 6, 6), extras={"internal_batch_size": 2})
-    seen: list[int] = []
-    handle = cnn.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
-    try:
-        got = METHODS.create("integrated-gradients", ctx)(x, target, baseline)
-    finally:
-        handle.remove()
+    got, seen, refs, x, target = run_split_explainer(cnn, "integrated-gradients", 2, device)
     assert max(seen) <= 2 and sum(seen) == 5 * 32
-    refs = baseline.reference(x, target)
     want = captum.attr.IntegratedGradients(cnn).attribute(x, refs, target=target, n_steps=32)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     assert on_device(got)
