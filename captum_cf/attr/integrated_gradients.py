@@ -144,9 +144,9 @@ def _explainer(ctx: Any, n_steps: int = 32) -> Any:
     internal = int(ctx.extras.get("internal_batch_size", 256))
 
     def attribute(x: Tensor, baselines: Any, target: Any) -> Tensor:
-        batch = max(internal, x.shape[0])
+        # explain_in_chunks hands at most ``internal`` inputs: one step of each fits a pass
         return ig.attribute(
-            x, baselines=baselines, target=target, n_steps=n_steps, internal_batch_size=batch
+            x, baselines=baselines, target=target, n_steps=n_steps, internal_batch_size=internal
         )
 
     def explain(inputs: Tensor, target: Any, baseline: Any) -> Tensor:

@@ -140,8 +140,8 @@ def train_exaggeration(
         if value is not None:  # validated by ExaggerationTrainConfig
             train_config = dataclasses.replace(train_config, **{name: value})
     aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev)
-    _check_fits(model, x_tr.to(dev), "classifier", classifier)
-    _check_fits(aux, x_tr.to(dev), "aux_classifier", aux_classifier)
+    _check_fits(model, x_tr[:1].to(dev), "classifier", classifier)
+    _check_fits(aux, x_tr[:1].to(dev), "aux_classifier", aux_classifier)
     torch.manual_seed(seed)  # initialisation; the trainer reseeds for training randomness
     trainer = ExaggerationTrainer(
         ExaggerationGenerator(config), model, x_tr, y_tr, x_val,

@@ -121,11 +121,11 @@ def _check_fits(model: nn.Module | None, images: Tensor, what: str, spec: str | 
     """
     if model is None:
         return
+    from captum_cf._model_state import frozen
+
     x = images[:1]
-    was_training = model.training
     try:
-        model.eval()  # no batch-norm statistics move
-        with torch.no_grad():
+        with frozen(model), torch.no_grad():  # eval: no batch-norm statistics move; restored
             model(x)
     except Exception as err:  # noqa: BLE001 (any failure: the model does not take these images)
         line = str(err).strip().splitlines()[0] if str(err).strip() else ""
@@ -136,8 +136,6 @@ def _check_fits(model: nn.Module | None, images: Tensor, what: str, spec: str | 
             "train a classifier at this size first (captum-cf train classifier --data ... "
             "--image-size S)"
         ) from err
-    finally:
-        model.train(was_training)
 
 
 def _split(images: Tensor, labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, ...]:
@@ -268,8 +266,8 @@ def train_ganmex(
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
     aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev)
-    _check_fits(model, x_tr.to(dev), "classifier", classifier or setup["classifier"])
-    _check_fits(aux, x_tr.to(dev), "aux_classifier", aux_classifier)
+    _check_fits(model, x_tr[:1].to(dev), "classifier", classifier or setup["classifier"])
+    _check_fits(aux, x_tr[:1].to(dev), "aux_classifier", aux_classifier)
     torch.manual_seed(seed)  # model initialisation (the trainer reseeds for training randomness)
     generator = GANMEXGenerator(config)
     if start is not None:
