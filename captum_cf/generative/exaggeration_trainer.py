@@ -21,7 +21,7 @@ from captum_cf.generative.exaggeration import (
     ExaggerationGenerator,
 )
 from captum_cf.generative.losses import hinge_critic_loss, hinge_generator_loss
-from captum_cf.training import Trainer
+from captum_cf.training import Trainer, check_frozen_classifier
 
 __all__ = [
     "ExaggerationTrainConfig",
@@ -190,6 +190,8 @@ class ExaggerationTrainer(Trainer):
         device = torch.device(trainer_kwargs.pop("device", None) or images.device)
         images = images.to(device)
         labels = check_target(labels, images.shape[0], gcfg.num_classes, name="labels")
+        check_frozen_classifier(classifier, images, "classifier", gcfg.num_classes)
+        check_frozen_classifier(aux_classifier, images, "aux_classifier", gcfg.num_classes)
         if not 0.0 <= cfg.positive_share <= 1.0:
             raise ValueError(f"positive_share must lie in [0, 1], got {cfg.positive_share}")
         positive = labels == gcfg.positive_class

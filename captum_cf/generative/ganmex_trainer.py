@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_cf._model_state import frozen
-from captum_cf._validation import check_images, check_logits, check_target
+from captum_cf._validation import check_images, check_target
 from captum_cf.generative.ganmex import GANMEXConfig, GANMEXCritic, GANMEXGenerator
 from captum_cf.generative.layers import random_translate
 from captum_cf.generative.losses import gradient_penalty, wgan_critic_loss, wgan_generator_loss
-from captum_cf.training import Trainer
+from captum_cf.training import Trainer, check_frozen_classifier
 from captum_cf.training.checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = [
@@ -193,16 +193,8 @@ class GANMEXTrainer(Trainer):
             raise ValueError(
                 f"labels must contain every class (real samples per target); missing {missing}"
             )
-        for name, model in (("classifier", classifier), ("aux_classifier", aux_classifier)):
-            if model is None:
-                continue
-            with frozen(model), torch.no_grad():
-                logits = check_logits(model(images[:1]), 1, name=name)
-            if logits.shape[1] != gcfg.num_classes:
-                raise ValueError(
-                    f"{name} must return (N, {gcfg.num_classes}) logits for the generator's "
-                    f"{gcfg.num_classes} classes; it returned {tuple(logits.shape)} for one image"
-                )
+        check_frozen_classifier(classifier, images, "classifier", gcfg.num_classes)
+        check_frozen_classifier(aux_classifier, images, "aux_classifier", gcfg.num_classes)
         bad = [p for p in self.config.focus_pairs if max(p) >= gcfg.num_classes or min(p) < 0]
         if bad:
             raise ValueError(f"focus_pairs {bad} name classes outside 0..{gcfg.num_classes - 1}")

@@ -25,11 +25,12 @@ from captum_cf.training.distributed import (
     resolve_device,
     shutdown,
 )
-from captum_cf.training.loop import IndexStream, Trainer
+from captum_cf.training.loop import IndexStream, Trainer, check_frozen_classifier
 
 __all__ = [
     "Trainer",
     "IndexStream",
+    "check_frozen_classifier",
     "CHECKPOINT_FORMAT",
     "save_checkpoint",
     "load_checkpoint",

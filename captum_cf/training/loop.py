@@ -52,7 +52,7 @@ from captum_cf.training.distributed import (
     rank_seed,
 )
 
-__all__ = ["Trainer", "IndexStream"]
+__all__ = ["Trainer", "IndexStream", "check_frozen_classifier"]
 
 
 class IndexStream:
@@ -477,6 +477,60 @@ class Trainer(abc.ABC):
         if self.log:
             self.log(f"resumed {self.checkpoint_path} at step {self.step}")
         return True
+
+
+def check_frozen_classifier(
+    model: nn.Module | Callable[[Tensor], Tensor] | None,
+    images: Tensor,
+    name: str,
+    num_classes: int | None = None,
+    hint: str = "",
+) -> None:
+    """A trainer's frozen classifier must take its training images and return logits.
+
+    One image goes through ``model`` in eval mode without gradients (the project's ``frozen``:
+    its mode and ``requires_grad`` flags are restored, also after an exception), before any
+    training step, so a classifier trained at another image size fails with a clear error
+    instead of a matrix-size traceback in the first step.
+
+    Args:
+        model: the classifier (``None``: nothing to check).
+        images (Tensor): training images, shape (N, C, H, W); the first one is used.
+        name (str): how the error names the model, e.g. ``"aux_classifier"``.
+        num_classes (int, optional): when given, the logits must have this many columns.
+        hint (str): appended to the error when the model fails on the image (how to fix it).
+
+    Raises:
+        ValueError: naming ``name``, the image shape and the model's own error (first line),
+            or the logits' shape when it is not (1, num_classes).
+
+    Example:
+        >>> check_frozen_classifier(nn.Linear(4, 2), torch.rand(3, 4), "classifier", 3)
+        Traceback (most recent call last):
+        ...
+        ValueError: classifier must return (1, 3) logits for the generator's 3 classes; ...
+    """
+    if model is None:
+        return
+    from captum_cf._model_state import frozen
+    from captum_cf._validation import check_logits
+
+    x = images[:1]
+    try:
+        with frozen(model), torch.no_grad():  # eval: no batch-norm statistics move
+            out = model(x)
+    except Exception as err:  # noqa: BLE001 (any failure: the model does not take these images)
+        line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ValueError(
+            f"{name} fails on the training images of shape {tuple(x.shape)} "
+            f"({type(err).__name__}: {line}){'; ' + hint if hint else ''}"
+        ) from err
+    logits = check_logits(out, 1, name=name)
+    if num_classes is not None and logits.shape[1] != num_classes:
+        raise ValueError(
+            f"{name} must return (1, {num_classes}) logits for the generator's {num_classes} "
+            f"classes; it returned {tuple(logits.shape)} for one image"
+        )
 
 
 def _module_device(modules: dict[str, nn.Module]) -> torch.device:

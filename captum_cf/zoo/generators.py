@@ -23,6 +23,7 @@ from captum_cf.generative.ganmex_trainer import (
     GANMEXTrainer,
     evaluate_counterfactuals,
 )
+from captum_cf.training import check_frozen_classifier
 from captum_cf.training.checkpoint import save_checkpoint
 from captum_cf.zoo._registry import WEIGHTS_FORMAT, ZooEntry, register
 
@@ -112,30 +113,20 @@ def _load_zoo_model(spec: str, what: str = "classifier") -> nn.Module:
 
 
 def _check_fits(model: nn.Module | None, images: Tensor, what: str, spec: str | None) -> None:
-    """``model`` (loaded from ``spec``) must take the training images: one image, no gradients.
+    """``model`` (loaded from ``spec``) must take the training images (the trainers' own check,
+    :func:`captum_cf.training.check_frozen_classifier`, with the spec and the CLI's fix named).
 
     Raises:
-        ValueError: naming ``what`` (``--classifier``, ``--aux-classifier``), the spec, the
-            images' shape and the model's own error, with the fix (a classifier takes the size
-            it was trained at).
+        ValueError: naming ``what`` (``classifier``, ``aux_classifier``), the spec, the images'
+            shape and the model's own error, with the fix (a classifier takes the size it was
+            trained at).
     """
-    if model is None:
-        return
-    from captum_cf._model_state import frozen
-
-    x = images[:1]
-    try:
-        with frozen(model), torch.no_grad():  # eval: no batch-norm statistics move; restored
-            model(x)
-    except Exception as err:  # noqa: BLE001 (any failure: the model does not take these images)
-        line = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise ValueError(
-            f"{what} {spec!r} fails on the training images of shape {tuple(x.shape)} "
-            f"({type(err).__name__}: {line}); a classifier takes the image size it was trained "
-            "at (zoo digits models 32 px, shapes models 64 px): leave --image-size out, or "
-            "train a classifier at this size first (captum-cf train classifier --data ... "
-            "--image-size S)"
-        ) from err
+    check_frozen_classifier(
+        model, images, f"{what} {spec!r}",
+        hint="a classifier takes the image size it was trained at (zoo digits models 32 px, "
+        "shapes models 64 px): leave --image-size out, or train a classifier at this size "
+        "first (captum-cf train classifier --data ... --image-size S)",
+    )
 
 
 def _split(images: Tensor, labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, ...]:

@@ -146,6 +146,21 @@ def test_trainer_bad_input() -> None:
         ExaggerationTrainer(ExaggerationGenerator(TINY), _Classifier(), x * 3, y)
 
 
+def test_trainer_checks_the_classifiers_on_one_image_first() -> None:
+    """A classifier that does not take the training images fails before training, by name."""
+    x, y = _data()
+    sized_for_16px = nn.Sequential(nn.Flatten(), nn.Linear(256, 3)).train()
+    with pytest.raises(ValueError, match=r"^classifier fails on the training images of shape "
+                       r"\(1, 1, 8, 8\) \(RuntimeError: mat1 and mat2"):
+        ExaggerationTrainer(ExaggerationGenerator(TINY), sized_for_16px, x, y)
+    assert sized_for_16px.training  # the probe's eval mode is restored after the failure
+    two_classes = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+    with pytest.raises(ValueError, match=r"aux_classifier must return \(1, 3\) logits"):
+        ExaggerationTrainer(ExaggerationGenerator(TINY), _Classifier(), x, y,
+                            config=ExaggerationTrainConfig(lambda_aux=1.0),
+                            aux_classifier=two_classes)
+
+
 def test_recalibrated_copy_is_deterministic_and_leaves_generator(device) -> None:
     trainer = _trainer(device)
     trainer.fit(2)

@@ -147,9 +147,13 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="labels must be class indices"):
         GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x, y + 1)
     two_classes = nn.Sequential(nn.Flatten(), nn.Linear(64, 2)).train()
-    with pytest.raises(ValueError, match=r"\(N, 3\) logits .* returned \(1, 2\)"):
+    with pytest.raises(ValueError, match=r"\(1, 3\) logits .* returned \(1, 2\)"):
         GANMEXTrainer(GANMEXGenerator(TINY), two_classes, x, y)
     assert two_classes.training and all(p.requires_grad for p in two_classes.parameters())
+    sized_for_16px = nn.Sequential(nn.Flatten(), nn.Linear(256, 3))
+    with pytest.raises(ValueError, match=r"^classifier fails on the training images of shape "
+                       r"\(1, 1, 8, 8\) \(RuntimeError: mat1 and mat2"):
+        GANMEXTrainer(GANMEXGenerator(TINY), sized_for_16px, x, y)
     trainer = _trainer(_Classifier())
     trainer.fit(1)
     with pytest.raises(ValueError, match="below the steps already done"):
@@ -441,6 +445,6 @@ def test_aux_classifier_bad_arguments():
         GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x, y,
                       config=dataclasses.replace(FAST, lambda_aux=1.0))
     wrong = nn.Sequential(nn.Flatten(), nn.Linear(64, 5))
-    with pytest.raises(ValueError, match=r"aux_classifier must return \(N, 3\) logits"):
+    with pytest.raises(ValueError, match=r"aux_classifier must return \(1, 3\) logits"):
         GANMEXTrainer(GANMEXGenerator(TINY), _Classifier(), x, y,
                       config=dataclasses.replace(FAST, lambda_aux=1.0), aux_classifier=wrong)

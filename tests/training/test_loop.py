@@ -137,3 +137,25 @@ def test_average_gradients_divides_the_all_reduced_sum_tensor_by_tensor(tmp_path
             assert (p.grad is None) if g is None else torch.equal(p.grad, g / 4)
     finally:
         dist.destroy_process_group()
+
+
+def test_check_frozen_classifier_names_the_model_the_shape_and_the_fix(device) -> None:
+    from captum_cf.training import check_frozen_classifier
+
+    model = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(4), nn.Linear(4, 2)).to(device).train()
+    model[2].weight.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images = torch.rand(3, 1, 2, 2, device=device)
+    check_frozen_classifier(model, images, "classifier", 2)  # fits: no error
+    check_frozen_classifier(None, images, "aux_classifier", 2)  # nothing to check
+    with pytest.raises(ValueError, match=r"^aux 'a.pt' fails on the training images of shape "
+                       r"\(1, 1, 3, 3\) \(RuntimeError: .*\); train it at 3 px$"):
+        check_frozen_classifier(model, torch.rand(2, 1, 3, 3, device=device), "aux 'a.pt'",
+                                hint="train it at 3 px")
+    with pytest.raises(ValueError, match=r"classifier must return \(1, 5\) logits .* \(1, 2\)"):
+        check_frozen_classifier(model, images, "classifier", 5)
+    with pytest.raises(ValueError, match=r"classifier must return \(N, classes\) logits"):
+        check_frozen_classifier(nn.Flatten(0), images, "classifier")
+    # one image in eval mode: batch-norm statistics, mode and flags as before, also after errors
+    assert model.training and not model[2].weight.requires_grad and model[2].bias.requires_grad
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
