@@ -165,6 +165,45 @@ def test_memory_rule_sizes_batches_from_the_image_size() -> None:
     }
 
 
+def test_memory_rule_on_cuda_scales_with_the_free_memory(monkeypatch) -> None:
+    """The CUDA branch, by hand (runs without a GPU: only ``mem_get_info`` is asked)."""
+    asked = []
+
+    def free_memory(gib: float):
+        def mem_get_info(device):
+            asked.append(device)
+            return int(gib * 2**30), 80 * 2**30
+        return mem_get_info
+
+    cuda = torch.device("cuda", 1)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", free_memory(16))
+    # scale 16 GiB / 4 GiB = 4: 4 * 2**21 // 50176 = 167 with gradients, 4 * 2**22 // 50176 = 334
+    # without (a pass of the curves holds at most 256)
+    assert plan_batches((3, 224, 224), cuda) == {
+        "explain": 167,
+        "internal": 167,
+        "forward": 256,
+        "forward_images": 334,
+    }
+    assert asked == [cuda]
+    # almost no free memory: the scale stops at 1/4 (2**19 // 50176 = 10, 2**20 // 50176 = 20)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", free_memory(0.1))
+    assert plan_batches((3, 224, 224), cuda) == {
+        "explain": 10,
+        "internal": 10,
+        "forward": 20,
+        "forward_images": 20,
+    }
+    # a 4 GiB card equals the CPU's explanation batch; its passes are the GPU budgets
+    monkeypatch.setattr(torch.cuda, "mem_get_info", free_memory(4))
+    assert plan_batches((3, 224, 224), cuda, batch_size=7) == {
+        "explain": 41,
+        "internal": 41,
+        "forward": 7,
+        "forward_images": 7,
+    }
+
+
 def test_perturbation_methods_fit_their_passes_in_the_forward_budget(device) -> None:
     seen = []
     model = tiny_model().to(device)
