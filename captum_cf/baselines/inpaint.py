@@ -14,6 +14,11 @@ from captum_cf.inpainters.base import Inpainter
 
 __all__ = ["InpaintBaseline"]
 
+#: pixels (images x H x W) per inpainter call of :meth:`InpaintBaseline.reference` when
+#: ``batch_size`` is not set: a reference inpaints every image 16 times (4 with ``blend=False``),
+#: so a batch is done a chunk of images at a time (5 images at 224 px, 256 at 32 px)
+REFERENCE_PIXELS = 2**22
+
 
 class InpaintBaseline(Baseline):
     """Counterfactual content from an inpainter (Agarwal & Nguyen, ACCV 2020).
@@ -30,10 +35,11 @@ class InpaintBaseline(Baseline):
     The image is cut into a grid of ``patch x patch`` cells, coloured like a 2x2 checkerboard by
     ``(row % 2, col % 2)``; in each of the 4 passes one colour class is the hole and the three
     others are context, so every pixel is replaced by content inferred from pixels at most about
-    ``patch`` away (its cell's neighbours), never from itself. The 4 passes go to the inpainter as
-    one batch of ``4 N`` images (split by ``batch_size``); each pixel takes the pass in which it
-    was hole. Small ``patch`` keeps the reference close to the input (fine detail removed), large
-    ``patch`` removes larger structures.
+    ``patch`` away (its cell's neighbours), never from itself; each pixel takes the pass in which
+    it was hole. The passes go to the inpainter as batches of at most ``batch_size`` images (by
+    default :data:`REFERENCE_PIXELS` pixels): a large batch is done a chunk of images at a time,
+    with the same result. Small ``patch`` keeps the reference close to the input (fine detail
+    removed), large ``patch`` removes larger structures.
 
     A single grid leaves seams: across a cell border, each side was inpainted from the other
     side's content, so the reference of a large image shows the grid as tiles. With ``blend``
@@ -50,7 +56,9 @@ class InpaintBaseline(Baseline):
         patch (int, optional): cell size of the reference's grid in pixels; default
             ``max(1, ceil(min(H, W) / 4))`` (a 4x4 grid). The grid needs at least 2 cells along
             one axis.
-        batch_size (int, optional): most images per inpainter call; default: all in one call.
+        batch_size (int, optional): most images per inpainter call; default: all in one call
+            for ``fill``, :data:`REFERENCE_PIXELS` pixels for ``reference`` (its 16 passes per
+            image).
         blend (bool): blend 4 half-cell-shifted grids (no seams); False: one grid (4 passes).
 
     Example:
@@ -98,6 +106,24 @@ class InpaintBaseline(Baseline):
         grids = [(oy, ox) for oy in offsets for ox in offsets]
         # (G * 4, 1, H, W): for each grid, its 4 checkerboard classes
         classes = torch.cat([_checkerboard_classes(h, w, patch, inputs, o) for o in grids])
+        passes = classes.shape[0]
+        # each image is inpainted ``passes`` times: a chunk of images at a time, so that one
+        # chunk's copies stay within ``batch_size`` (default: REFERENCE_PIXELS pixels), not
+        # 16 copies of the whole batch at once (41 images at 224 px: 2 GB more at the peak)
+        per_call = self.batch_size or max(1, REFERENCE_PIXELS // (h * w))
+        chunk = max(1, per_call // passes)
+        if n > chunk:
+            return torch.cat([
+                self._grid_reference(inputs[i : i + chunk], classes, grids, patch)
+                for i in range(0, n, chunk)
+            ])
+        return self._grid_reference(inputs, classes, grids, patch)
+
+    def _grid_reference(
+        self, inputs: Tensor, classes: Tensor, grids: list[tuple[int, int]], patch: int
+    ) -> Tensor:
+        """The reference of ``inputs`` from the checkerboard ``classes`` of every grid."""
+        n, _, h, w = inputs.shape
         passes = classes.shape[0]
         images = inputs.repeat(passes, 1, 1, 1)
         holes = classes.repeat_interleave(n, dim=0)

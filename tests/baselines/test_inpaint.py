@@ -87,13 +87,34 @@ def test_reference_checkerboard_passes_are_one_batched_call(device):
 
 
 def test_reference_batch_size_splits_the_calls(device):
+    """A reference is computed a chunk of images at a time: all passes of ``batch_size //
+    passes`` images per chunk, and no call above ``batch_size`` images."""
     rec = _Recorder()
-    x = torch.rand(3, 1, 8, 8).to(device)
-    InpaintBaseline(rec, batch_size=5, blend=False).reference(x)
-    assert [h.shape[0] for h in rec.holes] == [5, 5, 2]
+    x = torch.rand(5, 1, 8, 8).to(device)
+    InpaintBaseline(rec, batch_size=9, blend=False).reference(x)  # 4 passes: 2 images a chunk
+    assert [h.shape[0] for h in rec.holes] == [8, 8, 4]
     rec.holes.clear()
-    InpaintBaseline(rec, batch_size=20).reference(x)  # blended: 16 passes x 3 images
-    assert [h.shape[0] for h in rec.holes] == [20, 20, 8]
+    InpaintBaseline(rec, batch_size=40).reference(x)  # blended, 16 passes: 2 images a chunk
+    assert [h.shape[0] for h in rec.holes] == [32, 32, 16]
+    rec.holes.clear()
+    InpaintBaseline(rec, batch_size=3, blend=False).reference(x[:1])  # fewer than the passes
+    assert [h.shape[0] for h in rec.holes] == [3, 1]
+
+
+def test_reference_default_chunks_by_pixels_with_the_same_result(device, monkeypatch):
+    import captum_cf.baselines.inpaint as inpaint
+
+    x = torch.rand(7, 3, 16, 16, generator=torch.Generator().manual_seed(0)).to(device)
+    whole = InpaintBaseline(PushPullInpainter()).reference(x)
+    rec = _Recorder()
+    InpaintBaseline(rec).reference(x)
+    assert [h.shape[0] for h in rec.holes] == [16 * 7]  # 2**22 pixels hold them all
+    monkeypatch.setattr(inpaint, "REFERENCE_PIXELS", 16 * 3 * 16 * 16)  # 3 images a chunk
+    rec.holes.clear()
+    InpaintBaseline(rec).reference(x)
+    assert [h.shape[0] for h in rec.holes] == [48, 48, 16]
+    chunked = InpaintBaseline(PushPullInpainter()).reference(x)
+    assert torch.equal(chunked, whole)  # per-image work: the chunks give the same numbers
 
 
 def test_blended_reference_is_identity_for_an_identity_inpainter_and_every_grid_is_used(device):
