@@ -294,6 +294,9 @@ def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real-temperature", type=float, default=None, metavar="T",
                         help="bin the critic's real images by softmax(logits / T) so that "
                              "less confident real images fill the middle bins (default 1)")
+    parser.add_argument("--cls-temperature", type=float, default=None, metavar="T",
+                        help="temperature of the classifier's posterior in the generator's "
+                             "loss (default 1; validation always at 1)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -318,8 +321,10 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and not 0 <= value < float("inf"):
             raise CLIError(f"--{name.replace('_', '-')} must be >= 0 and finite, got {value}")
-    if args.real_temperature is not None and not 0 < args.real_temperature < float("inf"):
-        raise CLIError(f"--real-temperature must be > 0 and finite, got {args.real_temperature}")
+    for name in ("real_temperature", "cls_temperature"):
+        value = getattr(args, name)
+        if value is not None and not 0 < value < float("inf"):
+            raise CLIError(f"--{name.replace('_', '-')} must be > 0 and finite, got {value}")
     try:
         metrics = train_exaggeration(
             args.data, out=args.out, classifier=args.classifier, positive=args.positive,
@@ -330,7 +335,7 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
             aux_classifier=args.aux_classifier, aux_weight=args.aux_weight,
             lambda_l1=args.lambda_l1, lambda_real=args.lambda_real,
             conditioning=args.conditioning, critic_conditioning=args.critic_conditioning,
-            real_temperature=args.real_temperature)
+            real_temperature=args.real_temperature, cls_temperature=args.cls_temperature)
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise CLIError(str(err)) from err
     _say(f"test compatibility r {metrics['test_r']:.3f}, MAE {metrics['test_mae']:.3f}, "

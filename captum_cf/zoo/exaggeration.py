@@ -78,6 +78,7 @@ def train_exaggeration(
     conditioning: str | None = None,
     critic_conditioning: str | None = None,
     real_temperature: float | None = None,
+    cls_temperature: float | None = None,
 ) -> dict[str, Any]:
     """Train a progressive-exaggeration generator for "is it class ``positive``".
 
@@ -115,6 +116,8 @@ def train_exaggeration(
         critic_conditioning (str, optional): overrides ``config.critic_conditioning``.
         real_temperature (float, optional): overrides ``train_config.real_temperature``, the
             temperature of the posterior that bins the real images for the critic (> 0).
+        cls_temperature (float, optional): overrides ``train_config.cls_temperature``, the
+            temperature of the classifier's posterior in the generator's loss (> 0).
 
     Returns:
         dict: metrics stored in the file: ``test_r``, ``test_mae``, ``test_identity``,
@@ -149,7 +152,8 @@ def train_exaggeration(
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
     for name, value in (("lambda_l1", lambda_l1), ("lambda_real", lambda_real),
-                        ("real_temperature", real_temperature)):
+                        ("real_temperature", real_temperature),
+                        ("cls_temperature", cls_temperature)):
         if value is not None:  # validated by ExaggerationTrainConfig
             train_config = dataclasses.replace(train_config, **{name: value})
     aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev)

@@ -348,3 +348,26 @@ def test_real_temperature_bins_the_critics_real_images(device) -> None:
             ExaggerationTrainConfig(real_temperature=bad)
     with pytest.raises(TypeError, match="real_temperature"):
         ExaggerationTrainConfig(real_temperature="2")
+
+
+def test_cls_temperature_softens_the_generators_classifier_term() -> None:
+    temperature = 2.5
+    tempered = _trainer(config=dataclasses.replace(FAST, cls_temperature=temperature))
+    plain = _trainer()
+    # validation stays at T = 1: same generator weights, same metrics
+    assert tempered.validate() == plain.validate()
+    x, c_x, c_t, _ = tempered._batch()
+    plain._batch()
+    n = x.shape[0]
+    expected = {}
+    for name, trainer, t in (("tempered", tempered, temperature), ("plain", plain, 1.0)):
+        with torch.no_grad():
+            both = trainer.generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
+            p = torch.softmax(_Classifier()(both[:n]) / t, 1)[:, 1]
+            d = bin_centers(TINY.num_bins)[c_t]
+            expected[name] = float((d * (d / p).log() + (1 - d) * ((1 - d) / (1 - p)).log()).mean())
+        losses, _ = _generator_grads(trainer, (x, c_x, c_t))
+        assert losses["g_kl"] == pytest.approx(expected[name], rel=1e-4)
+    assert expected["tempered"] != pytest.approx(expected["plain"], rel=1e-2)
+    with pytest.raises(ValueError, match="cls_temperature must be > 0"):
+        ExaggerationTrainConfig(cls_temperature=0.0)
