@@ -286,6 +286,17 @@ def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lambda-real", type=float, default=None, metavar="W",
                         help="weight of the critic's unconditional realism score, which sees "
                              "real images of all bins (default 0)")
+    parser.add_argument("--conditioning", choices=("thermometer", "onehot"), default=None,
+                        help="the generator's bin code: thermometer (default; neighbouring "
+                             "bins share parameters) or onehot (independent per bin)")
+    parser.add_argument("--critic-conditioning", choices=("thermometer", "onehot"),
+                        default=None, help="the critic's bin code (default thermometer)")
+    parser.add_argument("--real-temperature", type=float, default=None, metavar="T",
+                        help="bin the critic's real images by softmax(logits / T) so that "
+                             "less confident real images fill the middle bins (default 1)")
+    parser.add_argument("--cls-temperature", type=float, default=None, metavar="T",
+                        help="temperature of the classifier's posterior in the generator's "
+                             "loss (default 1; validation always at 1)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -310,6 +321,10 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and not 0 <= value < float("inf"):
             raise CLIError(f"--{name.replace('_', '-')} must be >= 0 and finite, got {value}")
+    for name in ("real_temperature", "cls_temperature"):
+        value = getattr(args, name)
+        if value is not None and not 0 < value < float("inf"):
+            raise CLIError(f"--{name.replace('_', '-')} must be > 0 and finite, got {value}")
     try:
         metrics = train_exaggeration(
             args.data, out=args.out, classifier=args.classifier, positive=args.positive,
@@ -318,7 +333,9 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
             limit=args.limit, show_progress=not args.no_progress, image_size=args.image_size,
             batch_size=args.batch_size, device=args.device, amp=args.amp, log=_say,
             aux_classifier=args.aux_classifier, aux_weight=args.aux_weight,
-            lambda_l1=args.lambda_l1, lambda_real=args.lambda_real)
+            lambda_l1=args.lambda_l1, lambda_real=args.lambda_real,
+            conditioning=args.conditioning, critic_conditioning=args.critic_conditioning,
+            real_temperature=args.real_temperature, cls_temperature=args.cls_temperature)
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise CLIError(str(err)) from err
     _say(f"test compatibility r {metrics['test_r']:.3f}, MAE {metrics['test_mae']:.3f}, "

@@ -4,7 +4,9 @@ A posterior ``p`` in [0, 1] is cut into ``B`` equal bins; bin ``c`` is encoded a
 thermometer (ordinal) code ``t(c) = [c > 0, c > 1, ..., c > B - 2]`` of ``B - 1`` bits, so
 neighbouring bins differ in one bit and "more positive" means "more bits on". Layers that take a
 condition through ``t(c)`` share parameters between neighbouring bins, which is the ordinal
-prior the progressive-exaggeration generator relies on.
+prior the progressive-exaggeration generator relies on. The alternative ``"onehot"`` code
+``e(c)`` of ``B`` bits (a learned per-bin embedding once multiplied by a weight matrix) gives every
+bin its own parameters: no bit is shared by all bins ``>= 1``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,15 @@ __all__ = [
     "posterior_to_bin",
     "bin_centers",
     "thermometer",
+    "one_hot_bins",
+    "bin_code",
+    "CODES",
+    "code_size",
     "ThermometerBatchNorm2d",
 ]
+
+#: names of the bin codes and their sizes for ``B`` bins
+CODES = ("thermometer", "onehot")
 
 
 def posterior_to_bin(posterior: Tensor, num_bins: int) -> Tensor:
@@ -64,6 +73,37 @@ def thermometer(bins: Tensor, num_bins: int) -> Tensor:
     return (bins.long()[:, None] > steps[None, :]).float()
 
 
+def one_hot_bins(bins: Tensor, num_bins: int) -> Tensor:
+    """One-hot code of bin indices: ``(N,)`` long -> ``(N, B)`` float, bit k = ``c == k``.
+
+    Example:
+        >>> one_hot_bins(torch.tensor([0, 2]), 3)
+        tensor([[1., 0., 0.],
+                [0., 0., 1.]])
+    """
+    thermometer(bins, num_bins)  # same checks of dtype and range
+    return torch.nn.functional.one_hot(bins.long(), num_bins).float()
+
+
+def code_size(code: str, num_bins: int) -> int:
+    """Bits of the bin code ``code`` (``"thermometer"``: ``B - 1``, ``"onehot"``: ``B``)."""
+    if code not in CODES:
+        raise ValueError(f"code must be one of {CODES}, got {code!r}")
+    return num_bins - 1 if code == "thermometer" else num_bins
+
+
+def bin_code(bins: Tensor, num_bins: int, code: str = "thermometer") -> Tensor:
+    """Code of bin indices: :func:`thermometer` (``(N, B - 1)``) or :func:`one_hot_bins`
+    (``(N, B)``), by name.
+
+    Example:
+        >>> bin_code(torch.tensor([1]), 3, "onehot")
+        tensor([[0., 1., 0.]])
+    """
+    code_size(code, num_bins)
+    return thermometer(bins, num_bins) if code == "thermometer" else one_hot_bins(bins, num_bins)
+
+
 class ThermometerBatchNorm2d(nn.Module):
     """Conditional batch norm whose scale and shift are linear in the thermometer code of the bin.
 
@@ -72,10 +112,14 @@ class ThermometerBatchNorm2d(nn.Module):
     bits ``0..c-1`` on top of bin ``c - 1``'s, so the modulation grows step by step along the
     ordinal axis (a plain per-bin embedding, :class:`~captum_cf.generative.layers.
     ConditionalBatchNorm2d`, learns each bin separately and sees few middle-bin examples).
+    With ``code="onehot"`` the code is :func:`one_hot_bins` and ``W_gamma, W_beta`` have shape
+    (B, C): a learned per-bin scale and shift, independent between bins (no offset shared by
+    all bins ``>= 1``).
 
     Args:
         num_features (int): channels C.
         num_bins (int): number of bins B; ``forward`` takes bin indices in ``[0, B)``.
+        code (str): ``"thermometer"`` (default) or ``"onehot"``.
 
     Example:
         >>> norm = ThermometerBatchNorm2d(4, num_bins=10)
@@ -83,17 +127,18 @@ class ThermometerBatchNorm2d(nn.Module):
         torch.Size([2, 4, 5, 5])
     """
 
-    def __init__(self, num_features: int, num_bins: int) -> None:
+    def __init__(self, num_features: int, num_bins: int, code: str = "thermometer") -> None:
         super().__init__()
-        self.num_bins = num_bins
+        size = code_size(code, num_bins)
+        self.num_bins, self.code = num_bins, code
         self.bn = nn.BatchNorm2d(num_features, affine=False)
-        self.gamma = nn.Parameter(torch.zeros(num_bins - 1, num_features))
-        self.beta = nn.Parameter(torch.zeros(num_bins - 1, num_features))
+        self.gamma = nn.Parameter(torch.zeros(size, num_features))
+        self.beta = nn.Parameter(torch.zeros(size, num_features))
         self.base_gamma = nn.Parameter(torch.ones(num_features))
         self.base_beta = nn.Parameter(torch.zeros(num_features))
 
     def forward(self, x: Tensor, bins: Tensor) -> Tensor:
-        code = thermometer(bins, self.num_bins).to(x)
+        code = bin_code(bins, self.num_bins, self.code).to(x)
         gamma = self.base_gamma + code @ self.gamma
         beta = self.base_beta + code @ self.beta
         return gamma[:, :, None, None] * self.bn(x) + beta[:, :, None, None]

@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.nn.utils.parametrizations import spectral_norm
 
 from captum_cf._validation import check_images
-from captum_cf.generative.conditional import ThermometerBatchNorm2d, thermometer
+from captum_cf.generative.conditional import CODES, ThermometerBatchNorm2d, bin_code, code_size
 from captum_cf.generative.layers import identity_logit_output
 
 __all__ = ["ExaggerationConfig", "ExaggerationGenerator", "ExaggerationDiscriminator"]
@@ -38,6 +38,11 @@ class ExaggerationConfig:
         base_channels (int): generator width at full resolution (x2 at 1/2, x4 at 1/4).
         residual_blocks (int): conditional residual blocks at 1/4 resolution.
         critic_channels (int): discriminator width of its first layer.
+        conditioning (str): how the generator's batch norms read the bin: ``"thermometer"``
+            (default; neighbouring bins share parameters, every bin ``>= 1`` shares the first
+            bit's offset) or ``"onehot"`` (a learned scale and shift per bin, independent).
+        critic_conditioning (str): the same choice for the critic's projection: one embedding
+            per thermometer bit (default) or one per bin (``"onehot"``).
     """
 
     image_size: int = 32
@@ -48,8 +53,13 @@ class ExaggerationConfig:
     base_channels: int = 16
     residual_blocks: int = 2
     critic_channels: int = 32
+    conditioning: str = "thermometer"
+    critic_conditioning: str = "thermometer"
 
     def __post_init__(self) -> None:
+        for name in ("conditioning", "critic_conditioning"):
+            if getattr(self, name) not in CODES:
+                raise ValueError(f"{name} must be one of {CODES}, got {getattr(self, name)!r}")
         if self.image_size % 4 or self.image_size < 8:
             raise ValueError(f"image_size must be a multiple of 4 and >= 8, got {self.image_size}")
         if self.num_bins < 2:
@@ -69,12 +79,12 @@ class _CondConvBlock(nn.Module):
     """conv -> thermometer-conditional BN -> ReLU (optionally upsampling first)."""
 
     def __init__(self, c_in: int, c_out: int, bins: int, kernel: int, stride: int = 1,
-                 upsample: bool = False) -> None:
+                 upsample: bool = False, code: str = "thermometer") -> None:
         super().__init__()
         self.upsample = upsample
         pad = (kernel - stride) // 2 if stride > 1 else kernel // 2
         self.conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=pad, bias=False)
-        self.norm = ThermometerBatchNorm2d(c_out, bins)
+        self.norm = ThermometerBatchNorm2d(c_out, bins, code)
 
     def forward(self, x: Tensor, bins: Tensor) -> Tensor:
         if self.upsample:
@@ -83,11 +93,11 @@ class _CondConvBlock(nn.Module):
 
 
 class _CondResidual(nn.Module):
-    def __init__(self, channels: int, bins: int) -> None:
+    def __init__(self, channels: int, bins: int, code: str = "thermometer") -> None:
         super().__init__()
-        self.a = _CondConvBlock(channels, channels, bins, 3)
+        self.a = _CondConvBlock(channels, channels, bins, 3, code=code)
         self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.norm = ThermometerBatchNorm2d(channels, bins)
+        self.norm = ThermometerBatchNorm2d(channels, bins, code)
 
     def forward(self, x: Tensor, bins: Tensor) -> Tensor:
         return x + self.norm(self.conv(self.a(x, bins)), bins)
@@ -120,14 +130,15 @@ class ExaggerationGenerator(nn.Module):
         super().__init__()
         self.config = config or ExaggerationConfig()
         c0, b = self.config.base_channels, self.config.num_bins
-        self.enc0 = _CondConvBlock(self.config.channels, c0, b, 3)
-        self.enc1 = _CondConvBlock(c0, 2 * c0, b, 4, stride=2)
-        self.enc2 = _CondConvBlock(2 * c0, 4 * c0, b, 4, stride=2)
+        k = self.config.conditioning
+        self.enc0 = _CondConvBlock(self.config.channels, c0, b, 3, code=k)
+        self.enc1 = _CondConvBlock(c0, 2 * c0, b, 4, stride=2, code=k)
+        self.enc2 = _CondConvBlock(2 * c0, 4 * c0, b, 4, stride=2, code=k)
         self.blocks = nn.ModuleList(
-            _CondResidual(4 * c0, b) for _ in range(self.config.residual_blocks)
+            _CondResidual(4 * c0, b, k) for _ in range(self.config.residual_blocks)
         )
-        self.dec1 = _CondConvBlock(4 * c0, 2 * c0, b, 3, upsample=True)
-        self.dec0 = _CondConvBlock(2 * c0, c0, b, 3, upsample=True)
+        self.dec1 = _CondConvBlock(4 * c0, 2 * c0, b, 3, upsample=True, code=k)
+        self.dec0 = _CondConvBlock(2 * c0, c0, b, 3, upsample=True, code=k)
         self.out = nn.Conv2d(c0, self.config.channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -178,7 +189,9 @@ class ExaggerationDiscriminator(nn.Module):
     ``D(x, c) = w . phi(x) + sum_k t_k(c) <e_k, phi(x)>`` where ``phi`` is a stack of
     spectrally normalised 4x4/2 convolutions with leaky ReLUs and global sum pooling, ``t(c)``
     the thermometer code of bin ``c`` and ``e_k`` one learned embedding per bit (Miyato & Koyama,
-    2018; the ordinal variant of the paper). Higher means "more real".
+    2018; the ordinal variant of the paper). Higher means "more real". With
+    ``config.critic_conditioning == "onehot"`` ``t(c)`` is the one-hot code of ``c`` (one
+    embedding per bin, the plain projection critic).
 
     Example:
         >>> d = ExaggerationDiscriminator(ExaggerationConfig(image_size=16, critic_channels=8))
@@ -198,7 +211,8 @@ class ExaggerationDiscriminator(nn.Module):
         layers += [spectral_norm(nn.Conv2d(c_in, c_in, 3, padding=1)), nn.LeakyReLU(0.2)]
         self.features = nn.Sequential(*layers)
         self.linear = spectral_norm(nn.Linear(c_in, 1))
-        self.embed = spectral_norm(nn.Linear(self.config.num_bins - 1, c_in, bias=False))
+        bits = code_size(self.config.critic_conditioning, self.config.num_bins)
+        self.embed = spectral_norm(nn.Linear(bits, c_in, bias=False))
 
     def forward(self, images: Tensor, bins: Tensor) -> Tensor:
         return self.scores(images, bins)[0]
@@ -209,6 +223,7 @@ class ExaggerationDiscriminator(nn.Module):
         Both (N,), from one pass of the features; ``D(x, c) = u(x) + sum_k t_k(c) <e_k, phi(x)>``.
         """
         phi = self.features(images).sum(dim=(2, 3))  # (N, F)
-        code = thermometer(bins, self.config.num_bins).to(phi)  # (N, B-1)
+        code = bin_code(bins, self.config.num_bins,
+                        self.config.critic_conditioning).to(phi)  # (N, B-1) or (N, B)
         unconditional = self.linear(phi).squeeze(1)
         return unconditional + (self.embed(code) * phi).sum(1), unconditional

@@ -66,6 +66,21 @@ class ExaggerationTrainConfig:
             ``- lambda_real * u(G(x, c_t))``. The conditional critic sees real images of the
             extreme bins only (a sharp classifier puts almost no real image in a middle bin), so
             it does not constrain the middle of a walk; this term does.
+        real_temperature (float): temperature ``T`` (> 0) of the posterior that bins the *real*
+            images the conditional critic sees: ``bin(softmax(f(x) / T)[positive])`` (1: the
+            classifier's own bins, the default). A sharp classifier puts almost every real
+            image in the first or last bin, so the critic never sees a real middle-bin image;
+            with ``T > 1`` the less confident real images (8-like 3s, atypical 8s) fill the
+            middle bins. Only the critic's real bins change: the classifier term, the cycle and
+            the self-reconstruction keep the classifier's own (``T = 1``) posterior.
+        cls_temperature (float): temperature ``T_c`` (> 0) of the generator's classifier term:
+            ``KL(q_t || softmax(f(G(x, c_t)) / T_c)[positive])`` (1: the classifier's own
+            posterior, the default). With ``T_c > 1`` a requested middle bin asks for a
+            posterior nearer 0 or 1 at ``T = 1`` (bin 1 of 10 at ``T_c = 2``: about 0.03
+            instead of 0.15), so the first bins need less than the edit that brings a sharp
+            classifier to its decision boundary. Validation, keep-best and
+            :func:`evaluate_exaggeration` measure at ``T = 1``; the auxiliary classifier's term
+            stays at ``T = 1``.
     """
 
     batch_size: int = 32
@@ -83,8 +98,16 @@ class ExaggerationTrainConfig:
     lambda_aux: float = 0.0
     lambda_l1: float = 0.0
     lambda_real: float = 0.0
+    real_temperature: float = 1.0
+    cls_temperature: float = 1.0
 
     def __post_init__(self) -> None:
+        for name in ("real_temperature", "cls_temperature"):
+            t = getattr(self, name)
+            if isinstance(t, bool) or not isinstance(t, (int, float)):
+                raise TypeError(f"{name} must be a float > 0, got {type(t).__name__}")
+            if not math.isfinite(t) or t <= 0:
+                raise ValueError(f"{name} must be > 0 and finite, got {t}")
         for name in ("lambda_aux", "lambda_l1", "lambda_real"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -119,14 +142,16 @@ class ExaggerationTrainer(Trainer):
     Per step, with a batch ``x`` (re-balanced: ``positive_share`` of images of the positive
     class), their own bins ``c_x = bin(p(x))`` and uniform random desired bins ``c_t``:
 
-    * discriminator (hinge): ``relu(1 - D(x, c_x)) + relu(1 + D(G(x, c_t), c_t))`` (the
+    * discriminator (hinge): ``relu(1 - D(x, c_x^T)) + relu(1 + D(G(x, c_t), c_t))`` (the
       last critic step reuses the generator step's ``G(x, c_t)``, detached);
     * generator: ``- lambda_gan D(G(x, c_t), c_t) + lambda_cls KL(q_t || f(G(x, c_t)))
       + lambda_cyc |x - G(G(x, c_t), c_x)|_1 + lambda_rec |x - G(x, c_x)|_1`` where ``q_t`` is
-      the centre of bin ``c_t``, plus ``lambda_aux KL(q_t || f_aux(G(x, c_t)))`` with an
-      auxiliary classifier ``f_aux``, ``lambda_l1 |G(x, c_t) - x|_1`` and ``- lambda_real
-      u(G(x, c_t))`` (with ``lambda_real > 0`` the critic loss adds
-      ``relu(1 - u(x)) + relu(1 + u(G(x, c_t)))``, ``u`` its unconditional score). Gradients
+      the centre of bin ``c_t`` (``f``'s posterior at ``cls_temperature``, default 1), plus
+      ``lambda_aux KL(q_t || f_aux(G(x, c_t)))`` with an auxiliary classifier ``f_aux``,
+      ``lambda_l1 |G(x, c_t) - x|_1`` and ``- lambda_real u(G(x, c_t))`` (with
+      ``lambda_real > 0`` the critic loss adds
+      ``relu(1 - u(x)) + relu(1 + u(G(x, c_t)))``, ``u`` its unconditional score). ``c_x^T``
+      is the bin of the posterior at ``real_temperature`` (``c_x`` at the default 1). Gradients
       flow through the frozen classifier ``f`` (and ``f_aux``; their parameters get none and
       they stay in eval mode; they are restored exactly afterwards).
 
@@ -217,14 +242,20 @@ class ExaggerationTrainer(Trainer):
         self._pos_idx = positive.nonzero().squeeze(1)
         self._neg_idx = (~positive).nonzero().squeeze(1)
         self._bins = self._own_bins(images)
+        # the critic's bins of the real images (the classifier's own at temperature 1)
+        self._real_bins = (self._bins if cfg.real_temperature == 1
+                           else self._own_bins(images, cfg.real_temperature))
         self._centers = bin_centers(gcfg.num_bins).to(images.device)
         self._val = self._validation_set(val_images)
 
     @torch.no_grad()
-    def _own_bins(self, images: Tensor) -> Tensor:
+    def _own_bins(self, images: Tensor, temperature: float = 1.0) -> Tensor:
+        """Bins of ``softmax(f(images) / temperature)[positive]``, (N,) long."""
         with frozen(self.classifier):
             logits = torch.cat([self.classifier(images[i : i + 512])
                                 for i in range(0, images.shape[0], 512)])
+        if temperature != 1:
+            logits = logits / temperature
         log_p, _ = positive_posterior(logits, self.generator.config.positive_class)
         return posterior_to_bin(log_p.exp(), self.generator.config.num_bins)
 
@@ -242,7 +273,9 @@ class ExaggerationTrainer(Trainer):
             stack.enter_context(frozen(self.aux_classifier))
         return stack
 
-    def _batch(self, rng: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def _batch(self, rng: torch.Generator | None = None
+               ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(x, c_x, c_t, c_x^T)``: images, their own bins, desired bins, the critic's bins."""
         rng = rng or self.rng
         bs, share = self.config.batch_size, self.config.positive_share
         n_pos = int(round(bs * share))
@@ -251,22 +284,22 @@ class ExaggerationTrainer(Trainer):
         target = torch.randint(0, self.generator.config.num_bins, (bs,), generator=rng)
         device = self.images.device
         idx = torch.cat([pos, neg]).to(device)
-        return self.images[idx], self._bins[idx], target.to(device)
+        return self.images[idx], self._bins[idx], target.to(device), self._real_bins[idx]
 
     def train_step(self) -> dict[str, float]:
         losses: dict[str, float] = {}
         for _ in range(self.config.critic_steps - 1):
-            x, c_x, c_t = self._batch()
+            x, c_x, c_t, c_real = self._batch()
             with torch.no_grad(), self.autocast():
                 fake = self.generator(x, c_t).float()
-            losses.update(self._critic_step(x, c_x, fake, c_t))
+            losses.update(self._critic_step(x, c_real, fake, c_t))
         # the last critic step and the generator step share one generator pass
-        x, c_x, c_t = self._batch()
+        x, c_x, c_t, c_real = self._batch()
         n = x.shape[0]
         with self.autocast():
             both = self.generator(torch.cat([x, x]), torch.cat([c_t, c_x])).float()
         fake, same = both[:n], both[n:]
-        losses.update(self._critic_step(x, c_x, fake.detach(), c_t))
+        losses.update(self._critic_step(x, c_real, fake.detach(), c_t))
         losses.update(self._generator_step(x, c_x, c_t, fake, same))
         return losses
 
@@ -293,8 +326,10 @@ class ExaggerationTrainer(Trainer):
             gan = hinge_generator_loss(score).float()
             real = hinge_generator_loss(unconditional).float() if cfg.lambda_real > 0 else None
         # the frozen classifier, whose gradients steer the generator, runs in float32
-        log_p, log_q = positive_posterior(self.classifier(fake),
-                                          self.generator.config.positive_class)
+        logits = self.classifier(fake)
+        if cfg.cls_temperature != 1:
+            logits = logits / cfg.cls_temperature
+        log_p, log_q = positive_posterior(logits, self.generator.config.positive_class)
         kl = binary_kl(self._centers[c_t], log_p, log_q).mean()
         aux = None
         if self.aux_classifier is not None and cfg.lambda_aux > 0:
@@ -365,7 +400,7 @@ class ExaggerationTrainer(Trainer):
         rng = torch.Generator().manual_seed(self.seed)
         generator.train()
         for _ in range(self.config.recalibration_batches):
-            x, c_x, c_t = self._batch(rng)
+            x, c_x, c_t, _ = self._batch(rng)
             generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
         for m in norms:
             m.momentum = 0.1

@@ -75,6 +75,10 @@ def train_exaggeration(
     aux_weight: float | None = None,
     lambda_l1: float | None = None,
     lambda_real: float | None = None,
+    conditioning: str | None = None,
+    critic_conditioning: str | None = None,
+    real_temperature: float | None = None,
+    cls_temperature: float | None = None,
 ) -> dict[str, Any]:
     """Train a progressive-exaggeration generator for "is it class ``positive``".
 
@@ -107,6 +111,13 @@ def train_exaggeration(
             proximity ``|G(x, c_t) - x|_1`` (>= 0).
         lambda_real (float, optional): overrides ``train_config.lambda_real``, the weight of the
             critic's unconditional realism score (>= 0).
+        conditioning (str, optional): overrides ``config.conditioning``, the generator's bin
+            code (``"thermometer"`` or ``"onehot"``).
+        critic_conditioning (str, optional): overrides ``config.critic_conditioning``.
+        real_temperature (float, optional): overrides ``train_config.real_temperature``, the
+            temperature of the posterior that bins the real images for the critic (> 0).
+        cls_temperature (float, optional): overrides ``train_config.cls_temperature``, the
+            temperature of the classifier's posterior in the generator's loss (> 0).
 
     Returns:
         dict: metrics stored in the file: ``test_r``, ``test_mae``, ``test_identity``,
@@ -133,10 +144,16 @@ def train_exaggeration(
     num_classes = int(y_tr.max()) + 1
     config = config or ExaggerationConfig(image_size=x_tr.shape[-1], channels=x_tr.shape[1],
                                           positive_class=positive, num_classes=num_classes)
+    for name, value in (("conditioning", conditioning),
+                        ("critic_conditioning", critic_conditioning)):
+        if value is not None:  # validated by ExaggerationConfig
+            config = dataclasses.replace(config, **{name: value})
     train_config = train_config or ExaggerationTrainConfig()
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
-    for name, value in (("lambda_l1", lambda_l1), ("lambda_real", lambda_real)):
+    for name, value in (("lambda_l1", lambda_l1), ("lambda_real", lambda_real),
+                        ("real_temperature", real_temperature),
+                        ("cls_temperature", cls_temperature)):
         if value is not None:  # validated by ExaggerationTrainConfig
             train_config = dataclasses.replace(train_config, **{name: value})
     aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev)

@@ -78,3 +78,24 @@ def test_cli_l1_and_realism_weights(tmp_path, capsys) -> None:
     assert cli.main([*base, "--lambda-l1", "4", "--lambda-real", "0.5"]) == 0
     train_config = zoo.read_weights(out)["metrics"]["train_config"]
     assert train_config["lambda_l1"] == 4.0 and train_config["lambda_real"] == 0.5
+
+
+def test_cli_conditioning_and_real_temperature(tmp_path, capsys) -> None:
+    out = tmp_path / "onehot.pt"
+    base = ["train", "exaggeration", "--data", "digits", "--out", str(out), "--steps", "1",
+            "--limit", "40", "--no-progress"]
+    assert cli.main([*base, "--real-temperature", "0"]) == 2
+    assert "--real-temperature must be > 0" in capsys.readouterr().err
+    assert cli.main([*base, "--cls-temperature", "inf"]) == 2
+    assert "--cls-temperature must be > 0" in capsys.readouterr().err
+    assert not out.exists()
+    assert cli.main([*base, "--conditioning", "onehot", "--critic-conditioning", "onehot",
+                     "--real-temperature", "3", "--cls-temperature", "2"]) == 0
+    payload = zoo.read_weights(out)
+    assert payload["config"]["conditioning"] == "onehot"
+    assert payload["config"]["critic_conditioning"] == "onehot"
+    assert payload["metrics"]["train_config"]["real_temperature"] == 3.0
+    assert payload["metrics"]["train_config"]["cls_temperature"] == 2.0
+    gen = zoo.load_file(out)  # the stored config rebuilds one scale and shift per bin
+    assert gen.config.conditioning == "onehot" and gen.enc0.norm.gamma.shape == (10, 16)
+    assert torch.equal(gen.enc0.norm.gamma.half(), payload["state_dict"]["enc0.norm.gamma"])

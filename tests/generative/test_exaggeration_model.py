@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from captum_cf.generative.conditional import (
     ThermometerBatchNorm2d,
     bin_centers,
+    bin_code,
+    one_hot_bins,
     posterior_to_bin,
     thermometer,
 )
@@ -122,3 +126,84 @@ def test_config_bad_values() -> None:
         ExaggerationConfig(positive_class=10, num_classes=10)
     with pytest.raises(ValueError, match="num_bins"):
         ExaggerationConfig(num_bins=1)
+
+
+def test_one_hot_code(device) -> None:
+    code = one_hot_bins(torch.tensor([0, 3, 1]).to(device), 4)
+    assert code.device == device
+    assert torch.equal(code.cpu(), torch.tensor([[1.0, 0, 0, 0], [0, 0, 0, 1], [0, 1, 0, 0]]))
+    # every pair of distinct bins differs in exactly two bits: no ordinal sharing
+    all_bins = one_hot_bins(torch.arange(4), 4)
+    assert torch.equal(torch.cdist(all_bins, all_bins, p=1), 2 * (1 - torch.eye(4)))
+    assert torch.equal(bin_code(torch.arange(4), 4, "onehot"), all_bins)
+    assert torch.equal(bin_code(torch.arange(4), 4), thermometer(torch.arange(4), 4))
+    with pytest.raises(ValueError, match=r"bins must lie in \[0, 4\)"):
+        one_hot_bins(torch.tensor([4]), 4)
+    with pytest.raises(ValueError, match="code must be one of"):
+        bin_code(torch.arange(2), 4, "binary")
+    with pytest.raises(ValueError, match="code must be one of"):
+        ThermometerBatchNorm2d(2, 4, code="ordinal")
+
+
+def test_onehot_batchnorm_has_independent_parameters_per_bin(device) -> None:
+    norm = ThermometerBatchNorm2d(2, num_bins=3, code="onehot").eval()
+    assert norm.gamma.shape == (3, 2) and norm.beta.shape == (3, 2)
+    with torch.no_grad():
+        norm.gamma.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
+        norm.beta.copy_(torch.tensor([[0.5, 0.0], [0.0, -1.0], [2.0, 1.0]]))
+    norm = norm.to(device)
+    x = torch.ones(3, 2, 1, 1).to(device)
+    out = norm(x, torch.tensor([0, 1, 2]).to(device)).flatten(1)
+    assert out.device == device
+    scale = 1 / (1 + norm.bn.eps) ** 0.5
+    # bin c uses only row c (thermometer: rows 0..c-1 summed)
+    expected = torch.tensor([[2.0 * scale + 0.5, 3.0 * scale],
+                             [4.0 * scale, 5.0 * scale - 1.0],
+                             [6.0 * scale + 2.0, 7.0 * scale + 1.0]])
+    assert torch.allclose(out.cpu(), expected)
+
+
+def _perturb_row(g: ExaggerationGenerator, row: int) -> None:
+    with torch.no_grad():
+        for m in g.modules():
+            if isinstance(m, ThermometerBatchNorm2d):
+                m.gamma[row] += 0.7
+                m.beta[row] -= 0.4
+
+
+@pytest.mark.parametrize("code", ["onehot", "thermometer"])
+def test_generator_conditioning_shares_or_separates_bins(code: str, device) -> None:
+    torch.manual_seed(0)
+    cfg = ExaggerationConfig(**{**TINY.to_dict(), "conditioning": code})
+    g = ExaggerationGenerator(cfg)
+    torch.nn.init.normal_(g.out.weight, std=0.5)
+    g.eval()
+    g2 = copy.deepcopy(g)
+    _perturb_row(g2, 0)  # onehot: bin 0's parameters; thermometer: the first bit's
+    g, g2 = g.to(device), g2.to(device)
+    x = torch.rand(2, 1, 8, 8).to(device)
+    changed = [not torch.equal(g(x, b), g2(x, b)) for b in range(cfg.num_bins)]
+    if code == "onehot":  # only bin 0 moves
+        assert changed == [True, False, False, False, False]
+    else:  # the bit every bin >= 1 shares: all but bin 0 move
+        assert changed == [False, True, True, True, True]
+
+
+def test_discriminator_onehot_projection_by_hand(device) -> None:
+    torch.manual_seed(0)
+    cfg = ExaggerationConfig(**{**TINY.to_dict(), "critic_conditioning": "onehot"})
+    d = ExaggerationDiscriminator(cfg).to(device).eval()
+    assert d.embed.weight.shape[1] == cfg.num_bins  # one embedding per bin
+    x = torch.rand(1, 1, 8, 8).to(device).expand(5, -1, -1, -1)
+    bins = torch.arange(5).to(device)
+    with torch.no_grad():
+        score, unconditional = d.scores(x, bins)
+        phi = d.features(x).sum(dim=(2, 3))
+        emb = d.embed.weight  # (F, B), spectrally normalised
+        expected = unconditional + (emb.T * phi).sum(1)  # row c: <e_c, phi(x)>
+    assert score.device == device
+    assert torch.allclose(score, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="critic_conditioning must be one of"):
+        ExaggerationConfig(critic_conditioning="ordinal")
+    with pytest.raises(ValueError, match="conditioning must be one of"):
+        ExaggerationConfig(conditioning="embedding")

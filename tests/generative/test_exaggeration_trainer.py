@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from captum_cf.generative.conditional import bin_centers
+from captum_cf.generative.conditional import bin_centers, posterior_to_bin
 from captum_cf.generative.exaggeration import ExaggerationConfig, ExaggerationGenerator
 from captum_cf.generative.exaggeration_trainer import (
     ExaggerationTrainConfig,
@@ -190,7 +190,7 @@ def test_aux_classifier_term_enters_the_loss_and_the_validation_score(device) ->
     with torch.no_grad():  # a second classifier: the positive class needs the bottom half
         aux.linear.weight.copy_(aux.linear.weight[[0, 2, 1]])
     with_aux, without = _aux_pair(aux, 2.0, device)
-    x, c_x, c_t = with_aux._batch()
+    x, c_x, c_t, _ = with_aux._batch()
     without._batch()
     n = x.shape[0]
     both = with_aux.generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
@@ -229,7 +229,7 @@ def test_aux_classifier_untouched_and_bad_arguments(device) -> None:
 
 def _generator_grads(trainer: ExaggerationTrainer, batch) -> tuple[dict[str, float], list]:
     """One generator step on ``batch``; returns its losses and the gradients it applied."""
-    x, c_x, c_t = batch
+    x, c_x, c_t = batch[:3]
     n = x.shape[0]
     both = trainer.generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
     losses = trainer._generator_step(x, c_x, c_t, both[:n], both[n:])
@@ -238,7 +238,7 @@ def _generator_grads(trainer: ExaggerationTrainer, batch) -> tuple[dict[str, flo
 
 def _term_grads(trainer: ExaggerationTrainer, batch, term) -> list:
     """Gradients of ``term(fake, x)`` alone at the trainer's current generator weights."""
-    x, c_x, c_t = batch
+    x, c_x, c_t = batch[:3]
     n = x.shape[0]
     both = trainer.generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
     params = list(trainer.generator.parameters())
@@ -280,7 +280,7 @@ def test_l1_and_realism_terms_add_exactly_their_gradient(name: str) -> None:
 def test_realism_term_in_the_critic_loss() -> None:
     with_term = _trainer(config=dataclasses.replace(FAST, lambda_real=0.5))
     without = _trainer()
-    x, c_x, c_t = with_term._batch()
+    x, c_x, c_t, _ = with_term._batch()
     for trainer in (with_term, without):  # eval: spectral norms without power iterations
         trainer.discriminator.eval()
     with torch.no_grad():
@@ -325,3 +325,64 @@ def test_new_weights_validated(name: str) -> None:
     with pytest.raises(TypeError, match=name):
         ExaggerationTrainConfig(**{name: "1"})
     assert getattr(ExaggerationTrainConfig(), name) == 0.0
+
+
+def test_real_temperature_bins_the_critics_real_images(device) -> None:
+    temperature = 4.0
+    tempered = _trainer(device, config=dataclasses.replace(FAST, real_temperature=temperature))
+    plain = _trainer(device)
+    x, _ = _data()
+    with torch.no_grad():
+        logits = _Classifier()(x)
+    by_hand = posterior_to_bin(torch.softmax(logits / temperature, 1)[:, 1], TINY.num_bins)
+    own = posterior_to_bin(torch.softmax(logits, 1)[:, 1], TINY.num_bins)
+    assert tempered._real_bins.device == tempered.images.device
+    assert torch.equal(tempered._real_bins.cpu(), by_hand)
+    assert torch.equal(tempered._bins.cpu(), own)  # the generator's own bins stay at T = 1
+    assert torch.equal(plain._real_bins.cpu(), own)
+    # the positives (bin 4 at T = 1) move down to bin 3: the middle bins get real images
+    assert own[x[:, :, :4].mean((1, 2, 3)) > 0.5].tolist() == [4] * 12
+    assert by_hand[x[:, :, :4].mean((1, 2, 3)) > 0.5].tolist() == [3] * 12
+    # the critic step scores the real images at their tempered bins, the fakes at c_t
+    calls: list[torch.Tensor] = []
+    scores = tempered.discriminator.scores
+
+    def record(images, bins):
+        calls.append(bins.clone())
+        return scores(images, bins)
+
+    tempered.discriminator.scores = record
+    state = tempered.rng.get_state()
+    _, c_x, c_t, c_real = tempered._batch()
+    tempered.rng.set_state(state)
+    tempered.train_step()
+    assert not torch.equal(c_real, c_x)
+    assert torch.equal(calls[0], c_real) and torch.equal(calls[1], c_t)
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="real_temperature must be > 0"):
+            ExaggerationTrainConfig(real_temperature=bad)
+    with pytest.raises(TypeError, match="real_temperature"):
+        ExaggerationTrainConfig(real_temperature="2")
+
+
+def test_cls_temperature_softens_the_generators_classifier_term() -> None:
+    temperature = 2.5
+    tempered = _trainer(config=dataclasses.replace(FAST, cls_temperature=temperature))
+    plain = _trainer()
+    # validation stays at T = 1: same generator weights, same metrics
+    assert tempered.validate() == plain.validate()
+    x, c_x, c_t, _ = tempered._batch()
+    plain._batch()
+    n = x.shape[0]
+    expected = {}
+    for name, trainer, t in (("tempered", tempered, temperature), ("plain", plain, 1.0)):
+        with torch.no_grad():
+            both = trainer.generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
+            p = torch.softmax(_Classifier()(both[:n]) / t, 1)[:, 1]
+            d = bin_centers(TINY.num_bins)[c_t]
+            expected[name] = float((d * (d / p).log() + (1 - d) * ((1 - d) / (1 - p)).log()).mean())
+        losses, _ = _generator_grads(trainer, (x, c_x, c_t))
+        assert losses["g_kl"] == pytest.approx(expected[name], rel=1e-4)
+    assert expected["tempered"] != pytest.approx(expected["plain"], rel=1e-2)
+    with pytest.raises(ValueError, match="cls_temperature must be > 0"):
+        ExaggerationTrainConfig(cls_temperature=0.0)
