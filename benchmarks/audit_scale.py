@@ -247,9 +247,12 @@ def _limit(work: str, size: int, n: int, removals: list[str] | None = None,
 
 
 def _bare_times(model, size: int, batch, device: str) -> tuple[float, float]:
-    """Seconds per image of a batched no-grad forward and of a forward+backward: the fastest of
-    5 passes at each batch size in ``batch`` (an int or a tuple), the fastest batch size kept
-    (the counting wrapper's own cost is included, as in the audit)."""
+    """Seconds per image of a batched no-grad forward and of a forward+backward to the images
+    (the model frozen, as the audit's methods run it: no parameter gradients): the fastest of 5
+    passes at each batch size in ``batch`` (an int or a tuple), the fastest batch size kept (the
+    counting wrapper's own cost is included, as in the audit)."""
+    from captum_cf._model_state import frozen
+
     model = model.to(device)
     t_fwd = t_grad = math.inf
     for b in (batch,) if isinstance(batch, int) else batch:
@@ -257,10 +260,16 @@ def _bare_times(model, size: int, batch, device: str) -> tuple[float, float]:
         with torch.no_grad():
             model(x)
             t_fwd = min(t_fwd, min(_seconds(lambda x=x: model(x), device) for _ in range(5)) / b)
+        # what the audit's gradient methods run: the model frozen (no parameter gradients),
+        # the gradient of one class score with respect to the images
         xg = x.clone().requires_grad_(True)
-        model(xg)[:, 0].sum().backward()
-        t_grad = min(t_grad, min(_seconds(lambda xg=xg: model(xg)[:, 0].sum().backward(), device)
-                                 for _ in range(5)) / b)
+
+        def grad_pass(xg=xg):
+            return torch.autograd.grad(model(xg)[:, 0].sum(), xg)
+
+        with frozen(model):
+            grad_pass()
+            t_grad = min(t_grad, min(_seconds(grad_pass, device) for _ in range(5)) / b)
     return t_fwd, t_grad
 
 
