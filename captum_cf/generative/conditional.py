@@ -64,13 +64,18 @@ def thermometer(bins: Tensor, num_bins: int) -> Tensor:
         tensor([[0., 0., 0.],
                 [1., 1., 0.]])
     """
+    _check_bins(bins, num_bins)
+    steps = torch.arange(num_bins - 1, device=bins.device)
+    return (bins.long()[:, None] > steps[None, :]).float()
+
+
+def _check_bins(bins: Tensor, num_bins: int) -> None:
+    """``bins`` must be an integer tensor of indices in ``[0, num_bins)``."""
     if bins.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise TypeError(f"bins must be an integer tensor, got {bins.dtype}")
     if bins.numel() and (int(bins.min()) < 0 or int(bins.max()) >= num_bins):
         raise ValueError(f"bins must lie in [0, {num_bins}), got [{int(bins.min())}, "
                          f"{int(bins.max())}]")
-    steps = torch.arange(num_bins - 1, device=bins.device)
-    return (bins.long()[:, None] > steps[None, :]).float()
 
 
 def one_hot_bins(bins: Tensor, num_bins: int) -> Tensor:
@@ -81,7 +86,7 @@ def one_hot_bins(bins: Tensor, num_bins: int) -> Tensor:
         tensor([[1., 0., 0.],
                 [0., 0., 1.]])
     """
-    thermometer(bins, num_bins)  # same checks of dtype and range
+    _check_bins(bins, num_bins)
     return torch.nn.functional.one_hot(bins.long(), num_bins).float()
 
 

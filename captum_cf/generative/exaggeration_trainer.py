@@ -241,19 +241,23 @@ class ExaggerationTrainer(Trainer):
         positive = positive.cpu()
         self._pos_idx = positive.nonzero().squeeze(1)
         self._neg_idx = (~positive).nonzero().squeeze(1)
-        self._bins = self._own_bins(images)
+        logits = self._logits(images)  # one pass over the training images for both binnings
+        self._bins = self._own_bins(logits)
         # the critic's bins of the real images (the classifier's own at temperature 1)
         self._real_bins = (self._bins if cfg.real_temperature == 1
-                           else self._own_bins(images, cfg.real_temperature))
+                           else self._own_bins(logits, cfg.real_temperature))
         self._centers = bin_centers(gcfg.num_bins).to(images.device)
         self._val = self._validation_set(val_images)
 
     @torch.no_grad()
-    def _own_bins(self, images: Tensor, temperature: float = 1.0) -> Tensor:
-        """Bins of ``softmax(f(images) / temperature)[positive]``, (N,) long."""
+    def _logits(self, images: Tensor) -> Tensor:
+        """The frozen classifier's logits of ``images``, 512 at a time, (N, classes)."""
         with frozen(self.classifier):
-            logits = torch.cat([self.classifier(images[i : i + 512])
-                                for i in range(0, images.shape[0], 512)])
+            return torch.cat([self.classifier(images[i : i + 512])
+                              for i in range(0, images.shape[0], 512)])
+
+    def _own_bins(self, logits: Tensor, temperature: float = 1.0) -> Tensor:
+        """Bins of ``softmax(logits / temperature)[positive]``, (N,) long."""
         if temperature != 1:
             logits = logits / temperature
         log_p, _ = positive_posterior(logits, self.generator.config.positive_class)
