@@ -297,6 +297,8 @@ def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cls-temperature", type=float, default=None, metavar="T",
                         help="temperature of the classifier's posterior in the generator's "
                              "loss (default 1; validation always at 1)")
+    parser.add_argument("--aux-temperature", type=float, default=None, metavar="T",
+                        help="the same for the auxiliary classifier's term (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -321,7 +323,7 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and not 0 <= value < float("inf"):
             raise CLIError(f"--{name.replace('_', '-')} must be >= 0 and finite, got {value}")
-    for name in ("real_temperature", "cls_temperature"):
+    for name in ("real_temperature", "cls_temperature", "aux_temperature"):
         value = getattr(args, name)
         if value is not None and not 0 < value < float("inf"):
             raise CLIError(f"--{name.replace('_', '-')} must be > 0 and finite, got {value}")
@@ -335,7 +337,8 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
             aux_classifier=args.aux_classifier, aux_weight=args.aux_weight,
             lambda_l1=args.lambda_l1, lambda_real=args.lambda_real,
             conditioning=args.conditioning, critic_conditioning=args.critic_conditioning,
-            real_temperature=args.real_temperature, cls_temperature=args.cls_temperature)
+            real_temperature=args.real_temperature, cls_temperature=args.cls_temperature,
+            aux_temperature=args.aux_temperature)
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise CLIError(str(err)) from err
     _say(f"test compatibility r {metrics['test_r']:.3f}, MAE {metrics['test_mae']:.3f}, "

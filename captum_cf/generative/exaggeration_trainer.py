@@ -80,7 +80,10 @@ class ExaggerationTrainConfig:
             instead of 0.15), so the first bins need less than the edit that brings a sharp
             classifier to its decision boundary. Validation, keep-best and
             :func:`evaluate_exaggeration` measure at ``T = 1``; the auxiliary classifier's term
-            stays at ``T = 1``.
+            has its own temperature, ``aux_temperature``.
+        aux_temperature (float): the same for the auxiliary classifier's term:
+            ``KL(q_t || softmax(f_aux(G(x, c_t)) / T_a)[positive])`` (1: the default). The
+            validation's auxiliary scores stay at ``T = 1``.
     """
 
     batch_size: int = 32
@@ -100,9 +103,10 @@ class ExaggerationTrainConfig:
     lambda_real: float = 0.0
     real_temperature: float = 1.0
     cls_temperature: float = 1.0
+    aux_temperature: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("real_temperature", "cls_temperature"):
+        for name in ("real_temperature", "cls_temperature", "aux_temperature"):
             t = getattr(self, name)
             if isinstance(t, bool) or not isinstance(t, (int, float)):
                 raise TypeError(f"{name} must be a float > 0, got {type(t).__name__}")
@@ -147,7 +151,8 @@ class ExaggerationTrainer(Trainer):
     * generator: ``- lambda_gan D(G(x, c_t), c_t) + lambda_cls KL(q_t || f(G(x, c_t)))
       + lambda_cyc |x - G(G(x, c_t), c_x)|_1 + lambda_rec |x - G(x, c_x)|_1`` where ``q_t`` is
       the centre of bin ``c_t`` (``f``'s posterior at ``cls_temperature``, default 1), plus
-      ``lambda_aux KL(q_t || f_aux(G(x, c_t)))`` with an auxiliary classifier ``f_aux``,
+      ``lambda_aux KL(q_t || f_aux(G(x, c_t)))`` with an auxiliary classifier ``f_aux`` (its
+      posterior at ``aux_temperature``),
       ``lambda_l1 |G(x, c_t) - x|_1`` and ``- lambda_real u(G(x, c_t))`` (with
       ``lambda_real > 0`` the critic loss adds
       ``relu(1 - u(x)) + relu(1 + u(G(x, c_t)))``, ``u`` its unconditional score). ``c_x^T``
@@ -337,8 +342,10 @@ class ExaggerationTrainer(Trainer):
         kl = binary_kl(self._centers[c_t], log_p, log_q).mean()
         aux = None
         if self.aux_classifier is not None and cfg.lambda_aux > 0:
-            log_p, log_q = positive_posterior(self.aux_classifier(fake),
-                                              self.generator.config.positive_class)
+            aux_logits = self.aux_classifier(fake)
+            if cfg.aux_temperature != 1:
+                aux_logits = aux_logits / cfg.aux_temperature
+            log_p, log_q = positive_posterior(aux_logits, self.generator.config.positive_class)
             aux = binary_kl(self._centers[c_t], log_p, log_q).mean()
         with self.autocast():  # (after the classifier: the order of the original graph)
             back = self.generator(fake, c_x).float()

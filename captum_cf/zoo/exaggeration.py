@@ -79,6 +79,7 @@ def train_exaggeration(
     critic_conditioning: str | None = None,
     real_temperature: float | None = None,
     cls_temperature: float | None = None,
+    aux_temperature: float | None = None,
 ) -> dict[str, Any]:
     """Train a progressive-exaggeration generator for "is it class ``positive``".
 
@@ -118,6 +119,8 @@ def train_exaggeration(
             temperature of the posterior that bins the real images for the critic (> 0).
         cls_temperature (float, optional): overrides ``train_config.cls_temperature``, the
             temperature of the classifier's posterior in the generator's loss (> 0).
+        aux_temperature (float, optional): overrides ``train_config.aux_temperature``, the
+            same for the auxiliary classifier's term (> 0).
 
     Returns:
         dict: metrics stored in the file: ``test_r``, ``test_mae``, ``test_identity``,
@@ -153,7 +156,8 @@ def train_exaggeration(
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
     for name, value in (("lambda_l1", lambda_l1), ("lambda_real", lambda_real),
                         ("real_temperature", real_temperature),
-                        ("cls_temperature", cls_temperature)):
+                        ("cls_temperature", cls_temperature),
+                        ("aux_temperature", aux_temperature)):
         if value is not None:  # validated by ExaggerationTrainConfig
             train_config = dataclasses.replace(train_config, **{name: value})
     aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev)

@@ -88,14 +88,18 @@ def test_cli_conditioning_and_real_temperature(tmp_path, capsys) -> None:
     assert "--real-temperature must be > 0" in capsys.readouterr().err
     assert cli.main([*base, "--cls-temperature", "inf"]) == 2
     assert "--cls-temperature must be > 0" in capsys.readouterr().err
+    assert cli.main([*base, "--aux-temperature", "-1"]) == 2
+    assert "--aux-temperature must be > 0" in capsys.readouterr().err
     assert not out.exists()
     assert cli.main([*base, "--conditioning", "onehot", "--critic-conditioning", "onehot",
-                     "--real-temperature", "3", "--cls-temperature", "2"]) == 0
+                     "--real-temperature", "3", "--cls-temperature", "2",
+                     "--aux-classifier", "zoo:digits-cnn-robust", "--aux-temperature", "1.5"]) == 0
     payload = zoo.read_weights(out)
     assert payload["config"]["conditioning"] == "onehot"
     assert payload["config"]["critic_conditioning"] == "onehot"
     assert payload["metrics"]["train_config"]["real_temperature"] == 3.0
     assert payload["metrics"]["train_config"]["cls_temperature"] == 2.0
+    assert payload["metrics"]["train_config"]["aux_temperature"] == 1.5
     gen = zoo.load_file(out)  # the stored config rebuilds one scale and shift per bin
     assert gen.config.conditioning == "onehot" and gen.enc0.norm.gamma.shape == (10, 16)
     assert torch.equal(gen.enc0.norm.gamma.half(), payload["state_dict"]["enc0.norm.gamma"])

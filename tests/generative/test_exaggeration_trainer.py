@@ -210,6 +210,36 @@ def test_aux_classifier_term_enters_the_loss_and_the_validation_score(device) ->
     assert "aux_r" not in without.validate()
 
 
+def test_aux_temperature_softens_only_the_auxiliary_term(device) -> None:
+    aux = _Classifier().to(device)
+    with torch.no_grad():
+        aux.linear.weight.copy_(aux.linear.weight[[0, 2, 1]])
+    temperature = 3.0
+    tempered = _trainer(device, config=dataclasses.replace(FAST, lambda_aux=1.0,
+                                                          aux_temperature=temperature),
+                        aux_classifier=aux)
+    plain, _ = _aux_pair(aux, 1.0, device)
+    assert tempered.validate() == plain.validate()  # validation's aux scores stay at T = 1
+    x, c_x, c_t, _ = tempered._batch()
+    plain._batch()
+    n = x.shape[0]
+    results = {}
+    for name, trainer, t in (("tempered", tempered, temperature), ("plain", plain, 1.0)):
+        both = trainer.generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
+        with torch.no_grad():
+            p = torch.softmax(aux(both[:n]) / t, 1)[:, 1]
+            d = bin_centers(TINY.num_bins).to(device)[c_t]
+            expected = float((d * (d / p).log() + (1 - d) * ((1 - d) / (1 - p)).log()).mean())
+        results[name] = trainer._generator_step(x, c_x, c_t, both[:n], both[n:])
+        assert results[name]["g_aux"] == pytest.approx(expected, rel=1e-4)
+    assert results["tempered"]["g_aux"] != pytest.approx(results["plain"]["g_aux"], rel=1e-2)
+    # the main classifier's term is not tempered by aux_temperature
+    assert results["tempered"]["g_kl"] == pytest.approx(results["plain"]["g_kl"], rel=1e-6)
+    for bad in (0.0, -2.0, float("nan")):
+        with pytest.raises(ValueError, match="aux_temperature must be > 0"):
+            ExaggerationTrainConfig(aux_temperature=bad)
+
+
 def test_aux_classifier_untouched_and_bad_arguments(device) -> None:
     aux = _Classifier().to(device).train()
     aux.linear.bias.requires_grad_(False)
