@@ -50,6 +50,37 @@ import torch.nn.functional as F
 COUNTS = {"fwd": 0, "grad": 0}
 #: seconds inside the model: forward calls, and backward from the output's gradient to the input's
 TIMES = {"fwd": 0.0, "bwd": 0.0}
+#: bare passes interleaved with the audit (``every``: seconds between two, None: off): a batch of
+#: ``batch`` random images through the bare net, no grad, then forward + backward to the images
+#: with the net frozen, each the faster of two runs; per-image seconds in ``fwd`` / ``grad``,
+#: the probes' total time in ``seconds``
+PROBE = {"every": None, "batch": 16, "last": 0.0, "fwd": [], "grad": [], "seconds": 0.0}
+
+
+def _probe(net, like):
+    """One interleaved bare measurement (CPU), at the shape of the images the audit passes."""
+    from captum_cf._model_state import frozen
+
+    t_start = time.perf_counter()
+    b = PROBE["batch"]
+    x = torch.rand(b, *like.shape[1:], dtype=like.dtype)
+    def faster_of_2(fn):  # the second run has its memory allocated, as the audit's passes
+        times = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times) / b
+
+    with torch.inference_mode(False):
+        with torch.no_grad():
+            PROBE["fwd"].append(faster_of_2(lambda: net(x)))
+        with torch.enable_grad(), frozen(net):
+            xg = x.clone().requires_grad_(True)
+            PROBE["grad"].append(
+                faster_of_2(lambda: torch.autograd.grad(net(xg)[:, 0].sum(), xg)))
+    PROBE["last"] = time.perf_counter()
+    PROBE["seconds"] += PROBE["last"] - t_start
 
 
 class Block(nn.Module):
@@ -94,13 +125,17 @@ def resnet18():
 class Counted(nn.Module):
     """``net``, counting every image it sees (``COUNTS``: all, and those with gradients) and
     timing it on the CPU (``TIMES``): each forward call, and each backward pass through it (from
-    the gradient of its output to the gradient of its input, by tensor hooks, counted once)."""
+    the gradient of its output to the gradient of its input, by tensor hooks, counted once).
+    With ``PROBE["every"]`` set, a bare measurement runs before a call at most that often."""
 
     def __init__(self, net):
         super().__init__()
         self.net = net
 
     def forward(self, x):
+        if (PROBE["every"] is not None and not x.is_cuda
+                and time.perf_counter() - PROBE["last"] >= PROBE["every"]):
+            _probe(self.net, x)
         COUNTS["fwd"] += len(x)
         grad = torch.is_grad_enabled() and x.requires_grad
         if grad:
@@ -191,7 +226,7 @@ def _grid_speed(work: str, model: str, size: int, n: int, procs: int) -> dict:
 
 def _limit(work: str, size: int, n: int, removals: list[str] | None = None,
            factory: str = "make", device: str = "cpu", batch=(16, 32),
-           warm_size: int | None = None) -> dict:
+           warm_size: int | None = None, probe_every: float | None = None) -> dict:
     """In-process audit with counted model passes, then the bare passes' time.
 
     A 2-image audit runs first, uncounted, so that one-off costs (first imports of the method
@@ -203,7 +238,12 @@ def _limit(work: str, size: int, n: int, removals: list[str] | None = None,
     before and after the audit, the faster of the two kept: noise on the machine and the batch
     sizes the audit uses make the ratio larger, not smaller.
     ``warm_size``: image size of the warm-up audit (default ``size``; a small one keeps the
-    warm-up of a slow 224 px model short: it only has to import and call everything once)."""
+    warm-up of a slow 224 px model short: it only has to import and call everything once).
+    ``probe_every`` (seconds, CPU): also time bare passes (batches of 16, forward and
+    forward+backward) interleaved with the audit about that often, so that the machine's speed
+    during the audit itself is the reference: ``limit_ratio_interleaved`` is the audit's time
+    without the probes over the counted passes at the probes' mean per-image times (drift
+    between the audit and separate bare passes does not enter it)."""
     sys.path.insert(0, work)
     import bench_model  # noqa: E402  (written by main)
 
@@ -221,8 +261,11 @@ def _limit(work: str, size: int, n: int, removals: list[str] | None = None,
     before = _bare_times(model, size, batch, device)
     bench_model.COUNTS.update(fwd=0, grad=0)
     bench_model.TIMES.update(fwd=0.0, bwd=0.0)
+    probe = bench_model.PROBE
+    probe.update(every=probe_every, last=time.perf_counter(), fwd=[], grad=[], seconds=0.0)
     res = audit(model, ds, explain_batch=n, data_name=folder, show_progress=False,
                 device=device, **kw)
+    probe["every"] = None
     fwd, grad = bench_model.COUNTS["fwd"], bench_model.COUNTS["grad"]
     # on CUDA the wrapper does not time its (asynchronous) calls
     inside = bench_model.TIMES["fwd"] + bench_model.TIMES["bwd"] or math.nan
@@ -243,7 +286,23 @@ def _limit(work: str, size: int, n: int, removals: list[str] | None = None,
             "model_seconds_in_audit": inside,
             "model_forward_seconds_in_audit": bench_model.TIMES["fwd"],
             "around_model_ratio": res.seconds / inside,
-            "passes_over_bare_ratio": inside / bare}
+            "passes_over_bare_ratio": inside / bare,
+            **_interleaved(probe, res.seconds, fwd, grad, inside)}
+
+
+def _interleaved(probe: dict, seconds: float, fwd: int, grad: int, inside: float) -> dict:
+    """The limit ratio against the bare passes interleaved with the audit (empty when off)."""
+    if not probe["fwd"]:
+        return {}
+    n = len(probe["fwd"])
+    t_fwd, t_grad = sum(probe["fwd"]) / n, sum(probe["grad"]) / n
+    own = seconds - probe["seconds"]  # the audit's time without the probes
+    bare = (fwd - grad) * t_fwd + grad * t_grad
+    return {"probes": n, "probe_seconds": probe["seconds"],
+            "probe_forward_ms_per_image": [1e3 * v for v in probe["fwd"]],
+            "probe_grad_ms_per_image": [1e3 * v for v in probe["grad"]],
+            "bare_seconds_interleaved": bare, "limit_ratio_interleaved": own / bare,
+            "passes_over_interleaved_bare_ratio": inside / bare}
 
 
 def _bare_times(model, size: int, batch, device: str) -> tuple[float, float]:
@@ -311,6 +370,9 @@ def main(argv: list[str] | None = None) -> dict:
                    help="comma list of parts to skip: speed,limit,limit224,rss,mem224")
     p.add_argument("--n-limit224", type=int, default=2,
                    help="images of the resnet18 224 px limit run")
+    p.add_argument("--probe-every", type=float, default=30.0,
+                   help="seconds between bare passes interleaved with the resnet18 224 px "
+                        "limit audit (0: none)")
     p.add_argument("--sizes", default="64,224", help="image sizes of the speed runs")
     p.add_argument("--work", default=None, help="folder for generated images (default: temp)")
     p.add_argument("--json", default="audit_scale.json")
@@ -339,7 +401,7 @@ def main(argv: list[str] | None = None) -> dict:
                         _limit(work, 64, a.n64, ["zero", "blur", "inpaint-pushpull"])]
     if "limit224" not in skip:
         res["limit224"] = _limit(work, 224, a.n_limit224, factory="resnet18_counted",
-                                 warm_size=32)
+                                 warm_size=32, probe_every=a.probe_every or None)
     if "rss" not in skip:
         res["rss_mb"] = {str(n): _rss(work, model, n, 32, []) for n in (100, 2000)}
         res["rss_ratio_2000_vs_100"] = res["rss_mb"]["2000"] / res["rss_mb"]["100"]
@@ -371,6 +433,9 @@ def main(argv: list[str] | None = None) -> dict:
         parts.append(f"limit ratio resnet18 224px {lim['limit_ratio']:.2f} (audit / model time "
                      f"in the audit {lim['around_model_ratio']:.2f} x those passes / bare "
                      f"{lim['passes_over_bare_ratio']:.2f})")
+        if "limit_ratio_interleaved" in lim:
+            parts.append(f"against {lim['probes']} interleaved bare passes "
+                         f"{lim['limit_ratio_interleaved']:.2f}")
     if "rss_mb" in res:
         parts.append(f"RSS n=2000/n=100 {res['rss_ratio_2000_vs_100']:.2f}")
     if "rss_224_mb" in res:
