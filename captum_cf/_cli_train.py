@@ -281,6 +281,8 @@ def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint (must exist) instead of starting anew")
     _aux_args(parser)
+    parser.add_argument("--lambda-cyc", type=float, default=None, metavar="W",
+                        help="weight of the cycle |x - G(G(x, c_t), c_x)|_1 (default 3)")
     parser.add_argument("--lambda-l1", type=float, default=None, metavar="W",
                         help="weight of the proximity |G(x, c) - x|_1 of every bin (default 0)")
     parser.add_argument("--lambda-real", type=float, default=None, metavar="W",
@@ -319,7 +321,7 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
         raise CLIError(f"{checkpoint} exists: pass --resume to continue it or remove it")
     _check_common(args)
     _check_aux(args)
-    for name in ("lambda_l1", "lambda_real"):
+    for name in ("lambda_l1", "lambda_real", "lambda_cyc"):
         value = getattr(args, name)
         if value is not None and not 0 <= value < float("inf"):
             raise CLIError(f"--{name.replace('_', '-')} must be >= 0 and finite, got {value}")
@@ -335,7 +337,7 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
             limit=args.limit, show_progress=not args.no_progress, image_size=args.image_size,
             batch_size=args.batch_size, device=args.device, amp=args.amp, log=_say,
             aux_classifier=args.aux_classifier, aux_weight=args.aux_weight,
-            lambda_l1=args.lambda_l1, lambda_real=args.lambda_real,
+            lambda_l1=args.lambda_l1, lambda_real=args.lambda_real, lambda_cyc=args.lambda_cyc,
             conditioning=args.conditioning, critic_conditioning=args.critic_conditioning,
             real_temperature=args.real_temperature, cls_temperature=args.cls_temperature,
             aux_temperature=args.aux_temperature)

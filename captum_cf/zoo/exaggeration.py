@@ -74,6 +74,7 @@ def train_exaggeration(
     aux_classifier: str | None = None,
     aux_weight: float | None = None,
     lambda_l1: float | None = None,
+    lambda_cyc: float | None = None,
     lambda_real: float | None = None,
     conditioning: str | None = None,
     critic_conditioning: str | None = None,
@@ -108,6 +109,8 @@ def train_exaggeration(
             classifier whose posterior must also follow the walk (weight ``aux_weight``, else
             ``train_config.lambda_aux``, else 1), e.g. ``"zoo:digits-cnn-robust"``.
         aux_weight (float, optional): weight of the auxiliary classifier's loss (> 0).
+        lambda_cyc (float, optional): overrides ``train_config.lambda_cyc``, the weight of the
+            cycle ``|x - G(G(x, c_t), c_x)|_1`` (>= 0).
         lambda_l1 (float, optional): overrides ``train_config.lambda_l1``, the weight of the
             proximity ``|G(x, c_t) - x|_1`` (>= 0).
         lambda_real (float, optional): overrides ``train_config.lambda_real``, the weight of the
@@ -155,6 +158,7 @@ def train_exaggeration(
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
     for name, value in (("lambda_l1", lambda_l1), ("lambda_real", lambda_real),
+                        ("lambda_cyc", lambda_cyc),
                         ("real_temperature", real_temperature),
                         ("cls_temperature", cls_temperature),
                         ("aux_temperature", aux_temperature)):

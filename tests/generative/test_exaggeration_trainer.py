@@ -253,6 +253,8 @@ def test_aux_classifier_untouched_and_bad_arguments(device) -> None:
     assert all(torch.equal(v, before[k]) for k, v in aux.state_dict().items())
     with pytest.raises(ValueError, match="lambda_aux must be >= 0"):
         ExaggerationTrainConfig(lambda_aux=-0.5)
+    with pytest.raises(ValueError, match="lambda_cyc must be >= 0"):
+        ExaggerationTrainConfig(lambda_cyc=-1.0)
     with pytest.raises(ValueError, match="needs an aux_classifier"):
         _trainer(config=dataclasses.replace(FAST, lambda_aux=1.0))
 
