@@ -266,6 +266,7 @@ def _limit(work: str, size: int, n: int, removals: list[str] | None = None,
     res = audit(model, ds, explain_batch=n, data_name=folder, show_progress=False,
                 device=device, **kw)
     probe["every"] = None
+    own = res.seconds - probe["seconds"]  # the audit's time without the interleaved probes
     fwd, grad = bench_model.COUNTS["fwd"], bench_model.COUNTS["grad"]
     # on CUDA the wrapper does not time its (asynchronous) calls
     inside = bench_model.TIMES["fwd"] + bench_model.TIMES["bwd"] or math.nan
@@ -275,28 +276,29 @@ def _limit(work: str, size: int, n: int, removals: list[str] | None = None,
     bare = (fwd - grad) * t_fwd + grad * t_grad
     return {"size": size, "n": n, "model": factory, "device": device, "batch": batch,
             "removals": removals or "default",
-            "audit_seconds": res.seconds, "images_forward": fwd,
+            "audit_seconds": res.seconds, "audit_seconds_without_probes": own,
+            "images_forward": fwd,
             "images_with_grad": grad, "forward_ms_per_image": 1e3 * t_fwd,
             "grad_ms_per_image": 1e3 * t_grad,
             "bare_ms_before_audit": [1e3 * v for v in before],
             "bare_ms_after_audit": [1e3 * v for v in after], "bare_seconds": bare,
-            "limit_ratio": res.seconds / bare,
+            "limit_ratio": own / bare,
             # the ratio's two factors, the first measured in the audit's own time window (the
             # machine's drift between the audit and the bare passes does not enter it)
             "model_seconds_in_audit": inside,
             "model_forward_seconds_in_audit": bench_model.TIMES["fwd"],
-            "around_model_ratio": res.seconds / inside,
+            "around_model_ratio": own / inside,
             "passes_over_bare_ratio": inside / bare,
-            **_interleaved(probe, res.seconds, fwd, grad, inside)}
+            **_interleaved(probe, own, fwd, grad, inside)}
 
 
-def _interleaved(probe: dict, seconds: float, fwd: int, grad: int, inside: float) -> dict:
-    """The limit ratio against the bare passes interleaved with the audit (empty when off)."""
+def _interleaved(probe: dict, own: float, fwd: int, grad: int, inside: float) -> dict:
+    """The limit ratio against the bare passes interleaved with the audit (empty when off);
+    ``own``: the audit's seconds without the probes."""
     if not probe["fwd"]:
         return {}
     n = len(probe["fwd"])
     t_fwd, t_grad = sum(probe["fwd"]) / n, sum(probe["grad"]) / n
-    own = seconds - probe["seconds"]  # the audit's time without the probes
     bare = (fwd - grad) * t_fwd + grad * t_grad
     return {"probes": n, "probe_seconds": probe["seconds"],
             "probe_forward_ms_per_image": [1e3 * v for v in probe["fwd"]],
