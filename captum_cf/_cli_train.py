@@ -281,6 +281,8 @@ def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint (must exist) instead of starting anew")
     _aux_args(parser)
+    parser.add_argument("--critic-steps", type=int, default=None, metavar="N",
+                        help="critic updates per generator update (default 1)")
     parser.add_argument("--lambda-cyc", type=float, default=None, metavar="W",
                         help="weight of the cycle |x - G(G(x, c_t), c_x)|_1 (default 3)")
     parser.add_argument("--lambda-l1", type=float, default=None, metavar="W",
@@ -310,7 +312,8 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
 
     from captum_cf.zoo.exaggeration import train_exaggeration
 
-    for name in ("steps", "limit", "checkpoint_every", "validate_every"):
+    for name in ("steps", "limit", "checkpoint_every", "validate_every",
+                 "critic_steps"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -338,6 +341,7 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, device=args.device, amp=args.amp, log=_say,
             aux_classifier=args.aux_classifier, aux_weight=args.aux_weight,
             lambda_l1=args.lambda_l1, lambda_real=args.lambda_real, lambda_cyc=args.lambda_cyc,
+            critic_steps=args.critic_steps,
             conditioning=args.conditioning, critic_conditioning=args.critic_conditioning,
             real_temperature=args.real_temperature, cls_temperature=args.cls_temperature,
             aux_temperature=args.aux_temperature)

@@ -106,6 +106,9 @@ class ExaggerationTrainConfig:
     aux_temperature: float = 1.0
 
     def __post_init__(self) -> None:
+        steps = self.critic_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"critic_steps must be an int >= 1, got {steps!r}")
         for name in ("real_temperature", "cls_temperature", "aux_temperature"):
             t = getattr(self, name)
             if isinstance(t, bool) or not isinstance(t, (int, float)):

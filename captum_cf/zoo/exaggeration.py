@@ -77,6 +77,7 @@ def train_exaggeration(
     aux_weight: float | None = None,
     lambda_l1: float | None = None,
     lambda_cyc: float | None = None,
+    critic_steps: int | None = None,
     lambda_real: float | None = None,
     conditioning: str | None = None,
     critic_conditioning: str | None = None,
@@ -113,6 +114,8 @@ def train_exaggeration(
         aux_weight (float, optional): weight of the auxiliary classifier's loss (> 0).
         lambda_cyc (float, optional): overrides ``train_config.lambda_cyc``, the weight of the
             cycle ``|x - G(G(x, c_t), c_x)|_1`` (>= 0).
+        critic_steps (int, optional): overrides ``train_config.critic_steps``, the critic
+            updates per generator update (>= 1).
         lambda_l1 (float, optional): overrides ``train_config.lambda_l1``, the weight of the
             proximity ``|G(x, c_t) - x|_1`` (>= 0).
         lambda_real (float, optional): overrides ``train_config.lambda_real``, the weight of the
@@ -160,7 +163,7 @@ def train_exaggeration(
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
     for name, value in (("lambda_l1", lambda_l1), ("lambda_real", lambda_real),
-                        ("lambda_cyc", lambda_cyc),
+                        ("lambda_cyc", lambda_cyc), ("critic_steps", critic_steps),
                         ("real_temperature", real_temperature),
                         ("cls_temperature", cls_temperature),
                         ("aux_temperature", aux_temperature)):

@@ -76,11 +76,14 @@ def test_cli_l1_and_realism_weights(tmp_path, capsys) -> None:
     assert "--lambda-real must be >= 0" in capsys.readouterr().err
     assert cli.main([*base, "--lambda-cyc", "-3"]) == 2
     assert "--lambda-cyc must be >= 0" in capsys.readouterr().err
+    assert cli.main([*base, "--critic-steps", "0"]) == 2
+    assert "--critic-steps must be >= 1" in capsys.readouterr().err
     assert not out.exists()
-    assert cli.main([*base, "--lambda-l1", "4", "--lambda-real", "0.5", "--lambda-cyc", "1"]) == 0
+    assert cli.main([*base, "--lambda-l1", "4", "--lambda-real", "0.5", "--lambda-cyc", "1",
+                     "--critic-steps", "2"]) == 0
     train_config = zoo.read_weights(out)["metrics"]["train_config"]
     assert train_config["lambda_l1"] == 4.0 and train_config["lambda_real"] == 0.5
-    assert train_config["lambda_cyc"] == 1.0
+    assert train_config["lambda_cyc"] == 1.0 and train_config["critic_steps"] == 2
 
 
 def test_cli_conditioning_and_real_temperature(tmp_path, capsys) -> None:

@@ -240,6 +240,24 @@ def test_aux_temperature_softens_only_the_auxiliary_term(device) -> None:
             ExaggerationTrainConfig(aux_temperature=bad)
 
 
+def test_critic_steps_update_the_critic_that_often_per_generator_step() -> None:
+    trainer = _trainer(config=dataclasses.replace(FAST, critic_steps=3))
+    calls = {"critic": 0, "generator": 0}
+    critic, generator = trainer._critic_step, trainer._generator_step
+
+    def count_critic(*args):
+        calls["critic"] += 1
+        return critic(*args)
+
+    def count_generator(*args):
+        calls["generator"] += 1
+        return generator(*args)
+
+    trainer._critic_step, trainer._generator_step = count_critic, count_generator
+    trainer.fit(2)
+    assert calls == {"critic": 6, "generator": 2}
+
+
 def test_aux_classifier_untouched_and_bad_arguments(device) -> None:
     aux = _Classifier().to(device).train()
     aux.linear.bias.requires_grad_(False)
@@ -255,6 +273,9 @@ def test_aux_classifier_untouched_and_bad_arguments(device) -> None:
         ExaggerationTrainConfig(lambda_aux=-0.5)
     with pytest.raises(ValueError, match="lambda_cyc must be >= 0"):
         ExaggerationTrainConfig(lambda_cyc=-1.0)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="critic_steps must be an int >= 1"):
+            ExaggerationTrainConfig(critic_steps=bad)
     with pytest.raises(ValueError, match="needs an aux_classifier"):
         _trainer(config=dataclasses.replace(FAST, lambda_aux=1.0))
 
