@@ -11,7 +11,9 @@ Measures, on a generated image folder and a small ResNet-like model (random weig
    wrapper of the model counts every image it sees, with and without gradients; the bare time is
    those counts times the per-image time of a batched forward (no grad) and forward+backward.
    Measured with the small model at 64 px (default and without ROAD's removal) and with
-   torchvision's resnet18 (random weights) at 224 px, the issue's "new user" setting.
+   torchvision's resnet18 (random weights) at 224 px, the issue's "new user" setting; for the
+   latter also against bare passes interleaved with the audit (``--probe-every``), free of the
+   machine's drift between the audit and a separate bare phase.
 3. peak RSS of ``--n 2000`` vs ``--n 100`` (32 px folder, integrated-gradients x zero, 4 steps):
    streaming keeps memory flat (goal: within 1.3x).
 4. peak RSS of the 224 px audit on one full explanation batch (41 images, IG x zero: IG's
