@@ -126,11 +126,15 @@ class ExaggerationTrainConfig:
         return asdict(self)
 
 
-def positive_posterior(logits: Tensor, positive_class: int) -> tuple[Tensor, Tensor]:
-    """``(log p, log (1 - p))`` of the one-vs-rest posterior ``p = softmax(logits)[positive]``.
+def positive_posterior(logits: Tensor, positive_class: int,
+                       temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+    """``(log p, log (1 - p))`` of the one-vs-rest posterior
+    ``p = softmax(logits / temperature)[positive]``.
 
     Both are computed with log-sum-exp, so they stay finite for confident classifiers.
     """
+    if temperature != 1:
+        logits = logits / temperature
     log_all = torch.logsumexp(logits, dim=1)
     log_p = logits[:, positive_class] - log_all
     others = torch.cat([logits[:, :positive_class], logits[:, positive_class + 1 :]], dim=1)
@@ -266,10 +270,14 @@ class ExaggerationTrainer(Trainer):
 
     def _own_bins(self, logits: Tensor, temperature: float = 1.0) -> Tensor:
         """Bins of ``softmax(logits / temperature)[positive]``, (N,) long."""
-        if temperature != 1:
-            logits = logits / temperature
-        log_p, _ = positive_posterior(logits, self.generator.config.positive_class)
+        log_p, _ = positive_posterior(logits, self.generator.config.positive_class, temperature)
         return posterior_to_bin(log_p.exp(), self.generator.config.num_bins)
+
+    def _walk_kl(self, logits: Tensor, c_t: Tensor, temperature: float) -> Tensor:
+        """Mean ``KL(q_t || softmax(logits / temperature)[positive])`` over the batch."""
+        log_p, log_q = positive_posterior(logits, self.generator.config.positive_class,
+                                          temperature)
+        return binary_kl(self._centers[c_t], log_p, log_q).mean()
 
     def _validation_set(self, images: Tensor | None) -> Tensor | None:
         if images is None:
@@ -338,18 +346,10 @@ class ExaggerationTrainer(Trainer):
             gan = hinge_generator_loss(score).float()
             real = hinge_generator_loss(unconditional).float() if cfg.lambda_real > 0 else None
         # the frozen classifier, whose gradients steer the generator, runs in float32
-        logits = self.classifier(fake)
-        if cfg.cls_temperature != 1:
-            logits = logits / cfg.cls_temperature
-        log_p, log_q = positive_posterior(logits, self.generator.config.positive_class)
-        kl = binary_kl(self._centers[c_t], log_p, log_q).mean()
+        kl = self._walk_kl(self.classifier(fake), c_t, cfg.cls_temperature)
         aux = None
         if self.aux_classifier is not None and cfg.lambda_aux > 0:
-            aux_logits = self.aux_classifier(fake)
-            if cfg.aux_temperature != 1:
-                aux_logits = aux_logits / cfg.aux_temperature
-            log_p, log_q = positive_posterior(aux_logits, self.generator.config.positive_class)
-            aux = binary_kl(self._centers[c_t], log_p, log_q).mean()
+            aux = self._walk_kl(self.aux_classifier(fake), c_t, cfg.aux_temperature)
         with self.autocast():  # (after the classifier: the order of the original graph)
             back = self.generator(fake, c_x).float()
         cyc = (back - x).abs().mean()

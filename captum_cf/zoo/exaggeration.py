@@ -76,14 +76,14 @@ def train_exaggeration(
     aux_classifier: str | None = None,
     aux_weight: float | None = None,
     lambda_l1: float | None = None,
-    lambda_cyc: float | None = None,
-    critic_steps: int | None = None,
     lambda_real: float | None = None,
     conditioning: str | None = None,
     critic_conditioning: str | None = None,
     real_temperature: float | None = None,
     cls_temperature: float | None = None,
     aux_temperature: float | None = None,
+    lambda_cyc: float | None = None,
+    critic_steps: int | None = None,
 ) -> dict[str, Any]:
     """Train a progressive-exaggeration generator for "is it class ``positive``".
 
@@ -112,10 +112,6 @@ def train_exaggeration(
             classifier whose posterior must also follow the walk (weight ``aux_weight``, else
             ``train_config.lambda_aux``, else 1), e.g. ``"zoo:digits-cnn-robust"``.
         aux_weight (float, optional): weight of the auxiliary classifier's loss (> 0).
-        lambda_cyc (float, optional): overrides ``train_config.lambda_cyc``, the weight of the
-            cycle ``|x - G(G(x, c_t), c_x)|_1`` (>= 0).
-        critic_steps (int, optional): overrides ``train_config.critic_steps``, the critic
-            updates per generator update (>= 1).
         lambda_l1 (float, optional): overrides ``train_config.lambda_l1``, the weight of the
             proximity ``|G(x, c_t) - x|_1`` (>= 0).
         lambda_real (float, optional): overrides ``train_config.lambda_real``, the weight of the
@@ -129,6 +125,10 @@ def train_exaggeration(
             temperature of the classifier's posterior in the generator's loss (> 0).
         aux_temperature (float, optional): overrides ``train_config.aux_temperature``, the
             same for the auxiliary classifier's term (> 0).
+        lambda_cyc (float, optional): overrides ``train_config.lambda_cyc``, the weight of the
+            cycle ``|x - G(G(x, c_t), c_x)|_1`` (>= 0).
+        critic_steps (int, optional): overrides ``train_config.critic_steps``, the critic
+            updates per generator update (>= 1).
 
     Returns:
         dict: metrics stored in the file: ``test_r``, ``test_mae``, ``test_identity``,
