@@ -59,28 +59,43 @@ TIMES = {"fwd": 0.0, "bwd": 0.0}
 PROBE = {"every": None, "batch": 16, "last": 0.0, "fwd": [], "grad": [], "seconds": 0.0}
 
 
-def _probe(net, like):
-    """One interleaved bare measurement (CPU), at the shape of the images the audit passes."""
+def bare_times(net, x, repeats, warm_up=False, sync=lambda: None):
+    """Seconds per image of the fastest of ``repeats`` bare passes of the batch ``x`` through
+    ``net`` (each after one untimed pass with ``warm_up``; ``sync`` around every timed one, e.g.
+    ``torch.cuda.synchronize``): a forward without gradients, and a forward+backward to the
+    images with ``net`` frozen, i.e. no parameter gradients, the gradient of one class score
+    with respect to the images, as the audit's gradient methods run it."""
     from captum_cf._model_state import frozen
 
-    t_start = time.perf_counter()
-    b = PROBE["batch"]
-    x = torch.rand(b, *like.shape[1:], dtype=like.dtype)
-    def faster_of_2(fn):  # the second run has its memory allocated, as the audit's passes
+    def fastest(fn):
+        if warm_up:
+            fn()
         times = []
-        for _ in range(2):
+        for _ in range(repeats):
+            sync()
             t0 = time.perf_counter()
             fn()
+            sync()
             times.append(time.perf_counter() - t0)
-        return min(times) / b
+        return min(times) / len(x)
 
     with torch.inference_mode(False):
         with torch.no_grad():
-            PROBE["fwd"].append(faster_of_2(lambda: net(x)))
+            t_fwd = fastest(lambda: net(x))
+        xg = x.clone().requires_grad_(True)
         with torch.enable_grad(), frozen(net):
-            xg = x.clone().requires_grad_(True)
-            PROBE["grad"].append(
-                faster_of_2(lambda: torch.autograd.grad(net(xg)[:, 0].sum(), xg)))
+            t_grad = fastest(lambda: torch.autograd.grad(net(xg)[:, 0].sum(), xg))
+    return t_fwd, t_grad
+
+
+def _probe(net, like):
+    """One interleaved bare measurement (CPU), at the shape of the images the audit passes; the
+    faster of two passes each (the second has its memory allocated, as the audit's passes)."""
+    t_start = time.perf_counter()
+    x = torch.rand(PROBE["batch"], *like.shape[1:], dtype=like.dtype)
+    t_fwd, t_grad = bare_times(net, x, 2)
+    PROBE["fwd"].append(t_fwd)
+    PROBE["grad"].append(t_grad)
     PROBE["last"] = time.perf_counter()
     PROBE["seconds"] += PROBE["last"] - t_start
 
@@ -312,37 +327,19 @@ def _interleaved(probe: dict, own: float, fwd: int, grad: int, inside: float) ->
 def _bare_times(model, size: int, batch, device: str) -> tuple[float, float]:
     """Seconds per image of a batched no-grad forward and of a forward+backward to the images
     (the model frozen, as the audit's methods run it: no parameter gradients): the fastest of 5
-    passes at each batch size in ``batch`` (an int or a tuple), the fastest batch size kept (the
-    counting wrapper's own cost is included, as in the audit)."""
-    from captum_cf._model_state import frozen
+    passes after a warm-up one at each batch size in ``batch`` (an int or a tuple), the fastest
+    batch size kept (the counting wrapper's own cost is included, as in the audit);
+    ``bench_model.bare_times`` (imported by ``_limit``) times each batch."""
+    import bench_model  # noqa: E402  (written by main, on the path since _limit)
 
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
     model = model.to(device)
     t_fwd = t_grad = math.inf
     for b in (batch,) if isinstance(batch, int) else batch:
         x = torch.rand(b, 3, size, size, device=device)
-        with torch.no_grad():
-            model(x)
-            t_fwd = min(t_fwd, min(_seconds(lambda x=x: model(x), device) for _ in range(5)) / b)
-        # what the audit's gradient methods run: the model frozen (no parameter gradients),
-        # the gradient of one class score with respect to the images
-        xg = x.clone().requires_grad_(True)
-
-        def grad_pass(xg=xg):
-            return torch.autograd.grad(model(xg)[:, 0].sum(), xg)
-
-        with frozen(model):
-            grad_pass()
-            t_grad = min(t_grad, min(_seconds(grad_pass, device) for _ in range(5)) / b)
+        f, g = bench_model.bare_times(model, x, 5, warm_up=True, sync=sync)
+        t_fwd, t_grad = min(t_fwd, f), min(t_grad, g)
     return t_fwd, t_grad
-
-
-def _seconds(fn, device: str = "cpu") -> float:
-    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
-    sync()
-    t0 = time.perf_counter()
-    fn()
-    sync()
-    return time.perf_counter() - t0
 
 
 def _rss(work: str, model: str, n: int, size: int, extra: list[str],
