@@ -303,6 +303,14 @@ def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
                              "loss (default 1; validation always at 1)")
     parser.add_argument("--aux-temperature", type=float, default=None, metavar="T",
                         help="the same for the auxiliary classifier's term (default 1)")
+    parser.add_argument("--base-channels", type=int, default=None, metavar="N",
+                        help="generator width at full resolution, x2 at 1/2 and x4 at 1/4 "
+                             "(default 16; compute grows about with N squared)")
+    parser.add_argument("--residual-blocks", type=int, default=None, metavar="N",
+                        help="the generator's conditional residual blocks at 1/4 resolution "
+                             "(default 2)")
+    parser.add_argument("--critic-channels", type=int, default=None, metavar="N",
+                        help="width of the critic's first layer (default 32)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -313,10 +321,12 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
     from captum_cf.zoo.exaggeration import train_exaggeration
 
     for name in ("steps", "limit", "checkpoint_every", "validate_every",
-                 "critic_steps"):
+                 "critic_steps", "base_channels", "critic_channels"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.residual_blocks is not None and args.residual_blocks < 0:
+        raise CLIError(f"--residual-blocks must be >= 0, got {args.residual_blocks}")
     checkpoint = args.checkpoint or f"{args.out}.ckpt"
     if args.resume and not os.path.isfile(checkpoint):
         raise CLIError(f"--resume needs an existing checkpoint file, {checkpoint!r} is missing")
@@ -344,7 +354,8 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
             critic_steps=args.critic_steps,
             conditioning=args.conditioning, critic_conditioning=args.critic_conditioning,
             real_temperature=args.real_temperature, cls_temperature=args.cls_temperature,
-            aux_temperature=args.aux_temperature)
+            aux_temperature=args.aux_temperature, base_channels=args.base_channels,
+            residual_blocks=args.residual_blocks, critic_channels=args.critic_channels)
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise CLIError(str(err)) from err
     _say(f"test compatibility r {metrics['test_r']:.3f}, MAE {metrics['test_mae']:.3f}, "

@@ -67,9 +67,11 @@ class ExaggerationConfig:
         if not 0 <= self.positive_class < self.num_classes:
             raise ValueError(f"positive_class must lie in [0, {self.num_classes}), "
                              f"got {self.positive_class}")
-        for name in ("channels", "base_channels", "critic_channels"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name, least in (("channels", 1), ("base_channels", 1), ("critic_channels", 1),
+                            ("residual_blocks", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -109,3 +109,26 @@ def test_cli_conditioning_and_real_temperature(tmp_path, capsys) -> None:
     gen = zoo.load_file(out)  # the stored config rebuilds one scale and shift per bin
     assert gen.config.conditioning == "onehot" and gen.enc0.norm.gamma.shape == (10, 16)
     assert torch.equal(gen.enc0.norm.gamma.half(), payload["state_dict"]["enc0.norm.gamma"])
+
+
+def test_cli_generator_and_critic_sizes(tmp_path, capsys) -> None:
+    out = tmp_path / "wide.pt"
+    base = ["train", "exaggeration", "--data", "digits", "--out", str(out), "--steps", "1",
+            "--limit", "40", "--no-progress"]
+    assert cli.main([*base, "--base-channels", "0"]) == 2
+    assert "--base-channels must be >= 1" in capsys.readouterr().err
+    assert cli.main([*base, "--critic-channels", "-4"]) == 2
+    assert "--critic-channels must be >= 1" in capsys.readouterr().err
+    assert cli.main([*base, "--residual-blocks", "-1"]) == 2
+    assert "--residual-blocks must be >= 0" in capsys.readouterr().err
+    assert not out.exists()
+    assert cli.main([*base, "--base-channels", "8", "--residual-blocks", "3",
+                     "--critic-channels", "12"]) == 0
+    payload = zoo.read_weights(out)
+    assert payload["config"]["base_channels"] == 8 and payload["config"]["residual_blocks"] == 3
+    assert payload["config"]["critic_channels"] == 12
+    gen = zoo.load_file(out)  # the stored sizes rebuild the generator
+    assert gen.enc0.conv.out_channels == 8
+    assert torch.equal(gen.enc0.norm.gamma.half(), payload["state_dict"]["enc0.norm.gamma"])
+    blocks = {k.split(".")[1] for k in payload["state_dict"] if k.startswith("blocks.")}
+    assert len(blocks) == 3

@@ -126,6 +126,11 @@ def test_config_bad_values() -> None:
         ExaggerationConfig(positive_class=10, num_classes=10)
     with pytest.raises(ValueError, match="num_bins"):
         ExaggerationConfig(num_bins=1)
+    for name, bad in (("base_channels", 0), ("critic_channels", 2.5), ("residual_blocks", -1),
+                      ("base_channels", True)):
+        with pytest.raises(ValueError, match=f"{name} must be an int"):
+            ExaggerationConfig(**{name: bad})
+    ExaggerationConfig(residual_blocks=0)  # no residual block is a valid (small) generator
 
 
 def test_one_hot_code(device) -> None:
