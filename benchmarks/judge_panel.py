@@ -78,7 +78,6 @@ def _read(p8: torch.Tensor) -> dict[str, object]:
             "mean_per_bin": [round(float(v), 3) for v in p8.mean(0)]}
 
 
-@torch.no_grad()
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/results/judge_panel.json")
@@ -86,6 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                         help="weights file to judge instead of zoo digits-exaggeration")
     args = parser.parse_args(argv)
     began = time.process_time()
+    torch.set_grad_enabled(False)  # the CNN judges switch it on for their own training
     generator = (zoo.load_file(args.exaggeration) if args.exaggeration
                  else zoo.load("digits-exaggeration"))
     positive, bins = generator.config.positive_class, generator.config.num_bins
@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
              "blend": _blend_walk(zoo.load("digits-cnn"), x, positive)}
     readers = {}
     for seed in (2, 3, 4):
-        net, _, _ = _cnn_judge(seed=seed)
+        with torch.enable_grad():
+            net, _, _ = _cnn_judge(seed=seed)
         readers[f"cnn_seed{seed}"] = lambda images, net=net: _logits(net, images).softmax(1)
     for name, judge in _sklearn_judges(x_tr.flatten(1).numpy(), y_tr.numpy()).items():
         readers[name] = lambda images, judge=judge: torch.from_numpy(
