@@ -315,18 +315,38 @@ def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
 
 
+#: flags that override a field of ExaggerationTrainConfig resp. ExaggerationConfig (same names)
+_EXAGGERATION_TRAIN_FLAGS = ("critic_steps", "lambda_cyc", "lambda_l1", "lambda_real",
+                             "real_temperature", "cls_temperature", "aux_temperature")
+_EXAGGERATION_SIZE_FLAGS = ("base_channels", "residual_blocks", "critic_channels")
+
+
+def _check_config_flags(args: argparse.Namespace, config: type, names: tuple[str, ...]) -> None:
+    """Each given flag of ``names`` must be a valid value of ``config``'s field of that name:
+    the config's own check, run before any data is read, its error naming the flag."""
+    for name in names:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        try:
+            config(**{name: value})
+        except (TypeError, ValueError) as err:
+            raise CLIError(f"--{name.replace('_', '-')}: {err}") from err
+
+
 def _exaggeration_run(args: argparse.Namespace) -> int:
     import os
 
+    from captum_cf.generative.exaggeration import ExaggerationConfig
+    from captum_cf.generative.exaggeration_trainer import ExaggerationTrainConfig
     from captum_cf.zoo.exaggeration import train_exaggeration
 
-    for name in ("steps", "limit", "checkpoint_every", "validate_every",
-                 "critic_steps", "base_channels", "critic_channels"):
+    for name in ("steps", "limit", "checkpoint_every", "validate_every"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if args.residual_blocks is not None and args.residual_blocks < 0:
-        raise CLIError(f"--residual-blocks must be >= 0, got {args.residual_blocks}")
+    _check_config_flags(args, ExaggerationTrainConfig, _EXAGGERATION_TRAIN_FLAGS)
+    _check_config_flags(args, ExaggerationConfig, _EXAGGERATION_SIZE_FLAGS)
     checkpoint = args.checkpoint or f"{args.out}.ckpt"
     if args.resume and not os.path.isfile(checkpoint):
         raise CLIError(f"--resume needs an existing checkpoint file, {checkpoint!r} is missing")
@@ -334,14 +354,6 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
         raise CLIError(f"{checkpoint} exists: pass --resume to continue it or remove it")
     _check_common(args)
     _check_aux(args)
-    for name in ("lambda_l1", "lambda_real", "lambda_cyc"):
-        value = getattr(args, name)
-        if value is not None and not 0 <= value < float("inf"):
-            raise CLIError(f"--{name.replace('_', '-')} must be >= 0 and finite, got {value}")
-    for name in ("real_temperature", "cls_temperature", "aux_temperature"):
-        value = getattr(args, name)
-        if value is not None and not 0 < value < float("inf"):
-            raise CLIError(f"--{name.replace('_', '-')} must be > 0 and finite, got {value}")
     try:
         metrics = train_exaggeration(
             args.data, out=args.out, classifier=args.classifier, positive=args.positive,

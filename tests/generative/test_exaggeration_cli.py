@@ -71,13 +71,13 @@ def test_cli_l1_and_realism_weights(tmp_path, capsys) -> None:
     base = ["train", "exaggeration", "--data", "digits", "--out", str(out), "--steps", "1",
             "--limit", "40", "--no-progress"]
     assert cli.main([*base, "--lambda-l1", "-1"]) == 2
-    assert "--lambda-l1 must be >= 0" in capsys.readouterr().err
+    assert "--lambda-l1: lambda_l1 must be >= 0 and finite" in capsys.readouterr().err
     assert cli.main([*base, "--lambda-real", "nan"]) == 2
-    assert "--lambda-real must be >= 0" in capsys.readouterr().err
+    assert "--lambda-real: lambda_real must be >= 0 and finite" in capsys.readouterr().err
     assert cli.main([*base, "--lambda-cyc", "-3"]) == 2
-    assert "--lambda-cyc must be >= 0" in capsys.readouterr().err
+    assert "--lambda-cyc: lambda_cyc must be >= 0 and finite" in capsys.readouterr().err
     assert cli.main([*base, "--critic-steps", "0"]) == 2
-    assert "--critic-steps must be >= 1" in capsys.readouterr().err
+    assert "--critic-steps: critic_steps must be an int >= 1" in capsys.readouterr().err
     assert not out.exists()
     assert cli.main([*base, "--lambda-l1", "4", "--lambda-real", "0.5", "--lambda-cyc", "1",
                      "--critic-steps", "2"]) == 0
@@ -91,11 +91,11 @@ def test_cli_conditioning_and_real_temperature(tmp_path, capsys) -> None:
     base = ["train", "exaggeration", "--data", "digits", "--out", str(out), "--steps", "1",
             "--limit", "40", "--no-progress"]
     assert cli.main([*base, "--real-temperature", "0"]) == 2
-    assert "--real-temperature must be > 0" in capsys.readouterr().err
+    assert "--real-temperature: real_temperature must be > 0" in capsys.readouterr().err
     assert cli.main([*base, "--cls-temperature", "inf"]) == 2
-    assert "--cls-temperature must be > 0" in capsys.readouterr().err
+    assert "--cls-temperature: cls_temperature must be > 0" in capsys.readouterr().err
     assert cli.main([*base, "--aux-temperature", "-1"]) == 2
-    assert "--aux-temperature must be > 0" in capsys.readouterr().err
+    assert "--aux-temperature: aux_temperature must be > 0" in capsys.readouterr().err
     assert not out.exists()
     assert cli.main([*base, "--conditioning", "onehot", "--critic-conditioning", "onehot",
                      "--real-temperature", "3", "--cls-temperature", "2",
@@ -116,11 +116,11 @@ def test_cli_generator_and_critic_sizes(tmp_path, capsys) -> None:
     base = ["train", "exaggeration", "--data", "digits", "--out", str(out), "--steps", "1",
             "--limit", "40", "--no-progress"]
     assert cli.main([*base, "--base-channels", "0"]) == 2
-    assert "--base-channels must be >= 1" in capsys.readouterr().err
+    assert "--base-channels: base_channels must be an int >= 1" in capsys.readouterr().err
     assert cli.main([*base, "--critic-channels", "-4"]) == 2
-    assert "--critic-channels must be >= 1" in capsys.readouterr().err
+    assert "--critic-channels: critic_channels must be an int >= 1" in capsys.readouterr().err
     assert cli.main([*base, "--residual-blocks", "-1"]) == 2
-    assert "--residual-blocks must be >= 0" in capsys.readouterr().err
+    assert "--residual-blocks: residual_blocks must be an int >= 0" in capsys.readouterr().err
     assert not out.exists()
     assert cli.main([*base, "--base-channels", "8", "--residual-blocks", "3",
                      "--critic-channels", "12"]) == 0
