@@ -25,6 +25,8 @@ and the walk's mean p(8) per bin. Rule fixed beforehand: every judge is reported
 dropped; the panel is not used to choose between recipe runs.
 
     OMP_NUM_THREADS=1 python benchmarks/judge_panel.py [--exaggeration FILE]
+
+``benchmarks/judge_panel.json`` holds the run on the shipped weights (RESULTS.md, "judge_panel").
 """
 
 from __future__ import annotations
