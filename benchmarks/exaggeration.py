@@ -42,7 +42,10 @@ def _compat(desired: torch.Tensor, achieved: torch.Tensor) -> dict[str, float]:
 
 
 @torch.no_grad()
-def _blend_peer(model, x: torch.Tensor, positive: int) -> dict[str, float]:
+def blend_walk(model, x: torch.Tensor, positive: int) -> torch.Tensor:
+    """The peer's walks, (N, 10, C, H, W): each input blended to its nearest (L2) training
+    digit across ``model``'s decision, from "not ``positive``" to ``positive`` in 10 even
+    steps (``benchmarks/judge_panel.py`` reads them as its control walk)."""
     x_tr, y_tr = load_digits("train").tensors
     log_p, _ = positive_posterior(model(x), positive)
     is_pos = log_p.exp() >= 0.5
@@ -52,7 +55,12 @@ def _blend_peer(model, x: torch.Tensor, positive: int) -> dict[str, float]:
     neg_end = torch.where(is_pos[:, None, None, None], nearest, x)
     pos_end = torch.where(is_pos[:, None, None, None], x, nearest)
     alphas = torch.linspace(0, 1, 10)
-    series = torch.stack([(1 - a) * neg_end + a * pos_end for a in alphas], 1)
+    return torch.stack([(1 - a) * neg_end + a * pos_end for a in alphas], 1)
+
+
+@torch.no_grad()
+def _blend_peer(model, x: torch.Tensor, positive: int) -> dict[str, float]:
+    series = blend_walk(model, x, positive)
     log_p, _ = positive_posterior(model(series.flatten(0, 1)), positive)
     return _compat(bin_centers(10), log_p.exp().view(x.shape[0], 10))
 

@@ -37,12 +37,12 @@ import time
 
 import numpy as np
 import torch
+from exaggeration import _compat, blend_walk
 from independent_judge import _cnn_judge, _logits
 
 from captum_cf import zoo
 from captum_cf.datasets import load_digits
 from captum_cf.generative.conditional import bin_centers
-from captum_cf.generative.exaggeration_trainer import positive_posterior
 
 
 def _sklearn_judges(x: np.ndarray, y: np.ndarray) -> dict[str, object]:
@@ -59,24 +59,11 @@ def _sklearn_judges(x: np.ndarray, y: np.ndarray) -> dict[str, object]:
     return judges
 
 
-@torch.no_grad()
-def _blend_walk(model: torch.nn.Module, x: torch.Tensor, positive: int) -> torch.Tensor:
-    """``benchmarks/exaggeration.py``'s peer: (N, 10, 1, 32, 32) pixel blends from "not 8" to
-    "8" between each input and its nearest training digit across ``digits-cnn``'s decision."""
-    x_tr, y_tr = load_digits("train").tensors
-    is_pos = positive_posterior(model(x), positive)[0].exp() >= 0.5
-    other = torch.where(is_pos[:, None], (y_tr != positive)[None], (y_tr == positive)[None])
-    dist = torch.cdist(x.flatten(1), x_tr.flatten(1)).masked_fill(~other, float("inf"))
-    nearest = x_tr[dist.argmin(1)]
-    neg_end = torch.where(is_pos[:, None, None, None], nearest, x)
-    pos_end = torch.where(is_pos[:, None, None, None], x, nearest)
-    return torch.stack([(1 - a) * neg_end + a * pos_end for a in torch.linspace(0, 1, 10)], 1)
-
-
 def _read(p8: torch.Tensor) -> dict[str, object]:
-    desired = bin_centers(p8.shape[1]).expand_as(p8)
-    r = torch.corrcoef(torch.stack([desired.flatten(), p8.flatten()]))[0, 1]
-    return {"r": round(float(r), 4), "mae": round(float((desired - p8).abs().mean()), 4),
+    """r and MAE of the requested bin centres vs ``p8`` ((N, B) posteriors), as
+    ``benchmarks/exaggeration.py`` measures them, and the mean per bin."""
+    compat = _compat(bin_centers(p8.shape[1]), p8)
+    return {"r": round(compat["r"], 4), "mae": round(compat["mae"], 4),
             "mean_per_bin": [round(float(v), 3) for v in p8.mean(0)]}
 
 
@@ -94,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     x, y = load_digits("test").tensors
     x_tr, y_tr = load_digits("train").tensors
     walks = {"walk": torch.stack([generator(x, b) for b in range(bins)], 1),
-             "blend": _blend_walk(zoo.load("digits-cnn"), x, positive)}
+             "blend": blend_walk(zoo.load("digits-cnn"), x, positive)}
     readers = {}
     for seed in (2, 3, 4):
         with torch.enable_grad():
