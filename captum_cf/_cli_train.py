@@ -315,7 +315,8 @@ def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
 
 
-#: flags that override a field of ExaggerationTrainConfig resp. ExaggerationConfig (same names)
+#: flags that override a field of ExaggerationTrainConfig resp. ExaggerationConfig (same names,
+#: and the names of train_exaggeration's keyword arguments)
 _EXAGGERATION_TRAIN_FLAGS = ("critic_steps", "lambda_cyc", "lambda_l1", "lambda_real",
                              "real_temperature", "cls_temperature", "aux_temperature")
 _EXAGGERATION_SIZE_FLAGS = ("base_channels", "residual_blocks", "critic_channels")
@@ -362,12 +363,9 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
             limit=args.limit, show_progress=not args.no_progress, image_size=args.image_size,
             batch_size=args.batch_size, device=args.device, amp=args.amp, log=_say,
             aux_classifier=args.aux_classifier, aux_weight=args.aux_weight,
-            lambda_l1=args.lambda_l1, lambda_real=args.lambda_real, lambda_cyc=args.lambda_cyc,
-            critic_steps=args.critic_steps,
             conditioning=args.conditioning, critic_conditioning=args.critic_conditioning,
-            real_temperature=args.real_temperature, cls_temperature=args.cls_temperature,
-            aux_temperature=args.aux_temperature, base_channels=args.base_channels,
-            residual_blocks=args.residual_blocks, critic_channels=args.critic_channels)
+            **{name: getattr(args, name)
+               for name in _EXAGGERATION_TRAIN_FLAGS + _EXAGGERATION_SIZE_FLAGS})
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise CLIError(str(err)) from err
     _say(f"test compatibility r {metrics['test_r']:.3f}, MAE {metrics['test_mae']:.3f}, "

@@ -111,10 +111,10 @@ def test_cli_conditioning_and_real_temperature(tmp_path, capsys) -> None:
     assert torch.equal(gen.enc0.norm.gamma.half(), payload["state_dict"]["enc0.norm.gamma"])
 
 
-def test_cli_generator_and_critic_sizes(tmp_path, capsys) -> None:
+def test_cli_generator_and_critic_sizes(tmp_path, capsys, device) -> None:
     out = tmp_path / "wide.pt"
     base = ["train", "exaggeration", "--data", "digits", "--out", str(out), "--steps", "1",
-            "--limit", "40", "--no-progress"]
+            "--limit", "40", "--device", device.type, "--no-progress"]
     assert cli.main([*base, "--base-channels", "0"]) == 2
     assert "--base-channels: base_channels must be an int >= 1" in capsys.readouterr().err
     assert cli.main([*base, "--critic-channels", "-4"]) == 2
