@@ -287,6 +287,9 @@ def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
                         help="weight of the cycle |x - G(G(x, c_t), c_x)|_1 (default 3)")
     parser.add_argument("--lambda-l1", type=float, default=None, metavar="W",
                         help="weight of the proximity |G(x, c) - x|_1 of every bin (default 0)")
+    parser.add_argument("--lambda-step", type=float, default=None, metavar="W",
+                        help="weight of the walk's smoothness, the mean squared pixel step "
+                             "between neighbouring bins (default 0)")
     parser.add_argument("--lambda-real", type=float, default=None, metavar="W",
                         help="weight of the critic's unconditional realism score, which sees "
                              "real images of all bins (default 0)")
@@ -318,7 +321,8 @@ def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
 #: flags that override a field of ExaggerationTrainConfig resp. ExaggerationConfig (same names,
 #: and the names of train_exaggeration's keyword arguments)
 _EXAGGERATION_TRAIN_FLAGS = ("critic_steps", "lambda_cyc", "lambda_l1", "lambda_real",
-                             "real_temperature", "cls_temperature", "aux_temperature")
+                             "lambda_step", "real_temperature", "cls_temperature",
+                             "aux_temperature")
 _EXAGGERATION_SIZE_FLAGS = ("base_channels", "residual_blocks", "critic_channels")
 
 

@@ -81,6 +81,14 @@ class ExaggerationTrainConfig:
             classifier to its decision boundary. Validation, keep-best and
             :func:`evaluate_exaggeration` measure at ``T = 1``; the auxiliary classifier's term
             has its own temperature, ``aux_temperature``.
+        lambda_step (float): weight of a walk-smoothness term (0: off, the default): the mean
+            squared pixel difference ``|G(x, c_t) - G(x, c_n)|^2`` between the requested bin
+            and a neighbouring one (``c_n = c_t +- 1``, drawn at random, reflected at the
+            ends). Over a walk it sums the squared steps between neighbouring bins, which for
+            a given total change is smallest when the change is spread evenly over the bins:
+            it acts against a walk that jumps at one bin and then barely moves (measured on
+            digits: most of the change between bins 0 and 1). Adds one generator pass of the
+            batch per step.
         aux_temperature (float): the same for the auxiliary classifier's term:
             ``KL(q_t || softmax(f_aux(G(x, c_t)) / T_a)[positive])`` (1: the default). The
             validation's auxiliary scores stay at ``T = 1``.
@@ -104,6 +112,7 @@ class ExaggerationTrainConfig:
     real_temperature: float = 1.0
     cls_temperature: float = 1.0
     aux_temperature: float = 1.0
+    lambda_step: float = 0.0
 
     def __post_init__(self) -> None:
         steps = self.critic_steps
@@ -115,7 +124,7 @@ class ExaggerationTrainConfig:
                 raise TypeError(f"{name} must be a float > 0, got {type(t).__name__}")
             if not math.isfinite(t) or t <= 0:
                 raise ValueError(f"{name} must be > 0 and finite, got {t}")
-        for name in ("lambda_aux", "lambda_l1", "lambda_real", "lambda_cyc"):
+        for name in ("lambda_aux", "lambda_l1", "lambda_real", "lambda_cyc", "lambda_step"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"{name} must be a float >= 0, got {type(value).__name__}")
@@ -160,7 +169,8 @@ class ExaggerationTrainer(Trainer):
       the centre of bin ``c_t`` (``f``'s posterior at ``cls_temperature``, default 1), plus
       ``lambda_aux KL(q_t || f_aux(G(x, c_t)))`` with an auxiliary classifier ``f_aux`` (its
       posterior at ``aux_temperature``),
-      ``lambda_l1 |G(x, c_t) - x|_1`` and ``- lambda_real u(G(x, c_t))`` (with
+      ``lambda_l1 |G(x, c_t) - x|_1``, ``lambda_step |G(x, c_t) - G(x, c_n)|^2`` (``c_n`` a
+      neighbouring bin of ``c_t``) and ``- lambda_real u(G(x, c_t))`` (with
       ``lambda_real > 0`` the critic loss adds
       ``relu(1 - u(x)) + relu(1 + u(G(x, c_t)))``, ``u`` its unconditional score). ``c_x^T``
       is the bin of the posterior at ``real_temperature`` (``c_x`` at the default 1). Gradients
@@ -316,12 +326,23 @@ class ExaggerationTrainer(Trainer):
         # the last critic step and the generator step share one generator pass
         x, c_x, c_t, c_real = self._batch()
         n = x.shape[0]
+        codes = [c_t, c_x]
+        if self.config.lambda_step > 0:  # (no extra draw or pass when off: runs stay as before)
+            codes.append(self._neighbour_bins(c_t))
         with self.autocast():
-            both = self.generator(torch.cat([x, x]), torch.cat([c_t, c_x])).float()
-        fake, same = both[:n], both[n:]
+            out = self.generator(torch.cat([x] * len(codes)), torch.cat(codes)).float()
+        fake, same = out[:n], out[n : 2 * n]
+        near = out[2 * n :] if len(codes) == 3 else None
         losses.update(self._critic_step(x, c_real, fake.detach(), c_t))
-        losses.update(self._generator_step(x, c_x, c_t, fake, same))
+        losses.update(self._generator_step(x, c_x, c_t, fake, same, near))
         return losses
+
+    def _neighbour_bins(self, bins: Tensor) -> Tensor:
+        """``bins +- 1`` (sign drawn from the trainer's generator), reflected into range."""
+        sign = torch.randint(0, 2, bins.shape, generator=self.rng).to(bins.device) * 2 - 1
+        near = bins + sign
+        last = self.generator.config.num_bins - 1
+        return torch.where(near < 0, 1, torch.where(near > last, last - 1, near))
 
     def _critic_step(self, x: Tensor, c_x: Tensor, fake: Tensor, c_t: Tensor) -> dict[str, float]:
         with self.autocast():
@@ -339,7 +360,7 @@ class ExaggerationTrainer(Trainer):
         return {"d_hinge": float(loss.detach())}
 
     def _generator_step(self, x: Tensor, c_x: Tensor, c_t: Tensor, fake: Tensor,
-                        same: Tensor) -> dict[str, float]:
+                        same: Tensor, near: Tensor | None = None) -> dict[str, float]:
         cfg = self.config
         with self.autocast():
             score, unconditional = self.discriminator.scores(fake, c_t)
@@ -363,6 +384,9 @@ class ExaggerationTrainer(Trainer):
             loss = loss + cfg.lambda_l1 * l1
         if real is not None:
             loss = loss + cfg.lambda_real * real
+        step = (fake - near).square().mean() if near is not None else None
+        if step is not None:
+            loss = loss + cfg.lambda_step * step
         opt = self.optimizers["generator"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -377,6 +401,8 @@ class ExaggerationTrainer(Trainer):
             out["g_l1"] = float(l1.detach())
         if real is not None:
             out["g_real"] = float(real.detach())
+        if step is not None:
+            out["g_step"] = float(step.detach())
         return out
 
     def validate(self) -> dict[str, float]:

@@ -77,6 +77,7 @@ def train_exaggeration(
     aux_weight: float | None = None,
     lambda_l1: float | None = None,
     lambda_real: float | None = None,
+    lambda_step: float | None = None,
     conditioning: str | None = None,
     critic_conditioning: str | None = None,
     real_temperature: float | None = None,
@@ -119,6 +120,8 @@ def train_exaggeration(
             proximity ``|G(x, c_t) - x|_1`` (>= 0).
         lambda_real (float, optional): overrides ``train_config.lambda_real``, the weight of the
             critic's unconditional realism score (>= 0).
+        lambda_step (float, optional): overrides ``train_config.lambda_step``, the weight of
+            the walk's smoothness ``|G(x, c_t) - G(x, c_t +- 1)|^2`` (>= 0).
         conditioning (str, optional): overrides ``config.conditioning``, the generator's bin
             code (``"thermometer"`` or ``"onehot"``).
         critic_conditioning (str, optional): overrides ``config.critic_conditioning``.
@@ -173,6 +176,7 @@ def train_exaggeration(
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
     for name, value in (("lambda_l1", lambda_l1), ("lambda_real", lambda_real),
+                        ("lambda_step", lambda_step),
                         ("lambda_cyc", lambda_cyc), ("critic_steps", critic_steps),
                         ("real_temperature", real_temperature),
                         ("cls_temperature", cls_temperature),

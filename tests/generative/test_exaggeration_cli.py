@@ -78,12 +78,15 @@ def test_cli_l1_and_realism_weights(tmp_path, capsys) -> None:
     assert "--lambda-cyc: lambda_cyc must be >= 0 and finite" in capsys.readouterr().err
     assert cli.main([*base, "--critic-steps", "0"]) == 2
     assert "--critic-steps: critic_steps must be an int >= 1" in capsys.readouterr().err
+    assert cli.main([*base, "--lambda-step", "-2"]) == 2
+    assert "--lambda-step: lambda_step must be >= 0 and finite" in capsys.readouterr().err
     assert not out.exists()
     assert cli.main([*base, "--lambda-l1", "4", "--lambda-real", "0.5", "--lambda-cyc", "1",
-                     "--critic-steps", "2"]) == 0
+                     "--critic-steps", "2", "--lambda-step", "7"]) == 0
     train_config = zoo.read_weights(out)["metrics"]["train_config"]
     assert train_config["lambda_l1"] == 4.0 and train_config["lambda_real"] == 0.5
     assert train_config["lambda_cyc"] == 1.0 and train_config["critic_steps"] == 2
+    assert train_config["lambda_step"] == 7.0
 
 
 def test_cli_conditioning_and_real_temperature(tmp_path, capsys) -> None:

@@ -370,7 +370,76 @@ def test_discriminator_scores_split_conditional_and_unconditional() -> None:
     assert not torch.allclose(score[1:5], unconditional[1:5])
 
 
-@pytest.mark.parametrize("name", ["lambda_l1", "lambda_real", "lambda_aux"])
+def test_step_term_adds_exactly_its_gradient() -> None:
+    weight = 30.0
+    with_term = _trainer(config=dataclasses.replace(FAST, lambda_step=weight))
+    without = _trainer()
+    # at initialisation the bin code has no effect (G(x, b) is the same for every b): move
+    # both generators' weights the same way so that neighbouring bins differ
+    for trainer in (with_term, without):
+        noise = torch.Generator().manual_seed(3)
+        with torch.no_grad():
+            for p in trainer.generator.parameters():
+                p.add_(0.3 * torch.randn(p.shape, generator=noise))
+    x, c_x, c_t, _ = with_term._batch()
+    without._batch()
+    c_n = with_term._neighbour_bins(c_t)
+    n = x.shape[0]
+    params = list(with_term.generator.parameters())
+
+    def forward(trainer):  # the three-part pass of a step with the term on
+        return trainer.generator(torch.cat([x, x, x]), torch.cat([c_t, c_x, c_n]))
+
+    out = forward(with_term)
+    grads = torch.autograd.grad(weight * (out[:n] - out[2 * n :]).square().mean(), params,
+                                allow_unused=True)
+    expected = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+    results = []
+    for trainer, near in ((with_term, True), (without, False)):
+        out = forward(trainer)
+        losses = trainer._generator_step(x, c_x, c_t, out[:n], out[n : 2 * n],
+                                         out[2 * n :] if near else None)
+        results.append((losses, [p.grad.clone() for p in trainer.generator.parameters()]))
+    (a, grads_a), (b, grads_b) = results
+    assert a["g_kl"] == pytest.approx(b["g_kl"], rel=1e-6)
+    assert a["g_step"] > 0 and "g_step" not in b
+    assert max(float(e.abs().max()) for e in expected) > 0.1  # far above the tolerance
+    scale = max(float(g.abs().max()) for g in grads_a)
+    for ga, gb, e in zip(grads_a, grads_b, expected):
+        torch.testing.assert_close(ga - gb, e, rtol=1e-3, atol=1e-5 * scale)
+
+
+def test_step_term_neighbour_bins_and_cost(device) -> None:
+    trainer = _trainer(device, config=dataclasses.replace(FAST, lambda_step=1.0))
+    last = TINY.num_bins - 1
+    bins = torch.arange(TINY.num_bins, device=device).repeat(40)
+    near = trainer._neighbour_bins(bins)
+    assert near.device == bins.device
+    assert torch.equal((near - bins).abs(), torch.ones_like(bins))  # a neighbour, in range
+    assert near.min() >= 0 and near.max() <= last
+    assert near[bins == 0].eq(1).all() and near[bins == last].eq(last - 1).all()
+    middle = (bins > 0) & (bins < last)
+    assert (near[middle] > bins[middle]).any() and (near[middle] < bins[middle]).any()
+    # with the term on a step passes the batch three times through the generator; off: twice,
+    # and no draw from the trainer's generator beyond the batch's (runs stay as before)
+    for weight, parts in ((1.0, 3), (0.0, 2)):
+        trainer = _trainer(device, config=dataclasses.replace(FAST, lambda_step=weight))
+        reference = torch.Generator().manual_seed(0)
+        reference.set_state(trainer.rng.get_state())
+        sizes: list[int] = []
+        hook = trainer.generator.register_forward_hook(
+            lambda m, args, out: sizes.append(args[0].shape[0]))
+        try:
+            losses = trainer.train_step()
+        finally:
+            hook.remove()
+        assert sizes[0] == parts * FAST.batch_size
+        assert ("g_step" in losses) == (weight > 0)
+        trainer._batch(reference)
+        assert torch.equal(reference.get_state(), trainer.rng.get_state()) == (weight == 0)
+
+
+@pytest.mark.parametrize("name", ["lambda_l1", "lambda_real", "lambda_aux", "lambda_step"])
 def test_new_weights_validated(name: str) -> None:
     for bad in (-0.1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match=f"{name} must be >= 0"):
