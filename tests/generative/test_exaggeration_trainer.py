@@ -428,7 +428,7 @@ def test_step_term_neighbour_bins_and_cost(device) -> None:
         reference.set_state(trainer.rng.get_state())
         sizes: list[int] = []
         hook = trainer.generator.register_forward_hook(
-            lambda m, args, out: sizes.append(args[0].shape[0]))
+            lambda m, args, out, sizes=sizes: sizes.append(args[0].shape[0]))
         try:
             losses = trainer.train_step()
         finally:
