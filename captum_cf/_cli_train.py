@@ -285,6 +285,9 @@ def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
                         help="critic updates per generator update (default 1)")
     parser.add_argument("--lambda-cyc", type=float, default=None, metavar="W",
                         help="weight of the cycle |x - G(G(x, c_t), c_x)|_1 (default 3)")
+    parser.add_argument("--lambda-cls", type=float, default=None, metavar="W",
+                        help="weight of the classifier's term KL(bin centre || f(G(x, c))) "
+                             "(default 10)")
     parser.add_argument("--lambda-l1", type=float, default=None, metavar="W",
                         help="weight of the proximity |G(x, c) - x|_1 of every bin (default 0)")
     parser.add_argument("--lambda-step", type=float, default=None, metavar="W",
@@ -320,9 +323,9 @@ def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
 
 #: flags that override a field of ExaggerationTrainConfig resp. ExaggerationConfig (same names,
 #: and the names of train_exaggeration's keyword arguments)
-_EXAGGERATION_TRAIN_FLAGS = ("critic_steps", "lambda_cyc", "lambda_l1", "lambda_real",
-                             "lambda_step", "real_temperature", "cls_temperature",
-                             "aux_temperature")
+_EXAGGERATION_TRAIN_FLAGS = ("critic_steps", "lambda_cls", "lambda_cyc", "lambda_l1",
+                             "lambda_real", "lambda_step", "real_temperature",
+                             "cls_temperature", "aux_temperature")
 _EXAGGERATION_SIZE_FLAGS = ("base_channels", "residual_blocks", "critic_channels")
 
 

@@ -124,7 +124,8 @@ class ExaggerationTrainConfig:
                 raise TypeError(f"{name} must be a float > 0, got {type(t).__name__}")
             if not math.isfinite(t) or t <= 0:
                 raise ValueError(f"{name} must be > 0 and finite, got {t}")
-        for name in ("lambda_aux", "lambda_l1", "lambda_real", "lambda_cyc", "lambda_step"):
+        for name in ("lambda_aux", "lambda_l1", "lambda_real", "lambda_cyc", "lambda_step",
+                     "lambda_cls"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"{name} must be a float >= 0, got {type(value).__name__}")

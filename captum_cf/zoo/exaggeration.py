@@ -84,6 +84,7 @@ def train_exaggeration(
     cls_temperature: float | None = None,
     aux_temperature: float | None = None,
     lambda_cyc: float | None = None,
+    lambda_cls: float | None = None,
     critic_steps: int | None = None,
     base_channels: int | None = None,
     residual_blocks: int | None = None,
@@ -133,6 +134,8 @@ def train_exaggeration(
             same for the auxiliary classifier's term (> 0).
         lambda_cyc (float, optional): overrides ``train_config.lambda_cyc``, the weight of the
             cycle ``|x - G(G(x, c_t), c_x)|_1`` (>= 0).
+        lambda_cls (float, optional): overrides ``train_config.lambda_cls``, the weight of
+            the classifier's term ``KL(q_t || f(G(x, c_t)))`` (>= 0; default 10).
         critic_steps (int, optional): overrides ``train_config.critic_steps``, the critic
             updates per generator update (>= 1).
         base_channels, residual_blocks, critic_channels (int, optional): override ``config``'s
@@ -177,7 +180,8 @@ def train_exaggeration(
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
     for name, value in (("lambda_l1", lambda_l1), ("lambda_real", lambda_real),
                         ("lambda_step", lambda_step),
-                        ("lambda_cyc", lambda_cyc), ("critic_steps", critic_steps),
+                        ("lambda_cyc", lambda_cyc), ("lambda_cls", lambda_cls),
+                        ("critic_steps", critic_steps),
                         ("real_temperature", real_temperature),
                         ("cls_temperature", cls_temperature),
                         ("aux_temperature", aux_temperature)):

@@ -80,13 +80,15 @@ def test_cli_l1_and_realism_weights(tmp_path, capsys) -> None:
     assert "--critic-steps: critic_steps must be an int >= 1" in capsys.readouterr().err
     assert cli.main([*base, "--lambda-step", "-2"]) == 2
     assert "--lambda-step: lambda_step must be >= 0 and finite" in capsys.readouterr().err
+    assert cli.main([*base, "--lambda-cls", "nan"]) == 2
+    assert "--lambda-cls: lambda_cls must be >= 0 and finite" in capsys.readouterr().err
     assert not out.exists()
     assert cli.main([*base, "--lambda-l1", "4", "--lambda-real", "0.5", "--lambda-cyc", "1",
-                     "--critic-steps", "2", "--lambda-step", "7"]) == 0
+                     "--critic-steps", "2", "--lambda-step", "7", "--lambda-cls", "20"]) == 0
     train_config = zoo.read_weights(out)["metrics"]["train_config"]
     assert train_config["lambda_l1"] == 4.0 and train_config["lambda_real"] == 0.5
     assert train_config["lambda_cyc"] == 1.0 and train_config["critic_steps"] == 2
-    assert train_config["lambda_step"] == 7.0
+    assert train_config["lambda_step"] == 7.0 and train_config["lambda_cls"] == 20.0
 
 
 def test_cli_conditioning_and_real_temperature(tmp_path, capsys) -> None:

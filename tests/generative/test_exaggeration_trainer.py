@@ -439,14 +439,15 @@ def test_step_term_neighbour_bins_and_cost(device) -> None:
         assert torch.equal(reference.get_state(), trainer.rng.get_state()) == (weight == 0)
 
 
-@pytest.mark.parametrize("name", ["lambda_l1", "lambda_real", "lambda_aux", "lambda_step"])
+@pytest.mark.parametrize("name", ["lambda_l1", "lambda_real", "lambda_aux", "lambda_step",
+                                  "lambda_cls"])
 def test_new_weights_validated(name: str) -> None:
     for bad in (-0.1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match=f"{name} must be >= 0"):
             ExaggerationTrainConfig(**{name: bad})
     with pytest.raises(TypeError, match=name):
         ExaggerationTrainConfig(**{name: "1"})
-    assert getattr(ExaggerationTrainConfig(), name) == 0.0
+    assert getattr(ExaggerationTrainConfig(), name) == (10.0 if name == "lambda_cls" else 0.0)
 
 
 def test_real_temperature_bins_the_critics_real_images(device) -> None:
