@@ -338,9 +338,9 @@ class ExaggerationTrainer(Trainer):
         losses.update(self._generator_step(x, c_x, c_t, fake, same, near))
         return losses
 
-    def _neighbour_bins(self, bins: Tensor) -> Tensor:
-        """``bins +- 1`` (sign drawn from the trainer's generator), reflected into range."""
-        sign = torch.randint(0, 2, bins.shape, generator=self.rng).to(bins.device) * 2 - 1
+    def _neighbour_bins(self, bins: Tensor, rng: torch.Generator | None = None) -> Tensor:
+        """``bins +- 1`` (sign drawn from ``rng``, default the trainer's), reflected into range."""
+        sign = torch.randint(0, 2, bins.shape, generator=rng or self.rng).to(bins.device) * 2 - 1
         near = bins + sign
         last = self.generator.config.num_bins - 1
         return torch.where(near < 0, 1, torch.where(near > last, last - 1, near))
@@ -423,7 +423,8 @@ class ExaggerationTrainer(Trainer):
         """A copy of the generator (weights ``state``, default current) with exact BN statistics.
 
         Runs ``recalibration_batches`` batches composed as in training (re-balanced images, each
-        twice: with uniform random bins and with their own bins) in train mode with cumulative
+        twice: with uniform random bins and with their own bins; a third time with neighbouring
+        bins when ``lambda_step > 0``) in train mode with cumulative
         averaging, from a generator seeded with :attr:`seed`: deterministic, no global RNG used.
 
         Returns:
@@ -442,7 +443,10 @@ class ExaggerationTrainer(Trainer):
         generator.train()
         for _ in range(self.config.recalibration_batches):
             x, c_x, c_t, _ = self._batch(rng)
-            generator(torch.cat([x, x]), torch.cat([c_t, c_x]))
+            codes = [c_t, c_x]
+            if self.config.lambda_step > 0:  # the neighbouring bins' part of a training pass
+                codes.append(self._neighbour_bins(c_t, rng))
+            generator(torch.cat([x] * len(codes)), torch.cat(codes))
         for m in norms:
             m.momentum = 0.1
         return generator.eval()

@@ -437,6 +437,15 @@ def test_step_term_neighbour_bins_and_cost(device) -> None:
         assert ("g_step" in losses) == (weight > 0)
         trainer._batch(reference)
         assert torch.equal(reference.get_state(), trainer.rng.get_state()) == (weight == 0)
+        # batch-norm re-estimation composes its batches as training does
+        sizes.clear()
+        hook = trainer.generator.register_forward_hook(
+            lambda m, args, out, sizes=sizes: sizes.append(args[0].shape[0]))
+        try:
+            trainer.recalibrated()  # a deep copy: it carries the hook
+        finally:
+            hook.remove()
+        assert sizes and set(sizes) == {parts * FAST.batch_size}
 
 
 @pytest.mark.parametrize("name", ["lambda_l1", "lambda_real", "lambda_aux", "lambda_step",
