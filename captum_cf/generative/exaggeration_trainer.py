@@ -327,9 +327,7 @@ class ExaggerationTrainer(Trainer):
         # the last critic step and the generator step share one generator pass
         x, c_x, c_t, c_real = self._batch()
         n = x.shape[0]
-        codes = [c_t, c_x]
-        if self.config.lambda_step > 0:  # (no extra draw or pass when off: runs stay as before)
-            codes.append(self._neighbour_bins(c_t))
+        codes = self._pass_bins(c_t, c_x)
         with self.autocast():
             out = self.generator(torch.cat([x] * len(codes)), torch.cat(codes)).float()
         fake, same = out[:n], out[n : 2 * n]
@@ -337,6 +335,17 @@ class ExaggerationTrainer(Trainer):
         losses.update(self._critic_step(x, c_real, fake.detach(), c_t))
         losses.update(self._generator_step(x, c_x, c_t, fake, same, near))
         return losses
+
+    def _pass_bins(self, c_t: Tensor, c_x: Tensor,
+                   rng: torch.Generator | None = None) -> list[Tensor]:
+        """The bins of one training pass of the generator, one part per copy of the batch:
+        desired, own and, with ``lambda_step > 0``, neighbours of the desired bins (drawn from
+        ``rng``, default the trainer's). Training and the batch-norm re-estimation both use it,
+        so their batches are composed alike."""
+        parts = [c_t, c_x]
+        if self.config.lambda_step > 0:  # (no extra draw or pass when off: runs stay as before)
+            parts.append(self._neighbour_bins(c_t, rng))
+        return parts
 
     def _neighbour_bins(self, bins: Tensor, rng: torch.Generator | None = None) -> Tensor:
         """``bins +- 1`` (sign drawn from ``rng``, default the trainer's), reflected into range."""
@@ -443,9 +452,7 @@ class ExaggerationTrainer(Trainer):
         generator.train()
         for _ in range(self.config.recalibration_batches):
             x, c_x, c_t, _ = self._batch(rng)
-            codes = [c_t, c_x]
-            if self.config.lambda_step > 0:  # the neighbouring bins' part of a training pass
-                codes.append(self._neighbour_bins(c_t, rng))
+            codes = self._pass_bins(c_t, c_x, rng)
             generator(torch.cat([x] * len(codes)), torch.cat(codes))
         for m in norms:
             m.momentum = 0.1
