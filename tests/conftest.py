@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 import warnings
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -19,14 +21,27 @@ def _seed() -> None:
     random.seed(0)
 
 
-#: devices the computing tests run on: the CPU always, CUDA when this machine has it
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+#: devices the computing tests run on: the CPU always, CUDA when this machine has it, and with
+#: CAPTUM_CF_TEST_SIMDEV=1 the simulated accelerator of ``simulated_device.py`` (device placement
+#: checked on a CPU-only machine; ``pytest -k simdev`` runs that half alone)
+DEVICES = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+           + (["simdev"] if os.environ.get("CAPTUM_CF_TEST_SIMDEV") == "1" else []))
 
 
 @pytest.fixture(params=DEVICES)
-def device(request: pytest.FixtureRequest) -> torch.device:
+def device(request: pytest.FixtureRequest) -> Iterator[torch.device]:
     """Parametrises a test over every available device (CI: CPU only)."""
-    return torch.device(request.param)
+    if request.param == "simdev":
+        from simulated_device import simulated_device
+
+        skip = request.node.get_closest_marker("no_simdev")
+        if skip is not None:
+            pytest.skip(f"not on the simulated device: {skip.args[0]}")
+
+        with simulated_device() as sim:
+            yield sim
+    else:
+        yield torch.device(request.param)
 
 
 @pytest.fixture(autouse=True)

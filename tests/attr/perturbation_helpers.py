@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+import captum.attr
 import torch
 import torch.nn as nn
 from torch import Tensor
@@ -108,3 +110,30 @@ def model_state(model: nn.Module) -> tuple[bool, list[bool], list[Tensor]]:
 
 def same_state(a: tuple, b: tuple) -> bool:
     return a[0] == b[0] and a[1] == b[1] and all(torch.equal(x, y) for x, y in zip(a[2], b[2]))
+
+
+def captum_reference(method: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+    """``method.attribute(inputs, ...)`` of a plain Captum ``method``, for comparisons.
+
+    Captum >= 0.8's ``Occlusion`` of a tuple of inputs builds masks on the CPU and fails on
+    any other device (captum_cf's ``Occlusion`` fixes this); there the reference runs on CPU
+    copies of the inputs, model and tensor arguments and is moved back. Compare it with
+    ``torch.testing.assert_close``: exact on the CPU and the simulated device, within float
+    tolerance on CUDA, whose kernels round differently.
+    """
+    xs = inputs if isinstance(inputs, tuple) else (inputs,)
+    if not (isinstance(method, captum.attr.Occlusion) and len(xs) > 1
+            and xs[0].device.type != "cpu"):
+        return method.attribute(inputs, *args, **kwargs)
+    device = xs[0].device
+
+    def cpu(v: Any) -> Any:
+        if isinstance(v, Tensor):
+            return v.cpu()
+        return tuple(cpu(u) for u in v) if isinstance(v, tuple) else v
+
+    forward = method.forward_func
+    copied = copy.deepcopy(forward).cpu() if isinstance(forward, nn.Module) else forward
+    out = type(method)(copied).attribute(cpu(inputs), *cpu(args),
+                                         **{k: cpu(v) for k, v in kwargs.items()})
+    return tuple(o.to(device) for o in out) if isinstance(out, tuple) else out.to(device)

@@ -223,7 +223,7 @@ def test_argument_checks_run_before_any_work(name, cnn, images, model_state):
     """The input-level checks (check_attribute_arguments and the dtype rule) before the model
     runs; each error is a ValueError/TypeError that is also Captum's AssertionError."""
     snapshot, assert_same_state = model_state
-    kwargs = CASES[name][2]
+    kwargs = _kwargs(name, images)
     bad: list[tuple[dict[str, Any], Any, type, str]] = [
         ({}, images.double(), TypeError, r"inputs has dtype torch.float64 but the model computes"),
         ({}, images[:0], ValueError, "inputs must have a non-empty batch dimension"),
@@ -238,7 +238,8 @@ def test_argument_checks_run_before_any_work(name, cnn, images, model_state):
     if "stdevs" in kwargs:
         bad.append(({"stdevs": -1.0}, images, ValueError, "stdevs must be a finite number >= 0"))
     if "feature_mask" in kwargs:
-        bad.append(({"feature_mask": MASK.expand(4, 1, 6, 6)}, images, ValueError,
+        wide = MASK.expand(4, 1, 6, 6).to(images.device)
+        bad.append(({"feature_mask": wide}, images, ValueError,
                     r"feature_mask has shape \(4, 1, 6, 6\), which does not broadcast"))
     calls = _forward_counter(cnn)
     before = snapshot(cnn)

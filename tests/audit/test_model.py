@@ -124,7 +124,7 @@ def test_logits_of_unwraps_hugging_face_style_outputs(as_dict: bool, device) -> 
     assert isinstance(wrapped, LogitsOf) and wrapped.model is hf
     from captum_cf.zoo import Normalized
 
-    norm = Normalized(hf, [0.5], [0.25])
+    norm = Normalized(hf, [0.5], [0.25]).to(device)
     assert torch.equal(norm(x), hf.net((x - 0.5) / 0.25))
     with pytest.raises(TypeError, match="without logits"):
         LogitsOf(nn.Sequential(_Tuple()))(x)

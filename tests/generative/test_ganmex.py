@@ -85,7 +85,7 @@ def test_masked_generator_shapes_range_and_identity_start(device):
         out, mask = g.edit(x, 1)
     assert 0 <= float(out.min()) and float(out.max()) <= 1
     assert 0 <= float(mask.min()) and float(mask.max()) <= 1
-    assert GANMEXGenerator(TINY).edit(x, 0)[1] is None  # full edit: no mask
+    assert GANMEXGenerator(TINY).to(device).edit(x, 0)[1] is None  # full edit: no mask
 
 
 def test_masked_generator_leaves_pixels_outside_the_mask_exactly_unchanged(device):

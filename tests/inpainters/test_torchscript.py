@@ -9,6 +9,10 @@ from torch import Tensor, nn
 from captum_cf.baselines import InpaintBaseline
 from captum_cf.inpainters import Inpainter, TorchScriptInpainter
 
+#: torch.jit.load builds a scripted module's tensors in C++, where the simulated device
+#: (tests/simulated_device.py) cannot place them
+pytestmark = pytest.mark.no_simdev("TorchScript modules are loaded onto a device in C++")
+
 
 class _Mean(nn.Module):
     """Fills holes (mask == 1) with the per-channel mean of the known pixels, then adds a bias."""

@@ -9,6 +9,10 @@ from torch import nn
 from captum_cf.cli import main
 from captum_cf.robust import adversarial_train, pgd_attack, robust_accuracy
 
+#: the simulated device (tests/simulated_device.py) cannot run these
+NO_SIMDEV = pytest.mark.no_simdev(
+    "the public trainers take device cpu or cuda (tests/training: the Trainer classes)")
+
 
 def _model(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
@@ -103,6 +107,7 @@ def test_bad_input() -> None:
         pgd_attack(model, x, y, steps=0)
 
 
+@NO_SIMDEV
 def test_cli_train_robust(tmp_path, capsys, device) -> None:
     from captum_cf import zoo
 
