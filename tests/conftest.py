@@ -21,16 +21,23 @@ def _seed() -> None:
     random.seed(0)
 
 
-#: devices the computing tests run on: the CPU always, CUDA when this machine has it, and with
-#: CAPTUM_CF_TEST_SIMDEV=1 the simulated accelerator of ``simulated_device.py`` (device placement
-#: checked on a CPU-only machine; ``pytest -k simdev`` runs that half alone)
-DEVICES = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-           + (["simdev"] if os.environ.get("CAPTUM_CF_TEST_SIMDEV") == "1" else []))
+#: devices the computing tests run on: the CPU always, CUDA when this machine has it, and the
+#: simulated accelerator of ``simulated_device.py`` (device placement checked on a CPU-only
+#: machine) for the tests marked ``simdev``, or for all of them with CAPTUM_CF_TEST_SIMDEV=1
+#: (``pytest -k simdev`` runs that half alone)
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+SIMDEV_ALL = os.environ.get("CAPTUM_CF_TEST_SIMDEV") == "1"
 
 
-@pytest.fixture(params=DEVICES)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "device" in metafunc.fixturenames:
+        sim = SIMDEV_ALL or metafunc.definition.get_closest_marker("simdev") is not None
+        metafunc.parametrize("device", DEVICES + (["simdev"] if sim else []), indirect=True)
+
+
+@pytest.fixture
 def device(request: pytest.FixtureRequest) -> Iterator[torch.device]:
-    """Parametrises a test over every available device (CI: CPU only)."""
+    """The device a computing test runs on (parametrised by ``pytest_generate_tests``)."""
     if request.param == "simdev":
         from simulated_device import simulated_device
 

@@ -14,6 +14,9 @@ from captum_cf.audit.data import TensorImages
 from captum_cf.audit.runner import plan_batches
 from captum_cf.metrics import randomization_test
 
+#: the audit runner also on the simulated device (tests/simulated_device.py), in CI too
+pytestmark = pytest.mark.simdev
+
 
 def _values(res):
     return {(c.method, c.baseline, m): c.values[m] for c in res.cells for m in c.values}

@@ -27,6 +27,9 @@ from captum_cf.inpainters import LearnedInpainter
 from captum_cf.robust import adversarial_train
 from captum_cf.zoo.train import ClassifierTrainer
 
+#: every trainer also on the simulated device (tests/simulated_device.py), in CI too
+pytestmark = pytest.mark.simdev
+
 
 def _data(n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
     labels = torch.arange(n) % 3
