@@ -132,8 +132,17 @@ def _check(func, args: tuple, kwargs: dict) -> bool:  # noqa: ANN001
     return True
 
 
+#: copies from the device to the host since import, by kind (``reads_to_host()``)
+HOST_READS: dict[str, int] = {"scalar": 0, "tensor": 0}
+
+
 def _dispatch(func, args: tuple, kwargs: dict):  # noqa: ANN001, ANN202
     involves_sim = _check(func, args, kwargs)
+    if involves_sim and func is aten._local_scalar_dense.default:
+        HOST_READS["scalar"] += 1
+    elif (involves_sim and func is aten._to_copy.default
+          and not _is_sim_device(kwargs.get("device", SIM))):
+        HOST_READS["tensor"] += 1
 
     def unwrap(t: Any) -> Any:
         return t.elem if isinstance(t, SimTensor) else t
