@@ -17,7 +17,7 @@ build of PyTorch has; code under test must not special-case ``meta`` (``captum_c
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -74,6 +74,7 @@ class SimTensor(torch.Tensor):
         return SimTensor(inner["elem"])
 
     def tolist(self) -> Any:  # works on CUDA (a copy to the host)
+        _host_read("tensor")
         return self.elem.tolist()
 
     def numpy(self, *, force: bool = False) -> Any:
@@ -132,17 +133,26 @@ def _check(func, args: tuple, kwargs: dict) -> bool:  # noqa: ANN001
     return True
 
 
-#: copies from the device to the host since import, by kind (``reads_to_host()``)
+#: reads of SIM tensors by the host since import: ``scalar`` (``.item()``, ``int()``, ``bool()``)
+#: and ``tensor`` (``.cpu()``, ``.to("cpu")``, ``.tolist()``); each is a stream wait on CUDA
 HOST_READS: dict[str, int] = {"scalar": 0, "tensor": 0}
+#: called with the kind of every such read when set (benchmarks/device_syncs.py: where from)
+HOST_READ_HOOK: Callable[[str], None] | None = None
+
+
+def _host_read(kind: str) -> None:
+    HOST_READS[kind] += 1
+    if HOST_READ_HOOK is not None:
+        HOST_READ_HOOK(kind)
 
 
 def _dispatch(func, args: tuple, kwargs: dict):  # noqa: ANN001, ANN202
     involves_sim = _check(func, args, kwargs)
     if involves_sim and func is aten._local_scalar_dense.default:
-        HOST_READS["scalar"] += 1
+        _host_read("scalar")
     elif (involves_sim and func is aten._to_copy.default
           and not _is_sim_device(kwargs.get("device", SIM))):
-        HOST_READS["tensor"] += 1
+        _host_read("tensor")
 
     def unwrap(t: Any) -> Any:
         return t.elem if isinstance(t, SimTensor) else t
@@ -174,8 +184,7 @@ class _SimMode(TorchDispatchMode):
 
 #: constructors from Python data, which build their tensor below the dispatcher's Python modes
 _FROM_DATA = {torch.tensor, torch.as_tensor, torch.asarray}
-
-
+#: indexing from Python: list and array indices become tensors below the modes
 _INDEXING_METHODS = {torch.Tensor.__getitem__, torch.Tensor.__setitem__}
 
 
@@ -213,7 +222,3 @@ def simulated_device() -> Iterator[torch.device]:
     with _SimMode(), _SimConstructors():
         yield SIM
 
-
-def to_cpu(value: Any) -> Any:
-    """``value`` with every SIM tensor (also inside lists, tuples and dicts) as a CPU tensor."""
-    return tree_map(lambda t: t.elem if isinstance(t, SimTensor) else t, value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import simulated_device as simulation
 import torch
 from simulated_device import SIM, DevicePlacementError, SimTensor, simulated_device
 
@@ -45,6 +46,12 @@ def test_the_simulation_refuses_what_cuda_refuses() -> None:
         s = torch.tensor([0.5, 2.0], device=SIM, requires_grad=True)
         (s * x.new_tensor([3.0, 4.0])).sum().backward()
         assert isinstance(s.grad, SimTensor) and s.grad.tolist() == [3.0, 4.0]
+        # the host's reads of the device (stream waits on CUDA) are counted
+        before = dict(simulation.HOST_READS)
+        x.sum().item(), bool(x.max() > 0), x.cpu(), x.tolist()
+        y.add_(1.0)  # stays on the device: no read
+        assert simulation.HOST_READS["scalar"] - before["scalar"] == 2
+        assert simulation.HOST_READS["tensor"] - before["tensor"] == 2
 
 
 def test_modules_keep_their_parameters_and_compute_as_on_the_cpu() -> None:
