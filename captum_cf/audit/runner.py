@@ -1031,7 +1031,7 @@ class _Grid:
                 original=attr[rows],  # the grid's map of the trained model, not explained again
             )
             values["sanity_ssim"] = ([idx[j] for j in sanity], res.similarity[:, 0])
-        return attr, {m: (rows_, v.detach().cpu()) for m, (rows_, v) in values.items()}
+        return attr, _to_host(values)
 
 
 #: residual (RMS) at which the audit's ROAD removal stops its linear solve at 32 px; for side S
@@ -1045,6 +1045,20 @@ ROAD_TOL = 1e-4
 def road_tol(side: int) -> float:
     """The audit's residual tolerance of ROAD's solve for images of (smaller) side ``side``."""
     return ROAD_TOL * (32 / side) ** 2
+
+
+def _to_host(values: dict[str, tuple[list[int], Tensor]]) -> dict[str, tuple[list[int], Tensor]]:
+    """A cell's per-image values on the host, those on a device in one copy (one stream wait
+    on CUDA instead of one per metric); every value keeps its dtype and bits (through float64,
+    which holds every float32, bfloat16, bool and small int exactly)."""
+    out = {m: (rows, v.detach()) for m, (rows, v) in values.items()}
+    on_device = [m for m, (_, v) in out.items() if v.device.type != "cpu"]
+    if on_device:
+        parts = [out[m][1] for m in on_device]
+        flat = torch.cat([v.reshape(-1).to(torch.float64) for v in parts]).cpu()
+        for m, v, piece in zip(on_device, parts, flat.split([v.numel() for v in parts])):
+            out[m] = (out[m][0], piece.view(v.shape).to(v.dtype))
+    return out
 
 
 def _removal(baseline: Baseline, side: int) -> Baseline:

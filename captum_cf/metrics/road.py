@@ -190,6 +190,7 @@ def removal_curves(
         raise TypeError("forward_func must be callable")
     ranks = (_pixel_rank(amap), _pixel_rank(-amap))
     steps = counts.numel()
+    fractions = counts.double() / (h * w)  # on the host: the curves' x values
     counts = counts.to(inputs.device)
     per_pass = max(1, batch_size // (2 * len(removals)))
     scores: list[list[Tensor]] = [[] for _ in range(2 * len(removals))]
@@ -212,7 +213,7 @@ def removal_curves(
         pair = []
         for j, order in enumerate(_ORDERS):
             sc = torch.cat(scores[2 * i + j]).view(n, steps)
-            fr = (counts.double().cpu() / (h * w)).to(sc.dtype).to(sc.device)
+            fr = fractions.to(sc.dtype).to(sc.device)
             pair.append(Curve(f"road-{order}", fr, sc, _normalised_auc(fr, sc), order == "lerf"))
         out[name] = (pair[0], pair[1])
     return out
