@@ -107,3 +107,19 @@ def test_the_default_audit_computes_on_the_device_and_equals_the_cpus() -> None:
 def test_every_registered_method_computes_on_the_device() -> None:
     _same_audit(dict(methods=["all"], baselines=["zero", "inpaint-pushpull"], removals=["zero"],
                      sanity_n=1, n_examples=0))
+
+
+def test_a_cells_values_reach_the_host_in_one_copy_with_their_dtypes_and_bits() -> None:
+    from captum_cf.audit.runner import _to_host
+
+    values = {"f32": ([0, 1], torch.tensor([0.1, -3e-39])),  # a float32 subnormal too
+              "f64": ([0], torch.tensor([1 / 3], dtype=torch.float64)),
+              "flag": ([0, 1], torch.tensor([True, False])), "cpu": ([1], torch.tensor([2.5]))}
+    with simulated_device():
+        on_device = {m: (rows, v if m == "cpu" else v.to(SIM)) for m, (rows, v) in values.items()}
+        before = dict(simulation.HOST_READS)
+        out = _to_host(on_device)
+        assert simulation.HOST_READS["tensor"] - before["tensor"] == 1  # one copy, not three
+    for m, (rows, v) in values.items():
+        assert out[m][0] == rows and type(out[m][1]) is torch.Tensor
+        assert out[m][1].dtype == v.dtype and torch.equal(out[m][1], v)
