@@ -37,6 +37,12 @@ _INDEXING = {aten.index.Tensor, aten.index_put.default, aten.index_put_.default,
              aten._index_put_impl_.default, aten._unsafe_index.Tensor}
 
 
+#: why the tests of the public trainers (the CLI's and the zoo's ``train_*``) carry
+#: ``@pytest.mark.no_simdev(PUBLIC_TRAINERS)``: they accept device "cpu" or "cuda" only
+PUBLIC_TRAINERS = ("the public trainers take device cpu or cuda "
+                   "(tests/training: the Trainer classes)")
+
+
 class DevicePlacementError(RuntimeError):
     """Tensors of two devices met in one operation (CUDA would raise here)."""
 

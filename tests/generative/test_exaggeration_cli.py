@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from simulated_device import PUBLIC_TRAINERS
 
 from captum_cf import cli, zoo
 from captum_cf.generative.exaggeration import ExaggerationGenerator
 
-#: the simulated device (tests/simulated_device.py) cannot run these
-NO_SIMDEV = pytest.mark.no_simdev(
-    "the public trainers take device cpu or cuda (tests/training: the Trainer classes)")
 
-
-@NO_SIMDEV
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_cli_trains_resumes_and_writes_zoo_file(tmp_path, capsys, device) -> None:
     out = tmp_path / "gen.pt"
     args = ["train", "exaggeration", "--classifier", "zoo:digits-cnn", "--data", "digits",
@@ -46,7 +43,7 @@ def test_cli_bad_arguments(tmp_path, capsys) -> None:
     assert "positive_class" in capsys.readouterr().err
 
 
-@NO_SIMDEV
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_cli_aux_classifier(tmp_path, capsys, device) -> None:
     out = tmp_path / "aux.pt"
     base = ["train", "exaggeration", "--data", "digits", "--out", str(out), "--steps", "1",
@@ -122,7 +119,7 @@ def test_cli_conditioning_and_real_temperature(tmp_path, capsys) -> None:
     assert torch.equal(gen.enc0.norm.gamma.half(), payload["state_dict"]["enc0.norm.gamma"])
 
 
-@NO_SIMDEV
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_cli_generator_and_critic_sizes(tmp_path, capsys, device) -> None:
     out = tmp_path / "wide.pt"
     base = ["train", "exaggeration", "--data", "digits", "--out", str(out), "--steps", "1",

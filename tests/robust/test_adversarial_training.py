@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from simulated_device import PUBLIC_TRAINERS
 from torch import nn
 
 from captum_cf.cli import main
 from captum_cf.robust import adversarial_train, pgd_attack, robust_accuracy
-
-#: the simulated device (tests/simulated_device.py) cannot run these
-NO_SIMDEV = pytest.mark.no_simdev(
-    "the public trainers take device cpu or cuda (tests/training: the Trainer classes)")
 
 
 def _model(seed: int = 0) -> nn.Module:
@@ -107,7 +104,7 @@ def test_bad_input() -> None:
         pgd_attack(model, x, y, steps=0)
 
 
-@NO_SIMDEV
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_cli_train_robust(tmp_path, capsys, device) -> None:
     from captum_cf import zoo
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from simulated_device import PUBLIC_TRAINERS
 
 from captum_cf import zoo
 from captum_cf.generative.exaggeration_trainer import ExaggerationTrainConfig
 from captum_cf.training.checkpoint import load_checkpoint
 from captum_cf.zoo.exaggeration import DIGITS_EXAGGERATION_RECIPE, train_exaggeration
 from captum_cf.zoo.generators import recipe_command
-
-#: the simulated device (tests/simulated_device.py) cannot run these
-NO_SIMDEV = pytest.mark.no_simdev(
-    "the public trainers take device cpu or cuda (tests/training: the Trainer classes)")
 
 # the recipe's training settings, with fewer batch-norm re-estimation batches (speed only: the
 # re-estimation is seeded by the trainer's seed and uses no global random state)
@@ -29,7 +26,7 @@ def _run(tmp_path, name: str, device: torch.device) -> tuple[dict, dict]:
     return load_checkpoint(ckpt)["trainer"], zoo.read_weights(out)
 
 
-@NO_SIMDEV
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_the_zoo_recipe_is_bit_for_bit_reproducible(tmp_path, device) -> None:
     (ckpt_a, file_a), (ckpt_b, file_b) = _run(tmp_path, "a", device), _run(tmp_path, "b", device)
     assert ckpt_a["step"] == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from simulated_device import PUBLIC_TRAINERS
 
 from captum_cf import zoo
 from captum_cf._registry import AuditContext
@@ -11,10 +12,6 @@ from captum_cf.baselines import BASELINES, GANMEXBaseline, NearestSampleBaseline
 from captum_cf.cli import main
 from captum_cf.datasets import SyntheticShapes, load_digits
 from captum_cf.generative import GANMEXConfig, GANMEXGenerator
-
-#: the simulated device (tests/simulated_device.py) cannot run these
-NO_SIMDEV = pytest.mark.no_simdev(
-    "the public trainers take device cpu or cuda (tests/training: the Trainer classes)")
 
 # measured on these 24 held-out pair images with the shipped round-4 generator (strict auxiliary
 # classifier): flip 0.917, edit per pixel inside / outside the part 29, 76.8 % of the pixels
@@ -97,7 +94,7 @@ def test_registered_baselines_for_digits(device):
         assert any(torch.equal(r, s) for s in x_tr[y_tr == c])
 
 
-@NO_SIMDEV
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_cli_trains_resumes_and_reports_errors(tmp_path, capsys, device):
     out, ckpt = tmp_path / "g.pt", tmp_path / "g.ckpt"
     common = ["train", "ganmex", "--data", "digits", "--out", str(out), "--limit", "60",
@@ -118,7 +115,7 @@ def test_cli_trains_resumes_and_reports_errors(tmp_path, capsys, device):
     assert "--steps must be >= 1" in err and "--resume needs an existing --checkpoint" in err
 
 
-@NO_SIMDEV
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_cli_edit_and_lambda_mask_options(tmp_path, device):
     out = tmp_path / "m.pt"
     args = ["train", "ganmex", "--data", "digits", "--out", str(out), "--limit", "40",
@@ -131,7 +128,7 @@ def test_cli_edit_and_lambda_mask_options(tmp_path, device):
     assert zoo.load_file(out).head.out_channels == 2  # image channel + mask channel
 
 
-@NO_SIMDEV
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_cli_init_starts_from_a_trained_generator(tmp_path, capsys, device):
     common = ["train", "ganmex", "--data", "digits", "--limit", "60", "--test-images", "5",
               "--no-progress", "--steps", "1", "--device", device.type]
@@ -154,7 +151,7 @@ def test_cli_init_starts_from_a_trained_generator(tmp_path, capsys, device):
     assert "init must be 'zoo:<name>' or a weights file" in err
 
 
-@NO_SIMDEV
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_digits_ganmex_recipe_is_its_command_and_bit_for_bit_reproducible(tmp_path, device):
     from captum_cf.training.checkpoint import load_checkpoint
     from captum_cf.zoo.generators import DIGITS_GANMEX_RECIPE, recipe_command, train_ganmex
@@ -180,7 +177,7 @@ def test_digits_ganmex_recipe_is_its_command_and_bit_for_bit_reproducible(tmp_pa
     assert file_a["metrics"]["train_config"]["lambda_aux"] == DIGITS_GANMEX_RECIPE["aux_weight"]
 
 
-@NO_SIMDEV
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_cli_aux_classifier_options(tmp_path, capsys, device):
     out = tmp_path / "x.pt"
     base = ["train", "ganmex", "--data", "digits", "--out", str(out), "--limit", "40",
@@ -197,7 +194,7 @@ def test_cli_aux_classifier_options(tmp_path, capsys, device):
     assert "must have shape (N, 3, H, W)" in capsys.readouterr().err
 
 
-@NO_SIMDEV
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_shapes_setup_trains_with_the_strict_aux_classifier_bit_for_bit(
     tmp_path, monkeypatch, device
 ):

@@ -6,6 +6,7 @@ import functools
 
 import pytest
 import torch
+from simulated_device import PUBLIC_TRAINERS
 
 from captum_cf import zoo
 from captum_cf._registry import AuditContext
@@ -14,10 +15,6 @@ from captum_cf.cli import main
 from captum_cf.datasets import SyntheticShapes, load_digits
 from captum_cf.inpainters import LearnedInpainter, PushPullInpainter
 from captum_cf.zoo.inpainters import inpainter_quality, mean_colour_fill
-
-#: the simulated device (tests/simulated_device.py) cannot run these
-NO_SIMDEV = pytest.mark.no_simdev(
-    "the public trainers take device cpu or cuda (tests/training: the Trainer classes)")
 
 NAMES = ["digits-inpainter", "shapes-inpainter"]
 
@@ -107,7 +104,7 @@ def test_inpaint_learned_reference_removes_the_shapes_objects(device):
     assert float(p_ref) < 0.26 < float(p_quarter)
 
 
-@NO_SIMDEV
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_cli_train_inpainter_writes_a_loadable_file(tmp_path, capsys, device):
     out = tmp_path / "inp.pt"
     args = ["train", "inpainter", "--data", "digits", "--out", str(out), "--steps", "2",

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from simulated_device import PUBLIC_TRAINERS
 
 from captum_cf import zoo
 from captum_cf.datasets import load_digits
 from captum_cf.robust import robust_accuracy
 from captum_cf.zoo.train import evaluate_accuracy
-
-#: the simulated device (tests/simulated_device.py) cannot run these
-NO_SIMDEV = pytest.mark.no_simdev(
-    "the public trainers take device cpu or cuda (tests/training: the Trainer classes)")
 
 
 def test_robust_model_bars_and_recorded_metrics(device) -> None:
@@ -29,7 +26,7 @@ def test_robust_model_bars_and_recorded_metrics(device) -> None:
     assert robust >= 0.7 and standard < robust - 0.3
 
 
-@NO_SIMDEV
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_init_fine_tunes_a_trained_classifier(tmp_path, monkeypatch, device) -> None:
     import functools
 

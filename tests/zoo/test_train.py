@@ -6,18 +6,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from simulated_device import PUBLIC_TRAINERS
 
 import captum_cf.training.loop as loop_module
 from captum_cf import zoo
 from captum_cf.datasets import load_digits
 from captum_cf.zoo.train import evaluate_accuracy, random_shift, train_classifier
 
-#: the simulated device (tests/simulated_device.py) cannot run these
-NO_SIMDEV = pytest.mark.no_simdev(
-    "the public trainers take device cpu or cuda (tests/training: the Trainer classes)")
 
-
-@NO_SIMDEV
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_tiny_training_writes_a_loadable_file(tmp_path: Path, device: torch.device) -> None:
     out = tmp_path / "tiny.pt"
     acc = train_classifier("digits", out=out, epochs=2, limit=128, show_progress=False,
@@ -35,7 +32,7 @@ def test_tiny_training_writes_a_loadable_file(tmp_path: Path, device: torch.devi
         :128].mean((0, 2, 3)), atol=1e-4, rtol=0)
 
 
-@NO_SIMDEV
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_resume_is_exact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, device: torch.device
 ) -> None:
@@ -90,7 +87,7 @@ def test_bad_arguments(kwargs: dict, match: str, tmp_path: Path) -> None:
     assert not (tmp_path / "x.pt").exists()
 
 
-@NO_SIMDEV
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_misplaced_dots_adds_labelled_negatives(tmp_path: Path, device: torch.device) -> None:
     from captum_cf.datasets.shapes import _draw_params
 
