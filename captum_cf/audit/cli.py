@@ -76,6 +76,14 @@ def add_arguments(parser: Any) -> None:
         "default: keep the files' size (which must then be equal)",
     )
     parser.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=None,
+        help="image folders: 1 reads every image as greyscale, 3 as RGB; default: 1 when the "
+        "first images are greyscale, else 3",
+    )
+    parser.add_argument(
         "--workers", type=int, default=0, help="DataLoader processes reading images (default 0)"
     )
     parser.add_argument(
@@ -185,7 +193,7 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
     from captum_cf.audit.data import load_data
     from captum_cf.audit.model import load_model
 
-    data = load_data(args.data, n, args.seed, args.image_size)
+    data = load_data(args.data, n, args.seed, args.image_size, args.channels)
     model, model_name = load_model(args.model, data.name, args.weights, str(device))
     extras = {"zoo_name": model_name[4:]} if model_name.startswith("zoo:") else {}
     settings = Settings(

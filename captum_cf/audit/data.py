@@ -90,7 +90,13 @@ def _subset(total: int, n: int | None, seed: int) -> Tensor:
     return torch.randperm(total, generator=gen)[:n].sort().values
 
 
-def load_data(spec: str, n: int | None, seed: int = 0, image_size: int | None = None) -> AuditData:
+def load_data(
+    spec: str,
+    n: int | None,
+    seed: int = 0,
+    image_size: int | None = None,
+    channels: int | None = None,
+) -> AuditData:
     """``"digits"`` (digits test split), ``"shapes"`` (fresh test-generator shapes) or a folder.
 
     Args:
@@ -100,6 +106,8 @@ def load_data(spec: str, n: int | None, seed: int = 0, image_size: int | None = 
         seed (int): seed of the subset.
         image_size (int, optional): folders: resize the shorter side to S and centre-crop S x S
             (masks follow, nearest); None keeps the files' size, which must then be equal.
+        channels (int, optional): folders: 1 reads the images as greyscale, 3 as RGB; None
+            decides from the files (:class:`captum_cf.datasets.ImageFolder`).
     """
     import os
 
@@ -107,6 +115,8 @@ def load_data(spec: str, n: int | None, seed: int = 0, image_size: int | None = 
         raise AuditInputError(f"--n must be >= 1, got {n}")
     if image_size is not None and spec in ("digits", "shapes"):
         raise AuditInputError("--image-size applies to an image folder, not to digits or shapes")
+    if channels is not None and spec in ("digits", "shapes"):
+        raise AuditInputError("--channels applies to an image folder, not to digits or shapes")
     if spec == "digits":
         from captum_cf.datasets import load_digits
 
@@ -127,17 +137,20 @@ def load_data(spec: str, n: int | None, seed: int = 0, image_size: int | None = 
         ids = [str(i) for i in range(len(ds))]
         return AuditData("shapes", ds, ids, True, train, list(test.class_names))
     if os.path.isdir(spec):
-        return _load_folder(spec, n, seed, image_size)
+        return _load_folder(spec, n, seed, image_size, channels)
     raise AuditInputError(
         f"--data must be 'digits', 'shapes' or an image folder; {spec!r} is none of these"
     )
 
 
-def _load_folder(root: str, n: int | None, seed: int, image_size: int | None) -> AuditData:
+def _load_folder(
+    root: str, n: int | None, seed: int, image_size: int | None, channels: int | None
+) -> AuditData:
     try:
-        everything = ImageFolder(root, image_size)
+        everything = ImageFolder(root, image_size, channels=channels)
         idx = _subset(len(everything), n, seed).tolist()
-        ds = ImageFolder(root, image_size, files=idx)
+        # the subset keeps the whole folder's colour decision
+        ds = ImageFolder(root, image_size, files=idx, channels=everything.channels)
     except ValueError as err:
         raise AuditInputError(str(err)) from err
     if image_size is None:

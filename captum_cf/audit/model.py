@@ -147,9 +147,17 @@ def check_logits(model: nn.Module, images: Tensor) -> int:
         with torch.no_grad():
             out = model(probe)
     except Exception as err:  # noqa: BLE001
+        message = str(err).splitlines()[0] if str(err) else ""
+        hint = ""
+        if "channel" in message and probe.dim() == 4 and probe.shape[1] in (1, 3):
+            hint = (
+                f" (the images have {probe.shape[1]} channel{'s' if probe.shape[1] > 1 else ''}; "
+                f"an image folder is read as RGB with --channels 3 or as greyscale with "
+                f"--channels 1, from Python ImageFolder(..., channels=...))"
+            )
         raise AuditInputError(
             f"the model failed on images of shape {tuple(probe.shape)}: "
-            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            f"{type(err).__name__}: {message}{hint}"
         ) from err
     if (
         not isinstance(out, Tensor)

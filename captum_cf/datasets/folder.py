@@ -39,7 +39,12 @@ IMAGE_EXTENSIONS = (
     ".ppm",
     ".pgm",
 )
-_GREY_MODES = ("1", "L", "I", "I;16", "F")
+_GREY_MODES = ("1", "L", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+#: single-band modes wider than 8 bits and the value that stands for white in them: Pillow's
+#: ``convert("L")``/``convert("RGB")`` would clip them (16-bit images came out white, float
+#: images black), so they are scaled instead
+_WIDE_WHITE = {"I": 65535.0, "I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0,
+               "I;16N": 65535.0, "F": 1.0}
 
 
 class ImageFolder(Dataset):
@@ -47,7 +52,10 @@ class ImageFolder(Dataset):
 
     Each item is ``(image, label)`` or, when the folder has masks, ``(image, label, mask)``:
     ``image`` a float tensor ``(C, S, S)`` in [0, 1] (C = 1 when every image is greyscale, else 3),
-    ``label`` an int, ``mask`` a bool tensor ``(1, S, S)``. With ``image_size=S`` the shorter side
+    ``label`` an int, ``mask`` a bool tensor ``(1, S, S)``. 8-bit files go through Pillow's
+    ``convert("RGB")`` (or ``"L"``) as in torchvision; 16-bit greyscale files (PNG, TIFF) are
+    divided by 65535 and 32-bit float files taken as values in [0, 1] (both clamped), where
+    Pillow's conversion would clip them to white or black. With ``image_size=S`` the shorter side
     is resized to S (bilinear, antialiased) and the centre S x S is cropped; masks follow with
     nearest-neighbour resizing. Without it, images keep their size and the first image fixes the
     size every other image must have (a clear error asks for ``image_size`` otherwise).
@@ -56,10 +64,13 @@ class ImageFolder(Dataset):
         root (str): the folder.
         image_size (int, optional): side S of the square images; None keeps the files' size.
         files (sequence of int, optional): indices into the sorted file list to keep (a subset).
+        channels (int, optional): 1 reads every image as greyscale, 3 as RGB (a grey image's
+            value in all three); None (default) decides from the first 16 images: 1 when all of
+            them are greyscale, else 3. The choice is :attr:`channels`.
 
     Raises:
         ValueError: ``root`` is not a folder, holds no images, has masks for only some images,
-            or ``image_size`` is not a positive int.
+            ``image_size`` is not a positive int or ``channels`` is not 1, 3 or None.
 
     Example:
         >>> ds = ImageFolder("photos", image_size=224)  # doctest: +SKIP
@@ -67,7 +78,11 @@ class ImageFolder(Dataset):
     """
 
     def __init__(
-        self, root: str, image_size: int | None = None, files: Sequence[int] | None = None
+        self,
+        root: str,
+        image_size: int | None = None,
+        files: Sequence[int] | None = None,
+        channels: int | None = None,
     ) -> None:
         if not isinstance(root, (str, os.PathLike)) or not os.path.isdir(root):
             raise ValueError(f"root must be an image folder DIR/<class>/<image>, got {root!r}")
@@ -75,6 +90,8 @@ class ImageFolder(Dataset):
             isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1
         ):
             raise ValueError(f"image_size must be a positive int or None, got {image_size!r}")
+        if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
+            raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
         self.root, self.image_size = os.fspath(root), image_size
         self.classes = sorted(
             d for d in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, d))
@@ -87,7 +104,7 @@ class ImageFolder(Dataset):
             )
         self.samples = samples if files is None else [samples[i] for i in files]
         self.has_masks = self._check_masks()
-        self.grey = self._probe_grey()
+        self.grey = self._probe_grey() if channels is None else channels == 1
         self._size: tuple[int, int] | None = None
 
     def _walk(self, cls: str) -> list[str]:
@@ -121,6 +138,11 @@ class ImageFolder(Dataset):
         return all(_open(p).mode in _GREY_MODES for p, _ in self.samples[:16])
 
     @property
+    def channels(self) -> int:
+        """Channels of every image: 1 (greyscale) or 3 (RGB)."""
+        return 1 if self.grey else 3
+
+    @property
     def labels(self) -> Tensor:
         """(N,) int64 labels, without reading any image."""
         return torch.tensor([label for _, label in self.samples], dtype=torch.long)
@@ -135,10 +157,10 @@ class ImageFolder(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         path, label = self.samples[index]
-        image = self._fit(_to_tensor(_open(path).convert("L" if self.grey else "RGB")), path)
+        image = self._fit(_pixels(_open(path), self.grey), path)
         if not self.has_masks:
             return image, label
-        mask = _to_tensor(_open(self.mask_path(path)).convert("L")) > 0
+        mask = _pixels(_open(self.mask_path(path)), grey=True) > 0
         return image, label, self._fit(mask, self.mask_path(path), nearest=True)
 
     def _fit(self, t: Tensor, path: str, nearest: bool = False) -> Tensor:
@@ -188,7 +210,12 @@ def _open(path: str) -> Any:
         raise ValueError(f"cannot read image {path}: {err}") from err
 
 
-def _to_tensor(im: Any) -> Tensor:
-    # ``im`` is always "L" or "RGB" here (callers convert), so 8-bit values
-    arr = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()) / 255.0
-    return arr[None] if arr.dim() == 2 else arr.permute(2, 0, 1).contiguous()
+def _pixels(im: Any, grey: bool) -> Tensor:
+    """A Pillow image as a float tensor (1 or 3, H, W) in [0, 1]."""
+    white = _WIDE_WHITE.get(im.mode)
+    if white is None:  # 8 bits per channel: Pillow converts (palette, alpha, CMYK, ...)
+        arr = torch.from_numpy(np.asarray(im.convert("L" if grey else "RGB"), dtype=np.float32))
+        arr = arr / 255.0
+        return arr[None] if arr.dim() == 2 else arr.permute(2, 0, 1).contiguous()
+    arr = torch.from_numpy(np.asarray(im, dtype=np.float32) / np.float32(white)).clamp_(0, 1)
+    return arr[None] if grey else arr[None].expand(3, -1, -1).contiguous()

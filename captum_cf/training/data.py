@@ -49,16 +49,19 @@ def check_data(data: str, image_size: int | None = None) -> None:
         raise ValueError(f"image_size must be an int >= 8 or None, got {image_size!r}")
 
 
-def folder_images(root: str, image_size: int | None = None,
-                  batch_size: int = 64) -> tuple[Tensor, Tensor, list[str]]:
+def folder_images(root: str, image_size: int | None = None, batch_size: int = 64,
+                  channels: int | None = None) -> tuple[Tensor, Tensor, list[str]]:
     """Every image of a class-per-folder tree: ``(images (N, C, S, S) in [0, 1], labels, classes)``.
+
+    ``channels`` (1, 3 or None: decided from the files) as in
+    :class:`captum_cf.datasets.ImageFolder`.
 
     Example:
         >>> x, y, classes = folder_images("photos", image_size=64)  # doctest: +SKIP
     """
     from captum_cf.datasets import ImageFolder
 
-    ds = ImageFolder(os.fspath(root), image_size=image_size)
+    ds = ImageFolder(os.fspath(root), image_size=image_size, channels=channels)
     images, labels = [], []
     for batch in DataLoader(ds, batch_size=batch_size, shuffle=False):
         images.append(batch[0].float())
@@ -70,6 +73,9 @@ def folder_split(root: str, image_size: int | None = None,
                  test_fraction: float = 0.2) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
     """``(x_train, y_train, x_test, y_test, test_description)`` of an image folder.
 
+    ``DIR/test`` is read with the channels of ``DIR/train`` (1 when its first images are
+    greyscale, else 3), so that both splits fit one model.
+
     Raises:
         ValueError: when ``DIR/train`` and ``DIR/test`` name different classes, or a split is
             empty.
@@ -78,7 +84,8 @@ def folder_split(root: str, image_size: int | None = None,
     train_dir, test_dir = os.path.join(root, "train"), os.path.join(root, "test")
     if os.path.isdir(train_dir) and os.path.isdir(test_dir):
         x_tr, y_tr, classes = folder_images(train_dir, image_size)
-        x_te, y_te, test_classes = folder_images(test_dir, image_size)
+        x_te, y_te, test_classes = folder_images(test_dir, image_size,
+                                                 channels=x_tr.shape[1])
         if classes != test_classes:
             raise ValueError(f"{train_dir} has classes {classes} but {test_dir} has "
                              f"{test_classes}: both need the same class folders")

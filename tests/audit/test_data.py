@@ -52,3 +52,24 @@ def test_n_subset_and_all(tmp_path) -> None:
             parse_n(bad)
     with pytest.raises(AuditInputError, match="--image-size applies to an image folder"):
         load_data("digits", 4, image_size=8)
+
+
+def test_channels_option_and_the_subset_keeps_the_folders_colour(tmp_path) -> None:
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    Image.fromarray(torch.zeros(6, 6, 3, dtype=torch.uint8).numpy()).save(root / "a" / "c.png")
+    for i in range(5):
+        Image.fromarray(torch.full((6, 6), 40 * i, dtype=torch.uint8).numpy()).save(
+            root / "b" / f"{i}.png"
+        )
+    # a seeded subset of two grey images is still read as the folder is: RGB
+    subsets = [load_data(str(root), 2, seed=s) for s in range(6)]
+    assert any("a/c.png" not in d.ids for d in subsets)
+    assert all(d.dataset[0][0].shape == (3, 6, 6) for d in subsets)
+    grey = load_data(str(root), None, channels=1)
+    assert grey.dataset[0][0].shape == (1, 6, 6)
+    with pytest.raises(AuditInputError, match="--channels applies to an image folder"):
+        load_data("shapes", 4, channels=3)

@@ -107,3 +107,49 @@ def test_bad_folders_have_clear_errors(tmp_path):
     (tmp_path / "a" / "x_mask.png").unlink()
     with pytest.raises(ValueError, match="cannot read image"):
         ImageFolder(str(tmp_path))[2]
+
+
+def test_wide_greyscale_files_are_scaled_not_clipped(tmp_path):
+    # 16-bit PNG: Pillow's convert("L"/"RGB") clips every value above 255 to white; float TIFF
+    # values in [0, 1] would all become 0 or 1 (black)
+    wide = np.array([[0, 255, 256, 32768], [65535, 1000, 40000, 7]], dtype=np.uint16)
+    _save(tmp_path / "a" / "x16.png", wide)
+    floats = np.array([[0.0, 0.25, 0.5, 1.0], [-0.5, 2.0, 0.125, 0.75]], dtype=np.float32)
+    _save(tmp_path / "b" / "xf.tif", floats, mode="F")
+    assert Image.open(tmp_path / "a" / "x16.png").mode.startswith("I")  # not an 8-bit file
+    ds = ImageFolder(str(tmp_path))
+    assert ds.channels == 1
+    expected16 = torch.from_numpy(wide.astype(np.float32)) / 65535
+    assert torch.equal(ds[0][0], expected16[None])
+    assert torch.equal(ds[1][0], torch.from_numpy(floats).clamp(0, 1)[None])
+    rgb = ImageFolder(str(tmp_path), channels=3)
+    assert rgb.channels == 3 and torch.equal(rgb[0][0], expected16[None].expand(3, -1, -1))
+
+
+def test_channels_forces_grey_or_rgb(tmp_path):
+    rng = np.random.default_rng(1)
+    colour = rng.integers(0, 256, size=(5, 6, 3), dtype=np.uint8)
+    grey = rng.integers(0, 256, size=(5, 6), dtype=np.uint8)
+    _save(tmp_path / "a" / "c.png", colour)
+    _save(tmp_path / "b" / "g.png", grey)
+    auto = ImageFolder(str(tmp_path))
+    assert auto.channels == 3 and auto[1][0].shape == (3, 5, 6)
+    as_grey = ImageFolder(str(tmp_path), channels=1)
+    expected = np.asarray(Image.fromarray(colour).convert("L"), dtype=np.float32) / 255
+    assert as_grey.channels == 1 and torch.equal(as_grey[0][0], torch.from_numpy(expected)[None])
+    assert torch.equal(as_grey[1][0], torch.from_numpy(grey.astype(np.float32) / 255)[None])
+    for bad in (0, 2, 4, True, "3"):
+        with pytest.raises(ValueError, match="channels must be 1, 3 or None"):
+            ImageFolder(str(tmp_path), channels=bad)
+
+
+def test_split_reads_the_test_folder_with_the_training_channels(tmp_path):
+    from captum_cf.training.data import folder_split
+
+    grey, colour = np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.uint8)
+    for split, arr in (("train", grey), ("test", colour)):
+        for cls in ("a", "b"):
+            _save(tmp_path / split / cls / "x.png", arr)
+    assert ImageFolder(str(tmp_path / "test")).channels == 3  # on its own: colour
+    x_tr, _, x_te, _, _ = folder_split(str(tmp_path))
+    assert x_tr.shape[1] == x_te.shape[1] == 1
