@@ -167,12 +167,28 @@ TRAIN_COMMANDS["robust"] = (
 
 def _aux_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aux-classifier", default=None, metavar="MODEL",
-                        help="second frozen classifier (zoo:<name> or a weights file) the "
+                        help="second frozen classifier (as --classifier) the "
                              "generator must also move, e.g. zoo:digits-cnn-robust (ganmex "
                              "--data shapes: default zoo:shapes-cnn-strict, 'none' drops it)")
     parser.add_argument("--aux-weight", type=float, default=None, metavar="W",
                         help="weight of the auxiliary classifier's loss (default 1 with "
                              "--aux-classifier)")
+
+
+def _weights_args(parser: argparse.ArgumentParser) -> None:
+    """State dicts for a --classifier / --aux-classifier given as module:factory."""
+    parser.add_argument("--classifier-weights", default=None, metavar="FILE",
+                        help="state dict of a --classifier given as module:factory or "
+                             "path/file.py:factory (your own architecture, as in captum-cf "
+                             "audit --model/--weights)")
+    parser.add_argument("--aux-classifier-weights", default=None, metavar="FILE",
+                        help="the same for --aux-classifier")
+
+
+def _train_kwargs(args: argparse.Namespace) -> dict:
+    """The keyword arguments both generator commands pass alike."""
+    return {"classifier_weights": args.classifier_weights,
+            "aux_classifier_weights": args.aux_classifier_weights}
 
 
 def _check_aux(args: argparse.Namespace) -> None:
@@ -185,7 +201,8 @@ def _check_aux(args: argparse.Namespace) -> None:
 def _ganmex_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help=_DATA_HELP)
     parser.add_argument("--classifier", default=None,
-                        help="classifier to explain: zoo:<name> or a weights file "
+                        help="classifier to explain: zoo:<name>, a weights file of captum-cf "
+                             "train classifier, or module:factory with --classifier-weights "
                              "(default zoo:digits-cnn resp. zoo:shapes-cnn; required for DIR)")
     parser.add_argument("--out", required=True, help="generator weights file to write (.pt)")
     parser.add_argument("--steps", type=int, default=None,
@@ -208,6 +225,7 @@ def _ganmex_args(parser: argparse.ArgumentParser) -> None:
                         help="start from a trained generator (zoo:<name> or a weights file), "
                              "e.g. to follow a fine-tuned classifier in a few hundred steps")
     _aux_args(parser)
+    _weights_args(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--test-images", type=int, default=None, help=argparse.SUPPRESS)
@@ -242,7 +260,7 @@ def _ganmex_run(args: argparse.Namespace) -> int:
                                aux_weight=args.aux_weight,
                                image_size=args.image_size,
                                batch_size=args.batch_size, device=args.device, amp=args.amp,
-                               log=_say)
+                               log=_say, **_train_kwargs(args))
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise CLIError(str(err)) from err
     _say(f"test flip rate {metrics['test_flip']:.4f} over {metrics['test_pairs']} ordered pairs, "
@@ -264,7 +282,8 @@ TRAIN_COMMANDS["ganmex"] = (
 def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help=_DATA_HELP)
     parser.add_argument("--classifier", default="zoo:digits-cnn",
-                        help="classifier to explain: zoo:<name> or a weights file "
+                        help="classifier to explain: zoo:<name>, a weights file of captum-cf "
+                             "train classifier, or module:factory with --classifier-weights "
                              "(default zoo:digits-cnn)")
     parser.add_argument("--positive", type=int, default=8,
                         help="class whose posterior the generator walks (default 8)")
@@ -281,6 +300,7 @@ def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint (must exist) instead of starting anew")
     _aux_args(parser)
+    _weights_args(parser)
     parser.add_argument("--critic-steps", type=int, default=None, metavar="N",
                         help="critic updates per generator update (default 1)")
     parser.add_argument("--lambda-cyc", type=float, default=None, metavar="W",
@@ -371,6 +391,7 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, device=args.device, amp=args.amp, log=_say,
             aux_classifier=args.aux_classifier, aux_weight=args.aux_weight,
             conditioning=args.conditioning, critic_conditioning=args.critic_conditioning,
+            **_train_kwargs(args),
             **{name: getattr(args, name)
                for name in _EXAGGERATION_TRAIN_FLAGS + _EXAGGERATION_SIZE_FLAGS})
     except (ValueError, FileNotFoundError, KeyError) as err:

@@ -5,8 +5,6 @@ and the methods that apply to it (:func:`probe_methods`). Every user error is an
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 import warnings
 from collections.abc import Sequence
@@ -17,8 +15,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from captum_cf._registry import AuditContext
+from captum_cf._user_model import build_factory_model
 from captum_cf._validation import all_finite
-from captum_cf._weights import WeightsFileError, load_state_checked, load_weights_file
 from captum_cf.audit.errors import AuditInputError
 from captum_cf.zoo.models import LogitsOf, logits_of
 
@@ -29,13 +27,6 @@ __all__ = [
     "logits_model",
     "probe_methods",
 ]
-
-#: what ``--weights`` must hold, for the error messages
-_STATE_DICT = (
-    "a state dict saved with torch.save(model.state_dict(), path) (or a dict with a "
-    "'state_dict'), not a whole model"
-)
-
 
 def load_model(
     spec: str | None, data_name: str, weights: str | None = None, device: str = "cpu"
@@ -77,38 +68,10 @@ def _zoo_model(name: str, weights: str | None) -> nn.Module:
 
 
 def _factory_model(spec: str, weights: str | None) -> nn.Module:
-    module_name, _, attr = spec.rpartition(":")
     try:
-        if module_name.endswith(".py"):
-            loader = importlib.util.spec_from_file_location("_audit_user_model", module_name)
-            if loader is None or loader.loader is None:
-                raise ImportError(f"cannot import {module_name}")
-            module = importlib.util.module_from_spec(loader)
-            loader.loader.exec_module(module)
-        else:
-            module = importlib.import_module(module_name)
-        model = getattr(module, attr)()
-    except Exception as err:  # noqa: BLE001 (the user's code: any failure is a one-line error)
-        raise AuditInputError(
-            f"cannot build the model from {spec!r}: {type(err).__name__}: {err}"
-        ) from err
-    if not isinstance(model, nn.Module):
-        raise AuditInputError(
-            f"{spec} returned a {type(model).__name__}, expected a torch.nn.Module"
-        )
-    if weights:
-        _load_state(model, weights)
-    return model
-
-
-def _load_state(model: nn.Module, path: str) -> None:
-    try:
-        state = load_weights_file(path, _STATE_DICT)
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
-        load_state_checked(model, state, path)
-    except (OSError, WeightsFileError) as err:
-        raise AuditInputError(f"cannot load weights: {err}") from err
+        return build_factory_model(spec, weights)
+    except ValueError as err:
+        raise AuditInputError(str(err)) from err
 
 
 def logits_model(model: Any, images: Tensor) -> Any:

@@ -89,6 +89,8 @@ def train_exaggeration(
     base_channels: int | None = None,
     residual_blocks: int | None = None,
     critic_channels: int | None = None,
+    classifier_weights: str | None = None,
+    aux_classifier_weights: str | None = None,
 ) -> dict[str, Any]:
     """Train a progressive-exaggeration generator for "is it class ``positive``".
 
@@ -97,7 +99,9 @@ def train_exaggeration(
             ``DIR/<class>/<image>``.
         out (path): weights file ``{"format", "name", "arch", "config", "state_dict", "metrics"}``
             (float16), loadable by ``captum_cf.zoo.load_file``.
-        classifier (str): ``"zoo:<name>"`` or a zoo weights file.
+        classifier (str): ``"zoo:<name>"``, a zoo weights file or a model of your own
+            architecture, ``module:factory`` / ``path/file.py:factory`` (the spec of
+            ``captum-cf audit --model``) with its state dict in ``classifier_weights``.
         positive (int): the class whose posterior the bins measure.
         steps (int, optional): generator steps in total (default 3000 on digits).
         seed (int): seed of everything random.
@@ -143,6 +147,8 @@ def train_exaggeration(
             1/4), its conditional residual blocks at 1/4 resolution (default 2) and the
             critic's first width (default 32). Compute per step grows about with
             ``base_channels ** 2``.
+        classifier_weights, aux_classifier_weights (str, optional): state dict files of a
+            ``module:factory`` classifier resp. auxiliary classifier.
 
     Returns:
         dict: metrics stored in the file: ``test_r``, ``test_mae``, ``test_identity``,
@@ -161,7 +167,7 @@ def train_exaggeration(
                          f"{aux_weight!r} with aux_classifier {aux_classifier!r}")
     dev = resolve_device(device)
     check_amp(amp, dev)
-    model = _load_zoo_model(classifier).to(dev)
+    model = _load_zoo_model(classifier, weights=classifier_weights).to(dev)
     x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size)
     if limit is not None:
         x_tr, y_tr, x_te = x_tr[:limit], y_tr[:limit], x_te[:limit]
@@ -187,7 +193,8 @@ def train_exaggeration(
                         ("aux_temperature", aux_temperature)):
         if value is not None:  # validated by ExaggerationTrainConfig
             train_config = dataclasses.replace(train_config, **{name: value})
-    aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev)
+    aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev,
+                                   aux_classifier_weights)
     _check_fits(model, x_tr[:1].to(dev), "classifier", classifier)
     _check_fits(aux, x_tr[:1].to(dev), "aux_classifier", aux_classifier)
     torch.manual_seed(seed)  # initialisation; the trainer reseeds for training randomness
@@ -200,6 +207,7 @@ def train_exaggeration(
     trainer.resume_if_exists()
     trainer.fit(steps or EXAGGERATION_STEPS.get(data, 3000), show_progress=show_progress)
     extra = {"test_data": test_desc, "classifier": classifier, "seed": seed,
+             **({"classifier_weights": str(classifier_weights)} if classifier_weights else {}),
              **({"aux_classifier": aux_classifier} if aux_classifier is not None else {}),
              **({"processes": trainer.dist.world_size} if trainer.dist.enabled else {})}
     # every process measures (the batch-norm re-estimation uses the trainer's batches); rank 0

@@ -88,25 +88,39 @@ def all_pairs(labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
 
 
 def _aux_setup(aux_classifier: str | None, aux_weight: float | None, train_config: Any,
-               dev: Any) -> tuple[nn.Module | None, Any]:
+               dev: Any, weights: str | None = None) -> tuple[nn.Module | None, Any]:
     """The auxiliary classifier on ``dev`` (or None) and the train config with its weight
     (``aux_weight``, else the config's ``lambda_aux``, else 1); ``lambda_aux > 0`` without a
     classifier is a ValueError."""
     if aux_classifier is None:
+        if weights is not None:
+            raise ValueError("aux_classifier_weights needs aux_classifier (its module:factory)")
         if train_config.lambda_aux > 0:
             raise ValueError(
                 "lambda_aux > 0 needs aux_classifier ('zoo:<name>' or a weights file)")
         return None, train_config
-    aux = _load_zoo_model(aux_classifier, what="aux_classifier").to(dev)
+    aux = _load_zoo_model(aux_classifier, what="aux_classifier", weights=weights).to(dev)
     weight = aux_weight if aux_weight is not None else train_config.lambda_aux or 1.0
     return aux, dataclasses.replace(train_config, lambda_aux=float(weight))
 
 
-def _load_zoo_model(spec: str, what: str = "classifier") -> nn.Module:
-    """A zoo model from ``"zoo:<name>"`` or a zoo weights file."""
+def _load_zoo_model(spec: str, what: str = "classifier", weights: str | None = None) -> nn.Module:
+    """A model from ``"zoo:<name>"``, a zoo weights file, or (a classifier of the user's own
+    architecture) ``module:factory`` / ``path/file.py:factory`` with the state dict ``weights``.
+    """
     from captum_cf import zoo
+    from captum_cf._user_model import build_factory_model, is_factory_spec
     from captum_cf.zoo._registry import spec_path
 
+    spec = os.fspath(spec)
+    if what != "init" and is_factory_spec(spec):
+        return build_factory_model(spec, weights).eval()
+    if what != "init" and not spec.startswith("zoo:") and not os.path.isfile(spec):
+        raise ValueError(f"{what} must be 'zoo:<name>', a weights file or module:factory "
+                         f"(path/file.py:factory), got {spec!r}")
+    if weights is not None:
+        raise ValueError(f"{what}_weights is the state dict of a module:factory {what}; "
+                         f"{spec!r} names a zoo weights file, which holds its own weights")
     path = spec_path(spec, what)  # checks the spec
     # a zoo name goes through zoo.load: its error for missing weights names their command
     return zoo.load(spec[4:]) if spec.startswith("zoo:") else zoo.load_file(path)
@@ -159,6 +173,8 @@ def train_ganmex(
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     amp: str | None = None,
+    classifier_weights: str | None = None,
+    aux_classifier_weights: str | None = None,
 ) -> dict[str, Any]:
     """Train a GANMEX generator against a classifier and write it in the zoo format.
 
@@ -167,8 +183,10 @@ def train_ganmex(
             (validation: 15 % of its training split; test: its held-out share).
         out (path): weights file (``{"format", "name", "arch", "config", "state_dict",
             "metrics"}``, float16), loadable by ``captum_cf.zoo.load_file``.
-        classifier (str, optional): ``"zoo:<name>"`` or a zoo weights file (default per data set;
-            required for a folder).
+        classifier (str, optional): ``"zoo:<name>"``, a zoo weights file (from ``captum-cf train
+            classifier``) or a model of your own architecture, ``module:factory`` or
+            ``path/file.py:factory`` (the spec of ``captum-cf audit --model``) with its state
+            dict in ``classifier_weights`` (default per data set; required for a folder).
         steps (int, optional): generator steps in total (default 600 digits, 1200 shapes).
         seed (int): seed of everything random.
         checkpoint (path, optional): checkpoint file; an existing one is resumed exactly.
@@ -199,6 +217,8 @@ def train_ganmex(
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"``: bfloat16 autocast of generator and critic (CUDA only;
             the frozen classifier and the gradient penalty stay in float32).
+        classifier_weights, aux_classifier_weights (str, optional): state dict files of a
+            ``module:factory`` classifier resp. auxiliary classifier.
 
     Returns:
         dict: the metrics stored in the file (``test_flip`` over all ordered class pairs,
@@ -223,12 +243,13 @@ def train_ganmex(
                  "val_fraction": 0.15, "validate_every": 25}
         if classifier is None:
             raise ValueError("classifier is required with an image folder: a weights file "
-                             "(e.g. from captum-cf train classifier --data DIR) or zoo:<name>")
+                             "(e.g. from captum-cf train classifier --data DIR), zoo:<name> "
+                             "or your model's module:factory with classifier_weights")
     else:
         setup = GANMEX_SETUPS[data]
     dev = resolve_device(device)
     check_amp(amp, dev)
-    model = _load_zoo_model(classifier or setup["classifier"]).to(dev)
+    model = _load_zoo_model(classifier or setup["classifier"], weights=classifier_weights).to(dev)
     x_tr, y_tr, x_val, y_val, x_te, y_te, test_desc = _ganmex_data(data, setup, seed, image_size)
     if limit is not None:
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
@@ -256,7 +277,8 @@ def train_ganmex(
         train_config = dataclasses.replace(train_config, mask_warmup=0)
     if batch_size is not None:
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
-    aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev)
+    aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev,
+                                   aux_classifier_weights)
     _check_fits(model, x_tr[:1].to(dev), "classifier", classifier or setup["classifier"])
     _check_fits(aux, x_tr[:1].to(dev), "aux_classifier", aux_classifier)
     torch.manual_seed(seed)  # model initialisation (the trainer reseeds for training randomness)
@@ -287,6 +309,7 @@ def train_ganmex(
         "best_step": trainer.best["step"] if trainer.best else trainer.step,
         **{f"val_{k}": v for k, v in (trainer.best or {}).get("metrics", {}).items()},
         "classifier": classifier or setup["classifier"], "seed": seed,
+        **({"classifier_weights": str(classifier_weights)} if classifier_weights else {}),
         **({"init": str(init)} if init is not None else {}),
         **({"aux_classifier": aux_classifier} if aux_classifier is not None else {}),
     }

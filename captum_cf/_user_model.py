@@ -1,0 +1,66 @@
+"""A user's own model from ``module:factory`` or ``path/to/file.py:factory`` and a state dict.
+
+One loader for everything that takes a user's model by name: ``captum-cf audit --model`` and
+the generator trainers' ``--classifier`` / ``--aux-classifier``. Every failure is one
+:class:`ValueError` line naming the spec or the file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import torch.nn as nn
+
+from captum_cf._weights import WeightsFileError, load_state_checked, load_weights_file
+
+__all__ = ["is_factory_spec", "build_factory_model"]
+
+#: what a weights file for a factory model must hold, for the error messages
+STATE_DICT = (
+    "a state dict saved with torch.save(model.state_dict(), path) (or a dict with a "
+    "'state_dict'), not a whole model"
+)
+
+
+def is_factory_spec(spec: str) -> bool:
+    """``module:factory`` or ``file.py:factory`` (not ``zoo:NAME``, not an existing file)."""
+    import os
+
+    return ":" in spec and not spec.startswith("zoo:") and not os.path.isfile(spec)
+
+
+def build_factory_model(spec: str, weights: str | None = None) -> nn.Module:
+    """Call ``factory()`` of ``module:factory`` (or ``path/to/file.py:factory``), then load the
+    state dict ``weights`` (read with ``weights_only=True``; keys and shapes checked).
+
+    Raises:
+        ValueError: the module or factory fails, returns no ``nn.Module``, or the weights file
+            is unreadable, not a state dict or does not fit (one line).
+    """
+    module_name, _, attr = spec.rpartition(":")
+    try:
+        if module_name.endswith(".py"):
+            loader = importlib.util.spec_from_file_location("_captum_cf_user_model", module_name)
+            if loader is None or loader.loader is None:
+                raise ImportError(f"cannot import {module_name}")
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_name)
+        model = getattr(module, attr)()
+    except Exception as err:  # noqa: BLE001 (the user's code: any failure is a one-line error)
+        raise ValueError(
+            f"cannot build the model from {spec!r}: {type(err).__name__}: {err}"
+        ) from err
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{spec} returned a {type(model).__name__}, expected a torch.nn.Module")
+    if weights:
+        try:
+            state = load_weights_file(weights, STATE_DICT)
+            if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+                state = state["state_dict"]
+            load_state_checked(model, state, weights)
+        except (OSError, WeightsFileError) as err:
+            raise ValueError(f"cannot load weights: {err}") from err
+    return model

@@ -1,0 +1,102 @@
+"""The generator trainers explain a classifier of the user's own architecture, named as
+``captum-cf audit --model`` names it: ``module:factory`` or ``file.py:factory`` + a state dict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from captum_cf import zoo
+from captum_cf.cli import main
+from captum_cf.generative import GANMEXGenerator
+from captum_cf.generative.exaggeration import ExaggerationGenerator
+from captum_cf.zoo.exaggeration import train_exaggeration
+from captum_cf.zoo.generators import _load_zoo_model, train_ganmex
+
+_NET = '''
+import torch.nn as nn
+
+def make():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Dropout(0.5),
+                         nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 2))
+'''
+
+
+@pytest.fixture
+def user(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / "photos" / cls).mkdir(parents=True)
+        for i in range(8):
+            arr = rng.integers(0, 256, size=(20, 24, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(tmp_path / "photos" / cls / f"{i}.png")
+    (tmp_path / "net.py").write_text(_NET)
+    torch.manual_seed(3)
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    spec = spec_from_file_location("user_net", tmp_path / "net.py")
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    state = module.make().state_dict()
+    torch.save(state, tmp_path / "net.pt")
+    return tmp_path, f"{tmp_path / 'net.py'}:make", str(tmp_path / "net.pt"), state
+
+
+def test_the_factory_model_is_built_with_its_weights_in_eval_mode(user) -> None:
+    _, spec, weights, state = user
+    model = _load_zoo_model(spec, weights=weights)
+    assert not model.training
+    assert model.state_dict().keys() == state.keys()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+
+
+def test_cli_trains_ganmex_against_a_factory_classifier(user) -> None:
+    root, spec, weights, _ = user
+    out = root / "g.pt"
+    rc = main(["train", "ganmex", "--data", str(root / "photos"), "--image-size", "16",
+               "--classifier", spec, "--classifier-weights", weights,
+               "--aux-classifier", spec, "--aux-classifier-weights", weights,
+               "--steps", "2", "--batch-size", "4", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    generator = zoo.load_file(str(out))
+    assert isinstance(generator, GANMEXGenerator) and generator.config.image_size == 16
+    metrics = zoo.read_weights(out)["metrics"]
+    assert metrics["classifier"] == spec and metrics["classifier_weights"] == weights
+    assert metrics["aux_classifier"] == spec
+
+
+def test_exaggeration_trains_against_a_factory_classifier(user) -> None:
+    root, spec, weights, _ = user
+    out = root / "e.pt"
+    metrics = train_exaggeration(str(root / "photos"), out=str(out), classifier=spec,
+                                 classifier_weights=weights, positive=1, steps=2,
+                                 validate_every=2, image_size=16, batch_size=4,
+                                 show_progress=False, log=None)
+    assert metrics["classifier_weights"] == weights
+    assert isinstance(zoo.load_file(str(out)), ExaggerationGenerator)
+
+
+def test_bad_classifier_specs_and_weights_have_one_line_errors(user, capsys) -> None:
+    root, spec, weights, _ = user
+    photos = str(root / "photos")
+    cases = [
+        (dict(classifier="zoo:digits-cnn", classifier_weights=weights),
+         "classifier_weights is the state dict of a module:factory classifier"),
+        (dict(classifier=str(root / "missing.pt")),
+         "classifier must be 'zoo:<name>', a weights file or module:factory"),
+        (dict(classifier=f"{root / 'net.py'}:nope"), "cannot build the model from"),
+        (dict(classifier=spec, classifier_weights=str(root / "photos" / "a" / "0.png")),
+         "cannot load weights"),
+        (dict(classifier=spec, aux_classifier_weights=weights),
+         "aux_classifier_weights needs aux_classifier"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            train_ganmex(photos, out=str(root / "x.pt"), steps=1, image_size=16,
+                         show_progress=False, log=None, **kwargs)
+    assert not (root / "x.pt").exists()
+    rc = main(["train", "exaggeration", "--data", photos, "--image-size", "16", "--classifier",
+               "zoo:digits-cnn", "--classifier-weights", weights, "--out", str(root / "x.pt")])
+    assert rc == 2 and "classifier_weights is the state dict" in capsys.readouterr().err
