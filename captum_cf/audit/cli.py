@@ -134,6 +134,14 @@ def add_arguments(parser: Any) -> None:
         help="images for the randomisation check (default 8; 0: skip)",
     )
     parser.add_argument(
+        "--baseline-weights",
+        default=None,
+        metavar="NAME=FILE[,NAME=FILE]",
+        help="weights of a learned baseline trained for --model and --data (captum-cf train "
+        "ganmex|exaggeration|inpainter), in place of the data set's zoo model: ganmex=FILE, "
+        "exaggeration=FILE, inpaint-learned=FILE",
+    )
+    parser.add_argument(
         "--list", action="store_true", help="list the registered methods and baselines and exit"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -141,6 +149,33 @@ def add_arguments(parser: Any) -> None:
 
 def _names(option: str | None) -> list[str] | None:
     return None if option is None else [s.strip() for s in option.split(",") if s.strip()]
+
+
+def parse_baseline_weights(option: str | None) -> dict[str, str] | None:
+    """``"ganmex=g.pt,inpaint-learned=i.pt"`` -> ``{"ganmex": "g.pt", ...}``; files must exist."""
+    from captum_cf.baselines._trained import LEARNED
+
+    if option is None:
+        return None
+    out: dict[str, str] = {}
+    for item in _names(option) or []:
+        name, sep, path = item.partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not name or not path:
+            raise AuditInputError(f"--baseline-weights takes NAME=FILE pairs, got {item!r}")
+        if name not in LEARNED:
+            raise AuditInputError(
+                f"--baseline-weights: {name!r} takes no weights; the learned baselines are "
+                f"{', '.join(LEARNED)}"
+            )
+        if name in out:
+            raise AuditInputError(f"--baseline-weights names {name!r} twice")
+        if not os.path.isfile(path):
+            raise AuditInputError(f"--baseline-weights {name}={path}: no such file")
+        out[name] = path
+    if not out:
+        raise AuditInputError("--baseline-weights is empty")
+    return out
 
 
 def _list_registered() -> str:
@@ -166,6 +201,7 @@ def run_cli(args: Any) -> int:
         value = getattr(args, opt)
         if value is not None and value < 1:
             raise AuditInputError(f"--{opt.replace('_', '-')} must be >= 1, got {value}")
+    args.baseline_weights = parse_baseline_weights(args.baseline_weights)
     for opt in ("sanity_n", "workers"):
         if getattr(args, opt) < 0:
             raise AuditInputError(
@@ -211,6 +247,7 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
         workers=args.workers,
         explain_batch=args.explain_batch,
         model_name=model_name,
+        baseline_weights=args.baseline_weights,
     )
     source = make_source(data.dataset, ids=data.ids)
     path = store_path(out)

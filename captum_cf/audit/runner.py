@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -129,6 +130,7 @@ def audit(
     resume: bool = False,
     workers: int = 0,
     explain_batch: int | None = None,
+    baseline_weights: dict[str, str] | None = None,
 ) -> AuditResult:
     """Explain images with every method x baseline and score every explanation.
 
@@ -164,6 +166,11 @@ def audit(
         resume (bool): continue the audit recorded in ``store`` (same settings required).
         workers (int): ``DataLoader`` worker processes reading the images (>= 0).
         explain_batch (int, optional): images per explanation call; None: sized by memory.
+        baseline_weights (dict, optional): a weights file for a learned baseline, trained for
+            this model and these images, in place of the data set's zoo model:
+            ``{"ganmex": "g.pt", "exaggeration": "e.pt", "inpaint-learned": "i.pt"}`` (files of
+            ``captum-cf train ganmex|exaggeration|inpainter``). Each is checked before any work:
+            its kind, channels, image size and classes must fit.
 
     Returns:
         AuditResult: ``.table()`` to print, ``.write(out)`` to save the report.
@@ -202,6 +209,7 @@ def audit(
         show_progress=show_progress,
         workers=workers,
         explain_batch=explain_batch,
+        baseline_weights=baseline_weights,
     )
     settings.validate()
     if not isinstance(model, nn.Module) and not callable(model):
@@ -238,6 +246,7 @@ class Settings:
     workers: int = 0
     explain_batch: int | None = None
     model_name: str | None = None
+    baseline_weights: dict[str, str] | None = None
 
     def validate(self) -> None:
         """``TypeError``/``ValueError`` naming the first bad setting."""
@@ -258,6 +267,20 @@ class Settings:
                 raise TypeError(f"{name} must be a sequence of names (str), got {value!r}")
         if not isinstance(self.extras, dict):
             raise TypeError(f"extras must be a dict, got {type(self.extras).__name__}")
+        if self.baseline_weights is not None:
+            from captum_cf.baselines._trained import LEARNED
+
+            bw = self.baseline_weights
+            if not isinstance(bw, dict) or not all(
+                isinstance(k, str) and isinstance(v, (str, os.PathLike)) for k, v in bw.items()
+            ):
+                raise TypeError(f"baseline_weights must be a dict of name -> file, got {bw!r}")
+            for name in bw:
+                if name not in LEARNED:
+                    raise ValueError(
+                        f"baseline_weights: {name!r} takes no weights; the learned baselines "
+                        f"are {', '.join(LEARNED)}"
+                    )
         if self.train_data is not None and not isinstance(self.train_data, TensorDataset):
             raise TypeError(
                 f"train_data must be a TensorDataset, got {type(self.train_data).__name__}"
@@ -474,6 +497,7 @@ def make_plan(
         "internal_batch_size": batches["internal"],
         "forward_images": batches["forward_images"],
         **s.extras,
+        **({"baseline_weights": dict(s.baseline_weights)} if s.baseline_weights else {}),
     }
     ctx = AuditContext(
         model=model,
@@ -485,6 +509,13 @@ def make_plan(
         seed=s.seed,
         extras=extras,
     )
+    if s.baseline_weights:
+        from captum_cf.baselines._trained import check_baseline_weights
+
+        try:
+            check_baseline_weights(ctx)
+        except ValueError as err:
+            raise AuditInputError(str(err)) from err
     registry = _methods()
     methods = _resolve(registry, s.methods, ctx, "--methods", DEFAULT_METHODS)
     # a method that fails on one image is left out, with its reason, before the grid runs
@@ -529,6 +560,10 @@ def make_plan(
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
+    if s.baseline_weights:  # the files' contents, so that a resume with other weights is refused
+        config["baseline_weights"] = {
+            k: _file_hash(v) for k, v in sorted(s.baseline_weights.items())
+        }
     return _Plan(ctx, cells, methods, baselines, metrics, batches, targets, config)
 
 
@@ -537,6 +572,14 @@ def _fractions(n_steps: int, pixels: int) -> list[float]:
     with ``n = min(n_steps, P)`` so that every step removes at least one pixel."""
     n = min(n_steps, pixels)
     return [round(i * pixels / n) / pixels for i in range(n + 1)]
+
+
+def _file_hash(path: str) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
 
 
 def _model_hash(model: Any) -> str:

@@ -58,6 +58,7 @@ IDENTITY_KEYS = (
     "seed",
     "batch",
     "targets",
+    "baseline_weights",
 )
 
 _SCHEMA = """

@@ -39,7 +39,8 @@ from captum_cf.baselines import nearest_sample as _nearest_sample  # noqa: E402
 BASELINES.register(
     "ganmex",
     _ganmex._from_context,
-    "GANMEX: the input translated to the runner-up class by the data's zoo generator",
+    "GANMEX: the input translated to the runner-up class by the data's zoo generator "
+    "(or --baseline-weights ganmex=FILE)",
     available=_ganmex._available,
 )
 BASELINES.register(
@@ -56,7 +57,7 @@ BASELINES.register(
     "exaggeration",
     _exaggeration._from_context,
     "Progressive exaggeration: the input walked to the opposite posterior of the zoo "
-    "generator's class (digits: 'is it an 8')",
+    "generator's class (digits: 'is it an 8'; or --baseline-weights exaggeration=FILE)",
     available=_exaggeration._available,
 )
 __all__ += ["ExaggerationBaseline"]

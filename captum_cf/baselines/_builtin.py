@@ -50,7 +50,8 @@ def register(registry: Registry[Baseline]) -> None:
     registry.register(
         "inpaint-learned",
         _inpaint_learned,
-        "inpainted by the zoo's learned inpainter of the data set (blended 2x2 checkerboard "
+        "inpainted by the zoo's learned inpainter of the data set (or --baseline-weights "
+        "inpaint-learned=FILE; blended 2x2 checkerboard "
         "grids: cells of half the image, so that whole objects are removed)",
         available=_has_zoo_inpainter,
     )
@@ -60,19 +61,14 @@ def _inpaint_pushpull(ctx: AuditContext) -> Baseline:
     return InpaintBaseline(PushPullInpainter())
 
 
-def _zoo_inpainter_name(ctx: AuditContext) -> str:
-    return f"{ctx.data_name}-inpainter"
-
-
 def _has_zoo_inpainter(ctx: AuditContext) -> bool:
-    from captum_cf import zoo  # lazy: the zoo is only imported when the audit asks
+    from captum_cf.baselines._trained import trained_available  # lazy: imports the zoo
 
-    name = _zoo_inpainter_name(ctx)
-    return name in zoo.available() and zoo.entry(name).path.is_file()
+    return trained_available(ctx, "inpaint-learned")
 
 
 def _inpaint_learned(ctx: AuditContext) -> Baseline:
-    from captum_cf import zoo
+    from captum_cf.baselines._trained import load_trained
 
     # Cells of half the image: with a quarter, the learned inpainter restores an object that spans
     # several cells from the object pixels beside each cell (visible on shapes); measured on 64
@@ -80,4 +76,4 @@ def _inpaint_learned(ctx: AuditContext) -> Baseline:
     # 0.250 (chance) with half cells (tests/zoo/test_inpainter_zoo.py).
     h, w = ctx.image_shape[-2:]
     patch = max(1, math.ceil(min(h, w) / 2))
-    return InpaintBaseline(zoo.load(_zoo_inpainter_name(ctx), device=ctx.device), patch=patch)
+    return InpaintBaseline(load_trained(ctx, "inpaint-learned"), patch=patch)

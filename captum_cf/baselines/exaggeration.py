@@ -105,20 +105,15 @@ class ExaggerationBaseline(Baseline):
 
 
 def _available(ctx: Any) -> bool:
-    """The zoo generator exists for the context's data and fits its images and classes."""
-    from captum_cf import zoo
+    """A trained generator exists (the audit's ``baseline_weights`` or the data set's zoo
+    generator) and fits the context's images and classes."""
+    from captum_cf.baselines._trained import trained_available
 
-    name = f"{ctx.data_name}-exaggeration"
-    if name not in zoo.available() or not zoo.entry(name).path.is_file():
-        return False
-    config = zoo.read_weights(zoo.entry(name).path)["config"]
-    shape = (config["channels"], config["image_size"], config["image_size"])
-    return shape == tuple(ctx.image_shape) and config["num_classes"] == ctx.num_classes
+    return trained_available(ctx, "exaggeration")
 
 
 def _from_context(ctx: Any) -> ExaggerationBaseline:
-    """Audit factory: the zoo generator, each input walked to the opposite posterior."""
-    from captum_cf import zoo
+    """Audit factory: the trained generator, each input walked to the opposite posterior."""
+    from captum_cf.baselines._trained import load_trained
 
-    generator = zoo.load(f"{ctx.data_name}-exaggeration", device=ctx.device)
-    return ExaggerationBaseline(generator, ctx.model, posterior="opposite")
+    return ExaggerationBaseline(load_trained(ctx, "exaggeration"), ctx.model, posterior="opposite")

@@ -132,25 +132,16 @@ class GANMEXBaseline(Baseline):
         return torch.cat(outs).to(device=inputs.device, dtype=inputs.dtype)
 
 
-def _zoo_name(ctx: Any) -> str:
-    return str(ctx.extras.get("ganmex", f"{ctx.data_name}-ganmex"))
-
-
 def _available(ctx: Any) -> bool:
-    """A zoo generator exists for the context's data and fits its images and classes."""
-    from captum_cf import zoo
+    """A trained generator exists (the audit's ``baseline_weights`` or the data set's zoo
+    generator) and fits the context's images and classes."""
+    from captum_cf.baselines._trained import trained_available
 
-    name = _zoo_name(ctx)
-    if name not in zoo.available() or not zoo.entry(name).path.is_file():
-        return False
-    config = zoo.read_weights(zoo.entry(name).path)["config"]
-    shape = (config["channels"], config["image_size"], config["image_size"])
-    return shape == tuple(ctx.image_shape) and config["num_classes"] == ctx.num_classes
+    return trained_available(ctx, "ganmex")
 
 
 def _from_context(ctx: Any) -> GANMEXBaseline:
-    """Audit factory: the zoo generator of the data, towards the model's runner-up class."""
-    from captum_cf import zoo
+    """Audit factory: the trained generator, towards the model's runner-up class."""
+    from captum_cf.baselines._trained import load_trained
 
-    generator = zoo.load(_zoo_name(ctx), device=ctx.device)
-    return GANMEXBaseline(generator, "runner-up", classifier=ctx.model)
+    return GANMEXBaseline(load_trained(ctx, "ganmex"), "runner-up", classifier=ctx.model)

@@ -1,0 +1,106 @@
+"""The trained model behind a learned baseline of the audit.
+
+``ganmex``, ``exaggeration`` and ``inpaint-learned`` need a generator or inpainter trained for
+the model and images at hand: by default the data set's zoo model (``digits-ganmex``, ...), or
+a weights file the user trained for their own model and folder (``captum-cf train ganmex|
+exaggeration|inpainter``), given to the audit as ``baseline_weights={"ganmex": "g.pt"}``
+(``captum-cf audit --baseline-weights ganmex=g.pt``), which the registries read from
+``ctx.extras["baseline_weights"]``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch.nn as nn
+
+__all__ = ["LEARNED", "check_baseline_weights", "load_trained", "trained_available"]
+
+#: learned baseline -> (the zoo name suffix of its model, the architecture its file must hold)
+LEARNED = {
+    "ganmex": ("ganmex", "ganmex-generator"),
+    "exaggeration": ("exaggeration", "exaggeration-generator"),
+    "inpaint-learned": ("inpainter", "gated-unet"),
+}
+
+
+def _user_file(ctx: Any, baseline: str) -> str | None:
+    given = ctx.extras.get("baseline_weights") or {}
+    return None if given.get(baseline) is None else os.fspath(given[baseline])
+
+
+def _zoo_name(ctx: Any, baseline: str) -> str:
+    suffix = LEARNED[baseline][0]
+    # ctx.extras[baseline] may name another zoo model (e.g. extras={"ganmex": "digits-ganmex"})
+    return str(ctx.extras.get(baseline, f"{ctx.data_name}-{suffix}"))
+
+
+def _mismatch(config: dict[str, Any], ctx: Any) -> str | None:
+    """Why a trained model's config does not fit the audited images and model (None: it fits)."""
+    c, h, w = ctx.image_shape
+    if config.get("channels") not in (None, c):
+        return f"it is built for {config['channels']}-channel images, the images have {c}"
+    size = config.get("image_size")
+    if size is not None and (size, size) != (h, w):
+        return f"it is built for {size}x{size} images, the images are {h}x{w}"
+    classes = config.get("num_classes")
+    if classes is not None and classes != ctx.num_classes:
+        return f"it is built for {classes} classes, the model has {ctx.num_classes}"
+    return None
+
+
+def trained_available(ctx: Any, baseline: str) -> bool:
+    """A model for ``baseline`` exists (the user's file or the data set's zoo model) and fits."""
+    from captum_cf import zoo
+
+    path = _user_file(ctx, baseline)
+    if path is None:
+        name = _zoo_name(ctx, baseline)
+        if name not in zoo.available() or not zoo.entry(name).path.is_file():
+            return False
+        path = os.fspath(zoo.entry(name).path)
+    try:
+        payload = zoo.read_weights(path)
+    except (OSError, ValueError):
+        return False
+    return payload["arch"] == LEARNED[baseline][1] and _mismatch(payload["config"], ctx) is None
+
+
+def load_trained(ctx: Any, baseline: str) -> nn.Module:
+    """The model for ``baseline`` on ``ctx.device``, in eval mode."""
+    from captum_cf import zoo
+
+    path = _user_file(ctx, baseline)
+    if path is not None:
+        return zoo.load_file(path, device=ctx.device)
+    return zoo.load(_zoo_name(ctx, baseline), device=ctx.device)
+
+
+def check_baseline_weights(ctx: Any) -> None:
+    """Every file in ``ctx.extras["baseline_weights"]`` is a model of its baseline's kind that
+    fits the images and the model.
+
+    Raises:
+        ValueError: one line naming the baseline, the file and what is wrong.
+    """
+    from captum_cf import zoo
+
+    for baseline, path in (ctx.extras.get("baseline_weights") or {}).items():
+        where = f"baseline weights {baseline}={path}"
+        if baseline not in LEARNED:
+            raise ValueError(f"{where}: only the learned baselines take weights: "
+                             f"{', '.join(LEARNED)}")
+        try:
+            payload = zoo.read_weights(path)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{where}: {err}") from err
+        arch = LEARNED[baseline][1]
+        if payload["arch"] != arch:
+            raise ValueError(
+                f"{where}: the file holds a model of architecture {payload['arch']!r}, {baseline} "
+                f"needs {arch!r} (captum-cf train {LEARNED[baseline][0]})"
+            )
+        why = _mismatch(payload["config"], ctx)
+        if why is not None:
+            raise ValueError(f"{where}: {why}")

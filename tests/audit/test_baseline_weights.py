@@ -1,0 +1,140 @@
+"""The learned baselines (ganmex, exaggeration, inpaint-learned) with a model the user trained
+for their own classifier and images: ``audit(..., baseline_weights=)``,
+``captum-cf audit --baseline-weights NAME=FILE``."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+import torch.nn as nn
+
+from captum_cf import zoo
+from captum_cf._registry import AuditContext
+from captum_cf.audit import AuditInputError, audit
+from captum_cf.audit.cli import parse_baseline_weights
+from captum_cf.baselines import BASELINES
+from captum_cf.generative import GANMEXConfig, GANMEXGenerator
+from captum_cf.generative.exaggeration import ExaggerationConfig, ExaggerationGenerator
+
+LEARNED = ("ganmex", "exaggeration", "inpaint-learned")
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                         nn.Flatten(), nn.Linear(16, 3)).eval()
+
+
+def _save(path, model, arch):
+    zoo.save_weights(path, name=path.stem, arch=arch, config=model.config.to_dict(),
+                     model=model, metrics={})
+    return str(path)
+
+
+@pytest.fixture
+def files(tmp_path):
+    torch.manual_seed(1)
+    g = GANMEXGenerator(GANMEXConfig(image_size=16, channels=1, num_classes=3, base_channels=8,
+                                     critic_layers=2))
+    e = ExaggerationGenerator(ExaggerationConfig(image_size=16, channels=1, num_classes=3,
+                                                 positive_class=1, base_channels=4,
+                                                 critic_channels=4))
+    big = GANMEXGenerator(GANMEXConfig(image_size=32, channels=1, num_classes=3,
+                                       base_channels=8, critic_layers=2))
+    ten = GANMEXGenerator(GANMEXConfig(image_size=16, channels=1, num_classes=10,
+                                       base_channels=8, critic_layers=2))
+    inpainter = tmp_path / "i.pt"  # the digits inpainter is fully convolutional, 1 channel
+    shutil.copy(zoo.entry("digits-inpainter").path, inpainter)
+    return {
+        "ganmex": _save(tmp_path / "g.pt", g, "ganmex-generator"),
+        "exaggeration": _save(tmp_path / "e.pt", e, "exaggeration-generator"),
+        "inpaint-learned": str(inpainter),
+        "big": _save(tmp_path / "big.pt", big, "ganmex-generator"),
+        "ten": _save(tmp_path / "ten.pt", ten, "ganmex-generator"),
+    }
+
+
+def _ctx(model, weights=None, device="cpu"):
+    extras = {} if weights is None else {"baseline_weights": weights}
+    return AuditContext(model, "custom", None, 3, (1, 16, 16), device=torch.device(device),
+                        extras=extras)
+
+
+def test_the_given_files_make_the_learned_baselines_available_and_are_loaded(files) -> None:
+    model = _net()
+    assert not set(LEARNED) & set(BASELINES.names(_ctx(model)))  # no zoo model for this data
+    given = {k: files[k] for k in LEARNED}
+    ctx = _ctx(model, given)
+    assert set(LEARNED) <= set(BASELINES.names(ctx))
+    expected = zoo.read_weights(files["ganmex"])["state_dict"]
+    generator = BASELINES.create("ganmex", ctx).generator
+    assert all(torch.equal(generator.state_dict()[k], v.float()) for k, v in expected.items())
+    assert BASELINES.create("exaggeration", ctx).generator.config.positive_class == 1
+    # files that do not fit the images or the model are not available
+    assert "ganmex" not in BASELINES.names(_ctx(model, {"ganmex": files["big"]}))
+    assert "ganmex" not in BASELINES.names(_ctx(model, {"ganmex": files["ten"]}))
+
+
+def test_audit_runs_the_learned_cells_with_the_given_files(files, device) -> None:
+    x = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(2)).to(device)
+    given = {k: files[k] for k in LEARNED}
+    with pytest.raises(AuditInputError, match="'ganmex' is not available"):
+        audit(_net().to(device), x, methods=["integrated-gradients"], baselines=["ganmex"],
+              sanity_n=0, n_steps=2)
+    result = audit(_net().to(device), x, methods=["integrated-gradients"],
+                   baselines=["zero", *LEARNED], sanity_n=0, n_steps=2, baseline_weights=given)
+    cells = [tuple(c) for c in result.config["cells"]]
+    assert cells == [("integrated-gradients", b) for b in ("zero", *LEARNED)]
+    assert set(result.config["baseline_weights"]) == set(LEARNED)
+
+
+def test_files_that_do_not_fit_are_refused_before_any_work(files, tmp_path) -> None:
+    x = torch.rand(2, 1, 16, 16)
+    cases = [
+        ({"exaggeration": files["ganmex"]}, r"architecture 'ganmex-generator', exaggeration "
+                                            r"needs 'exaggeration-generator'"),
+        ({"ganmex": files["big"]}, "built for 32x32 images, the images are 16x16"),
+        ({"ganmex": files["ten"]}, "built for 10 classes, the model has 3"),
+        ({"ganmex": str(tmp_path / "missing.pt")}, "baseline weights ganmex="),
+    ]
+    for given, message in cases:
+        with pytest.raises(AuditInputError, match=message):
+            audit(_net(), x, methods=["integrated-gradients"], baselines=["zero"],
+                  baseline_weights=given)
+    with pytest.raises(ValueError, match="'zero' takes no weights"):
+        audit(_net(), x, baseline_weights={"zero": files["ganmex"]})
+    with pytest.raises(TypeError, match="baseline_weights must be a dict"):
+        audit(_net(), x, baseline_weights=[files["ganmex"]])
+
+
+def test_a_resume_with_other_weights_is_refused(files, tmp_path) -> None:
+    x = torch.rand(2, 1, 16, 16)
+    store = str(tmp_path / "run.sqlite")
+    kwargs = dict(methods=["integrated-gradients"], baselines=["ganmex"], sanity_n=0,
+                  n_steps=2, store=store)
+    audit(_net(), x, baseline_weights={"ganmex": files["ganmex"]}, **kwargs)
+    again = audit(_net(), x, baseline_weights={"ganmex": files["ganmex"]}, resume=True, **kwargs)
+    assert again.cells
+    other = tmp_path / "g2.pt"
+    g = GANMEXGenerator(GANMEXConfig(image_size=16, channels=1, num_classes=3, base_channels=8,
+                                     critic_layers=2))
+    _save(other, g, "ganmex-generator")
+    with pytest.raises(AuditInputError, match="settings differ.*baseline_weights"):
+        audit(_net(), x, baseline_weights={"ganmex": str(other)}, resume=True, **kwargs)
+
+
+def test_cli_option_parsing(files) -> None:
+    assert parse_baseline_weights(None) is None
+    parsed = parse_baseline_weights(f"ganmex={files['ganmex']}, inpaint-learned={files['big']}")
+    assert parsed == {"ganmex": files["ganmex"], "inpaint-learned": files["big"]}
+    for bad, message in [
+        ("ganmex", "takes NAME=FILE pairs"),
+        (f"blur={files['ganmex']}", "'blur' takes no weights"),
+        (f"ganmex={files['ganmex']},ganmex={files['big']}", "names 'ganmex' twice"),
+        ("ganmex=/nonexistent.pt", "no such file"),
+        (",", "is empty"),
+    ]:
+        with pytest.raises(AuditInputError, match=message):
+            parse_baseline_weights(bad)
