@@ -118,6 +118,12 @@ def check_logits(model: nn.Module, images: Tensor) -> int:
                 f"an image folder is read as RGB with --channels 3 or as greyscale with "
                 f"--channels 1, from Python ImageFolder(..., channels=...))"
             )
+        elif probe.dim() == 4 and any(w in message for w in ("shape", "size", "mat1")):
+            hint = (
+                f" (the images are {probe.shape[2]}x{probe.shape[3]}; an image folder is resized "
+                f"and centre-cropped to S x S with --image-size S, from Python "
+                f"ImageFolder(..., image_size=S))"
+            )
         raise AuditInputError(
             f"the model failed on images of shape {tuple(probe.shape)}: "
             f"{type(err).__name__}: {message}{hint}"

@@ -94,15 +94,26 @@ def test_probabilities_are_detected_and_the_warning_names_the_fix(device) -> Non
         assert check_logits(times2, x) == 3
 
 
-def test_a_channel_mismatch_names_the_channels_option(device) -> None:
+def test_a_channel_or_size_mismatch_names_the_option(device) -> None:
     rgb_net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(3)).to(device)
     with pytest.raises(AuditInputError, match=r"images have 1 channel; .*--channels 3"):
         check_logits(rgb_net, torch.rand(2, 1, 8, 8, device=device))
-    # other failures get no such hint
+    # a size mismatch names the size option instead
+    fixed = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 3)).to(device)
     with pytest.raises(AuditInputError) as info:
-        check_logits(nn.Linear(5, 3).to(device), torch.rand(2, 3, 8, 8, device=device))
+        check_logits(fixed, torch.rand(2, 3, 8, 8, device=device))
     assert "the model failed on images of shape (2, 3, 8, 8)" in str(info.value)
     assert "--channels" not in str(info.value)
+    assert "the images are 8x8; an image folder is resized" in str(info.value)
+    assert "--image-size S" in str(info.value)
+
+    class Fails(nn.Module):
+        def forward(self, x: Tensor) -> Tensor:
+            raise RuntimeError("no weights loaded")
+
+    with pytest.raises(AuditInputError) as info:  # other failures: no hint
+        check_logits(Fails(), torch.rand(2, 3, 8, 8, device=device))
+    assert str(info.value).endswith("RuntimeError: no weights loaded")
 
 
 class _Times(nn.Module):
