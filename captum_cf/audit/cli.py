@@ -36,7 +36,8 @@ def add_arguments(parser: Any) -> None:
         "--model",
         default=None,
         help="zoo:NAME, module:factory or path/file.py:factory (a function returning the "
-        "nn.Module; default: the zoo model of --data)",
+        "nn.Module), or a weights file of captum-cf train classifier|robust (default: the zoo "
+        "model of --data)",
     )
     parser.add_argument(
         "--weights",

@@ -5,6 +5,7 @@ and the methods that apply to it (:func:`probe_methods`). Every user error is an
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from captum_cf._registry import AuditContext
-from captum_cf._user_model import build_factory_model
+from captum_cf._user_model import build_factory_model, is_factory_spec
 from captum_cf._validation import all_finite
 from captum_cf.audit.errors import AuditInputError
 from captum_cf.zoo.models import LogitsOf, logits_of
@@ -36,6 +37,7 @@ def load_model(
     ``zoo:NAME`` loads a shipped zoo model (``--weights`` then reads a zoo weights file instead);
     ``module:factory`` (or ``path/to/file.py:factory``) calls ``factory()``, then loads
     ``--weights`` (a state dict, or a dict with a ``"state_dict"``) with ``weights_only=True``.
+    A path names a weights file of a captum-cf trainer (``captum-cf train classifier --out``).
     No spec: the zoo model of ``digits`` / ``shapes``.
     """
     if spec is None:
@@ -46,10 +48,24 @@ def load_model(
         spec = f"zoo:{data_name}-cnn"
     if spec.startswith("zoo:"):
         model = _zoo_model(spec[4:], weights)
-    elif ":" in spec:
+    elif is_factory_spec(spec):
         model = _factory_model(spec, weights)
+    elif os.path.isfile(spec):  # a weights file of a captum-cf trainer
+        if weights:
+            raise AuditInputError(
+                f"--weights is for a module:factory model; {spec} holds its own weights"
+            )
+        try:
+            model = _zoo_model("", spec)
+        except AuditInputError as err:
+            raise AuditInputError(
+                f"{err} (a state dict goes with --model module:factory --weights {spec})"
+            ) from err
     else:
-        raise AuditInputError(f"--model must be zoo:NAME or module:factory, got {spec!r}")
+        raise AuditInputError(
+            f"--model must be zoo:NAME, module:factory or a weights file of captum-cf train, "
+            f"got {spec!r}"
+        )
     try:
         return model.to(device).eval(), spec
     except (RuntimeError, AssertionError) as err:

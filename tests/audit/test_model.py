@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import shutil
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -193,6 +194,25 @@ def test_load_model_builds_a_factory_model_with_logits(tmp_path, device) -> None
                 baselines=["zero"], n_steps=2, sanity_n=0)
     assert res.cells[0].error is None and res.config["num_classes"] == 3
     assert res.config["device"].startswith(device.type)
+
+
+def test_load_model_reads_a_trainers_weights_file(tmp_path) -> None:
+    from captum_cf import zoo
+
+    path = tmp_path / "cls.pt"
+    shutil.copy(zoo.entry("digits-cnn").path, path)
+    model, name = load_model(str(path), "folder")
+    expected = zoo.load("digits-cnn").state_dict()
+    assert name == str(path) and not model.training
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())
+    with pytest.raises(AuditInputError, match="--weights is for a module:factory model"):
+        load_model(str(path), "folder", weights=str(path))
+    state = tmp_path / "state.pt"
+    torch.save(_net().state_dict(), state)
+    with pytest.raises(AuditInputError, match="a state dict goes with --model module:factory"):
+        load_model(str(state), "folder")
+    with pytest.raises(AuditInputError, match="--model must be zoo:NAME, module:factory or a "):
+        load_model(str(tmp_path / "missing.pt"), "folder")
 
 
 # --- the applicability probe --------------------------------------------------------------------
