@@ -68,7 +68,13 @@ def classifier_data(
     if data == "shapes":
         train, test, desc = _shapes_splits(image_size)
         return train.images, train.labels, test.images, test.labels, desc
-    return folder_split(data, image_size)
+    split = folder_split(data, image_size)
+    classes = torch.unique(split[1]).numel()
+    if classes < 2:
+        raise ValueError(f"{data}: the training images hold {classes} class: a classifier, and "
+                         "the generators that explain one, need at least two class folders "
+                         "(DIR/<class>/<image>)")
+    return split
 
 
 def _shapes_splits(image_size: int | None) -> tuple[Any, Any, str]:

@@ -100,3 +100,18 @@ def test_bad_classifier_specs_and_weights_have_one_line_errors(user, capsys) -> 
     rc = main(["train", "exaggeration", "--data", photos, "--image-size", "16", "--classifier",
                "zoo:digits-cnn", "--classifier-weights", weights, "--out", str(root / "x.pt")])
     assert rc == 2 and "classifier_weights is the state dict" in capsys.readouterr().err
+
+
+def test_a_folder_of_one_class_is_refused_for_classifiers_and_generators(user) -> None:
+    from captum_cf.zoo.train import classifier_data
+
+    root, spec, weights, _ = user
+    photos = root / "photos"
+    assert len(classifier_data(str(photos), 16)[1].unique()) == 2
+    (photos / "b").rename(root / "b-elsewhere")
+    with pytest.raises(ValueError, match="hold 1 class: .* need at least two class folders"):
+        classifier_data(str(photos), 16)
+    with pytest.raises(ValueError, match="need at least two class folders"):
+        train_ganmex(str(photos), out=str(root / "x.pt"), classifier=spec,
+                     classifier_weights=weights, steps=1, image_size=16, show_progress=False,
+                     log=None)
