@@ -13,6 +13,7 @@ import copy
 import pytest
 import simulated_device as simulation
 import torch
+from audit_compare import assert_same_cells
 from simulated_device import SIM, DevicePlacementError, SimTensor, simulated_device
 
 from captum_cf import zoo
@@ -89,13 +90,7 @@ def _same_audit(kwargs: dict) -> None:
         on_sim = audit(model, x, data_name="digits", train_data=load_digits("train"), device=sim,
                        **kwargs)
     assert all(p.device.type == "cpu" for p in model.parameters())
-    assert [(c.method, c.baseline) for c in on_sim.cells] == [
-        (c.method, c.baseline) for c in on_cpu.cells]
-    for a, b in zip(on_cpu.cells, on_sim.cells):
-        assert a.error is None and b.error is None, (a.method, a.baseline, b.error)
-        assert sorted(a.values) == sorted(b.values)
-        for metric, value in a.values.items():
-            assert torch.equal(value, b.values[metric].cpu()), (a.method, a.baseline, metric)
+    assert_same_cells(on_cpu, on_sim)
 
 
 def test_the_default_audit_computes_on_the_device_and_equals_the_cpus() -> None:

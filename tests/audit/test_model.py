@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 import torch.nn as nn
+from audit_compare import assert_same_cells
 from torch import Tensor
 
 from captum_cf._registry import AuditContext, _Entry
@@ -168,11 +169,8 @@ def test_audit_of_a_hugging_face_style_model_equals_the_audit_of_its_logits(
               n_steps=3, sanity_n=2, seed=3)
     before = _state(hf)
     ours, plain = audit(hf, x, **kw), audit(hf.net, x, **kw)
-    assert [c.error for c in ours.cells] == [None] * 4
-    for a, b in zip(ours.cells, plain.cells):
-        assert (a.method, a.baseline) == (b.method, b.baseline)
-        for m in b.values:
-            assert torch.allclose(a.values[m], b.values[m], atol=1e-6), m
+    assert len(ours.cells) == 4
+    assert_same_cells(ours, plain, atol=1e-6)
     assert _same(before, _state(hf))
     with pytest.raises(AuditInputError, match=r"LogitsOf"):
         check_logits(hf, x)  # check_logits alone names the wrapper
@@ -373,6 +371,4 @@ def test_the_probe_does_not_change_the_audit_numbers(monkeypatch, device) -> Non
     probed = audit(model, x, **kw)
     monkeypatch.setattr(audit_model, "applicable_methods", lambda names, *a: (list(names), {}))
     unprobed = audit(model, x, **kw)
-    for a, b in zip(probed.cells, unprobed.cells, strict=True):
-        assert a.error is None and a.values.keys() == b.values.keys()
-        assert all(torch.equal(a.values[m], b.values[m]) for m in a.values)
+    assert_same_cells(probed, unprobed)

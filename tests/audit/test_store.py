@@ -9,6 +9,7 @@ import time
 
 import pytest
 import torch
+from audit_compare import assert_same_cells
 from audit_helpers import PYTHON, report_values, subprocess_env, tiny_model
 
 from captum_cf.attr import METHODS
@@ -96,9 +97,7 @@ def test_interrupt_keeps_work_and_resume_computes_only_the_missing_pairs(
     # explain_batch=None (sized by memory: 256 here) keeps the stored run's batches of 2
     resumed = audit(model, x, store=path, resume=True, **{**kw, "explain_batch": None})
     assert again.calls == 1 + 3  # the probe, then the 3 (batch, cell) pairs missing of 6
-    for a, b in zip(whole.cells, resumed.cells):
-        for m in whole.metrics:
-            assert torch.equal(a.values[m], b.values[m])
+    assert_same_cells(whole, resumed)
 
 
 def test_resume_refuses_another_configuration(tmp_path, device) -> None:
