@@ -98,3 +98,32 @@ def test_classifier_checkpoints_at_the_asked_interval(
     assert saved and saved[-1] >= 3
     total = saved[-1]
     assert saved == [s for s in range(1, total + 1) if s % 2 == 0 or s == total]
+
+
+@pytest.mark.parametrize("command", sorted(_FUNCTIONS))
+def test_channels_reaches_the_trainer_and_is_checked(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import importlib
+
+    import numpy as np
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        (tmp_path / "photos" / cls).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "photos" / cls / "x.png")
+    module, name = _FUNCTIONS[command]
+
+    def fake(*args: Any, **kwargs: Any) -> None:
+        raise _Called(kwargs)
+
+    monkeypatch.setattr(importlib.import_module(module), name, fake)
+    extra = ["--classifier", "zoo:digits-cnn"] if command == "ganmex" else []
+    with pytest.raises(_Called) as called:
+        main(["train", command, "--data", str(tmp_path / "photos"), "--out",
+              str(tmp_path / "w.pt"), "--channels", "3", "--no-progress", *extra])
+    assert called.value.kwargs["channels"] == 3
+    code = main(["train", command, "--data", "digits", "--out", str(tmp_path / "w.pt"),
+                 "--channels", "1", "--no-progress"])
+    assert code == 2 and "channels applies to an image folder" in capsys.readouterr().err

@@ -30,8 +30,9 @@ def is_folder(data: str) -> bool:
     return data not in BUILTIN_DATA
 
 
-def check_data(data: str, image_size: int | None = None) -> None:
-    """Reject a ``data`` that is neither built in nor a folder, and a bad ``image_size``.
+def check_data(data: str, image_size: int | None = None, channels: int | None = None) -> None:
+    """Reject a ``data`` that is neither built in nor a folder, a bad ``image_size`` and a
+    ``channels`` other than 1, 3 (folders only) or None.
 
     Raises:
         ValueError: naming ``data`` or ``image_size`` and what is accepted.
@@ -47,6 +48,10 @@ def check_data(data: str, image_size: int | None = None) -> None:
         isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8
     ):
         raise ValueError(f"image_size must be an int >= 8 or None, got {image_size!r}")
+    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
+        raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
+    if channels is not None and not is_folder(data):
+        raise ValueError(f"channels applies to an image folder, not to {data!r}")
 
 
 def folder_images(root: str, image_size: int | None = None, batch_size: int = 64,
@@ -69,12 +74,13 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
     return torch.cat(images), torch.cat(labels), list(ds.classes)
 
 
-def folder_split(root: str, image_size: int | None = None,
-                 test_fraction: float = 0.2) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
+def folder_split(root: str, image_size: int | None = None, test_fraction: float = 0.2,
+                 channels: int | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
     """``(x_train, y_train, x_test, y_test, test_description)`` of an image folder.
 
-    ``DIR/test`` is read with the channels of ``DIR/train`` (1 when its first images are
-    greyscale, else 3), so that both splits fit one model.
+    ``channels`` as in :class:`captum_cf.datasets.ImageFolder`; ``DIR/test`` is read with the
+    channels of ``DIR/train`` (by default 1 when its first images are greyscale, else 3), so
+    that both splits fit one model.
 
     Raises:
         ValueError: when ``DIR/train`` and ``DIR/test`` name different classes, or a split is
@@ -83,14 +89,14 @@ def folder_split(root: str, image_size: int | None = None,
     root = os.fspath(root)
     train_dir, test_dir = os.path.join(root, "train"), os.path.join(root, "test")
     if os.path.isdir(train_dir) and os.path.isdir(test_dir):
-        x_tr, y_tr, classes = folder_images(train_dir, image_size)
+        x_tr, y_tr, classes = folder_images(train_dir, image_size, channels=channels)
         x_te, y_te, test_classes = folder_images(test_dir, image_size,
                                                  channels=x_tr.shape[1])
         if classes != test_classes:
             raise ValueError(f"{train_dir} has classes {classes} but {test_dir} has "
                              f"{test_classes}: both need the same class folders")
         return x_tr, y_tr, x_te, y_te, f"{test_dir} ({len(x_te)} images)"
-    images, labels, _ = folder_images(root, image_size)
+    images, labels, _ = folder_images(root, image_size, channels=channels)
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
     n_test = int(round(test_fraction * len(images)))
     if n_test < 1 or n_test >= len(images):

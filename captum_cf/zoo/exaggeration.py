@@ -91,6 +91,7 @@ def train_exaggeration(
     critic_channels: int | None = None,
     classifier_weights: str | None = None,
     aux_classifier_weights: str | None = None,
+    channels: int | None = None,
 ) -> dict[str, Any]:
     """Train a progressive-exaggeration generator for "is it class ``positive``".
 
@@ -113,6 +114,8 @@ def train_exaggeration(
         show_progress (bool): tqdm progress bar.
         log (callable, optional): receives loss and validation lines.
         image_size (int, optional): image side (default: the data set's own).
+        channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
+            (default: 1 when the first images are greyscale, else 3).
         batch_size (int, optional): images per step (default: ``train_config``'s; per process).
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"``: bfloat16 autocast of generator and discriminator
@@ -161,14 +164,14 @@ def train_exaggeration(
     from captum_cf.zoo.generators import _aux_setup, _check_fits, _load_zoo_model, _split
     from captum_cf.zoo.train import classifier_data
 
-    check_data(data, image_size)
+    check_data(data, image_size, channels)
     if aux_weight is not None and (aux_classifier is None or not aux_weight > 0):
         raise ValueError(f"aux_weight must be > 0 and needs aux_classifier, got aux_weight "
                          f"{aux_weight!r} with aux_classifier {aux_classifier!r}")
     dev = resolve_device(device)
     check_amp(amp, dev)
     model = _load_zoo_model(classifier, weights=classifier_weights).to(dev)
-    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size)
+    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels)
     if limit is not None:
         x_tr, y_tr, x_te = x_tr[:limit], y_tr[:limit], x_te[:limit]
     x_tr, y_tr, x_val, _ = _split(x_tr, y_tr, val_fraction, seed)

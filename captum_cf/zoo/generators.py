@@ -137,9 +137,10 @@ def _check_fits(model: nn.Module | None, images: Tensor, what: str, spec: str | 
     """
     check_frozen_classifier(
         model, images, f"{what} {spec!r}",
-        hint="a classifier takes the image size it was trained at (zoo digits models 32 px, "
-        "shapes models 64 px): leave --image-size out, or train a classifier at this size "
-        "first (captum-cf train classifier --data ... --image-size S)",
+        hint="a classifier takes the image size and channels it was trained at (zoo digits "
+        "models 32 px grey, shapes models 64 px RGB): leave --image-size out, or train a "
+        "classifier at this size first (captum-cf train classifier --data ... --image-size S); "
+        "--channels 1|3 reads an image folder as greyscale or RGB",
     )
 
 
@@ -175,6 +176,7 @@ def train_ganmex(
     amp: str | None = None,
     classifier_weights: str | None = None,
     aux_classifier_weights: str | None = None,
+    channels: int | None = None,
 ) -> dict[str, Any]:
     """Train a GANMEX generator against a classifier and write it in the zoo format.
 
@@ -213,6 +215,8 @@ def train_ganmex(
             otherwise; ``"none"`` trains without one.
         aux_weight (float, optional): weight of the auxiliary classifier's loss (> 0).
         image_size (int, optional): image side (default: the data set's own).
+        channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
+            (default: 1 when the first images are greyscale, else 3).
         batch_size (int, optional): images per step (default: ``train_config``'s; per process).
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"``: bfloat16 autocast of generator and critic (CUDA only;
@@ -228,7 +232,7 @@ def train_ganmex(
     from captum_cf.training.data import check_data, data_name, is_folder
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
 
-    check_data(data, image_size)
+    check_data(data, image_size, channels)
     if aux_classifier is None and not is_folder(data) and "aux_classifier" in GANMEX_SETUPS[data]:
         aux_classifier = GANMEX_SETUPS[data]["aux_classifier"]
         if aux_weight is None and (train_config is None or train_config.lambda_aux == 0):
@@ -250,7 +254,8 @@ def train_ganmex(
     dev = resolve_device(device)
     check_amp(amp, dev)
     model = _load_zoo_model(classifier or setup["classifier"], weights=classifier_weights).to(dev)
-    x_tr, y_tr, x_val, y_val, x_te, y_te, test_desc = _ganmex_data(data, setup, seed, image_size)
+    x_tr, y_tr, x_val, y_val, x_te, y_te, test_desc = _ganmex_data(data, setup, seed, image_size,
+                                                                   channels)
     if limit is not None:
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
         x_val, y_val = x_val[:limit], y_val[:limit]
@@ -321,12 +326,12 @@ def train_ganmex(
     return metrics
 
 
-def _ganmex_data(data: str, setup: dict[str, Any], seed: int,
-                 image_size: int | None = None) -> tuple[Any, ...]:
+def _ganmex_data(data: str, setup: dict[str, Any], seed: int, image_size: int | None = None,
+                 channels: int | None = None) -> tuple[Any, ...]:
     """(x_train, y_train, x_val, y_val, x_test, y_test, test description) of a data set."""
     from captum_cf.zoo.train import classifier_data
 
-    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size)
+    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels)
     if "val_seed" not in setup:  # validation: a share of the training split
         x_tr, y_tr, x_val, y_val = _split(x_tr, y_tr, setup["val_fraction"], seed)
         return x_tr, y_tr, x_val, y_val, x_te, y_te, test_desc

@@ -50,16 +50,19 @@ EVAL_COVERAGE = (0.10, 0.25)
 EVAL_SEED = 0
 
 
-def inpainter_data(data: str, image_size: int | None = None) -> tuple[Tensor, Tensor, str]:
+def inpainter_data(data: str, image_size: int | None = None,
+                   channels: int | None = None) -> tuple[Tensor, Tensor, str]:
     """``(train_images, held_out_images, held_out_description)`` of a data set.
 
     Args:
         data (str): ``"digits"``, ``"shapes"`` or an image folder (its labels are ignored).
         image_size (int, optional): image side (default: the data set's own).
+        channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
+            (default: 1 when the first images are greyscale, else 3).
     """
     from captum_cf.training.data import check_data, folder_split
 
-    check_data(data, image_size)
+    check_data(data, image_size, channels)
     if data == "digits":
         from captum_cf.datasets import load_digits
 
@@ -75,7 +78,7 @@ def inpainter_data(data: str, image_size: int | None = None) -> tuple[Tensor, Te
         test = SyntheticShapes(s["n_test"], size=size, seed=s["test_seed"]).images
         return train, test, f"SyntheticShapes({s['n_test']}, size={size}, " \
                             f"seed={s['test_seed']})"
-    x_tr, _, x_te, _, desc = folder_split(data, image_size)
+    x_tr, _, x_te, _, desc = folder_split(data, image_size, channels=channels)
     return x_tr, x_te, desc
 
 
@@ -156,6 +159,7 @@ def train_inpainter(
     checkpoint_every: int = 200,
     device: str | torch.device | None = None,
     amp: str | None = None,
+    channels: int | None = None,
 ) -> float:
     """Train the zoo inpainter of ``data`` and write it to ``out`` with its measured quality.
 
@@ -175,6 +179,8 @@ def train_inpainter(
         resume (bool): continue from ``checkpoint`` when it exists.
         show_progress (bool): tqdm progress bar.
         image_size (int, optional): image side (default: the data set's own).
+        channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
+            (default: 1 when the first images are greyscale, else 3).
         batch_size (int, optional): images per step (default per data set; per process).
         checkpoint_every (int): steps between checkpoints.
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
@@ -190,12 +196,12 @@ def train_inpainter(
     from captum_cf.training.data import check_data
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
 
-    check_data(data, image_size)
+    check_data(data, image_size, channels)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive int, got {limit!r}")
     dev = resolve_device(device)
     check_amp(amp, dev)
-    train, test, test_desc = inpainter_data(data, image_size)
+    train, test, test_desc = inpainter_data(data, image_size, channels)
     setup = _setup(data, train)
     steps = setup["steps"] if steps is None else steps
     if limit is not None:

@@ -52,6 +52,7 @@ def train_robust_classifier(
     device: str | torch.device | None = None,
     amp: str | None = None,
     init: str | os.PathLike | None = None,
+    channels: int | None = None,
 ) -> tuple[float, float]:
     """Train the robust zoo classifier of ``data`` and write it to ``out`` (zoo weights format).
 
@@ -68,6 +69,8 @@ def train_robust_classifier(
         checkpoint (path, optional): checkpoint file; an existing one is resumed exactly.
         show_progress (bool): tqdm bar over the steps.
         image_size (int, optional): image side (default: the data set's own).
+        channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
+            (default: 1 when the first images are greyscale, else 3).
         batch_size (int): images per step (per process under torchrun).
         checkpoint_every (int): steps between checkpoints.
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
@@ -90,11 +93,11 @@ def train_robust_classifier(
     from captum_cf.training.distributed import check_amp, resolve_device
     from captum_cf.zoo.train import CLASSIFIER_SETUPS, _config, classifier_data
 
-    check_data(data, image_size)
+    check_data(data, image_size, channels)
     stored = _read_init(init) if init is not None else None  # a bad spec fails before any work
     dev = resolve_device(device)
     check_amp(amp, dev)
-    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size)
+    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels)
     if limit is not None:
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
     # max pooling, as digits-cnn had when these weights were trained (it moved to average

@@ -45,7 +45,7 @@ CLASSIFIER_SETUPS: dict[str, dict[str, Any]] = {
 
 
 def classifier_data(
-    data: str, image_size: int | None = None
+    data: str, image_size: int | None = None, channels: int | None = None
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
     """Tensors of a data set: ``(x_train, y_train, x_test, y_test, test_description)``.
 
@@ -57,7 +57,7 @@ def classifier_data(
     """
     from captum_cf.training.data import check_data, folder_split
 
-    check_data(data, image_size)
+    check_data(data, image_size, channels)
     if data == "digits":
         from captum_cf.datasets import load_digits
 
@@ -68,7 +68,7 @@ def classifier_data(
     if data == "shapes":
         train, test, desc = _shapes_splits(image_size)
         return train.images, train.labels, test.images, test.labels, desc
-    split = folder_split(data, image_size)
+    split = folder_split(data, image_size, channels=channels)
     classes = torch.unique(split[1]).numel()
     if classes < 2:
         raise ValueError(f"{data}: the training images hold {classes} class: a classifier, and "
@@ -243,6 +243,7 @@ def train_classifier(
     amp: str | None = None,
     checkpoint_every: int | None = None,
     misplaced_dots: int = 0,
+    channels: int | None = None,
 ) -> float:
     """Train the zoo classifier of ``data`` and write it to ``out`` in the zoo weights format.
 
@@ -266,6 +267,8 @@ def train_classifier(
         checkpoint (path, optional): checkpoint file; an existing one is resumed exactly.
         show_progress (bool): show a tqdm bar over the steps.
         image_size (int, optional): image side (default 32 digits, 64 shapes, the files' size).
+        channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
+            (default: 1 when the first images are greyscale, else 3).
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"`` for bfloat16 autocast on CUDA.
         checkpoint_every (int, optional): steps between checkpoints (default: one epoch).
@@ -299,7 +302,7 @@ def train_classifier(
                                                                  misplaced_dots, seed)
         name = "shapes-cnn-strict"
     else:
-        x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size)
+        x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels)
         if limit is not None:
             x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
     config = _config(setup, x_tr, int(max(y_tr.max(), y_te.max())) + 1)

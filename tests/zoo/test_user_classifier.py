@@ -115,3 +115,30 @@ def test_a_folder_of_one_class_is_refused_for_classifiers_and_generators(user) -
         train_ganmex(str(photos), out=str(root / "x.pt"), classifier=spec,
                      classifier_weights=weights, steps=1, image_size=16, show_progress=False,
                      log=None)
+
+
+def test_a_grey_folder_read_as_rgb_trains_for_an_rgb_classifier(user) -> None:
+    root, spec, weights, _ = user
+    for cls in ("a", "b"):
+        (root / "grey" / cls).mkdir(parents=True)
+        for i in range(6):
+            value = np.full((16, 16), 20 * i + (100 if cls == "b" else 0), np.uint8)
+            Image.fromarray(value).save(root / "grey" / cls / f"{i}.png")
+    kwargs = dict(classifier=spec, classifier_weights=weights, steps=1, batch_size=4,
+                  show_progress=False, log=None)
+    with pytest.raises(ValueError, match=r"shape \(1, 1, 16, 16\).*--channels 1\|3"):
+        train_ganmex(str(root / "grey"), out=str(root / "x.pt"), **kwargs)
+    train_ganmex(str(root / "grey"), out=str(root / "g.pt"), channels=3, **kwargs)
+    assert zoo.load_file(str(root / "g.pt")).config.channels == 3
+
+
+def test_channels_is_checked_before_any_image_is_read(user) -> None:
+    from captum_cf.zoo.train import classifier_data
+
+    root = user[0]
+    for bad in (2, 0, True):
+        with pytest.raises(ValueError, match="channels must be 1, 3 or None"):
+            classifier_data(str(root / "photos"), 16, channels=bad)
+    with pytest.raises(ValueError, match="channels applies to an image folder"):
+        classifier_data("digits", channels=1)
+    assert classifier_data(str(root / "photos"), 16, channels=1)[0].shape[1] == 1
