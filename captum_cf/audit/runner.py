@@ -564,6 +564,7 @@ def make_plan(
         config["baseline_weights"] = {
             k: _file_hash(v) for k, v in sorted(s.baseline_weights.items())
         }
+        config["baseline_files"] = {k: os.fspath(v) for k, v in sorted(s.baseline_weights.items())}
     return _Plan(ctx, cells, methods, baselines, metrics, batches, targets, config)
 
 

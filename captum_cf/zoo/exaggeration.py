@@ -176,6 +176,9 @@ def train_exaggeration(
         x_tr, y_tr, x_te = x_tr[:limit], y_tr[:limit], x_te[:limit]
     x_tr, y_tr, x_val, _ = _split(x_tr, y_tr, val_fraction, seed)
     num_classes = int(y_tr.max()) + 1
+    if config is None and isinstance(positive, int) and not 0 <= positive < num_classes:
+        raise ValueError(f"positive (--positive) must be one of the data's classes "
+                         f"0..{num_classes - 1}, got {positive}")
     config = config or ExaggerationConfig(image_size=x_tr.shape[-1], channels=x_tr.shape[1],
                                           positive_class=positive, num_classes=num_classes)
     for name, value in (("conditioning", conditioning),

@@ -88,6 +88,7 @@ def test_audit_runs_the_learned_cells_with_the_given_files(files, device) -> Non
     cells = [tuple(c) for c in result.config["cells"]]
     assert cells == [("integrated-gradients", b) for b in ("zero", *LEARNED)]
     assert set(result.config["baseline_weights"]) == set(LEARNED)
+    assert result.config["baseline_files"] == dict(sorted(given.items()))
 
 
 def test_files_that_do_not_fit_are_refused_before_any_work(files, tmp_path) -> None:

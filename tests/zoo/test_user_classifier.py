@@ -76,6 +76,11 @@ def test_exaggeration_trains_against_a_factory_classifier(user) -> None:
                                  show_progress=False, log=None)
     assert metrics["classifier_weights"] == weights
     assert isinstance(zoo.load_file(str(out)), ExaggerationGenerator)
+    with pytest.raises(ValueError, match=r"positive \(--positive\) must be one of the data's "
+                                         r"classes 0..1, got 7"):
+        train_exaggeration(str(root / "photos"), out=str(root / "x.pt"), classifier=spec,
+                           classifier_weights=weights, positive=7, steps=1, image_size=16,
+                           show_progress=False, log=None)
 
 
 def test_bad_classifier_specs_and_weights_have_one_line_errors(user, capsys) -> None:
