@@ -69,7 +69,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, SequentialSampler, Subset, TensorDataset
 
 from captum_cf._model_state import frozen
 from captum_cf._registry import AuditContext, Registry
@@ -337,6 +337,14 @@ def make_source(
         )
     if isinstance(dataset, DataLoader):
         loader = dataset
+        sampler = getattr(loader.batch_sampler, "sampler", loader.sampler)
+        if not isinstance(sampler, SequentialSampler):
+            raise ValueError(
+                f"images: a DataLoader must read its dataset in order (image i = dataset[i], "
+                f"the id and resume order of the audit), got one with a "
+                f"{type(sampler).__name__} (shuffle=True or a sampler); pass the Dataset "
+                f"itself, or a torch.utils.data.Subset of it, and the audit batches it"
+            )
         try:
             n = len(loader.dataset)  # type: ignore[arg-type]
         except TypeError:

@@ -54,6 +54,23 @@ def test_tensor_dataset_and_loader_give_the_same_per_image_results(device) -> No
     assert ref.cells[0].index["sanity_ssim"] == [0, 1, 2]
 
 
+def test_a_loader_that_does_not_read_in_order_is_refused(device) -> None:
+    from torch.utils.data import SubsetRandomSampler
+
+    model, x = tiny_model().to(device), torch.rand(4, 1, 8, 8, device=device)
+    ds = TensorImages(x, torch.tensor([0, 1, 2, 0]), None)
+    kw = dict(methods=["occlusion"], baselines=["zero"], sanity_n=0, n_steps=2)
+    for loader in (DataLoader(ds, batch_size=2, shuffle=True),
+                   DataLoader(ds, batch_size=2, sampler=SubsetRandomSampler([0, 2]))):
+        with pytest.raises(ValueError, match="a DataLoader must read its dataset in order"):
+            audit(model, loader, **kw)
+    # in order, with an explicit batch sampler, is accepted
+    from torch.utils.data import BatchSampler, SequentialSampler
+
+    ordered = DataLoader(ds, batch_sampler=BatchSampler(SequentialSampler(ds), 3, False))
+    assert [im["id"] for im in audit(model, ordered, **kw).images] == ["0", "1", "2", "3"]
+
+
 def test_device_argument_copies_the_model_and_leaves_it_in_place(device) -> None:
     model, x = tiny_model(), torch.rand(3, 1, 8, 8)
     before = {k: v.clone() for k, v in model.state_dict().items()}
