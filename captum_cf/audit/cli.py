@@ -139,8 +139,8 @@ def add_arguments(parser: Any) -> None:
         default=None,
         metavar="NAME=FILE[,NAME=FILE]",
         help="weights of a learned baseline trained for --model and --data (captum-cf train "
-        "ganmex|exaggeration|inpainter), in place of the data set's zoo model: ganmex=FILE, "
-        "exaggeration=FILE, inpaint-learned=FILE",
+        "ganmex|exaggeration|inpainter|robust), in place of the data set's zoo model: "
+        "ganmex=FILE, exaggeration=FILE, inpaint-learned=FILE, sparse-counterfactual=FILE",
     )
     parser.add_argument(
         "--list", action="store_true", help="list the registered methods and baselines and exit"

@@ -168,9 +168,10 @@ def audit(
         explain_batch (int, optional): images per explanation call; None: sized by memory.
         baseline_weights (dict, optional): a weights file for a learned baseline, trained for
             this model and these images, in place of the data set's zoo model:
-            ``{"ganmex": "g.pt", "exaggeration": "e.pt", "inpaint-learned": "i.pt"}`` (files of
-            ``captum-cf train ganmex|exaggeration|inpainter``). Each is checked before any work:
-            its kind, channels, image size and classes must fit.
+            ``{"ganmex": "g.pt", "exaggeration": "e.pt", "inpaint-learned": "i.pt",
+            "sparse-counterfactual": "robust.pt"}`` (files of ``captum-cf train ganmex|
+            exaggeration|inpainter|robust``). Each is checked before any work: its kind,
+            channels, image size and classes must fit.
 
     Returns:
         AuditResult: ``.table()`` to print, ``.write(out)`` to save the report.

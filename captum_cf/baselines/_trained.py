@@ -1,10 +1,11 @@
 """The trained model behind a learned baseline of the audit.
 
-``ganmex``, ``exaggeration`` and ``inpaint-learned`` need a generator or inpainter trained for
-the model and images at hand: by default the data set's zoo model (``digits-ganmex``, ...), or
-a weights file the user trained for their own model and folder (``captum-cf train ganmex|
-exaggeration|inpainter``), given to the audit as ``baseline_weights={"ganmex": "g.pt"}``
-(``captum-cf audit --baseline-weights ganmex=g.pt``), which the registries read from
+``ganmex``, ``exaggeration``, ``inpaint-learned`` and ``sparse-counterfactual`` need a
+generator, an inpainter or a robust classifier trained for the model and images at hand: by
+default the data set's zoo model (``digits-ganmex``, ...), or a weights file the user trained
+for their own model and folder (``captum-cf train ganmex|exaggeration|inpainter|robust``),
+given to the audit as ``baseline_weights={"ganmex": "g.pt"}`` (``captum-cf audit
+--baseline-weights ganmex=g.pt``), which the registries read from
 ``ctx.extras["baseline_weights"]``.
 """
 
@@ -17,11 +18,13 @@ import torch.nn as nn
 
 __all__ = ["LEARNED", "check_baseline_weights", "load_trained", "trained_available"]
 
-#: learned baseline -> (the zoo name suffix of its model, the architecture its file must hold)
+#: learned baseline -> (the zoo name suffix of its model, the architecture its file must hold,
+#: the ``captum-cf train`` command that writes it)
 LEARNED = {
-    "ganmex": ("ganmex", "ganmex-generator"),
-    "exaggeration": ("exaggeration", "exaggeration-generator"),
-    "inpaint-learned": ("inpainter", "gated-unet"),
+    "ganmex": ("ganmex", "ganmex-generator", "ganmex"),
+    "exaggeration": ("exaggeration", "exaggeration-generator", "exaggeration"),
+    "inpaint-learned": ("inpainter", "gated-unet", "inpainter"),
+    "sparse-counterfactual": ("cnn-robust", "small-cnn", "robust"),
 }
 
 
@@ -39,8 +42,10 @@ def _zoo_name(ctx: Any, baseline: str) -> str:
 def _mismatch(config: dict[str, Any], ctx: Any) -> str | None:
     """Why a trained model's config does not fit the audited images and model (None: it fits)."""
     c, h, w = ctx.image_shape
-    if config.get("channels") not in (None, c):
-        return f"it is built for {config['channels']}-channel images, the images have {c}"
+    # image channels: "in_channels" of a classifier, "channels" of a generator or inpainter
+    channels = config.get("in_channels", config.get("channels"))
+    if isinstance(channels, int) and channels != c:
+        return f"it is built for {channels}-channel images, the images have {c}"
     size = config.get("image_size")
     if size is not None and (size, size) != (h, w):
         return f"it is built for {size}x{size} images, the images are {h}x{w}"
@@ -99,7 +104,7 @@ def check_baseline_weights(ctx: Any) -> None:
         if payload["arch"] != arch:
             raise ValueError(
                 f"{where}: the file holds a model of architecture {payload['arch']!r}, {baseline} "
-                f"needs {arch!r} (captum-cf train {LEARNED[baseline][0]})"
+                f"needs {arch!r} (captum-cf train {LEARNED[baseline][2]})"
             )
         why = _mismatch(payload["config"], ctx)
         if why is not None:

@@ -125,26 +125,28 @@ class SparseCounterfactualBaseline(Baseline):
         return others.argmax(1)
 
 
-def _robust_digits_available(ctx: AuditContext) -> bool:
-    from captum_cf import zoo
+def _robust_available(ctx: AuditContext) -> bool:
+    from captum_cf.baselines._trained import trained_available
 
-    return ctx.data_name == "digits" and zoo.entry("digits-cnn-robust").path.is_file()
+    return trained_available(ctx, "sparse-counterfactual")
 
 
 def _factory(ctx: AuditContext) -> Baseline:
-    from captum_cf import zoo
+    from captum_cf.baselines._trained import load_trained
 
     return SparseCounterfactualBaseline(
-        zoo.load("digits-cnn-robust", device=ctx.device), "runner-up", sparsity=0.95, n_steps=20
+        load_trained(ctx, "sparse-counterfactual"), "runner-up", sparsity=0.95, n_steps=20
     )
 
 
 def register(registry: Registry[Baseline]) -> None:
-    """Add ``sparse-counterfactual`` (digits, when the robust zoo model is installed)."""
+    """Add ``sparse-counterfactual`` (digits, when the robust zoo model is installed, or a
+    robust classifier given as ``baseline_weights``)."""
     registry.register(
         "sparse-counterfactual",
         _factory,
         "input with 5 % of its pixels edited (Frank-Wolfe top-k) until digits-cnn-robust sees the "
-        "runner-up class",
-        available=_robust_digits_available,
+        "runner-up class (or --baseline-weights sparse-counterfactual=FILE of captum-cf train "
+        "robust)",
+        available=_robust_available,
     )

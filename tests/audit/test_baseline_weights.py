@@ -18,7 +18,7 @@ from captum_cf.baselines import BASELINES
 from captum_cf.generative import GANMEXConfig, GANMEXGenerator
 from captum_cf.generative.exaggeration import ExaggerationConfig, ExaggerationGenerator
 
-LEARNED = ("ganmex", "exaggeration", "inpaint-learned")
+LEARNED = ("ganmex", "exaggeration", "inpaint-learned", "sparse-counterfactual")
 
 
 def _net() -> nn.Module:
@@ -47,7 +47,18 @@ def files(tmp_path):
                                        base_channels=8, critic_layers=2))
     inpainter = tmp_path / "i.pt"  # the digits inpainter is fully convolutional, 1 channel
     shutil.copy(zoo.entry("digits-inpainter").path, inpainter)
+    robust_config = {"in_channels": 1, "num_classes": 3, "image_size": 16, "channels": [4, 8],
+                     "hidden": 8, "mean": [0.5], "std": [0.25]}
+    robust = zoo.build_classifier(robust_config)
+    zoo.save_weights(tmp_path / "r.pt", name="r", arch="small-cnn", config=robust_config,
+                     model=robust, metrics={})
+    rgb = zoo.build_classifier({**robust_config, "in_channels": 3, "mean": [0.5] * 3,
+                                "std": [0.25] * 3})
+    zoo.save_weights(tmp_path / "rgb.pt", name="rgb", arch="small-cnn",
+                     config={**robust_config, "in_channels": 3}, model=rgb, metrics={})
     return {
+        "sparse-counterfactual": str(tmp_path / "r.pt"),
+        "rgb": str(tmp_path / "rgb.pt"),
         "ganmex": _save(tmp_path / "g.pt", g, "ganmex-generator"),
         "exaggeration": _save(tmp_path / "e.pt", e, "exaggeration-generator"),
         "inpaint-learned": str(inpainter),
@@ -72,6 +83,9 @@ def test_the_given_files_make_the_learned_baselines_available_and_are_loaded(fil
     generator = BASELINES.create("ganmex", ctx).generator
     assert all(torch.equal(generator.state_dict()[k], v.float()) for k, v in expected.items())
     assert BASELINES.create("exaggeration", ctx).generator.config.positive_class == 1
+    robust = BASELINES.create("sparse-counterfactual", ctx)._model
+    stored = zoo.read_weights(files["sparse-counterfactual"])["state_dict"]
+    assert all(torch.equal(robust.state_dict()[k], v) for k, v in stored.items())
     # files that do not fit the images or the model are not available
     assert "ganmex" not in BASELINES.names(_ctx(model, {"ganmex": files["big"]}))
     assert "ganmex" not in BASELINES.names(_ctx(model, {"ganmex": files["ten"]}))
@@ -98,6 +112,8 @@ def test_files_that_do_not_fit_are_refused_before_any_work(files, tmp_path) -> N
                                             r"needs 'exaggeration-generator'"),
         ({"ganmex": files["big"]}, "built for 32x32 images, the images are 16x16"),
         ({"ganmex": files["ten"]}, "built for 10 classes, the model has 3"),
+        ({"sparse-counterfactual": files["rgb"]}, "built for 3-channel images, the images have 1"),
+        ({"sparse-counterfactual": files["ganmex"]}, r"needs 'small-cnn' \(captum-cf train robust"),
         ({"ganmex": str(tmp_path / "missing.pt")}, "baseline weights ganmex="),
     ]
     for given, message in cases:
