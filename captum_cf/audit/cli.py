@@ -135,6 +135,13 @@ def add_arguments(parser: Any) -> None:
         help="images for the randomisation check (default 8; 0: skip)",
     )
     parser.add_argument(
+        "--train-data",
+        default=None,
+        metavar="DIR",
+        help="image folder of training images (the classes of --data) for the nearest-sample "
+        "baseline (MDTS); read with --image-size and the channels of --data, held in memory",
+    )
+    parser.add_argument(
         "--baseline-weights",
         default=None,
         metavar="NAME=FILE[,NAME=FILE]",
@@ -231,6 +238,10 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
     from captum_cf.audit.model import load_model
 
     data = load_data(args.data, n, args.seed, args.image_size, args.channels)
+    if args.train_data is not None:
+        from captum_cf.audit.data import load_train_folder
+
+        data.train = load_train_folder(args.train_data, data, args.image_size)
     model, model_name = load_model(args.model, data.name, args.weights, str(device))
     extras = {"zoo_name": model_name[4:]} if model_name.startswith("zoo:") else {}
     settings = Settings(

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, TensorDataset
 from captum_cf.audit.errors import AuditInputError
 from captum_cf.datasets.folder import MASK_SUFFIX, ImageFolder
 
-__all__ = ["AuditData", "load_data", "MASK_SUFFIX", "TensorImages", "parse_n"]
+__all__ = ["AuditData", "load_data", "load_train_folder", "MASK_SUFFIX", "TensorImages", "parse_n"]
 
 
 @dataclass
@@ -141,6 +141,36 @@ def load_data(
     raise AuditInputError(
         f"--data must be 'digits', 'shapes' or an image folder; {spec!r} is none of these"
     )
+
+
+def load_train_folder(root: str, data: AuditData, image_size: int | None) -> TensorDataset:
+    """The training images of an audited folder (``--train-data DIR``), for the baselines that
+    need samples (``nearest-sample``): read like the audited images (``image_size``, their
+    channels) and held in memory (N x C x S x S x 4 bytes).
+
+    Raises:
+        AuditInputError: ``data`` is built in (digits and shapes bring their own), ``root`` is
+            not an image folder, its images cannot be read or have other sizes without
+            ``image_size``, or its class folders differ from the audited folder's.
+    """
+    from captum_cf.training.data import folder_images
+
+    if data.name in ("digits", "shapes"):
+        raise AuditInputError(
+            "--train-data applies to an image folder; digits and shapes bring their training "
+            "images"
+        )
+    channels = getattr(data.dataset, "channels", None)
+    try:
+        images, labels, classes = folder_images(root, image_size, channels=channels)
+    except ValueError as err:
+        raise AuditInputError(f"--train-data: {err}") from err
+    if classes != list(data.class_names):
+        raise AuditInputError(
+            f"--train-data {root} has the classes {classes}, the audited folder "
+            f"{list(data.class_names)}: both need the same class folders"
+        )
+    return TensorDataset(images, labels)
 
 
 def _load_folder(

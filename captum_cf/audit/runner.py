@@ -569,6 +569,8 @@ def make_plan(
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
+    if s.train_data is not None:  # the samples of nearest-sample: a resume needs the same ones
+        config["train_data"] = _tensors_hash(*s.train_data.tensors)
     if s.baseline_weights:  # the files' contents, so that a resume with other weights is refused
         config["baseline_weights"] = {
             k: _file_hash(v) for k, v in sorted(s.baseline_weights.items())
@@ -589,6 +591,14 @@ def _file_hash(path: str) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _tensors_hash(*tensors: Tensor) -> str:
+    h = hashlib.sha1()
+    for t in tensors:
+        h.update(str((t.dtype, tuple(t.shape))).encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 
 
@@ -937,10 +947,14 @@ class _Grid:
             for i, lab, tt in zip(idx, labels.tolist(), t_list)
         ]
         refs: dict[str, Baseline] = {}
+        failed: dict[str, str] = {}  # baselines whose references fail on this batch
         e = min(self.s.n_examples, len(x)) if k == 0 else 0
         for method, bname in cells:
-            if bname != NO_BASELINE and bname not in refs:
-                refs[bname] = _cached(self.baseline(bname), x, t)
+            if bname != NO_BASELINE and bname not in refs and bname not in failed:
+                try:
+                    refs[bname] = _cached(self.baseline(bname), x, t)
+                except Exception as err:  # noqa: BLE001 (its cells fail, the others run)
+                    failed[bname] = f"{type(err).__name__}: {_first_line(err)}"
             record = BatchRecord.empty()
             record["images"] = images
             if k == 0 and (method, bname) == cells[0]:
@@ -953,11 +967,15 @@ class _Grid:
             baseline = refs.get(bname)
             self.seconds = 0.0
             try:
+                if bname in failed:
+                    raise _ReferenceFailed(f"the baseline's reference failed: {failed[bname]}")
                 with warnings.catch_warnings():
                     for message in _ADVISORIES:
                         warnings.filterwarnings("ignore", message=message, category=UserWarning)
                     attr, values = self._score(self.explainer(method), baseline, x, t, masks, idx)
                 error = None
+            except _ReferenceFailed as err:
+                error, attr, values = str(err), None, {}
             except Exception as err:  # noqa: BLE001 (one failing cell must not lose the others)
                 error = f"{type(err).__name__}: {_first_line(err)}"
                 attr, values = None, {}
@@ -1123,6 +1141,10 @@ def _removal(baseline: Baseline, side: int) -> Baseline:
     if isinstance(baseline, NoisyLinearImputation) and baseline.tol < tol:
         return NoisyLinearImputation(baseline.noise, baseline.seed, tol, baseline.max_iter)
     return baseline
+
+
+class _ReferenceFailed(Exception):
+    """A cell whose baseline could not compute the batch's references (its message says why)."""
 
 
 def _cached(baseline: Baseline, images: Tensor, target: Tensor) -> Baseline:

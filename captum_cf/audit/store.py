@@ -59,6 +59,7 @@ IDENTITY_KEYS = (
     "batch",
     "targets",
     "baseline_weights",
+    "train_data",
 )
 
 _SCHEMA = """

@@ -47,7 +47,7 @@ BASELINES.register(
     "nearest-sample",
     _nearest_sample._from_context,
     "MDTS: the nearest training image (L2) of the runner-up class",
-    available=lambda ctx: ctx.train_data is not None,
+    available=_nearest_sample._available,
 )
 
 from captum_cf.baselines import exaggeration as _exaggeration  # noqa: E402

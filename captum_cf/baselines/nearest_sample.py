@@ -141,6 +141,18 @@ def _unpack(dataset: Any) -> tuple[Tensor, Tensor]:
     return tensors[0], tensors[1]
 
 
+def _available(ctx: Any) -> bool:
+    """Training samples are given and their labels are the model's classes (a model with
+    classes the samples lack has runner-up classes without a nearest sample)."""
+    if ctx.train_data is None:
+        return False
+    tensors = getattr(ctx.train_data, "tensors", None)
+    if tensors is None or len(tensors) < 2:  # another form: checked when the baseline is built
+        return True
+    labels = tensors[1]
+    return labels.numel() > 0 and int(labels.max()) + 1 == ctx.num_classes
+
+
 def _from_context(ctx: Any) -> NearestSampleBaseline:
     """Audit factory: nearest training image of the model's runner-up class."""
     return NearestSampleBaseline(ctx.train_data, "runner-up", classifier=ctx.model)

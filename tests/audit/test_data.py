@@ -73,3 +73,58 @@ def test_channels_option_and_the_subset_keeps_the_folders_colour(tmp_path) -> No
     assert grey.dataset[0][0].shape == (1, 6, 6)
     with pytest.raises(AuditInputError, match="--channels applies to an image folder"):
         load_data("shapes", 4, channels=3)
+
+
+def test_train_folder_is_read_like_the_audited_one(tmp_path) -> None:
+    from PIL import Image
+
+    from captum_cf.audit.data import load_train_folder
+
+    audited = load_data(str(_folder(tmp_path, [(12, 12)] * 4)), None, image_size=8)
+    train = tmp_path / "train"
+    for cls in ("a", "b"):
+        (train / cls).mkdir(parents=True)
+        for i in range(3):  # greyscale and of another size: read as RGB 8 x 8, as audited
+            arr = torch.full((10, 14), 30 * i, dtype=torch.uint8).numpy()
+            Image.fromarray(arr).save(train / cls / f"{i}.png")
+    samples = load_train_folder(str(train), audited, image_size=8)
+    images, labels = samples.tensors
+    assert images.shape == (6, 3, 8, 8) and labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert torch.equal(images[:, 0], images[:, 2])  # a grey image's value in every channel
+    (train / "c").mkdir()
+    Image.fromarray(torch.zeros(8, 8, dtype=torch.uint8).numpy()).save(train / "c" / "x.png")
+    with pytest.raises(AuditInputError, match=r"has the classes \['a', 'b', 'c'\].*same class"):
+        load_train_folder(str(train), audited, image_size=8)
+    with pytest.raises(AuditInputError, match="--train-data: root must be an image folder"):
+        load_train_folder(str(tmp_path / "missing"), audited, image_size=8)
+    with pytest.raises(AuditInputError, match="digits and shapes bring their training images"):
+        load_train_folder(str(train), load_data("digits", 2), image_size=None)
+
+
+def test_cli_train_data_enables_nearest_sample_and_is_part_of_resume(
+    tmp_path, image_folder, model_file, capsys
+) -> None:
+    from captum_cf.cli import main
+
+    images = image_folder(n_per_class=2)
+    train_a = image_folder(n_per_class=3, name="train_a")
+    train_b = image_folder(n_per_class=4, name="train_b")
+    out = str(tmp_path / "report")
+    two = tmp_path / "two.py"  # the folders' two classes
+    two.write_text("import torch, torch.nn as nn\n"
+                   "def make():\n    torch.manual_seed(0)\n"
+                   "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(),\n"
+                   "                         nn.Linear(4 * 14 * 14, 2))\n")
+    common = ["audit", "--model", f"{two}:make", "--data", str(images), "--n", "all",
+              "--methods", "occlusion", "--baselines", "nearest-sample", "--steps", "2",
+              "--sanity-n", "0", "--no-progress", "--out", out]
+    assert main(common) == 2  # a folder has no training images of its own
+    assert "'nearest-sample' is not available" in capsys.readouterr().err
+    three_classes = ["--model", model_file()]  # samples of 2 classes cannot serve 3
+    assert main([*common, *three_classes, "--train-data", str(train_a)]) == 2
+    assert "'nearest-sample' is not available" in capsys.readouterr().err
+    assert main([*common, "--train-data", str(train_a)]) == 0
+    assert main([*common, "--train-data", str(train_a), "--resume"]) == 0
+    capsys.readouterr()
+    assert main([*common, "--train-data", str(train_b), "--resume"]) == 2
+    assert "settings differ (train_data" in capsys.readouterr().err

@@ -71,6 +71,27 @@ def test_a_loader_that_does_not_read_in_order_is_refused(device) -> None:
     assert [im["id"] for im in audit(model, ordered, **kw).images] == ["0", "1", "2", "3"]
 
 
+def test_a_baseline_whose_reference_fails_fails_its_cells_only(device, monkeypatch) -> None:
+    from captum_cf.baselines import BASELINES, BlurBaseline
+
+    class Broken(BlurBaseline):
+        def _reference(self, inputs, target):
+            raise RuntimeError("no reference here\nsecond line")
+
+    monkeypatch.setitem(BASELINES._entries, "broken",
+                        _Entry(lambda ctx: Broken(1.0), "", lambda c: True))
+    model, x = tiny_model().to(device), torch.rand(3, 1, 8, 8, device=device)
+    res = audit(model, x, methods=["integrated-gradients", "occlusion"],
+                baselines=["zero", "broken"], removals=["zero"], sanity_n=0, n_steps=2,
+                explain_batch=2)
+    errors = {(c.method, c.baseline): c.error for c in res.cells}
+    expected = "the baseline's reference failed: RuntimeError: no reference here"
+    assert errors == {("integrated-gradients", "zero"): None, ("occlusion", "zero"): None,
+                      ("integrated-gradients", "broken"): expected,
+                      ("occlusion", "broken"): expected}
+    assert all(len(c.values["srg_zero"]) == 3 for c in res.cells if c.baseline == "zero")
+
+
 def test_device_argument_copies_the_model_and_leaves_it_in_place(device) -> None:
     model, x = tiny_model(), torch.rand(3, 1, 8, 8)
     before = {k: v.clone() for k, v in model.state_dict().items()}
