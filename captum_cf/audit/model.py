@@ -19,7 +19,7 @@ from captum_cf._registry import AuditContext
 from captum_cf._user_model import build_factory_model, is_factory_spec
 from captum_cf._validation import all_finite
 from captum_cf.audit.errors import AuditInputError
-from captum_cf.zoo.models import LogitsOf, logits_of
+from captum_cf.zoo.models import logits_model, logits_of
 
 __all__ = [
     "applicable_methods",
@@ -88,25 +88,6 @@ def _factory_model(spec: str, weights: str | None) -> nn.Module:
         return build_factory_model(spec, weights)
     except ValueError as err:
         raise AuditInputError(str(err)) from err
-
-
-def logits_model(model: Any, images: Tensor) -> Any:
-    """``model`` itself, or :class:`captum_cf.zoo.LogitsOf` around it when its output on two
-    images holds its logits (``.logits`` or ``["logits"]``, Hugging Face style).
-
-    A model that fails on the images is returned as it is (:func:`check_logits` then reports
-    the failure).
-    """
-    try:
-        with torch.no_grad():
-            out = model(images[:2])
-    except Exception:  # noqa: BLE001 (reported by check_logits)
-        return model
-    if isinstance(out, Tensor) or not isinstance(logits_of(out), Tensor):
-        return model
-    if isinstance(model, nn.Module):
-        return LogitsOf(model)
-    return lambda *args, **kwargs: logits_of(model(*args, **kwargs))
 
 
 def check_logits(model: nn.Module, images: Tensor) -> int:

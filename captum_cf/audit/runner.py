@@ -183,8 +183,10 @@ def audit(
         ValueError, TypeError: bad settings (the message names the argument), before any work.
         AuditInterrupted: Ctrl-C; everything computed so far is in ``store``.
 
-    A model whose output holds its logits (``.logits`` or ``["logits"]``, Hugging Face style) is
-    audited on those. A method that fails on one image
+    The model is audited in eval mode, without parameter gradients (a model in training mode
+    keeps its batch-norm statistics; its mode and flags are restored afterwards). A model whose
+    output holds its logits (``.logits`` or ``["logits"]``, Hugging Face style) is audited on
+    those. A method that fails on one image
     (:func:`captum_cf.audit.model.probe_methods`) is left out: the reason goes to stderr and to
     ``result.config["skipped_methods"]``; no method left is an :class:`AuditInputError`.
 
@@ -672,7 +674,26 @@ def run_audit(
     The store (``store_path``, or memory) is opened after the settings, names and model have
     been checked, so a user error leaves no file behind. With a distributed ``comm`` every rank
     calls this; rank 0 owns the store and returns the result, the other ranks return None.
+
+    The model runs as a fixed function (:func:`captum_cf._model_state.frozen`): eval mode, no
+    parameter gradients, so that a model handed over in training mode keeps its batch-norm
+    statistics and its dropout is off; its mode and flags are restored afterwards, also after an
+    exception.
     """
+    with frozen(model):
+        return _run_audit(model, source, settings, store_path, dev, target, resume, comm)
+
+
+def _run_audit(
+    model: Any,
+    source: Source,
+    settings: Settings,
+    store_path: str | None,
+    dev: torch.device,
+    target: Any,
+    resume: bool,
+    comm: Any,
+) -> AuditResult | None:
     from captum_cf.audit.model import logits_model
 
     comm = comm or _Local()

@@ -161,7 +161,12 @@ def train_exaggeration(
 
     from captum_cf.training.data import check_data, data_name
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
-    from captum_cf.zoo.generators import _aux_setup, _check_fits, _load_zoo_model, _split
+    from captum_cf.zoo.generators import (
+        _aux_setup,
+        _load_zoo_model,
+        _ready_classifiers,
+        _split,
+    )
     from captum_cf.zoo.train import classifier_data
 
     check_data(data, image_size, channels)
@@ -201,8 +206,7 @@ def train_exaggeration(
             train_config = dataclasses.replace(train_config, **{name: value})
     aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev,
                                    aux_classifier_weights)
-    _check_fits(model, x_tr[:1].to(dev), "classifier", classifier)
-    _check_fits(aux, x_tr[:1].to(dev), "aux_classifier", aux_classifier)
+    model, aux = _ready_classifiers(model, aux, x_tr[:2].to(dev), classifier, aux_classifier)
     torch.manual_seed(seed)  # initialisation; the trainer reseeds for training randomness
     trainer = ExaggerationTrainer(
         ExaggerationGenerator(config), model, x_tr, y_tr, x_val,

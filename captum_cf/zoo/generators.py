@@ -26,6 +26,7 @@ from captum_cf.generative.ganmex_trainer import (
 from captum_cf.training import check_frozen_classifier
 from captum_cf.training.checkpoint import save_checkpoint
 from captum_cf.zoo._registry import WEIGHTS_FORMAT, ZooEntry, register
+from captum_cf.zoo.models import logits_model
 
 __all__ = ["train_ganmex", "build_ganmex_generator", "all_pairs", "GANMEX_SETUPS",
            "DIGITS_GANMEX_RECIPE", "recipe_command"]
@@ -142,6 +143,18 @@ def _check_fits(model: nn.Module | None, images: Tensor, what: str, spec: str | 
         "classifier at this size first (captum-cf train classifier --data ... --image-size S); "
         "--channels 1|3 reads an image folder as greyscale or RGB",
     )
+
+
+def _ready_classifiers(model: nn.Module, aux: nn.Module | None, images: Tensor, spec: str,
+                       aux_spec: str | None) -> tuple[nn.Module, nn.Module | None]:
+    """The frozen classifier and the auxiliary one (or None) as the generator trainers use them:
+    a Hugging Face style model (an output with ``.logits``) through its logits, each checked to
+    take the training ``images`` (:func:`_check_fits`)."""
+    model = logits_model(model, images)
+    aux = None if aux is None else logits_model(aux, images)
+    _check_fits(model, images[:1], "classifier", spec)
+    _check_fits(aux, images[:1], "aux_classifier", aux_spec)
+    return model, aux
 
 
 def _split(images: Tensor, labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, ...]:
@@ -284,8 +297,8 @@ def train_ganmex(
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
     aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev,
                                    aux_classifier_weights)
-    _check_fits(model, x_tr[:1].to(dev), "classifier", classifier or setup["classifier"])
-    _check_fits(aux, x_tr[:1].to(dev), "aux_classifier", aux_classifier)
+    model, aux = _ready_classifiers(model, aux, x_tr[:2].to(dev),
+                                    classifier or setup["classifier"], aux_classifier)
     torch.manual_seed(seed)  # model initialisation (the trainer reseeds for training randomness)
     generator = GANMEXGenerator(config)
     if start is not None:

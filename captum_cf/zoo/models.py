@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["LogitsOf", "Normalized", "SmallCNN", "build_classifier", "logits_of"]
+__all__ = ["LogitsOf", "Normalized", "SmallCNN", "build_classifier", "logits_model", "logits_of"]
 
 
 def logits_of(output: Any) -> Any:
@@ -76,6 +76,25 @@ class LogitsOf(nn.Module):
                 "LogitsOf needs a Tensor, a mapping with 'logits' or an object with .logits"
             )
         return out
+
+
+def logits_model(model: Any, images: Tensor) -> Any:
+    """``model`` itself, or :class:`captum_cf.zoo.LogitsOf` around it when its output on two
+    images holds its logits (``.logits`` or ``["logits"]``, Hugging Face style).
+
+    A model that fails on the images is returned as it is (the caller's own check of the model
+    then reports the failure).
+    """
+    try:
+        with torch.no_grad():
+            out = model(images[:2])
+    except Exception:  # noqa: BLE001 (the caller's check reports it)
+        return model
+    if isinstance(out, Tensor) or not isinstance(logits_of(out), Tensor):
+        return model
+    if isinstance(model, nn.Module):
+        return LogitsOf(model)
+    return lambda *args, **kwargs: logits_of(model(*args, **kwargs))
 
 
 class Normalized(nn.Module):

@@ -213,6 +213,21 @@ def test_load_model_reads_a_trainers_weights_file(tmp_path) -> None:
         load_model(str(tmp_path / "missing.pt"), "folder")
 
 
+def test_a_model_in_training_mode_is_audited_in_eval_mode_and_left_unchanged(device) -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.Dropout(0.5), nn.Flatten(), nn.Linear(4 * 8 * 8, 3)).to(device)
+    net[1].running_mean.uniform_(-0.2, 0.2)  # statistics a forward in train mode would move
+    x = torch.rand(3, 1, 8, 8, device=device)
+    kw = dict(methods=["integrated-gradients", "occlusion", "deeplift"], baselines=["zero"],
+              n_steps=2, sanity_n=2, seed=1)
+    before = _state(net.train())
+    in_train = audit(net, x, **kw)
+    assert net.training and _same(before, _state(net))
+    in_eval = audit(net.eval(), x, **kw)
+    assert_same_cells(in_train, in_eval)
+
+
 # --- the applicability probe --------------------------------------------------------------------
 
 

@@ -147,3 +147,29 @@ def test_channels_is_checked_before_any_image_is_read(user) -> None:
     with pytest.raises(ValueError, match="channels applies to an image folder"):
         classifier_data("digits", channels=1)
     assert classifier_data(str(root / "photos"), 16, channels=1)[0].shape[1] == 1
+
+
+def test_a_classifier_whose_output_holds_logits_is_trained_against_them(user) -> None:
+    root, _, weights, _ = user
+    (root / "hf.py").write_text(_NET + '''
+
+class HF(nn.Module):  # Hugging Face style: the logits in a dict
+    def __init__(self):
+        super().__init__()
+        self.net = make()
+
+    def forward(self, x):
+        return {"logits": self.net(x)}
+
+
+def make_hf():
+    return HF()
+''')
+    state = {f"net.{k}": v for k, v in torch.load(weights).items()}
+    torch.save(state, root / "hf.pt")
+    metrics = train_exaggeration(str(root / "photos"), out=str(root / "e.pt"),
+                                 classifier=f"{root / 'hf.py'}:make_hf",
+                                 classifier_weights=str(root / "hf.pt"), positive=0, steps=1,
+                                 validate_every=1, image_size=16, batch_size=4,
+                                 show_progress=False, log=None)
+    assert metrics["classifier"].endswith("hf.py:make_hf")
