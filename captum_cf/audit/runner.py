@@ -1067,14 +1067,17 @@ class _Grid:
             return {}
         reference = self.baseline(ref)
         torch.manual_seed(self.s.seed)
-        return {
-            f"roms/{r}": r_oms(
-                # a pass holds the removal's and the reference's images: half the budget each
-                self.model, x, rem, reference, batch_size=max(1, self.plan.batches["forward"] // 2),
-                seed=self.s.seed,
-            ).auc.detach().cpu()
-            for r, rem in self.removals.items()
-        }
+        out = {}
+        for r, rem in self.removals.items():
+            try:
+                out[f"roms/{r}"] = r_oms(
+                    # a pass holds the removal's and the reference's images: half the budget each
+                    self.model, x, rem, reference,
+                    batch_size=max(1, self.plan.batches["forward"] // 2), seed=self.s.seed,
+                ).auc.detach().cpu()
+            except Exception:  # noqa: BLE001 (its curves fail in every cell, with the reason)
+                continue
+        return out
 
     def _targets(self, x: Tensor, idx: list[int]) -> Tensor:
         if self.plan.targets is not None:

@@ -84,6 +84,11 @@ def test_a_baseline_whose_reference_fails_fails_its_cells_only(device, monkeypat
     res = audit(model, x, methods=["integrated-gradients", "occlusion"],
                 baselines=["zero", "broken"], removals=["zero"], sanity_n=0, n_steps=2,
                 explain_batch=2)
+    # as a removal: every cell's curves of it fail, R-OMS leaves it out, the audit completes
+    as_removal = audit(model, x, methods=["occlusion"], baselines=["zero"],
+                       removals=["zero", "broken"], sanity_n=0, n_steps=2)
+    assert "no reference here" in as_removal.cells[0].error
+    assert set(as_removal.roms) == {"zero"}
     errors = {(c.method, c.baseline): c.error for c in res.cells}
     expected = "the baseline's reference failed: RuntimeError: no reference here"
     assert errors == {("integrated-gradients", "zero"): None, ("occlusion", "zero"): None,
