@@ -142,6 +142,18 @@ class AuditStore:
                     "run without --resume to start again"
                 )
         elif old is not None:
+            expected = int(old.get("n") or 0) * len(old.get("cells") or [])
+            done = self.count_done()
+            if done < expected:  # a killed or interrupted run: say what is being discarded
+                import warnings
+
+                warnings.warn(
+                    f"{self.path} holds an unfinished audit ({done} of {expected} (image, cell) "
+                    "pairs done); starting over. Pass --resume (resume=True) with the same "
+                    "settings to continue it instead",
+                    UserWarning,
+                    stacklevel=2,
+                )
             self.db.executescript(
                 "BEGIN; DELETE FROM config; DELETE FROM images; DELETE FROM done; "
                 "DELETE FROM scores; DELETE FROM blobs; COMMIT;"

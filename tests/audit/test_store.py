@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+import warnings
 
 import pytest
 import torch
@@ -120,9 +121,19 @@ def test_resume_refuses_another_configuration(tmp_path, device) -> None:
             resume=True,
         )
     assert _rows(path, "SELECT * FROM scores ORDER BY idx, metric") == before
-    # without --resume a store is started again
-    audit(model, x, methods=["deeplift"], baselines=["zero"], n_steps=4, store=path)
+    # without --resume a store is started again; a finished one silently
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        audit(model, x, methods=["deeplift"], baselines=["zero"], n_steps=4, store=path)
     assert AuditStore(path).config()["n_steps"] == 4
+    db = sqlite3.connect(path)  # as a killed run leaves it: one (image, cell) pair missing
+    with db:
+        db.execute("DELETE FROM done WHERE idx = 2")
+    db.close()
+    with pytest.warns(UserWarning, match=r"holds an unfinished audit \(2 of 3 \(image, cell\) "
+                                         r"pairs done\); starting over. Pass --resume"):
+        audit(model, x, methods=["deeplift"], baselines=["zero"], n_steps=3, store=path)
+    assert AuditStore(path).count_done() == 3
 
 
 def _bump(m):
