@@ -380,13 +380,19 @@ class GANMEXTrainer(Trainer):
     ) -> dict[str, Any]:
         """Write the generator alone as a zoo weights file (float16 by default).
 
-        Format: ``{"format", "name", "config", "train_config", "state_dict", "metrics"}``,
-        loadable with ``weights_only=True`` by :func:`load_generator`.
+        Format: ``{"format", "name", "arch", "config", "train_config", "state_dict",
+        "metrics"}``, loadable with ``weights_only=True`` by :func:`captum_cf.zoo.load_file`
+        and :func:`load_generator`, and the file ``captum-cf audit --baseline-weights
+        ganmex=FILE`` takes.
         """
+        from captum_cf.zoo._registry import WEIGHTS_FORMAT
+
         state = self.best_state("generator") if best else self.generator.state_dict()
         if half:
             state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         payload = {
+            "format": WEIGHTS_FORMAT,
+            "arch": "ganmex-generator",
             "name": name,
             "config": self.generator.config.to_dict(),
             "train_config": self.config.to_dict(),

@@ -306,6 +306,14 @@ def test_generator_files_without_the_edit_key_still_load(tmp_path, device):
     masked = _masked_trainer(device)
     masked.export(tmp_path / "mask.pt", best=False)
     assert load_generator(tmp_path / "mask.pt").config.edit == "mask"
+    # the exported file is a zoo weights file: zoo.load_file and the audit read it
+    from captum_cf import zoo
+
+    loaded = zoo.load_file(tmp_path / "new.pt")
+    assert isinstance(loaded, type(trainer.generator)) and not loaded.training
+    for k, v in trainer.generator.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[k], v.cpu().half().float(), rtol=0,
+                                   atol=0)
 
 
 class _Swapped(_Classifier):
