@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 
 import torch.nn as nn
 
@@ -25,8 +26,6 @@ STATE_DICT = (
 
 def is_factory_spec(spec: str) -> bool:
     """``module:factory`` or ``file.py:factory`` (not ``zoo:NAME``, not an existing file)."""
-    import os
-
     return ":" in spec and not spec.startswith("zoo:") and not os.path.isfile(spec)
 
 

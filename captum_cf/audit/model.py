@@ -56,7 +56,7 @@ def load_model(
                 f"--weights is for a module:factory model; {spec} holds its own weights"
             )
         try:
-            model = _zoo_model("", spec)
+            model = _zoo_model(name="", weights=spec)  # the file names its architecture
         except AuditInputError as err:
             raise AuditInputError(
                 f"{err} (a state dict goes with --model module:factory --weights {spec})"

@@ -987,19 +987,20 @@ class _Grid:
             torch.manual_seed(self.s.seed + k)
             baseline = refs.get(bname)
             self.seconds = 0.0
-            try:
-                if bname in failed:
-                    raise _ReferenceFailed(f"the baseline's reference failed: {failed[bname]}")
-                with warnings.catch_warnings():
-                    for message in _ADVISORIES:
-                        warnings.filterwarnings("ignore", message=message, category=UserWarning)
-                    attr, values = self._score(self.explainer(method), baseline, x, t, masks, idx)
-                error = None
-            except _ReferenceFailed as err:
-                error, attr, values = str(err), None, {}
-            except Exception as err:  # noqa: BLE001 (one failing cell must not lose the others)
-                error = f"{type(err).__name__}: {_first_line(err)}"
-                attr, values = None, {}
+            attr, values, error = None, {}, None
+            if bname in failed:
+                error = f"the baseline's reference failed: {failed[bname]}"
+            else:
+                try:
+                    with warnings.catch_warnings():
+                        for message in _ADVISORIES:
+                            warnings.filterwarnings("ignore", message=message, category=UserWarning)
+                        attr, values = self._score(
+                            self.explainer(method), baseline, x, t, masks, idx
+                        )
+                except Exception as err:  # noqa: BLE001 (one failing cell must not lose the others)
+                    error = f"{type(err).__name__}: {_first_line(err)}"
+                    attr, values = None, {}
             share = self.seconds / len(x)  # explanation time, shared by the batch's images
             record["done"] = [(i, method, bname, share, error) for i in idx]
             for metric, (rows, v) in values.items():
@@ -1165,10 +1166,6 @@ def _removal(baseline: Baseline, side: int) -> Baseline:
     if isinstance(baseline, NoisyLinearImputation) and baseline.tol < tol:
         return NoisyLinearImputation(baseline.noise, baseline.seed, tol, baseline.max_iter)
     return baseline
-
-
-class _ReferenceFailed(Exception):
-    """A cell whose baseline could not compute the batch's references (its message says why)."""
 
 
 def _cached(baseline: Baseline, images: Tensor, target: Tensor) -> Baseline:
