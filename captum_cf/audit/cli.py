@@ -241,7 +241,9 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
     if args.train_data is not None:
         from captum_cf.audit.data import load_train_folder
 
-        data.train = load_train_folder(args.train_data, data, args.image_size)
+        data.train = load_train_folder(
+            args.train_data, data, args.image_size, show_progress=not args.no_progress
+        )
     model, model_name = load_model(args.model, data.name, args.weights, str(device))
     extras = {"zoo_name": model_name[4:]} if model_name.startswith("zoo:") else {}
     settings = Settings(

@@ -143,7 +143,9 @@ def load_data(
     )
 
 
-def load_train_folder(root: str, data: AuditData, image_size: int | None) -> TensorDataset:
+def load_train_folder(
+    root: str, data: AuditData, image_size: int | None, show_progress: bool = False
+) -> TensorDataset:
     """The training images of an audited folder (``--train-data DIR``), for the baselines that
     need samples (``nearest-sample``): read like the audited images (``image_size``, their
     channels) and held in memory (N x C x S x S x 4 bytes).
@@ -162,7 +164,9 @@ def load_train_folder(root: str, data: AuditData, image_size: int | None) -> Ten
         )
     channels = getattr(data.dataset, "channels", None)
     try:
-        images, labels, classes = folder_images(root, image_size, channels=channels)
+        images, labels, classes = folder_images(
+            root, image_size, channels=channels, show_progress=show_progress
+        )
     except ValueError as err:
         raise AuditInputError(f"--train-data: {err}") from err
     if classes != list(data.class_names):

@@ -55,11 +55,13 @@ def check_data(data: str, image_size: int | None = None, channels: int | None = 
 
 
 def folder_images(root: str, image_size: int | None = None, batch_size: int = 64,
-                  channels: int | None = None) -> tuple[Tensor, Tensor, list[str]]:
+                  channels: int | None = None,
+                  show_progress: bool = False) -> tuple[Tensor, Tensor, list[str]]:
     """Every image of a class-per-folder tree: ``(images (N, C, S, S) in [0, 1], labels, classes)``.
 
     ``channels`` (1, 3 or None: decided from the files) as in
-    :class:`captum_cf.datasets.ImageFolder`.
+    :class:`captum_cf.datasets.ImageFolder`; ``show_progress``: a progress bar over the images
+    being decoded (rank 0 only under torchrun).
 
     Example:
         >>> x, y, classes = folder_images("photos", image_size=64)  # doctest: +SKIP
@@ -68,14 +70,26 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
 
     ds = ImageFolder(os.fspath(root), image_size=image_size, channels=channels)
     images, labels = [], []
-    for batch in DataLoader(ds, batch_size=batch_size, shuffle=False):
-        images.append(batch[0].float())
-        labels.append(torch.as_tensor(batch[1], dtype=torch.long))
+    bar = None
+    if show_progress and os.environ.get("RANK", "0") == "0":
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(ds), desc=f"reading {root}", unit="image", leave=False)
+    try:
+        for batch in DataLoader(ds, batch_size=batch_size, shuffle=False):
+            images.append(batch[0].float())
+            labels.append(torch.as_tensor(batch[1], dtype=torch.long))
+            if bar is not None:
+                bar.update(len(batch[1]))
+    finally:
+        if bar is not None:
+            bar.close()
     return torch.cat(images), torch.cat(labels), list(ds.classes)
 
 
 def folder_split(root: str, image_size: int | None = None, test_fraction: float = 0.2,
-                 channels: int | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
+                 channels: int | None = None,
+                 show_progress: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
     """``(x_train, y_train, x_test, y_test, test_description)`` of an image folder.
 
     ``channels`` as in :class:`captum_cf.datasets.ImageFolder`; ``DIR/test`` is read with the
@@ -89,14 +103,16 @@ def folder_split(root: str, image_size: int | None = None, test_fraction: float 
     root = os.fspath(root)
     train_dir, test_dir = os.path.join(root, "train"), os.path.join(root, "test")
     if os.path.isdir(train_dir) and os.path.isdir(test_dir):
-        x_tr, y_tr, classes = folder_images(train_dir, image_size, channels=channels)
-        x_te, y_te, test_classes = folder_images(test_dir, image_size,
-                                                 channels=x_tr.shape[1])
+        x_tr, y_tr, classes = folder_images(train_dir, image_size, channels=channels,
+                                            show_progress=show_progress)
+        x_te, y_te, test_classes = folder_images(test_dir, image_size, channels=x_tr.shape[1],
+                                                 show_progress=show_progress)
         if classes != test_classes:
             raise ValueError(f"{train_dir} has classes {classes} but {test_dir} has "
                              f"{test_classes}: both need the same class folders")
         return x_tr, y_tr, x_te, y_te, f"{test_dir} ({len(x_te)} images)"
-    images, labels, _ = folder_images(root, image_size, channels=channels)
+    images, labels, _ = folder_images(root, image_size, channels=channels,
+                                      show_progress=show_progress)
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
     n_test = int(round(test_fraction * len(images)))
     if n_test < 1 or n_test >= len(images):

@@ -111,7 +111,7 @@ def train_exaggeration(
         val_fraction (float): share of the training images held out for keep-best.
         config, train_config: model sizes and training settings.
         limit (int, optional): only the first ``limit`` images of each split (quick runs).
-        show_progress (bool): tqdm progress bar.
+        show_progress (bool): tqdm progress bars (reading a folder's images, the steps).
         log (callable, optional): receives loss and validation lines.
         image_size (int, optional): image side (default: the data set's own).
         channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
@@ -176,7 +176,8 @@ def train_exaggeration(
     dev = resolve_device(device)
     check_amp(amp, dev)
     model = _load_zoo_model(classifier, weights=classifier_weights).to(dev)
-    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels)
+    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels,
+                                                        show_progress)
     if limit is not None:
         x_tr, y_tr, x_te = x_tr[:limit], y_tr[:limit], x_te[:limit]
     x_tr, y_tr, x_val, _ = _split(x_tr, y_tr, val_fraction, seed)

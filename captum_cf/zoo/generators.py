@@ -210,7 +210,7 @@ def train_ganmex(
         limit (int, optional): use only the first ``limit`` images of each split (quick runs).
         test_images (int, optional): measure the flip rate on the first ``test_images`` test
             images only (default: all).
-        show_progress (bool): tqdm progress bar.
+        show_progress (bool): tqdm progress bars (reading a folder's images, the steps).
         log (callable, optional): receives the loss and validation lines.
         edit (str, optional): ``"full"`` or ``"mask"`` (:class:`GANMEXConfig`; default per
             data set: ``"full"`` digits, ``"mask"`` shapes); ignored when ``config`` is given.
@@ -268,7 +268,7 @@ def train_ganmex(
     check_amp(amp, dev)
     model = _load_zoo_model(classifier or setup["classifier"], weights=classifier_weights).to(dev)
     x_tr, y_tr, x_val, y_val, x_te, y_te, test_desc = _ganmex_data(data, setup, seed, image_size,
-                                                                   channels)
+                                                                   channels, show_progress)
     if limit is not None:
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
         x_val, y_val = x_val[:limit], y_val[:limit]
@@ -340,11 +340,12 @@ def train_ganmex(
 
 
 def _ganmex_data(data: str, setup: dict[str, Any], seed: int, image_size: int | None = None,
-                 channels: int | None = None) -> tuple[Any, ...]:
+                 channels: int | None = None, show_progress: bool = False) -> tuple[Any, ...]:
     """(x_train, y_train, x_val, y_val, x_test, y_test, test description) of a data set."""
     from captum_cf.zoo.train import classifier_data
 
-    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels)
+    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels,
+                                                        show_progress)
     if "val_seed" not in setup:  # validation: a share of the training split
         x_tr, y_tr, x_val, y_val = _split(x_tr, y_tr, setup["val_fraction"], seed)
         return x_tr, y_tr, x_val, y_val, x_te, y_te, test_desc

@@ -50,8 +50,8 @@ EVAL_COVERAGE = (0.10, 0.25)
 EVAL_SEED = 0
 
 
-def inpainter_data(data: str, image_size: int | None = None,
-                   channels: int | None = None) -> tuple[Tensor, Tensor, str]:
+def inpainter_data(data: str, image_size: int | None = None, channels: int | None = None,
+                   show_progress: bool = False) -> tuple[Tensor, Tensor, str]:
     """``(train_images, held_out_images, held_out_description)`` of a data set.
 
     Args:
@@ -78,7 +78,8 @@ def inpainter_data(data: str, image_size: int | None = None,
         test = SyntheticShapes(s["n_test"], size=size, seed=s["test_seed"]).images
         return train, test, f"SyntheticShapes({s['n_test']}, size={size}, " \
                             f"seed={s['test_seed']})"
-    x_tr, _, x_te, _, desc = folder_split(data, image_size, channels=channels)
+    x_tr, _, x_te, _, desc = folder_split(data, image_size, channels=channels,
+                                          show_progress=show_progress)
     return x_tr, x_te, desc
 
 
@@ -177,7 +178,7 @@ def train_inpainter(
         limit (int, optional): use only the first ``limit`` training and held-out images.
         checkpoint (path, optional): checkpoint file, written every ``checkpoint_every`` steps.
         resume (bool): continue from ``checkpoint`` when it exists.
-        show_progress (bool): tqdm progress bar.
+        show_progress (bool): tqdm progress bars (reading a folder's images, the steps).
         image_size (int, optional): image side (default: the data set's own).
         channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
             (default: 1 when the first images are greyscale, else 3).
@@ -201,7 +202,7 @@ def train_inpainter(
         raise ValueError(f"limit must be a positive int, got {limit!r}")
     dev = resolve_device(device)
     check_amp(amp, dev)
-    train, test, test_desc = inpainter_data(data, image_size, channels)
+    train, test, test_desc = inpainter_data(data, image_size, channels, show_progress)
     setup = _setup(data, train)
     steps = setup["steps"] if steps is None else steps
     if limit is not None:

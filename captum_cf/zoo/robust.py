@@ -67,7 +67,7 @@ def train_robust_classifier(
         seed (int): seeds initialisation, data order and attack starts.
         limit (int, optional): use only the first ``limit`` training and test images (quick runs).
         checkpoint (path, optional): checkpoint file; an existing one is resumed exactly.
-        show_progress (bool): tqdm bar over the steps.
+        show_progress (bool): tqdm bars over a folder's images being read and the steps.
         image_size (int, optional): image side (default: the data set's own).
         channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
             (default: 1 when the first images are greyscale, else 3).
@@ -97,7 +97,8 @@ def train_robust_classifier(
     stored = _read_init(init) if init is not None else None  # a bad spec fails before any work
     dev = resolve_device(device)
     check_amp(amp, dev)
-    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels)
+    x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels,
+                                                        show_progress)
     if limit is not None:
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
     # max pooling, as digits-cnn had when these weights were trained (it moved to average

@@ -45,7 +45,10 @@ CLASSIFIER_SETUPS: dict[str, dict[str, Any]] = {
 
 
 def classifier_data(
-    data: str, image_size: int | None = None, channels: int | None = None
+    data: str,
+    image_size: int | None = None,
+    channels: int | None = None,
+    show_progress: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
     """Tensors of a data set: ``(x_train, y_train, x_test, y_test, test_description)``.
 
@@ -68,7 +71,7 @@ def classifier_data(
     if data == "shapes":
         train, test, desc = _shapes_splits(image_size)
         return train.images, train.labels, test.images, test.labels, desc
-    split = folder_split(data, image_size, channels=channels)
+    split = folder_split(data, image_size, channels=channels, show_progress=show_progress)
     classes = torch.unique(split[1]).numel()
     if classes < 2:
         raise ValueError(f"{data}: the training images hold {classes} class: a classifier, and "
@@ -265,7 +268,7 @@ def train_classifier(
         max_shift (int): random shifts of up to this many pixels (augmentation).
         limit (int, optional): use only the first ``limit`` training and test images (quick runs).
         checkpoint (path, optional): checkpoint file; an existing one is resumed exactly.
-        show_progress (bool): show a tqdm bar over the steps.
+        show_progress (bool): tqdm bars over a folder's images being read and the steps.
         image_size (int, optional): image side (default 32 digits, 64 shapes, the files' size).
         channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
             (default: 1 when the first images are greyscale, else 3).
@@ -302,7 +305,8 @@ def train_classifier(
                                                                  misplaced_dots, seed)
         name = "shapes-cnn-strict"
     else:
-        x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels)
+        x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels,
+                                                            show_progress)
         if limit is not None:
             x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
     config = _config(setup, x_tr, int(max(y_tr.max(), y_te.max())) + 1)

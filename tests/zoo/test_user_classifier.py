@@ -173,3 +173,14 @@ def make_hf():
                                  validate_every=1, image_size=16, batch_size=4,
                                  show_progress=False, log=None)
     assert metrics["classifier"].endswith("hf.py:make_hf")
+
+
+def test_reading_a_folder_shows_progress_when_asked(user, capsys) -> None:
+    from captum_cf.training.data import folder_images
+
+    photos = str(user[0] / "photos")
+    folder_images(photos, 16, show_progress=False)
+    assert "reading" not in capsys.readouterr().err
+    x, _, _ = folder_images(photos, 16, batch_size=5, show_progress=True)
+    err = capsys.readouterr().err
+    assert f"reading {photos}" in err and "/16 " in err and x.shape[0] == 16
