@@ -41,7 +41,8 @@ for name, photo in photos.items():
         side = int(rng.integers(min(h, w) // 2, min(h, w)))
         top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
         crop = photo[top : top + side, left : left + side]
-        Image.fromarray(crop).resize((48 + 8 * (i % 3), 48)).save(work / "photos" / name / f"{i}.jpg")
+        image = Image.fromarray(crop).resize((48 + 8 * (i % 3), 48))
+        image.save(work / "photos" / name / f"{i}.jpg")
 print(sorted(p.relative_to(work).as_posix() for p in (work / "photos").glob("*/*"))[:4], "...")
 
 # ... and your model: a file with a factory, as `captum-cf audit --model net.py:make` takes it
