@@ -57,11 +57,10 @@ def make():
     new_markdown_cell("""## Your model, trained your way
 
 Any training code will do; the audit and the trainers only need the factory and a state dict.
-The folder is read with `captum_cf.datasets.ImageFolder`, the reader the audit and the trainers
-use (`image_size=32`: shorter side to 32 px, centre crop)."""),
+The folder is read with `folder_images`, through `captum_cf.datasets.ImageFolder`, the reader
+the audit and the trainers use (`image_size=32`: shorter side to 32 px, centre crop)."""),
     new_code_cell("""import importlib.util
 
-from captum_cf.datasets import ImageFolder
 from captum_cf.training.data import folder_images
 
 spec = importlib.util.spec_from_file_location("net", work / "net.py")
@@ -72,7 +71,7 @@ x, y, classes = folder_images(str(work / "photos"), image_size=32)
 torch.manual_seed(0)
 model = net.make()
 opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-for step in range(150):
+for _ in range(150):
     idx = torch.randint(0, len(x), (16,))
     loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
     opt.zero_grad()
