@@ -55,7 +55,11 @@ class ImageFolder(Dataset):
     ``label`` an int, ``mask`` a bool tensor ``(1, S, S)``. 8-bit files go through Pillow's
     ``convert("RGB")`` (or ``"L"``) as in torchvision; 16-bit greyscale files (PNG, TIFF) are
     divided by 65535 and 32-bit float files taken as values in [0, 1] (both clamped), where
-    Pillow's conversion would clip them to white or black. With ``image_size=S`` the shorter side
+    Pillow's conversion would clip them to white or black. With ``image_size=S`` a JPEG larger
+    than 4 S is decoded at a reduced scale (1/2 to 1/8, sides still >= 2 S) before the resize,
+    about 30x faster for a 24 MP photo at S = 224, with 19 instead of 648 MB of peak memory
+    growth, values within 0.0012 of the full decode on average and 0.02 at most
+    (``benchmarks/folder_read.py``). The shorter side
     is resized to S (bilinear, antialiased) and the centre S x S is cropped; masks follow with
     nearest-neighbour resizing. Without it, images keep their size and the first image fixes the
     size every other image must have (a clear error asks for ``image_size`` otherwise).
@@ -157,7 +161,10 @@ class ImageFolder(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         path, label = self.samples[index]
-        image = self._fit(_pixels(_open(path), self.grey), path)
+        # a JPEG much larger than the target is decoded at 1/2, 1/4 or 1/8 scale (Pillow's
+        # draft), still at least twice the target: 24 MP photos at 224 px read about 30x faster
+        draft = None if self.image_size is None else 2 * self.image_size
+        image = self._fit(_pixels(_open(path, draft), self.grey), path)
         if not self.has_masks:
             return image, label
         mask = _pixels(_open(self.mask_path(path)), grey=True) > 0
@@ -199,11 +206,14 @@ def resize_center_crop(t: Tensor, size: int, nearest: bool = False) -> Tensor:
     return t[..., top : top + size, left : left + size].contiguous()
 
 
-def _open(path: str) -> Any:
+def _open(path: str, draft: int | None = None) -> Any:
+    """The decoded image; a JPEG at a reduced scale whose sides stay >= ``draft`` if given."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
+            if draft is not None and im.format == "JPEG":
+                im.draft(None, (draft, draft))
             im.load()
             return im.copy()
     except (OSError, UnidentifiedImageError, ValueError) as err:

@@ -153,3 +153,31 @@ def test_split_reads_the_test_folder_with_the_training_channels(tmp_path):
     assert ImageFolder(str(tmp_path / "test")).channels == 3  # on its own: colour
     x_tr, _, x_te, _, _ = folder_split(str(tmp_path))
     assert x_tr.shape[1] == x_te.shape[1] == 1
+
+
+def test_large_jpegs_are_decoded_at_a_reduced_scale_close_to_the_full_decode(tmp_path,
+                                                                             monkeypatch):
+    from PIL import JpegImagePlugin
+
+    from captum_cf.datasets.folder import _pixels
+
+    yy, xx = np.mgrid[0:900, 0:1200]
+    smooth = np.stack([(xx / 1200 * 255), (yy / 900 * 255), ((xx + yy) % 256)], -1)
+    _save(tmp_path / "a" / "big.jpg", smooth.astype(np.uint8))
+    _save(tmp_path / "a" / "small.png", np.zeros((40, 40, 3), np.uint8))
+    asked = []
+    real = JpegImagePlugin.JpegImageFile.draft
+
+    def record(self, mode, size):
+        asked.append(size)
+        return real(self, mode, size)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", record)
+    ds = ImageFolder(str(tmp_path), image_size=64)
+    x = ds[0][0]
+    assert asked == [(128, 128)]  # the JPEG only, sides kept >= 2 x 64
+    full = resize_center_crop(_pixels(Image.open(tmp_path / "a" / "big.jpg"), False), 64)
+    assert x.shape == full.shape == (3, 64, 64)
+    assert float((x - full).abs().mean()) < 0.01
+    # without image_size the files keep their size: no reduced decode
+    assert ImageFolder(str(tmp_path))[0][0].shape == (3, 900, 1200) and asked == [(128, 128)]
