@@ -860,7 +860,11 @@ def _batches(
         try:
             batch = next(it)
         except ValueError as err:  # an unreadable or odd-sized image (datasets.ImageFolder)
-            raise AuditInputError(_first_line(err)) from err
+            raise AuditInputError(
+                f"{_first_line(err)}; a results store keeps what was computed: repair or "
+                "replace the file under the same name, then resume (removing it changes the "
+                "images, which a resume refuses)"
+            ) from err
         x, labels, masks = _unpack(batch, "images")
         yield k, x.to(dev, non_blocking=True), labels, _batch_masks(masks, x, dev)
 

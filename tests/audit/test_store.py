@@ -227,3 +227,25 @@ def test_cli_interrupt_kill_and_resume_equal_an_uninterrupted_run(
     assert main(_argv(slow, root, out, "--resume")) == 0
     assert report_values(out) == report_values(tmp_path / "whole")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".audit-tmp")) == []
+
+
+def test_an_unreadable_image_mid_run_keeps_the_work_and_a_repaired_file_resumes(
+    tmp_path, image_folder
+) -> None:
+    from captum_cf.datasets import ImageFolder
+
+    root = image_folder(n_per_class=3)
+    last = root / "b" / "02.png"
+    good = last.read_bytes()
+    kw = dict(methods=["integrated-gradients"], baselines=["zero", "blur"], removals=["zero"],
+              n_steps=2, sanity_n=0, explain_batch=2, store=str(tmp_path / "s.sqlite"))
+    model = tiny_model(channels=3, side=16)
+    whole = audit(model, ImageFolder(str(root)), **{**kw, "store": None})
+    last.write_bytes(good[: len(good) // 2])  # truncated: the third batch cannot be read
+    with pytest.raises(AuditInputError, match=r"cannot read image .*02\.png.*repair or replace "
+                                              r"the file under the same name, then resume"):
+        audit(model, ImageFolder(str(root)), **kw)
+    assert AuditStore(kw["store"]).count_done() == 4 * 2  # two batches of two images, 2 cells
+    last.write_bytes(good)
+    resumed = audit(model, ImageFolder(str(root)), resume=True, **kw)
+    assert_same_cells(whole, resumed)
