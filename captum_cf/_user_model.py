@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
 
 import torch.nn as nn
 
@@ -29,6 +30,20 @@ def is_factory_spec(spec: str) -> bool:
     return ":" in spec and not spec.startswith("zoo:") and not os.path.isfile(spec)
 
 
+def _import_module(name: str):  # noqa: ANN202 (a module)
+    """``importlib.import_module``, also for a module in the current folder: the ``captum-cf``
+    script, unlike ``python -m captum_cf``, does not have it on ``sys.path``, so ``--model
+    net:make`` beside ``net.py`` would fail there; the folder is added once, when needed."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        cwd = os.getcwd()
+        if err.name != name.split(".")[0] or cwd in sys.path or "" in sys.path:
+            raise
+        sys.path.insert(0, cwd)
+        return importlib.import_module(name)
+
+
 def build_factory_model(spec: str, weights: str | None = None) -> nn.Module:
     """Call ``factory()`` of ``module:factory`` (or ``path/to/file.py:factory``), then load the
     state dict ``weights`` (read with ``weights_only=True``; keys and shapes checked).
@@ -46,7 +61,7 @@ def build_factory_model(spec: str, weights: str | None = None) -> nn.Module:
             module = importlib.util.module_from_spec(loader)
             loader.loader.exec_module(module)
         else:
-            module = importlib.import_module(module_name)
+            module = _import_module(module_name)
         model = getattr(module, attr)()
     except Exception as err:  # noqa: BLE001 (the user's code: any failure is a one-line error)
         raise ValueError(

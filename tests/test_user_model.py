@@ -1,0 +1,38 @@
+"""``module:factory`` specs (``captum-cf audit --model``, the trainers' ``--classifier``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import torch.nn as nn
+
+from captum_cf._user_model import build_factory_model, is_factory_spec
+
+
+def test_a_module_in_the_current_folder_is_found_as_the_console_script_runs(
+    tmp_path, monkeypatch
+) -> None:
+    # the `captum-cf` script has its own folder on sys.path, not the current one
+    (tmp_path / "own_net_for_spec_test.py").write_text(
+        "import torch.nn as nn\n\ndef make():\n    return nn.Linear(3, 2)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    cwd = os.getcwd()
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", cwd)])
+    monkeypatch.delitem(sys.modules, "own_net_for_spec_test", raising=False)
+    model = build_factory_model("own_net_for_spec_test:make")
+    assert isinstance(model, nn.Linear) and sys.path[0] == cwd
+    monkeypatch.delitem(sys.modules, "own_net_for_spec_test", raising=False)
+    # a module that is nowhere still fails with its name
+    with pytest.raises(ValueError, match="No module named 'no_such_net_module'"):
+        build_factory_model("no_such_net_module:make")
+
+
+def test_factory_specs_are_told_from_zoo_names_and_files(tmp_path) -> None:
+    existing = tmp_path / "weights:v1.pt"
+    existing.write_bytes(b"")
+    assert is_factory_spec("net.py:make") and is_factory_spec("pkg.models:make")
+    assert not is_factory_spec("zoo:digits-cnn") and not is_factory_spec(str(existing))
+    assert not is_factory_spec("weights.pt")
