@@ -596,11 +596,15 @@ def _file_hash(path: str) -> str:
     return h.hexdigest()[:16]
 
 
+def _tensor_bytes(t: Tensor) -> bytes:
+    return t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+
+
 def _tensors_hash(*tensors: Tensor) -> str:
     h = hashlib.sha1()
     for t in tensors:
         h.update(str((t.dtype, tuple(t.shape))).encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        h.update(_tensor_bytes(t))
     return h.hexdigest()[:16]
 
 
@@ -610,7 +614,7 @@ def _model_hash(model: Any) -> str:
     h = hashlib.sha1()
     for k, v in model.state_dict().items():
         h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        h.update(_tensor_bytes(v))
     return h.hexdigest()[:16]
 
 

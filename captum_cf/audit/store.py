@@ -29,6 +29,7 @@ import io
 import json
 import os
 import sqlite3
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -145,8 +146,6 @@ class AuditStore:
             expected = int(old.get("n") or 0) * len(old.get("cells") or [])
             done = self.count_done()
             if done < expected:  # a killed or interrupted run: say what is being discarded
-                import warnings
-
                 warnings.warn(
                     f"{self.path} holds an unfinished audit ({done} of {expected} (image, cell) "
                     "pairs done); starting over. Pass --resume (resume=True) with the same "

@@ -83,8 +83,9 @@ def load_trained(ctx: Any, baseline: str) -> nn.Module:
 
 
 def check_baseline_weights(ctx: Any) -> None:
-    """Every file in ``ctx.extras["baseline_weights"]`` is a model of its baseline's kind that
-    fits the images and the model.
+    """Every file in ``ctx.extras["baseline_weights"]`` (keys of :data:`LEARNED`, checked by
+    ``Settings.validate`` and the CLI) is a model of its baseline's kind that fits the images
+    and the model.
 
     Raises:
         ValueError: one line naming the baseline, the file and what is wrong.
@@ -93,9 +94,6 @@ def check_baseline_weights(ctx: Any) -> None:
 
     for baseline, path in (ctx.extras.get("baseline_weights") or {}).items():
         where = f"baseline weights {baseline}={path}"
-        if baseline not in LEARNED:
-            raise ValueError(f"{where}: only the learned baselines take weights: "
-                             f"{', '.join(LEARNED)}")
         try:
             payload = zoo.read_weights(path)
         except (OSError, ValueError) as err:

@@ -221,16 +221,19 @@ def _float32(state: Any, source: str) -> dict[str, Any]:
             for k, v in state.items()}
 
 
-def spec_path(spec: str, what: str = "classifier") -> Path:
+def spec_path(spec: str, what: str = "classifier", factory: bool = False) -> Path:
     """The weights file that a model spec names: ``"zoo:<name>"`` (a registered zoo model) or
     the path of a zoo weights file.
 
     Raises:
         KeyError: unknown zoo name (the message lists the available names).
-        ValueError: ``spec`` is neither (the message names ``what``).
+        ValueError: ``spec`` is neither (the message names ``what``, and ``module:factory`` as
+            a third form where the caller also takes one: ``factory``).
     """
     if spec.startswith("zoo:"):
         return entry(spec[4:]).path
     if os.path.isfile(spec):
         return Path(spec)
-    raise ValueError(f"{what} must be 'zoo:<name>' or a weights file, got {spec!r}")
+    forms = ("'zoo:<name>', a weights file or module:factory (path/file.py:factory)" if factory
+             else "'zoo:<name>' or a weights file")
+    raise ValueError(f"{what} must be {forms}, got {spec!r}")

@@ -114,15 +114,13 @@ def _load_zoo_model(spec: str, what: str = "classifier", weights: str | None = N
     from captum_cf.zoo._registry import spec_path
 
     spec = os.fspath(spec)
-    if what != "init" and is_factory_spec(spec):
+    classifier = what != "init"  # classifiers may be the user's own; a generator to start from not
+    if classifier and is_factory_spec(spec):
         return build_factory_model(spec, weights).eval()
-    if what != "init" and not spec.startswith("zoo:") and not os.path.isfile(spec):
-        raise ValueError(f"{what} must be 'zoo:<name>', a weights file or module:factory "
-                         f"(path/file.py:factory), got {spec!r}")
+    path = spec_path(spec, what, factory=classifier)  # checks the spec
     if weights is not None:
         raise ValueError(f"{what}_weights is the state dict of a module:factory {what}; "
                          f"{spec!r} names a zoo weights file, which holds its own weights")
-    path = spec_path(spec, what)  # checks the spec
     # a zoo name goes through zoo.load: its error for missing weights names their command
     return zoo.load(spec[4:]) if spec.startswith("zoo:") else zoo.load_file(path)
 
