@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from captum_cf import zoo
+from captum_cf._user_model import build_factory_model
 from captum_cf.cli import main
 from captum_cf.generative import GANMEXGenerator
 from captum_cf.generative.exaggeration import ExaggerationGenerator
@@ -33,15 +34,11 @@ def user(tmp_path):
             arr = rng.integers(0, 256, size=(20, 24, 3), dtype=np.uint8)
             Image.fromarray(arr).save(tmp_path / "photos" / cls / f"{i}.png")
     (tmp_path / "net.py").write_text(_NET)
+    spec = f"{tmp_path / 'net.py'}:make"
     torch.manual_seed(3)
-    from importlib.util import module_from_spec, spec_from_file_location
-
-    spec = spec_from_file_location("user_net", tmp_path / "net.py")
-    module = module_from_spec(spec)
-    spec.loader.exec_module(module)
-    state = module.make().state_dict()
+    state = build_factory_model(spec).state_dict()  # the weights "the user trained"
     torch.save(state, tmp_path / "net.pt")
-    return tmp_path, f"{tmp_path / 'net.py'}:make", str(tmp_path / "net.pt"), state
+    return tmp_path, spec, str(tmp_path / "net.pt"), state
 
 
 def test_the_factory_model_is_built_with_its_weights_in_eval_mode(user) -> None:
