@@ -20,6 +20,9 @@ def _common_args(parser: argparse.ArgumentParser, batch_default: str,
     parser.add_argument("--channels", type=int, choices=(1, 3), default=None,
                         help="image folders: 1 reads every image as greyscale, 3 as RGB "
                              "(default: 1 when the first images are greyscale, else 3)")
+    parser.add_argument("--workers", type=int, default=0, metavar="K",
+                        help="image folders: processes decoding the images before training "
+                             "(default 0: this one)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="where to train (default cpu; under torchrun cuda means "
                              "cuda:LOCAL_RANK)")
@@ -42,7 +45,7 @@ def _check_common(args: argparse.Namespace) -> None:
         if value is not None and value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     try:
-        check_data(args.data, args.image_size, args.channels)
+        check_data(args.data, args.image_size, args.channels, args.workers)
         check_amp(args.amp, resolve_device(args.device))
     except ValueError as err:
         raise CLIError(str(err)) from err
@@ -90,7 +93,7 @@ def _classifier_run(args: argparse.Namespace) -> int:
         acc = train_classifier(args.data, out=args.out, epochs=args.epochs, seed=args.seed,
                                limit=args.limit, checkpoint=args.checkpoint,
                                show_progress=not args.no_progress, image_size=args.image_size,
-                               channels=args.channels,
+                               channels=args.channels, workers=args.workers,
                                batch_size=args.batch_size or 64, device=args.device,
                                amp=args.amp, checkpoint_every=args.checkpoint_every,
                                misplaced_dots=args.misplaced_dots)
@@ -149,7 +152,8 @@ def _robust_run(args: argparse.Namespace) -> int:
             args.data, out=args.out, eps=args.eps, steps=args.steps,
             attack_steps=args.attack_steps, seed=args.seed, limit=args.limit,
             checkpoint=args.checkpoint, show_progress=not args.no_progress,
-            image_size=args.image_size, channels=args.channels, batch_size=args.batch_size or 64,
+            image_size=args.image_size, channels=args.channels, workers=args.workers,
+            batch_size=args.batch_size or 64,
             checkpoint_every=args.checkpoint_every, device=args.device, amp=args.amp,
             init=args.init)
     except ValueError as err:
@@ -261,8 +265,8 @@ def _ganmex_run(args: argparse.Namespace) -> int:
                                limit=args.limit, test_images=args.test_images,
                                show_progress=not args.no_progress, edit=args.edit,
                                init=args.init, aux_classifier=args.aux_classifier,
-                               aux_weight=args.aux_weight,
-                               image_size=args.image_size, channels=args.channels,
+                               aux_weight=args.aux_weight, image_size=args.image_size,
+                               channels=args.channels, workers=args.workers,
                                batch_size=args.batch_size, device=args.device, amp=args.amp,
                                log=_say, **_train_kwargs(args))
     except (ValueError, FileNotFoundError, KeyError) as err:
@@ -392,7 +396,7 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
             steps=args.steps, seed=args.seed, checkpoint=checkpoint,
             checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
             limit=args.limit, show_progress=not args.no_progress, image_size=args.image_size,
-            channels=args.channels,
+            channels=args.channels, workers=args.workers,
             batch_size=args.batch_size, device=args.device, amp=args.amp, log=_say,
             aux_classifier=args.aux_classifier, aux_weight=args.aux_weight,
             conditioning=args.conditioning, critic_conditioning=args.critic_conditioning,
@@ -450,7 +454,7 @@ def _inpainter_run(args: argparse.Namespace) -> int:
         l1 = train_inpainter(args.data, out=args.out, steps=args.steps, seed=args.seed,
                              limit=args.limit, checkpoint=checkpoint, resume=args.resume,
                              show_progress=not args.no_progress, image_size=args.image_size,
-                             channels=args.channels,
+                             channels=args.channels, workers=args.workers,
                              batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
                              device=args.device, amp=args.amp)
     except ValueError as err:

@@ -22,6 +22,7 @@ from captum_cf.generative.exaggeration import (
 )
 from captum_cf.generative.losses import hinge_critic_loss, hinge_generator_loss
 from captum_cf.training import Trainer, check_frozen_classifier
+from captum_cf.training.data import check_generator_images, unit_images
 
 __all__ = [
     "ExaggerationTrainConfig",
@@ -194,9 +195,10 @@ class ExaggerationTrainer(Trainer):
     Args:
         generator (ExaggerationGenerator): the model being trained.
         classifier (nn.Module or callable): pixel-space classifier ``(N, C, H, W) -> (N, K)``.
-        images (Tensor): training images (N, C, H, W) in [0, 1].
+        images (Tensor): training images (N, C, H, W), float in [0, 1] or ``uint8`` (0..255:
+            held so on the device, a quarter of float32's memory; batches become float).
         labels (Tensor): their classes (N,), used for re-balancing only.
-        val_images (Tensor, optional): validation images for keep-best.
+        val_images (Tensor, optional): validation images for keep-best (float or ``uint8``).
         config (ExaggerationTrainConfig, optional): loss weights and optimiser settings.
         discriminator (ExaggerationDiscriminator, optional): built from ``generator.config``.
         aux_classifier (nn.Module, optional): a second frozen classifier with the same classes,
@@ -234,7 +236,7 @@ class ExaggerationTrainer(Trainer):
         if cfg.lambda_aux > 0 and aux_classifier is None:
             raise ValueError("config.lambda_aux > 0 needs an aux_classifier")
         gcfg = generator.config
-        generator.check_inputs(images, "images")
+        check_generator_images(generator, images, "images")
         device = torch.device(trainer_kwargs.pop("device", None) or images.device)
         images = images.to(device)
         labels = check_target(labels, images.shape[0], gcfg.num_classes, name="labels")
@@ -276,7 +278,7 @@ class ExaggerationTrainer(Trainer):
     def _logits(self, images: Tensor) -> Tensor:
         """The frozen classifier's logits of ``images``, 512 at a time, (N, classes)."""
         with frozen(self.classifier):
-            return torch.cat([self.classifier(images[i : i + 512])
+            return torch.cat([self.classifier(unit_images(images[i : i + 512]))
                               for i in range(0, images.shape[0], 512)])
 
     def _own_bins(self, logits: Tensor, temperature: float = 1.0) -> Tensor:
@@ -293,9 +295,10 @@ class ExaggerationTrainer(Trainer):
     def _validation_set(self, images: Tensor | None) -> Tensor | None:
         if images is None:
             return None
-        self.generator.check_inputs(images, "val_images")
+        check_generator_images(self.generator, images, "val_images")
         pick = self.validation_pick(images.shape[0], self.config.val_images)
-        return images[pick].to(self.images.device)  # validation runs where training runs
+        # validation runs where training runs
+        return unit_images(images[pick].to(self.images.device))
 
     def training_context(self) -> contextlib.AbstractContextManager:
         stack = contextlib.ExitStack()
@@ -315,7 +318,8 @@ class ExaggerationTrainer(Trainer):
         target = torch.randint(0, self.generator.config.num_bins, (bs,), generator=rng)
         device = self.images.device
         idx = torch.cat([pos, neg]).to(device)
-        return self.images[idx], self._bins[idx], target.to(device), self._real_bins[idx]
+        return (unit_images(self.images[idx]), self._bins[idx], target.to(device),
+                self._real_bins[idx])
 
     def train_step(self) -> dict[str, float]:
         losses: dict[str, float] = {}
@@ -476,7 +480,7 @@ def evaluate_exaggeration(
     Args:
         generator (ExaggerationGenerator): in the mode it should be measured in (eval).
         classifier (callable): pixel-space classifier, used frozen.
-        images (Tensor): shape (N, C, H, W), in [0, 1].
+        images (Tensor): shape (N, C, H, W), float in [0, 1] or ``uint8`` (0..255).
         tolerance (float): a series counts as monotone when no step lowers the achieved
             posterior by more than this.
 
@@ -490,7 +494,7 @@ def evaluate_exaggeration(
     achieved, identity = [], 0.0
     with frozen(classifier):
         for i in range(0, images.shape[0], batch_size):
-            x = images[i : i + batch_size]
+            x = unit_images(images[i : i + batch_size])
             n = x.shape[0]
             log_p, _ = positive_posterior(classifier(x), cfg.positive_class)
             own = generator(x, posterior_to_bin(log_p.exp(), cfg.num_bins))

@@ -15,12 +15,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_cf._model_state import frozen
-from captum_cf._validation import check_images, check_target
+from captum_cf._validation import check_target
 from captum_cf.generative.ganmex import GANMEXConfig, GANMEXCritic, GANMEXGenerator
 from captum_cf.generative.layers import random_translate
 from captum_cf.generative.losses import gradient_penalty, wgan_critic_loss, wgan_generator_loss
 from captum_cf.training import Trainer, check_frozen_classifier
 from captum_cf.training.checkpoint import load_checkpoint, save_checkpoint
+from captum_cf.training.data import check_generator_images, check_training_images, unit_images
 
 __all__ = [
     "GANMEXTrainConfig",
@@ -141,9 +142,12 @@ class GANMEXTrainer(Trainer):
     Args:
         generator (GANMEXGenerator): the model being trained.
         classifier (nn.Module): pixel-space classifier, (N, C, H, W) -> (N, K) logits.
-        images (Tensor): training images, shape (N, C, H, W), in [0, 1].
+        images (Tensor): training images, shape (N, C, H, W), float in [0, 1] or ``uint8``
+            (0..255: held so on the device, a quarter of float32's memory; batches become
+            float).
         labels (Tensor): their classes, shape (N,).
-        val_images, val_labels (Tensor, optional): validation split for keep-best.
+        val_images, val_labels (Tensor, optional): validation split for keep-best (float or
+            ``uint8``).
         config (GANMEXTrainConfig, optional): loss weights and optimiser settings.
         critic (GANMEXCritic, optional): built from ``generator.config`` when omitted.
         aux_classifier (nn.Module, optional): a second frozen pixel-space classifier with the
@@ -181,7 +185,7 @@ class GANMEXTrainer(Trainer):
         gcfg = generator.config
         if self.config.lambda_aux > 0 and aux_classifier is None:
             raise ValueError("config.lambda_aux > 0 needs an aux_classifier")
-        generator.check_inputs(images, "images")
+        check_generator_images(generator, images, "images")
         device = torch.device(trainer_kwargs.pop("device", None) or images.device)
         images = images.to(device)
         self.labels = check_target(labels, images.shape[0], gcfg.num_classes, name="labels")
@@ -232,7 +236,7 @@ class GANMEXTrainer(Trainer):
             return None
         if labels is None:
             raise ValueError("val_labels is required with val_images")
-        self.generator.check_inputs(images, "val_images")
+        check_generator_images(self.generator, images, "val_images")
         labels = check_target(
             labels, images.shape[0], self.generator.config.num_classes, "val_labels"
         )
@@ -243,7 +247,8 @@ class GANMEXTrainer(Trainer):
             torch.Generator().manual_seed(self.seed + 1),
         )
         device = self.images.device  # validation runs where training runs
-        return images[pick].to(device), labels[pick].to(device), targets.to(device)
+        return (unit_images(images[pick].to(device)), labels[pick].to(device),
+                targets.to(device))
 
     def training_context(self) -> contextlib.AbstractContextManager:
         stack = contextlib.ExitStack()
@@ -266,8 +271,8 @@ class GANMEXTrainer(Trainer):
             idx, source, target = self._focus(idx, source, target)
         pos = (torch.rand(bs, generator=self.rng) * self._counts[target]).long()
         real_idx = self._by_class[self._offsets[target] + pos]
-        return (self.images[idx.to(device)], source.to(device), target.to(device),
-                self.images[real_idx.to(device)])
+        return (unit_images(self.images[idx.to(device)]), source.to(device), target.to(device),
+                unit_images(self.images[real_idx.to(device)]))
 
     def _focus(self, idx: Tensor, source: Tensor, target: Tensor) -> tuple[Tensor, ...]:
         # replace a random share of the batch by (image of a, target b) / (image of b, target a)
@@ -496,16 +501,17 @@ def evaluate_counterfactuals(
     targets: Tensor,
     reference: tuple[Tensor, Tensor] | None = None,
     batch_size: int = 256,
+    reference_chunk: int = 8192,
 ) -> dict[str, float]:
     """Flip rate, L1 and (optionally) nearest-neighbour agreement of counterfactuals.
 
     Args:
         generator (GANMEXGenerator): the translator.
         classifier (callable): pixel-space classifier, used frozen.
-        images (Tensor): shape (N, C, H, W), in [0, 1].
+        images (Tensor): shape (N, C, H, W), float in [0, 1] or ``uint8`` (0..255).
         targets (Tensor): shape (N,), requested classes.
-        reference (tuple, optional): ``(images, labels)`` of real data (any device); adds
-            ``nn_flip``.
+        reference (tuple, optional): ``(images, labels)`` of real data (any device, float or
+            ``uint8``, compared ``reference_chunk`` images at a time); adds ``nn_flip``.
 
     Returns:
         dict: ``flip`` = share with ``argmax f(G(x, t)) == t``; ``l1`` = mean ``|G(x, t) - x|``
@@ -513,23 +519,41 @@ def evaluate_counterfactuals(
         edit that fools ``f`` with classifier-specific noise rarely moves the nearest real
         neighbour, so ``nn_flip`` tells strokes from adversarial noise.
     """
-    check_images(images, "images")
+    check_training_images(images, "images")
     flips, dist, nn_flips = 0.0, 0.0, 0.0
     with frozen(classifier):
         for i in range(0, images.shape[0], batch_size):
-            x, t = images[i : i + batch_size], targets[i : i + batch_size].to(images.device)
+            x = unit_images(images[i : i + batch_size])
+            t = targets[i : i + batch_size].to(images.device)
             cf = generator(x, t)
             flips += float((classifier(cf).argmax(1) == t).sum())
             dist += float((cf - x).abs().flatten(1).mean(1).sum())
             if reference is not None:
-                refs = reference[0].flatten(1).to(cf.device)  # as the labels below
-                nearest = torch.cdist(cf.flatten(1), refs).argmin(1)
+                nearest = _nearest(cf.flatten(1), reference[0], reference_chunk)
                 nn_flips += float((reference[1].to(t.device)[nearest] == t).sum())
     n = images.shape[0]
     out = {"flip": flips / n, "l1": dist / n}
     if reference is not None:
         out["nn_flip"] = nn_flips / n
     return out
+
+
+def _nearest(points: Tensor, reference: Tensor, chunk: int) -> Tensor:
+    """Index of each point's nearest (L2) reference image, ``chunk`` references at a time on the
+    points' device (one ``cdist`` when the reference fits one chunk; the first of equally near
+    ones, as ``argmin``)."""
+    best_d: Tensor | None = None
+    best_i = torch.zeros(points.shape[0], dtype=torch.long, device=points.device)
+    for j in range(0, reference.shape[0], chunk):
+        refs = unit_images(reference[j : j + chunk].to(points.device)).flatten(1)
+        d, i = torch.cdist(points, refs).min(1)
+        if best_d is None:
+            best_d, best_i = d, i
+        else:
+            closer = d < best_d
+            best_d = torch.where(closer, d, best_d)
+            best_i = torch.where(closer, i + j, best_i)
+    return best_i
 
 
 def load_generator(path: str | os.PathLike, map_location: Any = "cpu") -> GANMEXGenerator:

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from captum_cf._validation import check_images
 from captum_cf.inpainters import holes as _holes
 from captum_cf.training import IndexStream, Trainer
+from captum_cf.training.data import check_training_images, unit_images
 from captum_cf.training.distributed import rank_seed
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class InpainterTrainer(Trainer):
 
     def train_step(self) -> dict[str, float]:
         model, gen = self.modules["model"], self.generators["holes"]
-        x = self.images[next(self.stream).to(self.device)]
+        x = unit_images(self.images[next(self.stream).to(self.device)])
         if self.crop is not None:
             x = _random_crops(x, self.crop, gen)
         hole = _holes.random_holes(len(x), self.size[0], self.size[1], self.coverage, self.holes,
@@ -127,7 +127,8 @@ class InpainterTrainer(Trainer):
 
 
 def training_images(data: Any, channels: int) -> Tensor:
-    """Images (N, C, H, W) in [0, 1] from a tensor, TensorDataset, ``.images`` or a dataset."""
+    """Images (N, C, H, W) from a tensor, TensorDataset, ``.images`` or a dataset: float32 in
+    [0, 1], or ``uint8`` (0..255) kept as it is (each training batch becomes float)."""
     if isinstance(data, Tensor):
         images = data
     elif hasattr(data, "images") and isinstance(data.images, Tensor):
@@ -142,14 +143,14 @@ def training_images(data: Any, channels: int) -> Tensor:
             "data must be images (N, C, H, W), a TensorDataset, an object with .images or a "
             f"non-empty dataset of images, got {type(data).__name__}"
         )
-    check_images(images, "data")
+    check_training_images(images, "data")
     if images.shape[1] != channels:
         raise ValueError(
             f"data has {images.shape[1]} channels but the inpainter expects {channels}"
         )
     if min(images.shape[-2:]) < 8:
         raise ValueError(f"data images must be at least 8x8, got {tuple(images.shape[-2:])}")
-    return images.float()
+    return images if images.dtype == torch.uint8 else images.float()
 
 
 def _random_crops(x: Tensor, crop: int, gen: torch.Generator) -> Tensor:

@@ -204,7 +204,8 @@ class LearnedInpainter(Inpainter):
         Args:
             data: images (N, C, H, W) in [0, 1] as a Tensor, a ``TensorDataset`` (its first
                 tensor), an object with ``.images`` (e.g. ``SyntheticShapes``) or a dataset of
-                images or ``(image, label)`` pairs.
+                images or ``(image, label)`` pairs; a ``uint8`` tensor (0..255) is held as
+                ``uint8`` on the device (a quarter of float32's memory).
             steps (int): total optimisation steps (a resumed run continues up to ``steps``).
             batch_size (int): images per step.
             lr (float): peak Adam learning rate, decayed as ``lr (1 + cos(pi s / steps)) / 2``.

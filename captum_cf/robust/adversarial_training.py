@@ -23,6 +23,7 @@ from torch.utils.data import TensorDataset
 from captum_cf._model_state import frozen, preserve_model_state
 from captum_cf._validation import check_images, check_logits, check_model_dtype, check_target
 from captum_cf.training import IndexStream, Trainer
+from captum_cf.training.data import check_training_images, unit_images
 from captum_cf.training.distributed import rank_seed
 
 __all__ = ["adversarial_train", "AdversarialTrainer", "pgd_attack", "robust_accuracy"]
@@ -147,7 +148,8 @@ def robust_accuracy(
 
     Args:
         model (nn.Module): classifier, (N, C, H, W) in [0, 1] -> logits (N, K).
-        inputs (Tensor): images (N, C, H, W) in [0, 1].
+        inputs (Tensor): images (N, C, H, W), float in [0, 1] or ``uint8`` (0..255; each batch
+            becomes float).
         labels (int, sequence or Tensor): true classes, shape (N,), in ``[0, K)``.
         norm, eps, steps: the attack, as in :func:`pgd_attack`.
         batch_size (int): images per forward pass, >= 1.
@@ -162,14 +164,14 @@ def robust_accuracy(
         >>> robust <= clean
         True
     """
-    labels = _check_attack_inputs(model, inputs, labels).to(inputs.device)
+    labels = _check_attack_inputs(model, inputs, labels, allow_uint8=True).to(inputs.device)
     _check_attack(norm, eps, steps)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     clean = robust = 0
     with frozen(model):
         for i in range(0, inputs.shape[0], batch_size):
-            x, y = inputs[i : i + batch_size], labels[i : i + batch_size]
+            x, y = unit_images(inputs[i : i + batch_size]), labels[i : i + batch_size]
             with torch.no_grad():
                 logits = model(x)
             _check_labels_range(logits, y)
@@ -214,7 +216,8 @@ def adversarial_train(
 
     Args:
         model (nn.Module): classifier, images (N, C, H, W) in [0, 1] -> logits (N, K).
-        dataset (TensorDataset or tuple): images (M, C, H, W) in [0, 1] and integer labels (M,).
+        dataset (TensorDataset or tuple): images (M, C, H, W) (float in [0, 1] or ``uint8``,
+            0..255: held so, each batch becomes float) and integer labels (M,).
         norm (str): threat model, ``"l2"`` or ``"linf"``.
         eps (float): attack radius, > 0.
         steps (int): optimiser steps in total (a resumed run counts the steps already done).
@@ -306,7 +309,7 @@ class AdversarialTrainer(Trainer):
     def train_step(self) -> dict[str, float]:
         model = self.modules["model"]
         idx = next(self.stream).to(self.device)
-        x, y = self.images[idx], self.labels[idx]
+        x, y = unit_images(self.images[idx]), self.labels[idx]
         adv = _pgd(model, x, y, self.norm, self.eps, self.attack_steps, None, True,
                    self.generators["attack"])
         with self.autocast():
@@ -353,13 +356,18 @@ def _check_step_size(step_size: Any) -> None:
         raise ValueError(f"step_size must be None or a finite number > 0, got {step_size!r}")
 
 
-def _check_attack_inputs(model: Any, inputs: Any, labels: Any) -> Tensor:
-    """Model, images and labels of an attack; returns the labels as a long tensor (N,)."""
+def _check_attack_inputs(model: Any, inputs: Any, labels: Any, allow_uint8: bool = False
+                         ) -> Tensor:
+    """Model, images and labels of an attack; returns the labels as a long tensor (N,).
+    ``allow_uint8``: ``uint8`` images (0..255) are accepted (evaluation converts batches)."""
     if not isinstance(model, nn.Module) and not callable(model):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     # the attack clips x + delta to [0, 1]: images outside it would be changed silently
-    check_images(inputs, "inputs")
-    check_model_dtype(inputs, model)
+    if allow_uint8:
+        check_training_images(inputs, "inputs")
+    else:
+        check_images(inputs, "inputs")
+    check_model_dtype(unit_images(inputs[:1]), model)
     t = check_target(labels, inputs.shape[0], None, "labels")
     if t is None:
         raise ValueError("labels must be given: the true class of each image")
@@ -393,7 +401,7 @@ def _check_train_args(
     if not isinstance(tensors, (tuple, list)) or len(tensors) != 2:
         raise TypeError("dataset must be a TensorDataset or a tuple (images, labels)")
     images, labels = tensors
-    check_images(images, "dataset images")
+    check_training_images(images, "dataset images")
     if (
         not isinstance(labels, Tensor)
         or labels.dtype != torch.long
@@ -402,7 +410,7 @@ def _check_train_args(
         raise ValueError(f"dataset labels must be a long tensor of shape ({images.shape[0]},)")
     if bool((labels < 0).any()):
         raise ValueError("dataset labels must be class indices >= 0")
-    check_model_dtype(images, model, "dataset images")
+    check_model_dtype(unit_images(images[:1]), model, "dataset images")
     _check_attack(norm, eps, steps)
     _check_attack(norm, 1.0, attack_steps, "attack_steps")
     for name, v in (

@@ -3,8 +3,11 @@
 ``DIR`` is read with :class:`captum_cf.datasets.ImageFolder`, the reader ``captum-cf audit``
 uses (one folder per class, resized to ``--image-size`` and centre-cropped). Trainers sample
 random batches (and GANMEX real images of a given class) many times per epoch, so the images are
-decoded once, through a ``DataLoader``, and held as one float tensor: about
-``N x C x S x S x 4`` bytes (10,000 RGB images at 128 px: 2 GB).
+decoded once, through a ``DataLoader``, and held as one ``uint8`` tensor (values 0..255, as the
+8-bit files hold them): ``N x C x S x S`` bytes (10,000 RGB images at 128 px: 0.5 GB; float32
+would take 2 GB). Every trainer accepts ``uint8`` images and turns each batch into float32 in
+[0, 1] on its device (:func:`unit_images`), so the training set also takes a quarter of the
+GPU memory float32 would.
 
 Splits: ``DIR/train`` and ``DIR/test`` when both exist (each a class-per-folder tree), otherwise
 a fixed share of ``DIR`` (``test_fraction``, seed 0: the same images whatever the training seed)
@@ -14,15 +17,81 @@ is held out for the final measurement.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-__all__ = ["BUILTIN_DATA", "is_folder", "check_data", "folder_images", "folder_split"]
+__all__ = ["BUILTIN_DATA", "is_folder", "check_data", "folder_images", "folder_split",
+           "unit_images", "check_training_images", "check_generator_images", "channel_mean_std"]
 
 #: the data sets captum_cf generates or ships
 BUILTIN_DATA = ("digits", "shapes")
+
+
+def unit_images(images: Tensor) -> Tensor:
+    """``images`` as float images in [0, 1]: ``uint8`` (0..255) divided by 255 (a new float32
+    tensor on the same device), any float tensor returned unchanged.
+
+    Example:
+        >>> unit_images(torch.tensor([0, 51, 255], dtype=torch.uint8))
+        tensor([0.0000, 0.2000, 1.0000])
+    """
+    return images.float().div_(255.0) if images.dtype == torch.uint8 else images
+
+
+def check_training_images(images: Any, name: str = "images") -> Tensor:
+    """Training images: a ``uint8`` tensor (N, C, H, W) (0..255) or a float one in [0, 1].
+
+    Raises:
+        TypeError: not a tensor, or neither ``uint8`` nor floating point.
+        ValueError: not 4-D, empty, or (float) non-finite or outside [0, 1].
+    """
+    if isinstance(images, Tensor) and images.dtype == torch.uint8:
+        if images.dim() != 4:
+            raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(images.shape)}")
+        if images.numel() == 0:
+            raise ValueError(f"{name} is empty: shape {tuple(images.shape)}")
+        return images
+    from captum_cf._validation import check_images
+
+    try:
+        return check_images(images, name)
+    except TypeError as err:
+        raise TypeError(f"{err} (training images may be uint8, 0..255, or float in [0, 1])"
+                        ) from None
+
+
+def check_generator_images(generator: Any, images: Any, name: str = "images") -> None:
+    """Training images of a generator (anything with ``check_inputs(images, name)``): float in
+    [0, 1] or ``uint8``, shaped for ``generator`` (``uint8``: the shape is checked on the first
+    image, converted)."""
+    check_training_images(images, name)
+    generator.check_inputs(images if images.is_floating_point() else unit_images(images[:1]),
+                           name)
+
+
+@torch.no_grad()
+def channel_mean_std(images: Tensor, chunk: int = 1024) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and (unbiased) std of images in [0, 1], shapes (C,), float32.
+
+    Float images are reduced in one call (``images.mean/std(dim=(0, 2, 3))``); ``uint8`` images
+    ``chunk`` images at a time in float64 (never a float copy of the whole set).
+    """
+    if images.dtype != torch.uint8:
+        return images.mean(dim=(0, 2, 3)), images.std(dim=(0, 2, 3))
+    c = images.shape[1]
+    total = torch.zeros(c, dtype=torch.float64, device=images.device)
+    squares = torch.zeros(c, dtype=torch.float64, device=images.device)
+    for i in range(0, images.shape[0], chunk):
+        x = images[i : i + chunk].to(torch.float64).div_(255.0)
+        total += x.sum(dim=(0, 2, 3))
+        squares += x.square().sum(dim=(0, 2, 3))
+    n = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = total / n
+    var = (squares - n * mean.square()) / max(n - 1, 1)
+    return mean.float(), var.clamp_min(0).sqrt().float()
 
 
 def is_folder(data: str) -> bool:
@@ -30,12 +99,13 @@ def is_folder(data: str) -> bool:
     return data not in BUILTIN_DATA
 
 
-def check_data(data: str, image_size: int | None = None, channels: int | None = None) -> None:
-    """Reject a ``data`` that is neither built in nor a folder, a bad ``image_size`` and a
-    ``channels`` other than 1, 3 (folders only) or None.
+def check_data(data: str, image_size: int | None = None, channels: int | None = None,
+               workers: int = 0) -> None:
+    """Reject a ``data`` that is neither built in nor a folder, a bad ``image_size``, a
+    ``channels`` other than 1, 3 (folders only) or None, and ``workers`` other than an int >= 0.
 
     Raises:
-        ValueError: naming ``data`` or ``image_size`` and what is accepted.
+        ValueError: naming the argument and what is accepted.
     """
     if not isinstance(data, (str, os.PathLike)):
         raise ValueError(f"data must be 'digits', 'shapes' or an image folder, got {data!r}")
@@ -52,75 +122,102 @@ def check_data(data: str, image_size: int | None = None, channels: int | None = 
         raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
     if channels is not None and not is_folder(data):
         raise ValueError(f"channels applies to an image folder, not to {data!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers must be an int >= 0, got {workers!r}")
 
 
 def folder_images(root: str, image_size: int | None = None, batch_size: int = 64,
-                  channels: int | None = None,
-                  show_progress: bool = False) -> tuple[Tensor, Tensor, list[str]]:
-    """Every image of a class-per-folder tree: ``(images (N, C, S, S) in [0, 1], labels, classes)``.
+                  channels: int | None = None, show_progress: bool = False,
+                  dtype: torch.dtype = torch.float32, files: list[int] | None = None,
+                  workers: int = 0) -> tuple[Tensor, Tensor, list[str]]:
+    """Every image of a class-per-folder tree: ``(images (N, C, S, S), labels, classes)``.
 
     ``channels`` (1, 3 or None: decided from the files) as in
     :class:`captum_cf.datasets.ImageFolder`; ``show_progress``: a progress bar over the images
-    being decoded (rank 0 only under torchrun).
+    being decoded (rank 0 only under torchrun). ``dtype``: ``torch.float32`` (values in [0, 1])
+    or ``torch.uint8`` (``round(255 * value)``: exact for 8-bit files read at their own size,
+    within 0.5 / 255 after a resize or from a 16-bit file; a quarter of the memory). ``files``:
+    only these positions of the folder's sorted image list, in this order. ``workers``: decoding
+    processes of the ``DataLoader`` (0: this process). The images are written into one tensor
+    allocated after the first batch, so the peak memory is the result's size plus one batch.
 
     Example:
         >>> x, y, classes = folder_images("photos", image_size=64)  # doctest: +SKIP
     """
     from captum_cf.datasets import ImageFolder
 
-    ds = ImageFolder(os.fspath(root), image_size=image_size, channels=channels)
-    images, labels = [], []
+    if dtype not in (torch.float32, torch.uint8):
+        raise ValueError(f"dtype must be torch.float32 or torch.uint8, got {dtype}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers must be an int >= 0, got {workers!r}")
+    ds = ImageFolder(os.fspath(root), image_size=image_size, channels=channels, files=files)
+    images: Tensor | None = None
+    labels = ds.labels
     bar = None
     if show_progress and os.environ.get("RANK", "0") == "0":
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(ds), desc=f"reading {root}", unit="image", leave=False)
     try:
-        for batch in DataLoader(ds, batch_size=batch_size, shuffle=False):
-            images.append(batch[0].float())
-            labels.append(torch.as_tensor(batch[1], dtype=torch.long))
+        done = 0
+        for batch in DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers):
+            x = batch[0].float()
+            if dtype == torch.uint8:
+                x = x.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
+            if images is None:
+                images = torch.empty((len(ds), *x.shape[1:]), dtype=dtype)
+            images[done : done + len(x)] = x
+            done += len(x)
             if bar is not None:
-                bar.update(len(batch[1]))
+                bar.update(len(x))
     finally:
         if bar is not None:
             bar.close()
-    return torch.cat(images), torch.cat(labels), list(ds.classes)
+    assert images is not None  # ImageFolder refuses a folder without images
+    return images, labels, list(ds.classes)
 
 
 def folder_split(root: str, image_size: int | None = None, test_fraction: float = 0.2,
-                 channels: int | None = None,
-                 show_progress: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
-    """``(x_train, y_train, x_test, y_test, test_description)`` of an image folder.
+                 channels: int | None = None, show_progress: bool = False,
+                 dtype: torch.dtype = torch.float32, workers: int = 0,
+                 ) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
+    """``(x_train, y_train, x_test, y_test, test_description)`` of an image folder, the images
+    of ``dtype`` (``workers`` decoding processes) as in :func:`folder_images`.
 
     ``channels`` as in :class:`captum_cf.datasets.ImageFolder`; ``DIR/test`` is read with the
     channels of ``DIR/train`` (by default 1 when its first images are greyscale, else 3), so
-    that both splits fit one model.
+    that both splits fit one model. A held-out share is chosen from the file list before any
+    image is decoded, and each split is decoded into its own tensor (no copy of the whole set).
 
     Raises:
         ValueError: when ``DIR/train`` and ``DIR/test`` name different classes, or a split is
             empty.
     """
+    from captum_cf.datasets import ImageFolder
+
     root = os.fspath(root)
     train_dir, test_dir = os.path.join(root, "train"), os.path.join(root, "test")
+    read = {"show_progress": show_progress, "dtype": dtype, "workers": workers}
     if os.path.isdir(train_dir) and os.path.isdir(test_dir):
-        x_tr, y_tr, classes = folder_images(train_dir, image_size, channels=channels,
-                                            show_progress=show_progress)
+        x_tr, y_tr, classes = folder_images(train_dir, image_size, channels=channels, **read)
         x_te, y_te, test_classes = folder_images(test_dir, image_size, channels=x_tr.shape[1],
-                                                 show_progress=show_progress)
+                                                 **read)
         if classes != test_classes:
             raise ValueError(f"{train_dir} has classes {classes} but {test_dir} has "
                              f"{test_classes}: both need the same class folders")
         return x_tr, y_tr, x_te, y_te, f"{test_dir} ({len(x_te)} images)"
-    images, labels, _ = folder_images(root, image_size, channels=channels,
-                                      show_progress=show_progress)
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
-    n_test = int(round(test_fraction * len(images)))
-    if n_test < 1 or n_test >= len(images):
-        raise ValueError(f"{root} has {len(images)} images: too few to hold out a test share "
+    listing = ImageFolder(root, image_size, channels=channels)  # file list and colour only
+    n = len(listing)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    n_test = int(round(test_fraction * n))
+    if n_test < 1 or n_test >= n:
+        raise ValueError(f"{root} has {n} images: too few to hold out a test share "
                          f"of {test_fraction} (or give {root}/train and {root}/test)")
-    test, train = order[:n_test], order[n_test:]
+    test, train = order[:n_test].tolist(), order[n_test:].tolist()
+    x_tr, y_tr, _ = folder_images(root, image_size, channels=listing.channels, files=train, **read)
+    x_te, y_te, _ = folder_images(root, image_size, channels=listing.channels, files=test, **read)
     desc = f"{root} held-out share {test_fraction} (seed 0, {n_test} images)"
-    return images[train], labels[train], images[test], labels[test], desc
+    return x_tr, y_tr, x_te, y_te, desc
 
 
 def data_name(data: str) -> str:

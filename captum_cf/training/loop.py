@@ -44,6 +44,7 @@ from captum_cf.training.checkpoint import (
     seed_everything,
     set_rng_state,
 )
+from captum_cf.training.data import unit_images
 from captum_cf.training.distributed import (
     DistributedContext,
     autocast,
@@ -495,7 +496,8 @@ def check_frozen_classifier(
 
     Args:
         model: the classifier (``None``: nothing to check).
-        images (Tensor): training images, shape (N, C, H, W); the first one is used.
+        images (Tensor): training images, shape (N, C, H, W) (float or ``uint8``); the first
+            one is used.
         name (str): how the error names the model, e.g. ``"aux_classifier"``.
         num_classes (int, optional): when given, the logits must have this many columns.
         hint (str): appended to the error when the model fails on the image (how to fix it).
@@ -515,7 +517,7 @@ def check_frozen_classifier(
     from captum_cf._model_state import frozen
     from captum_cf._validation import check_logits
 
-    x = images[:1]
+    x = unit_images(images[:1])
     try:
         with frozen(model), torch.no_grad():  # eval: no batch-norm statistics move
             out = model(x)

@@ -92,6 +92,7 @@ def train_exaggeration(
     classifier_weights: str | None = None,
     aux_classifier_weights: str | None = None,
     channels: int | None = None,
+    workers: int = 0,
 ) -> dict[str, Any]:
     """Train a progressive-exaggeration generator for "is it class ``positive``".
 
@@ -116,6 +117,8 @@ def train_exaggeration(
         image_size (int, optional): image side (default: the data set's own).
         channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
             (default: 1 when the first images are greyscale, else 3).
+        workers (int): image folders: processes decoding the images (``DataLoader``
+            ``num_workers``; 0: this process). The decoded images are held as ``uint8``.
         batch_size (int, optional): images per step (default: ``train_config``'s; per process).
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"``: bfloat16 autocast of generator and discriminator
@@ -159,7 +162,7 @@ def train_exaggeration(
     """
     import dataclasses
 
-    from captum_cf.training.data import check_data, data_name
+    from captum_cf.training.data import check_data, data_name, unit_images
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
     from captum_cf.zoo.generators import (
         _aux_setup,
@@ -169,7 +172,7 @@ def train_exaggeration(
     )
     from captum_cf.zoo.train import classifier_data
 
-    check_data(data, image_size, channels)
+    check_data(data, image_size, channels, workers)
     if aux_weight is not None and (aux_classifier is None or not aux_weight > 0):
         raise ValueError(f"aux_weight must be > 0 and needs aux_classifier, got aux_weight "
                          f"{aux_weight!r} with aux_classifier {aux_classifier!r}")
@@ -177,7 +180,7 @@ def train_exaggeration(
     check_amp(amp, dev)
     model = _load_zoo_model(classifier, weights=classifier_weights).to(dev)
     x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels,
-                                                        show_progress)
+                                                        show_progress, workers)
     if limit is not None:
         x_tr, y_tr, x_te = x_tr[:limit], y_tr[:limit], x_te[:limit]
     x_tr, y_tr, x_val, _ = _split(x_tr, y_tr, val_fraction, seed)
@@ -207,7 +210,8 @@ def train_exaggeration(
             train_config = dataclasses.replace(train_config, **{name: value})
     aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev,
                                    aux_classifier_weights)
-    model, aux = _ready_classifiers(model, aux, x_tr[:2].to(dev), classifier, aux_classifier)
+    model, aux = _ready_classifiers(model, aux, unit_images(x_tr[:2]).to(dev), classifier,
+                                    aux_classifier)
     torch.manual_seed(seed)  # initialisation; the trainer reseeds for training randomness
     trainer = ExaggerationTrainer(
         ExaggerationGenerator(config), model, x_tr, y_tr, x_val,

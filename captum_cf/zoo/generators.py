@@ -25,6 +25,7 @@ from captum_cf.generative.ganmex_trainer import (
 )
 from captum_cf.training import check_frozen_classifier
 from captum_cf.training.checkpoint import save_checkpoint
+from captum_cf.training.data import unit_images
 from captum_cf.zoo._registry import WEIGHTS_FORMAT, ZooEntry, register
 from captum_cf.zoo.models import logits_model
 
@@ -188,6 +189,7 @@ def train_ganmex(
     classifier_weights: str | None = None,
     aux_classifier_weights: str | None = None,
     channels: int | None = None,
+    workers: int = 0,
 ) -> dict[str, Any]:
     """Train a GANMEX generator against a classifier and write it in the zoo format.
 
@@ -228,6 +230,8 @@ def train_ganmex(
         image_size (int, optional): image side (default: the data set's own).
         channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
             (default: 1 when the first images are greyscale, else 3).
+        workers (int): image folders: processes decoding the images (``DataLoader``
+            ``num_workers``; 0: this process). The decoded images are held as ``uint8``.
         batch_size (int, optional): images per step (default: ``train_config``'s; per process).
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"``: bfloat16 autocast of generator and critic (CUDA only;
@@ -243,7 +247,7 @@ def train_ganmex(
     from captum_cf.training.data import check_data, data_name, is_folder
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
 
-    check_data(data, image_size, channels)
+    check_data(data, image_size, channels, workers)
     if aux_classifier is None and not is_folder(data) and "aux_classifier" in GANMEX_SETUPS[data]:
         aux_classifier = GANMEX_SETUPS[data]["aux_classifier"]
         if aux_weight is None and (train_config is None or train_config.lambda_aux == 0):
@@ -266,7 +270,8 @@ def train_ganmex(
     check_amp(amp, dev)
     model = _load_zoo_model(classifier or setup["classifier"], weights=classifier_weights).to(dev)
     x_tr, y_tr, x_val, y_val, x_te, y_te, test_desc = _ganmex_data(data, setup, seed, image_size,
-                                                                   channels, show_progress)
+                                                                   channels, show_progress,
+                                                                   workers)
     if limit is not None:
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
         x_val, y_val = x_val[:limit], y_val[:limit]
@@ -295,7 +300,7 @@ def train_ganmex(
         train_config = dataclasses.replace(train_config, batch_size=batch_size)
     aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev,
                                    aux_classifier_weights)
-    model, aux = _ready_classifiers(model, aux, x_tr[:2].to(dev),
+    model, aux = _ready_classifiers(model, aux, unit_images(x_tr[:2]).to(dev),
                                     classifier or setup["classifier"], aux_classifier)
     torch.manual_seed(seed)  # model initialisation (the trainer reseeds for training randomness)
     generator = GANMEXGenerator(config)
@@ -338,12 +343,14 @@ def train_ganmex(
 
 
 def _ganmex_data(data: str, setup: dict[str, Any], seed: int, image_size: int | None = None,
-                 channels: int | None = None, show_progress: bool = False) -> tuple[Any, ...]:
-    """(x_train, y_train, x_val, y_val, x_test, y_test, test description) of a data set."""
+                 channels: int | None = None, show_progress: bool = False,
+                 workers: int = 0) -> tuple[Any, ...]:
+    """(x_train, y_train, x_val, y_val, x_test, y_test, test description) of a data set (a
+    folder's images ``uint8``, as :func:`~captum_cf.zoo.train.classifier_data`)."""
     from captum_cf.zoo.train import classifier_data
 
     x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels,
-                                                        show_progress)
+                                                        show_progress, workers)
     if "val_seed" not in setup:  # validation: a share of the training split
         x_tr, y_tr, x_val, y_val = _split(x_tr, y_tr, setup["val_fraction"], seed)
         return x_tr, y_tr, x_val, y_val, x_te, y_te, test_desc
@@ -359,8 +366,8 @@ def _ganmex_data(data: str, setup: dict[str, Any], seed: int, image_size: int | 
 @torch.no_grad()
 def _flip_per_target(generator: nn.Module, model: nn.Module, x: Tensor, targets: Tensor,
                      num_classes: int) -> dict[str, float]:
-    pred = torch.cat([model(generator(x[i : i + 256], targets[i : i + 256])).argmax(1)
-                      for i in range(0, x.shape[0], 256)])
+    pred = torch.cat([model(generator(unit_images(x[i : i + 256]), targets[i : i + 256]))
+                      .argmax(1) for i in range(0, x.shape[0], 256)])
     return {str(c): float((pred[targets == c] == c).float().mean()) for c in range(num_classes)
             if bool((targets == c).any())}
 

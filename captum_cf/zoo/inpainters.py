@@ -51,7 +51,7 @@ EVAL_SEED = 0
 
 
 def inpainter_data(data: str, image_size: int | None = None, channels: int | None = None,
-                   show_progress: bool = False) -> tuple[Tensor, Tensor, str]:
+                   show_progress: bool = False, workers: int = 0) -> tuple[Tensor, Tensor, str]:
     """``(train_images, held_out_images, held_out_description)`` of a data set.
 
     Args:
@@ -59,10 +59,14 @@ def inpainter_data(data: str, image_size: int | None = None, channels: int | Non
         image_size (int, optional): image side (default: the data set's own).
         channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
             (default: 1 when the first images are greyscale, else 3).
+        show_progress (bool): a progress bar over a folder's images being read.
+        workers (int): processes decoding a folder's images (0: this one).
+
+    Digits and shapes come as float32 in [0, 1], a folder's images as ``uint8`` (0..255).
     """
     from captum_cf.training.data import check_data, folder_split
 
-    check_data(data, image_size, channels)
+    check_data(data, image_size, channels, workers)
     if data == "digits":
         from captum_cf.datasets import load_digits
 
@@ -79,7 +83,8 @@ def inpainter_data(data: str, image_size: int | None = None, channels: int | Non
         return train, test, f"SyntheticShapes({s['n_test']}, size={size}, " \
                             f"seed={s['test_seed']})"
     x_tr, _, x_te, _, desc = folder_split(data, image_size, channels=channels,
-                                          show_progress=show_progress)
+                                          show_progress=show_progress, dtype=torch.uint8,
+                                          workers=workers)
     return x_tr, x_te, desc
 
 
@@ -161,6 +166,7 @@ def train_inpainter(
     device: str | torch.device | None = None,
     amp: str | None = None,
     channels: int | None = None,
+    workers: int = 0,
 ) -> float:
     """Train the zoo inpainter of ``data`` and write it to ``out`` with its measured quality.
 
@@ -182,6 +188,8 @@ def train_inpainter(
         image_size (int, optional): image side (default: the data set's own).
         channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
             (default: 1 when the first images are greyscale, else 3).
+        workers (int): image folders: processes decoding the images (``DataLoader``
+            ``num_workers``; 0: this process). The decoded images are held as ``uint8``.
         batch_size (int, optional): images per step (default per data set; per process).
         checkpoint_every (int): steps between checkpoints.
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
@@ -194,15 +202,16 @@ def train_inpainter(
         >>> l1 = train_inpainter("digits", out="digits-inpainter.pt", steps=50, limit=128)
         >>> inpainter = LearnedInpainter.load("digits-inpainter.pt")
     """
-    from captum_cf.training.data import check_data
+    from captum_cf.training.data import check_data, unit_images
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
 
-    check_data(data, image_size, channels)
+    check_data(data, image_size, channels, workers)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive int, got {limit!r}")
     dev = resolve_device(device)
     check_amp(amp, dev)
-    train, test, test_desc = inpainter_data(data, image_size, channels, show_progress)
+    train, test, test_desc = inpainter_data(data, image_size, channels, show_progress,
+                                            workers)
     setup = _setup(data, train)
     steps = setup["steps"] if steps is None else steps
     if limit is not None:
@@ -217,7 +226,8 @@ def train_inpainter(
     model.cpu().eval()
     from captum_cf.inpainters import PushPullInpainter
 
-    q = inpainter_quality({"learned": model, "push-pull": PushPullInpainter()}, test)
+    q = inpainter_quality({"learned": model, "push-pull": PushPullInpainter()},
+                          unit_images(test))
     metrics = {"test_l1": q["learned"], "test_l1_pushpull": q["push-pull"],
                "test_l1_mean_colour": q["mean-colour"],
                "ratio_learned_pushpull": q["learned"] / q["push-pull"],

@@ -18,10 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from captum_cf._validation import check_images
 from captum_cf.training import IndexStream, Trainer
 from captum_cf.training.checkpoint import seed_everything
-from captum_cf.training.data import data_name
+from captum_cf.training.data import (
+    channel_mean_std,
+    check_training_images,
+    data_name,
+    unit_images,
+)
 from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
 from captum_cf.zoo._registry import save_weights
 from captum_cf.zoo.models import build_classifier
@@ -49,18 +53,26 @@ def classifier_data(
     image_size: int | None = None,
     channels: int | None = None,
     show_progress: bool = False,
+    workers: int = 0,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
     """Tensors of a data set: ``(x_train, y_train, x_test, y_test, test_description)``.
+
+    Digits and shapes are float32 in [0, 1]; an image folder's images are ``uint8`` (0..255, a
+    quarter of the memory; every trainer takes them, :func:`~captum_cf.training.data.unit_images`
+    turns a batch into floats).
 
     Args:
         data (str): ``"digits"``, ``"shapes"`` or an image folder
             (:func:`captum_cf.training.data.folder_split`).
         image_size (int, optional): side of the images (default: 32 digits, 64 shapes, the
             files' own size for a folder).
+        channels (int, optional): an image folder's channels (1, 3; default from its files).
+        show_progress (bool): a progress bar over a folder's images being read.
+        workers (int): processes decoding a folder's images (0: this one).
     """
     from captum_cf.training.data import check_data, folder_split
 
-    check_data(data, image_size, channels)
+    check_data(data, image_size, channels, workers)
     if data == "digits":
         from captum_cf.datasets import load_digits
 
@@ -71,7 +83,8 @@ def classifier_data(
     if data == "shapes":
         train, test, desc = _shapes_splits(image_size)
         return train.images, train.labels, test.images, test.labels, desc
-    split = folder_split(data, image_size, channels=channels, show_progress=show_progress)
+    split = folder_split(data, image_size, channels=channels, show_progress=show_progress,
+                         dtype=torch.uint8, workers=workers)
     classes = torch.unique(split[1]).numel()
     if classes < 2:
         raise ValueError(f"{data}: the training images hold {classes} class: a classifier, and "
@@ -121,12 +134,13 @@ def evaluate_accuracy(
 ) -> float:
     """Fraction of ``images`` whose arg-max logit equals ``labels`` (model must be in eval mode).
 
-    Batches move to the model's device; ``images`` may stay on the CPU.
+    Batches move to the model's device; ``images`` (float in [0, 1] or ``uint8``) may stay on
+    the CPU.
     """
     device = next(iter(model.parameters()), torch.empty(0)).device
     correct = 0
     for i in range(0, len(images), batch_size):
-        pred = model(images[i : i + batch_size].to(device)).argmax(1).cpu()
+        pred = model(unit_images(images[i : i + batch_size].to(device))).argmax(1).cpu()
         correct += int((pred == labels[i : i + batch_size].cpu()).sum())
     return correct / max(len(images), 1)
 
@@ -143,7 +157,8 @@ class ClassifierTrainer(Trainer):
     Args:
         model (nn.Module): classifier, images (N, C, H, W) in [0, 1] -> logits (N, K); trained
             in place (any architecture, e.g. ``torchvision.models.resnet18``).
-        images (Tensor): training images (M, C, H, W) in [0, 1].
+        images (Tensor): training images (M, C, H, W), float in [0, 1] or ``uint8`` (0..255:
+            held so on the device, a quarter of float32's memory; each batch becomes float).
         labels (Tensor): their classes (M,), int64.
         epochs (int): passes over the training set.
         batch_size (int): images per step (per process under torchrun).
@@ -172,7 +187,7 @@ class ClassifierTrainer(Trainer):
                  checkpoint_path: str | os.PathLike | None = None,
                  checkpoint_every: int | None = None, device: str | torch.device | None = None,
                  amp: str | None = None, log: Callable[[str], None] | None = None) -> None:
-        check_images(images, "images")
+        check_training_images(images, "images")
         if not isinstance(labels, Tensor) or labels.shape != (images.shape[0],):
             raise ValueError(f"labels must be a tensor of shape ({images.shape[0]},)")
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -197,7 +212,7 @@ class ClassifierTrainer(Trainer):
 
     def train_step(self) -> dict[str, float]:
         idx = next(self.stream).to(self.device)
-        x = random_shift(self.images[idx], self.max_shift, self.rng, self.pad_mode)
+        x = random_shift(unit_images(self.images[idx]), self.max_shift, self.rng, self.pad_mode)
         with self.autocast():
             logits = self.forward_module("model")(x)
         loss = F.cross_entropy(logits.float(), self.labels[idx])
@@ -247,6 +262,7 @@ def train_classifier(
     checkpoint_every: int | None = None,
     misplaced_dots: int = 0,
     channels: int | None = None,
+    workers: int = 0,
 ) -> float:
     """Train the zoo classifier of ``data`` and write it to ``out`` in the zoo weights format.
 
@@ -272,6 +288,8 @@ def train_classifier(
         image_size (int, optional): image side (default 32 digits, 64 shapes, the files' size).
         channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
             (default: 1 when the first images are greyscale, else 3).
+        workers (int): image folders: processes decoding the images (``DataLoader``
+            ``num_workers``; 0: this process). The decoded images are held as ``uint8``.
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"`` for bfloat16 autocast on CUDA.
         checkpoint_every (int, optional): steps between checkpoints (default: one epoch).
@@ -306,7 +324,7 @@ def train_classifier(
         name = "shapes-cnn-strict"
     else:
         x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels,
-                                                            show_progress)
+                                                            show_progress, workers)
         if limit is not None:
             x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
     config = _config(setup, x_tr, int(max(y_tr.max(), y_te.max())) + 1)
@@ -373,8 +391,8 @@ def _check_args(
 
 
 def _config(setup: dict[str, Any], x_train: Tensor, num_classes: int) -> dict[str, Any]:
-    mean = x_train.mean(dim=(0, 2, 3))
-    std = x_train.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    mean, std = channel_mean_std(x_train)
+    std = std.clamp_min(1e-3)
     return {"in_channels": int(x_train.shape[1]), "num_classes": num_classes,
             "image_size": int(x_train.shape[-1]), "channels": list(setup["channels"]),
             "hidden": setup["hidden"], "pool": setup["pool"],
