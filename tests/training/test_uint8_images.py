@@ -1,0 +1,237 @@
+"""Training sets held as ``uint8``: every trainer trains exactly as on the same images in float.
+
+Image folders are decoded once into a ``uint8`` tensor (a quarter of float32's memory on the
+host and on the training device); each trainer turns a drawn batch into float32 in [0, 1]
+(``unit_images``). The contract checked here: given images whose float values are ``k / 255``,
+training on the ``uint8`` tensor ``k`` gives bit-identical weights and metrics, on the ``device``
+fixture's device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from captum_cf.generative import GANMEXConfig, GANMEXGenerator, GANMEXTrainConfig, GANMEXTrainer
+from captum_cf.generative.exaggeration import ExaggerationConfig, ExaggerationGenerator
+from captum_cf.generative.exaggeration_trainer import (
+    ExaggerationTrainConfig,
+    ExaggerationTrainer,
+    evaluate_exaggeration,
+)
+from captum_cf.generative.ganmex_trainer import _nearest, evaluate_counterfactuals
+from captum_cf.inpainters import LearnedInpainter
+from captum_cf.robust import adversarial_train, robust_accuracy
+from captum_cf.training.data import (
+    channel_mean_std,
+    check_data,
+    check_training_images,
+    folder_images,
+    folder_split,
+    unit_images,
+)
+from captum_cf.zoo.train import ClassifierTrainer, evaluate_accuracy
+
+pytestmark = pytest.mark.simdev
+
+
+def _u8(n: int = 24, size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    labels = torch.arange(n) % 3
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 80, (n, 1, size, size), generator=g, dtype=torch.uint8)
+    images[labels == 1, :, : size // 2] += 150
+    images[labels == 2, :, size // 2 :] += 150
+    return images, labels
+
+
+def _classifier(device: torch.device, size: int = 8) -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Sequential(nn.Flatten(), nn.Linear(size * size, 3)).to(device)
+
+
+def _weights(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_unit_images_is_the_float_reading_of_the_bytes() -> None:
+    u8 = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
+    f = unit_images(u8)
+    assert f.dtype == torch.float32 and torch.equal(f, u8.float() / 255)
+    assert float(f.min()) == 0.0 and float(f.max()) == 1.0
+    x = torch.rand(2, 3, 4, 4)
+    assert unit_images(x) is x  # float images pass through untouched
+
+
+def test_channel_mean_std_of_uint8_matches_float() -> None:
+    u8, _ = _u8(40)
+    u8 = torch.cat([u8, 255 - u8], 1)  # two channels with different statistics
+    mean, std = channel_mean_std(u8, chunk=7)  # several chunks, the last one partial
+    f = u8.double() / 255
+    torch.testing.assert_close(mean, f.mean(dim=(0, 2, 3)).float(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(std, f.std(dim=(0, 2, 3)).float(), rtol=0, atol=1e-6)
+    x = torch.rand(5, 3, 4, 4)  # float: the plain reductions, unchanged
+    assert torch.equal(channel_mean_std(x)[0], x.mean(dim=(0, 2, 3)))
+
+
+def test_check_training_images_names_what_is_accepted() -> None:
+    u8, _ = _u8()
+    assert check_training_images(u8) is u8
+    with pytest.raises(TypeError, match="uint8, 0..255, or float"):
+        check_training_images(u8.int(), "images")
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        check_training_images(u8[0])
+    with pytest.raises(ValueError, match="empty"):
+        check_training_images(u8[:0])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        check_training_images(u8.float())  # float values must be in [0, 1]
+    with pytest.raises(ValueError, match="workers must be an int >= 0"):
+        check_data("digits", workers=-1)
+
+
+def test_nearest_in_chunks_equals_one_cdist(device: torch.device) -> None:
+    g = torch.Generator().manual_seed(0)
+    refs = torch.randint(0, 256, (50, 1, 4, 4), generator=g, dtype=torch.uint8)
+    points = torch.rand(9, 16, generator=g)
+    points[:3] = refs[[7, 31, 49]].flatten(1).float() / 255  # exact matches in later chunks
+    want = torch.cdist(points, unit_images(refs).flatten(1)).argmin(1)
+    for chunk in (1, 7, 50, 8192):
+        got = _nearest(points.to(device), refs.to(device), chunk)
+        assert torch.equal(got.cpu(), want), chunk
+    assert _nearest(points, refs, 7)[:3].tolist() == [7, 31, 49]
+
+
+def test_classifier_trainer_uint8_equals_float(device: torch.device) -> None:
+    u8, y = _u8()
+    runs = []
+    for images in (u8, unit_images(u8)):
+        model = _classifier(device)
+        trainer = ClassifierTrainer(model, images, y, epochs=10, batch_size=8, lr=0.05,
+                                    max_shift=1, device=device)
+        trainer.fit(trainer.total_steps)
+        assert trainer.images.dtype == images.dtype  # held as given: uint8 stays uint8
+        runs.append((_weights(model), trainer.epoch_losses,
+                     evaluate_accuracy(model.eval(), images, y)))
+    assert _same(runs[0][0], runs[1][0]) and runs[0][1:] == runs[1][1:]
+    assert runs[0][2] > 0.9  # it learned the two bright halves
+
+
+def test_adversarial_training_uint8_equals_float(device: torch.device) -> None:
+    u8, y = _u8()
+    runs = []
+    for images in (u8, unit_images(u8)):
+        model = _classifier(device)
+        history = adversarial_train(model, (images, y), eps=0.5, steps=3, attack_steps=2,
+                                    batch_size=8, log_every=1, device=device)
+        runs.append((_weights(model), history,
+                     robust_accuracy(model, images.to(device), y.to(device), eps=0.5, steps=2)))
+    assert _same(runs[0][0], runs[1][0]) and runs[0][1:] == runs[1][1:]
+
+
+def test_inpainter_fit_uint8_equals_float(device: torch.device) -> None:
+    g = torch.Generator().manual_seed(2)
+    u8 = torch.randint(0, 256, (8, 1, 16, 16), generator=g, dtype=torch.uint8)
+    runs = []
+    for images in (u8, unit_images(u8)):
+        torch.manual_seed(0)
+        model = LearnedInpainter({"widths": [4, 8, 8], "dilations": [2], "channels": 1})
+        losses = model.to(device).fit(images, steps=3, batch_size=4, crop=12,
+                                      show_progress=False)
+        runs.append((_weights(model), losses))
+    assert _same(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
+
+
+def test_ganmex_trainer_uint8_equals_float(device: torch.device) -> None:
+    u8, y = _u8()
+    cfg = GANMEXConfig(image_size=8, channels=1, num_classes=3, base_channels=4, num_down=1,
+                       num_residual=1, critic_channels=4, critic_layers=2)
+    train = GANMEXTrainConfig(batch_size=6, val_images=6, focus_pairs=((1, 2),), focus_share=0.5)
+    runs = []
+    for images in (u8, unit_images(u8)):
+        clf = _classifier(device)
+        torch.manual_seed(0)
+        generator = GANMEXGenerator(cfg)
+        trainer = GANMEXTrainer(generator, clf, images, y, images[:6], y[:6], config=train,
+                                log_every=1, validate_every=2, device=device)
+        assert trainer.images.dtype == images.dtype
+        history = trainer.fit(4)
+        generator.eval()
+        targets = (y[:6] + 1) % 3
+        metrics = evaluate_counterfactuals(generator, clf, images[:6].to(device), targets,
+                                           reference=(images, y), reference_chunk=5)
+        runs.append((_weights(generator), _weights(trainer.critic), history, metrics,
+                     trainer.best["metrics"]))
+    assert _same(runs[0][0], runs[1][0]) and _same(runs[0][1], runs[1][1])
+    assert runs[0][2:] == runs[1][2:]
+
+
+def test_exaggeration_trainer_uint8_equals_float(device: torch.device) -> None:
+    u8, y = _u8()
+    cfg = ExaggerationConfig(image_size=8, base_channels=4, residual_blocks=1,
+                             critic_channels=4, num_bins=5, positive_class=1, num_classes=3)
+    train = ExaggerationTrainConfig(batch_size=8, val_images=6, recalibration_batches=2)
+    runs = []
+    for images in (u8, unit_images(u8)):
+        clf = _classifier(device)
+        torch.manual_seed(0)
+        trainer = ExaggerationTrainer(ExaggerationGenerator(cfg), clf, images, y, images[:6],
+                                      config=train, log_every=1, validate_every=2,
+                                      device=device)
+        history = trainer.fit(3)
+        test = evaluate_exaggeration(trainer.recalibrated(), clf, images.to(device))
+        runs.append((_weights(trainer.generator), history, test, trainer.best["metrics"]))
+    assert _same(runs[0][0], runs[1][0]) and runs[0][1:] == runs[1][1:]
+
+
+def _folder(root, sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Two class folders of 8-bit RGB PNGs; returns the pixel arrays in sorted file order."""
+    rng = np.random.default_rng(0)
+    arrays = []
+    for i, (h, w) in enumerate(sizes):
+        arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        d = root / ("a" if i % 2 == 0 else "b")
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(arr).save(d / f"{i:02d}.png")
+    for cls in ("a", "b"):
+        for path in sorted((root / cls).iterdir()):
+            arrays.append(np.array(Image.open(path)))
+    return arrays
+
+
+def test_folder_images_uint8_holds_the_files_bytes(tmp_path) -> None:
+    arrays = _folder(tmp_path, [(12, 12)] * 6)
+    x, y, classes = folder_images(str(tmp_path), dtype=torch.uint8)
+    assert x.dtype == torch.uint8 and classes == ["a", "b"] and y.tolist() == [0] * 3 + [1] * 3
+    want = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a in arrays])
+    assert torch.equal(x, want)  # 8-bit files at their own size: exact
+    f, _, _ = folder_images(str(tmp_path), dtype=torch.float32, workers=1)
+    assert torch.equal(unit_images(x), f)
+    with pytest.raises(ValueError, match="dtype must be"):
+        folder_images(str(tmp_path), dtype=torch.float16)
+
+
+def test_resized_folder_uint8_is_the_rounded_float_reading(tmp_path) -> None:
+    _folder(tmp_path, [(20, 30), (25, 17), (40, 40), (18, 22)])
+    x, _, _ = folder_images(str(tmp_path), image_size=10, dtype=torch.uint8)
+    f, _, _ = folder_images(str(tmp_path), image_size=10)
+    assert torch.equal(x, (f * 255).round().to(torch.uint8))
+    assert float((unit_images(x) - f).abs().max()) <= 0.5 / 255 + 1e-7
+
+
+def test_held_out_split_decodes_each_split_in_the_seeded_order(tmp_path) -> None:
+    _folder(tmp_path, [(8, 8)] * 10)
+    x_tr, y_tr, x_te, y_te, desc = folder_split(str(tmp_path), test_fraction=0.3,
+                                                dtype=torch.uint8)
+    everything, labels, _ = folder_images(str(tmp_path), dtype=torch.uint8)
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x_te, everything[order[:3]]) and torch.equal(y_te, labels[order[:3]])
+    assert torch.equal(x_tr, everything[order[3:]]) and torch.equal(y_tr, labels[order[3:]])
+    assert "3 images" in desc
+    with pytest.raises(ValueError, match="too few to hold out"):
+        folder_split(str(tmp_path), test_fraction=0.01)
