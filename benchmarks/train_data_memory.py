@@ -1,0 +1,135 @@
+"""Memory of a trainer's image-folder training set: uint8 split decode vs the float32 reader.
+
+``captum-cf train ... --data DIR`` decodes the folder once and holds it in memory (trainers draw
+random batches, GANMEX real images of a given class, many times per epoch). Measured here, each
+in a fresh subprocess, the growth of peak RSS (``VmHWM``, Linux) while
+:func:`captum_cf.training.data.folder_split` builds the training and held-out tensors:
+
+* ``uint8``: what the trainers use now (``dtype=torch.uint8``: each split decoded into one
+  preallocated tensor, ``N x C x S x S`` bytes);
+* ``float32``: the same reader with ``dtype=torch.float32`` (4 bytes per value);
+* ``float32-cat`` (the peer, the reader before this change, reproduced here): float batches
+  collected in a list, concatenated, and the held-out share taken by indexing (copies).
+
+The folder is generated: ``--n`` RGB JPEGs (quality 90) of random sizes around 1.2 S, in 4 class
+folders, seeded. Decoding time of the whole folder with ``--workers`` decoding processes vs
+one process is timed in this process (``--repeat`` times; the machine's cores bound the gain).
+
+Run: ``OMP_NUM_THREADS=1 python benchmarks/train_data_memory.py [--n 2000] [--size 128]``.
+Writes ``benchmarks/results/train_data_memory.json`` and prints one summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+import captum_cf  # noqa: F401  (first: torchvision next to the CPU torch)
+from captum_cf.training.data import folder_images
+
+_RSS = """
+import sys
+import torch
+import captum_cf
+from torch.utils.data import DataLoader
+from captum_cf.datasets import ImageFolder
+from captum_cf.training.data import folder_split
+
+def hwm():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+
+root, size, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+torch.set_num_threads(1)
+before = hwm()
+if mode == "float32-cat":  # the reader before: list of float batches, cat, index the split
+    ds = ImageFolder(root, size)
+    parts = [b[0].float() for b in DataLoader(ds, batch_size=64, shuffle=False)]
+    images = torch.cat(parts)
+    del parts
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    n_test = int(round(0.2 * len(images)))
+    x_tr, x_te = images[order[n_test:]], images[order[:n_test]]
+else:
+    x_tr, _, x_te, _, _ = folder_split(root, size, dtype=getattr(torch, mode))
+print((hwm() - before) / 1024, (x_tr.numel() * x_tr.element_size()
+                                + x_te.numel() * x_te.element_size()) / 2**20)
+"""
+
+
+def _make_folder(root: str, n: int, size: int) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        cls = os.path.join(root, f"class{i % 4}")
+        os.makedirs(cls, exist_ok=True)
+        h, w = (int(size * rng.uniform(1.1, 1.5)) for _ in range(2))
+        base = rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+        img = Image.fromarray(base).resize((w, h), Image.BILINEAR)  # smooth, JPEG-like content
+        img.save(os.path.join(cls, f"{i:05d}.jpg"), quality=90)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="images in the folder")
+    parser.add_argument("--size", type=int, default=128, help="--image-size S")
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes timed")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
+                                                      "train_data_memory.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    root = tempfile.mkdtemp()
+    _make_folder(root, args.n, args.size)
+
+    rss, held = {}, {}
+    for mode in ("uint8", "float32", "float32-cat"):
+        res = subprocess.run([sys.executable, "-c", _RSS, root, str(args.size), mode],
+                             capture_output=True, text=True, check=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        grown, size_mb = res.stdout.strip().splitlines()[-1].split()
+        rss[mode], held[mode] = float(grown), float(size_mb)
+
+    times: dict[str, list[float]] = {"workers_0": [], f"workers_{args.workers}": []}
+    for _ in range(args.repeat):
+        for workers in (0, args.workers):
+            t = time.perf_counter()
+            folder_images(root, args.size, dtype=torch.uint8, workers=workers)
+            times[f"workers_{workers}"].append(time.perf_counter() - t)
+    key = f"workers_{args.workers}"
+    result = {
+        "folder": f"{args.n} generated RGB JPEGs (quality 90, sides 1.1-1.5 S, seed 0), "
+                  "4 classes, held-out share 0.2",
+        "image_size": args.size,
+        "cpu_count": os.cpu_count(),
+        "rss_growth_mb": rss,
+        "tensors_mb": held,
+        "ratio_peer_over_uint8": rss["float32-cat"] / rss["uint8"],
+        "decode_seconds": {k: {"min": min(v), "median": statistics.median(v)}
+                           for k, v in times.items()},
+        "decode_speedup_median": statistics.median(times["workers_0"])
+        / statistics.median(times[key]),
+    }
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    d = result["decode_seconds"]
+    print(f"train_data_memory {args.n} images at {args.size}px: peak RSS growth uint8 "
+          f"{rss['uint8']:.0f} MB (tensors {held['uint8']:.0f}), float32 {rss['float32']:.0f} "
+          f"MB, float32-cat (before) {rss['float32-cat']:.0f} MB: "
+          f"{result['ratio_peer_over_uint8']:.1f}x less; decode {d['workers_0']['median']:.1f} s "
+          f"with 0 workers vs {d[key]['median']:.1f} s with {args.workers} "
+          f"({result['decode_speedup_median']:.2f}x, {os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    main()
