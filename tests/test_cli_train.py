@@ -101,7 +101,7 @@ def test_classifier_checkpoints_at_the_asked_interval(
 
 
 @pytest.mark.parametrize("command", sorted(_FUNCTIONS))
-def test_channels_reaches_the_trainer_and_is_checked(
+def test_channels_and_workers_reach_the_trainer_and_are_checked(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -122,8 +122,9 @@ def test_channels_reaches_the_trainer_and_is_checked(
     extra = ["--classifier", "zoo:digits-cnn"] if command == "ganmex" else []
     with pytest.raises(_Called) as called:
         main(["train", command, "--data", str(tmp_path / "photos"), "--out",
-              str(tmp_path / "w.pt"), "--channels", "3", "--no-progress", *extra])
-    assert called.value.kwargs["channels"] == 3
+              str(tmp_path / "w.pt"), "--channels", "3", "--workers", "2", "--no-progress",
+              *extra])
+    assert called.value.kwargs["channels"] == 3 and called.value.kwargs["workers"] == 2
     code = main(["train", command, "--data", "digits", "--out", str(tmp_path / "w.pt"),
                  "--channels", "1", "--no-progress"])
     assert code == 2 and "channels applies to an image folder" in capsys.readouterr().err

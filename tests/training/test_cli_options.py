@@ -17,6 +17,8 @@ def test_shared_options_reject_bad_values_with_one_line(what: str, tmp_path, cap
     assert "amp='bf16' (--amp bf16) needs a CUDA device" in capsys.readouterr().err
     assert main([*base, "--data", str(tmp_path / "missing")]) == 2
     assert "or an image folder DIR/<class>/<image>" in capsys.readouterr().err
+    assert main([*base, "--data", "digits", "--workers", "-1"]) == 2
+    assert "workers must be an int >= 0, got -1" in capsys.readouterr().err
     for flag in ("--batch-size", "--checkpoint-every", "--image-size"):
         assert main([*base, "--data", "digits", flag, "0"]) == 2
         assert f"{flag} must be >= 1" in capsys.readouterr().err
