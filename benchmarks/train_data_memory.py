@@ -13,7 +13,9 @@ in a fresh subprocess, the growth of peak RSS (``VmHWM``, Linux) while
 
 The folder is generated: ``--n`` RGB JPEGs (quality 90) of random sizes around 1.2 S, in 4 class
 folders, seeded. Decoding time of the whole folder with ``--workers`` decoding processes vs
-one process is timed in this process (``--repeat`` times; the machine's cores bound the gain).
+one process is timed in this process, and under ``torchrun --nproc-per-node 2`` (the two
+processes share the decode and exchange the parts; rank 0's time), ``--repeat`` times each (the
+machine's cores bound the gain).
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/train_data_memory.py [--n 2000] [--size 128]``.
 Writes ``benchmarks/results/train_data_memory.json`` and prints one summary line.
@@ -66,6 +68,24 @@ print((hwm() - before) / 1024, (x_tr.numel() * x_tr.element_size()
                                 + x_te.numel() * x_te.element_size()) / 2**20)
 """
 
+# rank 0 times folder_images under torchrun (the processes share the decode)
+_SHARED = """
+import sys, time
+import torch
+import captum_cf
+from captum_cf.training.data import folder_images
+from captum_cf.training.distributed import distributed_context
+
+torch.set_num_threads(1)
+context = distributed_context()
+context.barrier()
+t = time.perf_counter()
+x, _, _ = folder_images(sys.argv[1], int(sys.argv[2]), dtype=torch.uint8)
+seconds = time.perf_counter() - t
+if context.is_main:
+    print("seconds", seconds, tuple(x.shape))
+"""
+
 
 def _make_folder(root: str, n: int, size: int) -> None:
     rng = np.random.default_rng(0)
@@ -105,6 +125,17 @@ def main() -> None:
             t = time.perf_counter()
             folder_images(root, args.size, dtype=torch.uint8, workers=workers)
             times[f"workers_{workers}"].append(time.perf_counter() - t)
+    script = os.path.join(root, "shared_decode.py")
+    with open(script, "w") as f:
+        f.write(_SHARED)
+    times["torchrun_2"] = []
+    for _ in range(args.repeat):
+        res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                              "--nproc-per-node", "2", script, root, str(args.size)],
+                             capture_output=True, text=True, check=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        line = next(x for x in res.stdout.splitlines() if x.startswith("seconds"))
+        times["torchrun_2"].append(float(line.split()[1]))
     key = f"workers_{args.workers}"
     result = {
         "folder": f"{args.n} generated RGB JPEGs (quality 90, sides 1.1-1.5 S, seed 0), "
@@ -118,6 +149,8 @@ def main() -> None:
                            for k, v in times.items()},
         "decode_speedup_median": statistics.median(times["workers_0"])
         / statistics.median(times[key]),
+        "torchrun_2_speedup_median": statistics.median(times["workers_0"])
+        / statistics.median(times["torchrun_2"]),
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
@@ -128,7 +161,9 @@ def main() -> None:
           f"MB, float32-cat (before) {rss['float32-cat']:.0f} MB: "
           f"{result['ratio_peer_over_uint8']:.1f}x less; decode {d['workers_0']['median']:.1f} s "
           f"with 0 workers vs {d[key]['median']:.1f} s with {args.workers} "
-          f"({result['decode_speedup_median']:.2f}x, {os.cpu_count()} cores)")
+          f"({result['decode_speedup_median']:.2f}x) or shared by 2 torchrun processes "
+          f"{d['torchrun_2']['median']:.1f} s ({result['torchrun_2_speedup_median']:.2f}x), "
+          f"{os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -141,6 +141,12 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
     processes of the ``DataLoader`` (0: this process). The images are written into one tensor
     allocated after the first batch, so the peak memory is the result's size plus one batch.
 
+    Under ``torchrun`` (a process group of K > 1 processes is initialised) the K processes
+    share the work: process r decodes images r, r + K, ..., and the parts are exchanged (gloo,
+    a few images at a time), so every process ends with the same tensor as a single process
+    would read, in about 1/K of the time. A failure on any process (an unreadable image,
+    differing sizes) raises on every process instead of leaving the others waiting.
+
     Example:
         >>> x, y, classes = folder_images("photos", image_size=64)  # doctest: +SKIP
     """
@@ -151,13 +157,21 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers must be an int >= 0, got {workers!r}")
     ds = ImageFolder(os.fspath(root), image_size=image_size, channels=channels, files=files)
+    read = {"batch_size": batch_size, "dtype": dtype, "workers": workers,
+            "desc": f"reading {root}" if show_progress else None}
+    images = _decode_shared(ds, **read) if _process_group() else _decode(ds, **read)
+    return images, ds.labels, list(ds.classes)
+
+
+def _decode(ds: Any, batch_size: int, dtype: torch.dtype, workers: int,
+            desc: str | None) -> Tensor:
+    """Every item of ``ds`` decoded into one preallocated ``dtype`` tensor (N, C, S, S)."""
     images: Tensor | None = None
-    labels = ds.labels
     bar = None
-    if show_progress and os.environ.get("RANK", "0") == "0":
+    if desc is not None and os.environ.get("RANK", "0") == "0":
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(ds), desc=f"reading {root}", unit="image", leave=False)
+        bar = tqdm(total=len(ds), desc=desc, unit="image", leave=False)
     try:
         done = 0
         for batch in DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers):
@@ -173,8 +187,81 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
     finally:
         if bar is not None:
             bar.close()
-    assert images is not None  # ImageFolder refuses a folder without images
-    return images, labels, list(ds.classes)
+    if images is None:
+        raise ValueError("no images to read")
+    return images
+
+
+#: images each process sends per exchange step of a shared decode
+_EXCHANGE_CHUNK = 64
+_GLOO_GROUP: list[Any] = []
+
+
+def _process_group() -> bool:
+    """True under an initialised process group of more than one process."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _gloo_group() -> Any:
+    """A gloo group for exchanging CPU tensors (the default group when it is gloo; one new group,
+    created once and collectively, next to an nccl default group)."""
+    import torch.distributed as dist
+
+    if dist.get_backend() == "gloo":
+        return None
+    if not _GLOO_GROUP:
+        _GLOO_GROUP.append(dist.new_group(backend="gloo"))
+    return _GLOO_GROUP[0]
+
+
+def _decode_shared(ds: Any, batch_size: int, dtype: torch.dtype, workers: int,
+                   desc: str | None) -> Tensor:
+    """:func:`_decode` shared by the processes of a group: process r decodes items r, r + K, ...;
+    every process returns the whole tensor, in item order."""
+    import torch.distributed as dist
+    from torch.utils.data import Subset
+
+    group = _gloo_group()
+    rank, size, n = dist.get_rank(), dist.get_world_size(), len(ds)
+    mine = list(range(rank, n, size))
+    part: Tensor | None = None
+    error: BaseException | None = None
+    try:
+        if mine:
+            part = _decode(Subset(ds, mine), batch_size, dtype, workers, desc)
+    except Exception as err:  # noqa: BLE001 (told to every process below, then raised)
+        error = err
+    status: list[Any] = [None] * size
+    dist.all_gather_object(status, (None if error is None else str(error),
+                                    None if part is None else tuple(part.shape[1:])), group=group)
+    if error is not None:
+        raise error
+    failed = [(r, msg) for r, (msg, _) in enumerate(status) if msg is not None]
+    if failed:
+        r, msg = failed[0]
+        raise ValueError(f"process {r} of {size} could not read its share of the images: {msg}")
+    shapes = sorted({shape for _, shape in status if shape is not None})
+    if len(shapes) > 1:
+        raise ValueError(
+            f"the images have different sizes {[list(s) for s in shapes]}: pass --image-size S "
+            "(image_size=S) to resize and centre-crop every image to S x S")
+    shape = shapes[0]
+    out = torch.empty((n, *shape), dtype=dtype)
+    per = -(-n // size)  # items of the largest share
+    for k in range(0, per, _EXCHANGE_CHUNK):
+        send = torch.zeros((_EXCHANGE_CHUNK, *shape), dtype=dtype)
+        if part is not None and k < len(part):
+            rows = part[k : k + _EXCHANGE_CHUNK]
+            send[: len(rows)] = rows
+        received = [torch.empty_like(send) for _ in range(size)]
+        dist.all_gather(received, send, group=group)
+        for r, block in enumerate(received):
+            # share r holds items r, r + size, ...: its rows k.. are items r + size * (k + j)
+            index = torch.arange(r + size * k, n, size)[: _EXCHANGE_CHUNK]
+            out[index] = block[: len(index)]
+    return out
 
 
 def folder_split(root: str, image_size: int | None = None, test_fraction: float = 0.2,

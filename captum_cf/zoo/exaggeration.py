@@ -177,6 +177,7 @@ def train_exaggeration(
         raise ValueError(f"aux_weight must be > 0 and needs aux_classifier, got aux_weight "
                          f"{aux_weight!r} with aux_classifier {aux_classifier!r}")
     dev = resolve_device(device)
+    distributed_context(dev)  # under torchrun: join the group now, the processes share decoding
     check_amp(amp, dev)
     model = _load_zoo_model(classifier, weights=classifier_weights).to(dev)
     x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels,

@@ -267,6 +267,7 @@ def train_ganmex(
     else:
         setup = GANMEX_SETUPS[data]
     dev = resolve_device(device)
+    distributed_context(dev)  # under torchrun: join the group now, the processes share decoding
     check_amp(amp, dev)
     model = _load_zoo_model(classifier or setup["classifier"], weights=classifier_weights).to(dev)
     x_tr, y_tr, x_val, y_val, x_te, y_te, test_desc = _ganmex_data(data, setup, seed, image_size,

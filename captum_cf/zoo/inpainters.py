@@ -209,6 +209,7 @@ def train_inpainter(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive int, got {limit!r}")
     dev = resolve_device(device)
+    distributed_context(dev)  # under torchrun: join the group now, the processes share decoding
     check_amp(amp, dev)
     train, test, test_desc = inpainter_data(data, image_size, channels, show_progress,
                                             workers)

@@ -93,12 +93,13 @@ def train_robust_classifier(
     """
     from captum_cf.robust import adversarial_train, robust_accuracy
     from captum_cf.training.data import check_data, data_name, is_folder
-    from captum_cf.training.distributed import check_amp, resolve_device
+    from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
     from captum_cf.zoo.train import CLASSIFIER_SETUPS, _config, classifier_data
 
     check_data(data, image_size, channels, workers)
     stored = _read_init(init) if init is not None else None  # a bad spec fails before any work
     dev = resolve_device(device)
+    distributed_context(dev)  # under torchrun: join the group now, the processes share decoding
     check_amp(amp, dev)
     x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels,
                                                         show_progress, workers)
@@ -156,8 +157,6 @@ def train_robust_classifier(
         "losses": [round(h["loss"], 4) for h in history],
         "train_seconds": seconds,
     }
-    from captum_cf.training.distributed import distributed_context
-
     context = distributed_context(dev)
     if context.is_main:
         save_weights(out, name=name, arch="small-cnn", config=config, model=model.cpu(),

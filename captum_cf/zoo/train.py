@@ -316,6 +316,7 @@ def train_classifier(
         raise ValueError(f"misplaced_dots must be an int >= 0, and > 0 only with data 'shapes', "
                          f"got {misplaced_dots!r} with data {data!r}")
     dev = resolve_device(device)
+    distributed_context(dev)  # under torchrun: join the group now, the processes share decoding
     check_amp(amp, dev)
     name = setup["name"] or f"{data_name(data)}-cnn"
     if misplaced_dots > 0:

@@ -1,14 +1,22 @@
 """Run by ``torchrun`` in tests/training/test_torchrun.py: several ``captum-cf train`` commands
-in one process group (each rank runs this script). Usage: ``_torchrun_job.py FOLDER OUT``."""
+in one process group (each rank runs this script). Usage:
+``_torchrun_job.py FOLDER OUT CHECKS BROKEN``: first each rank reads FOLDER with the shared
+decode (``folder_split``) and saves what it got to ``CHECKS/split_<rank>.pt``, and reads the
+folder BROKEN (an unreadable image in one rank's share) and saves its error message to
+``CHECKS/error_<rank>.txt``; then the train commands write into OUT."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-from captum_cf.cli import main
+import torch
 
-folder, out = sys.argv[1], sys.argv[2]
+from captum_cf.cli import main
+from captum_cf.training.data import folder_images, folder_split
+from captum_cf.training.distributed import distributed_context
+
+folder, out, checks, broken = sys.argv[1:5]
 
 
 def path(name: str) -> str:
@@ -32,6 +40,17 @@ commands = [
     ["exaggeration", "--classifier", path("cls.pt"), "--positive", "1", "--steps", "2",
      "--validate-every", "2", "--out", path("ex.pt")],
 ]
+distributed_context()
+rank = torch.distributed.get_rank()
+torch.save(folder_split(folder, 16, dtype=torch.uint8), os.path.join(checks, f"split_{rank}.pt"))
+try:
+    folder_images(broken, 16, dtype=torch.uint8)
+    message = "no error"
+except ValueError as err:
+    message = str(err)
+with open(os.path.join(checks, f"error_{rank}.txt"), "w") as f:
+    f.write(message)
+
 for command in commands:
     code = main(["train", command[0], *common, *command[1:]])
     if code:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,7 @@ def _losses(path: Path) -> list[float]:
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
 def test_every_trainer_under_torchrun_with_two_cpu_processes(tmp_path: Path) -> None:
     from captum_cf import zoo
+    from captum_cf.training.data import folder_split
 
     folder, out = _folder(tmp_path / "images"), tmp_path / "out"
     out.mkdir()
@@ -68,7 +70,14 @@ def test_every_trainer_under_torchrun_with_two_cpu_processes(tmp_path: Path) -> 
     epoch_one = zoo.read_weights(out / "cls.pt")["metrics"]
     assert epoch_one["processes"] == 2 and epoch_one["train_size"] == 19  # 24 - 20 % held out
 
-    job = _run([str(ROOT / "tests" / "training" / "_torchrun_job.py"), str(folder), str(out)])
+    checks, broken = tmp_path / "checks", tmp_path / "broken"
+    checks.mkdir()
+    shutil.copytree(folder, broken)
+    # item 17 of the sorted files (left/0, 1, 10, 11, 2..9, right/0, 1, 10, 11, 2, 3): rank 1's
+    # share, and past the 16 images whose modes decide the colour when the folder is listed
+    (broken / "right" / "3.png").write_bytes(b"not an image")
+    job = _run([str(ROOT / "tests" / "training" / "_torchrun_job.py"), str(folder), str(out),
+                str(checks), str(broken)])
     assert job.stdout.count("weights written") == 7
     assert sorted(os.listdir(out)) == sorted([
         "cls.pt", "cls.ckpt", "rob.pt", "rob.ckpt", "inp.pt", "inp.pt.ckpt", "g_straight.pt",
@@ -85,3 +94,16 @@ def test_every_trainer_under_torchrun_with_two_cpu_processes(tmp_path: Path) -> 
         assert torch.equal(value, again["state_dict"][key]), key
     ex = zoo.read_weights(out / "ex.pt")
     assert ex["metrics"]["best_step"] in (1, 2) and ex["metrics"]["processes"] == 2
+
+    # the shared decode: each rank read half the images and both hold what one process reads
+    alone = folder_split(str(folder), 16, dtype=torch.uint8)
+    for rank in (0, 1):
+        got = torch.load(checks / f"split_{rank}.pt", weights_only=True)
+        assert got[4] == alone[4]
+        for mine, want in zip(got[:4], alone[:4]):
+            assert torch.equal(mine, want)
+    # an unreadable image in rank 1's share fails both ranks (none waits for the other)
+    assert "cannot read image" in (checks / "error_1.txt").read_text()
+    error_0 = (checks / "error_0.txt").read_text()
+    assert error_0.startswith("process 1 of 2 could not read its share of the images: cannot "
+                              "read image") and "3.png" in error_0
