@@ -129,7 +129,8 @@ def check_data(data: str, image_size: int | None = None, channels: int | None = 
 def folder_images(root: str, image_size: int | None = None, batch_size: int = 64,
                   channels: int | None = None, show_progress: bool = False,
                   dtype: torch.dtype = torch.float32, files: list[int] | None = None,
-                  workers: int = 0) -> tuple[Tensor, Tensor, list[str]]:
+                  workers: int = 0, shared: bool | None = None,
+                  ) -> tuple[Tensor, Tensor, list[str]]:
     """Every image of a class-per-folder tree: ``(images (N, C, S, S), labels, classes)``.
 
     ``channels`` (1, 3 or None: decided from the files) as in
@@ -145,7 +146,10 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
     share the work: process r decodes images r, r + K, ..., and the parts are exchanged (gloo,
     a few images at a time), so every process ends with the same tensor as a single process
     would read, in about 1/K of the time. A failure on any process (an unreadable image,
-    differing sizes) raises on every process instead of leaving the others waiting.
+    differing sizes) raises on every process instead of leaving the others waiting. Every
+    process of the group must then make the same call (as every trainer does); ``shared=False``
+    reads the whole folder in this process alone (``None``, the default: shared exactly when
+    such a group is initialised).
 
     Example:
         >>> x, y, classes = folder_images("photos", image_size=64)  # doctest: +SKIP
@@ -159,7 +163,9 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
     ds = ImageFolder(os.fspath(root), image_size=image_size, channels=channels, files=files)
     read = {"batch_size": batch_size, "dtype": dtype, "workers": workers,
             "desc": f"reading {root}" if show_progress else None}
-    images = _decode_shared(ds, **read) if _process_group() else _decode(ds, **read)
+    if shared is None:
+        shared = _process_group()
+    images = _decode_shared(ds, **read) if shared else _decode(ds, **read)
     return images, ds.labels, list(ds.classes)
 
 
@@ -223,6 +229,9 @@ def _decode_shared(ds: Any, batch_size: int, dtype: torch.dtype, workers: int,
     import torch.distributed as dist
     from torch.utils.data import Subset
 
+    if not _process_group():
+        raise ValueError("shared=True needs an initialised process group of 2 or more "
+                         "processes (torchrun)")
     group = _gloo_group()
     rank, size, n = dist.get_rank(), dist.get_world_size(), len(ds)
     mine = list(range(rank, n, size))

@@ -214,6 +214,8 @@ def test_folder_images_uint8_holds_the_files_bytes(tmp_path) -> None:
     assert torch.equal(unit_images(x), f)
     with pytest.raises(ValueError, match="dtype must be"):
         folder_images(str(tmp_path), dtype=torch.float16)
+    with pytest.raises(ValueError, match="shared=True needs an initialised process group"):
+        folder_images(str(tmp_path), shared=True)
 
 
 def test_resized_folder_uint8_is_the_rounded_float_reading(tmp_path) -> None:
