@@ -26,8 +26,9 @@ class AuditContext:
     Attributes:
         model (nn.Module): the classifier being explained, pixel-space input, (N, classes) logits.
         data_name (str): ``"digits"``, ``"shapes"`` or a folder path.
-        train_data (TensorDataset or None): images (N, C, H, W) in [0, 1] and labels, for
-            baselines that need samples (nearest-sample) or fitted models.
+        train_data (TensorDataset or None): images (N, C, H, W) (float in [0, 1], or
+            ``uint8`` 0..255 as ``--train-data`` reads a folder) and labels, for baselines that
+            need samples (nearest-sample) or fitted models.
         num_classes (int): number of classes of ``model``.
         image_shape (tuple): (C, H, W) of the inputs.
         device (torch.device): where the model and inputs live.

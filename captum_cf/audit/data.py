@@ -148,7 +148,9 @@ def load_train_folder(
 ) -> TensorDataset:
     """The training images of an audited folder (``--train-data DIR``), for the baselines that
     need samples (``nearest-sample``): read like the audited images (``image_size``, their
-    channels) and held in memory (N x C x S x S x 4 bytes).
+    channels) and held in memory as ``uint8`` (N x C x S x S bytes; the nearest-sample baseline
+    reads them as ``value / 255``, exact for 8-bit files at their own size, within 0.5 / 255
+    after a resize). Under ``torchrun`` the processes share the decoding.
 
     Raises:
         AuditInputError: ``data`` is built in (digits and shapes bring their own), ``root`` is
@@ -165,7 +167,7 @@ def load_train_folder(
     channels = getattr(data.dataset, "channels", None)
     try:
         images, labels, classes = folder_images(
-            root, image_size, channels=channels, show_progress=show_progress
+            root, image_size, channels=channels, show_progress=show_progress, dtype=torch.uint8
         )
     except ValueError as err:
         raise AuditInputError(f"--train-data: {err}") from err

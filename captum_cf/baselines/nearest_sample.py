@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from captum_cf._nearest import as_float_samples, nearest_index
 from captum_cf._validation import check_target, check_tensor
 from captum_cf.baselines._classes import check_counterfactual_class, resolve_classes
 from captum_cf.baselines.base import Baseline
@@ -30,7 +31,8 @@ class NearestSampleBaseline(Baseline):
     Args:
         dataset: the candidate samples and their labels: a ``TensorDataset(samples, labels)``, a
             tuple ``(samples, labels)`` or an object with ``.images`` and ``.labels``
-            (``SyntheticShapes``). Samples (M, ...), float; labels (M,).
+            (``SyntheticShapes``). Samples (M, ...), float, or ``uint8`` images (0..255, read as
+            ``value / 255``: 8-bit images in a quarter of float32's memory); labels (M,).
         counterfactual_class (int, Tensor or "runner-up"): ``B``; see
             :class:`~captum_cf.baselines.GANMEXBaseline` (same meaning and ``target`` rules).
         classifier (callable, optional): needed for ``"runner-up"``.
@@ -58,7 +60,12 @@ class NearestSampleBaseline(Baseline):
         chunk_size: int = 4096,
     ) -> None:
         images, labels = _unpack(dataset)
-        check_tensor(images, "dataset samples")
+        if images.dtype == torch.uint8:
+            if images.dim() == 0 or images.numel() == 0:
+                raise ValueError(f"dataset samples must be non-empty (M, ...), got shape "
+                                 f"{tuple(images.shape)}")
+        else:
+            check_tensor(images, "dataset samples")
         labels = check_target(labels, images.shape[0], name="dataset labels")
         if metric not in ("l1", "l2"):
             raise ValueError(f"metric must be 'l1' or 'l2', got {metric!r}")
@@ -100,26 +107,18 @@ class NearestSampleBaseline(Baseline):
             candidates = (self._labels == b).nonzero().flatten().cpu()
             if candidates.numel() == 0:
                 raise ValueError(f"the dataset holds no sample of counterfactual class {b}")
-            out[rows] = candidates[self._argmin(inputs[rows.to(inputs.device)], candidates)]
+            queries = inputs[rows.to(inputs.device)].flatten(1).float()
+            best = nearest_index(queries, self._images, self.chunk_size,
+                                 2.0 if self.metric == "l2" else 1.0, subset=candidates)
+            out[rows] = candidates[best.cpu()]
         return out
-
-    def _argmin(self, queries: Tensor, candidates: Tensor) -> Tensor:
-        p = 2.0 if self.metric == "l2" else 1.0
-        flat = queries.flatten(1).float()
-        best = torch.full((flat.shape[0],), float("inf"), device=flat.device)
-        best_i = torch.zeros(flat.shape[0], dtype=torch.long, device=flat.device)
-        for start in range(0, candidates.numel(), self.chunk_size):
-            chunk = candidates[start : start + self.chunk_size]
-            refs = self._images[chunk].flatten(1).float().to(flat.device)
-            dist, idx = torch.cdist(flat, refs, p=p).min(1)
-            better = dist < best
-            best = torch.where(better, dist, best)
-            best_i = torch.where(better, idx + start, best_i)
-        return best_i.cpu()
 
     def _reference(self, inputs: Tensor, target: Any) -> Tensor:
         index = self.nearest_index(inputs, target)
-        return self._images[index].to(device=inputs.device, dtype=inputs.dtype)
+        samples = self._images[index]
+        if samples.dtype == torch.uint8:
+            samples = as_float_samples(samples)
+        return samples.to(device=inputs.device, dtype=inputs.dtype)
 
 
 def _unpack(dataset: Any) -> tuple[Tensor, Tensor]:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_cf._model_state import frozen
+from captum_cf._nearest import nearest_index
 from captum_cf._validation import check_target
 from captum_cf.generative.ganmex import GANMEXConfig, GANMEXCritic, GANMEXGenerator
 from captum_cf.generative.layers import random_translate
@@ -529,31 +530,13 @@ def evaluate_counterfactuals(
             flips += float((classifier(cf).argmax(1) == t).sum())
             dist += float((cf - x).abs().flatten(1).mean(1).sum())
             if reference is not None:
-                nearest = _nearest(cf.flatten(1), reference[0], reference_chunk)
+                nearest = nearest_index(cf.flatten(1), reference[0], reference_chunk)
                 nn_flips += float((reference[1].to(t.device)[nearest] == t).sum())
     n = images.shape[0]
     out = {"flip": flips / n, "l1": dist / n}
     if reference is not None:
         out["nn_flip"] = nn_flips / n
     return out
-
-
-def _nearest(points: Tensor, reference: Tensor, chunk: int) -> Tensor:
-    """Index of each point's nearest (L2) reference image, ``chunk`` references at a time on the
-    points' device (one ``cdist`` when the reference fits one chunk; the first of equally near
-    ones, as ``argmin``)."""
-    best_d: Tensor | None = None
-    best_i = torch.zeros(points.shape[0], dtype=torch.long, device=points.device)
-    for j in range(0, reference.shape[0], chunk):
-        refs = unit_images(reference[j : j + chunk].to(points.device)).flatten(1)
-        d, i = torch.cdist(points, refs).min(1)
-        if best_d is None:
-            best_d, best_i = d, i
-        else:
-            closer = d < best_d
-            best_d = torch.where(closer, d, best_d)
-            best_i = torch.where(closer, i + j, best_i)
-    return best_i
 
 
 def load_generator(path: str | os.PathLike, map_location: Any = "cpu") -> GANMEXGenerator:

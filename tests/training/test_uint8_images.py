@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from captum_cf._nearest import nearest_index
 from captum_cf.generative import GANMEXConfig, GANMEXGenerator, GANMEXTrainConfig, GANMEXTrainer
 from captum_cf.generative.exaggeration import ExaggerationConfig, ExaggerationGenerator
 from captum_cf.generative.exaggeration_trainer import (
@@ -22,7 +23,7 @@ from captum_cf.generative.exaggeration_trainer import (
     ExaggerationTrainer,
     evaluate_exaggeration,
 )
-from captum_cf.generative.ganmex_trainer import _nearest, evaluate_counterfactuals
+from captum_cf.generative.ganmex_trainer import evaluate_counterfactuals
 from captum_cf.inpainters import LearnedInpainter
 from captum_cf.robust import adversarial_train, robust_accuracy
 from captum_cf.training.data import (
@@ -102,9 +103,9 @@ def test_nearest_in_chunks_equals_one_cdist(device: torch.device) -> None:
     points[:3] = refs[[7, 31, 49]].flatten(1).float() / 255  # exact matches in later chunks
     want = torch.cdist(points, unit_images(refs).flatten(1)).argmin(1)
     for chunk in (1, 7, 50, 8192):
-        got = _nearest(points.to(device), refs.to(device), chunk)
+        got = nearest_index(points.to(device), refs.to(device), chunk)
         assert torch.equal(got.cpu(), want), chunk
-    assert _nearest(points, refs, 7)[:3].tolist() == [7, 31, 49]
+    assert nearest_index(points, refs, 7)[:3].tolist() == [7, 31, 49]
 
 
 def test_classifier_trainer_uint8_equals_float(device: torch.device) -> None:
@@ -237,3 +238,20 @@ def test_held_out_split_decodes_each_split_in_the_seeded_order(tmp_path) -> None
     assert "3 images" in desc
     with pytest.raises(ValueError, match="too few to hold out"):
         folder_split(str(tmp_path), test_fraction=0.01)
+
+
+def test_nearest_sample_baseline_reads_uint8_samples_as_8_bit_images(device: torch.device) -> None:
+    from captum_cf.baselines import NearestSampleBaseline
+
+    u8, y = _u8(30)
+    x = torch.rand(7, 1, 8, 8, generator=torch.Generator().manual_seed(5)).to(device)
+    for metric in ("l2", "l1"):
+        by_bytes = NearestSampleBaseline((u8, y), 2, metric=metric, chunk_size=4)
+        by_floats = NearestSampleBaseline((unit_images(u8), y), 2, metric=metric)
+        assert torch.equal(by_bytes.nearest_index(x), by_floats.nearest_index(x))
+        ref = by_bytes(x)
+        assert ref.dtype == x.dtype and ref.device == x.device
+        assert torch.equal(ref, by_floats(x))
+        assert bool((y[by_bytes.nearest_index(x)] == 2).all())  # a sample of class 2 each
+    with pytest.raises(ValueError, match="non-empty"):
+        NearestSampleBaseline((u8[:0], y[:0]), 1)

@@ -1,0 +1,50 @@
+"""Nearest samples by chunked ``cdist``: the nearest-sample baseline and GANMEX validation.
+
+Samples may be float or ``uint8`` (8-bit images, read as ``value / 255``); ``chunk`` of them at
+a time are converted to float32, flattened and moved to the queries' device, so neither a float
+copy of the whole set nor the full distance matrix is ever held.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["nearest_index", "as_float_samples"]
+
+
+def as_float_samples(samples: Tensor) -> Tensor:
+    """``uint8`` samples as float32 ``value / 255``; float samples as float32."""
+    if samples.dtype == torch.uint8:
+        return samples.float().div_(255.0)
+    return samples.float()
+
+
+def nearest_index(queries: Tensor, samples: Tensor, chunk: int, p: float = 2.0,
+                  subset: Tensor | None = None) -> Tensor:
+    """For each row of ``queries`` (Q, D), the position of its nearest sample (L``p``).
+
+    Args:
+        queries (Tensor): float32 rows (Q, D).
+        samples (Tensor): (M, ...) with ``D`` values per sample, float or ``uint8``, any device.
+        chunk (int): samples per ``cdist`` call.
+        p (float): the norm of ``torch.cdist``.
+        subset (Tensor, optional): int64 positions into ``samples`` (CPU): only these are
+            candidates, and the result indexes ``subset``.
+
+    Returns:
+        Tensor: (Q,) int64 on the queries' device; among equally near samples the first, as
+        ``argmin`` (one chunk gives exactly ``cdist(...).argmin(1)``).
+    """
+    n = samples.shape[0] if subset is None else subset.numel()
+    best = torch.full((queries.shape[0],), float("inf"), device=queries.device)
+    best_i = torch.zeros(queries.shape[0], dtype=torch.long, device=queries.device)
+    for start in range(0, n, chunk):
+        rows = (samples[start : start + chunk] if subset is None
+                else samples[subset[start : start + chunk].to(samples.device)])
+        refs = as_float_samples(rows.to(queries.device)).flatten(1)
+        dist, idx = torch.cdist(queries, refs, p=p).min(1)
+        closer = dist < best
+        best = torch.where(closer, dist, best)
+        best_i = torch.where(closer, idx + start, best_i)
+    return best_i
