@@ -220,6 +220,7 @@ def train_exaggeration(
         checkpoint_every=checkpoint_every, validate_every=validate_every, log=log,
         device=dev, amp=amp, aux_classifier=aux,
     )
+    del x_tr  # on a GPU the trainer holds the images there: free the host copy
     trainer.resume_if_exists()
     trainer.fit(steps or EXAGGERATION_STEPS.get(data, 3000), show_progress=show_progress)
     extra = {"test_data": test_desc, "classifier": classifier, "seed": seed,

@@ -313,6 +313,7 @@ def train_ganmex(
         checkpoint_every=checkpoint_every, validate_every=setup["validate_every"], log=log,
         device=dev, amp=amp, aux_classifier=aux,
     )
+    del x_tr  # on a GPU the trainer holds the images there: free the host copy
     trainer.resume_if_exists()
     trainer.fit(steps or setup["steps"], show_progress=show_progress)
     # measured on the CPU, as shipped

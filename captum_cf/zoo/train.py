@@ -336,13 +336,15 @@ def train_classifier(
         pad_mode=setup["pad_mode"], seed=seed, checkpoint_path=checkpoint,
         checkpoint_every=checkpoint_every, device=dev, amp=amp,
         log=lambda line: logger.info("%s %s", name, line))
+    n_train = len(x_tr)
+    del x_tr  # on a GPU the trainer holds the images there: free the host copy
     began, began_cpu = time.perf_counter(), time.process_time()
     trainer.resume_if_exists()
     trainer.fit(trainer.total_steps, show_progress=show_progress)
     model.eval()
     acc = evaluate_accuracy(model, x_te, y_te)
     metrics = {"test_accuracy": acc, "test_data": test_desc, "test_size": len(x_te),
-               "train_size": len(x_tr), "epochs": epochs, "seed": seed,
+               "train_size": n_train, "epochs": epochs, "seed": seed,
                **({"misplaced_dots": misplaced_dots} if misplaced_dots else {}),
                "losses": trainer.epoch_losses,
                "train_seconds": round(time.perf_counter() - began, 1),
