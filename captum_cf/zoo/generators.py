@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from captum_cf._model_state import frozen
 from captum_cf.generative.ganmex import GANMEXConfig, GANMEXGenerator
 from captum_cf.generative.ganmex_trainer import (
     GANMEXTrainConfig,
     GANMEXTrainer,
-    evaluate_counterfactuals,
 )
 from captum_cf.training import check_frozen_classifier
 from captum_cf.training.checkpoint import save_checkpoint
@@ -316,15 +316,15 @@ def train_ganmex(
     del x_tr  # on a GPU the trainer holds the images there: free the host copy
     trainer.resume_if_exists()
     trainer.fit(steps or setup["steps"], show_progress=show_progress)
-    # measured on the CPU, as shipped
-    generator = GANMEXGenerator(config)
+    # measured where it trained (the CPU for the shipped zoo generators), one pass over the
+    # test pairs, a batch at a time (no copy of every image per target)
+    generator = GANMEXGenerator(config).to(dev)
     generator.load_state_dict(trainer.best_state("generator"))
     generator.eval()
-    model = model.cpu()
     x_te, y_te = x_te[:test_images], y_te[:test_images]
     index, targets = all_pairs(y_te, num_classes)
-    test = evaluate_counterfactuals(generator, model, x_te[index], targets)
-    per_target = _flip_per_target(generator, model, x_te[index], targets, num_classes)
+    test, per_target = pair_metrics(generator, model, x_te, index, targets, num_classes)
+    generator, model = generator.cpu(), model.cpu()
     metrics = {
         "test_flip": test["flip"], "test_l1": test["l1"], "test_data": test_desc,
         "test_flip_per_target": per_target,
@@ -366,12 +366,30 @@ def _ganmex_data(data: str, setup: dict[str, Any], seed: int, image_size: int | 
 
 
 @torch.no_grad()
-def _flip_per_target(generator: nn.Module, model: nn.Module, x: Tensor, targets: Tensor,
-                     num_classes: int) -> dict[str, float]:
-    pred = torch.cat([model(generator(unit_images(x[i : i + 256]), targets[i : i + 256]))
-                      .argmax(1) for i in range(0, x.shape[0], 256)])
-    return {str(c): float((pred[targets == c] == c).float().mean()) for c in range(num_classes)
-            if bool((targets == c).any())}
+def pair_metrics(generator: nn.Module, model: nn.Module, images: Tensor, index: Tensor,
+                 targets: Tensor, num_classes: int, batch_size: int = 256,
+                 ) -> tuple[dict[str, float], dict[str, float]]:
+    """Flip rate and L1 of ``G(images[index], targets)`` (as
+    :func:`~captum_cf.generative.ganmex_trainer.evaluate_counterfactuals`) and the flip rate per
+    target class, from one pass over the pairs, ``batch_size`` at a time on the generator's
+    device; ``images`` (float or ``uint8``) may stay on the CPU.
+
+    Returns:
+        tuple: ``({"flip", "l1"}, {str(class): flip rate})`` (classes without pairs left out).
+    """
+    device = next(generator.parameters()).device
+    preds, l1 = [], 0.0
+    with frozen(model):
+        for i in range(0, index.shape[0], batch_size):
+            x = unit_images(images[index[i : i + batch_size]].to(device))
+            t = targets[i : i + batch_size].to(device)
+            cf = generator(x, t)
+            preds.append(model(cf).argmax(1).cpu())
+            l1 += float((cf - x).abs().flatten(1).mean(1).sum())
+    pred, n = torch.cat(preds), index.shape[0]
+    per_target = {str(c): float((pred[targets == c] == c).float().mean())
+                  for c in range(num_classes) if bool((targets == c).any())}
+    return {"flip": float((pred == targets).sum()) / n, "l1": l1 / n}, per_target
 
 
 def _save_generator(path: str | os.PathLike, name: str, generator: GANMEXGenerator,

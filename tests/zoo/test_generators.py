@@ -229,3 +229,28 @@ def test_shapes_setup_trains_with_the_strict_aux_classifier_bit_for_bit(
     # "none" trains without it: no auxiliary term, so other weights after the same 2 steps
     assert "aux_classifier" not in met_c and file_c["metrics"]["train_config"]["lambda_aux"] == 0
     assert not all(torch.equal(v, c[k]) for k, v in a.items())
+
+
+def test_pair_metrics_is_evaluate_counterfactuals_in_one_pass(device):
+    """The zoo's test measurement: flip rate and L1 equal ``evaluate_counterfactuals`` on every
+    (image, other class) pair, per-target flip rates those of the same predictions, from uint8
+    images indexed a batch at a time."""
+    from captum_cf.generative import evaluate_counterfactuals
+    from captum_cf.training.data import unit_images
+    from captum_cf.zoo.generators import all_pairs, pair_metrics
+
+    generator = zoo.load("digits-ganmex", device=device)
+    model = zoo.load("digits-cnn", device=device)
+    x, y = load_digits("test").tensors
+    u8 = (x[:30] * 255).round().to(torch.uint8)
+    index, targets = all_pairs(y[:30], 10)
+    test, per_target = pair_metrics(generator, model, u8, index, targets, 10, batch_size=64)
+    want = evaluate_counterfactuals(generator, model, unit_images(u8)[index].to(device),
+                                    targets, batch_size=64)
+    assert test == {"flip": want["flip"], "l1": want["l1"]}
+    with torch.no_grad():
+        pred = model(generator(unit_images(u8)[index].to(device), targets.to(device))).argmax(1)
+    assert set(per_target) == {str(c) for c in targets.unique().tolist()}
+    for c, rate in per_target.items():
+        chosen = targets.to(device) == int(c)
+        assert rate == pytest.approx(float((pred[chosen] == int(c)).float().mean()), abs=1e-6)
