@@ -19,6 +19,7 @@ from torch import Tensor
 
 from captum_cf.inpainters.holes import random_holes
 from captum_cf.inpainters.learned import ARCH, LearnedInpainter, build_inpainter
+from captum_cf.training.data import unit_images
 from captum_cf.zoo._registry import ZooEntry, register
 
 __all__ = [
@@ -131,23 +132,29 @@ def inpainter_quality(
 
     Args:
         inpainters (dict): name -> ``fn(images, hole) -> images``.
-        images (Tensor): held-out images (N, C, H, W) in [0, 1].
+        images (Tensor): held-out images (N, C, H, W), float in [0, 1] or ``uint8`` (0..255),
+            read ``batch_size`` at a time (the errors are summed batch by batch: no copy of
+            the whole set, no filled images kept).
         seed (int): seed of the holes (:func:`random_holes`, free-form + box).
         coverage (tuple): hole coverage range of each image.
         batch_size (int): images per inpainter call.
 
     Returns:
-        dict[str, float]: name -> mean L1 error inside the holes.
+        dict[str, float]: name -> mean L1 error inside the holes (as :func:`hole_l1` over all
+        images).
     """
     hole = random_holes(len(images), images.shape[-2], images.shape[-1], coverage,
-                        generator=torch.Generator().manual_seed(seed)).to(images.device)
+                        generator=torch.Generator().manual_seed(seed))
     fns = {**inpainters, "mean-colour": mean_colour_fill}
-    result = {}
-    for name, fn in fns.items():
-        parts = [fn(images[i : i + batch_size], hole[i : i + batch_size])
-                 for i in range(0, len(images), batch_size)]
-        result[name] = hole_l1(torch.cat(parts), images, hole)
-    return result
+    errors, area = dict.fromkeys(fns, 0.0), 0.0
+    for i in range(0, len(images), batch_size):
+        x = unit_images(images[i : i + batch_size])
+        h = hole[i : i + batch_size].to(x.device)
+        weight = h.expand_as(x)
+        area += float(weight.sum())
+        for name, fn in fns.items():
+            errors[name] += float(((fn(x, h) - x).abs() * weight).sum())
+    return {name: error / max(area, 1.0) for name, error in errors.items()}
 
 
 def train_inpainter(
@@ -202,7 +209,7 @@ def train_inpainter(
         >>> l1 = train_inpainter("digits", out="digits-inpainter.pt", steps=50, limit=128)
         >>> inpainter = LearnedInpainter.load("digits-inpainter.pt")
     """
-    from captum_cf.training.data import check_data, unit_images
+    from captum_cf.training.data import check_data
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
 
     check_data(data, image_size, channels, workers)
@@ -227,8 +234,7 @@ def train_inpainter(
     model.cpu().eval()
     from captum_cf.inpainters import PushPullInpainter
 
-    q = inpainter_quality({"learned": model, "push-pull": PushPullInpainter()},
-                          unit_images(test))
+    q = inpainter_quality({"learned": model, "push-pull": PushPullInpainter()}, test)
     metrics = {"test_l1": q["learned"], "test_l1_pushpull": q["push-pull"],
                "test_l1_mean_colour": q["mean-colour"],
                "ratio_learned_pushpull": q["learned"] / q["push-pull"],

@@ -128,3 +128,23 @@ def test_cli_bad_arguments(capsys):
     # --data is digits, shapes or an existing image folder: anything else is named in one line
     assert main(["train", "inpainter", "--data", "cifar", "--out", "x.pt"]) == 2
     assert "an image folder DIR/<class>/<image>, got 'cifar'" in capsys.readouterr().err
+
+
+def test_inpainter_quality_sums_batch_by_batch_as_one_hole_l1(device):
+    """Errors summed a batch at a time equal ``hole_l1`` over all filled images at once, and
+    uint8 images give the values of their float reading."""
+    from captum_cf.inpainters.holes import random_holes
+    from captum_cf.training.data import unit_images
+    from captum_cf.zoo.inpainters import EVAL_COVERAGE, hole_l1
+
+    u8 = (SyntheticShapes(9, size=32, seed=3).images * 255).round().to(torch.uint8)
+    x = unit_images(u8).to(device)
+    q = inpainter_quality({"push-pull": PushPullInpainter()}, x, seed=4, batch_size=4)
+    hole = random_holes(9, 32, 32, EVAL_COVERAGE,
+                        generator=torch.Generator().manual_seed(4)).to(device)
+    for name, fn in (("push-pull", PushPullInpainter()), ("mean-colour", mean_colour_fill)):
+        whole = hole_l1(torch.cat([fn(x[i : i + 4], hole[i : i + 4]) for i in (0, 4, 8)]),
+                        x, hole)
+        assert q[name] == pytest.approx(whole, rel=1e-6)
+    assert inpainter_quality({"push-pull": PushPullInpainter()}, u8.to(device), seed=4,
+                             batch_size=4) == q
