@@ -11,6 +11,7 @@ arguments to a parser and a function that runs it.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 
@@ -84,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     from captum_cf._weights import WeightsFileError
+    from captum_cf.training.loop import TrainingInterrupted
 
     try:
         return int(args._run(args) or 0)
@@ -91,6 +93,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a bad --weights / --checkpoint / --init file is a user error too: one line, exit 2
         print(f"captum-cf: error: {err}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as err:  # Ctrl-C in a train command: a line, not a traceback
+        print(f"captum-cf: {err}", file=sys.stderr)
+        if err.checkpoint is not None:
+            argv = list(args._argv)
+            if hasattr(args, "resume") and not args.resume:
+                argv.append("--resume")
+            print("captum-cf: to continue exactly where it stopped: captum-cf "
+                  + " ".join(shlex.quote(a) for a in argv), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -128,3 +128,63 @@ def test_channels_and_workers_reach_the_trainer_and_are_checked(
     code = main(["train", command, "--data", "digits", "--out", str(tmp_path / "w.pt"),
                  "--channels", "1", "--no-progress"])
     assert code == 2 and "channels applies to an image folder" in capsys.readouterr().err
+
+
+def _press_ctrl_c_at(monkeypatch: pytest.MonkeyPatch, cls: type, step: int) -> None:
+    """``cls.train_step`` sends SIGINT to this process during step ``step``."""
+    import os
+    import signal
+
+    real = cls.train_step
+
+    def train_step(self: Any) -> Any:
+        losses = real(self)
+        if self.step + 1 == step:
+            os.kill(os.getpid(), signal.SIGINT)
+        return losses
+
+    monkeypatch.setattr(cls, "train_step", train_step)
+
+
+def test_ctrl_c_in_train_ends_with_a_line_and_the_same_command_resumes_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import torch
+
+    from captum_cf import zoo
+    from captum_cf.zoo.train import ClassifierTrainer
+
+    def command(name: str) -> list[str]:
+        return ["train", "classifier", "--data", "digits", "--limit", "48", "--epochs", "2",
+                "--batch-size", "16", "--no-progress", "--checkpoint",
+                str(tmp_path / f"{name}.ckpt"), "--out", str(tmp_path / f"{name}.pt")]
+
+    assert main(command("straight")) == 0
+    with monkeypatch.context() as patch:
+        _press_ctrl_c_at(patch, ClassifierTrainer, 2)
+        assert main(command("cut")) == 130
+    err = capsys.readouterr().err
+    assert "interrupted after step 2 of 6; checkpoint written to" in err
+    assert "Traceback" not in err and not (tmp_path / "cut.pt").exists()
+    resume = err.split("to continue exactly where it stopped: captum-cf ")[1].strip()
+    assert resume.split() == command("cut")  # this command resumes by itself: no --resume
+    assert main(command("cut")) == 0
+    straight = zoo.read_weights(tmp_path / "straight.pt")
+    cut = zoo.read_weights(tmp_path / "cut.pt")
+    assert cut["metrics"]["losses"] == straight["metrics"]["losses"]
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, cut["state_dict"][key]), key
+
+
+def test_ctrl_c_hint_adds_resume_where_the_command_needs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from captum_cf.inpainters._fit import InpainterTrainer
+
+    _press_ctrl_c_at(monkeypatch, InpainterTrainer, 1)
+    base = ["train", "inpainter", "--data", "digits", "--limit", "16", "--steps", "3",
+            "--batch-size", "8", "--no-progress", "--out", str(tmp_path / "inp.pt")]
+    assert main(base) == 130
+    err = capsys.readouterr().err
+    assert f"checkpoint written to {tmp_path / 'inp.pt.ckpt'}" in err
+    assert err.strip().endswith("--resume")

@@ -25,10 +25,16 @@ from captum_cf.training.distributed import (
     resolve_device,
     shutdown,
 )
-from captum_cf.training.loop import IndexStream, Trainer, check_frozen_classifier
+from captum_cf.training.loop import (
+    IndexStream,
+    Trainer,
+    TrainingInterrupted,
+    check_frozen_classifier,
+)
 
 __all__ = [
     "Trainer",
+    "TrainingInterrupted",
     "IndexStream",
     "check_frozen_classifier",
     "CHECKPOINT_FORMAT",

@@ -53,7 +53,7 @@ from captum_cf.training.distributed import (
     rank_seed,
 )
 
-__all__ = ["Trainer", "IndexStream", "check_frozen_classifier"]
+__all__ = ["Trainer", "TrainingInterrupted", "IndexStream", "check_frozen_classifier"]
 
 
 class IndexStream:
@@ -307,15 +307,26 @@ class Trainer(abc.ABC):
 
         ``steps`` is a total, so a resumed run stops where the uninterrupted one would.
 
+        Ctrl-C (SIGINT) in a single-process run lets the current step finish, writes a
+        checkpoint when the trainer has a ``checkpoint_path`` and raises
+        :class:`TrainingInterrupted` (a ``KeyboardInterrupt``): resuming from that checkpoint
+        gives exactly the uninterrupted run's result. A second Ctrl-C stops at once. (Only where
+        SIGINT has Python's default handler, in the main thread; under ``torchrun`` Ctrl-C
+        keeps its default effect and the last regular checkpoint is the one to resume from.)
+
         Returns:
             list of dict: :attr:`history`.
+
+        Raises:
+            TrainingInterrupted: after Ctrl-C, with the step reached and the checkpoint written.
         """
         if steps < self.step:
             raise ValueError(f"steps ({steps}) is below the steps already done ({self.step})")
         bar = tqdm(total=steps, initial=self.step, desc=self.desc,
                    disable=not (show_progress and self.dist.is_main))
+        stop = _StopRequest(enabled=not self.dist.enabled)
         try:
-            with self.training_context(), _train_mode(self.modules.values()):
+            with stop, self.training_context(), _train_mode(self.modules.values()):
                 while self.step < steps:
                     losses = self.train_step()
                     self.step += 1
@@ -325,8 +336,11 @@ class Trainer(abc.ABC):
                         self._run_validation()
                     if self.checkpoint_path and (
                         self.step % self.checkpoint_every == 0 or self.step == steps
+                        or stop.requested
                     ):
                         self.save(self.checkpoint_path)
+                    if stop.requested and self.step < steps:
+                        raise TrainingInterrupted(self.step, steps, self.checkpoint_path)
         finally:
             bar.close()
         return self.history
@@ -533,6 +547,49 @@ def check_frozen_classifier(
             f"{name} must return (1, {num_classes}) logits for the generator's {num_classes} "
             f"classes; it returned {tuple(logits.shape)} for one image"
         )
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C ended :meth:`Trainer.fit` after a whole step; ``checkpoint`` (None without a
+    ``checkpoint_path``) holds the state at ``step`` and resumes exactly."""
+
+    def __init__(self, step: int, steps: int, checkpoint: str | os.PathLike | None) -> None:
+        self.step, self.steps = step, steps
+        self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+        saved = (f"checkpoint written to {self.checkpoint}" if self.checkpoint
+                 else "no checkpoint file was given, nothing was saved")
+        super().__init__(f"interrupted after step {step} of {steps}; {saved}")
+
+
+class _StopRequest:
+    """While entered: the first SIGINT only sets :attr:`requested` (the loop stops after the
+    current step), a second one raises ``KeyboardInterrupt`` at once. Inactive (the handler
+    untouched) when disabled, off the main thread or when SIGINT has a handler of its own."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled, self.requested = enabled, False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopRequest:
+        import signal
+        import threading
+
+        if (self.enabled and threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            import signal
+
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def _module_device(modules: dict[str, nn.Module]) -> torch.device:

@@ -10,6 +10,7 @@ from captum_cf.training import (
     DistributedContext,
     IndexStream,
     Trainer,
+    TrainingInterrupted,
     check_amp,
     cycle_batches,
     rank_seed,
@@ -159,3 +160,56 @@ def test_check_frozen_classifier_names_the_model_the_shape_and_the_fix(device) -
     # one image in eval mode: batch-norm statistics, mode and flags as before, also after errors
     assert model.training and not model[2].weight.requires_grad and model[2].bias.requires_grad
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+class _Interrupted(_Counter):
+    """Presses Ctrl-C (SIGINT to this process) ``times`` times in the middle of the steps named
+    in ``press``."""
+
+    def __init__(self, press: tuple[int, ...] = (), times: int = 1, **kw) -> None:
+        super().__init__(**kw)
+        self.press, self.times = press, times
+
+    def train_step(self) -> dict[str, float]:
+        import os
+        import signal
+
+        losses = super().train_step()
+        if self.step + 1 in self.press:  # self.step counts the steps finished before this one
+            for _ in range(self.times):
+                os.kill(os.getpid(), signal.SIGINT)  # handled before the next bytecode
+        return losses
+
+
+def test_ctrl_c_finishes_the_step_writes_a_checkpoint_and_resumes_exactly(tmp_path) -> None:
+    import signal
+
+    straight = _Counter(seed=2, log_every=1)
+    straight.fit(9)
+    ckpt = tmp_path / "c.pt"
+    first = _Interrupted(press=(4,), seed=2, log_every=1, checkpoint_path=ckpt,
+                         checkpoint_every=100)
+    with pytest.raises(TrainingInterrupted) as info:
+        first.fit(9)
+    assert isinstance(info.value, KeyboardInterrupt)  # code catching Ctrl-C still does
+    assert (info.value.step, info.value.steps, info.value.checkpoint) == (4, 9, str(ckpt))
+    assert "interrupted after step 4 of 9; checkpoint written to" in str(info.value)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler given back
+    resumed = _Interrupted(seed=2, log_every=1, checkpoint_path=ckpt)  # no press this time
+    assert resumed.resume_if_exists() and resumed.step == 4
+    resumed.fit(9)
+    assert resumed.history == straight.history
+    assert torch.equal(resumed.net.weight, straight.net.weight)
+    # without a checkpoint file: it stops after the step all the same, saying nothing was saved
+    bare = _Interrupted(press=(2,), seed=2)
+    with pytest.raises(TrainingInterrupted, match="nothing was saved") as info:
+        bare.fit(9)
+    assert bare.step == 2 and info.value.checkpoint is None
+    # a second Ctrl-C stops at once, inside the step: no checkpoint of a half-done step
+    twice = _Interrupted(press=(3,), times=2, seed=2, checkpoint_path=tmp_path / "d.pt",
+                         checkpoint_every=100)
+    with pytest.raises(KeyboardInterrupt) as info:
+        twice.fit(9)
+    assert not isinstance(info.value, TrainingInterrupted) and twice.step == 2
+    assert not (tmp_path / "d.pt").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
