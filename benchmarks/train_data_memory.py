@@ -15,7 +15,8 @@ The folder is generated: ``--n`` RGB JPEGs (quality 90) of random sizes around 1
 folders, seeded. Decoding time of the whole folder with ``--workers`` decoding processes vs
 one process is timed in this process, and under ``torchrun --nproc-per-node 2`` (the two
 processes share the decode and exchange the parts; rank 0's time), ``--repeat`` times each (the
-machine's cores bound the gain).
+machine's cores bound the gain); and with ``cache_dir``: the first read (decode and write the
+``.npy``) and the next one (read from the cache).
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/train_data_memory.py [--n 2000] [--size 128]``.
 Writes ``benchmarks/results/train_data_memory.json`` and prints one summary line.
@@ -125,6 +126,15 @@ def main() -> None:
             t = time.perf_counter()
             folder_images(root, args.size, dtype=torch.uint8, workers=workers)
             times[f"workers_{workers}"].append(time.perf_counter() - t)
+    cache = tempfile.mkdtemp()
+    times["cache_first"], times["cache_again"] = [], []
+    for _ in range(args.repeat):
+        for f in os.listdir(cache):
+            os.remove(os.path.join(cache, f))
+        for key in ("cache_first", "cache_again"):
+            t = time.perf_counter()
+            folder_images(root, args.size, dtype=torch.uint8, cache_dir=cache)
+            times[key].append(time.perf_counter() - t)
     script = os.path.join(root, "shared_decode.py")
     with open(script, "w") as f:
         f.write(_SHARED)
@@ -151,6 +161,8 @@ def main() -> None:
         / statistics.median(times[key]),
         "torchrun_2_speedup_median": statistics.median(times["workers_0"])
         / statistics.median(times["torchrun_2"]),
+        "cache_speedup_median": statistics.median(times["workers_0"])
+        / statistics.median(times["cache_again"]),
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
@@ -163,7 +175,8 @@ def main() -> None:
           f"with 0 workers vs {d[key]['median']:.1f} s with {args.workers} "
           f"({result['decode_speedup_median']:.2f}x) or shared by 2 torchrun processes "
           f"{d['torchrun_2']['median']:.1f} s ({result['torchrun_2_speedup_median']:.2f}x), "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores; --cache-dir: first read {d['cache_first']['median']:.1f} s, "
+          f"again {d['cache_again']['median']:.3f} s ({result['cache_speedup_median']:.0f}x)")
 
 
 if __name__ == "__main__":

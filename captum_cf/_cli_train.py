@@ -23,6 +23,10 @@ def _common_args(parser: argparse.ArgumentParser, batch_default: str,
     parser.add_argument("--workers", type=int, default=0, metavar="K",
                         help="image folders: processes decoding the images before training "
                              "(default 0: this one)")
+    parser.add_argument("--cache-dir", default=None, metavar="DIR",
+                        help="image folders: keep the decoded images in DIR and read them from "
+                             "there next time (another train command on the same folder, a "
+                             "resumed run) instead of decoding again")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="where to train (default cpu; under torchrun cuda means "
                              "cuda:LOCAL_RANK)")
@@ -94,6 +98,7 @@ def _classifier_run(args: argparse.Namespace) -> int:
                                limit=args.limit, checkpoint=args.checkpoint,
                                show_progress=not args.no_progress, image_size=args.image_size,
                                channels=args.channels, workers=args.workers,
+                               cache_dir=args.cache_dir,
                                batch_size=args.batch_size or 64, device=args.device,
                                amp=args.amp, checkpoint_every=args.checkpoint_every,
                                misplaced_dots=args.misplaced_dots)
@@ -153,6 +158,7 @@ def _robust_run(args: argparse.Namespace) -> int:
             attack_steps=args.attack_steps, seed=args.seed, limit=args.limit,
             checkpoint=args.checkpoint, show_progress=not args.no_progress,
             image_size=args.image_size, channels=args.channels, workers=args.workers,
+            cache_dir=args.cache_dir,
             batch_size=args.batch_size or 64,
             checkpoint_every=args.checkpoint_every, device=args.device, amp=args.amp,
             init=args.init)
@@ -267,6 +273,7 @@ def _ganmex_run(args: argparse.Namespace) -> int:
                                init=args.init, aux_classifier=args.aux_classifier,
                                aux_weight=args.aux_weight, image_size=args.image_size,
                                channels=args.channels, workers=args.workers,
+                               cache_dir=args.cache_dir,
                                batch_size=args.batch_size, device=args.device, amp=args.amp,
                                log=_say, **_train_kwargs(args))
     except (ValueError, FileNotFoundError, KeyError) as err:
@@ -397,6 +404,7 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
             limit=args.limit, show_progress=not args.no_progress, image_size=args.image_size,
             channels=args.channels, workers=args.workers,
+            cache_dir=args.cache_dir,
             batch_size=args.batch_size, device=args.device, amp=args.amp, log=_say,
             aux_classifier=args.aux_classifier, aux_weight=args.aux_weight,
             conditioning=args.conditioning, critic_conditioning=args.critic_conditioning,
@@ -455,6 +463,7 @@ def _inpainter_run(args: argparse.Namespace) -> int:
                              limit=args.limit, checkpoint=checkpoint, resume=args.resume,
                              show_progress=not args.no_progress, image_size=args.image_size,
                              channels=args.channels, workers=args.workers,
+                             cache_dir=args.cache_dir,
                              batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
                              device=args.device, amp=args.amp)
     except ValueError as err:

@@ -122,9 +122,10 @@ def test_channels_and_workers_reach_the_trainer_and_are_checked(
     extra = ["--classifier", "zoo:digits-cnn"] if command == "ganmex" else []
     with pytest.raises(_Called) as called:
         main(["train", command, "--data", str(tmp_path / "photos"), "--out",
-              str(tmp_path / "w.pt"), "--channels", "3", "--workers", "2", "--no-progress",
-              *extra])
+              str(tmp_path / "w.pt"), "--channels", "3", "--workers", "2", "--cache-dir",
+              str(tmp_path / "cache"), "--no-progress", *extra])
     assert called.value.kwargs["channels"] == 3 and called.value.kwargs["workers"] == 2
+    assert called.value.kwargs["cache_dir"] == str(tmp_path / "cache")
     code = main(["train", command, "--data", "digits", "--out", str(tmp_path / "w.pt"),
                  "--channels", "1", "--no-progress"])
     assert code == 2 and "channels applies to an image folder" in capsys.readouterr().err

@@ -16,6 +16,7 @@ is held out for the final measurement.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -25,6 +26,8 @@ from torch.utils.data import DataLoader
 
 __all__ = ["BUILTIN_DATA", "is_folder", "check_data", "folder_images", "folder_split",
            "unit_images", "check_training_images", "check_generator_images", "channel_mean_std"]
+
+logger = logging.getLogger(__name__)
 
 #: the data sets captum_cf generates or ships
 BUILTIN_DATA = ("digits", "shapes")
@@ -130,6 +133,7 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
                   channels: int | None = None, show_progress: bool = False,
                   dtype: torch.dtype = torch.float32, files: list[int] | None = None,
                   workers: int = 0, shared: bool | None = None,
+                  cache_dir: str | os.PathLike | None = None,
                   ) -> tuple[Tensor, Tensor, list[str]]:
     """Every image of a class-per-folder tree: ``(images (N, C, S, S), labels, classes)``.
 
@@ -151,6 +155,13 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
     reads the whole folder in this process alone (``None``, the default: shared exactly when
     such a group is initialised).
 
+    ``cache_dir``: keep the decoded tensor in this folder (``<folder name>-<key>.npy``, written
+    atomically, by rank 0 under torchrun) and read it from there next time instead of decoding
+    again (a second ``captum-cf train`` command on the same folder, a resumed run). The key
+    covers the folder's path, every image's name, class, size in bytes and modification time,
+    ``image_size``, the channels, ``dtype`` and ``files``: a changed, added or removed image
+    gives a new key (old entries are left for the user to delete).
+
     Example:
         >>> x, y, classes = folder_images("photos", image_size=64)  # doctest: +SKIP
     """
@@ -165,8 +176,85 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
             "desc": f"reading {root}" if show_progress else None}
     if shared is None:
         shared = _process_group()
+    cached = None if cache_dir is None else _cache_path(cache_dir, ds, dtype)
+    if cached is not None:
+        images = _read_cache(cached, ds, dtype, shared)
+        if images is not None:
+            return images, ds.labels, list(ds.classes)
     images = _decode_shared(ds, **read) if shared else _decode(ds, **read)
+    if cached is not None:
+        _write_cache(cached, images, shared)
     return images, ds.labels, list(ds.classes)
+
+
+_CACHE_VERSION = 1
+
+
+def _cache_path(cache_dir: str | os.PathLike, ds: Any, dtype: torch.dtype) -> str:
+    """``cache_dir/<folder name>-<key>.npy`` of a folder as ``ds`` reads it."""
+    import hashlib
+    import json
+
+    h = hashlib.sha1()
+    h.update(json.dumps({"version": _CACHE_VERSION, "root": os.path.abspath(ds.root),
+                         "image_size": ds.image_size, "channels": ds.channels,
+                         "dtype": str(dtype)}).encode())
+    for path, label in ds.samples:
+        st = os.stat(path)
+        h.update(f"{os.path.relpath(path, ds.root)}\0{label}\0{st.st_size}\0"
+                 f"{st.st_mtime_ns}\n".encode())
+    name = os.path.basename(os.path.normpath(ds.root)) or "folder"
+    return os.path.join(os.fspath(cache_dir), f"{name}-{h.hexdigest()[:20]}.npy")
+
+
+def _read_cache(path: str, ds: Any, dtype: torch.dtype, shared: bool) -> Tensor | None:
+    """The cached images, or None (no entry, or one of another shape: decode again). Under a
+    process group rank 0 decides for all, so that no process decodes while the others read."""
+    import numpy as np
+
+    found = os.path.isfile(path)
+    if shared:
+        import torch.distributed as dist
+
+        decision = [found]
+        dist.broadcast_object_list(decision, src=0, group=_gloo_group())
+        found = bool(decision[0])
+    if not found:
+        return None
+    images = torch.from_numpy(np.load(path))
+    expected = (len(ds), ds.channels)
+    if images.dtype != dtype or images.dim() != 4 or tuple(images.shape[:2]) != expected:
+        raise ValueError(f"{path} holds images of shape {tuple(images.shape)} and dtype "
+                         f"{images.dtype}, not ({expected[0]}, {expected[1]}, S, S) {dtype}: "
+                         "remove the file and run again")
+    logger.info("read %d images of %s from the cache %s", len(images), ds.root, path)
+    return images
+
+
+def _write_cache(path: str, images: Tensor, shared: bool) -> None:
+    """Write the entry atomically (a temporary file renamed); rank 0 alone under a group."""
+    import numpy as np
+
+    if not shared or _rank() == 0:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp.npy"
+        try:
+            np.save(tmp, images.numpy())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        logger.info("cached %d images in %s", len(images), path)
+    if shared:
+        import torch.distributed as dist
+
+        dist.barrier(group=_gloo_group())
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank()
 
 
 def _decode(ds: Any, batch_size: int, dtype: torch.dtype, workers: int,
@@ -276,9 +364,10 @@ def _decode_shared(ds: Any, batch_size: int, dtype: torch.dtype, workers: int,
 def folder_split(root: str, image_size: int | None = None, test_fraction: float = 0.2,
                  channels: int | None = None, show_progress: bool = False,
                  dtype: torch.dtype = torch.float32, workers: int = 0,
+                 cache_dir: str | os.PathLike | None = None,
                  ) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
     """``(x_train, y_train, x_test, y_test, test_description)`` of an image folder, the images
-    of ``dtype`` (``workers`` decoding processes) as in :func:`folder_images`.
+    of ``dtype`` (``workers`` decoding processes, ``cache_dir``) as in :func:`folder_images`.
 
     ``channels`` as in :class:`captum_cf.datasets.ImageFolder`; ``DIR/test`` is read with the
     channels of ``DIR/train`` (by default 1 when its first images are greyscale, else 3), so
@@ -293,7 +382,8 @@ def folder_split(root: str, image_size: int | None = None, test_fraction: float 
 
     root = os.fspath(root)
     train_dir, test_dir = os.path.join(root, "train"), os.path.join(root, "test")
-    read = {"show_progress": show_progress, "dtype": dtype, "workers": workers}
+    read = {"show_progress": show_progress, "dtype": dtype, "workers": workers,
+            "cache_dir": cache_dir}
     if os.path.isdir(train_dir) and os.path.isdir(test_dir):
         x_tr, y_tr, classes = folder_images(train_dir, image_size, channels=channels, **read)
         x_te, y_te, test_classes = folder_images(test_dir, image_size, channels=x_tr.shape[1],

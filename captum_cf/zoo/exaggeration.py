@@ -93,6 +93,7 @@ def train_exaggeration(
     aux_classifier_weights: str | None = None,
     channels: int | None = None,
     workers: int = 0,
+    cache_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Train a progressive-exaggeration generator for "is it class ``positive``".
 
@@ -119,6 +120,8 @@ def train_exaggeration(
             (default: 1 when the first images are greyscale, else 3).
         workers (int): image folders: processes decoding the images (``DataLoader``
             ``num_workers``; 0: this process). The decoded images are held as ``uint8``.
+        cache_dir (path, optional): image folders: keep the decoded images there and read them
+            from there next time (:func:`~captum_cf.training.data.folder_images`).
         batch_size (int, optional): images per step (default: ``train_config``'s; per process).
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"``: bfloat16 autocast of generator and discriminator
@@ -181,7 +184,7 @@ def train_exaggeration(
     check_amp(amp, dev)
     model = _load_zoo_model(classifier, weights=classifier_weights).to(dev)
     x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels,
-                                                        show_progress, workers)
+                                                        show_progress, workers, cache_dir)
     if limit is not None:
         x_tr, y_tr, x_te = x_tr[:limit], y_tr[:limit], x_te[:limit]
     x_tr, y_tr, x_val, _ = _split(x_tr, y_tr, val_fraction, seed)

@@ -52,7 +52,8 @@ EVAL_SEED = 0
 
 
 def inpainter_data(data: str, image_size: int | None = None, channels: int | None = None,
-                   show_progress: bool = False, workers: int = 0) -> tuple[Tensor, Tensor, str]:
+                   show_progress: bool = False, workers: int = 0,
+                   cache_dir: str | os.PathLike | None = None) -> tuple[Tensor, Tensor, str]:
     """``(train_images, held_out_images, held_out_description)`` of a data set.
 
     Args:
@@ -62,6 +63,8 @@ def inpainter_data(data: str, image_size: int | None = None, channels: int | Non
             (default: 1 when the first images are greyscale, else 3).
         show_progress (bool): a progress bar over a folder's images being read.
         workers (int): processes decoding a folder's images (0: this one).
+        cache_dir (path, optional): a folder's decoded images are kept there and read from
+            there next time (:func:`~captum_cf.training.data.folder_images`).
 
     Digits and shapes come as float32 in [0, 1], a folder's images as ``uint8`` (0..255).
     """
@@ -85,7 +88,7 @@ def inpainter_data(data: str, image_size: int | None = None, channels: int | Non
                             f"seed={s['test_seed']})"
     x_tr, _, x_te, _, desc = folder_split(data, image_size, channels=channels,
                                           show_progress=show_progress, dtype=torch.uint8,
-                                          workers=workers)
+                                          workers=workers, cache_dir=cache_dir)
     return x_tr, x_te, desc
 
 
@@ -174,6 +177,7 @@ def train_inpainter(
     amp: str | None = None,
     channels: int | None = None,
     workers: int = 0,
+    cache_dir: str | os.PathLike | None = None,
 ) -> float:
     """Train the zoo inpainter of ``data`` and write it to ``out`` with its measured quality.
 
@@ -197,6 +201,8 @@ def train_inpainter(
             (default: 1 when the first images are greyscale, else 3).
         workers (int): image folders: processes decoding the images (``DataLoader``
             ``num_workers``; 0: this process). The decoded images are held as ``uint8``.
+        cache_dir (path, optional): image folders: keep the decoded images there and read them
+            from there next time (:func:`~captum_cf.training.data.folder_images`).
         batch_size (int, optional): images per step (default per data set; per process).
         checkpoint_every (int): steps between checkpoints.
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
@@ -219,7 +225,7 @@ def train_inpainter(
     distributed_context(dev)  # under torchrun: join the group now, the processes share decoding
     check_amp(amp, dev)
     train, test, test_desc = inpainter_data(data, image_size, channels, show_progress,
-                                            workers)
+                                            workers, cache_dir)
     setup = _setup(data, train)
     steps = setup["steps"] if steps is None else steps
     if limit is not None:

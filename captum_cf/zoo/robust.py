@@ -54,6 +54,7 @@ def train_robust_classifier(
     init: str | os.PathLike | None = None,
     channels: int | None = None,
     workers: int = 0,
+    cache_dir: str | os.PathLike | None = None,
 ) -> tuple[float, float]:
     """Train the robust zoo classifier of ``data`` and write it to ``out`` (zoo weights format).
 
@@ -74,6 +75,8 @@ def train_robust_classifier(
             (default: 1 when the first images are greyscale, else 3).
         workers (int): image folders: processes decoding the images (``DataLoader``
             ``num_workers``; 0: this process). The decoded images are held as ``uint8``.
+        cache_dir (path, optional): image folders: keep the decoded images there and read them
+            from there next time (:func:`~captum_cf.training.data.folder_images`).
         batch_size (int): images per step (per process under torchrun).
         checkpoint_every (int): steps between checkpoints.
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
@@ -102,7 +105,7 @@ def train_robust_classifier(
     distributed_context(dev)  # under torchrun: join the group now, the processes share decoding
     check_amp(amp, dev)
     x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels,
-                                                        show_progress, workers)
+                                                        show_progress, workers, cache_dir)
     if limit is not None:
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
     # max pooling, as digits-cnn had when these weights were trained (it moved to average

@@ -54,6 +54,7 @@ def classifier_data(
     channels: int | None = None,
     show_progress: bool = False,
     workers: int = 0,
+    cache_dir: str | os.PathLike | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
     """Tensors of a data set: ``(x_train, y_train, x_test, y_test, test_description)``.
 
@@ -69,6 +70,8 @@ def classifier_data(
         channels (int, optional): an image folder's channels (1, 3; default from its files).
         show_progress (bool): a progress bar over a folder's images being read.
         workers (int): processes decoding a folder's images (0: this one).
+        cache_dir (path, optional): a folder's decoded images are kept there and read from
+            there next time (:func:`~captum_cf.training.data.folder_images`).
     """
     from captum_cf.training.data import check_data, folder_split
 
@@ -84,7 +87,7 @@ def classifier_data(
         train, test, desc = _shapes_splits(image_size)
         return train.images, train.labels, test.images, test.labels, desc
     split = folder_split(data, image_size, channels=channels, show_progress=show_progress,
-                         dtype=torch.uint8, workers=workers)
+                         dtype=torch.uint8, workers=workers, cache_dir=cache_dir)
     classes = torch.unique(split[1]).numel()
     if classes < 2:
         raise ValueError(f"{data}: the training images hold {classes} class: a classifier, and "
@@ -263,6 +266,7 @@ def train_classifier(
     misplaced_dots: int = 0,
     channels: int | None = None,
     workers: int = 0,
+    cache_dir: str | os.PathLike | None = None,
 ) -> float:
     """Train the zoo classifier of ``data`` and write it to ``out`` in the zoo weights format.
 
@@ -290,6 +294,8 @@ def train_classifier(
             (default: 1 when the first images are greyscale, else 3).
         workers (int): image folders: processes decoding the images (``DataLoader``
             ``num_workers``; 0: this process). The decoded images are held as ``uint8``.
+        cache_dir (path, optional): image folders: keep the decoded images there and read them
+            from there next time (:func:`~captum_cf.training.data.folder_images`).
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"`` for bfloat16 autocast on CUDA.
         checkpoint_every (int, optional): steps between checkpoints (default: one epoch).
@@ -325,7 +331,8 @@ def train_classifier(
         name = "shapes-cnn-strict"
     else:
         x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels,
-                                                            show_progress, workers)
+                                                            show_progress, workers,
+                                                            cache_dir)
         if limit is not None:
             x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
     config = _config(setup, x_tr, int(max(y_tr.max(), y_te.max())) + 1)

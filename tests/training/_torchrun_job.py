@@ -1,7 +1,8 @@
 """Run by ``torchrun`` in tests/training/test_torchrun.py: several ``captum-cf train`` commands
 in one process group (each rank runs this script). Usage:
 ``_torchrun_job.py FOLDER OUT CHECKS BROKEN``: first each rank reads FOLDER with the shared
-decode (``folder_split``) and saves what it got to ``CHECKS/split_<rank>.pt``, and reads the
+decode (``folder_split``) and saves what it got to ``CHECKS/split_<rank>.pt`` (and, read a
+second time from ``--cache-dir CHECKS/cache``, to ``CHECKS/cached_<rank>.pt``), and reads the
 folder BROKEN (an unreadable image in one rank's share) and saves its error message to
 ``CHECKS/error_<rank>.txt``; then the train commands write into OUT."""
 
@@ -43,6 +44,11 @@ commands = [
 distributed_context()
 rank = torch.distributed.get_rank()
 torch.save(folder_split(folder, 16, dtype=torch.uint8), os.path.join(checks, f"split_{rank}.pt"))
+# with a cache: the first call decodes (shared) and rank 0 writes, the second reads the files
+cache = os.path.join(checks, "cache")
+folder_split(folder, 16, dtype=torch.uint8, cache_dir=cache)
+torch.save(folder_split(folder, 16, dtype=torch.uint8, cache_dir=cache),
+           os.path.join(checks, f"cached_{rank}.pt"))
 try:
     folder_images(broken, 16, dtype=torch.uint8)
     message = "no error"

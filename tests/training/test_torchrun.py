@@ -97,11 +97,12 @@ def test_every_trainer_under_torchrun_with_two_cpu_processes(tmp_path: Path) -> 
 
     # the shared decode: each rank read half the images and both hold what one process reads
     alone = folder_split(str(folder), 16, dtype=torch.uint8)
-    for rank in (0, 1):
-        got = torch.load(checks / f"split_{rank}.pt", weights_only=True)
+    for rank, name in ((0, "split"), (1, "split"), (0, "cached"), (1, "cached")):
+        got = torch.load(checks / f"{name}_{rank}.pt", weights_only=True)
         assert got[4] == alone[4]
         for mine, want in zip(got[:4], alone[:4]):
             assert torch.equal(mine, want)
+    assert len(os.listdir(checks / "cache")) == 2  # the training and the held-out split
     # an unreadable image in rank 1's share fails both ranks (none waits for the other)
     assert "cannot read image" in (checks / "error_1.txt").read_text()
     error_0 = (checks / "error_0.txt").read_text()

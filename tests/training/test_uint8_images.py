@@ -255,3 +255,39 @@ def test_nearest_sample_baseline_reads_uint8_samples_as_8_bit_images(device: tor
         assert bool((y[by_bytes.nearest_index(x)] == 2).all())  # a sample of class 2 each
     with pytest.raises(ValueError, match="non-empty"):
         NearestSampleBaseline((u8[:0], y[:0]), 1)
+
+
+def test_cache_dir_keeps_the_decoded_folder_and_notices_a_changed_file(tmp_path,
+                                                                         monkeypatch) -> None:
+    import os
+
+    from captum_cf.datasets import ImageFolder
+
+    root, cache = tmp_path / "photos", tmp_path / "cache"
+    _folder(root, [(12, 14)] * 6)
+    first = folder_images(str(root), 10, dtype=torch.uint8, cache_dir=cache)
+    entries = sorted(os.listdir(cache))
+    assert len(entries) == 1 and entries[0].startswith("photos-") and entries[0].endswith(".npy")
+
+    def no_decoding(self, index):
+        raise AssertionError("decoded although the cache holds the folder")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ImageFolder, "__getitem__", no_decoding)
+        again = folder_images(str(root), 10, dtype=torch.uint8, cache_dir=cache)
+        assert all(torch.equal(a, b) for a, b in zip(first[:2], again[:2]))
+        assert again[2] == first[2] == ["a", "b"]
+        for other in ({"image_size": 8}, {"dtype": torch.float32}, {"files": [0, 2]}):
+            with pytest.raises(AssertionError, match="decoded although"):  # other keys
+                folder_images(str(root), **{"image_size": 10, "dtype": torch.uint8, **other},
+                              cache_dir=cache)
+        image = next((root / "a").iterdir())
+        stat = image.stat()
+        os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # an edited image
+        with pytest.raises(AssertionError, match="decoded although"):
+            folder_images(str(root), 10, dtype=torch.uint8, cache_dir=cache)
+    x_tr, y_tr, x_te, y_te, _ = folder_split(str(root), 10, test_fraction=0.5,
+                                             dtype=torch.uint8, cache_dir=cache)
+    plain = folder_split(str(root), 10, test_fraction=0.5, dtype=torch.uint8)
+    assert all(torch.equal(a, b) for a, b in zip((x_tr, y_tr, x_te, y_te), plain[:4]))
+    assert not [f for f in os.listdir(cache) if f.endswith(".tmp.npy")]  # no temporary left
