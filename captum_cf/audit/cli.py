@@ -142,6 +142,13 @@ def add_arguments(parser: Any) -> None:
         "baseline (MDTS); read with --image-size and the channels of --data, held in memory",
     )
     parser.add_argument(
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="keep the decoded --train-data images in DIR and read them from there next time "
+        "(a resumed audit, another audit of the same model) instead of decoding again",
+    )
+    parser.add_argument(
         "--baseline-weights",
         default=None,
         metavar="NAME=FILE[,NAME=FILE]",
@@ -215,6 +222,9 @@ def run_cli(args: Any) -> int:
             raise AuditInputError(
                 f"--{opt.replace('_', '-')} must be >= 0, got {getattr(args, opt)}"
             )
+    if args.cache_dir is not None and args.train_data is None:
+        raise AuditInputError("--cache-dir keeps the decoded --train-data images: give "
+                              "--train-data DIR with it (the audited images are streamed)")
     from captum_cf.audit.report import check_out
 
     try:
@@ -242,7 +252,8 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
         from captum_cf.audit.data import load_train_folder
 
         data.train = load_train_folder(
-            args.train_data, data, args.image_size, show_progress=not args.no_progress
+            args.train_data, data, args.image_size, show_progress=not args.no_progress,
+            cache_dir=args.cache_dir,
         )
     model, model_name = load_model(args.model, data.name, args.weights, str(device))
     extras = {"zoo_name": model_name[4:]} if model_name.startswith("zoo:") else {}

@@ -8,6 +8,7 @@ not grow with the number of images. Every user error is an :class:`AuditInputErr
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,13 +145,16 @@ def load_data(
 
 
 def load_train_folder(
-    root: str, data: AuditData, image_size: int | None, show_progress: bool = False
+    root: str, data: AuditData, image_size: int | None, show_progress: bool = False,
+    cache_dir: str | os.PathLike | None = None,
 ) -> TensorDataset:
     """The training images of an audited folder (``--train-data DIR``), for the baselines that
     need samples (``nearest-sample``): read like the audited images (``image_size``, their
     channels) and held in memory as ``uint8`` (N x C x S x S bytes; the nearest-sample baseline
     reads them as ``value / 255``, exact for 8-bit files at their own size, within 0.5 / 255
-    after a resize). Under ``torchrun`` the processes share the decoding.
+    after a resize). Under ``torchrun`` the processes share the decoding; ``cache_dir``
+    (``--cache-dir``) keeps the decoded images for the next audit or resume
+    (:func:`captum_cf.training.data.folder_images`).
 
     Raises:
         AuditInputError: ``data`` is built in (digits and shapes bring their own), ``root`` is
@@ -167,7 +171,8 @@ def load_train_folder(
     channels = getattr(data.dataset, "channels", None)
     try:
         images, labels, classes = folder_images(
-            root, image_size, channels=channels, show_progress=show_progress, dtype=torch.uint8
+            root, image_size, channels=channels, show_progress=show_progress, dtype=torch.uint8,
+            cache_dir=cache_dir,
         )
     except ValueError as err:
         raise AuditInputError(f"--train-data: {err}") from err

@@ -87,10 +87,15 @@ def test_train_folder_is_read_like_the_audited_one(tmp_path) -> None:
         for i in range(3):  # greyscale and of another size: read as RGB 8 x 8, as audited
             arr = torch.full((10, 14), 30 * i, dtype=torch.uint8).numpy()
             Image.fromarray(arr).save(train / cls / f"{i}.png")
-    samples = load_train_folder(str(train), audited, image_size=8)
+    samples = load_train_folder(str(train), audited, image_size=8, cache_dir=tmp_path / "cache")
     images, labels = samples.tensors
     assert images.shape == (6, 3, 8, 8) and labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert images.dtype == torch.uint8  # held as 8-bit images: a quarter of float32's memory
+    assert images[:, :, 0, 0].tolist() == [[30 * i] * 3 for i in range(3)] * 2
     assert torch.equal(images[:, 0], images[:, 2])  # a grey image's value in every channel
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    cached = load_train_folder(str(train), audited, image_size=8, cache_dir=tmp_path / "cache")
+    assert all(torch.equal(a, b) for a, b in zip(cached.tensors, samples.tensors))
     (train / "c").mkdir()
     Image.fromarray(torch.zeros(8, 8, dtype=torch.uint8).numpy()).save(train / "c" / "x.png")
     with pytest.raises(AuditInputError, match=r"has the classes \['a', 'b', 'c'\].*same class"):
@@ -123,8 +128,12 @@ def test_cli_train_data_enables_nearest_sample_and_is_part_of_resume(
     three_classes = ["--model", model_file()]  # samples of 2 classes cannot serve 3
     assert main([*common, *three_classes, "--train-data", str(train_a)]) == 2
     assert "'nearest-sample' is not available" in capsys.readouterr().err
-    assert main([*common, "--train-data", str(train_a)]) == 0
-    assert main([*common, "--train-data", str(train_a), "--resume"]) == 0
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    assert main([*common, *cache]) == 2
+    assert "--cache-dir keeps the decoded --train-data images" in capsys.readouterr().err
+    assert main([*common, "--train-data", str(train_a), *cache]) == 0
+    assert main([*common, "--train-data", str(train_a), "--resume", *cache]) == 0  # cached
+    assert len(list((tmp_path / "cache").iterdir())) == 1
     capsys.readouterr()
     assert main([*common, "--train-data", str(train_b), "--resume"]) == 2
     assert "settings differ (train_data" in capsys.readouterr().err
