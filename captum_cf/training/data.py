@@ -156,7 +156,8 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
     such a group is initialised).
 
     ``cache_dir``: keep the decoded tensor in this folder (``<folder name>-<key>.npy``, written
-    atomically, by rank 0 under torchrun) and read it from there next time instead of decoding
+    atomically, under torchrun by the first process of each machine; read only when every
+    process finds it) and read it from there next time instead of decoding
     again (a second ``captum-cf train`` command on the same folder, a resumed run). The key
     covers the folder's path, every image's name, class, size in bytes and modification time,
     ``image_size``, the channels, ``dtype`` and ``files``: a changed, added or removed image
@@ -208,17 +209,18 @@ def _cache_path(cache_dir: str | os.PathLike, ds: Any, dtype: torch.dtype) -> st
 
 
 def _read_cache(path: str, ds: Any, dtype: torch.dtype, shared: bool) -> Tensor | None:
-    """The cached images, or None (no entry, or one of another shape: decode again). Under a
-    process group rank 0 decides for all, so that no process decodes while the others read."""
+    """The cached images, or None (no entry: decode). Under a process group every process must
+    find the entry (a cache folder local to each machine may hold it on one node only), else
+    all decode together: no process decodes while others read."""
     import numpy as np
 
     found = os.path.isfile(path)
     if shared:
         import torch.distributed as dist
 
-        decision = [found]
-        dist.broadcast_object_list(decision, src=0, group=_gloo_group())
-        found = bool(decision[0])
+        everywhere: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(everywhere, found, group=_gloo_group())
+        found = all(everywhere)
     if not found:
         return None
     images = torch.from_numpy(np.load(path))
@@ -232,10 +234,11 @@ def _read_cache(path: str, ds: Any, dtype: torch.dtype, shared: bool) -> Tensor 
 
 
 def _write_cache(path: str, images: Tensor, shared: bool) -> None:
-    """Write the entry atomically (a temporary file renamed); rank 0 alone under a group."""
+    """Write the entry atomically (a temporary file renamed) where it is missing; under a process
+    group the first process of each machine (``LOCAL_RANK`` 0) writes, then all wait."""
     import numpy as np
 
-    if not shared or _rank() == 0:
+    if (not shared or int(os.environ.get("LOCAL_RANK", "0")) == 0) and not os.path.isfile(path):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp.npy"
         try:
@@ -250,11 +253,6 @@ def _write_cache(path: str, images: Tensor, shared: bool) -> None:
 
         dist.barrier(group=_gloo_group())
 
-
-def _rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank()
 
 
 def _decode(ds: Any, batch_size: int, dtype: torch.dtype, workers: int,
