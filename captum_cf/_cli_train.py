@@ -23,6 +23,10 @@ def _common_args(parser: argparse.ArgumentParser, batch_default: str,
     parser.add_argument("--workers", type=int, default=0, metavar="K",
                         help="image folders: processes decoding the images before training "
                              "(default 0: this one)")
+    parser.add_argument("--resize", type=int, default=None, metavar="R",
+                        help="image folders, with --image-size S: resize the shorter side to "
+                             "R >= S before the centre S x S crop (as torchvision's Resize(R) + "
+                             "CenterCrop(S)); default S")
     parser.add_argument("--cache-dir", default=None, metavar="DIR",
                         help="image folders: keep the decoded images in DIR and read them from "
                              "there next time (another train command on the same folder, a "
@@ -49,7 +53,7 @@ def _check_common(args: argparse.Namespace) -> None:
         if value is not None and value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     try:
-        check_data(args.data, args.image_size, args.channels, args.workers)
+        check_data(args.data, args.image_size, args.channels, args.workers, args.resize)
         check_amp(args.amp, resolve_device(args.device))
     except ValueError as err:
         raise CLIError(str(err)) from err
@@ -99,6 +103,7 @@ def _classifier_run(args: argparse.Namespace) -> int:
                                show_progress=not args.no_progress, image_size=args.image_size,
                                channels=args.channels, workers=args.workers,
                                cache_dir=args.cache_dir,
+                               resize=args.resize,
                                batch_size=args.batch_size or 64, device=args.device,
                                amp=args.amp, checkpoint_every=args.checkpoint_every,
                                misplaced_dots=args.misplaced_dots)
@@ -159,6 +164,7 @@ def _robust_run(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint, show_progress=not args.no_progress,
             image_size=args.image_size, channels=args.channels, workers=args.workers,
             cache_dir=args.cache_dir,
+            resize=args.resize,
             batch_size=args.batch_size or 64,
             checkpoint_every=args.checkpoint_every, device=args.device, amp=args.amp,
             init=args.init)
@@ -274,6 +280,7 @@ def _ganmex_run(args: argparse.Namespace) -> int:
                                aux_weight=args.aux_weight, image_size=args.image_size,
                                channels=args.channels, workers=args.workers,
                                cache_dir=args.cache_dir,
+                               resize=args.resize,
                                batch_size=args.batch_size, device=args.device, amp=args.amp,
                                log=_say, **_train_kwargs(args))
     except (ValueError, FileNotFoundError, KeyError) as err:
@@ -405,6 +412,7 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
             limit=args.limit, show_progress=not args.no_progress, image_size=args.image_size,
             channels=args.channels, workers=args.workers,
             cache_dir=args.cache_dir,
+            resize=args.resize,
             batch_size=args.batch_size, device=args.device, amp=args.amp, log=_say,
             aux_classifier=args.aux_classifier, aux_weight=args.aux_weight,
             conditioning=args.conditioning, critic_conditioning=args.critic_conditioning,
@@ -464,6 +472,7 @@ def _inpainter_run(args: argparse.Namespace) -> int:
                              show_progress=not args.no_progress, image_size=args.image_size,
                              channels=args.channels, workers=args.workers,
                              cache_dir=args.cache_dir,
+                             resize=args.resize,
                              batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
                              device=args.device, amp=args.amp)
     except ValueError as err:

@@ -123,9 +123,11 @@ def test_channels_and_workers_reach_the_trainer_and_are_checked(
     with pytest.raises(_Called) as called:
         main(["train", command, "--data", str(tmp_path / "photos"), "--out",
               str(tmp_path / "w.pt"), "--channels", "3", "--workers", "2", "--cache-dir",
-              str(tmp_path / "cache"), "--no-progress", *extra])
+              str(tmp_path / "cache"), "--image-size", "8", "--resize", "10", "--no-progress",
+              *extra])
     assert called.value.kwargs["channels"] == 3 and called.value.kwargs["workers"] == 2
     assert called.value.kwargs["cache_dir"] == str(tmp_path / "cache")
+    assert called.value.kwargs["resize"] == 10 and called.value.kwargs["image_size"] == 8
     code = main(["train", command, "--data", "digits", "--out", str(tmp_path / "w.pt"),
                  "--channels", "1", "--no-progress"])
     assert code == 2 and "channels applies to an image folder" in capsys.readouterr().err

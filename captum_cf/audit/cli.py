@@ -77,6 +77,15 @@ def add_arguments(parser: Any) -> None:
         "default: keep the files' size (which must then be equal)",
     )
     parser.add_argument(
+        "--resize",
+        type=int,
+        default=None,
+        metavar="R",
+        help="image folders, with --image-size S: resize the shorter side to R >= S before the "
+        "centre S x S crop, as torchvision's Resize(R) + CenterCrop(S) evaluation transform "
+        "(e.g. --resize 256 --image-size 224); default S",
+    )
+    parser.add_argument(
         "--channels",
         type=int,
         choices=(1, 3),
@@ -247,7 +256,7 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
     from captum_cf.audit.data import load_data
     from captum_cf.audit.model import load_model
 
-    data = load_data(args.data, n, args.seed, args.image_size, args.channels)
+    data = load_data(args.data, n, args.seed, args.image_size, args.channels, args.resize)
     if args.train_data is not None:
         from captum_cf.audit.data import load_train_folder
 
@@ -260,7 +269,9 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
     settings = Settings(
         methods=_names(args.methods),
         baselines=_names(args.baselines),
-        data_name=data.name,
+        # the preprocessing is part of what was audited (the report, the resume identity)
+        data_name=data.name if args.resize is None
+        else f"{data.name} (shorter side {args.resize}, centre crop {args.image_size})",
         train_data=data.train,
         removals=_names(args.removals),
         n_steps=args.steps,

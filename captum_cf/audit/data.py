@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, TensorDataset
 
 from captum_cf.audit.errors import AuditInputError
-from captum_cf.datasets.folder import MASK_SUFFIX, ImageFolder
+from captum_cf.datasets.folder import MASK_SUFFIX, ImageFolder, check_resize
 
 __all__ = ["AuditData", "load_data", "load_train_folder", "MASK_SUFFIX", "TensorImages", "parse_n"]
 
@@ -97,6 +97,7 @@ def load_data(
     seed: int = 0,
     image_size: int | None = None,
     channels: int | None = None,
+    resize: int | None = None,
 ) -> AuditData:
     """``"digits"`` (digits test split), ``"shapes"`` (fresh test-generator shapes) or a folder.
 
@@ -109,15 +110,21 @@ def load_data(
             (masks follow, nearest); None keeps the files' size, which must then be equal.
         channels (int, optional): folders: 1 reads the images as greyscale, 3 as RGB; None
             decides from the files (:class:`captum_cf.datasets.ImageFolder`).
+        resize (int, optional): folders, with ``image_size`` S: resize the shorter side to
+            R >= S before the centre crop (torchvision's ``Resize(R)`` + ``CenterCrop(S)``).
     """
-    import os
-
     if n is not None and n < 1:
         raise AuditInputError(f"--n must be >= 1, got {n}")
     if image_size is not None and spec in ("digits", "shapes"):
         raise AuditInputError("--image-size applies to an image folder, not to digits or shapes")
     if channels is not None and spec in ("digits", "shapes"):
         raise AuditInputError("--channels applies to an image folder, not to digits or shapes")
+    if resize is not None and spec in ("digits", "shapes"):
+        raise AuditInputError("--resize applies to an image folder, not to digits or shapes")
+    try:
+        check_resize(resize, image_size, "--resize")
+    except ValueError as err:
+        raise AuditInputError(str(err)) from err
     if spec == "digits":
         from captum_cf.datasets import load_digits
 
@@ -138,7 +145,7 @@ def load_data(
         ids = [str(i) for i in range(len(ds))]
         return AuditData("shapes", ds, ids, True, train, list(test.class_names))
     if os.path.isdir(spec):
-        return _load_folder(spec, n, seed, image_size, channels)
+        return _load_folder(spec, n, seed, image_size, channels, resize)
     raise AuditInputError(
         f"--data must be 'digits', 'shapes' or an image folder; {spec!r} is none of these"
     )
@@ -150,11 +157,11 @@ def load_train_folder(
 ) -> TensorDataset:
     """The training images of an audited folder (``--train-data DIR``), for the baselines that
     need samples (``nearest-sample``): read like the audited images (``image_size``, their
-    channels) and held in memory as ``uint8`` (N x C x S x S bytes; the nearest-sample baseline
-    reads them as ``value / 255``, exact for 8-bit files at their own size, within 0.5 / 255
-    after a resize). Under ``torchrun`` the processes share the decoding; ``cache_dir``
-    (``--cache-dir``) keeps the decoded images for the next audit or resume
-    (:func:`captum_cf.training.data.folder_images`).
+    channels and resize) and held in memory as ``uint8`` (N x C x S x S bytes; the
+    nearest-sample baseline reads them as ``value / 255``, exact for 8-bit files at their own
+    size, within 0.5 / 255 after a resize). Under ``torchrun`` the processes share the
+    decoding; ``cache_dir`` (``--cache-dir``) keeps the decoded images for the next audit or
+    resume (:func:`captum_cf.training.data.folder_images`).
 
     Raises:
         AuditInputError: ``data`` is built in (digits and shapes bring their own), ``root`` is
@@ -172,7 +179,7 @@ def load_train_folder(
     try:
         images, labels, classes = folder_images(
             root, image_size, channels=channels, show_progress=show_progress, dtype=torch.uint8,
-            cache_dir=cache_dir,
+            cache_dir=cache_dir, resize=getattr(data.dataset, "resize", None),
         )
     except ValueError as err:
         raise AuditInputError(f"--train-data: {err}") from err
@@ -185,13 +192,15 @@ def load_train_folder(
 
 
 def _load_folder(
-    root: str, n: int | None, seed: int, image_size: int | None, channels: int | None
+    root: str, n: int | None, seed: int, image_size: int | None, channels: int | None,
+    resize: int | None = None,
 ) -> AuditData:
     try:
-        everything = ImageFolder(root, image_size, channels=channels)
+        everything = ImageFolder(root, image_size, channels=channels, resize=resize)
         idx = _subset(len(everything), n, seed).tolist()
         # the subset keeps the whole folder's colour decision
-        ds = ImageFolder(root, image_size, files=idx, channels=everything.channels)
+        ds = ImageFolder(root, image_size, files=idx, channels=everything.channels,
+                         resize=resize)
     except ValueError as err:
         raise AuditInputError(str(err)) from err
     if image_size is None:

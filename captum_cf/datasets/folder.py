@@ -60,9 +60,11 @@ class ImageFolder(Dataset):
     about 30x faster for a 24 MP photo at S = 224, with 19 instead of 648 MB of peak memory
     growth, values within 0.0012 of the full decode on average and 0.02 at most
     (``benchmarks/folder_read.py``). The shorter side
-    is resized to S (bilinear, antialiased) and the centre S x S is cropped; masks follow with
-    nearest-neighbour resizing. Without it, images keep their size and the first image fixes the
-    size every other image must have (a clear error asks for ``image_size`` otherwise).
+    is resized to S (bilinear, antialiased; to R with ``resize=R``, as torchvision's
+    ``Resize(R)`` + ``CenterCrop(S)`` evaluation transform) and the centre S x S is cropped;
+    masks follow with nearest-neighbour resizing. Without it, images keep their size and the
+    first image fixes the size every other image must have (a clear error asks for
+    ``image_size`` otherwise).
 
     Args:
         root (str): the folder.
@@ -71,10 +73,14 @@ class ImageFolder(Dataset):
         channels (int, optional): 1 reads every image as greyscale, 3 as RGB (a grey image's
             value in all three); None (default) decides from the first 16 images: 1 when all of
             them are greyscale, else 3. The choice is :attr:`channels`.
+        resize (int, optional): with ``image_size`` S, resize the shorter side to R >= S before
+            the centre S x S crop (e.g. 256 for 224, as many ImageNet models are evaluated);
+            default S.
 
     Raises:
         ValueError: ``root`` is not a folder, holds no images, has masks for only some images,
-            ``image_size`` is not a positive int or ``channels`` is not 1, 3 or None.
+            ``image_size`` is not a positive int, ``channels`` is not 1, 3 or None, or
+            ``resize`` is not an int >= ``image_size`` (or is given without ``image_size``).
 
     Example:
         >>> ds = ImageFolder("photos", image_size=224)  # doctest: +SKIP
@@ -87,6 +93,7 @@ class ImageFolder(Dataset):
         image_size: int | None = None,
         files: Sequence[int] | None = None,
         channels: int | None = None,
+        resize: int | None = None,
     ) -> None:
         if not isinstance(root, (str, os.PathLike)) or not os.path.isdir(root):
             raise ValueError(f"root must be an image folder DIR/<class>/<image>, got {root!r}")
@@ -96,7 +103,9 @@ class ImageFolder(Dataset):
             raise ValueError(f"image_size must be a positive int or None, got {image_size!r}")
         if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
             raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
+        check_resize(resize, image_size)
         self.root, self.image_size = os.fspath(root), image_size
+        self.resize = resize
         self.classes = sorted(
             d for d in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, d))
         )
@@ -163,7 +172,7 @@ class ImageFolder(Dataset):
         path, label = self.samples[index]
         # a JPEG much larger than the target is decoded at 1/2, 1/4 or 1/8 scale (Pillow's
         # draft), still at least twice the target: 24 MP photos at 224 px read about 30x faster
-        draft = None if self.image_size is None else 2 * self.image_size
+        draft = None if self.image_size is None else 2 * (self.resize or self.image_size)
         image = self._fit(_pixels(_open(path, draft), self.grey), path)
         if not self.has_masks:
             return image, label
@@ -182,17 +191,38 @@ class ImageFolder(Dataset):
                     "resize and centre-crop every image to S x S"
                 )
             return t
-        return resize_center_crop(t, self.image_size, nearest)
+        return resize_center_crop(t, self.image_size, nearest, self.resize)
 
 
-def resize_center_crop(t: Tensor, size: int, nearest: bool = False) -> Tensor:
-    """Resize ``t`` (C, H, W) so its shorter side is ``size``, then crop the centre size x size.
+def check_resize(resize: Any, image_size: int | None, option: str = "resize") -> None:
+    """``resize`` must be None or an int >= ``image_size``, and needs an ``image_size``.
+
+    Raises:
+        ValueError: naming ``option`` (e.g. ``"--resize"``) and what is accepted.
+    """
+    if resize is None:
+        return
+    if isinstance(resize, bool) or not isinstance(resize, int):
+        raise ValueError(f"{option} must be an int, got {resize!r}")
+    if image_size is None:
+        raise ValueError(f"{option} {resize} needs an image size S to crop to "
+                         "(--image-size S / image_size=S)")
+    if resize < image_size:
+        raise ValueError(f"{option} ({resize}) must be >= the image size ({image_size}): the "
+                         "shorter side is resized to it before the centre S x S crop")
+
+
+def resize_center_crop(t: Tensor, size: int, nearest: bool = False,
+                       resize: int | None = None) -> Tensor:
+    """Resize ``t`` (C, H, W) so its shorter side is ``resize`` (default ``size``), then crop
+    the centre size x size.
 
     Bilinear with antialiasing for images (values stay in [0, 1]); nearest for masks (bool kept).
     """
     h, w = t.shape[-2:]
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    side = size if resize is None else resize
+    scale = side / min(h, w)
+    nh, nw = max(side, round(h * scale)), max(side, round(w * scale))
     if (nh, nw) != (h, w):
         x = t[None].float()
         if nearest:

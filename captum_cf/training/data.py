@@ -103,9 +103,10 @@ def is_folder(data: str) -> bool:
 
 
 def check_data(data: str, image_size: int | None = None, channels: int | None = None,
-               workers: int = 0) -> None:
+               workers: int = 0, resize: int | None = None) -> None:
     """Reject a ``data`` that is neither built in nor a folder, a bad ``image_size``, a
-    ``channels`` other than 1, 3 (folders only) or None, and ``workers`` other than an int >= 0.
+    ``channels`` other than 1, 3 (folders only) or None, ``workers`` other than an int >= 0 and
+    a ``resize`` other than None or (folders only) an int >= ``image_size``.
 
     Raises:
         ValueError: naming the argument and what is accepted.
@@ -127,18 +128,24 @@ def check_data(data: str, image_size: int | None = None, channels: int | None = 
         raise ValueError(f"channels applies to an image folder, not to {data!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers must be an int >= 0, got {workers!r}")
+    if resize is not None and not is_folder(data):
+        raise ValueError(f"resize applies to an image folder, not to {data!r}")
+    from captum_cf.datasets.folder import check_resize
+
+    check_resize(resize, image_size)
 
 
 def folder_images(root: str, image_size: int | None = None, batch_size: int = 64,
                   channels: int | None = None, show_progress: bool = False,
                   dtype: torch.dtype = torch.float32, files: list[int] | None = None,
                   workers: int = 0, shared: bool | None = None,
-                  cache_dir: str | os.PathLike | None = None,
+                  cache_dir: str | os.PathLike | None = None, resize: int | None = None,
                   ) -> tuple[Tensor, Tensor, list[str]]:
     """Every image of a class-per-folder tree: ``(images (N, C, S, S), labels, classes)``.
 
-    ``channels`` (1, 3 or None: decided from the files) as in
-    :class:`captum_cf.datasets.ImageFolder`; ``show_progress``: a progress bar over the images
+    ``channels`` (1, 3 or None: decided from the files) and ``resize`` (the shorter side before
+    the centre crop) as in :class:`captum_cf.datasets.ImageFolder`; ``show_progress``: a
+    progress bar over the images
     being decoded (rank 0 only under torchrun). ``dtype``: ``torch.float32`` (values in [0, 1])
     or ``torch.uint8`` (``round(255 * value)``: exact for 8-bit files read at their own size,
     within 0.5 / 255 after a resize or from a 16-bit file; a quarter of the memory). ``files``:
@@ -160,7 +167,8 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
     process finds it) and read it from there next time instead of decoding
     again (a second ``captum-cf train`` command on the same folder, a resumed run). The key
     covers the folder's path, every image's name, class, size in bytes and modification time,
-    ``image_size``, the channels, ``dtype`` and ``files``: a changed, added or removed image
+    ``image_size``, ``resize``, the channels, ``dtype`` and ``files``: a changed, added or
+    removed image
     gives a new key (old entries are left for the user to delete).
 
     Example:
@@ -172,7 +180,8 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
         raise ValueError(f"dtype must be torch.float32 or torch.uint8, got {dtype}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers must be an int >= 0, got {workers!r}")
-    ds = ImageFolder(os.fspath(root), image_size=image_size, channels=channels, files=files)
+    ds = ImageFolder(os.fspath(root), image_size=image_size, channels=channels, files=files,
+                     resize=resize)
     read = {"batch_size": batch_size, "dtype": dtype, "workers": workers,
             "desc": f"reading {root}" if show_progress else None}
     if shared is None:
@@ -198,8 +207,8 @@ def _cache_path(cache_dir: str | os.PathLike, ds: Any, dtype: torch.dtype) -> st
 
     h = hashlib.sha1()
     h.update(json.dumps({"version": _CACHE_VERSION, "root": os.path.abspath(ds.root),
-                         "image_size": ds.image_size, "channels": ds.channels,
-                         "dtype": str(dtype)}).encode())
+                         "image_size": ds.image_size, "resize": ds.resize,
+                         "channels": ds.channels, "dtype": str(dtype)}).encode())
     for path, label in ds.samples:
         st = os.stat(path)
         h.update(f"{os.path.relpath(path, ds.root)}\0{label}\0{st.st_size}\0"
@@ -362,10 +371,11 @@ def _decode_shared(ds: Any, batch_size: int, dtype: torch.dtype, workers: int,
 def folder_split(root: str, image_size: int | None = None, test_fraction: float = 0.2,
                  channels: int | None = None, show_progress: bool = False,
                  dtype: torch.dtype = torch.float32, workers: int = 0,
-                 cache_dir: str | os.PathLike | None = None,
+                 cache_dir: str | os.PathLike | None = None, resize: int | None = None,
                  ) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
     """``(x_train, y_train, x_test, y_test, test_description)`` of an image folder, the images
-    of ``dtype`` (``workers`` decoding processes, ``cache_dir``) as in :func:`folder_images`.
+    of ``dtype`` (``workers`` decoding processes, ``cache_dir``, ``resize``) as in
+    :func:`folder_images`.
 
     ``channels`` as in :class:`captum_cf.datasets.ImageFolder`; ``DIR/test`` is read with the
     channels of ``DIR/train`` (by default 1 when its first images are greyscale, else 3), so
@@ -381,7 +391,7 @@ def folder_split(root: str, image_size: int | None = None, test_fraction: float 
     root = os.fspath(root)
     train_dir, test_dir = os.path.join(root, "train"), os.path.join(root, "test")
     read = {"show_progress": show_progress, "dtype": dtype, "workers": workers,
-            "cache_dir": cache_dir}
+            "cache_dir": cache_dir, "resize": resize}
     if os.path.isdir(train_dir) and os.path.isdir(test_dir):
         x_tr, y_tr, classes = folder_images(train_dir, image_size, channels=channels, **read)
         x_te, y_te, test_classes = folder_images(test_dir, image_size, channels=x_tr.shape[1],
@@ -390,7 +400,7 @@ def folder_split(root: str, image_size: int | None = None, test_fraction: float 
             raise ValueError(f"{train_dir} has classes {classes} but {test_dir} has "
                              f"{test_classes}: both need the same class folders")
         return x_tr, y_tr, x_te, y_te, f"{test_dir} ({len(x_te)} images)"
-    listing = ImageFolder(root, image_size, channels=channels)  # file list and colour only
+    listing = ImageFolder(root, image_size, channels=channels, resize=resize)  # list and colour
     n = len(listing)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
     n_test = int(round(test_fraction * n))

@@ -94,6 +94,7 @@ def train_exaggeration(
     channels: int | None = None,
     workers: int = 0,
     cache_dir: str | os.PathLike | None = None,
+    resize: int | None = None,
 ) -> dict[str, Any]:
     """Train a progressive-exaggeration generator for "is it class ``positive``".
 
@@ -122,6 +123,8 @@ def train_exaggeration(
             ``num_workers``; 0: this process). The decoded images are held as ``uint8``.
         cache_dir (path, optional): image folders: keep the decoded images there and read them
             from there next time (:func:`~captum_cf.training.data.folder_images`).
+        resize (int, optional): image folders, with ``image_size`` S: resize the shorter side
+            to R >= S before the centre S x S crop (default S).
         batch_size (int, optional): images per step (default: ``train_config``'s; per process).
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"``: bfloat16 autocast of generator and discriminator
@@ -175,7 +178,7 @@ def train_exaggeration(
     )
     from captum_cf.zoo.train import classifier_data
 
-    check_data(data, image_size, channels, workers)
+    check_data(data, image_size, channels, workers, resize)
     if aux_weight is not None and (aux_classifier is None or not aux_weight > 0):
         raise ValueError(f"aux_weight must be > 0 and needs aux_classifier, got aux_weight "
                          f"{aux_weight!r} with aux_classifier {aux_classifier!r}")
@@ -184,7 +187,8 @@ def train_exaggeration(
     check_amp(amp, dev)
     model = _load_zoo_model(classifier, weights=classifier_weights).to(dev)
     x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels,
-                                                        show_progress, workers, cache_dir)
+                                                        show_progress, workers, cache_dir,
+                                                        resize)
     if limit is not None:
         x_tr, y_tr, x_te = x_tr[:limit], y_tr[:limit], x_te[:limit]
     x_tr, y_tr, x_val, _ = _split(x_tr, y_tr, val_fraction, seed)

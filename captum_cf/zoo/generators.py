@@ -191,6 +191,7 @@ def train_ganmex(
     channels: int | None = None,
     workers: int = 0,
     cache_dir: str | os.PathLike | None = None,
+    resize: int | None = None,
 ) -> dict[str, Any]:
     """Train a GANMEX generator against a classifier and write it in the zoo format.
 
@@ -235,6 +236,8 @@ def train_ganmex(
             ``num_workers``; 0: this process). The decoded images are held as ``uint8``.
         cache_dir (path, optional): image folders: keep the decoded images there and read them
             from there next time (:func:`~captum_cf.training.data.folder_images`).
+        resize (int, optional): image folders, with ``image_size`` S: resize the shorter side
+            to R >= S before the centre S x S crop (default S).
         batch_size (int, optional): images per step (default: ``train_config``'s; per process).
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"``: bfloat16 autocast of generator and critic (CUDA only;
@@ -250,7 +253,7 @@ def train_ganmex(
     from captum_cf.training.data import check_data, data_name, is_folder
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
 
-    check_data(data, image_size, channels, workers)
+    check_data(data, image_size, channels, workers, resize)
     if aux_classifier is None and not is_folder(data) and "aux_classifier" in GANMEX_SETUPS[data]:
         aux_classifier = GANMEX_SETUPS[data]["aux_classifier"]
         if aux_weight is None and (train_config is None or train_config.lambda_aux == 0):
@@ -275,7 +278,7 @@ def train_ganmex(
     model = _load_zoo_model(classifier or setup["classifier"], weights=classifier_weights).to(dev)
     x_tr, y_tr, x_val, y_val, x_te, y_te, test_desc = _ganmex_data(data, setup, seed, image_size,
                                                                    channels, show_progress,
-                                                                   workers, cache_dir)
+                                                                   workers, cache_dir, resize)
     if limit is not None:
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
         x_val, y_val = x_val[:limit], y_val[:limit]
@@ -350,13 +353,15 @@ def train_ganmex(
 def _ganmex_data(data: str, setup: dict[str, Any], seed: int, image_size: int | None = None,
                  channels: int | None = None, show_progress: bool = False,
                  workers: int = 0,
-                 cache_dir: str | os.PathLike | None = None) -> tuple[Any, ...]:
+                 cache_dir: str | os.PathLike | None = None,
+                 resize: int | None = None) -> tuple[Any, ...]:
     """(x_train, y_train, x_val, y_val, x_test, y_test, test description) of a data set (a
     folder's images ``uint8``, as :func:`~captum_cf.zoo.train.classifier_data`)."""
     from captum_cf.zoo.train import classifier_data
 
     x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels,
-                                                        show_progress, workers, cache_dir)
+                                                        show_progress, workers, cache_dir,
+                                                        resize)
     if "val_seed" not in setup:  # validation: a share of the training split
         x_tr, y_tr, x_val, y_val = _split(x_tr, y_tr, setup["val_fraction"], seed)
         return x_tr, y_tr, x_val, y_val, x_te, y_te, test_desc

@@ -53,7 +53,8 @@ EVAL_SEED = 0
 
 def inpainter_data(data: str, image_size: int | None = None, channels: int | None = None,
                    show_progress: bool = False, workers: int = 0,
-                   cache_dir: str | os.PathLike | None = None) -> tuple[Tensor, Tensor, str]:
+                   cache_dir: str | os.PathLike | None = None,
+                   resize: int | None = None) -> tuple[Tensor, Tensor, str]:
     """``(train_images, held_out_images, held_out_description)`` of a data set.
 
     Args:
@@ -65,12 +66,14 @@ def inpainter_data(data: str, image_size: int | None = None, channels: int | Non
         workers (int): processes decoding a folder's images (0: this one).
         cache_dir (path, optional): a folder's decoded images are kept there and read from
             there next time (:func:`~captum_cf.training.data.folder_images`).
+        resize (int, optional): a folder's shorter side before the centre crop (default
+            ``image_size``).
 
     Digits and shapes come as float32 in [0, 1], a folder's images as ``uint8`` (0..255).
     """
     from captum_cf.training.data import check_data, folder_split
 
-    check_data(data, image_size, channels, workers)
+    check_data(data, image_size, channels, workers, resize)
     if data == "digits":
         from captum_cf.datasets import load_digits
 
@@ -88,7 +91,7 @@ def inpainter_data(data: str, image_size: int | None = None, channels: int | Non
                             f"seed={s['test_seed']})"
     x_tr, _, x_te, _, desc = folder_split(data, image_size, channels=channels,
                                           show_progress=show_progress, dtype=torch.uint8,
-                                          workers=workers, cache_dir=cache_dir)
+                                          workers=workers, cache_dir=cache_dir, resize=resize)
     return x_tr, x_te, desc
 
 
@@ -178,6 +181,7 @@ def train_inpainter(
     channels: int | None = None,
     workers: int = 0,
     cache_dir: str | os.PathLike | None = None,
+    resize: int | None = None,
 ) -> float:
     """Train the zoo inpainter of ``data`` and write it to ``out`` with its measured quality.
 
@@ -203,6 +207,8 @@ def train_inpainter(
             ``num_workers``; 0: this process). The decoded images are held as ``uint8``.
         cache_dir (path, optional): image folders: keep the decoded images there and read them
             from there next time (:func:`~captum_cf.training.data.folder_images`).
+        resize (int, optional): image folders, with ``image_size`` S: resize the shorter side
+            to R >= S before the centre S x S crop (default S).
         batch_size (int, optional): images per step (default per data set; per process).
         checkpoint_every (int): steps between checkpoints.
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
@@ -218,14 +224,14 @@ def train_inpainter(
     from captum_cf.training.data import check_data
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
 
-    check_data(data, image_size, channels, workers)
+    check_data(data, image_size, channels, workers, resize)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive int, got {limit!r}")
     dev = resolve_device(device)
     distributed_context(dev)  # under torchrun: join the group now, the processes share decoding
     check_amp(amp, dev)
     train, test, test_desc = inpainter_data(data, image_size, channels, show_progress,
-                                            workers, cache_dir)
+                                            workers, cache_dir, resize)
     setup = _setup(data, train)
     steps = setup["steps"] if steps is None else steps
     if limit is not None:

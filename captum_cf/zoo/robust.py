@@ -55,6 +55,7 @@ def train_robust_classifier(
     channels: int | None = None,
     workers: int = 0,
     cache_dir: str | os.PathLike | None = None,
+    resize: int | None = None,
 ) -> tuple[float, float]:
     """Train the robust zoo classifier of ``data`` and write it to ``out`` (zoo weights format).
 
@@ -77,6 +78,8 @@ def train_robust_classifier(
             ``num_workers``; 0: this process). The decoded images are held as ``uint8``.
         cache_dir (path, optional): image folders: keep the decoded images there and read them
             from there next time (:func:`~captum_cf.training.data.folder_images`).
+        resize (int, optional): image folders, with ``image_size`` S: resize the shorter side
+            to R >= S before the centre S x S crop (default S).
         batch_size (int): images per step (per process under torchrun).
         checkpoint_every (int): steps between checkpoints.
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
@@ -99,13 +102,14 @@ def train_robust_classifier(
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
     from captum_cf.zoo.train import CLASSIFIER_SETUPS, _config, classifier_data
 
-    check_data(data, image_size, channels, workers)
+    check_data(data, image_size, channels, workers, resize)
     stored = _read_init(init) if init is not None else None  # a bad spec fails before any work
     dev = resolve_device(device)
     distributed_context(dev)  # under torchrun: join the group now, the processes share decoding
     check_amp(amp, dev)
     x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels,
-                                                        show_progress, workers, cache_dir)
+                                                        show_progress, workers, cache_dir,
+                                                        resize)
     if limit is not None:
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
     # max pooling, as digits-cnn had when these weights were trained (it moved to average

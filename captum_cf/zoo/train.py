@@ -55,6 +55,7 @@ def classifier_data(
     show_progress: bool = False,
     workers: int = 0,
     cache_dir: str | os.PathLike | None = None,
+    resize: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
     """Tensors of a data set: ``(x_train, y_train, x_test, y_test, test_description)``.
 
@@ -72,10 +73,12 @@ def classifier_data(
         workers (int): processes decoding a folder's images (0: this one).
         cache_dir (path, optional): a folder's decoded images are kept there and read from
             there next time (:func:`~captum_cf.training.data.folder_images`).
+        resize (int, optional): a folder's shorter side before the centre crop (default
+            ``image_size``).
     """
     from captum_cf.training.data import check_data, folder_split
 
-    check_data(data, image_size, channels, workers)
+    check_data(data, image_size, channels, workers, resize)
     if data == "digits":
         from captum_cf.datasets import load_digits
 
@@ -87,7 +90,8 @@ def classifier_data(
         train, test, desc = _shapes_splits(image_size)
         return train.images, train.labels, test.images, test.labels, desc
     split = folder_split(data, image_size, channels=channels, show_progress=show_progress,
-                         dtype=torch.uint8, workers=workers, cache_dir=cache_dir)
+                         dtype=torch.uint8, workers=workers, cache_dir=cache_dir,
+                         resize=resize)
     classes = torch.unique(split[1]).numel()
     if classes < 2:
         raise ValueError(f"{data}: the training images hold {classes} class: a classifier, and "
@@ -267,6 +271,7 @@ def train_classifier(
     channels: int | None = None,
     workers: int = 0,
     cache_dir: str | os.PathLike | None = None,
+    resize: int | None = None,
 ) -> float:
     """Train the zoo classifier of ``data`` and write it to ``out`` in the zoo weights format.
 
@@ -296,6 +301,8 @@ def train_classifier(
             ``num_workers``; 0: this process). The decoded images are held as ``uint8``.
         cache_dir (path, optional): image folders: keep the decoded images there and read them
             from there next time (:func:`~captum_cf.training.data.folder_images`).
+        resize (int, optional): image folders, with ``image_size`` S: resize the shorter side
+            to R >= S before the centre S x S crop (default S).
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"`` for bfloat16 autocast on CUDA.
         checkpoint_every (int, optional): steps between checkpoints (default: one epoch).
@@ -332,7 +339,7 @@ def train_classifier(
     else:
         x_tr, y_tr, x_te, y_te, test_desc = classifier_data(data, image_size, channels,
                                                             show_progress, workers,
-                                                            cache_dir)
+                                                            cache_dir, resize)
         if limit is not None:
             x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
     config = _config(setup, x_tr, int(max(y_tr.max(), y_te.max())) + 1)

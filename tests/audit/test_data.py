@@ -7,6 +7,7 @@ import torch
 
 from captum_cf.audit import AuditInputError
 from captum_cf.audit.data import load_data, parse_n
+from captum_cf.datasets import ImageFolder
 from captum_cf.datasets.folder import resize_center_crop
 
 
@@ -137,3 +138,31 @@ def test_cli_train_data_enables_nearest_sample_and_is_part_of_resume(
     capsys.readouterr()
     assert main([*common, "--train-data", str(train_b), "--resume"]) == 2
     assert "settings differ (train_data" in capsys.readouterr().err
+
+
+def test_cli_resize_crops_like_torchvision_eval_and_is_part_of_resume(
+    tmp_path, image_folder, model_file, capsys
+) -> None:
+    import json
+
+    from captum_cf.cli import main
+
+    images = image_folder(n_per_class=2, side=24)
+    out = tmp_path / "report"
+    common = ["audit", "--model", model_file(side=16), "--data", str(images), "--n", "all",
+              "--image-size", "16", "--methods", "occlusion", "--baselines", "zero",
+              "--steps", "2", "--sanity-n", "0", "--no-progress", "--out", str(out)]
+    assert main([*common, "--resize", "20"]) == 0
+    config = json.loads((out / "results.json").read_text())["config"]
+    assert config["data"] == f"{images} (shorter side 20, centre crop 16)"
+    assert config["image_shape"] == [3, 16, 16]
+    capsys.readouterr()
+    assert main([*common, "--resize", "24", "--resume"]) == 2  # other pixels: not resumed
+    assert "settings differ (data" in capsys.readouterr().err
+    assert main([*common, "--resize", "12"]) == 2
+    assert "--resize (12) must be >= the image size (16)" in capsys.readouterr().err
+    assert main([*common[:7], *common[9:], "--resize", "20"]) == 2  # without --image-size
+    assert "--resize 20 needs an image size" in capsys.readouterr().err
+    ds = load_data(str(images), None, image_size=16, resize=20).dataset
+    want = resize_center_crop(ImageFolder(str(images))[0][0], 16, resize=20)
+    assert torch.equal(ds[0][0], want)

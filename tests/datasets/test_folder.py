@@ -181,3 +181,31 @@ def test_large_jpegs_are_decoded_at_a_reduced_scale_close_to_the_full_decode(tmp
     assert float((x - full).abs().mean()) < 0.01
     # without image_size the files keep their size: no reduced decode
     assert ImageFolder(str(tmp_path))[0][0].shape == (3, 900, 1200) and asked == [(128, 128)]
+
+
+def test_resize_then_centre_crop_as_torchvision_evaluates(tmp_path):
+    """``resize=R``: the shorter side to R, then the centre S x S (``Resize(R)`` +
+    ``CenterCrop(S)``); the mask follows; without it R = S."""
+    img = np.zeros((8, 16, 3), np.uint8)
+    img[:, 6:10] = 255  # a bright centre band 4 px wide
+    mask = np.zeros((8, 16), np.uint8)
+    mask[:, 6:10] = 255
+    _save(tmp_path / "a" / "x.png", img)
+    _save(tmp_path / "a" / "x_mask.png", mask)
+    ds = ImageFolder(str(tmp_path), image_size=4, resize=8)  # no resizing, a 4 x 4 centre crop
+    x, _, m = ds[0]
+    assert x.shape == (3, 4, 4) and torch.equal(x, torch.ones(3, 4, 4))
+    assert torch.equal(m, torch.ones(1, 4, 4, dtype=torch.bool))
+    wide = ImageFolder(str(tmp_path), image_size=4)  # 8x16 -> 4x8, centre 4x4: band and dark
+    assert 0 < float(wide[0][0].mean()) < 1
+    t = torch.rand(3, 30, 50)
+    assert torch.equal(resize_center_crop(t, 10, resize=10), resize_center_crop(t, 10))
+    want = torch.nn.functional.interpolate(t[None], size=(20, 33), mode="bilinear",
+                                           align_corners=False, antialias=True)[0].clamp(0, 1)
+    assert torch.equal(resize_center_crop(t, 10, resize=20), want[:, 5:15, 11:21])
+    with pytest.raises(ValueError, match=r"resize \(3\) must be >= the image size \(4\)"):
+        ImageFolder(str(tmp_path), image_size=4, resize=3)
+    with pytest.raises(ValueError, match="resize 8 needs an image size"):
+        ImageFolder(str(tmp_path), resize=8)
+    with pytest.raises(ValueError, match="resize must be an int"):
+        ImageFolder(str(tmp_path), image_size=4, resize=True)

@@ -277,7 +277,8 @@ def test_cache_dir_keeps_the_decoded_folder_and_notices_a_changed_file(tmp_path,
         again = folder_images(str(root), 10, dtype=torch.uint8, cache_dir=cache)
         assert all(torch.equal(a, b) for a, b in zip(first[:2], again[:2]))
         assert again[2] == first[2] == ["a", "b"]
-        for other in ({"image_size": 8}, {"dtype": torch.float32}, {"files": [0, 2]}):
+        for other in ({"image_size": 8}, {"dtype": torch.float32}, {"files": [0, 2]},
+                      {"resize": 12}):
             with pytest.raises(AssertionError, match="decoded although"):  # other keys
                 folder_images(str(root), **{"image_size": 10, "dtype": torch.uint8, **other},
                               cache_dir=cache)
