@@ -117,14 +117,10 @@ def train_exaggeration(
         show_progress (bool): tqdm progress bars (reading a folder's images, the steps).
         log (callable, optional): receives loss and validation lines.
         image_size (int, optional): image side (default: the data set's own).
-        channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
-            (default: 1 when the first images are greyscale, else 3).
-        workers (int): image folders: processes decoding the images (``DataLoader``
-            ``num_workers``; 0: this process). The decoded images are held as ``uint8``.
-        cache_dir (path, optional): image folders: keep the decoded images there and read them
-            from there next time (:func:`~captum_cf.training.data.folder_images`).
-        resize (int, optional): image folders, with ``image_size`` S: resize the shorter side
-            to R >= S before the centre S x S crop (default S).
+        channels, workers, cache_dir, resize: how an image folder is read (1 or 3 channels,
+            default from its files; decoding processes; a folder keeping the decoded images;
+            the shorter side before the crop, default ``image_size``), as
+            :func:`~captum_cf.training.data.folder_images` reads it, into ``uint8``.
         batch_size (int, optional): images per step (default: ``train_config``'s; per process).
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"``: bfloat16 autocast of generator and discriminator

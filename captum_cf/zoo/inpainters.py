@@ -60,14 +60,9 @@ def inpainter_data(data: str, image_size: int | None = None, channels: int | Non
     Args:
         data (str): ``"digits"``, ``"shapes"`` or an image folder (its labels are ignored).
         image_size (int, optional): image side (default: the data set's own).
-        channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
-            (default: 1 when the first images are greyscale, else 3).
         show_progress (bool): a progress bar over a folder's images being read.
-        workers (int): processes decoding a folder's images (0: this one).
-        cache_dir (path, optional): a folder's decoded images are kept there and read from
-            there next time (:func:`~captum_cf.training.data.folder_images`).
-        resize (int, optional): a folder's shorter side before the centre crop (default
-            ``image_size``).
+        channels, workers, cache_dir, resize: as in
+            :func:`~captum_cf.zoo.inpainters.train_inpainter`.
 
     Digits and shapes come as float32 in [0, 1], a folder's images as ``uint8`` (0..255).
     """
@@ -201,14 +196,10 @@ def train_inpainter(
         resume (bool): continue from ``checkpoint`` when it exists.
         show_progress (bool): tqdm progress bars (reading a folder's images, the steps).
         image_size (int, optional): image side (default: the data set's own).
-        channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
-            (default: 1 when the first images are greyscale, else 3).
-        workers (int): image folders: processes decoding the images (``DataLoader``
-            ``num_workers``; 0: this process). The decoded images are held as ``uint8``.
-        cache_dir (path, optional): image folders: keep the decoded images there and read them
-            from there next time (:func:`~captum_cf.training.data.folder_images`).
-        resize (int, optional): image folders, with ``image_size`` S: resize the shorter side
-            to R >= S before the centre S x S crop (default S).
+        channels, workers, cache_dir, resize: how an image folder is read (1 or 3 channels,
+            default from its files; decoding processes; a folder keeping the decoded images;
+            the shorter side before the crop, default ``image_size``), as
+            :func:`~captum_cf.training.data.folder_images` reads it, into ``uint8``.
         batch_size (int, optional): images per step (default per data set; per process).
         checkpoint_every (int): steps between checkpoints.
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.

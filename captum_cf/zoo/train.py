@@ -68,13 +68,9 @@ def classifier_data(
             (:func:`captum_cf.training.data.folder_split`).
         image_size (int, optional): side of the images (default: 32 digits, 64 shapes, the
             files' own size for a folder).
-        channels (int, optional): an image folder's channels (1, 3; default from its files).
         show_progress (bool): a progress bar over a folder's images being read.
-        workers (int): processes decoding a folder's images (0: this one).
-        cache_dir (path, optional): a folder's decoded images are kept there and read from
-            there next time (:func:`~captum_cf.training.data.folder_images`).
-        resize (int, optional): a folder's shorter side before the centre crop (default
-            ``image_size``).
+        channels, workers, cache_dir, resize: as in
+            :func:`~captum_cf.zoo.train.train_classifier`.
     """
     from captum_cf.training.data import check_data, folder_split
 
@@ -295,14 +291,10 @@ def train_classifier(
         checkpoint (path, optional): checkpoint file; an existing one is resumed exactly.
         show_progress (bool): tqdm bars over a folder's images being read and the steps.
         image_size (int, optional): image side (default 32 digits, 64 shapes, the files' size).
-        channels (int, optional): image folders: 1 reads the images as greyscale, 3 as RGB
-            (default: 1 when the first images are greyscale, else 3).
-        workers (int): image folders: processes decoding the images (``DataLoader``
-            ``num_workers``; 0: this process). The decoded images are held as ``uint8``.
-        cache_dir (path, optional): image folders: keep the decoded images there and read them
-            from there next time (:func:`~captum_cf.training.data.folder_images`).
-        resize (int, optional): image folders, with ``image_size`` S: resize the shorter side
-            to R >= S before the centre S x S crop (default S).
+        channels, workers, cache_dir, resize: how an image folder is read (1 or 3 channels,
+            default from its files; decoding processes; a folder keeping the decoded images;
+            the shorter side before the crop, default ``image_size``), as
+            :func:`~captum_cf.training.data.folder_images` reads it, into ``uint8``.
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"`` for bfloat16 autocast on CUDA.
         checkpoint_every (int, optional): steps between checkpoints (default: one epoch).
