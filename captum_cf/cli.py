@@ -11,6 +11,7 @@ arguments to a parser and a function that runs it.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -94,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"captum-cf: error: {err}", file=sys.stderr)
         return 2
     except TrainingInterrupted as err:  # Ctrl-C in a train command: a line, not a traceback
+        if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 speaks for all
+            return 130
         print(f"captum-cf: {err}", file=sys.stderr)
         if err.checkpoint is not None:
             argv = list(args._argv)

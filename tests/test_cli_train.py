@@ -167,7 +167,7 @@ def test_ctrl_c_in_train_ends_with_a_line_and_the_same_command_resumes_exactly(
         _press_ctrl_c_at(patch, ClassifierTrainer, 2)
         assert main(command("cut")) == 130
     err = capsys.readouterr().err
-    assert "interrupted after step 2 of 6; checkpoint written to" in err
+    assert "interrupted by SIGINT after step 2 of 6; checkpoint written to" in err
     assert "Traceback" not in err and not (tmp_path / "cut.pt").exists()
     resume = err.split("to continue exactly where it stopped: captum-cf ")[1].strip()
     assert resume.split() == command("cut")  # this command resumes by itself: no --resume

@@ -307,12 +307,13 @@ class Trainer(abc.ABC):
 
         ``steps`` is a total, so a resumed run stops where the uninterrupted one would.
 
-        Ctrl-C (SIGINT) in a single-process run lets the current step finish, writes a
-        checkpoint when the trainer has a ``checkpoint_path`` and raises
-        :class:`TrainingInterrupted` (a ``KeyboardInterrupt``): resuming from that checkpoint
-        gives exactly the uninterrupted run's result. A second Ctrl-C stops at once. (Only where
-        SIGINT has Python's default handler, in the main thread; under ``torchrun`` Ctrl-C
-        keeps its default effect and the last regular checkpoint is the one to resume from.)
+        Ctrl-C (SIGINT) or SIGTERM (a scheduler preempting the job, ``torchrun`` stopping its
+        workers) lets the current step finish, writes a checkpoint when the trainer has a
+        ``checkpoint_path`` and raises :class:`TrainingInterrupted` (a ``KeyboardInterrupt``):
+        resuming from that checkpoint gives exactly the uninterrupted run's result. Under
+        ``torchrun`` the processes agree after every step (a one-number all-reduce), so all of
+        them stop after the same step even when only one was signalled. A second signal stops
+        at once. (Only for signals with Python's default handler, in the main thread.)
 
         Returns:
             list of dict: :attr:`history`.
@@ -324,7 +325,7 @@ class Trainer(abc.ABC):
             raise ValueError(f"steps ({steps}) is below the steps already done ({self.step})")
         bar = tqdm(total=steps, initial=self.step, desc=self.desc,
                    disable=not (show_progress and self.dist.is_main))
-        stop = _StopRequest(enabled=not self.dist.enabled)
+        stop = _StopRequest()
         try:
             with stop, self.training_context(), _train_mode(self.modules.values()):
                 while self.step < steps:
@@ -334,16 +335,30 @@ class Trainer(abc.ABC):
                     self._record(losses, bar, final=self.log_at_end and self.step == steps)
                     if self.validate_every and self.step % self.validate_every == 0:
                         self._run_validation()
+                    interrupted = self._any_process(stop.requested)
                     if self.checkpoint_path and (
                         self.step % self.checkpoint_every == 0 or self.step == steps
-                        or stop.requested
+                        or interrupted
                     ):
                         self.save(self.checkpoint_path)
-                    if stop.requested and self.step < steps:
-                        raise TrainingInterrupted(self.step, steps, self.checkpoint_path)
+                    if interrupted and self.step < steps:
+                        raise TrainingInterrupted(self.step, steps, self.checkpoint_path,
+                                                  stop.signal)
         finally:
             bar.close()
         return self.history
+
+    def _any_process(self, flag: bool) -> bool:
+        """``flag`` of any process (a MAX all-reduce under torchrun, so that every process
+        stops after the same step; on the CUDA device with nccl)."""
+        if not self.dist.enabled:
+            return flag
+        import torch.distributed as dist
+
+        on = self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+        t = torch.tensor([int(flag)], device=on)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
 
     def _record(self, losses: dict[str, float], bar: Any, final: bool = False) -> None:
         for key, value in losses.items():
@@ -550,46 +565,59 @@ def check_frozen_classifier(
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C ended :meth:`Trainer.fit` after a whole step; ``checkpoint`` (None without a
-    ``checkpoint_path``) holds the state at ``step`` and resumes exactly."""
+    """Ctrl-C (SIGINT) or SIGTERM ended :meth:`Trainer.fit` after a whole step; ``checkpoint``
+    (None without a ``checkpoint_path``) holds the state at ``step`` and resumes exactly;
+    ``signal`` names the signal (None on a process that stopped because another one got it)."""
 
-    def __init__(self, step: int, steps: int, checkpoint: str | os.PathLike | None) -> None:
-        self.step, self.steps = step, steps
+    def __init__(self, step: int, steps: int, checkpoint: str | os.PathLike | None,
+                 signal: str | None = "SIGINT") -> None:
+        self.step, self.steps, self.signal = step, steps, signal
         self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         saved = (f"checkpoint written to {self.checkpoint}" if self.checkpoint
                  else "no checkpoint file was given, nothing was saved")
-        super().__init__(f"interrupted after step {step} of {steps}; {saved}")
+        by = f" by {signal}" if signal else " (another process was signalled)"
+        super().__init__(f"interrupted{by} after step {step} of {steps}; {saved}")
 
 
 class _StopRequest:
-    """While entered: the first SIGINT only sets :attr:`requested` (the loop stops after the
-    current step), a second one raises ``KeyboardInterrupt`` at once. Inactive (the handler
-    untouched) when disabled, off the main thread or when SIGINT has a handler of its own."""
+    """While entered: the first SIGINT or SIGTERM only records itself in :attr:`signal` (the
+    loop stops after the current step), a second one raises ``KeyboardInterrupt`` at once. A
+    signal whose handler is not Python's default (someone else's), or a thread other than the
+    main one, is left alone."""
 
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled, self.requested = enabled, False
-        self._previous: Any = None
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
+        import signal
+
+        if self.signal is not None:
             raise KeyboardInterrupt
-        self.requested = True
+        self.signal = signal.Signals(signum).name
 
     def __enter__(self) -> _StopRequest:
         import signal
         import threading
 
-        if (self.enabled and threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+        for sig, default in defaults.items():
+            if signal.getsignal(sig) is default:
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            import signal
+        import signal
 
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
 
 
 def _module_device(modules: dict[str, nn.Module]) -> torch.device:

@@ -9,6 +9,7 @@ folder BROKEN (an unreadable image in one rank's share) and saves its error mess
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import torch
@@ -16,6 +17,7 @@ import torch
 from captum_cf.cli import main
 from captum_cf.training.data import folder_images, folder_split
 from captum_cf.training.distributed import distributed_context
+from captum_cf.zoo.train import ClassifierTrainer
 
 folder, out, checks, broken = sys.argv[1:5]
 
@@ -61,3 +63,31 @@ for command in commands:
     code = main(["train", command[0], *common, *command[1:]])
     if code:
         raise SystemExit(f"{command[0]} exited with {code}")
+
+# Ctrl-C reaching one process: rank 1 is signalled during step 1, both stop after step 1 with
+# one checkpoint; the same command then resumes, and the result equals a run never stopped
+straight = ["train", "classifier", *common, "--epochs", "2", "--out",
+            os.path.join(checks, "straight.pt")]
+cut = ["train", "classifier", *common, "--epochs", "2", "--checkpoint",
+       os.path.join(checks, "cut.ckpt"), "--out", os.path.join(checks, "cut.pt")]
+if main(straight):
+    raise SystemExit("the straight classifier run failed")
+real_step = ClassifierTrainer.train_step
+
+
+def signalled_step(self):
+    losses = real_step(self)
+    if rank == 1 and self.step + 1 == 1:
+        os.kill(os.getpid(), signal.SIGINT)
+    return losses
+
+
+ClassifierTrainer.train_step = signalled_step
+code = main(cut)
+ClassifierTrainer.train_step = real_step
+saved = torch.load(os.path.join(checks, "cut.ckpt"), weights_only=True)["trainer"]["step"]
+if code != 130 or saved != 1:
+    raise SystemExit(f"rank {rank}: the interrupted run exited with {code}, checkpoint step "
+                     f"{saved} (expected 130 and 1)")
+if main(cut):
+    raise SystemExit("resuming the interrupted run failed")

@@ -193,7 +193,7 @@ def test_ctrl_c_finishes_the_step_writes_a_checkpoint_and_resumes_exactly(tmp_pa
         first.fit(9)
     assert isinstance(info.value, KeyboardInterrupt)  # code catching Ctrl-C still does
     assert (info.value.step, info.value.steps, info.value.checkpoint) == (4, 9, str(ckpt))
-    assert "interrupted after step 4 of 9; checkpoint written to" in str(info.value)
+    assert "interrupted by SIGINT after step 4 of 9; checkpoint written to" in str(info.value)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler given back
     resumed = _Interrupted(seed=2, log_every=1, checkpoint_path=ckpt)  # no press this time
     assert resumed.resume_if_exists() and resumed.step == 4
@@ -213,3 +213,29 @@ def test_ctrl_c_finishes_the_step_writes_a_checkpoint_and_resumes_exactly(tmp_pa
     assert not isinstance(info.value, TrainingInterrupted) and twice.step == 2
     assert not (tmp_path / "d.pt").exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_sigterm_stops_after_the_step_like_ctrl_c(tmp_path) -> None:
+    """A scheduler's SIGTERM (preemption) ends the run as Ctrl-C does: the step finishes, the
+    checkpoint is written, and the resumed run is the uninterrupted one."""
+    import signal
+
+    class _Terminated(_Interrupted):
+        def train_step(self) -> dict[str, float]:
+            import os
+
+            losses = _Counter.train_step(self)
+            if self.step + 1 == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return losses
+
+    straight = _Counter(seed=5)
+    straight.fit(6)
+    cut = _Terminated(seed=5, checkpoint_path=tmp_path / "t.pt", checkpoint_every=100)
+    with pytest.raises(TrainingInterrupted, match="interrupted by SIGTERM after step 3 of 6"):
+        cut.fit(6)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the default again
+    resumed = _Terminated(seed=5, checkpoint_path=tmp_path / "t.pt")
+    assert resumed.resume_if_exists() and resumed.step == 3
+    resumed.fit(6)  # step 3 is done: no signal this time
+    assert torch.equal(resumed.net.weight, straight.net.weight)

@@ -78,7 +78,7 @@ def test_every_trainer_under_torchrun_with_two_cpu_processes(tmp_path: Path) -> 
     (broken / "right" / "3.png").write_bytes(b"not an image")
     job = _run([str(ROOT / "tests" / "training" / "_torchrun_job.py"), str(folder), str(out),
                 str(checks), str(broken)])
-    assert job.stdout.count("weights written") == 7
+    assert job.stdout.count("weights written") == 9  # 7 commands, then straight.pt and cut.pt
     assert sorted(os.listdir(out)) == sorted([
         "cls.pt", "cls.ckpt", "rob.pt", "rob.ckpt", "inp.pt", "inp.pt.ckpt", "g_straight.pt",
         "g.pt", "g.ckpt", "ex.pt", "ex.pt.ckpt"])  # one weights file each, no stray files
@@ -88,9 +88,9 @@ def test_every_trainer_under_torchrun_with_two_cpu_processes(tmp_path: Path) -> 
     resumed = zoo.read_weights(out / "cls.pt")["metrics"]
     assert resumed["epochs"] == 2 and resumed["losses"][0] == epoch_one["losses"][0]
     assert zoo.read_weights(out / "rob.pt")["metrics"]["steps"] == 2
-    straight, again = zoo.read_weights(out / "g_straight.pt"), zoo.read_weights(out / "g.pt")
+    g_straight, again = zoo.read_weights(out / "g_straight.pt"), zoo.read_weights(out / "g.pt")
     assert again["metrics"]["steps"] == 2
-    for key, value in straight["state_dict"].items():  # exact resume under torchrun
+    for key, value in g_straight["state_dict"].items():  # exact resume under torchrun
         assert torch.equal(value, again["state_dict"][key]), key
     ex = zoo.read_weights(out / "ex.pt")
     assert ex["metrics"]["best_step"] in (1, 2) and ex["metrics"]["processes"] == 2
@@ -108,3 +108,10 @@ def test_every_trainer_under_torchrun_with_two_cpu_processes(tmp_path: Path) -> 
     error_0 = (checks / "error_0.txt").read_text()
     assert error_0.startswith("process 1 of 2 could not read its share of the images: cannot "
                               "read image") and "3.png" in error_0
+    # Ctrl-C on rank 1 only: both stopped after step 1 (checked in the job), rank 0 told the
+    # user once, and the resumed run equals the one never stopped
+    assert job.stderr.count("interrupted (another process was signalled) after step 1 of 4") == 1
+    straight, cut = (zoo.read_weights(checks / f"{n}.pt") for n in ("straight", "cut"))
+    assert cut["metrics"]["losses"] == straight["metrics"]["losses"]
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, cut["state_dict"][key]), key
