@@ -43,6 +43,12 @@ def _common_args(parser: argparse.ArgumentParser, batch_default: str,
                              "(CUDA only; a frozen classifier in the loop stays float32)")
 
 
+def _reading(args: argparse.Namespace) -> dict:
+    """The image-folder reading options of :func:`_common_args`, as the trainers' keywords."""
+    return {"image_size": args.image_size, "channels": args.channels, "workers": args.workers,
+            "cache_dir": args.cache_dir, "resize": args.resize}
+
+
 def _check_common(args: argparse.Namespace) -> None:
     """Reject bad shared options before any data is read."""
     from captum_cf.training.data import check_data
@@ -100,10 +106,7 @@ def _classifier_run(args: argparse.Namespace) -> int:
     try:
         acc = train_classifier(args.data, out=args.out, epochs=args.epochs, seed=args.seed,
                                limit=args.limit, checkpoint=args.checkpoint,
-                               show_progress=not args.no_progress, image_size=args.image_size,
-                               channels=args.channels, workers=args.workers,
-                               cache_dir=args.cache_dir,
-                               resize=args.resize,
+                               show_progress=not args.no_progress, **_reading(args),
                                batch_size=args.batch_size or 64, device=args.device,
                                amp=args.amp, checkpoint_every=args.checkpoint_every,
                                misplaced_dots=args.misplaced_dots)
@@ -162,10 +165,7 @@ def _robust_run(args: argparse.Namespace) -> int:
             args.data, out=args.out, eps=args.eps, steps=args.steps,
             attack_steps=args.attack_steps, seed=args.seed, limit=args.limit,
             checkpoint=args.checkpoint, show_progress=not args.no_progress,
-            image_size=args.image_size, channels=args.channels, workers=args.workers,
-            cache_dir=args.cache_dir,
-            resize=args.resize,
-            batch_size=args.batch_size or 64,
+            **_reading(args), batch_size=args.batch_size or 64,
             checkpoint_every=args.checkpoint_every, device=args.device, amp=args.amp,
             init=args.init)
     except ValueError as err:
@@ -277,10 +277,7 @@ def _ganmex_run(args: argparse.Namespace) -> int:
                                limit=args.limit, test_images=args.test_images,
                                show_progress=not args.no_progress, edit=args.edit,
                                init=args.init, aux_classifier=args.aux_classifier,
-                               aux_weight=args.aux_weight, image_size=args.image_size,
-                               channels=args.channels, workers=args.workers,
-                               cache_dir=args.cache_dir,
-                               resize=args.resize,
+                               aux_weight=args.aux_weight, **_reading(args),
                                batch_size=args.batch_size, device=args.device, amp=args.amp,
                                log=_say, **_train_kwargs(args))
     except (ValueError, FileNotFoundError, KeyError) as err:
@@ -409,10 +406,7 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
             args.data, out=args.out, classifier=args.classifier, positive=args.positive,
             steps=args.steps, seed=args.seed, checkpoint=checkpoint,
             checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
-            limit=args.limit, show_progress=not args.no_progress, image_size=args.image_size,
-            channels=args.channels, workers=args.workers,
-            cache_dir=args.cache_dir,
-            resize=args.resize,
+            limit=args.limit, show_progress=not args.no_progress, **_reading(args),
             batch_size=args.batch_size, device=args.device, amp=args.amp, log=_say,
             aux_classifier=args.aux_classifier, aux_weight=args.aux_weight,
             conditioning=args.conditioning, critic_conditioning=args.critic_conditioning,
@@ -469,10 +463,7 @@ def _inpainter_run(args: argparse.Namespace) -> int:
     try:
         l1 = train_inpainter(args.data, out=args.out, steps=args.steps, seed=args.seed,
                              limit=args.limit, checkpoint=checkpoint, resume=args.resume,
-                             show_progress=not args.no_progress, image_size=args.image_size,
-                             channels=args.channels, workers=args.workers,
-                             cache_dir=args.cache_dir,
-                             resize=args.resize,
+                             show_progress=not args.no_progress, **_reading(args),
                              batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
                              device=args.device, amp=args.amp)
     except ValueError as err:

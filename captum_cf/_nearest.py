@@ -1,8 +1,9 @@
 """Nearest samples by chunked ``cdist``: the nearest-sample baseline and GANMEX validation.
 
-Samples may be float or ``uint8`` (8-bit images, read as ``value / 255``); ``chunk`` of them at
-a time are converted to float32, flattened and moved to the queries' device, so neither a float
-copy of the whole set nor the full distance matrix is ever held.
+Samples may be float or ``uint8`` (8-bit images, read as ``value / 255`` by
+:func:`~captum_cf.training.data.unit_images`); ``chunk`` of them at a time are converted to
+float32, flattened and moved to the queries' device, so neither a float copy of the whole set
+nor the full distance matrix is ever held.
 """
 
 from __future__ import annotations
@@ -10,14 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["nearest_index", "as_float_samples"]
+from captum_cf.training.data import unit_images
 
-
-def as_float_samples(samples: Tensor) -> Tensor:
-    """``uint8`` samples as float32 ``value / 255``; float samples as float32."""
-    if samples.dtype == torch.uint8:
-        return samples.float().div_(255.0)
-    return samples.float()
+__all__ = ["nearest_index"]
 
 
 def nearest_index(queries: Tensor, samples: Tensor, chunk: int, p: float = 2.0,
@@ -42,7 +38,7 @@ def nearest_index(queries: Tensor, samples: Tensor, chunk: int, p: float = 2.0,
     for start in range(0, n, chunk):
         rows = (samples[start : start + chunk] if subset is None
                 else samples[subset[start : start + chunk].to(samples.device)])
-        refs = as_float_samples(rows.to(queries.device)).flatten(1)
+        refs = unit_images(rows.to(queries.device)).float().flatten(1)
         dist, idx = torch.cdist(queries, refs, p=p).min(1)
         closer = dist < best
         best = torch.where(closer, dist, best)

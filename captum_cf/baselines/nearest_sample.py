@@ -8,10 +8,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_cf._nearest import as_float_samples, nearest_index
+from captum_cf._nearest import nearest_index
 from captum_cf._validation import check_target, check_tensor
 from captum_cf.baselines._classes import check_counterfactual_class, resolve_classes
 from captum_cf.baselines.base import Baseline
+from captum_cf.training.data import unit_images
 
 __all__ = ["NearestSampleBaseline"]
 
@@ -115,10 +116,7 @@ class NearestSampleBaseline(Baseline):
 
     def _reference(self, inputs: Tensor, target: Any) -> Tensor:
         index = self.nearest_index(inputs, target)
-        samples = self._images[index]
-        if samples.dtype == torch.uint8:
-            samples = as_float_samples(samples)
-        return samples.to(device=inputs.device, dtype=inputs.dtype)
+        return unit_images(self._images[index]).to(device=inputs.device, dtype=inputs.dtype)
 
 
 def _unpack(dataset: Any) -> tuple[Tensor, Tensor]:

@@ -126,13 +126,17 @@ def check_data(data: str, image_size: int | None = None, channels: int | None = 
         raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
     if channels is not None and not is_folder(data):
         raise ValueError(f"channels applies to an image folder, not to {data!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"workers must be an int >= 0, got {workers!r}")
+    _check_workers(workers)
     if resize is not None and not is_folder(data):
         raise ValueError(f"resize applies to an image folder, not to {data!r}")
     from captum_cf.datasets.folder import check_resize
 
     check_resize(resize, image_size)
+
+
+def _check_workers(workers: Any) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers must be an int >= 0, got {workers!r}")
 
 
 def folder_images(root: str, image_size: int | None = None, batch_size: int = 64,
@@ -145,13 +149,13 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
 
     ``channels`` (1, 3 or None: decided from the files) and ``resize`` (the shorter side before
     the centre crop) as in :class:`captum_cf.datasets.ImageFolder`; ``show_progress``: a
-    progress bar over the images
-    being decoded (rank 0 only under torchrun). ``dtype``: ``torch.float32`` (values in [0, 1])
-    or ``torch.uint8`` (``round(255 * value)``: exact for 8-bit files read at their own size,
-    within 0.5 / 255 after a resize or from a 16-bit file; a quarter of the memory). ``files``:
-    only these positions of the folder's sorted image list, in this order. ``workers``: decoding
-    processes of the ``DataLoader`` (0: this process). The images are written into one tensor
-    allocated after the first batch, so the peak memory is the result's size plus one batch.
+    progress bar over the images being decoded (rank 0 only under torchrun). ``dtype``:
+    ``torch.float32`` (values in [0, 1]) or ``torch.uint8`` (``round(255 * value)``: exact for
+    8-bit files read at their own size, within 0.5 / 255 after a resize or from a 16-bit file; a
+    quarter of the memory). ``files``: only these positions of the folder's sorted image list,
+    in this order. ``workers``: decoding processes of the ``DataLoader`` (0: this process). The
+    images are written into one tensor allocated after the first batch, so the peak memory is
+    the result's size plus one batch.
 
     Under ``torchrun`` (a process group of K > 1 processes is initialised) the K processes
     share the work: process r decodes images r, r + K, ..., and the parts are exchanged (gloo,
@@ -164,12 +168,11 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
 
     ``cache_dir``: keep the decoded tensor in this folder (``<folder name>-<key>.npy``, written
     atomically, under torchrun by the first process of each machine; read only when every
-    process finds it) and read it from there next time instead of decoding
-    again (a second ``captum-cf train`` command on the same folder, a resumed run). The key
-    covers the folder's path, every image's name, class, size in bytes and modification time,
-    ``image_size``, ``resize``, the channels, ``dtype`` and ``files``: a changed, added or
-    removed image
-    gives a new key (old entries are left for the user to delete).
+    process finds it) and read it from there next time instead of decoding again (a second
+    ``captum-cf train`` command on the same folder, a resumed run). The key covers the folder's
+    path, every image's name, class, size in bytes and modification time, ``image_size``,
+    ``resize``, the channels, ``dtype`` and ``files``: a changed, added or removed image gives
+    a new key (old entries are left for the user to delete).
 
     Example:
         >>> x, y, classes = folder_images("photos", image_size=64)  # doctest: +SKIP
@@ -178,8 +181,7 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
 
     if dtype not in (torch.float32, torch.uint8):
         raise ValueError(f"dtype must be torch.float32 or torch.uint8, got {dtype}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"workers must be an int >= 0, got {workers!r}")
+    _check_workers(workers)
     ds = ImageFolder(os.fspath(root), image_size=image_size, channels=channels, files=files,
                      resize=resize)
     read = {"batch_size": batch_size, "dtype": dtype, "workers": workers,
@@ -261,7 +263,6 @@ def _write_cache(path: str, images: Tensor, shared: bool) -> None:
         import torch.distributed as dist
 
         dist.barrier(group=_gloo_group())
-
 
 
 def _decode(ds: Any, batch_size: int, dtype: torch.dtype, workers: int,

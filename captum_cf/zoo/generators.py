@@ -326,7 +326,6 @@ def train_ganmex(
     x_te, y_te = x_te[:test_images], y_te[:test_images]
     index, targets = all_pairs(y_te, num_classes)
     test, per_target = pair_metrics(generator, model, x_te, index, targets, num_classes)
-    generator, model = generator.cpu(), model.cpu()
     metrics = {
         "test_flip": test["flip"], "test_l1": test["l1"], "test_data": test_desc,
         "test_flip_per_target": per_target,
