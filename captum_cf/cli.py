@@ -11,10 +11,13 @@ arguments to a parser and a function that runs it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import captum_cf
 
@@ -77,6 +80,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """captum_cf's own warnings as one line each, ``captum-cf: warning: <message>``, above any
+    progress bar (not Python's two lines naming a source file and quoting a line of it); other
+    packages' warnings are shown as Python shows them."""
+    package = os.path.dirname(os.path.abspath(captum_cf.__file__)) + os.sep
+    shown = warnings.showwarning
+
+    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+             line: Any = None) -> None:
+        if not os.path.abspath(filename).startswith(package):
+            shown(message, category, filename, lineno, file, line)
+            return
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"captum-cf: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 success, 2 user error)."""
     parser = build_parser()
@@ -89,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from captum_cf.training.loop import TrainingInterrupted
 
     try:
-        return int(args._run(args) or 0)
+        with _one_line_warnings():
+            return int(args._run(args) or 0)
     except (CLIError, WeightsFileError) as err:
         # a bad --weights / --checkpoint / --init file is a user error too: one line, exit 2
         print(f"captum-cf: error: {err}", file=sys.stderr)

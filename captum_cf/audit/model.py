@@ -19,6 +19,7 @@ from captum_cf._registry import AuditContext
 from captum_cf._user_model import build_factory_model, is_factory_spec
 from captum_cf._validation import all_finite
 from captum_cf.audit.errors import AuditInputError
+from captum_cf.audit.memory import is_out_of_memory, release_memory
 from captum_cf.zoo.models import logits_model, logits_of
 
 __all__ = [
@@ -173,9 +174,10 @@ def probe_methods(
 
     Each method of :data:`captum_cf.attr.METHODS` is built for ``ctx`` and explains the first
     ``n_images`` images with a constant (zero) baseline; a method that raises, or returns maps of
-    the wrong shape or with non-finite values, does not apply. The global random state is the
-    same afterwards, so the audit's numbers do not depend on the probe; the model is left as it
-    was by the methods themselves.
+    the wrong shape or with non-finite values, does not apply. Running out of memory is not a
+    reason: the audit's grid runs such a method in smaller passes (:mod:`captum_cf.audit.memory`).
+    The global random state is the same afterwards, so the audit's numbers do not depend on the
+    probe; the model is left as it was by the methods themselves.
 
     Args:
         model (nn.Module or callable): the classifier, (N, C, H, W) in [0, 1] -> (N, classes).
@@ -209,11 +211,16 @@ def probe_methods(
         with torch.random.fork_rng(devices=devices), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.manual_seed(ctx.seed)
+            oom = False
             try:
                 maps = METHODS.create(name, ctx)(x, t, ConstantBaseline(0.0))
                 reason = _bad_maps(maps, x)
             except Exception as err:  # noqa: BLE001 (any failure means: does not apply)
-                reason = f"{type(err).__name__}: {_first_line(err)}"
+                # running out of memory says nothing about the model: the grid sizes it down
+                oom = is_out_of_memory(err)
+                reason = "" if oom else f"{type(err).__name__}: {_first_line(err)}"
+            if oom:
+                release_memory(x.device)
         if reason:
             skipped[name] = reason
         else:

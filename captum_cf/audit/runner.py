@@ -57,6 +57,7 @@ This keeps the default grid at 224 px near 1.5 GB on the CPU whatever the number
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -75,6 +76,13 @@ from captum_cf._model_state import frozen
 from captum_cf._registry import AuditContext, Registry
 from captum_cf._validation import check_images, check_target
 from captum_cf.audit.errors import AuditInputError, AuditInterrupted
+from captum_cf.audit.memory import (
+    Level,
+    halving,
+    is_out_of_memory,
+    release_memory,
+    split_budget,
+)
 from captum_cf.audit.result import DEFAULT_METHODS, NO_BASELINE, AuditResult
 from captum_cf.audit.stats import no_signal
 from captum_cf.audit.store import AuditStore, BatchRecord, ids_digest
@@ -939,17 +947,37 @@ class _Grid:
         self.percentages = [0.0] + [
             100.0 * (round(f * pixels) + 0.5) / pixels for f in fr[1:-1]
         ] + [100.0]
-        self._explainers: dict[str, Callable[..., Tensor]] = {}
+        self._explainers: dict[tuple[str, int], Callable[..., Tensor]] = {}
         self._baselines: dict[str, Baseline] = {}
+        #: the sizes a level of work halves (captum_cf.audit.memory)
+        self._sizes = {
+            "explain": plan.batches["explain"],
+            "internal": int(self.ctx.extras.get("internal_batch_size", plan.batches["internal"])),
+            "forward": plan.batches["forward"],
+            "forward_images": int(
+                self.ctx.extras.get("forward_images", plan.batches["forward_images"])
+            ),
+        }
+        #: (method, baseline) -> out-of-memory halvings so far (kept for the cell's next batches)
+        self.halvings: dict[tuple[str, str], int] = {}
+        #: images per forward pass of the curves at the current level
+        self.forward = plan.batches["forward"]
         #: (batch, (scores with nothing removed, removal -> scores with everything removed))
         self._ends: tuple[Tensor, tuple[Tensor, dict[str, Tensor]]] | None = None
         #: (batch, removal name -> the removal with that batch's references cached)
         self._batch_removal_cache: tuple[Tensor, dict[str, Baseline]] | None = None
 
-    def explainer(self, method: str) -> Callable[..., Tensor]:
-        if method not in self._explainers:
-            self._explainers[method] = _methods().create(method, self.ctx)
-        return self._explainers[method]
+    def explainer(self, method: str, level: Level | None = None) -> Callable[..., Tensor]:
+        """The method built for the audit's context, its passes sized by ``level``."""
+        h = 0 if level is None else level.halvings
+        if (method, h) not in self._explainers:
+            ctx = self.ctx
+            if h:
+                extras = {**ctx.extras, "internal_batch_size": level.sizes["internal"],
+                          "forward_images": level.sizes["forward_images"]}
+                ctx = dataclasses.replace(ctx, extras=extras)
+            self._explainers[method, h] = _methods().create(method, ctx)
+        return self._explainers[method, h]
 
     def baseline(self, name: str) -> Baseline:
         if name not in self._baselines:
@@ -992,41 +1020,118 @@ class _Grid:
                 record["blobs"]["examples"] = x[:e]
                 for b, ref in refs.items():
                     record["blobs"][f"ref/{b}"] = ref.reference(x[:e], t[:e])
-            torch.manual_seed(self.s.seed + k)
-            baseline = refs.get(bname)
             self.seconds = 0.0
-            attr, values, error = None, {}, None
+            attr, values, errors = None, {}, {}
             if bname in failed:
-                error = f"the baseline's reference failed: {failed[bname]}"
+                errors = dict.fromkeys(
+                    range(len(x)), f"the baseline's reference failed: {failed[bname]}"
+                )
             else:
-                try:
-                    with warnings.catch_warnings():
-                        for message in _ADVISORIES:
-                            warnings.filterwarnings("ignore", message=message, category=UserWarning)
-                        attr, values = self._score(
-                            self.explainer(method), baseline, x, t, masks, idx
-                        )
-                except Exception as err:  # noqa: BLE001 (one failing cell must not lose the others)
-                    error = f"{type(err).__name__}: {_first_line(err)}"
-                    attr, values = None, {}
+                attr, values, errors = self._cell(
+                    (method, bname), refs.get(bname), x, t, masks, idx, self.s.seed + k
+                )
             share = self.seconds / len(x)  # explanation time, shared by the batch's images
-            record["done"] = [(i, method, bname, share, error) for i in idx]
+            record["done"] = [
+                (i, method, bname, share, errors.get(j)) for j, i in enumerate(idx)
+            ]
             for metric, (rows, v) in values.items():
                 record["scores"] += [
                     (i, method, bname, metric, float(val)) for i, val in zip(rows, v.tolist())
                 ]
-            if e and attr is not None:
+            if e and attr is not None and not any(j < e for j in errors):
                 record["blobs"][f"map/{method}/{bname}"] = attr[:e].sum(dim=1)
             if attr is not None:
                 record["blobs"][f"curve/{method}/{bname}/{k}"] = self.curves
             yield record
+
+    def _cell(
+        self,
+        key: tuple[str, str],
+        baseline: Baseline | None,
+        x: Tensor,
+        t: Tensor,
+        masks: Tensor | None,
+        idx: list[int],
+        seed: int,
+    ) -> tuple[Tensor | None, dict[str, tuple[list[int], Tensor]], dict[int, str]]:
+        """One cell on batch ``x``, in parts: out of memory, the cell's level of work halves
+        and the part runs again smaller; another error splits the part in halves (a bounded
+        number of times) so that only the images that fail fail (:mod:`captum_cf.audit.memory`).
+
+        Returns the maps of the images that succeeded (in order), their values, and the error
+        of each failed image (by position in ``x``); sets :attr:`seconds` and :attr:`curves`
+        (summed over the parts)."""
+        n = len(x)
+        queue = [(0, n)]
+        budget = split_budget(n)
+        maps: list[Tensor] = []
+        parts: list[dict[str, tuple[list[int], Tensor]]] = []
+        errors: dict[int, str] = {}
+        seconds, curves = 0.0, None
+        while queue:
+            level = Level(self._sizes, self.halvings.get(key, 0))
+            a, b = queue.pop(0)
+            size = level.sizes["explain"]
+            if b - a > size:  # a smaller level than when the part was queued
+                queue[:0] = [(i, min(i + size, b)) for i in range(a + size, b, size)]
+                b = a + size
+            message, oom = None, False
+            torch.manual_seed(seed)
+            self.forward = level.sizes["forward"]
+            try:
+                with warnings.catch_warnings():
+                    for advisory in _ADVISORIES:
+                        warnings.filterwarnings("ignore", message=advisory, category=UserWarning)
+                    part = (x, t, masks, idx) if (a, b) == (0, n) else (
+                        x[a:b], t[a:b], None if masks is None else masks[a:b], idx[a:b]
+                    )
+                    attr, values = self._score(self.explainer(key[0], level), baseline, *part)
+            except Exception as err:  # noqa: BLE001 (one failing cell must not lose the others)
+                message, oom = f"{type(err).__name__}: {_first_line(err)}", is_out_of_memory(err)
+            finally:
+                self.forward = self.plan.batches["forward"]
+            if message is None:
+                maps.append(attr)
+                parts.append(values)
+                seconds += self.seconds
+                curves = self.curves if curves is None else curves + self.curves
+                continue
+            # here the error's traceback (and the tensors its frames held) is gone
+            if oom and not level.smallest:
+                release_memory(x.device)
+                self.halvings[key] = level.halvings + 1
+                smaller = Level(self._sizes, level.halvings + 1)
+                warnings.warn(
+                    f"audit: {key[0]} x {key[1]} ran out of memory ({message}); continuing "
+                    f"with {smaller.describe()}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                queue.insert(0, (a, b))
+            elif not oom and b - a > 1 and budget > 0:
+                budget -= 1
+                mid = (a + b + 1) // 2
+                queue[:0] = [(a, mid), (mid, b)]
+            else:
+                if oom:
+                    message += " (out of memory with one image per pass)"
+                errors.update(dict.fromkeys(range(a, b), message))
+        self.seconds, self.curves = seconds, curves
+        values = {}
+        for part in parts:
+            for metric, (rows, v) in part.items():
+                have = values.get(metric)
+                values[metric] = (rows, v) if have is None else (
+                    have[0] + rows, torch.cat([have[1], v])
+                )
+        return (torch.cat(maps) if maps else None), values, errors
 
     def _curves(self, x: Tensor, attr: Tensor, t: Tensor) -> dict[str, tuple[Curve, Curve]]:
         """MoRF and LeRF of every removal (:func:`removal_curves`). The end points do not depend
         on the map: the first (nothing removed) is the same image for every removal, order and
         cell, the last (everything removed) the same for both orders and every cell; both are
         scored once per batch."""
-        pcs, fwd = self.percentages, self.plan.batches["forward"]
+        pcs, fwd = self.percentages, self.forward
         removals = self._batch_removals(x, t)
         if len(pcs) < 4:
             return removal_curves(self.model, x, attr, t, removals, pcs, batch_size=fwd)
@@ -1059,7 +1164,7 @@ class _Grid:
 
     def _end_scores(self, x: Tensor, t: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Softmax of the explained class on ``x`` and on ``x`` with every pixel removed."""
-        fwd, score = self.plan.batches["forward"], resolve_score("softmax")
+        fwd, score = self.forward, resolve_score("softmax")
         none_kept = torch.zeros(len(x), 1, *x.shape[-2:], dtype=x.dtype, device=x.device)
         with frozen(self.model), torch.no_grad():
             first = class_scores(self.model, x, t, score, fwd)
@@ -1079,11 +1184,14 @@ class _Grid:
         out = {}
         for r, rem in self.removals.items():
             try:
-                out[f"roms/{r}"] = r_oms(
+                out[f"roms/{r}"] = halving(
+                    lambda b, rem=rem: r_oms(
+                        self.model, x, rem, reference, batch_size=b, seed=self.s.seed
+                    ).auc.detach().cpu(),
                     # a pass holds the removal's and the reference's images: half the budget each
-                    self.model, x, rem, reference,
-                    batch_size=max(1, self.plan.batches["forward"] // 2), seed=self.s.seed,
-                ).auc.detach().cpu()
+                    max(1, self.plan.batches["forward"] // 2),
+                    x.device,
+                )
             except Exception:  # noqa: BLE001 (its curves fail in every cell, with the reason)
                 continue
         return out
@@ -1092,9 +1200,12 @@ class _Grid:
         if self.plan.targets is not None:
             return self.plan.targets[idx].to(x.device)
         with torch.no_grad():
-            fwd = self.plan.batches["forward"]
-            return torch.cat(
-                [self.model(x[i : i + fwd]).argmax(dim=1) for i in range(0, len(x), fwd)]
+            return halving(
+                lambda fwd: torch.cat(
+                    [self.model(x[i : i + fwd]).argmax(dim=1) for i in range(0, len(x), fwd)]
+                ),
+                self.plan.batches["forward"],
+                x.device,
             )
 
     def _score(
@@ -1185,6 +1296,19 @@ def _cached(baseline: Baseline, images: Tensor, target: Tensor) -> Baseline:
     return _ReferenceCache(baseline, images, target)
 
 
+def _references(baseline: Baseline, images: Tensor, target: Tensor) -> Tensor:
+    """``baseline.reference(images, target)``, in halves, quarters, ... of the batch while it
+    runs out of memory (:mod:`captum_cf.audit.memory`); other errors are raised."""
+    return halving(
+        lambda size: torch.cat([
+            baseline.reference(images[i : i + size], target[i : i + size]).detach()
+            for i in range(0, len(images), size)
+        ]),
+        len(images),
+        images.device,
+    )
+
+
 class _ReferenceCache(Baseline):
     """A composite baseline whose references for the audited images are computed once.
 
@@ -1201,7 +1325,7 @@ class _ReferenceCache(Baseline):
         self.needs_target = inner.needs_target
         self._images = images.detach()
         self._target = target.detach()
-        self._ref = inner.reference(images, target).detach()
+        self._ref = _references(inner, images, target)
         gen = torch.Generator().manual_seed(0)
         self._w = torch.rand(images[0].numel(), generator=gen, dtype=torch.float64).to(
             images.device

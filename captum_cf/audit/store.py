@@ -219,9 +219,10 @@ class AuditStore:
         return out
 
     def cell_summary(self, method: str, baseline: str) -> tuple[float, str | None, int]:
-        """``(seconds, first error or None, images done)`` of one cell."""
-        seconds, done = self.db.execute(
-            "SELECT COALESCE(SUM(seconds), 0), COUNT(*) FROM done "
+        """``(seconds, error or None, images done)`` of one cell: the first image's error,
+        after ``"F of N images: "`` when the cell failed on F of its N images only."""
+        seconds, done, failed = self.db.execute(
+            "SELECT COALESCE(SUM(seconds), 0), COUNT(*), COUNT(error) FROM done "
             "WHERE method = ? AND baseline = ?",
             (method, baseline),
         ).fetchone()
@@ -230,7 +231,10 @@ class AuditStore:
             "ORDER BY idx LIMIT 1",
             (method, baseline),
         ).fetchone()
-        return float(seconds), (err[0] if err else None), int(done)
+        error = None
+        if err:
+            error = err[0] if failed == done else f"{failed} of {done} images: {err[0]}"
+        return float(seconds), error, int(done)
 
     def blob(self, name: str) -> Tensor | None:
         row = self.db.execute("SELECT data FROM blobs WHERE name = ?", (name,)).fetchone()

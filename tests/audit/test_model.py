@@ -387,3 +387,30 @@ def test_the_probe_does_not_change_the_audit_numbers(monkeypatch, device) -> Non
     monkeypatch.setattr(audit_model, "applicable_methods", lambda names, *a: (list(names), {}))
     unprobed = audit(model, x, **kw)
     assert_same_cells(probed, unprobed)
+
+
+def test_the_command_prints_the_audits_warnings_as_one_line_each(
+    image_folder, tmp_path, capsys
+) -> None:
+    from captum_cf.cli import main
+
+    path = tmp_path / "softmax_net.py"
+    path.write_text(
+        "import torch\nimport torch.nn as nn\n\n\ndef make():\n    torch.manual_seed(0)\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(),\n"
+        "                         nn.Linear(4 * 16 * 16, 2), nn.Softmax(dim=1))\n"
+    )
+    images = image_folder(n_per_class=1, side=16)
+    code = main(["audit", "--model", f"{path}:make", "--data", str(images), "--n", "all",
+                 "--methods", "occlusion", "--baselines", "zero", "--steps", "2",
+                 "--sanity-n", "0", "--no-progress", "--out", str(tmp_path / "report")])
+    err = capsys.readouterr().err
+    assert code == 0
+    lines = [ln for ln in err.splitlines() if "probabilities" in ln]
+    assert len(lines) == 1 and lines[0].startswith("captum-cf: warning: the model seems to "
+                                                   "return probabilities")
+    assert "UserWarning" not in err and "warnings.warn" not in err
+    # outside the command, Python shows warnings as before
+    import warnings
+
+    assert warnings.showwarning.__module__ == "warnings"
