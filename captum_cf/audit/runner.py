@@ -52,7 +52,9 @@ Memory rule (``batch_size=None``, ``explain_batch=None``): with P = H x W pixels
 * on CUDA the budgets are ``2**21`` and ``2**22`` pixels times (free GPU memory) / 4 GiB.
 
 This keeps the default grid at 224 px near 1.5 GB on the CPU whatever the number of images
-(``benchmarks/audit_scale.py``).
+(``benchmarks/audit_scale.py``). A cell that runs out of memory all the same (a model much
+larger than a resnet50) halves its explanation part and passes and runs again, and one image a
+method cannot explain fails alone (:mod:`captum_cf.audit.memory`).
 """
 
 from __future__ import annotations
