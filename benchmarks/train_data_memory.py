@@ -9,7 +9,12 @@ in a fresh subprocess, the growth of peak RSS (``VmHWM``, Linux) while
   preallocated tensor, ``N x C x S x S`` bytes);
 * ``float32``: the same reader with ``dtype=torch.float32`` (4 bytes per value);
 * ``float32-cat`` (the peer, the reader before this change, reproduced here): float batches
-  collected in a list, concatenated, and the held-out share taken by indexing (copies).
+  collected in a list, concatenated, and the held-out share taken by indexing (copies);
+* ``uint8-mapped``: with ``cache_dir``: decoded into the cache file and memory-mapped from it.
+
+After reading, every image is read once (an epoch), and the growth of anonymous memory
+(``RssAnon``: what the process holds that the system cannot drop; file-backed pages of a mapped
+cache are page cache, dropped and read again under memory pressure) is recorded too.
 
 The folder is generated: ``--n`` RGB JPEGs (quality 90) of random sizes around 1.2 S, in 4 class
 folders, seeded. Decoding time of the whole folder with ``--workers`` decoding processes vs
@@ -48,13 +53,13 @@ from torch.utils.data import DataLoader
 from captum_cf.datasets import ImageFolder
 from captum_cf.training.data import folder_split
 
-def hwm():
+def status(key):
     with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+        return next(int(line.split()[1]) for line in f if line.startswith(key))
 
 root, size, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 torch.set_num_threads(1)
-before = hwm()
+before, anon = status("VmHWM"), status("RssAnon")
 if mode == "float32-cat":  # the reader before: list of float batches, cat, index the split
     ds = ImageFolder(root, size)
     parts = [b[0].float() for b in DataLoader(ds, batch_size=64, shuffle=False)]
@@ -63,10 +68,15 @@ if mode == "float32-cat":  # the reader before: list of float batches, cat, inde
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
     n_test = int(round(0.2 * len(images)))
     x_tr, x_te = images[order[n_test:]], images[order[:n_test]]
+elif mode == "uint8-mapped":  # decoded into the cache file and mapped from it
+    x_tr, _, x_te, _, _ = folder_split(root, size, dtype=torch.uint8, cache_dir=sys.argv[4])
 else:
     x_tr, _, x_te, _, _ = folder_split(root, size, dtype=getattr(torch, mode))
-print((hwm() - before) / 1024, (x_tr.numel() * x_tr.element_size()
-                                + x_te.numel() * x_te.element_size()) / 2**20)
+for x in (x_tr, x_te):  # an epoch reads every image
+    sum(int(x[i : i + 256].sum()) for i in range(0, len(x), 256))
+print((status("VmHWM") - before) / 1024, (x_tr.numel() * x_tr.element_size()
+                                         + x_te.numel() * x_te.element_size()) / 2**20,
+      (status("RssAnon") - anon) / 1024)
 """
 
 # rank 0 times folder_images under torchrun (the processes share the decode)
@@ -112,13 +122,14 @@ def main() -> None:
     root = tempfile.mkdtemp()
     _make_folder(root, args.n, args.size)
 
-    rss, held = {}, {}
-    for mode in ("uint8", "float32", "float32-cat"):
-        res = subprocess.run([sys.executable, "-c", _RSS, root, str(args.size), mode],
+    rss, held, anon = {}, {}, {}
+    for mode in ("uint8", "float32", "float32-cat", "uint8-mapped"):
+        res = subprocess.run([sys.executable, "-c", _RSS, root, str(args.size), mode,
+                              tempfile.mkdtemp()],
                              capture_output=True, text=True, check=True,
                              env={**os.environ, "OMP_NUM_THREADS": "1"})
-        grown, size_mb = res.stdout.strip().splitlines()[-1].split()
-        rss[mode], held[mode] = float(grown), float(size_mb)
+        grown, size_mb, anon_mb = res.stdout.strip().splitlines()[-1].split()
+        rss[mode], held[mode], anon[mode] = float(grown), float(size_mb), float(anon_mb)
 
     times: dict[str, list[float]] = {"workers_0": [], f"workers_{args.workers}": []}
     for _ in range(args.repeat):
@@ -154,6 +165,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "rss_growth_mb": rss,
         "tensors_mb": held,
+        "anonymous_memory_growth_mb": anon,
         "ratio_peer_over_uint8": rss["float32-cat"] / rss["uint8"],
         "decode_seconds": {k: {"min": min(v), "median": statistics.median(v)}
                            for k, v in times.items()},
@@ -171,7 +183,9 @@ def main() -> None:
     print(f"train_data_memory {args.n} images at {args.size}px: peak RSS growth uint8 "
           f"{rss['uint8']:.0f} MB (tensors {held['uint8']:.0f}), float32 {rss['float32']:.0f} "
           f"MB, float32-cat (before) {rss['float32-cat']:.0f} MB: "
-          f"{result['ratio_peer_over_uint8']:.1f}x less; decode {d['workers_0']['median']:.1f} s "
+          f"{result['ratio_peer_over_uint8']:.1f}x less; held as anonymous memory after an "
+          f"epoch: uint8 {anon['uint8']:.0f} MB, mapped from --cache-dir "
+          f"{anon['uint8-mapped']:.0f} MB; decode {d['workers_0']['median']:.1f} s "
           f"with 0 workers vs {d[key]['median']:.1f} s with {args.workers} "
           f"({result['decode_speedup_median']:.2f}x) or shared by 2 torchrun processes "
           f"{d['torchrun_2']['median']:.1f} s ({result['torchrun_2_speedup_median']:.2f}x), "

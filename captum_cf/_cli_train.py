@@ -28,9 +28,10 @@ def _common_args(parser: argparse.ArgumentParser, batch_default: str,
                              "R >= S before the centre S x S crop (as torchvision's Resize(R) + "
                              "CenterCrop(S)); default S")
     parser.add_argument("--cache-dir", default=None, metavar="DIR",
-                        help="image folders: keep the decoded images in DIR and read them from "
-                             "there next time (another train command on the same folder, a "
-                             "resumed run) instead of decoding again")
+                        help="image folders: decode the images into a file in DIR and train "
+                             "from it memory-mapped (the set need not fit in memory; under "
+                             "torchrun a machine's processes share it); the next command on "
+                             "the same folder, or a resumed run, maps it instead of decoding")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="where to train (default cpu; under torchrun cuda means "
                              "cuda:LOCAL_RANK)")

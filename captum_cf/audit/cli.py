@@ -154,8 +154,9 @@ def add_arguments(parser: Any) -> None:
         "--cache-dir",
         default=None,
         metavar="DIR",
-        help="keep the decoded --train-data images in DIR and read them from there next time "
-        "(a resumed audit, another audit of the same model) instead of decoding again",
+        help="decode the --train-data images into a file in DIR and read them memory-mapped "
+        "from it (they need not fit in memory); a resumed audit, or another audit of the "
+        "same folder, maps the file instead of decoding again",
     )
     parser.add_argument(
         "--baseline-weights",

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 __all__ = ["BUILTIN_DATA", "is_folder", "check_data", "folder_images", "folder_split",
            "unit_images", "check_training_images", "check_generator_images", "channel_mean_std"]
@@ -166,13 +166,19 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
     reads the whole folder in this process alone (``None``, the default: shared exactly when
     such a group is initialised).
 
-    ``cache_dir``: keep the decoded tensor in this folder (``<folder name>-<key>.npy``, written
-    atomically, under torchrun by the first process of each machine; read only when every
-    process finds it) and read it from there next time instead of decoding again (a second
-    ``captum-cf train`` command on the same folder, a resumed run). The key covers the folder's
-    path, every image's name, class, size in bytes and modification time, ``image_size``,
-    ``resize``, the channels, ``dtype`` and ``files``: a changed, added or removed image gives
-    a new key (old entries are left for the user to delete).
+    ``cache_dir``: keep the decoded images in a file of this folder (``<folder name>-<key>.npy``)
+    and return them **memory-mapped** from it: the images are decoded straight into the file
+    (never all in this process's memory) and read from it as training draws batches, so the
+    set need not fit in memory (the operating system keeps what fits in its page cache), and
+    under torchrun the processes of a machine share one copy instead of holding one each (they
+    decode their shares into the same file). The next call (a second ``captum-cf train``
+    command on the same folder, a resumed run) maps the file instead of decoding again; under
+    torchrun only when every process finds it. The file is written under a temporary name and
+    renamed when complete. The key covers the folder's path, every image's name, class, size in
+    bytes and modification time, ``image_size``, ``resize``, the channels, ``dtype`` and
+    ``files``: a changed, added or removed image gives a new key (old entries are left for the
+    user to delete). The returned tensor is a copy-on-write mapping: writing into it changes
+    this process's copy, never the file.
 
     Example:
         >>> x, y, classes = folder_images("photos", image_size=64)  # doctest: +SKIP
@@ -191,11 +197,10 @@ def folder_images(root: str, image_size: int | None = None, batch_size: int = 64
     cached = None if cache_dir is None else _cache_path(cache_dir, ds, dtype)
     if cached is not None:
         images = _read_cache(cached, ds, dtype, shared)
-        if images is not None:
-            return images, ds.labels, list(ds.classes)
+        if images is None:
+            images = _decode_to_cache(ds, cached, shared, **read)
+        return images, ds.labels, list(ds.classes)
     images = _decode_shared(ds, **read) if shared else _decode(ds, **read)
-    if cached is not None:
-        _write_cache(cached, images, shared)
     return images, ds.labels, list(ds.classes)
 
 
@@ -223,7 +228,6 @@ def _read_cache(path: str, ds: Any, dtype: torch.dtype, shared: bool) -> Tensor 
     """The cached images, or None (no entry: decode). Under a process group every process must
     find the entry (a cache folder local to each machine may hold it on one node only), else
     all decode together: no process decodes while others read."""
-    import numpy as np
 
     found = os.path.isfile(path)
     if shared:
@@ -234,7 +238,7 @@ def _read_cache(path: str, ds: Any, dtype: torch.dtype, shared: bool) -> Tensor 
         found = all(everywhere)
     if not found:
         return None
-    images = torch.from_numpy(np.load(path))
+    images = _mapped(path)
     expected = (len(ds), ds.channels)
     if images.dtype != dtype or images.dim() != 4 or tuple(images.shape[:2]) != expected:
         raise ValueError(f"{path} holds images of shape {tuple(images.shape)} and dtype "
@@ -244,31 +248,135 @@ def _read_cache(path: str, ds: Any, dtype: torch.dtype, shared: bool) -> Tensor 
     return images
 
 
-def _write_cache(path: str, images: Tensor, shared: bool) -> None:
-    """Write the entry atomically (a temporary file renamed) where it is missing; under a process
-    group the first process of each machine (``LOCAL_RANK`` 0) writes, then all wait."""
+def _mapped(path: str) -> Tensor:
+    """The ``.npy`` file as a tensor backed by a copy-on-write memory map of it (its path in
+    the tensor's ``_cache_file``, for :func:`take_rows`)."""
     import numpy as np
 
-    if (not shared or int(os.environ.get("LOCAL_RANK", "0")) == 0) and not os.path.isfile(path):
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    images = torch.from_numpy(np.load(path, mmap_mode="c"))
+    images._cache_file = path  # type: ignore[attr-defined]
+    return images
+
+
+def take_rows(images: Tensor, index: Tensor) -> Tensor:
+    """``images[index]``, without reading the selection into memory when ``images`` is a
+    memory-mapped cache (:func:`folder_images` with ``cache_dir``): the rows are then copied,
+    1024 at a time, into a file beside the cache (``<cache>-rows-<hash of index>.npy``, written
+    under a temporary name and renamed; kept for the next run) and returned mapped from it.
+    Other tensors are indexed as usual.
+
+    Example:
+        >>> take_rows(torch.arange(5), torch.tensor([3, 1]))
+        tensor([3, 1])
+    """
+    import hashlib
+
+    import numpy as np
+
+    source = getattr(images, "_cache_file", None)
+    if source is None:
+        return images[index]
+    index = index.to(torch.long).cpu()
+    key = hashlib.sha1(index.numpy().tobytes()).hexdigest()[:16]
+    path = f"{source[: -len('.npy')]}-rows-{key}.npy"
+    if not os.path.isfile(path):
         tmp = f"{path}.{os.getpid()}.tmp.npy"
         try:
-            np.save(tmp, images.numpy())
-            os.replace(tmp, path)
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=images.numpy().dtype,
+                                            shape=(len(index), *images.shape[1:]))
+            for i in range(0, len(index), 1024):
+                out[i : i + 1024] = images[index[i : i + 1024]].numpy()
+            out.flush()
+            del out
+            os.replace(tmp, path)  # every process of a group may write it: the same bytes
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
-        logger.info("cached %d images in %s", len(images), path)
+    return _mapped(path)
+
+
+def _decode_to_cache(ds: Any, path: str, shared: bool, batch_size: int, dtype: torch.dtype,
+                     workers: int, desc: str | None) -> Tensor:
+    """Decode ``ds`` straight into the cache file ``path`` and return it memory-mapped.
+
+    The first process of the machine (``LOCAL_RANK`` 0; the only one without a process group)
+    creates ``<path>.<host>.tmp.npy`` at its full size; under a process group the machine's
+    ``LOCAL_WORLD_SIZE`` processes then decode items ``LOCAL_RANK``, ``LOCAL_RANK +
+    LOCAL_WORLD_SIZE``, ... into it, all processes agree that every share succeeded (a failure
+    anywhere raises everywhere and the temporary file is removed), and the first renames it."""
+    import socket
+
+    import numpy as np
+
+    local_rank, local_size = 0, 1
+    if shared:
+        import torch.distributed as dist
+
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        local_size = int(os.environ.get("LOCAL_WORLD_SIZE", str(dist.get_world_size())))
+    tmp = f"{path}.{socket.gethostname()}.tmp.npy"
+    n = len(ds)
+    error: BaseException | None = None
+    try:
+        shape = tuple(_decode(Subset(ds, [0]), 1, dtype, 0, None).shape[1:])
+        if local_rank == 0:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            np_dtype = np.uint8 if dtype == torch.uint8 else np.float32
+            created = np.lib.format.open_memmap(tmp, mode="w+", dtype=np_dtype, shape=(n, *shape))
+            del created
+    except Exception as err:  # noqa: BLE001 (told to every process, then raised)
+        error = err
+    try:
+        _agree(error, shared, "could not start the cache file")
+        try:
+            mapped = np.load(tmp, mmap_mode="r+")
+            rows = list(range(local_rank, n, local_size))
+            if rows:
+                _decode(Subset(ds, rows), batch_size, dtype, workers, desc,
+                        out=torch.from_numpy(mapped), index=torch.tensor(rows))
+            mapped.flush()
+            del mapped
+        except Exception as err:  # noqa: BLE001 (told to every process, then raised)
+            error = err
+        _agree(error, shared, "could not read its share of the images")
+    except BaseException:  # a failure anywhere, Ctrl-C included: no temporary file is left
+        if local_rank == 0 and os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    if local_rank == 0:
+        os.replace(tmp, path)
+        logger.info("cached %d images in %s", n, path)
     if shared:
         import torch.distributed as dist
 
         dist.barrier(group=_gloo_group())
+    return _mapped(path)
+
+
+def _agree(error: BaseException | None, shared: bool, what: str) -> None:
+    """Raise ``error`` here, and under a process group a ValueError naming the first process
+    that failed on every other process (so that none waits for a failed one)."""
+    if shared:
+        import torch.distributed as dist
+
+        size = dist.get_world_size()
+        status: list[Any] = [None] * size
+        dist.all_gather_object(status, None if error is None else str(error),
+                               group=_gloo_group())
+        failed = [(r, msg) for r, msg in enumerate(status) if msg is not None]
+        if failed and error is None:
+            r, msg = failed[0]
+            raise ValueError(f"process {r} of {size} {what}: {msg}")
+    if error is not None:
+        raise error
 
 
 def _decode(ds: Any, batch_size: int, dtype: torch.dtype, workers: int,
-            desc: str | None) -> Tensor:
-    """Every item of ``ds`` decoded into one preallocated ``dtype`` tensor (N, C, S, S)."""
-    images: Tensor | None = None
+            desc: str | None, out: Tensor | None = None, index: Tensor | None = None) -> Tensor:
+    """Every item of ``ds`` decoded into one preallocated ``dtype`` tensor (N, C, S, S); with
+    ``out``, item i is written to row ``index[i]`` of ``out`` (shapes checked), which is
+    returned."""
+    images: Tensor | None = out
     bar = None
     if desc is not None and os.environ.get("RANK", "0") == "0":
         from tqdm.auto import tqdm
@@ -282,7 +390,12 @@ def _decode(ds: Any, batch_size: int, dtype: torch.dtype, workers: int,
                 x = x.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
             if images is None:
                 images = torch.empty((len(ds), *x.shape[1:]), dtype=dtype)
-            images[done : done + len(x)] = x
+            if x.shape[1:] != images.shape[1:]:
+                raise ValueError(_sizes_differ([tuple(x.shape[1:]), tuple(images.shape[1:])]))
+            if index is None:
+                images[done : done + len(x)] = x
+            else:
+                images[index[done : done + len(x)]] = x
             done += len(x)
             if bar is not None:
                 bar.update(len(x))
@@ -292,6 +405,11 @@ def _decode(ds: Any, batch_size: int, dtype: torch.dtype, workers: int,
     if images is None:
         raise ValueError("no images to read")
     return images
+
+
+def _sizes_differ(shapes: list[tuple[int, ...]]) -> str:
+    return (f"the images have different sizes {[list(s) for s in sorted(set(shapes))]}: pass "
+            "--image-size S (image_size=S) to resize and centre-crop every image to S x S")
 
 
 #: images each process sends per exchange step of a shared decode
@@ -323,7 +441,6 @@ def _decode_shared(ds: Any, batch_size: int, dtype: torch.dtype, workers: int,
     """:func:`_decode` shared by the processes of a group: process r decodes items r, r + K, ...;
     every process returns the whole tensor, in item order."""
     import torch.distributed as dist
-    from torch.utils.data import Subset
 
     if not _process_group():
         raise ValueError("shared=True needs an initialised process group of 2 or more "
@@ -349,9 +466,7 @@ def _decode_shared(ds: Any, batch_size: int, dtype: torch.dtype, workers: int,
         raise ValueError(f"process {r} of {size} could not read its share of the images: {msg}")
     shapes = sorted({shape for _, shape in status if shape is not None})
     if len(shapes) > 1:
-        raise ValueError(
-            f"the images have different sizes {[list(s) for s in shapes]}: pass --image-size S "
-            "(image_size=S) to resize and centre-crop every image to S x S")
+        raise ValueError(_sizes_differ(shapes))
     shape = shapes[0]
     out = torch.empty((n, *shape), dtype=dtype)
     per = -(-n // size)  # items of the largest share

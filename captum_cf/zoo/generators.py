@@ -25,7 +25,7 @@ from captum_cf.generative.ganmex_trainer import (
 )
 from captum_cf.training import check_frozen_classifier
 from captum_cf.training.checkpoint import save_checkpoint
-from captum_cf.training.data import unit_images
+from captum_cf.training.data import take_rows, unit_images
 from captum_cf.zoo._registry import WEIGHTS_FORMAT, ZooEntry, register
 from captum_cf.zoo.models import logits_model
 
@@ -160,7 +160,8 @@ def _split(images: Tensor, labels: Tensor, fraction: float, seed: int) -> tuple[
     order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(seed))
     n_val = int(round(fraction * images.shape[0]))
     val, train = order[:n_val], order[n_val:]
-    return images[train], labels[train], images[val], labels[val]
+    # a memory-mapped folder stays out of memory: its shares are mapped files too
+    return take_rows(images, train), labels[train], take_rows(images, val), labels[val]
 
 
 def train_ganmex(

@@ -2,7 +2,8 @@
 in one process group (each rank runs this script). Usage:
 ``_torchrun_job.py FOLDER OUT CHECKS BROKEN``: first each rank reads FOLDER with the shared
 decode (``folder_split``) and saves what it got to ``CHECKS/split_<rank>.pt`` (and, read a
-second time from ``--cache-dir CHECKS/cache``, to ``CHECKS/cached_<rank>.pt``), and reads the
+second time from ``--cache-dir CHECKS/cache``, to ``CHECKS/cached_<rank>.pt``, and the lines of
+``/proc/self/maps`` naming the cache to ``CHECKS/maps_<rank>.txt``), and reads the
 folder BROKEN (an unreadable image in one rank's share) and saves its error message to
 ``CHECKS/error_<rank>.txt``; then the train commands write into OUT."""
 
@@ -46,11 +47,12 @@ commands = [
 distributed_context()
 rank = torch.distributed.get_rank()
 torch.save(folder_split(folder, 16, dtype=torch.uint8), os.path.join(checks, f"split_{rank}.pt"))
-# with a cache: the first call decodes (shared) and rank 0 writes, the second reads the files
+# with a cache: the first call decodes into the files (each process its share), the second
+# maps them
 cache = os.path.join(checks, "cache")
 folder_split(folder, 16, dtype=torch.uint8, cache_dir=cache)
-torch.save(folder_split(folder, 16, dtype=torch.uint8, cache_dir=cache),
-           os.path.join(checks, f"cached_{rank}.pt"))
+cached = folder_split(folder, 16, dtype=torch.uint8, cache_dir=cache)
+torch.save(cached, os.path.join(checks, f"cached_{rank}.pt"))
 try:
     folder_images(broken, 16, dtype=torch.uint8)
     message = "no error"
@@ -58,6 +60,18 @@ except ValueError as err:
     message = str(err)
 with open(os.path.join(checks, f"error_{rank}.txt"), "w") as f:
     f.write(message)
+# decoded into a cache file by both processes (each its share): the error reaches both, and
+# the temporary file is removed
+try:
+    folder_images(broken, 16, dtype=torch.uint8, cache_dir=os.path.join(checks, "broken_cache"))
+    message = "no error"
+except ValueError as err:
+    message = str(err)
+with open(os.path.join(checks, f"error_cache_{rank}.txt"), "w") as f:
+    f.write(message)
+# the cached training split is memory-mapped from its file in both processes
+with open("/proc/self/maps") as maps, open(os.path.join(checks, f"maps_{rank}.txt"), "w") as f:
+    f.write("".join(line for line in maps if cache in line))
 
 for command in commands:
     code = main(["train", command[0], *common, *command[1:]])

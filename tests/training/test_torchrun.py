@@ -108,6 +108,15 @@ def test_every_trainer_under_torchrun_with_two_cpu_processes(tmp_path: Path) -> 
     error_0 = (checks / "error_0.txt").read_text()
     assert error_0.startswith("process 1 of 2 could not read its share of the images: cannot "
                               "read image") and "3.png" in error_0
+    # decoding into the cache file: each process wrote its share of the file that both map;
+    # the same failure reaches both, and no temporary file is left
+    cache_error_0 = (checks / "error_cache_0.txt").read_text()
+    assert cache_error_0.startswith("process 1 of 2 could not read its share of the images")
+    assert "cannot read image" in (checks / "error_cache_1.txt").read_text()
+    assert os.listdir(checks / "broken_cache") == []
+    for rank in (0, 1):
+        assert len({line.split()[-1] for line in
+                    (checks / f"maps_{rank}.txt").read_text().splitlines()}) == 2
     # Ctrl-C on rank 1 only: both stopped after step 1 (checked in the job), rank 0 told the
     # user once, and the resumed run equals the one never stopped
     assert job.stderr.count("interrupted (another process was signalled) after step 1 of 4") == 1

@@ -9,6 +9,8 @@ fixture's device.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -292,3 +294,85 @@ def test_cache_dir_keeps_the_decoded_folder_and_notices_a_changed_file(tmp_path,
     plain = folder_split(str(root), 10, test_fraction=0.5, dtype=torch.uint8)
     assert all(torch.equal(a, b) for a, b in zip((x_tr, y_tr, x_te, y_te), plain[:4]))
     assert not [f for f in os.listdir(cache) if f.endswith(".tmp.npy")]  # no temporary left
+
+
+def _mapped_files(folder) -> set[str]:
+    """Files of ``folder`` this process has memory-mapped (Linux: /proc/self/maps)."""
+    import os
+
+    with open("/proc/self/maps") as f:
+        paths = {line.split(maxsplit=5)[-1].strip() for line in f if "/" in line}
+    return {os.path.basename(p) for p in paths if p.startswith(str(folder))}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_a_cached_folder_is_memory_mapped_from_its_file_and_never_written_through(
+    tmp_path
+) -> None:
+    import os
+
+    root, cache = tmp_path / "photos", tmp_path / "cache"
+    _folder(root, [(12, 12)] * 7)
+    plain, _, _ = folder_images(str(root), dtype=torch.uint8)
+    for _ in range(2):  # decoded into the file, then the file mapped again
+        x, _, _ = folder_images(str(root), dtype=torch.uint8, cache_dir=cache, batch_size=3,
+                                workers=1)
+        (name,) = os.listdir(cache)
+        assert name in _mapped_files(cache) and torch.equal(x, plain)
+        del x
+    mapped, _, _ = folder_images(str(root), dtype=torch.uint8, cache_dir=cache)
+    mapped[0] += 1  # copy-on-write: this process's copy changes, the file does not
+    again, _, _ = folder_images(str(root), dtype=torch.uint8, cache_dir=cache)
+    assert torch.equal(again, plain) and not torch.equal(mapped, plain)
+    f, _, _ = folder_images(str(root), dtype=torch.float32, cache_dir=cache)
+    assert torch.equal(f, folder_images(str(root), dtype=torch.float32)[0])
+
+
+@pytest.mark.parametrize("failure", ["unreadable", "sizes", "interrupt"])
+def test_a_decode_into_the_cache_that_fails_leaves_no_file(tmp_path, monkeypatch,
+                                                            failure) -> None:
+    import os
+
+    from captum_cf.datasets import ImageFolder
+
+    root, cache = tmp_path / "photos", tmp_path / "cache"
+    _folder(root, [(12, 12)] * 5 + ([(10, 12)] if failure == "sizes" else [(12, 12)]))
+    if failure == "unreadable":
+        (root / "b" / "03.png").write_bytes(b"not a png")
+        error, match = ValueError, "03.png"
+    elif failure == "sizes":
+        error, match = ValueError, "different sizes|--image-size"
+    else:
+        getitem = ImageFolder.__getitem__
+
+        def interrupted(self, index):
+            if index == 4:
+                raise KeyboardInterrupt
+            return getitem(self, index)
+
+        monkeypatch.setattr(ImageFolder, "__getitem__", interrupted)
+        error, match = KeyboardInterrupt, None
+    with pytest.raises(error, match=match):
+        folder_images(str(root), dtype=torch.uint8, cache_dir=cache, batch_size=2)
+    assert os.listdir(cache) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_the_validation_split_of_a_mapped_folder_is_mapped_too(tmp_path) -> None:
+    from captum_cf.training.data import take_rows
+    from captum_cf.zoo.generators import _split
+
+    root, cache = tmp_path / "photos", tmp_path / "cache"
+    _folder(root, [(12, 12)] * 9)
+    x, y, _ = folder_images(str(root), dtype=torch.uint8, cache_dir=cache)
+    plain = torch.Generator().manual_seed(3)
+    order = torch.randperm(9, generator=plain)
+    x_tr, y_tr, x_val, y_val = _split(x, y, 0.34, 3)
+    assert torch.equal(x_val, x[order[:3]]) and torch.equal(x_tr, x[order[3:]])
+    assert torch.equal(y_val, y[order[:3]]) and torch.equal(y_tr, y[order[3:]])
+    assert len(_mapped_files(cache)) == 3  # the folder and its two shares, all from files
+    again = _split(x, y, 0.34, 3)  # the share files are reused
+    import os
+
+    assert len(os.listdir(cache)) == 3 and torch.equal(again[0], x_tr)
+    assert torch.equal(take_rows(x[1:], torch.tensor([0, 2])), x[[1, 3]])  # a view: indexed

@@ -181,3 +181,20 @@ def test_reading_a_folder_shows_progress_when_asked(user, capsys) -> None:
     x, _, _ = folder_images(photos, 16, batch_size=5, show_progress=True)
     err = capsys.readouterr().err
     assert f"reading {photos}" in err and "/16 " in err and x.shape[0] == 16
+
+
+@pytest.mark.parametrize("train", ["exaggeration", "ganmex"])
+def test_training_from_the_memory_mapped_cache_equals_training_from_memory(user, train) -> None:
+    root, spec, weights, _ = user
+    fn = train_exaggeration if train == "exaggeration" else train_ganmex
+    extra = {"positive": 1, "validate_every": 2} if train == "exaggeration" else {
+        "test_images": 3}
+    kw = dict(classifier=spec, classifier_weights=weights, steps=2, image_size=16,
+              batch_size=4, show_progress=False, log=None, **extra)
+    fn(str(root / "photos"), out=str(root / "mem.pt"), **kw)
+    for run in ("first", "second"):  # decoded into the cache files, then mapped from them
+        fn(str(root / "photos"), out=str(root / f"{run}.pt"), cache_dir=str(root / "cache"),
+           **kw)
+        want, got = (zoo.read_weights(root / n)["state_dict"] for n in ("mem.pt", f"{run}.pt"))
+        assert want.keys() == got.keys()
+        assert all(torch.equal(v, got[k]) for k, v in want.items())
