@@ -300,21 +300,26 @@ def _decode_to_cache(ds: Any, path: str, shared: bool, batch_size: int, dtype: t
     """Decode ``ds`` straight into the cache file ``path`` and return it memory-mapped.
 
     The first process of the machine (``LOCAL_RANK`` 0; the only one without a process group)
-    creates ``<path>.<host>.tmp.npy`` at its full size; under a process group the machine's
-    ``LOCAL_WORLD_SIZE`` processes then decode items ``LOCAL_RANK``, ``LOCAL_RANK +
+    creates ``<path>.<host>.<its pid>.tmp.npy`` at its full size; under a process group the
+    machine's ``LOCAL_WORLD_SIZE`` processes then decode items ``LOCAL_RANK``, ``LOCAL_RANK +
     LOCAL_WORLD_SIZE``, ... into it, all processes agree that every share succeeded (a failure
     anywhere raises everywhere and the temporary file is removed), and the first renames it."""
     import socket
 
     import numpy as np
 
-    local_rank, local_size = 0, 1
+    host, local_rank, local_size, owner = socket.gethostname(), 0, 1, os.getpid()
     if shared:
         import torch.distributed as dist
 
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        # a group started without torchrun: taken as one machine
+        local_rank = int(os.environ.get("LOCAL_RANK", str(dist.get_rank())))
         local_size = int(os.environ.get("LOCAL_WORLD_SIZE", str(dist.get_world_size())))
-    tmp = f"{path}.{socket.gethostname()}.tmp.npy"
+        everyone: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(everyone, (host, local_rank, os.getpid()), group=_gloo_group())
+        owner = next(pid for h, r, pid in everyone if h == host and r == 0)
+    # one temporary file per machine and job: the pid of the machine's first process
+    tmp = f"{path}.{host}.{owner}.tmp.npy"
     n = len(ds)
     error: BaseException | None = None
     try:
