@@ -228,7 +228,6 @@ def _read_cache(path: str, ds: Any, dtype: torch.dtype, shared: bool) -> Tensor 
     """The cached images, or None (no entry: decode). Under a process group every process must
     find the entry (a cache folder local to each machine may hold it on one node only), else
     all decode together: no process decodes while others read."""
-
     found = os.path.isfile(path)
     if shared:
         import torch.distributed as dist
@@ -323,8 +322,8 @@ def _decode_to_cache(ds: Any, path: str, shared: bool, batch_size: int, dtype: t
     n = len(ds)
     error: BaseException | None = None
     try:
-        shape = tuple(_decode(Subset(ds, [0]), 1, dtype, 0, None).shape[1:])
         if local_rank == 0:
+            shape = tuple(_decode(Subset(ds, [0]), 1, dtype, 0, None).shape[1:])
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             np_dtype = np.uint8 if dtype == torch.uint8 else np.float32
             created = np.lib.format.open_memmap(tmp, mode="w+", dtype=np_dtype, shape=(n, *shape))
@@ -458,18 +457,12 @@ def _decode_shared(ds: Any, batch_size: int, dtype: torch.dtype, workers: int,
     try:
         if mine:
             part = _decode(Subset(ds, mine), batch_size, dtype, workers, desc)
-    except Exception as err:  # noqa: BLE001 (told to every process below, then raised)
+    except Exception as err:  # noqa: BLE001 (told to every process, then raised)
         error = err
+    _agree(error, True, "could not read its share of the images")
     status: list[Any] = [None] * size
-    dist.all_gather_object(status, (None if error is None else str(error),
-                                    None if part is None else tuple(part.shape[1:])), group=group)
-    if error is not None:
-        raise error
-    failed = [(r, msg) for r, (msg, _) in enumerate(status) if msg is not None]
-    if failed:
-        r, msg = failed[0]
-        raise ValueError(f"process {r} of {size} could not read its share of the images: {msg}")
-    shapes = sorted({shape for _, shape in status if shape is not None})
+    dist.all_gather_object(status, None if part is None else tuple(part.shape[1:]), group=group)
+    shapes = sorted({shape for shape in status if shape is not None})
     if len(shapes) > 1:
         raise ValueError(_sizes_differ(shapes))
     shape = shapes[0]
