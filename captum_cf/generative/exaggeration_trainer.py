@@ -22,7 +22,7 @@ from captum_cf.generative.exaggeration import (
 )
 from captum_cf.generative.losses import hinge_critic_loss, hinge_generator_loss
 from captum_cf.training import Trainer, check_frozen_classifier
-from captum_cf.training.data import check_generator_images, unit_images
+from captum_cf.training.data import DeviceImages, check_generator_images, unit_images
 
 __all__ = [
     "ExaggerationTrainConfig",
@@ -238,7 +238,7 @@ class ExaggerationTrainer(Trainer):
         gcfg = generator.config
         check_generator_images(generator, images, "images")
         device = torch.device(trainer_kwargs.pop("device", None) or images.device)
-        images = images.to(device)
+        images = DeviceImages(images, device)
         labels = check_target(labels, images.shape[0], gcfg.num_classes, name="labels")
         check_frozen_classifier(classifier, images, "classifier", gcfg.num_classes)
         check_frozen_classifier(aux_classifier, images, "aux_classifier", gcfg.num_classes)
@@ -317,9 +317,10 @@ class ExaggerationTrainer(Trainer):
         neg = self._neg_idx[torch.randint(0, len(self._neg_idx), (bs - n_pos,), generator=rng)]
         target = torch.randint(0, self.generator.config.num_bins, (bs,), generator=rng)
         device = self.images.device
-        idx = torch.cat([pos, neg]).to(device)
-        return (unit_images(self.images[idx]), self._bins[idx], target.to(device),
-                self._real_bins[idx])
+        idx = torch.cat([pos, neg])
+        on_device = idx.to(device)
+        return (unit_images(self.images[idx]), self._bins[on_device], target.to(device),
+                self._real_bins[on_device])
 
     def train_step(self) -> dict[str, float]:
         losses: dict[str, float] = {}
@@ -471,7 +472,7 @@ class ExaggerationTrainer(Trainer):
 def evaluate_exaggeration(
     generator: ExaggerationGenerator,
     classifier: nn.Module | Callable[[Tensor], Tensor],
-    images: Tensor,
+    images: Tensor | DeviceImages,
     batch_size: int = 128,
     tolerance: float = 0.02,
 ) -> dict[str, float]:
@@ -480,7 +481,9 @@ def evaluate_exaggeration(
     Args:
         generator (ExaggerationGenerator): in the mode it should be measured in (eval).
         classifier (callable): pixel-space classifier, used frozen.
-        images (Tensor): shape (N, C, H, W), float in [0, 1] or ``uint8`` (0..255).
+        images (Tensor or DeviceImages): shape (N, C, H, W), float in [0, 1] or ``uint8``
+            (0..255), read ``batch_size`` at a time (a ``DeviceImages`` moves each batch to its
+            device).
         tolerance (float): a series counts as monotone when no step lowers the achieved
             posterior by more than this.
 

@@ -22,7 +22,12 @@ from captum_cf.generative.layers import random_translate
 from captum_cf.generative.losses import gradient_penalty, wgan_critic_loss, wgan_generator_loss
 from captum_cf.training import Trainer, check_frozen_classifier
 from captum_cf.training.checkpoint import load_checkpoint, save_checkpoint
-from captum_cf.training.data import check_generator_images, check_training_images, unit_images
+from captum_cf.training.data import (
+    DeviceImages,
+    check_generator_images,
+    check_training_images,
+    unit_images,
+)
 
 __all__ = [
     "GANMEXTrainConfig",
@@ -188,7 +193,7 @@ class GANMEXTrainer(Trainer):
             raise ValueError("config.lambda_aux > 0 needs an aux_classifier")
         check_generator_images(generator, images, "images")
         device = torch.device(trainer_kwargs.pop("device", None) or images.device)
-        images = images.to(device)
+        images = DeviceImages(images, device)
         self.labels = check_target(labels, images.shape[0], gcfg.num_classes, name="labels")
         # batch bookkeeping lives on the CPU next to the CPU generator ``self.rng``; the drawn
         # indices move to the images' device once per batch
@@ -272,8 +277,8 @@ class GANMEXTrainer(Trainer):
             idx, source, target = self._focus(idx, source, target)
         pos = (torch.rand(bs, generator=self.rng) * self._counts[target]).long()
         real_idx = self._by_class[self._offsets[target] + pos]
-        return (unit_images(self.images[idx.to(device)]), source.to(device), target.to(device),
-                unit_images(self.images[real_idx.to(device)]))
+        return (unit_images(self.images[idx]), source.to(device), target.to(device),
+                unit_images(self.images[real_idx]))
 
     def _focus(self, idx: Tensor, source: Tensor, target: Tensor) -> tuple[Tensor, ...]:
         # replace a random share of the batch by (image of a, target b) / (image of b, target a)

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from captum_cf.inpainters import holes as _holes
 from captum_cf.training import IndexStream, Trainer
-from captum_cf.training.data import check_training_images, unit_images
+from captum_cf.training.data import DeviceImages, check_training_images, unit_images
 from captum_cf.training.distributed import rank_seed
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class InpainterTrainer(Trainer):
             desc="fit inpainter", log=lambda line: logger.info("inpainter %s", line))
         if self.dist.enabled:
             self.wrap_ddp("model", _Predict(model))
-        self.images = images.to(self.device)
+        self.images = DeviceImages(images, self.device)
         self.stream = IndexStream(len(images), batch_size, self.rng, seed=seed,
                                   context=self.dist)
         self.size = images.shape[-2:] if crop is None else (crop, crop)
@@ -88,7 +88,7 @@ class InpainterTrainer(Trainer):
 
     def train_step(self) -> dict[str, float]:
         model, gen = self.modules["model"], self.generators["holes"]
-        x = unit_images(self.images[next(self.stream).to(self.device)])
+        x = unit_images(self.images[next(self.stream)])
         if self.crop is not None:
             x = _random_crops(x, self.crop, gen)
         hole = _holes.random_holes(len(x), self.size[0], self.size[1], self.coverage, self.holes,

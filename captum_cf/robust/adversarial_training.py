@@ -23,7 +23,7 @@ from torch.utils.data import TensorDataset
 from captum_cf._model_state import frozen, preserve_model_state
 from captum_cf._validation import check_images, check_logits, check_model_dtype, check_target
 from captum_cf.training import IndexStream, Trainer
-from captum_cf.training.data import check_training_images, unit_images
+from captum_cf.training.data import DeviceImages, check_training_images, unit_images
 from captum_cf.training.distributed import rank_seed
 
 __all__ = ["adversarial_train", "AdversarialTrainer", "pgd_attack", "robust_accuracy"]
@@ -297,7 +297,7 @@ class AdversarialTrainer(Trainer):
             device=device, amp=amp, desc="adversarial training",
             log=lambda line: logger.info("%s", line),
         )
-        self.images, self.labels = images.to(self.device), labels.to(self.device)
+        self.images, self.labels = DeviceImages(images, self.device), labels.to(self.device)
         self.stream = IndexStream(images.shape[0], batch_size, self.rng, seed=seed,
                                   context=self.dist)
         self.norm, self.eps, self.attack_steps = norm, eps, attack_steps
@@ -308,8 +308,8 @@ class AdversarialTrainer(Trainer):
 
     def train_step(self) -> dict[str, float]:
         model = self.modules["model"]
-        idx = next(self.stream).to(self.device)
-        x, y = unit_images(self.images[idx]), self.labels[idx]
+        idx = next(self.stream)
+        x, y = unit_images(self.images[idx]), self.labels[idx.to(self.device)]
         adv = _pgd(model, x, y, self.norm, self.eps, self.attack_steps, None, True,
                    self.generators["attack"])
         with self.autocast():

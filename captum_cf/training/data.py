@@ -25,7 +25,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
 __all__ = ["BUILTIN_DATA", "is_folder", "check_data", "folder_images", "folder_split",
-           "unit_images", "check_training_images", "check_generator_images", "channel_mean_std"]
+           "unit_images", "check_training_images", "check_generator_images", "channel_mean_std",
+           "DeviceImages", "HOLD_SHARE", "device_free_bytes"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,81 @@ def check_generator_images(generator: Any, images: Any, name: str = "images") ->
     check_training_images(images, name)
     generator.check_inputs(images if images.is_floating_point() else unit_images(images[:1]),
                            name)
+
+
+#: a training set is copied to an accelerator when it takes at most this share of the device's
+#: free memory (the rest is left to the models, optimisers and activations); a larger one stays
+#: where it is and each batch's rows move per step (:class:`DeviceImages`)
+HOLD_SHARE = 0.25
+
+
+def device_free_bytes(device: torch.device) -> int | None:
+    """Free memory of ``device`` in bytes (CUDA's ``mem_get_info``); ``None`` where it cannot be
+    asked (the CPU, other accelerators)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    return None
+
+
+class DeviceImages:
+    """A trainer's images, read as rows on its device: ``images[index]`` lies on ``device``.
+
+    The set is *held* on ``device`` (one copy, indexed there, as trainers always did) when it
+    lies there already, when ``device`` is the CPU (no copy: a set memory-mapped from
+    ``--cache-dir`` stays mapped), or when it takes at most :data:`HOLD_SHARE` of the
+    accelerator's free memory (:func:`device_free_bytes`; an accelerator that cannot be asked
+    holds it). Otherwise it is *streamed*: it stays where it is (host memory or a memory map)
+    and each read gathers its rows there and moves only them, so a folder larger than the GPU
+    trains, at the cost of one gather and one host-to-device copy per batch. Both ways read the
+    same values: training is bit for bit the same.
+
+    Args:
+        images (Tensor): (N, C, H, W) ``uint8`` or float images on any device (not copied when
+            streamed or when they lie on ``device``).
+        device (str or torch.device): where rows are read to.
+        hold (bool, optional): ``True`` holds, ``False`` streams; default the rule above.
+
+    Attributes:
+        source (Tensor): ``images`` as given. held (bool): whether the set lies on ``device``.
+        device (torch.device): the device of every read row. shape, dtype: those of ``images``.
+
+    Example:
+        >>> images = DeviceImages(torch.arange(12, dtype=torch.uint8).view(3, 1, 2, 2), "cpu")
+        >>> images.held, images[torch.tensor([2, 0])][:, 0, 0, 0].tolist(), len(images)
+        (True, [8, 0], 3)
+    """
+
+    def __init__(self, images: Tensor, device: str | torch.device, *,
+                 hold: bool | None = None) -> None:
+        device = torch.empty(0, device=device).device  # "cuda" -> "cuda:0", as tensors report
+        if hold is None:
+            hold = images.device == device or device.type == "cpu"
+            if not hold:
+                free = device_free_bytes(device)
+                size = images.numel() * images.element_size()
+                hold = free is None or size <= HOLD_SHARE * free
+                if not hold:
+                    logger.info(
+                        "the training images (%.2f GB) stay on the %s and each batch moves to "
+                        "%s: they would take more than %d%% of its %.2f GB free",
+                        size / 2**30, images.device, device, round(HOLD_SHARE * 100), free / 2**30)
+        self.source, self.device, self.held = images, device, bool(hold)
+        self.shape, self.dtype = images.shape, images.dtype
+        self._data = images.to(device) if self.held else images
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> Tensor:
+        """Rows of the set on :attr:`device`; ``index`` as for a tensor (an index tensor may lie
+        on any device: it moves to where the set lies)."""
+        if isinstance(index, Tensor):
+            index = index.to(self._data.device)
+        return self._data[index].to(self.device)
+
+    def __repr__(self) -> str:
+        where = "held on" if self.held else f"streamed from {self.source.device} to"
+        return f"DeviceImages({tuple(self.shape)}, {self.dtype}, {where} {self.device})"
 
 
 @torch.no_grad()

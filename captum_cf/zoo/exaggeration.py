@@ -29,6 +29,7 @@ from captum_cf.generative.exaggeration_trainer import (
     evaluate_exaggeration,
 )
 from captum_cf.training.checkpoint import save_checkpoint
+from captum_cf.training.data import DeviceImages
 from captum_cf.zoo._registry import WEIGHTS_FORMAT, ZooEntry, register
 from captum_cf.zoo.generators import recipe_command
 
@@ -223,7 +224,7 @@ def train_exaggeration(
         checkpoint_every=checkpoint_every, validate_every=validate_every, log=log,
         device=dev, amp=amp, aux_classifier=aux,
     )
-    del x_tr  # on a GPU the trainer holds the images there: free the host copy
+    del x_tr  # the trainer holds the images on a GPU where they fit: free the host copy
     trainer.resume_if_exists()
     trainer.fit(steps or EXAGGERATION_STEPS.get(data, 3000), show_progress=show_progress)
     extra = {"test_data": test_desc, "classifier": classifier, "seed": seed,
@@ -233,12 +234,12 @@ def train_exaggeration(
     # every process measures (the batch-norm re-estimation uses the trainer's batches); rank 0
     # writes the file
     return export_exaggeration(trainer, out, name=f"{data_name(data)}-exaggeration",
-                               extra=extra, test_images=x_te.to(dev),
+                               extra=extra, test_images=DeviceImages(x_te, dev),
                                write=distributed_context(dev).is_main)
 
 
 def export_exaggeration(trainer: ExaggerationTrainer, out: str | os.PathLike, name: str,
-                        extra: dict[str, Any], test_images: torch.Tensor,
+                        extra: dict[str, Any], test_images: torch.Tensor | DeviceImages,
                         write: bool = True) -> dict[str, Any]:
     """Write the trainer's best generator, BN statistics re-estimated (float16), and its test
     metrics (``write=False``: measure only, as on ranks > 0 under torchrun); returns the

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from captum_cf.inpainters.holes import random_holes
 from captum_cf.inpainters.learned import ARCH, LearnedInpainter, build_inpainter
-from captum_cf.training.data import unit_images
+from captum_cf.training.data import DeviceImages, unit_images
 from captum_cf.zoo._registry import ZooEntry, register
 
 __all__ = [
@@ -124,7 +124,7 @@ def hole_l1(filled: Tensor, images: Tensor, hole: Tensor) -> float:
 @torch.no_grad()
 def inpainter_quality(
     inpainters: dict[str, Callable[[Tensor, Tensor], Tensor]],
-    images: Tensor,
+    images: Tensor | DeviceImages,
     seed: int = EVAL_SEED,
     coverage: tuple[float, float] = EVAL_COVERAGE,
     batch_size: int = 100,
@@ -133,8 +133,9 @@ def inpainter_quality(
 
     Args:
         inpainters (dict): name -> ``fn(images, hole) -> images``.
-        images (Tensor): held-out images (N, C, H, W), float in [0, 1] or ``uint8`` (0..255),
-            read ``batch_size`` at a time (the errors are summed batch by batch: no copy of
+        images (Tensor or DeviceImages): held-out images (N, C, H, W), float in [0, 1] or
+            ``uint8`` (0..255), read ``batch_size`` at a time (a ``DeviceImages`` moves each
+            batch to its device) (the errors are summed batch by batch: no copy of
             the whole set, no filled images kept).
         seed (int): seed of the holes (:func:`random_holes`, free-form + box).
         coverage (tuple): hole coverage range of each image.
@@ -238,7 +239,8 @@ def train_inpainter(
     from captum_cf.inpainters import PushPullInpainter
 
     # measured where it trained (the CPU for the shipped inpainters), a batch at a time
-    q = inpainter_quality({"learned": model, "push-pull": PushPullInpainter()}, test.to(dev))
+    q = inpainter_quality({"learned": model, "push-pull": PushPullInpainter()},
+                          DeviceImages(test, dev))
     model.cpu()
     metrics = {"test_l1": q["learned"], "test_l1_pushpull": q["push-pull"],
                "test_l1_mean_colour": q["mean-colour"],

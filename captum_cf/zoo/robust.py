@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from captum_cf.training.data import DeviceImages
 from captum_cf.zoo._registry import ZooEntry, register, save_weights
 from captum_cf.zoo.models import build_classifier
 
@@ -33,6 +34,26 @@ ROBUST_SETUP = {
     "clean_weight": 0.0,
     "eval_attack_steps": 20,
 }
+
+
+#: test images measured per call of ``robust_accuracy`` (a multiple of its batch of 256, so the
+#: batches, and the attacks' random starts, are those of one call over the whole set)
+_TEST_CHUNK = 4096
+
+
+def _test_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                   device: torch.device, eps: float, setup: dict) -> tuple[float, float]:
+    """Clean and robust test accuracy, the test set moved to ``device`` a chunk at a time (or
+    held there where it fits, :class:`~captum_cf.training.data.DeviceImages`)."""
+    from captum_cf.robust import robust_accuracy
+
+    test, clean, robust = DeviceImages(images, device), 0, 0
+    for i in range(0, len(test), _TEST_CHUNK):
+        n = min(_TEST_CHUNK, len(test) - i)
+        c, r = robust_accuracy(model, test[i : i + n], labels[i : i + n].to(test.device),
+                               setup["norm"], eps, setup["eval_attack_steps"])
+        clean, robust = clean + round(c * n), robust + round(r * n)
+    return clean / len(test), robust / len(test)
 
 
 def train_robust_classifier(
@@ -93,7 +114,7 @@ def train_robust_classifier(
         >>> from captum_cf.zoo.robust import train_robust_classifier
         >>> clean, robust = train_robust_classifier(out="robust.pt", steps=20, limit=128)
     """
-    from captum_cf.robust import adversarial_train, robust_accuracy
+    from captum_cf.robust import adversarial_train
     from captum_cf.training.data import check_data, data_name, is_folder
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
     from captum_cf.zoo.train import CLASSIFIER_SETUPS, _config, classifier_data
@@ -143,8 +164,7 @@ def train_robust_classifier(
     )
     seconds = round(time.perf_counter() - began, 1)
     model.eval()
-    clean, robust = robust_accuracy(model, x_te.to(dev), y_te.to(dev), s["norm"], eps,
-                                    s["eval_attack_steps"])
+    clean, robust = _test_accuracy(model, x_te, y_te, dev, eps, s)
     metrics = {
         "test_accuracy": clean,
         "robust_accuracy": robust,

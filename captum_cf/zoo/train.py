@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from captum_cf.training import IndexStream, Trainer
 from captum_cf.training.checkpoint import seed_everything
 from captum_cf.training.data import (
+    DeviceImages,
     channel_mean_std,
     check_training_images,
     data_name,
@@ -207,18 +208,18 @@ class ClassifierTrainer(Trainer):
                          checkpoint_every=checkpoint_every or per_epoch, log_every=per_epoch,
                          log=log, device=device, amp=amp, ddp=("model",), desc="train classifier")
         self.stream.generator = self.rng  # one generator: data order, then the shifts
-        self.images, self.labels = images.to(self.device), labels.to(self.device)
+        self.images, self.labels = DeviceImages(images, self.device), labels.to(self.device)
         self.max_shift, self.pad_mode = max_shift, pad_mode
         self.steps_per_epoch = per_epoch
         self.epoch_losses: list[float] = []
         self._epoch_loss, self._in_epoch = 0.0, 0
 
     def train_step(self) -> dict[str, float]:
-        idx = next(self.stream).to(self.device)
+        idx = next(self.stream)
         x = random_shift(unit_images(self.images[idx]), self.max_shift, self.rng, self.pad_mode)
         with self.autocast():
             logits = self.forward_module("model")(x)
-        loss = F.cross_entropy(logits.float(), self.labels[idx])
+        loss = F.cross_entropy(logits.float(), self.labels[idx.to(self.device)])
         optimizer = self.optimizers["model"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
