@@ -196,3 +196,22 @@ def test_a_streamed_cache_stays_memory_mapped(device: torch.device, tmp_path,
     fresh, _, _ = folder_images(str(root), dtype=torch.uint8)
     _, _, again = _classifier_run(fresh, y, device)
     assert losses == again  # the same training as from the decoded images in memory
+
+
+@pytest.mark.parametrize("free", [None, 100])  # test set held on the device, or streamed
+def test_the_robust_zoo_test_accuracy_in_chunks_equals_one_pass(device: torch.device, free,
+                                                                 monkeypatch) -> None:
+    from captum_cf.robust import robust_accuracy
+    from captum_cf.zoo import robust as zoo_robust
+
+    images, y = _u8(40)
+    model = _classifier_run(images, y, device)[0].modules["model"].eval()
+    setup = {"norm": "linf", "eval_attack_steps": 3}
+    _free(monkeypatch, free)
+    monkeypatch.setattr(zoo_robust, "_TEST_CHUNK", 16)  # chunks of 16, 16 and 8 images
+    torch.manual_seed(5)  # the attacks' random starts come from the global generator
+    chunked = zoo_robust._test_accuracy(model, images, y, device, 0.15, setup)
+    torch.manual_seed(5)
+    whole = robust_accuracy(model, images.to(device), y.to(device), "linf", 0.15, 3,
+                            batch_size=16)
+    assert chunked == whole and 0 < whole[1] < whole[0]  # an attack that changed some answers
