@@ -18,6 +18,7 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
+from training_helpers import u8_images
 
 import captum_cf.training.data as data_module
 from captum_cf.generative import GANMEXConfig, GANMEXGenerator, GANMEXTrainConfig, GANMEXTrainer
@@ -30,15 +31,6 @@ from captum_cf.training.data import HOLD_SHARE, DeviceImages, device_free_bytes,
 from captum_cf.zoo.train import ClassifierTrainer
 
 pytestmark = pytest.mark.simdev
-
-
-def _u8(n: int = 24, size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    labels = torch.arange(n) % 3
-    g = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 80, (n, 1, size, size), generator=g, dtype=torch.uint8)
-    images[labels == 1, :, : size // 2] += 150
-    images[labels == 2, :, size // 2 :] += 150
-    return images, labels
 
 
 def _classifier(device: torch.device) -> nn.Module:
@@ -123,7 +115,7 @@ RUNS = {"classifier": _classifier_run, "adversarial": _adversarial_run,
 @pytest.mark.parametrize("name", list(RUNS))
 def test_streaming_trains_bit_for_bit_as_holding(device: torch.device, name: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    images, y = _u8()
+    images, y = u8_images()
     run = RUNS[name]
     _free(monkeypatch, 10**12)  # plenty: held
     held, held_weights, held_out = run(images, y, device)
@@ -204,7 +196,7 @@ def test_the_robust_zoo_test_accuracy_in_chunks_equals_one_pass(device: torch.de
     from captum_cf.robust import robust_accuracy
     from captum_cf.zoo import robust as zoo_robust
 
-    images, y = _u8(40)
+    images, y = u8_images(40)
     model = _classifier_run(images, y, device)[0].modules["model"].eval()
     setup = {"norm": "linf", "eval_attack_steps": 3}
     _free(monkeypatch, free)

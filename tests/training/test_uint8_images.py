@@ -16,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
+from training_helpers import u8_images
 
 from captum_cf._nearest import nearest_index
 from captum_cf.generative import GANMEXConfig, GANMEXGenerator, GANMEXTrainConfig, GANMEXTrainer
@@ -41,15 +42,6 @@ from captum_cf.zoo.train import ClassifierTrainer, evaluate_accuracy
 pytestmark = pytest.mark.simdev
 
 
-def _u8(n: int = 24, size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    labels = torch.arange(n) % 3
-    g = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 80, (n, 1, size, size), generator=g, dtype=torch.uint8)
-    images[labels == 1, :, : size // 2] += 150
-    images[labels == 2, :, size // 2 :] += 150
-    return images, labels
-
-
 def _classifier(device: torch.device, size: int = 8) -> nn.Module:
     torch.manual_seed(3)
     return nn.Sequential(nn.Flatten(), nn.Linear(size * size, 3)).to(device)
@@ -73,7 +65,7 @@ def test_unit_images_is_the_float_reading_of_the_bytes() -> None:
 
 
 def test_channel_mean_std_of_uint8_matches_float() -> None:
-    u8, _ = _u8(40)
+    u8, _ = u8_images(40)
     u8 = torch.cat([u8, 255 - u8], 1)  # two channels with different statistics
     mean, std = channel_mean_std(u8, chunk=7)  # several chunks, the last one partial
     f = u8.double() / 255
@@ -84,7 +76,7 @@ def test_channel_mean_std_of_uint8_matches_float() -> None:
 
 
 def test_check_training_images_names_what_is_accepted() -> None:
-    u8, _ = _u8()
+    u8, _ = u8_images()
     assert check_training_images(u8) is u8
     with pytest.raises(TypeError, match="uint8, 0..255, or float"):
         check_training_images(u8.int(), "images")
@@ -111,7 +103,7 @@ def test_nearest_in_chunks_equals_one_cdist(device: torch.device) -> None:
 
 
 def test_classifier_trainer_uint8_equals_float(device: torch.device) -> None:
-    u8, y = _u8()
+    u8, y = u8_images()
     runs = []
     for images in (u8, unit_images(u8)):
         model = _classifier(device)
@@ -126,7 +118,7 @@ def test_classifier_trainer_uint8_equals_float(device: torch.device) -> None:
 
 
 def test_adversarial_training_uint8_equals_float(device: torch.device) -> None:
-    u8, y = _u8()
+    u8, y = u8_images()
     runs = []
     for images in (u8, unit_images(u8)):
         model = _classifier(device)
@@ -151,7 +143,7 @@ def test_inpainter_fit_uint8_equals_float(device: torch.device) -> None:
 
 
 def test_ganmex_trainer_uint8_equals_float(device: torch.device) -> None:
-    u8, y = _u8()
+    u8, y = u8_images()
     cfg = GANMEXConfig(image_size=8, channels=1, num_classes=3, base_channels=4, num_down=1,
                        num_residual=1, critic_channels=4, critic_layers=2)
     train = GANMEXTrainConfig(batch_size=6, val_images=6, focus_pairs=((1, 2),), focus_share=0.5)
@@ -175,7 +167,7 @@ def test_ganmex_trainer_uint8_equals_float(device: torch.device) -> None:
 
 
 def test_exaggeration_trainer_uint8_equals_float(device: torch.device) -> None:
-    u8, y = _u8()
+    u8, y = u8_images()
     cfg = ExaggerationConfig(image_size=8, base_channels=4, residual_blocks=1,
                              critic_channels=4, num_bins=5, positive_class=1, num_classes=3)
     train = ExaggerationTrainConfig(batch_size=8, val_images=6, recalibration_batches=2)
@@ -245,7 +237,7 @@ def test_held_out_split_decodes_each_split_in_the_seeded_order(tmp_path) -> None
 def test_nearest_sample_baseline_reads_uint8_samples_as_8_bit_images(device: torch.device) -> None:
     from captum_cf.baselines import NearestSampleBaseline
 
-    u8, y = _u8(30)
+    u8, y = u8_images(30)
     x = torch.rand(7, 1, 8, 8, generator=torch.Generator().manual_seed(5)).to(device)
     for metric in ("l2", "l1"):
         by_bytes = NearestSampleBaseline((u8, y), 2, metric=metric, chunk_size=4)
