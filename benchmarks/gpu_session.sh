@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One GPU session of issues 13 and 14, in one command: the CUDA half of the test suite, the audit
 # and SP-G on the GPU (benchmarks/audit_gpu.py), and the trainers' throughput at 128 px
-# (benchmarks/train_throughput.py), with and without bf16 autocast. About 8 minutes on one H200;
+# (benchmarks/train_throughput.py), with and without bf16 autocast and with the set streamed from
+# the host. About 9 minutes on one H200;
 # every step has its own timeout, so one that hangs does not eat the others' time.
 #
 # The GPU machine has torch/torchvision with CUDA but not captum, lpips, quantus (and its
@@ -12,7 +13,7 @@
 #       --implementation cp --platform manylinux2014_x86_64 -d .whl \
 #       captum==0.9.0 lpips==0.1.4 quantus==0.6.0 cachetools
 #
-# then run `bash benchmarks/gpu_session.sh` there with `.whl` carried; it writes at most 6 files
+# then run `bash benchmarks/gpu_session.sh` there with `.whl` carried; it writes 6 files
 # to $OUT (a plain run writes to /tmp/gpu-session). Copy the numbers into benchmarks/RESULTS.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -49,4 +50,7 @@ timeout 90 python3 benchmarks/train_throughput.py --device cuda --steps 20 --bat
     --out "$OUT/train_cuda.json" 2>&1 | tail -12 | tee -a "$LOG"
 timeout 90 python3 benchmarks/train_throughput.py --device cuda --steps 20 --batch-size 32 \
     --amp bf16 --out "$OUT/train_cuda_bf16.json" 2>&1 | tail -12 | tee -a "$LOG"
+step "trainers at 128 px on the GPU, the set streamed from the host per step"
+timeout 90 python3 benchmarks/train_throughput.py --device cuda --steps 20 --batch-size 32 \
+    --stream --out "$OUT/train_cuda_stream.json" 2>&1 | tail -12 | tee -a "$LOG"
 step done
