@@ -76,9 +76,14 @@ class ImageFolder(Dataset):
         resize (int, optional): with ``image_size`` S, resize the shorter side to R >= S before
             the centre S x S crop (e.g. 256 for 224, as many ImageNet models are evaluated);
             default S.
+        allow_empty (bool): accept class folders without images (they keep their place, and
+            label, in the sorted class list); default False refuses them, as torchvision's
+            ``ImageFolder`` does: a stray folder (``.ipynb_checkpoints``, an empty class) would
+            otherwise shift the labels of every class after it without a word.
 
     Raises:
-        ValueError: ``root`` is not a folder, holds no images, has masks for only some images,
+        ValueError: ``root`` is not a folder, holds no images, has a class folder without images
+            (unless ``allow_empty``), has masks for only some images,
             ``image_size`` is not a positive int, ``channels`` is not 1, 3 or None, or
             ``resize`` is not an int >= ``image_size`` (or is given without ``image_size``).
 
@@ -94,6 +99,7 @@ class ImageFolder(Dataset):
         files: Sequence[int] | None = None,
         channels: int | None = None,
         resize: int | None = None,
+        allow_empty: bool = False,
     ) -> None:
         if not isinstance(root, (str, os.PathLike)) or not os.path.isdir(root):
             raise ValueError(f"root must be an image folder DIR/<class>/<image>, got {root!r}")
@@ -109,11 +115,23 @@ class ImageFolder(Dataset):
         self.classes = sorted(
             d for d in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, d))
         )
-        samples = [(p, label) for label, c in enumerate(self.classes) for p in self._walk(c)]
+        found = [self._walk(c) for c in self.classes]
+        samples = [(p, label) for label, paths in enumerate(found) for p in paths]
         if not samples:
             raise ValueError(
                 f"{self.root}: no images found (expected {self.root}/<class>/<image>.png, "
                 "one folder per class)"
+            )
+        empty = [c for c, paths in zip(self.classes, found, strict=True) if not paths]
+        if empty and not allow_empty:
+            raise ValueError(
+                f"{self.root}: class folders without images: {', '.join(empty)}. Every folder "
+                "in it is a class and a label is the class's place in the sorted list (as in "
+                "torchvision's ImageFolder), so these would shift the labels of the classes "
+                "after them: remove them (hidden folders such as .ipynb_checkpoints count "
+                "too) or add their images (image files end in "
+                f"{', '.join(IMAGE_EXTENSIONS)}; from Python, ImageFolder(..., "
+                "allow_empty=True) keeps them as classes without images)"
             )
         self.samples = samples if files is None else [samples[i] for i in files]
         self.has_masks = self._check_masks()

@@ -166,3 +166,24 @@ def test_cli_resize_crops_like_torchvision_eval_and_is_part_of_resume(
     ds = load_data(str(images), None, image_size=16, resize=20).dataset
     want = resize_center_crop(ImageFolder(str(images))[0][0], 16, resize=20)
     assert torch.equal(ds[0][0], want)
+
+
+def test_a_class_folder_without_images_stops_audit_and_training_before_any_work(
+    tmp_path, image_folder, model_file, capsys
+) -> None:
+    from captum_cf.cli import main
+
+    images = image_folder(n_per_class=2, side=16)
+    (images / ".ipynb_checkpoints").mkdir()  # what opening a notebook in the folder leaves
+    out = tmp_path / "report"
+    assert main(["audit", "--model", model_file(side=16), "--data", str(images), "--n", "all",
+                 "--methods", "occlusion", "--baselines", "zero", "--no-progress",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "class folders without images: .ipynb_checkpoints" in err
+    assert "Traceback" not in err and not out.exists()
+    weights = tmp_path / "clf.pt"
+    assert main(["train", "classifier", "--data", str(images), "--out", str(weights),
+                 "--epochs", "1", "--no-progress"]) == 2
+    assert "class folders without images: .ipynb_checkpoints" in capsys.readouterr().err
+    assert not weights.exists()

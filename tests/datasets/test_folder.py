@@ -209,3 +209,23 @@ def test_resize_then_centre_crop_as_torchvision_evaluates(tmp_path):
         ImageFolder(str(tmp_path), resize=8)
     with pytest.raises(ValueError, match="resize must be an int"):
         ImageFolder(str(tmp_path), image_size=4, resize=True)
+
+
+def test_a_class_folder_without_images_is_refused_as_torchvision_does(tmp_path):
+    for cls in ("cat", "dog"):
+        _save(tmp_path / cls / "0.png", np.zeros((4, 4), np.uint8))
+    assert ImageFolder(str(tmp_path)).labels.tolist() == [0, 1]
+    # a notebook's checkpoint folder (sorted first) and an empty class (sorted last)
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".ipynb_checkpoints" / "notes-checkpoint.ipynb").write_text("{}")
+    (tmp_path / "zebra").mkdir()
+    with pytest.raises(ValueError, match=r"class folders without images: \.ipynb_checkpoints, "
+                                         r"zebra\. .* shift the labels"):
+        ImageFolder(str(tmp_path))
+    kept = ImageFolder(str(tmp_path), allow_empty=True)  # kept as classes: labels shift
+    assert kept.classes == [".ipynb_checkpoints", "cat", "dog", "zebra"]
+    assert kept.labels.tolist() == [1, 2]
+    (tmp_path / "zebra").rmdir()
+    (tmp_path / ".ipynb_checkpoints" / "notes-checkpoint.ipynb").unlink()
+    (tmp_path / ".ipynb_checkpoints").rmdir()
+    assert ImageFolder(str(tmp_path)).labels.tolist() == [0, 1]
