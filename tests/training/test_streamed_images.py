@@ -207,3 +207,45 @@ def test_the_robust_zoo_test_accuracy_in_chunks_equals_one_pass(device: torch.de
     whole = robust_accuracy(model, images.to(device), y.to(device), "linf", 0.15, 3,
                             batch_size=16)
     assert chunked == whole and 0 < whole[1] < whole[0]  # an attack that changed some answers
+
+
+def _random_reads_advised(path: str) -> list[bool]:
+    """For each mapping of ``path`` in this process: whether it carries MADV_RANDOM (``rr``)."""
+    flags, current = [], False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            if line[0] in "0123456789abcdef" and "-" in line.split()[0]:
+                current = line.rstrip().endswith(path)
+            elif current and line.startswith("VmFlags:"):
+                flags.append("rr" in line.split()[1:])
+    return flags
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps")
+def test_a_mapped_set_larger_than_half_the_memory_is_read_at_random(
+    device: torch.device, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, cache = tmp_path / "photos", tmp_path / "cache"
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        (root / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(
+            root / f"c{i % 2}" / f"{i}.png")
+    size = 6 * 3 * 8 * 8
+
+    def trainer_images(room: int, free: int | None) -> list[bool]:
+        monkeypatch.setattr(data_module, "available_memory", lambda: room)
+        _free(monkeypatch, free)
+        images, _, _ = folder_images(str(root), dtype=torch.uint8, cache_dir=cache)
+        DeviceImages(images, device)
+        return _random_reads_advised(images._cache_file)
+
+    # more than half of the room: advised where batches are read from the map
+    assert trainer_images(2 * size - 1, None) == [device.type == "cpu"]  # else copied to it
+    assert trainer_images(2 * size - 1, 0) == [True]  # streamed from the map to a device
+    assert trainer_images(2 * size, 0) == [False]  # half the room: the kernel's read-ahead
+    assert trainer_images(2 * size, None) == [False]
+    room = data_module.available_memory()  # this machine's: positive, below the total memory
+    with open("/proc/meminfo") as f:
+        total = int(f.readline().split()[1]) * 1024
+    assert room is not None and 0 < room <= total
