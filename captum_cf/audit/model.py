@@ -91,6 +91,20 @@ def _factory_model(spec: str, weights: str | None) -> nn.Module:
         raise AuditInputError(str(err)) from err
 
 
+def _other_channels_fit(model: nn.Module, probe: Tensor) -> int | None:
+    """After ``model`` failed on ``probe`` (N, 1 or 3, H, W): the channel count it takes instead
+    (3 or 1, tried on the same images made RGB or grey), or None when that fails too."""
+    if probe.dim() != 4 or probe.shape[1] not in (1, 3):
+        return None
+    other = probe.mean(1, keepdim=True) if probe.shape[1] == 3 else probe.expand(-1, 3, -1, -1)
+    try:
+        with torch.no_grad():
+            model(other)
+    except Exception:  # noqa: BLE001 (any failure: not a channel mismatch alone)
+        return None
+    return int(other.shape[1])
+
+
 def check_logits(model: nn.Module, images: Tensor) -> int:
     """Run the model on two images; it must return (N, classes) logits. Returns the class count.
 
@@ -110,9 +124,12 @@ def check_logits(model: nn.Module, images: Tensor) -> int:
     except Exception as err:  # noqa: BLE001
         message = str(err).splitlines()[0] if str(err) else ""
         hint = ""
-        if "channel" in message and probe.dim() == 4 and probe.shape[1] in (1, 3):
+        takes = _other_channels_fit(model, probe)
+        if takes or ("channel" in message and probe.dim() == 4 and probe.shape[1] in (1, 3)):
+            model_takes = f"the model takes {takes}-channel images and " if takes else ""
             hint = (
-                f" (the images have {probe.shape[1]} channel{'s' if probe.shape[1] > 1 else ''}; "
+                f" ({model_takes}the images have {probe.shape[1]} "
+                f"channel{'s' if probe.shape[1] > 1 else ''}; "
                 f"an image folder is read as RGB with --channels 3 or as greyscale with "
                 f"--channels 1, from Python ImageFolder(..., channels=...))"
             )

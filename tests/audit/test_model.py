@@ -109,6 +109,21 @@ def test_a_channel_or_size_mismatch_names_the_option(device) -> None:
     assert "the images are 8x8; an image folder is resized" in str(info.value)
     assert "--image-size S" in str(info.value)
 
+    class GreyOnly(nn.Module):  # its own check, whose message does not say "channel"
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+
+        def forward(self, x: Tensor) -> Tensor:
+            if x.shape[1] != 1:
+                raise ValueError(f"input must have shape (N, 1, H, W), got {tuple(x.shape)}")
+            return self.net(x)
+
+    with pytest.raises(AuditInputError) as info:  # found by trying the grey images
+        check_logits(GreyOnly().to(device), torch.rand(2, 3, 8, 8, device=device))
+    assert "the model takes 1-channel images and the images have 3 channels" in str(info.value)
+    assert "--channels 1" in str(info.value) and "--image-size" not in str(info.value)
+
     class Fails(nn.Module):
         def forward(self, x: Tensor) -> Tensor:
             raise RuntimeError("no weights loaded")
