@@ -134,7 +134,7 @@ def _advise_random_reads(images: Tensor) -> bool:
     (8 MB on this project's machine), which suits a set that stays in the page cache once read.
     A set that does not fit evicts those neighbours before a random batch needs them: measured
     (``benchmarks/train_memory_limit.py``, a 281 MB set under a memory limit leaving 141 MB for
-    it, two epochs, three runs, medians), 37 GB read from disk in 52 s with the default, 0.53 GB
+    it, two epochs, four runs, medians), 37 GB read from disk in 52 s with the default, 0.53 GB
     in 13 s with ``MADV_RANDOM``. A set that fits keeps the default: with ``MADV_RANDOM`` the
     same two epochs from cold pages took 7.6 s instead of 2.9 s (page-by-page reads).
     """
@@ -170,7 +170,9 @@ class DeviceImages:
     holds it). Otherwise it is *streamed*: it stays where it is (host memory or a memory map)
     and each read gathers its rows there and moves only them, so a folder larger than the GPU
     trains, at the cost of one gather and one host-to-device copy per batch. Both ways read the
-    same values: training is bit for bit the same.
+    same values: training is bit for bit the same. Batches read from a memory-mapped
+    ``--cache-dir`` set larger than half the available memory (:func:`available_memory`) are
+    read at random (``madvise(MADV_RANDOM)``), not with the kernel's read-ahead around each page.
 
     Args:
         images (Tensor): (N, C, H, W) ``uint8`` or float images on any device (not copied when
