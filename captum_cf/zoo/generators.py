@@ -316,7 +316,7 @@ def train_ganmex(
         checkpoint_every=checkpoint_every, validate_every=setup["validate_every"], log=log,
         device=dev, amp=amp, aux_classifier=aux,
     )
-    del x_tr  # on a GPU the trainer holds the images there: free the host copy
+    del x_tr  # the trainer holds the images on a GPU where they fit: free the host copy
     trainer.resume_if_exists()
     trainer.fit(steps or setup["steps"], show_progress=show_progress)
     # measured where it trained (the CPU for the shipped zoo generators), one pass over the

@@ -344,7 +344,7 @@ def train_classifier(
         checkpoint_every=checkpoint_every, device=dev, amp=amp,
         log=lambda line: logger.info("%s %s", name, line))
     n_train = len(x_tr)
-    del x_tr  # on a GPU the trainer holds the images there: free the host copy
+    del x_tr  # the trainer holds the images on a GPU where they fit: free the host copy
     began, began_cpu = time.perf_counter(), time.process_time()
     trainer.resume_if_exists()
     trainer.fit(trainer.total_steps, show_progress=show_progress)
