@@ -110,6 +110,15 @@ def _exaggeration_run(images, y, device):
             (history, trainer.best["metrics"], trainer._bins.cpu()))
 
 
+def _photos(root, n: int, classes: int, shape: tuple[int, ...]) -> None:
+    """``n`` random 8-bit PNGs of ``shape`` (H, W) or (H, W, 3) in ``classes`` class folders."""
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        (root / f"c{i % classes}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(
+            root / f"c{i % classes}" / f"{i}.png")
+
+
 RUNS = {"classifier": _classifier_run, "adversarial": _adversarial_run,
         "inpainter": _inpainter_run, "ganmex": _ganmex_run, "exaggeration": _exaggeration_run}
 
@@ -178,11 +187,7 @@ def test_device_free_bytes_asks_cuda_only(device: torch.device) -> None:
 def test_a_streamed_cache_stays_memory_mapped(device: torch.device, tmp_path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     root, cache = tmp_path / "photos", tmp_path / "cache"
-    rng = np.random.default_rng(0)
-    for i in range(12):
-        (root / f"c{i % 3}").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(
-            root / f"c{i % 3}" / f"{i}.png")
+    _photos(root, 12, 3, (8, 8))
     images, y, _ = folder_images(str(root), dtype=torch.uint8, cache_dir=cache)
     _free(monkeypatch, 100)
     trainer, _, losses = _classifier_run(images, y, device)
@@ -231,11 +236,7 @@ def test_a_mapped_set_larger_than_half_the_memory_is_read_at_random(
     device: torch.device, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root, cache = tmp_path / "photos", tmp_path / "cache"
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        (root / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(
-            root / f"c{i % 2}" / f"{i}.png")
+    _photos(root, 6, 2, (8, 8, 3))
     size = 6 * 3 * 8 * 8
 
     def trainer_images(room: int, free: int | None) -> list[bool]:
@@ -254,3 +255,34 @@ def test_a_mapped_set_larger_than_half_the_memory_is_read_at_random(
     with open("/proc/meminfo") as f:
         total = int(f.readline().split()[1]) * 1024
     assert room is not None and 0 < room <= total
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise on Linux")
+def test_a_batch_of_a_set_read_at_random_is_asked_for_in_one_go(
+    device: torch.device, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mmap
+
+    root, cache = tmp_path / "photos", tmp_path / "cache"
+    _photos(root, 6, 2, (8, 8, 3))
+    row = 3 * 8 * 8
+    calls = []
+    madvise = data_module._madvise
+
+    def recorded(address: int, length: int, advice: int) -> bool:
+        calls.append((address, length, advice))
+        return madvise(address, length, advice)
+
+    monkeypatch.setattr(data_module, "_madvise", recorded)
+    _free(monkeypatch, 0)  # streamed from the map on an accelerator
+    for room, advised in ((2 * 6 * row - 1, True), (2 * 6 * row, False)):
+        monkeypatch.setattr(data_module, "available_memory", lambda room=room: room)
+        images, _, _ = folder_images(str(root), dtype=torch.uint8, cache_dir=cache)
+        reader = DeviceImages(images, device)
+        calls.clear()
+        rows = reader[torch.tensor([4, 1, 5])]
+        assert torch.equal(rows.cpu(), images[[4, 1, 5]])
+        asked = [(a - images.data_ptr(), n, advice) for a, n, advice in calls]
+        # each row's bytes asked for before the gather, or nothing for a set that fits
+        want = [(r * row, row, mmap.MADV_WILLNEED) for r in (4, 1, 5)] if advised else []
+        assert asked == want
