@@ -231,18 +231,24 @@ def _random_reads_advised(path: str) -> list[bool]:
     return flags
 
 
+@pytest.fixture
+def six_photos(tmp_path) -> tuple[str, str]:
+    """A folder of six 8x8 RGB photos in two classes, and an empty cache folder."""
+    _photos(tmp_path / "photos", 6, 2, (8, 8, 3))
+    return str(tmp_path / "photos"), str(tmp_path / "cache")
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps")
 def test_a_mapped_set_larger_than_half_the_memory_is_read_at_random(
-    device: torch.device, tmp_path, monkeypatch: pytest.MonkeyPatch
+    device: torch.device, six_photos, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root, cache = tmp_path / "photos", tmp_path / "cache"
-    _photos(root, 6, 2, (8, 8, 3))
+    root, cache = six_photos
     size = 6 * 3 * 8 * 8
 
     def trainer_images(room: int, free: int | None) -> list[bool]:
         monkeypatch.setattr(data_module, "available_memory", lambda: room)
         _free(monkeypatch, free)
-        images, _, _ = folder_images(str(root), dtype=torch.uint8, cache_dir=cache)
+        images, _, _ = folder_images(root, dtype=torch.uint8, cache_dir=cache)
         DeviceImages(images, device)
         return _random_reads_advised(images._cache_file)
 
@@ -259,12 +265,11 @@ def test_a_mapped_set_larger_than_half_the_memory_is_read_at_random(
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise on Linux")
 def test_a_batch_of_a_set_read_at_random_is_asked_for_in_one_go(
-    device: torch.device, tmp_path, monkeypatch: pytest.MonkeyPatch
+    device: torch.device, six_photos, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import mmap
 
-    root, cache = tmp_path / "photos", tmp_path / "cache"
-    _photos(root, 6, 2, (8, 8, 3))
+    root, cache = six_photos
     row = 3 * 8 * 8
     calls = []
     madvise = data_module._madvise
@@ -277,7 +282,7 @@ def test_a_batch_of_a_set_read_at_random_is_asked_for_in_one_go(
     _free(monkeypatch, 0)  # streamed from the map on an accelerator
     for room, advised in ((2 * 6 * row - 1, True), (2 * 6 * row, False)):
         monkeypatch.setattr(data_module, "available_memory", lambda room=room: room)
-        images, _, _ = folder_images(str(root), dtype=torch.uint8, cache_dir=cache)
+        images, _, _ = folder_images(root, dtype=torch.uint8, cache_dir=cache)
         reader = DeviceImages(images, device)
         calls.clear()
         rows = reader[torch.tensor([4, 1, 5])]
