@@ -17,6 +17,7 @@ is held out for the final measurement.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import warnings
 from typing import Any
@@ -132,7 +133,6 @@ def _madvise(address: int, length: int, advice: int) -> bool:
     as the ``mmap`` object itself must not ride on a tensor (``torch.save`` pickles tensor
     attributes). Returns whether the call succeeded."""
     import ctypes
-    import mmap
 
     global _LIBC_MADVISE
     if _LIBC_MADVISE is None:
@@ -149,8 +149,6 @@ def _will_need(images: Tensor, rows: Tensor) -> None:
     """Ask the kernel to start reading the pages of these rows of a mapped set
     (``MADV_WILLNEED``): one read per row, all in flight together, instead of a page fault per
     page one after another once the set is read at random."""
-    import mmap
-
     row = images.stride(0) * images.element_size()
     base = images.data_ptr()
     for r in rows.tolist():
@@ -172,8 +170,6 @@ def _advise_random_reads(images: Tensor) -> bool:
     the advice alone: a page fault per page, one after another). A set that fits keeps the
     default (the advice made no difference there: 2.2-3.0 s either way).
     """
-    import mmap
-
     advice = getattr(mmap, "MADV_RANDOM", None)
     if (getattr(images, "_cache_file", None) is None or advice is None
             or not images.is_contiguous()):
@@ -202,7 +198,9 @@ class DeviceImages:
     ``RuntimeWarning`` says so, on the terminal of ``captum-cf train``). Both ways read the
     same values: training is bit for bit the same. Batches read from a memory-mapped
     ``--cache-dir`` set larger than half the available memory (:func:`available_memory`) are
-    read at random (``madvise(MADV_RANDOM)``), not with the kernel's read-ahead around each page.
+    read at random (``madvise(MADV_RANDOM)``), not with the kernel's read-ahead around each page,
+    and each read asks for its rows together first (``MADV_WILLNEED``: per row for an index
+    tensor, one request for a slice).
 
     Args:
         images (Tensor): (N, C, H, W) ``uint8`` or float images on any device (not copied when
@@ -252,6 +250,13 @@ class DeviceImages:
             index = index.to(self._data.device)
             if self._random and index.dtype == torch.long and index.dim() == 1:
                 _will_need(self._data, index)
+        elif self._random and isinstance(index, slice) and index.step in (None, 1):
+            # a run of rows (validation's nearest-sample scan): one request for all of them
+            start, stop, _ = index.indices(len(self))
+            if stop > start:
+                row = self._data.stride(0) * self._data.element_size()
+                _madvise(self._data.data_ptr() + start * row, (stop - start) * row,
+                         mmap.MADV_WILLNEED)
         return self._data[index].to(self.device)
 
     def __repr__(self) -> str:

@@ -291,3 +291,7 @@ def test_a_batch_of_a_set_read_at_random_is_asked_for_in_one_go(
         # each row's bytes asked for before the gather, or nothing for a set that fits
         want = [(r * row, row, mmap.MADV_WILLNEED) for r in (4, 1, 5)] if advised else []
         assert asked == want
+        calls.clear()  # a run of rows (the nearest-sample scan of validation): one request
+        assert torch.equal(reader[1:4].cpu(), images[1:4])
+        asked = [(a - images.data_ptr(), n, advice) for a, n, advice in calls]
+        assert asked == ([(row, 3 * row, mmap.MADV_WILLNEED)] if advised else [])
