@@ -196,7 +196,8 @@ class ExaggerationTrainer(Trainer):
         generator (ExaggerationGenerator): the model being trained.
         classifier (nn.Module or callable): pixel-space classifier ``(N, C, H, W) -> (N, K)``.
         images (Tensor): training images (N, C, H, W), float in [0, 1] or ``uint8`` (0..255:
-            held so on the device, a quarter of float32's memory; batches become float).
+            held so on the device where they fit, ``DeviceImages``; a quarter of float32's
+            memory; batches become float).
         labels (Tensor): their classes (N,), used for re-balancing only.
         val_images (Tensor, optional): validation images for keep-best (float or ``uint8``).
         config (ExaggerationTrainConfig, optional): loss weights and optimiser settings.

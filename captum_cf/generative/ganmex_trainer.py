@@ -149,8 +149,8 @@ class GANMEXTrainer(Trainer):
         generator (GANMEXGenerator): the model being trained.
         classifier (nn.Module): pixel-space classifier, (N, C, H, W) -> (N, K) logits.
         images (Tensor): training images, shape (N, C, H, W), float in [0, 1] or ``uint8``
-            (0..255: held so on the device, a quarter of float32's memory; batches become
-            float).
+            (0..255: held so on the device where they fit, ``DeviceImages``; a quarter of
+            float32's memory; batches become float).
         labels (Tensor): their classes, shape (N,).
         val_images, val_labels (Tensor, optional): validation split for keep-best (float or
             ``uint8``).

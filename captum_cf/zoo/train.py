@@ -162,7 +162,8 @@ class ClassifierTrainer(Trainer):
         model (nn.Module): classifier, images (N, C, H, W) in [0, 1] -> logits (N, K); trained
             in place (any architecture, e.g. ``torchvision.models.resnet18``).
         images (Tensor): training images (M, C, H, W), float in [0, 1] or ``uint8`` (0..255:
-            held so on the device, a quarter of float32's memory; each batch becomes float).
+            held so on the device where they fit, ``DeviceImages``; a quarter of float32's
+            memory; each batch becomes float).
         labels (Tensor): their classes (M,), int64.
         epochs (int): passes over the training set.
         batch_size (int): images per step (per process under torchrun).
