@@ -350,6 +350,33 @@ def test_every_registered_baseline_audits(baseline, device) -> None:
     assert res.config["device"] == str(x.device)
 
 
+def test_nearest_sample_tells_training_labels_that_are_not_the_models_classes() -> None:
+    import warnings
+
+    from torch.utils.data import TensorDataset
+
+    from captum_cf.datasets import load_digits
+    from captum_cf.zoo import load
+
+    images, labels = load_digits("train").tensors
+    x = load_digits("test").tensors[0][:2]
+    told = {}
+    for name, train_labels in (("right", labels), ("shifted", (labels + 1) % 10)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            audit(load("digits-cnn"), x, methods=["occlusion"], baselines=["nearest-sample"],
+                  sanity_n=0, data_name="digits", train_data=TensorDataset(images, train_labels),
+                  extras={"zoo_name": "digits-cnn"})
+        told[name] = [str(w.message) for w in caught if "folder's class" in str(w.message)]
+    assert told["right"] == []
+    (message,) = told["shifted"]
+    import re
+
+    assert re.match(r"the model \(for the nearest-sample baseline's training images\) puts "
+                    r"[0-2]% of 512 training images", message)
+    assert "those of class 0 mostly as class 9" in message
+
+
 @pytest.mark.parametrize("method", METHODS.names())
 def test_every_registered_method_audits(method, device) -> None:
     from captum_cf.zoo import load

@@ -725,6 +725,12 @@ def _run_audit(
             raise error
         if failed:
             raise AuditInputError(f"rank {failed[0][0]} failed: {failed[0][1]}")
+    if comm.rank == 0 and "nearest-sample" in plan.baselines and settings.train_data is not None:
+        # its candidates of class B are the training images labelled B: the model's B?
+        from captum_cf.training import check_label_agreement
+
+        check_label_agreement(model, *settings.train_data.tensors, dev,
+                              "the model (for the nearest-sample baseline's training images)")
     store: AuditStore | None = None
     setup: Any = None
     try:

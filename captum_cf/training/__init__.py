@@ -30,6 +30,7 @@ from captum_cf.training.loop import (
     Trainer,
     TrainingInterrupted,
     check_frozen_classifier,
+    check_label_agreement,
 )
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "TrainingInterrupted",
     "IndexStream",
     "check_frozen_classifier",
+    "check_label_agreement",
     "CHECKPOINT_FORMAT",
     "save_checkpoint",
     "load_checkpoint",

@@ -28,7 +28,8 @@ from torch.utils.data import DataLoader, Subset
 
 __all__ = ["BUILTIN_DATA", "is_folder", "check_data", "folder_images", "folder_split",
            "unit_images", "check_training_images", "check_generator_images", "channel_mean_std",
-           "DeviceImages", "HOLD_SHARE", "device_free_bytes", "available_memory"]
+           "DeviceImages", "HOLD_SHARE", "device_free_bytes", "available_memory",
+           "folder_class_names"]
 
 logger = logging.getLogger(__name__)
 
@@ -289,6 +290,16 @@ def channel_mean_std(images: Tensor, chunk: int = 1024) -> tuple[Tensor, Tensor]
 def is_folder(data: str) -> bool:
     """True when ``data`` names an image folder rather than a built-in data set."""
     return data not in BUILTIN_DATA
+
+
+def folder_class_names(data: str) -> list[str] | None:
+    """The class folders of ``--data DIR`` in label order (those of ``DIR/train`` when it has
+    ``train`` and ``test``); None for the built-in data sets."""
+    if not is_folder(data):
+        return None
+    train = os.path.join(data, "train")
+    root = train if os.path.isdir(train) and os.path.isdir(os.path.join(data, "test")) else data
+    return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
 
 
 def check_data(data: str, image_size: int | None = None, channels: int | None = None,

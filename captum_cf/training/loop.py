@@ -28,7 +28,8 @@ import contextlib
 import copy
 import math
 import os
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -53,7 +54,8 @@ from captum_cf.training.distributed import (
     rank_seed,
 )
 
-__all__ = ["Trainer", "TrainingInterrupted", "IndexStream", "check_frozen_classifier"]
+__all__ = ["Trainer", "TrainingInterrupted", "IndexStream", "check_frozen_classifier",
+           "check_label_agreement"]
 
 
 class IndexStream:
@@ -562,6 +564,73 @@ def check_frozen_classifier(
             f"{name} must return (1, {num_classes}) logits for the generator's {num_classes} "
             f"classes; it returned {tuple(logits.shape)} for one image"
         )
+
+
+#: images of the training set the label-agreement check classifies (a seeded sample)
+AGREEMENT_SAMPLE = 512
+
+
+def check_label_agreement(
+    model: nn.Module | Callable[[Tensor], Tensor],
+    images: Any,
+    labels: Tensor,
+    device: torch.device,
+    name: str = "classifier",
+    class_names: Sequence[str] | None = None,
+    sample: int = AGREEMENT_SAMPLE,
+    batch_size: int = 64,
+) -> float:
+    """Share of a seeded sample of the training images that ``model`` puts in their own
+    (folder) class; warns when it is no better than guessing.
+
+    A folder's labels are the positions of its sorted class folders, and the generator trainers
+    (and the nearest-sample baseline) take them for the classifier's classes. A classifier that
+    orders its classes otherwise (or was trained on other classes) makes every counterfactual
+    class wrong without an error; so before training, ``sample`` images (seeded, spread over the
+    set) go through ``model`` (frozen, no gradients, ``batch_size`` at a time on ``device``).
+    When the agreement is at most 0.1 above guessing the largest class, a ``RuntimeWarning``
+    gives it with the class each folder's images are mostly predicted as.
+
+    Args:
+        model: the frozen classifier, pixel space (N, C, H, W) in [0, 1] -> logits.
+        images: (N, C, H, W) ``uint8`` or float, a tensor or anything that indexes like one
+            (e.g. a memory map or :class:`~captum_cf.training.data.DeviceImages`).
+        labels (Tensor): (N,) the folder's labels.
+        device (torch.device): where the model runs.
+        name (str): how the warning names the model.
+        class_names (sequence of str, optional): the folders' names, by label.
+
+    Returns:
+        float: the agreement in [0, 1].
+    """
+    from captum_cf._model_state import frozen
+
+    n = int(labels.shape[0])
+    pick = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:sample].sort().values
+    truth = labels.cpu()[pick]
+    with frozen(model), torch.no_grad():
+        predicted = torch.cat([
+            model(unit_images(images[pick[i : i + batch_size]].to(device))).argmax(1).cpu()
+            for i in range(0, len(pick), batch_size)
+        ])
+    agreement = float((predicted == truth).float().mean())
+    guess = float(torch.bincount(truth).max()) / len(truth)
+    if agreement <= guess + 0.1:
+        def folder(c: int) -> str:
+            return repr(class_names[c]) if class_names is not None and c < len(class_names) \
+                else f"class {c}"
+
+        mostly = ", ".join(
+            f"those of {folder(c)} mostly as class {int(torch.mode(predicted[truth == c]).values)}"
+            for c in torch.unique(truth).tolist()[:10])
+        warnings.warn(
+            f"{name} puts {agreement:.0%} of {len(truth)} training images in their folder's "
+            f"class (guessing the largest class: {guess:.0%}); it predicts {mostly}. A folder's "
+            "labels are the positions of its class folders sorted by name: if the classifier "
+            "orders its classes otherwise or was trained on other classes, every "
+            "counterfactual class is wrong (rename the folders to sort in the classifier's "
+            "order)", RuntimeWarning, stacklevel=2)
+    return agreement
 
 
 class TrainingInterrupted(KeyboardInterrupt):

@@ -216,7 +216,7 @@ def train_exaggeration(
     aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev,
                                    aux_classifier_weights)
     model, aux = _ready_classifiers(model, aux, unit_images(x_tr[:2]).to(dev), classifier,
-                                    aux_classifier)
+                                    aux_classifier, train=(x_tr, y_tr, data))
     torch.manual_seed(seed)  # initialisation; the trainer reseeds for training randomness
     trainer = ExaggerationTrainer(
         ExaggerationGenerator(config), model, x_tr, y_tr, x_val,

@@ -23,7 +23,7 @@ from captum_cf.generative.ganmex_trainer import (
     GANMEXTrainConfig,
     GANMEXTrainer,
 )
-from captum_cf.training import check_frozen_classifier
+from captum_cf.training import check_frozen_classifier, check_label_agreement
 from captum_cf.training.checkpoint import save_checkpoint
 from captum_cf.training.data import take_rows, unit_images
 from captum_cf.zoo._registry import WEIGHTS_FORMAT, ZooEntry, register
@@ -145,14 +145,26 @@ def _check_fits(model: nn.Module | None, images: Tensor, what: str, spec: str | 
 
 
 def _ready_classifiers(model: nn.Module, aux: nn.Module | None, images: Tensor, spec: str,
-                       aux_spec: str | None) -> tuple[nn.Module, nn.Module | None]:
+                       aux_spec: str | None, train: tuple[Tensor, Tensor, str] | None = None,
+                       ) -> tuple[nn.Module, nn.Module | None]:
     """The frozen classifier and the auxiliary one (or None) as the generator trainers use them:
     a Hugging Face style model (an output with ``.logits``) through its logits, each checked to
-    take the training ``images`` (:func:`_check_fits`)."""
+    take the training ``images`` (:func:`_check_fits`) and, given ``train`` = ``(images,
+    labels, data)``, to put them in their folder's classes (a warning otherwise, on the first
+    process: :func:`~captum_cf.training.check_label_agreement`)."""
+    from captum_cf.training.data import folder_class_names
+    from captum_cf.training.distributed import distributed_context
+
     model = logits_model(model, images)
     aux = None if aux is None else logits_model(aux, images)
     _check_fits(model, images[:1], "classifier", spec)
     _check_fits(aux, images[:1], "aux_classifier", aux_spec)
+    if train is not None and distributed_context(images.device).is_main:
+        x, y, data = train
+        names = folder_class_names(data)
+        for net, name, what in ((model, spec, "classifier"), (aux, aux_spec, "aux_classifier")):
+            if net is not None:
+                check_label_agreement(net, x, y, images.device, f"{what} {name!r}", names)
     return model, aux
 
 
@@ -305,7 +317,8 @@ def train_ganmex(
     aux, train_config = _aux_setup(aux_classifier, aux_weight, train_config, dev,
                                    aux_classifier_weights)
     model, aux = _ready_classifiers(model, aux, unit_images(x_tr[:2]).to(dev),
-                                    classifier or setup["classifier"], aux_classifier)
+                                    classifier or setup["classifier"], aux_classifier,
+                                    train=(x_tr, y_tr, data))
     torch.manual_seed(seed)  # model initialisation (the trainer reseeds for training randomness)
     generator = GANMEXGenerator(config)
     if start is not None:

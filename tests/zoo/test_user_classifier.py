@@ -198,3 +198,48 @@ def test_training_from_the_memory_mapped_cache_equals_training_from_memory(user,
         want, got = (zoo.read_weights(root / n)["state_dict"] for n in ("mem.pt", f"{run}.pt"))
         assert want.keys() == got.keys()
         assert all(torch.equal(v, got[k]) for k, v in want.items())
+
+
+_BRIGHTNESS = '''
+import torch
+import torch.nn as nn
+
+class Brightness(nn.Module):  # class 1 for bright images
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(10.0))
+
+    def forward(self, x):
+        bright = x.mean(dim=(1, 2, 3)) - 0.5
+        return torch.stack([-bright, bright], 1) * self.scale
+
+def make():
+    return Brightness()
+'''
+
+
+def test_generator_training_tells_a_folder_in_another_class_order(tmp_path) -> None:
+    import warnings
+
+    (tmp_path / "bright.py").write_text(_BRIGHTNESS)
+    spec = f"{tmp_path / 'bright.py'}:make"
+    torch.save(build_factory_model(spec).state_dict(), tmp_path / "bright.pt")
+    rng = np.random.default_rng(0)
+    for name, folder in (("right", ("dark", "light")), ("swapped", ("light", "dark"))):
+        for cls, offset in zip(folder, (0, 150), strict=True):  # sorted: folder[0] is class 0
+            (tmp_path / name / cls).mkdir(parents=True)
+            for i in range(6):
+                arr = (rng.integers(0, 100, (16, 16, 3)) + offset).astype(np.uint8)
+                Image.fromarray(arr).save(tmp_path / name / cls / f"{i}.png")
+    told = {}
+    for name in ("right", "swapped"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train_ganmex(str(tmp_path / name), out=str(tmp_path / f"{name}.pt"), classifier=spec,
+                         classifier_weights=str(tmp_path / "bright.pt"), steps=1, batch_size=4,
+                         show_progress=False, log=None)
+        told[name] = [str(w.message) for w in caught if "folder's class" in str(w.message)]
+    assert told["right"] == []
+    (message,) = told["swapped"]  # the dark images are in 'light' (label 1), and the reverse
+    assert message.startswith(f"classifier {spec!r} puts 0% of ")
+    assert "those of 'dark' mostly as class 1, those of 'light' mostly as class 0" in message
