@@ -373,7 +373,7 @@ def test_nearest_sample_tells_training_labels_that_are_not_the_models_classes() 
     import re
 
     assert re.match(r"the model \(for the nearest-sample baseline's training images\) puts "
-                    r"[0-2]% of 512 training images", message)
+                    r"[0-2]% of 256 training images", message)
     assert "those of class 0 mostly as class 9" in message
 
 

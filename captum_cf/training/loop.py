@@ -567,7 +567,7 @@ def check_frozen_classifier(
 
 
 #: images of the training set the label-agreement check classifies (a seeded sample)
-AGREEMENT_SAMPLE = 512
+AGREEMENT_SAMPLE = 256
 
 
 def check_label_agreement(

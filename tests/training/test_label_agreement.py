@@ -53,7 +53,7 @@ def test_a_classifier_in_another_order_is_told_with_the_mapping(device: torch.de
     model = _Brightness(swap=True)
     agreement, told = _told(model, images, labels, device, ["cat", "dog"])
     assert agreement == 0.0 and len(told) == 1
-    assert "net puts 0% of 512 training images in their folder's class" in told[0]
+    assert "net puts 0% of 256 training images in their folder's class" in told[0]
     assert "those of 'cat' mostly as class 1, those of 'dog' mostly as class 0" in told[0]
     assert "sorted by name" in told[0]
     assert not model.sign.requires_grad and model.training  # the model's state as it was
