@@ -162,6 +162,11 @@ def train_exaggeration(
     Returns:
         dict: metrics stored in the file: ``test_r``, ``test_mae``, ``test_identity``,
         ``test_monotone`` (on the test split, all bins), ``best_step``, validation metrics.
+
+    Warns:
+        RuntimeWarning: the classifier (or the auxiliary one) puts no more training images in
+            their folder's class than guessing would (plus 0.1): its classes are likely not the
+            folder's (:func:`~captum_cf.training.check_label_agreement`).
     """
     import dataclasses
 

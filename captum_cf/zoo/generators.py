@@ -257,6 +257,11 @@ def train_ganmex(
     Returns:
         dict: the metrics stored in the file (``test_flip`` over all ordered class pairs,
         ``test_l1``, ``best_step``, validation metrics of the kept generator).
+
+    Warns:
+        RuntimeWarning: the classifier (or the auxiliary one) puts no more training images in
+            their folder's class than guessing would (plus 0.1): its classes are likely not the
+            folder's (:func:`~captum_cf.training.check_label_agreement`).
     """
 
     from captum_cf.training.data import check_data, data_name, is_folder
