@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -499,6 +499,29 @@ def _total_variation(mask: Tensor) -> Tensor:
     ).abs().mean()
 
 
+def counterfactual_passes(
+    generator: nn.Module | Callable[[Tensor, Tensor], Tensor],
+    classifier: nn.Module | Callable[[Tensor], Tensor],
+    images: Any,
+    targets: Tensor,
+    device: torch.device,
+    batch_size: int = 256,
+    index: Tensor | None = None,
+) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """``(x, t, G(x, t), argmax f(G(x, t)))`` for each batch of ``batch_size`` pairs, on
+    ``device``: ``x`` the rows ``images[index]`` (``images`` in order without ``index``; float
+    or ``uint8``, any device: each batch moves to ``device``), ``t`` the ``targets``, ``f`` the
+    classifier, used frozen. Call it under ``torch.no_grad()`` for measurements."""
+    with frozen(classifier):
+        for i in range(0, targets.shape[0], batch_size):
+            rows = images[i : i + batch_size] if index is None else \
+                images[index[i : i + batch_size]]
+            x = unit_images(rows.to(device))
+            t = targets[i : i + batch_size].to(device)
+            cf = generator(x, t)
+            yield x, t, cf, classifier(cf).argmax(1)
+
+
 @torch.no_grad()
 def evaluate_counterfactuals(
     generator: GANMEXGenerator,
@@ -527,16 +550,13 @@ def evaluate_counterfactuals(
     """
     check_training_images(images, "images")
     flips, dist, nn_flips = 0.0, 0.0, 0.0
-    with frozen(classifier):
-        for i in range(0, images.shape[0], batch_size):
-            x = unit_images(images[i : i + batch_size])
-            t = targets[i : i + batch_size].to(images.device)
-            cf = generator(x, t)
-            flips += float((classifier(cf).argmax(1) == t).sum())
-            dist += float((cf - x).abs().flatten(1).mean(1).sum())
-            if reference is not None:
-                nearest = nearest_index(cf.flatten(1), reference[0], reference_chunk)
-                nn_flips += float((reference[1].to(t.device)[nearest] == t).sum())
+    for x, t, cf, predicted in counterfactual_passes(generator, classifier, images, targets,
+                                                     images.device, batch_size):
+        flips += float((predicted == t).sum())
+        dist += float((cf - x).abs().flatten(1).mean(1).sum())
+        if reference is not None:
+            nearest = nearest_index(cf.flatten(1), reference[0], reference_chunk)
+            nn_flips += float((reference[1].to(t.device)[nearest] == t).sum())
     n = images.shape[0]
     out = {"flip": flips / n, "l1": dist / n}
     if reference is not None:

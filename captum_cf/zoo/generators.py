@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from captum_cf._model_state import frozen
 from captum_cf.generative.ganmex import GANMEXConfig, GANMEXGenerator
 from captum_cf.generative.ganmex_trainer import (
     GANMEXTrainConfig,
     GANMEXTrainer,
+    counterfactual_passes,
 )
 from captum_cf.training import check_frozen_classifier, check_label_agreement
 from captum_cf.training.checkpoint import save_checkpoint
@@ -400,15 +400,12 @@ def pair_metrics(generator: nn.Module, model: nn.Module, images: Tensor, index: 
     Returns:
         tuple: ``({"flip", "l1"}, {str(class): flip rate})`` (classes without pairs left out).
     """
-    device = next(generator.parameters()).device
     preds, l1 = [], 0.0
-    with frozen(model):
-        for i in range(0, index.shape[0], batch_size):
-            x = unit_images(images[index[i : i + batch_size]].to(device))
-            t = targets[i : i + batch_size].to(device)
-            cf = generator(x, t)
-            preds.append(model(cf).argmax(1).cpu())
-            l1 += float((cf - x).abs().flatten(1).mean(1).sum())
+    for x, _, cf, predicted in counterfactual_passes(generator, model, images, targets,
+                                                     next(generator.parameters()).device,
+                                                     batch_size, index):
+        preds.append(predicted.cpu())
+        l1 += float((cf - x).abs().flatten(1).mean(1).sum())
     pred, n = torch.cat(preds), index.shape[0]
     per_target = {str(c): float((pred[targets == c] == c).float().mean())
                   for c in range(num_classes) if bool((targets == c).any())}
