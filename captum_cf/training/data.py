@@ -146,14 +146,14 @@ def _madvise(address: int, length: int, advice: int) -> bool:
 _LIBC_MADVISE: Any = None
 
 
-def _will_need(images: Tensor, rows: Tensor) -> None:
-    """Ask the kernel to start reading the pages of these rows of a mapped set
-    (``MADV_WILLNEED``): one read per row, all in flight together, instead of a page fault per
-    page one after another once the set is read at random."""
+def _will_need(images: Tensor, starts: list[int], count: int = 1) -> None:
+    """Ask the kernel to start reading the pages of rows ``start .. start + count - 1`` of a
+    mapped set for each start (``MADV_WILLNEED``): one read per run, all in flight together,
+    instead of a page fault per page one after another once the set is read at random."""
     row = images.stride(0) * images.element_size()
     base = images.data_ptr()
-    for r in rows.tolist():
-        _madvise(base + r * row, row, mmap.MADV_WILLNEED)
+    for r in starts:
+        _madvise(base + r * row, count * row, mmap.MADV_WILLNEED)
 
 
 def _advise_random_reads(images: Tensor) -> bool:
@@ -250,14 +250,12 @@ class DeviceImages:
         if isinstance(index, Tensor):
             index = index.to(self._data.device)
             if self._random and index.dtype == torch.long and index.dim() == 1:
-                _will_need(self._data, index)
+                _will_need(self._data, index.tolist())
         elif self._random and isinstance(index, slice) and index.step in (None, 1):
             # a run of rows (validation's nearest-sample scan): one request for all of them
             start, stop, _ = index.indices(len(self))
             if stop > start:
-                row = self._data.stride(0) * self._data.element_size()
-                _madvise(self._data.data_ptr() + start * row, (stop - start) * row,
-                         mmap.MADV_WILLNEED)
+                _will_need(self._data, [start], stop - start)
         return self._data[index].to(self.device)
 
     def __repr__(self) -> str:
