@@ -112,9 +112,7 @@ class ImageFolder(Dataset):
         check_resize(resize, image_size)
         self.root, self.image_size = os.fspath(root), image_size
         self.resize = resize
-        self.classes = sorted(
-            d for d in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, d))
-        )
+        self.classes = class_folders(self.root)
         found = [self._walk(c) for c in self.classes]
         samples = [(p, label) for label, paths in enumerate(found) for p in paths]
         if not samples:
@@ -210,6 +208,11 @@ class ImageFolder(Dataset):
                 )
             return t
         return resize_center_crop(t, self.image_size, nearest, self.resize)
+
+
+def class_folders(root: str) -> list[str]:
+    """The class folders of ``root`` sorted by name: a label is a folder's place here."""
+    return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
 
 
 def check_resize(resize: Any, image_size: int | None, option: str = "resize") -> None:

@@ -293,11 +293,19 @@ def is_folder(data: str) -> bool:
 def folder_class_names(data: str) -> list[str] | None:
     """The class folders of ``--data DIR`` in label order (those of ``DIR/train`` when it has
     ``train`` and ``test``); None for the built-in data sets."""
+    from captum_cf.datasets.folder import class_folders
+
     if not is_folder(data):
         return None
-    train = os.path.join(data, "train")
-    root = train if os.path.isdir(train) and os.path.isdir(os.path.join(data, "test")) else data
-    return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    split = _train_test(data)
+    return class_folders(data if split is None else split[0])
+
+
+def _train_test(root: str) -> tuple[str, str] | None:
+    """``(DIR/train, DIR/test)`` when ``DIR`` has both (the split :func:`folder_split` uses),
+    else None."""
+    train, test = os.path.join(root, "train"), os.path.join(root, "test")
+    return (train, test) if os.path.isdir(train) and os.path.isdir(test) else None
 
 
 def check_data(data: str, image_size: int | None = None, channels: int | None = None,
@@ -701,10 +709,11 @@ def folder_split(root: str, image_size: int | None = None, test_fraction: float 
     from captum_cf.datasets import ImageFolder
 
     root = os.fspath(root)
-    train_dir, test_dir = os.path.join(root, "train"), os.path.join(root, "test")
     read = {"show_progress": show_progress, "dtype": dtype, "workers": workers,
             "cache_dir": cache_dir, "resize": resize}
-    if os.path.isdir(train_dir) and os.path.isdir(test_dir):
+    split = _train_test(root)
+    if split is not None:
+        train_dir, test_dir = split
         x_tr, y_tr, classes = folder_images(train_dir, image_size, channels=channels, **read)
         x_te, y_te, test_classes = folder_images(test_dir, image_size, channels=x_tr.shape[1],
                                                  **read)
