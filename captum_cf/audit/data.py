@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, TensorDataset
 
 from captum_cf.audit.errors import AuditInputError
-from captum_cf.datasets.folder import MASK_SUFFIX, ImageFolder, check_resize
+from captum_cf.datasets.folder import MASK_SUFFIX, ImageFolder, check_resize, open_image
 
 __all__ = ["AuditData", "load_data", "load_train_folder", "MASK_SUFFIX", "TensorImages", "parse_n"]
 
@@ -211,15 +211,13 @@ def _load_folder(
 def _check_same_size(ds: ImageFolder) -> None:
     """Without --image-size every image must have the first one's size: checked from the file
     headers before any work (Pillow reads the size without decoding the pixels)."""
-    from PIL import Image
-
     first: tuple[int, int] | None = None
     for path, _ in ds.samples:
         try:
-            with Image.open(path) as im:
+            with open_image(path) as im:
                 size = im.size
-        except (OSError, ValueError) as err:
-            raise AuditInputError(f"cannot read image {path}: {err}") from err
+        except ValueError as err:
+            raise AuditInputError(str(err)) from err
         if first is None:
             first = size
         elif size != first:

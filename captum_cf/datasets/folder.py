@@ -13,8 +13,9 @@ Layout (torchvision's ``ImageFolder`` conventions)::
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -164,7 +165,7 @@ class ImageFolder(Dataset):
     def _probe_grey(self) -> bool:
         # Colour is decided from the first images' modes (a full scan would read every header);
         # a colour image after a grey start is converted to grey, like torchvision's "L" loader.
-        return all(_open(p).mode in _GREY_MODES for p, _ in self.samples[:16])
+        return all(_mode(p) in _GREY_MODES for p, _ in self.samples[:16])
 
     @property
     def channels(self) -> int:
@@ -259,14 +260,34 @@ def resize_center_crop(t: Tensor, size: int, nearest: bool = False,
 
 def _open(path: str, draft: int | None = None) -> Any:
     """The decoded image; a JPEG at a reduced scale whose sides stay >= ``draft`` if given."""
+    with open_image(path) as im:
+        if draft is not None and im.format == "JPEG":
+            im.draft(None, (draft, draft))
+        im.load()
+        return im.copy()
+
+
+def _mode(path: str) -> str:
+    """The image's Pillow mode, from its header (the pixels are not decoded)."""
+    with open_image(path) as im:
+        return str(im.mode)
+
+
+@contextlib.contextmanager
+def open_image(path: str) -> Iterator[Any]:
+    """``PIL.Image.open(path)``; a file Pillow cannot read raises ValueError naming it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            if draft is not None and im.format == "JPEG":
-                im.draft(None, (draft, draft))
-            im.load()
-            return im.copy()
+            yield im
+    except Image.DecompressionBombError as err:
+        raise ValueError(
+            f"cannot read image {path}: {err} Pillow refuses images of more than twice "
+            f"PIL.Image.MAX_IMAGE_PIXELS ({Image.MAX_IMAGE_PIXELS}) pixels; if you trust the "
+            "file, raise that limit in the Python process that reads it (e.g. with "
+            "--model file.py:factory, in file.py) or shrink the image"
+        ) from err
     except (OSError, UnidentifiedImageError, ValueError) as err:
         raise ValueError(f"cannot read image {path}: {err}") from err
 

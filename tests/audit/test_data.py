@@ -41,6 +41,16 @@ def test_mixed_sizes_need_image_size_and_masks_follow_the_resize(tmp_path) -> No
     assert torch.equal(mask, resize_center_crop(full, 8, nearest=True))
 
 
+def test_an_image_over_pillows_pixel_limit_stops_the_size_check_clearly(tmp_path,
+                                                                        monkeypatch) -> None:
+    from PIL import Image
+
+    root = _folder(tmp_path, [(8, 8), (8, 8), (20, 30)])
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200)  # 600 pixels > twice the limit
+    with pytest.raises(AuditInputError, match=r"cannot read image .*2\.png.*MAX_IMAGE_PIXELS"):
+        load_data(str(root), None, channels=3)
+
+
 def test_n_subset_and_all(tmp_path) -> None:
     root = _folder(tmp_path, [(8, 8)] * 6)
     assert len(load_data(str(root), None).ids) == 6

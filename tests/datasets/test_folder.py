@@ -229,3 +229,30 @@ def test_a_class_folder_without_images_is_refused_as_torchvision_does(tmp_path):
     (tmp_path / ".ipynb_checkpoints" / "notes-checkpoint.ipynb").unlink()
     (tmp_path / ".ipynb_checkpoints").rmdir()
     assert ImageFolder(str(tmp_path)).labels.tolist() == [0, 1]
+
+
+def test_an_image_over_pillows_pixel_limit_is_named_with_the_limit(tmp_path, monkeypatch):
+    # Pillow raises DecompressionBombError (not an OSError) for more than twice
+    # MAX_IMAGE_PIXELS pixels: it escaped the reader's error handling as a raw traceback
+    _save(tmp_path / "a" / "small.png", np.zeros((4, 4, 3), np.uint8))
+    _save(tmp_path / "a" / "wide.png", np.zeros((10, 30, 3), np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    ds = ImageFolder(str(tmp_path), channels=3)
+    assert ds[0][0].shape == (3, 4, 4)
+    with pytest.raises(ValueError, match=r"cannot read image .*wide\.png.*MAX_IMAGE_PIXELS "
+                                         r"\(100\).*raise that limit"):
+        ds[1]
+    (tmp_path / "a" / "small.png").unlink()
+    with pytest.raises(ValueError, match=r"wide\.png.*MAX_IMAGE_PIXELS"):
+        ImageFolder(str(tmp_path))  # the colour probe reads the header: same error
+
+
+def test_the_colour_probe_reads_headers_only(tmp_path, monkeypatch):
+    for i in range(3):
+        _save(tmp_path / "a" / f"{i}.png", np.full((5, 5), 9 * i, np.uint8))
+    loads = []
+    real_load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda im: loads.append(1) or real_load(im))
+    ds = ImageFolder(str(tmp_path))
+    assert ds.channels == 1 and loads == []  # decided from the modes, no pixel decoded
+    assert ds[2][0].shape == (1, 5, 5) and loads
