@@ -164,7 +164,9 @@ def add_arguments(parser: Any) -> None:
         metavar="NAME=FILE[,NAME=FILE]",
         help="weights of a learned baseline trained for --model and --data (captum-cf train "
         "ganmex|exaggeration|inpainter|robust), in place of the data set's zoo model: "
-        "ganmex=FILE, exaggeration=FILE, inpaint-learned=FILE, sparse-counterfactual=FILE",
+        "ganmex=FILE, exaggeration=FILE, inpaint-learned=FILE, sparse-counterfactual=FILE; "
+        "inpaint-learned=FILE also takes an inpainting network of your own, forward(image, "
+        "mask) saved with torch.export.save or torch.jit.save (e.g. LaMa)",
     )
     parser.add_argument(
         "--list", action="store_true", help="list the registered methods and baselines and exit"

@@ -181,7 +181,10 @@ def audit(
             ``{"ganmex": "g.pt", "exaggeration": "e.pt", "inpaint-learned": "i.pt",
             "sparse-counterfactual": "robust.pt"}`` (files of ``captum-cf train ganmex|
             exaggeration|inpainter|robust``). Each is checked before any work: its kind,
-            channels, image size and classes must fit.
+            channels, image size and classes must fit. ``inpaint-learned`` also takes an
+            inpainting network of your own, ``forward(image, mask)`` saved with
+            ``torch.export.save`` or ``torch.jit.save`` (e.g. LaMa), adapted to the images by
+            :func:`captum_cf.inpainters.inpainter_from_file` (padding, channels, batch).
 
     Returns:
         AuditResult: ``.table()`` to print, ``.write(out)`` to save the report.

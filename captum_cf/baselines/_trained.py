@@ -6,7 +6,8 @@ default the data set's zoo model (``digits-ganmex``, ...), or a weights file the
 for their own model and folder (``captum-cf train ganmex|exaggeration|inpainter|robust``),
 given to the audit as ``baseline_weights={"ganmex": "g.pt"}`` (``captum-cf audit
 --baseline-weights ganmex=g.pt``), which the registries read from
-``ctx.extras["baseline_weights"]``.
+``ctx.extras["baseline_weights"]``. ``inpaint-learned`` also takes an inpainting network of the
+user's own (LaMa, ...) saved with ``torch.export.save`` or ``torch.jit.save``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ LEARNED = {
     "inpaint-learned": ("inpainter", "gated-unet", "inpainter"),
     "sparse-counterfactual": ("cnn-robust", "small-cnn", "robust"),
 }
+#: the learned baseline whose file may also hold a network of the user's own (TorchScript or
+#: ``torch.export``, e.g. LaMa), adapted to the images by ``inpainters.inpainter_from_file``
+NETWORK_BASELINE = "inpaint-learned"
+#: the ``ctx.extras`` key of the networks loaded for one audit
+_LOADED_NETWORKS = "_loaded_inpainting_networks"
 
 
 def _user_file(ctx: Any, baseline: str) -> str | None:
@@ -55,10 +61,36 @@ def _mismatch(config: dict[str, Any], ctx: Any) -> str | None:
     return None
 
 
+def _network(ctx: Any, baseline: str) -> str | None:
+    """The user's file for ``inpaint-learned`` when it holds an inpainting network of their own
+    (TorchScript or ``torch.export``) instead of ``captum-cf train inpainter`` weights."""
+    from captum_cf.inpainters.network import network_file_kind
+
+    path = _user_file(ctx, baseline)
+    if baseline != NETWORK_BASELINE or path is None or network_file_kind(path) is None:
+        return None
+    return path
+
+
+def _adapted_network(ctx: Any, path: str) -> nn.Module:
+    """The network in ``path`` adapted to the audited images on ``ctx.device``, loaded once per
+    audit (the check before the audit and the baseline share it through ``ctx.extras``, which
+    lives as long as the audit)."""
+    from captum_cf.inpainters import inpainter_from_file
+
+    loaded = ctx.extras.setdefault(_LOADED_NETWORKS, {})
+    key = (os.path.realpath(path), tuple(ctx.image_shape), str(ctx.device))
+    if key not in loaded:
+        loaded[key] = inpainter_from_file(path, ctx.image_shape, device=ctx.device)
+    return loaded[key]
+
+
 def trained_available(ctx: Any, baseline: str) -> bool:
     """A model for ``baseline`` exists (the user's file or the data set's zoo model) and fits."""
     from captum_cf import zoo
 
+    if _network(ctx, baseline) is not None:
+        return True  # checked, with a clear error, by check_baseline_weights before the audit
     path = _user_file(ctx, baseline)
     if path is None:
         name = _zoo_name(ctx, baseline)
@@ -76,6 +108,9 @@ def load_trained(ctx: Any, baseline: str) -> nn.Module:
     """The model for ``baseline`` on ``ctx.device``, in eval mode."""
     from captum_cf import zoo
 
+    network = _network(ctx, baseline)
+    if network is not None:
+        return _adapted_network(ctx, network)
     path = _user_file(ctx, baseline)
     if path is not None:
         return zoo.load_file(path, device=ctx.device)
@@ -94,10 +129,19 @@ def check_baseline_weights(ctx: Any) -> None:
 
     for baseline, path in (ctx.extras.get("baseline_weights") or {}).items():
         where = f"baseline weights {baseline}={path}"
+        if _network(ctx, baseline) is not None:
+            try:
+                _adapted_network(ctx, path)
+            except (OSError, ValueError, TypeError) as err:
+                raise ValueError(f"{where}: {err}") from err
+            continue
         try:
             payload = zoo.read_weights(path)
         except (OSError, ValueError) as err:
-            raise ValueError(f"{where}: {err}") from err
+            also = (f"; {NETWORK_BASELINE} also takes an inpainting network of your own saved "
+                    "with torch.export.save or torch.jit.save (forward(image, mask))"
+                    if baseline == NETWORK_BASELINE else "")
+            raise ValueError(f"{where}: {err}{also}") from err
         arch = LEARNED[baseline][1]
         if payload["arch"] != arch:
             raise ValueError(

@@ -155,3 +155,72 @@ def test_cli_option_parsing(files) -> None:
     ]:
         with pytest.raises(AuditInputError, match=message):
             parse_baseline_weights(bad)
+
+
+class _StridedInpainter(nn.Module):
+    """An RGB inpainting network that downsamples by 4: sides must be multiples of 4."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.down = nn.Conv2d(4, 4, 4, stride=4)
+        self.up = nn.ConvTranspose2d(4, 3, 4, stride=4)
+
+    def forward(self, image, mask):
+        fill = torch.sigmoid(self.up(self.down(torch.cat([image * (1 - mask), mask], 1))))
+        return image * (1 - mask) + fill * mask
+
+
+def _exported(path, size=8, dynamic=True):
+    args = (torch.rand(2, 3, size, size), torch.zeros(2, 1, size, size))
+    shapes = None
+    if dynamic:
+        n, h, w = torch.export.Dim("n"), torch.export.Dim("h"), torch.export.Dim("w")
+        shapes = {k: {0: n, 2: 4 * h, 3: 4 * w} for k in ("image", "mask")}
+    torch.export.save(torch.export.export(_StridedInpainter().eval(), args,
+                                          dynamic_shapes=shapes), str(path))
+    return str(path)
+
+
+def test_inpaint_learned_takes_a_network_of_the_users_own(tmp_path, device) -> None:
+    from captum_cf.baselines import InpaintBaseline
+    from captum_cf.inpainters import ExportedInpainter, inpainter_from_file
+
+    # 14x14 grey images, an RGB network that needs multiples of 4: padded to 16, repeated to RGB
+    path = _exported(tmp_path / "net.pt2")
+    x = torch.rand(3, 1, 14, 14, generator=torch.Generator().manual_seed(2)).to(device)
+    ctx = AuditContext(_net(), "custom", None, 3, (1, 14, 14), device=torch.device(device),
+                       extras={"baseline_weights": {"inpaint-learned": path}})
+    assert "inpaint-learned" in BASELINES.names(ctx)
+    baseline = BASELINES.create("inpaint-learned", ctx)
+    assert isinstance(baseline.inpainter, ExportedInpainter) and baseline.inpainter.pad_to == 8
+    expected = InpaintBaseline(inpainter_from_file(path, (1, 14, 14), device), patch=7)
+    torch.testing.assert_close(baseline.reference(x), expected.reference(x))
+    result = audit(_net().to(device), x, methods=["integrated-gradients"],
+                   baselines=["zero", "inpaint-learned"], sanity_n=0, n_steps=2,
+                   removals=["zero"], baseline_weights={"inpaint-learned": path})
+    cell = {(c.method, c.baseline): c for c in result.cells}[
+        ("integrated-gradients", "inpaint-learned")]
+    assert cell.error is None and cell.values["morf_zero"].shape == (3,)
+    assert all(bool(torch.isfinite(v).all()) for v in cell.values.values())
+
+
+@pytest.mark.no_simdev("TorchScript modules are loaded onto a device in C++")
+def test_a_network_file_is_checked_before_any_work(tmp_path, device) -> None:
+    x = torch.rand(2, 1, 14, 14).to(device)
+    scripted = tmp_path / "net.pt"
+    torch.jit.save(torch.jit.script(_StridedInpainter().eval()), str(scripted))
+    state = tmp_path / "state.pt"
+    torch.save(_StridedInpainter().state_dict(), state)
+    static = _exported(tmp_path / "static.pt2", size=8, dynamic=False)
+    kwargs = dict(methods=["integrated-gradients"], baselines=["inpaint-learned"], sanity_n=0,
+                  n_steps=2, removals=["zero"])
+    result = audit(_net().to(device), x, baseline_weights={"inpaint-learned": str(scripted)},
+                   **kwargs)
+    assert [(c.baseline, c.error) for c in result.cells] == [("inpaint-learned", None)]
+    for given, message in [
+        (str(state), "not a zoo weights file.*also takes an inpainting network of your own"),
+        (static, r"cannot fill images of shape \(1, 14, 14\).*exported for images of 8x8 only"),
+    ]:
+        with pytest.raises(AuditInputError, match=f"baseline weights inpaint-learned=.*{message}"):
+            audit(_net().to(device), x, baseline_weights={"inpaint-learned": given}, **kwargs)
