@@ -399,10 +399,11 @@ def _static_image_shape(program: Any, path: Path) -> tuple[int | None, ...]:
 
 
 def _has_modes(network: Any) -> bool:
-    """Whether ``network.eval()`` may be called: not on the module of an exported program."""
-    from torch.fx import GraphModule
-
-    return isinstance(network, nn.Module) and not isinstance(network, GraphModule)
+    """Whether ``network.eval()`` may be called: not when it is (or holds) the module of an
+    exported program, whose ``train``/``eval`` raise (its mode was fixed at export)."""
+    return isinstance(network, nn.Module) and not any(
+        "train" in vars(m) or "eval" in vars(m) for m in network.modules()
+    )
 
 
 def _size_pair(size: int | Sequence[int]) -> tuple[int, int]:

@@ -90,6 +90,28 @@ def test_a_callers_network_is_adapted_and_left_as_it_was(device):
     assert net.training and [p.requires_grad for p in net.parameters()] == flags
 
 
+def test_a_callers_exported_module_is_run_without_mode_changes(tmp_path, device):
+    # the module of an exported program refuses train()/eval(): its mode was fixed at export
+    module = torch.export.load(str(_export(_Mean(), tmp_path / "m.pt2"))).module()
+
+    class _Wrapper(nn.Module):  # also when it is inside a module of the caller's
+        def __init__(self):
+            super().__init__()
+            self.inner = module
+
+        def forward(self, image, mask):
+            return self.inner(image, mask)
+
+    wrapped = _Wrapper()
+    for net in (module, wrapped):
+        inpainter = NetworkInpainter(net.to(device))
+        x = torch.rand(2, 3, 5, 5, device=device)
+        hole = _holes(2, 5, 5, device)
+        torch.testing.assert_close(inpainter(x, hole), _Mean().to(device)(x, hole))
+    with pytest.raises(NotImplementedError):
+        module.eval()
+
+
 def test_adapt_finds_the_padding_the_network_needs(device):
     net = _Strided().to(device)
     inpainter = NetworkInpainter(net, check=False).adapt((3, 10, 13))
