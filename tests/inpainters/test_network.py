@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from inpainting_networks import MeanFill
 from torch import Tensor, nn
 
 from captum_cf.inpainters import (
@@ -14,19 +15,6 @@ from captum_cf.inpainters import (
     inpainter_from_file,
 )
 from captum_cf.inpainters.network import network_file_kind
-
-
-class _Mean(nn.Module):
-    """Fills holes (mask == 1) with the per-channel mean of the known pixels."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.bias = nn.Parameter(torch.zeros(1))
-
-    def forward(self, image: Tensor, mask: Tensor) -> Tensor:
-        known = 1 - mask
-        mean = (image * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True)
-        return image * known + mean * mask + self.bias
 
 
 class _Strided(nn.Module):
@@ -92,7 +80,7 @@ def test_a_callers_network_is_adapted_and_left_as_it_was(device):
 
 def test_a_callers_exported_module_is_run_without_mode_changes(tmp_path, device):
     # the module of an exported program refuses train()/eval(): its mode was fixed at export
-    module = torch.export.load(str(_export(_Mean(), tmp_path / "m.pt2"))).module()
+    module = torch.export.load(str(_export(MeanFill(), tmp_path / "m.pt2"))).module()
 
     class _Wrapper(nn.Module):  # also when it is inside a module of the caller's
         def __init__(self):
@@ -107,7 +95,7 @@ def test_a_callers_exported_module_is_run_without_mode_changes(tmp_path, device)
         inpainter = NetworkInpainter(net.to(device))
         x = torch.rand(2, 3, 5, 5, device=device)
         hole = _holes(2, 5, 5, device)
-        torch.testing.assert_close(inpainter(x, hole), _Mean().to(device)(x, hole))
+        torch.testing.assert_close(inpainter(x, hole), MeanFill().to(device)(x, hole))
     with pytest.raises(NotImplementedError):
         module.eval()
 
@@ -135,7 +123,7 @@ def test_adapt_gives_grey_images_to_a_grey_network(device):
 def test_fixed_batch_calls_the_network_on_exactly_that_many_images(device):
     calls = []
 
-    class _Counting(_Mean):
+    class _Counting(MeanFill):
         def forward(self, image, mask):
             calls.append(image.shape[0])
             return super().forward(image, mask)
@@ -146,11 +134,11 @@ def test_fixed_batch_calls_the_network_on_exactly_that_many_images(device):
     inpainter = NetworkInpainter(net, fixed_batch=2, check=False)
     out = inpainter(x, hole)
     assert calls == [2, 2, 2]  # the last call filled up with a copy of the fifth image
-    torch.testing.assert_close(out, _Mean().to(device)(x, hole))
+    torch.testing.assert_close(out, MeanFill().to(device)(x, hole))
 
 
 def test_exported_program_with_dynamic_shapes_matches_the_eager_network(tmp_path, device):
-    path = _export(_Mean(), tmp_path / "mean.pt2")
+    path = _export(MeanFill(), tmp_path / "mean.pt2")
     assert network_file_kind(path) == "export"
     inpainter = ExportedInpainter(path, device=device)
     assert inpainter.fixed_batch is None and inpainter.channels == 3
@@ -159,18 +147,18 @@ def test_exported_program_with_dynamic_shapes_matches_the_eager_network(tmp_path
     hole = _holes(3, 9, 14, device)
     out = inpainter(x, hole)
     assert out.device == device
-    torch.testing.assert_close(out, _Mean().to(device)(x, hole))  # same (zero) bias
+    torch.testing.assert_close(out, MeanFill().to(device)(x, hole))  # same (zero) bias
     out[..., 0, 0].sum().backward()  # gradients reach the inputs through the program
     assert float(x.grad.abs().sum()) > 0
 
 
 def test_exported_program_with_static_shapes(tmp_path, device):
-    path = _export(_Mean(), tmp_path / "static.pt2", shape=(2, 3, 8, 8), dynamic=False)
+    path = _export(MeanFill(), tmp_path / "static.pt2", shape=(2, 3, 8, 8), dynamic=False)
     inpainter = ExportedInpainter(path, device=device)
     assert inpainter.fixed_batch == 2 and inpainter.channels == 3
     x = torch.rand(3, 3, 8, 8, device=device)  # 3 images: calls of 2 and 1 + a copy
     hole = _holes(3, 8, 8, device)
-    torch.testing.assert_close(inpainter(x, hole), _Mean().to(device)(x, hole))
+    torch.testing.assert_close(inpainter(x, hole), MeanFill().to(device)(x, hole))
     with pytest.raises(ValueError, match=r"exported for images of 8x8 only .* got 12x12"):
         inpainter(torch.rand(2, 3, 12, 12, device=device), _holes(2, 12, 12, device))
     with pytest.raises(ValueError, match=r"cannot fill images of shape \(3, 12, 12\).*8x8 only"):
@@ -232,6 +220,6 @@ def test_non_finite_output_fails_the_dry_run():
 )
 def test_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        NetworkInpainter(_Mean(), **kwargs)
+        NetworkInpainter(MeanFill(), **kwargs)
     with pytest.raises(TypeError, match="must be callable"):
         NetworkInpainter("big-lama.pt")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from inpainting_networks import MeanFill
 from torch import Tensor, nn
 
 from captum_cf.baselines import InpaintBaseline
@@ -12,19 +13,6 @@ from captum_cf.inpainters import Inpainter, TorchScriptInpainter
 #: torch.jit.load builds a scripted module's tensors in C++, where the simulated device
 #: (tests/simulated_device.py) cannot place them
 pytestmark = pytest.mark.no_simdev("TorchScript modules are loaded onto a device in C++")
-
-
-class _Mean(nn.Module):
-    """Fills holes (mask == 1) with the per-channel mean of the known pixels, then adds a bias."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.bias = nn.Parameter(torch.zeros(1))
-
-    def forward(self, image: Tensor, mask: Tensor) -> Tensor:
-        known = 1 - mask
-        mean = (image * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True)
-        return image * known + mean * mask + self.bias
 
 
 class _Multiple8(nn.Module):
@@ -56,7 +44,7 @@ def _save(module: nn.Module, tmp_path, name: str = "net.pt"):
 
 
 def test_round_trip_matches_the_eager_module(tmp_path, device):
-    eager = _Mean()
+    eager = MeanFill()
     inpainter = TorchScriptInpainter(_save(eager, tmp_path), device=device)
     assert isinstance(inpainter, Inpainter) and not inpainter.model.training
     assert all(p.device == device for p in inpainter.model.parameters())
@@ -69,7 +57,7 @@ def test_round_trip_matches_the_eager_module(tmp_path, device):
 
 
 def test_inpaint_baseline_with_scripted_network_keeps_kept_pixels(tmp_path, device):
-    baseline = InpaintBaseline(TorchScriptInpainter(_save(_Mean(), tmp_path), device=device))
+    baseline = InpaintBaseline(TorchScriptInpainter(_save(MeanFill(), tmp_path), device=device))
     x = torch.rand(2, 3, 8, 8).to(device)
     keep = (torch.rand(2, 1, 8, 8) > 0.5).float().to(device)
     out = baseline.fill(x, keep)
@@ -82,7 +70,7 @@ def test_inpaint_baseline_with_scripted_network_keeps_kept_pixels(tmp_path, devi
 
 
 def test_mask_value_hole_zero_inverts_the_mask(tmp_path, device):
-    inpainter = TorchScriptInpainter(_save(_Mean(), tmp_path), device=device, mask_value_hole=0)
+    inpainter = TorchScriptInpainter(_save(MeanFill(), tmp_path), device=device, mask_value_hole=0)
     x = torch.rand(1, 3, 6, 6).to(device)
     hole = torch.zeros(1, 1, 6, 6, device=device)
     hole[..., :3] = 1
@@ -92,13 +80,13 @@ def test_mask_value_hole_zero_inverts_the_mask(tmp_path, device):
 
 
 def test_grey_images_are_broadcast_to_three_channels(tmp_path, device):
-    inpainter = TorchScriptInpainter(_save(_Mean(), tmp_path), device=device)
+    inpainter = TorchScriptInpainter(_save(MeanFill(), tmp_path), device=device)
     x = torch.rand(2, 1, 7, 9).to(device)
     hole = torch.zeros(2, 1, 7, 9, device=device)
     hole[..., 3:, :] = 1
     out = inpainter(x, hole)
     assert out.shape == x.shape and out.device == device
-    torch.testing.assert_close(out, _Mean().to(device)(x, hole))
+    torch.testing.assert_close(out, MeanFill().to(device)(x, hole))
     with pytest.raises(ValueError, match="images must have 1 or 3 channels"):
         inpainter(torch.rand(1, 2, 4, 4).to(device), torch.zeros(1, 1, 4, 4, device=device))
 
@@ -120,7 +108,7 @@ def test_pad_to_makes_arbitrary_sizes_work(tmp_path, device):
 
 
 def test_gradients_flow_through_the_scripted_network(tmp_path, device):
-    inpainter = TorchScriptInpainter(_save(_Mean(), tmp_path), device=device)
+    inpainter = TorchScriptInpainter(_save(MeanFill(), tmp_path), device=device)
     x = torch.rand(1, 3, 6, 6).to(device).requires_grad_(True)
     hole = torch.zeros(1, 1, 6, 6, device=device)
     hole[..., :2, :2] = 1
