@@ -50,6 +50,20 @@ def _reading(args: argparse.Namespace) -> dict:
             "cache_dir": args.cache_dir, "resize": args.resize}
 
 
+def _check_resume(checkpoint: str | None, resume: bool) -> None:
+    """The generator and inpainter commands start anew only without a checkpoint file and
+    continue one only with ``--resume``: a rerun never replaces a checkpoint without a word."""
+    import os
+
+    if resume and not checkpoint:
+        raise CLIError("--resume needs --checkpoint FILE: the checkpoint of the run to continue")
+    if resume and not os.path.isfile(checkpoint):  # type: ignore[arg-type]
+        raise CLIError(f"--resume: the checkpoint {checkpoint} does not exist (nothing to "
+                       "continue: leave out --resume to start anew)")
+    if not resume and checkpoint and os.path.isfile(checkpoint):
+        raise CLIError(f"{checkpoint} exists: pass --resume to continue it or remove it")
+
+
 def _check_common(args: argparse.Namespace) -> None:
     """Reject bad shared options before any data is read."""
     from captum_cf.training.data import check_data
@@ -253,7 +267,6 @@ def _ganmex_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _ganmex_run(args: argparse.Namespace) -> int:
-    import os
 
     from captum_cf.generative import GANMEXTrainConfig
     from captum_cf.zoo.generators import train_ganmex
@@ -262,10 +275,7 @@ def _ganmex_run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if args.resume and not (args.checkpoint and os.path.isfile(args.checkpoint)):
-        raise CLIError(f"--resume needs an existing --checkpoint file, got {args.checkpoint!r}")
-    if not args.resume and args.checkpoint and os.path.isfile(args.checkpoint):
-        raise CLIError(f"{args.checkpoint} exists: pass --resume to continue it or remove it")
+    _check_resume(args.checkpoint, args.resume)
     _check_common(args)
     _check_aux(args)
     weights = {k: getattr(args, k)
@@ -383,7 +393,6 @@ def _check_config_flags(args: argparse.Namespace, config: type, names: tuple[str
 
 
 def _exaggeration_run(args: argparse.Namespace) -> int:
-    import os
 
     from captum_cf.generative.exaggeration import ExaggerationConfig
     from captum_cf.generative.exaggeration_trainer import ExaggerationTrainConfig
@@ -396,10 +405,7 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
     _check_config_flags(args, ExaggerationTrainConfig, _EXAGGERATION_TRAIN_FLAGS)
     _check_config_flags(args, ExaggerationConfig, _EXAGGERATION_SIZE_FLAGS)
     checkpoint = args.checkpoint or f"{args.out}.ckpt"
-    if args.resume and not os.path.isfile(checkpoint):
-        raise CLIError(f"--resume needs an existing checkpoint file, {checkpoint!r} is missing")
-    if not args.resume and os.path.isfile(checkpoint):
-        raise CLIError(f"{checkpoint} exists: pass --resume to continue it or remove it")
+    _check_resume(checkpoint, args.resume)
     _check_common(args)
     _check_aux(args)
     try:
@@ -445,7 +451,7 @@ def _inpainter_args(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint file, written every --checkpoint-every steps "
                              "(default: OUT.ckpt)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from the checkpoint if it exists")
+                        help="continue from the checkpoint (must exist) instead of starting anew")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None,
                         help="use only the first N training and held-out images (quick runs)")
@@ -461,6 +467,7 @@ def _inpainter_run(args: argparse.Namespace) -> int:
         raise CLIError(f"--limit must be >= 1, got {args.limit}")
     _check_common(args)
     checkpoint = args.checkpoint or f"{args.out}.ckpt"
+    _check_resume(checkpoint, args.resume)
     try:
         l1 = train_inpainter(args.data, out=args.out, steps=args.steps, seed=args.seed,
                              limit=args.limit, checkpoint=checkpoint, resume=args.resume,

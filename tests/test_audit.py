@@ -188,6 +188,32 @@ def test_image_folder_with_masks_and_user_model(tmp_path, capsys, device) -> Non
     assert rc == 2 and "cannot load weights" in err and not (tmp_path / "o2").exists()
 
 
+def test_a_mask_of_another_size_or_damaged_pixels_stop_before_any_work(tmp_path,
+                                                                        capsys) -> None:
+    from PIL import Image
+
+    root = _image_folder(tmp_path)
+    model = _write_model_file(tmp_path, _TINY_MODEL)
+    Image.fromarray(torch.zeros(12, 12, dtype=torch.uint8).numpy()).save(
+        root / "dog" / "1_mask.png")  # the last image's mask: 12x12 beside a 16x16 image
+    for size in ([], ["--image-size", "8"]):  # resized separately it would be misaligned
+        rc, _, err = _run(capsys, "--data", str(root), "--model", model, "--out",
+                          str(tmp_path / "o"), *size, *TINY)
+        assert rc == 2 and len(err.strip().splitlines()) == 1, err
+        assert "the mask" in err and "1_mask.png is 12x12 but its image" in err
+        assert not (tmp_path / "o").exists() and not (tmp_path / "o.sqlite").exists()
+    (root / "dog" / "1_mask.png").unlink()
+    for label in ("cat", "dog"):
+        for i in range(2):
+            (root / label / f"{i}_mask.png").unlink(missing_ok=True)
+    first = root / "cat" / "0.png"  # the header reads, the pixels do not: the first image
+    first.write_bytes(first.read_bytes()[:60])
+    rc, _, err = _run(capsys, "--data", str(root), "--model", model, "--out",
+                      str(tmp_path / "o"), "--image-size", "8", *TINY)
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "cannot read image" in err and "0.png" in err
+
+
 def test_unknown_names_list_the_valid_ones(tmp_path, capsys) -> None:
     rc, _, err = _run(
         capsys, "--data", "digits", "--methods", "nope", "--out", str(tmp_path / "o"), *TINY

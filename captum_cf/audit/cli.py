@@ -288,7 +288,10 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
         model_name=model_name,
         baseline_weights=args.baseline_weights,
     )
-    source = make_source(data.dataset, ids=data.ids)
+    try:
+        source = make_source(data.dataset, ids=data.ids)  # reads the first image
+    except ValueError as err:  # e.g. an image whose pixels Pillow cannot decode
+        raise AuditInputError(str(err)) from err
     path = store_path(out)
     if args.resume and rank == 0 and not os.path.isfile(path):
         print(f"nothing to resume in {path}: starting the audit", file=sys.stderr)

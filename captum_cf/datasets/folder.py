@@ -190,10 +190,13 @@ class ImageFolder(Dataset):
         # a JPEG much larger than the target is decoded at 1/2, 1/4 or 1/8 scale (Pillow's
         # draft), still at least twice the target: 24 MP photos at 224 px read about 30x faster
         draft = None if self.image_size is None else 2 * (self.resize or self.image_size)
-        image = self._fit(_pixels(_open(path, draft), self.grey), path)
+        decoded, size = _decode(path, draft)
+        image = self._fit(_pixels(decoded, self.grey), path)
         if not self.has_masks:
             return image, label
-        mask = _pixels(_open(self.mask_path(path)), grey=True) > 0
+        mask_file = _open(self.mask_path(path))
+        check_mask_size(self.mask_path(path), mask_file.size, path, size)
+        mask = _pixels(mask_file, grey=True) > 0
         return image, label, self._fit(mask, self.mask_path(path), nearest=True)
 
     def _fit(self, t: Tensor, path: str, nearest: bool = False) -> Tensor:
@@ -258,13 +261,33 @@ def resize_center_crop(t: Tensor, size: int, nearest: bool = False,
     return t[..., top : top + size, left : left + size].contiguous()
 
 
+def check_mask_size(mask_path: str, mask_size: tuple[int, int], path: str,
+                    size: tuple[int, int]) -> None:
+    """A mask must have its image's size (Pillow sizes, width x height).
+
+    Raises:
+        ValueError: naming both files and sizes (resizing them separately would misalign them).
+    """
+    if tuple(mask_size) != tuple(size):
+        raise ValueError(
+            f"the mask {mask_path} is {mask_size[1]}x{mask_size[0]} but its image {path} is "
+            f"{size[1]}x{size[0]}: a mask must have its image's size (non-zero = object)"
+        )
+
+
 def _open(path: str, draft: int | None = None) -> Any:
     """The decoded image; a JPEG at a reduced scale whose sides stay >= ``draft`` if given."""
+    return _decode(path, draft)[0]
+
+
+def _decode(path: str, draft: int | None = None) -> tuple[Any, tuple[int, int]]:
+    """:func:`_open`'s image and the file's own size (width, height), before any reduction."""
     with open_image(path) as im:
+        size = im.size
         if draft is not None and im.format == "JPEG":
             im.draft(None, (draft, draft))
         im.load()
-        return im.copy()
+        return im.copy(), size
 
 
 def _mode(path: str) -> str:

@@ -256,3 +256,12 @@ def test_the_colour_probe_reads_headers_only(tmp_path, monkeypatch):
     ds = ImageFolder(str(tmp_path))
     assert ds.channels == 1 and loads == []  # decided from the modes, no pixel decoded
     assert ds[2][0].shape == (1, 5, 5) and loads
+
+
+def test_a_mask_must_have_its_images_size(tmp_path):
+    _save(tmp_path / "a" / "x.png", np.zeros((8, 10, 3), np.uint8))
+    _save(tmp_path / "a" / "x_mask.png", np.zeros((8, 8), np.uint8))
+    for size in (None, 4):  # with image_size both would be resized separately: misaligned
+        with pytest.raises(ValueError, match=r"the mask .*x_mask\.png is 8x8 but its image "
+                                             r".*x\.png is 8x10"):
+            ImageFolder(str(tmp_path), image_size=size)[0]

@@ -38,7 +38,8 @@ def test_cli_bad_arguments(tmp_path, capsys) -> None:
     assert cli.main([*base, "--steps", "0"]) == 2
     assert "--steps must be >= 1" in capsys.readouterr().err
     assert cli.main([*base, "--resume"]) == 2
-    assert "needs an existing checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--resume: the checkpoint" in err and "g.pt.ckpt does not exist" in err
     assert cli.main([*base, "--positive", "12", "--steps", "1", "--limit", "20"]) == 2
     assert "--positive) must be one of the data's classes 0..9, got 12" in capsys.readouterr().err
 

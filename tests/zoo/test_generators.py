@@ -112,7 +112,7 @@ def test_cli_trains_resumes_and_reports_errors(tmp_path, capsys, device):
     assert main(bad + ["--steps", "0"]) == 2
     assert main(bad + ["--resume"]) == 2
     err = capsys.readouterr().err
-    assert "--steps must be >= 1" in err and "--resume needs an existing --checkpoint" in err
+    assert "--steps must be >= 1" in err and "--resume needs --checkpoint FILE" in err
 
 
 @pytest.mark.no_simdev(PUBLIC_TRAINERS)

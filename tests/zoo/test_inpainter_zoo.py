@@ -115,7 +115,13 @@ def test_cli_train_inpainter_writes_a_loadable_file(tmp_path, capsys, device):
     metrics = zoo.read_weights(out)["metrics"]
     assert metrics["steps"] == 2 and metrics["train_size"] == 16 and metrics["test_size"] == 16
     assert isinstance(zoo.load_file(out), LearnedInpainter) and model.config["channels"] == 1
-    # --resume finds the finished checkpoint (OUT.ckpt) and trains no further step
+    # a rerun without --resume does not replace the checkpoint (OUT.ckpt) without a word
+    ckpt = tmp_path / "inp.pt.ckpt"
+    before = ckpt.read_bytes()
+    assert main(args[:7] + ["3"] + args[8:]) == 2
+    assert "inp.pt.ckpt exists: pass --resume" in capsys.readouterr().err
+    assert ckpt.read_bytes() == before
+    # --resume finds the finished checkpoint and trains no further step
     assert main(args + ["--resume"]) == 0
     reloaded = LearnedInpainter.load(out)
     for a, b in zip(model.state_dict().values(), reloaded.state_dict().values()):
@@ -128,6 +134,9 @@ def test_cli_bad_arguments(capsys):
     # --data is digits, shapes or an existing image folder: anything else is named in one line
     assert main(["train", "inpainter", "--data", "cifar", "--out", "x.pt"]) == 2
     assert "an image folder DIR/<class>/<image>, got 'cifar'" in capsys.readouterr().err
+    assert main(["train", "inpainter", "--data", "digits", "--out", "nowhere/x.pt",
+                 "--resume"]) == 2
+    assert "--resume: the checkpoint nowhere/x.pt.ckpt does not exist" in capsys.readouterr().err
 
 
 def test_inpainter_quality_sums_batch_by_batch_as_one_hole_l1(device):
