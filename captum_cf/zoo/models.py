@@ -163,7 +163,9 @@ class SmallCNN(nn.Module):
     Args:
         in_channels (int): input channels C.
         num_classes (int): number of output logits.
-        image_size (int): input side S; must be divisible by ``2 ** len(channels)``.
+        image_size (int): input side S >= ``2 ** len(channels)``; each block halves it (2x2
+            pooling drops an odd last row and column, as ``nn.MaxPool2d`` does; a stride-2
+            convolution keeps it: ``ceil(S / 2)``).
         channels (Sequence[int]): output channels of each 3x3 conv block (each halves the side).
         hidden (int): width of the hidden fully-connected layer.
         pool (str): ``"avg"`` or ``"max"`` 2x2 pooling after each conv block, or ``"stride"``
@@ -185,9 +187,10 @@ class SmallCNN(nn.Module):
         super().__init__()
         if pool not in ("avg", "max", "stride"):
             raise ValueError(f"pool must be 'avg', 'max' or 'stride', got {pool!r}")
-        factor = 2 ** len(channels)
-        if image_size % factor:
-            raise ValueError(f"image_size must be divisible by {factor}, got {image_size}")
+        side = _feature_side(image_size, len(channels), pool)
+        if side < 1:
+            raise ValueError(f"image_size must be >= {2 ** len(channels)} for {len(channels)} "
+                             f"blocks, got {image_size}")
         layers: list[nn.Module] = []
         prev = in_channels
         for width in channels:
@@ -198,7 +201,6 @@ class SmallCNN(nn.Module):
                 layers += [nn.Conv2d(prev, width, 3, padding=1), nn.ReLU(), pool_layer]
             prev = width
         self.features = nn.Sequential(*layers)
-        side = image_size // factor
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(prev * side * side, hidden),
@@ -208,6 +210,14 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x))
+
+
+def _feature_side(image_size: int, blocks: int, pool: str) -> int:
+    """Side of the last block's feature maps for an input side ``image_size``."""
+    side = image_size
+    for _ in range(blocks):
+        side = (side + 1) // 2 if pool == "stride" else side // 2
+    return side
 
 
 def build_classifier(config: dict[str, Any]) -> Normalized:

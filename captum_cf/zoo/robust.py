@@ -102,9 +102,11 @@ def train_robust_classifier(
         device (str, optional): ``"cpu"`` (default) or ``"cuda"``.
         amp (str, optional): ``"bf16"``: bfloat16 autocast of the training forward (CUDA).
         init (str or path, optional): start from this trained classifier (``"zoo:<name>"`` or a
-            zoo weights file) of the same architecture instead of a random initialisation, i.e.
-            adversarial fine-tuning (on shapes, training from scratch at L2 eps 1.0 stayed at
-            chance for 130+ steps; from ``"zoo:shapes-cnn"`` at eps 0.5 it trains).
+            zoo weights file, e.g. of ``captum-cf train classifier`` on the same folder) for
+            the same images and classes, keeping its layers and pooling, instead of a random
+            initialisation, i.e. adversarial fine-tuning (on shapes, training from scratch at
+            L2 eps 1.0 stayed at chance for 130+ steps; from ``"zoo:shapes-cnn"`` at eps 0.5
+            it trains).
 
     Returns:
         tuple[float, float]: clean test accuracy and L2-PGD robust test accuracy at ``eps``
@@ -117,9 +119,15 @@ def train_robust_classifier(
     from captum_cf.robust import adversarial_train
     from captum_cf.training.data import check_data, data_name, is_folder
     from captum_cf.training.distributed import check_amp, distributed_context, resolve_device
-    from captum_cf.zoo.train import CLASSIFIER_SETUPS, _config, classifier_data
+    from captum_cf.zoo.train import (
+        CLASSIFIER_SETUPS,
+        _config,
+        check_classifier_size,
+        classifier_data,
+    )
 
     check_data(data, image_size, channels, workers, resize)
+    check_classifier_size(CLASSIFIER_SETUPS["folder" if is_folder(data) else data], image_size)
     stored = _read_init(init) if init is not None else None  # a bad spec fails before any work
     dev = resolve_device(device)
     distributed_context(dev)  # under torchrun: join the group now, the processes share decoding
@@ -198,14 +206,25 @@ def _read_init(init: str | os.PathLike) -> dict:
 
 
 def _init_weights(config: dict, stored: dict) -> tuple[dict, dict]:
-    """Config and float32 state of the stored classifier, which must have ``config``'s
-    architecture (its own input normalisation is kept)."""
-    arch = {k: v for k, v in config.items() if k not in ("mean", "std")}
-    theirs = {k: v for k, v in stored["config"].items() if k not in ("mean", "std")}
-    if stored["arch"] != "small-cnn" or theirs != arch:
-        raise ValueError(f"init must be a classifier of this data's architecture {arch}, got "
-                         f"{stored['arch']} {theirs}")
-    return stored["config"], {k: v.float() for k, v in stored["state_dict"].items()}
+    """Config and float32 state of the stored classifier, which must be a ``small-cnn`` for this
+    data's images and classes; its own layers, pooling and input normalisation are kept (a
+    folder's ``train classifier`` pools by average where a robust model trained from scratch
+    pools by maximum)."""
+    if stored["arch"] != "small-cnn":
+        raise ValueError(
+            f"init must be a classifier of captum-cf train classifier (architecture "
+            f"'small-cnn'), got architecture {stored['arch']!r}"
+        )
+    theirs = stored["config"]
+    names = {"in_channels": "channels", "image_size": "image size", "num_classes": "classes"}
+    differ = [f"{names[k]} {theirs.get(k)} (the data: {config[k]})" for k in names
+              if theirs.get(k) != config[k]]
+    if differ:
+        raise ValueError(
+            f"init must be a classifier of this data's images and classes; it has "
+            f"{', '.join(differ)}"
+        )
+    return theirs, {k: v.float() for k, v in stored["state_dict"].items()}
 
 
 def train_digits_cnn_robust(

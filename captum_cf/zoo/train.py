@@ -318,6 +318,7 @@ def train_classifier(
         >>> model = zoo.load_file("digits-cnn.pt")
     """
     setup, epochs = _check_args(data, epochs, batch_size, lr, max_shift, limit)
+    check_classifier_size(setup, image_size)
     if isinstance(misplaced_dots, bool) or not isinstance(misplaced_dots, int) or (
             misplaced_dots < 0 or (misplaced_dots > 0 and data != "shapes")):
         raise ValueError(f"misplaced_dots must be an int >= 0, and > 0 only with data 'shapes', "
@@ -399,6 +400,21 @@ def _check_args(
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
     return setup, epochs
+
+
+def check_classifier_size(setup: dict[str, Any], image_size: int | None) -> None:
+    """The classifier of ``setup`` halves the side once per block: ``image_size`` must leave at
+    least one pixel (any size from ``2 ** blocks`` on; checked before any image is decoded).
+
+    Raises:
+        ValueError: naming ``--image-size`` and the smallest size.
+    """
+    smallest = 2 ** len(setup["channels"])
+    if image_size is not None and image_size < smallest:
+        raise ValueError(
+            f"image_size (--image-size) must be >= {smallest} for this classifier "
+            f"({len(setup['channels'])} blocks that each halve the side), got {image_size}"
+        )
 
 
 def _config(setup: dict[str, Any], x_train: Tensor, num_classes: int) -> dict[str, Any]:

@@ -65,11 +65,22 @@ def test_deeplift_is_complete_on_small_cnn(device) -> None:
 
 
 def test_small_cnn_checks_arguments() -> None:
-    with pytest.raises(ValueError, match="divisible"):
-        SmallCNN(1, 10, image_size=30)
+    with pytest.raises(ValueError, match="image_size must be >= 8 for 3 blocks, got 7"):
+        SmallCNN(1, 10, image_size=7)
     with pytest.raises(ValueError, match="pool"):
         SmallCNN(pool="min")
     assert any(isinstance(m, nn.MaxPool2d) for m in SmallCNN(pool="max").modules())
     strided = SmallCNN(pool="stride")
     assert not any(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) for m in strided.modules())
     assert strided(torch.rand(2, 1, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("pool", ["avg", "max", "stride"])
+@pytest.mark.parametrize("size", [8, 24, 30, 299])
+def test_small_cnn_takes_sizes_that_are_not_multiples_of_its_blocks(pool, size) -> None:
+    # e.g. a folder of 299 px images (a classifier and a robust model for an Inception-sized
+    # model's audit): the head's input is the last feature map's real size
+    model = SmallCNN(3, 4, image_size=size, channels=(4, 8, 8), hidden=8, pool=pool)
+    assert model(torch.rand(2, 3, size, size)).shape == (2, 4)
+    with pytest.raises(RuntimeError):  # the head is sized for this side only
+        model(torch.rand(2, 3, size + 8, size + 8))
