@@ -214,6 +214,21 @@ def test_a_mask_of_another_size_or_damaged_pixels_stop_before_any_work(tmp_path,
     assert "cannot read image" in err and "0.png" in err
 
 
+def test_a_trained_model_file_of_another_size_names_its_size(tmp_path, capsys) -> None:
+    from captum_cf import zoo
+
+    config = {"in_channels": 3, "num_classes": 2, "image_size": 16, "channels": [4, 8],
+              "hidden": 8, "mean": [0.5] * 3, "std": [0.25] * 3, "pool": "avg"}
+    zoo.save_weights(tmp_path / "cnn.pt", name="cnn", arch="small-cnn", config=config,
+                     model=zoo.build_classifier(config), metrics={})
+    root = _image_folder(tmp_path, with_masks=False)
+    rc, _, err = _run(capsys, "--data", str(root), "--model", str(tmp_path / "cnn.pt"),
+                      "--image-size", "12", "--out", str(tmp_path / "o"), *TINY)
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "the images are 12x12, the model was trained on 16x16 images" in err
+    assert "--image-size 16" in err
+
+
 def test_unknown_names_list_the_valid_ones(tmp_path, capsys) -> None:
     rc, _, err = _run(
         capsys, "--data", "digits", "--methods", "nope", "--out", str(tmp_path / "o"), *TINY
