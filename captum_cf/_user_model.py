@@ -62,7 +62,21 @@ def build_factory_model(spec: str, weights: str | None = None) -> nn.Module:
             loader.loader.exec_module(module)
         else:
             module = _import_module(module_name)
-        model = getattr(module, attr)()
+    except Exception as err:  # noqa: BLE001 (the user's code: any failure is a one-line error)
+        raise ValueError(
+            f"cannot build the model from {spec!r}: {type(err).__name__}: {err}"
+        ) from err
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        defined = sorted(k for k, v in vars(module).items()
+                         if callable(v) and not k.startswith("_")
+                         and getattr(v, "__module__", None) == module.__name__)
+        raise ValueError(
+            f"cannot build the model from {spec!r}: {module_name} has no function {attr!r}"
+            + (f"; it defines {', '.join(defined)}" if defined else "")
+        )
+    try:
+        model = factory()
     except Exception as err:  # noqa: BLE001 (the user's code: any failure is a one-line error)
         raise ValueError(
             f"cannot build the model from {spec!r}: {type(err).__name__}: {err}"

@@ -281,9 +281,10 @@ def train_ganmex(
         setup = {"name": f"{data_name(data)}-ganmex", "classifier": None, "steps": 600,
                  "val_fraction": 0.15, "validate_every": 25}
         if classifier is None:
-            raise ValueError("classifier is required with an image folder: a weights file "
-                             "(e.g. from captum-cf train classifier --data DIR), zoo:<name> "
-                             "or your model's module:factory with classifier_weights")
+            raise ValueError("classifier (--classifier) is required with an image folder: a "
+                             "weights file (e.g. from captum-cf train classifier --data DIR), "
+                             "zoo:<name> or your model's module:factory with classifier_weights "
+                             "(--classifier-weights)")
     else:
         setup = GANMEX_SETUPS[data]
     dev = resolve_device(device)

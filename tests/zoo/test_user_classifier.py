@@ -88,7 +88,10 @@ def test_bad_classifier_specs_and_weights_have_one_line_errors(user, capsys) -> 
          "classifier_weights is the state dict of a module:factory classifier"),
         (dict(classifier=str(root / "missing.pt")),
          "classifier must be 'zoo:<name>', a weights file or module:factory"),
-        (dict(classifier=f"{root / 'net.py'}:nope"), "cannot build the model from"),
+        (dict(classifier=f"{root / 'net.py'}:nope"),
+         r"cannot build the model from .*net\.py has no function 'nope'; it defines make"),
+        (dict(), r"classifier \(--classifier\) is required with an image folder.*"
+                 r"classifier_weights \(--classifier-weights\)"),
         (dict(classifier=spec, classifier_weights=str(root / "photos" / "a" / "0.png")),
          "cannot load weights"),
         (dict(classifier=spec, aux_classifier_weights=weights),
