@@ -416,6 +416,25 @@ def test_nearest_sample_tells_training_labels_that_are_not_the_models_classes() 
     assert re.match(r"the model \(for the nearest-sample baseline's training images\) puts "
                     r"[0-2]% of 256 training images", message)
     assert "those of class 0 mostly as class 9" in message
+    # an image folder's source (a dataset with the class folders' names) names the folders
+    from torch.utils.data import Dataset
+
+    class _Named(Dataset):
+        classes = [f"digit{k}" for k in range(10)]
+
+        def __len__(self):
+            return len(x)
+
+        def __getitem__(self, i):
+            return x[i], 0
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audit(load("digits-cnn"), _Named(), methods=["occlusion"], baselines=["nearest-sample"],
+              sanity_n=0, data_name="digits", extras={"zoo_name": "digits-cnn"},
+              train_data=TensorDataset(images, (labels + 1) % 10))
+    (named,) = [str(w.message) for w in caught if "folder's class" in str(w.message)]
+    assert "those of 'digit0' mostly as class 9" in named
 
 
 @pytest.mark.parametrize("method", METHODS.names())

@@ -384,6 +384,16 @@ def make_source(
     return Source(dataset, None, ids, first[2] is not None, first)
 
 
+def _class_names(source: Source) -> list[str] | None:
+    """The class folders' names of an image folder's source (its ``classes``), else None."""
+    holder = source.dataset if source.dataset is not None else getattr(source.loader, "dataset",
+                                                                         None)
+    names = getattr(holder, "classes", None)
+    if isinstance(names, list) and all(isinstance(n, str) for n in names):
+        return names
+    return None
+
+
 def _collate(items: list[Any]) -> Any:
     from torch.utils.data import default_collate
 
@@ -733,7 +743,8 @@ def _run_audit(
         from captum_cf.training import check_label_agreement
 
         check_label_agreement(model, *settings.train_data.tensors, dev,
-                              "the model (for the nearest-sample baseline's training images)")
+                              "the model (for the nearest-sample baseline's training images)",
+                              _class_names(source))
     store: AuditStore | None = None
     setup: Any = None
     try:
