@@ -100,6 +100,26 @@ def load_weights_file(path: str | os.PathLike, what: str, map_location: Any = "c
         ) from None
 
 
+def _prefix_hint(own: list[str], theirs: list[str]) -> str:
+    """A hint when the file's keys are the model's with a prefix added or removed: the weights
+    of a wrapped model loaded into the bare one, or the reverse (e.g. ``Normalized(net)`` is
+    ``model.*``, ``DataParallel`` is ``module.*``)."""
+    for longer, shorter, added in ((theirs, own, True), (own, theirs, False)):
+        if not longer or len(longer) != len(shorter):
+            continue
+        head = longer[0].split(".", 1)[0] + "."
+        if all(k.startswith(head) for k in longer) and (
+            sorted(k[len(head):] for k in longer) == sorted(shorter)
+        ):
+            if added:
+                return (f" (every key of the file starts with {head!r} and the model's do not: "
+                        f"strip it, e.g. weights saved from DataParallel or a wrapper)")
+            return (f" (every key of the model starts with {head!r} and the file's do not: the "
+                    f"file holds the inner network's weights; load them into it before wrapping "
+                    f"it, e.g. in your factory, or save the wrapped model's state_dict())")
+    return ""
+
+
 def load_state_checked(module: nn.Module, state: Any, source: str) -> None:
     """``module.load_state_dict(state)``, refusing a state that does not fit before any copy.
 
@@ -136,9 +156,7 @@ def load_state_checked(module: nn.Module, state: Any, source: str) -> None:
         if keys
     ]
     if problems:
-        hint = ""
-        if unexpected and all(k.startswith("module.") for k in unexpected):
-            hint = " (keys start with 'module.': strip it, e.g. saved from DataParallel)"
+        hint = _prefix_hint(list(own), list(state))
         raise WeightsFileError(
             f"{source} does not fit {type(module).__name__}: {'; '.join(problems)}{hint}"
         )

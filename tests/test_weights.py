@@ -96,6 +96,15 @@ def test_load_state_checked_names_keys_and_copies_nothing_on_refusal() -> None:
     assert "missing keys 0.weight, 0.bias, 1.weight, 1.bias (+4 more)" in msg
     assert "unexpected keys module.0.weight, module.0.bias, module.1.weight, module.1.bias " \
            "(+4 more)" in msg and "DataParallel" in msg
+    # the reverse: the bare network's weights for a wrapped model (Normalized(net) is model.*)
+    wrapped = nn.Sequential()
+    wrapped.add_module("model", nn.Sequential(*[nn.Linear(2, 2) for _ in range(4)]))
+    with pytest.raises(WeightsFileError, match=r"every key of the model starts with 'model\.' "
+                                               r"and the file's do not: the file holds the inner"):
+        load_state_checked(wrapped, state, "bare.pt")
+    with pytest.raises(WeightsFileError) as info:  # other keys besides: no prefix hint
+        load_state_checked(wrapped, {**state, "extra": torch.zeros(1)}, "bare.pt")
+    assert "every key" not in str(info.value)
     with pytest.raises(WeightsFileError, match=r"mismatches \(file vs model\) 0\.weight \(3, 2\)"):
         load_state_checked(net, {**state, "0.weight": torch.zeros(3, 2)}, "s.pt")
     with pytest.raises(WeightsFileError, match="holds a list, expected a state dict"):
