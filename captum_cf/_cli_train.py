@@ -200,11 +200,10 @@ TRAIN_COMMANDS["robust"] = (
 # --- train ganmex (zoo: digits-ganmex) ----------------------------------------------------------
 
 
-def _aux_args(parser: argparse.ArgumentParser) -> None:
+def _aux_args(parser: argparse.ArgumentParser, default: str = "") -> None:
     parser.add_argument("--aux-classifier", default=None, metavar="MODEL",
                         help="second frozen classifier (as --classifier) the "
-                             "generator must also move, e.g. zoo:digits-cnn-robust (ganmex "
-                             "--data shapes: default zoo:shapes-cnn-strict, 'none' drops it)")
+                             f"generator must also move, e.g. zoo:digits-cnn-robust{default}")
     parser.add_argument("--aux-weight", type=float, default=None, metavar="W",
                         help="weight of the auxiliary classifier's loss (default 1 with "
                              "--aux-classifier)")
@@ -259,7 +258,7 @@ def _ganmex_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", default=None,
                         help="start from a trained generator (zoo:<name> or a weights file), "
                              "e.g. to follow a fine-tuned classifier in a few hundred steps")
-    _aux_args(parser)
+    _aux_args(parser, " (--data shapes: default zoo:shapes-cnn-strict, 'none' drops it)")
     _weights_args(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)

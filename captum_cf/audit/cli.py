@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any
 
 import torch
@@ -295,6 +296,7 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
     path = store_path(out)
     if args.resume and rank == 0 and not os.path.isfile(path):
         print(f"nothing to resume in {path}: starting the audit", file=sys.stderr)
+    began = time.perf_counter()
     try:
         result = run_audit(model, source, settings, path, device, resume=args.resume, comm=comm)
     except AuditInterrupted as stop:
@@ -308,9 +310,11 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
     result.command = "captum-cf " + shlex.join(getattr(args, "_argv", ["audit"]))
     print(result.table())
     written = result.write(out)
+    # a resumed audit's time is summed over its runs (as in the report); this run's is added
+    this_run = f" ({time.perf_counter() - began:.1f} s this run)" if args.resume else ""
     print(
-        f"\n{len(result.cells)} cells on {len(source)} images in {result.seconds:.1f} s; "
-        f"report: {written[2]}; results store: {path}"
+        f"\n{len(result.cells)} cells on {len(source)} images in {result.seconds:.1f} s"
+        f"{this_run}; report: {written[2]}; results store: {path}"
     )
     return 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -143,7 +145,11 @@ def test_cli_train_data_enables_nearest_sample_and_is_part_of_resume(
     assert main([*common, *cache]) == 2
     assert "--cache-dir keeps the decoded --train-data images" in capsys.readouterr().err
     assert main([*common, "--train-data", str(train_a), *cache]) == 0
+    capsys.readouterr()
     assert main([*common, "--train-data", str(train_a), "--resume", *cache]) == 0  # cached
+    # the time is summed over the store's runs; the resumed run says its own
+    assert re.search(r"images in [0-9.]+ s \([0-9.]+ s this run\); report",
+                     capsys.readouterr().out)
     assert len(list((tmp_path / "cache").iterdir())) == 1
     capsys.readouterr()
     assert main([*common, "--train-data", str(train_b), "--resume"]) == 2
