@@ -487,7 +487,8 @@ def test_python_api_rejects_unknown_and_unavailable_names() -> None:
 
     x = torch.rand(2, 1, 8, 8)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
-    with pytest.raises(AuditInputError, match="unknown baseline 'grey'; valid --baselines: zero"):
+    with pytest.raises(AuditInputError,
+                       match=r"unknown baseline 'grey'; valid baselines \(--baselines\): zero"):
         audit(model, x, baselines=["grey"])
     with pytest.raises(AuditInputError, match=r"\(N, classes\) logits"):
         audit(nn.Flatten(0), x)

@@ -661,7 +661,8 @@ def _resolve(
     for n in names:
         if n not in registry:
             raise AuditInputError(
-                f"unknown {registry.kind} {n!r}; valid {option}: {', '.join(registry)}"
+                f"unknown {registry.kind} {n!r}; valid {registry.kind}s ({option}): "
+                f"{', '.join(registry)}"
             )
         if n not in available:
             raise AuditInputError(
