@@ -502,6 +502,63 @@ def check_baseline_values(baselines: Any, name: str = "baselines") -> None:
             raise ArgumentError(f"{where} must be finite, got {b}")
 
 
+def check_baseline_tensors(baselines: Any, inputs: Any, name: str = "baselines",
+                           distribution: bool = False) -> None:
+    """Tensors in ``baselines`` must fit their input tensor's shape (Captum would fail deep
+    inside, with torch's message, or print both tensors whole).
+
+    Each entry stands for the input tensor at its position (a single tensor for the first one):
+    its dimensions after the first must equal the input's or be 1 (broadcast). With
+    ``distribution=False`` (one reference per example) the first dimension must be 1 or the
+    input's batch; the Shap methods draw from a distribution of any size. A tensor of fewer
+    dimensions must broadcast to the input's shape. (Their dtype: :func:`check_baseline_dtype`.)
+
+    Raises:
+        ArgumentError: a shape that does not fit, naming the argument and both shapes.
+    """
+    tensors = inputs if isinstance(inputs, tuple) else (inputs,)
+    items = baselines if isinstance(baselines, tuple) else (baselines,)
+    for i, (b, x) in enumerate(zip(items, tensors)):
+        if not isinstance(b, Tensor) or not isinstance(x, Tensor) or b.dim() == 0:
+            continue
+        where = f"{name}[{i}]" if isinstance(baselines, tuple) else name
+        of = f"inputs[{i}]" if isinstance(inputs, tuple) else "inputs"
+        if b.dim() == x.dim():
+            fits = all(d in (1, e) for d, e in zip(b.shape[1:], x.shape[1:])) and (
+                distribution or b.shape[0] in (1, x.shape[0]))
+        else:  # fewer dimensions: one example's, broadcast (Captum's perturbation methods)
+            fits = b.dim() < x.dim() and all(
+                d in (1, e) for d, e in zip(reversed(b.shape), reversed(x.shape)))
+        if not fits:
+            rows = "any number of" if distribution else f"1 or {x.shape[0]}"
+            raise ArgumentError(
+                f"{where} has shape {tuple(b.shape)}, which does not fit {of} of shape "
+                f"{tuple(x.shape)}: a baseline tensor has {rows} rows and the input's other "
+                f"dimensions ({', '.join(map(str, x.shape[1:]))}; 1 broadcasts)"
+            )
+
+
+def check_baseline_dtype(baselines: Any, inputs: Any, name: str = "baselines") -> None:
+    """A float tensor in ``baselines`` is fed to the model along with its input (interpolated,
+    or in place of removed features), so it must have the input's dtype (the dtype rule of
+    :func:`check_model_dtype`; checked after the inputs' own dtype).
+
+    Raises:
+        ArgumentTypeError: naming the entry and both dtypes.
+    """
+    tensors = inputs if isinstance(inputs, tuple) else (inputs,)
+    items = baselines if isinstance(baselines, tuple) else (baselines,)
+    for i, (b, x) in enumerate(zip(items, tensors)):
+        if (isinstance(b, Tensor) and isinstance(x, Tensor) and b.is_floating_point()
+                and x.is_floating_point() and b.dtype != x.dtype):
+            where = f"{name}[{i}]" if isinstance(baselines, tuple) else name
+            of = f"inputs[{i}]" if isinstance(inputs, tuple) else "inputs"
+            raise ArgumentTypeError(
+                f"{where} has dtype {b.dtype} but {of} has {x.dtype}: convert it with "
+                f".to({x.dtype}); captum_cf does not convert dtypes silently"
+            )
+
+
 def check_attribute_inputs(inputs: Any) -> None:
     """Captum ``inputs`` it would trip over later: not tensors, an empty batch, NaN or inf.
 
@@ -559,6 +616,7 @@ def check_attribute_arguments(
     sliding_window_shapes: Any = _NOT_GIVEN,
     strides: Any = None,
     stdevs: Any = _NOT_GIVEN,
+    distribution: bool = False,
 ) -> None:
     """The checks every ``captum_cf.attr`` method runs before Captum, in one call.
 
@@ -566,12 +624,15 @@ def check_attribute_arguments(
         inputs: the call's ``inputs``: tensors, a non-empty batch, finite, not bool
             (:func:`check_attribute_inputs`).
         target: checked by :func:`check_captum_target` (its range on the first output).
-        baselines: numbers and tensors must be finite (:func:`check_baseline_values`).
+        baselines: numbers and tensors must be finite (:func:`check_baseline_values`), tensors
+            must fit their input in shape and dtype (:func:`check_baseline_tensors`).
         feature_mask: integer ids >= 0 (:func:`check_feature_mask`).
         counts: ``{name: value}`` of ints that must be >= 1 (``n_steps``, ``n_samples``, ...).
         optional_counts: the same, None allowed (``internal_batch_size``).
         sliding_window_shapes, strides: Occlusion's windows (:func:`check_window`), when given.
         stdevs: a noise level >= 0 or one per input (:func:`check_stdevs`), when given.
+        distribution (bool): the method draws references from ``baselines`` (the Shap family):
+            a tensor's first dimension is free.
 
     Raises:
         ArgumentError, ArgumentTypeError: a ValueError / TypeError (and AssertionError) naming
@@ -584,6 +645,7 @@ def check_attribute_arguments(
         check_count(value, name, allow_none=True)
     check_captum_target(target, batch_size_of(inputs))
     check_baseline_values(baselines)
+    check_baseline_tensors(baselines, inputs, distribution=distribution)
     check_feature_mask(feature_mask, inputs)
     if sliding_window_shapes is not _NOT_GIVEN:
         check_window(sliding_window_shapes, strides, inputs)

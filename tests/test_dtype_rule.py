@@ -92,3 +92,52 @@ def test_model_dtype_of_modules_methods_and_functions() -> None:
     check_model_dtype(torch.zeros(1, 2, dtype=torch.long), nn.Linear(2, 1))  # not float
     with pytest.raises(TypeError, match=r"inputs\[1\] has dtype torch.float64"):
         check_model_dtype((torch.rand(1, 2), torch.rand(1, 2).double()), nn.Linear(2, 1))
+
+
+#: every captum_cf.attr method with a ``baselines`` argument, called with ``baselines=b``
+_WITH_BASELINES: dict[str, Callable[[nn.Module, Tensor, Any], Any]] = {
+    "IntegratedGradients": lambda m, x, b: A.IntegratedGradients(m).attribute(
+        x, baselines=b, target=0, n_steps=2),
+    "DeepLift": lambda m, x, b: A.DeepLift(m).attribute(x, baselines=b, target=0),
+    "DeepLiftShap": lambda m, x, b: A.DeepLiftShap(m).attribute(x, baselines=b, target=0),
+    "GradientShap": lambda m, x, b: A.GradientShap(m).attribute(x, baselines=b, target=0),
+    "Occlusion": lambda m, x, b: A.Occlusion(m).attribute(x, baselines=b, target=0, **WIN),
+    "FeatureAblation": lambda m, x, b: A.FeatureAblation(m).attribute(x, baselines=b, target=0),
+    "ShapleyValueSampling": lambda m, x, b: A.ShapleyValueSampling(m).attribute(
+        x, baselines=b, target=0, feature_mask=MASK, n_samples=1),
+    "Lime": lambda m, x, b: A.Lime(m).attribute(x, baselines=b, target=0, feature_mask=MASK,
+                                                n_samples=4),
+    "KernelShap": lambda m, x, b: A.KernelShap(m).attribute(
+        x, baselines=b, target=0, feature_mask=MASK, n_samples=4),
+    "NoiseTunnel": lambda m, x, b: A.NoiseTunnel(A.IntegratedGradients(m)).attribute(
+        x, nt_samples=2, stdevs=0.1, baselines=b, target=0, n_steps=2),
+    "LayerIntegratedGradients": lambda m, x, b: A.LayerIntegratedGradients(m, m[0]).attribute(
+        x, baselines=b, target=0, n_steps=2),
+    "NeuronDeepLift": lambda m, x, b: A.NeuronDeepLift(m, m[1]).attribute(
+        x, neuron_selector=(0, 1, 1), baselines=b),
+}
+_SHAP = {"DeepLiftShap", "GradientShap"}
+
+
+@pytest.mark.parametrize("name", sorted(_WITH_BASELINES))
+def test_tensor_baselines_of_another_dtype_or_shape_name_the_argument(name: str) -> None:
+    # Captum let these through to torch ("Input type (double) and bias type (float) should be
+    # the same", "The size of tensor a (8) must match ...") or printed both tensors whole
+    model = _model()
+    x = torch.rand(2, 1, 8, 8)
+    rows = 2 if name in _SHAP else 1  # a distribution of one: DeepLiftShap wants more
+    call = _WITH_BASELINES[name]
+    # (NoiseTunnel hands its method the baselines as a tuple: "baselines[0]")
+    with pytest.raises(TypeError, match=r"baselines(\[0\])? has dtype torch.float64 but "
+                                        r"inputs(\[0\])? has torch.float32"):
+        call(model, x, torch.zeros(rows, 1, 8, 8, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"baselines(\[0\])? has shape \(\d, 1, 4, 4\), which "
+                                         r"does not fit inputs(\[0\])? of shape \(2, 1, 8, 8\)"):
+        call(model, x, torch.zeros(rows, 1, 4, 4))
+    if name not in _SHAP:  # one reference per example: 1 or N rows
+        with pytest.raises(ValueError, match=r"a baseline tensor has 1 or 2 rows"):
+            call(model, x, torch.zeros(3, 1, 8, 8))
+    assert not model.training
+    out = call(model, x, torch.full((rows, 1, 8, 8), 0.5))  # what fits still works
+    first = out[0] if isinstance(out, tuple) else out
+    assert bool(torch.isfinite(first).all())

@@ -11,7 +11,12 @@ import torch.nn as nn
 from torch import Tensor
 
 from captum_cf._model_state import preserve_model_state
-from captum_cf._validation import ArgumentError, check_model_dtype, check_target_in_output
+from captum_cf._validation import (
+    ArgumentError,
+    check_baseline_dtype,
+    check_model_dtype,
+    check_target_in_output,
+)
 
 __all__ = ["captum_assertions", "checking_target", "guarded", "model_of"]
 
@@ -29,18 +34,21 @@ def model_of(forward_func: Any) -> Any:
 
 
 @contextlib.contextmanager
-def guarded(forward_func: Any, inputs: Any) -> Iterator[None]:
+def guarded(forward_func: Any, inputs: Any, baselines: Any = None) -> Iterator[None]:
     """On exit, also when the body raises: restore the model's modes and ``requires_grad`` flags
     and the inputs' ``requires_grad`` flags, and remove what Captum's hooks left on submodules.
 
     Captum removes its hook handles itself (in ``finally`` blocks); what it misses after an
     exception is restored here. Before anything runs, float inputs must have the model's dtype
-    (:func:`captum_cf._validation.check_model_dtype`): a clear TypeError, not torch's. The other
+    (:func:`captum_cf._validation.check_model_dtype`) and float tensors in ``baselines`` the
+    inputs' (:func:`captum_cf._validation.check_baseline_dtype`): a clear TypeError, not
+    torch's. The other
     arguments are checked by :func:`captum_cf._validation.check_attribute_arguments`, the
     target's range by :func:`checking_target`; what Captum still asserts comes out as an
     :class:`~captum_cf._validation.ArgumentError` (:func:`captum_assertions`).
     """
     check_model_dtype(inputs, forward_func)
+    check_baseline_dtype(baselines, inputs)
     model = model_of(forward_func)
     tensors = inputs if isinstance(inputs, tuple) else (inputs,)
     flags = [(x, x.requires_grad) for x in tensors if isinstance(x, Tensor)]

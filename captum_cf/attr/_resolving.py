@@ -75,10 +75,10 @@ def baseline_attribute(
         call = signature.bind(self, *args, **kwargs)
         inputs, baselines = call.arguments["inputs"], call.arguments.get("baselines")
         target = call.arguments.get("target")
-        _check_arguments(call.arguments)
+        _check_arguments(call.arguments, distribution=strategy == "paired")
         if not has_target:
             _check_no_target_needed(baselines, captum_cls.__name__)
-        with guarded(self.forward_func, inputs), checking_target(self, target) as method:
+        with guarded(self.forward_func, inputs, baselines), checking_target(self, target) as method:
             call.arguments["self"] = method
             if strategy == "fill":
                 return _fill_call(inner, call)
@@ -111,7 +111,7 @@ _COUNTS = ("n_steps", "n_samples", "perturbations_per_eval")
 _OPTIONAL_COUNTS = ("internal_batch_size",)
 
 
-def _check_arguments(arguments: dict[str, Any]) -> None:
+def _check_arguments(arguments: dict[str, Any], distribution: bool = False) -> None:
     """The argument checks of the input-level methods, on the arguments this call was given."""
     baselines = arguments.get("baselines")
     extra = {"stdevs": arguments["stdevs"]} if "stdevs" in arguments else {}
@@ -122,6 +122,7 @@ def _check_arguments(arguments: dict[str, Any]) -> None:
         arguments.get("feature_mask"),
         counts={k: arguments[k] for k in _COUNTS if k in arguments},
         optional_counts={k: arguments[k] for k in _OPTIONAL_COUNTS if k in arguments},
+        distribution=distribution,
         **extra,
     )
 

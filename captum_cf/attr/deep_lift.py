@@ -122,7 +122,7 @@ class DeepLift(captum.attr.DeepLift):
             Attributions shaped like ``inputs`` (and the delta, shape (N,), when asked), as Captum.
         """
         check_attribute_arguments(inputs, target, baselines)
-        with guarded(self.model, inputs):
+        with guarded(self.model, inputs, baselines):
             runner = _runner(self, inputs, additional_forward_args)
             with checking_target(runner, target, "model") as dl:
                 baselines = resolve_baselines(baselines, inputs, target, native=True)
@@ -227,8 +227,9 @@ class DeepLiftShap(captum.attr.DeepLiftShap):
             return_convergence_delta=return_convergence_delta,
             custom_attribution_func=custom_attribution_func,
         )
-        check_attribute_arguments(inputs, target, None if callable(baselines) else baselines)
-        with guarded(self.model, inputs):
+        check_attribute_arguments(inputs, target, None if callable(baselines) else baselines,
+                                  distribution=True)
+        with guarded(self.model, inputs, baselines):
             runner = _runner(self, inputs, additional_forward_args)
             with checking_target(runner, target, "model") as dls:
                 resolved = resolve_baselines(

@@ -113,8 +113,9 @@ class GradientShap(captum.attr.GradientShap):
             None if callable(baselines) else baselines,
             counts={"n_samples": n_samples},
             stdevs=stdevs,
+            distribution=True,
         )
-        with guarded(self.forward_func, inputs), checking_target(self, target) as gs:
+        with guarded(self.forward_func, inputs, baselines), checking_target(self, target) as gs:
             resolved = resolve_baselines(
                 baselines, inputs, target, allow_callable=True, native=False
             )

@@ -115,7 +115,7 @@ class IntegratedGradients(captum.attr.IntegratedGradients):
             counts={"n_steps": n_steps},
             optional_counts={"internal_batch_size": internal_batch_size},
         )
-        with guarded(self.forward_func, inputs), checking_target(self, target) as ig:
+        with guarded(self.forward_func, inputs, baselines), checking_target(self, target) as ig:
             baselines = resolve_baselines(baselines, inputs, target, native=True)
             return captum.attr.IntegratedGradients.attribute.__wrapped__(
                 ig,

@@ -85,7 +85,7 @@ class KernelShap(captum.attr.KernelShap):
                 "features (pass a mask with several ids, e.g. captum_cf.attr.superpixels)"
             )
         plan = _plan(inputs, baselines, target)
-        with guarded(self.forward_func, inputs), checking_target(self, target) as method:
+        with guarded(self.forward_func, inputs, baselines), checking_target(self, target) as method:
             # without a Baseline to fill this is Captum's own call, untouched
             if plan is not None and plan.fills:
                 method = _with_lime_filler(method, plan, n_samples, perturbations_per_eval)

@@ -82,6 +82,9 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
             counts={"nt_samples": nt_samples},
             optional_counts={"nt_samples_batch_size": nt_samples_batch_size},
             stdevs=stdevs,
+            # references drawn from a distribution (any rows), else one per example
+            distribution=draw_baseline_from_distrib or type(self.attribution_method).__name__
+            .endswith(("GradientShap", "DeepLiftShap")),
         )
         if has_baseline(kwargs.get("baselines")):
             if draw_baseline_from_distrib:

@@ -89,7 +89,7 @@ class Occlusion(captum.attr.Occlusion):
             strides=strides,
         )
         plan = _plan(inputs, baselines, target)
-        with guarded(self.forward_func, inputs), checking_target(self, target) as method:
+        with guarded(self.forward_func, inputs, baselines), checking_target(self, target) as method:
             # without a Baseline to fill this is Captum's own call, untouched
             if plan is not None and plan.fills:
                 method = _with_filling_forward(method, plan)

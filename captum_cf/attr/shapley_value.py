@@ -84,7 +84,7 @@ class ShapleyValueSampling(captum.attr.ShapleyValueSampling):
             counts={"n_samples": n_samples, "perturbations_per_eval": perturbations_per_eval},
         )
         plan = _plan(inputs, baselines, target)
-        with guarded(self.forward_func, inputs), checking_target(self, target) as method:
+        with guarded(self.forward_func, inputs, baselines), checking_target(self, target) as method:
             # without a Baseline to fill this is Captum's own call, untouched
             if plan is not None and plan.fills:
                 method = _with_filling_forward(method, plan)
