@@ -97,7 +97,7 @@ class ProgressiveExaggeration(Attribution):
 
         Args:
             inputs (Tensor): images, shape (N, C, H, W), in [0, 1].
-            target (int, Tensor or None): must be None or the generator's positive class.
+            target (int, list, Tensor or None): must be None or the generator's positive class.
             n_steps (int): steps of the series (>= 2); only its two ends enter the map.
 
         Returns:
@@ -113,7 +113,7 @@ class ProgressiveExaggeration(Attribution):
 
         Args:
             inputs (Tensor): images, shape (N, C, H, W), in [0, 1].
-            target (int, Tensor or None): must be None or the generator's positive class.
+            target (int, list, Tensor or None): must be None or the generator's positive class.
             n_steps (int): S >= 2, steps of the series. The generator has B bins (10 for the zoo
                 model); S = B visits each once, S > B repeats some.
 
@@ -173,6 +173,9 @@ def _check_target(target: Any, positive_class: int, n: int) -> None:
         return
     if isinstance(target, bool):
         raise TypeError("target must be an int, a tensor of class indices or None, got bool")
+    if isinstance(target, list) and all(
+            isinstance(t, int) and not isinstance(t, bool) for t in target):
+        target = torch.tensor(target, dtype=torch.long)  # Captum's list of class indices
     if isinstance(target, int):
         values = [target]
     elif isinstance(target, Tensor) and not target.is_floating_point():
@@ -181,7 +184,7 @@ def _check_target(target: Any, positive_class: int, n: int) -> None:
                              f"got {tuple(target.shape)}")
         values = target.flatten().tolist()
     else:
-        raise TypeError(f"target must be an int, an integer tensor or None, "
+        raise TypeError(f"target must be an int, a list or integer tensor of them, or None, "
                         f"got {type(target).__name__}")
     wrong = sorted({v for v in values if v != positive_class})
     if wrong:

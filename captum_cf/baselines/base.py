@@ -94,7 +94,8 @@ class Baseline(abc.ABC):
         [-1.0]
     """
 
-    #: whether ``reference`` depends on ``target`` (GANMEX-like baselines need it)
+    #: whether ``reference`` depends on ``target`` (e.g. a sparse counterfactual of the
+    #: runner-up class of the explained target)
     needs_target: bool = False
     #: ``"any"``: inputs of any shape (N, ...); ``"images"``: (N, C, H, W) only
     input_kind: ClassVar[str] = "any"

@@ -65,7 +65,9 @@ class ConstantBaseline(Baseline):
             return None
         if self.value.dim() == 0:
             return float(self.value)
-        return self._reference(inputs[:1].detach(), None)
+        # one row is Captum's (1, ...) broadcast reference; its shape names the whole batch
+        # in an error (a channel count that does not fit)
+        return self._reference(inputs.detach(), None)[:1]
 
     def __repr__(self) -> str:
         v = self.value

@@ -39,7 +39,8 @@ class SparseCounterfactualBaseline(Baseline):
             e.g. ``zoo.load("digits-cnn-robust")``; used frozen, its state is restored.
         counterfactual_class (int, Tensor or "runner-up"): class c per example; ``"runner-up"``
             takes the robust model's most likely class other than the explained ``target``
-            (or other than its own prediction when no target is given).
+            (:meth:`reference` without a target: other than its own prediction; attribution
+            methods ask for ``target=``, see :attr:`needs_target`).
         sparsity (float): fraction of pixels left unchanged, in [0, 1).
         k (int, optional): number of changed pixels (overrides ``sparsity``).
         eps (float, optional): L1 budget (default ``k``: a changed pixel may move by up to 1).
@@ -53,8 +54,15 @@ class SparseCounterfactualBaseline(Baseline):
         >>> attr = IntegratedGradients(zoo.load("digits-cnn")).attribute(x, base, target=0)
     """
 
-    needs_target = True
     pixel_space = True
+
+    @property
+    def needs_target(self) -> bool:  # type: ignore[override]
+        """True with ``"runner-up"``: its class is "most likely other than the explained
+        target", so the attribution methods ask for ``target=`` (neuron methods have none: pass
+        ``reference(x)``, which takes the robust model's own prediction); a fixed class needs no
+        target."""
+        return isinstance(self.counterfactual_class, str)
 
     def __init__(
         self,

@@ -78,6 +78,9 @@ def test_bad_input() -> None:
         pe.attribute(x, target=0)
     with pytest.raises(ValueError, match="target must be 1"):
         pe.explain(x, target=torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match=r"target must be 1 or None, got \[2\]"):
+        pe.explain(x, target=[1, 2])  # a list of class indices, as Captum's targets
+    torch.testing.assert_close(pe.attribute(x, target=[1] * len(x)), pe.attribute(x, target=1))
     with pytest.raises(TypeError, match="target"):
         pe.attribute(x, target=1.0)
     with pytest.raises(ValueError, match="n_steps must be >= 2"):

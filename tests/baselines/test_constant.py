@@ -77,6 +77,15 @@ def test_bad_value(value, err, match):
 def test_channel_count_mismatch():
     with pytest.raises(ValueError, match="3 channel values but inputs have 1"):
         ConstantBaseline([0.1, 0.2, 0.3])(torch.rand(1, 1, 2, 2))
+    # handed to Captum as its (1, ...) reference, the message still names the whole batch
+    from captum_cf.attr import IntegratedGradients
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=r"inputs have 1 channels .*shape \(2, 1, 2, 2\)"):
+        IntegratedGradients(model).attribute(torch.rand(2, 1, 2, 2), target=0,
+                                             baselines=ConstantBaseline([0.1, 0.2, 0.3]))
+    value = ConstantBaseline([0.1, 0.2]).captum_value(torch.rand(3, 2, 2, 2))
+    assert value.shape == (1, 2, 2, 2)  # Captum's one broadcast row
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,22 @@ def test_runner_up_differs_from_explained_target(device: torch.device) -> None:
     assert (model(ref0).argmax(1) == others.argmax(1)).float().mean() >= 5 / 6
 
 
+def test_only_the_runner_up_class_needs_the_explained_target(device: torch.device) -> None:
+    # a fixed class does not depend on what is explained: neuron methods (no target) take it
+    from captum_cf.attr import NeuronIntegratedGradients
+
+    model, x = _model(device), _x(2, device)
+    fixed = SparseCounterfactualBaseline(model, counterfactual_class=2, k=4, n_steps=4)
+    runner_up = SparseCounterfactualBaseline(model, "runner-up", k=4, n_steps=4)
+    assert not fixed.needs_target and runner_up.needs_target
+    neuron = NeuronIntegratedGradients(model, model[1])
+    out = neuron.attribute(x, neuron_selector=1, baselines=fixed, n_steps=4)
+    expected = neuron.attribute(x, neuron_selector=1, baselines=fixed.reference(x), n_steps=4)
+    torch.testing.assert_close(out, expected)
+    with pytest.raises(ValueError, match="depends on the class being explained"):
+        neuron.attribute(x, neuron_selector=1, baselines=runner_up, n_steps=4)
+
+
 def test_usable_by_integrated_gradients_with_completeness(device: torch.device) -> None:
     model, x = _model(device), _x(3, device)
     base = SparseCounterfactualBaseline(model, 1, sparsity=0.75, n_steps=10)
