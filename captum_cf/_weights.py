@@ -15,6 +15,7 @@ import os
 import pickle
 import re
 import warnings
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -101,22 +102,25 @@ def load_weights_file(path: str | os.PathLike, what: str, map_location: Any = "c
 
 
 def _prefix_hint(own: list[str], theirs: list[str]) -> str:
-    """A hint when the file's keys are the model's with a prefix added or removed: the weights
-    of a wrapped model loaded into the bare one, or the reverse (e.g. ``Normalized(net)`` is
-    ``model.*``, ``DataParallel`` is ``module.*``)."""
-    for longer, shorter, added in ((theirs, own, True), (own, theirs, False)):
-        if not longer or len(longer) != len(shorter):
+    """A hint when the file's keys are the model's under a prefix, or the reverse: the weights of
+    a wrapped model loaded into the bare one, or the bare network's into a wrapper
+    (``Normalized(net)`` holds ``model.*`` beside its ``mean`` and ``std``; ``DataParallel``
+    saves ``module.*``). The side with the prefix may hold keys of its own besides."""
+    for prefixed, bare, in_file in ((theirs, own, True), (own, theirs, False)):
+        heads = Counter(k.split(".", 1)[0] for k in prefixed if "." in k)
+        if not heads or not bare:
             continue
-        head = longer[0].split(".", 1)[0] + "."
-        if all(k.startswith(head) for k in longer) and (
-            sorted(k[len(head):] for k in longer) == sorted(shorter)
-        ):
-            if added:
-                return (f" (every key of the file starts with {head!r} and the model's do not: "
-                        f"strip it, e.g. weights saved from DataParallel or a wrapper)")
-            return (f" (every key of the model starts with {head!r} and the file's do not: the "
-                    f"file holds the inner network's weights; load them into it before wrapping "
-                    f"it, e.g. in your factory, or save the wrapped model's state_dict())")
+        head = heads.most_common(1)[0][0] + "."
+        if {k[len(head):] for k in prefixed if k.startswith(head)} == set(bare):
+            if in_file:
+                return (f" (the file's keys are the model's under {head!r}: strip it, e.g. "
+                        f"weights saved from DataParallel or a wrapper)")
+            return (f" (the model's keys are the file's under {head!r}: the file holds the "
+                    f"inner network's weights; load them into it before wrapping it, e.g. in "
+                    f"your factory, or save the wrapped model's state_dict())")
+    if any(k.startswith("module.") for k in theirs) and not any(k.startswith("module.")
+                                                                for k in own):
+        return " (keys start with 'module.': strip it, e.g. saved from DataParallel)"
     return ""
 
 

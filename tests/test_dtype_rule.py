@@ -141,3 +141,19 @@ def test_tensor_baselines_of_another_dtype_or_shape_name_the_argument(name: str)
     out = call(model, x, torch.full((rows, 1, 8, 8), 0.5))  # what fits still works
     first = out[0] if isinstance(out, tuple) else out
     assert bool(torch.isfinite(first).all())
+
+
+def test_noise_tunnel_rows_follow_captums_rule_and_functions_keep_their_dtypes() -> None:
+    model = _model()
+    x = torch.rand(2, 1, 8, 8)
+    nt = A.NoiseTunnel(A.GradientShap(model))
+    with pytest.raises(ValueError, match=r"a baseline tensor has 1 or 2 rows"):
+        nt.attribute(x, nt_samples=2, stdevs=0.1, target=0, baselines=torch.zeros(5, 1, 8, 8))
+    out = nt.attribute(x, nt_samples=2, stdevs=0.1, target=0, baselines=torch.zeros(5, 1, 8, 8),
+                       draw_baseline_from_distrib=True)  # a distribution: any rows
+    assert out.shape == x.shape
+    # a forward function of unknown dtype is not held to one (as for its inputs): Captum's
+    # arithmetic promotes the float32 inputs to the float64 reference's dtype
+    out = A.IntegratedGradients(lambda z: model(z.float()).double()).attribute(
+        x, baselines=torch.zeros(1, 1, 8, 8, dtype=torch.float64), target=0, n_steps=2)
+    assert out.dtype == torch.float64

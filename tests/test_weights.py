@@ -99,12 +99,20 @@ def test_load_state_checked_names_keys_and_copies_nothing_on_refusal() -> None:
     # the reverse: the bare network's weights for a wrapped model (Normalized(net) is model.*)
     wrapped = nn.Sequential()
     wrapped.add_module("model", nn.Sequential(*[nn.Linear(2, 2) for _ in range(4)]))
-    with pytest.raises(WeightsFileError, match=r"every key of the model starts with 'model\.' "
-                                               r"and the file's do not: the file holds the inner"):
+    with pytest.raises(WeightsFileError, match=r"the model's keys are the file's under "
+                                               r"'model\.': the file holds the inner"):
         load_state_checked(wrapped, state, "bare.pt")
     with pytest.raises(WeightsFileError) as info:  # other keys besides: no prefix hint
         load_state_checked(wrapped, {**state, "extra": torch.zeros(1)}, "bare.pt")
-    assert "every key" not in str(info.value)
+    assert "under" not in str(info.value)
+    # Normalized(net): model.* beside its own mean and std, both ways
+    from captum_cf.zoo.models import Normalized, SmallCNN
+
+    bare, normalized = SmallCNN(), Normalized(SmallCNN(), [0.5], [0.25])
+    with pytest.raises(WeightsFileError, match=r"the model's keys are the file's under 'model\.'"):
+        load_state_checked(normalized, bare.state_dict(), "bare.pt")
+    with pytest.raises(WeightsFileError, match=r"the file's keys are the model's under 'model\.'"):
+        load_state_checked(bare, normalized.state_dict(), "wrapped.pt")
     with pytest.raises(WeightsFileError, match=r"mismatches \(file vs model\) 0\.weight \(3, 2\)"):
         load_state_checked(net, {**state, "0.weight": torch.zeros(3, 2)}, "s.pt")
     with pytest.raises(WeightsFileError, match="holds a list, expected a state dict"):

@@ -16,6 +16,7 @@ from captum_cf._validation import (
     check_baseline_dtype,
     check_model_dtype,
     check_target_in_output,
+    model_dtype,
 )
 
 __all__ = ["captum_assertions", "checking_target", "guarded", "model_of"]
@@ -48,7 +49,8 @@ def guarded(forward_func: Any, inputs: Any, baselines: Any = None) -> Iterator[N
     :class:`~captum_cf._validation.ArgumentError` (:func:`captum_assertions`).
     """
     check_model_dtype(inputs, forward_func)
-    check_baseline_dtype(baselines, inputs)
+    if model_dtype(forward_func) is not None:  # a function of unknown dtype: as for inputs
+        check_baseline_dtype(baselines, inputs)
     model = model_of(forward_func)
     tensors = inputs if isinstance(inputs, tuple) else (inputs,)
     flags = [(x, x.requires_grad) for x in tensors if isinstance(x, Tensor)]

@@ -82,9 +82,9 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
             counts={"nt_samples": nt_samples},
             optional_counts={"nt_samples_batch_size": nt_samples_batch_size},
             stdevs=stdevs,
-            # references drawn from a distribution (any rows), else one per example
-            distribution=draw_baseline_from_distrib or type(self.attribution_method).__name__
-            .endswith(("GradientShap", "DeepLiftShap")),
+            # references drawn from a distribution (any rows), else one per example: Captum's
+            # NoiseTunnel asks for 1 or N rows then, whatever the method it wraps
+            distribution=draw_baseline_from_distrib,
         )
         if has_baseline(kwargs.get("baselines")):
             if draw_baseline_from_distrib:

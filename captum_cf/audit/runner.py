@@ -547,7 +547,7 @@ def make_plan(
         from captum_cf.baselines._trained import check_baseline_weights
 
         try:
-            check_baseline_weights(ctx)
+            check_baseline_weights(ctx, _requested_baselines(s))
         except ValueError as err:
             raise AuditInputError(str(err)) from err
     registry = _methods()
@@ -639,6 +639,18 @@ def _model_hash(model: Any) -> str:
         h.update(k.encode())
         h.update(_tensor_bytes(v))
     return h.hexdigest()[:16]
+
+
+def _requested_baselines(s: Settings) -> set[str] | None:
+    """The baselines an audit's settings name (as baselines or removals); None: all that are
+    available (no list, or "all")."""
+    def named(names: Sequence[str] | None, default: Sequence[str] | None) -> set[str] | None:
+        if names is None:
+            return None if default is None else set(default)
+        return None if list(names) == ["all"] else set(names)
+
+    baselines, removals = named(s.baselines, None), named(s.removals, DEFAULT_REMOVALS)
+    return None if baselines is None or removals is None else baselines | removals
 
 
 def _resolve(

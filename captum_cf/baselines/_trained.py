@@ -117,10 +117,11 @@ def load_trained(ctx: Any, baseline: str) -> nn.Module:
     return zoo.load(_zoo_name(ctx, baseline), device=ctx.device)
 
 
-def check_baseline_weights(ctx: Any) -> None:
+def check_baseline_weights(ctx: Any, used: set[str] | None = None) -> None:
     """Every file in ``ctx.extras["baseline_weights"]`` (keys of :data:`LEARNED`, checked by
     ``Settings.validate`` and the CLI) is a model of its baseline's kind that fits the images
-    and the model.
+    and the model. An inpainting network of the user's own is loaded and adapted (dry runs) only
+    when ``used`` (the baselines the audit names; None: all) holds its baseline.
 
     Raises:
         ValueError: one line naming the baseline, the file and what is wrong.
@@ -130,6 +131,8 @@ def check_baseline_weights(ctx: Any) -> None:
     for baseline, path in (ctx.extras.get("baseline_weights") or {}).items():
         where = f"baseline weights {baseline}={path}"
         if _network(ctx, baseline) is not None:
+            if used is not None and baseline not in used:
+                continue  # a network is loaded and tried only for an audit that uses it
             try:
                 _adapted_network(ctx, path)
             except (OSError, ValueError, TypeError) as err:

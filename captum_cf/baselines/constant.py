@@ -44,15 +44,18 @@ class ConstantBaseline(Baseline):
     def __init__(self, value: float | Sequence[float] | Tensor = 0.0) -> None:
         self.value = _as_value(value)
 
+    def _check_channels(self, inputs: Tensor) -> None:
+        if self.value.numel() > 1 and (inputs.dim() < 2 or self.value.numel() != inputs.shape[1]):
+            got = inputs.shape[1] if inputs.dim() >= 2 else "no"
+            raise ValueError(
+                f"ConstantBaseline has {self.value.numel()} channel values but inputs have "
+                f"{got} channels (entries along dimension 1, shape {tuple(inputs.shape)})"
+            )
+
     def _reference(self, inputs: Tensor, target: Any) -> Tensor:
+        self._check_channels(inputs)
         value = self.value.to(device=inputs.device, dtype=inputs.dtype)
         if value.numel() > 1:
-            if inputs.dim() < 2 or value.numel() != inputs.shape[1]:
-                got = inputs.shape[1] if inputs.dim() >= 2 else "no"
-                raise ValueError(
-                    f"ConstantBaseline has {value.numel()} channel values but inputs have "
-                    f"{got} channels (entries along dimension 1, shape {tuple(inputs.shape)})"
-                )
             value = value.view(1, -1, *([1] * (inputs.dim() - 2)))
         return value.expand_as(inputs).clone()
 
@@ -65,9 +68,8 @@ class ConstantBaseline(Baseline):
             return None
         if self.value.dim() == 0:
             return float(self.value)
-        # one row is Captum's (1, ...) broadcast reference; its shape names the whole batch
-        # in an error (a channel count that does not fit)
-        return self._reference(inputs.detach(), None)[:1]
+        self._check_channels(inputs)  # the message names the whole batch's shape
+        return self._reference(inputs[:1].detach(), None)  # Captum's (1, ...) broadcast row
 
     def __repr__(self) -> str:
         v = self.value

@@ -49,8 +49,10 @@ class NetworkInpainter(Inpainter):
     - with ``fixed_batch=B`` calls the network on exactly B images at a time (the last call is
       filled up with copies of its last image, whose outputs are dropped): for networks
       exported or traced for one batch size;
-    - moves inputs to the network's device and dtype and the output back to the inputs', clamped
-      to [0, 1]. Gradients flow to the inputs when the network is differentiable.
+    - moves inputs to the network's device and dtype (a network without parameters gets the
+      inputs' own) and the output back to the inputs', clamped to [0, 1]; the network gets a
+      copy of the images, never the caller's tensor. Gradients flow to the inputs when the
+      network is differentiable.
 
     A network passed in (rather than loaded from a file by a subclass) stays the caller's: each
     call runs it in eval mode with its parameters frozen and restores both afterwards, also
@@ -99,6 +101,7 @@ class NetworkInpainter(Inpainter):
         self.pad_to = pad_to
         self.channels = channels
         self.fixed_batch = fixed_batch
+        self._dry_device = torch.device("cpu")  # dry runs of a network without parameters
         #: True when the network was loaded by this object (it may set its mode once);
         #: False for the caller's network, which each call leaves exactly as it was
         self._owned = False
@@ -109,12 +112,23 @@ class NetworkInpainter(Inpainter):
         return (f"mask_value_hole={self.mask_value_hole}, pad_to={self.pad_to}, "
                 f"channels={self.channels}, fixed_batch={self.fixed_batch}")
 
-    def _model_placement(self) -> tuple[torch.device, torch.dtype]:
+    def _model_placement(self, like: Tensor | None = None) -> tuple[torch.device, torch.dtype]:
+        """The device and dtype of the network's floating tensors; for a network without any
+        (a function, a parameter-free module) those of ``like`` (the images), else CPU float32."""
         if isinstance(self.model, nn.Module):
             for t in (*self.model.parameters(), *self.model.buffers()):
                 if t.is_floating_point():
                     return t.device, t.dtype
-        return torch.device("cpu"), torch.float32
+        if like is not None:
+            return like.device, like.dtype
+        return self._dry_device, torch.float32
+
+    def train(self, mode: bool = True) -> NetworkInpainter:
+        """Set this inpainter's own flag only: a loaded network keeps the eval mode it was loaded
+        in (an exported program's cannot change), the caller's network is put in eval mode for
+        each call and restored (see the class docstring)."""
+        self.training = mode
+        return self
 
     def _inpaint(self, images: Tensor, hole: Tensor) -> Tensor:
         c = images.shape[1]
@@ -122,8 +136,11 @@ class NetworkInpainter(Inpainter):
             raise ValueError(
                 f"images must have 1 or {self.channels} channels for this inpainter, got {c}"
             )
-        device, dtype = self._model_placement()
+        device, dtype = self._model_placement(images)
         image = images.to(device=device, dtype=dtype).expand(-1, self.channels, -1, -1)
+        if image.untyped_storage().data_ptr() == images.untyped_storage().data_ptr():
+            image = image.clone()  # the network gets a copy: one that works in place (e.g.
+            # image.mul_(1 - mask)) must not change the caller's images
         mask = hole.amax(1, keepdim=True).to(device=device, dtype=dtype)
         if self.mask_value_hole == 0:
             mask = 1 - mask
@@ -156,7 +173,12 @@ class NetworkInpainter(Inpainter):
         if self._owned:
             out = self.model(image, mask)
         else:
-            with frozen(self.model, eval_mode=_has_modes(self.model)):
+            with frozen(self.model, eval_mode=False):
+                if isinstance(self.model, nn.Module):
+                    # eval mode set module by module (restored by frozen): .eval() raises on
+                    # the module of an exported program, also one inside the caller's network
+                    for m in self.model.modules():
+                        m.training = False
                 out = self.model(image, mask)
         if not isinstance(out, Tensor) or out.shape != image.shape:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
@@ -175,6 +197,7 @@ class NetworkInpainter(Inpainter):
         image = torch.full((n, self.channels, h, w), 0.5, device=device, dtype=dtype)
         mask = torch.zeros(n, 1, h, w, device=device, dtype=dtype)
         mask[..., h // 4 : h - h // 4, w // 4 : w - w // 4] = 1
+        mask[..., 0, 0] = 0  # some context, also for a tiny image
         try:
             with torch.no_grad():
                 out = self._run(image, mask)
@@ -186,13 +209,15 @@ class NetworkInpainter(Inpainter):
                 f"and mask ({n}, 1, {h}, {w}): {_first_line(err)}"
             ) from err
 
-    def adapt(self, image_shape: Sequence[int]) -> NetworkInpainter:
+    def adapt(self, image_shape: Sequence[int],
+              device: str | torch.device | None = None) -> NetworkInpainter:
         """Make the network work on images of ``image_shape`` (C, H, W), or say why it cannot.
 
         Tries, with a dry run on two such images, the current settings first, then padding to a
         multiple of 8, 16, 32 or 64 (networks that downsample need it), the images' own channel
         count (a grey network for grey images) and one image per call; keeps the first that
-        works. Returns ``self``.
+        works. The dry runs are on the network's device, or on ``device`` for a network without
+        parameters (default CPU). Returns ``self``.
 
         Raises:
             ValueError: no setting works; the message has the network's error for the current
@@ -201,6 +226,8 @@ class NetworkInpainter(Inpainter):
         if len(image_shape) != 3 or any(int(v) < 1 for v in image_shape):
             raise ValueError(f"image_shape must be (C, H, W), got {tuple(image_shape)}")
         c, h, w = (int(v) for v in image_shape)
+        if device is not None:
+            self._dry_device = torch.device(device)
         original = (self.pad_to, self.channels, self.fixed_batch)
         pads = [self.pad_to] + [p for p in (None, *PAD_OPTIONS) if p != self.pad_to]
         channels = [self.channels] + ([c] if c != self.channels and self._free_channels() else [])
@@ -251,7 +278,8 @@ class ExportedInpainter(NetworkInpainter):
 
     Args:
         path (str or Path): the ``.pt2`` file.
-        device (str or torch.device, optional): where to run the network; default CPU.
+        device (str or torch.device, optional): where to run the network; default: where its
+            weights were saved.
         mask_value_hole, pad_to, channels, fixed_batch, check, check_size: as
             :class:`NetworkInpainter`; ``channels`` and ``fixed_batch`` default to the program's
             static sizes (else 3 and None), ``check_size`` to its static height and width
@@ -355,7 +383,7 @@ def inpainter_from_file(
             "archive (torch.export.save) of an inpainting network forward(image, mask)"
         )
     cls = TorchScriptInpainter if kind == "torchscript" else ExportedInpainter
-    return cls(path, device=device, check=False).adapt(image_shape)
+    return cls(path, device=device, check=False).adapt(image_shape, device)
 
 
 def _load_exported(path: Path, device: torch.device | None) -> Any:
@@ -396,14 +424,6 @@ def _static_image_shape(program: Any, path: Path) -> tuple[int | None, ...]:
             f"{getattr(val, 'shape', val)}"
         )
     return tuple(d if isinstance(d, int) else None for d in val.shape)
-
-
-def _has_modes(network: Any) -> bool:
-    """Whether ``network.eval()`` may be called: not when it is (or holds) the module of an
-    exported program, whose ``train``/``eval`` raise (its mode was fixed at export)."""
-    return isinstance(network, nn.Module) and not any(
-        "train" in vars(m) or "eval" in vars(m) for m in network.modules()
-    )
 
 
 def _size_pair(size: int | Sequence[int]) -> tuple[int, int]:

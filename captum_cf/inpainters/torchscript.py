@@ -36,7 +36,8 @@ class TorchScriptInpainter(NetworkInpainter):
 
     Args:
         path (str or Path): the TorchScript file (``torch.jit.save``).
-        device (str or torch.device, optional): where to run the network; default CPU.
+        device (str or torch.device, optional): where to run the network; default: where its
+            weights were saved (``torch.jit.load``'s ``map_location``).
         mask_value_hole (int): value marking holes in the network's mask, 1 (LaMa) or 0.
         pad_to (int, optional): pad height and width to a multiple of this (LaMa: 8).
         channels (int): number of image channels the network expects (3 for LaMa).

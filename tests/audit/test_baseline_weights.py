@@ -218,6 +218,10 @@ def test_a_network_file_is_checked_before_any_work(tmp_path, device) -> None:
     result = audit(_net().to(device), x, baseline_weights={"inpaint-learned": str(scripted)},
                    **kwargs)
     assert [(c.baseline, c.error) for c in result.cells] == [("inpaint-learned", None)]
+    # an audit that does not use inpaint-learned does not load (or try) the network
+    unused = audit(_net().to(device), x, baseline_weights={"inpaint-learned": static},
+                   **{**kwargs, "baselines": ["zero"]})
+    assert [c.baseline for c in unused.cells] == ["zero"]
     for given, message in [
         (str(state), "not a zoo weights file.*also takes an inpainting network of your own"),
         (static, r"cannot fill images of shape \(1, 14, 14\).*exported for images of 8x8 only"),

@@ -100,6 +100,57 @@ def test_a_callers_exported_module_is_run_without_mode_changes(tmp_path, device)
         module.eval()
 
 
+def test_a_network_without_parameters_follows_the_images(device):
+    # device and dtype of a function or a parameter-free module are the images' own (they were
+    # CPU float32 whatever the images: float64 values rounded, CUDA images moved off the GPU)
+    def tiny_fill(image, mask):
+        return image * (1 - mask) + (0.5 + 1e-12) * mask
+
+    class _Fill(nn.Module):  # a module without parameters
+        def forward(self, image, mask):
+            return tiny_fill(image, mask)
+
+    for net in (tiny_fill, _Fill()):
+        inpainter = NetworkInpainter(net, check=False)
+        x = torch.rand(2, 3, 6, 6, device=device, dtype=torch.float64)
+        hole = _holes(2, 6, 6, device).double()
+        out = inpainter(x, hole)
+        assert out.device == device and out.dtype == torch.float64
+        assert float(out[0, 0, 2, 3] - 0.5) == pytest.approx(1e-12, rel=1e-3)
+
+
+def test_a_network_that_works_in_place_does_not_change_the_callers_images(device):
+    class _InPlace(nn.Module):
+        def forward(self, image, mask):
+            return image.mul_(1 - mask).add_(0.25 * mask)
+
+    for c in (3, 1):  # the RGB images themselves, and grey ones repeated to three channels
+        x = torch.rand(2, c, 6, 6, device=device)
+        before = x.clone()
+        out = NetworkInpainter(_InPlace(), check=False)(x, _holes(2, 6, 6, device))
+        assert torch.equal(x, before) and not torch.equal(out, before)
+
+
+def test_the_callers_modules_beside_an_exported_program_run_in_eval_mode(tmp_path, device):
+    module = torch.export.load(str(_export(MeanFill(), tmp_path / "m.pt2"))).module()
+
+    class _Noisy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.drop = module, nn.Dropout(0.9)
+
+        def forward(self, image, mask):
+            return self.drop(self.inner(image, mask))
+
+    net = _Noisy().to(device)  # in training mode, as built (.train() would reach the program)
+    inpainter = NetworkInpainter(net, check=False)
+    x, hole = torch.rand(2, 3, 5, 5, device=device), _holes(2, 5, 5, device)
+    torch.testing.assert_close(inpainter(x, hole), inpainter(x, hole))  # dropout off
+    assert net.training and net.drop.training  # and restored
+    inpainter.eval().train()  # the inpainter's own flag: no call reaches the program's train()
+    assert inpainter.training and net.training
+
+
 def test_adapt_finds_the_padding_the_network_needs(device):
     net = _Strided().to(device)
     inpainter = NetworkInpainter(net, check=False).adapt((3, 10, 13))
@@ -140,8 +191,8 @@ def test_fixed_batch_calls_the_network_on_exactly_that_many_images(device):
 def test_exported_program_with_dynamic_shapes_matches_the_eager_network(tmp_path, device):
     path = _export(MeanFill(), tmp_path / "mean.pt2")
     assert network_file_kind(path) == "export"
-    inpainter = ExportedInpainter(path, device=device)
-    assert inpainter.fixed_batch is None and inpainter.channels == 3
+    inpainter = ExportedInpainter(path, device=device).eval()  # the program's mode is fixed
+    assert inpainter.fixed_batch is None and inpainter.channels == 3 and not inpainter.training
     assert all(p.device == device and not p.requires_grad for p in inpainter.model.parameters())
     x = torch.rand(3, 3, 9, 14, device=device, requires_grad=True)
     hole = _holes(3, 9, 14, device)
