@@ -7,6 +7,7 @@ before any work is done (never ``assert``: user input is not an invariant).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -500,6 +501,28 @@ def check_baseline_values(baselines: Any, name: str = "baselines") -> None:
             raise ArgumentError(f"{where} contains NaN or infinite values")
         if type(b) is float and not math.isfinite(b):
             raise ArgumentError(f"{where} must be finite, got {b}")
+
+
+def looks_like_probabilities(out: Tensor) -> bool:
+    """Every row of ``out`` (N, K) is non-negative and sums to 1 (to 1e-4): a softmax output."""
+    rows = out.detach().double()
+    if rows.dim() != 2 or rows.shape[1] < 2:
+        return False
+    ones = torch.ones(rows.shape[0], dtype=rows.dtype, device=rows.device)
+    return bool((rows >= 0).all()) and torch.allclose(rows.sum(dim=1), ones, rtol=0, atol=1e-4)
+
+
+def warn_if_probabilities(out: Tensor, who: str, consequence: str, stacklevel: int = 3) -> None:
+    """A ``UserWarning`` when ``out`` looks like probabilities where logits are expected:
+    a second softmax squashes them towards 1/K (what ``consequence`` says happens)."""
+    if looks_like_probabilities(out):
+        warnings.warn(
+            f"{who} seems to return probabilities (every row is non-negative and sums to 1), "
+            f"not logits: {consequence}, which squashes them towards 1/{out.shape[1]}; return "
+            "the logits (drop the final softmax)",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
 
 
 def check_baseline_tensors(baselines: Any, inputs: Any, name: str = "baselines",

@@ -14,7 +14,12 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_cf._model_state import frozen
-from captum_cf._validation import check_images, check_model_dtype, check_target
+from captum_cf._validation import (
+    check_images,
+    check_model_dtype,
+    check_target,
+    warn_if_probabilities,
+)
 from captum_cf.baselines.base import Baseline
 
 __all__ = ["MeaningfulPerturbation"]
@@ -187,7 +192,8 @@ class MeaningfulPerturbation(PerturbationAttribution):
                 passed straight through to the continuous mask, and optimise the mean of the
                 hard and the soft rewards (the returned map stays continuous; threshold it at
                 0.5 for the binary region).
-            reward (str): ``"probability"``, ``"logit"`` or ``"contrastive"``.
+            reward (str): ``"probability"`` (a softmax of the output: a model that returns
+                probabilities already is warned about), ``"logit"`` or ``"contrastive"``.
             additional_forward_args (Any): extra arguments for ``forward_func`` after the images;
                 tensors whose first dimension is N are repeated for several areas.
             seed (int or None): seed of the jitter generator; None draws it from torch's global
@@ -434,6 +440,9 @@ def _resolve_target(
         raise ValueError(f"forward_func must return logits of shape (N, classes), got {shape}")
     if reward == "contrastive" and logits.shape[1] < 2:
         raise ValueError("reward='contrastive' needs a model with at least 2 classes")
+    if reward == "probability":
+        warn_if_probabilities(logits, "forward_func", "reward='probability' applies a softmax "
+                              "to the output", stacklevel=5)
     if target is None:
         return logits.argmax(dim=1)
     return check_target(target, inputs.shape[0], logits.shape[1]).to(inputs.device)

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from captum_cf._registry import AuditContext
 from captum_cf._user_model import build_factory_model, is_factory_spec
-from captum_cf._validation import all_finite
+from captum_cf._validation import all_finite, warn_if_probabilities
 from captum_cf.audit.errors import AuditInputError
 from captum_cf.audit.memory import is_out_of_memory, release_memory
 from captum_cf.zoo.models import logits_model, logits_of
@@ -175,22 +175,9 @@ def check_logits(model: nn.Module, images: Tensor) -> int:
         )
     if not out.is_floating_point() or not bool(torch.isfinite(out).all()):
         raise AuditInputError("the model returned non-finite or non-float logits")
-    if _probabilities(out):
-        warnings.warn(
-            "the model seems to return probabilities (every row is non-negative and sums to "
-            "1), not logits: the audit's deletion and insertion curves apply a softmax to the "
-            f"output, which squashes them towards 1/{out.shape[1]}; return the logits (drop "
-            "the final softmax)",
-            UserWarning,
-            stacklevel=2,
-        )
+    warn_if_probabilities(out, "the model", "the audit's deletion and insertion curves apply a "
+                          "softmax to the output")
     return int(out.shape[1])
-
-
-def _probabilities(out: Tensor) -> bool:
-    rows = out.detach().double()
-    ones = torch.ones(rows.shape[0], dtype=rows.dtype, device=rows.device)
-    return bool((rows >= 0).all()) and torch.allclose(rows.sum(dim=1), ones, rtol=0, atol=1e-4)
 
 
 def probe_methods(

@@ -128,15 +128,22 @@ def class_scores(
 
 
 def predicted_or_checked_target(
-    forward_func: Callable[[Tensor], Tensor], inputs: Tensor, target: Any
+    forward_func: Callable[[Tensor], Tensor], inputs: Tensor, target: Any,
+    softmax: bool = False,
 ) -> Tensor:
-    """``target`` as a long tensor (N,); ``None`` means the model's predicted class."""
-    from captum_cf._validation import check_target
+    """``target`` as a long tensor (N,); ``None`` means the model's predicted class. With
+    ``softmax`` (the scores are a softmax of the output) a model that returns probabilities is
+    told (a warning)."""
+    from captum_cf._validation import check_target, warn_if_probabilities
 
     n = inputs.shape[0]
     with torch.no_grad():
         logits = check_logits(forward_func(inputs[:1]), 1) if target is not None else None
         if target is None:
             logits = check_logits(forward_func(inputs), n)
-            return logits.argmax(dim=1)
+    if softmax:
+        warn_if_probabilities(logits, "forward_func", "score='softmax' applies a softmax to the "
+                              "output", stacklevel=5)
+    if target is None:
+        return logits.argmax(dim=1)
     return check_target(target, n, num_classes=logits.shape[1]).to(inputs.device)

@@ -96,7 +96,8 @@ def deletion(
         n_steps (int): number of removal steps; the curve has ``n_steps + 1`` points.
         batch_size (int): images per forward pass.
         score (str or callable): ``"softmax"`` (default), ``"logit"``, ``"sigmoid"`` or a function
-            mapping (B, K) outputs to (B, K) scores; the target column is used.
+            mapping (B, K) outputs to (B, K) scores; the target column is used. With
+            ``"softmax"`` a model whose outputs are already probabilities is warned about.
         show_progress (bool): tqdm progress bar over forward passes.
 
     Returns:
@@ -182,7 +183,8 @@ def _curve(
     rank = _pixel_rank(amap)
     counts = torch.round(torch.arange(n_steps + 1, dtype=torch.float64) * hw / n_steps).long()
     with frozen(forward_func), torch.no_grad():
-        tgt = predicted_or_checked_target(forward_func, inputs, target)
+        tgt = predicted_or_checked_target(forward_func, inputs, target,
+                                          softmax=isinstance(score, str) and score == "softmax")
         scores = _scores(
             kind,
             forward_func,
