@@ -150,3 +150,20 @@ def test_two_image_audit_says_too_few_in_table_and_report(tmp_path) -> None:
     verdict_list = page.split('<ul id="verdict">', 1)[1].split("</ul>", 1)[0]
     assert "Too few images for a verdict" in verdict_list
     assert "no significant difference" not in verdict_list and "srg_" not in verdict_list
+
+
+def test_writing_a_report_leaves_the_callers_matplotlib_as_it_was(tmp_path) -> None:
+    # the report switched the process to the Agg backend: a notebook's inline figures after
+    # result.write(...) stayed blank (tutorial 09)
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    before = matplotlib.get_backend()
+    try:
+        plt.switch_backend("svg")  # a backend that is not Agg, available without a display
+        figures = plt.get_fignums()
+        _result().write(str(tmp_path / "report"))
+        assert matplotlib.get_backend() == "svg" and plt.get_fignums() == figures
+        assert (tmp_path / "report" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    finally:
+        plt.switch_backend(before)
