@@ -63,9 +63,12 @@ for ax in axes.flat:
 plt.tight_layout()
 plt.show()"""),
     new_markdown_cell("""From the black image, every activation of a stroke differs from the reference, so the map
-covers the whole digit. The inpainted reference keeps the coarse layout (each pixel inferred from
-its neighbours) and removes the strokes' fine structure: the layer attribution then marks where
-the digit's own evidence sits. The reference is in pixel space and the baseline is
+follows the digit. The inpainted reference is different: each cell of a 4x4 grid (8 px, the
+default patch) is inpainted from the cells around it, so the digit becomes a grey blur with a
+regular pattern of darker dots where the grids meet, and its activations differ from the
+digit's almost everywhere: the layer attribution spreads over the whole image. A reference
+that removes the strokes without keeping their layout answers a different question than the
+black one (what distinguishes this digit from a smooth grey version of itself). The reference is in pixel space and the baseline is
 `InpaintBaseline`, an image baseline: it needs `(N, C, H, W)` inputs in [0, 1]."""),
     new_markdown_cell("""## A tabular model: KernelShap with the nearest real row of another class
 
@@ -129,7 +132,8 @@ plt.tight_layout()
 plt.show()"""),
     new_markdown_cell("""KernelShap's attributions sum (about) to the output gap between the row and its reference,
 so they distribute a different quantity for each baseline: against the mean wine they explain the
-whole prediction; against the nearest wine of the runner-up cultivar only what separates the two,
+whole prediction; against the nearest wine of the runner-up cultivar what separates the two
+(here a larger gap than against the mean, since the runner-up's logit is low for this row),
 and features on which the row and that real wine are close get little (exactly nothing where they
 are equal: removing such a feature changes nothing).
 

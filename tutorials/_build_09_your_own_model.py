@@ -12,7 +12,8 @@ them to the audit. The whole loop, at toy size so that it runs in a minute on a 
 
 1. an image folder (`DIR/<class>/<image>`) and a model file with a factory (`net.py:make`) plus a
    state dict (`net.pt`): what you already have;
-2. `captum-cf train ganmex|inpainter --classifier net.py:make --classifier-weights net.pt`;
+2. `captum-cf train ganmex --classifier net.py:make --classifier-weights net.pt` (GANMEX learns
+   against your classifier) and `captum-cf train inpainter` (it learns from the images alone);
 3. `captum-cf audit --model net.py:make --weights net.pt --baseline-weights ganmex=...`.
 
 A real run trains the generators for thousands of steps at the model's resolution, on a GPU
@@ -46,7 +47,7 @@ for name, photo in photos.items():
 print(sorted(p.relative_to(work).as_posix() for p in (work / "photos").glob("*/*"))[:4], "...")
 
 # ... and your model: a file with a factory, as `captum-cf audit --model net.py:make` takes it
-(work / "net.py").write_text('''
+_ = (work / "net.py").write_text('''
 import torch.nn as nn
 
 def make():
@@ -84,12 +85,14 @@ print(f"classes {classes}, {len(x)} images, training accuracy {accuracy:.2f}")
 torch.save(model.state_dict(), work / "net.pt")"""),
     new_markdown_cell("""## Train the baselines for it
 
-On the command line (the same as the Python calls below):
+On the command line, from the folder that holds `photos/` and `net.py` (the same as the Python
+calls below):
 
 ```bash
 captum-cf train ganmex --data photos --image-size 32 --classifier net.py:make \\
-    --classifier-weights net.pt --out photos-ganmex.pt
-captum-cf train inpainter --data photos --image-size 32 --out photos-inpainter.pt
+    --classifier-weights net.pt --steps 30 --batch-size 8 --out photos-ganmex.pt
+captum-cf train inpainter --data photos --image-size 32 --steps 60 --batch-size 8 \\
+    --out photos-inpainter.pt
 ```
 
 `train_ganmex` checks that the classifier takes the images (size, channels, classes) before any
@@ -112,17 +115,19 @@ print(f"inpainter after 60 steps: held-out hole L1 {l1:.3f}")"""),
 `--baseline-weights` puts your files where the zoo's would be on digits and shapes. Each file is
 checked before any work (its kind, channels, image size and classes must fit the model and the
 images), the report names the files, and `--resume` refuses other files than the run began
-with."""),
+with. (Here the audit reads the same 36 images the model was trained on, to keep the toy small;
+audit yours on held-out images.)"""),
     new_code_cell("""from captum_cf.cli import main
 
 report = work / "report"
-main(["audit", "--model", f"{work / 'net.py'}:make", "--weights", str(work / "net.pt"),
-      "--data", str(work / "photos"), "--image-size", "32", "--n", "all",
-      "--methods", "integrated-gradients,occlusion",
-      "--baselines", "zero,blur,inpaint-pushpull,inpaint-learned,ganmex",
-      "--baseline-weights", f"ganmex={work / 'photos-ganmex.pt'},"
-                            f"inpaint-learned={work / 'photos-inpainter.pt'}",
-      "--sanity-n", "4", "--no-progress", "--out", str(report)])"""),
+argv = ["audit", "--model", f"{work / 'net.py'}:make", "--weights", str(work / "net.pt"),
+        "--data", str(work / "photos"), "--image-size", "32", "--n", "all",
+        "--methods", "integrated-gradients,occlusion",
+        "--baselines", "zero,blur,inpaint-pushpull,inpaint-learned,ganmex",
+        "--baseline-weights", f"ganmex={work / 'photos-ganmex.pt'},"
+                              f"inpaint-learned={work / 'photos-inpainter.pt'}",
+        "--sanity-n", "4", "--no-progress", "--out", str(report)]
+assert main(argv) == 0  # the exit code of captum-cf audit"""),
     new_code_cell("""fig = plt.figure(figsize=(9, 5))
 plt.imshow(plt.imread(report / "counterfactuals.png"))
 plt.axis("off")
