@@ -7,7 +7,8 @@ memory does not grow with the number of images.
 Layout (torchvision's ``ImageFolder`` conventions)::
 
     DIR/<class>/<image>.png              one folder per class, sorted names = labels 0, 1, ...
-    DIR/<class>/<sub>/<image>.jpg        nested folders belong to their top-level class
+    DIR/<class>/<sub>/<image>.jpg        nested folders (also linked ones) belong to their
+                                         top-level class
     DIR/<class>/<image>_mask.png         optional object mask (non-zero = object)
 """
 
@@ -138,8 +139,17 @@ class ImageFolder(Dataset):
         self._size: tuple[int, int] | None = None
 
     def _walk(self, cls: str) -> list[str]:
-        found = []
-        for folder, dirs, names in os.walk(os.path.join(self.root, cls)):
+        # symbolic links to folders are followed, as torchvision's ImageFolder follows them
+        # (split folders are often built from links); each real folder is read once, so a link
+        # to a folder above it does not loop
+        found, seen = [], set()
+        root = os.path.realpath(self.root)
+        for folder, dirs, names in os.walk(os.path.join(self.root, cls), followlinks=True):
+            real = os.path.realpath(folder)
+            if real in seen or root == real or root.startswith(real + os.sep):
+                dirs[:] = []  # read already, or holds the whole tree (a link upwards)
+                continue
+            seen.add(real)
             dirs.sort()
             for f in sorted(names):
                 stem, ext = os.path.splitext(f)

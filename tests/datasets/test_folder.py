@@ -265,3 +265,21 @@ def test_a_mask_must_have_its_images_size(tmp_path):
         with pytest.raises(ValueError, match=r"the mask .*x_mask\.png is 8x8 but its image "
                                              r".*x\.png is 8x10"):
             ImageFolder(str(tmp_path), image_size=size)[0]
+
+
+def test_linked_folders_are_followed_as_torchvision_follows_them(tmp_path):
+    import os
+
+    root = tmp_path / "data"
+    _save(root / "a" / "0.png", np.zeros((4, 4, 3), np.uint8))
+    _save(tmp_path / "elsewhere" / "x" / "1.png", np.full((4, 4, 3), 9, np.uint8))
+    _save(tmp_path / "b_images" / "2.png", np.full((4, 4, 3), 7, np.uint8))
+    os.symlink(tmp_path / "elsewhere" / "x", root / "a" / "linked")  # a linked sub-folder
+    os.symlink(tmp_path / "b_images", root / "b")                    # a linked class folder
+    os.symlink(tmp_path, root / "a" / "up")  # a link above the root: not followed (no loop)
+    os.symlink(root / "a", root / "a" / "linked" / "back")  # a cycle: each folder read once
+    ds = ImageFolder(str(root))
+    assert ds.classes == ["a", "b"]
+    assert ds.paths == ["a/0.png", "a/linked/1.png", "b/2.png"]
+    assert ds.labels.tolist() == [0, 0, 1]
+    assert int(ds[1][0].mul(255).round()[0, 0, 0]) == 9
