@@ -322,7 +322,11 @@ def open_image(path: str) -> Iterator[Any]:
             "--model file.py:factory, in file.py) or shrink the image"
         ) from err
     except (OSError, UnidentifiedImageError, ValueError) as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
+        hint = ""
+        if os.path.basename(path).startswith("._") or "__MACOSX" in path.split(os.sep):
+            hint = (" (a macOS resource-fork file, not an image: remove the ._* files and any "
+                    "__MACOSX folder, e.g. find DIR -name '._*' -delete)")
+        raise ValueError(f"cannot read image {path}: {err}{hint}") from err
 
 
 def _pixels(im: Any, grey: bool) -> Tensor:

@@ -283,3 +283,13 @@ def test_linked_folders_are_followed_as_torchvision_follows_them(tmp_path):
     assert ds.paths == ["a/0.png", "a/linked/1.png", "b/2.png"]
     assert ds.labels.tolist() == [0, 0, 1]
     assert int(ds[1][0].mul(255).round()[0, 0, 0]) == 9
+
+
+def test_a_macos_resource_fork_file_is_named_as_such(tmp_path):
+    _save(tmp_path / "a" / "x.png", np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "a" / "._x.png").write_bytes(b"\x00\x05\x16\x07Mac OS X        ")
+    ds = ImageFolder(str(tmp_path), channels=3)
+    with pytest.raises(ValueError, match=r"cannot read image .*\._x\.png: .*macOS resource-fork "
+                                         r"file, not an image: remove the \._\* files"):
+        ds[0]
+    assert ds[1][0].shape == (3, 4, 4)
