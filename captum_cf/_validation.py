@@ -504,12 +504,14 @@ def check_baseline_values(baselines: Any, name: str = "baselines") -> None:
 
 
 def looks_like_probabilities(out: Tensor) -> bool:
-    """Every row of ``out`` (N, K) is non-negative and sums to 1 (to 1e-4): a softmax output."""
-    rows = out.detach().double()
-    if rows.dim() != 2 or rows.shape[1] < 2:
+    """Every row of ``out`` (N, K) is non-negative and sums to 1: a softmax output (to 1e-4, or
+    to a few units of rounding of a half-precision output: 4e-3 float16, 3e-2 bfloat16)."""
+    if out.dim() != 2 or out.shape[1] < 2 or not out.is_floating_point():
         return False
-    ones = torch.ones(rows.shape[0], dtype=rows.dtype, device=rows.device)
-    return bool((rows >= 0).all()) and torch.allclose(rows.sum(dim=1), ones, rtol=0, atol=1e-4)
+    atol = max(1e-4, 4 * torch.finfo(out.dtype).eps)  # each value rounded: sum off by ~eps
+    rows = out.detach().to("cpu", torch.float64)  # one small copy; MPS has no float64
+    ones = torch.ones(rows.shape[0], dtype=rows.dtype)
+    return bool((rows >= 0).all()) and torch.allclose(rows.sum(dim=1), ones, rtol=0, atol=atol)
 
 
 def warn_if_probabilities(out: Tensor, who: str, consequence: str, stacklevel: int = 3) -> None:

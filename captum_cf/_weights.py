@@ -108,10 +108,12 @@ def _prefix_hint(own: list[str], theirs: list[str]) -> str:
     saves ``module.*``). The side with the prefix may hold keys of its own besides."""
     for prefixed, bare, in_file in ((theirs, own, True), (own, theirs, False)):
         heads = Counter(k.split(".", 1)[0] for k in prefixed if "." in k)
-        if not heads or not bare:
+        if not bare:
             continue
-        head = heads.most_common(1)[0][0] + "."
-        if {k[len(head):] for k in prefixed if k.startswith(head)} == set(bare):
+        head = next((h + "." for h, _ in heads.most_common()
+                     if {k[len(h) + 1:] for k in prefixed if k.startswith(h + ".")} == set(bare)),
+                    None)
+        if head is not None:
             if in_file:
                 return (f" (the file's keys are the model's under {head!r}: strip it, e.g. "
                         f"weights saved from DataParallel or a wrapper)")

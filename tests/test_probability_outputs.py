@@ -52,3 +52,15 @@ def test_other_scores_and_rewards_take_probabilities_as_given(device) -> None:
         warnings.simplefilter("error")
         deletion(probabilities, x, torch.rand_like(x), target=1, n_steps=2, score="logit")
         MeaningfulPerturbation(probabilities).attribute(x, target=1, n_steps=2, reward="logit")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("classes", [2, 10, 1000])
+def test_softmax_outputs_are_recognised_in_every_float_dtype(dtype, classes) -> None:
+    # a fixed 1e-4 missed half-precision softmax rows (their sums round off by up to 2e-3)
+    from captum_cf._validation import looks_like_probabilities
+
+    logits = torch.randn(64, classes, generator=torch.Generator().manual_seed(0)).to(dtype)
+    assert looks_like_probabilities(logits.softmax(1))
+    assert not looks_like_probabilities(logits)
+    assert not looks_like_probabilities(logits.softmax(1) * 0.9)  # non-negative, sums to 0.9

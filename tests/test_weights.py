@@ -113,6 +113,12 @@ def test_load_state_checked_names_keys_and_copies_nothing_on_refusal() -> None:
         load_state_checked(normalized, bare.state_dict(), "bare.pt")
     with pytest.raises(WeightsFileError, match=r"the file's keys are the model's under 'model\.'"):
         load_state_checked(bare, normalized.state_dict(), "wrapped.pt")
+    # the wrapper's own keys may outnumber the wrapped network's: every prefix is tried
+    from captum_cf._weights import _prefix_hint
+
+    hint = _prefix_hint(["weight", "bias"],
+                        ["model.weight", "model.bias", "norm.mean", "norm.std", "norm.scale"])
+    assert "under 'model.'" in hint
     with pytest.raises(WeightsFileError, match=r"mismatches \(file vs model\) 0\.weight \(3, 2\)"):
         load_state_checked(net, {**state, "0.weight": torch.zeros(3, 2)}, "s.pt")
     with pytest.raises(WeightsFileError, match="holds a list, expected a state dict"):

@@ -146,7 +146,7 @@ class ImageFolder(Dataset):
         root = os.path.realpath(self.root)
         for folder, dirs, names in os.walk(os.path.join(self.root, cls), followlinks=True):
             real = os.path.realpath(folder)
-            if real in seen or root == real or root.startswith(real + os.sep):
+            if real in seen or _holds(real, root):
                 dirs[:] = []  # read already, or holds the whole tree (a link upwards)
                 continue
             seen.add(real)
@@ -222,6 +222,11 @@ class ImageFolder(Dataset):
                 )
             return t
         return resize_center_crop(t, self.image_size, nearest, self.resize)
+
+
+def _holds(folder: str, root: str) -> bool:
+    """``folder`` is ``root`` or a folder above it (``/`` included): real paths."""
+    return os.path.commonpath([folder, root]) == folder
 
 
 def class_folders(root: str) -> list[str]:

@@ -56,10 +56,12 @@ class NetworkInpainter(Inpainter):
 
     A network passed in (rather than loaded from a file by a subclass) stays the caller's: each
     call runs it in eval mode with its parameters frozen and restores both afterwards, also
-    after an exception. With ``check=True`` a dry run on a ``check_size`` image must return an
-    image of the same shape with finite values, so that a wrong network fails here, with a
-    clear message, and not in the middle of an attribution. :meth:`adapt` finds the padding,
-    channels and batch size that make the network work on a given image shape.
+    after an exception (the mode is set on each module's ``training`` flag, which an exported
+    program's module allows; a ``train()``/``eval()`` override of the caller's is not called).
+    With ``check=True`` a dry run on a ``check_size`` image must return an image of the same
+    shape with finite values, so that a wrong network fails here, with a clear message, and not
+    in the middle of an attribution. :meth:`adapt` finds the padding, channels and batch size
+    that make the network work on a given image shape.
 
     Args:
         network (callable): ``network(image, mask) -> image``, typically an ``nn.Module``.
@@ -137,10 +139,11 @@ class NetworkInpainter(Inpainter):
                 f"images must have 1 or {self.channels} channels for this inpainter, got {c}"
             )
         device, dtype = self._model_placement(images)
-        image = images.to(device=device, dtype=dtype).expand(-1, self.channels, -1, -1)
-        if image.untyped_storage().data_ptr() == images.untyped_storage().data_ptr():
-            image = image.clone()  # the network gets a copy: one that works in place (e.g.
-            # image.mul_(1 - mask)) must not change the caller's images
+        # the network gets its own dense copy: one that works in place (image.mul_(1 - mask))
+        # must neither change the caller's images nor write into the channels of a repeated
+        # grey image (which share memory)
+        image = images.to(device=device, dtype=dtype).expand(-1, self.channels, -1, -1).clone(
+            memory_format=torch.contiguous_format)
         mask = hole.amax(1, keepdim=True).to(device=device, dtype=dtype)
         if self.mask_value_hole == 0:
             mask = 1 - mask

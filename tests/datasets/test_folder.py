@@ -293,3 +293,11 @@ def test_a_macos_resource_fork_file_is_named_as_such(tmp_path):
                                          r"file, not an image: remove the \._\* files"):
         ds[0]
     assert ds[1][0].shape == (3, 4, 4)
+
+
+def test_a_link_to_the_filesystem_root_counts_as_above_the_tree():
+    from captum_cf.datasets.folder import _holds
+
+    assert _holds("/", "/data/photos") and _holds("/data", "/data/photos")
+    assert _holds("/data/photos", "/data/photos")
+    assert not _holds("/data/photos/cat", "/data/photos") and not _holds("/other", "/data")

@@ -124,11 +124,17 @@ def test_a_network_that_works_in_place_does_not_change_the_callers_images(device
         def forward(self, image, mask):
             return image.mul_(1 - mask).add_(0.25 * mask)
 
-    for c in (3, 1):  # the RGB images themselves, and grey ones repeated to three channels
-        x = torch.rand(2, c, 6, 6, device=device)
-        before = x.clone()
-        out = NetworkInpainter(_InPlace(), check=False)(x, _holes(2, 6, 6, device))
-        assert torch.equal(x, before) and not torch.equal(out, before)
+    class _InPlace64(_InPlace):  # a network in another dtype: the images are converted
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones((), dtype=torch.float64))
+
+    for net in (_InPlace(), _InPlace64().to(device)):
+        for c in (3, 1):  # the RGB images themselves, grey ones repeated to three channels
+            x = torch.rand(2, c, 6, 6, device=device)
+            before = x.clone()
+            out = NetworkInpainter(net, check=False)(x, _holes(2, 6, 6, device))
+            assert torch.equal(x, before) and not torch.equal(out, before)
 
 
 def test_the_callers_modules_beside_an_exported_program_run_in_eval_mode(tmp_path, device):
