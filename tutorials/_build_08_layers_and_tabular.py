@@ -68,8 +68,9 @@ default patch) is inpainted from the cells around it, so the digit becomes a gre
 regular pattern of darker dots where the grids meet, and its activations differ from the
 digit's almost everywhere: the layer attribution spreads over the whole image. A reference
 that removes the strokes without keeping their layout answers a different question than the
-black one (what distinguishes this digit from a smooth grey version of itself). The reference is in pixel space and the baseline is
-`InpaintBaseline`, an image baseline: it needs `(N, C, H, W)` inputs in [0, 1]."""),
+black one (what distinguishes this digit from a smooth grey version of itself). The reference is
+in pixel space and the baseline is `InpaintBaseline`, an image baseline: it needs `(N, C, H, W)`
+inputs in [0, 1]."""),
     new_markdown_cell("""## A tabular model: KernelShap with the nearest real row of another class
 
 scikit-learn's wine data (178 wines, 13 chemical measurements, 3 cultivars) ships with the
@@ -102,7 +103,7 @@ print(f"test accuracy {accuracy:.2f} on {len(test)} wines")"""),
     new_code_cell("""rows = table[test[:3]]
 pred = net(rows).argmax(1)
 nearest = NearestSampleBaseline((table[train], labels[train]), "runner-up", classifier=net)
-ks = KernelShap(net)
+ks = KernelShap(net)  # three rows: Captum warns that it fits one surrogate model per row, as meant
 results = {}
 for name, baseline in (("mean (0.0)", ConstantBaseline(0.0)), ("nearest runner-up", nearest)):
     torch.manual_seed(0)
