@@ -260,6 +260,18 @@ class NetworkInpainter(Inpainter):
         """Whether :meth:`adapt` may change :attr:`channels` (not when the network fixes it)."""
         return True
 
+    def _own(self, path: Path, check_size: int | Sequence[int] | None) -> None:
+        """For a subclass that loaded the network from ``path``: name it in messages, freeze it
+        once (it is ours, in the eval mode it was loaded in) and, unless ``check_size`` is None,
+        dry-run it on an image of that size."""
+        self.path = path
+        self.label = f"{type(self).label} {path.name}"
+        self._owned = True
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        if check_size is not None:
+            self._dry_run(_size_pair(check_size))
+
 
 class ExportedInpainter(NetworkInpainter):
     """An inpainting network saved with ``torch.export.save`` (a ``.pt2`` archive).
@@ -321,13 +333,8 @@ class ExportedInpainter(NetworkInpainter):
             fixed_batch=fixed_batch if fixed_batch is not None else n,
             check=False,
         )
-        self.path, self.static_shape = path, shape
-        self.label = f"the exported inpainter {path.name}"
-        self._owned = True
-        for p in self.model.parameters():  # a loaded program is ours: frozen once
-            p.requires_grad_(False)
-        if check:
-            self._dry_run(_size_pair(size))
+        self.static_shape = shape
+        self._own(path, size if check else None)
 
     def _check_size(self, image: Tensor) -> None:
         _, c, h, w = self.static_shape

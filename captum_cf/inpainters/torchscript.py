@@ -53,6 +53,8 @@ class TorchScriptInpainter(NetworkInpainter):
         >>> baseline = InpaintBaseline(inpainter)  # doctest: +SKIP
     """
 
+    label = "the TorchScript inpainter"
+
     def __init__(
         self,
         path: str | os.PathLike,
@@ -68,13 +70,7 @@ class TorchScriptInpainter(NetworkInpainter):
         _check_signature(model, path)
         super().__init__(model, mask_value_hole=mask_value_hole, pad_to=pad_to,
                          channels=channels, check=False)
-        self.path = path
-        self.label = f"the TorchScript inpainter {path.name}"
-        self._owned = True
-        for p in self.model.parameters():  # a loaded network is ours: frozen once
-            p.requires_grad_(False)
-        if check:
-            self._dry_run((_DRY_RUN_SIZE, _DRY_RUN_SIZE))
+        self._own(path, _DRY_RUN_SIZE if check else None)
 
     def extra_repr(self) -> str:
         return f"path={str(self.path)!r}, {super().extra_repr()}"
