@@ -22,7 +22,7 @@ from captum_cf.datasets.folder import (
     ImageFolder,
     check_mask_size,
     check_resize,
-    open_image,
+    image_header,
 )
 
 __all__ = ["AuditData", "load_data", "load_train_folder", "MASK_SUFFIX", "TensorImages", "parse_n"]
@@ -222,10 +222,10 @@ def _check_headers(ds: ImageFolder, same_size: bool) -> None:
     first: tuple[int, int] | None = None
     for path, _ in ds.samples:
         try:
-            size = _header_size(path)
+            size = image_header(path)[0]
             if ds.has_masks:
                 mask = ds.mask_path(path)
-                check_mask_size(mask, _header_size(mask), path, size)
+                check_mask_size(mask, image_header(mask)[0], path, size)
         except ValueError as err:
             raise AuditInputError(str(err)) from err
         if not same_size:
@@ -237,8 +237,3 @@ def _check_headers(ds: ImageFolder, same_size: bool) -> None:
                 f"{path} is {size[1]}x{size[0]} but earlier images are {first[1]}x{first[0]}: "
                 "pass --image-size S to resize and centre-crop every image to S x S"
             )
-
-
-def _header_size(path: str) -> tuple[int, int]:
-    with open_image(path) as im:
-        return tuple(im.size)  # type: ignore[return-value]

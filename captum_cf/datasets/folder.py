@@ -175,7 +175,7 @@ class ImageFolder(Dataset):
     def _probe_grey(self) -> bool:
         # Colour is decided from the first images' modes (a full scan would read every header);
         # a colour image after a grey start is converted to grey, like torchvision's "L" loader.
-        return all(_mode(p) in _GREY_MODES for p, _ in self.samples[:16])
+        return all(image_header(p)[1] in _GREY_MODES for p, _ in self.samples[:16])
 
     @property
     def channels(self) -> int:
@@ -204,8 +204,8 @@ class ImageFolder(Dataset):
         image = self._fit(_pixels(decoded, self.grey), path)
         if not self.has_masks:
             return image, label
-        mask_file = _open(self.mask_path(path))
-        check_mask_size(self.mask_path(path), mask_file.size, path, size)
+        mask_file, mask_size = _decode(self.mask_path(path))
+        check_mask_size(self.mask_path(path), mask_size, path, size)
         mask = _pixels(mask_file, grey=True) > 0
         return image, label, self._fit(mask, self.mask_path(path), nearest=True)
 
@@ -290,13 +290,9 @@ def check_mask_size(mask_path: str, mask_size: tuple[int, int], path: str,
         )
 
 
-def _open(path: str, draft: int | None = None) -> Any:
-    """The decoded image; a JPEG at a reduced scale whose sides stay >= ``draft`` if given."""
-    return _decode(path, draft)[0]
-
-
 def _decode(path: str, draft: int | None = None) -> tuple[Any, tuple[int, int]]:
-    """:func:`_open`'s image and the file's own size (width, height), before any reduction."""
+    """The decoded image (a JPEG at a reduced scale whose sides stay >= ``draft`` if given) and
+    the file's own size (width, height), before any reduction."""
     with open_image(path) as im:
         size = im.size
         if draft is not None and im.format == "JPEG":
@@ -305,10 +301,11 @@ def _decode(path: str, draft: int | None = None) -> tuple[Any, tuple[int, int]]:
         return im.copy(), size
 
 
-def _mode(path: str) -> str:
-    """The image's Pillow mode, from its header (the pixels are not decoded)."""
+def image_header(path: str) -> tuple[tuple[int, int], str]:
+    """The image's size (width, height) and Pillow mode, from its header (the pixels are not
+    decoded); a file Pillow cannot open raises ValueError naming it."""
     with open_image(path) as im:
-        return str(im.mode)
+        return tuple(im.size), str(im.mode)  # type: ignore[return-value]
 
 
 @contextlib.contextmanager
