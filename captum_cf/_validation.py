@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -527,6 +528,18 @@ def warn_if_probabilities(out: Tensor, who: str, consequence: str, stacklevel: i
         )
 
 
+def _baseline_tensors(baselines: Any, inputs: Any,
+                      name: str) -> Iterator[tuple[str, str, Tensor, Tensor]]:
+    """``(entry name, input name, baseline, input)`` for each tensor entry of ``baselines`` and
+    the input tensor it stands for (one per position; a single tensor for the first input)."""
+    tensors = inputs if isinstance(inputs, tuple) else (inputs,)
+    items = baselines if isinstance(baselines, tuple) else (baselines,)
+    for i, (b, x) in enumerate(zip(items, tensors)):
+        if isinstance(b, Tensor) and isinstance(x, Tensor):
+            yield (f"{name}[{i}]" if isinstance(baselines, tuple) else name,
+                   f"inputs[{i}]" if isinstance(inputs, tuple) else "inputs", b, x)
+
+
 def check_baseline_tensors(baselines: Any, inputs: Any, name: str = "baselines",
                            distribution: bool = False) -> None:
     """Tensors in ``baselines`` must fit their input tensor's shape (Captum would fail deep
@@ -541,13 +554,9 @@ def check_baseline_tensors(baselines: Any, inputs: Any, name: str = "baselines",
     Raises:
         ArgumentError: a shape that does not fit, naming the argument and both shapes.
     """
-    tensors = inputs if isinstance(inputs, tuple) else (inputs,)
-    items = baselines if isinstance(baselines, tuple) else (baselines,)
-    for i, (b, x) in enumerate(zip(items, tensors)):
-        if not isinstance(b, Tensor) or not isinstance(x, Tensor) or b.dim() == 0:
+    for where, of, b, x in _baseline_tensors(baselines, inputs, name):
+        if b.dim() == 0:
             continue
-        where = f"{name}[{i}]" if isinstance(baselines, tuple) else name
-        of = f"inputs[{i}]" if isinstance(inputs, tuple) else "inputs"
         if b.dim() == x.dim():
             fits = all(d in (1, e) for d, e in zip(b.shape[1:], x.shape[1:])) and (
                 distribution or b.shape[0] in (1, x.shape[0]))
@@ -571,13 +580,8 @@ def check_baseline_dtype(baselines: Any, inputs: Any, name: str = "baselines") -
     Raises:
         ArgumentTypeError: naming the entry and both dtypes.
     """
-    tensors = inputs if isinstance(inputs, tuple) else (inputs,)
-    items = baselines if isinstance(baselines, tuple) else (baselines,)
-    for i, (b, x) in enumerate(zip(items, tensors)):
-        if (isinstance(b, Tensor) and isinstance(x, Tensor) and b.is_floating_point()
-                and x.is_floating_point() and b.dtype != x.dtype):
-            where = f"{name}[{i}]" if isinstance(baselines, tuple) else name
-            of = f"inputs[{i}]" if isinstance(inputs, tuple) else "inputs"
+    for where, of, b, x in _baseline_tensors(baselines, inputs, name):
+        if b.is_floating_point() and x.is_floating_point() and b.dtype != x.dtype:
             raise ArgumentTypeError(
                 f"{where} has dtype {b.dtype} but {of} has {x.dtype}: convert it with "
                 f".to({x.dtype}); captum_cf does not convert dtypes silently"
