@@ -127,7 +127,11 @@ def train_robust_classifier(
     )
 
     check_data(data, image_size, channels, workers, resize)
-    check_classifier_size(CLASSIFIER_SETUPS["folder" if is_folder(data) else data], image_size)
+    # the classifier's layers; max pooling, as digits-cnn had when these weights were trained
+    # (it moved to average pooling for exact DeepLift later): the robust model is used for its
+    # gradients only
+    setup = CLASSIFIER_SETUPS["folder" if is_folder(data) else data]
+    check_classifier_size(setup, image_size)
     stored = _read_init(init) if init is not None else None  # a bad spec fails before any work
     dev = resolve_device(device)
     distributed_context(dev)  # under torchrun: join the group now, the processes share decoding
@@ -137,9 +141,6 @@ def train_robust_classifier(
                                                         resize)
     if limit is not None:
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:limit], y_te[:limit]
-    # max pooling, as digits-cnn had when these weights were trained (it moved to average
-    # pooling for exact DeepLift later); the robust model is used for its gradients only
-    setup = CLASSIFIER_SETUPS["folder" if is_folder(data) else data]
     num_classes = 10 if data == "digits" else int(max(y_tr.max(), y_te.max())) + 1
     config = {**_config(setup, x_tr, num_classes), "pool": ROBUST_SETUP["pool"]}
     name = "digits-cnn-robust" if data == "digits" else f"{data_name(data)}-cnn-robust"
