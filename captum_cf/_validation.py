@@ -440,9 +440,13 @@ def _check_extent(value: Any, feature_shape: tuple[int, ...], name: str, allow_i
             f"({len(feature_shape)}), got {value!r}"
         )
     if len(value) != len(feature_shape):
+        hint = ""
+        if len(value) == len(feature_shape) + 1:
+            hint = ("; a window covers the dimensions after the batch (for one example without "
+                    "its batch dimension, pass inputs.unsqueeze(0))")
         raise ArgumentError(
             f"{name} has {len(value)} entries but the input has {len(feature_shape)} dimensions "
-            f"after the batch, shape (N, {', '.join(map(str, feature_shape))})"
+            f"after the batch, shape (N, {', '.join(map(str, feature_shape))}){hint}"
         )
     for v, size in zip(value, feature_shape):
         if v < 1 or v > size:

@@ -19,7 +19,7 @@ from captum_cf._validation import (
     model_dtype,
 )
 
-__all__ = ["captum_assertions", "checking_target", "guarded", "model_of"]
+__all__ = ["captum_assertions", "checking_target", "guarded", "missing_batch_hint", "model_of"]
 
 # Captum's DeepLift hooks store these on non-linear modules and delete them only in the backward
 # pass, so an error between forward and backward (e.g. a target out of range) leaves them behind.
@@ -59,6 +59,11 @@ def guarded(forward_func: Any, inputs: Any, baselines: Any = None) -> Iterator[N
     try:
         with preserve_model_state(model), captum_assertions():
             yield
+    except Exception as err:
+        hint = missing_batch_hint(model, tensors)
+        if hint and hasattr(err, "add_note"):  # Python >= 3.11
+            err.add_note(hint)
+        raise
     finally:
         for x, flag in flags:
             if x.is_leaf and x.requires_grad != flag:
@@ -67,6 +72,35 @@ def guarded(forward_func: Any, inputs: Any, baselines: Any = None) -> Iterator[N
             for a in _HOOK_ATTRIBUTES:
                 if a in vars(m) and a not in before:
                     delattr(m, a)
+
+
+# the input dimensions (batch included) each kind of first layer takes
+_LAYER_DIMS = ((nn.Conv1d, 3), (nn.Conv2d, 4), (nn.Conv3d, 5), (nn.Linear, 2))
+
+
+def missing_batch_hint(model: Any, tensors: tuple[Any, ...]) -> str | None:
+    """A hint for an error of a call whose input looks like one example without its batch
+    dimension, else None.
+
+    Captum's methods take (N, ...) inputs and add their own rows along the first dimension, so a
+    (C, H, W) image reaches the model as a batch of a different shape and fails inside it (a
+    convolution that "got 150 channels", a matrix product of odd shapes). The hint is given only
+    when the model's first layer with weights takes one dimension more than the input has and
+    the input's first dimension is that layer's channels (or features).
+    """
+    if not isinstance(model, nn.Module) or not tensors or not isinstance(tensors[0], Tensor):
+        return None
+    x = tensors[0]
+    for module in model.modules():
+        for kind, dims in _LAYER_DIMS:
+            if isinstance(module, kind):
+                width = module.in_features if kind is nn.Linear else module.in_channels
+                if x.dim() == dims - 1 and x.shape[0] == width:
+                    return (f"captum_cf: inputs has shape {tuple(x.shape)}: one example "
+                            "without its batch dimension? Captum's methods take a batch "
+                            "(N, ...): pass inputs.unsqueeze(0)")
+                return None
+    return None
 
 
 @contextlib.contextmanager

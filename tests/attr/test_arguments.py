@@ -190,3 +190,49 @@ def test_multi_input_windows_and_strides_follow_captums_rules(device, on_device)
         occ.attribute((a, b), ((1, 2, 2), (6,)), target=0)
     with pytest.raises(ValueError, match="strides must be an int or a tuple, with one entry per"):
         occ.attribute((a, b), ((1, 2, 2), (2,)), strides=(1, 1, 1), target=0)
+
+
+def _cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, 5)).eval()
+
+
+@pytest.mark.skipif(not hasattr(Exception, "add_note"), reason="exception notes: Python >= 3.11")
+@pytest.mark.parametrize("method", ["IntegratedGradients", "DeepLift", "FeatureAblation"])
+def test_one_image_without_its_batch_dimension_gets_a_hint(method, device):
+    """A (C, H, W) image reaches the model as a batch of another shape ("got 150 channels"):
+    the model's own error keeps its type and message and carries a note saying why."""
+    model = _cnn().to(device)
+    image = torch.rand(3, 8, 8).to(device)
+    with pytest.raises(RuntimeError) as info:
+        getattr(cf, method)(model).attribute(image, target=1)
+    assert info.value.__notes__ == [
+        "captum_cf: inputs has shape (3, 8, 8): one example without its batch dimension? "
+        "Captum's methods take a batch (N, ...): pass inputs.unsqueeze(0)"
+    ]
+    assert model.training is False and all(p.requires_grad for p in model.parameters())
+    # the same image with its batch dimension runs
+    assert getattr(cf, method)(model).attribute(image.unsqueeze(0), target=1).shape == (1, 3, 8, 8)
+
+
+@pytest.mark.skipif(not hasattr(Exception, "add_note"), reason="exception notes: Python >= 3.11")
+def test_no_batch_hint_for_errors_of_batched_or_unrelated_inputs(device):
+    model = _cnn().to(device)
+    # a batched input whose model fails for another reason (4 channels, not 3): no note
+    with pytest.raises(RuntimeError) as info:
+        cf.IntegratedGradients(model).attribute(torch.rand(2, 4, 8, 8).to(device), target=1)
+    assert not getattr(info.value, "__notes__", None)
+    # a 3-D input whose first dimension is not the first layer's channels: no note
+    with pytest.raises(RuntimeError) as info:
+        cf.IntegratedGradients(model).attribute(torch.rand(5, 8, 8).to(device), target=1)
+    assert not getattr(info.value, "__notes__", None)
+
+
+def test_one_example_window_names_the_batch_dimension():
+    with pytest.raises(ValueError, match=r"sliding_window_shapes has 3 entries but the input has "
+                       r"2 dimensions after the batch, shape \(N, 8, 8\); a window covers the "
+                       r"dimensions after the batch \(for one example without its batch "
+                       r"dimension, pass inputs.unsqueeze\(0\)\)"):
+        cf.Occlusion(_cnn()).attribute(torch.rand(3, 8, 8), sliding_window_shapes=(3, 4, 4),
+                                       target=1)
