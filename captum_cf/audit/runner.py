@@ -394,6 +394,46 @@ def _class_names(source: Source) -> list[str] | None:
     return None
 
 
+#: audited images (at most) whose labels are compared with the model's predictions first
+AGREEMENT_IMAGES = 64
+_EXPLAINED_AS_IS = (
+    "Is the model trained (a --model factory builds an untrained one unless it loads weights "
+    "itself or --weights is given), and on these classes? The audit explains each image's "
+    "predicted class, whatever the folders' order, but explanations of an untrained model say "
+    "nothing of a trained one")
+
+
+def _check_agreement(model: Any, source: Source, plan: _Plan, dev: torch.device) -> None:
+    """Warn before the grid when the model puts the audited images in their labelled class no
+    better than guessing (:func:`captum_cf.training.check_label_agreement`), most often a model
+    whose weights were not loaded. Up to :data:`AGREEMENT_IMAGES` images spread over the audit
+    (a ``DataLoader``: its first batch) go through the model once; only labels that can be the
+    model's classes count (an image folder: as many class folders as the model has outputs), at
+    least 8 of them, of two classes or more."""
+    from captum_cf.training import check_label_agreement
+
+    names = _class_names(source)
+    k = plan.ctx.num_classes
+    if names is not None and len(names) != k:  # e.g. an ImageNet model on three folders
+        return
+    n = len(source)
+    try:
+        if source.dataset is not None:
+            m = min(n, AGREEMENT_IMAGES)
+            rows = sorted({round(i * (n - 1) / max(1, m - 1)) for i in range(m)})
+            images, labels, _ = _unpack(_collate([source.dataset[i] for i in rows]), "images")
+        else:
+            images, labels, _ = source.first
+    except Exception:  # noqa: BLE001 (an unreadable image is told, with its path, by the grid)
+        return
+    known = (labels >= 0) & (labels < k)
+    if int(known.sum()) < 8 or not bool(known.all()) or len(torch.unique(labels)) < 2:
+        return
+    check_label_agreement(model, images, labels, dev, "the model", names, sample=len(labels),
+                          batch_size=plan.batches["forward"], images_name="audited images",
+                          consequence=_EXPLAINED_AS_IS)
+
+
 def _collate(items: list[Any]) -> Any:
     from torch.utils.data import default_collate
 
@@ -751,6 +791,8 @@ def _run_audit(
             raise error
         if failed:
             raise AuditInputError(f"rank {failed[0][0]} failed: {failed[0][1]}")
+    if comm.rank == 0:
+        _check_agreement(model, source, plan, dev)
     if comm.rank == 0 and "nearest-sample" in plan.baselines and settings.train_data is not None:
         # its candidates of class B are the training images labelled B: the model's B?
         from captum_cf.training import check_label_agreement

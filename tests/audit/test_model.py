@@ -429,3 +429,86 @@ def test_the_command_prints_the_audits_warnings_as_one_line_each(
     import warnings
 
     assert warnings.showwarning.__module__ == "warnings"
+
+
+# --- labels the model does not predict ----------------------------------------------------------
+
+
+class _Brightness(nn.Module):
+    """Class 1 for bright images, class 0 for dark ones (``swap``: the other way round)."""
+
+    def __init__(self, swap: bool = False, classes: int = 2) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(-8.0 if swap else 8.0))
+        self.classes = classes
+
+    def forward(self, x: Tensor) -> Tensor:
+        bright = (x.mean(dim=(1, 2, 3)) - 0.5) * self.scale
+        rest = [torch.zeros_like(bright)] * (self.classes - 2)
+        return torch.stack([-bright, bright, *rest], 1)
+
+
+def _dark_and_bright(n: int = 16) -> torch.utils.data.TensorDataset:
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(n, 1, 8, 8, generator=gen) * 0.4
+    labels = (torch.arange(n) >= n // 2).long()
+    images[labels == 1] += 0.6
+    return torch.utils.data.TensorDataset(images, labels)
+
+
+def _agreement_warnings(model: nn.Module, data, device) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audit(model.to(device), data, methods=["integrated-gradients"], baselines=["zero"],
+              n_steps=2, sanity_n=0, device=device)
+    return [str(w.message) for w in caught if "audited images" in str(w.message)]
+
+
+def test_a_model_that_does_not_predict_the_labels_is_told_before_the_grid(device) -> None:
+    """A factory run without its weights gives an untrained model, audited for an hour without a
+    word: its predictions on the audited images are compared with their labels first."""
+    data = _dark_and_bright()
+    told = _agreement_warnings(_Brightness(swap=True), data, device)
+    assert len(told) == 1
+    assert told[0].startswith("the model puts 0% of 16 audited images in their folder's class "
+                              "(guessing the largest class: 50%)")
+    assert "Is the model trained" in told[0] and "--weights" in told[0]
+    # a model that predicts the labels, and labels that cannot be its classes: nothing
+    assert _agreement_warnings(_Brightness(), data, device) == []
+    unlabelled = torch.utils.data.TensorDataset(data.tensors[0], data.tensors[1] + 5)
+    assert _agreement_warnings(_Brightness(swap=True, classes=3), unlabelled, device) == []
+    one_class = torch.utils.data.TensorDataset(data.tensors[0][8:], data.tensors[1][8:])
+    assert _agreement_warnings(_Brightness(), one_class, device) == []
+
+
+def test_the_command_tells_an_untrained_model_in_one_line(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    root = tmp_path / "photos"
+    for name, level in (("dark", 40), ("light", 215)):
+        (root / name).mkdir(parents=True)
+        for i in range(4):
+            Image.new("L", (8, 8), level + i).save(root / name / f"{i}.png")
+    model_file = tmp_path / "net.py"
+    model_file.write_text(
+        "import torch\nimport torch.nn as nn\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self, classes):\n        super().__init__()\n"
+        "        self.scale = nn.Parameter(torch.tensor(-8.0))\n        self.classes = classes\n\n"
+        "    def forward(self, x):\n        b = (x.mean(dim=(1, 2, 3)) - 0.5) * self.scale\n"
+        "        return torch.stack([-b, b] + [torch.zeros_like(b)] * (self.classes - 2), 1)\n\n\n"
+        "def make():\n    return Net(2)\n\n\ndef make3():\n    return Net(3)\n"
+    )
+    args = ["--data", str(root), "--channels", "1", "--n", "all", "--methods",
+            "integrated-gradients", "--baselines", "zero", "--steps", "2", "--sanity-n", "0",
+            "--no-progress"]
+    assert main(["audit", "--model", f"{model_file}:make", *args,
+                 "--out", str(tmp_path / "r1")]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "audited images" in ln]
+    assert len(lines) == 1 and lines[0].startswith(
+        "captum-cf: warning: the model puts 0% of 8 audited images in their folder's class "
+        "(guessing the largest class: 50%); it predicts those of 'dark' mostly as class 1, "
+        "those of 'light' mostly as class 0.")
+    # two class folders for a 3-class model: its classes are not the folders', no check
+    assert main(["audit", "--model", f"{model_file}:make3", *args,
+                 "--out", str(tmp_path / "r2")]) == 0
+    assert "audited images" not in capsys.readouterr().err

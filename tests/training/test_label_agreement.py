@@ -73,3 +73,22 @@ def test_the_sample_is_seeded_and_spread_over_the_set(device: torch.device) -> N
     assert first == again and 0.4 < first < 0.6
     assert len(told) == 1 and "those of class 0 mostly as class 0, those of class 1 mostly as " \
         "class 0" in told[0]
+
+
+def test_a_perfect_classifier_of_an_unbalanced_set_is_not_told(device: torch.device) -> None:
+    """Guessing the largest class of a 94/6 set is right 94 % of the time (0.1 above it is more
+    than 1): the margin is halved there, so that a classifier right on every image passes, and
+    one that always guesses the largest class is still told."""
+    images, labels = _set()
+    keep = torch.cat([torch.arange(0, 1000), torch.arange(1000, 1060)])  # 1000 dark, 60 bright
+    images, labels = images[keep], labels[keep]
+    agreement, told = _told(_Brightness(), images, labels, device)
+    assert agreement == 1.0 and told == []
+
+    class AlwaysDark(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.stack([torch.ones(len(x), device=x.device),
+                                torch.zeros(len(x), device=x.device)], 1)
+
+    agreement, told = _told(AlwaysDark(), images, labels, device)
+    assert 0.9 < agreement < 0.98 and len(told) == 1
