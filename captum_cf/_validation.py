@@ -42,6 +42,22 @@ __all__ = [
 ]
 
 
+def first_line(err: BaseException, limit: int | None = None, empty: str = "") -> str:
+    """The message of ``err`` on one line, for one-line errors and report cells.
+
+    Its first non-blank line; for a ``DataLoader`` worker's error ("Caught X in DataLoader
+    worker process 0" followed by the worker's traceback) the last one, which is the message.
+    Longer than ``limit`` characters: cut, ending in "...". No message: ``empty``.
+    """
+    lines = [ln for ln in str(err).splitlines() if ln.strip()]
+    if not lines:
+        return empty
+    line = (lines[-1] if lines[0].startswith("Caught ") else lines[0]).strip()
+    if limit is not None and len(line) > limit:
+        line = line[: limit - 3] + "..."
+    return line
+
+
 def finite_bounds(x: Tensor) -> tuple[float, float] | None:
     """``(min, max)`` of a real tensor in one pass, or None when it holds a NaN or an infinity.
 

@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_cf._validation import first_line
+
 __all__ = ["WeightsFileError", "load_weights_file", "load_state_checked"]
 
 #: how many key names an error message lists per kind
@@ -94,7 +96,8 @@ def load_weights_file(path: str | os.PathLike, what: str, map_location: Any = "c
     except (OSError, MemoryError):
         raise
     except Exception as err:  # noqa: BLE001 (KeyError, EOFError, RuntimeError: not torch.save's)
-        detail = f" ({type(err).__name__}: {_first_line(err)})" if _first_line(err) else ""
+        line = first_line(err, 200)
+        detail = f" ({type(err).__name__}: {line})" if line else ""
         raise WeightsFileError(
             f"{path} is not a file written by torch.save, or it is damaged{detail}; "
             f"it must be {what}"
@@ -169,14 +172,11 @@ def load_state_checked(module: nn.Module, state: Any, source: str) -> None:
     try:
         module.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:
-        raise WeightsFileError(f"{source}: cannot load the state dict: {_first_line(err)}") from err
+        raise WeightsFileError(
+            f"{source}: cannot load the state dict: {first_line(err, 200)}") from err
 
 
 def _some(keys: list[str]) -> str:
     shown = ", ".join(keys[:_SHOW])
     return shown + (f" (+{len(keys) - _SHOW} more)" if len(keys) > _SHOW else "")
 
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else ""

@@ -63,3 +63,16 @@ def test_a_feature_mask_on_another_device_is_named_before_captum_runs() -> None:
     with pytest.raises(ValueError, match="move it with feature_mask.to"):
         FeatureAblation(model).attribute(x, target=0, feature_mask=mask)
     check_feature_mask(torch.zeros(1, 1, 4, 4, dtype=torch.long), x)  # same device: fine
+
+
+def test_first_line_of_an_error() -> None:
+    from captum_cf._validation import first_line
+
+    assert first_line(ValueError("\n  bad size\nsecond line")) == "bad size"
+    # a DataLoader worker's error: its traceback ends in the worker's message
+    worker = RuntimeError("Caught OSError in DataLoader worker process 0.\nOriginal Traceback "
+                          "(most recent call last):\n  File \"x.py\", line 1\nOSError: truncated")
+    assert first_line(worker) == "OSError: truncated"
+    assert first_line(ValueError("x" * 50), limit=10) == "xxxxxxx..."
+    assert first_line(ValueError("x" * 10), limit=10) == "x" * 10
+    assert first_line(KeyError()) == "" and first_line(KeyError(), empty="KeyError") == "KeyError"

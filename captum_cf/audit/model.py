@@ -18,7 +18,7 @@ from torch import Tensor
 
 from captum_cf._registry import AuditContext
 from captum_cf._user_model import build_factory_model, is_factory_spec
-from captum_cf._validation import all_finite, warn_if_probabilities
+from captum_cf._validation import all_finite, first_line, warn_if_probabilities
 from captum_cf.audit.errors import AuditInputError
 from captum_cf.audit.memory import is_out_of_memory, release_memory
 from captum_cf.zoo.models import logits_model, logits_of
@@ -236,7 +236,7 @@ def probe_methods(
             except Exception as err:  # noqa: BLE001 (any failure means: does not apply)
                 # running out of memory says nothing about the model: the grid sizes it down
                 oom = is_out_of_memory(err)
-                reason = "" if oom else f"{type(err).__name__}: {_first_line(err)}"
+                reason = "" if oom else f"{type(err).__name__}: {first_line(err, 160)}"
             if oom:
                 release_memory(x.device)
         if reason:
@@ -254,11 +254,6 @@ def _bad_maps(maps: Any, x: Tensor) -> str:
         return "returned non-finite attributions"
     return ""
 
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    line = text.splitlines()[0] if text else ""
-    return line if len(line) <= 160 else line[:157] + "..."
 
 
 def applicable_methods(

@@ -76,7 +76,7 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler, Subset, Ten
 
 from captum_cf._model_state import frozen
 from captum_cf._registry import AuditContext, Registry
-from captum_cf._validation import check_images, check_target
+from captum_cf._validation import check_images, check_target, first_line
 from captum_cf.audit.errors import AuditInputError, AuditInterrupted
 from captum_cf.audit.memory import (
     Level,
@@ -786,7 +786,7 @@ def _run_audit(
             plan, error = make_plan(model, source, settings, dev, target), None
         except Exception as err:  # noqa: BLE001
             plan, error = None, err
-        failed = [(r, e) for r, e in enumerate(comm.gather(error and _first_line(error))) if e]
+        failed = [(r, e) for r, e in enumerate(comm.gather(error and first_line(error))) if e]
         if error is not None:
             raise error
         if failed:
@@ -896,7 +896,7 @@ def _compute(
             except KeyboardInterrupt:
                 error = "interrupted"
             except Exception as err:  # noqa: BLE001 (told to every rank, then raised)
-                error = f"{type(err).__name__}: {_first_line(err)}"
+                error = f"{type(err).__name__}: {first_line(err)}"
                 local_error = err
             gathered = comm.gather((merged, error))
             if store is not None:
@@ -916,13 +916,6 @@ def _compute(
         if bar is not None:
             bar.close()
 
-
-def _first_line(err: BaseException) -> str:
-    lines = [ln for ln in str(err).splitlines() if ln.strip()]
-    if not lines:
-        return ""
-    # a DataLoader worker's error carries the worker's traceback; its last line is the message
-    return lines[-1] if lines[0].startswith("Caught ") else lines[0]
 
 
 def _batches(
@@ -950,7 +943,7 @@ def _batches(
             batch = next(it)
         except ValueError as err:  # an unreadable or odd-sized image (datasets.ImageFolder)
             raise AuditInputError(
-                f"{_first_line(err)}; a results store keeps what was computed: repair or "
+                f"{first_line(err)}; a results store keeps what was computed: repair or "
                 "replace the file under the same name, then resume (removing it changes the "
                 "images, which a resume refuses)"
             ) from err
@@ -1088,7 +1081,7 @@ class _Grid:
                 try:
                     refs[bname] = _cached(self.baseline(bname), x, t)
                 except Exception as err:  # noqa: BLE001 (its cells fail, the others run)
-                    failed[bname] = f"{type(err).__name__}: {_first_line(err)}"
+                    failed[bname] = f"{type(err).__name__}: {first_line(err)}"
             record = BatchRecord.empty()
             record["images"] = images
             if k == 0 and (method, bname) == cells[0]:
@@ -1164,7 +1157,7 @@ class _Grid:
                     )
                     attr, values = self._score(self.explainer(key[0], level), baseline, *part)
             except Exception as err:  # noqa: BLE001 (one failing cell must not lose the others)
-                message, oom = f"{type(err).__name__}: {_first_line(err)}", is_out_of_memory(err)
+                message, oom = f"{type(err).__name__}: {first_line(err)}", is_out_of_memory(err)
             finally:
                 self.forward = self.plan.batches["forward"]
             if message is None:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_cf._model_state import frozen
+from captum_cf._validation import first_line
 from captum_cf.inpainters.base import Inpainter
 
 __all__ = ["ExportedInpainter", "NetworkInpainter", "inpainter_from_file", "network_file_kind"]
@@ -209,7 +210,7 @@ class NetworkInpainter(Inpainter):
         except Exception as err:  # any failure of a foreign network means it does not fit
             raise ValueError(
                 f"{self.label} failed a dry run with image ({n}, {self.channels}, {h}, {w}) "
-                f"and mask ({n}, 1, {h}, {w}): {_first_line(err)}"
+                f"and mask ({n}, 1, {h}, {w}): {first_line(err, empty=type(err).__name__)}"
             ) from err
 
     def adapt(self, image_shape: Sequence[int],
@@ -410,7 +411,7 @@ def _load_exported(path: Path, device: torch.device | None) -> Any:
         program = torch.export.load(str(path))
     except Exception as err:  # a damaged or incompatible archive
         raise ValueError(f"cannot load the torch.export archive {path}: "
-                         f"{_first_line(err)}") from err
+                         f"{first_line(err, empty=type(err).__name__)}") from err
     if device is not None:
         from torch.export.passes import move_to_device_pass
 
@@ -445,10 +446,6 @@ def _size_pair(size: int | Sequence[int]) -> tuple[int, int]:
         raise ValueError(f"check_size must be a positive int or (H, W), got {size!r}")
     return pair  # type: ignore[return-value]
 
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _pad(x: Tensor, multiple: int) -> Tensor:
