@@ -44,8 +44,38 @@ class BaselineTypeError(TypeError, AssertionError):
     """
 
 
+class _BaselineToken(float):
+    """A ``float`` that carries a ``Baseline`` through Captum's type checks (used by NoiseTunnel).
+
+    Its numeric value is NaN so that any code that mistakes it for a number fails loudly. The
+    perturbation methods fill with its Baseline (:mod:`captum_cf.attr._perturbation`); for the
+    others :func:`has_baseline` and :func:`resolve_baselines` read it as its Baseline.
+    """
+
+    baseline: Baseline
+
+    def __new__(cls, baseline: Baseline) -> _BaselineToken:
+        token = super().__new__(cls, float("nan"))
+        token.baseline = baseline
+        return token
+
+    def __repr__(self) -> str:
+        return f"_BaselineToken({self.baseline!r})"
+
+
+def _untokenized(baselines: Any) -> Any:
+    """``baselines`` with each :class:`_BaselineToken` replaced by the Baseline it carries."""
+    if isinstance(baselines, _BaselineToken):
+        return baselines.baseline
+    if isinstance(baselines, tuple):
+        return tuple(_untokenized(b) for b in baselines)
+    return baselines
+
+
 def has_baseline(baselines: Any) -> bool:
-    """Whether ``baselines`` is a :class:`Baseline` or a tuple holding at least one."""
+    """Whether ``baselines`` is a :class:`Baseline` or a tuple holding at least one (or a token
+    carrying one)."""
+    baselines = _untokenized(baselines)
     if isinstance(baselines, Baseline):
         return True
     return isinstance(baselines, tuple) and any(isinstance(b, Baseline) for b in baselines)
@@ -94,6 +124,7 @@ def resolve_baselines(
     _check_type(baselines, allow_callable, name)
     if not has_baseline(baselines):
         return baselines
+    baselines = _untokenized(baselines)
     inputs_t = _input_tuple(inputs)
     entries = baselines if isinstance(baselines, tuple) else (baselines,)
     if len(entries) != len(inputs_t):

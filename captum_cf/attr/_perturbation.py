@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_cf.attr._baselines import _check_type, native_value
+from captum_cf.attr._baselines import _BaselineToken, _check_type, native_value
 from captum_cf.baselines.base import (
     Baseline,
     check_baseline_output,
@@ -46,23 +46,6 @@ __all__: list[str] = []
 
 # Exactly representable in float16/bfloat16/float32/float64 and far outside [0, 1].
 _SENTINEL_CANDIDATES = (-1000.0, -2000.0, -3000.0, -5000.0)
-
-
-class _BaselineToken(float):
-    """A ``float`` that carries a ``Baseline`` through Captum's type checks (used by NoiseTunnel).
-
-    Its numeric value is NaN so that any code that mistakes it for a number fails loudly.
-    """
-
-    baseline: Baseline
-
-    def __new__(cls, baseline: Baseline) -> _BaselineToken:
-        token = super().__new__(cls, float("nan"))
-        token.baseline = baseline
-        return token
-
-    def __repr__(self) -> str:
-        return f"_BaselineToken({self.baseline!r})"
 
 
 def _unwrap(value: Any) -> Any:

@@ -83,8 +83,10 @@ def baseline_attribute(
             if strategy == "fill":
                 return _fill_call(inner, call)
             # callables are Captum's for the Shap family only (a pool of references)
+            # a ConstantBaseline goes to the reference methods as Captum's own number
             resolved = resolve_baselines(
-                baselines, inputs, target, allow_callable=strategy == "paired"
+                baselines, inputs, target, allow_callable=strategy == "paired",
+                native=strategy == "reference",
             )
             if not has_baseline(baselines):
                 return inner(*call.args, **call.kwargs)

@@ -169,6 +169,10 @@ class DeepLiftShap(captum.attr.DeepLiftShap):
         torch.Size([2, 1, 8, 8])
     """
 
+    #: ``captum_cf.attr.NoiseTunnel`` hands this class each Baseline's references of the clean
+    #: inputs (one per example, repeated for each noisy copy), to be paired, not drawn from
+    pairs_baselines: bool = True
+
     def __init__(
         self, model: torch.nn.Module, multiply_by_inputs: bool = True, *, untangle: bool = False
     ) -> None:

@@ -52,6 +52,10 @@ class GradientShap(captum.attr.GradientShap):
         torch.Size([2, 1, 8, 8])
     """
 
+    #: ``captum_cf.attr.NoiseTunnel`` hands this class each Baseline's references of the clean
+    #: inputs (one per example, repeated for each noisy copy), to be paired, not drawn from
+    pairs_baselines: bool = True
+
     @typing.overload
     def attribute(
         self,

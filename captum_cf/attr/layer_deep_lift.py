@@ -76,6 +76,10 @@ class LayerDeepLiftShap(captum.attr.LayerDeepLiftShap):
         torch.Size([3, 5])
     """
 
+    #: ``captum_cf.attr.NoiseTunnel`` hands this class each Baseline's references of the clean
+    #: inputs (one per example, repeated for each noisy copy), to be paired, not drawn from
+    pairs_baselines: bool = True
+
     attribute = baseline_attribute(
         captum.attr.LayerDeepLiftShap, "paired", paired=_layer_deep_lift
     )

@@ -59,6 +59,10 @@ class LayerGradientShap(captum.attr.LayerGradientShap):
         torch.Size([3, 4, 6, 6])
     """
 
+    #: ``captum_cf.attr.NoiseTunnel`` hands this class each Baseline's references of the clean
+    #: inputs (one per example, repeated for each noisy copy), to be paired, not drawn from
+    pairs_baselines: bool = True
+
     attribute = baseline_attribute(
         captum.attr.LayerGradientShap, "paired", paired=_paired_layer_gradient_shap
     )

@@ -68,6 +68,10 @@ class NeuronDeepLiftShap(captum.attr.NeuronDeepLiftShap):
         torch.Size([3, 1, 4, 4])
     """
 
+    #: ``captum_cf.attr.NoiseTunnel`` hands this class each Baseline's references of the clean
+    #: inputs (one per example, repeated for each noisy copy), to be paired, not drawn from
+    pairs_baselines: bool = True
+
     attribute = baseline_attribute(
         captum.attr.NeuronDeepLiftShap, "paired", paired=_neuron_deep_lift
     )

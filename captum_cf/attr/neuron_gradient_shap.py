@@ -61,6 +61,10 @@ class NeuronGradientShap(captum.attr.NeuronGradientShap):
         torch.Size([3, 1, 8, 8])
     """
 
+    #: ``captum_cf.attr.NoiseTunnel`` hands this class each Baseline's references of the clean
+    #: inputs (one per example, repeated for each noisy copy), to be paired, not drawn from
+    pairs_baselines: bool = True
+
     attribute = baseline_attribute(
         captum.attr.NeuronGradientShap, "paired", paired=_paired_neuron_gradient_shap
     )

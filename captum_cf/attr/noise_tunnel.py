@@ -9,9 +9,9 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_cf._validation import check_attribute_arguments
-from captum_cf.attr._baselines import has_baseline, native_value, resolve_baselines
+from captum_cf.attr._baselines import _BaselineToken, has_baseline, native_value, resolve_baselines
 from captum_cf.attr._guard import captum_assertions
-from captum_cf.attr._perturbation import _BaselineToken, _plan
+from captum_cf.attr._perturbation import _plan
 from captum_cf.baselines.base import Baseline, noisy_inputs
 
 __all__ = ["NoiseTunnel"]
@@ -28,7 +28,10 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
     ``baseline.reference(inputs, target)``, computed once from the *clean* inputs (noisy copies
     leave [0, 1]) and repeated for each noisy copy of its example. The noise thus perturbs the
     input, never the counterfactual reference. A per-example reference cannot be drawn from as a
-    distribution, so ``draw_baseline_from_distrib=True`` with a Baseline is refused.
+    distribution, so ``draw_baseline_from_distrib=True`` with a Baseline is refused. The Shap
+    family of ``captum_cf.attr`` (``pairs_baselines = True``) pairs each noisy copy with the
+    reference of its example, as it pairs each example when called directly; Captum's own Shap
+    classes would read the references as a shared distribution, so a Baseline is refused there.
 
     The perturbation methods of ``captum_cf.attr`` (Occlusion, FeatureAblation,
     ShapleyValueSampling, Lime, KernelShap; ``fills_baselines = True``) instead receive the
@@ -98,13 +101,22 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
                 # they see the noisy copies only, so the clean inputs are checked here
                 _plan(inputs, kwargs["baselines"], kwargs.get("target"))
                 kwargs["baselines"] = _tokenize(kwargs["baselines"], inputs)
+            elif getattr(self.attribution_method, "pairs_baselines", False):
+                # the Shap family pairs example n with reference n: the clean references go
+                # over as tokens (Captum's NoiseTunnel would repeat a tensor into a distribution)
+                given = kwargs["baselines"]
+                resolved = resolve_baselines(given, inputs, kwargs.get("target"))
+                kwargs["baselines"] = _paired_tokens(given, resolved)
+            elif isinstance(self.attribution_method, _CAPTUM_SHAP):
+                name = type(self.attribution_method).__name__
+                raise TypeError(
+                    f"baselines: a Baseline gives each example its own reference, which Captum's "
+                    f"own {name} reads as a distribution shared by all examples; wrap "
+                    f"captum_cf.attr.{name} instead, which pairs each example with its reference"
+                )
             else:
-                shap = (captum.attr.GradientShap, captum.attr.DeepLiftShap)
                 kwargs["baselines"] = resolve_baselines(
-                    kwargs["baselines"],
-                    inputs,
-                    kwargs.get("target"),
-                    native=not isinstance(self.attribution_method, shap),
+                    kwargs["baselines"], inputs, kwargs.get("target"), native=True
                 )
         with noisy_inputs(), captum_assertions():
             return super().attribute.__wrapped__(  # type: ignore[attr-defined]
@@ -117,6 +129,40 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
                 draw_baseline_from_distrib=draw_baseline_from_distrib,
                 **kwargs,
             )
+
+
+_CAPTUM_SHAP = (
+    captum.attr.GradientShap,
+    captum.attr.DeepLiftShap,
+    captum.attr.LayerGradientShap,
+    captum.attr.LayerDeepLiftShap,
+    captum.attr.NeuronGradientShap,
+    captum.attr.NeuronDeepLiftShap,
+)
+
+
+class _CleanReferences(Baseline):
+    """The references of the clean inputs, one per example, each repeated for the noisy copies
+    of its example (Captum's NoiseTunnel repeats every example ``k`` times in a row)."""
+
+    def __init__(self, references: Tensor) -> None:
+        self.references = references
+
+    def _reference(self, inputs: Tensor, target: Any) -> Tensor:
+        n, rows = self.references.shape[0], inputs.shape[0]
+        if rows % n:
+            raise ValueError(f"{rows} noisy copies cannot be split among {n} examples")
+        return self.references.repeat_interleave(rows // n, dim=0)
+
+    def __repr__(self) -> str:
+        return f"_CleanReferences({tuple(self.references.shape)})"
+
+
+def _paired_tokens(given: Any, resolved: Any) -> Any:
+    """Each Baseline entry of ``given`` as a token carrying its clean references (``resolved``)."""
+    if isinstance(given, tuple):
+        return tuple(_paired_tokens(g, r) for g, r in zip(given, resolved))
+    return _BaselineToken(_CleanReferences(resolved)) if isinstance(given, Baseline) else given
 
 
 def _tokenize(baselines: Any, inputs: Any) -> Any:

@@ -59,15 +59,21 @@ class ConstantBaseline(Baseline):
             value = value.view(1, -1, *([1] * (inputs.dim() - 2)))
         return value.expand_as(inputs).clone()
 
-    def captum_value(self, inputs: Tensor) -> float | Tensor | None:
-        """What Captum takes for this constant: the number, or a tensor of shape (1, ...).
+    def captum_value(self, inputs: Tensor) -> float | int | Tensor | None:
+        """What Captum takes for this constant: the number (an int for integer inputs when the
+        constant is whole), or a tensor of shape (1, ...).
 
         None for a subclass that changes the reference (it is then resolved as a Baseline).
         """
         if type(self)._reference is not ConstantBaseline._reference:
             return None
         if self.value.dim() == 0:
-            return float(self.value)
+            value = float(self.value)
+            # integer inputs (token ids): an integral constant as Captum's int, so that the
+            # ids Captum builds keep their integer dtype, as with baselines=0
+            if not inputs.is_floating_point() and not inputs.is_complex() and value.is_integer():
+                return int(value)
+            return value
         self._check_channels(inputs)  # the message names the whole batch's shape
         return self._reference(inputs[:1].detach(), None)  # Captum's (1, ...) broadcast row
 

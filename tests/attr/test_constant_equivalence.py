@@ -109,16 +109,50 @@ def test_constant_baseline_is_bit_for_bit_the_number(method, kind, c, device, on
     assert not _same(other, expected)
 
 
+class Tokens(nn.Module):
+    """Token ids (N, L) -> embedding -> mean -> Linear: float ids fail in the embedding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.fc = nn.Embedding(10, 4), nn.Linear(4, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.emb(ids).mean(1))
+
+
 @pytest.mark.parametrize("method", ["FeatureAblation", "Occlusion"])
-def test_integer_inputs_as_captum_takes_them(method, device, on_device):
-    """Token ids (integers): Captum's perturbation methods take them with a number baseline."""
+@pytest.mark.parametrize("c", [0, 0.0])
+def test_integer_inputs_as_captum_takes_them(method, c, device, on_device):
+    """Token ids: Captum's perturbation methods take them with an int baseline (0.0 makes float
+    ids, which an embedding refuses); ConstantBaseline(0) and ConstantBaseline(0.0) are that 0."""
     x = torch.randint(1, 9, (3, 5)).to(device)
-    model = Flat(5).to(device)
+    model = Tokens().to(device)
     ours_cls, captum_cls, _ = METHODS[method]
     kw = _kwargs(method, "tabular")
     expected = captum_cls(model).attribute(x, baselines=0, target=2, **kw)
-    got = ours_cls(model).attribute(x, baselines=ConstantBaseline(0.0), target=2, **kw)
+    got = ours_cls(model).attribute(x, baselines=ConstantBaseline(c), target=2, **kw)
     assert torch.equal(got, expected) and bool(got.abs().sum() > 0) and on_device(got)
+
+
+@pytest.mark.parametrize("method", ["LayerIntegratedGradients", "LayerConductance",
+                                    "InternalInfluence", "LayerDeepLift"])
+def test_layer_methods_take_a_constant_as_captums_number(method, device, on_device):
+    """The layer methods hand a ConstantBaseline to Captum as its number: on token ids (the
+    usual text use of LayerIntegratedGradients on the embedding) and bit for bit on floats."""
+    model = Tokens().to(device)
+    ids = torch.randint(1, 9, (3, 5)).to(device)
+    ours, theirs = getattr(cf, method), getattr(captum.attr, method)
+    kw = {"n_steps": 4} if method != "LayerDeepLift" else {}
+    if method == "LayerIntegratedGradients":
+        expected = theirs(model, model.emb).attribute(ids, baselines=0, target=1, **kw)
+        got = ours(model, model.emb).attribute(ids, baselines=ConstantBaseline(0), target=1, **kw)
+        assert torch.equal(got, expected) and bool(got.abs().sum() > 0) and on_device(got)
+    flat = Flat(5).to(device)
+    x = torch.randn(3, 5).to(device)
+    expected = theirs(flat, flat.fc1).attribute(x, baselines=0.3, target=1, **kw)
+    got = ours(flat, flat.fc1).attribute(x, baselines=ConstantBaseline(0.3), target=1, **kw)
+    assert torch.equal(got, expected) and on_device(got)
 
 
 def test_noise_tunnel_constant_baseline_is_the_number(device, on_device):
