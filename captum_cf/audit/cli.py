@@ -242,7 +242,7 @@ def run_cli(args: Any) -> int:
 
     try:
         out = check_out(args.out)  # before any work
-    except NotADirectoryError as err:
+    except (NotADirectoryError, FileExistsError) as err:
         raise AuditInputError(str(err)) from err
     from captum_cf.audit import distributed
 

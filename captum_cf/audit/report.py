@@ -113,7 +113,8 @@ def write_report(result: AuditResult, out: str) -> list[str]:
     (:func:`clean_stale`).
 
     Raises:
-        NotADirectoryError: ``out`` exists and is not a folder (checked before anything is done).
+        NotADirectoryError, FileExistsError: ``out`` is not a folder, or holds more than an
+            earlier report (:func:`check_out`, before anything is done).
     """
     out = check_out(out)
     parent = os.path.dirname(out)
@@ -141,10 +142,36 @@ _TMP = ".audit-tmp-"
 
 
 def check_out(out: str) -> str:
-    """``out`` as an absolute path; ``NotADirectoryError`` if it exists and is not a folder."""
+    """``out`` as an absolute path, checked before any work: the report replaces the whole folder.
+
+    Raises:
+        NotADirectoryError: ``out``, or the nearest of its parents that exists, is not a folder.
+        FileExistsError: ``out`` is a folder holding anything but an earlier report's files
+            (``results.csv``, ``results.json``, ``report.html``, ``*.png``): replacing it would
+            delete them (a data folder, the working directory or one of its parents, notes).
+    """
     out = os.path.abspath(out)
     if os.path.exists(out) and not os.path.isdir(out):
         raise NotADirectoryError(f"--out {out} exists and is not a folder")
+    parent = os.path.dirname(out)
+    while not os.path.exists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise NotADirectoryError(f"--out {out}: {parent} is a file, not a folder")
+    if os.path.isdir(out):
+        foreign = sorted(
+            name for name in os.listdir(out)
+            if not (name in FILES or name.endswith(".png"))
+            or not os.path.isfile(os.path.join(out, name))
+        )
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more"
+                                               if len(foreign) > 3 else "")
+            raise FileExistsError(
+                f"--out {out} holds files that are not an audit report's ({shown}); the report "
+                f"replaces the whole folder, which would delete them: name a new or empty "
+                f"folder, or an earlier report's"
+            )
     return out
 
 

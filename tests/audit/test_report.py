@@ -1,4 +1,5 @@
-"""The report folder: replaced atomically, stale temporary folders cleaned, --out a file refused."""
+"""The report folder: replaced atomically, stale temporary folders cleaned, --out a file or a
+folder holding other files refused."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def test_existing_report_is_replaced_whole_and_stale_folders_are_cleaned(
     out = tmp_path / "rep"
     out.mkdir()
     (out / "results.json").write_text("old")
-    (out / "stale-extra.txt").write_text("from an older report")
+    (out / "example_7.png").write_text("a figure of an older report")
     stale = tmp_path / f".audit-tmp-{_dead_pid()}-abc"
     stale.mkdir()
     (stale / "results.csv").write_text("half")
@@ -65,6 +66,37 @@ def test_out_naming_a_file_fails_before_any_work(tmp_path, capsys) -> None:
     assert target.read_text() == "keep me" and os.listdir(tmp_path) == ["report.txt"]
     with pytest.raises(NotADirectoryError):
         _result().write(str(target))
+
+
+def test_out_holding_other_files_is_refused_before_any_work(tmp_path, capsys, monkeypatch) -> None:
+    """The report replaces the whole --out folder: naming a data folder, the working directory's
+    parent or a folder with notes deleted every file in it."""
+    data = tmp_path / "photos"
+    (data / "cat").mkdir(parents=True)
+    (data / "cat" / "1.png").write_bytes(b"an image")
+    (data / "thesis.txt").write_text("keep me")
+    work = tmp_path / "proj" / "sub"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    for out, shown in ((data, "cat, thesis.txt"), ("..", "sub")):
+        rc = main(["audit", "--out", str(out), "--n", "2", "--no-progress"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1, err
+        assert f"holds files that are not an audit report's ({shown}); the report replaces " \
+            "the whole folder" in err
+    assert (data / "thesis.txt").read_text() == "keep me" and (data / "cat" / "1.png").exists()
+    assert work.is_dir()
+    with pytest.raises(FileExistsError):
+        _result().write(str(data))
+    # a parent that is a file: one line, not makedirs' traceback
+    (tmp_path / "afile").write_text("x")
+    rc = main(["audit", "--out", str(tmp_path / "afile" / "report"), "--n", "2", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.endswith("afile is a file, not a folder") and len(err.splitlines()) == 1
+    # an empty folder and an earlier report are written into
+    (tmp_path / "empty").mkdir()
+    assert len(_result().write(str(tmp_path / "empty"))) >= 4
+    assert len(_result().write(str(tmp_path / "empty"))) >= 4
 
 
 def test_json_has_image_ids_labels_and_explained_classes(
