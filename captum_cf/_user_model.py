@@ -48,6 +48,9 @@ def build_factory_model(spec: str, weights: str | None = None) -> nn.Module:
     """Call ``factory()`` of ``module:factory`` (or ``path/to/file.py:factory``), then load the
     state dict ``weights`` (read with ``weights_only=True``; keys and shapes checked).
 
+    A file's folder goes on ``sys.path`` (first, once), as when Python runs the file, so that
+    it imports the modules beside it.
+
     Raises:
         ValueError: the module or factory fails, returns no ``nn.Module``, or the weights file
             is unreadable, not a state dict or does not fit (one line).
@@ -55,6 +58,11 @@ def build_factory_model(spec: str, weights: str | None = None) -> nn.Module:
     module_name, _, attr = spec.rpartition(":")
     try:
         if module_name.endswith(".py"):
+            # as when Python runs the file: its folder is importable (``from blocks import ...``
+            # beside net.py), also for imports its functions make later
+            folder = os.path.dirname(os.path.abspath(module_name))
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
             loader = importlib.util.spec_from_file_location("_captum_cf_user_model", module_name)
             if loader is None or loader.loader is None:
                 raise ImportError(f"cannot import {module_name}")

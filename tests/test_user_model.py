@@ -36,3 +36,22 @@ def test_factory_specs_are_told_from_zoo_names_and_files(tmp_path) -> None:
     assert is_factory_spec("net.py:make") and is_factory_spec("pkg.models:make")
     assert not is_factory_spec("zoo:digits-cnn") and not is_factory_spec(str(existing))
     assert not is_factory_spec("weights.pt")
+
+
+def test_a_model_file_imports_the_modules_beside_it(tmp_path, monkeypatch) -> None:
+    """``--model models/net.py:make`` where net.py does ``from blocks_for_spec_test import ...``:
+    its folder is importable, as when Python runs the file (it was ModuleNotFoundError)."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "blocks_for_spec_test.py").write_text(
+        "import torch.nn as nn\n\nclass Tiny(nn.Linear):\n    pass\n")
+    (models / "net.py").write_text(
+        "from blocks_for_spec_test import Tiny\n\ndef make():\n    return Tiny(3, 2)\n")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "blocks_for_spec_test", raising=False)
+    monkeypatch.chdir(tmp_path)
+    model = build_factory_model("models/net.py:make")
+    assert type(model).__name__ == "Tiny" and sys.path[0] == str(models)
+    build_factory_model("models/net.py:make")
+    assert sys.path.count(str(models)) == 1  # added once
+    monkeypatch.delitem(sys.modules, "blocks_for_spec_test", raising=False)
