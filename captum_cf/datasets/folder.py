@@ -151,10 +151,10 @@ class ImageFolder(Dataset):
                 continue
             seen.add(real)
             dirs.sort()
-            for f in sorted(names):
-                stem, ext = os.path.splitext(f)
-                if ext.lower() in IMAGE_EXTENSIONS and not stem.endswith(MASK_SUFFIX):
-                    found.append(os.path.join(folder, f))
+            images = [f for f in sorted(names) if os.path.splitext(f)[1].lower() in
+                      IMAGE_EXTENSIONS]
+            stems = {os.path.splitext(f)[0] for f in images}
+            found += [os.path.join(folder, f) for f in images if not _is_mask(f, stems)]
         return found
 
     @staticmethod
@@ -165,10 +165,13 @@ class ImageFolder(Dataset):
     def _check_masks(self) -> bool:
         present = [os.path.isfile(self.mask_path(p)) for p, _ in self.samples]
         if any(present) and not all(present):
-            missing = [self.mask_path(p) for (p, _), ok in zip(self.samples, present) if not ok]
+            missing = [os.path.relpath(p, self.root)
+                       for (p, _), ok in zip(self.samples, present) if not ok]
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
             raise ValueError(
-                f"masks are given for some images but not for {missing[0]} "
-                f"({len(missing)} missing)"
+                f"{sum(present)} of {len(present)} images have a mask (<image>{MASK_SUFFIX}.png "
+                f"beside the image) but {missing[0]}{more} not: give every image a mask, or "
+                f"remove the mask files to audit without the pointing game"
             )
         return bool(present) and all(present)
 
@@ -274,6 +277,14 @@ def resize_center_crop(t: Tensor, size: int, nearest: bool = False,
         t = x[0].to(t.dtype)
     top, left = (nh - size) // 2, (nw - size) // 2
     return t[..., top : top + size, left : left + size].contiguous()
+
+
+def _is_mask(name: str, stems: set[str]) -> bool:
+    """``name`` is ``<image>_mask.png`` with ``<image>.*`` beside it in ``stems``: the mask of
+    that image, not an image (a photo named ``gas_mask.jpg`` is an image)."""
+    stem, ext = os.path.splitext(name)
+    return (ext == ".png" and stem.endswith(MASK_SUFFIX)
+            and stem[: -len(MASK_SUFFIX)] in stems)
 
 
 def check_mask_size(mask_path: str, mask_size: tuple[int, int], path: str,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -90,6 +92,24 @@ def test_masks_follow_the_image_with_nearest_resize(tmp_path):
     assert torch.equal(m, expected)
 
 
+def test_photos_named_like_masks_are_images(tmp_path):
+    """Only ``<image>_mask.png`` beside its image is a mask: ``gas_mask.jpg`` (a photo of a gas
+    mask) and a ``_mask.png`` without its image were dropped without a word."""
+    for name in ("gas_mask.jpg", "face_mask.JPG", "helmet.jpg", "lone_mask.png"):
+        _save(tmp_path / "ppe" / name, np.zeros((4, 4, 3), np.uint8))
+    _save(tmp_path / "other" / "cam.png", np.zeros((4, 4, 3), np.uint8))
+    ds = ImageFolder(str(tmp_path))
+    assert ds.paths == ["other/cam.png", "ppe/face_mask.JPG", "ppe/gas_mask.jpg",
+                        "ppe/helmet.jpg", "ppe/lone_mask.png"]
+    assert not ds.has_masks
+    # with a mask for every image, the masks are masks again
+    for path in ds.paths:
+        stem = os.path.splitext(path)[0]
+        _save(tmp_path / f"{stem}_mask.png", np.zeros((4, 4), np.uint8))
+    ds = ImageFolder(str(tmp_path))
+    assert len(ds) == 5 and ds.has_masks
+
+
 def test_bad_folders_have_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="root must be an image folder"):
         ImageFolder(str(tmp_path / "missing"))
@@ -98,7 +118,9 @@ def test_bad_folders_have_clear_errors(tmp_path):
     _save(tmp_path / "a" / "x.png", np.zeros((4, 4), np.uint8))
     _save(tmp_path / "a" / "y.png", np.zeros((4, 4), np.uint8))
     _save(tmp_path / "a" / "x_mask.png", np.zeros((4, 4), np.uint8))
-    with pytest.raises(ValueError, match="masks are given for some images but not for"):
+    with pytest.raises(ValueError, match=r"1 of 2 images have a mask \(<image>_mask.png beside "
+                       r"the image\) but a/y.png not: give every image a mask, or remove the "
+                       r"mask files to audit without the pointing game"):
         ImageFolder(str(tmp_path))
     with pytest.raises(ValueError, match="image_size must be a positive int"):
         ImageFolder(str(tmp_path / "a"), image_size=0)
