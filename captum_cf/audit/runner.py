@@ -827,7 +827,10 @@ def _run_audit(
         plan.batches["explain"] = plan.config["batch"] = setup[2]
         total = len(source) * len(plan.cells)
         try:
-            _compute(model, source, settings, plan, pending, store, comm, total)
+            def seconds() -> float:  # the audit's time so far, over every run of a resume
+                return round(time.perf_counter() - start + float(plan.config["seconds"] or 0), 2)
+
+            _compute(model, source, settings, plan, pending, store, comm, total, seconds)
         except KeyboardInterrupt:
             done_n = store.count_done() if store is not None else 0
             raise AuditInterrupted(done_n, total) from None
@@ -862,7 +865,11 @@ def _compute(
     store: AuditStore | None,
     comm: Any,
     total: int,
+    seconds: Callable[[], float] | None = None,
 ) -> None:
+    """Compute the pending (batch, cell) pairs; each batch's records go to the store in one
+    transaction with the audit's time so far (``seconds()``), so that a killed run's time
+    counts in the resumed audit's."""
     order = sorted(pending)
     mine = order[comm.rank :: comm.world]
     steps = math.ceil(len(order) / comm.world)
@@ -879,7 +886,7 @@ def _compute(
             if comm.world == 1:
                 k, x, labels, masks = next(batches)
                 for record in grid.run(k, x, labels, masks, pending[k], source.ids):
-                    store.write(record)  # type: ignore[union-attr]
+                    store.write(record, seconds and seconds())  # type: ignore[union-attr]
                     if bar is not None:
                         bar.update(len(record["done"]))
                 continue
@@ -901,7 +908,7 @@ def _compute(
             gathered = comm.gather((merged, error))
             if store is not None:
                 for rec, _ in gathered:
-                    store.write(rec)
+                    store.write(rec, seconds and seconds())
                 if bar is not None:
                     bar.update(sum(len(rec["done"]) for rec, _ in gathered))
             failed = [(r, e) for r, (_, e) in enumerate(gathered) if e is not None]

@@ -172,9 +172,13 @@ class AuditStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(self, record: BatchRecord) -> None:
-        """Write one batch's records in one transaction (all or nothing)."""
+    def write(self, record: BatchRecord, seconds: float | None = None) -> None:
+        """Write one batch's records in one transaction (all or nothing), with the audit's
+        time so far (``seconds``, the configuration's ``"seconds"``) when given."""
         with self._transaction():
+            if seconds is not None:
+                self.db.execute("INSERT OR REPLACE INTO config VALUES (?, ?)",
+                                ("seconds", json.dumps(seconds)))
             self.db.executemany(
                 "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?)", record["images"]
             )

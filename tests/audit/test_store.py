@@ -93,12 +93,18 @@ def test_interrupt_keeps_work_and_resume_computes_only_the_missing_pairs(
     monkeypatch.setitem(METHODS._entries, "stop", _Entry(stop.factory, "", lambda c: True))
     with pytest.raises(AuditInterrupted, match=r"interrupted; 6 of 12 done; resume with --resume"):
         audit(model, x, store=path, **kw)
+    # the interrupted run's time is in the store with its work (it was written only at the end)
+    store = AuditStore(path)
+    interrupted = store.config()["seconds"]
+    store.close()
+    assert interrupted > 0
     again = _Stop(None)
     monkeypatch.setitem(METHODS._entries, "stop", _Entry(again.factory, "", lambda c: True))
     # explain_batch=None (sized by memory: 256 here) keeps the stored run's batches of 2
     resumed = audit(model, x, store=path, resume=True, **{**kw, "explain_batch": None})
     assert again.calls == 1 + 3  # the probe, then the 3 (batch, cell) pairs missing of 6
     assert_same_cells(whole, resumed)
+    assert resumed.seconds > interrupted
 
 
 def test_resume_refuses_another_configuration(tmp_path, device) -> None:
