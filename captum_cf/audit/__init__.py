@@ -14,7 +14,7 @@ This is what ``captum-cf audit`` runs. The modules follow the flow of an audit:
 * :mod:`~captum_cf.audit.cli`: the ``captum-cf audit`` command.
 """
 
-from captum_cf.audit.errors import AuditInputError, AuditInterrupted
+from captum_cf.audit.errors import AuditDtypeError, AuditInputError, AuditInterrupted
 from captum_cf.audit.result import (
     DEFAULT_METHODS,
     METRICS,
@@ -27,6 +27,7 @@ from captum_cf.audit.result import (
 from captum_cf.audit.runner import DEFAULT_REMOVALS, audit
 
 __all__ = [
+    "AuditDtypeError",
     "AuditInputError",
     "AuditInterrupted",
     "AuditResult",

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["AuditInputError", "AuditInterrupted"]
+__all__ = ["AuditDtypeError", "AuditInputError", "AuditInterrupted"]
 
 
 class AuditInputError(ValueError):
     """Bad input to the audit: an unknown name, an unreadable file, a model of the wrong kind."""
+
+
+class AuditDtypeError(AuditInputError, TypeError):
+    """Images of another float dtype than the model's (the dtype rule): a ``TypeError`` from
+    Python, one line from the command."""
 
 
 class AuditInterrupted(KeyboardInterrupt):

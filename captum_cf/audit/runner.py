@@ -76,8 +76,8 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler, Subset, Ten
 
 from captum_cf._model_state import frozen
 from captum_cf._registry import AuditContext, Registry
-from captum_cf._validation import check_images, check_target, first_line
-from captum_cf.audit.errors import AuditInputError, AuditInterrupted
+from captum_cf._validation import check_images, check_model_dtype, check_target, first_line
+from captum_cf.audit.errors import AuditDtypeError, AuditInputError, AuditInterrupted
 from captum_cf.audit.memory import (
     Level,
     halving,
@@ -562,6 +562,10 @@ def make_plan(
 
     x0 = source.first[0][:2].to(dev)
     check_images(x0, "images")
+    try:  # the dtype rule, before the model runs (its own error is torch's "double and float")
+        check_model_dtype(x0, model, name="images")
+    except TypeError as err:
+        raise AuditDtypeError(str(err)) from err
     num_classes = check_logits(model, x0)
     n = len(source)
     targets = None if target is None else check_target(target, n, num_classes)

@@ -512,3 +512,16 @@ def test_the_command_tells_an_untrained_model_in_one_line(tmp_path, capsys) -> N
     assert main(["audit", "--model", f"{model_file}:make3", *args,
                  "--out", str(tmp_path / "r2")]) == 0
     assert "audited images" not in capsys.readouterr().err
+
+
+def test_images_of_another_dtype_follow_the_dtype_rule(device) -> None:
+    """float64 images and a float32 model: the dtype rule's TypeError naming both dtypes, not
+    torch's "Input type (double) and bias type (float)" from inside the model."""
+    from captum_cf.audit import AuditDtypeError
+
+    model = _net().to(device)
+    with pytest.raises(TypeError, match=r"images has dtype torch.float64 but the model computes "
+                       r"in torch.float32") as info:
+        audit(model, torch.rand(2, 1, 8, 8, dtype=torch.float64).to(device),
+              methods=["integrated-gradients"], baselines=["zero"], n_steps=2, sanity_n=0)
+    assert isinstance(info.value, AuditDtypeError) and isinstance(info.value, AuditInputError)
