@@ -52,6 +52,7 @@ class _Entry(Generic[T]):
     description: str
     available: Callable[[AuditContext], bool]
     uses_baseline: bool = True
+    needs: str = ""
 
 
 class Registry(Generic[T]):
@@ -75,16 +76,18 @@ class Registry(Generic[T]):
         description: str = "",
         available: Callable[[AuditContext], bool] | None = None,
         uses_baseline: bool = True,
+        needs: str = "",
     ) -> None:
         """Add ``factory`` under ``name``; ``available(ctx)`` says if it applies to a context.
 
         ``uses_baseline=False`` marks a method that ignores its baseline: the audit runs it once
-        (one cell, baseline ``"-"``) instead of once per baseline.
+        (one cell, baseline ``"-"``) instead of once per baseline. ``needs`` says what makes an
+        unavailable entry available (an option, a file to train), for the audit's error.
         """
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._entries[name] = _Entry(
-            factory, description, available or (lambda ctx: True), uses_baseline
+            factory, description, available or (lambda ctx: True), uses_baseline, needs
         )
 
     def names(self, context: AuditContext | None = None) -> list[str]:
@@ -101,6 +104,10 @@ class Registry(Generic[T]):
     def uses_baseline(self, name: str) -> bool:
         """False for a method registered with ``uses_baseline=False`` (it ignores baselines)."""
         return self._get(name).uses_baseline
+
+    def needs(self, name: str) -> str:
+        """What makes ``name`` available where it is not ("" when nothing is said)."""
+        return self._get(name).needs
 
     def is_available(self, name: str, context: AuditContext) -> bool:
         return self._get(name).available(context)

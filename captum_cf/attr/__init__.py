@@ -51,6 +51,7 @@ METHODS.register(
     _deep_lift._explainer,
     "DeepLIFT (Rescale rule) from the baseline's reference",
     available=lambda ctx: isinstance(ctx.model, nn.Module),
+    needs="an nn.Module model (its hooks go on the modules), not a plain function",
 )
 METHODS.register(
     "sparse-perturbation",

@@ -721,9 +721,11 @@ def _resolve(
                 f"{', '.join(registry)}"
             )
         if n not in available:
+            needs = registry.needs(n)
             raise AuditInputError(
-                f"{registry.kind} {n!r} is not available for this model and data; "
-                f"available: {', '.join(available)}"
+                f"{registry.kind} {n!r} is not available for this model and data"
+                + (f": it needs {needs}" if needs else "")
+                + f"; available: {', '.join(available)}"
             )
     return list(dict.fromkeys(names))
 

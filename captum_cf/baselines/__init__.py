@@ -42,12 +42,16 @@ BASELINES.register(
     "GANMEX: the input translated to the runner-up class by the data's zoo generator "
     "(or --baseline-weights ganmex=FILE)",
     available=_ganmex._available,
+    needs="a generator trained against the model: --baseline-weights ganmex=FILE of "
+    "captum-cf train ganmex (the zoo has one for digits and shapes)",
 )
 BASELINES.register(
     "nearest-sample",
     _nearest_sample._from_context,
     "MDTS: the nearest training image (L2) of the runner-up class",
     available=_nearest_sample._available,
+    needs="training images of the classes of --data: --train-data DIR (from Python "
+    "train_data=)",
 )
 
 from captum_cf.baselines import exaggeration as _exaggeration  # noqa: E402
@@ -59,5 +63,7 @@ BASELINES.register(
     "Progressive exaggeration: the input walked to the opposite posterior of the zoo "
     "generator's class (digits: 'is it an 8'; or --baseline-weights exaggeration=FILE)",
     available=_exaggeration._available,
+    needs="a generator trained against the model: --baseline-weights exaggeration=FILE of "
+    "captum-cf train exaggeration (the zoo has one for digits)",
 )
 __all__ += ["ExaggerationBaseline"]

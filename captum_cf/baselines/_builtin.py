@@ -54,6 +54,9 @@ def register(registry: Registry[Baseline]) -> None:
         "inpaint-learned=FILE; blended 2x2 checkerboard "
         "grids: cells of half the image, so that whole objects are removed)",
         available=_has_zoo_inpainter,
+        needs="an inpainter for these images: --baseline-weights inpaint-learned=FILE of "
+        "captum-cf train inpainter, or an inpainting network (.pt2, TorchScript) (the zoo has "
+        "one for digits and shapes)",
     )
 
 

@@ -157,4 +157,6 @@ def register(registry: Registry[Baseline]) -> None:
         "runner-up class (or --baseline-weights sparse-counterfactual=FILE of captum-cf train "
         "robust)",
         available=_robust_available,
+        needs="a robust classifier: --baseline-weights sparse-counterfactual=FILE of captum-cf "
+        "train robust (the zoo has one for digits)",
     )

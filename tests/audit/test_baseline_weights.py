@@ -94,9 +94,15 @@ def test_the_given_files_make_the_learned_baselines_available_and_are_loaded(fil
 def test_audit_runs_the_learned_cells_with_the_given_files(files, device) -> None:
     x = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(2)).to(device)
     given = {k: files[k] for k in LEARNED}
-    with pytest.raises(AuditInputError, match="'ganmex' is not available"):
-        audit(_net().to(device), x, methods=["integrated-gradients"], baselines=["ganmex"],
-              sanity_n=0, n_steps=2)
+    for name, needs in (("ganmex", "--baseline-weights ganmex=FILE of captum-cf train ganmex"),
+                        ("inpaint-learned", "--baseline-weights inpaint-learned=FILE of "
+                         "captum-cf train inpainter"),
+                        ("sparse-counterfactual", "--baseline-weights sparse-counterfactual=FILE"),
+                        ("exaggeration", "--baseline-weights exaggeration=FILE")):
+        with pytest.raises(AuditInputError, match=f"'{name}' is not available for this model and "
+                           f"data: it needs .*{needs}"):
+            audit(_net().to(device), x, methods=["integrated-gradients"], baselines=[name],
+                  sanity_n=0, n_steps=2)
     result = audit(_net().to(device), x, methods=["integrated-gradients"],
                    baselines=["zero", *LEARNED], sanity_n=0, n_steps=2, baseline_weights=given)
     cells = [tuple(c) for c in result.config["cells"]]

@@ -137,7 +137,8 @@ def test_cli_train_data_enables_nearest_sample_and_is_part_of_resume(
               "--methods", "occlusion", "--baselines", "nearest-sample", "--steps", "2",
               "--sanity-n", "0", "--no-progress", "--out", out]
     assert main(common) == 2  # a folder has no training images of its own
-    assert "'nearest-sample' is not available" in capsys.readouterr().err
+    assert "'nearest-sample' is not available for this model and data: it needs training " \
+        "images of the classes of --data: --train-data DIR" in capsys.readouterr().err
     three_classes = ["--model", model_file()]  # samples of 2 classes cannot serve 3
     assert main([*common, *three_classes, "--train-data", str(train_a)]) == 2
     assert "'nearest-sample' is not available" in capsys.readouterr().err
