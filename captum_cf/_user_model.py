@@ -7,10 +7,12 @@ the generator trainers' ``--classifier`` / ``--aux-classifier``. Every failure i
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 
 import torch.nn as nn
 
@@ -44,51 +46,75 @@ def _import_module(name: str):  # noqa: ANN202 (a module)
         return importlib.import_module(name)
 
 
+@contextlib.contextmanager
+def _folder_importable(path: str) -> Iterator[None]:
+    """For ``path/to/file.py``: its folder first on ``sys.path`` inside the block; afterwards
+    the folder leaves ``sys.path`` again and the modules imported from it leave
+    ``sys.modules``, so that another model file whose folder has modules of the same names
+    (``blocks.py`` beside each ``net.py``) imports its own. Anything else: nothing."""
+    if not path.endswith(".py"):
+        yield
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    before = set(sys.modules)
+    try:
+        yield
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules[name], "__file__", None)
+            where = os.path.dirname(os.path.abspath(file)) if file else None
+            if where is not None and (where == folder or where.startswith(folder + os.sep)):
+                del sys.modules[name]
+
+
 def build_factory_model(spec: str, weights: str | None = None) -> nn.Module:
     """Call ``factory()`` of ``module:factory`` (or ``path/to/file.py:factory``), then load the
     state dict ``weights`` (read with ``weights_only=True``; keys and shapes checked).
 
-    A file's folder goes on ``sys.path`` (first, once), as when Python runs the file, so that
-    it imports the modules beside it.
+    While a file runs and its factory builds the model, the file's folder is first on
+    ``sys.path``, as when Python runs the file, so that it imports the modules beside it
+    (:func:`_folder_importable`).
 
     Raises:
         ValueError: the module or factory fails, returns no ``nn.Module``, or the weights file
             is unreadable, not a state dict or does not fit (one line).
     """
     module_name, _, attr = spec.rpartition(":")
-    try:
-        if module_name.endswith(".py"):
-            # as when Python runs the file: its folder is importable (``from blocks import ...``
-            # beside net.py), also for imports its functions make later
-            folder = os.path.dirname(os.path.abspath(module_name))
-            if folder not in sys.path:
-                sys.path.insert(0, folder)
-            loader = importlib.util.spec_from_file_location("_captum_cf_user_model", module_name)
-            if loader is None or loader.loader is None:
-                raise ImportError(f"cannot import {module_name}")
-            module = importlib.util.module_from_spec(loader)
-            loader.loader.exec_module(module)
-        else:
-            module = _import_module(module_name)
-    except Exception as err:  # noqa: BLE001 (the user's code: any failure is a one-line error)
-        raise ValueError(
-            f"cannot build the model from {spec!r}: {type(err).__name__}: {err}"
-        ) from err
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        defined = sorted(k for k, v in vars(module).items()
-                         if callable(v) and not k.startswith("_")
-                         and getattr(v, "__module__", None) == module.__name__)
-        raise ValueError(
-            f"cannot build the model from {spec!r}: {module_name} has no function {attr!r}"
-            + (f"; it defines {', '.join(defined)}" if defined else "")
-        )
-    try:
-        model = factory()
-    except Exception as err:  # noqa: BLE001 (the user's code: any failure is a one-line error)
-        raise ValueError(
-            f"cannot build the model from {spec!r}: {type(err).__name__}: {err}"
-        ) from err
+    with _folder_importable(module_name):
+        try:
+            if module_name.endswith(".py"):
+                loader = importlib.util.spec_from_file_location("_captum_cf_user_model",
+                                                                module_name)
+                if loader is None or loader.loader is None:
+                    raise ImportError(f"cannot import {module_name}")
+                module = importlib.util.module_from_spec(loader)
+                loader.loader.exec_module(module)
+            else:
+                module = _import_module(module_name)
+        except Exception as err:  # noqa: BLE001 (the user's code: any failure is one line)
+            raise ValueError(
+                f"cannot build the model from {spec!r}: {type(err).__name__}: {err}"
+            ) from err
+        factory = getattr(module, attr, None)
+        if not callable(factory):
+            defined = sorted(k for k, v in vars(module).items()
+                             if callable(v) and not k.startswith("_")
+                             and getattr(v, "__module__", None) == module.__name__)
+            raise ValueError(
+                f"cannot build the model from {spec!r}: {module_name} has no function {attr!r}"
+                + (f"; it defines {', '.join(defined)}" if defined else "")
+            )
+        try:
+            model = factory()
+        except Exception as err:  # noqa: BLE001 (the user's code: any failure is one line)
+            raise ValueError(
+                f"cannot build the model from {spec!r}: {type(err).__name__}: {err}"
+            ) from err
     if not isinstance(model, nn.Module):
         raise ValueError(f"{spec} returned a {type(model).__name__}, expected a torch.nn.Module")
     if weights:

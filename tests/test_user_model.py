@@ -39,19 +39,23 @@ def test_factory_specs_are_told_from_zoo_names_and_files(tmp_path) -> None:
 
 
 def test_a_model_file_imports_the_modules_beside_it(tmp_path, monkeypatch) -> None:
-    """``--model models/net.py:make`` where net.py does ``from blocks_for_spec_test import ...``:
-    its folder is importable, as when Python runs the file (it was ModuleNotFoundError)."""
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / "blocks_for_spec_test.py").write_text(
-        "import torch.nn as nn\n\nclass Tiny(nn.Linear):\n    pass\n")
-    (models / "net.py").write_text(
-        "from blocks_for_spec_test import Tiny\n\ndef make():\n    return Tiny(3, 2)\n")
+    """``--model a/net.py:make`` where net.py does ``from blocks_for_spec_test import ...``: its
+    folder is importable while it runs (it was ModuleNotFoundError), and a second model file
+    whose folder has a module of the same name gets its own (not the first one's, cached)."""
+    for name, out in (("a", 3), ("b", 5)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "blocks_for_spec_test.py").write_text(
+            f"import torch.nn as nn\n\nOUT = {out}\n\nclass Tiny(nn.Linear):\n    pass\n")
+        (folder / "net.py").write_text(
+            "from blocks_for_spec_test import OUT, Tiny\n\ndef make():\n"
+            "    return Tiny(3, OUT)\n")
     monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.delitem(sys.modules, "blocks_for_spec_test", raising=False)
+    path_before = list(sys.path)
     monkeypatch.chdir(tmp_path)
-    model = build_factory_model("models/net.py:make")
-    assert type(model).__name__ == "Tiny" and sys.path[0] == str(models)
-    build_factory_model("models/net.py:make")
-    assert sys.path.count(str(models)) == 1  # added once
-    monkeypatch.delitem(sys.modules, "blocks_for_spec_test", raising=False)
+    first = build_factory_model("a/net.py:make")
+    second = build_factory_model("b/net.py:make")
+    assert type(first).__name__ == "Tiny" and first.out_features == 3
+    assert second.out_features == 5
+    # sys.path and sys.modules as they were
+    assert sys.path == path_before and "blocks_for_spec_test" not in sys.modules

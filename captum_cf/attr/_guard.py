@@ -19,7 +19,14 @@ from captum_cf._validation import (
     model_dtype,
 )
 
-__all__ = ["captum_assertions", "checking_target", "guarded", "missing_batch_hint", "model_of"]
+__all__ = [
+    "add_missing_batch_note",
+    "captum_assertions",
+    "checking_target",
+    "guarded",
+    "missing_batch_hint",
+    "model_of",
+]
 
 # Captum's DeepLift hooks store these on non-linear modules and delete them only in the backward
 # pass, so an error between forward and backward (e.g. a target out of range) leaves them behind.
@@ -59,10 +66,8 @@ def guarded(forward_func: Any, inputs: Any, baselines: Any = None) -> Iterator[N
     try:
         with preserve_model_state(model), captum_assertions():
             yield
-    except Exception as err:
-        hint = missing_batch_hint(model, tensors)
-        if hint and hasattr(err, "add_note"):  # Python >= 3.11
-            err.add_note(hint)
+    except RuntimeError as err:  # the model's own errors (captum_cf's are ValueError/TypeError)
+        add_missing_batch_note(err, model, tensors)
         raise
     finally:
         for x, flag in flags:
@@ -101,6 +106,13 @@ def missing_batch_hint(model: Any, tensors: tuple[Any, ...]) -> str | None:
                             "(N, ...): pass inputs.unsqueeze(0)")
                 return None
     return None
+
+
+def add_missing_batch_note(err: BaseException, model: Any, tensors: tuple[Any, ...]) -> None:
+    """Add :func:`missing_batch_hint`'s note to ``err`` (once; Python >= 3.11 has notes)."""
+    hint = missing_batch_hint(model, tensors)
+    if hint and hasattr(err, "add_note") and hint not in getattr(err, "__notes__", ()):
+        err.add_note(hint)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from captum_cf._validation import check_attribute_arguments
 from captum_cf.attr._baselines import _BaselineToken, has_baseline, native_value, resolve_baselines
-from captum_cf.attr._guard import captum_assertions
+from captum_cf.attr._guard import add_missing_batch_note, captum_assertions, model_of
 from captum_cf.attr._perturbation import _plan
 from captum_cf.baselines.base import Baseline, noisy_inputs
 
@@ -118,17 +118,22 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
                 kwargs["baselines"] = resolve_baselines(
                     kwargs["baselines"], inputs, kwargs.get("target"), native=True
                 )
-        with noisy_inputs(), captum_assertions():
-            return super().attribute.__wrapped__(  # type: ignore[attr-defined]
-                self,
-                inputs,
-                nt_type=nt_type,
-                nt_samples=nt_samples,
-                nt_samples_batch_size=nt_samples_batch_size,
-                stdevs=stdevs,
-                draw_baseline_from_distrib=draw_baseline_from_distrib,
-                **kwargs,
-            )
+        try:
+            with noisy_inputs(), captum_assertions():
+                return super().attribute.__wrapped__(  # type: ignore[attr-defined]
+                    self,
+                    inputs,
+                    nt_type=nt_type,
+                    nt_samples=nt_samples,
+                    nt_samples_batch_size=nt_samples_batch_size,
+                    stdevs=stdevs,
+                    draw_baseline_from_distrib=draw_baseline_from_distrib,
+                    **kwargs,
+                )
+        except RuntimeError as err:  # the wrapped method saw noisy copies: the clean inputs tell
+            model = model_of(getattr(self.attribution_method, "forward_func", None))
+            add_missing_batch_note(err, model, inputs if isinstance(inputs, tuple) else (inputs,))
+            raise
 
 
 _CAPTUM_SHAP = (

@@ -141,13 +141,18 @@ def write_report(result: AuditResult, out: str) -> list[str]:
 _TMP = ".audit-tmp-"
 
 
+#: files a file manager leaves in a folder it showed (macOS Finder, Windows Explorer)
+_SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
 def check_out(out: str) -> str:
     """``out`` as an absolute path, checked before any work: the report replaces the whole folder.
 
     Raises:
         NotADirectoryError: ``out``, or the nearest of its parents that exists, is not a folder.
         FileExistsError: ``out`` is a folder holding anything but an earlier report's files
-            (``results.csv``, ``results.json``, ``report.html``, ``*.png``): replacing it would
+            (``results.csv``, ``results.json``, ``report.html``, ``*.png``; a file manager's
+            ``.DS_Store``, ``Thumbs.db`` or ``desktop.ini`` aside): replacing it would
             delete them (a data folder, the working directory or one of its parents, notes).
     """
     out = os.path.abspath(out)
@@ -161,8 +166,9 @@ def check_out(out: str) -> str:
     if os.path.isdir(out):
         foreign = sorted(
             name for name in os.listdir(out)
-            if not (name in FILES or name.endswith(".png"))
-            or not os.path.isfile(os.path.join(out, name))
+            if name not in _SYSTEM_FILES
+            and (not (name in FILES or name.endswith(".png"))
+                 or not os.path.isfile(os.path.join(out, name)))
         )
         if foreign:
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more"

@@ -154,7 +154,19 @@ class ImageFolder(Dataset):
             images = [f for f in sorted(names) if os.path.splitext(f)[1].lower() in
                       IMAGE_EXTENSIONS]
             stems = {os.path.splitext(f)[0] for f in images}
-            found += [os.path.join(folder, f) for f in images if not _is_mask(f, stems)]
+            for f in images:
+                if not _is_mask(f, stems):
+                    found.append(os.path.join(folder, f))
+                elif not os.path.isfile(os.path.join(folder, os.path.splitext(f)[0] + ".png")):
+                    # a mask that mask_path would not find (a_mask.jpg, or a_mask.PNG on a
+                    # case-sensitive disk): not an image, and no silent drop either
+                    stem = os.path.splitext(f)[0]
+                    raise ValueError(
+                        f"{os.path.join(folder, f)} is named as the mask of "
+                        f"{stem[: -len(MASK_SUFFIX)]}, but masks are read from "
+                        f"<image>{MASK_SUFFIX}.png: rename it to {stem}.png (or move it out of "
+                        "the folder)"
+                    )
         return found
 
     @staticmethod
@@ -280,11 +292,10 @@ def resize_center_crop(t: Tensor, size: int, nearest: bool = False,
 
 
 def _is_mask(name: str, stems: set[str]) -> bool:
-    """``name`` is ``<image>_mask.png`` with ``<image>.*`` beside it in ``stems``: the mask of
-    that image, not an image (a photo named ``gas_mask.jpg`` is an image)."""
-    stem, ext = os.path.splitext(name)
-    return (ext == ".png" and stem.endswith(MASK_SUFFIX)
-            and stem[: -len(MASK_SUFFIX)] in stems)
+    """``name`` is ``<image>_mask.<ext>`` with ``<image>.*`` beside it in ``stems``: the mask of
+    that image, not an image (a photo named ``gas_mask.jpg`` alone is an image)."""
+    stem = os.path.splitext(name)[0]
+    return stem.endswith(MASK_SUFFIX) and stem[: -len(MASK_SUFFIX)] in stems
 
 
 def check_mask_size(mask_path: str, mask_size: tuple[int, int], path: str,

@@ -627,8 +627,9 @@ def check_label_agreement(
     agreement = float((predicted == truth).float().mean())
     guess = float(torch.bincount(truth).max()) / len(truth)
     # no better than always guessing the largest class, with a margin (halved for sets where
-    # that guess is right more than 80 % of the time: a perfect classifier is not told)
-    if agreement <= min(guess + 0.1, (1 + guess) / 2):
+    # that guess is right more than 80 % of the time); a classifier right on every image (of a
+    # sample of one class, say) is never told
+    if agreement < 1 and agreement <= min(guess + 0.1, (1 + guess) / 2):
         def folder(c: int) -> str:
             return repr(class_names[c]) if class_names is not None and c < len(class_names) \
                 else f"class {c}"

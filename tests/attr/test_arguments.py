@@ -228,6 +228,34 @@ def test_no_batch_hint_for_errors_of_batched_or_unrelated_inputs(device):
         cf.IntegratedGradients(model).attribute(torch.rand(5, 8, 8).to(device), target=1)
     assert not getattr(info.value, "__notes__", None)
 
+    class GreyBatches(nn.Module):
+        """Takes (N, H, W) batches itself: (1, 8, 8) is a valid batch of one."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 2, 3), nn.Linear(2, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.conv(x.unsqueeze(1)).mean(dim=(2, 3)))
+
+    # captum_cf's own argument errors get no note (here: the target's range)
+    with pytest.raises(ValueError) as info:
+        cf.IntegratedGradients(GreyBatches().to(device)).attribute(
+            torch.rand(1, 8, 8).to(device), target=7)
+    assert not getattr(info.value, "__notes__", None)
+
+
+@pytest.mark.skipif(not hasattr(Exception, "add_note"), reason="exception notes: Python >= 3.11")
+def test_noise_tunnel_tells_a_missing_batch_dimension_from_the_clean_inputs(device):
+    """The wrapped method sees noisy copies (6, 8, 8); the note comes from the clean (3, 8, 8)."""
+    with pytest.raises(RuntimeError) as info:
+        cf.NoiseTunnel(cf.IntegratedGradients(_cnn().to(device))).attribute(
+            torch.rand(3, 8, 8).to(device), nt_samples=2, target=1)
+    assert info.value.__notes__ == [
+        "captum_cf: inputs has shape (3, 8, 8): one example without its batch dimension? "
+        "Captum's methods take a batch (N, ...): pass inputs.unsqueeze(0)"
+    ]
+
 
 def test_one_example_window_names_the_batch_dimension():
     with pytest.raises(ValueError, match=r"sliding_window_shapes has 3 entries but the input has "

@@ -93,9 +93,10 @@ def test_out_holding_other_files_is_refused_before_any_work(tmp_path, capsys, mo
     rc = main(["audit", "--out", str(tmp_path / "afile" / "report"), "--n", "2", "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.endswith("afile is a file, not a folder") and len(err.splitlines()) == 1
-    # an empty folder and an earlier report are written into
+    # an empty folder and an earlier report (also one a file manager has shown) are written into
     (tmp_path / "empty").mkdir()
     assert len(_result().write(str(tmp_path / "empty"))) >= 4
+    (tmp_path / "empty" / ".DS_Store").write_bytes(b"finder")
     assert len(_result().write(str(tmp_path / "empty"))) >= 4
 
 

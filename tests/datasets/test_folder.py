@@ -323,3 +323,14 @@ def test_a_link_to_the_filesystem_root_counts_as_above_the_tree():
     assert _holds("/", "/data/photos") and _holds("/data", "/data/photos")
     assert _holds("/data/photos", "/data/photos")
     assert not _holds("/data/photos/cat", "/data/photos") and not _holds("/other", "/data")
+
+
+@pytest.mark.parametrize("name", ["a_mask.PNG", "a_mask.jpg"])
+def test_a_mask_beside_its_image_in_another_format_is_refused(tmp_path, name):
+    """``a_mask.PNG`` beside ``a.jpg`` is no image of the class (it was audited as one) and no
+    mask the reader finds (masks are ``<image>_mask.png``): one line saying how to name it."""
+    _save(tmp_path / "c" / "a.jpg", np.zeros((4, 4, 3), np.uint8))
+    _save(tmp_path / "c" / name, np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match=rf"{name} is named as the mask of a, but masks are read "
+                       r"from <image>_mask.png: rename it to a_mask.png"):
+        ImageFolder(str(tmp_path))

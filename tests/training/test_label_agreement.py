@@ -92,3 +92,11 @@ def test_a_perfect_classifier_of_an_unbalanced_set_is_not_told(device: torch.dev
 
     agreement, told = _told(AlwaysDark(), images, labels, device)
     assert 0.9 < agreement < 0.98 and len(told) == 1
+
+
+def test_a_perfect_classifier_of_a_one_class_sample_is_not_told(device: torch.device) -> None:
+    images, labels = _set()
+    agreement, told = _told(_Brightness(), images[:1000], labels[:1000], device)  # all dark
+    assert agreement == 1.0 and told == []
+    agreement, told = _told(_Brightness(swap=True), images[:1000], labels[:1000], device)
+    assert agreement == 0.0 and len(told) == 1  # one that gets them all wrong still is
