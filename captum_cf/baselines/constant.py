@@ -61,7 +61,8 @@ class ConstantBaseline(Baseline):
 
     def captum_value(self, inputs: Tensor) -> float | int | Tensor | None:
         """What Captum takes for this constant: the number (an int for integer inputs when the
-        constant is whole), or a tensor of shape (1, ...).
+        constant is whole), or a tensor of shape (1, ...) (of the inputs' dtype; float for
+        integer inputs when a value is not whole, never truncated).
 
         None for a subclass that changes the reference (it is then resolved as a Baseline).
         """
@@ -75,7 +76,12 @@ class ConstantBaseline(Baseline):
                 return int(value)
             return value
         self._check_channels(inputs)  # the message names the whole batch's shape
-        return self._reference(inputs[:1].detach(), None)  # Captum's (1, ...) broadcast row
+        row = inputs[:1].detach()
+        if not (row.is_floating_point() or row.is_complex()) and not bool(
+            (self.value == self.value.round()).all()
+        ):  # values that integer inputs cannot hold: a float row, as a float number goes
+            row = row.to(torch.get_default_dtype())
+        return self._reference(row, None)  # Captum's (1, ...) broadcast row
 
     def __repr__(self) -> str:
         v = self.value

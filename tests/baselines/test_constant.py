@@ -113,3 +113,17 @@ def test_bad_inputs(inputs, match):
 def test_bad_keep(keep, match):
     with pytest.raises(ValueError, match=match):
         ConstantBaseline(0.0).fill(torch.rand(1, 1, 4, 4), keep)
+
+
+def test_captum_value_on_integer_inputs_is_exact() -> None:
+    """Token ids: a whole constant goes to Captum as an int (ids stay integers, as with
+    baselines=0); per-channel values are never truncated to the ids' dtype."""
+    ids = torch.randint(0, 5, (2, 3, 4))
+    assert ConstantBaseline(0.0).captum_value(ids) == 0
+    assert isinstance(ConstantBaseline(0.0).captum_value(ids), int)
+    assert isinstance(ConstantBaseline(0.0).captum_value(ids.float()), float)
+    assert ConstantBaseline(0.5).captum_value(ids) == 0.5
+    whole = ConstantBaseline([0, 1, 2]).captum_value(ids)
+    assert whole.dtype == torch.int64 and whole[0, :, 0].tolist() == [0, 1, 2]
+    half = ConstantBaseline([0.5, 1, 2]).captum_value(ids)
+    assert half.is_floating_point() and half[0, :, 0].tolist() == [0.5, 1.0, 2.0]
