@@ -104,6 +104,18 @@ def _one_line_warnings() -> Iterator[None]:
         warnings.showwarning = shown
 
 
+def _launcher() -> tuple[str, str]:
+    """How this command was started, and a note for several machines: ``captum-cf``, or
+    torchrun with this run's processes per node (a checkpoint resumes only with the same number
+    of processes)."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return "captum-cf ", ""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world) or world)
+    note = "" if local == world else " (on each node, with this run's --nnodes and rendezvous)"
+    return f"torchrun --nproc-per-node {local} -m captum_cf ", note
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 success, 2 user error)."""
     parser = build_parser()
@@ -130,8 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             argv = list(args._argv)
             if hasattr(args, "resume") and not args.resume:
                 argv.append("--resume")
-            print("captum-cf: to continue exactly where it stopped: captum-cf "
-                  + " ".join(shlex.quote(a) for a in argv), file=sys.stderr)
+            launcher, note = _launcher()
+            print("captum-cf: to continue exactly where it stopped: " + launcher
+                  + " ".join(shlex.quote(a) for a in argv) + note, file=sys.stderr)
         return 130
 
 

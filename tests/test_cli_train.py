@@ -191,3 +191,20 @@ def test_ctrl_c_hint_adds_resume_where_the_command_needs_it(
     err = capsys.readouterr().err
     assert f"checkpoint written to {tmp_path / 'inp.pt.ckpt'}" in err
     assert err.strip().endswith("--resume")
+
+
+def test_the_continue_command_of_a_torchrun_run_is_a_torchrun_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The printed command resumed with one process, which a checkpoint of two refuses."""
+    from captum_cf.cli import _launcher
+
+    for name in ("WORLD_SIZE", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert _launcher() == ("captum-cf ", "")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert _launcher() == ("torchrun --nproc-per-node 2 -m captum_cf ", "")
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    assert _launcher() == ("torchrun --nproc-per-node 2 -m captum_cf ",
+                           " (on each node, with this run's --nnodes and rendezvous)")

@@ -31,6 +31,7 @@ from captum_cf.training.loop import (
     TrainingInterrupted,
     check_frozen_classifier,
     check_label_agreement,
+    records_run_options,
 )
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "IndexStream",
     "check_frozen_classifier",
     "check_label_agreement",
+    "records_run_options",
     "CHECKPOINT_FORMAT",
     "save_checkpoint",
     "load_checkpoint",

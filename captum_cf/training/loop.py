@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import contextvars
 import copy
+import functools
+import inspect
 import math
 import os
 import warnings
@@ -55,7 +58,48 @@ from captum_cf.training.distributed import (
 )
 
 __all__ = ["Trainer", "TrainingInterrupted", "IndexStream", "check_frozen_classifier",
-           "check_label_agreement"]
+           "check_label_agreement", "records_run_options"]
+
+#: arguments of a training function that a resumed run may change: how long it trains, where
+#: it runs and writes, how it reads and shows; every other argument defines the run
+RESUMABLE_OPTIONS = frozenset({
+    "out", "steps", "epochs", "checkpoint", "checkpoint_every", "resume", "show_progress", "log",
+    "device", "workers", "cache_dir", "test_images",
+})
+_RUN_OPTIONS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "captum_cf_run_options", default=None)
+
+
+def _option_text(value: Any) -> str:
+    """An argument as the checkpoint keeps it: files and folders as absolute paths, tensors by
+    shape and dtype, anything else by ``repr``."""
+    if isinstance(value, (str, os.PathLike)) and os.path.exists(value):
+        return os.path.abspath(value)
+    if isinstance(value, Tensor):
+        return f"tensor{tuple(value.shape)} {value.dtype}"
+    return repr(value)
+
+
+def records_run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a training function: while it runs, a :class:`Trainer` it builds keeps the
+    function's arguments (but :data:`RESUMABLE_OPTIONS`) in its checkpoints, and a resume with
+    other values is refused naming them (a checkpoint reused for another folder, seed, batch
+    size or classifier continued it without a word)."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        options = {k: _option_text(v) for k, v in bound.arguments.items()
+                   if k not in RESUMABLE_OPTIONS}
+        token = _RUN_OPTIONS.set(options)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _RUN_OPTIONS.reset(token)
+
+    return wrapper
 
 
 class IndexStream:
@@ -231,6 +275,9 @@ class Trainer(abc.ABC):
         self.history: list[dict[str, float]] = []
         self.best: dict[str, Any] | None = None
         self._window: dict[str, list[float]] = {}
+        #: the arguments of the training function that built this trainer (None outside one):
+        #: kept in checkpoints, compared on resume (:func:`records_run_options`)
+        self.run_options = _RUN_OPTIONS.get()
 
     # --- what a trainer supplies ---------------------------------------------------------------
 
@@ -449,14 +496,17 @@ class Trainer(abc.ABC):
             "window": {k: list(v) for k, v in self._window.items()},
             "best": self.best,
             "extra": self.extra_state(),
+            "options": self.run_options,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s output (modules and optimisers must match by name).
 
         Raises:
-            ValueError: other module names, or a checkpoint written by another number of
-                processes (exact resume needs the same ``--nproc-per-node``).
+            ValueError: other module names, a checkpoint written by another number of
+                processes (exact resume needs the same ``--nproc-per-node``), with another
+                seed, or by a training function called with other options
+                (:func:`records_run_options`).
         """
         missing = set(self.modules) ^ set(state["modules"])
         if missing:
@@ -470,6 +520,7 @@ class Trainer(abc.ABC):
                 f"{self.dist.world_size}: resume with the same number of processes "
                 f"(torchrun --nproc-per-node {world})"
             )
+        _check_same_run(state, self.seed, self.run_options)
         for key, module in self.modules.items():
             module.load_state_dict(state["modules"][key])
         for key, optimizer in self.optimizers.items():
@@ -509,6 +560,24 @@ class Trainer(abc.ABC):
         if self.log:
             self.log(f"resumed {self.checkpoint_path} at step {self.step}")
         return True
+
+
+def _check_same_run(state: dict[str, Any], seed: int, options: dict[str, str] | None) -> None:
+    """A checkpoint continues only the run that wrote it: same seed, same options."""
+    old = state.get("options")
+    differ = []
+    if old is not None and options is not None:
+        differ = [(k, old.get(k), options.get(k)) for k in sorted(set(old) | set(options))
+                  if old.get(k) != options.get(k)]
+    if not differ and int(state.get("seed", seed)) != seed:
+        differ = [("seed", repr(int(state["seed"])), repr(seed))]
+    if differ:
+        shown = "; ".join(f"--{k.replace('_', '-')} {a} (this run: {b})" for k, a, b in differ[:3])
+        raise ValueError(
+            f"the checkpoint was written by a run with other options: {shown}. A checkpoint "
+            "continues only its own run: resume with its options, or start anew with another "
+            "--checkpoint"
+        )
 
 
 def check_frozen_classifier(

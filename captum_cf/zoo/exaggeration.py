@@ -28,6 +28,7 @@ from captum_cf.generative.exaggeration_trainer import (
     ExaggerationTrainer,
     evaluate_exaggeration,
 )
+from captum_cf.training import records_run_options
 from captum_cf.training.checkpoint import save_checkpoint
 from captum_cf.training.data import DeviceImages
 from captum_cf.zoo._registry import WEIGHTS_FORMAT, ZooEntry, register
@@ -53,6 +54,7 @@ def build_exaggeration_generator(config: dict[str, Any]) -> nn.Module:
     return ExaggerationGenerator(ExaggerationConfig(**config))
 
 
+@records_run_options
 def train_exaggeration(
     data: str = "digits",
     out: str | os.PathLike = "exaggeration.pt",

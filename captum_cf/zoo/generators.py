@@ -23,7 +23,7 @@ from captum_cf.generative.ganmex_trainer import (
     GANMEXTrainer,
     counterfactual_passes,
 )
-from captum_cf.training import check_frozen_classifier, check_label_agreement
+from captum_cf.training import check_frozen_classifier, check_label_agreement, records_run_options
 from captum_cf.training.checkpoint import save_checkpoint
 from captum_cf.training.data import take_rows, unit_images
 from captum_cf.zoo._registry import WEIGHTS_FORMAT, ZooEntry, register
@@ -176,6 +176,7 @@ def _split(images: Tensor, labels: Tensor, fraction: float, seed: int) -> tuple[
     return take_rows(images, train), labels[train], take_rows(images, val), labels[val]
 
 
+@records_run_options
 def train_ganmex(
     data: str = "digits",
     out: str | os.PathLike = "ganmex.pt",

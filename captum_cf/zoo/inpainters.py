@@ -19,6 +19,7 @@ from torch import Tensor
 
 from captum_cf.inpainters.holes import random_holes
 from captum_cf.inpainters.learned import ARCH, LearnedInpainter, build_inpainter
+from captum_cf.training import records_run_options
 from captum_cf.training.data import DeviceImages, unit_images
 from captum_cf.zoo._registry import ZooEntry, register
 
@@ -159,6 +160,7 @@ def inpainter_quality(
     return {name: error / max(area, 1.0) for name, error in errors.items()}
 
 
+@records_run_options
 def train_inpainter(
     data: str = "digits",
     out: str | os.PathLike = "inpainter.pt",

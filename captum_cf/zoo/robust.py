@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from captum_cf.training import records_run_options
 from captum_cf.training.data import DeviceImages
 from captum_cf.zoo._registry import ZooEntry, register, save_weights
 from captum_cf.zoo.models import build_classifier
@@ -56,6 +57,7 @@ def _test_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.T
     return clean / len(test), robust / len(test)
 
 
+@records_run_options
 def train_robust_classifier(
     data: str = "digits",
     out: str | os.PathLike = "digits-cnn-robust.pt",

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from captum_cf.training import IndexStream, Trainer
+from captum_cf.training import IndexStream, Trainer, records_run_options
 from captum_cf.training.checkpoint import seed_everything
 from captum_cf.training.data import (
     DeviceImages,
@@ -249,6 +249,7 @@ class ClassifierTrainer(Trainer):
         self.stream.load_state_dict(state["stream"])
 
 
+@records_run_options
 def train_classifier(
     data: str = "digits",
     out: str | os.PathLike = "classifier.pt",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,36 @@ def test_resume_is_exact(
     assert straight["metrics"]["losses"] == resumed["metrics"]["losses"]
     for key, value in straight["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][key]), key
+
+
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
+def test_a_checkpoint_continues_only_its_own_run(tmp_path: Path, monkeypatch) -> None:
+    """A checkpoint reused with another batch size, seed or data was continued without a word
+    (a model of one run's weights and another's options); the resume is refused naming them.
+    More epochs, another device or output: continued."""
+    kwargs = {"epochs": 2, "limit": 64, "show_progress": False, "batch_size": 32}
+    ckpt = tmp_path / "ckpt.pt"
+
+    def save_then_crash(path, state):
+        real_save(path, state)
+        raise KeyboardInterrupt
+
+    real_save = loop_module.save_checkpoint
+    monkeypatch.setattr(loop_module, "save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier("digits", out=tmp_path / "a.pt", checkpoint=ckpt, **kwargs)
+    monkeypatch.setattr(loop_module, "save_checkpoint", real_save)
+    for change, shown in (({"batch_size": 16}, "--batch-size 32 (this run: 16)"),
+                          ({"seed": 7}, "--seed 0 (this run: 7)"),
+                          ({"limit": 48}, "--limit 64 (this run: 48)")):
+        with pytest.raises(ValueError, match=r"the checkpoint was written by a run with other "
+                           rf"options: {re.escape(shown)}\. A checkpoint continues only its "
+                           r"own run"):
+            train_classifier("digits", out=tmp_path / "b.pt", checkpoint=ckpt,
+                             **{**kwargs, **change})
+    assert not (tmp_path / "b.pt").exists()
+    train_classifier("digits", out=tmp_path / "c.pt", checkpoint=ckpt, **{**kwargs, "epochs": 3})
+    assert zoo.read_weights(tmp_path / "c.pt")["metrics"]["test_size"] == 64
 
 
 def test_random_shift_moves_each_image_by_its_offset(device: torch.device) -> None:
