@@ -310,12 +310,13 @@ TRAIN_COMMANDS["ganmex"] = (
 
 def _exaggeration_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help=_DATA_HELP)
-    parser.add_argument("--classifier", default="zoo:digits-cnn",
+    parser.add_argument("--classifier", default=None,
                         help="classifier to explain: zoo:<name>, a weights file of captum-cf "
                              "train classifier, or module:factory with --classifier-weights "
-                             "(default zoo:digits-cnn)")
-    parser.add_argument("--positive", type=int, default=8,
-                        help="class whose posterior the generator walks (default 8)")
+                             "(default zoo:digits-cnn / zoo:shapes-cnn; required with a folder)")
+    parser.add_argument("--positive", type=int, default=None,
+                        help="class whose posterior the generator walks (default 8 for digits; "
+                             "required otherwise)")
     parser.add_argument("--out", required=True, help="generator weights file to write (.pt)")
     parser.add_argument("--steps", type=int, default=None,
                         help="generator steps in total (default 3000)")

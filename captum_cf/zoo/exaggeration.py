@@ -39,6 +39,8 @@ __all__ = ["train_exaggeration", "build_exaggeration_generator", "EXAGGERATION_S
 
 #: default generator steps per data set
 EXAGGERATION_STEPS = {"digits": 3000}
+#: the classifier explained when none is given (an image folder needs one)
+_DEFAULT_CLASSIFIER = {"digits": "zoo:digits-cnn", "shapes": "zoo:shapes-cnn"}
 
 #: the shipped digits-exaggeration run: ``train_exaggeration("digits", **DIGITS_EXAGGERATION_
 #: RECIPE)``, i.e. its zoo command, from scratch (seed 0)
@@ -58,8 +60,8 @@ def build_exaggeration_generator(config: dict[str, Any]) -> nn.Module:
 def train_exaggeration(
     data: str = "digits",
     out: str | os.PathLike = "exaggeration.pt",
-    classifier: str = "zoo:digits-cnn",
-    positive: int = 8,
+    classifier: str | None = None,
+    positive: int | None = None,
     steps: int | None = None,
     seed: int = 0,
     checkpoint: str | os.PathLike | None = None,
@@ -108,8 +110,10 @@ def train_exaggeration(
             (float16), loadable by ``captum_cf.zoo.load_file``.
         classifier (str): ``"zoo:<name>"``, a zoo weights file or a model of your own
             architecture, ``module:factory`` / ``path/file.py:factory`` (the spec of
-            ``captum-cf audit --model``) with its state dict in ``classifier_weights``.
-        positive (int): the class whose posterior the bins measure.
+            ``captum-cf audit --model``) with its state dict in ``classifier_weights``; default
+            ``zoo:digits-cnn`` / ``zoo:shapes-cnn``, required with an image folder.
+        positive (int): the class whose posterior the bins measure (default 8 on digits,
+            required otherwise).
         steps (int, optional): generator steps in total (default 3000 on digits).
         seed (int): seed of everything random.
         checkpoint (path, optional): checkpoint file; an existing one is resumed exactly.
@@ -183,6 +187,20 @@ def train_exaggeration(
     from captum_cf.zoo.train import classifier_data
 
     check_data(data, image_size, channels, workers, resize)
+    if classifier is None:
+        if not isinstance(data, str) or data not in _DEFAULT_CLASSIFIER:
+            raise ValueError(
+                "classifier (--classifier) is required with an image folder: a weights file "
+                "(e.g. from captum-cf train classifier --data DIR), zoo:<name> or your model's "
+                "module:factory with classifier_weights (--classifier-weights)")
+        classifier = _DEFAULT_CLASSIFIER[data]
+    if positive is None and config is None:
+        if data != "digits":
+            raise ValueError(
+                f"positive (--positive) is required with {data!r}: the class whose posterior "
+                "the generator walks (a folder's class is its place among the sorted class "
+                "folders)")
+        positive = 8
     if aux_weight is not None and (aux_classifier is None or not aux_weight > 0):
         raise ValueError(f"aux_weight must be > 0 and needs aux_classifier, got aux_weight "
                          f"{aux_weight!r} with aux_classifier {aux_classifier!r}")

@@ -73,6 +73,15 @@ def test_exaggeration_trains_against_a_factory_classifier(user) -> None:
                                  show_progress=False, log=None)
     assert metrics["classifier_weights"] == weights
     assert isinstance(zoo.load_file(str(out)), ExaggerationGenerator)
+    # a folder names its classifier and class (zoo:digits-cnn and class 8 were the defaults)
+    with pytest.raises(ValueError, match=r"classifier \(--classifier\) is required with an image "
+                       r"folder"):
+        train_exaggeration(str(root / "photos"), out=str(root / "x.pt"), positive=1, steps=1,
+                           image_size=16, show_progress=False, log=None)
+    with pytest.raises(ValueError, match=r"positive \(--positive\) is required with .*photos"):
+        train_exaggeration(str(root / "photos"), out=str(root / "x.pt"), classifier=spec,
+                           classifier_weights=weights, steps=1, image_size=16,
+                           show_progress=False, log=None)
     with pytest.raises(ValueError, match=r"positive \(--positive\) must be one of the data's "
                                          r"classes 0..1, got 7"):
         train_exaggeration(str(root / "photos"), out=str(root / "x.pt"), classifier=spec,
