@@ -327,9 +327,10 @@ def check_data(data: str, image_size: int | None = None, channels: int | None = 
     if image_size is not None and (
         isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8
     ):
-        raise ValueError(f"image_size must be an int >= 8 or None, got {image_size!r}")
+        raise ValueError(f"image_size (--image-size) must be an int >= 8 (or None: the files' "
+                         f"own size), got {image_size!r}")
     if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
-        raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
+        raise ValueError(f"channels (--channels) must be 1, 3 or None, got {channels!r}")
     if channels is not None and not is_folder(data):
         raise ValueError(f"channels applies to an image folder, not to {data!r}")
     _check_workers(workers)

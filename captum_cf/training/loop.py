@@ -631,7 +631,9 @@ def check_frozen_classifier(
     if num_classes is not None and logits.shape[1] != num_classes:
         raise ValueError(
             f"{name} must return (1, {num_classes}) logits for the generator's {num_classes} "
-            f"classes; it returned {tuple(logits.shape)} for one image"
+            f"classes; it returned {tuple(logits.shape)} for one image (the generator's classes "
+            f"are the training data's, an image folder's one per class folder: the classifier "
+            f"must have been trained on these {num_classes} classes)"
         )
 
 

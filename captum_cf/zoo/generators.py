@@ -126,22 +126,43 @@ def _load_zoo_model(spec: str, what: str = "classifier", weights: str | None = N
     return zoo.load(spec[4:]) if spec.startswith("zoo:") else zoo.load_file(path)
 
 
-def _check_fits(model: nn.Module | None, images: Tensor, what: str, spec: str | None) -> None:
+def _check_fits(model: nn.Module | None, images: Tensor, what: str, spec: str | None,
+                num_classes: int | None = None) -> None:
     """``model`` (loaded from ``spec``) must take the training images (the trainers' own check,
     :func:`captum_cf.training.check_frozen_classifier`, with the spec and the CLI's fix named).
 
     Raises:
         ValueError: naming ``what`` (``classifier``, ``aux_classifier``), the spec, the images'
             shape and the model's own error, with the fix (a classifier takes the size it was
-            trained at).
+            trained at: a weights file's own size is named); or logits of another number of
+            classes than ``num_classes`` (the training data's), when given.
     """
-    check_frozen_classifier(
-        model, images, f"{what} {spec!r}",
-        hint="a classifier takes the image size and channels it was trained at (zoo digits "
-        "models 32 px grey, shapes models 64 px RGB): leave --image-size out, or train a "
-        "classifier at this size first (captum-cf train classifier --data ... --image-size S); "
-        "--channels 1|3 reads an image folder as greyscale or RGB",
-    )
+    size = _trained_size(spec)
+    if size is not None and size != images.shape[-1]:
+        hint = (f"{spec} was trained on {size}x{size} images: pass --image-size {size} "
+                f"(image_size={size}), or train a classifier at this size first")
+    else:
+        hint = ("a classifier takes the image size and channels it was trained at (zoo digits "
+                "models 32 px grey, shapes models 64 px RGB): leave --image-size out, or train a "
+                "classifier at this size first (captum-cf train classifier --data ... "
+                "--image-size S); --channels 1|3 reads an image folder as greyscale or RGB")
+    check_frozen_classifier(model, images, f"{what} {spec!r}", num_classes=num_classes,
+                            hint=hint)
+
+
+def _trained_size(spec: str | None) -> int | None:
+    """The image side a zoo name's or a trainer's weights file's model was trained at (its
+    stored config), else None (a module:factory, an unreadable file)."""
+    from captum_cf import zoo
+
+    if spec is None:
+        return None
+    try:
+        path = zoo.entry(spec[4:]).path if spec.startswith("zoo:") else spec
+        size = zoo.read_weights(path)["config"].get("image_size")
+    except Exception:  # noqa: BLE001 (only a hint: any spec that is no such file has none)
+        return None
+    return size if isinstance(size, int) else None
 
 
 def _ready_classifiers(model: nn.Module, aux: nn.Module | None, images: Tensor, spec: str,
@@ -152,19 +173,27 @@ def _ready_classifiers(model: nn.Module, aux: nn.Module | None, images: Tensor, 
     take the training ``images`` (:func:`_check_fits`) and, given ``train`` = ``(images,
     labels, data)``, to put them in their folder's classes (a warning otherwise, on the first
     process: :func:`~captum_cf.training.check_label_agreement`)."""
+    from captum_cf._user_model import is_factory_spec
     from captum_cf.training.data import folder_class_names
     from captum_cf.training.distributed import distributed_context
+    from captum_cf.training.loop import _COUNTERFACTUAL_CLASSES
 
     model = logits_model(model, images)
     aux = None if aux is None else logits_model(aux, images)
-    _check_fits(model, images[:1], "classifier", spec)
-    _check_fits(aux, images[:1], "aux_classifier", aux_spec)
+    names = None if train is None else folder_class_names(train[2])
+    # a classifier of other classes fails here, before the label agreement's warning
+    classes = len(names) if names else None
+    _check_fits(model, images[:1], "classifier", spec, classes)
+    _check_fits(aux, images[:1], "aux_classifier", aux_spec, classes)
     if train is not None and distributed_context(images.device).is_main:
         x, y, data = train
-        names = folder_class_names(data)
         for net, name, what in ((model, spec, "classifier"), (aux, aux_spec, "aux_classifier")):
             if net is not None:
-                check_label_agreement(net, x, y, images.device, f"{what} {name!r}", names)
+                untrained = (f" A module:factory {what} is untrained unless it loads its weights "
+                             f"or --{what.replace('_', '-')}-weights gives them"
+                             if name is not None and is_factory_spec(os.fspath(name)) else "")
+                check_label_agreement(net, x, y, images.device, f"{what} {name!r}", names,
+                                      consequence=_COUNTERFACTUAL_CLASSES + "." + untrained)
     return model, aux
 
 

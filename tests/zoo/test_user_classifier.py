@@ -112,7 +112,8 @@ def test_bad_classifier_specs_and_weights_have_one_line_errors(user, capsys) -> 
                          show_progress=False, log=None, **kwargs)
     assert not (root / "x.pt").exists()
     rc = main(["train", "exaggeration", "--data", photos, "--image-size", "16", "--classifier",
-               "zoo:digits-cnn", "--classifier-weights", weights, "--out", str(root / "x.pt")])
+               "zoo:digits-cnn", "--classifier-weights", weights, "--positive", "1", "--out",
+               str(root / "x.pt")])
     assert rc == 2 and "classifier_weights is the state dict" in capsys.readouterr().err
 
 
@@ -151,8 +152,11 @@ def test_channels_is_checked_before_any_image_is_read(user) -> None:
 
     root = user[0]
     for bad in (2, 0, True):
-        with pytest.raises(ValueError, match="channels must be 1, 3 or None"):
+        with pytest.raises(ValueError, match=r"channels \(--channels\) must be 1, 3 or None"):
             classifier_data(str(root / "photos"), 16, channels=bad)
+    with pytest.raises(ValueError, match=r"image_size \(--image-size\) must be an int >= 8 \(or "
+                       r"None: the files' own size\), got 3"):
+        classifier_data(str(root / "photos"), 3)
     with pytest.raises(ValueError, match="channels applies to an image folder"):
         classifier_data("digits", channels=1)
     assert classifier_data(str(root / "photos"), 16, channels=1)[0].shape[1] == 1
@@ -255,3 +259,48 @@ def test_generator_training_tells_a_folder_in_another_class_order(tmp_path) -> N
     (message,) = told["swapped"]  # the dark images are in 'light' (label 1), and the reverse
     assert message.startswith(f"classifier {spec!r} puts 0% of ")
     assert "those of 'dark' mostly as class 1, those of 'light' mostly as class 0" in message
+
+
+def test_a_classifier_of_another_size_or_other_classes_is_told_what_to_fix(user) -> None:
+    """zoo:digits-cnn (32 px grey, 10 classes) on a two-class folder: at 16 px the error names
+    the size it was trained at (it said "leave --image-size out"); at 32 px the classes are
+    told before the label check (which warned to rename the folders first)."""
+    import warnings
+
+    root = user[0]
+    common = dict(out=str(root / "x.pt"), classifier="zoo:digits-cnn", steps=1, channels=1,
+                  show_progress=False, log=None)
+    with pytest.raises(ValueError, match=r"zoo:digits-cnn was trained on 32x32 images: pass "
+                       r"--image-size 32"):
+        train_ganmex(str(root / "photos"), image_size=16, **common)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no label-agreement warning before the error
+        with pytest.raises(ValueError, match=r"must return \(1, 2\) logits for the generator's "
+                           r"2 classes; it returned \(1, 10\) for one image .*trained on these "
+                           r"2 classes"):
+            train_ganmex(str(root / "photos"), image_size=32, **common)
+
+
+def test_the_label_warning_names_the_weights_of_a_factory_classifier(user) -> None:
+    """A factory classifier without its weights is untrained: the warning says so, not only
+    that the folders may be in another order."""
+    from captum_cf.zoo.generators import _ready_classifiers
+
+    root = user[0]
+    (root / "const.py").write_text(
+        "import torch\nimport torch.nn as nn\n\nclass Const(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.w = nn.Parameter(torch.zeros(1))\n\n"
+        "    def forward(self, x):\n        zero = x.mean((1, 2, 3)) * 0\n"
+        "        return torch.stack([zero + 1 + self.w, zero], 1)\n"
+        "\n\ndef make():\n    return Const()\n")
+    spec = f"{root / 'const.py'}:make"
+    x = torch.rand(16, 3, 8, 8)
+    y = torch.arange(16) // 8
+    with pytest.warns(RuntimeWarning) as caught:
+        _ready_classifiers(build_factory_model(spec), None, x, spec, None,
+                           train=(x, y, str(root / "photos")))
+    message = str(caught[0].message)
+    assert "puts 50% of 16 training images in their folder's class" in message
+    assert message.endswith("A module:factory classifier is untrained unless it loads its "
+                            "weights or --classifier-weights gives them")
