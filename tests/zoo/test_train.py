@@ -33,6 +33,20 @@ def test_tiny_training_writes_a_loadable_file(tmp_path: Path, device: torch.devi
         :128].mean((0, 2, 3)), atol=1e-4, rtol=0)
 
 
+def _stopped_after_first_checkpoint(monkeypatch: pytest.MonkeyPatch, **kwargs) -> None:
+    """``train_classifier("digits", **kwargs)`` dies right after its first checkpoint."""
+    real_save = loop_module.save_checkpoint
+
+    def save_then_crash(path, state):
+        real_save(path, state)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop_module, "save_checkpoint", save_then_crash)
+        with pytest.raises(KeyboardInterrupt):
+            train_classifier("digits", **kwargs)
+
+
 @pytest.mark.no_simdev(PUBLIC_TRAINERS)
 def test_resume_is_exact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, device: torch.device
@@ -40,16 +54,8 @@ def test_resume_is_exact(
     kwargs = {"epochs": 2, "limit": 128, "show_progress": False, "device": device}
     train_classifier("digits", out=tmp_path / "straight.pt", **kwargs)
     ckpt = tmp_path / "ckpt.pt"
-
-    def save_then_crash(path, state):  # the run dies right after its first checkpoint
-        real_save(path, state)
-        raise KeyboardInterrupt
-
-    real_save = loop_module.save_checkpoint
-    monkeypatch.setattr(loop_module, "save_checkpoint", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        train_classifier("digits", out=tmp_path / "resumed.pt", checkpoint=ckpt, **kwargs)
-    monkeypatch.setattr(loop_module, "save_checkpoint", real_save)
+    _stopped_after_first_checkpoint(monkeypatch, out=tmp_path / "resumed.pt", checkpoint=ckpt,
+                                    **kwargs)
     assert not (tmp_path / "resumed.pt").exists()
     train_classifier("digits", out=tmp_path / "resumed.pt", checkpoint=ckpt, **kwargs)
     straight = zoo.read_weights(tmp_path / "straight.pt")
@@ -66,16 +72,7 @@ def test_a_checkpoint_continues_only_its_own_run(tmp_path: Path, monkeypatch) ->
     More epochs, another device or output: continued."""
     kwargs = {"epochs": 2, "limit": 64, "show_progress": False, "batch_size": 32}
     ckpt = tmp_path / "ckpt.pt"
-
-    def save_then_crash(path, state):
-        real_save(path, state)
-        raise KeyboardInterrupt
-
-    real_save = loop_module.save_checkpoint
-    monkeypatch.setattr(loop_module, "save_checkpoint", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        train_classifier("digits", out=tmp_path / "a.pt", checkpoint=ckpt, **kwargs)
-    monkeypatch.setattr(loop_module, "save_checkpoint", real_save)
+    _stopped_after_first_checkpoint(monkeypatch, out=tmp_path / "a.pt", checkpoint=ckpt, **kwargs)
     for change, shown in (({"batch_size": 16}, "--batch-size 32 (this run: 16)"),
                           ({"seed": 7}, "--seed 0 (this run: 7)"),
                           ({"limit": 48}, "--limit 64 (this run: 48)")):
