@@ -309,7 +309,11 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
 
     result.command = "captum-cf " + shlex.join(getattr(args, "_argv", ["audit"]))
     print(result.table())
-    written = result.write(out)
+    try:
+        written = result.write(out)
+    except (NotADirectoryError, FileExistsError) as err:  # --out changed while the audit ran
+        raise AuditInputError(f"{err}; the results are kept in {path}: rerun the same command "
+                              "with --resume to write the report") from err
     # a resumed audit's time is summed over its runs (as in the report); this run's is added
     this_run = f" ({time.perf_counter() - began:.1f} s this run)" if args.resume else ""
     print(

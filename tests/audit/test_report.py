@@ -200,3 +200,29 @@ def test_writing_a_report_leaves_the_callers_matplotlib_as_it_was(tmp_path) -> N
         assert (tmp_path / "report" / "curves.png").read_bytes()[:4] == b"\x89PNG"
     finally:
         plt.switch_backend(before)
+
+
+def test_a_foreign_file_added_while_the_audit_runs_keeps_the_results(tmp_path, capsys,
+                                                                     monkeypatch) -> None:
+    """--out is checked before the work and again when the report is written: a file put into
+    it meanwhile is one line naming --resume, which then writes the report from the store."""
+    from captum_cf.audit.result import AuditResult
+
+    out = tmp_path / "rep"
+    real_write = AuditResult.write
+
+    def write_after_a_note(self, folder):
+        out.mkdir(exist_ok=True)
+        (out / "notes.txt").write_text("mine")
+        return real_write(self, folder)
+
+    args = ["audit", "--n", "2", "--methods", "occlusion", "--baselines", "zero", "--steps", "2",
+            "--sanity-n", "0", "--no-progress", "--out", str(out)]
+    with monkeypatch.context() as patch:
+        patch.setattr(AuditResult, "write", write_after_a_note)
+        assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds files that are not an audit report's (notes.txt)" in err[0]
+    assert err[0].endswith("rerun the same command with --resume to write the report")
+    (out / "notes.txt").unlink()
+    assert main([*args, "--resume"]) == 0 and (out / "report.html").is_file()
