@@ -121,7 +121,8 @@ def check_keep(keep: Any, images: Tensor, name: str = "keep") -> Tensor:
     """Check a keep mask: a finite tensor in [0, 1] broadcastable to ``images``.
 
     Returns:
-        Tensor: ``keep`` expanded to the shape of ``images`` (a view, no copy).
+        Tensor: ``keep`` in the images' dtype (float images), expanded to their shape (a view
+        when no conversion was needed).
     """
     if not isinstance(keep, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor broadcastable to {tuple(images.shape)}")
@@ -136,7 +137,10 @@ def check_keep(keep: Any, images: Tensor, name: str = "keep") -> Tensor:
             f"{name} must have shape broadcastable to the images {tuple(images.shape)} with "
             f"the same number of dimensions (e.g. (N, 1, H, W)), got {tuple(keep.shape)}"
         )
-    keep_f = keep.to(images.dtype) if keep.dtype == torch.bool else keep
+    # in the images' dtype: a float64 mask of float32 images would make a float64 result (a bool,
+    # integer or other float mask of 0/1 converts exactly)
+    keep_f = keep.to(images.dtype) if keep.dtype != images.dtype and (
+        images.is_floating_point() or keep.dtype == torch.bool) else keep
     bounds = finite_bounds(keep_f)
     if bounds is None:
         raise ValueError(f"{name} contains NaN or infinite values")

@@ -95,7 +95,7 @@ def test_digits_end_to_end(tmp_path, capsys, device) -> None:
     assert [im["label"] is not None for im in report["images"]] == [True] * 4
     assert report["command"].startswith("captum-cf audit --data digits")
     html = (out / "report.html").read_text()
-    assert '<table id="results">' in html and "deeplift" in html and "★" in html
+    assert '<table id="results">' in html and "deeplift" in html and "▲" in html
     assert '<ul id="verdict">' in html and 'src="curves.png"' in html
     assert "SRG road" in stdout and "deeplift" in stdout  # the table is printed
 

@@ -52,6 +52,11 @@ _ENTRY: dict[str, Callable[[nn.Module, Tensor], Any]] = {
     "deletion": lambda m, x: M.deletion(m, x, torch.rand_like(x), target=0, n_steps=2),
     "insertion": lambda m, x: M.insertion(m, x, torch.rand_like(x), target=0, n_steps=2),
     "saliency_metric": lambda m, x: M.saliency_metric(m, x, torch.rand_like(x), target=0),
+    "road": lambda m, x: M.road(m, x, torch.rand_like(x), target=0, percentages=[0, 50, 100]),
+    "removal_curves": lambda m, x: M.removal_curves(
+        m, x, torch.rand_like(x), target=0, removals={"zero": ConstantBaseline(0.0)},
+        percentages=[0, 50, 100]),
+    "r_oms": lambda m, x: M.r_oms(m, x, ConstantBaseline(0.0), ConstantBaseline(0.5)),
     "pgd_attack": lambda m, x: R.pgd_attack(m, x, 0, steps=1),
     "robust_accuracy": lambda m, x: R.robust_accuracy(m, x, [0, 1], steps=1),
     "frank_wolfe": lambda m, x: R.frank_wolfe(m, x, 0, "l2", 1.0, n_steps=1),

@@ -40,13 +40,18 @@ def _header(result: AuditResult, metric: str) -> str:
     return f"{spec.label} {'↑' if spec.higher_is_better else '↓'}"
 
 
+#: the mark of a column's best mean (not a test; the heat map's ★ is the verdict's)
+BEST_MEAN = "^"
+
+
 def _mark(result: AuditResult, best: dict, metric: str, cell: Any) -> str:
-    """``" *"`` for a best cell (ties share), ``" *°"`` when its baseline is the removal."""
+    """``" ^"`` for a cell with its column's best mean (ties share), ``" ^°"`` when its baseline
+    is the removal."""
     from captum_cf.audit.result import metric_spec
 
     if (cell.method, cell.baseline) not in best.get(metric, []):
         return ""
-    return " *" + (OWN if metric_spec(metric).removal == cell.baseline else "")
+    return f" {BEST_MEAN}" + (OWN if metric_spec(metric).removal == cell.baseline else "")
 
 
 def _text_metrics(result: AuditResult) -> list[str]:
@@ -56,9 +61,10 @@ def _text_metrics(result: AuditResult) -> list[str]:
 
 def text_table(result: AuditResult) -> str:
     """Plain-text table, one row per cell: SRG per removal and the other metrics, mean [95 % CI];
-    ``*`` marks the best cells of each column (ties share it), ``°`` a best cell whose baseline is
-    the column's own removal; then R-OMS per removal and the verdict in sentences. Every column
-    (MoRF and LeRF per removal too) is in ``results.csv`` and the HTML report."""
+    ``^`` marks the best mean of each column (ties share it; a mark of the means, not a test),
+    ``°`` such a cell whose baseline is the column's own removal; then R-OMS per removal and the
+    verdict in sentences. Every column (MoRF and LeRF per removal too) is in ``results.csv`` and
+    the HTML report."""
     best = result.best()
     metrics = _text_metrics(result)
     head = ["method", "baseline"] + [_header(result, m) for m in metrics] + ["explain s/img"]
@@ -72,11 +78,15 @@ def text_table(result: AuditResult) -> str:
     widths = [max(len(r[j]) for r in [head] + rows) for j in range(len(head))]
     lines = ["  ".join(s.ljust(w) for s, w in zip(r, widths)).rstrip() for r in [head] + rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append(f"* best (ties share it); {OWN} the baseline is the column's own removal")
+    lines.append(f"{BEST_MEAN} best mean of the column (ties share it; not a test: the verdict "
+                 f"below says what is significant); {OWN} the baseline is the column's own "
+                 "removal")
     roms = result.r_oms()
     if roms:
-        lines.append("R-OMS (1 = the removal keeps the model where the reference does): "
-                     + ", ".join(f"{r} {v[0]:.3f}" for r, v in roms.items()))
+        reference = result.config.get("roms_reference")
+        lines.append(f"R-OMS against {reference} (1 = the removal keeps the model where the "
+                     f"reference does): " + ", ".join(
+                         f"{r} {v[0]:.3f}" for r, v in roms.items() if r != reference))
     lines += _verdict_lines(result.verdict())
     return "\n".join(lines)
 
@@ -458,11 +468,20 @@ def _references_figure(result: AuditResult) -> bytes:
     return _mosaic(tiles, rows, ["input"] + names, "", 2.2)
 
 
+def _class_text(result: AuditResult, c: Any) -> str:
+    """A class index with its name when the audit knows the names (an image folder's)."""
+    names = result.config.get("class_names")
+    if isinstance(c, int) and isinstance(names, list) and 0 <= c < len(names):
+        return f"{c} ({names[c]})"
+    return str(c)
+
+
 def _example_title(result: AuditResult, i: int) -> str:
     im = result.images[i] if i < len(result.images) else {}
     label = im.get("label")
-    return (f"image {im.get('id', i)}: true label {'unknown' if label is None else label}, "
-            f"explained class {im.get('target', '?')}")
+    label_text = "unknown" if label is None else _class_text(result, label)
+    return (f"image {im.get('id', i)}: true label {label_text}, "
+            f"explained class {_class_text(result, im.get('target', '?'))}")
 
 
 def _example_figure(result: AuditResult, i: int) -> bytes:
@@ -631,7 +650,7 @@ def _full_table(result: AuditResult) -> str:
     for c in result.cells:
         tds = []
         for m in result.metrics:
-            mark = _mark(result, best, m, c).replace(" *", " ★")
+            mark = _mark(result, best, m, c).replace(f" {BEST_MEAN}", " ▲")
             mean, lo, hi, _ = c.stats(m)
             text = "–" if math.isnan(mean) else f"{mean:.3f}"
             if not math.isnan(lo):
@@ -664,25 +683,35 @@ def _consistency_table(result: AuditResult) -> str:
     for method, kinds in cons.items():
         for kind, v in kinds.items():
             taus = [v["pairs"].get(p, math.nan) for p in pairs]
-            tds = "".join(f"<td>{'–' if math.isnan(t) else f'{t:.2f}'}</td>" for t in taus)
-            mean = "–" if math.isnan(v["mean_tau"]) else f"{v['mean_tau']:.2f}"
-            rows.append(f"<tr><td class=l>{esc(method)}</td><td class=l>{kind.upper()}</td>"
+            tds = "".join(f"<td>{_tau(t)}</td>" for t in taus)
+            mean = _tau(v["mean_tau"])
+            label = {"srg": "SRG", "morf": "MoRF", "lerf": "LeRF"}.get(kind, kind)
+            rows.append(f"<tr><td class=l>{esc(method)}</td><td class=l>{label}</td>"
                         f"{tds}<td><b>{mean}</b></td></tr>")
     return (f'<div class=box><table id="consistency"><tr><th class=l>method</th>'
             f"<th class=l>metric</th>{head}<th>mean τ</th></tr>{''.join(rows)}</table></div>")
+
+
+def _tau(t: float) -> str:
+    """A Kendall tau for the table: "–" when undefined, no "-0.00"."""
+    return "–" if math.isnan(t) else f"{t + 0.0:.2f}".replace("-0.00", "0.00")
 
 
 def _roms_table(result: AuditResult) -> str:
     roms = result.r_oms()
     if not roms:
         return "<p>R-OMS not measured (no reference occlusion available).</p>"
+    reference = result.config.get("roms_reference")
     rows = "".join(
-        f"<tr><td class=l>{html.escape(r)}</td><td>{v[0]:.3f} <span class=ci>"
-        f"[{v[1]:.3f}, {v[2]:.3f}]</span></td><td>{v[3]}</td></tr>" for r, v in roms.items()
+        f"<tr><td class=l>{html.escape(r)}</td><td>"
+        + ("1 (the reference itself: not a measurement)" if r == reference else
+           f"{v[0]:.3f} <span class=ci>[{v[1]:.3f}, {v[2]:.3f}]</span>")
+        + f"</td><td>{v[3]}</td></tr>" for r, v in roms.items()
     )
-    ref = html.escape(str(result.config.get("roms_reference")))
+    ref = html.escape(str(reference))
     return (f"<p>R-OMS of each removal against {ref} (1 = the model's output under the removal "
-            f"is the one under the reference; lower = the removal leaves the model's scope).</p>"
+            f"is the one under the reference; lower = the removal leaves the model's scope; "
+            f"{ref} itself scores 1 by definition).</p>"
             f'<table id="roms"><tr><th class=l>removal</th><th>R-OMS ↑</th><th>n</th></tr>'
             f"{rows}</table>")
 
@@ -734,8 +763,9 @@ finds no significant difference); {OWN} the baseline is the removal itself.</p>
 {_roms_table(result)}
 <h2>All metrics</h2>
 <p>Mean over images with the 95&nbsp;% bootstrap interval (Wilson for the pointing game), inside
-each metric's range; ★ the best cells of each column (ties share it; cells without signal are not
-candidates), {OWN} a best cell whose baseline is the column's own removal: that column favours it
+each metric's range; ▲ the best mean of each column (ties share it; cells without signal are not
+candidates; a mark of the means, not a test: the verdict and the heat map's ★ say what is
+significant), {OWN} such a cell whose baseline is the column's own removal: that column favours it
 by construction. MoRF ↓: area under the class score as the most relevant pixels are removed
 first; LeRF ↑: least relevant first; SRG ↑ = LeRF − MoRF.</p>
 {_full_table(result)}

@@ -638,6 +638,9 @@ def make_plan(
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
+    names = _class_names(source)
+    if names is not None:  # an image folder's classes, by label (named in the report)
+        config["class_names"] = names
     if s.train_data is not None:  # the samples of nearest-sample: a resume needs the same ones
         config["train_data"] = _tensors_hash(*s.train_data.tensors)
     if s.baseline_weights:  # the files' contents, so that a resume with other weights is refused

@@ -520,9 +520,16 @@ def _metric_verdict(
         adjusted = holm([p for _, p in raw])
         for b, (stat, p), p_adj in zip(others, raw, adjusted):
             good, bad = (cells[leader], cells[b]) if higher else (cells[b], cells[leader])
-            comparisons.append(Comparison(leader, b, n, stat, p, p_adj,
-                                          rank_biserial(good, bad), p_adj < alpha))
-    best = top + [c.other for c in comparisons if not c.significant]
+            effect = rank_biserial(good, bad)
+            # two-sided test: a difference counts for the leader only in its favour (a baseline
+            # below the leader's mean may still be better on most images)
+            comparisons.append(Comparison(leader, b, n, stat, p, p_adj, effect,
+                                          p_adj < alpha and effect > 0))
+    beaten = [means[c.other] for c in comparisons if c.significant]
+    # the best: the leader and the baselines not told apart from it whose mean is above every
+    # beaten one's (a spread-out baseline below a beaten one is not "best")
+    best = top + [c.other for c in comparisons if not c.significant and c.p_holm >= alpha
+                  and all(_above(means[c.other], m, higher) for m in beaten)]
     significant = any(c.significant for c in comparisons)
     caveat = None
     # without a significant difference every baseline is "best": warn only when the metric's
@@ -533,9 +540,26 @@ def _metric_verdict(
     others = len(names) - len(top)
     needed = images_needed(others, alpha) if others and n else 0
     sentence = _sentence(method, metric, names, best, significant, comparisons, n, caveat,
-                         needed, others)
+                         needed, others, alpha)
     return MetricVerdict(metric, higher, n, means, top, best, significant, comparisons, own,
                          caveat, sentence, needed)
+
+
+def _above(value: float, other: float, higher: bool) -> bool:
+    return value > other if higher else value < other
+
+
+def _at_most(p: float) -> str:
+    """``p`` rounded up to 3 significant digits (a bound "p <= x" that holds)."""
+    if not p > 0:
+        return f"{p:.3g}"
+    digits = 2 - math.floor(math.log10(p))
+    return f"{math.ceil(p * 10**digits) / 10**digits:.3g}"
+
+
+def _at_least(r: float) -> str:
+    """``r`` rounded down to 2 decimals (a bound "r >= x" that holds)."""
+    return f"{math.floor(r * 100 + 1e-9) / 100:.2f}"
 
 
 def _sentence(
@@ -549,7 +573,9 @@ def _sentence(
     caveat: str | None,
     needed: int = 0,
     others: int = 0,
+    alpha: float = 0.05,
 ) -> str:
+    against = [c for c in comparisons if c.p_holm < alpha and c.effect < 0]
     if len(names) < 2:
         text = f"{method}, {metric}: only {', '.join(names) or 'no baseline'} to compare."
     elif n == 0:
@@ -560,14 +586,27 @@ def _sentence(
                 f"{n} not even a baseline that is better on every image would be significant "
                 f"(Wilcoxon signed-rank, Holm over {others} comparisons: n >= "
                 f"{needed} needed); audit more images.")
+    elif not significant and against:
+        text = (f"{method}, {metric}: no baseline is better than the others by both its mean "
+                f"and its ranks (Wilcoxon signed-rank, Holm-corrected, n = {n}).")
     elif not significant:
         text = (f"{method}, {metric}: no significant difference between "
                 f"{', '.join(names)} (Wilcoxon signed-rank, Holm-corrected, n = {n}).")
     else:
         beaten = [c for c in comparisons if c.significant]
+        leader = beaten[0].best
         worst_p = max(c.p_holm for c in beaten)
         smallest = min(c.effect for c in beaten)
-        text = (f"{method}, {metric}: best {' = '.join(best)}; better than "
+        ties = [b for b in best if b != leader]
+        tied = f" ({', '.join(ties)} not told apart from it)" if ties else ""
+        text = (f"{method}, {metric}: best {leader}{tied}; {leader} better than "
                 f"{', '.join(c.other for c in beaten)} (Wilcoxon signed-rank, Holm-corrected "
-                f"p <= {worst_p:.3g}, rank-biserial r >= {smallest:.2f}, n = {n}).")
+                f"p <= {_at_most(worst_p)}, rank-biserial r >= {_at_least(smallest)}, n = {n}).")
+    if against and n:
+        leader = against[0].best
+        text += (f" Mean and ranks disagree: {', '.join(c.other for c in against)} "
+                 f"{'is' if len(against) == 1 else 'are'} better than {leader} on most images "
+                 f"(Holm-corrected p <= {_at_most(max(c.p_holm for c in against))}) although "
+                 f"{leader} leads by its mean: a few images decide the mean, read the per-image "
+                 "values.")
     return text if caveat is None else f"{text} Caveat: {caveat}."

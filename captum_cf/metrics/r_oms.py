@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from captum_cf._model_state import frozen
-from captum_cf._validation import check_images, check_logits
+from captum_cf._validation import check_images, check_logits, check_model_dtype
 from captum_cf.baselines.base import Baseline
 from captum_cf.metrics._common import check_positive_int, higher_is_better
 from captum_cf.metrics.deletion import Curve, _normalised_auc
@@ -89,6 +89,7 @@ def r_oms(
         True
     """
     check_images(inputs, "inputs")
+    check_model_dtype(inputs, forward_func)
     if not callable(forward_func):
         raise TypeError("forward_func must be callable")
     if not isinstance(removal, Baseline):

@@ -76,7 +76,9 @@ def randomization_test(
         cascade (bool): cascading (default) or independent randomisation.
         similarity (str): ``"ssim"`` or ``"spearman"``, see :func:`map_similarity`.
         layers (sequence of str, optional): names (as in ``model.named_modules()``) to randomise,
-            top first; default every module that owns parameters, last defined first.
+            top first: a module that owns parameters (its own are re-initialised) or a block
+            that holds some (every module in it that owns parameters is); default every module
+            that owns parameters, last defined first.
         absolute (bool): compare absolute values of the maps (Adebayo et al.'s main setting).
         seed (int): seed of the re-initialisation.
         original (Tensor, optional): ``explain(inputs, target)`` of the trained model when the
@@ -122,17 +124,25 @@ def randomization_test(
     return RandomizationResult(names, torch.stack(scores, dim=1), similarity, cascade)
 
 
+def _owns(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters(recurse=False))
+
+
 def _layers(model: nn.Module, layers: Sequence[str] | None) -> list[str]:
-    owners = [n for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))]
+    owners = [n for n, m in model.named_modules() if _owns(m)]
     if layers is None:
         if not owners:
             raise ValueError("model has no parameters to randomise")
         return owners[::-1]
     if isinstance(layers, str) or not layers:
         raise ValueError("layers must be a non-empty sequence of module names")
-    unknown = [n for n in layers if n not in owners]
+    holding = {n for n, m in model.named_modules() if any(True for _ in m.parameters())}
+    unknown = [n for n in layers if n not in holding]
     if unknown:
-        raise ValueError(f"layers {unknown} are not modules with parameters; available: {owners}")
+        blocks = [n for n in holding if n and not _owns(model.get_submodule(n))]
+        raise ValueError(
+            f"layers {unknown} are not modules with parameters; available: {owners}"
+            + (f" and the blocks holding them: {blocks}" if blocks else ""))
     return list(layers)
 
 
@@ -144,19 +154,24 @@ def _explain_map(explain: Callable[[Tensor, Any], Tensor], inputs: Tensor, targe
 
 @torch.no_grad()
 def _randomize(module: nn.Module, seed: int) -> None:
+    """Re-initialise a layer's own parameters; a block that owns none (a ResNet stage): every
+    module in it that owns some, in definition order, from one seeded generator."""
+    owners = [module] if _owns(module) else [m for m in module.modules() if _owns(m)]
     # the CPU generator and those of the CUDA devices holding the layer: seeded, then restored
     cuda = sorted({p.device.index if p.device.index is not None else torch.cuda.current_device()
-                   for p in module.parameters(recurse=False) if p.device.type == "cuda"})
+                   for m in owners for p in m.parameters(recurse=False)
+                   if p.device.type == "cuda"})
     with torch.random.fork_rng(devices=cuda):
         torch.random.default_generator.manual_seed(seed)
         for index in cuda:
             torch.cuda.default_generators[index].manual_seed(seed)
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-            return
-        for p in module.parameters(recurse=False):
-            std = float(p.std()) if p.numel() > 1 else 0.0
-            p.normal_(0.0, std if std > 0 else 1.0)
+        for owner in owners:
+            if hasattr(owner, "reset_parameters"):
+                owner.reset_parameters()
+                continue
+            for p in owner.parameters(recurse=False):
+                std = float(p.std()) if p.numel() > 1 else 0.0
+                p.normal_(0.0, std if std > 0 else 1.0)
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from captum_cf._model_state import frozen
-from captum_cf._validation import check_images
+from captum_cf._validation import check_images, check_model_dtype
 from captum_cf.baselines.base import Baseline
 from captum_cf.baselines.road import NoisyLinearImputation
 from captum_cf.metrics._common import (
@@ -123,6 +123,7 @@ def road(
         )
     if not callable(forward_func):
         raise TypeError("forward_func must be callable")
+    check_model_dtype(inputs, forward_func)
     rank = _pixel_rank(amap if order == "morf" else -amap)
     with frozen(forward_func), torch.no_grad():
         tgt = predicted_or_checked_target(forward_func, inputs, target)
@@ -178,6 +179,7 @@ def removal_curves(
         torch.Size([2])
     """
     check_images(inputs, "inputs")
+    check_model_dtype(inputs, forward_func)
     amap = saliency_map(attributions, tuple(inputs.shape)).to(inputs.device)
     n, _, h, w = inputs.shape
     counts = _counts(percentages, h * w)

@@ -111,7 +111,7 @@ def test_ties_share_the_star_and_bounded_intervals_stay_in_range() -> None:
     res = _result_with_tie()
     assert res.best()["pointing_game"] == [("ig", "zero"), ("ig", "blur")]
     rows = res.table().splitlines()[2:5]
-    assert [r.rstrip().split()[-2] == "*" for r in rows] == [True, True, False]
+    assert [r.rstrip().split()[-2] == "^" for r in rows] == [True, True, False]
     mean, lo, hi, n = res.cells[0].stats("pointing_game")
     assert (mean, n) == (0.75, 4) and 0 <= lo < mean < hi <= 1
 

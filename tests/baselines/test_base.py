@@ -229,3 +229,20 @@ def test_good_output_passes_unchanged(device: torch.device) -> None:
     x = torch.rand(2, 1, 8, 8).to(device)
     ref = ConstantBaseline(0.25).reference(x)
     assert ref.device == device and torch.equal(ref, torch.full_like(x, 0.25))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.uint8, torch.long])
+def test_a_keep_mask_of_another_dtype_is_read_in_the_images_dtype(dtype, device):
+    """A mask built in NumPy is float64: it was refused as the baseline's own wrong output
+    (float64 result of float32 images), and a float16 one gave NaN in push-pull."""
+    from captum_cf.baselines import BlurBaseline, ConstantBaseline, InpaintBaseline
+    from captum_cf.inpainters import PushPullInpainter
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 16, 16, generator=gen).to(device)
+    keep = (torch.rand(2, 1, 16, 16, generator=gen) > 0.5).to(device)
+    baselines = (ConstantBaseline(0.0), BlurBaseline(2.0), InpaintBaseline(PushPullInpainter()))
+    for baseline in baselines:
+        expected = baseline.fill(x, keep.float())
+        got = baseline.fill(x, keep.to(dtype))
+        assert got.dtype == torch.float32 and torch.equal(got, expected)

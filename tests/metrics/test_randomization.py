@@ -137,6 +137,26 @@ def test_spearman_with_ties_matches_scipy(device) -> None:
     )
 
 
+def test_a_block_randomises_every_layer_in_it(device) -> None:
+    """A ResNet stage ("layer4") owns no parameters itself: naming it was refused as "not a
+    module with parameters"; now every layer in it is re-initialised in one step."""
+    model = nn.Sequential(nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
+                                        nn.Conv2d(4, 4, 3, padding=1)),
+                          nn.Flatten(), nn.Linear(4 * 144, 3)).to(device)
+    original = [p.detach().clone() for p in model.parameters()]
+    seen: list[list[bool]] = []
+
+    def explain(x, t):
+        seen.append([not torch.equal(p, o) for p, o in zip(model.parameters(), original)])
+        return _saliency(model)(x, t)
+
+    res = randomization_test(model, explain, torch.rand(1, 1, 12, 12).to(device), 0,
+                             layers=["2", "0"])
+    assert res.layers == ["2", "0"]
+    assert seen == [[False] * 6, [False] * 4 + [True] * 2, [True] * 6]
+    assert all(torch.equal(p, o) for p, o in zip(model.parameters(), original))  # restored
+
+
 def test_bad_input() -> None:
     model, x = _model(), torch.rand(1, 1, 12, 12)
     with pytest.raises(ValueError, match="similarity must be"):
