@@ -251,3 +251,48 @@ def test_own_removal_caveat_only_when_it_leads() -> None:
             images_needed(bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="alpha"):
         images_needed(2, alpha=0.0)
+
+
+def test_a_leader_by_mean_that_loses_on_most_images_is_not_called_better() -> None:
+    """The test is two-sided: blur leads by its mean (one image at 0.99) but push-pull is
+    higher on the other 11 images; that was "best blur; better than inpaint-pushpull"."""
+    blur = torch.full((12,), 0.40)
+    blur[0] = 0.99
+    pushpull = torch.full((12,), 0.45)
+    pushpull[0] = 0.0
+    v = verdict({("ig", "blur", "srg"): blur, ("ig", "inpaint-pushpull", "srg"): pushpull},
+                {"srg": True})["ig"].metrics["srg"]
+    (c,) = v.comparisons
+    assert c.p_holm == pytest.approx(scipy_stats.wilcoxon(blur, pushpull).pvalue, rel=1e-6)
+    assert c.p_holm < 0.05 and c.effect < 0 and not c.significant and not v.significant
+    assert v.best == ["blur"]
+    assert v.sentence.startswith("ig, srg: no baseline is better than the others by both its "
+                                 "mean and its ranks")
+    assert "Mean and ranks disagree: inpaint-pushpull is better than blur on most images " \
+        "(Holm-corrected p <= 0.0333) although blur leads by its mean" in v.sentence
+
+
+def test_the_best_set_keeps_only_baselines_above_every_beaten_one() -> None:
+    """noise is not told apart from the leader (it is spread out), but its mean is below road's,
+    which the leader beats: noise is not "best", and the sentence says who was tested."""
+    gen = torch.Generator().manual_seed(0)
+    blur = 0.5 + 0.01 * torch.rand(12, generator=gen)
+    road = blur - 0.05
+    noise = blur - 0.2 + torch.tensor([0.6, -0.6] * 6)  # mean 0.3 below road, spread out
+    zero = blur - 0.001 * torch.rand(12, generator=gen) + 0.0005 * torch.tensor([1.0, -1.0] * 6)
+    v = verdict({("ig", "blur", "srg"): blur, ("ig", "road", "srg"): road,
+                 ("ig", "noise", "srg"): noise, ("ig", "zero", "srg"): zero},
+                {"srg": True})["ig"].metrics["srg"]
+    by_other = {c.other: c for c in v.comparisons}
+    assert by_other["road"].significant and not by_other["noise"].significant
+    assert "noise" not in v.best and v.best[0] == "blur"
+    assert v.sentence.startswith("ig, srg: best blur")
+    assert "blur better than road" in v.sentence and "better than noise" not in v.sentence
+
+
+def test_sentence_bounds_hold() -> None:
+    from captum_cf.audit.stats import _at_least, _at_most
+
+    assert _at_most(0.0161133) == "0.0162" and _at_most(2 / 4096) == "0.000489"
+    assert _at_most(0.05) == "0.05" and float(_at_most(0.0333)) >= 0.0333
+    assert _at_least(0.9951) == "0.99" and _at_least(1.0) == "1.00" and _at_least(-0.694) == "-0.70"
