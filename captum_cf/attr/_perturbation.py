@@ -34,7 +34,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_cf.attr._baselines import _BaselineToken, _check_type, native_value
+from captum_cf.attr._baselines import (
+    _BaselineToken,
+    _check_type,
+    _untokenized,
+    has_baseline,
+    native_value,
+)
 from captum_cf.baselines.base import (
     Baseline,
     check_baseline_output,
@@ -46,19 +52,6 @@ __all__: list[str] = []
 
 # Exactly representable in float16/bfloat16/float32/float64 and far outside [0, 1].
 _SENTINEL_CANDIDATES = (-1000.0, -2000.0, -3000.0, -5000.0)
-
-
-def _unwrap(value: Any) -> Any:
-    return value.baseline if isinstance(value, _BaselineToken) else value
-
-
-def _is_baseline(value: Any) -> bool:
-    return isinstance(_unwrap(value), Baseline)
-
-
-def _contains_baseline(baselines: Any) -> bool:
-    items = baselines if isinstance(baselines, tuple) else (baselines,)
-    return any(_is_baseline(b) for b in items)
 
 
 @dataclass
@@ -89,7 +82,7 @@ def _plan(inputs: Any, baselines: Any, target: Any) -> _Plan | None:
     Raises:
         TypeError, ValueError: naming ``baselines``, ``inputs`` or ``target``.
     """
-    if not _contains_baseline(baselines):
+    if not has_baseline(baselines):
         _check_type(baselines, False, "baselines")
         return None
     formatted = inputs if isinstance(inputs, tuple) else (inputs,)
@@ -101,7 +94,7 @@ def _plan(inputs: Any, baselines: Any, target: Any) -> _Plan | None:
             f"baselines is a tuple of {len(raw)} entries but inputs has {len(formatted)} tensors: "
             "pass one baseline per input tensor"
         )
-    items = [_unwrap(b) for b in raw]
+    items = [_untokenized(b) for b in raw]
     _check_type(tuple(items), False, "baselines")
     items = [_native(b, x) for b, x in zip(items, formatted)]
     fills = {i: b for i, b in enumerate(items) if isinstance(b, Baseline)}

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,25 +73,15 @@ def load_model(
         raise AuditInputError(f"cannot move the model to device {device!r}: {err}") from err
 
 
-#: image side a zoo model (``zoo:NAME`` or a trainer's weights file) was built for, read from
-#: its file when the audit loads it: named in the hint when it fails on images of another size
-_BUILT_FOR: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()
-
-
 def _zoo_model(name: str, weights: str | None) -> nn.Module:
     from captum_cf import zoo
 
     try:
-        model = zoo.load_file(weights) if weights else zoo.load(name)
-        path = weights or zoo.entry(name).path
-        size = zoo.read_weights(path)["config"].get("image_size")
+        return zoo.load_file(weights) if weights else zoo.load(name)
     except KeyError as err:
         raise AuditInputError(str(err.args[0])) from err
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         raise AuditInputError(str(err)) from err
-    if isinstance(size, int):
-        _BUILT_FOR[model] = size
-    return model
 
 
 def _factory_model(spec: str, weights: str | None) -> nn.Module:
@@ -145,7 +134,9 @@ def check_logits(model: nn.Module, images: Tensor) -> int:
                 f"--channels 1, from Python ImageFolder(..., channels=...))"
             )
         elif probe.dim() == 4 and any(w in message for w in ("shape", "size", "mat1")):
-            built = _BUILT_FOR.get(model)
+            from captum_cf.zoo import trained_image_size
+
+            built = trained_image_size(model)
             size = built if built is not None else "S"
             hint = (
                 f" (the images are {probe.shape[2]}x{probe.shape[3]}"

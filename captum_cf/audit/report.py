@@ -694,7 +694,7 @@ def _consistency_table(result: AuditResult) -> str:
 
 def _tau(t: float) -> str:
     """A Kendall tau for the table: "–" when undefined, no "-0.00"."""
-    return "–" if math.isnan(t) else f"{t + 0.0:.2f}".replace("-0.00", "0.00")
+    return "–" if math.isnan(t) else f"{t:.2f}".replace("-0.00", "0.00")
 
 
 def _roms_table(result: AuditResult) -> str:

@@ -412,7 +412,7 @@ def _check_agreement(model: Any, source: Source, plan: _Plan, dev: torch.device)
     least 8 of them, of two classes or more."""
     from captum_cf.training import check_label_agreement
 
-    names = _class_names(source)
+    names = plan.config.get("class_names")
     k = plan.ctx.num_classes
     if names is not None and len(names) != k:  # e.g. an ImageNet model on three folders
         return
@@ -808,7 +808,7 @@ def _run_audit(
 
         check_label_agreement(model, *settings.train_data.tensors, dev,
                               "the model (for the nearest-sample baseline's training images)",
-                              _class_names(source))
+                              plan.config.get("class_names"))
     store: AuditStore | None = None
     setup: Any = None
     try:
@@ -835,18 +835,18 @@ def _run_audit(
         pending: dict[int, list[tuple[str, str]]] = setup[1]
         plan.batches["explain"] = plan.config["batch"] = setup[2]
         total = len(source) * len(plan.cells)
-        try:
-            def seconds() -> float:  # the audit's time so far, over every run of a resume
-                return round(time.perf_counter() - start + float(plan.config["seconds"] or 0), 2)
 
+        def seconds() -> float:  # the audit's time so far, over every run of a resume (rank 0)
+            return round(time.perf_counter() - start + float(plan.config["seconds"] or 0), 2)
+
+        try:
             _compute(model, source, settings, plan, pending, store, comm, total, seconds)
         except KeyboardInterrupt:
             done_n = store.count_done() if store is not None else 0
             raise AuditInterrupted(done_n, total) from None
         if store is None:
             return None
-        seconds = time.perf_counter() - start + float(plan.config["seconds"] or 0.0)
-        store.update_config(seconds=round(seconds, 2))
+        store.update_config(seconds=seconds())
         return AuditResult.from_store(store)
     finally:
         if store is not None:
@@ -874,7 +874,7 @@ def _compute(
     store: AuditStore | None,
     comm: Any,
     total: int,
-    seconds: Callable[[], float] | None = None,
+    seconds: Callable[[], float],
 ) -> None:
     """Compute the pending (batch, cell) pairs; each batch's records go to the store in one
     transaction with the audit's time so far (``seconds()``), so that a killed run's time
@@ -895,7 +895,7 @@ def _compute(
             if comm.world == 1:
                 k, x, labels, masks = next(batches)
                 for record in grid.run(k, x, labels, masks, pending[k], source.ids):
-                    store.write(record, seconds and seconds())  # type: ignore[union-attr]
+                    store.write(record, seconds())  # type: ignore[union-attr]
                     if bar is not None:
                         bar.update(len(record["done"]))
                 continue
@@ -917,7 +917,7 @@ def _compute(
             gathered = comm.gather((merged, error))
             if store is not None:
                 for rec, _ in gathered:
-                    store.write(rec, seconds and seconds())
+                    store.write(rec, seconds())
                 if bar is not None:
                     bar.update(sum(len(rec["done"]) for rec, _ in gathered))
             failed = [(r, e) for r, (_, e) in enumerate(gathered) if e is not None]

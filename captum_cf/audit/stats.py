@@ -528,7 +528,7 @@ def _metric_verdict(
     beaten = [means[c.other] for c in comparisons if c.significant]
     # the best: the leader and the baselines not told apart from it whose mean is above every
     # beaten one's (a spread-out baseline below a beaten one is not "best")
-    best = top + [c.other for c in comparisons if not c.significant and c.p_holm >= alpha
+    best = top + [c.other for c in comparisons if c.p_holm >= alpha
                   and all(_above(means[c.other], m, higher) for m in beaten)]
     significant = any(c.significant for c in comparisons)
     caveat = None

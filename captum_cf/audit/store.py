@@ -161,10 +161,14 @@ class AuditStore:
 
     def _set_config(self, config: dict[str, Any]) -> None:
         with self._transaction():
-            self.db.executemany(
-                "INSERT OR REPLACE INTO config VALUES (?, ?)",
-                [(k, json.dumps(v)) for k, v in config.items()],
-            )
+            self._put_config(config)
+
+    def _put_config(self, entries: dict[str, Any]) -> None:
+        """Configuration entries, inside the caller's transaction."""
+        self.db.executemany(
+            "INSERT OR REPLACE INTO config VALUES (?, ?)",
+            [(k, json.dumps(v)) for k, v in entries.items()],
+        )
 
     def update_config(self, **entries: Any) -> None:
         """Store extra configuration entries (e.g. the wall time) without a check."""
@@ -177,8 +181,7 @@ class AuditStore:
         time so far (``seconds``, the configuration's ``"seconds"``) when given."""
         with self._transaction():
             if seconds is not None:
-                self.db.execute("INSERT OR REPLACE INTO config VALUES (?, ?)",
-                                ("seconds", json.dumps(seconds)))
+                self._put_config({"seconds": seconds})
             self.db.executemany(
                 "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?)", record["images"]
             )

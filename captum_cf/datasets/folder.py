@@ -155,12 +155,12 @@ class ImageFolder(Dataset):
                       IMAGE_EXTENSIONS]
             stems = {os.path.splitext(f)[0] for f in images}
             for f in images:
-                if not _is_mask(f, stems):
+                stem = os.path.splitext(f)[0]
+                if not _is_mask(stem, stems):
                     found.append(os.path.join(folder, f))
-                elif not os.path.isfile(os.path.join(folder, os.path.splitext(f)[0] + ".png")):
+                elif not os.path.isfile(os.path.join(folder, stem + ".png")):
                     # a mask that mask_path would not find (a_mask.jpg, or a_mask.PNG on a
                     # case-sensitive disk): not an image, and no silent drop either
-                    stem = os.path.splitext(f)[0]
                     raise ValueError(
                         f"{os.path.join(folder, f)} is named as the mask of "
                         f"{stem[: -len(MASK_SUFFIX)]}, but masks are read from "
@@ -219,10 +219,11 @@ class ImageFolder(Dataset):
         image = self._fit(_pixels(decoded, self.grey), path)
         if not self.has_masks:
             return image, label
-        mask_file, mask_size = _decode(self.mask_path(path))
-        check_mask_size(self.mask_path(path), mask_size, path, size)
+        mask_path = self.mask_path(path)
+        mask_file, mask_size = _decode(mask_path)
+        check_mask_size(mask_path, mask_size, path, size)
         mask = _pixels(mask_file, grey=True) > 0
-        return image, label, self._fit(mask, self.mask_path(path), nearest=True)
+        return image, label, self._fit(mask, mask_path, nearest=True)
 
     def _fit(self, t: Tensor, path: str, nearest: bool = False) -> Tensor:
         if self.image_size is None:
@@ -291,10 +292,10 @@ def resize_center_crop(t: Tensor, size: int, nearest: bool = False,
     return t[..., top : top + size, left : left + size].contiguous()
 
 
-def _is_mask(name: str, stems: set[str]) -> bool:
-    """``name`` is ``<image>_mask.<ext>`` with ``<image>.*`` beside it in ``stems``: the mask of
-    that image, not an image (a photo named ``gas_mask.jpg`` alone is an image)."""
-    stem = os.path.splitext(name)[0]
+def _is_mask(stem: str, stems: set[str]) -> bool:
+    """A file named ``stem`` + extension is ``<image>_mask.<ext>`` with ``<image>.*`` beside it
+    in ``stems``: the mask of that image, not an image (a photo ``gas_mask.jpg`` alone is an
+    image)."""
     return stem.endswith(MASK_SUFFIX) and stem[: -len(MASK_SUFFIX)] in stems
 
 

@@ -36,6 +36,7 @@ from captum_cf.zoo._registry import (
     read_weights,
     register,
     save_weights,
+    trained_image_size,
 )
 from captum_cf.zoo.models import LogitsOf, Normalized, SmallCNN, build_classifier
 
@@ -50,6 +51,7 @@ __all__ = [
     "read_weights",
     "register",
     "save_weights",
+    "trained_image_size",
     "LogitsOf",
     "Normalized",
     "SmallCNN",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "load_file",
     "read_weights",
     "save_weights",
+    "trained_image_size",
 ]
 
 #: folder of the shipped weights (package data ``captum_cf/zoo/weights/*.pt``)
@@ -210,7 +212,24 @@ def _build(
 ) -> nn.Module:
     model = builder(payload["config"])
     load_state_checked(model, _float32(payload["state_dict"], source), source)
+    size = payload["config"].get("image_size") if isinstance(payload["config"], dict) else None
+    if isinstance(size, int) and not isinstance(size, bool):
+        _IMAGE_SIZE[model] = size
     return model.to(device or "cpu").eval()
+
+
+#: image side each model loaded from a weights file was trained at (its stored config)
+_IMAGE_SIZE: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()
+
+
+def trained_image_size(model: Any) -> int | None:
+    """The image side ``model`` was trained at when :func:`load` or :func:`load_file` built it
+    from a weights file that stores it (named in the errors of a model fed another size), else
+    None."""
+    try:
+        return _IMAGE_SIZE.get(model)
+    except TypeError:  # not weakly referenceable: not a model the zoo built
+        return None
 
 
 def _float32(state: Any, source: str) -> dict[str, Any]:

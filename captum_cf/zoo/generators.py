@@ -137,7 +137,9 @@ def _check_fits(model: nn.Module | None, images: Tensor, what: str, spec: str | 
             trained at: a weights file's own size is named); or logits of another number of
             classes than ``num_classes`` (the training data's), when given.
     """
-    size = _trained_size(spec)
+    from captum_cf.zoo import trained_image_size
+
+    size = trained_image_size(model)
     if size is not None and size != images.shape[-1]:
         hint = (f"{spec} was trained on {size}x{size} images: pass --image-size {size} "
                 f"(image_size={size}), or train a classifier at this size first")
@@ -148,21 +150,6 @@ def _check_fits(model: nn.Module | None, images: Tensor, what: str, spec: str | 
                 "--image-size S); --channels 1|3 reads an image folder as greyscale or RGB")
     check_frozen_classifier(model, images, f"{what} {spec!r}", num_classes=num_classes,
                             hint=hint)
-
-
-def _trained_size(spec: str | None) -> int | None:
-    """The image side a zoo name's or a trainer's weights file's model was trained at (its
-    stored config), else None (a module:factory, an unreadable file)."""
-    from captum_cf import zoo
-
-    if spec is None:
-        return None
-    try:
-        path = zoo.entry(spec[4:]).path if spec.startswith("zoo:") else spec
-        size = zoo.read_weights(path)["config"].get("image_size")
-    except Exception:  # noqa: BLE001 (only a hint: any spec that is no such file has none)
-        return None
-    return size if isinstance(size, int) else None
 
 
 def _ready_classifiers(model: nn.Module, aux: nn.Module | None, images: Tensor, spec: str,
