@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -153,10 +153,25 @@ def check_logits(out: Any, batch: int, name: str = "forward_func") -> Tensor:
     """``out`` must be (B, K) logits for a batch of ``batch`` inputs; returns it."""
     if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != batch:
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        held = out.get("logits") if isinstance(out, Mapping) else getattr(out, "logits", None)
+        hint = (" (its .logits: wrap the model in captum_cf.zoo.LogitsOf)"
+                if not isinstance(out, Tensor) and isinstance(held, Tensor) else "")
         raise ValueError(
-            f"{name} must return (N, classes) logits for N={batch} inputs, got {shape}"
+            f"{name} must return (N, classes) logits, got {shape} for a batch of N={batch} "
+            f"input{'s' if batch != 1 else ''}{hint}"
         )
     return out
+
+
+def check_one_class_softmax(out: Tensor, who: str, what: str, fix: str) -> None:
+    """Refuse an output of one column where a softmax (or argmax) over the classes is taken:
+    it is the same whatever the input, so every map would get the same score. ``what`` names
+    the score (``"score='softmax'"``), ``fix`` what to do instead."""
+    if out.dim() == 2 and out.shape[1] == 1:
+        raise ValueError(
+            f"{who} returns one output per example, and {what} over one class is the same for "
+            f"every input, so every explanation would score the same: {fix}"
+        )
 
 
 def check_target(

@@ -1,6 +1,8 @@
 """A model that returns probabilities (a softmax last) where a softmax of logits is taken is
 told, once, by every entry point that applies that softmax: Meaningful Perturbation's default
-reward, the deletion and insertion metrics' default score, the audit's model check."""
+reward, the default score of deletion, insertion, ROAD and removal_curves, the saliency metric,
+R-OMS, the audit's model check. A model with one output, where a softmax or argmax over the
+classes is taken, is refused: every map would score the same."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from torch import nn
 
 from captum_cf.attr import MeaningfulPerturbation
 from captum_cf.baselines import ConstantBaseline
-from captum_cf.metrics import deletion, insertion
+from captum_cf.metrics import deletion, insertion, r_oms, removal_curves, road, saliency_metric
 
 
 def _logits_model(device) -> nn.Module:
@@ -29,10 +31,17 @@ def _calls(model, x):
             x, target=1, n_steps=2),
         "deletion": lambda: deletion(model, x, amap, target=1, baseline=zero, n_steps=2),
         "insertion": lambda: insertion(model, x, amap, target=None, baseline=zero, n_steps=2),
+        "road": lambda: road(model, x, amap, 1, percentages=[0, 50, 100]),
+        "removal_curves": lambda: removal_curves(model, x, amap, None, {"zero": zero}, [0, 100]),
+        "saliency_metric": lambda: saliency_metric(model, x, amap, target=1),
+        "r_oms": lambda: r_oms(model, x, zero, ConstantBaseline(0.5), fractions=[0.0, 0.5]),
     }
 
 
-@pytest.mark.parametrize("name", ["MeaningfulPerturbation", "deletion", "insertion"])
+METRICS = ["deletion", "insertion", "road", "removal_curves", "saliency_metric", "r_oms"]
+
+
+@pytest.mark.parametrize("name", ["MeaningfulPerturbation", *METRICS])
 def test_a_softmax_output_is_told_and_logits_are_not(name, device) -> None:
     x = torch.rand(2, 1, 8, 8, device=device)
     probabilities = nn.Sequential(_logits_model(device), nn.Softmax(dim=1))
@@ -64,3 +73,24 @@ def test_softmax_outputs_are_recognised_in_every_float_dtype(dtype, classes) -> 
     assert looks_like_probabilities(logits.softmax(1))
     assert not looks_like_probabilities(logits)
     assert not looks_like_probabilities(logits.softmax(1) * 0.9)  # non-negative, sums to 0.9
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_one_output_is_refused_where_a_softmax_is_taken(name, device) -> None:
+    # softmax over one class is 1 for every input: every map would score the same
+    torch.manual_seed(0)
+    one = nn.Sequential(nn.Flatten(), nn.Linear(64, 1)).to(device)
+    with pytest.raises(ValueError, match=r"forward_func returns one output per example.*every "
+                                         r"explanation would score the same: (pass score="
+                                         r"'sigmoid'|return one logit per class)"):
+        _calls(one, torch.rand(2, 1, 8, 8, device=device))[name]()
+
+
+def test_one_logit_scores_with_sigmoid_and_accuracy_is_refused(device) -> None:
+    torch.manual_seed(0)
+    one = nn.Sequential(nn.Flatten(), nn.Linear(64, 1)).to(device)
+    x = torch.rand(2, 1, 8, 8, device=device)
+    curve = deletion(one, x, torch.rand_like(x), target=0, n_steps=2, score="sigmoid")
+    torch.testing.assert_close(curve.scores[:, 0], one(x)[:, 0].sigmoid().detach())
+    with pytest.raises(ValueError, match="score='accuracy' over one class"):
+        road(one, x, torch.rand_like(x), 0, score="accuracy")

@@ -16,6 +16,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ScoreFn = Callable[[Tensor], Tensor]
 
+_SCORE_FIX = ("pass score='sigmoid' (the probability of a one-logit binary classifier) or "
+              "score='logit', or return one logit per class")
+
 
 def higher_is_better(flag: bool) -> Callable[[F], F]:
     """Declare a metric's direction: sets ``metric.higher_is_better = flag`` (Quantus-style)."""
@@ -123,27 +126,53 @@ def class_scores(
         chunk = images[start : start + batch_size]
         logits = check_logits(forward_func(chunk), chunk.shape[0])
         s = score(logits)
+        if not isinstance(s, Tensor) or s.shape != logits.shape:
+            got = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
+            raise ValueError(f"score must map the model's (B, K) outputs to (B, K) scores "
+                             f"(a tensor of the same shape), got {got} for "
+                             f"{tuple(logits.shape)}")
         out.append(s.gather(1, target[start : start + batch_size, None].to(s.device))[:, 0])
     return torch.cat(out)
 
 
 def predicted_or_checked_target(
     forward_func: Callable[[Tensor], Tensor], inputs: Tensor, target: Any,
-    softmax: bool = False,
+    softmax: str | None = None, batch_size: int | None = None, one_class: str | None = None,
+    fix: str = _SCORE_FIX, stacklevel: int = 3,
 ) -> Tensor:
-    """``target`` as a long tensor (N,); ``None`` means the model's predicted class. With
-    ``softmax`` (the scores are a softmax of the output) a model that returns probabilities is
-    told (a warning)."""
-    from captum_cf._validation import check_target, warn_if_probabilities
+    """``target`` as a long tensor (N,); ``None`` means the model's predicted class, from
+    forward passes of at most ``batch_size`` images (default all at once).
+
+    ``softmax`` names the softmax the metric takes of the output (``"score='softmax'"``), if
+    any: then a model that returns probabilities is told (a warning), and, as for a score named
+    by ``one_class`` (``"score='accuracy'"``), a model with one output per image is refused (the
+    score is the same whatever the input; ``fix`` says what to do). ``stacklevel``: the
+    warning's, as ``warnings.warn`` counts it from here (3: the caller of the metric that
+    calls this function).
+    """
+    from captum_cf._validation import check_one_class_softmax, check_target, warn_if_probabilities
 
     n = inputs.shape[0]
     with torch.no_grad():
-        logits = check_logits(forward_func(inputs[:1]), 1) if target is not None else None
         if target is None:
-            logits = check_logits(forward_func(inputs), n)
-    if softmax:
-        warn_if_probabilities(logits, "forward_func", "score='softmax' applies a softmax to the "
-                              "output", stacklevel=5)
+            step = n if batch_size is None else batch_size
+            logits = torch.cat([check_logits(forward_func(inputs[i : i + step]),
+                                             min(step, n - i)) for i in range(0, n, step)])
+        else:
+            logits = check_logits(forward_func(inputs[:1]), 1)
+    if softmax is not None or one_class is not None:
+        check_one_class_softmax(logits, "forward_func", softmax or one_class, fix)
+    if softmax is not None:
+        warn_if_probabilities(logits, "forward_func", f"{softmax} applies a softmax to the "
+                              "output", stacklevel=stacklevel + 1)
     if target is None:
         return logits.argmax(dim=1)
     return check_target(target, n, num_classes=logits.shape[1]).to(inputs.device)
+
+
+def score_checks(score: Any) -> dict[str, str | None]:
+    """:func:`predicted_or_checked_target`'s ``softmax`` and ``one_class`` for a metric's
+    ``score`` argument (a callable is the user's own: not checked)."""
+    name = score if isinstance(score, str) else None
+    return {"softmax": "score='softmax'" if name == "softmax" else None,
+            "one_class": "score='accuracy'" if name == "accuracy" else None}

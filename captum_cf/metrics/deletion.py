@@ -29,6 +29,7 @@ from captum_cf.metrics._common import (
     predicted_or_checked_target,
     resolve_score,
     saliency_map,
+    score_checks,
 )
 
 __all__ = ["Curve", "deletion", "insertion"]
@@ -183,8 +184,8 @@ def _curve(
     rank = _pixel_rank(amap)
     counts = torch.round(torch.arange(n_steps + 1, dtype=torch.float64) * hw / n_steps).long()
     with frozen(forward_func), torch.no_grad():
-        tgt = predicted_or_checked_target(forward_func, inputs, target,
-                                          softmax=isinstance(score, str) and score == "softmax")
+        tgt = predicted_or_checked_target(forward_func, inputs, target, batch_size=batch_size,
+                                          stacklevel=4, **score_checks(score))
         scores = _scores(
             kind,
             forward_func,
@@ -201,14 +202,19 @@ def _curve(
     return Curve(kind, fractions, scores, _normalised_auc(fractions, scores), kind == "insertion")
 
 
-def _pixel_rank(amap: Tensor) -> Tensor:
-    """Position of each pixel when sorted by decreasing attribution, (N, HW); ties: raster order."""
+def _pixel_rank(amap: Tensor, order: str = "morf") -> Tensor:
+    """Position of each pixel in the removal order, (N, HW): ``"morf"`` by decreasing
+    attribution, ties in raster order; ``"lerf"`` exactly the reverse of that order (ties in
+    reverse raster order), so that LeRF at fraction ``q`` removes the pixels that an insertion
+    at ``1 - q`` has not revealed yet, also when the map has ties (Occlusion's and
+    FeatureAblation's patches)."""
     flat = amap.flatten(1)
-    order = torch.sort(flat, dim=1, descending=True, stable=True).indices
-    rank = torch.empty_like(order)
-    rank.scatter_(
-        1, order, torch.arange(flat.shape[1], device=flat.device).expand_as(order).contiguous()
-    )
+    ordered = torch.sort(flat, dim=1, descending=True, stable=True).indices
+    positions = torch.arange(flat.shape[1], device=flat.device)
+    if order == "lerf":
+        positions = positions.flip(0)
+    rank = torch.empty_like(ordered)
+    rank.scatter_(1, ordered, positions.expand_as(ordered).contiguous())
     return rank
 
 

@@ -24,10 +24,19 @@ import torch
 from torch import Tensor
 
 from captum_cf._model_state import frozen
-from captum_cf._validation import check_images, check_logits, check_model_dtype
+from captum_cf._validation import (
+    check_images,
+    check_logits,
+    check_model_dtype,
+    check_one_class_softmax,
+    warn_if_probabilities,
+)
 from captum_cf.baselines.base import Baseline
 from captum_cf.metrics._common import check_positive_int, higher_is_better
 from captum_cf.metrics.deletion import Curve, _normalised_auc
+
+_FIX = ("return one logit per class (for a one-logit binary classifier z: "
+        "torch.cat([-z, z], dim=1) / 2)")
 
 __all__ = ["r_oms"]
 
@@ -174,6 +183,14 @@ def _similarities(
         else:
             logits = check_logits(forward_func(mine), len(x))
             ref_logits = check_logits(reference(x, k), len(x), "reference")
+        if not out:  # the first pass: outputs a softmax can compare
+            checked = [("forward_func", logits)]
+            if not isinstance(reference, Baseline):  # a callable: its own outputs
+                checked.append(("reference", ref_logits))
+            for who, o in checked:
+                check_one_class_softmax(o, who, "R-OMS's softmax", _FIX)
+                warn_if_probabilities(o, who, "R-OMS applies a softmax to the output",
+                                      stacklevel=4)
         out.append(torch.nn.functional.cosine_similarity(
             logits.softmax(dim=1), ref_logits.softmax(dim=1), dim=1))
     return torch.cat(out)

@@ -34,6 +34,7 @@ from captum_cf.metrics._common import (
     predicted_or_checked_target,
     resolve_score,
     saliency_map,
+    score_checks,
 )
 from captum_cf.metrics.deletion import Curve, _normalised_auc, _pixel_rank, _scores
 
@@ -66,8 +67,9 @@ def road(
 ) -> Curve:
     r"""ROAD curve: remove pixels by attribution with noisy linear imputation, watch the score.
 
-    Pixels are ranked by attribution (summed over channels; ties keep raster order), most
-    relevant first for ``order="morf"``, least relevant first for ``order="lerf"``. At
+    Pixels are ranked by attribution (summed over channels), most relevant first for
+    ``order="morf"`` (ties in raster order), least relevant first for ``order="lerf"`` (the
+    reverse of MoRF's order, ties included). At
     percentage :math:`p` the first :math:`c_p = \lfloor HW p / 100 \rfloor` pixels of that
     order are removed (as ROAD's reference code and Quantus count them):
 
@@ -124,9 +126,10 @@ def road(
     if not callable(forward_func):
         raise TypeError("forward_func must be callable")
     check_model_dtype(inputs, forward_func)
-    rank = _pixel_rank(amap if order == "morf" else -amap)
+    rank = _pixel_rank(amap, order)
     with frozen(forward_func), torch.no_grad():
-        tgt = predicted_or_checked_target(forward_func, inputs, target)
+        tgt = predicted_or_checked_target(forward_func, inputs, target, batch_size=batch_size,
+                                          **score_checks(score))
         scores = _scores(
             "deletion", forward_func, inputs, tgt, rank, counts, removal, score_fn, batch_size,
             show_progress,
@@ -190,14 +193,15 @@ def removal_curves(
         raise TypeError("removals must be a non-empty mapping of names to captum_cf Baselines")
     if not callable(forward_func):
         raise TypeError("forward_func must be callable")
-    ranks = (_pixel_rank(amap), _pixel_rank(-amap))
+    ranks = (_pixel_rank(amap), _pixel_rank(amap, "lerf"))
     steps = counts.numel()
     fractions = counts.double() / (h * w)  # on the host: the curves' x values
     counts = counts.to(inputs.device)
     per_pass = max(1, batch_size // (2 * len(removals)))
     scores: list[list[Tensor]] = [[] for _ in range(2 * len(removals))]
     with frozen(forward_func), torch.no_grad():
-        tgt = predicted_or_checked_target(forward_func, inputs, target)
+        tgt = predicted_or_checked_target(forward_func, inputs, target, batch_size=batch_size,
+                                          **score_checks(score))
         for start in range(0, n * steps, per_pass):
             flat = torch.arange(start, min(start + per_pass, n * steps), device=inputs.device)
             img, step = flat // steps, flat % steps
@@ -259,8 +263,9 @@ def symmetric_relevance_gain(morf: Curve, lerf: Curve) -> Tensor:
     areas alike and cancels.
 
     An insertion curve counts as LeRF: revealing the top fraction :math:`q` is removing the
-    least relevant :math:`1 - q`, so the two curves have the same area; likewise a deletion
-    curve is a MoRF curve.
+    least relevant :math:`1 - q` (LeRF's order is the reverse of MoRF's, tied pixels included),
+    so the two curves have the same area when they share a removal and their fractions;
+    likewise a deletion curve is a MoRF curve.
 
     Args:
         morf (Curve): ``road(..., order="morf")`` or :func:`~captum_cf.metrics.deletion`.

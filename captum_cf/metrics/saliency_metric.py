@@ -80,7 +80,10 @@ def saliency_metric(
     crops = torch.cat([_crop_resized(inputs[i : i + 1], boxes[i]) for i in range(n)])
     area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).to(inputs.dtype) / (h * w)
     with frozen(forward_func), torch.no_grad():
-        tgt = predicted_or_checked_target(forward_func, inputs, target)
+        tgt = predicted_or_checked_target(
+            forward_func, inputs, target, softmax="the saliency metric's log-softmax",
+            batch_size=batch_size, fix="return one logit per class (for a one-logit binary "
+            "classifier z: torch.cat([-z, z], dim=1) / 2)")
         log_p = class_scores(
             forward_func, crops, tgt, lambda out: out.log_softmax(dim=1), batch_size
         )

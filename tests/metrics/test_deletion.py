@@ -177,6 +177,27 @@ def test_target_none_uses_predicted_class(device) -> None:
     torch.testing.assert_close(curve.scores[:, 0].cpu(), torch.tensor([A, A]))
 
 
+def test_the_predicted_class_is_found_in_batches_of_batch_size(device) -> None:
+    sizes = []
+
+    class Counted(OnePixel):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            sizes.append(x.shape[0])
+            return super().forward(x)
+
+    x = _images(10).to(device)
+    x[3, 0, PIXEL[0], PIXEL[1]] = 0.0  # predicted class 1
+    for kind in (deletion, insertion):
+        sizes.clear()
+        curve = kind(Counted().to(device), x, _perfect(10).to(device), target=None,
+                     baseline=ConstantBaseline(0.0), n_steps=2, batch_size=4)
+        assert max(sizes) == 4 and sizes[:3] == [4, 4, 2]  # the prediction's passes first
+        # p(predicted class) with everything kept / removed (image 3's pixel is 0 either way)
+        expected = torch.full((10,), A if kind is deletion else B)
+        expected[3] = A
+        torch.testing.assert_close(curve.scores[:, 0].cpu(), expected)
+
+
 def test_model_state_is_left_alone(device) -> None:
     model = OnePixel().to(device).train()
     model.scale.requires_grad_(True)
@@ -209,5 +230,13 @@ def test_bad_input() -> None:
         deletion(lambda t: t.sum(dim=(1, 2, 3)), x, _perfect(2), target=0)
     with pytest.raises(ValueError, match="score must be"):
         insertion(model, x, _perfect(2), target=0, score="probit")
+    for wrong, got in ((lambda o: o[:, 0], r"got \(6,\) for \(6, 2\)"),
+                       (lambda o: o.numpy(), "got ndarray")):
+        with pytest.raises(ValueError, match=r"score must map the model's \(B, K\) outputs to "
+                                             r"\(B, K\) scores .*" + got):
+            deletion(model, x, _perfect(2), target=0, n_steps=2, score=wrong)
+    with pytest.raises(ValueError, match=r"got dict for a batch of N=1 input \(its .logits: "
+                                         r"wrap the model in captum_cf.zoo.LogitsOf\)"):
+        deletion(lambda t: {"logits": model.eval()(t)}, x, _perfect(2), target=0)
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         deletion(model, x * 3, _perfect(2), target=0)

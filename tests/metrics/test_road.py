@@ -114,6 +114,31 @@ def test_zero_removal_morf_equals_deletion_and_srg_equals_deletion_insertion(dev
                                symmetric_relevance_gain(dele, ins))
 
 
+def test_lerf_is_insertion_reversed_also_for_maps_with_ties(device) -> None:
+    # patches of equal attribution, as Occlusion and FeatureAblation give: insertion reveals a
+    # tied patch in raster order, so LeRF must remove it in reverse raster order for
+    # LeRF(q) = insertion(1 - q) and the SRG of (deletion, insertion) = that of (MoRF, LeRF)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).to(device).eval()
+    x = torch.rand(4, 1, 4, 4, device=device)
+    patches = torch.tensor([[3.0, 1.0], [1.0, 2.0]], device=device)
+    a = patches.repeat_interleave(2, 0).repeat_interleave(2, 1).expand(4, 1, 4, 4)
+    zero = ConstantBaseline(0.0)
+    pct = [100 * k / 16 for k in range(17)]
+    morf, lerf = removal_curves(model, x, a, 1, {"zero": zero}, pct)["zero"]
+    ins = insertion(model, x, a, 1, zero, n_steps=16)
+    torch.testing.assert_close(lerf.scores, ins.scores.flip(1))
+    torch.testing.assert_close(road(model, x, a, 1, "lerf", pct, zero).scores, lerf.scores)
+    torch.testing.assert_close(symmetric_relevance_gain(morf, lerf),
+                               symmetric_relevance_gain(deletion(model, x, a, 1, zero, 16), ins))
+    # LeRF's first removed pixel: the last in raster order of the lowest patch (value 1)
+    one = road(model, x[:1], a[:1], 1, "lerf", [0, 100 / 16], zero)
+    kept = x[:1].clone()
+    kept[..., 3, 1] = 0  # raster positions of value 1: (0,2),(0,3),(1,2),(1,3),(2,0)...(3,1)
+    expected = model(kept).softmax(1)[0, 1]
+    torch.testing.assert_close(one.scores[0, 1], expected)
+
+
 def test_removal_curves_equal_separate_road_calls_in_fewer_passes(device) -> None:
     calls = []
 
