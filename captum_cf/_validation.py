@@ -7,6 +7,7 @@ before any work is done (never ``assert``: user input is not an invariant).
 from __future__ import annotations
 
 import math
+import operator
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -305,15 +306,29 @@ class ArgumentTypeError(TypeError, AssertionError):
     """A bad argument type; also an ``AssertionError``, as :class:`ArgumentError`."""
 
 
+def integer(value: Any) -> int | None:
+    """``value`` as a Python int when it is an integer (an int, a NumPy integer, an integer
+    0-d tensor: what ``operator.index`` takes, as Captum's arithmetic does), else None; a bool
+    is not an integer here."""
+    if isinstance(value, bool) or (isinstance(value, Tensor) and value.dtype == torch.bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def check_count(value: Any, name: str, allow_none: bool = False) -> None:
-    """``value`` must be an int >= 1 (``n_steps``, ``n_samples``, ``perturbations_per_eval``...)."""
+    """``value`` must be an integer >= 1 (``n_steps``, ``n_samples``, ``perturbations_per_eval``
+    ...): an int, a NumPy integer or an integer 0-d tensor, as Captum takes them."""
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, int):
+    count = integer(value)
+    if count is None:
         expected = "a positive int" + (" or None" if allow_none else "")
         raise ArgumentTypeError(f"{name} must be {expected}, got {type(value).__name__}")
-    if value < 1:
-        raise ArgumentError(f"{name} must be a positive int (>= 1), got {value}")
+    if count < 1:
+        raise ArgumentError(f"{name} must be a positive int (>= 1), got {count}")
 
 
 def batch_size_of(inputs: Any) -> int | None:
@@ -439,10 +454,8 @@ def check_window(shapes: Any, strides: Any, inputs: Any) -> None:
     stride_list = strides
     if strides is None:
         stride_list = (1,) * len(tensors)
-    elif len(tensors) == 1 and not (
-        isinstance(strides, tuple) and len(strides) == 1 and isinstance(strides[0], tuple)
-    ):
-        stride_list = (strides,)
+    elif len(tensors) == 1 and not (isinstance(strides, tuple) and len(strides) == 1):
+        stride_list = (strides,)  # as Captum: a one-entry tuple is that input's stride
     if not isinstance(stride_list, tuple) or len(stride_list) != len(tensors):
         raise ArgumentError(
             f"strides must be an int or a tuple, with one entry per input tensor "
@@ -674,6 +687,33 @@ def check_stdevs(stdevs: Any, name: str = "stdevs") -> None:
 _NOT_GIVEN: Any = object()
 
 
+def check_baseline_count(baselines: Any, inputs: Any, name: str = "baselines") -> None:
+    """One baseline per input tensor, as Captum needs them (its perturbation methods fail with
+    an ``IndexError``, or ShapleyValueSampling silently runs the model without the other
+    inputs, when one stands for several): ``None`` and a callable (the Shap methods') pass.
+
+    Raises:
+        ArgumentError: a ValueError naming ``name`` and both counts.
+    """
+    from captum_cf.baselines.base import Baseline
+
+    if baselines is None or (callable(baselines) and not isinstance(baselines, Baseline)):
+        return
+    if isinstance(baselines, tuple) and not all(
+        isinstance(b, (int, float, Tensor, Baseline)) and not isinstance(b, bool)
+        for b in baselines
+    ):
+        return  # an entry of a wrong type: the type check names it
+    count = len(inputs) if isinstance(inputs, tuple) else 1
+    entries = len(baselines) if isinstance(baselines, tuple) else 1
+    if entries != count:
+        raise ArgumentError(
+            f"{name} has {entries} entr{'y' if entries == 1 else 'ies'} but inputs has "
+            f"{count} tensor{'s' if count != 1 else ''}: pass a tuple with one baseline per "
+            "input tensor"
+        )
+
+
 def check_attribute_arguments(
     inputs: Any,
     target: Any = None,
@@ -692,8 +732,9 @@ def check_attribute_arguments(
         inputs: the call's ``inputs``: tensors, a non-empty batch, finite, not bool
             (:func:`check_attribute_inputs`).
         target: checked by :func:`check_captum_target` (its range on the first output).
-        baselines: numbers and tensors must be finite (:func:`check_baseline_values`), tensors
-            must fit their input in shape and dtype (:func:`check_baseline_tensors`).
+        baselines: one per input tensor (:func:`check_baseline_count`); numbers and tensors
+            must be finite (:func:`check_baseline_values`), tensors must fit their input in
+            shape and dtype (:func:`check_baseline_tensors`).
         feature_mask: integer ids >= 0 (:func:`check_feature_mask`).
         counts: ``{name: value}`` of ints that must be >= 1 (``n_steps``, ``n_samples``, ...).
         optional_counts: the same, None allowed (``internal_batch_size``).
@@ -712,6 +753,7 @@ def check_attribute_arguments(
     for name, value in (optional_counts or {}).items():
         check_count(value, name, allow_none=True)
     check_captum_target(target, batch_size_of(inputs))
+    check_baseline_count(baselines, inputs)
     check_baseline_values(baselines)
     check_baseline_tensors(baselines, inputs, distribution=distribution)
     check_feature_mask(feature_mask, inputs)

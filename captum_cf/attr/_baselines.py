@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from captum_cf._validation import check_baseline_count
 from captum_cf.baselines.base import Baseline, check_baseline_output
 from captum_cf.baselines.constant import ConstantBaseline
 
@@ -126,12 +127,8 @@ def resolve_baselines(
         return baselines
     baselines = _untokenized(baselines)
     inputs_t = _input_tuple(inputs)
+    check_baseline_count(baselines, inputs, name)
     entries = baselines if isinstance(baselines, tuple) else (baselines,)
-    if len(entries) != len(inputs_t):
-        raise ValueError(
-            f"{name} has {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} but inputs has "
-            f"{len(inputs_t)} tensors: pass a tuple with one baseline per input tensor"
-        )
     names = _entry_names(baselines, inputs, name)
     for (b_name, x_name), b, x in zip(names, entries, inputs_t):
         if isinstance(b, Baseline):

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from captum_cf._validation import check_baseline_count
 from captum_cf.attr._baselines import (
     _BaselineToken,
     _check_type,
@@ -88,12 +89,8 @@ def _plan(inputs: Any, baselines: Any, target: Any) -> _Plan | None:
     formatted = inputs if isinstance(inputs, tuple) else (inputs,)
     if not formatted or not all(isinstance(x, Tensor) for x in formatted):
         raise TypeError("inputs must be a Tensor or a non-empty tuple of Tensors")
-    raw = baselines if isinstance(baselines, tuple) else (baselines,) * len(formatted)
-    if len(raw) != len(formatted):
-        raise ValueError(
-            f"baselines is a tuple of {len(raw)} entries but inputs has {len(formatted)} tensors: "
-            "pass one baseline per input tensor"
-        )
+    check_baseline_count(baselines, inputs)
+    raw = baselines if isinstance(baselines, tuple) else (baselines,)
     items = [_untokenized(b) for b in raw]
     _check_type(tuple(items), False, "baselines")
     items = [_native(b, x) for b, x in zip(items, formatted)]

@@ -88,9 +88,13 @@ def check_masks(masks: Any, n: int, hw: tuple[int, int], name: str = "masks") ->
 
 
 def check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """``value`` (an int, a NumPy integer or an integer 0-d tensor) as an int >= 1."""
+    from captum_cf._validation import integer
+
+    count = integer(value)
+    if count is None or count < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
+    return count
 
 
 _SCORES: dict[str, ScoreFn] = {

@@ -171,8 +171,8 @@ def _curve(
     check_images(inputs, "inputs")
     check_model_dtype(inputs, forward_func)
     amap = saliency_map(attributions, tuple(inputs.shape)).to(inputs.device)
-    check_positive_int(n_steps, "n_steps")
-    check_positive_int(batch_size, "batch_size")
+    n_steps = check_positive_int(n_steps, "n_steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
     score_fn = resolve_score(score)
     if not isinstance(baseline, Baseline):
         raise TypeError(

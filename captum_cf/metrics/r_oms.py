@@ -110,12 +110,12 @@ def r_oms(
     cell = max(1, min(h, w) // 8) if cell is None else check_positive_int(cell, "cell")
     if cell > min(h, w):
         raise ValueError(f"cell must be at most min(H, W) = {min(h, w)}, got {cell}")
-    check_positive_int(n_draws, "n_draws")
-    check_positive_int(batch_size, "batch_size")
+    n_draws = check_positive_int(n_draws, "n_draws")
+    batch_size = check_positive_int(batch_size, "batch_size")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     gh, gw = -(-h // cell), -(-w // cell)
-    counts = _cell_counts(fractions, gh * gw)
+    counts = _cell_counts(fractions, gh * gw, cell)
     keep = _random_keeps(n, counts, n_draws, (gh, gw), cell, (h, w), seed).to(inputs.device)
     with frozen(forward_func), torch.no_grad():
         sims = _similarities(forward_func, inputs, keep, removal, reference, batch_size)
@@ -124,7 +124,7 @@ def r_oms(
     return Curve("r-oms", occluded, scores, _normalised_auc(occluded, scores), True)
 
 
-def _cell_counts(fractions: Any, cells: int) -> Tensor:
+def _cell_counts(fractions: Any, cells: int, cell: int = 1) -> Tensor:
     if isinstance(fractions, (str, bytes)) or not isinstance(fractions, Sequence):
         raise TypeError(f"fractions must be a sequence of numbers in [0, 1], got "
                         f"{type(fractions).__name__}")
@@ -137,7 +137,8 @@ def _cell_counts(fractions: Any, cells: int) -> Tensor:
     if any(b <= a for a, b in zip(counts, counts[1:])):
         raise ValueError(
             f"fractions must increase and occlude more of the {cells} cells at every step "
-            f"(counts {counts}); use a smaller cell"
+            f"(counts {counts}); " + ("use a smaller cell" if cell > 1 else
+                                      "use fewer fractions, further apart")
         )
     return torch.tensor(counts, dtype=torch.long)
 

@@ -88,7 +88,7 @@ def realism(
         )
     if images.shape[1] not in (1, 3):
         raise ValueError(f"images must have 1 or 3 channels, got {images.shape[1]}")
-    check_positive_int(batch_size, "batch_size")
+    batch_size = check_positive_int(batch_size, "batch_size")
     path = lpips_backbone_path(net)
     if min(images.shape[-2:]) < _MIN_SIDE[net]:
         raise ValueError(

@@ -116,7 +116,7 @@ def road(
         raise ValueError(f"order must be 'morf' or 'lerf', got {order!r}")
     hw = inputs.shape[-2] * inputs.shape[-1]
     counts = _counts(percentages, hw)
-    check_positive_int(batch_size, "batch_size")
+    batch_size = check_positive_int(batch_size, "batch_size")
     score_fn = _accuracy if score == "accuracy" else resolve_score(score)
     removal = _ROAD if removal is None else removal
     if not isinstance(removal, Baseline):
@@ -186,7 +186,7 @@ def removal_curves(
     amap = saliency_map(attributions, tuple(inputs.shape)).to(inputs.device)
     n, _, h, w = inputs.shape
     counts = _counts(percentages, h * w)
-    check_positive_int(batch_size, "batch_size")
+    batch_size = check_positive_int(batch_size, "batch_size")
     score_fn = _accuracy if score == "accuracy" else resolve_score(score)
     removals = {"road": _ROAD} if removals is None else dict(removals)
     if not removals or not all(isinstance(r, Baseline) for r in removals.values()):

@@ -70,7 +70,7 @@ def saliency_metric(
     check_images(inputs, "inputs")
     check_model_dtype(inputs, forward_func)
     amap = saliency_map(attributions, tuple(inputs.shape)).to(inputs.device)
-    check_positive_int(batch_size, "batch_size")
+    batch_size = check_positive_int(batch_size, "batch_size")
     if not 0.0 < min_area <= 1.0:
         raise ValueError(f"min_area must be in (0, 1], got {min_area}")
     n, _, h, w = inputs.shape

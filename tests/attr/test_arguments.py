@@ -192,6 +192,43 @@ def test_multi_input_windows_and_strides_follow_captums_rules(device, on_device)
         occ.attribute((a, b), ((1, 2, 2), (2,)), strides=(1, 1, 1), target=0)
 
 
+def test_a_one_entry_strides_tuple_is_the_inputs_stride_as_in_captum(device, on_device):
+    # Captum reads strides=(2,) of one input as that input's stride: strides=2
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).to(device).eval()
+    x = torch.rand(3, 1, 8, 8).to(device)
+    expected = captum.attr.Occlusion(model).attribute(x, (1, 2, 2), strides=2, target=0)
+    for strides in ((2,), 2):
+        got = cf.Occlusion(model).attribute(x, (1, 2, 2), strides=strides, target=0)
+        assert torch.equal(got, expected) and on_device(got)
+    got = cf.Occlusion(model).attribute((x,), ((1, 2, 2),), strides=(2,), target=0)
+    assert torch.equal(got[0], expected)
+
+
+@pytest.mark.parametrize("method", ["FeatureAblation", "Occlusion", "ShapleyValueSampling",
+                                    "KernelShap", "IntegratedGradients"])
+@pytest.mark.parametrize("baseline", [0.2, ConstantBaseline(0.2), "noise"])
+def test_one_baseline_for_several_inputs_is_refused_by_every_method(method, baseline, device):
+    # Captum's perturbation methods fail with an IndexError there, and ShapleyValueSampling ran
+    # the model without the second input and gave it zero attributions
+    class Two(nn.Module):
+        def forward(self, img, tab=None):
+            out = img.flatten(1)[:, :3]
+            return out if tab is None else out + tab[:, :3]
+
+    from captum_cf.baselines import NoiseBaseline
+
+    inputs = (torch.rand(3, 1, 4, 4).to(device), torch.rand(3, 6).to(device))
+    baseline = NoiseBaseline(0.1) if baseline == "noise" else baseline
+    extra = {"sliding_window_shapes": ((1, 2, 2), (2,))} if method == "Occlusion" else {}
+    with pytest.raises(ValueError, match="baselines has 1 entry but inputs has 2 tensors: pass a "
+                                         "tuple with one baseline per input tensor"):
+        getattr(cf, method)(Two()).attribute(inputs, baselines=baseline, target=1, **extra)
+    # one per input runs, and the second input gets attributions
+    out = getattr(cf, method)(Two()).attribute(inputs, baselines=(baseline, 0.0), target=1,
+                                               **extra)
+    assert out[1].abs().sum() > 0
+
+
 def _cnn() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),

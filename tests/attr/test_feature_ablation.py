@@ -129,7 +129,7 @@ def test_model_state_unchanged_and_inputs_not_modified(x):
 def test_bad_inputs(x):
     with pytest.raises(ValueError, match=r"inputs\[1\] has shape \(3, 5\)"):
         FeatureAblation(TinyCNN().to(x.device)).attribute(
-            (x, torch.rand(3, 5).to(x.device)), baselines=MeanFill()
+            (x, torch.rand(3, 5).to(x.device)), baselines=(MeanFill(), MeanFill())
         )
     with pytest.raises(TypeError, match="inputs must be a floating-point tensor"):
         FeatureAblation(TinyCNN().to(x.device)).attribute(

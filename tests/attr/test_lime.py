@@ -131,7 +131,7 @@ def test_user_object_unchanged_and_bad_input(x):
     lime.attribute(x[:1], baselines=MeanFill(), target=0, feature_mask=MASK.to(x.device),
         n_samples=4)
     assert same_state(before, model_state(model)) and lime.perturb_func is perturb
-    with pytest.raises(ValueError, match="baselines is a tuple of 1 entries but inputs has 2"):
+    with pytest.raises(ValueError, match="baselines has 1 entry but inputs has 2"):
         lime.attribute((x, x), baselines=(MeanFill(),), target=0)
 
 

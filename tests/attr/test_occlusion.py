@@ -158,7 +158,7 @@ def test_bad_inputs(x):
     occ = Occlusion(TinyCNN().to(x.device))
     with pytest.raises(ValueError, match=r"baselines \(MeanFill\) works on images"):
         Occlusion(torch.nn.Linear(5, 2)).attribute(torch.rand(3, 5), (1,), baselines=MeanFill())
-    with pytest.raises(ValueError, match="baselines is a tuple of 2 entries"):
+    with pytest.raises(ValueError, match="baselines has 2 entries but inputs has 1 tensor:"):
         occ.attribute(x, WINDOW, STRIDE, baselines=(MeanFill(), 0.0))
     bad = x.clone()
     bad[0, 0, 0, 0] = float("nan")
