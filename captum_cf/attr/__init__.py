@@ -4,8 +4,13 @@ Input, layer and neuron methods: wherever a Captum method takes input-space ``ba
 class of the same name here also takes a :class:`~captum_cf.baselines.Baseline`.
 ``LayerFeatureAblation``'s ``layer_baselines`` live in the layer's activation space, where a
 Baseline (which produces inputs) has no meaning, so it has no subclass here.
+
+Every other name of ``captum.attr`` (``Saliency``, ``LayerGradCam``, ``visualization``, ...) is
+Captum's own object, re-exported, so that swapping ``from captum.attr import ...`` for
+``from captum_cf.attr import ...`` works for a whole script.
 """
 
+import captum.attr as _captum_attr
 import torch.nn as nn
 
 from captum_cf._registry import Registry
@@ -100,3 +105,8 @@ __all__ = [
     "ExaggerationSeries",
     "ProgressiveExaggeration",
 ]
+
+# the rest of captum.attr, Captum's own objects: the import-line swap covers a whole script
+_CAPTUM_ONLY = [name for name in _captum_attr.__all__ if name not in globals()]
+globals().update({name: getattr(_captum_attr, name) for name in _CAPTUM_ONLY})
+__all__ += _CAPTUM_ONLY

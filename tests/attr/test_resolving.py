@@ -82,6 +82,20 @@ def test_subclass_with_captum_signature_exported_and_noise_tunnel_ready(name, cn
     assert "Baseline" in ours.attribute.__doc__
 
 
+def test_every_other_captum_attr_name_is_captums_own_object() -> None:
+    # swapping the import line must work for a whole script: from captum_cf.attr import
+    # LayerGradCam, Saliency, visualization... are Captum's own, unchanged
+    for name in captum.attr.__all__:
+        ours, theirs = getattr(captum_cf.attr, name), getattr(captum.attr, name)
+        assert name in captum_cf.attr.__all__
+        assert ours is theirs or issubclass(ours, theirs), name  # Captum's, or a subclass
+    for name in ("Saliency", "LayerGradCam", "visualization", "LayerFeatureAblation", "LRP"):
+        assert getattr(captum_cf.attr, name) is getattr(captum.attr, name)
+    namespace: dict = {}
+    exec("from captum_cf.attr import *", namespace)
+    assert set(captum.attr.__all__) <= set(namespace)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_numbers_and_tensors_give_exactly_captums_result(name, cnn, images, refs, on_device):
     strategy = CASES[name][1]
