@@ -212,6 +212,17 @@ def check_target(
     return t
 
 
+def is_output_index(target: Any) -> bool:
+    """Whether a Captum ``target`` indexes a multi-dimensional output rather than naming one
+    class per example: a tuple (the same index for every example), a list of tuples or a tensor
+    of two or more dimensions (one index per example)."""
+    if isinstance(target, tuple):
+        return True
+    if isinstance(target, list):
+        return any(isinstance(t, (tuple, list)) for t in target)
+    return isinstance(target, Tensor) and target.dim() >= 2
+
+
 def check_same_device(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
     """Raise a ValueError when two tensors live on different devices."""
     if a.device != b.device:

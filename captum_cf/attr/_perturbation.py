@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_cf._validation import check_baseline_count
+from captum_cf._validation import check_baseline_count, is_output_index
 from captum_cf.attr._baselines import (
     _BaselineToken,
     _check_type,
@@ -164,6 +164,14 @@ def _rows_target(target: Any, n: int, fills: dict[int, Baseline]) -> Tensor | No
         if needs:
             raise ValueError(
                 "target is required: the Baseline depends on the class being explained"
+            )
+        return None
+    if is_output_index(target):  # Captum's index into a multi-dimensional output
+        if needs:
+            raise ValueError(
+                f"target {target!r} indexes a multi-dimensional output, but the Baseline "
+                "depends on the class being explained: pass a model that returns (N, classes) "
+                "and one class per example"
             )
         return None
     try:

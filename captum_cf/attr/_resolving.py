@@ -96,7 +96,7 @@ def baseline_attribute(
             check_per_example(resolved, inputs)
             call.apply_defaults()
             arguments = {k: v for k, v in call.arguments.items() if k != "self"}
-            return paired(self, arguments)
+            return paired(method, arguments)
 
     params = [
         p.replace(annotation=Union[p.annotation, Baseline, tuple[Any, ...]])

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import captum.attr
+import torch
 from captum.attr._core.layer.layer_gradient_shap import LayerInputBaselineXGradient
+from torch import Tensor
 
 from captum_cf.attr._resolving import baseline_attribute
 from captum_cf.attr.gradient_shap import _paired_noise_tunnel
@@ -23,8 +25,20 @@ def _paired_layer_gradient_shap(method: Any, arguments: dict[str, Any]) -> Any:
     )
     a = dict(arguments)
     inputs, references = a.pop("inputs"), a.pop("baselines")
+    # the layer path hands references to the model as they are: numbers become (1, ...) rows
+    if isinstance(inputs, tuple):
+        references = tuple(_row(r, x) for r, x in zip(references, inputs))
+    else:
+        references = _row(references, inputs)
     n_samples, stdevs = a.pop("n_samples"), a.pop("stdevs")
     return _paired_noise_tunnel(ixg, inputs, references, n_samples, stdevs, a)
+
+
+def _row(reference: Any, x: Tensor) -> Any:
+    """A number as one reference row of ``x``'s shape, dtype and device; others unchanged."""
+    if isinstance(reference, (int, float)) and not isinstance(reference, bool):
+        return torch.full_like(x[:1], reference)
+    return reference
 
 
 class LayerGradientShap(captum.attr.LayerGradientShap):

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from captum_cf._model_state import frozen
-from captum_cf._validation import check_target
+from captum_cf._validation import check_target, is_output_index
 
 RUNNER_UP = "runner-up"
 
@@ -48,8 +48,18 @@ def resolve_classes(
 
     ``"runner-up"``: the classifier's most likely class other than ``target`` (other than its
     top class when ``target`` is None). Raises a ValueError when a class equals ``target``.
+    A ``target`` that indexes a multi-dimensional output (Captum's tuple, list of tuples) names
+    no class: a fixed class is taken as it is, ``"runner-up"`` is refused.
     """
     n = inputs.shape[0]
+    if is_output_index(target):  # Captum's index into a multi-dimensional output: no class
+        if isinstance(value, str):
+            raise ValueError(
+                f"counterfactual_class='runner-up' needs the class being explained, but target "
+                f"{target!r} indexes a multi-dimensional output; pass a fixed "
+                "counterfactual_class, or a model that returns (N, classes)"
+            )
+        target = None
     explained = check_target(target, n, num_classes) if target is not None else None
     if isinstance(value, str):
         with torch.no_grad(), frozen(classifier):

@@ -229,6 +229,28 @@ def test_one_baseline_for_several_inputs_is_refused_by_every_method(method, base
     assert out[1].abs().sum() > 0
 
 
+@pytest.mark.parametrize("target", [[(0, 1), (1, 2)], (1, 0)])
+def test_a_multi_dimensional_output_index_is_not_read_as_classes(target, device):
+    # Captum's target for an (N, 2, 5) output: a tuple per example, or one tuple for all; a
+    # Baseline with a fixed class takes it as no class (a tuple of N ints was read as classes)
+    from captum_cf.baselines import NearestSampleBaseline
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 10), nn.Unflatten(1, (2, 5))).to(device)
+    x = torch.rand(2, 1, 4, 4).to(device)
+    pool = (torch.rand(20, 1, 4, 4).to(device), torch.arange(20).to(device) % 5)
+    fixed = NearestSampleBaseline(pool, counterfactual_class=4)
+    ref = fixed.reference(x)
+    for method in ("IntegratedGradients", "FeatureAblation"):
+        got = getattr(cf, method)(model).attribute(x, baselines=fixed, target=target)
+        want = getattr(captum.attr, method)(model).attribute(x, baselines=ref, target=target)
+        assert torch.equal(got, want), method
+    runner_up = NearestSampleBaseline(pool, counterfactual_class="runner-up",
+                                      classifier=lambda t: model(t)[:, 0])
+    with pytest.raises(ValueError, match="indexes a multi-dimensional output"):
+        cf.IntegratedGradients(model).attribute(x, baselines=runner_up, target=target)
+
+
 def _cnn() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
