@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import torch
 import torch.nn as nn
 
-__all__ = ["preserve_model_state", "frozen"]
+__all__ = ["preserve_model_state", "preserved_buffers", "frozen"]
 
 
 @contextlib.contextmanager
@@ -43,3 +44,23 @@ def frozen(model: object, eval_mode: bool = True) -> Iterator[object]:
             if eval_mode:
                 model.eval()
         yield model
+
+
+@contextlib.contextmanager
+def preserved_buffers(model: object) -> Iterator[None]:
+    """Put every buffer of ``model`` back as it was on exit (also when the body raises): a
+    model run in train mode keeps its BatchNorm running statistics and batch counts.
+
+    The values are copied back in place, so the buffers stay the same tensors. Non-module
+    callables pass through.
+    """
+    if not isinstance(model, nn.Module):
+        yield
+        return
+    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, value in saved:
+                b.copy_(value)

@@ -7,10 +7,11 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
+import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_cf._model_state import preserve_model_state
+from captum_cf._model_state import preserve_model_state, preserved_buffers
 from captum_cf._validation import (
     ArgumentError,
     check_baseline_dtype,
@@ -43,8 +44,9 @@ def model_of(forward_func: Any) -> Any:
 
 @contextlib.contextmanager
 def guarded(forward_func: Any, inputs: Any, baselines: Any = None) -> Iterator[None]:
-    """On exit, also when the body raises: restore the model's modes and ``requires_grad`` flags
-    and the inputs' ``requires_grad`` flags, and remove what Captum's hooks left on submodules.
+    """On exit, also when the body raises: restore the model's modes, ``requires_grad`` flags and
+    buffers (Captum runs a model in train mode as it is: its BatchNorm statistics would move),
+    the inputs' ``requires_grad`` flags, and remove what Captum's hooks left on submodules.
 
     Captum removes its hook handles itself (in ``finally`` blocks); what it misses after an
     exception is restored here. Before anything runs, float inputs must have the model's dtype
@@ -64,10 +66,14 @@ def guarded(forward_func: Any, inputs: Any, baselines: Any = None) -> Iterator[N
     modules = list(model.modules()) if isinstance(model, nn.Module) else []
     present = [{a for a in _HOOK_ATTRIBUTES if a in vars(m)} for m in modules]
     try:
-        with preserve_model_state(model), captum_assertions():
+        with preserve_model_state(model), preserved_buffers(model), captum_assertions():
             yield
     except RuntimeError as err:  # the model's own errors (captum_cf's are ValueError/TypeError)
         add_missing_batch_note(err, model, tensors)
+        if torch.is_inference_mode_enabled() and hasattr(err, "add_note"):
+            err.add_note("captum_cf: called inside torch.inference_mode(), where autograd cannot "
+                         "run: call attribute outside it (inside torch.no_grad() the methods "
+                         "turn gradients on themselves)")
         raise
     finally:
         for x, flag in flags:

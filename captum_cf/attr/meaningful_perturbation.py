@@ -121,9 +121,11 @@ class MeaningfulPerturbation(PerturbationAttribution):
 
     Args:
         forward_func (Callable or nn.Module): maps images ``(N, C, H, W)`` in [0, 1] (plus
-            ``additional_forward_args``) to logits ``(N, classes)``. Its train/eval mode is left
-            as it is; its parameters' ``requires_grad`` flags are switched off during the call
-            and restored exactly afterwards, also when an exception is raised.
+            ``additional_forward_args``) to logits ``(N, classes)``. It is evaluated in eval
+            mode (a model in train mode would update its BatchNorm statistics and drop units
+            at random), with its parameters' ``requires_grad`` flags off; both are restored
+            exactly afterwards, also when an exception is raised. Only the masks get gradients:
+            tensors passed as ``baselines`` or ``additional_forward_args`` keep theirs.
 
     Example:
         >>> import torch
@@ -225,9 +227,11 @@ class MeaningfulPerturbation(PerturbationAttribution):
             reward,
             seed,
         )
-        fill = _filler(baselines, inputs)
         args = _as_tuple(additional_forward_args)
-        with frozen(self.forward_func, eval_mode=False):
+        # gradients on also under torch.no_grad() and torch.inference_mode() (the reference is
+        # made inside: a tensor made in inference mode cannot be saved for backward)
+        with frozen(self.forward_func), torch.inference_mode(False), torch.enable_grad():
+            fill = _filler(baselines, inputs)
             target_t = _resolve_target(self.forward_func, inputs, target, args, settings.reward)
             sal = _optimise(
                 self.forward_func, inputs, target_t, fill, args, settings, show_progress
@@ -403,6 +407,8 @@ def _conditional_filler(baseline: Baseline) -> Callable[[Tensor, Tensor, Tensor]
 
 
 def _constant_reference(value: float | Tensor, inputs: Tensor) -> Tensor:
+    if isinstance(value, Tensor):
+        value = value.detach()  # the caller's tensor and its graph stay out of the optimisation
     ref = torch.as_tensor(value, dtype=inputs.dtype, device=inputs.device)
     if isinstance(value, Tensor) and value.device != inputs.device:
         raise ValueError(f"baselines is on {value.device} but inputs are on {inputs.device}")
@@ -485,8 +491,9 @@ def _optimise(
             loss = loss + weight * _area_penalty(sal, ref_areas)
         score = _score(model, x, sal, target, fill, args, cfg, shifts[step])
         loss = loss + (score if cfg.deletion else -score)
-        optimiser.zero_grad(set_to_none=True)
-        loss.sum().backward()
+        # the masks' gradient only: a tensor of the caller's (a baseline, an extra argument of
+        # the model) that requires grad gets none, and its graph is not run backwards
+        (mask.grad,) = torch.autograd.grad(loss.sum(), mask)
         optimiser.step()
         with torch.no_grad():
             mask.clamp_(0.0, 1.0)

@@ -8,7 +8,12 @@ import captum.attr
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_cf._validation import check_attribute_arguments
+from captum_cf._validation import (
+    check_attribute_arguments,
+    check_baseline_dtype,
+    check_model_dtype,
+    model_dtype,
+)
 from captum_cf.attr._baselines import _BaselineToken, has_baseline, native_value, resolve_baselines
 from captum_cf.attr._guard import add_missing_batch_note, captum_assertions, model_of
 from captum_cf.attr._perturbation import _plan
@@ -89,6 +94,11 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
             # NoiseTunnel asks for 1 or N rows then, whatever the method it wraps
             distribution=draw_baseline_from_distrib,
         )
+        # the dtype rule on the clean inputs: Captum's noise (float32) would upcast half ones
+        forward = getattr(self.attribution_method, "forward_func", None)
+        check_model_dtype(inputs, forward)
+        if model_dtype(forward) is not None:
+            check_baseline_dtype(kwargs.get("baselines"), inputs)
         if has_baseline(kwargs.get("baselines")):
             if draw_baseline_from_distrib:
                 raise ValueError(

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
-from captum_cf._model_state import frozen, preserve_model_state
+from captum_cf._model_state import frozen, preserve_model_state, preserved_buffers
 from captum_cf._validation import check_images, check_logits, check_model_dtype, check_target
 from captum_cf.training import IndexStream, Trainer
 from captum_cf.training.data import DeviceImages, check_training_images, unit_images
@@ -47,7 +47,9 @@ def pgd_attack(
 
     ``delta <- P(delta + a * g / |g|_2)`` (L2) or ``P(delta + a * sign(g))`` (L-inf), where ``P``
     projects onto the ball and then clips ``x + delta`` to [0, 1]; ``a`` defaults to
-    ``2.5 * eps / steps``. Parameters get no gradients; the model's mode is not changed.
+    ``2.5 * eps / steps``. Parameters get no gradients; the model's mode is not changed (a model in
+    train mode is attacked in train mode) and its buffers (BatchNorm's running statistics) are
+    put back as they were.
 
     Args:
         model (nn.Module): classifier, (N, C, H, W) in [0, 1] -> logits (N, K).
@@ -76,7 +78,8 @@ def pgd_attack(
     _check_step_size(step_size)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    return _pgd(model, inputs, labels, norm, eps, steps, step_size, random_start, generator)
+    with preserved_buffers(model):  # BatchNorm statistics of a model in train mode
+        return _pgd(model, inputs, labels, norm, eps, steps, step_size, random_start, generator)
 
 
 def _pgd(

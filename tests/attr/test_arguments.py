@@ -251,6 +251,43 @@ def test_a_multi_dimensional_output_index_is_not_read_as_classes(target, device)
         cf.IntegratedGradients(model).attribute(x, baselines=runner_up, target=target)
 
 
+@pytest.mark.parametrize("method", ["IntegratedGradients", "Occlusion", "DeepLift",
+                                    "LayerIntegratedGradients"])
+def test_a_model_in_train_mode_keeps_its_batchnorm_statistics(method, device):
+    # Captum runs the model as it is (train mode: batch statistics, running stats updated);
+    # the result stays Captum's and the running statistics are put back
+    def build() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(),
+                             nn.Linear(72, 3)).to(device).train()
+
+    x = torch.rand(4, 1, 8, 8).to(device)
+    ours, theirs = build(), build()
+    before = {k: v.clone() for k, v in ours.state_dict().items()}
+    args = {"Occlusion": ((1, 2, 2),), "LayerIntegratedGradients": ()}.get(method, ())
+    kwargs: dict = {}
+    extra = (ours[0],) if method == "LayerIntegratedGradients" else ()
+    extra_theirs = (theirs[0],) if method == "LayerIntegratedGradients" else ()
+    torch.manual_seed(1)
+    got = getattr(cf, method)(ours, *extra).attribute(x, *args, target=1, **kwargs)
+    torch.manual_seed(1)
+    want = getattr(captum.attr, method)(theirs, *extra_theirs).attribute(x, *args, target=1,
+                                                                         **kwargs)
+    assert torch.equal(got, want)
+    assert ours.training and all(torch.equal(v, before[k]) for k, v in ours.state_dict().items())
+    assert any(not torch.equal(v, before[k]) for k, v in theirs.state_dict().items())
+
+
+@pytest.mark.skipif(not hasattr(Exception, "add_note"), reason="exception notes: Python >= 3.11")
+def test_a_gradient_method_inside_inference_mode_says_why_it_fails(device):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).to(device)
+    with torch.inference_mode(), pytest.raises(RuntimeError) as info:
+        cf.IntegratedGradients(model).attribute(torch.rand(2, 1, 4, 4).to(device), target=0)
+    assert "called inside torch.inference_mode()" in info.value.__notes__[-1]
+    with torch.no_grad():  # Captum turns gradients on itself
+        cf.IntegratedGradients(model).attribute(torch.rand(2, 1, 4, 4).to(device), target=0)
+
+
 def _cnn() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),

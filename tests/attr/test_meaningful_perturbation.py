@@ -340,6 +340,48 @@ def test_model_state_restored_after_success_and_after_exception(device) -> None:
     assert all(torch.equal(a, b) for a, b in zip(params, model.parameters()))
 
 
+def test_the_callers_tensors_and_batchnorm_statistics_are_left_alone(device) -> None:
+    # a baseline and an extra model argument that require grad got the masks' gradients (and
+    # a baseline computed from the caller's parameter had its graph run backwards); a model in
+    # train mode updated its BatchNorm statistics at every step
+    torch.manual_seed(0)
+    base = _square_model(device=device)
+
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net, self.bn = base, nn.BatchNorm1d(2)
+
+        def forward(self, x: Tensor, scale: Tensor) -> Tensor:
+            return self.bn(self.net(x)) * scale
+
+    model = Scaled().to(device).train()
+    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    theta = torch.tensor(0.3, device=device, requires_grad=True)
+    baseline = theta * torch.ones(1, 1, SIZE, SIZE, device=device)  # part of the caller's graph
+    scale = torch.tensor(2.0, device=device, requires_grad=True)
+    x = _square_images(2, device=device)
+    sal = MeaningfulPerturbation(model).attribute(x, target=0, baselines=baseline,
+                                                  additional_forward_args=(scale,), n_iters=3)
+    assert sal.shape == (2, 1, SIZE, SIZE)
+    assert theta.grad is None and scale.grad is None
+    assert model.training and all(torch.equal(v, buffers[k])
+                                  for k, v in model.state_dict().items())
+    baseline.sum().backward()  # the caller's graph is still whole
+    assert theta.grad is not None
+
+
+@pytest.mark.parametrize("context", [torch.no_grad, torch.inference_mode])
+def test_runs_inside_no_grad_and_inference_mode(context, device) -> None:
+    model, x = _square_model(device=device), _square_images(2, device=device)
+    torch.manual_seed(0)
+    want = MeaningfulPerturbation(model).attribute(x, target=0, baselines=0.0, n_iters=3)
+    torch.manual_seed(0)
+    with context():
+        got = MeaningfulPerturbation(model).attribute(x, target=0, baselines=0.0, n_iters=3)
+    assert torch.equal(got, want)
+
+
 BAD = [
     (dict(mode="delete"), ValueError, "mode must be one of"),
     (dict(reward="prob"), ValueError, "reward must be one of"),

@@ -117,3 +117,18 @@ def test_captums_own_shap_class_under_noise_tunnel_refuses_a_baseline() -> None:
     with pytest.raises(TypeError, match="wrap captum_cf.attr.GradientShap instead"):
         cf.NoiseTunnel(captum.attr.GradientShap(model)).attribute(
             torch.rand(3, 4), baselines=_RowReference(), nt_samples=2, target=0)
+
+
+@pytest.mark.parametrize("method", ["Occlusion", "IntegratedGradients", "GradientShap"])
+def test_the_dtype_rule_holds_on_the_clean_inputs(method, device):
+    # Captum's float32 noise upcast float16 inputs: NoiseTunnel ran a float32 model on them
+    # silently, or failed inside with the dtypes backwards
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).to(device)
+    x = torch.rand(2, 1, 8, 8).to(device).half()
+    kwargs = {"sliding_window_shapes": (1, 4, 4)} if method == "Occlusion" else {}
+    for baselines in (0.0, BlurBaseline(1.0)):
+        with pytest.raises(TypeError, match=r"inputs has dtype torch.float16 but the model "
+                                            r"computes in torch.float32"):
+            NoiseTunnel(getattr(cf, method)(model)).attribute(
+                x, nt_samples=2, stdevs=0.1, baselines=baselines, target=0, **kwargs)

@@ -167,3 +167,14 @@ def test_adversarial_train_names_attack_steps() -> None:
     data = (torch.rand(8, 1, 4, 4), torch.zeros(8, dtype=torch.long))
     with pytest.raises(ValueError, match="attack_steps must be an int >= 1"):
         adversarial_train(_lin(), data, attack_steps=0, steps=1, batch_size=4)
+
+
+def test_pgd_attack_puts_back_the_batchnorm_statistics_of_a_model_in_train_mode(device) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(),
+                          nn.Linear(8, 2)).to(device).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(4, 1, 4, 4, device=device)
+    adv = pgd_attack(model, x, torch.tensor([0, 1, 0, 1]), eps=0.5, steps=3)
+    assert not torch.equal(adv, x)  # attacked (in train mode, as documented)
+    assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
