@@ -194,6 +194,9 @@ class GANMEXTrainer(Trainer):
         check_generator_images(generator, images, "images")
         device = torch.device(trainer_kwargs.pop("device", None) or images.device)
         images = DeviceImages(images, device)
+        if labels is None:
+            raise ValueError("labels are required: the class of each image (the generator "
+                             "learns to turn real images of one class into another)")
         self.labels = check_target(labels, images.shape[0], gcfg.num_classes, name="labels")
         # batch bookkeeping lives on the CPU next to the CPU generator ``self.rng``; the drawn
         # indices move to the images' device once per batch

@@ -201,6 +201,7 @@ class SmallCNN(nn.Module):
                 layers += [nn.Conv2d(prev, width, 3, padding=1), nn.ReLU(), pool_layer]
             prev = width
         self.features = nn.Sequential(*layers)
+        self.image_size, self._side = image_size, side
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(prev * side * side, hidden),
@@ -209,7 +210,15 @@ class SmallCNN(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.features(x))
+        features = self.features(x)
+        if features.shape[-2:] != (self._side, self._side):
+            raise ValueError(
+                f"SmallCNN was built for {self.image_size}x{self.image_size} images, got "
+                f"{x.shape[-2]}x{x.shape[-1]}: resize them, e.g. "
+                f"ImageFolder(..., image_size={self.image_size}) or --image-size "
+                f"{self.image_size}"
+            )
+        return self.classifier(features)
 
 
 def _feature_side(image_size: int, blocks: int, pool: str) -> int:

@@ -394,6 +394,8 @@ def test_adapt_ganmex_rejects_bad_arguments():
         adapt_ganmex(g, _Classifier(), x, y, steps=2, val_images=x)
     with pytest.raises(ValueError, match="every class"):
         adapt_ganmex(g, _Classifier(), x[y < 2], y[y < 2], steps=2)
+    with pytest.raises(ValueError, match="labels are required: the class of each image"):
+        adapt_ganmex(g, _Classifier(), x, None, steps=2)
 
 
 

@@ -81,7 +81,8 @@ def test_a_classifier_of_another_image_size_is_refused_before_training(tmp_path)
     before = {k: v.clone() for k, v in classifier.state_dict().items()}
     for train in (train_exaggeration, train_ganmex):
         with pytest.raises(ValueError, match=r"classifier 'zoo:digits-cnn' fails on the training "
-                           r"images of shape \(1, 1, 48, 48\) \(RuntimeError: .*zoo:digits-cnn "
+                           r"images of shape \(1, 1, 48, 48\) \(ValueError: SmallCNN was built "
+                           r"for 32x32 images, got 48x48.*zoo:digits-cnn "
                            r"was trained on 32x32 images: pass --image-size 32"):
             train("digits", out=out, classifier="zoo:digits-cnn", image_size=48, steps=1,
                   log=None, aux_classifier=None if train is train_exaggeration else "none")

@@ -73,6 +73,10 @@ def test_small_cnn_checks_arguments() -> None:
     strided = SmallCNN(pool="stride")
     assert not any(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) for m in strided.modules())
     assert strided(torch.rand(2, 1, 32, 32)).shape == (2, 10)
+    # another side than it was built for: a one-line error naming both, not a matmul's shapes
+    with pytest.raises(ValueError, match=r"SmallCNN was built for 32x32 images, got 16x16: "
+                                         r"resize them, e.g. ImageFolder\(..., image_size=32\)"):
+        SmallCNN()(torch.rand(2, 1, 16, 16))
 
 
 @pytest.mark.parametrize("pool", ["avg", "max", "stride"])
@@ -82,5 +86,5 @@ def test_small_cnn_takes_sizes_that_are_not_multiples_of_its_blocks(pool, size) 
     # model's audit): the head's input is the last feature map's real size
     model = SmallCNN(3, 4, image_size=size, channels=(4, 8, 8), hidden=8, pool=pool)
     assert model(torch.rand(2, 3, size, size)).shape == (2, 4)
-    with pytest.raises(RuntimeError):  # the head is sized for this side only
+    with pytest.raises(ValueError, match=f"built for {size}x{size} images"):  # the head's side
         model(torch.rand(2, 3, size + 8, size + 8))
