@@ -15,7 +15,8 @@ __all__ = ["captum_explanation_func", "captum_perturb_func"]
 
 
 def captum_perturb_func(
-    baseline: Baseline, p_remove: float = 0.25, seed: int | None = None
+    baseline: Baseline, p_remove: float = 0.25, seed: int | None = None,
+    multiply_by_inputs: bool = False,
 ) -> Callable[..., Any]:
     r"""Random feature removal by ``baseline`` for :func:`captum.metrics.infidelity`.
 
@@ -27,8 +28,16 @@ def captum_perturb_func(
     the features are removed by realistic content instead of Gaussian noise, so infidelity
     measures faithfulness on inputs the model could meet.
 
+    Attributions that are multiplied by the inputs (Integrated Gradients, DeepLift, their Shap
+    and layer-input variants: ``method.multiplies_by_inputs``) stand for
+    :math:`(x - x') \odot \text{gradient}`; pass ``multiply_by_inputs=True`` and the attribution
+    reference :math:`x'` as infidelity's ``baselines=``, and the perturbations become
+    :math:`I = (x - \text{fill}) / (x - x')` (divided by :math:`x` without ``baselines``; 1
+    where the denominator is 0), as Captum's ``infidelity_perturb_func_decorator(True)`` does.
+    Without it such a map scores as unfaithful even on a linear model, where it is exact.
+
     The returned function follows Captum's protocol: ``perturb(inputs)`` (or
-    ``perturb(inputs, baselines)``, ignored) returns ``(perturbations, perturbed_inputs)``, each a
+    ``perturb(inputs, baselines)``) returns ``(perturbations, perturbed_inputs)``, each a
     tensor or a tuple of tensors like ``inputs``. Captum calls it on the inputs repeated
     ``n_perturb_samples`` times, so every repeat gets its own mask.
 
@@ -38,6 +47,9 @@ def captum_perturb_func(
         p_remove (float): probability that a value (an image pixel) is removed, in (0, 1].
         seed (int, optional): seed of a private generator (each call continues its stream);
             default: the global torch RNG, as Captum's examples use.
+        multiply_by_inputs (bool): divide the perturbations by ``inputs - baselines`` (see
+            above); False (default) for attributions that are not multiplied by the inputs
+            (saliency, Occlusion, FeatureAblation, Lime, KernelShap).
 
     Returns:
         Callable: ``perturb(inputs, baselines=None) -> (perturbations, perturbed_inputs)``.
@@ -49,10 +61,15 @@ def captum_perturb_func(
         >>> from captum_cf.baselines import ConstantBaseline
         >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
         >>> x = torch.rand(2, 1, 8, 8)
-        >>> attr = IntegratedGradients(model).attribute(x, target=0)
-        >>> infid = infidelity(model, captum_perturb_func(ConstantBaseline(0.0), seed=0), x,
-        ...                    attr, target=0, n_perturb_samples=4)
+        >>> attr = IntegratedGradients(model).attribute(x, target=0)  # from 0: multiplied by x
+        >>> perturb = captum_perturb_func(ConstantBaseline(0.0), seed=0, multiply_by_inputs=True)
+        >>> infid = infidelity(model, perturb, x, attr, target=0, n_perturb_samples=4)
+        >>> bool(infid.abs().max() < 1e-8)  # a linear model: IG is exact
+        True
     """
+    if not isinstance(multiply_by_inputs, bool):
+        raise TypeError(f"multiply_by_inputs must be a bool, got "
+                        f"{type(multiply_by_inputs).__name__}")
     check_perturbation_baseline(
         baseline, "captum.metrics.infidelity passes its perturbation function no class"
     )
@@ -65,11 +82,17 @@ def captum_perturb_func(
     def perturb(inputs: Any, baselines: Any = None) -> Any:
         single = isinstance(inputs, Tensor)
         xs = (inputs,) if single else tuple(inputs)
+        # one attribution reference per input (a number, a tensor or None), as Captum formats
+        refs = baselines if isinstance(baselines, tuple) else (baselines,) * len(xs)
         deltas, perturbed = [], []
-        for x in xs:
+        for x, ref in zip(xs, refs):
             filled = baseline.fill(x, _keep_mask(x, p_remove, generator))
             perturbed.append(filled)
-            deltas.append(x - filled)
+            delta = x - filled
+            if multiply_by_inputs:  # Captum's infidelity_perturb_func_decorator(True)
+                denom = x if ref is None else x - ref
+                delta = delta / torch.where(denom != 0, denom, torch.ones_like(denom))
+            deltas.append(delta)
         return (deltas[0], perturbed[0]) if single else (tuple(deltas), tuple(perturbed))
 
     return perturb

@@ -36,6 +36,37 @@ def test_infidelity_with_a_constant_baseline_equals_hand_written_removal(device)
     assert torch.equal(ours, expected) and bool((ours > 0).all())
 
 
+def test_multiplied_attributions_get_captums_divided_perturbations(device):
+    # IG is exact on a linear model: with multiply_by_inputs=True (Captum's decorator rule,
+    # I = (x - fill) / (x - x')) its infidelity is 0; without, it was not
+    from captum.metrics import infidelity_perturb_func_decorator
+
+    from captum_cf.baselines import BlurBaseline
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).to(device)
+    x = torch.rand(3, 1, 8, 8).to(device)
+    blur = BlurBaseline(2.0)
+    ref = blur.reference(x)
+    attr = IntegratedGradients(model).attribute(x, baselines=blur, target=0)
+    plain = captum_perturb_func(blur, seed=0)
+    divided = captum_perturb_func(blur, seed=0, multiply_by_inputs=True)
+    assert infidelity(model, plain, x, attr, baselines=ref, target=0).min() > 1e-4
+    exact = infidelity(model, divided, x, attr, baselines=ref, target=0)
+    assert exact.device == device and exact.abs().max() < 1e-10
+    # the same perturbations as Captum's own decorator around the same fills
+    gen = torch.Generator().manual_seed(3)
+
+    @infidelity_perturb_func_decorator(True)
+    def captums(inputs, baselines):
+        keep = (torch.rand((inputs.shape[0], 1, 8, 8), generator=gen) >= 0.25).to(inputs)
+        return blur.fill(inputs, keep)
+
+    ours = captum_perturb_func(blur, seed=3, multiply_by_inputs=True)(x, ref)
+    theirs = captums(x, ref)
+    assert torch.equal(ours[0], theirs[0][0]) and torch.equal(ours[1], theirs[1][0])
+
+
 def test_infidelity_perturbations_keep_unremoved_pixels_and_fill_the_rest(device):
     base = InpaintBaseline(PushPullInpainter())
     perturb = captum_perturb_func(base, p_remove=0.5, seed=0)
@@ -88,6 +119,8 @@ def test_bad_arguments():
         captum_perturb_func(lambda x: x)
     with pytest.raises(ValueError, match="p_remove must be a number in"):
         captum_perturb_func(ConstantBaseline(0.0), p_remove=0.0)
+    with pytest.raises(TypeError, match="multiply_by_inputs must be a bool"):
+        captum_perturb_func(ConstantBaseline(0.0), multiply_by_inputs="yes")
 
     class NeedsClass(ConstantBaseline):
         needs_target = True
