@@ -46,7 +46,9 @@ def explain_func(
     with numpy ``inputs`` (N, ...) and ``targets`` (N,); the returned function builds
     ``method(model)``, calls ``attribute(inputs, baselines=baseline, target=targets,
     **attribute_kwargs)`` on the model's device inside :func:`~captum_cf.baselines.noisy_inputs`
-    and returns the attributions as a float32 numpy array shaped like ``inputs``.
+    and returns the attributions as a float32 numpy array, summed over ``reduce_axes`` as
+    ``quantus.explain`` does: by default over the channels, keeping the axis ((N, 1, H, W) for
+    images of any number of channels; inputs of fewer than 3 dimensions are not summed).
 
     Args:
         method (str or class): the name of a class in ``captum_cf.attr`` (e.g.
@@ -58,7 +60,10 @@ def explain_func(
             clash with this function's own (IntegratedGradients' ``method``).
         **kwargs: further arguments of ``attribute`` (``n_steps``, ``sliding_window_shapes``,
             ``feature_mask`` ...). Keyword arguments Quantus passes at call time
-            (``explain_func_kwargs``) are added to them; ``device`` places the inputs.
+            (``explain_func_kwargs``) are added to them; ``device`` places the inputs, and
+            ``reduce_axes`` (default ``(1,)``; ``()`` keeps every axis) and ``keepdims``
+            (default True) sum the attributions as ``quantus.explain`` does, here or at call
+            time.
 
     Returns:
         Callable: ``f(model, inputs, targets, **kwargs) -> np.ndarray``.
@@ -77,17 +82,22 @@ def explain_func(
     fixed = {**(attribute_kwargs or {}), **kwargs}
 
     def explain(model: Any, inputs: Any, targets: Any, **kwargs: Any) -> np.ndarray:
-        device = kwargs.pop("device", None)
+        merged = {**fixed, **kwargs}
+        axes = tuple(merged.pop("reduce_axes", (1,)))
+        keepdims = merged.pop("keepdims", True)
+        if 0 in axes:
+            raise ValueError("reduce_axes must not hold the batch axis 0 (as in quantus.explain)")
+        device = merged.pop("device", None)
         device = torch.device(device) if device is not None else _device_of(model)
         x = _to_tensor(inputs, "inputs", device)
         target = None if targets is None else _to_tensor(targets, "targets", device).long()
         with noisy_inputs():
-            attr = cls(model).attribute(
-                x, baselines=baseline, target=target, **{**fixed, **kwargs}
-            )
+            attr = cls(model).attribute(x, baselines=baseline, target=target, **merged)
         if isinstance(attr, tuple):
             raise TypeError(f"{cls.__name__} returned a tuple; Quantus takes one input tensor")
-        return attr.detach().cpu().float().numpy()
+        out = attr.detach().cpu().float().numpy()
+        # quantus.explain's reduction: summed over reduce_axes unless () or under 3 dimensions
+        return out.sum(axis=axes, keepdims=keepdims) if axes and out.ndim >= 3 else out
 
     explain.__name__ = f"explain_{cls.__name__}"
     return explain
@@ -135,7 +145,11 @@ def perturb_func(
     def perturb(arr: np.ndarray, indices: np.ndarray, **kwargs: Any) -> np.ndarray:
         arr = np.asarray(arr)
         if arr.ndim != 2:
-            raise ValueError(f"arr must be (N, F) as Quantus 0.6 batches it, got {arr.shape}")
+            raise ValueError(
+                f"arr must be (N, F) as Quantus 0.6's batch metrics hand it (PixelFlipping, "
+                f"RegionPerturbation, FaithfulnessCorrelation ...), got {arr.shape}: ROAD and "
+                "IROF call a perturbation function otherwise (one image, segments); for ROAD "
+                "with any Baseline use captum_cf.metrics.road(..., removal=baseline)")
         n, f = arr.shape
         example = shape if shape is not None else (f,)
         if int(np.prod(example)) != f:

@@ -24,10 +24,10 @@ def _quiet():
         yield
 
 
-def _model() -> nn.Module:
+def _model(channels: int = 1) -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 64, 4)
+        nn.Conv2d(channels, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 64, 4)
     ).eval()
 
 
@@ -49,13 +49,24 @@ def test_explain_func_is_captum_cf_attribute_as_numpy(device):
     assert isinstance(got, np.ndarray) and np.array_equal(got, expected.cpu().numpy())
 
 
-def test_explain_func_equals_quantus_own_captum_integrated_gradients(device):
-    model, (x, y) = _model().to(device), _data()
+@pytest.mark.parametrize("channels", [1, 3])
+def test_explain_func_equals_quantus_own_captum_integrated_gradients(channels, device):
+    # quantus.explain sums over the channels (reduce_axes=[1], keepdims): RGB maps too
+    model, (x, y) = _model(channels).to(device), _data()
+    x = np.repeat(x, channels, axis=1) * np.linspace(0.5, 1, channels, dtype=np.float32)[:, None,
+                                                                                         None]
     theirs = quantus.explain(model, x, y, method="IntegratedGradients", device=str(device))
-    ours = cfq.explain_func(
-        "IntegratedGradients", 0.0, attribute_kwargs={"n_steps": 10, "method": "riemann_trapezoid"}
-    )(model, x, y)
-    np.testing.assert_allclose(ours, theirs.reshape(ours.shape), rtol=0, atol=1e-6)
+    ig_kwargs = {"n_steps": 10, "method": "riemann_trapezoid"}
+    ours = cfq.explain_func("IntegratedGradients", 0.0, attribute_kwargs=ig_kwargs)(model, x, y)
+    assert ours.shape == theirs.shape == (4, 1, 8, 8)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
+    # reduce_axes=() keeps the channels, as quantus.explain's
+    full = cfq.explain_func("IntegratedGradients", 0.0, attribute_kwargs=ig_kwargs)(
+        model, x, y, reduce_axes=())
+    kept = quantus.explain(model, x, y, method="IntegratedGradients", device=str(device),
+                           reduce_axes=())
+    assert full.shape == kept.shape == (4, channels, 8, 8)
+    np.testing.assert_allclose(full, kept, rtol=0, atol=1e-6)
 
 
 def test_pixel_flipping_with_constant_perturb_func_equals_quantus_baseline_replacement(device):
