@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         "audit",
         help="explain a model with every method x baseline, score the maps, write a report",
         description="Explain a model with every registered attribution method x baseline, score "
-        "each explanation (deletion/insertion AUC, pointing game, randomisation sanity) and write "
-        "OUT/results.csv, OUT/results.json and OUT/report.html.",
+        "each explanation (the symmetric relevance gain of MoRF and LeRF removal curves under "
+        "each --removals, pointing game, randomisation sanity), test which baselines are "
+        "significantly best, and write OUT/results.csv, OUT/results.json and OUT/report.html.",
     )
     _add_audit_args(audit)
     audit.set_defaults(_run=_run_audit)

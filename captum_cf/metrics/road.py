@@ -168,9 +168,8 @@ def removal_curves(
         score (str or callable): as in :func:`road`.
 
     Returns:
-        dict: name -> ``(morf, lerf)`` curves, as :func:`road` returns them. (A noisy removal
-        draws its noise per position in a batch, so with noise the values differ from separate
-        :func:`road` calls by the noise draw, not in distribution.)
+        dict: name -> ``(morf, lerf)`` curves, as :func:`road` returns them (the same
+        values: ROAD's noisy removal gives an image the same noise in any batch).
 
     Example:
         >>> from captum_cf.baselines import ConstantBaseline

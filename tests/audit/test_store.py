@@ -126,6 +126,12 @@ def test_resume_refuses_another_configuration(tmp_path, device) -> None:
             store=path,
             resume=True,
         )
+    # other removals: same number (the report mixed two removals' columns) or another number
+    # (from_store failed on the stacked scores, and the store was left with the new config)
+    for removals in (["zero", "blur", "inpaint-pushpull", "noise"], ["zero", "blur"]):
+        with pytest.raises(AuditInputError, match=r"cannot resume .*removals: stored "):
+            audit(model, x, methods=["deeplift"], baselines=["zero"], n_steps=3, store=path,
+                  resume=True, removals=removals)
     assert _rows(path, "SELECT * FROM scores ORDER BY idx, metric") == before
     # without --resume a store is started again; a finished one silently
     with warnings.catch_warnings():
@@ -255,3 +261,17 @@ def test_an_unreadable_image_mid_run_keeps_the_work_and_a_repaired_file_resumes(
     last.write_bytes(good)
     resumed = audit(model, ImageFolder(str(root)), resume=True, **kw)
     assert_same_cells(whole, resumed)
+
+
+def test_every_identity_key_is_a_key_of_the_plans_config(tmp_path) -> None:
+    # a misspelt key ("removal" for "removals") read None on both sides: never refused
+    from captum_cf.audit.store import IDENTITY_KEYS
+
+    path = str(tmp_path / "s.sqlite")
+    audit(tiny_model(), torch.rand(2, 1, 8, 8), methods=["deeplift"], baselines=["zero"],
+          n_steps=2, store=path)
+    store = AuditStore(path)
+    config = store.config()
+    store.close()
+    optional = {"train_data", "baseline_weights"}  # present when the audit uses them
+    assert [k for k in IDENTITY_KEYS if k not in config and k not in optional] == []

@@ -92,6 +92,19 @@ def test_noise_has_the_requested_std_only_on_removed_pixels_and_is_reproducible(
     assert not torch.equal(NoisyLinearImputation(noise=0.05, seed=4).fill(x, keep), out)
 
 
+def test_an_images_fill_does_not_depend_on_its_batch(device: torch.device) -> None:
+    # the noise was drawn per batch slot: an audit's numbers moved with --batch-size
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 16, 16, device=device)
+    keep = (torch.rand(4, 1, 16, 16, device=device) > 0.3).float()
+    road = NoisyLinearImputation(noise=0.05, seed=1)
+    whole = road.fill(x, keep)
+    alone = torch.cat([road.fill(x[i : i + 1], keep[i : i + 1]) for i in range(4)])
+    backwards = road.fill(x.flip(0), keep.flip(0)).flip(0)
+    torch.testing.assert_close(alone, whole, atol=1e-5, rtol=0)  # the solver's tolerance
+    torch.testing.assert_close(backwards, whole, atol=1e-5, rtol=0)
+
+
 def test_soft_keep_blends_and_all_removed_gives_grey(device: torch.device) -> None:
     x = torch.rand(2, 1, 8, 8).to(device)
     road = NoisyLinearImputation(noise=0.0)
