@@ -185,6 +185,10 @@ def map_similarity(a: Tensor, b: Tensor, measure: str = "ssim", absolute: bool =
     ``"ssim"``: each map (optionally its absolute value) is min-max normalised to [0, 1], then
     :func:`~captum_cf.metrics.ssim` with data range 1 (window shrunk to fit small maps).
     ``"spearman"``: Spearman rank correlation over pixels (tied values share their mean rank).
+    A constant map ranks nothing, so the correlation is undefined there (scipy gives NaN): two
+    constant maps count as the same map (1, as SSIM says), a constant map against one that is
+    not as unrelated (0). A method that returns a constant map therefore fails
+    :func:`randomization_test` under both measures instead of passing under Spearman.
 
     Args:
         a (Tensor): float maps, shape (N, H, W) or (N, C, H, W) (summed over channels), finite.
@@ -206,12 +210,20 @@ def map_similarity(a: Tensor, b: Tensor, measure: str = "ssim", absolute: bool =
     if absolute:
         a, b = a.abs(), b.abs()
     if measure == "spearman":
-        return _pearson(_ranks(a.flatten(1)), _ranks(b.flatten(1)))
+        rho = _pearson(_ranks(a.flatten(1)), _ranks(b.flatten(1)))
+        flat = (_is_constant(a) & _is_constant(b)).to(rho.device)
+        return torch.where(flat, torch.ones_like(rho), rho)
     if measure != "ssim":
         raise ValueError(f"measure must be 'ssim' or 'spearman', got {measure!r}")
     side = min(a.shape[-2:])
     window = min(11, side if side % 2 else side - 1)
     return ssim(_minmax(a), _minmax(b), data_range=1.0, window_size=window)
+
+
+def _is_constant(m: Tensor) -> Tensor:
+    """Per example: every value of the map is the same, (N,) bool."""
+    flat = m.flatten(1)
+    return (flat == flat[:, :1]).all(dim=1)
 
 
 def _minmax(m: Tensor) -> Tensor:

@@ -137,6 +137,22 @@ def test_spearman_with_ties_matches_scipy(device) -> None:
     )
 
 
+def test_constant_maps_under_spearman_are_the_same_map_not_unrelated(device) -> None:
+    # a constant map ranks nothing (scipy: NaN); 0 made a method without signal pass the
+    # randomisation test under spearman while SSIM failed it
+    const, other = torch.full((2, 4, 4), 0.3, device=device), torch.rand(2, 4, 4, device=device)
+    other[1] = 0.0
+    got = map_similarity(const, torch.stack([const[0] * 1, other[0]]), "spearman")
+    torch.testing.assert_close(got.cpu(), torch.tensor([1.0, 0.0]))
+    assert map_similarity(const, const, "ssim").cpu().tolist() == [1.0, 1.0]
+    # two different constants: no ranking on either side, the same (empty) order
+    assert map_similarity(const, other * 0 + 0.7, "spearman").cpu().tolist() == [1.0, 1.0]
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).to(device)
+    flat = randomization_test(model, lambda x, t: torch.zeros_like(x), torch.rand(
+        2, 1, 4, 4, device=device), 0, similarity="spearman")
+    assert bool((flat.similarity == 1).all())  # fails the check: nothing changed
+
+
 def test_a_block_randomises_every_layer_in_it(device) -> None:
     """A ResNet stage ("layer4") owns no parameters itself: naming it was refused as "not a
     module with parameters"; now every layer in it is re-initialised in one step."""
