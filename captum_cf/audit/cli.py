@@ -303,6 +303,10 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
         if rank == 0:
             print(f"\n{stop}", file=sys.stderr)
         return 130
+    except AuditInputError as err:
+        if rank != 0 and getattr(err, "told_by_rank_0", False):
+            return 2  # rank 0 prints the failure (its own or this rank's), once
+        raise
     if result is None:  # not rank 0: rank 0 writes the report
         return 0
     import shlex

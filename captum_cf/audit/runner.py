@@ -797,9 +797,10 @@ def _run_audit(
             plan, error = None, err
         failed = [(r, e) for r, e in enumerate(comm.gather(error and first_line(error))) if e]
         if error is not None:
-            raise error
+            raise _told_by_rank_0(error, comm)
         if failed:
-            raise AuditInputError(f"rank {failed[0][0]} failed: {failed[0][1]}")
+            raise _told_by_rank_0(
+                AuditInputError(f"rank {failed[0][0]} failed: {failed[0][1]}"), comm)
     if comm.rank == 0:
         _check_agreement(model, source, plan, dev)
     if comm.rank == 0 and "nearest-sample" in plan.baselines and settings.train_data is not None:
@@ -831,7 +832,7 @@ def _run_audit(
                 setup = ("error", str(err))
         setup = comm.broadcast(setup)
         if setup[0] == "error":
-            raise AuditInputError(setup[1])
+            raise _told_by_rank_0(AuditInputError(setup[1]), comm)
         pending: dict[int, list[tuple[str, str]]] = setup[1]
         plan.batches["explain"] = plan.config["batch"] = setup[2]
         total = len(source) * len(plan.cells)
@@ -851,6 +852,15 @@ def _run_audit(
     finally:
         if store is not None:
             store.close()
+
+
+def _told_by_rank_0(err: BaseException, comm: Any) -> BaseException:
+    """``err``, marked (``err.told_by_rank_0``) when every rank knows of the failure and rank 0
+    raises it or its own: the other ranks' command line then exits without printing it again
+    (one message under torchrun, not one per process)."""
+    if comm.world > 1:
+        err.told_by_rank_0 = True  # type: ignore[attr-defined]
+    return err
 
 
 def _pending(plan: _Plan, n: int, done: set[tuple[int, str, str]]) -> dict[int, list]:
@@ -923,11 +933,12 @@ def _compute(
             failed = [(r, e) for r, (_, e) in enumerate(gathered) if e is not None]
             if failed:
                 if local_error is not None:
-                    raise local_error
+                    raise _told_by_rank_0(local_error, comm)
                 r, e = failed[0]
                 if e == "interrupted":
                     raise KeyboardInterrupt
-                raise AuditInputError(f"rank {r} failed: {e}; resume with --resume")
+                raise _told_by_rank_0(
+                    AuditInputError(f"rank {r} failed: {e}; resume with --resume"), comm)
     finally:
         if bar is not None:
             bar.close()

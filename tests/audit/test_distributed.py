@@ -72,6 +72,8 @@ def test_two_processes_equal_one_and_a_failing_rank_stops_all_then_resume(
     assert run.returncode != 0
     assert "rank 1 failed: AuditInputError: cannot read image" in run.stderr
     assert "09.png" in run.stderr and "resume with --resume" in run.stderr
+    # rank 0 speaks for all: rank 1 does not print its own failure a second time
+    assert run.stderr.count("cannot read image") == 1, run.stderr[-3000:]
     assert not out.exists() and (tmp_path / "dist.sqlite").exists()
     last.write_bytes(good)
     run = _torchrun(_argv(model, root, out, "--resume"))
@@ -81,3 +83,8 @@ def test_two_processes_equal_one_and_a_failing_rank_stops_all_then_resume(
         f"{c}/{i:02d}.png" for c in "ab" for i in range(10)
     ]
     assert dist == single  # same batches, same seeds: equal, not only close
+    # a refused resume (another --steps; every rank learns it from rank 0): said once
+    other = _argv(model, root, out, "--resume")
+    other[other.index("--steps") + 1] = "4"
+    run = _torchrun(other)
+    assert run.returncode != 0 and run.stderr.count("cannot resume") == 1, run.stderr[-3000:]
