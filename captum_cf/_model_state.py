@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import torch
 import torch.nn as nn
+from torch.nn.parameter import UninitializedBuffer
 
 __all__ = ["preserve_model_state", "preserved_buffers", "frozen"]
 
@@ -48,19 +49,31 @@ def frozen(model: object, eval_mode: bool = True) -> Iterator[object]:
 
 @contextlib.contextmanager
 def preserved_buffers(model: object) -> Iterator[None]:
-    """Put every buffer of ``model`` back as it was on exit (also when the body raises): a
-    model run in train mode keeps its BatchNorm running statistics and batch counts.
+    """Put back, on exit (also when the body raises), the buffers of the submodules of
+    ``model`` that are in train mode, where a forward pass updates them (BatchNorm's running
+    statistics and batch count): a model run in train mode keeps them.
 
-    The values are copied back in place, so the buffers stay the same tensors. Non-module
-    callables pass through.
+    Only a buffer whose value changed is written back (in place, so it stays the same tensor):
+    a model in eval mode is not touched at all, and an unchanged buffer keeps its autograd
+    version (a ``backward()`` pending in the caller's code still runs). Buffers that cannot be
+    written in place (broadcast views) or hold no data yet (lazy modules) are left alone.
+    Non-module callables pass through.
     """
     if not isinstance(model, nn.Module):
         yield
         return
-    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    saved = []
+    for module in model.modules():
+        if not module.training:
+            continue
+        for b in module.buffers(recurse=False):
+            if isinstance(b, UninitializedBuffer) or 0 in b.stride():
+                continue
+            saved.append((b, b.detach().clone()))
     try:
         yield
     finally:
         with torch.no_grad():
             for b, value in saved:
-                b.copy_(value)
+                if b.shape == value.shape and not torch.equal(b, value):
+                    b.copy_(value)

@@ -7,7 +7,6 @@ before any work is done (never ``assert``: user input is not an invariant).
 from __future__ import annotations
 
 import math
-import operator
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -164,14 +163,15 @@ def check_logits(out: Any, batch: int, name: str = "forward_func") -> Tensor:
     return out
 
 
-def check_one_class_softmax(out: Tensor, who: str, what: str, fix: str) -> None:
+def check_one_class_softmax(out: Tensor, who: str, what: str, fix: str,
+                            scored: str = "explanation") -> None:
     """Refuse an output of one column where a softmax (or argmax) over the classes is taken:
     it is the same whatever the input, so every map would get the same score. ``what`` names
     the score (``"score='softmax'"``), ``fix`` what to do instead."""
     if out.dim() == 2 and out.shape[1] == 1:
         raise ValueError(
             f"{who} returns one output per example, and {what} over one class is the same for "
-            f"every input, so every explanation would score the same: {fix}"
+            f"every input, so every {scored} would score the same: {fix}"
         )
 
 
@@ -318,20 +318,21 @@ class ArgumentTypeError(TypeError, AssertionError):
 
 
 def integer(value: Any) -> int | None:
-    """``value`` as a Python int when it is an integer (an int, a NumPy integer, an integer
-    0-d tensor: what ``operator.index`` takes, as Captum's arithmetic does), else None; a bool
-    is not an integer here."""
-    if isinstance(value, bool) or (isinstance(value, Tensor) and value.dtype == torch.bool):
+    """``value`` as a Python int when it is an int or a NumPy integer scalar (``np.int64``, as
+    an array's ``.sum()`` or ``len`` arithmetic gives them), else None; a bool is not an
+    integer here, and neither is a tensor or an array (Captum fails on those deep inside)."""
+    if isinstance(value, bool):
         return None
-    try:
-        return operator.index(value)
-    except TypeError:
-        return None
+    if isinstance(value, int):
+        return value
+    import numpy as np
+
+    return int(value) if isinstance(value, np.integer) else None
 
 
 def check_count(value: Any, name: str, allow_none: bool = False) -> None:
     """``value`` must be an integer >= 1 (``n_steps``, ``n_samples``, ``perturbations_per_eval``
-    ...): an int, a NumPy integer or an integer 0-d tensor, as Captum takes them."""
+    ...): an int or a NumPy integer scalar (:func:`integer`)."""
     if value is None and allow_none:
         return
     count = integer(value)

@@ -80,8 +80,9 @@ def test_one_output_is_refused_where_a_softmax_is_taken(name, device) -> None:
     # softmax over one class is 1 for every input: every map would score the same
     torch.manual_seed(0)
     one = nn.Sequential(nn.Flatten(), nn.Linear(64, 1)).to(device)
+    scored = "removal" if name == "r_oms" else "explanation"  # R-OMS scores removals
     with pytest.raises(ValueError, match=r"forward_func returns one output per example.*every "
-                                         r"explanation would score the same: (pass score="
+                                         rf"{scored} would score the same: (pass score="
                                          r"'sigmoid'|return one logit per class)"):
         _calls(one, torch.rand(2, 1, 8, 8, device=device))[name]()
 

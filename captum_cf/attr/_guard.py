@@ -70,7 +70,8 @@ def guarded(forward_func: Any, inputs: Any, baselines: Any = None) -> Iterator[N
             yield
     except RuntimeError as err:  # the model's own errors (captum_cf's are ValueError/TypeError)
         add_missing_batch_note(err, model, tensors)
-        if torch.is_inference_mode_enabled() and hasattr(err, "add_note"):
+        if (torch.is_inference_mode_enabled() and hasattr(err, "add_note")
+                and any(m in str(err) for m in _AUTOGRAD_MESSAGES)):
             err.add_note("captum_cf: called inside torch.inference_mode(), where autograd cannot "
                          "run: call attribute outside it (inside torch.no_grad() the methods "
                          "turn gradients on themselves)")
@@ -84,6 +85,9 @@ def guarded(forward_func: Any, inputs: Any, baselines: Any = None) -> Iterator[N
                 if a in vars(m) and a not in before:
                     delattr(m, a)
 
+
+# autograd's errors inside torch.inference_mode() (gradient methods), not a model's own errors
+_AUTOGRAD_MESSAGES = ("does not require grad", "doesn't require gradient", "Inference tensors")
 
 # the input dimensions (batch included) each kind of first layer takes
 _LAYER_DIMS = ((nn.Conv1d, 3), (nn.Conv2d, 4), (nn.Conv3d, 5), (nn.Linear, 2))

@@ -231,6 +231,8 @@ class MeaningfulPerturbation(PerturbationAttribution):
         # gradients on also under torch.no_grad() and torch.inference_mode() (the reference is
         # made inside: a tensor made in inference mode cannot be saved for backward)
         with frozen(self.forward_func), torch.inference_mode(False), torch.enable_grad():
+            # tensors made inside inference_mode cannot enter autograd: normal copies of them
+            baselines, args = _normal(baselines), tuple(_normal(a) for a in args)
             fill = _filler(baselines, inputs)
             target_t = _resolve_target(self.forward_func, inputs, target, args, settings.reward)
             sal = _optimise(
@@ -404,6 +406,11 @@ def _conditional_filler(baseline: Baseline) -> Callable[[Tensor, Tensor, Tensor]
         return keep * x + (1 - keep) * content
 
     return blend
+
+
+def _normal(value: Any) -> Any:
+    """A tensor made inside ``torch.inference_mode()`` as a normal copy; anything else as is."""
+    return value.clone() if isinstance(value, Tensor) and value.is_inference() else value
 
 
 def _constant_reference(value: float | Tensor, inputs: Tensor) -> Tensor:

@@ -101,6 +101,8 @@ class Baseline(abc.ABC):
     input_kind: ClassVar[str] = "any"
     #: inputs must lie in [0, 1] (a model of the baseline was trained on pixels)
     pixel_space: bool = False
+    #: why, in the error for inputs outside [0, 1]
+    pixel_space_reason: ClassVar[str] = "its model was trained on values in [0, 1]"
 
     def reference(self, inputs: Tensor, target: Any = None) -> Tensor:
         """The full counterfactual input.
@@ -175,7 +177,7 @@ class Baseline(abc.ABC):
         if inputs_may_be_noisy():
             return inputs.detach().clamp(0.0, 1.0)
         raise ValueError(
-            f"{who} works in pixel space (its model was trained on values in [0, 1]), but "
+            f"{who} works in pixel space ({self.pixel_space_reason}), but "
             f"{name} has values in [{outside[0]:.4g}, {outside[1]:.4g}]. Keep images in [0, 1] "
             f"and normalise inside the model (captum_cf.zoo.Normalized); for noisy copies of "
             f"images (sensitivity metrics) call inside `with captum_cf.baselines.noisy_inputs():`"

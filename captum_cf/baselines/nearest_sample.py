@@ -108,7 +108,8 @@ class NearestSampleBaseline(Baseline):
             candidates = (self._labels == b).nonzero().flatten().cpu()
             if candidates.numel() == 0:
                 raise ValueError(f"the dataset holds no sample of counterfactual class {b}")
-            queries = inputs[rows.to(inputs.device)].flatten(1).float()
+            queries = inputs[rows.to(inputs.device)].flatten(1)
+            queries = queries if queries.dtype == torch.float64 else queries.float()
             best = nearest_index(queries, self._images, self.chunk_size,
                                  2.0 if self.metric == "l2" else 1.0, subset=candidates)
             out[rows] = candidates[best.cpu()]

@@ -46,7 +46,9 @@ class NoisyLinearImputation(Baseline):
     proportion to the width of the removed region. The error left by a residual ``tol`` grows
     with the square of that width: pass a smaller ``tol`` for larger images (the audit uses
     ``1e-4 * (32 / side) ** 2``). An image with every pixel removed has no
-    information left and becomes grey 0.5 (plus noise); that is :meth:`reference`.
+    information left and becomes grey 0.5 (plus noise); that is :meth:`reference`. It takes
+    images (N, C, H, W) in [0, 1] (``pixel_space``; what it imputes is clamped there), and says
+    so in one line naming the baseline for other inputs.
 
     ``keep`` may be soft: pixels with ``keep < 1`` (in any channel) are imputed, and the output
     is ``keep * x + (1 - keep) * (u + noise)``, so kept pixels come back exactly.
@@ -74,6 +76,10 @@ class NoisyLinearImputation(Baseline):
         >>> bool(torch.equal(out[..., :4, :], x[..., :4, :]))  # kept pixels are untouched
         True
     """
+
+    input_kind = "images"
+    pixel_space = True
+    pixel_space_reason = "its imputed pixels are clamped to [0, 1] and its noise is on that scale"
 
     def __init__(
         self, noise: float = 0.01, seed: int = 0, tol: float = 1e-6, max_iter: int | None = None

@@ -88,7 +88,7 @@ def check_masks(masks: Any, n: int, hw: tuple[int, int], name: str = "masks") ->
 
 
 def check_positive_int(value: Any, name: str) -> int:
-    """``value`` (an int, a NumPy integer or an integer 0-d tensor) as an int >= 1."""
+    """``value`` (an int or a NumPy integer scalar) as an int >= 1."""
     from captum_cf._validation import integer
 
     count = integer(value)

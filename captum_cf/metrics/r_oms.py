@@ -189,7 +189,7 @@ def _similarities(
             if not isinstance(reference, Baseline):  # a callable: its own outputs
                 checked.append(("reference", ref_logits))
             for who, o in checked:
-                check_one_class_softmax(o, who, "R-OMS's softmax", _FIX)
+                check_one_class_softmax(o, who, "R-OMS's softmax", _FIX, scored="removal")
                 warn_if_probabilities(o, who, "R-OMS applies a softmax to the output",
                                       stacklevel=4)
         out.append(torch.nn.functional.cosine_similarity(

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from captum_cf._registry import AuditContext
 from captum_cf.attr import METHODS
-from captum_cf.baselines import NoisyLinearImputation
+from captum_cf.baselines import NoiseBaseline
 
 
 def run_split_explainer(
@@ -22,7 +22,7 @@ def run_split_explainer(
     """
     x = torch.rand(5, 2, 6, 6, generator=torch.Generator().manual_seed(3)).to(device)
     target = torch.tensor([0, 1, 2, 1, 0], device=device)
-    baseline = NoisyLinearImputation(noise=0.2, seed=4)
+    baseline = NoiseBaseline(std=0.2, seed=4)
     ctx = AuditContext(model=model, data_name="toy", train_data=None, num_classes=3,
                        image_shape=(2, 6, 6), extras={"internal_batch_size": internal})
     seen: list[int] = []

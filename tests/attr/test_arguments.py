@@ -278,6 +278,31 @@ def test_a_model_in_train_mode_keeps_its_batchnorm_statistics(method, device):
     assert any(not torch.equal(v, before[k]) for k, v in theirs.state_dict().items())
 
 
+def test_an_eval_models_buffers_are_not_written_and_odd_buffers_work(device):
+    # writing every buffer back bumped BatchNorm's autograd version: a backward() pending in
+    # the caller's code failed; a broadcast buffer and a lazy module's first call crashed
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(),
+                          nn.Linear(72, 3)).to(device).eval()
+    x = torch.rand(2, 1, 8, 8).to(device)
+    loss = model(x).sum()
+    cf.IntegratedGradients(model).attribute(x, baselines=0.0, target=0, n_steps=4)
+    loss.backward()  # the graph saved BatchNorm's running statistics: they are untouched
+
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("scale", torch.ones(1).expand(64))
+            self.fc = nn.Linear(64, 3)
+
+        def forward(self, t):
+            return self.fc(t.flatten(1) * self.scale)
+
+    cf.IntegratedGradients(Scaled().to(device)).attribute(x, baselines=0.0, target=0)
+    lazy = nn.Sequential(nn.Flatten(), nn.LazyLinear(4), nn.LazyBatchNorm1d(),
+                         nn.Linear(4, 3)).to(device)
+    assert cf.FeatureAblation(lazy).attribute(x, baselines=0.0, target=0).shape == x.shape
+
+
 @pytest.mark.skipif(not hasattr(Exception, "add_note"), reason="exception notes: Python >= 3.11")
 def test_a_gradient_method_inside_inference_mode_says_why_it_fails(device):
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).to(device)
@@ -286,6 +311,27 @@ def test_a_gradient_method_inside_inference_mode_says_why_it_fails(device):
     assert "called inside torch.inference_mode()" in info.value.__notes__[-1]
     with torch.no_grad():  # Captum turns gradients on itself
         cf.IntegratedGradients(model).attribute(torch.rand(2, 1, 4, 4).to(device), target=0)
+    # a model's own error inside inference_mode (FeatureAblation runs there) gets no such note
+    with torch.inference_mode(), pytest.raises(RuntimeError) as info:
+        cf.FeatureAblation(model).attribute(torch.rand(2, 1, 3, 3).to(device), target=0)
+    assert not any("inference_mode" in n for n in getattr(info.value, "__notes__", []))
+
+
+def test_numpy_integer_counts_as_captum_takes_them_tensors_and_arrays_refused(device):
+    import numpy as np
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).to(device)
+    x = torch.rand(2, 1, 4, 4).to(device)
+    got = cf.IntegratedGradients(model).attribute(x, target=0, n_steps=np.int64(4))
+    assert torch.equal(got, captum.attr.IntegratedGradients(model).attribute(x, target=0,
+                                                                              n_steps=4))
+    for bad, kind in ((torch.tensor(4), "Tensor"), (np.array(3), "ndarray"), (True, "bool")):
+        with pytest.raises(TypeError, match=f"n_steps must be a positive int, got {kind}"):
+            cf.IntegratedGradients(model).attribute(x, target=0, n_steps=bad)
+    from captum_cf.metrics import deletion
+
+    curve = deletion(model, x, torch.rand_like(x), 0, n_steps=np.int64(2))
+    assert curve.scores.shape == (2, 3)
 
 
 def _cnn() -> nn.Module:

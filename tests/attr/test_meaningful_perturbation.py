@@ -380,6 +380,11 @@ def test_runs_inside_no_grad_and_inference_mode(context, device) -> None:
     with context():
         got = MeaningfulPerturbation(model).attribute(x, target=0, baselines=0.0, n_iters=3)
     assert torch.equal(got, want)
+    with context():  # a baseline tensor made inside the context (an inference tensor there)
+        reference = torch.zeros(1, 1, SIZE, SIZE, device=device)
+        got = MeaningfulPerturbation(model).attribute(x, target=0, baselines=reference,
+                                                      n_iters=3)
+    assert got.shape == want.shape
 
 
 BAD = [

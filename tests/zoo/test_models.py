@@ -88,3 +88,11 @@ def test_small_cnn_takes_sizes_that_are_not_multiples_of_its_blocks(pool, size) 
     assert model(torch.rand(2, 3, size, size)).shape == (2, 4)
     with pytest.raises(ValueError, match=f"built for {size}x{size} images"):  # the head's side
         model(torch.rand(2, 3, size + 8, size + 8))
+
+
+def test_small_cnn_traces_with_torch_fx() -> None:
+    # its image-side check is skipped while torch.fx traces (shapes are symbols there)
+    model = SmallCNN(1, 10, image_size=32).eval()
+    traced = torch.fx.symbolic_trace(model)
+    x = torch.rand(2, 1, 32, 32)
+    assert torch.equal(traced(x), model(x))
