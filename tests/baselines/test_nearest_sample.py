@@ -79,3 +79,17 @@ def test_bad_input_raises_clear_errors():
         base(torch.rand(1, 1, 2, 2))
     with pytest.raises(ValueError, match="equals target"):
         base(_pixels((0.5, 0.5)), target=1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_nearest_sample_of_features_large_against_their_spread(dtype, device) -> None:
+    # cdist's |a|^2 + |b|^2 - 2ab form lost the nearest row on raw features around 1e4
+    g = torch.Generator().manual_seed(0)
+    samples = (10_000 + torch.randn(300, 8, generator=g, dtype=torch.float64)).to(dtype)
+    queries = (10_000 + torch.randn(40, 8, generator=g, dtype=torch.float64)).to(dtype)
+    labels = torch.zeros(300, dtype=torch.long)
+    baseline = NearestSampleBaseline((samples.to(device), labels.to(device)), 0)
+    got = baseline.nearest_index(queries.to(device)).cpu()
+    exact = torch.cdist(queries.double(), samples.double(),
+                        compute_mode="donot_use_mm_for_euclid_dist").argmin(1)
+    assert torch.equal(got, exact)

@@ -274,3 +274,16 @@ def test_small_holes_are_solved_on_a_window_with_the_same_solution(device) -> No
     assert seen and seen[0][0] < 40  # solved on a window
     whole = solve(x, removed.to(x.dtype))
     torch.testing.assert_close(local, whole, atol=1e-10, rtol=0)
+
+
+def test_inputs_outside_the_unit_range_or_not_images_are_refused_in_one_line() -> None:
+    # its imputation is clamped to [0, 1]: standardised inputs were silently imputed as 1.0
+    road = NoisyLinearImputation()
+    keep = torch.ones(1, 1, 8, 8)
+    keep[..., 2:4, 2:4] = 0
+    with pytest.raises(ValueError, match=r"NoisyLinearImputation works in pixel space \(its "
+                                         r"imputed pixels are clamped to \[0, 1\]"):
+        road.fill(torch.full((1, 1, 8, 8), 5.0), keep)
+    with pytest.raises(ValueError, match=r"NoisyLinearImputation works on images of shape "
+                                         r"\(N, C, H, W\), but inputs has shape \(3, 6\)"):
+        road.reference(torch.rand(3, 6))
