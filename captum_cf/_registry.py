@@ -7,6 +7,7 @@ hand and returns the object (a Baseline) or function (an explanation) the audit 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -55,6 +56,13 @@ class _Entry(Generic[T]):
     needs: str = ""
 
 
+#: a registered name: a column of the report, part of a store key ("curve/<method>/<baseline>")
+#: and a value of a comma-separated option
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+#: names with a meaning of their own: every entry ("all"), no baseline ("-")
+_RESERVED = ("all", "-")
+
+
 class Registry(Generic[T]):
     """A named collection of factories.
 
@@ -84,15 +92,52 @@ class Registry(Generic[T]):
         (one cell, baseline ``"-"``) instead of once per baseline. ``needs`` says what makes an
         unavailable entry available (an option, a file to train), for the audit's error.
         """
+        if not isinstance(name, str) or not _NAME.fullmatch(name) or name in _RESERVED:
+            raise ValueError(
+                f"{self.kind} name must be a str of letters, digits and '_', '-', '.', '+' "
+                f"starting with a letter or digit (it is a column, a file name and a "
+                f"comma-separated option value), not 'all' or '-'; got {name!r}"
+            )
+        from captum_cf.baselines.base import Baseline
+
+        if isinstance(factory, Baseline):  # callable (a Baseline is), but not a factory
+            raise TypeError(f"{self.kind} {name!r}: register a factory that builds the "
+                            f"baseline from the audit's context, e.g. lambda ctx: {factory!r}, "
+                            "not the baseline itself")
+        if not callable(factory):
+            raise TypeError(f"the factory of {self.kind} {name!r} must be callable (it is called "
+                            f"with the audit's context), got {type(factory).__name__}")
         if name in self._entries:
-            raise ValueError(f"{self.kind} {name!r} is already registered")
+            raise ValueError(f"{self.kind} {name!r} is already registered (unregister it "
+                             "first to replace it)")
         self._entries[name] = _Entry(
             factory, description, available or (lambda ctx: True), uses_baseline, needs
         )
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a plug-in's entry, to register a fixed version in the same session).
+
+        Raises:
+            KeyError: ``name`` is not registered.
+        """
+        self._get(name)
+        del self._entries[name]
+
     def names(self, context: AuditContext | None = None) -> list[str]:
-        """Registered names in registration order; only those available for ``context`` if given."""
-        return [n for n, e in self._entries.items() if context is None or e.available(context)]
+        """Registered names in registration order; only those available for ``context`` if given.
+
+        Raises:
+            ValueError: an entry's ``available(context)`` raised (named, with its error).
+        """
+        return [n for n, e in self._entries.items()
+                if context is None or self._available(n, e, context)]
+
+    def _available(self, name: str, entry: _Entry[T], context: AuditContext) -> bool:
+        try:
+            return bool(entry.available(context))
+        except Exception as err:  # noqa: BLE001 (a plug-in's predicate: named in one line)
+            raise ValueError(f"the available() of {self.kind} {name!r} failed: "
+                             f"{type(err).__name__}: {err}") from err
 
     def describe(self, name: str) -> str:
         return self._get(name).description
@@ -110,7 +155,7 @@ class Registry(Generic[T]):
         return self._get(name).needs
 
     def is_available(self, name: str, context: AuditContext) -> bool:
-        return self._get(name).available(context)
+        return self._available(name, self._get(name), context)
 
     def _get(self, name: str) -> _Entry[T]:
         if name not in self._entries:

@@ -18,6 +18,7 @@ from torch import Tensor
 from captum_cf._registry import AuditContext
 from captum_cf._user_model import build_factory_model, is_factory_spec
 from captum_cf._validation import all_finite, first_line, warn_if_probabilities
+from captum_cf.audit._cell_guard import CellGuard
 from captum_cf.audit.errors import AuditInputError
 from captum_cf.audit.memory import is_out_of_memory, release_memory
 from captum_cf.zoo.models import logits_model, logits_of
@@ -166,8 +167,8 @@ def check_logits(model: nn.Module, images: Tensor) -> int:
         )
     if not out.is_floating_point() or not bool(torch.isfinite(out).all()):
         raise AuditInputError("the model returned non-finite or non-float logits")
-    warn_if_probabilities(out, "the model", "the audit's deletion and insertion curves apply a "
-                          "softmax to the output")
+    warn_if_probabilities(out, "the model", "the audit's removal curves (MoRF, LeRF) and R-OMS "
+                          "apply a softmax to the output")
     return int(out.shape[1])
 
 
@@ -216,18 +217,26 @@ def probe_methods(
     ok: list[str] = []
     skipped: dict[str, str] = {}
     devices = [x.device] if x.device.type == "cuda" else []
+    guard = CellGuard(model)  # what a method changes (mode, hooks, images) is put back
+    guard.batch(x)
     for name in method_names:
         with torch.random.fork_rng(devices=devices), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.manual_seed(ctx.seed)
             oom = False
+            # as the grid calls it: no baseline for a method that takes none
+            baseline = ConstantBaseline(0.0) if METHODS.uses_baseline(name) else None
             try:
-                maps = METHODS.create(name, ctx)(x, t, ConstantBaseline(0.0))
+                maps = METHODS.create(name, ctx)(x, t, baseline)
                 reason = _bad_maps(maps, x)
             except Exception as err:  # noqa: BLE001 (any failure means: does not apply)
                 # running out of memory says nothing about the model: the grid sizes it down
                 oom = is_out_of_memory(err)
                 reason = "" if oom else f"{type(err).__name__}: {first_line(err, 160)}"
+            finally:
+                changed = guard.repair()
+            if changed and not reason:
+                oom, reason = False, "it " + ", ".join(changed)
             if oom:
                 release_memory(x.device)
         if reason:

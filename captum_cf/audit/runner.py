@@ -63,6 +63,7 @@ import dataclasses
 import hashlib
 import math
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -77,6 +78,7 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler, Subset, Ten
 from captum_cf._model_state import frozen
 from captum_cf._registry import AuditContext, Registry
 from captum_cf._validation import check_images, check_model_dtype, check_target, first_line
+from captum_cf.audit._cell_guard import CellGuard
 from captum_cf.audit.errors import AuditDtypeError, AuditInputError, AuditInterrupted
 from captum_cf.audit.memory import (
     Level,
@@ -601,6 +603,7 @@ def make_plan(
     methods, skipped = applicable_methods(methods, ctx, x0[:1], t0)  # type: ignore[arg-type]
     baselines = _resolve(BASELINES, s.baselines, ctx, "--baselines")
     removals = _resolve(BASELINES, s.removals, ctx, "--removals", DEFAULT_REMOVALS)
+    _check_removals(removals, ctx, x0[:1].to(dev))
     pixels = image_shape[-1] * image_shape[-2]
     cells = []
     for m in methods:
@@ -625,6 +628,13 @@ def make_plan(
         "cells": [list(c) for c in cells],
         "metrics": metrics,
         "removals": removals,
+        # the code of every entry used: a resume after a plug-in's factory changed is refused
+        "entries": {
+            kind: {n: _entry_digest(reg, n, ctx) for n in names}
+            for kind, reg, names in (("methods", registry, methods),
+                                     ("baselines", BASELINES, baselines),
+                                     ("removals", BASELINES, removals))
+        },
         "roms_reference": ROMS_REFERENCE if ROMS_REFERENCE in BASELINES.names(ctx) else None,
         "n_steps": s.n_steps,
         "fractions": _fractions(s.n_steps, pixels),
@@ -707,7 +717,10 @@ def _resolve(
     option: str,
     default: Sequence[str] | None = None,
 ) -> list[str]:
-    available = registry.names(ctx)
+    try:
+        available = registry.names(ctx)
+    except ValueError as err:  # a plug-in's available() failed: named, one line
+        raise AuditInputError(str(err)) from err
     if names is None and default is not None:
         names = [n for n in default if n in available]
     if names is None or list(names) == ["all"]:
@@ -1023,6 +1036,8 @@ _ADVISORIES = (
     r"(?s).*Setting forward, backward hooks and attributes on non-linear",
     r"(?s).*You are providing multiple inputs for Lime",
     r"(?s).*Input Tensor \d+ did not already require gradients",
+    # the metrics' own check of the model's outputs: the audit checks the model once, up front
+    r"(?s).*seems to return probabilities",
 )
 
 
@@ -1032,6 +1047,8 @@ class _Grid:
     def __init__(self, model: Any, s: Settings, plan: _Plan) -> None:
         self.model, self.s, self.plan = model, s, plan
         self.ctx = plan.ctx
+        #: puts back what a plug-in's cell changes (the model's modes, hooks, the batch)
+        self.guard = CellGuard(model)
         self.top = _top_layer(model) if "sanity_ssim" in plan.metrics else None
         self.side = min(plan.config["image_shape"][-2:])
         self.removals = {
@@ -1092,6 +1109,7 @@ class _Grid:
     ) -> Iterator[BatchRecord]:
         """One record per cell of ``cells`` for batch ``k`` (images ``x``)."""
         check_images(x, "images")
+        self.guard.batch(x)
         first = k * self.plan.batches["explain"]
         idx = list(range(first, first + len(x)))
         t = self._targets(x, idx)
@@ -1109,6 +1127,10 @@ class _Grid:
                     refs[bname] = _cached(self.baseline(bname), x, t)
                 except Exception as err:  # noqa: BLE001 (its cells fail, the others run)
                     failed[bname] = f"{type(err).__name__}: {first_line(err)}"
+                changed = self.guard.repair()  # before R-OMS and the cells read the batch
+                if changed:
+                    refs.pop(bname, None)
+                    failed[bname] = f"it {', '.join(changed)} (put back)"
             record = BatchRecord.empty()
             record["images"] = images
             if k == 0 and (method, bname) == cells[0]:
@@ -1127,6 +1149,13 @@ class _Grid:
                 attr, values, errors = self._cell(
                     (method, bname), refs.get(bname), x, t, masks, idx, self.s.seed + k
                 )
+            changed = self.guard.repair()  # the cell, its baseline's reference, its removals
+            if changed:
+                who = f"method {method!r}" + (f" or baseline {bname!r}"
+                                              if bname != NO_BASELINE else "")
+                attr, values = None, {}
+                errors = dict.fromkeys(range(len(x)), f"{who} {', '.join(changed)} (put back; "
+                                       "the cell's results are not used)")
             share = self.seconds / len(x)  # explanation time, shared by the batch's images
             record["done"] = [
                 (i, method, bname, share, errors.get(j)) for j, i in enumerate(idx)
@@ -1281,14 +1310,17 @@ class _Grid:
         out = {}
         for r, rem in self.removals.items():
             try:
-                out[f"roms/{r}"] = halving(
-                    lambda b, rem=rem: r_oms(
-                        self.model, x, rem, reference, batch_size=b, seed=self.s.seed
-                    ).auc.detach().cpu(),
-                    # a pass holds the removal's and the reference's images: half the budget each
-                    max(1, self.plan.batches["forward"] // 2),
-                    x.device,
-                )
+                with warnings.catch_warnings():  # the model's outputs are checked up front
+                    warnings.filterwarnings("ignore", message=_ADVISORIES[-1],
+                                            category=UserWarning)
+                    out[f"roms/{r}"] = halving(
+                        lambda b, rem=rem: r_oms(
+                            self.model, x, rem, reference, batch_size=b, seed=self.s.seed
+                        ).auc.detach().cpu(),
+                        # a pass holds the removal's and the reference's images: half each
+                        max(1, self.plan.batches["forward"] // 2),
+                        x.device,
+                    )
             except Exception:  # noqa: BLE001 (its curves fail in every cell, with the reason)
                 continue
         return out
@@ -1371,6 +1403,57 @@ def _to_host(values: dict[str, tuple[list[int], Tensor]]) -> dict[str, tuple[lis
         for m, v, piece in zip(on_device, parts, flat.split([v.numel() for v in parts])):
             out[m] = (out[m][0], piece.view(v.shape).to(v.dtype))
     return out
+
+
+def _entry_digest(registry: Registry, name: str, ctx: AuditContext) -> str:
+    """A digest of what the entry ``name`` computes: the source of its factory (its qualified
+    name where the source cannot be read) and, for a baseline, the ``repr`` of the baseline it
+    builds (its settings: a factory's closure over another value changes it; one that cannot
+    be built here fails its cells later, with the reason)."""
+    import hashlib
+    import inspect
+
+    factory = registry._get(name).factory
+    try:
+        text = inspect.getsource(factory)
+    except (OSError, TypeError):
+        text = getattr(factory, "__qualname__", type(factory).__qualname__)
+    if registry is BASELINES:
+        try:
+            built = repr(registry.create(name, ctx))
+        except Exception:  # noqa: BLE001 (its cells report it)
+            built = ""
+        text += "\n" + re.sub(r" at 0x[0-9a-fA-F]+", "", built)  # no object addresses
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _check_removals(names: Sequence[str], ctx: AuditContext, x: Tensor) -> None:
+    """Every removal must build and fill an image before any work (each map's curves use all of
+    them: one that fails would fail every cell, after its explanation was computed).
+
+    Raises:
+        AuditInputError: naming the removal and its error.
+    """
+    keep = (torch.arange(x.shape[-1] * x.shape[-2], device=x.device) % 2).to(x.dtype)
+    keep = keep.view(1, 1, *x.shape[-2:])
+    guard = CellGuard(ctx.model)
+    guard.batch(x)
+    for name in names:
+        try:
+            removal = BASELINES.create(name, ctx)
+            if not isinstance(removal, Baseline):
+                raise TypeError(f"its factory returned a {type(removal).__name__}, not a "
+                                "captum_cf Baseline (register a function of the audit's "
+                                "context that builds one)")
+            with torch.no_grad():
+                removal.fill(x, keep)
+        except Exception as err:  # noqa: BLE001 (a plug-in's error: named, one line)
+            raise AuditInputError(f"removal {name!r} fails on the images: "
+                                  f"{type(err).__name__}: {first_line(err)}") from err
+        finally:
+            changed = guard.repair()
+        if changed:
+            raise AuditInputError(f"removal {name!r} {', '.join(changed)} (put back)")
 
 
 def _removal(baseline: Baseline, side: int) -> Baseline:

@@ -62,6 +62,7 @@ IDENTITY_KEYS = (
     "targets",
     "baseline_weights",
     "train_data",
+    "entries",  # the code of the entries: after the settings that say more
 )
 
 _SCHEMA = """
@@ -135,10 +136,7 @@ class AuditStore:
         if resume and old is not None:
             diff = [k for k in IDENTITY_KEYS if old.get(k) != config.get(k)]
             if diff:
-                shown = "; ".join(
-                    f"{k}: stored {_short(old.get(k))}, now {_short(config.get(k))}"
-                    for k in diff[:4]
-                )
+                shown = "; ".join(_difference(k, old.get(k), config.get(k)) for k in diff[:4])
                 raise AuditInputError(
                     f"cannot resume {self.path}: the audit's settings differ ({shown}); "
                     "run without --resume to start again"
@@ -279,6 +277,17 @@ def _tensor_bytes(t: Tensor) -> bytes:
     buf = io.BytesIO()
     torch.save(t.detach().cpu().contiguous(), buf)
     return buf.getvalue()
+
+
+def _difference(key: str, old: Any, new: Any) -> str:
+    """How the setting ``key`` differs: the stored and the new value, or for the code of the
+    registered entries (``entries``), the entries whose code changed."""
+    if key == "entries" and isinstance(old, dict) and isinstance(new, dict):
+        changed = [f"{kind[:-1]} {name!r}" for kind in new for name in new[kind]
+                   if name in (old.get(kind) or {}) and old[kind][name] != new[kind][name]]
+        if changed:
+            return "the code or settings of " + ", ".join(changed) + " changed"
+    return f"{key}: stored {_short(old)}, now {_short(new)}"
 
 
 def _short(v: Any) -> str:

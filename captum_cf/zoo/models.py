@@ -222,10 +222,13 @@ class SmallCNN(nn.Module):
 
 
 def _tracing() -> bool:
-    """Whether ``torch.fx`` is tracing the model (its shapes are symbols then: no check)."""
-    from torch.fx._symbolic_trace import is_fx_tracing
+    """Whether ``torch.fx`` traces the model symbolically (its shapes are symbols then: no
+    check); ``_is_fx_tracing_flag`` is what ``is_fx_symbolic_tracing`` reads, without the
+    warning older names log."""
+    import torch.fx._symbolic_trace as fx
 
-    return is_fx_tracing()
+    check = getattr(fx, "is_fx_symbolic_tracing", None)
+    return bool(check()) if check is not None else bool(getattr(fx, "_is_fx_tracing_flag", False))
 
 
 def _feature_side(image_size: int, blocks: int, pool: str) -> int:

@@ -154,7 +154,7 @@ def test_cli_train_data_enables_nearest_sample_and_is_part_of_resume(
     assert len(list((tmp_path / "cache").iterdir())) == 1
     capsys.readouterr()
     assert main([*common, "--train-data", str(train_b), "--resume"]) == 2
-    assert "settings differ (train_data" in capsys.readouterr().err
+    assert "settings differ (train_data: stored" in capsys.readouterr().err
 
 
 def test_cli_resize_crops_like_torchvision_eval_and_is_part_of_resume(

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from captum_cf._registry import AuditContext, _Entry
 from captum_cf.attr import METHODS
-from captum_cf.audit import audit
+from captum_cf.audit import AuditInputError, audit
 from captum_cf.audit.data import TensorImages
 from captum_cf.audit.runner import plan_batches
 from captum_cf.metrics import randomization_test
@@ -71,7 +71,8 @@ def test_a_loader_that_does_not_read_in_order_is_refused(device) -> None:
     assert [im["id"] for im in audit(model, ordered, **kw).images] == ["0", "1", "2", "3"]
 
 
-def test_a_baseline_whose_reference_fails_fails_its_cells_only(device, monkeypatch) -> None:
+def test_a_baseline_whose_reference_fails_fails_its_cells_only(device, monkeypatch,
+                                                                tmp_path) -> None:
     from captum_cf.baselines import BASELINES, BlurBaseline
 
     class Broken(BlurBaseline):
@@ -84,11 +85,14 @@ def test_a_baseline_whose_reference_fails_fails_its_cells_only(device, monkeypat
     res = audit(model, x, methods=["integrated-gradients", "occlusion"],
                 baselines=["zero", "broken"], removals=["zero"], sanity_n=0, n_steps=2,
                 explain_batch=2)
-    # as a removal: every cell's curves of it fail, R-OMS leaves it out, the audit completes
-    as_removal = audit(model, x, methods=["occlusion"], baselines=["zero"],
-                       removals=["zero", "broken"], sanity_n=0, n_steps=2)
-    assert "no reference here" in as_removal.cells[0].error
-    assert set(as_removal.roms) == {"zero"}
+    # as a removal it would fail every cell (each map's curves use every removal), after the
+    # explanations: refused before any work, named, and no store is left behind
+    store = tmp_path / "broken.sqlite"
+    with pytest.raises(AuditInputError, match=r"^removal 'broken' fails on the images: "
+                                              r"RuntimeError: no reference here$"):
+        audit(model, x, methods=["occlusion"], baselines=["zero"], removals=["zero", "broken"],
+              sanity_n=0, n_steps=2, store=str(store))
+    assert not store.exists()
     errors = {(c.method, c.baseline): c.error for c in res.cells}
     expected = "the baseline's reference failed: RuntimeError: no reference here"
     assert errors == {("integrated-gradients", "zero"): None, ("occlusion", "zero"): None,
