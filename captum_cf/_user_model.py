@@ -72,6 +72,40 @@ def _folder_importable(path: str) -> Iterator[None]:
                 del sys.modules[name]
 
 
+def _spec_module(spec: str):  # noqa: ANN202 (a module)
+    """Import the module of ``module:factory`` or ``path/to/file.py:factory`` (inside
+    :func:`_folder_importable` for a file).
+
+    Raises:
+        ValueError: the import fails (one line).
+    """
+    module_name = spec.rpartition(":")[0]
+    try:
+        if module_name.endswith(".py"):
+            loader = importlib.util.spec_from_file_location("_captum_cf_user_model", module_name)
+            if loader is None or loader.loader is None:
+                raise ImportError(f"cannot import {module_name}")
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+            return module
+        return _import_module(module_name)
+    except Exception as err:  # noqa: BLE001 (the user's code: any failure is one line)
+        raise ValueError(
+            f"cannot build the model from {spec!r}: {type(err).__name__}: {err}"
+        ) from err
+
+
+def import_model_module(spec: str) -> None:
+    """Import the module of a ``--model`` factory spec without building the model: what it
+    registers (methods, baselines) is then listed by ``captum-cf audit --list``.
+
+    Raises:
+        ValueError: the import fails (one line).
+    """
+    with _folder_importable(spec.rpartition(":")[0]):
+        _spec_module(spec)
+
+
 def build_factory_model(spec: str, weights: str | None = None) -> nn.Module:
     """Call ``factory()`` of ``module:factory`` (or ``path/to/file.py:factory``), then load the
     state dict ``weights`` (read with ``weights_only=True``; keys and shapes checked).
@@ -86,20 +120,7 @@ def build_factory_model(spec: str, weights: str | None = None) -> nn.Module:
     """
     module_name, _, attr = spec.rpartition(":")
     with _folder_importable(module_name):
-        try:
-            if module_name.endswith(".py"):
-                loader = importlib.util.spec_from_file_location("_captum_cf_user_model",
-                                                                module_name)
-                if loader is None or loader.loader is None:
-                    raise ImportError(f"cannot import {module_name}")
-                module = importlib.util.module_from_spec(loader)
-                loader.loader.exec_module(module)
-            else:
-                module = _import_module(module_name)
-        except Exception as err:  # noqa: BLE001 (the user's code: any failure is one line)
-            raise ValueError(
-                f"cannot build the model from {spec!r}: {type(err).__name__}: {err}"
-            ) from err
+        module = _spec_module(spec)
         factory = getattr(module, attr, None)
         if not callable(factory):
             defined = sorted(k for k, v in vars(module).items()

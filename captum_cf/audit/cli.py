@@ -220,6 +220,13 @@ def _list_registered() -> str:
 def run_cli(args: Any) -> int:
     """Run ``captum-cf audit``; raises ``AuditInputError`` for user errors."""
     if args.list:
+        from captum_cf._user_model import import_model_module, is_factory_spec
+
+        if args.model and is_factory_spec(args.model):  # its module may register entries
+            try:
+                import_model_module(args.model)
+            except ValueError as err:
+                raise AuditInputError(str(err)) from err
         print(_list_registered())
         return 0
     from captum_cf.audit.data import parse_n

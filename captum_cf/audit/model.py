@@ -247,9 +247,11 @@ def probe_methods(
 
 
 def _bad_maps(maps: Any, x: Tensor) -> str:
-    if not isinstance(maps, Tensor) or maps.shape != x.shape:
-        shape = tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__
-        return f"returned maps of shape {shape} for images of shape {tuple(x.shape)}"
+    if not isinstance(maps, Tensor):
+        return (f"returned a {type(maps).__name__}, not a tensor of maps shaped like the images "
+                f"{tuple(x.shape)}")
+    if maps.shape != x.shape:
+        return f"returned maps of shape {tuple(maps.shape)} for images of shape {tuple(x.shape)}"
     if not all_finite(maps):
         return "returned non-finite attributions"
     return ""

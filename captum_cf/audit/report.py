@@ -184,7 +184,7 @@ def check_out(out: str) -> str:
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more"
                                                if len(foreign) > 3 else "")
             raise FileExistsError(
-                f"--out {out} holds files that are not an audit report's ({shown}); the report "
+                f"{out} (--out) holds files that are not an audit report's ({shown}); the report "
                 f"replaces the whole folder, which would delete them: name a new or empty "
                 f"folder, or an earlier report's"
             )

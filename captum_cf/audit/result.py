@@ -179,8 +179,9 @@ class AuditResult:
         example_maps (dict): ``(method, baseline) -> (E, H, W)`` their maps.
         references (dict): ``baseline -> (E, C, H, W)`` each baseline's counterfactual.
         seconds (float): wall time of the audit (summed over resumed runs).
-        images (list of dict): ``{"id", "label", "target"}`` per audited image, in order: its
-            path (folder) or index, true label (None when unknown) and the explained class.
+        images (list of dict): ``{"index", "id", "label", "target"}`` per audited image, in
+            order: its position in the audit, its path (folder) or index, true label (None when
+            unknown) and the explained class.
         roms (dict): ``removal -> (K,)`` R-OMS per image of the first batch (:meth:`r_oms`).
         command (str): the command that ran the audit (shown in the report).
     """
@@ -351,7 +352,8 @@ class AuditResult:
         return rows
 
     def table(self) -> str:
-        """The results as a plain-text table; ``*`` marks the best cell of each column."""
+        """The results as a plain-text table; ``^`` marks the best mean of each column (ties
+        share it; not a test), ``°`` a cell whose baseline is the column's own removal."""
         from captum_cf.audit.report import text_table
 
         return text_table(self)

@@ -1119,14 +1119,20 @@ class _Grid:
             for i, lab, tt in zip(idx, labels.tolist(), t_list)
         ]
         refs: dict[str, Baseline] = {}
+        ref_seconds: dict[str, float] = {}
         failed: dict[str, str] = {}  # baselines whose references fail on this batch
         e = min(self.s.n_examples, len(x)) if k == 0 else 0
         for method, bname in cells:
             if bname != NO_BASELINE and bname not in refs and bname not in failed:
+                start = time.perf_counter()
                 try:
                     refs[bname] = _cached(self.baseline(bname), x, t)
+                    if x.is_cuda:
+                        torch.cuda.synchronize(x.device)
                 except Exception as err:  # noqa: BLE001 (its cells fail, the others run)
                     failed[bname] = f"{type(err).__name__}: {first_line(err)}"
+                # the batch's references, computed once: part of each of its cells' time
+                ref_seconds[bname] = time.perf_counter() - start
                 changed = self.guard.repair()  # before R-OMS and the cells read the batch
                 if changed:
                     refs.pop(bname, None)
@@ -1156,7 +1162,8 @@ class _Grid:
                 attr, values = None, {}
                 errors = dict.fromkeys(range(len(x)), f"{who} {', '.join(changed)} (put back; "
                                        "the cell's results are not used)")
-            share = self.seconds / len(x)  # explanation time, shared by the batch's images
+            # explanation time (the baseline's references included), shared by the images
+            share = (self.seconds + ref_seconds.get(bname, 0.0)) / len(x)
             record["done"] = [
                 (i, method, bname, share, errors.get(j)) for j, i in enumerate(idx)
             ]

@@ -577,7 +577,8 @@ def _sentence(
 ) -> str:
     against = [c for c in comparisons if c.p_holm < alpha and c.effect < 0]
     if len(names) < 2:
-        text = f"{method}, {metric}: only {', '.join(names) or 'no baseline'} to compare."
+        text = (f"{method}, {metric}: only {', '.join(names)} to compare." if names else
+                f"{method}, {metric}: no cell with a signal to compare.")
     elif n == 0:
         text = (f"{method}, {metric}: no image has a finite value under every one of "
                 f"{', '.join(names)}; nothing to compare.")

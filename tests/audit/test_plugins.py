@@ -164,3 +164,36 @@ def test_an_available_that_raises_is_named(registered) -> None:
     with pytest.raises(AuditInputError, match=r"the available\(\) of baseline 'picky' failed: "
                                               r"KeyError: 'my_key'"):
         audit(tiny_model(), torch.rand(2, 1, 8, 8), methods=["occlusion"], **KW)
+
+
+def test_list_shows_what_the_model_file_registers(tmp_path, capsys) -> None:
+    from captum_cf.cli import main
+
+    plug = tmp_path / "plug.py"
+    plug.write_text(
+        "import torch.nn as nn\n"
+        "from captum_cf.baselines import BASELINES, ConstantBaseline\n"
+        "BASELINES.register('grey-plugin', lambda ctx: ConstantBaseline(0.5), 'plug-in grey')\n"
+        "def make():\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, 3))\n"
+    )
+    try:
+        assert main(["audit", "--list", "--model", f"{plug}:make"]) == 0
+        assert "grey-plugin" in capsys.readouterr().out and "grey-plugin" in BASELINES
+    finally:
+        if "grey-plugin" in BASELINES:
+            BASELINES.unregister("grey-plugin")
+
+
+def test_the_explanation_time_counts_the_baselines_reference(registered) -> None:
+    import time
+
+    class Slow(ConstantBaseline):
+        def _reference(self, inputs, target):
+            time.sleep(0.2)
+            return super()._reference(inputs, target)
+
+    registered(BASELINES, "slow-zero", lambda ctx: Slow(0.0))
+    res = audit(tiny_model(), torch.rand(4, 1, 8, 8), methods=["integrated-gradients"],
+                **{**KW, "baselines": ["zero", "slow-zero"]}, explain_batch=4)
+    seconds = {c.baseline: c.seconds_per_image for c in res.cells}
+    assert seconds["slow-zero"] >= 0.2 / 4 > seconds["zero"]
