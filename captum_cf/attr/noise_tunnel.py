@@ -18,6 +18,7 @@ from captum_cf.attr._baselines import _BaselineToken, has_baseline, native_value
 from captum_cf.attr._guard import add_missing_batch_note, captum_assertions, model_of
 from captum_cf.attr._perturbation import _plan
 from captum_cf.baselines.base import Baseline, noisy_inputs
+from captum_cf.baselines.constant import ConstantBaseline
 
 __all__ = ["NoiseTunnel"]
 
@@ -99,6 +100,13 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
         check_model_dtype(inputs, forward)
         if model_dtype(forward) is not None:
             check_baseline_dtype(kwargs.get("baselines"), inputs)
+        given = kwargs.get("baselines")
+        entries = given if isinstance(given, tuple) else (given,)
+        if draw_baseline_from_distrib and has_baseline(given) and all(
+            type(b) is ConstantBaseline or not isinstance(b, Baseline) for b in entries
+        ):  # constants are Captum's numbers, which it draws from as from any number
+            kwargs["baselines"] = resolve_baselines(given, inputs, kwargs.get("target"),
+                                                    native=True)
         if has_baseline(kwargs.get("baselines")):
             if draw_baseline_from_distrib:
                 raise ValueError(

@@ -39,6 +39,9 @@ class NearestSampleBaseline(Baseline):
         classifier (callable, optional): needed for ``"runner-up"``.
         metric (str): ``"l2"`` or ``"l1"``.
         chunk_size (int): candidates per distance computation (bounds memory).
+        num_classes (int, optional): the model's number of classes; default the largest
+            dataset label + 1 (pass it when the candidates are of some classes only, e.g. only
+            class ``B``'s samples for a 3-class model).
 
     Example:
         >>> images = torch.stack([torch.zeros(1, 4, 4), torch.ones(1, 4, 4)])
@@ -59,6 +62,7 @@ class NearestSampleBaseline(Baseline):
         classifier: Callable[[Tensor], Tensor] | None = None,
         metric: str = "l2",
         chunk_size: int = 4096,
+        num_classes: int | None = None,
     ) -> None:
         images, labels = _unpack(dataset)
         if images.dtype == torch.uint8:
@@ -72,7 +76,15 @@ class NearestSampleBaseline(Baseline):
             raise ValueError(f"metric must be 'l1' or 'l2', got {metric!r}")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-        self.num_classes = int(labels.max()) + 1
+        if classifier is not None and not callable(classifier):
+            raise TypeError(f"classifier must be a model (callable) or None, got {classifier!r}")
+        least = int(labels.max()) + 1
+        if num_classes is not None and (isinstance(num_classes, bool)
+                                        or not isinstance(num_classes, int) or num_classes < least):
+            raise ValueError(f"num_classes must be an int >= {least} (the largest dataset label "
+                             f"+ 1), got {num_classes!r}")
+        self.num_classes = least if num_classes is None else num_classes
+        self._classes_given = num_classes is not None
         self.counterfactual_class = check_counterfactual_class(
             counterfactual_class, self.num_classes, classifier
         )
@@ -89,9 +101,16 @@ class NearestSampleBaseline(Baseline):
 
     def classes(self, inputs: Tensor, target: Any = None) -> Tensor:
         """The counterfactual class ``B`` of each example, shape (N,)."""
-        return resolve_classes(
-            self.counterfactual_class, inputs, target, self.num_classes, self.classifier
-        )
+        try:
+            return resolve_classes(
+                self.counterfactual_class, inputs, target, self.num_classes, self.classifier
+            )
+        except ValueError as err:
+            if self._classes_given or not str(err).startswith(("target must be class",
+                                                              "classifier must return")):
+                raise
+            raise ValueError(f"{err} (the dataset labels give {self.num_classes} classes: pass "
+                             "num_classes= for a model with more)") from None
 
     def nearest_index(self, inputs: Tensor, target: Any = None) -> Tensor:
         """Dataset index of each example's nearest sample of its class ``B``, shape (N,)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import Tensor
+
 from captum_cf.baselines.base import Baseline
 
 __all__ = ["check_perturbation_baseline"]
@@ -24,5 +26,13 @@ def check_perturbation_baseline(baseline: Any, why_no_class: str) -> Baseline:
         raise ValueError(
             f"baseline ({type(baseline).__name__}) depends on the class being explained, but "
             + why_no_class
+        )
+    classes = getattr(baseline, "counterfactual_class", None)
+    if isinstance(classes, Tensor) and classes.numel() > 1:
+        # the metrics hand it repeated or flattened batches, whose rows are not the examples
+        raise ValueError(
+            f"baseline ({type(baseline).__name__}) has a counterfactual_class per example, but "
+            "the metric calls it on batches of its own (repeated or perturbed copies): pass one "
+            "class (an int)"
         )
     return baseline

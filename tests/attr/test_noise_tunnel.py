@@ -132,3 +132,19 @@ def test_the_dtype_rule_holds_on_the_clean_inputs(method, device):
                                             r"computes in torch.float32"):
             NoiseTunnel(getattr(cf, method)(model)).attribute(
                 x, nt_samples=2, stdevs=0.1, baselines=baselines, target=0, **kwargs)
+
+
+def test_a_constant_baseline_with_draw_baseline_from_distrib_is_captums_number(device):
+    # ConstantBaseline(c) is bit for bit baselines=c: also where Captum draws from baselines
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).to(device)
+    x = torch.rand(2, 1, 8, 8).to(device)
+    kw = dict(nt_samples=3, stdevs=0.1, target=0, draw_baseline_from_distrib=True)
+    torch.manual_seed(0)
+    ours = NoiseTunnel(IntegratedGradients(model)).attribute(x, baselines=ConstantBaseline(0.1),
+                                                             **kw)
+    torch.manual_seed(0)
+    theirs = captum.attr.NoiseTunnel(captum.attr.IntegratedGradients(model)).attribute(
+        x, baselines=0.1, **kw)
+    assert torch.equal(ours, theirs)
+    with pytest.raises(ValueError, match="draw_baseline_from_distrib=True draws references"):
+        NoiseTunnel(IntegratedGradients(model)).attribute(x, baselines=BlurBaseline(1.0), **kw)

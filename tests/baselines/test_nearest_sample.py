@@ -93,3 +93,18 @@ def test_the_nearest_sample_of_features_large_against_their_spread(dtype, device
     exact = torch.cdist(queries.double(), samples.double(),
                         compute_mode="donot_use_mm_for_euclid_dist").argmin(1)
     assert torch.equal(got, exact)
+
+
+def test_num_classes_for_candidates_of_some_classes_only(device) -> None:
+    rows = torch.rand(6, 4, device=device)
+    only_b = NearestSampleBaseline((rows, torch.ones(6, dtype=torch.long)), 1, num_classes=3)
+    x = torch.rand(2, 4, device=device)
+    assert torch.equal(only_b.classes(x, target=2).cpu(), torch.tensor([1, 1]))
+    default = NearestSampleBaseline((rows, torch.ones(6, dtype=torch.long)), 1)
+    with pytest.raises(ValueError, match=r"target must be class indices in \[0, 2\).*\(the "
+                                         r"dataset labels give 2 classes: pass num_classes="):
+        default.classes(x, target=2)
+    with pytest.raises(ValueError, match=r"num_classes must be an int >= 2"):
+        NearestSampleBaseline((rows, torch.ones(6, dtype=torch.long)), 1, num_classes=1)
+    with pytest.raises(TypeError, match="classifier must be a model"):
+        NearestSampleBaseline((rows, torch.ones(6, dtype=torch.long)), 1, classifier="runner-up")

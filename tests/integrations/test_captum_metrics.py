@@ -121,6 +121,12 @@ def test_bad_arguments():
         captum_perturb_func(ConstantBaseline(0.0), p_remove=0.0)
     with pytest.raises(TypeError, match="multiply_by_inputs must be a bool"):
         captum_perturb_func(ConstantBaseline(0.0), multiply_by_inputs="yes")
+    from captum_cf.baselines import NearestSampleBaseline
+
+    per_example = NearestSampleBaseline((torch.rand(6, 4), torch.arange(6) % 3), [1, 2])
+    with pytest.raises(ValueError, match="has a counterfactual_class per example, but the "
+                                         "metric calls it on batches of its own"):
+        captum_perturb_func(per_example)
 
     class NeedsClass(ConstantBaseline):
         needs_target = True
