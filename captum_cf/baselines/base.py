@@ -161,8 +161,14 @@ class Baseline(abc.ABC):
             TypeError, ValueError: naming ``name`` and, for shape and range, what this baseline
                 needs and why.
         """
-        check_tensor(inputs, name)
         who = f"{owner} ({type(self).__name__})" if owner else type(self).__name__
+        if isinstance(inputs, Tensor) and not (inputs.is_floating_point() or inputs.is_complex()):
+            raise TypeError(
+                f"{name} must be a floating-point tensor for {who}, which makes float "
+                f"references; got dtype {inputs.dtype}: for integer inputs (token ids) pass a "
+                "number or ConstantBaseline(pad_id), as Captum takes them"
+            )
+        check_tensor(inputs, name)
         if self.input_kind == "images" and inputs.dim() != 4:
             raise ValueError(
                 f"{who} works on images of shape (N, C, H, W), but {name} has shape "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import captum.attr
+import pytest
 import torch
 
 from captum_cf.attr import LayerIntegratedGradients
@@ -32,3 +33,16 @@ def test_tuple_with_a_baseline_and_a_number_equals_captum(two_input_net, fixed, 
     )
     assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
     assert on_device(ours)
+
+
+def test_token_ids_with_a_float_baseline_name_it_and_the_pad_id_way(device):
+    from captum_cf.baselines import ConstantBaseline, NoiseBaseline
+
+    emb = torch.nn.Embedding(10, 4).to(device)
+    model = torch.nn.Sequential(emb, torch.nn.Flatten(), torch.nn.Linear(12, 2)).to(device)
+    ids = torch.tensor([[1, 2, 3], [4, 5, 6]], device=device)
+    with pytest.raises(TypeError, match=r"inputs must be a floating-point tensor for baselines "
+                                        r"\(NoiseBaseline\).*ConstantBaseline\(pad_id\)"):
+        LayerIntegratedGradients(model, emb).attribute(ids, NoiseBaseline(), target=0)
+    got = LayerIntegratedGradients(model, emb).attribute(ids, ConstantBaseline(0), target=0)
+    assert got.shape == (2, 3, 4)
