@@ -603,7 +603,7 @@ def make_plan(
     methods, skipped = applicable_methods(methods, ctx, x0[:1], t0)  # type: ignore[arg-type]
     baselines = _resolve(BASELINES, s.baselines, ctx, "--baselines")
     removals = _resolve(BASELINES, s.removals, ctx, "--removals", DEFAULT_REMOVALS)
-    _check_removals(removals, ctx, x0[:1].to(dev))
+    _check_removals(removals, ctx, x0[:1].to(dev), t0)
     pixels = image_shape[-1] * image_shape[-2]
     cells = []
     for m in methods:
@@ -1434,7 +1434,8 @@ def _entry_digest(registry: Registry, name: str, ctx: AuditContext) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _check_removals(names: Sequence[str], ctx: AuditContext, x: Tensor) -> None:
+def _check_removals(names: Sequence[str], ctx: AuditContext, x: Tensor,
+                    target: Tensor | None) -> None:
     """Every removal must build and fill an image before any work (each map's curves use all of
     them: one that fails would fail every cell, after its explanation was computed).
 
@@ -1443,6 +1444,9 @@ def _check_removals(names: Sequence[str], ctx: AuditContext, x: Tensor) -> None:
     """
     keep = (torch.arange(x.shape[-1] * x.shape[-2], device=x.device) % 2).to(x.dtype)
     keep = keep.view(1, 1, *x.shape[-2:])
+    if target is None:  # the explained class, as the curves pass it (removals may need it)
+        with torch.no_grad():
+            target = ctx.model(x).argmax(dim=1)
     guard = CellGuard(ctx.model)
     guard.batch(x)
     for name in names:
@@ -1453,7 +1457,7 @@ def _check_removals(names: Sequence[str], ctx: AuditContext, x: Tensor) -> None:
                                 "captum_cf Baseline (register a function of the audit's "
                                 "context that builds one)")
             with torch.no_grad():
-                removal.fill(x, keep)
+                removal.fill(x, keep, target.to(x.device))
         except Exception as err:  # noqa: BLE001 (a plug-in's error: named, one line)
             raise AuditInputError(f"removal {name!r} fails on the images: "
                                   f"{type(err).__name__}: {first_line(err)}") from err

@@ -197,3 +197,17 @@ def test_the_explanation_time_counts_the_baselines_reference(registered) -> None
                 **{**KW, "baselines": ["zero", "slow-zero"]}, explain_batch=4)
     seconds = {c.baseline: c.seconds_per_image for c in res.cells}
     assert seconds["slow-zero"] >= 0.2 / 4 > seconds["zero"]
+
+
+def test_a_removal_that_needs_the_class_passes_the_check(registered) -> None:
+    class NeedsClass(ConstantBaseline):
+        needs_target = True
+
+        def _reference(self, inputs, target):
+            assert target is not None  # the curves pass the explained class
+            return super()._reference(inputs, target)
+
+    registered(BASELINES, "needs-class", lambda ctx: NeedsClass(0.3))
+    res = audit(tiny_model(), torch.rand(2, 1, 8, 8), methods=["integrated-gradients"],
+                **{**KW, "removals": ["zero", "needs-class"]})
+    assert res.cells[0].error is None and len(res.cells[0].values["srg_needs-class"]) == 2
