@@ -371,6 +371,7 @@ def test_the_callers_tensors_and_batchnorm_statistics_are_left_alone(device) -> 
     assert theta.grad is not None
 
 
+@pytest.mark.no_simdev("an inference tensor cannot hold the simulated device's tensor type")
 @pytest.mark.parametrize("context", [torch.no_grad, torch.inference_mode])
 def test_runs_inside_no_grad_and_inference_mode(context, device) -> None:
     model, x = _square_model(device=device), _square_images(2, device=device)
