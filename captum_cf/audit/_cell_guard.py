@@ -54,21 +54,27 @@ class CellGuard:
             for b in m.buffers()
             if not isinstance(b, nn.parameter.UninitializedBuffer) and 0 not in b.stride()
         ]
-        self._batch: tuple[Tensor, Tensor, int] | None = None
+        #: running statistics move only in train mode: a cell that changed them ran the model
+        #: in train mode, even if it switched back (compared after every cell; small)
+        self._norms = [(b, b.detach().clone()) for m in self._modules
+                       if isinstance(m, nn.modules.batchnorm._NormBase)
+                       for b in m.buffers(recurse=False)]
+        self._batch: tuple[Tensor, Tensor] | None = None
 
     def batch(self, x: Tensor) -> None:
         """Take the copy of batch ``x`` that a cell changing it in place is repaired from."""
-        self._batch = (x, x.detach().clone(), x._version)
+        self._batch = (x, x.detach().clone())
 
     def repair(self) -> list[str]:
         """Put back whatever the cell changed; returns what it changed (empty when nothing)."""
         changed = []
         if self._batch is not None:
-            x, copy, version = self._batch
-            if x._version != version:
+            x, copy = self._batch
+            # the values, not the version counter: a write through .data or a NumPy view
+            # leaves the counter as it was
+            if not torch.equal(x, copy):
                 with torch.no_grad():
                     x.copy_(copy)
-                self._batch = (x, copy, x._version)
                 changed.append("changed the images in place")
         modes = [m for m, was in zip(self._modules, self._modes) if m.training != was]
         if modes:
@@ -80,6 +86,12 @@ class CellGuard:
                     if b.shape == value.shape and not torch.equal(b, value):
                         b.copy_(value)
             changed.append(f"switched {len(modes)} module(s) of the model to {to} mode")
+        moved = [b for b, value in self._norms if not torch.equal(b, value)]
+        if moved and not modes:
+            with torch.no_grad():
+                for b, value in self._norms:
+                    b.copy_(value)
+            changed.append("ran the model in train mode (its BatchNorm statistics moved)")
         flags = [p for p, flag in self._params if p.requires_grad != flag]
         for p, flag in self._params:
             if p.requires_grad != flag:

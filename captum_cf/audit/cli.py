@@ -325,6 +325,10 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
     except (NotADirectoryError, FileExistsError) as err:  # --out changed while the audit ran
         raise AuditInputError(f"{err}; the results are kept in {path}: rerun the same command "
                               "with --resume to write the report") from err
+    except KeyboardInterrupt:  # Ctrl-C while the report is written: every pair is stored
+        print(f"\ninterrupted while writing the report; every result is kept in {path}: rerun "
+              "the same command with --resume to write it", file=sys.stderr)
+        return 130
     # a resumed audit's time is summed over its runs (as in the report); this run's is added
     this_run = f" ({time.perf_counter() - began:.1f} s this run)" if args.resume else ""
     print(

@@ -60,6 +60,7 @@ method cannot explain fails alone (:mod:`captum_cf.audit.memory`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 import os
@@ -1095,7 +1096,12 @@ class _Grid:
 
     def baseline(self, name: str) -> Baseline:
         if name not in self._baselines:
-            self._baselines[name] = _removal(BASELINES.create(name, self.ctx), self.side)
+            built = BASELINES.create(name, self.ctx)
+            if not isinstance(built, Baseline):
+                raise TypeError(f"its factory returned a {type(built).__name__}, not a captum_cf "
+                                "Baseline (register a function of the audit's context that "
+                                "builds one)")
+            self._baselines[name] = _removal(built, self.side)
         return self._baselines[name]
 
     def run(
@@ -1420,17 +1426,32 @@ def _entry_digest(registry: Registry, name: str, ctx: AuditContext) -> str:
     import hashlib
     import inspect
 
+    def source(obj: Any) -> str:
+        try:
+            return inspect.getsource(obj)
+        except (OSError, TypeError):
+            if isinstance(obj, type):  # a class of a --model file (not in sys.modules): its
+                # functions' code objects still know their file
+                return "\n".join(source(v) for v in vars(obj).values() if inspect.isfunction(v))
+            return getattr(obj, "__qualname__", type(obj).__qualname__)
+
     factory = registry._get(name).factory
-    try:
-        text = inspect.getsource(factory)
-    except (OSError, TypeError):
-        text = getattr(factory, "__qualname__", type(factory).__qualname__)
+    parts = [source(factory), repr(factory) if isinstance(factory, functools.partial) else ""]
+    # what a factory closes over: a class defined beside it, a setting (a number, a string;
+    # not a list or dict, which a plug-in may use as its own changing state)
+    for cell in getattr(factory, "__closure__", None) or ():
+        value = cell.cell_contents
+        if isinstance(value, type):
+            parts.append(source(value))
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            parts.append(repr(value))
     if registry is BASELINES:
         try:
-            built = repr(registry.create(name, ctx))
+            built = registry.create(name, ctx)
+            parts += [repr(built), source(type(built))]  # its settings and its class's code
         except Exception:  # noqa: BLE001 (its cells report it)
-            built = ""
-        text += "\n" + re.sub(r" at 0x[0-9a-fA-F]+", "", built)  # no object addresses
+            pass
+    text = re.sub(r" at 0x[0-9a-fA-F]+", "", "\n".join(parts))  # no object addresses
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -134,7 +134,9 @@ class AuditStore:
         """
         old = self.config()
         if resume and old is not None:
-            diff = [k for k in IDENTITY_KEYS if old.get(k) != config.get(k)]
+            # a store of an earlier version has no "entries" (the entries' code): not compared
+            diff = [k for k in IDENTITY_KEYS if old.get(k) != config.get(k)
+                    and not (k == "entries" and k not in old)]
             if diff:
                 shown = "; ".join(_difference(k, old.get(k), config.get(k)) for k in diff[:4])
                 raise AuditInputError(

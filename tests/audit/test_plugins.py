@@ -211,3 +211,59 @@ def test_a_removal_that_needs_the_class_passes_the_check(registered) -> None:
     res = audit(tiny_model(), torch.rand(2, 1, 8, 8), methods=["integrated-gradients"],
                 **{**KW, "removals": ["zero", "needs-class"]})
     assert res.cells[0].error is None and len(res.cells[0].values["srg_needs-class"]) == 2
+
+
+def test_writes_the_version_counter_misses_and_a_train_eval_round_trip_are_caught(
+        registered, device) -> None:
+    model, x = _bn_model(device), torch.rand(4, 1, 8, 8, device=device)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    clean = audit(model, x, methods=["integrated-gradients"], **KW)
+
+    def through_data(ctx):  # .data (or a NumPy view) does not bump the version counter
+        def explain(inputs, target, baseline):
+            inputs.data.mul_(0.5)
+            return inputs.clone()
+        return explain
+
+    def round_trip(ctx):  # train mode and back: the BatchNorm statistics moved
+        def explain(inputs, target, baseline):
+            ctx.model.train()
+            ctx.model(torch.cat([inputs, inputs]))  # BatchNorm1d in train mode needs 2 rows
+            ctx.model.eval()
+            return inputs.clone()
+        return explain
+
+    registered(METHODS, "through-data", through_data, uses_baseline=False)
+    registered(METHODS, "round-trip", round_trip, uses_baseline=False)
+    res = audit(model, x, methods=["through-data", "round-trip", "integrated-gradients"], **KW)
+    assert res.config["skipped_methods"] == {
+        "through-data": "it changed the images in place",
+        "round-trip": "it ran the model in train mode (its BatchNorm statistics moved)"}
+    assert torch.equal(_srg(res), _srg(clean))
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_a_baseline_factory_that_returns_no_baseline_is_named(registered) -> None:
+    registered(BASELINES, "half", lambda ctx: 0.5)
+    res = audit(tiny_model(), torch.rand(2, 1, 8, 8), methods=["integrated-gradients"],
+                **{**KW, "baselines": ["zero", "half"]})
+    errors = {c.baseline: c.error for c in res.cells}
+    assert errors["zero"] is None
+    assert errors["half"] == ("the baseline's reference failed: TypeError: its factory returned "
+                              "a float, not a captum_cf Baseline (register a function of the "
+                              "audit's context that builds one)")
+
+
+def test_a_store_of_an_earlier_version_without_entries_resumes(tmp_path) -> None:
+    import sqlite3
+
+    path, x = str(tmp_path / "s.sqlite"), torch.rand(4, 1, 8, 8)
+    kw = dict(methods=["integrated-gradients"], **KW, explain_batch=2, store=path)
+    whole = audit(tiny_model(), x, **kw)
+    db = sqlite3.connect(path)
+    with db:  # as an earlier version wrote it, one batch missing
+        db.execute("DELETE FROM config WHERE key = 'entries'")
+        db.execute("DELETE FROM done WHERE idx >= 2")
+    db.close()
+    resumed = audit(tiny_model(), x, **kw, resume=True)
+    assert torch.equal(_srg(resumed), _srg(whole))
