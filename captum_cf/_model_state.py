@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.nn as nn
 from torch.nn.parameter import UninitializedBuffer
 
-__all__ = ["preserve_model_state", "preserved_buffers", "frozen"]
+__all__ = ["buffer_copies", "frozen", "preserve_model_state", "preserved_buffers", "put_back"]
 
 
 @contextlib.contextmanager
@@ -47,6 +47,25 @@ def frozen(model: object, eval_mode: bool = True) -> Iterator[object]:
         yield model
 
 
+def buffer_copies(buffers: Iterable[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(buffer, copy)`` for each buffer that can be written in place (not a broadcast view, not
+    a lazy module's buffer without data yet)."""
+    return [(b, b.detach().clone()) for b in buffers
+            if not isinstance(b, UninitializedBuffer) and 0 not in b.stride()]
+
+
+def put_back(copies: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> int:
+    """Write each copy back into its buffer where the values differ (an unchanged buffer keeps
+    its autograd version); returns how many were written."""
+    written = 0
+    with torch.no_grad():
+        for b, value in copies:
+            if b.shape == value.shape and not torch.equal(b, value):
+                b.copy_(value)
+                written += 1
+    return written
+
+
 @contextlib.contextmanager
 def preserved_buffers(model: object) -> Iterator[None]:
     """Put back, on exit (also when the body raises), the buffers of the submodules of
@@ -62,18 +81,9 @@ def preserved_buffers(model: object) -> Iterator[None]:
     if not isinstance(model, nn.Module):
         yield
         return
-    saved = []
-    for module in model.modules():
-        if not module.training:
-            continue
-        for b in module.buffers(recurse=False):
-            if isinstance(b, UninitializedBuffer) or 0 in b.stride():
-                continue
-            saved.append((b, b.detach().clone()))
+    saved = buffer_copies(b for m in model.modules() if m.training
+                          for b in m.buffers(recurse=False))
     try:
         yield
     finally:
-        with torch.no_grad():
-            for b, value in saved:
-                if b.shape == value.shape and not torch.equal(b, value):
-                    b.copy_(value)
+        put_back(saved)

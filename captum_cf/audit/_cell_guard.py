@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from captum_cf._model_state import buffer_copies, put_back
+
 __all__ = ["CellGuard"]
 
 #: the hook dictionaries of an ``nn.Module`` (the ``*_with_kwargs`` / ``*_always_called`` ones
@@ -48,17 +50,12 @@ class CellGuard:
         self._hooks = [
             {name: set(getattr(m, name, {}) or {}) for name in _HOOK_DICTS} for m in self._modules
         ]
-        self._buffers = [
-            (b, b.detach().clone())
-            for m in self._modules[:1]
-            for b in m.buffers()
-            if not isinstance(b, nn.parameter.UninitializedBuffer) and 0 not in b.stride()
-        ]
+        self._buffers = buffer_copies(b for m in self._modules for b in m.buffers(recurse=False))
         #: running statistics move only in train mode: a cell that changed them ran the model
         #: in train mode, even if it switched back (compared after every cell; small)
-        self._norms = [(b, b.detach().clone()) for m in self._modules
-                       if isinstance(m, nn.modules.batchnorm._NormBase)
-                       for b in m.buffers(recurse=False)]
+        norms = {id(b) for m in self._modules if isinstance(m, nn.modules.batchnorm._NormBase)
+                 for b in m.buffers(recurse=False)}
+        self._norms = [(b, copy) for b, copy in self._buffers if id(b) in norms]
         self._batch: tuple[Tensor, Tensor] | None = None
 
     def batch(self, x: Tensor) -> None:
@@ -81,16 +78,9 @@ class CellGuard:
             to = "train" if modes[0].training else "eval"
             for m, was in zip(self._modules, self._modes):
                 m.training = was
-            with torch.no_grad():  # the statistics a forward pass in train mode moved
-                for b, value in self._buffers:
-                    if b.shape == value.shape and not torch.equal(b, value):
-                        b.copy_(value)
+            put_back(self._buffers)  # the statistics a forward pass in train mode moved
             changed.append(f"switched {len(modes)} module(s) of the model to {to} mode")
-        moved = [b for b, value in self._norms if not torch.equal(b, value)]
-        if moved and not modes:
-            with torch.no_grad():
-                for b, value in self._norms:
-                    b.copy_(value)
+        elif put_back(self._norms):
             changed.append("ran the model in train mode (its BatchNorm statistics moved)")
         flags = [p for p, flag in self._params if p.requires_grad != flag]
         for p, flag in self._params:

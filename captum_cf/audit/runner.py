@@ -59,6 +59,7 @@ method cannot explain fails alone (:mod:`captum_cf.audit.memory`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -604,7 +605,7 @@ def make_plan(
     methods, skipped = applicable_methods(methods, ctx, x0[:1], t0)  # type: ignore[arg-type]
     baselines = _resolve(BASELINES, s.baselines, ctx, "--baselines")
     removals = _resolve(BASELINES, s.removals, ctx, "--removals", DEFAULT_REMOVALS)
-    _check_removals(removals, ctx, x0[:1].to(dev), t0)
+    built = _check_removals(removals, ctx, x0[:1].to(dev), t0)
     pixels = image_shape[-1] * image_shape[-2]
     cells = []
     for m in methods:
@@ -630,12 +631,7 @@ def make_plan(
         "metrics": metrics,
         "removals": removals,
         # the code of every entry used: a resume after a plug-in's factory changed is refused
-        "entries": {
-            kind: {n: _entry_digest(reg, n, ctx) for n in names}
-            for kind, reg, names in (("methods", registry, methods),
-                                     ("baselines", BASELINES, baselines),
-                                     ("removals", BASELINES, removals))
-        },
+        "entries": _entry_digests(ctx, registry, methods, baselines, built),
         "roms_reference": ROMS_REFERENCE if ROMS_REFERENCE in BASELINES.names(ctx) else None,
         "n_steps": s.n_steps,
         "fractions": _fractions(s.n_steps, pixels),
@@ -1042,6 +1038,15 @@ _ADVISORIES = (
 )
 
 
+@contextlib.contextmanager
+def _advisories_off() -> Iterator[None]:
+    """Captum's and the metrics' advisory warnings (:data:`_ADVISORIES`) silenced inside."""
+    with warnings.catch_warnings():
+        for advisory in _ADVISORIES:
+            warnings.filterwarnings("ignore", message=advisory, category=UserWarning)
+        yield
+
+
 class _Grid:
     """Runs the cells of the grid on one batch of images and turns the scores into records."""
 
@@ -1096,12 +1101,7 @@ class _Grid:
 
     def baseline(self, name: str) -> Baseline:
         if name not in self._baselines:
-            built = BASELINES.create(name, self.ctx)
-            if not isinstance(built, Baseline):
-                raise TypeError(f"its factory returned a {type(built).__name__}, not a captum_cf "
-                                "Baseline (register a function of the audit's context that "
-                                "builds one)")
-            self._baselines[name] = _removal(built, self.side)
+            self._baselines[name] = _removal(_built_baseline(name, self.ctx), self.side)
         return self._baselines[name]
 
     def run(
@@ -1218,9 +1218,7 @@ class _Grid:
             torch.manual_seed(seed)
             self.forward = level.sizes["forward"]
             try:
-                with warnings.catch_warnings():
-                    for advisory in _ADVISORIES:
-                        warnings.filterwarnings("ignore", message=advisory, category=UserWarning)
+                with _advisories_off():
                     part = (x, t, masks, idx) if (a, b) == (0, n) else (
                         x[a:b], t[a:b], None if masks is None else masks[a:b], idx[a:b]
                     )
@@ -1323,9 +1321,7 @@ class _Grid:
         out = {}
         for r, rem in self.removals.items():
             try:
-                with warnings.catch_warnings():  # the model's outputs are checked up front
-                    warnings.filterwarnings("ignore", message=_ADVISORIES[-1],
-                                            category=UserWarning)
+                with _advisories_off():  # the model's outputs are checked up front
                     out[f"roms/{r}"] = halving(
                         lambda b, rem=rem: r_oms(
                             self.model, x, rem, reference, batch_size=b, seed=self.s.seed
@@ -1418,11 +1414,13 @@ def _to_host(values: dict[str, tuple[list[int], Tensor]]) -> dict[str, tuple[lis
     return out
 
 
-def _entry_digest(registry: Registry, name: str, ctx: AuditContext) -> str:
+def _entry_digest(registry: Registry, name: str, ctx: AuditContext,
+                  built: Baseline | None = None) -> str:
     """A digest of what the entry ``name`` computes: the source of its factory (its qualified
     name where the source cannot be read) and, for a baseline, the ``repr`` of the baseline it
     builds (its settings: a factory's closure over another value changes it; one that cannot
-    be built here fails its cells later, with the reason)."""
+    be built here fails its cells later, with the reason); ``built``: that baseline, already
+    built."""
     import hashlib
     import inspect
 
@@ -1447,7 +1445,7 @@ def _entry_digest(registry: Registry, name: str, ctx: AuditContext) -> str:
             parts.append(repr(value))
     if registry is BASELINES:
         try:
-            built = registry.create(name, ctx)
+            built = registry.create(name, ctx) if built is None else built
             parts += [repr(built), source(type(built))]  # its settings and its class's code
         except Exception:  # noqa: BLE001 (its cells report it)
             pass
@@ -1455,14 +1453,45 @@ def _entry_digest(registry: Registry, name: str, ctx: AuditContext) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _entry_digests(ctx: AuditContext, methods_registry: Registry, methods: Sequence[str],
+                   baselines: Sequence[str], removals: dict[str, Baseline]) -> dict[str, Any]:
+    """``{"methods", "baselines", "removals"}: {name: digest}`` (:func:`_entry_digest`), each
+    baseline built once (a removal's digest from the removal :func:`_check_removals` built)."""
+    digests = {n: _entry_digest(BASELINES, n, ctx, built)
+               for n, built in removals.items()}
+    for n in baselines:
+        if n not in digests:
+            digests[n] = _entry_digest(BASELINES, n, ctx)
+    return {"methods": {n: _entry_digest(methods_registry, n, ctx) for n in methods},
+            "baselines": {n: digests[n] for n in baselines},
+            "removals": {n: digests[n] for n in removals}}
+
+
+def _built_baseline(name: str, ctx: AuditContext) -> Baseline:
+    """The baseline registered under ``name``, built for ``ctx``.
+
+    Raises:
+        TypeError: its factory returned something else than a Baseline.
+    """
+    built = BASELINES.create(name, ctx)
+    if not isinstance(built, Baseline):
+        raise TypeError(f"its factory returned a {type(built).__name__}, not a captum_cf "
+                        "Baseline (register a function of the audit's context that builds one)")
+    return built
+
+
 def _check_removals(names: Sequence[str], ctx: AuditContext, x: Tensor,
-                    target: Tensor | None) -> None:
+                    target: Tensor | None) -> dict[str, Baseline]:
     """Every removal must build and fill an image before any work (each map's curves use all of
     them: one that fails would fail every cell, after its explanation was computed).
+
+    Returns:
+        dict: name -> the removal built.
 
     Raises:
         AuditInputError: naming the removal and its error.
     """
+    built: dict[str, Baseline] = {}
     keep = (torch.arange(x.shape[-1] * x.shape[-2], device=x.device) % 2).to(x.dtype)
     keep = keep.view(1, 1, *x.shape[-2:])
     if target is None:  # the explained class, as the curves pass it (removals may need it)
@@ -1472,11 +1501,7 @@ def _check_removals(names: Sequence[str], ctx: AuditContext, x: Tensor,
     guard.batch(x)
     for name in names:
         try:
-            removal = BASELINES.create(name, ctx)
-            if not isinstance(removal, Baseline):
-                raise TypeError(f"its factory returned a {type(removal).__name__}, not a "
-                                "captum_cf Baseline (register a function of the audit's "
-                                "context that builds one)")
+            removal = built[name] = _built_baseline(name, ctx)
             with torch.no_grad():
                 removal.fill(x, keep, target.to(x.device))
         except Exception as err:  # noqa: BLE001 (a plug-in's error: named, one line)
@@ -1486,6 +1511,7 @@ def _check_removals(names: Sequence[str], ctx: AuditContext, x: Tensor,
             changed = guard.repair()
         if changed:
             raise AuditInputError(f"removal {name!r} {', '.join(changed)} (put back)")
+    return built
 
 
 def _removal(baseline: Baseline, side: int) -> Baseline:
