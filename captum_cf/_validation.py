@@ -23,6 +23,7 @@ __all__ = [
     "check_attribute_inputs",
     "check_baseline_values",
     "check_captum_target",
+    "as_int",
     "check_count",
     "check_feature_mask",
     "check_images",
@@ -328,6 +329,13 @@ def integer(value: Any) -> int | None:
     import numpy as np
 
     return int(value) if isinstance(value, np.integer) else None
+
+
+def as_int(value: Any) -> Any:
+    """A checked count as Captum wants it: a NumPy integer scalar becomes a Python int (Captum's
+    ``isinstance(..., int)`` asserts refuse ``np.int64``); anything else is returned as it is."""
+    count = integer(value)
+    return value if count is None else count
 
 
 def check_count(value: Any, name: str, allow_none: bool = False) -> None:

@@ -38,7 +38,7 @@ from typing import Any, Literal, Union
 
 from captum.log import log_usage
 
-from captum_cf._validation import check_attribute_arguments
+from captum_cf._validation import as_int, check_attribute_arguments
 from captum_cf.attr._baselines import check_per_example, has_baseline, resolve_baselines
 from captum_cf.attr._guard import checking_target, guarded
 from captum_cf.attr._perturbation import _plan, _with_filling_forward
@@ -76,6 +76,9 @@ def baseline_attribute(
         inputs, baselines = call.arguments["inputs"], call.arguments.get("baselines")
         target = call.arguments.get("target")
         _check_arguments(call.arguments, distribution=strategy == "paired")
+        for name in _COUNTS + _OPTIONAL_COUNTS:  # np.int64 counts as the ints Captum asserts
+            if name in call.arguments:
+                call.arguments[name] = as_int(call.arguments[name])
         if not has_target:
             _check_no_target_needed(baselines, captum_cls.__name__)
         with guarded(self.forward_func, inputs, baselines), checking_target(self, target) as method:

@@ -7,7 +7,7 @@ from typing import Any
 import captum.attr
 from captum.log import log_usage
 
-from captum_cf._validation import ArgumentError, check_attribute_arguments
+from captum_cf._validation import ArgumentError, as_int, check_attribute_arguments
 from captum_cf.attr._guard import checking_target, guarded
 from captum_cf.attr._perturbation import _plan, _with_lime_filler, count_features
 
@@ -79,6 +79,8 @@ class KernelShap(captum.attr.KernelShap):
             feature_mask,
             counts={"n_samples": n_samples, "perturbations_per_eval": perturbations_per_eval},
         )
+        n_samples = as_int(n_samples)
+        perturbations_per_eval = as_int(perturbations_per_eval)
         if count_features(feature_mask, inputs) < 2:
             raise ArgumentError(
                 "feature_mask defines a single feature: Kernel SHAP's weights need at least 2 "

@@ -8,7 +8,7 @@ import captum.attr
 import torch
 from captum.log import log_usage
 
-from captum_cf._validation import check_attribute_arguments
+from captum_cf._validation import as_int, check_attribute_arguments
 from captum_cf.attr._guard import checking_target, guarded
 from captum_cf.attr._perturbation import _plan, _with_filling_forward
 
@@ -88,6 +88,7 @@ class Occlusion(captum.attr.Occlusion):
             sliding_window_shapes=sliding_window_shapes,
             strides=strides,
         )
+        perturbations_per_eval = as_int(perturbations_per_eval)
         plan = _plan(inputs, baselines, target)
         with guarded(self.forward_func, inputs, baselines), checking_target(self, target) as method:
             # without a Baseline to fill this is Captum's own call, untouched

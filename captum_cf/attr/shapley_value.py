@@ -7,7 +7,7 @@ from typing import Any
 import captum.attr
 from captum.log import log_usage
 
-from captum_cf._validation import check_attribute_arguments
+from captum_cf._validation import as_int, check_attribute_arguments
 from captum_cf.attr._guard import checking_target, guarded
 from captum_cf.attr._perturbation import _plan, _with_filling_forward
 
@@ -83,6 +83,8 @@ class ShapleyValueSampling(captum.attr.ShapleyValueSampling):
             feature_mask,
             counts={"n_samples": n_samples, "perturbations_per_eval": perturbations_per_eval},
         )
+        n_samples = as_int(n_samples)
+        perturbations_per_eval = as_int(perturbations_per_eval)
         plan = _plan(inputs, baselines, target)
         with guarded(self.forward_func, inputs, baselines), checking_target(self, target) as method:
             # without a Baseline to fill this is Captum's own call, untouched

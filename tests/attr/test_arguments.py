@@ -334,6 +334,35 @@ def test_numpy_integer_counts_as_captum_takes_them_tensors_and_arrays_refused(de
     assert curve.scores.shape == (2, 3)
 
 
+@pytest.mark.parametrize("method", ["FeatureAblation", "Occlusion", "ShapleyValueSampling",
+                                    "Lime", "KernelShap", "NeuronFeatureAblation"])
+def test_numpy_integer_perturbation_counts_reach_captum_as_ints(method, device):
+    # Captum asserts isinstance(perturbations_per_eval, int): np.int64 failed after our check
+    import numpy as np
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).to(device)
+    x = torch.rand(1, 1, 4, 4).to(device)
+    kwargs: dict = {"target": 0, "baselines": ConstantBaseline(0.5)}
+    if method == "Occlusion":
+        kwargs["sliding_window_shapes"] = (1, 2, 2)
+    if method in ("ShapleyValueSampling", "Lime", "KernelShap"):
+        kwargs["n_samples"] = 6
+    if method == "NeuronFeatureAblation":
+        kwargs.pop("target")
+        kwargs["neuron_selector"] = 0
+
+    def run(count):
+        if method == "NeuronFeatureAblation":
+            explainer = getattr(cf, method)(model, model[1])
+        else:
+            explainer = getattr(cf, method)(model)
+        torch.manual_seed(1)
+        return explainer.attribute(x, perturbations_per_eval=count, **kwargs)
+
+    assert torch.equal(run(np.int64(3)), run(3))
+
+
 def _cnn() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
