@@ -103,7 +103,7 @@ print(f"test accuracy {accuracy:.2f} on {len(test)} wines")"""),
     new_code_cell("""rows = table[test[:3]]
 pred = net(rows).argmax(1)
 nearest = NearestSampleBaseline((table[train], labels[train]), "runner-up", classifier=net)
-ks = KernelShap(net)  # three rows: Captum warns that it fits one surrogate model per row, as meant
+ks = KernelShap(net)  # three rows: each call, Captum warns that it fits one model per row, as meant
 results = {}
 for name, baseline in (("mean (0.0)", ConstantBaseline(0.0)), ("nearest runner-up", nearest)):
     torch.manual_seed(0)
