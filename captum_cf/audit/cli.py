@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from captum_cf.audit.distributed import TIMEOUT_S
 from captum_cf.audit.errors import AuditInputError, AuditInterrupted
 from captum_cf.audit.result import DEFAULT_METHODS
 from captum_cf.audit.runner import Settings, _methods, make_source, run_audit
@@ -111,6 +112,14 @@ def add_arguments(parser: Any) -> None:
     )
     parser.add_argument(
         "--out", default=DEFAULT_OUT, help=f"report folder (default ./{DEFAULT_OUT})"
+    )
+    parser.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=TIMEOUT_S / 60,
+        metavar="MINUTES",
+        help="under torchrun: how long the processes wait for one that neither answers nor "
+        f"dies (a stuck read) before all stop (default {TIMEOUT_S // 60:g})",
     )
     parser.add_argument(
         "--batch-size",
@@ -237,6 +246,8 @@ def run_cli(args: Any) -> int:
         if value is not None and value < 1:
             raise AuditInputError(f"--{opt.replace('_', '-')} must be >= 1, got {value}")
     args.baseline_weights = parse_baseline_weights(args.baseline_weights)
+    if not args.dist_timeout > 0:  # also NaN
+        raise AuditInputError(f"--dist-timeout must be > 0 minutes, got {args.dist_timeout}")
     for opt in ("sanity_n", "workers"):
         if getattr(args, opt) < 0:
             raise AuditInputError(
@@ -253,7 +264,7 @@ def run_cli(args: Any) -> int:
         raise AuditInputError(str(err)) from err
     from captum_cf.audit import distributed
 
-    comm = distributed.from_environment(args.device)
+    comm = distributed.from_environment(args.device, timeout_s=args.dist_timeout * 60)
     try:
         return _run(args, n, out, comm)
     finally:

@@ -31,8 +31,10 @@ Several machines: run the same command on each node with torchrun's rendezvous f
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -73,6 +75,7 @@ class Communicator:
             backend = "gloo"
         else:
             raise AuditInputError(f"--device {device}: torchrun audits run on cpu or cuda")
+        self.timeout_s = timeout_s
         self._owns_group = not dist.is_initialized()
         if self._owns_group:
             dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
@@ -80,20 +83,44 @@ class Communicator:
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every rank."""
         box = [obj]
-        dist.broadcast_object_list(box, src=0)
+        with self._told():
+            dist.broadcast_object_list(box, src=0)
         return box[0]
 
     def gather(self, obj: Any) -> list[Any]:
         """Every rank's ``obj``, in rank order, on every rank."""
         out: list[Any] = [None] * self.world
-        dist.all_gather_object(out, obj)
+        with self._told():
+            dist.all_gather_object(out, obj)
         return out
+
+    @contextlib.contextmanager
+    def _told(self) -> Iterator[None]:
+        """A collective that fails because another process is silent or gone: one line."""
+        try:
+            yield
+        except RuntimeError as err:
+            text = str(err).lower()
+            if "timed out" in text or "timeout" in text:
+                why = (f"no answer from another process within --dist-timeout "
+                       f"{self.timeout_s / 60:g} minutes (one is stuck, e.g. in a read)")
+            elif "connection closed" in text or "connection reset" in text:
+                why = "another process left the group (killed or failed: see torchrun's summary)"
+            else:
+                raise
+            raise AuditInputError(f"rank {self.rank}: {why}; every step gathered before is in "
+                                  "the results store: resume with --resume") from err
 
     def close(self) -> None:
         if self._owns_group and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def from_environment(device: str = "cpu") -> Communicator | None:
-    """A :class:`Communicator` under torchrun (more than one process), else None."""
-    return Communicator(device) if in_torchrun() else None
+def from_environment(device: str = "cpu", timeout_s: float = TIMEOUT_S) -> Communicator | None:
+    """A :class:`Communicator` under torchrun (more than one process), else None.
+
+    Args:
+        device (str): ``cpu`` (gloo) or ``cuda`` (nccl, ``cuda:LOCAL_RANK``).
+        timeout_s (float): how long a collective waits for a silent rank (``--dist-timeout``).
+    """
+    return Communicator(device, timeout_s) if in_torchrun() else None

@@ -88,3 +88,46 @@ def test_two_processes_equal_one_and_a_failing_rank_stops_all_then_resume(
     other[other.index("--steps") + 1] = "4"
     run = _torchrun(other)
     assert run.returncode != 0 and run.stderr.count("cannot resume") == 1, run.stderr[-3000:]
+
+
+HANGING_MODEL = """
+import os
+import time
+
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 16 * 16, 3)
+
+    def forward(self, x):
+        if os.environ.get("RANK") == "1":
+            time.sleep(600)  # a stuck read: neither answers nor dies
+        return self.fc(x.flatten(1))
+
+
+def make():
+    return Net()
+"""
+
+
+def test_a_rank_that_hangs_stops_the_others_after_dist_timeout_in_one_line(
+    tmp_path, image_folder
+) -> None:
+    root = image_folder(n_per_class=2)
+    net = tmp_path / "hanging.py"
+    net.write_text(HANGING_MODEL)
+    run = _torchrun(_argv(f"{net}:make", root, tmp_path / "out", "--dist-timeout", "0.1"))
+    assert run.returncode != 0
+    assert ("captum-cf: error: rank 0: no answer from another process within --dist-timeout "
+            "0.1 minutes" in run.stderr), run.stderr[-3000:]
+    assert "[rank0]: Traceback" not in run.stderr, run.stderr[-3000:]
+
+
+def test_dist_timeout_must_be_positive(tmp_path, capsys) -> None:
+    for bad in ("0", "-1", "nan"):
+        assert main(["audit", "--data", "digits", "--n", "2", "--dist-timeout", bad,
+                     "--out", str(tmp_path / "r")]) == 2
+        assert "--dist-timeout must be > 0 minutes" in capsys.readouterr().err
