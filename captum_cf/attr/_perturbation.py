@@ -138,6 +138,14 @@ def _context(baseline: Baseline, x: Tensor) -> Tensor:
     return x.clamp(0.0, 1.0) if baseline.pixel_space else x
 
 
+def scalar_target(target: Any) -> Any:
+    """A 0-d tensor ``target`` as its int (Lime and KernelShap: Captum takes ``len()`` of it for a
+    batch of several rows and fails with ``len() of a 0-d tensor``); else ``target`` itself."""
+    if isinstance(target, Tensor) and target.dim() == 0:
+        return int(target.item())
+    return target
+
+
 def count_features(feature_mask: Any, inputs: Any) -> int:
     """Number of interpretable features: distinct ids of ``feature_mask`` (elements without)."""
     if feature_mask is None:

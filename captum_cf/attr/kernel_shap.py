@@ -9,7 +9,7 @@ from captum.log import log_usage
 
 from captum_cf._validation import ArgumentError, as_int, check_attribute_arguments
 from captum_cf.attr._guard import checking_target, guarded
-from captum_cf.attr._perturbation import _plan, _with_lime_filler, count_features
+from captum_cf.attr._perturbation import _plan, _with_lime_filler, count_features, scalar_target
 
 __all__ = ["KernelShap"]
 
@@ -81,6 +81,7 @@ class KernelShap(captum.attr.KernelShap):
         )
         n_samples = as_int(n_samples)
         perturbations_per_eval = as_int(perturbations_per_eval)
+        target = scalar_target(target)
         if count_features(feature_mask, inputs) < 2:
             raise ArgumentError(
                 "feature_mask defines a single feature: Kernel SHAP's weights need at least 2 "

@@ -9,7 +9,7 @@ from captum.log import log_usage
 
 from captum_cf._validation import as_int, check_attribute_arguments
 from captum_cf.attr._guard import checking_target, guarded
-from captum_cf.attr._perturbation import _plan, _with_lime_filler
+from captum_cf.attr._perturbation import _plan, _with_lime_filler, scalar_target
 
 __all__ = ["Lime"]
 
@@ -91,6 +91,7 @@ class Lime(captum.attr.Lime):
         )
         n_samples = as_int(n_samples)
         perturbations_per_eval = as_int(perturbations_per_eval)
+        target = scalar_target(target)
         plan = _plan(inputs, baselines, target)
         with guarded(self.forward_func, inputs, baselines), checking_target(self, target) as method:
             # without a Baseline to fill this is Captum's own call, untouched

@@ -435,3 +435,17 @@ def test_one_example_window_names_the_batch_dimension():
                        r"dimension, pass inputs.unsqueeze\(0\)\)"):
         cf.Occlusion(_cnn()).attribute(torch.rand(3, 8, 8), sliding_window_shapes=(3, 4, 4),
                                        target=1)
+
+
+@pytest.mark.parametrize("method", ["Lime", "KernelShap"])
+def test_a_0d_tensor_target_works_for_several_rows_as_its_int(method, device):
+    # Captum's own Lime/KernelShap fail here with "len() of a 0-d tensor"
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).to(device)
+    x = torch.rand(2, 1, 4, 4).to(device)
+
+    def run(target):
+        torch.manual_seed(0)
+        return getattr(cf, method)(model).attribute(
+            x, target=target, n_samples=8, baselines=ConstantBaseline(0.5))
+
+    assert torch.equal(run(torch.tensor(2, device=device)), run(2))
