@@ -67,7 +67,7 @@ def test_digits_end_to_end(tmp_path, capsys, device) -> None:
         lo, mean, hi = float(r["ci_low"]), float(r["mean"]), float(r["ci_high"])
         assert lo <= mean <= hi
         low_bound = -1 if r["metric"].startswith(("srg", "sanity")) else 0
-        assert low_bound <= lo and hi <= 1  # bootstrap intervals stay in the metric's range
+        assert low_bound <= lo and hi <= 1  # intervals are clipped to the metric's range
         assert r["n"] == ("2" if r["metric"] == "sanity_ssim" else "4")
     report = json.loads((out / "results.json").read_text())
     assert report["config"]["n"] == 4 and report["config"]["model"] == "zoo:digits-cnn"

@@ -756,18 +756,20 @@ signed-rank, Holm-corrected, rank-biserial effect size, n images).</p>
 <ul id="verdict">{verdict}</ul>
 <h2>SRG heat map</h2>
 <p>Colour = rank of the baseline within its method (green best); value and 95&nbsp;% interval in
-the cell, details on hover. ★ best with statistical support (ties share it; none where the verdict
-finds no significant difference); {OWN} the baseline is the removal itself.</p>
+the cell, details on hover. ★ the leader by mean and the baselines the test could not tell apart
+from it (Wilcoxon, Holm-corrected: not shown to be as good, only not shown to be worse; ties share
+it; none where the verdict finds no significant difference); {OWN} the baseline is the removal
+itself.</p>
 {_heat_maps(result, verdicts)}
 <h2>Removals</h2>
 {_roms_table(result)}
 <h2>All metrics</h2>
-<p>Mean over images with the 95&nbsp;% bootstrap interval (Wilson for the pointing game), inside
-each metric's range; ▲ the best mean of each column (ties share it; cells without signal are not
-candidates; a mark of the means, not a test: the verdict and the heat map's ★ say what is
-significant), {OWN} such a cell whose baseline is the column's own removal: that column favours it
-by construction. MoRF ↓: area under the class score as the most relevant pixels are removed
-first; LeRF ↑: least relevant first; SRG ↑ = LeRF − MoRF.</p>
+<p>Mean over images with the 95&nbsp;% Student-t interval of the mean (Wilson for the pointing
+game), clipped to each metric's range; ▲ the best mean of each column (ties share it; cells without
+signal are not candidates; a mark of the means, not a test: the verdict and the heat map's ★ say
+what is significant), {OWN} such a cell whose baseline is the column's own removal: that column
+favours it by construction. MoRF ↓: area under the class score as the most relevant pixels are
+removed first; LeRF ↑: least relevant first; SRG ↑ = LeRF − MoRF.</p>
 {_full_table(result)}
 <h2>MoRF and LeRF curves</h2>
 <p>Mean over images with a 95&nbsp;% band; solid MoRF, dashed LeRF, one colour per removal.</p>

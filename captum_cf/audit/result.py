@@ -106,14 +106,18 @@ class CellResult:
 
     def curve(self, k: int) -> tuple[Tensor, Tensor, Tensor] | None:
         """Curve ``k`` (``2 r`` MoRF, ``2 r + 1`` LeRF of removal ``r``): mean and 95 % band
-        (normal approximation, clipped to [0, 1]) per step; None when not recorded."""
+        (Student-t interval of the mean, clipped to [0, 1]) per step; None when not recorded."""
         n = self.values["no_signal"].numel() if "no_signal" in self.values else 0
         if self.curves is None or n == 0:
             return None
         total, squares = self.curves[k].double()
         mean = total / n
         sd = ((squares / n - mean**2).clamp_min(0) * n / max(n - 1, 1)).sqrt()
-        half = 1.96 * sd / math.sqrt(n)
+        if n < 2:
+            return mean, mean.clone(), mean.clone()
+        from captum_cf.audit.stats import t_quantile
+
+        half = t_quantile(n) * sd / math.sqrt(n)
         return mean, (mean - half).clamp(0, 1), (mean + half).clamp(0, 1)
 
     @property
@@ -124,8 +128,9 @@ class CellResult:
     def stats(self, metric: str) -> tuple[float, float, float, int]:
         """``(mean, ci_low, ci_high, n)`` over the finite values, with a 95 % interval.
 
-        The interval is a percentile bootstrap of the mean (seeded), which stays inside the
-        metric's range; the pointing game (hits 0/1) gets Wilson's interval. NaN when unknown.
+        The interval is Student's t interval of the mean, clipped to the metric's range
+        (:func:`~captum_cf.audit.stats.t_ci`); the pointing game (hits 0/1) gets Wilson's
+        interval. NaN when unknown (and the interval with fewer than 2 values).
         """
         if metric not in self._stats:
             v = self.values.get(metric)
@@ -149,7 +154,7 @@ class CellResult:
 
 
 def _mean_ci(v: Tensor, metric: str) -> tuple[float, float, float, int]:
-    from captum_cf.audit.stats import bootstrap_ci, wilson_ci
+    from captum_cf.audit.stats import t_ci, wilson_ci
 
     n, mean = v.numel(), float(v.mean())
     if n < 2:
@@ -163,7 +168,7 @@ def _mean_ci(v: Tensor, metric: str) -> tuple[float, float, float, int]:
     if metric == "pointing_game" and bool(((v == 0) | (v == 1)).all()):
         lo, hi = wilson_ci(int(v.sum()), n)
     else:
-        lo, hi = bootstrap_ci(v, bounds=bounds)
+        lo, hi = t_ci(v, bounds=bounds)
     return (mean, lo, hi, n)
 
 
@@ -261,7 +266,7 @@ class AuditResult:
 
     def r_oms(self) -> dict[str, tuple[float, float, float, int]]:
         """removal -> ``(mean, ci_low, ci_high, n)`` of its R-OMS (once per audit, in [0, 1])."""
-        from captum_cf.audit.stats import bootstrap_ci
+        from captum_cf.audit.stats import t_ci
 
         out = {}
         for r, v in self.roms.items():
@@ -269,7 +274,7 @@ class AuditResult:
             if v.numel() == 0:
                 continue
             inside = 0 <= float(v.min()) and float(v.max()) <= 1
-            lo, hi = bootstrap_ci(v, bounds=(0.0, 1.0) if inside else None) if v.numel() > 1 \
+            lo, hi = t_ci(v, bounds=(0.0, 1.0) if inside else None) if v.numel() > 1 \
                 else (math.nan, math.nan)
             out[r] = (float(v.mean()), lo, hi, v.numel())
         return out

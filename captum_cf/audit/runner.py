@@ -28,7 +28,7 @@ is computed once per audit on the first batch, not per cell.
 
 A method that ignores baselines (registered with ``uses_baseline=False``) is one cell, its
 baseline shown as ``"-"``. Each metric is reported as the mean over images with a 95 % confidence
-interval (percentile bootstrap, inside the metric's range; Wilson for the pointing game).
+interval (Student's t, clipped to the metric's range; Wilson for the pointing game).
 
 How the work flows (streaming): the images are read in batches (a ``DataLoader``); each batch goes
 through every cell, and its per-image scores are written to the results store

@@ -3,9 +3,9 @@
 The audit explains the same images with every baseline, so two baselines are compared image by
 image: a Wilcoxon signed-rank test on the paired per-image values, Holm-corrected over the
 comparisons made for one method and metric, with the matched-pairs rank-biserial correlation as
-effect size. Intervals of bounded metrics stay in range (bootstrap percentile of the mean;
-Wilson for proportions). Ties share the best place. Maps that are constant (LIME's all-zero map
-on a model it cannot explain) carry no signal and are kept out of the verdict.
+effect size. Intervals of the mean are Student-t intervals, clipped to a bounded metric's
+range (Wilson's for proportions). Ties share the best place. Maps that are constant (LIME's
+all-zero map on a model it cannot explain) carry no signal and are kept out of the verdict.
 
 Pure functions on tensors, numbers and dictionaries; nothing here runs a model.
 """
@@ -36,6 +36,8 @@ __all__ = [
     "no_signal",
     "rank_biserial",
     "ranking_consistency",
+    "t_ci",
+    "t_quantile",
     "verdict",
     "wilcoxon",
     "wilson_ci",
@@ -233,6 +235,54 @@ def ranking_consistency(scores: Mapping[str, Mapping[str, float]]) -> Consistenc
     return Consistency(pairs, float(np.mean(defined)) if defined else float("nan"))
 
 
+def t_quantile(n: int, level: float = 0.95) -> float:
+    """The two-sided Student-t quantile of ``n`` values (``n - 1`` degrees of freedom): the
+    factor of the standard error in :func:`t_ci`; NaN for ``n < 2``."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    return math.nan if n < 2 else float(_scipy_stats.t.ppf((1 + level) / 2, n - 1))
+
+
+def t_ci(
+    values: Any,
+    level: float = 0.95,
+    bounds: tuple[float, float] | None = (0.0, 1.0),
+) -> tuple[float, float]:
+    """Student-t interval of the mean, clipped to the metric's range: the audit's interval.
+
+    ``mean +- t(level, n - 1) * sd / sqrt(n)``. At the few images an audit often has it holds
+    the true mean about as often as it says (on Beta(2, 2) values, 1000 draws: 95 % at n = 2,
+    94 % at n = 5, 95 % at n = 8), where the percentile bootstrap (:func:`bootstrap_ci`) held
+    it in 50 %, 85 % and 90 %; a skewed metric (Beta(0.5, 5)) leaves both short (t 85-92 %).
+    Clipping to ``bounds`` only drops impossible values (a pointing game of 0.94 gets no upper
+    end of 1.07), so the coverage is unchanged. Deterministic: no resampling.
+
+    Args:
+        values (sequence or Tensor): per-image values, shape (n,), n >= 2.
+        level (float): coverage in (0, 1).
+        bounds (tuple, optional): the metric's range; values outside it are an error. None for
+            an unbounded metric.
+
+    Returns:
+        tuple: ``(low, high)``.
+
+    Example:
+        >>> low, high = t_ci([0.2, 0.4, 0.6])
+        >>> round(low, 4), round(high, 4)
+        (0.0, 0.8968)
+    """
+    x = _as_array(values, "values")
+    if x.size < 2:
+        raise ValueError(f"an interval needs at least 2 values, got {x.size}")
+    if bounds is not None and (x.min() < bounds[0] or x.max() > bounds[1]):
+        raise ValueError(f"values must lie in {list(bounds)}, got [{x.min()}, {x.max()}]")
+    half = t_quantile(x.size, level) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    low, high = float(x.mean()) - half, float(x.mean()) + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return low, high
+
+
 def bootstrap_ci(
     values: Any,
     level: float = 0.95,
@@ -241,6 +291,9 @@ def bootstrap_ci(
     bounds: tuple[float, float] | None = (0.0, 1.0),
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean; inside ``bounds`` whenever the values are.
+
+    Not the audit's interval any more (:func:`t_ci` is): with few values it is too narrow (a
+    "95 %" interval of 2 values held the true mean in about half of the draws, of 8 in 90 %).
 
     A mean of values in [lo, hi] lies in [lo, hi], so every resampled mean does and so do its
     percentiles: unlike ``mean +- 1.96 se`` the interval never leaves the metric's range (a
