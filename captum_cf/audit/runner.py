@@ -21,7 +21,8 @@ every available method). Each cell (method, baseline) explains the same images a
   a map that does not change does not explain the model.
 
 A cell whose maps are constant (all zero included) for an image carries ``no_signal`` = 1 for
-it (:func:`captum_cf.audit.stats.no_signal`); a cell with no signal on most images is flagged
+it (:func:`captum_cf.audit.stats.no_signal`), and its MoRF and LeRF there are the mean of the two
+orders (SRG 0: a constant map orders nothing); a cell with no signal on most images is flagged
 and left out of the verdict. The R-OMS of each removal (Blücher et al.: how close the model's
 output under the removal stays to its output under a reference occlusion, push-pull inpainting)
 is computed once per audit on the first batch, not per cell.
@@ -635,6 +636,8 @@ def make_plan(
         "roms_reference": ROMS_REFERENCE if ROMS_REFERENCE in BASELINES.names(ctx) else None,
         "n_steps": s.n_steps,
         "fractions": _fractions(s.n_steps, pixels),
+        # what goes to removal_curves (which floors): recompute a value with these
+        "percentages": _percentages(_fractions(s.n_steps, pixels), pixels),
         "sanity_n": min(s.sanity_n, n),
         "n_examples": s.n_examples,
         "masks": source.has_masks,
@@ -663,6 +666,14 @@ def _fractions(n_steps: int, pixels: int) -> list[float]:
     with ``n = min(n_steps, P)`` so that every step removes at least one pixel."""
     n = min(n_steps, pixels)
     return [round(i * pixels / n) / pixels for i in range(n + 1)]
+
+
+def _percentages(fractions: list[float], pixels: int) -> list[float]:
+    """``fractions`` as the percentages :func:`~captum_cf.metrics.removal_curves` takes: it counts
+    ``floor(P * p / 100)`` pixels, and half a pixel above each count keeps float rounding from
+    losing one (RISE's counts ``round(i * P / n_steps)``, as deletion's)."""
+    inner = [100.0 * (round(f * pixels) + 0.5) / pixels for f in fractions[1:-1]]
+    return [0.0, *inner, 100.0]
 
 
 def _file_hash(path: str) -> str:
@@ -1061,12 +1072,8 @@ class _Grid:
             r: _removal(BASELINES.create(r, self.ctx), self.side)
             for r in plan.config["removals"]
         }
-        # removal_curves counts floor(P * p / 100) pixels: half a pixel above each count keeps
-        # float rounding from losing one (RISE's counts round(i * P / n_steps), as deletion's)
-        fr, pixels = plan.config["fractions"], math.prod(plan.config["image_shape"][-2:])
-        self.percentages = [0.0] + [
-            100.0 * (round(f * pixels) + 0.5) / pixels for f in fr[1:-1]
-        ] + [100.0]
+        pixels = math.prod(plan.config["image_shape"][-2:])
+        self.percentages = _percentages(plan.config["fractions"], pixels)
         self._explainers: dict[tuple[str, int], Callable[..., Tensor]] = {}
         self._baselines: dict[str, Baseline] = {}
         #: the sizes a level of work halves (captum_cf.audit.memory)
@@ -1360,8 +1367,9 @@ class _Grid:
         if attr.is_cuda:
             torch.cuda.synchronize(attr.device)  # the time of the work, not of its launch
         self.seconds = time.perf_counter() - start
-        curves = self._curves(x, attr, t)
-        values = {"no_signal": (idx, no_signal(attr).double())}
+        flat = no_signal(attr)
+        curves = _without_order(self._curves(x, attr, t), flat)
+        values = {"no_signal": (idx, flat.double())}
         self.curves = torch.stack([
             torch.stack([c.scores.double().sum(0), (c.scores.double() ** 2).sum(0)])
             for pair in curves.values() for c in pair
@@ -1385,6 +1393,29 @@ class _Grid:
             )
             values["sanity_ssim"] = ([idx[j] for j in sanity], res.similarity[:, 0])
         return attr, _to_host(values)
+
+
+def _without_order(
+    curves: dict[str, tuple[Curve, Curve]], flat: Tensor
+) -> dict[str, tuple[Curve, Curve]]:
+    """Curves in which a map without signal (``flat``: constant) ranks no pixel above another:
+    its MoRF and LeRF are both the mean of the two orders' curves (ties go in raster order and
+    its reverse), so its SRG is 0, not the tie-break's artefact (a constant map scored SRG up to
+    0.31 on a model that reads the digits' top-left quadrant)."""
+    out = {}
+    for r, (morf, lerf) in curves.items():
+        rows = flat.to(morf.scores.device)
+        scores = (morf.scores + lerf.scores) / 2
+        auc = (morf.auc + lerf.auc) / 2
+        out[r] = tuple(
+            dataclasses.replace(
+                c,
+                scores=torch.where(rows[:, None], scores, c.scores),
+                auc=torch.where(rows, auc, c.auc),
+            )
+            for c in (morf, lerf)
+        )
+    return out  # type: ignore[return-value]
 
 
 #: residual (RMS) at which the audit's ROAD removal stops its linear solve at 32 px; for side S
