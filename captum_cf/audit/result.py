@@ -187,7 +187,8 @@ class AuditResult:
         images (list of dict): ``{"index", "id", "label", "target"}`` per audited image, in
             order: its position in the audit, its path (folder) or index, true label (None when
             unknown) and the explained class.
-        roms (dict): ``removal -> (K,)`` R-OMS per image of the first batch (:meth:`r_oms`).
+        roms (dict): ``removal -> (K,)`` R-OMS per image of the first K <= 32 images
+            (:meth:`r_oms`).
         command (str): the command that ran the audit (shown in the report).
     """
 

@@ -25,7 +25,8 @@ it (:func:`captum_cf.audit.stats.no_signal`), and its MoRF and LeRF there are th
 orders (SRG 0: a constant map orders nothing); a cell with no signal on most images is flagged
 and left out of the verdict. The R-OMS of each removal (Blücher et al.: how close the model's
 output under the removal stays to its output under a reference occlusion, push-pull inpainting)
-is computed once per audit on the first batch, not per cell.
+is computed once per audit on its first min(32, n) images (whatever the explanation batch), not per
+cell.
 
 A method that ignores baselines (registered with ``uses_baseline=False``) is one cell, its
 baseline shown as ``"-"``. Each metric is reported as the mean over images with a 95 % confidence
@@ -105,7 +106,7 @@ __all__ = ["DEFAULT_REMOVALS", "audit", "plan_batches"]
 DEFAULT_REMOVALS = ("zero", "blur", "inpaint-pushpull", "road")
 #: the reference occlusion of R-OMS (the removal that leaves the model's scope least, in theory)
 ROMS_REFERENCE = "inpaint-pushpull"
-#: images of the first batch used for R-OMS
+#: R-OMS is measured on the first ROMS_N images of the audit
 ROMS_N = 32
 
 #: pixels per explanation batch on the CPU, and per pass with gradients per 4 GiB of free GPU
@@ -913,7 +914,7 @@ def _compute(
     order = sorted(pending)
     mine = order[comm.rank :: comm.world]
     steps = math.ceil(len(order) / comm.world)
-    grid = _Grid(model, s, plan)
+    grid = _Grid(model, s, plan, source)
     bar = None
     if s.show_progress and comm.rank == 0:
         from tqdm.auto import tqdm
@@ -1061,8 +1062,8 @@ def _advisories_off() -> Iterator[None]:
 class _Grid:
     """Runs the cells of the grid on one batch of images and turns the scores into records."""
 
-    def __init__(self, model: Any, s: Settings, plan: _Plan) -> None:
-        self.model, self.s, self.plan = model, s, plan
+    def __init__(self, model: Any, s: Settings, plan: _Plan, source: Source | None = None) -> None:
+        self.model, self.s, self.plan, self.source = model, s, plan, source
         self.ctx = plan.ctx
         #: puts back what a plug-in's cell changes (the model's modes, hooks, the batch)
         self.guard = CellGuard(model)
@@ -1153,7 +1154,7 @@ class _Grid:
             record = BatchRecord.empty()
             record["images"] = images
             if k == 0 and (method, bname) == cells[0]:
-                record["blobs"].update(self._roms(x[:ROMS_N]))
+                record["blobs"].update(self._roms(self._roms_images(x)))
             if e:
                 record["blobs"]["examples"] = x[:e]
                 for b, ref in refs.items():
@@ -1317,6 +1318,20 @@ class _Grid:
                 for r, rem in self._batch_removals(x, t).items()
             }
         return first, last
+
+    def _roms_images(self, x: Tensor) -> Tensor:
+        """The images R-OMS is measured on: the audit's first ``min(ROMS_N, n)``, whatever the
+        explanation batch ``x`` (batch 0) holds, so that ``--explain-batch`` does not change it;
+        a user's DataLoader, which cannot be read by index, gives its first batch."""
+        want = min(ROMS_N, len(self.source) if self.source is not None else len(x))
+        if len(x) >= want or self.source is None or self.source.dataset is None:
+            return x[:want]
+        try:
+            images = _unpack(_collate([self.source.dataset[i] for i in range(want)]), "images")[0]
+            check_images(images, "images")
+        except Exception:  # noqa: BLE001 (an unreadable image is told by its own batch)
+            return x
+        return images.to(x.device)
 
     def _roms(self, x: Tensor) -> dict[str, Tensor]:
         """``roms/<removal>``: R-OMS per image of each removal against the reference occlusion."""

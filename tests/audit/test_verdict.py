@@ -187,3 +187,16 @@ def test_report_renders_in_headless_chromium(small_audit, tmp_path) -> None:
     # the page fits a 1280 px window: it is at most 1240 px wide, wide tables scroll in a box
     assert "max-width:1240px" in dom and ".box{overflow-x:auto" in dom
     assert dom.count('<div class="box">') >= 5
+
+
+def test_r_oms_is_measured_on_the_first_images_whatever_the_explanation_batch(device) -> None:
+    # it was the first batch's: n = min(32, --explain-batch), values changed with a memory setting
+    torch.manual_seed(0)
+    model, x = tiny_model().to(device), torch.rand(7, 1, 8, 8, device=device)
+    kwargs = dict(methods=["integrated-gradients"], baselines=["zero"],
+                  removals=["zero", "blur"], n_steps=4, sanity_n=0, n_examples=0)
+    whole = audit(model, x, explain_batch=7, **kwargs)
+    split = audit(model, x, explain_batch=3, **kwargs)
+    for r in ("zero", "blur"):
+        assert whole.roms[r].shape == split.roms[r].shape == (7,)
+        torch.testing.assert_close(split.roms[r], whole.roms[r])
