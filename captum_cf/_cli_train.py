@@ -76,8 +76,15 @@ def _check_common(args: argparse.Namespace) -> None:
     try:
         check_data(args.data, args.image_size, args.channels, args.workers, args.resize)
         check_amp(args.amp, resolve_device(args.device))
-    except ValueError as err:
-        raise CLIError(str(err)) from err
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        raise CLIError(_message(err)) from err
+
+
+def _message(err: BaseException) -> str:
+    """A user error's message: a KeyError's own text, without the quotes ``str()`` adds."""
+    if isinstance(err, KeyError) and len(err.args) == 1 and isinstance(err.args[0], str):
+        return err.args[0]
+    return str(err)
 
 
 def _say(message: str) -> None:
@@ -125,8 +132,8 @@ def _classifier_run(args: argparse.Namespace) -> int:
                                batch_size=args.batch_size or 64, device=args.device,
                                amp=args.amp, checkpoint_every=args.checkpoint_every,
                                misplaced_dots=args.misplaced_dots)
-    except ValueError as err:
-        raise CLIError(str(err)) from err
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        raise CLIError(_message(err)) from err
     _say(f"test accuracy {acc:.4f}; weights written to {args.out}")
     return 0
 
@@ -183,8 +190,8 @@ def _robust_run(args: argparse.Namespace) -> int:
             **_reading(args), batch_size=args.batch_size or 64,
             checkpoint_every=args.checkpoint_every, device=args.device, amp=args.amp,
             init=args.init)
-    except ValueError as err:
-        raise CLIError(str(err)) from err
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        raise CLIError(_message(err)) from err
     _say(f"clean test accuracy {clean:.4f}, L2-PGD robust accuracy (eps {args.eps}) {robust:.4f}; "
           f"weights written to {args.out}")
     return 0
@@ -277,13 +284,15 @@ def _ganmex_run(args: argparse.Namespace) -> int:
     _check_resume(args.checkpoint, args.resume)
     _check_common(args)
     _check_aux(args)
-    weights = {k: getattr(args, k)
-               for k in ("lambda_cls", "lambda_sim", "lambda_rec", "lambda_mask")}
-    train_config = GANMEXTrainConfig(**{k: v for k, v in weights.items() if v is not None})
+    flags = ("lambda_cls", "lambda_sim", "lambda_rec", "lambda_mask")
+    _check_config_flags(args, GANMEXTrainConfig, flags)
+    # explicit flags win over the data set's defaults, also when equal to the class default
+    overrides = {k: getattr(args, k) for k in flags if getattr(args, k) is not None}
     try:
         metrics = train_ganmex(args.data, out=args.out, classifier=args.classifier,
                                steps=args.steps, seed=args.seed, checkpoint=args.checkpoint,
-                               checkpoint_every=args.checkpoint_every, train_config=train_config,
+                               checkpoint_every=args.checkpoint_every,
+                               train_overrides=overrides,
                                limit=args.limit, test_images=args.test_images,
                                show_progress=not args.no_progress, edit=args.edit,
                                init=args.init, aux_classifier=args.aux_classifier,
@@ -291,7 +300,7 @@ def _ganmex_run(args: argparse.Namespace) -> int:
                                batch_size=args.batch_size, device=args.device, amp=args.amp,
                                log=_say, **_train_kwargs(args))
     except (ValueError, FileNotFoundError, KeyError) as err:
-        raise CLIError(str(err)) from err
+        raise CLIError(_message(err)) from err
     _say(f"test flip rate {metrics['test_flip']:.4f} over {metrics['test_pairs']} ordered pairs, "
           f"mean L1 {metrics['test_l1']:.4f} (best step {metrics['best_step']}); "
           f"weights written to {args.out}")
@@ -421,7 +430,7 @@ def _exaggeration_run(args: argparse.Namespace) -> int:
             **{name: getattr(args, name)
                for name in _EXAGGERATION_TRAIN_FLAGS + _EXAGGERATION_SIZE_FLAGS})
     except (ValueError, FileNotFoundError, KeyError) as err:
-        raise CLIError(str(err)) from err
+        raise CLIError(_message(err)) from err
     _say(f"test compatibility r {metrics['test_r']:.3f}, MAE {metrics['test_mae']:.3f}, "
           f"identity L1 {metrics['test_identity']:.4f}, monotone {metrics['test_monotone']:.2f} "
           f"(best step {metrics['best_step']}); weights written to {args.out}")
@@ -445,7 +454,8 @@ def _inpainter_args(parser: argparse.ArgumentParser) -> None:
                              "shapes-inpainter (a folder's labels are not used)")
     parser.add_argument("--out", required=True, help="weights file to write (.pt)")
     parser.add_argument("--steps", type=int, default=None,
-                        help="optimisation steps (default 2000)")
+                        help="optimisation steps (default 600 digits and 1-channel folders, "
+                             "3600 shapes and RGB folders)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file, written every --checkpoint-every steps "
@@ -474,8 +484,8 @@ def _inpainter_run(args: argparse.Namespace) -> int:
                              show_progress=not args.no_progress, **_reading(args),
                              batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
                              device=args.device, amp=args.amp)
-    except ValueError as err:
-        raise CLIError(str(err)) from err
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        raise CLIError(_message(err)) from err
     _say(f"held-out hole L1 {l1:.4f}; weights written to {args.out}")
     return 0
 

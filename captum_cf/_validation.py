@@ -30,6 +30,7 @@ __all__ = [
     "check_keep",
     "check_logits",
     "check_model_dtype",
+    "check_noise_dtype",
     "check_same_device",
     "check_stdevs",
     "check_target",
@@ -243,6 +244,19 @@ def model_dtype(model: Any) -> torch.dtype | None:
         if tensor.is_floating_point():
             return tensor.dtype
     return None
+
+
+def check_noise_dtype(model: Any, method: str) -> None:
+    """Methods that add Captum's noise (NoiseTunnel, the GradientShap family) on a float16 or
+    bfloat16 model: the noise is float32, so the noisy inputs are too, and the model fails deep
+    inside (or our dtype rule named the inputs, which the caller had converted): one line."""
+    dtype = model_dtype(model)
+    if dtype in (torch.float16, torch.bfloat16):
+        raise TypeError(
+            f"{method} adds Captum's float32 noise to the inputs, so the {dtype} model would get "
+            "float32 inputs: run the method on the model in float32 (model.float() and "
+            "inputs.float())"
+        )
 
 
 def check_model_dtype(

@@ -132,8 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _one_line_warnings():
             return int(args._run(args) or 0)
     except (CLIError, WeightsFileError) as err:
-        # a bad --weights / --checkpoint / --init file is a user error too: one line, exit 2
-        print(f"captum-cf: error: {err}", file=sys.stderr)
+        # a bad --weights / --checkpoint / --init file is a user error too: one line, exit 2;
+        # a DataLoader worker's error (--workers) carries its traceback: its last line only
+        from captum_cf._validation import first_line
+
+        message = str(err)
+        print(f"captum-cf: error: {first_line(err) if message.startswith('Caught ') else message}",
+              file=sys.stderr)
         return 2
     except TrainingInterrupted as err:  # Ctrl-C in a train command: a line, not a traceback
         if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 speaks for all

@@ -208,3 +208,79 @@ def test_the_continue_command_of_a_torchrun_run_is_a_torchrun_command(
     monkeypatch.setenv("WORLD_SIZE", "8")
     assert _launcher() == ("torchrun --nproc-per-node 2 -m captum_cf ",
                            " (on each node, with this run's --nnodes and rendezvous)")
+
+
+def _trainer_config(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> Any:
+    """The GANMEXTrainConfig that ``captum-cf train ganmex ARGV`` hands its trainer."""
+    import captum_cf.zoo.generators as generators
+
+    def fake(*args: Any, config: Any = None, **kwargs: Any) -> None:
+        raise _Called({"config": config})
+
+    monkeypatch.setattr(generators, "GANMEXTrainer", fake)
+    with pytest.raises(_Called) as called:
+        main(["train", "ganmex", *argv, "--limit", "40", "--no-progress"])
+    return called.value.kwargs["config"]
+
+
+def test_an_explicit_ganmex_loss_weight_wins_over_the_data_sets_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from captum_cf.generative import GANMEXTrainConfig
+    from captum_cf.zoo.generators import GANMEX_SETUPS
+
+    shapes = GANMEX_SETUPS["shapes"]["train_config"]["lambda_mask"]
+    assert shapes != GANMEXTrainConfig().lambda_mask  # the case that went wrong
+    out = ["--data", "shapes", "--out", str(tmp_path / "g.pt")]
+    assert _trainer_config(monkeypatch, out).lambda_mask == shapes
+    # equal to the class default: it was taken for "not given" and replaced by the shapes value
+    given = _trainer_config(monkeypatch, [*out, "--lambda-mask",
+                                          str(GANMEXTrainConfig().lambda_mask)])
+    assert given.lambda_mask == GANMEXTrainConfig().lambda_mask
+
+
+def test_bad_ganmex_loss_weights_are_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from captum_cf.generative import GANMEXTrainConfig
+
+    out = ["train", "ganmex", "--data", "digits", "--out", str(tmp_path / "g.pt"), "--no-progress"]
+    for flag, value, said in (("--lambda-cls", "nan", "lambda_cls must be >= 0 and finite"),
+                              ("--lambda-sim", "-1", "lambda_sim must be >= 0 and finite")):
+        assert main([*out, flag, value]) == 2
+        assert f"{flag}: {said}" in capsys.readouterr().err
+    # digits' generator edits the full image: a mask weight would be ignored silently
+    assert main([*out, "--lambda-mask", "3"]) == 2
+    assert "edits the full image" in capsys.readouterr().err
+    for bad, error in (({"batch_size": 0}, ValueError), ({"lambda_mask": "10"}, TypeError),
+                       ({"lr_critic": 0.0}, ValueError)):
+        with pytest.raises(error, match=next(iter(bad))):
+            GANMEXTrainConfig(**bad)
+
+
+def test_an_unknown_zoo_init_is_one_line_without_quotes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["train", "robust", "--data", "digits", "--out", str(tmp_path / "r.pt"),
+                 "--init", "zoo:nope", "--no-progress"])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("captum-cf: error: unknown zoo model 'nope'")
+
+
+def test_a_dataloader_workers_error_is_its_last_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --workers: the error carried the worker's traceback, printed after "captum-cf: error:"
+    import captum_cf.zoo.train as train
+
+    def fake(*args: Any, **kwargs: Any) -> None:
+        raise ValueError("Caught ValueError in DataLoader worker process 0.\nOriginal Traceback "
+                         "(most recent call last):\n  File \"folder.py\", line 341\nValueError: "
+                         "cannot read image d/dog/photo.jpg: image file is truncated")
+
+    monkeypatch.setattr(train, "train_classifier", fake)
+    code = main(["train", "classifier", "--data", "digits", "--out", str(tmp_path / "c.pt"),
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == ("captum-cf: error: ValueError: cannot read image "
+                                 "d/dog/photo.jpg: image file is truncated\n")

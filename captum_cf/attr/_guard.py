@@ -75,6 +75,12 @@ def guarded(forward_func: Any, inputs: Any, baselines: Any = None) -> Iterator[N
             err.add_note("captum_cf: called inside torch.inference_mode(), where autograd cannot "
                          "run: call attribute outside it (inside torch.no_grad() the methods "
                          "turn gradients on themselves)")
+        elif (_FROZEN_HOOK in str(err) and hasattr(err, "add_note") and flags
+              and not any(flag for _, flag in flags)):
+            err.add_note("captum_cf: the layer's tensors need gradients for the method's hooks, "
+                         "and nothing before the layer requires them (every parameter frozen, "
+                         "inputs without requires_grad): pass inputs.detach().requires_grad_() "
+                         "(the attributions do not change)")
         raise
     finally:
         for x, flag in flags:
@@ -85,6 +91,9 @@ def guarded(forward_func: Any, inputs: Any, baselines: Any = None) -> Iterator[N
                 if a in vars(m) and a not in before:
                     delattr(m, a)
 
+
+#: autograd's error when a method hooks a tensor of a model whose parameters are all frozen
+_FROZEN_HOOK = "cannot register a hook on a tensor that doesn't require gradient"
 
 # autograd's errors inside torch.inference_mode() (gradient methods), not a model's own errors
 _AUTOGRAD_MESSAGES = ("does not require grad", "doesn't require gradient", "Inference tensors")
@@ -140,7 +149,9 @@ def captum_assertions() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def checking_target(method: Any, target: Any, model_attr: str = "forward_func") -> Iterator[Any]:
+def checking_target(
+    method: Any, target: Any, model_attr: str = "forward_func", scores_output: bool = True
+) -> Iterator[Any]:
     """Yield the object to hand to Captum; the model's first output checks ``target``'s range.
 
     Captum reads ``target`` as an index into the model's output and never checks its upper
@@ -149,23 +160,32 @@ def checking_target(method: Any, target: Any, model_attr: str = "forward_func") 
     (:func:`captum_cf._validation.check_target_in_output`), then the check steps aside: no extra
     forward pass, results unchanged. For an ``nn.Module`` model this is a one-shot forward hook
     (removed on exit, also after an error) and ``method`` itself is yielded; for any other
-    forward function, a shallow copy of ``method`` whose forward function checks.
+    forward function, a shallow copy of ``method`` whose forward function checks. With
+    ``scores_output`` (methods that index the model's output, not neuron methods) the output
+    must also be a tensor (:func:`check_tensor_output`), with or without a target.
     """
     model = getattr(method, model_attr, None)
-    if target is None or model is None:
+    if model is None or (target is None and not (scores_output and isinstance(model, nn.Module))):
         yield method
         return
     handle: list[Any] = []
 
     def hook(module: nn.Module, args: Any, output: Any) -> None:
         handle.pop().remove()
+        if scores_output:
+            check_tensor_output(output)
         check_target_in_output(target, output)
 
     if isinstance(model, nn.Module):
+        # DataParallel: Captum's DeepLift hooks reshape its output to (N, 2, ...); the module
+        # inside computes the plain (2N, classes)
+        inner = model.module if isinstance(model, _PARALLEL) else model
         try:
-            handle.append(model.register_forward_hook(hook))
+            handle.append(inner.register_forward_hook(hook))
         except (RuntimeError, AttributeError):  # e.g. a TorchScript module takes no Python hook
-            pass
+            if model_attr != "forward_func":  # a method that hooks the model itself (DeepLift):
+                yield method  # unchecked, so that Captum says why it cannot hook it
+                return
     if handle:
         try:
             yield method
@@ -174,21 +194,40 @@ def checking_target(method: Any, target: Any, model_attr: str = "forward_func") 
                 handle.pop().remove()
         return
     clone = copy.copy(method)
-    setattr(clone, model_attr, _TargetCheckedForward(model, target))
+    setattr(clone, model_attr, _TargetCheckedForward(model, target, scores_output))
     yield clone
+
+
+_PARALLEL = (nn.DataParallel, nn.parallel.DistributedDataParallel)
+
+
+def check_tensor_output(output: Any) -> None:
+    """The model's output must be what Captum indexes: a tensor (or a Python number, which
+    Captum's perturbation methods take); a dict, tuple or model-output object failed deep inside
+    Captum (``'dict' object has no attribute 'shape'``)."""
+    if isinstance(output, (Tensor, int, float)) and not isinstance(output, bool):
+        return
+    raise TypeError(
+        f"the model returns a {type(output).__name__}, not a tensor of scores, which Captum's "
+        "methods index: wrap it in a module that returns the scores tensor, e.g. "
+        "captum_cf.zoo.LogitsOf(model) for an output with .logits or ['logits']"
+    )
 
 
 class _TargetCheckedForward:
     """A forward function that checks ``target`` against its first output."""
 
-    def __init__(self, forward_func: Any, target: Any) -> None:
+    def __init__(self, forward_func: Any, target: Any, scores_output: bool = True) -> None:
         self.forward_func = forward_func
         self.target = target
+        self.scores_output = scores_output
         self.checked = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         out = self.forward_func(*args, **kwargs)
         if not self.checked:
             self.checked = True
+            if self.scores_output:
+                check_tensor_output(out)
             check_target_in_output(self.target, out)
         return out

@@ -38,7 +38,7 @@ from typing import Any, Literal, Union
 
 from captum.log import log_usage
 
-from captum_cf._validation import as_int, check_attribute_arguments
+from captum_cf._validation import as_int, check_attribute_arguments, check_noise_dtype
 from captum_cf.attr._baselines import check_per_example, has_baseline, resolve_baselines
 from captum_cf.attr._guard import checking_target, guarded
 from captum_cf.attr._perturbation import _plan, _with_filling_forward
@@ -76,12 +76,16 @@ def baseline_attribute(
         inputs, baselines = call.arguments["inputs"], call.arguments.get("baselines")
         target = call.arguments.get("target")
         _check_arguments(call.arguments, distribution=strategy == "paired")
+        if "stdevs" in signature.parameters:  # the GradientShap family: Captum's float32 noise
+            check_noise_dtype(self.forward_func, captum_cls.__name__)
         for name in _COUNTS + _OPTIONAL_COUNTS:  # np.int64 counts as the ints Captum asserts
             if name in call.arguments:
                 call.arguments[name] = as_int(call.arguments[name])
         if not has_target:
             _check_no_target_needed(baselines, captum_cls.__name__)
-        with guarded(self.forward_func, inputs, baselines), checking_target(self, target) as method:
+        with guarded(self.forward_func, inputs, baselines), checking_target(
+            self, target, scores_output=has_target  # neuron methods read a layer, not the output
+        ) as method:
             call.arguments["self"] = method
             if strategy == "fill":
                 return _fill_call(inner, call)

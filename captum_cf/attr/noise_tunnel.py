@@ -12,6 +12,7 @@ from captum_cf._validation import (
     check_attribute_arguments,
     check_baseline_dtype,
     check_model_dtype,
+    check_noise_dtype,
     model_dtype,
 )
 from captum_cf.attr._baselines import _BaselineToken, has_baseline, native_value, resolve_baselines
@@ -97,6 +98,7 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
         )
         # the dtype rule on the clean inputs: Captum's noise (float32) would upcast half ones
         forward = getattr(self.attribution_method, "forward_func", None)
+        check_noise_dtype(forward, "NoiseTunnel")
         check_model_dtype(inputs, forward)
         if model_dtype(forward) is not None:
             check_baseline_dtype(kwargs.get("baselines"), inputs)

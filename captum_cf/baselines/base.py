@@ -40,13 +40,17 @@ def noisy_inputs() -> Iterator[None]:
 
     Example:
         >>> import torch
-        >>> from captum.metrics import sensitivity_max
-        >>> from captum_cf.attr import IntegratedGradients
-        >>> from captum_cf.baselines import BlurBaseline, noisy_inputs
-        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
-        >>> ig, x = IntegratedGradients(model), torch.rand(2, 1, 8, 8)
+        >>> from captum_cf.baselines import InpaintBaseline, noisy_inputs
+        >>> from captum_cf.inpainters import PushPullInpainter
+        >>> baseline = InpaintBaseline(PushPullInpainter())  # pixel space
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> noisy = torch.rand(2, 1, 8, 8) + 0.2 * torch.randn(2, 1, 8, 8)  # leaves [0, 1]
+        >>> keep = torch.ones(2, 1, 8, 8); keep[..., 2:5, 2:5] = 0
         >>> with noisy_inputs():
-        ...     s = sensitivity_max(ig.attribute, x, baselines=BlurBaseline(1.0), target=0)
+        ...     filled = baseline.fill(noisy, keep)
+        >>> bool((filled == noisy)[keep.bool()].all())  # outside the hole: the noisy values
+        True
     """
     token = _NOISY.set(True)
     try:

@@ -91,7 +91,7 @@ class ImageFolder(Dataset):
 
     Example:
         >>> ds = ImageFolder("photos", image_size=224)  # doctest: +SKIP
-        >>> x, y = ds[0]                                # (3, 224, 224), int
+        >>> x, y = ds[0]  # (3, 224, 224), int            # doctest: +SKIP
     """
 
     def __init__(

@@ -6,6 +6,12 @@ augmentation), :mod:`~captum_cf.generative.losses` (WGAN-GP, hinge) and
 keep-best).
 """
 
+from captum_cf.generative.exaggeration import (
+    ExaggerationConfig,
+    ExaggerationDiscriminator,
+    ExaggerationGenerator,
+)
+from captum_cf.generative.exaggeration_trainer import ExaggerationTrainConfig, ExaggerationTrainer
 from captum_cf.generative.ganmex import GANMEXConfig, GANMEXCritic, GANMEXGenerator
 from captum_cf.generative.ganmex_trainer import (
     GANMEXTrainConfig,
@@ -18,6 +24,11 @@ from captum_cf.training import Trainer
 
 __all__ = [
     "Trainer",
+    "ExaggerationConfig",
+    "ExaggerationDiscriminator",
+    "ExaggerationGenerator",
+    "ExaggerationTrainConfig",
+    "ExaggerationTrainer",
     "GANMEXConfig",
     "GANMEXGenerator",
     "GANMEXCritic",

@@ -211,6 +211,10 @@ class ExaggerationTrainer(Trainer):
             :class:`Trainer`.
 
     Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from captum_cf.generative import (ExaggerationConfig, ExaggerationGenerator,
+        ...                                   ExaggerationTrainConfig, ExaggerationTrainer)
         >>> cfg = ExaggerationConfig(image_size=8, base_channels=4, critic_channels=4,
         ...                          positive_class=1, num_classes=2)
         >>> clf = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))

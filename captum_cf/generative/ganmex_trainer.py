@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -100,8 +101,19 @@ class GANMEXTrainConfig:
     lambda_aux: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.lambda_aux < 0:
-            raise ValueError(f"lambda_aux must be >= 0, got {self.lambda_aux}")
+        for name, least in (("batch_size", 1), ("critic_steps", 1), ("val_images", 1),
+                            ("mask_warmup", 0), ("max_shift", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
+        for name in ("gradient_penalty", "lambda_adv", "lambda_cls", "lambda_sim", "lambda_rec",
+                     "lambda_mask", "lambda_mask_tv", "lambda_aux", "lr_generator", "lr_critic"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a float >= 0, got {type(value).__name__}")
+            if not math.isfinite(value) or value < 0 or (name.startswith("lr") and value == 0):
+                raise ValueError(f"{name} must be {'> 0' if name.startswith('lr') else '>= 0'} "
+                                 f"and finite, got {value}")
         if not 0.0 <= self.focus_share <= 1.0:
             raise ValueError(f"focus_share must be in [0, 1], got {self.focus_share}")
         self.focus_pairs = tuple(tuple(int(c) for c in pair) for pair in self.focus_pairs)

@@ -65,6 +65,9 @@ def sensitivity(
     check_images(inputs, "inputs")
     if not callable(explain):
         raise TypeError("explain must be callable as explain(inputs, target, **setting)")
+    if not isinstance(params, Sequence) or isinstance(params, (str, bytes)):
+        raise TypeError(f"params must be a sequence of at least two dicts of keyword arguments, "
+                        f"got {type(params).__name__}")
     if (
         isinstance(params, Mapping)
         or len(params) < 2

@@ -275,6 +275,7 @@ class Trainer(abc.ABC):
         self.history: list[dict[str, float]] = []
         self.best: dict[str, Any] | None = None
         self._window: dict[str, list[float]] = {}
+        self._diverged = False  # a loss was nan or inf (warned once)
         #: the arguments of the training function that built this trainer (None outside one):
         #: kept in checkpoints, compared on resume (:func:`records_run_options`)
         self.run_options = _RUN_OPTIONS.get()
@@ -412,6 +413,14 @@ class Trainer(abc.ABC):
     def _record(self, losses: dict[str, float], bar: Any, final: bool = False) -> None:
         for key, value in losses.items():
             self._window.setdefault(key, []).append(float(value))
+            if not math.isfinite(float(value)) and not self._diverged:
+                self._diverged = True  # said once; the log lines show the nan/inf values
+                warnings.warn(
+                    f"training diverged: loss {key} is {float(value)} at step {self.step}; "
+                    "what follows is not a trained model: lower the learning rates or the loss "
+                    "weights and train again (keep-best keeps the best validated weights)",
+                    RuntimeWarning, stacklevel=2,
+                )
         if (self.step % self.log_every == 0 or final) and self._window:
             entry = {"step": self.step, **{k: sum(v) / len(v) for k, v in self._window.items()}}
             self._window = {}
@@ -793,5 +802,5 @@ def _train_mode(modules: Any) -> Iterator[None]:
 
 def _format(entry: dict[str, float]) -> str:
     parts = [f"step {int(entry['step'])}"]
-    parts += [f"{k} {v:.4g}" for k, v in entry.items() if k != "step" and not math.isnan(v)]
+    parts += [f"{k} {v:.4g}" for k, v in entry.items() if k != "step"]  # nan/inf shown
     return " | ".join(parts)

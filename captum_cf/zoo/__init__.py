@@ -3,8 +3,8 @@
 Use:
 
     >>> from captum_cf import zoo
-    >>> zoo.available()
-    ['digits-cnn', 'shapes-cnn']
+    >>> zoo.available()[:3]
+    ['digits-cnn', 'digits-cnn-robust', 'digits-exaggeration']
     >>> model = zoo.load("digits-cnn")  # eval mode, images (N, 1, 32, 32) in [0, 1] -> logits
 
 Adding a model is one call, usually in the module of its family (``classifiers.py`` here;

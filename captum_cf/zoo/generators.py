@@ -222,6 +222,7 @@ def train_ganmex(
     workers: int = 0,
     cache_dir: str | os.PathLike | None = None,
     resize: int | None = None,
+    train_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train a GANMEX generator against a classifier and write it in the zoo format.
 
@@ -238,7 +239,10 @@ def train_ganmex(
         seed (int): seed of everything random.
         checkpoint (path, optional): checkpoint file; an existing one is resumed exactly.
         checkpoint_every (int): steps between checkpoints.
-        config, train_config: model sizes and training settings (defaults per data set).
+        config, train_config: model sizes and training settings (defaults per data set: a
+            field of ``train_config`` left at the class default takes the data set's value,
+            so a value equal to the class default cannot be forced here; use
+            ``train_overrides``).
         limit (int, optional): use only the first ``limit`` images of each split (quick runs).
         test_images (int, optional): measure the flip rate on the first ``test_images`` test
             images only (default: all).
@@ -270,6 +274,9 @@ def train_ganmex(
             the frozen classifier and the gradient penalty stay in float32).
         classifier_weights, aux_classifier_weights (str, optional): state dict files of a
             ``module:factory`` classifier resp. auxiliary classifier.
+        train_overrides (dict, optional): ``{field: value}`` of :class:`GANMEXTrainConfig`
+            set last, over the data set's defaults and ``train_config`` (``captum-cf train
+            ganmex --lambda-mask 1`` on shapes: 1, not the shapes default 10).
 
     Returns:
         dict: the metrics stored in the file (``test_flip`` over all ordered class pairs,
@@ -333,6 +340,11 @@ def train_ganmex(
             **setup["train_config"],
             **{k: v for k, v in train_config.to_dict().items() if v != getattr(default, k)},
         })
+    if "lambda_mask" in (train_overrides or {}) and config.edit != "mask":
+        raise ValueError("lambda_mask (--lambda-mask) weighs the mask of a generator with "
+                         "edit='mask' (--edit mask); this one edits the full image")
+    if train_overrides:  # given explicitly (the command's --lambda-* flags): they win
+        train_config = dataclasses.replace(train_config, **train_overrides)
     if start is not None:
         train_config = dataclasses.replace(train_config, mask_warmup=0)
     if batch_size is not None:

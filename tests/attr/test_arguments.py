@@ -449,3 +449,110 @@ def test_a_0d_tensor_target_works_for_several_rows_as_its_int(method, device):
             x, target=target, n_samples=8, baselines=ConstantBaseline(0.5))
 
     assert torch.equal(run(torch.tensor(2, device=device)), run(2))
+
+
+@pytest.mark.parametrize("method", ["DeepLift", "DeepLiftShap", "LayerDeepLift"])
+def test_deeplift_on_a_dataparallel_model_takes_every_class_as_captum(method, device):
+    # the target check saw Captum's reshaped (N, 2, classes) output: "target must be < 2"
+    torch.manual_seed(0)
+    inner = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 5)).to(device)
+    model = nn.DataParallel(inner) if device.type == "cpu" else inner
+    x, t = torch.rand(3, 1, 4, 4, device=device), torch.tensor([4, 0, 1], device=device)
+    base = torch.zeros(2, 1, 4, 4, device=device) if method == "DeepLiftShap" else 0.0
+    extra = (inner[2],) if method.startswith("Layer") else ()
+    got = getattr(cf, method)(model, *extra).attribute(x, base, target=t)
+    want = getattr(captum.attr, method)(model, *extra).attribute(x, base, target=t)
+    assert torch.equal(got, want)
+    with pytest.raises(ValueError, match="target must be < 5"):
+        getattr(cf, method)(model, *extra).attribute(x, base, target=5)
+
+
+@pytest.mark.no_simdev("TorchScript runs on the real CPU only")
+def test_deeplift_on_a_scripted_model_gets_captums_own_error_with_a_target():
+    model = torch.jit.script(nn.Sequential(nn.Flatten(), nn.Linear(16, 3)))
+    for target in (None, 1):  # with a target it named a private class of the target check
+        with pytest.raises(RuntimeError, match="not supported on ScriptModules"):
+            cf.DeepLift(model).attribute(torch.rand(2, 1, 4, 4), baselines=0.0, target=target)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("method", ["NoiseTunnel", "GradientShap", "LayerGradientShap"])
+def test_noise_methods_on_a_half_precision_model_say_the_noise_is_float32(method, dtype, device):
+    # the dtype rule named the caller's float16 inputs as float32 (NoiseTunnel), or torch
+    # failed deep inside ("Input type (float) and bias type (c10::Half)")
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).to(device, dtype)
+    x = torch.rand(2, 1, 4, 4, device=device, dtype=dtype)
+    if method == "NoiseTunnel":
+        def call():
+            return cf.NoiseTunnel(cf.IntegratedGradients(model)).attribute(
+                x, nt_samples=2, stdevs=0.1, target=0)
+    else:
+        extra = (model[1],) if method.startswith("Layer") else ()
+
+        def call():
+            return getattr(cf, method)(model, *extra).attribute(x, torch.zeros_like(x), target=0)
+    with pytest.raises(TypeError, match=f"float32 noise to the inputs, so the {dtype} model"):
+        call()
+    assert model[1].weight.dtype == dtype and x.dtype == dtype
+
+
+@pytest.mark.parametrize("target", [None, 1])
+@pytest.mark.parametrize("method", ["IntegratedGradients", "DeepLift", "Occlusion",
+                                    "FeatureAblation", "KernelShap", "LayerIntegratedGradients"])
+def test_a_model_returning_a_dict_or_tuple_is_told_to_wrap_it(method, target, device):
+    # Captum failed deep inside: 'dict' object has no attribute 'shape', chunk() of a dict...
+    class Dict(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(16, 3)
+
+        def forward(self, x):
+            return {"logits": self.fc(x.flatten(1))}
+
+    class Pair(Dict):
+        def forward(self, x):
+            return self.fc(x.flatten(1)), x
+
+    x = torch.rand(1, 1, 4, 4, device=device)
+    kwargs: dict = {"target": target}
+    if method == "Occlusion":
+        kwargs["sliding_window_shapes"] = (1, 2, 2)
+    for model, kind in ((Dict().to(device), "dict"), (Pair().to(device), "tuple")):
+        extra = (model.fc,) if method.startswith("Layer") else ()
+        with pytest.raises(TypeError, match=f"the model returns a {kind}, not a tensor of "
+                                            "scores.*LogitsOf"):
+            getattr(cf, method)(model, *extra).attribute(x, **kwargs)
+        assert not model._forward_hooks
+
+
+def test_a_neuron_method_still_takes_a_model_with_a_tuple_output():
+    class Pair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(16, 3)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1)), x
+
+    torch.manual_seed(0)
+    model, x = Pair(), torch.rand(2, 1, 4, 4)
+    got = cf.NeuronIntegratedGradients(model, model.fc).attribute(x, 1, baselines=0.0)
+    want = captum.attr.NeuronIntegratedGradients(model, model.fc).attribute(x, 1, baselines=0.0)
+    assert torch.equal(got, want)
+
+
+@pytest.mark.skipif(not hasattr(Exception, "add_note"), reason="exception notes: Python >= 3.11")
+def test_layer_deeplift_on_a_frozen_model_says_how_to_run_it(device):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3), nn.Flatten(),
+                          nn.Linear(8, 3)).to(device).eval()
+    x = torch.rand(2, 1, 6, 6, device=device)
+    want = cf.LayerDeepLift(model, model[2]).attribute(x, baselines=0.0, target=0)
+    model.requires_grad_(False)
+    with pytest.raises(RuntimeError, match="doesn't require gradient") as info:
+        cf.LayerDeepLift(model, model[2]).attribute(x, baselines=0.0, target=0)
+    assert "pass inputs.detach().requires_grad_()" in info.value.__notes__[-1]
+    got = cf.LayerDeepLift(model, model[2]).attribute(x.detach().requires_grad_(), baselines=0.0,
+                                                      target=0)
+    torch.testing.assert_close(got, want)
+    assert not x.requires_grad

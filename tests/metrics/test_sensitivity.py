@@ -41,3 +41,14 @@ def test_bad_input() -> None:
         sensitivity(lambda xx, t, **kw: xx, x, 0, [{}])
     with pytest.raises(ValueError, match="explain"):
         sensitivity(lambda xx, t, **kw: xx[:, :, :8], x, 0, [{}, {}])
+
+
+def test_params_that_are_not_a_sequence_of_dicts_are_one_clear_error():
+    def explain(x, t, stdevs=0.1):
+        return x * stdevs
+
+    x = torch.rand(2, 1, 4, 4)
+    for bad, error in ((None, TypeError), ("stdevs", TypeError), ([], ValueError),
+                       ([{"stdevs": 0.1}], ValueError), ({"stdevs": 0.1}, TypeError)):
+        with pytest.raises(error, match="params must be a sequence of at least two dicts"):
+            sensitivity(explain, x, 0, bad)

@@ -239,3 +239,18 @@ def test_sigterm_stops_after_the_step_like_ctrl_c(tmp_path) -> None:
     assert resumed.resume_if_exists() and resumed.step == 3
     resumed.fit(6)  # step 3 is done: no signal this time
     assert torch.equal(resumed.net.weight, straight.net.weight)
+
+
+def test_a_diverged_loss_is_shown_and_warned_once(device) -> None:
+    # the log dropped nan values: a diverged run printed clean-looking "step 20" lines
+    class _Diverging(_Counter):
+        def train_step(self) -> dict[str, float]:
+            losses = _Counter.train_step(self)
+            return {**losses, "loss": float("nan")} if self.step >= 2 else losses
+
+    lines: list[str] = []
+    trainer = _Diverging(seed=0, log_every=1, device=device, log=lines.append)
+    with pytest.warns(RuntimeWarning, match="training diverged: loss loss is nan at step 3") as w:
+        trainer.fit(5)
+    assert sum("training diverged" in str(x.message) for x in w) == 1
+    assert lines[-1] == "step 5 | loss nan" and lines[0].startswith("step 1 | loss 0.")
