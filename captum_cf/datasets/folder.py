@@ -216,7 +216,9 @@ class ImageFolder(Dataset):
         # draft), still at least twice the target: 24 MP photos at 224 px read about 30x faster
         draft = None if self.image_size is None else 2 * (self.resize or self.image_size)
         decoded, size = _decode(path, draft)
-        image = self._fit(_pixels(decoded, self.grey), path)
+        # the geometry of the file's own size: a draft's rounded sides would scale the two axes
+        # differently from the full decode and from the mask (up to a pixel's shift)
+        image = self._fit(_pixels(decoded, self.grey), path, full=(size[1], size[0]))
         if not self.has_masks:
             return image, label
         mask_path = self.mask_path(path)
@@ -225,7 +227,8 @@ class ImageFolder(Dataset):
         mask = _pixels(mask_file, grey=True) > 0
         return image, label, self._fit(mask, mask_path, nearest=True)
 
-    def _fit(self, t: Tensor, path: str, nearest: bool = False) -> Tensor:
+    def _fit(self, t: Tensor, path: str, nearest: bool = False,
+             full: tuple[int, int] | None = None) -> Tensor:
         if self.image_size is None:
             size = tuple(t.shape[-2:])
             if self._size is None:
@@ -237,7 +240,7 @@ class ImageFolder(Dataset):
                     "resize and centre-crop every image to S x S"
                 )
             return t
-        return resize_center_crop(t, self.image_size, nearest, self.resize)
+        return resize_center_crop(t, self.image_size, nearest, self.resize, full)
 
 
 def _holds(folder: str, root: str) -> bool:
@@ -269,17 +272,19 @@ def check_resize(resize: Any, image_size: int | None, option: str = "resize") ->
 
 
 def resize_center_crop(t: Tensor, size: int, nearest: bool = False,
-                       resize: int | None = None) -> Tensor:
+                       resize: int | None = None, full: tuple[int, int] | None = None) -> Tensor:
     """Resize ``t`` (C, H, W) so its shorter side is ``resize`` (default ``size``), then crop
     the centre size x size.
 
     Bilinear with antialiasing for images (values stay in [0, 1]); nearest for masks (bool kept).
+    ``full`` (height, width): the size of the image ``t`` was decoded from at a reduced scale
+    (a JPEG draft); the resized sides are computed from it, as for the full decode.
     """
-    h, w = t.shape[-2:]
+    h, w = t.shape[-2:] if full is None else full
     side = size if resize is None else resize
     scale = side / min(h, w)
     nh, nw = max(side, round(h * scale)), max(side, round(w * scale))
-    if (nh, nw) != (h, w):
+    if (nh, nw) != tuple(t.shape[-2:]):
         x = t[None].float()
         if nearest:
             x = torch.nn.functional.interpolate(x, size=(nh, nw), mode="nearest")

@@ -205,6 +205,29 @@ def test_large_jpegs_are_decoded_at_a_reduced_scale_close_to_the_full_decode(tmp
     assert ImageFolder(str(tmp_path))[0][0].shape == (3, 900, 1200) and asked == [(128, 128)]
 
 
+def test_a_reduced_jpeg_decode_of_odd_size_keeps_the_full_decodes_geometry_and_its_mask(
+    tmp_path,
+):
+    # 2007 x 1511 decodes at 1/8 as 251 x 189, whose rounded resized width (42) differed from
+    # the full image's (43): bars shifted by up to a pixel against their mask (0.35 at 32 px)
+    from captum_cf.datasets.folder import _pixels
+
+    img = np.full((1511, 2007, 3), 30, np.uint8)
+    mask = np.zeros((1511, 2007), np.uint8)
+    for left in range(100, 2007, 400):
+        img[:, left : left + 120, 0] = 230
+        mask[:, left : left + 120] = 255
+    _save(tmp_path / "a" / "bars.jpg", img)
+    _save(tmp_path / "a" / "bars_mask.png", mask)
+    x, _, m = ImageFolder(str(tmp_path), image_size=32)[0]
+    full = resize_center_crop(_pixels(Image.open(tmp_path / "a" / "bars.jpg"), False), 32)
+    assert float((x - full).abs().max()) < 0.03  # the draft's own small blur, not a shift
+    assert float((x - full).abs().mean()) < 0.0015
+    # the bars on their mask as in the full decode (edges blend at 32 px either way)
+    on_mask = float(((x[0] > 0.5) == m[0]).float().mean())
+    assert on_mask >= float(((full[0] > 0.5) == m[0]).float().mean()) - 0.01
+
+
 def test_resize_then_centre_crop_as_torchvision_evaluates(tmp_path):
     """``resize=R``: the shorter side to R, then the centre S x S (``Resize(R)`` +
     ``CenterCrop(S)``); the mask follows; without it R = S."""
