@@ -1064,6 +1064,7 @@ class _Grid:
 
     def __init__(self, model: Any, s: Settings, plan: _Plan, source: Source | None = None) -> None:
         self.model, self.s, self.plan, self.source = model, s, plan, source
+        self._told: set[int] = set()  # batches whose empty masks were reported
         self.ctx = plan.ctx
         #: puts back what a plug-in's cell changes (the model's modes, hooks, the batch)
         self.guard = CellGuard(model)
@@ -1128,6 +1129,17 @@ class _Grid:
         idx = list(range(first, first + len(x)))
         t = self._targets(x, idx)
         t_list = t.tolist()
+        if masks is not None and "pointing_game" in self.plan.metrics and k not in self._told:
+            self._told.add(k)  # once per batch, not per cell
+            empty = [ids[i] for i, e in zip(idx, (~masks.flatten(1).any(dim=1)).tolist()) if e]
+            if empty:
+                warnings.warn(
+                    f"audit: the mask of {', '.join(empty[:4])}{' ...' if len(empty) > 4 else ''}"
+                    " marks no object pixel (after any resize and crop): "
+                    f"{'these images get' if len(empty) > 1 else 'it gets'} no pointing game "
+                    "(every other metric is scored)",
+                    UserWarning, stacklevel=2,
+                )
         images = [
             (i, ids[i], None if int(lab) < 0 else int(lab), tt)
             for i, lab, tt in zip(idx, labels.tolist(), t_list)
@@ -1393,8 +1405,12 @@ class _Grid:
             values[f"srg_{r}"] = (idx, lerf.auc - morf.auc)
             values[f"morf_{r}"] = (idx, morf.auc)
             values[f"lerf_{r}"] = (idx, lerf.auc)
-        if masks is not None:
-            values["pointing_game"] = (idx, pointing_game(attr, masks))
+        if masks is not None:  # an empty mask (or one the crop emptied): no pointing game
+            rows = masks.flatten(1).any(dim=1).nonzero()[:, 0].tolist()
+            if rows:
+                values["pointing_game"] = (
+                    [idx[j] for j in rows], pointing_game(attr[rows], masks[rows])
+                )
         sanity = [j for j, i in enumerate(idx) if i < self.plan.config["sanity_n"]]
         if sanity and self.top is not None:
             rows = torch.tensor(sanity, device=x.device)

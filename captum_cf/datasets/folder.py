@@ -224,7 +224,7 @@ class ImageFolder(Dataset):
         mask_path = self.mask_path(path)
         mask_file, mask_size = _decode(mask_path)
         check_mask_size(mask_path, mask_size, path, size)
-        mask = _pixels(mask_file, grey=True) > 0
+        mask = _mask_pixels(mask_file)
         return image, label, self._fit(mask, mask_path, nearest=True)
 
     def _fit(self, t: Tensor, path: str, nearest: bool = False,
@@ -357,6 +357,17 @@ def open_image(path: str) -> Iterator[Any]:
             hint = (" (a macOS resource-fork file, not an image: remove the ._* files and any "
                     "__MACOSX folder, e.g. find DIR -name '._*' -delete)")
         raise ValueError(f"cannot read image {path}: {err}{hint}") from err
+
+
+def _mask_pixels(im: Any) -> Tensor:
+    """A mask file as bool (1, H, W): non-zero = object; a mask with transparency whose alpha
+    varies (an editor's exported selection: the object opaque on a transparent background) is
+    read from its alpha, opaque = object (its grey values would give the complement)."""
+    if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+        alpha = np.asarray(im.convert("RGBA"))[..., 3]
+        if alpha.min() != alpha.max():
+            return torch.from_numpy(alpha > 0)[None]
+    return _pixels(im, grey=True) > 0
 
 
 def _pixels(im: Any, grey: bool) -> Tensor:

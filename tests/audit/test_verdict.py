@@ -200,3 +200,20 @@ def test_r_oms_is_measured_on_the_first_images_whatever_the_explanation_batch(de
     for r in ("zero", "blur"):
         assert whole.roms[r].shape == split.roms[r].shape == (7,)
         torch.testing.assert_close(split.roms[r], whole.roms[r])
+
+
+def test_an_empty_mask_costs_its_image_the_pointing_game_only(device) -> None:
+    # it failed the image's every metric, and took a healthy image with it (split budget)
+    torch.manual_seed(0)
+    model, x = tiny_model().to(device), torch.rand(5, 1, 8, 8, device=device)
+    masks = torch.zeros(5, 1, 8, 8, dtype=torch.bool, device=device)
+    masks[:, :, 2:5, 2:5] = True
+    masks[1] = masks[3] = False
+    with pytest.warns(UserWarning, match=r"the mask of 1, 3 marks no object pixel") as caught:
+        res = audit(model, x, masks=masks, methods=["integrated-gradients", "occlusion"],
+                    baselines=["zero"], removals=["zero"], n_steps=4, sanity_n=0, n_examples=0)
+    assert sum("marks no object pixel" in str(w.message) for w in caught) == 1  # once a batch
+    for cell in res.cells:
+        assert cell.error is None
+        assert cell.index["pointing_game"] == [0, 2, 4]
+        assert cell.index["srg_zero"] == [0, 1, 2, 3, 4]

@@ -357,3 +357,21 @@ def test_a_mask_beside_its_image_in_another_format_is_refused(tmp_path, name):
     with pytest.raises(ValueError, match=rf"{name} is named as the mask of a, but masks are read "
                        r"from <image>_mask.png: rename it to a_mask.png"):
         ImageFolder(str(tmp_path))
+
+
+def test_a_mask_with_transparency_is_read_from_its_alpha(tmp_path):
+    # an editor's exported selection: a black opaque object on a transparent white background;
+    # read as grey values it came out as the complement of the object
+    _save(tmp_path / "a" / "x.png", np.zeros((8, 8, 3), np.uint8))
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., :3] = 255  # white, transparent
+    rgba[2:5, 3:6] = (0, 0, 0, 255)  # the object: black, opaque
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a" / "x_mask.png")
+    _, _, m = ImageFolder(str(tmp_path))[0]
+    want = torch.zeros(1, 8, 8, dtype=torch.bool)
+    want[:, 2:5, 3:6] = True
+    assert torch.equal(m, want)
+    # fully opaque: the values decide, as for any mask
+    rgba[..., 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a" / "x_mask.png")
+    assert torch.equal(ImageFolder(str(tmp_path))[0][2], ~want)
