@@ -262,6 +262,16 @@ def run_cli(args: Any) -> int:
         out = check_out(args.out)  # before any work
     except (NotADirectoryError, FileExistsError) as err:
         raise AuditInputError(str(err)) from err
+    for option in ("data", "train_data"):
+        folder = getattr(args, option)
+        if folder and os.path.isdir(folder):
+            root, real_out = os.path.realpath(folder), os.path.realpath(out)
+            if os.path.commonpath([root, real_out]) == root:
+                raise AuditInputError(
+                    f"--out {out} lies inside --{option.replace('_', '-')} {folder}: the "
+                    "report's images would be read as a class folder by the next audit or "
+                    "training; name a folder outside it"
+                )
     from captum_cf.audit import distributed
 
     comm = distributed.from_environment(args.device, timeout_s=args.dist_timeout * 60)

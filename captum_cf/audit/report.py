@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
@@ -389,7 +390,10 @@ def _version() -> str:
 
 def _png(fig: Any, tight: bool = True) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight" if tight else None)
+    with warnings.catch_warnings():  # a file name in a script the font lacks (CJK): drawn as
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")  # boxes, the
+        fig.savefig(buf, format="png", dpi=80,  # HTML names it in full; not a terminal line
+                    bbox_inches="tight" if tight else None)
     return buf.getvalue()
 
 

@@ -179,6 +179,15 @@ class ImageFolder(Dataset):
         if any(present) and not all(present):
             missing = [os.path.relpath(p, self.root)
                        for (p, _), ok in zip(self.samples, present) if not ok]
+            orphans = [m for m in missing
+                       if os.path.splitext(os.path.basename(m))[0].endswith(MASK_SUFFIX)]
+            if orphans:  # read as an image because its own image is gone
+                stem = os.path.splitext(orphans[0])[0][: -len(MASK_SUFFIX)]
+                raise ValueError(
+                    f"{orphans[0]} is a mask without its image (no {stem}.* beside it): restore "
+                    f"the image or delete the mask"
+                    + (f" ({len(orphans) - 1} more such masks)" if len(orphans) > 1 else "")
+                )
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
             raise ValueError(
                 f"{sum(present)} of {len(present)} images have a mask (<image>{MASK_SUFFIX}.png "

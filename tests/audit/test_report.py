@@ -226,3 +226,30 @@ def test_a_foreign_file_added_while_the_audit_runs_keeps_the_results(tmp_path, c
     assert err[0].endswith("rerun the same command with --resume to write the report")
     (out / "notes.txt").unlink()
     assert main([*args, "--resume"]) == 0 and (out / "report.html").is_file()
+
+
+def test_out_inside_the_data_folder_is_refused_before_any_work(tmp_path, capsys) -> None:
+    # the next audit of the folder read the report as a class "audit" (labels shifted)
+    data = tmp_path / "photos"
+    (data / "cat").mkdir(parents=True)
+    (data / "cat" / "1.png").write_bytes(b"an image")
+    for out in (data / "audit", data / "cat" / "report"):
+        rc = main(["audit", "--data", str(data), "--out", str(out), "--n", "2", "--no-progress"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1, err
+        assert f"lies inside --data {data}: the report's images would be read" in err
+    assert sorted(os.listdir(data)) == ["cat"] and os.listdir(data / "cat") == ["1.png"]
+
+
+def test_a_file_name_the_font_cannot_draw_prints_no_warning(tmp_path) -> None:
+    # matplotlib warned "Glyph 20889 missing from font(s) DejaVu Sans" on the terminal, once per
+    # figure; the figure draws boxes and the HTML names the file in full
+    import warnings
+
+    res = _result()
+    res.images[0]["id"] = "猫/写真.png"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res.write(str(tmp_path / "rep"))
+    assert not [w for w in caught if "missing from font" in str(w.message)]
+    assert "猫/写真.png" in (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")

@@ -375,3 +375,14 @@ def test_a_mask_with_transparency_is_read_from_its_alpha(tmp_path):
     rgba[..., 3] = 255
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a" / "x_mask.png")
     assert torch.equal(ImageFolder(str(tmp_path))[0][2], ~want)
+
+
+def test_a_mask_whose_image_was_deleted_is_named_as_such(tmp_path):
+    # the message said the mask had no mask: "give every image a mask"
+    for name in ("x", "y"):
+        _save(tmp_path / "a" / f"{name}.png", np.zeros((4, 4), np.uint8))
+        _save(tmp_path / "a" / f"{name}_mask.png", np.full((4, 4), 255, np.uint8))
+    _save(tmp_path / "a" / "gone_mask.png", np.full((4, 4), 255, np.uint8))
+    with pytest.raises(ValueError, match=r"a/gone_mask.png is a mask without its image "
+                                         r"\(no a/gone\.\* beside it\)"):
+        ImageFolder(str(tmp_path))
