@@ -78,6 +78,28 @@ def _check_common(args: argparse.Namespace) -> None:
         check_amp(args.amp, resolve_device(args.device))
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise CLIError(_message(err)) from err
+    for option in ("out", "checkpoint"):
+        if getattr(args, option, None):
+            _check_writable(getattr(args, option), f"--{option}")
+
+
+def _check_writable(path: str, option: str) -> None:
+    """A file the run will write must be writable, checked before any data is read: a folder
+    or an unwritable place failed after the whole training, with a traceback (the trained
+    model lost when no checkpoint was kept)."""
+    import os
+    import tempfile
+
+    if os.path.isdir(path):
+        raise CLIError(f"{option} {path} is a folder: name the file to write (e.g. "
+                       f"{os.path.join(path, 'model.pt')})")
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(parent, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent):
+            pass
+    except OSError as err:
+        raise CLIError(f"{option} {path}: cannot write there ({err.strerror or err})") from err
 
 
 def _message(err: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -284,3 +285,32 @@ def test_a_dataloader_workers_error_is_its_last_line(
     err = capsys.readouterr().err
     assert code == 2 and err == ("captum-cf: error: ValueError: cannot read image "
                                  "d/dog/photo.jpg: image file is truncated\n")
+
+
+@pytest.mark.parametrize("command", sorted(_FUNCTIONS))
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it failed after the whole training, with a traceback (the trained model lost)
+    import importlib
+
+    module, name = _FUNCTIONS[command]
+
+    def fake(*args: Any, **kwargs: Any) -> None:
+        raise _Called(kwargs)
+
+    monkeypatch.setattr(importlib.import_module(module), name, fake)
+    folder = tmp_path / "outdir"
+    folder.mkdir()
+    (tmp_path / "afile").write_text("x")
+    base = ["train", command, "--data", "digits", "--no-progress"]
+    for extra, said in (
+        (["--out", str(folder)], f"--out {folder} is a folder: name the file to write"),
+        (["--out", str(tmp_path / "afile" / "w.pt")], "cannot write there"),
+        (["--out", str(tmp_path / "w.pt"), "--checkpoint", str(folder)],
+         f"--checkpoint {folder} is a folder"),
+    ):
+        assert main([*base, *extra]) == 2
+        assert said in capsys.readouterr().err
+    assert os.listdir(folder) == []

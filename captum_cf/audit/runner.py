@@ -607,6 +607,13 @@ def make_plan(
     methods, skipped = applicable_methods(methods, ctx, x0[:1], t0)  # type: ignore[arg-type]
     baselines = _resolve(BASELINES, s.baselines, ctx, "--baselines")
     removals = _resolve(BASELINES, s.removals, ctx, "--removals", DEFAULT_REMOVALS)
+    unused = sorted(set(s.baseline_weights or {}) - set(baselines) - set(removals))
+    if unused:
+        warnings.warn(
+            f"audit: --baseline-weights {', '.join(unused)}: not among --baselines or "
+            f"--removals, so {'its file is' if len(unused) == 1 else 'their files are'} not used",
+            UserWarning, stacklevel=2,
+        )
     built = _check_removals(removals, ctx, x0[:1].to(dev), t0)
     pixels = image_shape[-1] * image_shape[-2]
     cells = []

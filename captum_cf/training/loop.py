@@ -70,11 +70,43 @@ _RUN_OPTIONS: contextvars.ContextVar[dict[str, str] | None] = contextvars.Contex
     "captum_cf_run_options", default=None)
 
 
+#: how an option's text marks the digest of the file or folder it names
+_CONTENT = " [content "
+
+
+def _content(path: str) -> str:
+    """A digest of a file's bytes, or of the image files under a folder (relative names, sizes,
+    modification times, as ``--cache-dir`` keys a folder): a classifier retrained under the same
+    name, or a folder whose images were replaced, is another run."""
+    import hashlib
+
+    from captum_cf.datasets.folder import IMAGE_EXTENSIONS
+
+    h = hashlib.sha1()
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()[:12]
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(IMAGE_EXTENSIONS):
+                st = os.stat(os.path.join(root, name))
+                h.update(f"{os.path.relpath(os.path.join(root, name), path)}\0{st.st_size}\0"
+                         f"{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:12]
+
+
 def _option_text(value: Any) -> str:
-    """An argument as the checkpoint keeps it: files and folders as absolute paths, tensors by
-    shape and dtype, anything else by ``repr``."""
+    """An argument as the checkpoint keeps it: files and folders as absolute paths with a digest
+    of their content (:func:`_content`), tensors by shape and dtype, anything else by
+    ``repr``."""
     if isinstance(value, (str, os.PathLike)) and os.path.exists(value):
-        return os.path.abspath(value)
+        try:
+            return f"{os.path.abspath(value)}{_CONTENT}{_content(os.fspath(value))}]"
+        except OSError:  # unreadable here: the path alone
+            return os.path.abspath(value)
     if isinstance(value, Tensor):
         return f"tensor{tuple(value.shape)} {value.dtype}"
     return repr(value)
@@ -92,7 +124,10 @@ def records_run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         options = {k: _option_text(v) for k, v in bound.arguments.items()
-                   if k not in RESUMABLE_OPTIONS}
+                   if k not in RESUMABLE_OPTIONS and not k.endswith("_overrides")}
+        for k, v in bound.arguments.items():  # {field: value} flags: one option each
+            if k.endswith("_overrides"):
+                options.update({name: _option_text(x) for name, x in (v or {}).items()})
         token = _RUN_OPTIONS.set(options)
         try:
             return fn(*args, **kwargs)
@@ -372,7 +407,9 @@ class Trainer(abc.ABC):
             TrainingInterrupted: after Ctrl-C, with the step reached and the checkpoint written.
         """
         if steps < self.step:
-            raise ValueError(f"steps ({steps}) is below the steps already done ({self.step})")
+            raise ValueError(f"steps ({steps}) is below the steps already done ({self.step}) "
+                             "by the checkpoint's run: give at least as many --steps (or "
+                             "--epochs: the classifiers count steps of the epochs asked)")
         bar = tqdm(total=steps, initial=self.step, desc=self.desc,
                    disable=not (show_progress and self.dist.is_main))
         stop = _StopRequest()
@@ -571,17 +608,32 @@ class Trainer(abc.ABC):
         return True
 
 
+def _same_option(old: str | None, new: str | None) -> bool:
+    """Equal option texts; a checkpoint written before contents were digested compares paths."""
+    if old is None or new is None or (_CONTENT in old) == (_CONTENT in new):
+        return old == new
+    return old.split(_CONTENT)[0] == new.split(_CONTENT)[0]
+
+
+def _shown_option(text: str | None) -> str:
+    if text is None or text == "None":
+        return "not given (its default)"
+    path, _, digest = text.partition(_CONTENT)
+    return f"{path} (content {digest.rstrip(']')})" if digest else text
+
+
 def _check_same_run(state: dict[str, Any], seed: int, options: dict[str, str] | None) -> None:
     """A checkpoint continues only the run that wrote it: same seed, same options."""
     old = state.get("options")
     differ = []
     if old is not None and options is not None:
         differ = [(k, old.get(k), options.get(k)) for k in sorted(set(old) | set(options))
-                  if old.get(k) != options.get(k)]
+                  if not _same_option(old.get(k), options.get(k))]
     if not differ and int(state.get("seed", seed)) != seed:
         differ = [("seed", repr(int(state["seed"])), repr(seed))]
     if differ:
-        shown = "; ".join(f"--{k.replace('_', '-')} {a} (this run: {b})" for k, a, b in differ[:3])
+        shown = "; ".join(f"--{k.replace('_', '-')} {_shown_option(a)} (this run: "
+                          f"{_shown_option(b)})" for k, a, b in differ[:3])
         raise ValueError(
             f"the checkpoint was written by a run with other options: {shown}. A checkpoint "
             "continues only its own run: resume with its options, or start anew with another "

@@ -180,6 +180,11 @@ def read_weights(path: str | os.PathLike) -> dict[str, Any]:
         raise WeightsFileError(f"{path} is not a zoo weights file of format {WEIGHTS_FORMAT} "
                                f"(found {found!r})")
     missing = [k for k in _KEYS if k not in payload]
+    if missing and "trainer" in payload:
+        raise WeightsFileError(
+            f"{path} is a training checkpoint ({payload.get('kind', 'a trainer')}'s), not the "
+            "weights it trains: pass the file the training wrote with --out"
+        )
     if missing:
         raise WeightsFileError(f"{path} lacks the keys {missing}")
     return payload

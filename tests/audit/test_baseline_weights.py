@@ -234,3 +234,13 @@ def test_a_network_file_is_checked_before_any_work(tmp_path, device) -> None:
     ]:
         with pytest.raises(AuditInputError, match=f"baseline weights inpaint-learned=.*{message}"):
             audit(_net().to(device), x, baseline_weights={"inpaint-learned": given}, **kwargs)
+
+
+def test_weights_for_a_baseline_the_audit_does_not_run_are_said_unused(files) -> None:
+    x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(3))
+    with pytest.warns(UserWarning, match=r"--baseline-weights ganmex: not among --baselines or "
+                                         r"--removals, so its file is not used"):
+        result = audit(_net(), x, methods=["integrated-gradients"], baselines=["zero"],
+                       removals=["zero"], sanity_n=0, n_steps=2,
+                       baseline_weights={"ganmex": files["ganmex"]})
+    assert [tuple(c) for c in result.config["cells"]] == [("integrated-gradients", "zero")]

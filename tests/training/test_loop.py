@@ -254,3 +254,32 @@ def test_a_diverged_loss_is_shown_and_warned_once(device) -> None:
         trainer.fit(5)
     assert sum("training diverged" in str(x.message) for x in w) == 1
     assert lines[-1] == "step 5 | loss nan" and lines[0].startswith("step 1 | loss 0.")
+
+
+def test_a_checkpoint_given_as_weights_is_named_a_checkpoint(tmp_path) -> None:
+    # "lacks the keys ['name', 'arch', ...]" did not say which file to pass instead
+    from captum_cf import zoo
+    from captum_cf._weights import WeightsFileError
+
+    _Counter(seed=0, checkpoint_path=tmp_path / "c.ckpt", checkpoint_every=1).fit(1)
+    with pytest.raises(WeightsFileError, match=r"c.ckpt is a training checkpoint \(_Counter's\), "
+                                               r"not the weights it trains: pass the file"):
+        zoo.load_file(tmp_path / "c.ckpt")
+
+
+def test_override_flags_are_recorded_one_option_each_and_shown_plainly() -> None:
+    # a changed --lambda-cls was shown as "--train-config GANMEXTrainConfig(...)" reprs
+    from captum_cf.training import loop
+
+    @loop.records_run_options
+    def train(data, seed=0, train_overrides=None, lambda_x=None):
+        return loop._RUN_OPTIONS.get()
+
+    options = train("digits", train_overrides={"lambda_cls": 2.0})
+    assert options["lambda_cls"] == "2.0" and "train_overrides" not in options
+    old = {"format": 1, "seed": 0, "options": train("digits")}
+    with pytest.raises(ValueError, match=r"--lambda-cls not given \(its default\) \(this run: "
+                                         r"2.0\)"):
+        loop._check_same_run(old, 0, options)
+    with pytest.raises(ValueError, match=r"--lambda-x not given \(its default\) \(this run: 3\)"):
+        loop._check_same_run(old, 0, train("digits", lambda_x=3))

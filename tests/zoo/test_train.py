@@ -33,8 +33,9 @@ def test_tiny_training_writes_a_loadable_file(tmp_path: Path, device: torch.devi
         :128].mean((0, 2, 3)), atol=1e-4, rtol=0)
 
 
-def _stopped_after_first_checkpoint(monkeypatch: pytest.MonkeyPatch, **kwargs) -> None:
-    """``train_classifier("digits", **kwargs)`` dies right after its first checkpoint."""
+def _stopped_after_first_checkpoint(monkeypatch: pytest.MonkeyPatch, data: str = "digits",
+                                    **kwargs) -> None:
+    """``train_classifier(data, **kwargs)`` dies right after its first checkpoint."""
     real_save = loop_module.save_checkpoint
 
     def save_then_crash(path, state):
@@ -44,7 +45,7 @@ def _stopped_after_first_checkpoint(monkeypatch: pytest.MonkeyPatch, **kwargs) -
     with monkeypatch.context() as patch:
         patch.setattr(loop_module, "save_checkpoint", save_then_crash)
         with pytest.raises(KeyboardInterrupt):
-            train_classifier("digits", **kwargs)
+            train_classifier(data, **kwargs)
 
 
 @pytest.mark.no_simdev(PUBLIC_TRAINERS)
@@ -127,3 +128,34 @@ def test_misplaced_dots_adds_labelled_negatives(tmp_path: Path, device: torch.de
     squares = int((labels[:40] == 1).sum())
     assert stored["name"] == "shapes-cnn-strict" and stored["metrics"]["misplaced_dots"] == 2
     assert stored["metrics"]["train_size"] == 40 + 2 * squares and squares > 0
+
+
+@pytest.mark.no_simdev(PUBLIC_TRAINERS)
+def test_a_resume_on_a_folder_whose_images_changed_is_refused(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    # same path, other images (or a classifier file retrained under its name): continued
+    # without a word, half one run and half another
+    import numpy as np
+    from PIL import Image
+
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (data / c).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 255, (16, 16), np.uint8)).save(data / c / f"{i}.png")
+    kwargs = {"epochs": 2, "show_progress": False, "batch_size": 8, "image_size": 16}
+    ckpt = tmp_path / "ckpt.pt"
+    _stopped_after_first_checkpoint(monkeypatch, data=str(data), out=tmp_path / "a.pt",
+                                    checkpoint=ckpt, **kwargs)
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(data / "a" / "0.png")
+    with pytest.raises(ValueError, match=rf"options: --data {re.escape(str(data))} \(content "
+                                         r"[0-9a-f]{12}\) \(this run: .* \(content [0-9a-f]{12}\)"):
+        train_classifier(str(data), out=tmp_path / "b.pt", checkpoint=ckpt, **kwargs)
+    # a checkpoint written before contents were recorded compares the paths only
+    state = torch.load(ckpt, weights_only=False)
+    state["trainer"]["options"] = {k: v.split(" [content ")[0]
+                                   for k, v in state["trainer"]["options"].items()}
+    torch.save(state, ckpt)
+    train_classifier(str(data), out=tmp_path / "c.pt", checkpoint=ckpt, **kwargs)
+    assert (tmp_path / "c.pt").exists()
