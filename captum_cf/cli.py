@@ -47,9 +47,14 @@ def _add_audit_args(parser: argparse.ArgumentParser) -> None:
 
 def _run_audit(args: argparse.Namespace) -> int:
     from captum_cf.audit.cli import AuditInputError, run_cli
+    from captum_cf.audit.errors import AuditDtypeError
 
     try:
         return run_cli(args)
+    except AuditDtypeError as err:  # the images can only be converted in Python
+        raise CLIError(f"{err.args[0].split(': convert')[0]}: the command reads the images as "
+                       "float32, so return the model in float32 from the --model factory "
+                       "(model.float()), or call captum_cf.audit.audit from Python") from err
     except AuditInputError as err:
         raise CLIError(str(err)) from err
 

@@ -59,3 +59,19 @@ def test_a_model_file_imports_the_modules_beside_it(tmp_path, monkeypatch) -> No
     assert second.out_features == 5
     # sys.path and sys.modules as they were
     assert sys.path == path_before and "blocks_for_spec_test" not in sys.modules
+
+
+def test_a_half_precision_factory_is_told_to_return_a_float32_model(tmp_path, capsys) -> None:
+    # the dtype rule's advice, "convert them with .to(torch.float16)", cannot be followed on
+    # the command line, which reads the images itself
+    (tmp_path / "half.py").write_text(
+        "import torch.nn as nn\n\ndef make():\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(32 * 32, 10)).half()\n")
+    from captum_cf.cli import main
+
+    code = main(["audit", "--model", f"{tmp_path / 'half.py'}:make", "--data", "digits",
+                 "--n", "2", "--out", str(tmp_path / "r"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "computes in torch.float16: the command reads the images as float32, so return " \
+        "the model in float32 from the --model factory (model.float())" in err
