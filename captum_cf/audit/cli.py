@@ -10,6 +10,7 @@ and rank 0 writes both.
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import time
 from typing import Any
@@ -331,6 +332,12 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
         if rank == 0:
             print(f"\n{stop}", file=sys.stderr)
         return 130
+    except KeyboardInterrupt:  # before the first results were stored (planning, probes)
+        if rank == 0:
+            print("\ninterrupted before any result was stored", file=sys.stderr)
+        return 130
+    except sqlite3.Error as err:  # the store: locked, disk full, damaged
+        raise AuditInputError(_store_failure(path, err)) from err
     except AuditInputError as err:
         if rank != 0 and getattr(err, "told_by_rank_0", False):
             return 2  # rank 0 prints the failure (its own or this rank's), once
@@ -350,6 +357,10 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
         print(f"\ninterrupted while writing the report; every result is kept in {path}: rerun "
               "the same command with --resume to write it", file=sys.stderr)
         return 130
+    except OSError as err:  # a full disk, a folder that cannot be renamed
+        raise AuditInputError(f"writing the report {out} failed: {err.strerror or err}; every "
+                              f"result is kept in {path}: fix that, then rerun the same command "
+                              "with --resume to write the report") from err
     # a resumed audit's time is summed over its runs (as in the report); this run's is added
     this_run = f" ({time.perf_counter() - began:.1f} s this run)" if args.resume else ""
     print(
@@ -357,6 +368,22 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
         f"{this_run}; report: {written[2]}; results store: {path}"
     )
     return 0
+
+
+def _store_failure(path: str, err: sqlite3.Error) -> str:
+    """One line for an error of the results store during the audit, with what to do."""
+    text = str(err)
+    if "locked" in text:
+        return (f"the results store {path} is locked by another program (an sqlite3 shell, a "
+                f"viewer holding a transaction: {text}); what was stored is kept: close it, then "
+                "rerun with --resume")
+    if "full" in text or "I/O" in text:
+        return (f"writing the results store {path} failed ({text}: a full disk or a file size "
+                "limit?); every step stored before is kept: free space, then rerun with --resume")
+    if "malformed" in text or "not a database" in text:
+        return (f"the results store {path} is damaged ({text}): delete it (or choose another "
+                "--out) and run again")
+    return f"the results store {path} failed: {text}"
 
 
 def _device(name: str) -> torch.device:

@@ -128,6 +128,8 @@ def write_report(result: AuditResult, out: str) -> list[str]:
             earlier report (:func:`check_out`, before anything is done).
     """
     out = check_out(out)
+    if os.path.islink(out):  # a link to a report folder: replace the folder, keep the link
+        out = check_out(os.path.realpath(out))
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
     clean_stale(parent)
@@ -206,7 +208,10 @@ def clean_stale(parent: str) -> list[str]:
         pid_text = name[len(_TMP) :].split("-", 1)[0]
         if pid_text.isdigit() and int(pid_text) != os.getpid() and _alive(int(pid_text)):
             continue  # another audit is writing its report right now
-        shutil.rmtree(path, ignore_errors=True)
+        if os.path.islink(path):  # (a link an earlier version swapped in): the link only
+            os.unlink(path)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
 

@@ -633,6 +633,7 @@ def make_plan(
         "num_classes": num_classes,
         "model": s.model_name or type(model).__name__,
         "model_hash": _model_hash(model),
+        "model_code": _model_code(model),  # a resume after the model's code changed: refused
         "methods": methods,
         "skipped_methods": skipped,
         "baselines": baselines,
@@ -711,6 +712,31 @@ def _model_hash(model: Any) -> str:
     for k, v in model.state_dict().items():
         h.update(k.encode())
         h.update(_tensor_bytes(v))
+    return h.hexdigest()[:16]
+
+
+#: modules whose classes' code is the libraries' own (a version, not the user's edit)
+_LIBRARIES = ("torch", "torchvision", "captum", "captum_cf", "transformers", "timm")
+
+
+def _model_code(model: Any) -> str:
+    """A digest of the model's code: its structure (``repr``: layers and their settings) and
+    the source of its own classes (``forward`` edited from ReLU to Tanh keeps the state dict;
+    a resume mixed the two models' results). A plain function: its source."""
+    import inspect
+
+    h = hashlib.sha1()
+    objects: list[Any] = [model]
+    if isinstance(model, nn.Module):
+        h.update(repr(model).encode())
+        objects = list(dict.fromkeys(type(m) for m in model.modules()))
+    for obj in objects:
+        if (getattr(obj, "__module__", "") or "").split(".")[0] in _LIBRARIES:
+            continue
+        try:
+            h.update(inspect.getsource(obj).encode())
+        except (OSError, TypeError):  # defined interactively, or a builtin
+            h.update(getattr(obj, "__qualname__", type(obj).__name__).encode())
     return h.hexdigest()[:16]
 
 

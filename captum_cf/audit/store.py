@@ -49,6 +49,7 @@ IDENTITY_KEYS = (
     "num_classes",
     "model",
     "model_hash",
+    "model_code",
     "methods",
     "baselines",
     "cells",
@@ -92,6 +93,34 @@ class BatchRecord(dict):
         return cls(images=[], done=[], scores=[], blobs={})
 
 
+#: identity entries that stores of earlier versions lack: not compared when absent
+_NEWER_KEYS = frozenset({"entries", "model_code"})
+
+#: the tables of a results store (anything else: another program's database)
+_TABLES = {"config", "images", "done", "scores", "blobs"}
+
+
+def _exclusive(path: str) -> Any:
+    """An exclusive lock on ``path + ".lock"`` held while the store is open: a second audit
+    into the same ``--out`` wiped the first one's store and both then wrote into it (a report
+    of one run's settings and a mix of both runs' images and values). None where the platform
+    has no ``fcntl`` (the store is then unguarded)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return None
+    handle = open(path + ".lock", "a")  # noqa: SIM115 (held until close)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise AuditInputError(
+            f"another audit is writing {path} (the results store of the same --out): wait for "
+            "it to finish, or choose another --out"
+        ) from None
+    return handle
+
+
 class AuditStore:
     """An audit's results in SQLite (``path`` or ``":memory:"``).
 
@@ -104,19 +133,64 @@ class AuditStore:
 
     def __init__(self, path: str = ":memory:") -> None:
         self.path = path
+        self._lock: Any = None
         if path != ":memory:":
             parent = os.path.dirname(os.path.abspath(path))
             if os.path.isdir(path):
                 raise AuditInputError(f"the results store {path} is a folder, expected a file")
-            os.makedirs(parent, exist_ok=True)
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as err:
+                raise AuditInputError(f"cannot create the folder of the results store {path}: "
+                                      f"{err.strerror or err}") from err
+            if not os.access(parent, os.W_OK):
+                raise AuditInputError(f"cannot write the results store {path}: its folder "
+                                      f"{parent} is not writable")
+            self._lock = _exclusive(path)
         try:
             self.db = sqlite3.connect(path, isolation_level=None)
+            self._check_ours(path)  # before the audit creates or deletes anything in it
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as err:
-            raise AuditInputError(f"{path} is not an audit results store: {err}") from err
+            self._unlock()
+            raise AuditInputError(f"{path} is not an audit results store ({err}): delete it or "
+                                  "choose another --out") from err
+        except AuditInputError:
+            self._unlock()
+            raise
 
     def close(self) -> None:
         self.db.close()
+        self._unlock()
+
+    def _check_ours(self, path: str) -> None:
+        """An existing database must be a results store: the audit's ``DELETE FROM config``
+        and its tables went into another program's SQLite file named ``OUT.sqlite``."""
+        tables = {r[0] for r in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        foreign = sorted(tables - _TABLES)
+        keys: set[str] = set()
+        if not foreign and "config" in tables:
+            try:
+                keys = {r[0] for r in self.db.execute("SELECT key FROM config")}
+            except sqlite3.OperationalError:  # a config table of other columns
+                foreign = ["config"]
+        if foreign or (keys and not {"n", "cells"} <= keys):
+            self.db.close()
+            held = (f"tables {', '.join(foreign)}" if foreign
+                    else f"its config table holds {', '.join(sorted(keys)[:3])}")
+            raise AuditInputError(
+                f"{path} is another program's SQLite database ({held}), not an audit results "
+                "store: choose another --out (the store is OUT.sqlite)")
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            try:  # removed while still held: no leftover file beside the report
+                os.unlink(self._lock.name)
+            except OSError:
+                pass
+            self._lock.close()
+            self._lock = None
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -136,7 +210,7 @@ class AuditStore:
         if resume and old is not None:
             # a store of an earlier version has no "entries" (the entries' code): not compared
             diff = [k for k in IDENTITY_KEYS if old.get(k) != config.get(k)
-                    and not (k == "entries" and k not in old)]
+                    and not (k in _NEWER_KEYS and k not in old)]
             if diff:
                 shown = "; ".join(_difference(k, old.get(k), config.get(k)) for k in diff[:4])
                 raise AuditInputError(
@@ -284,6 +358,8 @@ def _tensor_bytes(t: Tensor) -> bytes:
 def _difference(key: str, old: Any, new: Any) -> str:
     """How the setting ``key`` differs: the stored and the new value, or for the code of the
     registered entries (``entries``), the entries whose code changed."""
+    if key == "model_code":
+        return "the model's code changed (its structure, or the source of its own classes)"
     if key == "entries" and isinstance(old, dict) and isinstance(new, dict):
         changed = [f"{kind[:-1]} {name!r}" for kind in new for name in new[kind]
                    if name in (old.get(kind) or {}) and old[kind][name] != new[kind][name]]

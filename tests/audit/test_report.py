@@ -253,3 +253,23 @@ def test_a_file_name_the_font_cannot_draw_prints_no_warning(tmp_path) -> None:
         res.write(str(tmp_path / "rep"))
     assert not [w for w in caught if "missing from font" in str(w.message)]
     assert "猫/写真.png" in (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+
+
+def test_out_as_a_link_to_a_report_folder_replaces_the_folder_and_keeps_the_link(tmp_path):
+    # the exchange swapped the link itself: out became a plain folder, the target kept the old
+    # report, and the link, moved to .audit-tmp-*, was left there for good
+    real = tmp_path / "store" / "real"
+    _result().write(str(real))
+    (real / "results.json").write_text("old")
+    link = tmp_path / "report"
+    link.symlink_to(real)
+    _result().write(str(link))
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert (real / "results.json").read_text() != "old"
+    assert not [n for n in os.listdir(tmp_path) + os.listdir(tmp_path / "store")
+                if n.startswith(".audit-tmp")]
+    # a link an earlier version left as .audit-tmp-<dead pid>-*: removed, not followed
+    stale = tmp_path / f".audit-tmp-{_dead_pid()}-x"
+    stale.symlink_to(real)
+    assert report.clean_stale(str(tmp_path)) == [str(stale)]
+    assert not stale.is_symlink() and (real / "results.json").exists()

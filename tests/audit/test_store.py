@@ -275,3 +275,105 @@ def test_every_identity_key_is_a_key_of_the_plans_config(tmp_path) -> None:
     store.close()
     optional = {"train_data", "baseline_weights"}  # present when the audit uses them
     assert [k for k in IDENTITY_KEYS if k not in config and k not in optional] == []
+
+
+def test_a_second_audit_into_the_same_store_is_refused_while_the_first_runs(tmp_path) -> None:
+    # it wiped the first one's store and both wrote into it: one run's settings, both runs' rows
+    path = str(tmp_path / "rep.sqlite")
+    first = AuditStore(path)
+    with pytest.raises(AuditInputError, match="another audit is writing .*rep.sqlite"):
+        AuditStore(path)
+    first.close()
+    assert not (tmp_path / "rep.sqlite.lock").exists()  # no leftover beside the report
+    AuditStore(path).close()
+
+
+def test_another_programs_sqlite_file_is_refused_untouched(tmp_path) -> None:
+    for schema, shown in (("CREATE TABLE users(name TEXT)", "tables users"),
+                          ("CREATE TABLE config(key TEXT PRIMARY KEY, value TEXT)",
+                           "its config table holds owner")):
+        path = tmp_path / "notes.sqlite"
+        path.unlink(missing_ok=True)
+        db = sqlite3.connect(path)
+        db.execute(schema)
+        if "config" in schema:
+            db.execute("INSERT INTO config VALUES ('owner', 'bob')")
+        db.commit()
+        db.close()
+        before = path.read_bytes()
+        with pytest.raises(AuditInputError, match=f"another program's SQLite database \\({shown}"):
+            AuditStore(str(path))
+        assert path.read_bytes() == before
+
+
+def test_a_resume_after_the_models_code_changed_is_refused(tmp_path) -> None:
+    # a forward edited from ReLU to Tanh keeps the state dict: the resume mixed two models
+    class Relu(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.fc = torch.nn.Linear(64, 3)
+
+        def forward(self, x):
+            return torch.relu(self.fc(x.flatten(1)))
+
+    class Tanh(Relu):
+        def forward(self, x):
+            return torch.tanh(self.fc(x.flatten(1)))
+
+    x = torch.rand(3, 1, 8, 8)
+    store = str(tmp_path / "run.sqlite")
+    kwargs = dict(methods=["integrated-gradients"], baselines=["zero"], removals=["zero"],
+                  sanity_n=0, n_steps=2, store=store)
+    audit(Relu(), x, **kwargs)
+    audit(Relu(), x, resume=True, **kwargs)  # the same code: continued
+    with pytest.raises(AuditInputError, match=r"the model's code changed"):
+        audit(Tanh(), x, resume=True, **kwargs)
+    # a store of an earlier version, without the entry, resumes
+    db = sqlite3.connect(store)
+    db.execute("DELETE FROM config WHERE key = 'model_code'")
+    db.commit()
+    db.close()
+    audit(Relu(), x, resume=True, **kwargs)
+
+
+def test_store_failures_during_the_audit_are_one_line_with_what_to_do(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    import captum_cf.audit.cli as audit_cli
+
+    argv = ["audit", "--data", "digits", "--n", "2", "--methods", "integrated-gradients",
+            "--baselines", "zero", "--removals", "zero", "--sanity-n", "0", "--no-progress",
+            "--out", str(tmp_path / "rep")]
+    for error, said in ((sqlite3.OperationalError("database is locked"), "is locked by another "
+                         "program"),
+                        (sqlite3.OperationalError("database or disk is full"), "free space, "
+                         "then rerun with --resume"),
+                        (sqlite3.DatabaseError("database disk image is malformed"), "is damaged"),
+                        (KeyboardInterrupt(), "interrupted before any result was stored")):
+        def fail(*args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(audit_cli, "run_audit", fail)
+        code = main(argv)
+        err = capsys.readouterr().err.strip()
+        assert code == (130 if isinstance(error, KeyboardInterrupt) else 2)
+        assert said in err and len(err.splitlines()) == 1, err
+
+
+def test_a_report_that_cannot_be_written_keeps_the_store_and_says_resume(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    from captum_cf.audit.result import AuditResult
+
+    def full(self, out):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(AuditResult, "write", full)
+    code = main(["audit", "--data", "digits", "--n", "2", "--methods", "integrated-gradients",
+                 "--baselines", "zero", "--removals", "zero", "--sanity-n", "0", "--no-progress",
+                 "--out", str(tmp_path / "rep")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("captum-cf: error: writing the report")
+    assert "No space left on device; every result is kept in" in err[-1]
+    assert (tmp_path / "rep.sqlite").exists()
