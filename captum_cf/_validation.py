@@ -6,6 +6,7 @@ before any work is done (never ``assert``: user input is not an invariant).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Iterator, Mapping
@@ -30,7 +31,7 @@ __all__ = [
     "check_keep",
     "check_logits",
     "check_model_dtype",
-    "check_noise_dtype",
+    "noise_dtype_errors",
     "check_same_device",
     "check_stdevs",
     "check_target",
@@ -246,17 +247,26 @@ def model_dtype(model: Any) -> torch.dtype | None:
     return None
 
 
-def check_noise_dtype(model: Any, method: str) -> None:
+@contextlib.contextmanager
+def noise_dtype_errors(model: Any, method: str) -> Iterator[None]:
     """Methods that add Captum's noise (NoiseTunnel, the GradientShap family) on a float16 or
-    bfloat16 model: the noise is float32, so the noisy inputs are too, and the model fails deep
-    inside (or our dtype rule named the inputs, which the caller had converted): one line."""
-    dtype = model_dtype(model)
-    if dtype in (torch.float16, torch.bfloat16):
-        raise TypeError(
-            f"{method} adds Captum's float32 noise to the inputs, so the {dtype} model would get "
-            "float32 inputs: run the method on the model in float32 (model.float() and "
-            "inputs.float())"
-        )
+    bfloat16 model: the noise is float32, so the noisy inputs are too. A model that casts its
+    inputs itself works; one that does not failed deep inside (or our dtype rule named the
+    caller's float16 inputs as float32): that dtype error becomes one line saying why."""
+    try:
+        yield
+    except (RuntimeError, TypeError) as err:
+        dtype = model_dtype(model)
+        text = str(err)
+        if dtype in (torch.float16, torch.bfloat16) and any(
+            s in text for s in ("dtype", "Half", "BFloat16", "type (float)")
+        ):
+            raise TypeError(
+                f"{method} adds Captum's float32 noise to the inputs, so the {dtype} model got "
+                "float32 inputs: run the method on the model in float32 (model.float() and "
+                "inputs.float()), or cast the inputs inside the model's forward"
+            ) from err
+        raise
 
 
 def check_model_dtype(

@@ -31,6 +31,7 @@ user's model and inputs are restored after every call, also after an exception
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections.abc import Callable
@@ -38,7 +39,7 @@ from typing import Any, Literal, Union
 
 from captum.log import log_usage
 
-from captum_cf._validation import as_int, check_attribute_arguments, check_noise_dtype
+from captum_cf._validation import as_int, check_attribute_arguments, noise_dtype_errors
 from captum_cf.attr._baselines import check_per_example, has_baseline, resolve_baselines
 from captum_cf.attr._guard import checking_target, guarded
 from captum_cf.attr._perturbation import _plan, _with_filling_forward
@@ -76,16 +77,17 @@ def baseline_attribute(
         inputs, baselines = call.arguments["inputs"], call.arguments.get("baselines")
         target = call.arguments.get("target")
         _check_arguments(call.arguments, distribution=strategy == "paired")
-        if "stdevs" in signature.parameters:  # the GradientShap family: Captum's float32 noise
-            check_noise_dtype(self.forward_func, captum_cls.__name__)
         for name in _COUNTS + _OPTIONAL_COUNTS:  # np.int64 counts as the ints Captum asserts
             if name in call.arguments:
                 call.arguments[name] = as_int(call.arguments[name])
         if not has_target:
             _check_no_target_needed(baselines, captum_cls.__name__)
+        noisy = (noise_dtype_errors(self.forward_func, captum_cls.__name__)
+                 if "stdevs" in signature.parameters  # the GradientShap family: float32 noise
+                 else contextlib.nullcontext())
         with guarded(self.forward_func, inputs, baselines), checking_target(
             self, target, scores_output=has_target  # neuron methods read a layer, not the output
-        ) as method:
+        ) as method, noisy:
             call.arguments["self"] = method
             if strategy == "fill":
                 return _fill_call(inner, call)

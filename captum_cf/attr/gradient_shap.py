@@ -11,7 +11,7 @@ from captum.attr._core.gradient_shap import InputBaselineXGradient
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_cf._validation import check_attribute_arguments, check_noise_dtype
+from captum_cf._validation import check_attribute_arguments, noise_dtype_errors
 from captum_cf.attr._baselines import check_per_example, has_baseline, resolve_baselines
 from captum_cf.attr._guard import checking_target, guarded
 
@@ -119,8 +119,8 @@ class GradientShap(captum.attr.GradientShap):
             stdevs=stdevs,
             distribution=True,
         )
-        check_noise_dtype(self.forward_func, "GradientShap")
-        with guarded(self.forward_func, inputs, baselines), checking_target(self, target) as gs:
+        with guarded(self.forward_func, inputs, baselines), checking_target(self, target) as gs, \
+                noise_dtype_errors(self.forward_func, "GradientShap"):
             resolved = resolve_baselines(
                 baselines, inputs, target, allow_callable=True, native=False
             )

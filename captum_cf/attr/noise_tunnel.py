@@ -12,8 +12,8 @@ from captum_cf._validation import (
     check_attribute_arguments,
     check_baseline_dtype,
     check_model_dtype,
-    check_noise_dtype,
     model_dtype,
+    noise_dtype_errors,
 )
 from captum_cf.attr._baselines import _BaselineToken, has_baseline, native_value, resolve_baselines
 from captum_cf.attr._guard import add_missing_batch_note, captum_assertions, model_of
@@ -98,7 +98,6 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
         )
         # the dtype rule on the clean inputs: Captum's noise (float32) would upcast half ones
         forward = getattr(self.attribution_method, "forward_func", None)
-        check_noise_dtype(forward, "NoiseTunnel")
         check_model_dtype(inputs, forward)
         if model_dtype(forward) is not None:
             check_baseline_dtype(kwargs.get("baselines"), inputs)
@@ -139,7 +138,7 @@ class NoiseTunnel(captum.attr.NoiseTunnel):
                     kwargs["baselines"], inputs, kwargs.get("target"), native=True
                 )
         try:
-            with noisy_inputs(), captum_assertions():
+            with noisy_inputs(), captum_assertions(), noise_dtype_errors(forward, "NoiseTunnel"):
                 return super().attribute.__wrapped__(  # type: ignore[attr-defined]
                     self,
                     inputs,

@@ -491,7 +491,7 @@ def test_noise_methods_on_a_half_precision_model_say_the_noise_is_float32(method
 
         def call():
             return getattr(cf, method)(model, *extra).attribute(x, torch.zeros_like(x), target=0)
-    with pytest.raises(TypeError, match=f"float32 noise to the inputs, so the {dtype} model"):
+    with pytest.raises(TypeError, match=f"float32 noise to the inputs, so the {dtype} model got"):
         call()
     assert model[1].weight.dtype == dtype and x.dtype == dtype
 
@@ -556,3 +556,20 @@ def test_layer_deeplift_on_a_frozen_model_says_how_to_run_it(device):
                                                       target=0)
     torch.testing.assert_close(got, want)
     assert not x.requires_grad
+
+
+def test_noise_methods_take_a_half_precision_model_that_casts_its_inputs(device):
+    class Casting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(16, 3)
+
+        def forward(self, x):
+            return self.lin(x.flatten(1).to(self.lin.weight.dtype)).float()
+
+    torch.manual_seed(0)
+    model = Casting().to(device, torch.bfloat16)
+    x = torch.rand(2, 1, 4, 4, device=device, dtype=torch.bfloat16)
+    got = cf.GradientShap(model).attribute(x, torch.zeros(3, 1, 4, 4, device=device,
+                                                             dtype=torch.bfloat16), target=0)
+    assert got.shape == x.shape
