@@ -308,13 +308,16 @@ def _ganmex_run(args: argparse.Namespace) -> int:
     _check_aux(args)
     flags = ("lambda_cls", "lambda_sim", "lambda_rec", "lambda_mask")
     _check_config_flags(args, GANMEXTrainConfig, flags)
-    # explicit flags win over the data set's defaults, also when equal to the class default
-    overrides = {k: getattr(args, k) for k in flags if getattr(args, k) is not None}
+    # explicit flags win over the data set's defaults, also when equal to the class default;
+    # every flag is recorded in checkpoints (None: not given), and train_config as before, so
+    # that checkpoints of earlier versions resume
+    overrides = {k: getattr(args, k) for k in flags}
+    train_config = GANMEXTrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     try:
         metrics = train_ganmex(args.data, out=args.out, classifier=args.classifier,
                                steps=args.steps, seed=args.seed, checkpoint=args.checkpoint,
                                checkpoint_every=args.checkpoint_every,
-                               train_overrides=overrides,
+                               train_config=train_config, train_overrides=overrides,
                                limit=args.limit, test_images=args.test_images,
                                show_progress=not args.no_progress, edit=args.edit,
                                init=args.init, aux_classifier=args.aux_classifier,

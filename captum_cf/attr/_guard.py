@@ -171,7 +171,10 @@ def checking_target(
     handle: list[Any] = []
 
     def hook(module: nn.Module, args: Any, output: Any) -> None:
-        handle.pop().remove()
+        try:  # once: DataParallel's replicas may call it from several threads
+            handle.pop().remove()
+        except IndexError:
+            return
         if scores_output:
             check_tensor_output(output)
         check_target_in_output(target, output)
@@ -183,9 +186,10 @@ def checking_target(
         try:
             handle.append(inner.register_forward_hook(hook))
         except (RuntimeError, AttributeError):  # e.g. a TorchScript module takes no Python hook
-            if model_attr != "forward_func":  # a method that hooks the model itself (DeepLift):
-                yield method  # unchecked, so that Captum says why it cannot hook it
-                return
+            pass
+        if not handle and model_attr != "forward_func":  # a method that hooks the model itself
+            yield method  # (DeepLift): unchecked, so that Captum says why it cannot hook it
+            return
     if handle:
         try:
             yield method

@@ -247,8 +247,9 @@ def run_cli(args: Any) -> int:
         if value is not None and value < 1:
             raise AuditInputError(f"--{opt.replace('_', '-')} must be >= 1, got {value}")
     args.baseline_weights = parse_baseline_weights(args.baseline_weights)
-    if not args.dist_timeout > 0:  # also NaN
-        raise AuditInputError(f"--dist-timeout must be > 0 minutes, got {args.dist_timeout}")
+    if not 0 < args.dist_timeout <= 10080:  # also NaN and inf
+        raise AuditInputError(f"--dist-timeout must be > 0 minutes and at most a week (10080), "
+                              f"got {args.dist_timeout}")
     for opt in ("sanity_n", "workers"):
         if getattr(args, opt) < 0:
             raise AuditInputError(
@@ -332,9 +333,10 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
         if rank == 0:
             print(f"\n{stop}", file=sys.stderr)
         return 130
-    except KeyboardInterrupt:  # before the first results were stored (planning, probes)
+    except KeyboardInterrupt:  # outside the grid's steps (planning, probes, the last reads)
         if rank == 0:
-            print("\ninterrupted before any result was stored", file=sys.stderr)
+            print(f"\ninterrupted; {path} keeps whatever was stored: rerun the same command "
+                  "with --resume to continue", file=sys.stderr)
         return 130
     except sqlite3.Error as err:  # the store: locked, disk full, damaged
         raise AuditInputError(_store_failure(path, err)) from err

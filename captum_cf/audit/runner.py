@@ -720,24 +720,46 @@ _LIBRARIES = ("torch", "torchvision", "captum", "captum_cf", "transformers", "ti
 
 
 def _model_code(model: Any) -> str:
-    """A digest of the model's code: its structure (``repr``: layers and their settings) and
-    the source of its own classes (``forward`` edited from ReLU to Tanh keeps the state dict;
-    a resume mixed the two models' results). A plain function: its source."""
-    import inspect
-
+    """A digest of the model's code: its structure (``repr``: layers and their settings) and the
+    code of its own classes' methods (``forward`` edited from ReLU to Tanh keeps the state dict;
+    a resume mixed the two models' results). Compiled code, not source text: a comment or a
+    moved line changes nothing, and a class loaded from ``--model file.py:make`` (no importable
+    module to read the source from) is covered too. A plain function: its code."""
     h = hashlib.sha1()
-    objects: list[Any] = [model]
     if isinstance(model, nn.Module):
         h.update(repr(model).encode())
-        objects = list(dict.fromkeys(type(m) for m in model.modules()))
-    for obj in objects:
-        if (getattr(obj, "__module__", "") or "").split(".")[0] in _LIBRARIES:
+        owners: list[Any] = list(dict.fromkeys(type(m) for m in model.modules()))
+    else:
+        owners = [model]
+    for owner in owners:
+        if (getattr(owner, "__module__", "") or "").split(".")[0] in _LIBRARIES:
             continue
-        try:
-            h.update(inspect.getsource(obj).encode())
-        except (OSError, TypeError):  # defined interactively, or a builtin
-            h.update(getattr(obj, "__qualname__", type(obj).__name__).encode())
+        members = vars(owner).items() if isinstance(owner, type) else [("", owner)]
+        for name, member in sorted(members, key=lambda kv: kv[0]):
+            for fn in (member, getattr(member, "__func__", None), getattr(member, "fget", None)):
+                code = getattr(fn, "__code__", None)
+                if code is not None:
+                    h.update(name.encode() + _code_bytes(code))
     return h.hexdigest()[:16]
+
+
+def _code_bytes(code: Any) -> bytes:
+    """A code object's instructions, names and constants (nested functions included), without
+    its file name and line numbers."""
+    parts = [code.co_code, repr(code.co_names).encode(), repr(code.co_varnames).encode()]
+    for const in code.co_consts:
+        parts.append(_code_bytes(const) if hasattr(const, "co_code") else _stable(const).encode())
+    return b"\0".join(parts)
+
+
+def _stable(value: Any) -> str:
+    """``repr`` of a constant, the same in every process (a frozenset's order follows the
+    string hash seed: ``x in {"a", "b"}`` would refuse every resume)."""
+    if isinstance(value, frozenset):
+        return "frozenset(" + repr(sorted(_stable(v) for v in value)) + ")"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_stable(v) for v in value) + ")"
+    return repr(value)
 
 
 def _requested_baselines(s: Settings) -> set[str] | None:

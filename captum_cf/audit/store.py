@@ -109,16 +109,22 @@ def _exclusive(path: str) -> Any:
         import fcntl
     except ImportError:  # Windows
         return None
-    handle = open(path + ".lock", "a")  # noqa: SIM115 (held until close)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    while True:
+        handle = open(path + ".lock", "a")  # noqa: SIM115 (held until close)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise AuditInputError(
+                f"another audit is writing {path} (the results store of the same --out): wait "
+                "for it to finish, or choose another --out"
+            ) from None
+        try:  # the holder removes the file when it is done: a lock on a removed file is none
+            if os.stat(handle.name).st_ino == os.fstat(handle.fileno()).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
         handle.close()
-        raise AuditInputError(
-            f"another audit is writing {path} (the results store of the same --out): wait for "
-            "it to finish, or choose another --out"
-        ) from None
-    return handle
 
 
 class AuditStore:
@@ -359,7 +365,7 @@ def _difference(key: str, old: Any, new: Any) -> str:
     """How the setting ``key`` differs: the stored and the new value, or for the code of the
     registered entries (``entries``), the entries whose code changed."""
     if key == "model_code":
-        return "the model's code changed (its structure, or the source of its own classes)"
+        return "the model's code changed (its structure, or the code of its own classes)"
     if key == "entries" and isinstance(old, dict) and isinstance(new, dict):
         changed = [f"{kind[:-1]} {name!r}" for kind in new for name in new[kind]
                    if name in (old.get(kind) or {}) and old[kind][name] != new[kind][name]]

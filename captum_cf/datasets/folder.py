@@ -371,11 +371,12 @@ def open_image(path: str) -> Iterator[Any]:
 def _mask_pixels(im: Any) -> Tensor:
     """A mask file as bool (1, H, W): non-zero = object; a mask with transparency whose alpha
     varies (an editor's exported selection: the object opaque on a transparent background) is
-    read from its alpha, opaque = object (its grey values would give the complement)."""
+    read from its alpha, opaque (alpha >= 128) = object (its grey values would give the
+    complement)."""
     if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
         alpha = np.asarray(im.convert("RGBA"))[..., 3]
         if alpha.min() != alpha.max():
-            return torch.from_numpy(alpha > 0)[None]
+            return torch.from_numpy(alpha >= 128)[None]  # more opaque than transparent
     return _pixels(im, grey=True) > 0
 
 

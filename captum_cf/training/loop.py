@@ -75,9 +75,10 @@ _CONTENT = " [content "
 
 
 def _content(path: str) -> str:
-    """A digest of a file's bytes, or of the image files under a folder (relative names, sizes,
-    modification times, as ``--cache-dir`` keys a folder): a classifier retrained under the same
-    name, or a folder whose images were replaced, is another run."""
+    """A digest of a file's bytes, or of the image files under a folder (relative names and
+    sizes; not modification times, which a job copying its data to local scratch at each start
+    changes): a classifier retrained under the same name, or a folder whose images were
+    replaced or added, is another run."""
     import hashlib
 
     from captum_cf.datasets.folder import IMAGE_EXTENSIONS
@@ -93,8 +94,8 @@ def _content(path: str) -> str:
         for name in sorted(files):
             if name.lower().endswith(IMAGE_EXTENSIONS):
                 st = os.stat(os.path.join(root, name))
-                h.update(f"{os.path.relpath(os.path.join(root, name), path)}\0{st.st_size}\0"
-                         f"{st.st_mtime_ns}\n".encode())
+                h.update(f"{os.path.relpath(os.path.join(root, name), path)}\0{st.st_size}"
+                         "\n".encode())
     return h.hexdigest()[:12]
 
 
@@ -627,8 +628,11 @@ def _check_same_run(state: dict[str, Any], seed: int, options: dict[str, str] | 
     old = state.get("options")
     differ = []
     if old is not None and options is not None:
-        differ = [(k, old.get(k), options.get(k)) for k in sorted(set(old) | set(options))
-                  if not _same_option(old.get(k), options.get(k))]
+        # options both runs know (an argument added or removed by another version: not
+        # compared); a whole config's repr last, after the flags that changed it
+        differ = [(k, old[k], options[k]) for k in sorted(set(old) & set(options),
+                                                          key=lambda k: (k.endswith("config"), k))
+                  if not _same_option(old[k], options[k])]
     if not differ and int(state.get("seed", seed)) != seed:
         differ = [("seed", repr(int(state["seed"])), repr(seed))]
     if differ:

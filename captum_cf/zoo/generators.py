@@ -276,7 +276,8 @@ def train_ganmex(
             ``module:factory`` classifier resp. auxiliary classifier.
         train_overrides (dict, optional): ``{field: value}`` of :class:`GANMEXTrainConfig`
             set last, over the data set's defaults and ``train_config`` (``captum-cf train
-            ganmex --lambda-mask 1`` on shapes: 1, not the shapes default 10).
+            ganmex --lambda-mask 1`` on shapes: 1, not the shapes default 10); None values
+            are not given.
 
     Returns:
         dict: the metrics stored in the file (``test_flip`` over all ordered class pairs,
@@ -340,7 +341,8 @@ def train_ganmex(
             **setup["train_config"],
             **{k: v for k, v in train_config.to_dict().items() if v != getattr(default, k)},
         })
-    if "lambda_mask" in (train_overrides or {}) and config.edit != "mask":
+    train_overrides = {k: v for k, v in (train_overrides or {}).items() if v is not None}
+    if "lambda_mask" in train_overrides and config.edit != "mask":
         raise ValueError("lambda_mask (--lambda-mask) weighs the mask of a generator with "
                          "edit='mask' (--edit mask); this one edits the full image")
     if train_overrides:  # given explicitly (the command's --lambda-* flags): they win

@@ -471,8 +471,9 @@ def test_deeplift_on_a_dataparallel_model_takes_every_class_as_captum(method, de
 def test_deeplift_on_a_scripted_model_gets_captums_own_error_with_a_target():
     model = torch.jit.script(nn.Sequential(nn.Flatten(), nn.Linear(16, 3)))
     for target in (None, 1):  # with a target it named a private class of the target check
-        with pytest.raises(RuntimeError, match="not supported on ScriptModules"):
+        with pytest.raises(RuntimeError, match="not supported on ScriptModules") as info:
             cf.DeepLift(model).attribute(torch.rand(2, 1, 4, 4), baselines=0.0, target=target)
+        assert info.value.__context__ is None  # not "during handling of" our own hook's error
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

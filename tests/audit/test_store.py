@@ -350,7 +350,8 @@ def test_store_failures_during_the_audit_are_one_line_with_what_to_do(
                         (sqlite3.OperationalError("database or disk is full"), "free space, "
                          "then rerun with --resume"),
                         (sqlite3.DatabaseError("database disk image is malformed"), "is damaged"),
-                        (KeyboardInterrupt(), "interrupted before any result was stored")):
+                        (KeyboardInterrupt(), "keeps whatever was stored: rerun the same "
+                         "command with --resume")):
         def fail(*args, error=error, **kwargs):
             raise error
 

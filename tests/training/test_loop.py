@@ -277,9 +277,12 @@ def test_override_flags_are_recorded_one_option_each_and_shown_plainly() -> None
 
     options = train("digits", train_overrides={"lambda_cls": 2.0})
     assert options["lambda_cls"] == "2.0" and "train_overrides" not in options
-    old = {"format": 1, "seed": 0, "options": train("digits")}
+    # the command records every flag, None when not given
+    old = {"format": 1, "seed": 0, "options": train("digits", train_overrides={"lambda_cls": None})}
     with pytest.raises(ValueError, match=r"--lambda-cls not given \(its default\) \(this run: "
                                          r"2.0\)"):
         loop._check_same_run(old, 0, options)
+    # an option one version records and another does not (an older checkpoint): not compared
+    loop._check_same_run({"format": 1, "seed": 0, "options": {"data": "'digits'"}}, 0, options)
     with pytest.raises(ValueError, match=r"--lambda-x not given \(its default\) \(this run: 3\)"):
         loop._check_same_run(old, 0, train("digits", lambda_x=3))
