@@ -250,8 +250,11 @@ def _bad_maps(maps: Any, x: Tensor) -> str:
     if not isinstance(maps, Tensor):
         return (f"returned a {type(maps).__name__}, not a tensor of maps shaped like the images "
                 f"{tuple(x.shape)}")
-    if maps.shape != x.shape:
-        return f"returned maps of shape {tuple(maps.shape)} for images of shape {tuple(x.shape)}"
+    n, c = x.shape[:2]
+    if maps.dim() != x.dim() or maps.shape[0] != n or maps.shape[1] not in (1, c) \
+            or maps.shape[2:] != x.shape[2:]:  # per channel, or one map per image (MP's masks)
+        return (f"returned maps of shape {tuple(maps.shape)} for images of shape "
+                f"{tuple(x.shape)} (expected {tuple(x.shape)} or {(n, 1, *x.shape[2:])})")
     if not all_finite(maps):
         return "returned non-finite attributions"
     return ""

@@ -217,3 +217,16 @@ def test_an_empty_mask_costs_its_image_the_pointing_game_only(device) -> None:
         assert cell.error is None
         assert cell.index["pointing_game"] == [0, 2, 4]
         assert cell.index["srg_zero"] == [0, 1, 2, 3, 4]
+
+
+def test_a_method_with_one_map_per_image_runs_on_rgb_images(device) -> None:
+    # Meaningful Perturbation's masks are (N, 1, H, W): the probe wanted the images' shape and
+    # left it out of every RGB audit ("it fails on this model")
+    torch.manual_seed(0)
+    model = tiny_model(channels=3).to(device)
+    x = torch.rand(2, 3, 8, 8, device=device)
+    res = audit(model, x, methods=["meaningful-perturbation", "integrated-gradients"],
+                baselines=["zero"], removals=["zero"], n_steps=4, sanity_n=2, n_examples=2)
+    assert [c.method for c in res.cells] == ["meaningful-perturbation", "integrated-gradients"]
+    assert all(c.error is None and c.values["srg_zero"].numel() == 2 for c in res.cells)
+    assert res.config.get("skipped_methods", {}) == {}
