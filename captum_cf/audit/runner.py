@@ -1102,6 +1102,8 @@ _ADVISORIES = (
     r"(?s).*Input Tensor \d+ did not already require gradients",
     # the metrics' own check of the model's outputs: the audit checks the model once, up front
     r"(?s).*seems to return probabilities",
+    # DeepLift's layers without rules: said once per audit by its factory
+    r"DeepLIFT has no rule for the model's",
 )
 
 

@@ -230,3 +230,19 @@ def test_a_method_with_one_map_per_image_runs_on_rgb_images(device) -> None:
     assert [c.method for c in res.cells] == ["meaningful-perturbation", "integrated-gradients"]
     assert all(c.error is None and c.values["srg_zero"].numel() == 2 for c in res.cells)
     assert res.config.get("skipped_methods", {}) == {}
+
+
+def test_deeplift_on_layers_without_a_rule_is_said_once_per_audit(device) -> None:
+    import warnings
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.GELU(),
+                                torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3)).to(device)
+    x = torch.rand(4, 1, 8, 8, device=device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audit(model, x, methods=["deeplift"], baselines=["zero", "blur"], removals=["zero"],
+              n_steps=2, sanity_n=0, n_examples=0, explain_batch=2)
+    said = [str(w.message) for w in caught if "DeepLIFT has no rule" in str(w.message)]
+    assert len(said) == 1 and said[0].startswith("audit: deeplift: DeepLIFT has no rule for "
+                                                 "the model's GELU layers"), said
