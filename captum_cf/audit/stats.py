@@ -587,7 +587,8 @@ def _metric_verdict(
     caveat = None
     # without a significant difference every baseline is "best": warn only when the metric's
     # own removal leads by its mean
-    if own is not None and own in (best if significant else top):
+    # (not when there is nothing to compare, or every baseline shares the lead)
+    if own is not None and own in (best if significant else top) and len(top) < len(names):
         caveat = (f"{own} is the removal that {metric} itself uses, so {metric} favours it by "
                   f"construction")
     others = len(names) - len(top)
@@ -635,6 +636,9 @@ def _sentence(
     elif n == 0:
         text = (f"{method}, {metric}: no image has a finite value under every one of "
                 f"{', '.join(names)}; nothing to compare.")
+    elif not comparisons and len(best) == len(names):
+        text = (f"{method}, {metric}: {', '.join(names)} have the same mean (n = {n}); no test "
+                "was run between them.")
     elif not significant and n < needed:
         text = (f"{method}, {metric}: too few images to tell {', '.join(names)} apart: with n = "
                 f"{n} not even a baseline that is better on every image would be significant "
