@@ -471,11 +471,12 @@ def check_target_in_output(target: Any, output: Any, name: str = "target") -> No
     for value, dim in bounds:
         size = output.shape[1 + dim] if 1 + dim < output.dim() else None
         if size is not None and value >= size:
-            what = "classes" if output.dim() == 2 else f"entries along output dimension {1 + dim}"
-            raise ArgumentError(
-                f"{name} must be < {size}: the model returns {size} {what} (output shape "
-                f"{tuple(output.shape)}), got {value}"
-            )
+            # (N, classes): no shape, whose first size is the method's internal batch (IG: N x
+            # steps), not the caller's
+            what = ("classes" if output.dim() == 2 else f"entries along output dimension "
+                    f"{1 + dim} (output shape (..., {', '.join(map(str, output.shape[1:]))}))")
+            raise ArgumentError(f"{name} must be < {size}: the model returns {size} {what}, got "
+                                f"{value}")
 
 
 def check_window(shapes: Any, strides: Any, inputs: Any) -> None:

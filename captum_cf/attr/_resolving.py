@@ -34,10 +34,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal, Union
 
 from captum.log import log_usage
+from torch import nn
 
 from captum_cf._validation import as_int, check_attribute_arguments, noise_dtype_errors
 from captum_cf.attr._baselines import check_per_example, has_baseline, resolve_baselines
@@ -87,7 +88,7 @@ def baseline_attribute(
                  else contextlib.nullcontext())
         with guarded(self.forward_func, inputs, baselines), checking_target(
             self, target, scores_output=has_target  # neuron methods read a layer, not the output
-        ) as method, noisy:
+        ) as method, noisy, _layer_outputs(self, captum_cls.__name__):
             call.arguments["self"] = method
             if strategy == "fill":
                 return _fill_call(inner, call)
@@ -116,6 +117,26 @@ def baseline_attribute(
     attribute.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     attribute.__doc__ = _DOC.format(name=captum_cls.__name__, strategy=_STRATEGY_DOC[strategy])
     return log_usage(part_of_slo=True)(attribute)
+
+
+@contextlib.contextmanager
+def _layer_outputs(method: Any, name: str) -> Iterator[None]:
+    """A layer whose outputs hold None (``nn.MultiheadAttention`` called with
+    ``need_weights=False``, as torchvision's ViT does, returns ``(output, None)``): Captum fails
+    with ``'NoneType' object has no attribute 'clone'``; one line saying what to do instead."""
+    try:
+        yield
+    except AttributeError as err:
+        layer = getattr(method, "layer", None)
+        if not isinstance(layer, nn.Module) or "'NoneType' object has no attribute" not in str(err):
+            raise
+        raise TypeError(
+            f"{name}: the layer {type(layer).__name__} returns None among its outputs "
+            "(nn.MultiheadAttention called with need_weights=False returns (output, None)), "
+            "which Captum cannot attribute to: choose a module before or after it that returns "
+            "tensors, such as the block's LayerNorm (the attention's out_proj is not called as a "
+            "module)"
+        ) from err
 
 
 _COUNTS = ("n_steps", "n_samples", "perturbations_per_eval")

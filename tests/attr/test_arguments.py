@@ -595,3 +595,34 @@ def test_deeplift_warns_of_layers_without_a_rule_and_sums_where_it_has_one(layer
         if said:
             assert f"{layer.__name__} layers" in str(said[0].message)
         assert (float(delta.abs().max()) < 1e-5) == rule
+
+
+def test_a_layer_returning_none_among_its_outputs_says_what_to_attribute_to(device):
+    # nn.MultiheadAttention(need_weights=False) returns (out, None): Captum failed with
+    # "'NoneType' object has no attribute 'clone'"
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.LayerNorm(8)
+            self.mha = nn.MultiheadAttention(8, 2, batch_first=True)
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            x = self.norm(x)
+            out, _ = self.mha(x, x, x, need_weights=False)
+            return self.head(out.mean(1))
+
+    torch.manual_seed(0)
+    model, x = Attention().to(device).eval(), torch.rand(2, 4, 8, device=device)
+    with pytest.raises(TypeError, match=r"the layer MultiheadAttention returns None among its "
+                                        r"outputs .* such as the block's LayerNorm"):
+        cf.LayerIntegratedGradients(model, model.mha).attribute(x, target=0)
+    got = cf.LayerIntegratedGradients(model, model.norm).attribute(x, target=0)
+    assert got.shape == (2, 4, 8)
+
+
+def test_the_target_error_does_not_show_the_methods_internal_batch(device):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).to(device)
+    with pytest.raises(ValueError) as info:  # IG's first pass holds 2 x 50 steps
+        cf.IntegratedGradients(model).attribute(torch.rand(2, 1, 4, 4, device=device), target=5)
+    assert str(info.value) == "target must be < 3: the model returns 3 classes, got 5"
