@@ -55,7 +55,11 @@ def first_line(err: BaseException, limit: int | None = None, empty: str = "") ->
     lines = [ln for ln in str(err).splitlines() if ln.strip()]
     if not lines:
         return empty
-    line = (lines[-1] if lines[0].startswith("Caught ") else lines[0]).strip()
+    line = lines[0].strip()
+    if line.startswith("Caught "):  # "Caught ValueError in ...": the last line, "ValueError: ..."
+        kind = line.split()[1] + ": " if len(line.split()) > 1 else ""
+        line = lines[-1].strip()
+        line = line[len(kind):] if kind and line.startswith(kind) else line
     if limit is not None and len(line) > limit:
         line = line[: limit - 3] + "..."
     return line

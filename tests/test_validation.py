@@ -72,7 +72,10 @@ def test_first_line_of_an_error() -> None:
     # a DataLoader worker's error: its traceback ends in the worker's message
     worker = RuntimeError("Caught OSError in DataLoader worker process 0.\nOriginal Traceback "
                           "(most recent call last):\n  File \"x.py\", line 1\nOSError: truncated")
-    assert first_line(worker) == "OSError: truncated"
+    assert first_line(worker) == "truncated"
+    same = ValueError("Caught ValueError in DataLoader worker process 0.\nOriginal Traceback:\n"
+                      "ValueError: cannot read image a.jpg")  # the kind is said once, not twice
+    assert first_line(same) == "cannot read image a.jpg"
     assert first_line(ValueError("x" * 50), limit=10) == "xxxxxxx..."
     assert first_line(ValueError("x" * 10), limit=10) == "x" * 10
     assert first_line(KeyError()) == "" and first_line(KeyError(), empty="KeyError") == "KeyError"

@@ -19,6 +19,7 @@ from captum_cf._validation import (
     check_target_in_output,
     model_dtype,
 )
+from captum_cf.baselines.base import inputs_may_be_noisy
 
 __all__ = [
     "add_missing_batch_note",
@@ -57,9 +58,14 @@ def guarded(forward_func: Any, inputs: Any, baselines: Any = None) -> Iterator[N
     target's range by :func:`checking_target`; what Captum still asserts comes out as an
     :class:`~captum_cf._validation.ArgumentError` (:func:`captum_assertions`).
     """
-    check_model_dtype(inputs, forward_func)
-    if model_dtype(forward_func) is not None:  # a function of unknown dtype: as for inputs
-        check_baseline_dtype(baselines, inputs)
+    dtype = model_dtype(forward_func)
+    # NoiseTunnel (which checked the clean inputs) hands a half-precision model Captum's float32
+    # noisy copies: a model that casts its inputs runs, as in Captum; one that does not fails
+    # in torch, and NoiseTunnel says why (noise_dtype_errors)
+    if not (dtype in (torch.float16, torch.bfloat16) and inputs_may_be_noisy()):
+        check_model_dtype(inputs, forward_func)
+        if dtype is not None:  # a function of unknown dtype: as for inputs
+            check_baseline_dtype(baselines, inputs)
     model = model_of(forward_func)
     tensors = inputs if isinstance(inputs, tuple) else (inputs,)
     flags = [(x, x.requires_grad) for x in tensors if isinstance(x, Tensor)]

@@ -731,16 +731,40 @@ def _model_code(model: Any) -> str:
         owners: list[Any] = list(dict.fromkeys(type(m) for m in model.modules()))
     else:
         owners = [model]
+    seen: set[int] = set()
     for owner in owners:
-        if (getattr(owner, "__module__", "") or "").split(".")[0] in _LIBRARIES:
+        if _library(owner):
             continue
         members = vars(owner).items() if isinstance(owner, type) else [("", owner)]
         for name, member in sorted(members, key=lambda kv: kv[0]):
             for fn in (member, getattr(member, "__func__", None), getattr(member, "fget", None)):
-                code = getattr(fn, "__code__", None)
-                if code is not None:
-                    h.update(name.encode() + _code_bytes(code))
+                if getattr(fn, "__code__", None) is not None:
+                    h.update(name.encode() + _function_bytes(fn, seen))
     return h.hexdigest()[:16]
+
+
+def _library(obj: Any) -> bool:
+    return (getattr(obj, "__module__", "") or "").split(".")[0] in _LIBRARIES
+
+
+def _function_bytes(fn: Any, seen: set[int]) -> bytes:
+    """:func:`_code_bytes` of ``fn`` and of the functions of the user's own modules it calls by
+    a global name (a ``forward`` that calls a module-level ``act(x)``: editing ``act`` is a
+    change of the model's code), each once."""
+    seen.add(id(fn))
+    parts = [_code_bytes(fn.__code__)]
+    names: list[str] = []
+    stack = [fn.__code__]
+    while stack:
+        code = stack.pop()
+        names += code.co_names
+        stack += [c for c in code.co_consts if hasattr(c, "co_code")]
+    for name in sorted(set(names)):
+        called = getattr(fn, "__globals__", {}).get(name)
+        if (getattr(called, "__code__", None) is not None and id(called) not in seen
+                and not _library(called)):
+            parts.append(name.encode() + _function_bytes(called, seen))
+    return b"\1".join(parts)
 
 
 def _code_bytes(code: Any) -> bytes:
@@ -1451,9 +1475,8 @@ class _Grid:
         if attr.is_cuda:
             torch.cuda.synchronize(attr.device)  # the time of the work, not of its launch
         self.seconds = time.perf_counter() - start
-        flat = no_signal(attr)
-        curves = _without_order(self._curves(x, attr, t), flat)
-        values = {"no_signal": (idx, flat.double())}
+        curves = self._curves(x, attr, t)  # a constant map: SRG 0 (removal_curves)
+        values = {"no_signal": (idx, no_signal(attr).double())}
         self.curves = torch.stack([
             torch.stack([c.scores.double().sum(0), (c.scores.double() ** 2).sum(0)])
             for pair in curves.values() for c in pair
@@ -1481,29 +1504,6 @@ class _Grid:
             )
             values["sanity_ssim"] = ([idx[j] for j in sanity], res.similarity[:, 0])
         return attr, _to_host(values)
-
-
-def _without_order(
-    curves: dict[str, tuple[Curve, Curve]], flat: Tensor
-) -> dict[str, tuple[Curve, Curve]]:
-    """Curves in which a map without signal (``flat``: constant) ranks no pixel above another:
-    its MoRF and LeRF are both the mean of the two orders' curves (ties go in raster order and
-    its reverse), so its SRG is 0, not the tie-break's artefact (a constant map scored SRG up to
-    0.31 on a model that reads the digits' top-left quadrant)."""
-    out = {}
-    for r, (morf, lerf) in curves.items():
-        rows = flat.to(morf.scores.device)
-        scores = (morf.scores + lerf.scores) / 2
-        auc = (morf.auc + lerf.auc) / 2
-        out[r] = tuple(
-            dataclasses.replace(
-                c,
-                scores=torch.where(rows[:, None], scores, c.scores),
-                auc=torch.where(rows, auc, c.auc),
-            )
-            for c in (morf, lerf)
-        )
-    return out  # type: ignore[return-value]
 
 
 #: residual (RMS) at which the audit's ROAD removal stops its linear solve at 32 px; for side S

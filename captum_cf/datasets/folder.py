@@ -183,10 +183,12 @@ class ImageFolder(Dataset):
                        if os.path.splitext(os.path.basename(m))[0].endswith(MASK_SUFFIX)]
             if orphans:  # read as an image because its own image is gone
                 stem = os.path.splitext(orphans[0])[0][: -len(MASK_SUFFIX)]
+                mask = f"{os.path.splitext(orphans[0])[0]}{MASK_SUFFIX}.png"
                 raise ValueError(
-                    f"{orphans[0]} is a mask without its image (no {stem}.* beside it): restore "
-                    f"the image or delete the mask"
-                    + (f" ({len(orphans) - 1} more such masks)" if len(orphans) > 1 else "")
+                    f"{orphans[0]} has no mask beside it while other images have one: a mask "
+                    f"whose image is gone (no {stem}.* beside it)? restore the image or delete "
+                    f"the mask; a photo with that name? give it its mask {mask}"
+                    + (f" ({len(orphans) - 1} more such files)" if len(orphans) > 1 else "")
                 )
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
             raise ValueError(

@@ -576,6 +576,14 @@ def test_noise_methods_take_a_half_precision_model_that_casts_its_inputs(device)
     got = cf.GradientShap(model).attribute(x, torch.zeros(3, 1, 4, 4, device=device,
                                                              dtype=torch.bfloat16), target=0)
     assert got.shape == x.shape
+    # NoiseTunnel over captum_cf's own IG: the inner dtype rule refused the float32 noisy copies
+    results = []
+    for lib in (cf, captum.attr):
+        torch.manual_seed(3)
+        nt = lib.NoiseTunnel(lib.IntegratedGradients(model))
+        results.append(nt.attribute(x, baselines=torch.zeros_like(x), target=0, nt_samples=2,
+                                    n_steps=4, stdevs=0.1))
+    assert torch.equal(results[0], results[1])
 
 
 @pytest.mark.parametrize("layer", [nn.GELU, nn.SiLU, nn.Hardswish])

@@ -378,3 +378,31 @@ def test_a_report_that_cannot_be_written_keeps_the_store_and_says_resume(
     assert code == 2 and err[-1].startswith("captum-cf: error: writing the report")
     assert "No space left on device; every result is kept in" in err[-1]
     assert (tmp_path / "rep.sqlite").exists()
+
+
+def test_the_model_code_digest_follows_the_functions_its_forward_calls() -> None:
+    # a forward calling a module-level act(x): editing act (ReLU to Tanh) was not a change
+    from captum_cf.audit.runner import _model_code
+
+    source = """
+import torch
+
+def act(x):
+    return torch.{fn}(x)
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        return act(self.fc(x))
+"""
+
+    def digest(fn: str, comment: str = "") -> str:
+        namespace = {"__name__": "user_net"}
+        exec(comment + source.format(fn=fn), namespace)  # noqa: S102 (the user's model file)
+        return _model_code(namespace["Net"]())
+
+    assert digest("relu") != digest("tanh")
+    assert digest("relu") == digest("relu", comment="# a comment moves every line\n")

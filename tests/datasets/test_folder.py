@@ -383,6 +383,8 @@ def test_a_mask_whose_image_was_deleted_is_named_as_such(tmp_path):
         _save(tmp_path / "a" / f"{name}.png", np.zeros((4, 4), np.uint8))
         _save(tmp_path / "a" / f"{name}_mask.png", np.full((4, 4), 255, np.uint8))
     _save(tmp_path / "a" / "gone_mask.png", np.full((4, 4), 255, np.uint8))
-    with pytest.raises(ValueError, match=r"a/gone_mask.png is a mask without its image "
-                                         r"\(no a/gone\.\* beside it\)"):
+    with pytest.raises(ValueError, match=r"a/gone_mask.png has no mask beside it while other "
+                                         r"images have one: a mask whose image is gone \(no "
+                                         r"a/gone\.\* beside it\)\? .* a photo with that name\? "
+                                         r"give it its mask a/gone_mask_mask.png"):
         ImageFolder(str(tmp_path))

@@ -307,3 +307,26 @@ def test_r_oms_rejects_bad_arguments_and_keeps_the_model_state(device) -> None:
     curve = r_oms(model, x, zero, zero)
     assert isinstance(curve, Curve) and curve.scores.device == device
     assert model.training and model[1].weight.requires_grad and not model[1].bias.requires_grad
+
+
+def test_removal_curves_of_a_constant_map_are_the_two_orders_mean(device) -> None:
+    # its ties went in raster order for MoRF and the reverse for LeRF: an SRG of up to 0.3
+    # for a map that orders nothing
+    from captum_cf.baselines import ConstantBaseline
+    from captum_cf.metrics import removal_curves, symmetric_relevance_gain
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)).to(device)
+    x = torch.rand(3, 1, 8, 8, device=device)
+    maps = torch.rand(3, 1, 8, 8, device=device)
+    maps[1] = 0.25  # constant
+    pcs = [0, 25, 50, 75, 100]
+    morf, lerf = removal_curves(model, x, maps, 0, {"zero": ConstantBaseline(0.0)}, pcs)["zero"]
+    srg = symmetric_relevance_gain(morf, lerf)
+    assert srg[1] == 0 and bool((srg[[0, 2]] != 0).all())
+    assert torch.equal(morf.scores[1], lerf.scores[1])
+    # the mean of what a map ordering the pixels in raster order (and its reverse) scores
+    raster = torch.arange(64, 0, -1, device=device, dtype=torch.float32).view(1, 1, 8, 8)
+    ref_m, ref_l = removal_curves(model, x[1:2], raster, 0, {"zero": ConstantBaseline(0.0)},
+                                  pcs)["zero"]
+    torch.testing.assert_close(morf.scores[1], ((ref_m.scores + ref_l.scores) / 2)[0])
