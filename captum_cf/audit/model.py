@@ -253,8 +253,10 @@ def _bad_maps(maps: Any, x: Tensor) -> str:
     n, c = x.shape[:2]
     if maps.dim() != x.dim() or maps.shape[0] != n or maps.shape[1] not in (1, c) \
             or maps.shape[2:] != x.shape[2:]:  # per channel, or one map per image (MP's masks)
+        one = (n, 1, *x.shape[2:])
+        expected = f"{tuple(x.shape)}" + (f" or {one}" if c != 1 else "")
         return (f"returned maps of shape {tuple(maps.shape)} for images of shape "
-                f"{tuple(x.shape)} (expected {tuple(x.shape)} or {(n, 1, *x.shape[2:])})")
+                f"{tuple(x.shape)} (expected {expected})")
     if not all_finite(maps):
         return "returned non-finite attributions"
     return ""

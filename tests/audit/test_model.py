@@ -273,7 +273,8 @@ def test_probe_catches_non_finite_and_misshapen_maps(monkeypatch, device) -> Non
     assert ok == ["occlusion"]
     assert skipped == {
         "nan-maps": "returned non-finite attributions",
-        "flat-maps": "returned maps of shape (1, 64) for images of shape (1, 1, 8, 8)",
+        "flat-maps": "returned maps of shape (1, 64) for images of shape (1, 1, 8, 8) (expected "
+                     "(1, 1, 8, 8))",
     }
     with pytest.raises(ValueError, match="n_images"):
         probe_methods(model, ["occlusion"], _ctx(model, x), x, n_images=0)
