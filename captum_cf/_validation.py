@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -57,9 +58,10 @@ def first_line(err: BaseException, limit: int | None = None, empty: str = "") ->
         return empty
     line = lines[0].strip()
     if line.startswith("Caught "):  # "Caught ValueError in ...": the last line, "ValueError: ..."
-        kind = line.split()[1] + ": " if len(line.split()) > 1 else ""
+        kind = line.split()[1] if len(line.split()) > 1 else ""
         line = lines[-1].strip()
-        line = line[len(kind):] if kind and line.startswith(kind) else line
+        if kind:  # "ValueError: ..." or, for a class outside builtins, "PIL.X: ..."
+            line = re.sub(rf"^(?:[\w.]+\.)?{re.escape(kind)}: ", "", line)
     if limit is not None and len(line) > limit:
         line = line[: limit - 3] + "..."
     return line

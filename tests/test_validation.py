@@ -76,6 +76,9 @@ def test_first_line_of_an_error() -> None:
     same = ValueError("Caught ValueError in DataLoader worker process 0.\nOriginal Traceback:\n"
                       "ValueError: cannot read image a.jpg")  # the kind is said once, not twice
     assert first_line(same) == "cannot read image a.jpg"
+    dotted = ValueError("Caught UnidentifiedImageError in DataLoader worker process 0.\n"
+                        "PIL.UnidentifiedImageError: cannot identify image file 'a.png'")
+    assert first_line(dotted) == "cannot identify image file 'a.png'"
     assert first_line(ValueError("x" * 50), limit=10) == "xxxxxxx..."
     assert first_line(ValueError("x" * 10), limit=10) == "x" * 10
     assert first_line(KeyError()) == "" and first_line(KeyError(), empty="KeyError") == "KeyError"

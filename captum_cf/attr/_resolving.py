@@ -128,7 +128,13 @@ def _layer_outputs(method: Any, name: str) -> Iterator[None]:
         yield
     except AttributeError as err:
         layer = getattr(method, "layer", None)
-        if not isinstance(layer, nn.Module) or "'NoneType' object has no attribute" not in str(err):
+        tb = err.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        in_captum = tb is not None and "captum" in tb.tb_frame.f_code.co_filename.replace(
+            "captum_cf", "")  # raised inside Captum, not in the user's forward
+        if (not isinstance(layer, nn.Module) or not in_captum
+                or "'NoneType' object has no attribute" not in str(err)):
             raise
         raise TypeError(
             f"{name}: the layer {type(layer).__name__} returns None among its outputs "

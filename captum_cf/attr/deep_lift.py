@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import typing
 import warnings
 from collections.abc import Callable
@@ -282,22 +283,42 @@ def _check_untangle(untangle: Any) -> bool:
 #: LeakyReLU, Sigmoid, Tanh, Softplus, Softmax, MaxPool): their plain gradient is used, so the
 #: attributions no longer sum to F(x) - F(x') (measured: GELU, SiLU or Hardswish after a linear
 #: layer 0.03-0.07 off a gap of 0.4; LayerNorm or GroupNorm 1.5 off 1.7; a small ViT 13.7)
-UNRULED_LAYERS = tuple(getattr(torch.nn, name) for name in (
-    "GELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid", "Hardtanh", "ReLU6", "SELU", "CELU",
-    "PReLU", "RReLU", "LogSigmoid", "Softsign", "Softmin", "LogSoftmax", "GLU", "LayerNorm",
-    "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm",
-    "MultiheadAttention", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
-) if hasattr(torch.nn, name))
+def _unruled_kinds() -> tuple[type, ...]:
+    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
+
+    nn = torch.nn
+    # every activation of torch.nn (ReLU6, GELU, SiLU, Softshrink, Threshold, attention, ...)
+    # but those Captum has a rule for, and the non-linear norms and poolings
+    kinds = [c for c in vars(nn.modules.activation).values()
+             if isinstance(c, type) and issubclass(c, nn.Module) and c not in SUPPORTED_NON_LINEAR
+             and c.__module__ == nn.modules.activation.__name__]  # (not its imported Linear)
+    kinds += [getattr(nn, n) for n in (
+        "LayerNorm", "GroupNorm", "RMSNorm", "InstanceNorm1d", "InstanceNorm2d",
+        "InstanceNorm3d", "LocalResponseNorm", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
+        "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d", "LPPool3d", "FractionalMaxPool2d",
+        "FractionalMaxPool3d", "Softmax2d") if hasattr(nn, n)]
+    return tuple(dict.fromkeys(kinds))
+
+
+UNRULED_LAYERS = _unruled_kinds()
+
 
 #: the warning's start, for the audit's advisories (it says it once per audit instead)
 UNRULED_WARNING = "DeepLIFT has no rule for the model's"
 
 
 def unruled_layers(model: Any) -> list[str]:
-    """The kinds of :data:`UNRULED_LAYERS` in ``model`` (an ``nn.Module``), sorted."""
+    """The kinds of layers in ``model`` (an ``nn.Module``) without a DeepLIFT rule in Captum,
+    sorted: :data:`UNRULED_LAYERS`, and subclasses of the supported ones (Captum's rule goes
+    by the exact class: a ``class MyReLU(nn.ReLU)`` gets plain gradients)."""
+    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
+
     if not isinstance(model, torch.nn.Module):
         return []
-    return sorted({type(m).__name__ for m in model.modules() if isinstance(m, UNRULED_LAYERS)})
+    supported = tuple(SUPPORTED_NON_LINEAR)
+    return sorted({type(m).__name__ for m in model.modules()
+                   if isinstance(m, UNRULED_LAYERS)
+                   or (isinstance(m, supported) and type(m) not in SUPPORTED_NON_LINEAR)})
 
 
 def unruled_message(model: Any, method: str) -> str | None:
@@ -332,7 +353,8 @@ def _explainer(ctx: Any) -> Any:
     """
     dl = DeepLift(ctx.model, untangle=True)  # torchvision's ResNets reuse their ReLUs
     message = unruled_message(ctx.model, "DeepLift")
-    if message:  # once per audit (the cells' own calls are silenced: _ADVISORIES)
+    if message and os.environ.get("RANK", "0") == "0":  # once per audit (rank 0 under torchrun;
+        # the cells' own calls are silenced: _ADVISORIES)
         warnings.warn(f"audit: deeplift: {message}", UserWarning, stacklevel=2)
     per_pass = max(1, int(ctx.extras.get("internal_batch_size", 256)) // 6)
 

@@ -68,7 +68,9 @@ import hashlib
 import math
 import os
 import re
+import sys
 import time
+import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -744,7 +746,18 @@ def _model_code(model: Any) -> str:
 
 
 def _library(obj: Any) -> bool:
-    return (getattr(obj, "__module__", "") or "").split(".")[0] in _LIBRARIES
+    """``obj`` (a class, function or module) belongs to an installed library or the standard
+    library, not to the user's own code (whose edits change the model): its updates are not
+    edits of the model."""
+    name = (obj.__name__ if isinstance(obj, types.ModuleType)
+            else getattr(obj, "__module__", "")) or ""
+    top = name.split(".")[0]
+    if top in _LIBRARIES or top in getattr(sys, "stdlib_module_names", ()) \
+            or top in sys.builtin_module_names:
+        return True
+    module = obj if isinstance(obj, types.ModuleType) else sys.modules.get(name)
+    path = getattr(module, "__file__", None) or ""
+    return any(part in path for part in ("site-packages", "dist-packages"))
 
 
 def _function_bytes(fn: Any, seen: set[int]) -> bytes:
@@ -759,11 +772,14 @@ def _function_bytes(fn: Any, seen: set[int]) -> bytes:
         code = stack.pop()
         names += code.co_names
         stack += [c for c in code.co_consts if hasattr(c, "co_code")]
+    scope = getattr(fn, "__globals__", {})
+    # by a global name (act(x)), or as an attribute of a module of the user's (helpers.act(x))
+    modules = [v for v in scope.values() if isinstance(v, types.ModuleType) and not _library(v)]
     for name in sorted(set(names)):
-        called = getattr(fn, "__globals__", {}).get(name)
-        if (getattr(called, "__code__", None) is not None and id(called) not in seen
-                and not _library(called)):
-            parts.append(name.encode() + _function_bytes(called, seen))
+        for called in [scope.get(name), *(getattr(m, name, None) for m in modules)]:
+            if (getattr(called, "__code__", None) is not None and id(called) not in seen
+                    and not _library(called)):
+                parts.append(name.encode() + _function_bytes(called, seen))
     return b"\1".join(parts)
 
 

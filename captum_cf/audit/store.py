@@ -365,7 +365,8 @@ def _difference(key: str, old: Any, new: Any) -> str:
     """How the setting ``key`` differs: the stored and the new value, or for the code of the
     registered entries (``entries``), the entries whose code changed."""
     if key == "model_code":
-        return "the model's code changed (its structure, or the code of its own classes)"
+        return ("the model's code changed (its structure, or the code of its own classes or "
+                "of the functions they call)")
     if key == "entries" and isinstance(old, dict) and isinstance(new, dict):
         changed = [f"{kind[:-1]} {name!r}" for kind in new for name in new[kind]
                    if name in (old.get(kind) or {}) and old[kind][name] != new[kind][name]]

@@ -586,7 +586,11 @@ def test_noise_methods_take_a_half_precision_model_that_casts_its_inputs(device)
     assert torch.equal(results[0], results[1])
 
 
-@pytest.mark.parametrize("layer", [nn.GELU, nn.SiLU, nn.Hardswish])
+class _SubReLU(nn.ReLU):  # Captum's rule goes by the exact class: plain gradients here
+    pass
+
+
+@pytest.mark.parametrize("layer", [nn.GELU, nn.SiLU, nn.Hardswish, nn.Softshrink, _SubReLU])
 def test_deeplift_warns_of_layers_without_a_rule_and_sums_where_it_has_one(layer, device):
     # Captum applies DeepLIFT's rule to ReLU & co. only: with GELU the attributions missed
     # F(x) - F(x') by 0.07 of 0.4, without a word from either library
@@ -627,6 +631,21 @@ def test_a_layer_returning_none_among_its_outputs_says_what_to_attribute_to(devi
         cf.LayerIntegratedGradients(model, model.mha).attribute(x, target=0)
     got = cf.LayerIntegratedGradients(model, model.norm).attribute(x, target=0)
     assert got.shape == (2, 4, 8)
+
+
+def test_a_none_error_of_the_users_own_forward_is_not_blamed_on_the_layer(device):
+    class Buggy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+            self.extra = None
+
+        def forward(self, x):
+            return (self.conv(x) * self.extra.scale).flatten(1)
+
+    with pytest.raises(AttributeError, match="'NoneType' object has no attribute 'scale'"):
+        cf.LayerIntegratedGradients(Buggy().to(device), Buggy().conv).attribute(
+            torch.rand(1, 1, 4, 4, device=device), target=0)
 
 
 def test_the_target_error_does_not_show_the_methods_internal_batch(device):

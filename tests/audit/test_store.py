@@ -406,3 +406,15 @@ class Net(torch.nn.Module):
 
     assert digest("relu") != digest("tanh")
     assert digest("relu") == digest("relu", comment="# a comment moves every line\n")
+    # called as an attribute of a module of the user's (import helpers; helpers.act(x))
+    import types
+
+    def via_module(fn: str) -> str:
+        helpers = types.ModuleType("user_helpers")
+        exec(f"import torch\ndef act(x):\n    return torch.{fn}(x)\n", helpers.__dict__)  # noqa: S102
+        namespace = {"__name__": "user_net", "helpers": helpers}
+        exec(source.replace("act(self.fc(x))", "helpers.act(self.fc(x))").format(fn="relu"),
+             namespace)  # noqa: S102
+        return _model_code(namespace["Net"]())
+
+    assert via_module("relu") != via_module("tanh")

@@ -246,3 +246,15 @@ def test_deeplift_on_layers_without_a_rule_is_said_once_per_audit(device) -> Non
     said = [str(w.message) for w in caught if "DeepLIFT has no rule" in str(w.message)]
     assert len(said) == 1 and said[0].startswith("audit: deeplift: DeepLIFT has no rule for "
                                                  "the model's GELU layers"), said
+    # under torchrun the other ranks leave it to rank 0 (it was printed once per rank)
+    import os
+
+    os.environ["RANK"] = "1"
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            audit(model, x, methods=["deeplift"], baselines=["zero"], removals=["zero"],
+                  n_steps=2, sanity_n=0, n_examples=0)
+    finally:
+        del os.environ["RANK"]
+    assert not [w for w in caught if "DeepLIFT has no rule" in str(w.message)]
