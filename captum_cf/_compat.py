@@ -84,6 +84,8 @@ def ensure_torchvision_importable(load_library: Callable[[str], None] | None = N
         pass
     _declare_schemas()
     TORCHVISION_PATCHED = True
+    if os.environ.get("RANK", "0") != "0":  # under torchrun: said by rank 0, not by every rank
+        return True
     warnings.warn(
         "torchvision's compiled extension does not match the installed torch (a CUDA torchvision "
         "next to a CPU torch); captum_cf declared the missing operator schemas so that torchvision "

@@ -81,8 +81,9 @@ print(json.dumps({
 """
 
 
-def _start(code: str) -> subprocess.Popen:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="")
+def _start(code: str, **extra_env: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "RANK"}
+    env.update(OMP_NUM_THREADS="1", PYTHONWARNINGS="", **extra_env)
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -97,6 +98,8 @@ def runs() -> dict[str, dict]:
         "machine": _start(_REAL_MACHINE),
         "healthy": _start(_LOAD_WITH_FAKE.format(fake=_FAKE_HEALTHY, path=path)),
         "broken": _start(_LOAD_WITH_FAKE.format(fake=_FAKE_BROKEN, path=path)),
+        # under torchrun every rank imports captum_cf: rank 0 says it, the others do not
+        "broken_rank1": _start(_LOAD_WITH_FAKE.format(fake=_FAKE_BROKEN, path=path), RANK="1"),
     }
     results = {}
     for name, proc in procs.items():
@@ -132,3 +135,9 @@ def test_failing_extension_declares_the_schemas_and_warns_once(runs):
     assert out["patched"] is True and out["again"] is True
     assert len([w for w in out["warnings"] if MESSAGE in w]) == 1
     assert out["schemas"] == [True, True]
+
+
+def test_under_torchrun_only_rank_0_warns(runs):
+    out = runs["broken_rank1"]  # (it was printed once per process of an audit under torchrun)
+    assert out["patched"] is True and out["schemas"] == [True, True]
+    assert not [w for w in out["warnings"] if MESSAGE in w]

@@ -349,8 +349,8 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
     import shlex
 
     result.command = "captum-cf " + shlex.join(getattr(args, "_argv", ["audit"]))
-    print(result.table())
     try:
+        print(result.table())
         written = result.write(out)
     except (NotADirectoryError, FileExistsError) as err:  # --out changed while the audit ran
         raise AuditInputError(f"{err}; the results are kept in {path}: rerun the same command "
@@ -363,8 +363,10 @@ def _run(args: Any, n: int | None, out: str, comm: Any) -> int:
         raise AuditInputError(f"writing the report {out} failed: {err.strerror or err}; every "
                               f"result is kept in {path}: fix that, then rerun the same command "
                               "with --resume to write the report") from err
-    # a resumed audit's time is summed over its runs (as in the report); this run's is added
-    this_run = f" ({time.perf_counter() - began:.1f} s this run)" if args.resume else ""
+    # a resumed audit's time is its work summed over its runs (as in the report); this run's
+    # wall time (reading the model and data included) is added
+    this_run = (f"; this run {time.perf_counter() - began:.1f} s, setup included"
+                if args.resume else "")
     print(
         f"\n{len(result.cells)} cells on {len(source)} images in {result.seconds:.1f} s"
         f"{this_run}; report: {written[2]}; results store: {path}"

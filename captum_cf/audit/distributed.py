@@ -108,8 +108,8 @@ class Communicator:
                 why = "another process left the group (killed or failed: see torchrun's summary)"
             else:
                 raise
-            raise AuditInputError(f"rank {self.rank}: {why}; every step gathered before is in "
-                                  "the results store: resume with --resume") from err
+            raise AuditInputError(f"rank {self.rank}: {why}; the steps gathered before, if any, "
+                                  "are in the results store: resume with --resume") from err
 
     def close(self) -> None:
         if self._owns_group and dist.is_initialized():

@@ -765,7 +765,8 @@ def _function_bytes(fn: Any, seen: set[int]) -> bytes:
     a global name (a ``forward`` that calls a module-level ``act(x)``: editing ``act`` is a
     change of the model's code), each once."""
     seen.add(id(fn))
-    parts = [_code_bytes(fn.__code__)]
+    parts = [_code_bytes(fn.__code__),  # default values: def helper(x, k=1.0)
+             _stable(fn.__defaults__).encode(), _stable(fn.__kwdefaults__).encode()]
     names: list[str] = []
     stack = [fn.__code__]
     while stack:
@@ -776,7 +777,10 @@ def _function_bytes(fn: Any, seen: set[int]) -> bytes:
     # by a global name (act(x)), or as an attribute of a module of the user's (helpers.act(x))
     modules = [v for v in scope.values() if isinstance(v, types.ModuleType) and not _library(v)]
     for name in sorted(set(names)):
-        for called in [scope.get(name), *(getattr(m, name, None) for m in modules)]:
+        value = scope.get(name)
+        if isinstance(value, _PLAIN):  # a module-level constant it reads: SCALE = 1.0
+            parts.append(f"{name}={_stable(value)}".encode())
+        for called in [value, *(getattr(m, name, None) for m in modules)]:
             if (getattr(called, "__code__", None) is not None and id(called) not in seen
                     and not _library(called)):
                 parts.append(name.encode() + _function_bytes(called, seen))
@@ -792,6 +796,10 @@ def _code_bytes(code: Any) -> bytes:
     return b"\0".join(parts)
 
 
+#: values of module-level names a model's code reads that are part of its code
+_PLAIN = (bool, int, float, complex, str, bytes, tuple, frozenset, type(None))
+
+
 def _stable(value: Any) -> str:
     """``repr`` of a constant, the same in every process (a frozenset's order follows the
     string hash seed: ``x in {"a", "b"}`` would refuse every resume)."""
@@ -799,6 +807,8 @@ def _stable(value: Any) -> str:
         return "frozenset(" + repr(sorted(_stable(v) for v in value)) + ")"
     if isinstance(value, tuple):
         return "(" + ", ".join(_stable(v) for v in value) + ")"
+    if isinstance(value, dict):  # keyword defaults
+        return "{" + ", ".join(f"{k!r}: {_stable(v)}" for k, v in sorted(value.items())) + "}"
     return repr(value)
 
 

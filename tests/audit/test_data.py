@@ -149,7 +149,7 @@ def test_cli_train_data_enables_nearest_sample_and_is_part_of_resume(
     capsys.readouterr()
     assert main([*common, "--train-data", str(train_a), "--resume", *cache]) == 0  # cached
     # the time is summed over the store's runs; the resumed run says its own
-    assert re.search(r"images in [0-9.]+ s \([0-9.]+ s this run\); report",
+    assert re.search(r"images in [0-9.]+ s; this run [0-9.]+ s, setup included; report",
                      capsys.readouterr().out)
     assert len(list((tmp_path / "cache").iterdir())) == 1
     capsys.readouterr()

@@ -406,6 +406,18 @@ class Net(torch.nn.Module):
 
     assert digest("relu") != digest("tanh")
     assert digest("relu") == digest("relu", comment="# a comment moves every line\n")
+    # a module-level constant it reads and a default value are the model's code too
+    scaled = source.replace("return act(self.fc(x))", "return act(self.fc(x)) * SCALE")
+    namespace_a, namespace_b = {"__name__": "user_net"}, {"__name__": "user_net"}
+    exec("SCALE = 1.0\n" + scaled.format(fn="relu"), namespace_a)  # noqa: S102
+    exec("SCALE = 3.0\n" + scaled.format(fn="relu"), namespace_b)  # noqa: S102
+    assert _model_code(namespace_a["Net"]()) != _model_code(namespace_b["Net"]())
+    defaults = source.replace("def act(x):", "def act(x, k=1.0):").replace(
+        "return torch.{fn}(x)", "return torch.{fn}(x) * k")
+    namespace_a, namespace_b = {"__name__": "user_net"}, {"__name__": "user_net"}
+    exec(defaults.format(fn="relu"), namespace_a)  # noqa: S102
+    exec(defaults.replace("k=1.0", "k=2.0").format(fn="relu"), namespace_b)  # noqa: S102
+    assert _model_code(namespace_a["Net"]()) != _model_code(namespace_b["Net"]())
     # called as an attribute of a module of the user's (import helpers; helpers.act(x))
     import types
 
@@ -418,3 +430,21 @@ class Net(torch.nn.Module):
         return _model_code(namespace["Net"]())
 
     assert via_module("relu") != via_module("tanh")
+
+
+def test_ctrl_c_while_the_table_is_printed_is_one_line_and_resumable(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    # the table (and its verdict's statistics) was computed outside the interrupt's handling
+    from captum_cf.audit.result import AuditResult
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(AuditResult, "table", interrupted)
+    code = main(["audit", "--data", "digits", "--n", "2", "--methods", "integrated-gradients",
+                 "--baselines", "zero", "--removals", "zero", "--sanity-n", "0", "--no-progress",
+                 "--out", str(tmp_path / "rep")])
+    err = capsys.readouterr().err.strip()
+    assert code == 130 and err.startswith("interrupted while writing the report; every result "
+                                          "is kept in"), err
