@@ -25,7 +25,7 @@ from torch import Tensor
 
 from captum_cf._validation import first_line
 
-__all__ = ["WeightsFileError", "load_weights_file", "load_state_checked"]
+__all__ = ["WeightsFileError", "file_digest", "load_weights_file", "load_state_checked"]
 
 #: how many key names an error message lists per kind
 _SHOW = 4
@@ -39,6 +39,19 @@ class WeightsFileError(ValueError):
 
     The CLI prints it as ``captum-cf: error: <message>`` and exits with status 2.
     """
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """The SHA-1 hex digest of a file's bytes, read in 1 MiB blocks: how a resume knows that a
+    weights file read under the same name (the audit's ``--baseline-weights``, a trainer's
+    classifier) is still the same file."""
+    import hashlib
+
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def load_weights_file(path: str | os.PathLike, what: str, map_location: Any = "cpu") -> Any:

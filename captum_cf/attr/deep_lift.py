@@ -22,7 +22,7 @@ from captum_cf.attr._baselines import (
     resolve_baselines,
 )
 from captum_cf.attr._guard import checking_target, guarded
-from captum_cf.attr._untangle import untangled
+from captum_cf.attr._untangle import SUPPORTED_NON_LINEAR, untangled
 
 __all__ = ["DeepLift", "DeepLiftShap"]
 
@@ -284,8 +284,6 @@ def _check_untangle(untangle: Any) -> bool:
 #: attributions no longer sum to F(x) - F(x') (measured: GELU, SiLU or Hardswish after a linear
 #: layer 0.03-0.07 off a gap of 0.4; LayerNorm or GroupNorm 1.5 off 1.7; a small ViT 13.7)
 def _unruled_kinds() -> tuple[type, ...]:
-    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
-
     nn = torch.nn
     # every activation of torch.nn (ReLU6, GELU, SiLU, Softshrink, Threshold, attention, ...)
     # but those Captum has a rule for, and the non-linear norms and poolings
@@ -311,8 +309,6 @@ def unruled_layers(model: Any) -> list[str]:
     """The kinds of layers in ``model`` (an ``nn.Module``) without a DeepLIFT rule in Captum,
     sorted: :data:`UNRULED_LAYERS`, and subclasses of the supported ones (Captum's rule goes
     by the exact class: a ``class MyReLU(nn.ReLU)`` gets plain gradients)."""
-    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
-
     if not isinstance(model, torch.nn.Module):
         return []
     supported = tuple(SUPPORTED_NON_LINEAR)

@@ -84,6 +84,7 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler, Subset, Ten
 from captum_cf._model_state import frozen
 from captum_cf._registry import AuditContext, Registry
 from captum_cf._validation import check_images, check_model_dtype, check_target, first_line
+from captum_cf._weights import file_digest
 from captum_cf.audit._cell_guard import CellGuard
 from captum_cf.audit.errors import AuditDtypeError, AuditInputError, AuditInterrupted
 from captum_cf.audit.memory import (
@@ -618,6 +619,7 @@ def make_plan(
         )
     built = _check_removals(removals, ctx, x0[:1].to(dev), t0)
     pixels = image_shape[-1] * image_shape[-2]
+    fractions = _fractions(s.n_steps, pixels)
     cells = []
     for m in methods:
         if registry.uses_baseline(m):
@@ -646,9 +648,9 @@ def make_plan(
         "entries": _entry_digests(ctx, registry, methods, baselines, built),
         "roms_reference": ROMS_REFERENCE if ROMS_REFERENCE in BASELINES.names(ctx) else None,
         "n_steps": s.n_steps,
-        "fractions": _fractions(s.n_steps, pixels),
+        "fractions": fractions,
         # what goes to removal_curves (which floors): recompute a value with these
-        "percentages": _percentages(_fractions(s.n_steps, pixels), pixels),
+        "percentages": _percentages(fractions, pixels),
         "sanity_n": min(s.sanity_n, n),
         "n_examples": s.n_examples,
         "masks": source.has_masks,
@@ -666,7 +668,7 @@ def make_plan(
         config["train_data"] = _tensors_hash(*s.train_data.tensors)
     if s.baseline_weights:  # the files' contents, so that a resume with other weights is refused
         config["baseline_weights"] = {
-            k: _file_hash(v) for k, v in sorted(s.baseline_weights.items())
+            k: file_digest(v)[:16] for k, v in sorted(s.baseline_weights.items())
         }
         config["baseline_files"] = {k: os.fspath(v) for k, v in sorted(s.baseline_weights.items())}
     return _Plan(ctx, cells, methods, baselines, metrics, batches, targets, config)
@@ -685,14 +687,6 @@ def _percentages(fractions: list[float], pixels: int) -> list[float]:
     losing one (RISE's counts ``round(i * P / n_steps)``, as deletion's)."""
     inner = [100.0 * (round(f * pixels) + 0.5) / pixels for f in fractions[1:-1]]
     return [0.0, *inner, 100.0]
-
-
-def _file_hash(path: str) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
 
 
 def _tensor_bytes(t: Tensor) -> bytes:
@@ -1171,7 +1165,6 @@ class _Grid:
 
     def __init__(self, model: Any, s: Settings, plan: _Plan, source: Source | None = None) -> None:
         self.model, self.s, self.plan, self.source = model, s, plan, source
-        self._told: set[int] = set()  # batches whose empty masks were reported
         self.ctx = plan.ctx
         #: puts back what a plug-in's cell changes (the model's modes, hooks, the batch)
         self.guard = CellGuard(model)
@@ -1236,8 +1229,7 @@ class _Grid:
         idx = list(range(first, first + len(x)))
         t = self._targets(x, idx)
         t_list = t.tolist()
-        if masks is not None and "pointing_game" in self.plan.metrics and k not in self._told:
-            self._told.add(k)  # once per batch, not per cell
+        if masks is not None and "pointing_game" in self.plan.metrics:  # once per batch
             empty = [ids[i] for i, e in zip(idx, (~masks.flatten(1).any(dim=1)).tolist()) if e]
             if empty:
                 warnings.warn(

@@ -81,14 +81,12 @@ def _content(path: str) -> str:
     replaced or added, is another run."""
     import hashlib
 
+    from captum_cf._weights import file_digest
     from captum_cf.datasets.folder import IMAGE_EXTENSIONS
 
-    h = hashlib.sha1()
     if os.path.isfile(path):
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()[:12]
+        return file_digest(path)[:12]
+    h = hashlib.sha1()
     for root, dirs, files in os.walk(path):
         dirs.sort()
         for name in sorted(files):
