@@ -2,7 +2,7 @@
 # One GPU session of issues 13 and 14, in one command: the CUDA half of the test suite, the audit
 # and SP-G on the GPU (benchmarks/audit_gpu.py), and the trainers' throughput at 128 px
 # (benchmarks/train_throughput.py), with and without bf16 autocast and with the set streamed from
-# the host. About 9 minutes on one H200;
+# the host. At most 9.5 minutes on one H200 (the sum of the steps' timeouts);
 # every step has its own timeout, so one that hangs does not eat the others' time.
 #
 # The GPU machine has torch/torchvision with CUDA but not captum, lpips, quantus (and its
@@ -13,7 +13,7 @@
 #       --implementation cp --platform manylinux2014_x86_64 -d .whl \
 #       captum==0.9.0 lpips==0.1.4 quantus==0.6.0 cachetools
 #
-# then run `bash benchmarks/gpu_session.sh` there with `.whl` carried; it writes 6 files
+# then run `bash benchmarks/gpu_session.sh` there with `.whl` carried; it writes 7 files
 # to $OUT (a plain run writes to /tmp/gpu-session). Copy the numbers into benchmarks/RESULTS.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,21 +37,27 @@ torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_availab
 'captum', captum.__version__)"; } 2>&1 | tee -a "$LOG"
 
 step "CUDA tests: every test that takes the device fixture, its cuda parameter"
-timeout 240 python3 -m pytest -p no:cacheprovider -o addopts="" -q -rfE -k cuda \
+# pytest-xdist and pytest-timeout are in the GPU machine's image: 8 workers share the one GPU,
+# and a test that hangs fails alone after 120 s
+par=""
+python3 -c "import xdist, pytest_timeout" 2>/dev/null && par="-n 8 --timeout 120"
+timeout 170 python3 -m pytest -p no:cacheprovider -o addopts="" -q -rfE -k cuda $par \
     --ignore=tests/captum_suite --ignore=tests/test_tutorials.py \
     --junitxml="$OUT/cuda_tests.xml" tests 2>&1 | tail -40 | tee -a "$LOG"
 
 step "audit (resnet50, 224 px, default grid) and SP-G vs SP on the GPU"
-timeout 200 python3 benchmarks/audit_gpu.py --device cuda --n 16 \
+timeout 170 python3 benchmarks/audit_gpu.py --device cuda --n 16 --skip spg \
     --json "$OUT/audit_gpu.json" 2>&1 | tail -20 | tee -a "$LOG"
+timeout 60 python3 benchmarks/audit_gpu.py --device cuda --skip audit \
+    --json "$OUT/spg_gpu.json" 2>&1 | tail -20 | tee -a "$LOG"
 
 step "trainers at 128 px on the GPU, float32 then bf16 autocast"
-timeout 90 python3 benchmarks/train_throughput.py --device cuda --steps 20 --batch-size 32 \
+timeout 70 python3 benchmarks/train_throughput.py --device cuda --steps 20 --batch-size 32 \
     --out "$OUT/train_cuda.json" 2>&1 | tail -12 | tee -a "$LOG"
-timeout 90 python3 benchmarks/train_throughput.py --device cuda --steps 20 --batch-size 32 \
+timeout 70 python3 benchmarks/train_throughput.py --device cuda --steps 20 --batch-size 32 \
     --amp bf16 --out "$OUT/train_cuda_bf16.json" 2>&1 | tail -12 | tee -a "$LOG"
 step "classifier and GANMEX at 128 px on the GPU, the set streamed from the host per step"
-timeout 60 python3 benchmarks/train_throughput.py --device cuda --steps 20 --batch-size 32 \
+timeout 50 python3 benchmarks/train_throughput.py --device cuda --steps 20 --batch-size 32 \
     --stream --trainers classifier ganmex --out "$OUT/train_cuda_stream.json" 2>&1 \
     | tail -12 | tee -a "$LOG"
 step done
