@@ -13,6 +13,9 @@ import torch
 warnings.filterwarnings(
     "ignore", message="torchvision's compiled extension", category=RuntimeWarning
 )
+# cuBLAS reproducible under torch.use_deterministic_algorithms (see _ieee_float32); read when
+# CUDA first runs a matrix product, so set before any test does
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +50,8 @@ def device(request: pytest.FixtureRequest) -> Iterator[torch.device]:
 
         with simulated_device() as sim:
             yield sim
+    elif request.param == "cuda":  # as tensors report it: cuda:0, not the index-less cuda
+        yield torch.device("cuda", torch.cuda.current_device())
     else:
         yield torch.device(request.param)
 
@@ -62,8 +67,25 @@ def _ieee_float32():
     """
     flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
              torch.backends.cudnn.deterministic)
+    strict = (torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled())
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.deterministic = True
+    if torch.cuda.is_available():
+        # deterministic kernels where PyTorch has them (gather's and index_add's backward); an
+        # operation without one warns (recorded by pytest_warning_recorded below)
+        torch.use_deterministic_algorithms(True, warn_only=True)
     yield
     (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
      torch.backends.cudnn.deterministic) = flags
+    torch.use_deterministic_algorithms(strict[0], warn_only=strict[1])
+
+
+def pytest_warning_recorded(warning_message, when, nodeid, location) -> None:
+    """With CAPTUM_CF_TEST_NONDETERMINISM_LOG=FILE, each test that ran an operation without a
+    deterministic CUDA implementation is appended to FILE with PyTorch's message."""
+    log = os.environ.get("CAPTUM_CF_TEST_NONDETERMINISM_LOG")
+    text = str(warning_message.message)
+    if log and "does not have a deterministic implementation" in text:
+        with open(log, "a") as f:
+            f.write(f"{nodeid}\t{text.splitlines()[0][:300]}\n")

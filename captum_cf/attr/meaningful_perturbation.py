@@ -14,6 +14,7 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_cf._model_state import frozen
+from captum_cf._ops import bilinear_resize, shift_replicate
 from captum_cf._validation import (
     check_images,
     check_model_dtype,
@@ -491,7 +492,7 @@ def _optimise(
     shifts = _shifts(cfg)
     ref_areas = _area_references(cfg.areas, inputs.shape[0], size, x) if cfg.areas else None
     for step in _progress(range(cfg.n_iters), show_progress):
-        sal = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
+        sal = bilinear_resize(mask, size)  # deterministic backward on a GPU too
         loss = cfg.l1 * mask.mean(dim=(1, 2, 3)) + cfg.tv * _total_variation(mask, cfg.tv_beta)
         if ref_areas is not None:
             weight = _AREA_WEIGHT_START * _AREA_WEIGHT_GROWTH ** (step / max(1, cfg.n_iters - 1))
@@ -522,7 +523,7 @@ def _score(
     (straight-through) and the soft mask's rewards, from one forward pass of 2B images."""
     shown = [_straight_through(sal), sal] if cfg.binarize else [sal]
     keeps = [1 - s if cfg.deletion else s for s in shown]
-    perturbed = torch.cat([_shift(fill(x, k, target), *shift, cfg.jitter) for k in keeps])
+    perturbed = torch.cat([shift_replicate(fill(x, k, target), *shift) for k in keeps])
     many = len(keeps)
     rows = _repeat_args(args, x.shape[0], many)
     score = _reward(model(perturbed, *rows), target.repeat(many), cfg.reward)
@@ -557,13 +558,6 @@ def _shifts(cfg: _Settings) -> list[tuple[int, int]]:
     return [(int(dy), int(dx)) for dy, dx in draws.tolist()]
 
 
-def _shift(images: Tensor, dy: int, dx: int, pad: int) -> Tensor:
-    """Translate by (dy, dx) pixels, replicating the border (no dark frame)."""
-    if dy == 0 and dx == 0:
-        return images
-    height, width = images.shape[2:]
-    padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
-    return padded[..., pad - dy : pad - dy + height, pad - dx : pad - dx + width]
 
 
 #: half-width of the seeded uniform offsets added to the 0.5 start when ``binarize=True``

@@ -155,9 +155,10 @@ def random_translate(
         return images
     n, _, h, w = images.shape
     offsets = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator)
-    padded = F.pad(images, [max_shift] * 4, mode="replicate")
-    rows = (torch.arange(h)[None, :] + max_shift - offsets[:, :1]).to(images.device)  # (N, H)
-    cols = (torch.arange(w)[None, :] + max_shift - offsets[:, 1:]).to(images.device)  # (N, W)
+    # out[i, j] = in[clamp(i - dy), clamp(j - dx)]: a replicated border from clamped indices
+    # (no replicate padding, whose CUDA backward has no deterministic implementation)
+    rows = (torch.arange(h)[None, :] - offsets[:, :1]).clamp(0, h - 1).to(images.device)
+    cols = (torch.arange(w)[None, :] - offsets[:, 1:]).clamp(0, w - 1).to(images.device)
     c = images.shape[1]
-    picked = padded.gather(2, rows[:, None, :, None].expand(n, c, h, padded.shape[3]))
+    picked = images.gather(2, rows[:, None, :, None].expand(n, c, h, w))
     return picked.gather(3, cols[:, None, None, :].expand(n, c, h, w))

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from captum_cf._ops import bilinear_resize
 from captum_cf.inpainters._local import check_context, inpaint_locally
 from captum_cf.inpainters.base import Inpainter
 from captum_cf.inpainters.biharmonic import BiharmonicInpainter
@@ -286,7 +287,7 @@ def build_inpainter(config: Mapping[str, Any]) -> LearnedInpainter:
 
 
 def _up(x: Tensor, like: Tensor) -> Tensor:
-    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+    return bilinear_resize(x, tuple(like.shape[-2:]))  # deterministic backward on a GPU too
 
 
 def _check_config(config: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -157,21 +158,37 @@ def _randomize(module: nn.Module, seed: int) -> None:
     """Re-initialise a layer's own parameters; a block that owns none (a ResNet stage): every
     module in it that owns some, in definition order, from one seeded generator."""
     owners = [module] if _owns(module) else [m for m in module.modules() if _owns(m)]
-    # the CPU generator and those of the CUDA devices holding the layer: seeded, then restored
-    cuda = sorted({p.device.index if p.device.index is not None else torch.cuda.current_device()
-                   for m in owners for p in m.parameters(recurse=False)
-                   if p.device.type == "cuda"})
-    with torch.random.fork_rng(devices=cuda):
+    # drawn by the CPU generator, seeded, then restored: the same weights on every device (a
+    # layer on a GPU is re-initialised as a CPU copy, whose values are copied in)
+    with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(seed)
-        for index in cuda:
-            torch.cuda.default_generators[index].manual_seed(seed)
         for owner in owners:
-            if hasattr(owner, "reset_parameters"):
-                owner.reset_parameters()
-                continue
-            for p in owner.parameters(recurse=False):
-                std = float(p.std()) if p.numel() > 1 else 0.0
-                p.normal_(0.0, std if std > 0 else 1.0)
+            _reinitialise_on_cpu(owner)
+
+
+def _reinitialise_on_cpu(owner: nn.Module) -> None:
+    own = [*owner.named_parameters(recurse=False), *owner.named_buffers(recurse=False)]
+    if hasattr(owner, "reset_parameters"):
+        if all(t.device.type == "cpu" for _, t in own):
+            owner.reset_parameters()
+            return
+        # a shallow copy whose own tensors are CPU copies; its children are not touched
+        shadow = copy.copy(owner)
+        shadow._parameters = {
+            k: None if v is None else nn.Parameter(v.detach().cpu(), v.requires_grad)
+            for k, v in owner._parameters.items()
+        }
+        shadow._buffers = {k: None if v is None else v.detach().cpu()
+                           for k, v in owner._buffers.items()}
+        shadow.reset_parameters()
+        fresh = dict([*shadow.named_parameters(recurse=False),
+                      *shadow.named_buffers(recurse=False)])
+        for name, tensor in own:
+            tensor.copy_(fresh[name])
+        return
+    for _, p in owner.named_parameters(recurse=False):
+        std = float(p.std()) if p.numel() > 1 else 0.0
+        p.copy_(torch.empty(p.shape, dtype=p.dtype).normal_(0.0, std if std > 0 else 1.0))
 
 
 @torch.no_grad()

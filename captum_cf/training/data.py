@@ -37,15 +37,29 @@ logger = logging.getLogger(__name__)
 BUILTIN_DATA = ("digits", "shapes")
 
 
+#: ``k / 255`` for k = 0..255, correctly rounded float32 quotients (computed on the CPU)
+_UNIT_VALUES = torch.arange(256, dtype=torch.float32) / 255.0
+
+
 def unit_images(images: Tensor) -> Tensor:
     """``images`` as float images in [0, 1]: ``uint8`` (0..255) divided by 255 (a new float32
     tensor on the same device), any float tensor returned unchanged.
+
+    The same bits on every device: CUDA divides by a number as a multiplication by its
+    reciprocal (off by one bit for some values), so off the CPU the quotients are looked up in a
+    table of the CPU's; training on a uint8 set therefore equals training on its float copy there
+    too.
 
     Example:
         >>> unit_images(torch.tensor([0, 51, 255], dtype=torch.uint8))
         tensor([0.0000, 0.2000, 1.0000])
     """
-    return images.float().div_(255.0) if images.dtype == torch.uint8 else images
+    if images.dtype != torch.uint8:
+        return images
+    if images.device.type == "cpu":
+        return images.float().div_(255.0)
+    table = _UNIT_VALUES.to(images.device, non_blocking=True)
+    return table[images.int()]
 
 
 def check_training_images(images: Any, name: str = "images") -> Tensor:

@@ -110,7 +110,8 @@ def test_device_argument_copies_the_model_and_leaves_it_in_place(device) -> None
     assert res.config["device"].startswith(device.type) and res.cells[0].error is None
     on_cpu = audit(model, x, methods=["deeplift"], baselines=["zero"], n_steps=2, sanity_n=2)
     for k, v in _values(on_cpu).items():
-        torch.testing.assert_close(_values(res)[k], v, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(_values(res)[k], v, rtol=1e-4, atol=1e-5,
+                                   msg=lambda m, k=k: f"{k}: {m}")
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     assert next(model.parameters()).device.type == "cpu" and not model.training
 

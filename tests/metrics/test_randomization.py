@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn as nn
@@ -196,3 +198,23 @@ def test_randomization_test_names_a_dtype_mismatch() -> None:
     x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
     with pytest.raises(TypeError, match="inputs has dtype torch.float64 but the model"):
         randomization_test(model, lambda i, t: Saliency(model).attribute(i, target=t), x, 0)
+
+
+@pytest.mark.simdev
+def test_randomised_weights_are_the_same_on_every_device(device) -> None:
+    """The re-initialisation is drawn on the CPU: on a GPU it drew from CUDA's generator, so the
+    audit's sanity check gave another value there (0.10 apart on 3 images) than on the CPU."""
+    from captum_cf.metrics.randomization import _randomize
+
+    torch.manual_seed(0)
+    cpu = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Linear(3, 3))
+    cpu[1].running_mean.fill_(0.5)
+    moved = copy.deepcopy(cpu).to(device)
+    state = torch.random.get_rng_state()
+    for layer in ("0", "1", "2"):
+        _randomize(cpu.get_submodule(layer), seed=7)
+        _randomize(moved.get_submodule(layer), seed=7)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator untouched
+    for (name, a), b in zip(cpu.state_dict().items(), moved.state_dict().values(), strict=True):
+        assert b.device == torch.empty(0).to(device).device and torch.equal(a, b.cpu()), name
+    assert float(cpu[1].running_mean.abs().sum()) == 0.0  # buffers re-initialised too
