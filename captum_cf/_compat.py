@@ -70,7 +70,7 @@ def ensure_torchvision_importable(load_library: Callable[[str], None] | None = N
         torchvision is healthy or not installed.
     """
     global TORCHVISION_PATCHED
-    if TORCHVISION_PATCHED or all(_has_schema(op) for op in _SCHEMAS):
+    if TORCHVISION_PATCHED or _has_schema("nms"):  # declared, or torchvision's extension loaded
         return TORCHVISION_PATCHED
     path = _extension_path()
     if path is None:
@@ -78,19 +78,23 @@ def ensure_torchvision_importable(load_library: Callable[[str], None] | None = N
     loader = torch.ops.load_library if load_library is None else load_library
     try:
         loader(path)
-        if all(_has_schema(op) for op in _SCHEMAS):
+    except (OSError, RuntimeError, ImportError) as err:
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}" if str(err) else ""
+    else:
+        # loaded: torchvision is healthy (0.26 registers nms but no longer qnms)
+        if _has_schema("nms"):
             return False
-    except (OSError, RuntimeError, ImportError):
-        pass
+        reason = "it loaded but registered no torchvision::nms"
     _declare_schemas()
     TORCHVISION_PATCHED = True
     if os.environ.get("RANK", "0") != "0":  # under torchrun: said by rank 0, not by every rank
         return True
     warnings.warn(
-        "torchvision's compiled extension does not match the installed torch (a CUDA torchvision "
-        "next to a CPU torch); captum_cf declared the missing operator schemas so that torchvision "
-        "imports. Models and transforms work; torchvision.ops.nms/roi_align and its image codecs "
-        "do not.",
+        "torchvision's compiled extension does not load with the installed torch "
+        f"{torch.__version__} (as with a CUDA torchvision next to a CPU torch"
+        f"{'; ' + reason if reason else ''}); captum_cf declared the missing operator schemas so "
+        "that torchvision imports. Models and transforms work; torchvision.ops.nms/roi_align and "
+        "its image codecs do not.",
         RuntimeWarning,
         stacklevel=2,
     )

@@ -45,6 +45,13 @@ def fake(path):
     lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
 """
 
+_FAKE_HEALTHY_WITHOUT_QNMS = """
+lib = torch.library.Library("torchvision", "DEF")  # torchvision 0.26's _C.so: nms, no qnms
+def fake(path):
+    calls.append(path)
+    lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+"""
+
 _FAKE_BROKEN = """
 def fake(path):
     calls.append(path)
@@ -98,6 +105,7 @@ def runs() -> dict[str, dict]:
         "machine": _start(_REAL_MACHINE),
         "healthy": _start(_LOAD_WITH_FAKE.format(fake=_FAKE_HEALTHY, path=path)),
         "broken": _start(_LOAD_WITH_FAKE.format(fake=_FAKE_BROKEN, path=path)),
+        "no_qnms": _start(_LOAD_WITH_FAKE.format(fake=_FAKE_HEALTHY_WITHOUT_QNMS, path=path)),
         # under torchrun every rank imports captum_cf: rank 0 says it, the others do not
         "broken_rank1": _start(_LOAD_WITH_FAKE.format(fake=_FAKE_BROKEN, path=path), RANK="1"),
     }
@@ -133,8 +141,19 @@ def test_failing_extension_declares_the_schemas_and_warns_once(runs):
     out = runs["broken"]
     assert len(out["calls"]) == 1  # the second call returns early, without loading again
     assert out["patched"] is True and out["again"] is True
-    assert len([w for w in out["warnings"] if MESSAGE in w]) == 1
+    said = [w for w in out["warnings"] if MESSAGE in w]
+    assert len(said) == 1 and "OSError: undefined symbol: cudaGetDeviceCount" in said[0]
     assert out["schemas"] == [True, True]
+
+
+def test_an_extension_that_loads_without_qnms_is_healthy(runs):
+    """torchvision 0.26 (with torch 2.11 on a GPU machine) registers nms but not qnms: its
+    extension loaded, yet the module declared the schemas and warned of a CUDA torchvision next
+    to a CPU torch."""
+    out = runs["no_qnms"]
+    assert len(out["calls"]) == 1 and out["patched"] is False and out["again"] is False
+    assert not [w for w in out["warnings"] if MESSAGE in w]
+    assert out["schemas"] == [True, False]
 
 
 def test_under_torchrun_only_rank_0_warns(runs):

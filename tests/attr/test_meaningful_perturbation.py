@@ -477,3 +477,25 @@ def test_n_steps_is_captums_name_and_n_iters_still_works(device, on_device) -> N
         MeaningfulPerturbation(model).attribute(x, target=0, n_steps=3, n_iters=4)
     with pytest.raises(ValueError, match="n_steps must be"):
         MeaningfulPerturbation(model).attribute(x, target=0, n_steps=0)
+
+
+@pytest.mark.simdev
+def test_the_area_penalty_pushes_tied_pixels_alike(device) -> None:
+    """Tied mask values (all 0.5 at the start, 0 or 1 when saturated) share their references'
+    mean: the push no longer depends on the sort's tie order, which differs between the CPU and
+    CUDA (the area test above gave IoU 0.43 on a GPU, 0.63 on the CPU)."""
+    from captum_cf.attr.meaningful_perturbation import _area_penalty, _area_references
+
+    start = torch.full((1, 1, 8, 8), 0.5).to(device).requires_grad_(True)
+    refs = _area_references((0.25,), 1, (8, 8), start)
+    (grad,) = torch.autograd.grad(_area_penalty(start, refs).sum(), start)
+    assert torch.unique(grad.cpu()).numel() == 1  # one push for all 64 tied pixels
+    saturated = torch.zeros(1, 1, 8, 8)
+    saturated[..., ::2, :] = 1.0  # 32 pixels at 1, 32 at 0, interleaved
+    saturated = saturated.to(device).requires_grad_(True)
+    (grad,) = torch.autograd.grad(_area_penalty(saturated, refs).sum(), saturated)
+    ones = saturated.detach().cpu() == 1
+    grad = grad.cpu()
+    # 16 of the 32 ones are against references 1, 16 against 0: every one pushed down alike
+    assert torch.unique(grad[ones]).numel() == 1 and float(grad[ones][0]) > 0
+    assert torch.unique(grad[~ones]).numel() == 1 and float(grad[~ones][0]) == 0.0
