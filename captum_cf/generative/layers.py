@@ -155,10 +155,19 @@ def random_translate(
         return images
     n, _, h, w = images.shape
     offsets = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator)
-    # out[i, j] = in[clamp(i - dy), clamp(j - dx)]: a replicated border from clamped indices
-    # (no replicate padding, whose CUDA backward has no deterministic implementation)
+    c = images.shape[1]
+    if images.device.type == "cpu":
+        # replicate padding, then the shifted window: the gradients the zoo's GANMEX files were
+        # trained with, bit for bit
+        padded = F.pad(images, [max_shift] * 4, mode="replicate")
+        rows = torch.arange(h)[None, :] + max_shift - offsets[:, :1]  # (N, H)
+        cols = torch.arange(w)[None, :] + max_shift - offsets[:, 1:]  # (N, W)
+        picked = padded.gather(2, rows[:, None, :, None].expand(n, c, h, padded.shape[3]))
+        return picked.gather(3, cols[:, None, None, :].expand(n, c, h, w))
+    # elsewhere out[i, j] = in[clamp(i - dy), clamp(j - dx)] from clamped indices: replicate
+    # padding's CUDA backward has no deterministic implementation (it adds atomically), the
+    # gather's has one under torch.use_deterministic_algorithms(True); the same values
     rows = (torch.arange(h)[None, :] - offsets[:, :1]).clamp(0, h - 1).to(images.device)
     cols = (torch.arange(w)[None, :] - offsets[:, 1:]).clamp(0, w - 1).to(images.device)
-    c = images.shape[1]
     picked = images.gather(2, rows[:, None, :, None].expand(n, c, h, w))
     return picked.gather(3, cols[:, None, None, :].expand(n, c, h, w))

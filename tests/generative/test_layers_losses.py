@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from captum_cf.generative.layers import (
@@ -58,17 +59,25 @@ def test_identity_logit_output_with_zero_residual_is_clamped_input(device):
     torch.testing.assert_close(out.cpu(), torch.tensor([0.01, 0.3, 0.99]).view(1, 1, 1, 3))
 
 
-def test_random_translate_shifts_whole_images_with_replicated_border(device):
-    x = torch.arange(25.0).view(1, 1, 5, 5).repeat(6, 1, 1, 1)
+@pytest.mark.simdev  # the CPU pads; another device gathers with clamped indices
+@pytest.mark.parametrize("shift", [1, 3])
+def test_random_translate_shifts_whole_images_with_replicated_border(device, shift):
+    x = torch.arange(25.0).view(1, 1, 5, 5).repeat(12, 1, 1, 1)
     g = torch.Generator().manual_seed(0)
-    out = random_translate(x.to(device), 1, g)
-    assert out.device == device
-    out = out.cpu()
-    offsets = torch.randint(-1, 2, (6, 2), generator=torch.Generator().manual_seed(0))
+    leaf = x.to(device).requires_grad_(True)
+    out = random_translate(leaf, shift, g)
+    assert out.device == leaf.device
+    weight = torch.rand(out.shape)
+    (grad,) = torch.autograd.grad((out * weight.to(device)).sum(), leaf)
+    out, grad = out.detach().cpu(), grad.cpu()
+    offsets = torch.randint(-shift, shift + 1, (12, 2), generator=torch.Generator().manual_seed(0))
     for i, (dy, dx) in enumerate(offsets.tolist()):
         rows = (torch.arange(5) - dy).clamp(0, 4)
         cols = (torch.arange(5) - dx).clamp(0, 4)
         assert torch.equal(out[i, 0], x[i, 0][rows][:, cols])
+        want = torch.zeros(25).index_add_(0, (rows[:, None] * 5 + cols[None, :]).flatten(),
+                                          weight[i, 0].flatten())
+        torch.testing.assert_close(grad[i, 0].flatten(), want)
     assert random_translate(x, 0) is x
 
 
