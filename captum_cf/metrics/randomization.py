@@ -10,6 +10,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 from torch import Tensor
+from torch.nn.parameter import is_lazy
+from torch.nn.utils import parametrize
+from torch.nn.utils.spectral_norm import SpectralNorm
+from torch.nn.utils.weight_norm import WeightNorm
 
 from captum_cf._model_state import preserve_model_state
 from captum_cf._validation import check_images, check_model_dtype
@@ -63,8 +67,11 @@ def randomization_test(
     Cascading randomisation re-initialises the top layer, explains, then also the next layer
     down, and so on; independent randomisation (``cascade=False``) re-initialises one layer at
     a time with the others trained. A layer is re-initialised with its ``reset_parameters()``
-    (PyTorch's default initialisation) or, lacking one, a normal draw with the parameter's own
-    standard deviation, from a generator seeded with ``seed`` (the global RNG is untouched).
+    (PyTorch's default initialisation) or, lacking one or under a weight parametrization
+    (``weight_norm``, ``spectral_norm``, ``torch.nn.utils.parametrize``: then the parameters the
+    weight is computed from), a normal draw with each parameter's own standard deviation, from
+    the CPU's generator seeded with ``seed`` (the global RNG is untouched; the same weights on
+    every device).
     Afterwards the model is restored exactly: parameters and buffers (the same tensor objects,
     same values), ``requires_grad`` flags and train/eval modes, also when ``explain`` raises.
 
@@ -106,22 +113,22 @@ def randomization_test(
     if similarity not in ("ssim", "spearman"):
         raise ValueError(f"similarity must be 'ssim' or 'spearman', got {similarity!r}")
     names = _layers(model, layers)
-    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
     scores = []
     with preserve_model_state(model):
+        if original is None:  # first: a lazy module has its parameters after one pass
+            original = _explain_map(explain, inputs, target)
+        else:
+            original = saliency_map(original, tuple(inputs.shape), name="original").detach()
+        saved = _snapshot(model)
         try:
-            if original is None:
-                original = _explain_map(explain, inputs, target)
-            else:
-                original = saliency_map(original, tuple(inputs.shape), name="original").detach()
             for i, name in enumerate(names):
                 if not cascade:
-                    _restore(model, saved)
+                    _restore(saved)
                 _randomize(model.get_submodule(name), seed + i)
                 randomized = _explain_map(explain, inputs, target)
                 scores.append(map_similarity(original, randomized, similarity, absolute))
         finally:
-            _restore(model, saved)
+            _restore(saved)
     return RandomizationResult(names, torch.stack(scores, dim=1), similarity, cascade)
 
 
@@ -157,7 +164,8 @@ def _explain_map(explain: Callable[[Tensor, Any], Tensor], inputs: Tensor, targe
 def _randomize(module: nn.Module, seed: int) -> None:
     """Re-initialise a layer's own parameters; a block that owns none (a ResNet stage): every
     module in it that owns some, in definition order, from one seeded generator."""
-    owners = [module] if _owns(module) else [m for m in module.modules() if _owns(m)]
+    owners = ([module] if _owns(module) and not parametrize.is_parametrized(module)
+              else [m for m in module.modules() if _owns(m)])  # a block, or the parametrizations'
     # drawn by the CPU generator, seeded, then restored: the same weights on every device (a
     # layer on a GPU is re-initialised as a CPU copy, whose values are copied in)
     with torch.random.fork_rng(devices=[]):
@@ -168,32 +176,71 @@ def _randomize(module: nn.Module, seed: int) -> None:
 
 def _reinitialise_on_cpu(owner: nn.Module) -> None:
     own = [*owner.named_parameters(recurse=False), *owner.named_buffers(recurse=False)]
-    if hasattr(owner, "reset_parameters"):
+    if hasattr(owner, "reset_parameters") and not _reparametrized(owner):
         if all(t.device.type == "cpu" for _, t in own):
             owner.reset_parameters()
             return
-        # a shallow copy whose own tensors are CPU copies; its children are not touched
-        shadow = copy.copy(owner)
-        shadow._parameters = {
-            k: None if v is None else nn.Parameter(v.detach().cpu(), v.requires_grad)
-            for k, v in owner._parameters.items()
-        }
-        shadow._buffers = {k: None if v is None else v.detach().cpu()
-                           for k, v in owner._buffers.items()}
-        shadow.reset_parameters()
-        fresh = dict([*shadow.named_parameters(recurse=False),
-                      *shadow.named_buffers(recurse=False)])
-        for name, tensor in own:
-            tensor.copy_(fresh[name])
-        return
+        shadow = _cpu_shadow(owner)
+        if shadow is not None:
+            shadow.reset_parameters()
+            fresh = dict([*shadow.named_parameters(recurse=False),
+                          *shadow.named_buffers(recurse=False)])
+            for name, tensor in own:
+                tensor.copy_(fresh[name])
+            return
     for _, p in owner.named_parameters(recurse=False):
         std = float(p.std()) if p.numel() > 1 else 0.0
         p.copy_(torch.empty(p.shape, dtype=p.dtype).normal_(0.0, std if std > 0 else 1.0))
 
 
+def _cpu_shadow(owner: nn.Module) -> nn.Module | None:
+    """A shallow copy of ``owner`` whose own tensors are CPU copies (its children shared, not
+    touched); None for a module that refuses copying (then the normal draw is used)."""
+    try:
+        shadow = copy.copy(owner)
+    except Exception:
+        return None
+    shadow._parameters = {
+        k: None if v is None else nn.Parameter(v.detach().cpu(), v.requires_grad)
+        for k, v in owner._parameters.items()
+    }
+    shadow._buffers = {k: None if v is None else v.detach().cpu()
+                       for k, v in owner._buffers.items()}
+    return shadow
+
+
+def _reparametrized(module: nn.Module) -> bool:
+    """True when ``reset_parameters`` would not reach the weights the module computes with: a
+    parametrized module (``torch.nn.utils.parametrize``: its ``weight`` is computed from
+    ``parametrizations.weight.original*``) or one under the hook-based ``weight_norm`` /
+    ``spectral_norm`` (``weight`` recomputed from ``weight_g``/``weight_v``, ``weight_orig``)."""
+    hooks = (WeightNorm, SpectralNorm)
+    return parametrize.is_parametrized(module) or any(
+        isinstance(h, hooks) for h in module._forward_pre_hooks.values())
+
+
+_Saved = list[tuple[dict, str, Tensor, Tensor]]
+
+
+def _snapshot(model: nn.Module) -> _Saved:
+    """Every parameter and buffer (non-persistent ones too) of every module: the table it sits
+    in, its name, the tensor object and a copy of its values."""
+    saved = []
+    for module in model.modules():
+        for table in (module._parameters, module._buffers):
+            for name, tensor in table.items():
+                if tensor is None or is_lazy(tensor):
+                    continue
+                saved.append((table, name, tensor, tensor.detach().clone()))
+    return saved
+
+
 @torch.no_grad()
-def _restore(model: nn.Module, saved: dict[str, Tensor]) -> None:
-    model.load_state_dict(saved)
+def _restore(saved: _Saved) -> None:
+    """The same tensor objects in their places, with their values."""
+    for table, name, tensor, values in saved:
+        table[name] = tensor
+        tensor.copy_(values)
 
 
 def map_similarity(a: Tensor, b: Tensor, measure: str = "ssim", absolute: bool = True) -> Tensor:
