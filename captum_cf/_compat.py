@@ -84,17 +84,17 @@ def ensure_torchvision_importable(load_library: Callable[[str], None] | None = N
         # loaded: torchvision is healthy (0.26 registers nms but no longer qnms)
         if _has_schema("nms"):
             return False
-        reason = "it loaded but registered no torchvision::nms"
+        reason = "it loads but registers no torchvision::nms"
     _declare_schemas()
     TORCHVISION_PATCHED = True
     if os.environ.get("RANK", "0") != "0":  # under torchrun: said by rank 0, not by every rank
         return True
     warnings.warn(
-        "torchvision's compiled extension does not load with the installed torch "
-        f"{torch.__version__} (as with a CUDA torchvision next to a CPU torch"
-        f"{'; ' + reason if reason else ''}); captum_cf declared the missing operator schemas so "
-        "that torchvision imports. Models and transforms work; torchvision.ops.nms/roi_align and "
-        "its image codecs do not.",
+        "torchvision's compiled extension is unusable with the installed torch "
+        f"{torch.__version__} ({reason + '; ' if reason else ''}typically a CUDA torchvision next "
+        "to a CPU torch); captum_cf declared the missing operator schemas so that torchvision "
+        "imports. Models and transforms work; torchvision.ops.nms/roi_align and its image codecs "
+        "do not.",
         RuntimeWarning,
         stacklevel=2,
     )
