@@ -589,21 +589,30 @@ def _area_references(areas: tuple[float, ...], n: int, size: tuple, like: Tensor
     return torch.stack(refs).repeat_interleave(n, dim=0)
 
 
+#: mask values closer than this count as tied in the area penalty (about 170 float32 steps at
+#: 0.5): the resize kernels of the CPU and a GPU round the same mask up to a few steps apart
+_TIE = 1e-5
+
+
 def _area_penalty(sal: Tensor, references: Tensor) -> Tensor:
-    """Fong et al. 2019 ``mean((sort(s) - r_a)^2)``, shape (B,), tied mask values sharing their
-    references' mean.
+    """Fong et al. 2019 ``mean((sort(s) - r_a)^2)``, shape (B,), (nearly) tied mask values
+    sharing their references' mean.
 
     The masks start at 0.5 everywhere and saturate at 0 and 1, so sort(s) is full of ties, and
     which of the tied pixels the sort puts against ``r_a``'s ones (pushed up) or zeros (pushed
     down) is the sort's tie order: arbitrary, and another on a GPU (on a square of evidence of
-    area 0.06 and ``area=0.1``: IoU 0.63 with the CPU's order, 0.43 with a stable one, which
-    CUDA's is). A run of equal values gets the mean of its references instead: one push for all,
-    whatever the device.
+    area 0.06, ``area=0.1`` and a 16 x 16 mask: IoU 0.63 with the CPU's order, 0.43 with a
+    stable one, which CUDA's is). Values within ``_TIE`` of each other on the grid of that
+    width get the mean of their references instead: one push for all. Exact ties are not
+    enough: the resize rounds the start mask's 0.5 to values a float32 step apart, differently
+    on each device (a 13 x 13 mask: IoU 0.0 with exact ties on the CPU, 0.57 with the GPU's
+    resize; 0.64 with both when near ties share).
     """
     values = sal.flatten(1).sort(dim=1).values
     with torch.no_grad():
+        key = torch.round(values / _TIE)
         starts = torch.ones_like(values, dtype=torch.bool)
-        starts[:, 1:] = values[:, 1:] != values[:, :-1]
+        starts[:, 1:] = key[:, 1:] != key[:, :-1]
         run = starts.cumsum(dim=1) - 1  # (B, HW): index of each sorted value's run of ties
         # sums of 0s and 1s (references) and of 1s (counts): exact, so order-independent
         total = torch.zeros_like(values).scatter_add_(1, run, references.expand_as(values))

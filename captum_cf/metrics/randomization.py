@@ -115,12 +115,15 @@ def randomization_test(
     names = _layers(model, layers)
     scores = []
     with preserve_model_state(model):
-        if original is None:  # first: a lazy module has its parameters after one pass
-            original = _explain_map(explain, inputs, target)
-        else:
-            original = saliency_map(original, tuple(inputs.shape), name="original").detach()
         saved = _snapshot(model)
         try:
+            if original is None:
+                original = _explain_map(explain, inputs, target)
+                # a lazy module's parameters exist after the first pass: kept as they came
+                known = {id(t) for _, _, t, _ in saved}
+                saved += [s for s in _snapshot(model) if id(s[2]) not in known]
+            else:
+                original = saliency_map(original, tuple(inputs.shape), name="original").detach()
             for i, name in enumerate(names):
                 if not cascade:
                     _restore(saved)

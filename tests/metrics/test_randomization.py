@@ -279,3 +279,13 @@ def test_non_persistent_buffers_and_lazy_layers_are_restored() -> None:
     lazy = nn.Sequential(nn.Flatten(), nn.LazyLinear(3))  # parameters appear at the first pass
     res = randomization_test(lazy, _saliency(lazy), torch.rand(2, 1, 12, 12), 0)
     assert res.layers == ["1"] and res.similarity.shape == (2, 1)
+
+
+def test_a_train_mode_models_batch_norm_statistics_are_restored() -> None:
+    """The original explanation's pass updated a train-mode model's running statistics, and
+    they were kept."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(2 * 144, 3)).train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    randomization_test(model, _saliency(model), torch.rand(2, 1, 12, 12), 0)
+    assert model.training and all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
