@@ -79,8 +79,14 @@ def test_modules_keep_their_parameters_and_compute_as_on_the_cpu() -> None:
         assert type(p.data) is torch.Tensor and torch.equal(p, q)
 
 
+#: off the CPU, Meaningful Perturbation resizes its mask by two matrix products (deterministic
+#: backward on CUDA; captum_cf._ops): its values are the CPU's up to rounding (2e-6 measured)
+_NOT_BITWISE = {"meaningful-perturbation": 1e-5}
+
+
 def _same_audit(kwargs: dict) -> None:
-    """Runs ``audit`` on the CPU and on the simulated device; every per-image value equal."""
+    """Runs ``audit`` on the CPU and on the simulated device; every per-image value equal (bit for
+    bit, but for ``_NOT_BITWISE``)."""
     model = zoo.load("digits-cnn")
     x = load_digits("test").tensors[0][:2]
     torch.manual_seed(0)
@@ -90,7 +96,7 @@ def _same_audit(kwargs: dict) -> None:
         on_sim = audit(model, x, data_name="digits", train_data=load_digits("train"), device=sim,
                        **kwargs)
     assert all(p.device.type == "cpu" for p in model.parameters())
-    assert_same_cells(on_cpu, on_sim)
+    assert_same_cells(on_cpu, on_sim, method_atol=_NOT_BITWISE)
 
 
 def test_the_default_audit_computes_on_the_device_and_equals_the_cpus() -> None:
