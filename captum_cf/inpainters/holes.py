@@ -52,9 +52,10 @@ def random_holes(
     gen = generator
     lo, hi = coverage
     target = lo + (hi - lo) * torch.rand(n, generator=gen)
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32) + 0.5,
-                            torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij")
-    grid = (ys, xs)
+    # pixel centres as a column (H, 1) and a row (1, W): every shape is computed from the two
+    # by broadcasting, never from (n, 2, H, W) coordinate planes
+    grid = (torch.arange(height, dtype=torch.float32)[:, None] + 0.5,
+            torch.arange(width, dtype=torch.float32)[None, :] + 0.5)
     hole = torch.zeros(n, height, width, dtype=torch.bool)
     pen = torch.rand(n, 2, generator=gen) * torch.tensor([height, width])
     side = float(min(height, width))
@@ -64,9 +65,15 @@ def random_holes(
         m = todo.numel()
         if m == 0:
             break
-        stroke, pen_next = _strokes(m, pen[todo], side, grid, gen)
+        # every draw is made for all m images (the random stream does not depend on which
+        # shape an image takes); each shape is drawn only where it is used
+        strokes = _stroke_draws(m, pen[todo], side, (height, width), gen)
         use_box = torch.rand(m, generator=gen) < p_box
-        shape = torch.where(use_box[:, None, None], _boxes(m, height, width, grid, gen), stroke)
+        boxes = _box_draws(m, height, width, gen)
+        shape = torch.empty(m, height, width, dtype=torch.bool)
+        shape[use_box] = _boxes(*(b[use_box] for b in boxes), grid)
+        shape[~use_box] = _strokes(*(d[~use_box] for d in strokes[:3]), grid)
+        pen_next = strokes[1]
         candidate = hole[todo] | shape
         ok = candidate.flatten(1).float().mean(1) <= hi
         hole[todo] = torch.where(ok[:, None, None], candidate, hole[todo])
@@ -74,11 +81,12 @@ def random_holes(
     return hole.unsqueeze(1).float()
 
 
-def _strokes(
-    n: int, pen: Tensor, side: float, grid: tuple[Tensor, Tensor], gen: torch.Generator | None
-) -> tuple[Tensor, Tensor]:
-    """One thick segment per image from ``pen`` (or a fresh start): (n, H, W) bool and its end."""
-    h, w = grid[0].shape
+def _stroke_draws(
+    n: int, pen: Tensor, side: float, size: tuple[int, int], gen: torch.Generator | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One thick segment per image from ``pen`` (or a fresh start): its start (n, 2), its end
+    (n, 2) and its radius (n,)."""
+    h, w = size
     fresh = torch.rand(n, 2, generator=gen) * torch.tensor([h, w], dtype=torch.float32)
     restart = (torch.rand(n, generator=gen) < 0.3)[:, None]
     start = torch.where(restart, fresh, pen)
@@ -87,25 +95,39 @@ def _strokes(
     radius = side * (0.03 + 0.06 * torch.rand(n, generator=gen))
     end = start + length[:, None] * torch.stack([torch.sin(angle), torch.cos(angle)], 1)
     end = torch.stack([end[:, 0].clamp(0, h), end[:, 1].clamp(0, w)], 1)
-    a, b = start[:, :, None, None], end[:, :, None, None]  # (n, 2, 1, 1)
-    p = torch.stack(grid)[None]  # (1, 2, H, W)
-    ab = b - a
-    t = ((p - a) * ab).sum(1) / (ab * ab).sum(1).clamp_min(1e-6)
-    diff = p - (a + t.clamp(0, 1)[:, None] * ab)
-    dist2 = diff[:, 0] ** 2 + diff[:, 1] ** 2  # (not .norm(dim=1): many times slower on CPU)
-    return dist2 <= (radius**2)[:, None, None], end
+    return start, end, radius
 
 
-def _boxes(
-    n: int, h: int, w: int, grid: tuple[Tensor, Tensor], gen: torch.Generator | None
-) -> Tensor:
-    """One axis-aligned box per image, sides 10-40 % of the image's: (n, H, W) bool."""
+def _strokes(start: Tensor, end: Tensor, radius: Tensor, grid: tuple[Tensor, Tensor]) -> Tensor:
+    """The pixels within ``radius`` of the segment ``start``-``end``: (n, H, W) bool."""
+    ys, xs = grid  # (H, 1), (1, W)
+    ay, ax = start[:, 0, None, None], start[:, 1, None, None]  # (n, 1, 1)
+    aby = (end[:, 0] - start[:, 0])[:, None, None]
+    abx = (end[:, 1] - start[:, 1])[:, None, None]
+    # the projection's parameter on the segment: ((p - a) . ab) / |ab|^2, the two products
+    # added in this order (as a sum over the coordinate axis)
+    t = ((ys - ay) * aby + (xs - ax) * abx) / (aby * aby + abx * abx).clamp_min(1e-6)
+    t = t.clamp(0, 1)
+    dy = ys - (ay + t * aby)
+    dx = xs - (ax + t * abx)
+    return dy**2 + dx**2 <= (radius**2)[:, None, None]
+
+
+def _box_draws(n: int, h: int, w: int, gen: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """One axis-aligned box per image, sides 10-40 % of the image's: corners (n, 2) and
+    (n, 2)."""
     size = torch.tensor([h, w], dtype=torch.float32)
     sides = size * (0.1 + 0.3 * torch.rand(n, 2, generator=gen))
     corner = torch.rand(n, 2, generator=gen) * (size - sides)
-    lo, hi = corner[:, :, None, None], (corner + sides)[:, :, None, None]
-    p = torch.stack(grid)[None]
-    return ((p >= lo) & (p < hi)).all(1)
+    return corner, corner + sides
+
+
+def _boxes(lo: Tensor, hi: Tensor, grid: tuple[Tensor, Tensor]) -> Tensor:
+    """The pixels in ``[lo, hi)`` on both axes: (n, H, W) bool."""
+    ys, xs = grid
+    rows = (ys >= lo[:, 0, None, None]) & (ys < hi[:, 0, None, None])  # (n, H, 1)
+    cols = (xs >= lo[:, 1, None, None]) & (xs < hi[:, 1, None, None])  # (n, 1, W)
+    return rows & cols
 
 
 def _check_args(
