@@ -102,6 +102,7 @@ from captum_cf.metrics import pointing_game, r_oms, randomization_test, removal_
 from captum_cf.metrics._common import check_masks as check_mask_values
 from captum_cf.metrics._common import class_scores, resolve_score
 from captum_cf.metrics.deletion import Curve, _normalised_auc
+from captum_cf.metrics.randomization import layer_names
 
 __all__ = ["DEFAULT_REMOVALS", "audit", "plan_batches"]
 
@@ -629,6 +630,11 @@ def make_plan(
     metrics = [f"{kind}_{r}" for r in removals for kind in ("srg", "morf", "lerf")]
     metrics += ["pointing_game"] if source.has_masks else []
     metrics += ["sanity_ssim"] if s.sanity_n > 0 and _top_layer(model) else []
+    if (s.sanity_n > 0 and isinstance(model, torch.jit.ScriptModule)
+            and os.environ.get("RANK", "0") == "0"):  # said once under torchrun
+        warnings.warn("audit: no sanity check: the model is a TorchScript module, whose layers "
+                      "cannot be re-initialised one by one (audit the nn.Module it was scripted "
+                      "from for one)", RuntimeWarning, stacklevel=3)
     config = {
         "data": s.data_name,
         "n": n,
@@ -1743,7 +1749,9 @@ class _ReferenceCache(Baseline):
 
 
 def _top_layer(model: Any) -> str | None:
-    if not isinstance(model, nn.Module):
+    """The layer the sanity check re-initialises: the last one (``randomization.layer_names``);
+    None for a TorchScript module, whose layers cannot be re-initialised one by one."""
+    if not isinstance(model, nn.Module) or isinstance(model, torch.jit.ScriptModule):
         return None
-    owners = [n for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))]
+    owners = layer_names(model)
     return owners[-1] if owners else None

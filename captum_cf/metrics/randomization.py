@@ -112,18 +112,24 @@ def randomization_test(
         raise TypeError("explain must be callable as explain(inputs, target)")
     if similarity not in ("ssim", "spearman"):
         raise ValueError(f"similarity must be 'ssim' or 'spearman', got {similarity!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError("model is a TorchScript module, whose layers cannot be re-initialised one "
+                        "by one: pass the nn.Module it was scripted from")
     names = _layers(model, layers)
     scores = []
     with preserve_model_state(model):
         saved = _snapshot(model)
         try:
-            if original is None:
-                original = _explain_map(explain, inputs, target)
-                # a lazy module's parameters exist after the first pass: kept as they came
-                known = {id(t) for _, _, t, _ in saved}
-                saved += [s for s in _snapshot(model) if id(s[2]) not in known]
-            else:
+            if original is not None:
                 original = saliency_map(original, tuple(inputs.shape), name="original").detach()
+            if original is None or any(is_lazy(p) for p in model.parameters()):
+                first = _explain_map(explain, inputs, target)
+                original = first if original is None else original
+                # a lazy module's parameters exist after the first pass: kept as they came
+                known = {(id(table), name) for table, name, _, _ in saved}
+                saved += [s for s in _snapshot(model) if (id(s[0]), s[1]) not in known]
             for i, name in enumerate(names):
                 if not cascade:
                     _restore(saved)
@@ -139,8 +145,18 @@ def _owns(module: nn.Module) -> bool:
     return any(True for _ in module.parameters(recurse=False))
 
 
+def layer_names(model: nn.Module) -> list[str]:
+    """The model's layers as the sanity check re-initialises them, in definition order: the
+    modules that own parameters, a parametrized module (``torch.nn.utils.parametrize``) as one
+    layer with the parameters its weights are computed from (not its ``parametrizations.*``)."""
+    inner = {id(m) for pm in model.modules() if isinstance(pm, parametrize.ParametrizationList)
+             for m in pm.modules()}
+    return [n for n, m in model.named_modules()
+            if id(m) not in inner and (_owns(m) or parametrize.is_parametrized(m))]
+
+
 def _layers(model: nn.Module, layers: Sequence[str] | None) -> list[str]:
-    owners = [n for n, m in model.named_modules() if _owns(m)]
+    owners = layer_names(model)
     if layers is None:
         if not owners:
             raise ValueError("model has no parameters to randomise")
@@ -167,8 +183,9 @@ def _explain_map(explain: Callable[[Tensor, Any], Tensor], inputs: Tensor, targe
 def _randomize(module: nn.Module, seed: int) -> None:
     """Re-initialise a layer's own parameters; a block that owns none (a ResNet stage): every
     module in it that owns some, in definition order, from one seeded generator."""
-    owners = ([module] if _owns(module) and not parametrize.is_parametrized(module)
-              else [m for m in module.modules() if _owns(m)])  # a block, or the parametrizations'
+    owners = [module] if module is not None and _is_layer(module) else []
+    if not owners:  # a block (a ResNet stage): every layer in it
+        owners = [module.get_submodule(n) for n in layer_names(module)]
     # drawn by the CPU generator, seeded, then restored: the same weights on every device (a
     # layer on a GPU is re-initialised as a CPU copy, whose values are copied in)
     with torch.random.fork_rng(devices=[]):
@@ -177,8 +194,24 @@ def _randomize(module: nn.Module, seed: int) -> None:
             _reinitialise_on_cpu(owner)
 
 
+def _is_layer(module: nn.Module) -> bool:
+    return _owns(module) or parametrize.is_parametrized(module)
+
+
 def _reinitialise_on_cpu(owner: nn.Module) -> None:
+    if parametrize.is_parametrized(owner):
+        # each parametrized tensor as the layer computes it: a normal draw with its standard
+        # deviation, set through the parametrization (its right_inverse), so that an orthogonal
+        # weight stays orthogonal and a weight-normed one is split into norm and direction
+        for name in list(owner.parametrizations.keys()):
+            current = getattr(owner, name).detach()
+            setattr(owner, name, _normal_like(current).to(current.device))
     own = [*owner.named_parameters(recurse=False), *owner.named_buffers(recurse=False)]
+    if parametrize.is_parametrized(owner):
+        for _, p in own:
+            if isinstance(p, nn.Parameter):
+                p.copy_(_normal_like(p))
+        return
     if hasattr(owner, "reset_parameters") and not _reparametrized(owner):
         if all(t.device.type == "cpu" for _, t in own):
             owner.reset_parameters()
@@ -192,8 +225,14 @@ def _reinitialise_on_cpu(owner: nn.Module) -> None:
                 tensor.copy_(fresh[name])
             return
     for _, p in owner.named_parameters(recurse=False):
-        std = float(p.std()) if p.numel() > 1 else 0.0
-        p.copy_(torch.empty(p.shape, dtype=p.dtype).normal_(0.0, std if std > 0 else 1.0))
+        p.copy_(_normal_like(p))
+
+
+def _normal_like(p: Tensor) -> Tensor:
+    """A CPU normal draw of ``p``'s shape and dtype with ``p``'s standard deviation (1 when it
+    has none)."""
+    std = float(p.std()) if p.numel() > 1 else 0.0
+    return torch.empty(p.shape, dtype=p.dtype).normal_(0.0, std if std > 0 else 1.0)
 
 
 def _cpu_shadow(owner: nn.Module) -> nn.Module | None:
@@ -230,11 +269,17 @@ def _snapshot(model: nn.Module) -> _Saved:
     in, its name, the tensor object and a copy of its values."""
     saved = []
     for module in model.modules():
-        for table in (module._parameters, module._buffers):
+        # weight_norm / spectral_norm hooks keep the weight they computed as a plain attribute
+        computed = {h.name for h in module._forward_pre_hooks.values()
+                    if isinstance(h, (WeightNorm, SpectralNorm))}
+        plain = {n: module.__dict__[n] for n in computed
+                 if isinstance(module.__dict__.get(n), Tensor)}
+        for table in (module._parameters, module._buffers, plain):
             for name, tensor in table.items():
                 if tensor is None or is_lazy(tensor):
                     continue
-                saved.append((table, name, tensor, tensor.detach().clone()))
+                saved.append((module.__dict__ if table is plain else table, name, tensor,
+                              tensor.detach().clone()))
     return saved
 
 

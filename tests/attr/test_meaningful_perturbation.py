@@ -499,3 +499,31 @@ def test_the_area_penalty_pushes_tied_pixels_alike(device) -> None:
     # 16 of the 32 ones are against references 1, 16 against 0: every one pushed down alike
     assert torch.unique(grad[ones]).numel() == 1 and float(grad[ones][0]) > 0
     assert torch.unique(grad[~ones]).numel() == 1 and float(grad[~ones][0]) == 0.0
+
+
+def test_an_area_below_one_mask_cell_is_warned_and_a_float_mask_size_refused() -> None:
+    """On 32 px digits the default 4 x 4 mask cannot hold area 0.02: the region came out
+    empty, silently; mask_size=3.0 raised Python's "'float' object is not iterable"."""
+    model, x = _square_model(), _square_images(1)
+    with pytest.warns(UserWarning, match=r"area 0.02 is smaller than one cell of the 4 x 4 mask "
+                                         r"\(0.0625 of the image\).*at least 8 per side"):
+        MeaningfulPerturbation(model).attribute(x, target=0, area=0.02, n_steps=1)
+    with pytest.raises(TypeError, match=r"^mask_size must be an int or a pair of ints, got 3.0$"):
+        MeaningfulPerturbation(model).attribute(x, target=0, area=0.1, n_steps=1, mask_size=3.0)
+
+
+@pytest.mark.parametrize(("dtype", "values"), [
+    (torch.float16, [0.1, 0.7002, 0.8999, 0.95]),  # the 2nd and 3rd: one group before (inf keys)
+    (torch.bfloat16, [0.1, 0.40625, 0.408203125, 0.95]),  # 0.002 apart: one group before
+])
+def test_the_area_penalty_tells_half_precision_values_apart(dtype, values) -> None:
+    """v / 1e-5 overflowed float16 above 0.655 (every such value one tie group) and merged
+    bfloat16 values 0.002 apart."""
+    from captum_cf.attr.meaningful_perturbation import _area_penalty, _area_references
+
+    sal = torch.tensor(values, dtype=dtype).view(1, 1, 2, 2)
+    sal.requires_grad_(True)
+    refs = _area_references((0.5,), 1, (2, 2), sal)
+    (grad,) = torch.autograd.grad(_area_penalty(sal, refs).sum(), sal)
+    want = 2 * (sal.detach().flatten().float() - torch.tensor([0.0, 0.0, 1.0, 1.0])) / 4
+    torch.testing.assert_close(grad.flatten().float(), want, atol=2e-2, rtol=0)

@@ -301,3 +301,15 @@ def test_the_callers_random_state_is_restored(device) -> None:
         assert torch.equal(torch.cuda.get_rng_state(device), gpu)
     # and the next draw is the one the caller expects
     assert torch.equal(torch.rand(4), torch.rand(4, generator=torch.Generator().manual_seed(1234)))
+
+
+def test_a_torchscript_model_is_audited_without_the_sanity_check() -> None:
+    """Its layers cannot be re-initialised one by one: the sanity step raised for the first
+    sanity_n images, which lost every other metric of theirs too."""
+    model, x = torch.jit.script(tiny_model()), torch.rand(4, 1, 8, 8)
+    with pytest.warns(RuntimeWarning, match="no sanity check: the model is a TorchScript module"):
+        res = audit(model, x, methods=["integrated-gradients"], baselines=["zero"], n_steps=2,
+                    sanity_n=2, removals=["zero"])
+    (cell,) = res.cells
+    assert cell.error is None and "sanity_ssim" not in cell.values
+    assert len(cell.values["srg_zero"]) == 4

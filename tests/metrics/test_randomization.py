@@ -289,3 +289,78 @@ def test_a_train_mode_models_batch_norm_statistics_are_restored() -> None:
     state = {k: v.clone() for k, v in model.state_dict().items()}
     randomization_test(model, _saliency(model), torch.rand(2, 1, 12, 12), 0)
     assert model.training and all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+
+
+def _head(parametrization=None) -> nn.Module:
+    head = nn.Linear(16, 3)
+    if parametrization is not None:
+        head = parametrization(head)
+    return nn.Sequential(nn.Flatten(), nn.Linear(144, 16), nn.ReLU(), head)
+
+
+def test_an_orthogonal_head_stays_orthogonal_and_is_one_layer() -> None:
+    """A non-square orthogonal weight (PyTorch's Householder map) was set to zero by a normal
+    draw on its parametrization's tensor (its diagonal is read as signs): constant maps, a
+    perfect sanity score for every method. And a parametrized layer was two cascade steps
+    ('3.parametrizations.weight', then '3')."""
+    from captum_cf.metrics.randomization import layer_names
+
+    torch.manual_seed(0)
+    model = _head(nn.utils.parametrizations.orthogonal).eval()
+    assert layer_names(model) == ["1", "3"]
+    x = torch.rand(2, 1, 12, 12)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = []
+
+    def explain(inputs, target):
+        seen.append((model[3].weight.detach().clone(), model[3].bias.detach().clone()))
+        return _saliency(model)(inputs, target)
+
+    res = randomization_test(model, explain, x, 0)
+    assert res.layers == ["3", "1"]
+    (w0, b0), (w1, b1) = seen[0], seen[1]
+    assert not torch.equal(w1, w0) and not torch.equal(b1, b0)  # the whole layer at once
+    torch.testing.assert_close(w1 @ w1.t(), torch.eye(3), atol=1e-5, rtol=0)  # orthogonal rows
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+def test_a_hook_weight_norms_computed_weight_is_restored() -> None:
+    model = _head(nn.utils.weight_norm)
+    x = torch.rand(2, 1, 12, 12)
+    model(x)
+    weight = model[3].weight
+    randomization_test(model, _saliency(model), x, 0)
+    assert model[3].weight is weight and torch.equal(model[3].weight, weight.detach().clone())
+
+
+def test_a_lazy_model_with_a_given_original_is_restored() -> None:
+    """With ``original=`` given, a lazy layer that materialised during the run was left with
+    its randomised weights."""
+    model = nn.Sequential(nn.Flatten(), nn.LazyLinear(16), nn.ReLU(), nn.Linear(16, 3))
+    x = torch.rand(2, 1, 12, 12)
+    first = []
+
+    def explain(inputs, target):
+        out = _saliency(model)(inputs, target)
+        if not first:
+            first.append(model[1].weight.detach().clone())  # as it materialised
+        return out
+
+    res = randomization_test(model, explain, x, 0, original=torch.rand(2, 1, 12, 12))
+    assert res.layers == ["3", "1"] and torch.equal(model[1].weight, first[0])
+
+
+def test_seed_and_torchscript_models_are_refused_before_any_work() -> None:
+    model = _head()
+    calls = []
+
+    def explain(inputs, target):
+        calls.append(1)
+        return _saliency(model)(inputs, target)
+
+    x = torch.rand(2, 1, 12, 12)
+    with pytest.raises(TypeError, match="^seed must be an int, got str$"):
+        randomization_test(model, explain, x, 0, seed="1")
+    with pytest.raises(TypeError, match="TorchScript module"):
+        randomization_test(torch.jit.script(model), explain, x, 0)
+    assert calls == []
