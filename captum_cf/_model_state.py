@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 import torch.nn as nn
-from torch.nn.parameter import UninitializedBuffer
+from torch.nn.parameter import UninitializedBuffer, is_lazy
 
 __all__ = ["buffer_copies", "frozen", "preserve_model_state", "preserved_buffers", "put_back"]
 
@@ -29,7 +29,8 @@ def preserve_model_state(model: object) -> Iterator[None]:
         for m, training in modes:
             m.training = training
         for p, flag in flags:
-            p.requires_grad_(flag)
+            if not is_lazy(p):  # a lazy parameter still without data: its flag is as it was
+                p.requires_grad_(flag)
 
 
 @contextlib.contextmanager

@@ -302,10 +302,13 @@ def _check_settings(
     mask_size = _check_mask_size(mask_size, inputs)
     cell = 1.0 / (mask_size[0] * mask_size[1])
     if areas is not None and min(areas) < cell:
+        side = math.ceil(math.sqrt(1.0 / min(areas)))
+        finer = (f"pass a finer mask_size (at least {side} per side)"
+                 if side <= min(height, width) else
+                 f"it is below what a {height} x {width} image can hold at all")
         warnings.warn(
             f"area {min(areas):g} is smaller than one cell of the {mask_size[0]} x {mask_size[1]} "
-            f"mask ({cell:.3g} of the image): its region comes out empty or larger; pass a finer "
-            f"mask_size (at least {math.ceil(math.sqrt(1.0 / min(areas)))} per side)",
+            f"mask ({cell:.3g} of the image): its region comes out empty or larger; {finer}",
             UserWarning, stacklevel=4)
     return _Settings(
         deletion=mode == "deletion",

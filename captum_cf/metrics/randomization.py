@@ -114,6 +114,8 @@ def randomization_test(
         raise ValueError(f"similarity must be 'ssim' or 'spearman', got {similarity!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not isinstance(cascade, bool):
+        raise TypeError(f"cascade must be a bool, got {type(cascade).__name__}")
     if isinstance(model, torch.jit.ScriptModule):
         raise TypeError("model is a TorchScript module, whose layers cannot be re-initialised one "
                         "by one: pass the nn.Module it was scripted from")
@@ -163,6 +165,12 @@ def _layers(model: nn.Module, layers: Sequence[str] | None) -> list[str]:
         return owners[::-1]
     if isinstance(layers, str) or not layers:
         raise ValueError("layers must be a non-empty sequence of module names")
+    inner = {n: p for p, pm in model.named_modules() if parametrize.is_parametrized(pm)
+             for n, _ in pm.named_modules(prefix=p) if ".parametrizations" in n[len(p):]}
+    inside = [n for n in layers if n in inner]
+    if inside:
+        raise ValueError(f"layers {inside} are inside the parametrization of "
+                         f"{sorted({inner[n] for n in inside})}: name the parametrized layer")
     holding = {n for n, m in model.named_modules() if any(True for _ in m.parameters())}
     unknown = [n for n in layers if n not in holding]
     if unknown:
@@ -205,7 +213,11 @@ def _reinitialise_on_cpu(owner: nn.Module) -> None:
         # weight stays orthogonal and a weight-normed one is split into norm and direction
         for name in list(owner.parametrizations.keys()):
             current = getattr(owner, name).detach()
-            setattr(owner, name, _normal_like(current).to(current.device))
+            try:
+                setattr(owner, name, _normal_like(current).to(current.device))
+            except (NotImplementedError, RuntimeError):  # a parametrization without
+                for p in owner.parametrizations[name].parameters():  # right_inverse
+                    p.copy_(_normal_like(p))
     own = [*owner.named_parameters(recurse=False), *owner.named_buffers(recurse=False)]
     if parametrize.is_parametrized(owner):
         for _, p in own:

@@ -527,3 +527,9 @@ def test_the_area_penalty_tells_half_precision_values_apart(dtype, values) -> No
     (grad,) = torch.autograd.grad(_area_penalty(sal, refs).sum(), sal)
     want = 2 * (sal.detach().flatten().float() - torch.tensor([0.0, 0.0, 1.0, 1.0])) / 4
     torch.testing.assert_close(grad.flatten().float(), want, atol=2e-2, rtol=0)
+
+
+def test_an_area_below_one_pixel_is_said_to_be_unreachable() -> None:
+    with pytest.warns(UserWarning, match=r"it is below what a 32 x 32 image can hold at all$"):
+        MeaningfulPerturbation(_square_model()).attribute(_square_images(1), target=0,
+                                                          area=1e-9, n_steps=1)

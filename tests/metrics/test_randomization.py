@@ -364,3 +364,42 @@ def test_seed_and_torchscript_models_are_refused_before_any_work() -> None:
     with pytest.raises(TypeError, match="TorchScript module"):
         randomization_test(torch.jit.script(model), explain, x, 0)
     assert calls == []
+
+
+class _Symmetric(nn.Module):  # PyTorch's tutorial parametrization: no right_inverse
+    def forward(self, x):
+        return x.triu() + x.triu(1).transpose(-1, -2)
+
+
+def test_a_parametrization_without_right_inverse_is_redrawn_through_its_tensor() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(144, 16), nn.ReLU(), nn.Linear(16, 16),
+                          nn.ReLU(), nn.Linear(16, 3))
+    nn.utils.parametrize.register_parametrization(model[3], "weight", _Symmetric())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = []
+
+    def explain(inputs, target):
+        seen.append(model[3].weight.detach().clone())
+        return _saliency(model)(inputs, target)
+
+    randomization_test(model, explain, torch.rand(2, 1, 12, 12), 0, layers=["3"])
+    assert not torch.equal(seen[1], seen[0]) and torch.equal(seen[1], seen[1].t())  # symmetric
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    with pytest.raises(ValueError, match=r"inside the parametrization of \['3'\]: name the"):
+        randomization_test(model, explain, torch.rand(2, 1, 12, 12), 0,
+                           layers=["3.parametrizations.weight"])
+    with pytest.raises(TypeError, match="^cascade must be a bool, got str$"):
+        randomization_test(model, explain, torch.rand(2, 1, 12, 12), 0, cascade="no")
+
+
+def test_an_error_of_explain_on_a_lazy_model_reaches_the_caller() -> None:
+    """It was replaced by PyTorch's "Attempted to use an uninitialized parameter", raised while
+    the flags were restored."""
+    model = nn.Sequential(nn.Flatten(), nn.LazyLinear(16), nn.ReLU(), nn.Linear(16, 3))
+
+    def explain(inputs, target):
+        raise RuntimeError("boom from my explain")
+
+    with pytest.raises(RuntimeError, match="^boom from my explain$"):
+        randomization_test(model, explain, torch.rand(2, 1, 12, 12), 0)
