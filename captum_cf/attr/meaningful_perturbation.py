@@ -341,7 +341,11 @@ def _check_number(
 def _check_areas(area: Any) -> tuple[float, ...] | None:
     if area is None:
         return None
+    if isinstance(area, Tensor) and area.dim() == 0:  # a number held in a tensor
+        area = area.item()
     areas = (area,) if isinstance(area, (int, float)) and not isinstance(area, bool) else area
+    if not isinstance(areas, (Sequence, Tensor)) or isinstance(areas, (str, bytes)):
+        raise TypeError(f"area must be a float or a sequence of floats in (0, 1), got {area!r}")
     try:
         areas = tuple(float(a) for a in areas)
     except (TypeError, ValueError) as err:

@@ -533,3 +533,13 @@ def test_an_area_below_one_pixel_is_said_to_be_unreachable() -> None:
     with pytest.warns(UserWarning, match=r"it is below what a 32 x 32 image can hold at all$"):
         MeaningfulPerturbation(_square_model()).attribute(_square_images(1), target=0,
                                                           area=1e-9, n_steps=1)
+
+
+def test_area_takes_a_number_in_a_tensor_and_refuses_a_mapping() -> None:
+    model, x = _square_model(), _square_images(1)
+    mp = MeaningfulPerturbation(model)
+    sal = mp.attribute(x, target=0, area=torch.tensor(0.25), n_steps=2, seed=0)
+    assert torch.equal(sal, mp.attribute(x, target=0, area=0.25, n_steps=2, seed=0))
+    for bad in ({0.1: 1}, iter([0.1]), "0.1"):
+        with pytest.raises(TypeError, match="^area must be a float or a sequence of floats"):
+            mp.attribute(x, target=0, area=bad, n_steps=1)
