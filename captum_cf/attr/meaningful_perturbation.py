@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from captum.attr import PerturbationAttribution
 from captum.log import log_usage
 from torch import Tensor
@@ -525,7 +524,7 @@ def _optimise(
         with torch.no_grad():
             mask.clamp_(0.0, 1.0)
     with torch.no_grad():
-        return F.interpolate(mask, size=size, mode="bilinear", align_corners=False).detach()
+        return bilinear_resize(mask, size).detach()
 
 
 def _score(
@@ -575,8 +574,6 @@ def _shifts(cfg: _Settings) -> list[tuple[int, int]]:
     generator = torch.Generator().manual_seed(cfg.seed)
     draws = torch.randint(-cfg.jitter, cfg.jitter + 1, (cfg.n_iters, 2), generator=generator)
     return [(int(dy), int(dx)) for dy, dx in draws.tolist()]
-
-
 
 
 #: half-width of the seeded uniform offsets added to the 0.5 start when ``binarize=True``

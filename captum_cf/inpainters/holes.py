@@ -67,13 +67,13 @@ def random_holes(
             break
         # every draw is made for all m images (the random stream does not depend on which
         # shape an image takes); each shape is drawn only where it is used
-        strokes = _stroke_draws(m, pen[todo], side, (height, width), gen)
+        start, pen_next, radius = _stroke_draws(m, pen[todo], side, (height, width), gen)
         use_box = torch.rand(m, generator=gen) < p_box
-        boxes = _box_draws(m, height, width, gen)
+        corner, far = _box_draws(m, height, width, gen)
         shape = torch.empty(m, height, width, dtype=torch.bool)
-        shape[use_box] = _boxes(*(b[use_box] for b in boxes), grid)
-        shape[~use_box] = _strokes(*(d[~use_box] for d in strokes[:3]), grid)
-        pen_next = strokes[1]
+        shape[use_box] = _boxes(corner[use_box], far[use_box], grid)
+        stroke = ~use_box
+        shape[stroke] = _strokes(start[stroke], pen_next[stroke], radius[stroke], grid)
         candidate = hole[todo] | shape
         ok = candidate.flatten(1).float().mean(1) <= hi
         hole[todo] = torch.where(ok[:, None, None], candidate, hole[todo])

@@ -151,10 +151,17 @@ def layer_names(model: nn.Module) -> list[str]:
     """The model's layers as the sanity check re-initialises them, in definition order: the
     modules that own parameters, a parametrized module (``torch.nn.utils.parametrize``) as one
     layer with the parameters its weights are computed from (not its ``parametrizations.*``)."""
-    inner = {id(m) for pm in model.modules() if isinstance(pm, parametrize.ParametrizationList)
-             for m in pm.modules()}
-    return [n for n, m in model.named_modules()
-            if id(m) not in inner and (_owns(m) or parametrize.is_parametrized(m))]
+    parts = _parametrization_parts(model)
+    return [n for n, m in model.named_modules() if n not in parts and _is_layer(m)]
+
+
+def _parametrization_parts(model: nn.Module) -> dict[str, str]:
+    """The name of every module inside a parametrization (``L.parametrizations...``) -> the
+    parametrized layer's name ``L``."""
+    return {name: layer for layer, module in model.named_modules()
+            if parametrize.is_parametrized(module)
+            for name, _ in module.parametrizations.named_modules(
+                prefix=f"{layer}.parametrizations" if layer else "parametrizations")}
 
 
 def _layers(model: nn.Module, layers: Sequence[str] | None) -> list[str]:
@@ -165,12 +172,11 @@ def _layers(model: nn.Module, layers: Sequence[str] | None) -> list[str]:
         return owners[::-1]
     if isinstance(layers, str) or not layers:
         raise ValueError("layers must be a non-empty sequence of module names")
-    inner = {n: p for p, pm in model.named_modules() if parametrize.is_parametrized(pm)
-             for n, _ in pm.named_modules(prefix=p) if ".parametrizations" in n[len(p):]}
-    inside = [n for n in layers if n in inner]
+    parts = _parametrization_parts(model)
+    inside = [n for n in layers if n in parts]
     if inside:
         raise ValueError(f"layers {inside} are inside the parametrization of "
-                         f"{sorted({inner[n] for n in inside})}: name the parametrized layer")
+                         f"{sorted({parts[n] for n in inside})}: name the parametrized layer")
     holding = {n for n, m in model.named_modules() if any(True for _ in m.parameters())}
     unknown = [n for n in layers if n not in holding]
     if unknown:
@@ -191,9 +197,8 @@ def _explain_map(explain: Callable[[Tensor, Any], Tensor], inputs: Tensor, targe
 def _randomize(module: nn.Module, seed: int) -> None:
     """Re-initialise a layer's own parameters; a block that owns none (a ResNet stage): every
     module in it that owns some, in definition order, from one seeded generator."""
-    owners = [module] if module is not None and _is_layer(module) else []
-    if not owners:  # a block (a ResNet stage): every layer in it
-        owners = [module.get_submodule(n) for n in layer_names(module)]
+    owners = ([module] if _is_layer(module)  # else a block (a ResNet stage): its layers
+              else [module.get_submodule(n) for n in layer_names(module)])
     # drawn by the CPU generator, seeded, then restored: the same weights on every device (a
     # layer on a GPU is re-initialised as a CPU copy, whose values are copied in)
     with torch.random.fork_rng(devices=[]):
@@ -218,13 +223,12 @@ def _reinitialise_on_cpu(owner: nn.Module) -> None:
             except (NotImplementedError, RuntimeError):  # a parametrization without
                 for p in owner.parametrizations[name].parameters():  # right_inverse
                     p.copy_(_normal_like(p))
-    own = [*owner.named_parameters(recurse=False), *owner.named_buffers(recurse=False)]
-    if parametrize.is_parametrized(owner):
-        for _, p in own:
-            if isinstance(p, nn.Parameter):
-                p.copy_(_normal_like(p))
+        for p in owner.parameters(recurse=False):  # its others (a bias)
+            p.copy_(_normal_like(p))
         return
-    if hasattr(owner, "reset_parameters") and not _reparametrized(owner):
+    own = [*owner.named_parameters(recurse=False), *owner.named_buffers(recurse=False)]
+    # reset_parameters of a hook-normed layer writes into the weight its hook recomputes
+    if hasattr(owner, "reset_parameters") and not _norm_hooks(owner):
         if all(t.device.type == "cpu" for _, t in own):
             owner.reset_parameters()
             return
@@ -263,14 +267,12 @@ def _cpu_shadow(owner: nn.Module) -> nn.Module | None:
     return shadow
 
 
-def _reparametrized(module: nn.Module) -> bool:
-    """True when ``reset_parameters`` would not reach the weights the module computes with: a
-    parametrized module (``torch.nn.utils.parametrize``: its ``weight`` is computed from
-    ``parametrizations.weight.original*``) or one under the hook-based ``weight_norm`` /
-    ``spectral_norm`` (``weight`` recomputed from ``weight_g``/``weight_v``, ``weight_orig``)."""
-    hooks = (WeightNorm, SpectralNorm)
-    return parametrize.is_parametrized(module) or any(
-        isinstance(h, hooks) for h in module._forward_pre_hooks.values())
+def _norm_hooks(module: nn.Module) -> list[WeightNorm | SpectralNorm]:
+    """The hook-based ``weight_norm`` / ``spectral_norm`` of ``module``: each recomputes a weight
+    (its ``name``, a plain attribute) from ``weight_g``/``weight_v`` or ``weight_orig`` before
+    every forward pass."""
+    return [h for h in module._forward_pre_hooks.values()
+            if isinstance(h, (WeightNorm, SpectralNorm))]
 
 
 _Saved = list[tuple[dict, str, Tensor, Tensor]]
@@ -282,10 +284,8 @@ def _snapshot(model: nn.Module) -> _Saved:
     saved = []
     for module in model.modules():
         # weight_norm / spectral_norm hooks keep the weight they computed as a plain attribute
-        computed = {h.name for h in module._forward_pre_hooks.values()
-                    if isinstance(h, (WeightNorm, SpectralNorm))}
-        plain = {n: module.__dict__[n] for n in computed
-                 if isinstance(module.__dict__.get(n), Tensor)}
+        plain = {h.name: module.__dict__[h.name] for h in _norm_hooks(module)
+                 if isinstance(module.__dict__.get(h.name), Tensor)}
         for table in (module._parameters, module._buffers, plain):
             for name, tensor in table.items():
                 if tensor is None or is_lazy(tensor):

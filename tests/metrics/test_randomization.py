@@ -403,3 +403,16 @@ def test_an_error_of_explain_on_a_lazy_model_reaches_the_caller() -> None:
 
     with pytest.raises(RuntimeError, match="^boom from my explain$"):
         randomization_test(model, explain, torch.rand(2, 1, 12, 12), 0)
+
+
+def test_a_parametrized_model_itself_is_one_layer() -> None:
+    """A model that is itself parametrized: its parametrization's modules ('parametrizations.
+    weight', without a leading name) were neither left out of the layers nor refused."""
+    from captum_cf.metrics.randomization import layer_names
+
+    model = nn.utils.parametrizations.weight_norm(nn.Linear(144, 3))
+    flat = nn.Sequential(nn.Flatten(), model)
+    assert layer_names(model) == [""] and layer_names(flat) == ["1"]
+    with pytest.raises(ValueError, match=r"inside the parametrization of \[''\]"):
+        randomization_test(model, lambda x, t: x, torch.rand(2, 144, 1, 1), 0,
+                           layers=["parametrizations.weight"])
